@@ -1,0 +1,73 @@
+//! The regops spec: what a user writes, read from YAML or TOML with every position kept, checked
+//! completely before anything touches a cluster, and reported as diagnostics that point at the
+//! offending text.
+//!
+//! ```text
+//! files -> Sources -> Node (yaml.rs / toml.rs) -> Spec per file (decode.rs) -> merged Spec
+//!       -> cross-references (validate.rs) -> Loaded, or Diagnostics
+//! ```
+
+pub mod decode;
+pub mod diagnostic;
+pub mod model;
+pub mod node;
+pub mod rules;
+pub mod schema;
+pub mod source;
+mod toml;
+mod validate;
+mod yaml;
+
+pub use diagnostic::{Diagnostic, Diagnostics, RenderOptions, Severity};
+pub use model::*;
+pub use node::{FileId, Loc, Node, Spanned, Value};
+pub use source::{Format, LoadError, SourceFile, Sources};
+
+/// A spec that parsed and validated, with the warnings found on the way.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub sources: Sources,
+    pub spec: Spec,
+    /// `metadata.name`, or the stem of the first file (the directory's name for a directory).
+    pub name: String,
+    pub warnings: Diagnostics,
+}
+
+/// A spec that did not validate: every problem found, errors and warnings.
+#[derive(Clone, Debug)]
+pub struct Invalid {
+    pub sources: Sources,
+    pub diagnostics: Diagnostics,
+}
+
+/// Parses, decodes, merges and validates the files in `sources`.
+pub fn load(mut sources: Sources, default_name: &str) -> Result<Loaded, Invalid> {
+    let mut diags = Diagnostics::default();
+    let mut merged = Spec::default();
+    let mut redactions = Vec::new();
+    let mut parsed_all = true;
+    for id in 0..sources.files().len() {
+        let Some(root) = sources.parse(id, &mut diags) else {
+            parsed_all = false;
+            continue;
+        };
+        let mut decoder = decode::Decoder::new(&mut diags);
+        let spec = decoder.spec(&root);
+        redactions.append(&mut decoder.redactions);
+        decode::merge(&mut merged, spec, &mut diags);
+    }
+    for loc in redactions {
+        sources.redact(loc);
+    }
+    // References are checked only on a complete spec: with a file missing, every reference
+    // into it would be reported too.
+    if parsed_all {
+        validate::references(&merged, &mut diags);
+    }
+    diags.sort();
+    if diags.has_errors() {
+        return Err(Invalid { sources, diagnostics: diags });
+    }
+    let name = merged.metadata.name.as_ref().map_or_else(|| default_name.to_string(), |n| n.value.clone());
+    Ok(Loaded { sources, spec: merged, name, warnings: diags })
+}

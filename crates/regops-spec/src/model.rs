@@ -1,0 +1,276 @@
+//! The spec's data model. These types are what the rest of regops reads, and the JSON Schema in
+//! `schemas/regops.schema.json` is generated from them (see [`crate::schema`]). Field docs
+//! become the schema's descriptions, and so the editor hover text.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+
+use crate::node::{Loc, Spanned};
+
+pub const API_VERSION: &str = "regops.dev/v1";
+pub const KIND: &str = "RegistryConfig";
+
+/// The Docker Hub key in a `.dockerconfigjson`, as `kubectl create secret docker-registry` and
+/// `docker login` write it.
+pub const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
+
+/// A regops spec: the registries, the credentials for them (age-encrypted), the namespaces
+/// they are needed in, and what should reference the pull secrets.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "regops spec")]
+pub struct Spec {
+    /// Always `regops.dev/v1`.
+    #[schemars(extend("const" = "regops.dev/v1"))]
+    pub api_version: String,
+    /// Always `RegistryConfig`.
+    #[schemars(extend("const" = "RegistryConfig"))]
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// Who can decrypt the credentials: age X25519 recipients (`age1...`) and SSH public keys
+    /// (`ssh-ed25519 AAAA...`). `regops encrypt` and `regops rekey` encrypt to all of them.
+    #[serde(default)]
+    pub recipients: Vec<Spanned<String>>,
+    /// Container registries, by name.
+    #[serde(default)]
+    pub registries: BTreeMap<String, Registry>,
+    /// Registry logins, by name. Passwords are age-encrypted, or read from the environment or a
+    /// file at run time; plaintext passwords are refused.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, Credential>,
+    /// Sets of namespaces, by name.
+    #[serde(default)]
+    pub scopes: BTreeMap<String, Scope>,
+    /// Pull secrets (Secrets of type `kubernetes.io/dockerconfigjson`), by the Secret's name.
+    #[serde(default)]
+    pub pull_secrets: BTreeMap<String, PullSecret>,
+    /// What references the pull secrets: ServiceAccounts and workloads.
+    #[serde(default)]
+    pub bindings: Vec<Binding>,
+}
+
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    /// The spec's name, stamped on every object regops owns (annotation `regops.dev/spec`), so
+    /// that two specs never touch each other's objects. Defaults to the first spec file's stem.
+    pub name: Option<Spanned<String>>,
+}
+
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Registry {
+    #[schemars(skip)]
+    pub name: Spanned<String>,
+    /// `host[:port]` (optionally with a path prefix). Docker Hub may be written `docker.io`;
+    /// it is stored as `https://index.docker.io/v1/`. No scheme: use `insecure` for plain HTTP.
+    pub server: Spanned<String>,
+    /// The name of the credential in `credentials` used to log in.
+    pub credential: Spanned<String>,
+    /// The registry speaks plain HTTP (for example Harbor without TLS).
+    #[serde(default)]
+    pub insecure: bool,
+    /// A PEM file of CA certificates to trust for this registry (relative to the spec file).
+    pub ca_file: Option<Spanned<PathBuf>>,
+}
+
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Credential {
+    #[schemars(skip)]
+    pub name: Spanned<String>,
+    /// The login name (for Harbor robot accounts, `robot$name`).
+    pub username: Spanned<String>,
+    /// The password or token.
+    pub password: SecretSource,
+    /// Optional e-mail, written into the docker config as `kubectl` does.
+    pub email: Option<Spanned<String>>,
+}
+
+/// Where a secret value comes from.
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum SecretSource {
+    /// age ciphertext, ASCII-armored, written by `regops encrypt`.
+    Age(#[schemars(regex(pattern = r"^\s*-----BEGIN AGE ENCRYPTED FILE-----"))] Spanned<String>),
+    /// ASCII-armored age ciphertext in a file beside the spec.
+    AgeFile {
+        /// The file's path, relative to the spec file.
+        #[serde(rename = "ageFile")]
+        age_file: Spanned<PathBuf>,
+    },
+    /// Read from an environment variable when regops runs.
+    Env {
+        /// The variable's name.
+        env: Spanned<String>,
+    },
+    /// Read from a file when regops runs (a mounted Secret, for example); one trailing newline
+    /// is dropped.
+    File {
+        /// The file's path, relative to the spec file.
+        file: Spanned<PathBuf>,
+    },
+}
+
+impl SecretSource {
+    pub fn loc(&self) -> Loc {
+        match self {
+            SecretSource::Age(s) => s.loc,
+            SecretSource::AgeFile { age_file: s } | SecretSource::File { file: s } => s.loc,
+            SecretSource::Env { env } => env.loc,
+        }
+    }
+}
+
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scope {
+    #[schemars(skip)]
+    pub name: Spanned<String>,
+    /// Namespaces by name.
+    #[serde(default)]
+    pub namespaces: Vec<Spanned<String>>,
+    /// Namespaces by label.
+    pub selector: Option<LabelSelector>,
+    /// The namespaces of a Rancher project: `<cluster-id>:<project-id>`, matched against the
+    /// namespace annotation `field.cattle.io/projectId`.
+    pub rancher_project: Option<Spanned<String>>,
+    /// The namespaces of a KubeSphere workspace (label `kubesphere.io/workspace`).
+    pub kubesphere_workspace: Option<Spanned<String>>,
+    /// Namespaces never in this scope. System namespaces (kube-system, kube-public,
+    /// kube-node-lease, cattle-*, kubesphere-*) are excluded unless named in `namespaces`.
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
+}
+
+/// A Kubernetes label selector.
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabelSelector {
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub match_expressions: Vec<LabelRequirement>,
+    #[schemars(skip)]
+    pub loc: Loc,
+    #[schemars(skip)]
+    pub label_keys: BTreeMap<String, Loc>,
+}
+
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabelRequirement {
+    pub key: Spanned<String>,
+    pub operator: Spanned<SelectorOperator>,
+    #[serde(default)]
+    pub values: Vec<Spanned<String>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum SelectorOperator {
+    In,
+    NotIn,
+    Exists,
+    DoesNotExist,
+}
+
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PullSecret {
+    #[schemars(skip)]
+    pub name: Spanned<String>,
+    /// Registries whose logins go into this Secret's `.dockerconfigjson` (one `auths` entry each).
+    pub registries: Vec<Spanned<String>>,
+    /// The scope whose namespaces get this Secret.
+    pub scope: Spanned<String>,
+    /// Take over an existing Secret of this name that regops does not own yet.
+    #[serde(default)]
+    pub adopt: bool,
+}
+
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Binding {
+    /// The pull secret to reference.
+    pub pull_secret: Spanned<String>,
+    /// ServiceAccounts (in every namespace of the pull secret's scope) whose
+    /// `imagePullSecrets` get the secret; pods using them get it at admission.
+    #[serde(default)]
+    pub service_accounts: Vec<Spanned<String>>,
+    /// Workloads whose pod template gets the secret in `imagePullSecrets`.
+    pub workloads: Option<WorkloadSelector>,
+    /// Also keep KubeSphere's `kubesphere.io/imagepullsecrets` annotation on the selected
+    /// workloads in step. Needs `workloads`.
+    #[serde(default)]
+    pub kubesphere_annotation: bool,
+    #[schemars(skip)]
+    pub loc: Loc,
+}
+
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadSelector {
+    /// Workload kinds; all five when omitted.
+    #[serde(default)]
+    pub kinds: Vec<Spanned<WorkloadKind>>,
+    /// Workloads by label.
+    pub selector: Option<LabelSelector>,
+    /// Image patterns (`*` matches any text): a workload is selected when a container or init
+    /// container pulls a matching image. Images are normalised as the kubelet does (`nginx` is
+    /// `docker.io/library/nginx`). When omitted, workloads that pull from one of the pull
+    /// secret's registries are selected.
+    #[serde(default)]
+    pub images: Vec<Spanned<String>>,
+    #[schemars(skip)]
+    pub loc: Loc,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    Job,
+    CronJob,
+}
+
+impl WorkloadKind {
+    pub const ALL: [WorkloadKind; 5] =
+        [WorkloadKind::Deployment, WorkloadKind::StatefulSet, WorkloadKind::DaemonSet, WorkloadKind::Job, WorkloadKind::CronJob];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::Job => "Job",
+            WorkloadKind::CronJob => "CronJob",
+        }
+    }
+}
+
+impl SelectorOperator {
+    pub const ALL: [SelectorOperator; 4] =
+        [SelectorOperator::In, SelectorOperator::NotIn, SelectorOperator::Exists, SelectorOperator::DoesNotExist];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SelectorOperator::In => "In",
+            SelectorOperator::NotIn => "NotIn",
+            SelectorOperator::Exists => "Exists",
+            SelectorOperator::DoesNotExist => "DoesNotExist",
+        }
+    }
+}
+
+/// The whole spec, loaded and validated, with where each file lives (relative paths in the
+/// spec are resolved against the file that names them).
+#[derive(Clone, Debug)]
+pub struct LoadedSpec {
+    pub spec: Spec,
+    /// The spec's name (from `metadata.name` or the first file's stem).
+    pub name: String,
+}

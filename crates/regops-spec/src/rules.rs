@@ -1,0 +1,202 @@
+//! Kubernetes naming rules and registry server syntax. Each check returns what is wrong in
+//! words a user can act on, or `Ok`.
+
+use crate::model::DOCKER_HUB_SERVER;
+
+fn is_alnum_lower(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit()
+}
+
+/// RFC 1123 label: what Namespace names must be (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63).
+pub fn dns1123_label(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if s.len() > 63 {
+        return Err(format!("must be at most 63 characters (is {})", s.len()));
+    }
+    if !s.chars().all(|c| is_alnum_lower(c) || c == '-') {
+        return Err("must consist of lower-case letters, digits and '-'".into());
+    }
+    if s.starts_with('-') || s.ends_with('-') {
+        return Err("must start and end with a letter or digit".into());
+    }
+    Ok(())
+}
+
+/// RFC 1123 subdomain: what Secret and ServiceAccount names must be (dot-separated labels, at
+/// most 253).
+pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if s.len() > 253 {
+        return Err(format!("must be at most 253 characters (is {})", s.len()));
+    }
+    if !s.chars().all(|c| is_alnum_lower(c) || c == '-' || c == '.') {
+        return Err("must consist of lower-case letters, digits, '-' and '.'".into());
+    }
+    for part in s.split('.') {
+        if part.is_empty() || part.starts_with('-') || part.ends_with('-') {
+            return Err("each '.'-separated part must start and end with a letter or digit".into());
+        }
+    }
+    Ok(())
+}
+
+/// A label value: at most 63 characters, `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?` or empty.
+pub fn label_value(s: &str) -> Result<(), String> {
+    if s.len() > 63 {
+        return Err(format!("must be at most 63 characters (is {})", s.len()));
+    }
+    if !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        return Err("must consist of letters, digits, '-', '_' and '.'".into());
+    }
+    if let (Some(f), Some(l)) = (s.chars().next(), s.chars().last())
+        && !(f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric())
+    {
+        return Err("must start and end with a letter or digit".into());
+    }
+    Ok(())
+}
+
+/// A name used only inside the spec (registry, credential, scope): a non-empty label value.
+pub fn spec_name(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    label_value(s)
+}
+
+/// A label key: optional DNS-subdomain prefix and `/`, then a name of at most 63 characters.
+pub fn label_key(s: &str) -> Result<(), String> {
+    let (prefix, name) = match s.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, s),
+    };
+    if let Some(p) = prefix {
+        dns1123_subdomain(p).map_err(|e| format!("prefix `{p}` {e}"))?;
+    }
+    if name.is_empty() {
+        return Err("name part must not be empty".into());
+    }
+    label_value(name).map_err(|e| format!("name part {e}"))
+}
+
+/// Why a registry server was refused, with a fix where there is one.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ServerError {
+    pub message: String,
+    pub help: Option<String>,
+}
+
+/// Normalises a registry server to the key it gets in `.dockerconfigjson`: Docker Hub in any
+/// of its spellings becomes `https://index.docker.io/v1/`; anything else must be
+/// `host[:port][/path]`, lower-case, without a scheme.
+pub fn normalize_server(raw: &str) -> Result<String, ServerError> {
+    let s = raw.trim();
+    let err = |message: String, help: Option<String>| Err(ServerError { message, help });
+    let hub_forms = ["docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"];
+    let bare = s.trim_start_matches("https://").trim_end_matches('/');
+    let bare = bare.strip_suffix("/v1").unwrap_or(bare);
+    if hub_forms.contains(&bare) {
+        return Ok(DOCKER_HUB_SERVER.to_string());
+    }
+    if s.is_empty() {
+        return err("the registry server is empty".into(), Some("write host[:port], e.g. harbor.example.com".into()));
+    }
+    if let Some((scheme, rest)) = s.split_once("://") {
+        let help = if scheme == "http" {
+            format!("write `{rest}` and set `insecure: true` for a plain-HTTP registry")
+        } else {
+            format!("write `{}`", rest.trim_end_matches('/'))
+        };
+        return err(format!("`{s}` has a scheme; a registry server is host[:port]"), Some(help));
+    }
+    let (hostport, path) = match s.split_once('/') {
+        Some((h, p)) => (h, Some(p)),
+        None => (s, None),
+    };
+    let (host, port) = split_host_port(hostport).map_err(|m| ServerError { message: m, help: None })?;
+    if let Some(port) = port {
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => {}
+            _ => return err(format!("`{port}` is not a port number (1-65535)"), None),
+        }
+    }
+    if host.chars().any(|c| c.is_ascii_uppercase()) {
+        return err(format!("registry host `{host}` has upper-case letters"), Some(format!("write `{}`", s.to_ascii_lowercase())));
+    }
+    if !(host.starts_with('[') && host.ends_with(']')) && host.parse::<std::net::Ipv4Addr>().is_err() {
+        dns1123_subdomain(host).map_err(|e| ServerError { message: format!("registry host `{host}` is not a valid DNS name: it {e}"), help: None })?;
+    }
+    if let Some(path) = path {
+        let path = path.trim_end_matches('/');
+        if path.is_empty() || !path.split('/').all(|seg| !seg.is_empty() && seg.chars().all(|c| is_alnum_lower(c) || matches!(c, '-' | '_' | '.'))) {
+            return err(format!("`{s}` has an invalid path; a registry server is host[:port] or host[:port]/path"), None);
+        }
+        return Ok(format!("{hostport}/{path}"));
+    }
+    Ok(hostport.to_string())
+}
+
+fn split_host_port(s: &str) -> Result<(&str, Option<&str>), String> {
+    if s.starts_with('[') {
+        let end = s.find(']').ok_or_else(|| format!("`{s}` has an unclosed IPv6 bracket"))?;
+        let (host, rest) = s.split_at(end + 1);
+        return match rest.strip_prefix(':') {
+            Some(p) => Ok((host, Some(p))),
+            None if rest.is_empty() => Ok((host, None)),
+            None => Err(format!("`{s}` is not host[:port]")),
+        };
+    }
+    match s.split_once(':') {
+        Some((h, p)) => Ok((h, Some(p))),
+        None => Ok((s, None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_hub_spellings_normalise() {
+        for s in ["docker.io", "index.docker.io", "https://index.docker.io/v1/", "registry-1.docker.io", "index.docker.io/v1"] {
+            assert_eq!(normalize_server(s).unwrap(), DOCKER_HUB_SERVER, "{s}");
+        }
+    }
+
+    #[test]
+    fn servers() {
+        assert_eq!(normalize_server("harbor.example.com").unwrap(), "harbor.example.com");
+        assert_eq!(normalize_server("harbor.local:8080").unwrap(), "harbor.local:8080");
+        assert_eq!(normalize_server("127.0.0.1:5000").unwrap(), "127.0.0.1:5000");
+        assert_eq!(normalize_server("[::1]:5000").unwrap(), "[::1]:5000");
+        assert_eq!(normalize_server("quay.io/myorg/").unwrap(), "quay.io/myorg");
+        let e = normalize_server("http://harbor.local").unwrap_err();
+        assert!(e.help.unwrap().contains("insecure: true"));
+        assert!(normalize_server("harbor.local:99999").is_err());
+        assert!(normalize_server("Harbor.local").unwrap_err().help.unwrap().contains("harbor.local"));
+        assert!(normalize_server("har_bor.local").is_err());
+        assert!(normalize_server("").is_err());
+    }
+
+    #[test]
+    fn kubernetes_names() {
+        assert!(dns1123_label("team-a").is_ok());
+        assert!(dns1123_label("Team").is_err());
+        assert!(dns1123_label("-a").is_err());
+        assert!(dns1123_label(&"a".repeat(64)).is_err());
+        assert!(dns1123_subdomain("harbor-pull.v2").is_ok());
+        assert!(dns1123_subdomain("a..b").is_err());
+        assert!(dns1123_subdomain("under_score").is_err());
+        assert!(label_value("").is_ok());
+        assert!(label_value("A_b.c").is_ok());
+        assert!(label_value("_a").is_err());
+        assert!(label_key("kubesphere.io/workspace").is_ok());
+        assert!(label_key("team").is_ok());
+        assert!(label_key("Bad_Prefix/x").is_err());
+        assert!(label_key("a/").is_err());
+    }
+}

@@ -1,0 +1,237 @@
+//! The spec's source files: which files, in which format, and positions within them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::node::{FileId, Loc, Node};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Toml,
+}
+
+impl Format {
+    /// The format named by a file's extension: `.yaml`/`.yml` or `.toml`.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()? {
+            "yaml" | "yml" => Some(Format::Yaml),
+            "toml" => Some(Format::Toml),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    /// The path as the user gave it (or as found in a directory), for messages.
+    pub name: String,
+    pub path: PathBuf,
+    pub text: Arc<str>,
+    pub format: Format,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    files: Vec<SourceFile>,
+    /// Ranges holding plaintext secrets, masked whenever source text is shown.
+    redacted: Vec<Loc>,
+}
+
+impl Sources {
+    pub fn add(&mut self, path: PathBuf, text: String, format: Format) -> FileId {
+        self.files.push(SourceFile { name: path.display().to_string(), path, text: Arc::from(text), format });
+        self.files.len() - 1
+    }
+
+    pub fn get(&self, id: FileId) -> Option<&SourceFile> {
+        self.files.get(id)
+    }
+
+    pub fn files(&self) -> &[SourceFile] {
+        &self.files
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, loc: Loc) -> (usize, usize) {
+        let Some(file) = self.files.get(loc.file) else { return (0, 0) };
+        let before = &file.text[..loc.start.min(file.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, col)
+    }
+
+    /// `file:line:col`.
+    pub fn position(&self, loc: Loc) -> String {
+        let (line, col) = self.line_col(loc);
+        let name = self.files.get(loc.file).map_or("<unknown>", |f| f.name.as_str());
+        format!("{name}:{line}:{col}")
+    }
+
+    /// The source text a location covers.
+    pub fn slice(&self, loc: Loc) -> &str {
+        self.files.get(loc.file).and_then(|f| f.text.get(loc.start..loc.end)).unwrap_or("")
+    }
+
+    /// Marks a range as secret: [`Sources::display_text`] masks it.
+    pub fn redact(&mut self, loc: Loc) {
+        self.redacted.push(loc);
+    }
+
+    /// A file's text for display in diagnostics: redacted ranges, and the values of lines that
+    /// look like `password: <plaintext>`, replaced by `*` byte for byte, so offsets still hold.
+    pub fn display_text(&self, id: FileId) -> Arc<str> {
+        let Some(file) = self.files.get(id) else { return Arc::from("") };
+        let mut bytes = file.text.as_bytes().to_vec();
+        for loc in self.redacted.iter().filter(|l| l.file == id) {
+            mask(&mut bytes, loc.start, loc.end);
+        }
+        let mut offset = 0;
+        for line in file.text.split_inclusive('\n') {
+            if let Some((start, end)) = plaintext_secret_value(line) {
+                mask(&mut bytes, offset + start, offset + end);
+            }
+            offset += line.len();
+        }
+        // Masking replaces whole characters' bytes (and newlines are never masked), so the
+        // result is valid UTF-8; fall back to the original only if that reasoning were wrong.
+        match String::from_utf8(bytes) {
+            Ok(s) => Arc::from(s),
+            Err(_) => Arc::from("<source not shown>"),
+        }
+    }
+
+    /// Parses one file into a [`Node`].
+    pub fn parse(&self, id: FileId, diags: &mut Diagnostics) -> Option<Node> {
+        let file = self.files.get(id)?;
+        match file.format {
+            Format::Yaml => crate::yaml::parse(id, &file.text, diags),
+            Format::Toml => crate::toml::parse(id, &file.text, diags),
+        }
+    }
+}
+
+/// Errors reading spec files from disk, before any parsing.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read spec file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: unknown spec format; use a .yaml, .yml or .toml file")]
+    UnknownFormat { path: PathBuf },
+    #[error("{path} holds no .yaml, .yml or .toml files")]
+    EmptyDirectory { path: PathBuf },
+    #[error("no spec given: pass -f FILE or -f DIRECTORY")]
+    NoSpec,
+}
+
+/// Reads the given files and directories (each directory's `.yaml`, `.yml` and `.toml` files,
+/// in name order, not recursing) into [`Sources`].
+pub fn read_paths(paths: &[PathBuf]) -> Result<Sources, LoadError> {
+    if paths.is_empty() {
+        return Err(LoadError::NoSpec);
+    }
+    let mut sources = Sources::default();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|source| LoadError::Read { path: path.clone(), source })?;
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && Format::from_path(p).is_some())
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(LoadError::EmptyDirectory { path: path.clone() });
+            }
+            for file in files {
+                read_one(&mut sources, file)?;
+            }
+        } else {
+            read_one(&mut sources, path.clone())?;
+        }
+    }
+    Ok(sources)
+}
+
+fn read_one(sources: &mut Sources, path: PathBuf) -> Result<FileId, LoadError> {
+    let format = Format::from_path(&path).ok_or_else(|| LoadError::UnknownFormat { path: path.clone() })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Read { path: path.clone(), source })?;
+    Ok(sources.add(path, text, format))
+}
+
+/// A diagnostic for a value that is not of the expected kind.
+pub(crate) fn expected(node: &Node, what: &str) -> Diagnostic {
+    Diagnostic::error("spec::type", format!("expected {what}, found {}", node.kind())).with_label(node.loc, format!("expected {what}"))
+}
+
+fn mask(bytes: &mut [u8], start: usize, end: usize) {
+    let end = end.min(bytes.len());
+    let mut i = start;
+    while i < end {
+        // Replace a whole UTF-8 sequence with as many '*' as it has bytes.
+        if bytes[i] != b'\n' && bytes[i] != b'\r' {
+            bytes[i] = b'*';
+        }
+        i += 1;
+    }
+    // A multi-byte character cut by `end` would leave continuation bytes: mask them too.
+    let mut j = end;
+    while j < bytes.len() && (bytes[j] & 0xC0) == 0x80 {
+        bytes[j] = b'*';
+        j += 1;
+    }
+}
+
+/// The byte range of a plaintext value on a `password: value` / `password = "value"` line, if
+/// the value is not ciphertext, a reference (`{ env: ... }`) or a block-scalar header.
+fn plaintext_secret_value(line: &str) -> Option<(usize, usize)> {
+    let trimmed = line.trim_start();
+    let indent = line.len() - trimmed.len();
+    let key_end = trimmed.find(|c: char| c == ':' || c == '=' || c.is_whitespace())?;
+    let key = trimmed[..key_end].trim_matches(|c| c == '"' || c == '\'');
+    if !matches!(key.to_ascii_lowercase().as_str(), "password" | "token" | "secret" | "auth") {
+        return None;
+    }
+    let rest = &trimmed[key_end..];
+    let sep = rest.find([':', '='])?;
+    let value = &rest[sep + 1..];
+    let value_trimmed = value.trim();
+    if value_trimmed.is_empty()
+        || value_trimmed.starts_with('{')
+        || value_trimmed.starts_with('|')
+        || value_trimmed.starts_with('>')
+        || value_trimmed.starts_with("\"\"\"")
+        || value_trimmed.trim_start_matches(['"', '\'']).starts_with("-----BEGIN AGE")
+    {
+        return None;
+    }
+    let start = indent + key_end + sep + 1 + (value.len() - value.trim_start().len());
+    Some((start, start + value_trimmed.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_plaintext_password_lines() {
+        let mut s = Sources::default();
+        let text = "a:\n  password: hunter2\n  token = \"t0k\"\n  password: { env: X }\n  password: |\n";
+        let id = s.add("x.yaml".into(), text.into(), Format::Yaml);
+        let shown = s.display_text(id);
+        assert!(!shown.contains("hunter2") && !shown.contains("t0k"));
+        assert!(shown.contains("{ env: X }") && shown.contains("password: |"));
+        assert_eq!(shown.len(), text.len());
+    }
+
+    #[test]
+    fn masks_redacted_ranges_keeping_utf8() {
+        let mut s = Sources::default();
+        let text = "x: geheim-ä\ny: ok\n";
+        let id = s.add("x.yaml".into(), text.into(), Format::Yaml);
+        s.redact(Loc::new(id, 3, 12));
+        let shown = s.display_text(id);
+        assert!(!shown.contains("geheim"));
+        assert!(shown.ends_with("y: ok\n"));
+    }
+}

@@ -1,0 +1,76 @@
+//! Checks across sections of the merged spec: every reference resolves, and what is defined is
+//! used.
+
+use std::collections::BTreeMap;
+
+use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use crate::model::{SecretSource, Spec};
+use crate::node::Spanned;
+
+fn unknown<T>(what: &str, section: &str, r: &Spanned<String>, known: &BTreeMap<String, T>) -> Diagnostic {
+    let hint = did_you_mean(r, known.keys().map(String::as_str));
+    Diagnostic::error("spec::unknown-reference", format!("unknown {what} `{}`", r.value))
+        .with_label(r.loc, format!("no {what} of this name in `{section}`"))
+        .with_help(match hint {
+            Some(h) => format!("did you mean `{h}`?"),
+            None if known.is_empty() => format!("`{section}` defines none"),
+            None => format!("defined: {}", known.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
+        })
+}
+
+pub(crate) fn references(spec: &Spec, diags: &mut Diagnostics) {
+    for reg in spec.registries.values() {
+        if !spec.credentials.contains_key(reg.credential.as_str()) {
+            diags.push(unknown("credential", "credentials", &reg.credential, &spec.credentials));
+        }
+    }
+    for ps in spec.pull_secrets.values() {
+        let mut servers: BTreeMap<&str, &Spanned<String>> = BTreeMap::new();
+        for r in &ps.registries {
+            match spec.registries.get(r.as_str()) {
+                None => diags.push(unknown("registry", "registries", r, &spec.registries)),
+                Some(reg) => {
+                    if let Some(first) = servers.insert(reg.server.as_str(), r) {
+                        diags.push(
+                            Diagnostic::error(
+                                "spec::duplicate-server",
+                                format!("pull secret `{}` has two logins for server `{}`", ps.name.value, reg.server.value),
+                            )
+                            .with_label(r.loc, "this registry")
+                            .with_label(first.loc, "and this one have the same server")
+                            .with_help("a .dockerconfigjson holds one login per server; use two pull secrets"),
+                        );
+                    }
+                }
+            }
+        }
+        if !spec.scopes.contains_key(ps.scope.as_str()) {
+            diags.push(unknown("scope", "scopes", &ps.scope, &spec.scopes));
+        }
+    }
+    for b in &spec.bindings {
+        if !spec.pull_secrets.contains_key(b.pull_secret.as_str()) {
+            diags.push(unknown("pull secret", "pullSecrets", &b.pull_secret, &spec.pull_secrets));
+        }
+    }
+    for c in spec.credentials.values() {
+        if !spec.registries.values().any(|r| r.credential.value == c.name.value) {
+            diags.push(Diagnostic::warning("spec::unused", format!("credential `{}` is not used by any registry", c.name.value)).with_label(c.name.loc, "unused"));
+        }
+    }
+    for r in spec.registries.values() {
+        if !spec.pull_secrets.values().any(|p| p.registries.iter().any(|x| x.value == r.name.value)) {
+            diags.push(Diagnostic::warning("spec::unused", format!("registry `{}` is in no pull secret", r.name.value)).with_label(r.name.loc, "unused"));
+        }
+    }
+    let encrypted = spec.credentials.values().find(|c| matches!(c.password, SecretSource::Age(_) | SecretSource::AgeFile { .. }));
+    if spec.recipients.is_empty()
+        && let Some(c) = encrypted
+    {
+        diags.push(
+            Diagnostic::warning("spec::no-recipients", "the spec has encrypted credentials but no `recipients`")
+                .with_label(c.name.loc, "encrypted")
+                .with_help("list the age public keys of everyone who may decrypt, so `regops encrypt` and `regops rekey` can encrypt to them"),
+        );
+    }
+}
