@@ -239,6 +239,7 @@ impl<'d> Decoder<'d> {
         spec.recipients = self.string_list(field(entries, "recipients"), "recipient", |_| Ok(()));
         if let Some(n) = field(entries, "registries") {
             for (name, node) in self.named(n, "registry", rules::spec_name) {
+                spec.declared.registries.insert(name.value.clone());
                 if let Some(r) = self.registry(name.clone(), node) {
                     spec.registries.insert(name.value, r);
                 }
@@ -246,6 +247,7 @@ impl<'d> Decoder<'d> {
         }
         if let Some(n) = field(entries, "credentials") {
             for (name, node) in self.named(n, "credential", rules::spec_name) {
+                spec.declared.credentials.insert(name.value.clone());
                 if let Some(c) = self.credential(name.clone(), node) {
                     spec.credentials.insert(name.value, c);
                 }
@@ -253,6 +255,7 @@ impl<'d> Decoder<'d> {
         }
         if let Some(n) = field(entries, "scopes") {
             for (name, node) in self.named(n, "scope", rules::spec_name) {
+                spec.declared.scopes.insert(name.value.clone());
                 if let Some(s) = self.scope(name.clone(), node) {
                     spec.scopes.insert(name.value, s);
                 }
@@ -260,6 +263,7 @@ impl<'d> Decoder<'d> {
         }
         if let Some(n) = field(entries, "pullSecrets") {
             for (name, node) in self.named(n, "pull secret", rules::dns1123_subdomain) {
+                spec.declared.pull_secrets.insert(name.value.clone());
                 if let Some(p) = self.pull_secret(name.clone(), node) {
                     spec.pull_secrets.insert(name.value, p);
                 }
@@ -582,6 +586,10 @@ pub(crate) fn merge(into: &mut Spec, from: Spec, diags: &mut Diagnostics) {
             into.recipients.push(r);
         }
     }
+    into.declared.registries.extend(from.declared.registries);
+    into.declared.credentials.extend(from.declared.credentials);
+    into.declared.scopes.extend(from.declared.scopes);
+    into.declared.pull_secrets.extend(from.declared.pull_secrets);
     merge_map(&mut into.registries, from.registries, "registry", |r| r.name.loc, diags);
     merge_map(&mut into.credentials, from.credentials, "credential", |c| c.name.loc, diags);
     merge_map(&mut into.scopes, from.scopes, "scope", |s| s.name.loc, diags);

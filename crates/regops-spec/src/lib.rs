@@ -38,6 +38,8 @@ pub struct Loaded {
 pub struct Invalid {
     pub sources: Sources,
     pub diagnostics: Diagnostics,
+    /// What could be read despite the errors (for commands that repair a spec, like encrypt).
+    pub partial: Spec,
 }
 
 /// Parses, decodes, merges and validates the files in `sources`.
@@ -66,7 +68,7 @@ pub fn load(mut sources: Sources, default_name: &str) -> Result<Loaded, Invalid>
     }
     diags.sort();
     if diags.has_errors() {
-        return Err(Invalid { sources, diagnostics: diags });
+        return Err(Invalid { sources, diagnostics: diags, partial: merged });
     }
     let name = merged.metadata.name.as_ref().map_or_else(|| default_name.to_string(), |n| n.value.clone());
     Ok(Loaded { sources, spec: merged, name, warnings: diags })

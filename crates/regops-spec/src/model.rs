@@ -50,6 +50,18 @@ pub struct Spec {
     /// What references the pull secrets: ServiceAccounts and workloads.
     #[serde(default)]
     pub bindings: Vec<Binding>,
+    /// Every name defined, including entries that had errors of their own, so that a broken
+    /// entry is reported once and not again by everything that refers to it.
+    #[schemars(skip)]
+    pub declared: Declared,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Declared {
+    pub registries: std::collections::BTreeSet<String>,
+    pub credentials: std::collections::BTreeSet<String>,
+    pub scopes: std::collections::BTreeSet<String>,
+    pub pull_secrets: std::collections::BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, Default, JsonSchema)]

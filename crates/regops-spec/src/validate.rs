@@ -1,34 +1,35 @@
 //! Checks across sections of the merged spec: every reference resolves, and what is defined is
 //! used.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use crate::model::{SecretSource, Spec};
 use crate::node::Spanned;
 
-fn unknown<T>(what: &str, section: &str, r: &Spanned<String>, known: &BTreeMap<String, T>) -> Diagnostic {
-    let hint = did_you_mean(r, known.keys().map(String::as_str));
+fn unknown(what: &str, section: &str, r: &Spanned<String>, known: &BTreeSet<String>) -> Diagnostic {
+    let hint = did_you_mean(r, known.iter().map(String::as_str));
     Diagnostic::error("spec::unknown-reference", format!("unknown {what} `{}`", r.value))
         .with_label(r.loc, format!("no {what} of this name in `{section}`"))
         .with_help(match hint {
             Some(h) => format!("did you mean `{h}`?"),
             None if known.is_empty() => format!("`{section}` defines none"),
-            None => format!("defined: {}", known.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
+            None => format!("defined: {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
         })
 }
 
 pub(crate) fn references(spec: &Spec, diags: &mut Diagnostics) {
     for reg in spec.registries.values() {
-        if !spec.credentials.contains_key(reg.credential.as_str()) {
-            diags.push(unknown("credential", "credentials", &reg.credential, &spec.credentials));
+        if !spec.declared.credentials.contains(reg.credential.as_str()) {
+            diags.push(unknown("credential", "credentials", &reg.credential, &spec.declared.credentials));
         }
     }
     for ps in spec.pull_secrets.values() {
         let mut servers: BTreeMap<&str, &Spanned<String>> = BTreeMap::new();
         for r in &ps.registries {
             match spec.registries.get(r.as_str()) {
-                None => diags.push(unknown("registry", "registries", r, &spec.registries)),
+                None if spec.declared.registries.contains(r.as_str()) => {}
+                None => diags.push(unknown("registry", "registries", r, &spec.declared.registries)),
                 Some(reg) => {
                     if let Some(first) = servers.insert(reg.server.as_str(), r) {
                         diags.push(
@@ -44,13 +45,13 @@ pub(crate) fn references(spec: &Spec, diags: &mut Diagnostics) {
                 }
             }
         }
-        if !spec.scopes.contains_key(ps.scope.as_str()) {
-            diags.push(unknown("scope", "scopes", &ps.scope, &spec.scopes));
+        if !spec.declared.scopes.contains(ps.scope.as_str()) {
+            diags.push(unknown("scope", "scopes", &ps.scope, &spec.declared.scopes));
         }
     }
     for b in &spec.bindings {
-        if !spec.pull_secrets.contains_key(b.pull_secret.as_str()) {
-            diags.push(unknown("pull secret", "pullSecrets", &b.pull_secret, &spec.pull_secrets));
+        if !spec.declared.pull_secrets.contains(b.pull_secret.as_str()) {
+            diags.push(unknown("pull secret", "pullSecrets", &b.pull_secret, &spec.declared.pull_secrets));
         }
     }
     for c in spec.credentials.values() {

@@ -1,0 +1,181 @@
+//! The command line: every flag is defined and documented here, and nothing else in regops
+//! knows about argv.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  regops keygen -o ~/.config/regops/key.txt        # one identity per person or CI job
+  regops encrypt -f regops.yaml --credential harbor-robot
+  regops check -f regops.yaml                      # the spec is valid and decrypts
+  regops render -f regops.yaml --namespaces web,api
+  regops rekey -f regops.yaml                      # after editing `recipients`
+
+Exit codes: 0 success, 1 error (with a diagnostic).";
+
+/// Keeps Kubernetes image-pull credentials in git, encrypted with age, and in step with the
+/// clusters.
+#[derive(Debug, Parser)]
+#[command(name = "regops", version, after_help = EXAMPLES, max_term_width = 100)]
+pub struct Cli {
+    /// When to use colour: `auto` uses it on a terminal unless NO_COLOR is set.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a spec and decrypt its credentials, without touching a cluster.
+    #[command(after_help = "Examples:\n  regops check -f regops.yaml\n  regops check -f specs/ --no-decrypt   # in CI without the age key")]
+    Check(CheckArgs),
+
+    /// Print the Secrets regops would own, as YAML manifests (no cluster needed).
+    #[command(after_help = "\
+Examples:
+  regops render -f regops.yaml                           # the namespaces the scopes name
+  regops render -f regops.yaml --namespaces web,api      # these namespaces
+  regops render -f regops.yaml --show-secrets | kubectl apply -f -
+
+Scopes that select namespaces by label, Rancher project or KubeSphere workspace need a cluster to
+resolve; without --namespaces, render shows only the namespaces they name.")]
+    Render(RenderArgs),
+
+    /// Generate an age identity (private key) and print its public key.
+    #[command(after_help = "\
+Examples:
+  regops keygen -o ~/.config/regops/key.txt     # file mode 0600; the public key goes to stderr
+  regops keygen --public ~/.config/regops/key.txt")]
+    Keygen(KeygenArgs),
+
+    /// Encrypt a credential's password to every recipient and write it into the spec.
+    #[command(after_help = "\
+The password is read from the terminal without echo, or from standard input when it is not a
+terminal (one trailing newline is dropped). It is never taken from the command line.
+
+Examples:
+  regops encrypt -f regops.yaml --credential harbor-robot
+  printf '%s' \"$TOKEN\" | regops encrypt -f regops.yaml --credential dockerhub-ci
+  regops encrypt -f regops.yaml --credential quay --age-file secrets/quay.age")]
+    Encrypt(EncryptArgs),
+
+    /// Re-encrypt every credential to the current `recipients` (after someone joins or leaves).
+    #[command(after_help = "Examples:\n  regops rekey -f regops.yaml -i ~/.config/regops/key.txt")]
+    Rekey(RekeyArgs),
+
+    /// Print the JSON Schema of the spec.
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// Spec file (.yaml, .yml, .toml) or directory of spec files; repeat to merge several.
+    #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct IdentityArgs {
+    /// age identity file (or unencrypted OpenSSH private key); repeatable. Without it, regops
+    /// reads REGOPS_AGE_KEY, REGOPS_AGE_KEY_FILE, SOPS_AGE_KEY, SOPS_AGE_KEY_FILE and the default
+    /// sops and regops key files.
+    #[arg(short = 'i', long = "identity", value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    /// Only validate the spec; do not decrypt or read credentials.
+    #[arg(long)]
+    pub no_decrypt: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    /// Render for these namespaces (comma-separated or repeated).
+    #[arg(long, short = 'n', value_name = "NS", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Put the real `.dockerconfigjson` in the output (for kubectl or an Argo CD plugin).
+    /// Without it, secret data is replaced by a placeholder.
+    #[arg(long)]
+    pub show_secrets: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Write the identity to this file (created with mode 0600; never overwritten) instead of
+    /// standard output.
+    #[arg(short = 'o', long, value_name = "FILE", conflicts_with = "public")]
+    pub output: Option<PathBuf>,
+    /// Print the public key of an existing identity file instead.
+    #[arg(long, value_name = "IDENTITY")]
+    pub public: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct EncryptArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// The credential (under `credentials:`) whose password to set.
+    #[arg(long, short = 'c', value_name = "NAME")]
+    pub credential: String,
+    /// Write the ciphertext to this file (relative to the spec file) and reference it as
+    /// `{ ageFile: PATH }`, instead of inline.
+    #[arg(long, value_name = "PATH")]
+    pub age_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RekeyArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn namespaces_split_on_commas() {
+        let cli = Cli::try_parse_from(["regops", "render", "-f", "x.yaml", "--namespaces", "a,b", "-n", "c"]).unwrap();
+        let Command::Render(r) = cli.command else { panic!("not render") };
+        assert_eq!(r.namespaces, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn spec_file_is_required() {
+        assert!(Cli::try_parse_from(["regops", "check"]).is_err());
+    }
+
+    #[test]
+    fn no_password_flag_exists() {
+        assert!(Cli::try_parse_from(["regops", "encrypt", "-f", "x.yaml", "-c", "a", "--password", "p"]).is_err());
+    }
+}

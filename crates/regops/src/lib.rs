@@ -1,0 +1,35 @@
+//! regops: keeps Kubernetes image-pull credentials in git and in step with the clusters.
+//!
+//! The binary's modules, each owning one concern:
+//! - [`cli`]: flags and subcommands (clap), nothing else.
+//! - [`commands`]: one function per subcommand, wiring the others together.
+//! - [`crypto`]: age identities, recipients, encryption and decryption.
+//! - [`credentials`]: the spec's credentials resolved to logins (decrypted, env, file).
+//! - [`dockerconfig`]: the `.dockerconfigjson` document, exactly as kubectl writes it.
+//! - [`manifest`]: the Kubernetes objects regops owns (pure).
+//! - [`edit`]: in-place edits of spec files that keep comments and layout.
+//! - [`output`]: the only place that prints.
+
+pub mod cli;
+pub mod commands;
+pub mod credentials;
+pub mod crypto;
+pub mod dockerconfig;
+pub mod edit;
+pub mod manifest;
+pub mod output;
+
+/// The process exit status, in one place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Success (and, for plan and drift, no changes).
+    Success = 0,
+    /// An error: bad input, a failed request, something not done.
+    Failure = 1,
+}
+
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(s: ExitStatus) -> Self {
+        std::process::ExitCode::from(s as u8)
+    }
+}
