@@ -164,7 +164,7 @@ impl<'d> Decoder<'d> {
             Value::Seq(items) => items,
             _ if node.is_null() => &[],
             _ => {
-                let d = expected(node, &format!("a list of {what}"));
+                let d = expected(node, &format!("a list of {}", plural(what)));
                 let help = matches!(node.value, Value::Scalar(_)).then(|| format!("write `[{}]`", node_text(node)));
                 self.push(d.with_help_opt(help));
                 &[]
@@ -270,7 +270,7 @@ impl<'d> Decoder<'d> {
             }
         }
         if let Some(n) = field(entries, "bindings") {
-            for item in self.list(n, "bindings") {
+            for item in self.list(n, "binding") {
                 if let Some(b) = self.binding(item) {
                     spec.bindings.push(b);
                 }
@@ -436,7 +436,7 @@ impl<'d> Decoder<'d> {
             }
         }
         if let Some(me) = field(e, "matchExpressions") {
-            for item in self.list(me, "label requirements") {
+            for item in self.list(me, "label requirement") {
                 let Some(r) = self.mapping(item, "a label requirement", REQUIREMENT_FIELDS) else { continue };
                 let key = self.required(r, "key", item.loc, "a label requirement").and_then(|n| self.checked_string(n, "label key", rules::label_key));
                 let op = self.required(r, "operator", item.loc, "a label requirement").and_then(|n| self.string(n, "an operator"));
@@ -523,7 +523,7 @@ impl<'d> Decoder<'d> {
         let e = self.mapping(node, "the workload selector", WORKLOAD_FIELDS)?;
         let mut kinds = Vec::new();
         if let Some(k) = field(e, "kinds") {
-            for item in self.list(k, "workload kinds") {
+            for item in self.list(k, "workload kind") {
                 let Some(s) = self.string(item, "a workload kind") else { continue };
                 match WorkloadKind::ALL.iter().find(|k| k.as_str() == s.value) {
                     Some(kind) => kinds.push(Spanned::new(*kind, s.loc)),
@@ -541,6 +541,14 @@ impl<'d> Decoder<'d> {
         let selector = field(e, "selector").and_then(|n| self.selector(n, "the workload selector"));
         let images = self.string_list(field(e, "images"), "image pattern", image_pattern);
         Some(WorkloadSelector { kinds, selector, images, loc: node.loc })
+    }
+}
+
+fn plural(what: &str) -> String {
+    match what.strip_suffix('y') {
+        Some(stem) if !what.ends_with("ey") => format!("{stem}ies"),
+        _ if what.ends_with('s') => what.to_string(),
+        _ => format!("{what}s"),
     }
 }
 

@@ -101,6 +101,28 @@ impl Node {
             if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
     }
 
+    /// The value as JSON, with plain scalars typed as YAML's core schema does (booleans, null,
+    /// numbers); quoted scalars stay strings. Used to check documents against the JSON Schema.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Scalar(_) if self.is_null() => J::Null,
+            Value::Scalar(Scalar { text, quoted: true }) => J::String(text.clone()),
+            Value::Scalar(Scalar { text, quoted: false }) => match text.as_str() {
+                "true" | "True" | "TRUE" => J::Bool(true),
+                "false" | "False" | "FALSE" => J::Bool(false),
+                t => t
+                    .parse::<i64>()
+                    .map(J::from)
+                    .ok()
+                    .or_else(|| t.parse::<f64>().ok().filter(|f| f.is_finite()).map(J::from))
+                    .unwrap_or_else(|| J::String(t.to_string())),
+            },
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => J::Object(entries.iter().map(|(k, v)| (k.value.clone(), v.to_json())).collect()),
+        }
+    }
+
     pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.value {
             Value::Map(entries) => entries.iter().find(|(k, _)| k.value == key).map(|(_, v)| v),

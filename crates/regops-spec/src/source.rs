@@ -87,6 +87,14 @@ impl Sources {
         for loc in self.redacted.iter().filter(|l| l.file == id) {
             mask(&mut bytes, loc.start, loc.end);
         }
+        // An age private key pasted anywhere (say, into `recipients`) is never shown.
+        let mut from = 0;
+        while let Some(i) = file.text[from..].find("AGE-SECRET-KEY-") {
+            let start = from + i;
+            let len = file.text[start..].find(|c: char| !c.is_ascii_alphanumeric() && c != '-').unwrap_or(file.text.len() - start);
+            mask(&mut bytes, start, start + len);
+            from = start + len;
+        }
         let mut offset = 0;
         for line in file.text.split_inclusive('\n') {
             if let Some((start, end)) = plaintext_secret_value(line) {
@@ -222,6 +230,16 @@ mod tests {
         assert!(!shown.contains("hunter2") && !shown.contains("t0k"));
         assert!(shown.contains("{ env: X }") && shown.contains("password: |"));
         assert_eq!(shown.len(), text.len());
+    }
+
+    #[test]
+    fn masks_pasted_private_keys() {
+        let mut s = Sources::default();
+        let text = "recipients:\n  - AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ\n";
+        let id = s.add("x.yaml".into(), text.into(), Format::Yaml);
+        let shown = s.display_text(id);
+        assert!(!shown.contains("AGE-SECRET-KEY-1Q"), "{shown}");
+        assert!(shown.starts_with("recipients:\n  - ***"));
     }
 
     #[test]

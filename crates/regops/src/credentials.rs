@@ -94,7 +94,12 @@ fn password(
             }
             return Ok(SecretString::from(text.as_str().to_owned()));
         }
-        SecretSource::Age(ct) => (Zeroizing::new(ct.value.clone()), ct.loc),
+        SecretSource::Age(ct) => {
+            // Point at the first line of the ciphertext, not the whole block.
+            let shown = sources.slice(ct.loc);
+            let first_line = shown.find('\n').unwrap_or(shown.len());
+            (Zeroizing::new(ct.value.clone()), Loc::new(ct.loc.file, ct.loc.start, ct.loc.start + first_line))
+        }
         SecretSource::AgeFile { age_file } => {
             let path = resolve_path(sources, age_file.loc, age_file);
             let text = read_secret_file(&path).map_err(|e| {

@@ -1,0 +1,65 @@
+//! Running the real binary with a clean environment, as a user would.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The regops binary with an empty environment: no colour, no HOME key files, no age keys.
+pub fn regops() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_regops"));
+    c.env_clear().env("NO_COLOR", "1").env("HOME", "/nonexistent-home").stdin(Stdio::null());
+    c
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Exit code, stdout and stderr together, for snapshots.
+    pub fn transcript(&self) -> String {
+        format!("exit code: {}\n----- stdout -----\n{}----- stderr -----\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    run_with_stdin(cmd, None)
+}
+
+pub fn run_with_stdin(cmd: &mut Command, stdin: Option<&str>) -> Run {
+    use std::io::Write;
+    if stdin.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn regops");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A fresh age identity in `dir`, returning (identity file, public key).
+pub fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let path = dir.join(name);
+    let r = run(regops().args(["keygen", "-o"]).arg(&path));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let public = text.lines().find_map(|l| l.strip_prefix("# public key: ")).unwrap().to_string();
+    (path, public)
+}
