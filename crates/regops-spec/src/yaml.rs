@@ -74,6 +74,8 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
                 let mut at = loc(span);
                 if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
                     at.start = block_header_start(text, at.start);
+                    // saphyr's span runs on into the next line's indentation: end at the content.
+                    at.end = at.start + text[at.start..at.end.min(text.len())].trim_end().len();
                 }
                 let text = value;
                 let node = Node {
@@ -104,7 +106,7 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
                 let end = loc(span);
                 match stack.pop() {
                     Some(Frame::Seq { start, anchor, items }) => {
-                        let node = Node { loc: container_loc(start, end, items.last().map(|n| n.loc)), value: Value::Seq(items) };
+                        let node = Node { loc: container_loc(text, start, end, items.last().map(|n| n.loc)), value: Value::Seq(items) };
                         if anchor > 0 {
                             anchors.insert(anchor, node.clone());
                         }
@@ -112,7 +114,7 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
                     }
                     Some(Frame::Map { start, anchor, entries, .. }) => {
                         let node = Node {
-                            loc: container_loc(start, end, entries.last().map(|(_, n)| n.loc)),
+                            loc: container_loc(text, start, end, entries.last().map(|(_, n)| n.loc)),
                             value: Value::Map(entries),
                         };
                         if anchor > 0 {
@@ -167,14 +169,15 @@ fn block_header_start(text: &str, content_start: usize) -> usize {
 
 /// A container's range: from its start marker to the end of its last child, or to its closing
 /// bracket for flow style (where the end event lies past the last child).
-fn container_loc(start: Loc, end: Loc, last_child: Option<Loc>) -> Loc {
+fn container_loc(text: &str, start: Loc, end: Loc, last_child: Option<Loc>) -> Loc {
     let mut loc = start;
     if let Some(child) = last_child {
         loc = loc.join(child);
     }
-    if end.start > start.start && end.end > end.start {
-        // A flow collection's `]` or `}` has a non-empty span; a block collection's end is empty.
-        loc = loc.join(end);
+    // A flow collection ends at its `]` or `}` (the end event's span may run on over trailing
+    // spaces and comments); a block collection ends with its last child.
+    if end.start >= loc.start && matches!(text.as_bytes().get(end.start), Some(b']' | b'}')) {
+        loc = loc.join(Loc::new(end.file, end.start, end.start + 1));
     }
     loc
 }
@@ -201,9 +204,12 @@ mod tests {
         let a = root.get("a").unwrap();
         assert_eq!(slice(text, a.get("b").unwrap()), "hello");
         assert_eq!(slice(text, a.get("c").unwrap()), "{ env: X }");
+        let commented = parse_ok("p: { env: X }  # comment\nq: [1]   # c\n");
+        assert_eq!(slice("p: { env: X }  # comment\nq: [1]   # c\n", commented.get("p").unwrap()), "{ env: X }");
+        assert_eq!(slice("p: { env: X }  # comment\nq: [1]   # c\n", commented.get("q").unwrap()), "[1]");
         assert_eq!(slice(text, a.get("d").unwrap()), "[1, 2]");
         assert!(slice(text, a.get("e").unwrap()).starts_with('|'));
-        assert!(slice(text, a.get("e").unwrap()).trim_end().ends_with("line2"));
+        assert!(slice(text, a.get("e").unwrap()).ends_with("line2"));
         assert_eq!(slice(text, root.get("f").unwrap()), "'q'");
         assert_eq!(root.key_loc("f").map(|l| &text[l.start..l.end]), Some("f"));
     }

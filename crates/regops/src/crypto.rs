@@ -209,7 +209,11 @@ impl DecryptFailure {
 
 /// Decrypts ASCII-armored (or binary) age ciphertext.
 pub fn decrypt(ciphertext: &str, identities: &Identities) -> Result<SecretString, DecryptFailure> {
-    let reader = ArmoredReader::new(ciphertext.trim().as_bytes());
+    let ciphertext = ciphertext.trim();
+    if !(ciphertext.starts_with("-----BEGIN AGE ENCRYPTED FILE-----") || ciphertext.starts_with("age-encryption.org/")) {
+        return Err(DecryptFailure::NotAge);
+    }
+    let reader = ArmoredReader::new(ciphertext.as_bytes());
     let decryptor = age::Decryptor::new(reader).map_err(map_decrypt_error)?;
     let mut stream = decryptor.decrypt(identities.keys.iter().map(|k| k.as_ref() as &dyn age::Identity)).map_err(map_decrypt_error)?;
     let mut plain = Zeroizing::new(Vec::new());
@@ -221,8 +225,8 @@ pub fn decrypt(ciphertext: &str, identities: &Identities) -> Result<SecretString
 fn map_decrypt_error(e: age::DecryptError) -> DecryptFailure {
     match e {
         age::DecryptError::NoMatchingKeys => DecryptFailure::NoMatchingKey,
-        age::DecryptError::UnknownFormat => DecryptFailure::NotAge,
-        age::DecryptError::Io(ref io) if io.kind() == std::io::ErrorKind::InvalidData => DecryptFailure::NotAge,
+        // The text did start like age (checked above), so anything unreadable is damage.
+        age::DecryptError::UnknownFormat => DecryptFailure::Damaged,
         _ => DecryptFailure::Damaged,
     }
 }
@@ -280,7 +284,9 @@ mod tests {
     #[test]
     fn bad_recipients_are_reported_without_echoing_private_keys() {
         let id = generate_identity();
-        let err = parse_recipients(&[Spanned::new(id.secret.expose_secret().to_string(), Default::default())]).unwrap_err();
+        let Err(err) = parse_recipients(&[Spanned::new(id.secret.expose_secret().to_string(), Default::default())]) else {
+            panic!("a private key was accepted as a recipient");
+        };
         let d = err.iter().next().unwrap();
         assert!(!format!("{d:?}").contains(id.secret.expose_secret()));
         assert!(parse_recipients(&[Spanned::new("age1notakey".into(), Default::default())]).is_err());

@@ -72,11 +72,18 @@ pub fn set_password(sources: &Sources, name: &str, new: &NewPassword<'_>) -> Res
         Some((key, value)) => {
             let indent = column(text, key.loc.start) + 2;
             let mut replacement = render_value(source.format, new, indent, inline);
-            let old = &text[value.loc.start..value.loc.end];
-            if old.ends_with('\n') && !replacement.ends_with('\n') {
-                replacement.push('\n');
+            let mut end = value.loc.end;
+            // A comment after the old value would land inside a block scalar: move it onto the
+            // block's header line (`password: |  # comment`), where YAML allows it.
+            if let Some(rest) = replacement.strip_prefix("|\n") {
+                let line_end = text[end..].find('\n').map_or(text.len(), |i| end + i);
+                let trailing = text[end..line_end].trim();
+                if trailing.starts_with('#') {
+                    replacement = format!("|  {trailing}\n{rest}");
+                    end = line_end;
+                }
             }
-            Ok(Edit { file, start: value.loc.start, end: value.loc.end, text: replacement })
+            Ok(Edit { file, start: value.loc.start, end, text: replacement })
         }
         None => {
             if inline || entries.is_empty() {
@@ -86,9 +93,7 @@ pub fn set_password(sources: &Sources, name: &str, new: &NewPassword<'_>) -> Res
             let (_, last_value) = &entries[entries.len() - 1];
             let key_col = column(text, first_key.loc.start);
             let line_end = text[last_value.loc.end..].find('\n').map_or(text.len(), |i| last_value.loc.end + i);
-            let line_end = if text[last_value.loc.start..last_value.loc.end].ends_with('\n') { last_value.loc.end - 1 } else { line_end };
             let value = render_value(source.format, new, key_col + 2, false);
-            let value = value.trim_end_matches('\n');
             let sep = match source.format {
                 Format::Yaml => ": ",
                 Format::Toml => " = ",
@@ -112,7 +117,7 @@ fn render_value(format: Format, new: &NewPassword<'_>, indent: usize, inline: bo
                 Format::Yaml => {
                     let pad = " ".repeat(indent);
                     let body: Vec<String> = lines.iter().map(|l| format!("{pad}{l}")).collect();
-                    format!("|\n{}\n", body.join("\n"))
+                    format!("|\n{}", body.join("\n"))
                 }
                 Format::Toml => format!("'''\n{}\n'''", lines.join("\n")),
             }
