@@ -1,0 +1,124 @@
+//! No plaintext credential in any output: every subcommand, success and failure paths, is run
+//! on a spec whose passwords are known marker strings, and no output may contain a marker, in
+//! plain text or inside base64, unless `--show-secrets` asked for it.
+
+mod common;
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use common::{Run, keygen, regops, run, run_with_stdin};
+
+const AGE_MARKER: &str = "MARKER-age-7f3a9c1e";
+const ENV_MARKER: &str = "MARKER-env-b2d4e6f8";
+const FILE_MARKER: &str = "MARKER-file-0a1b2c3d";
+const MARKERS: [&str; 3] = [AGE_MARKER, ENV_MARKER, FILE_MARKER];
+
+/// Every marker found in `text`, directly or in any base64 token in it.
+fn leaked(text: &str) -> Vec<String> {
+    let mut found: Vec<String> = MARKERS.iter().filter(|m| text.contains(*m)).map(|m| m.to_string()).collect();
+    for token in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=')) {
+        if token.len() < 12 {
+            continue;
+        }
+        for candidate in [token.to_string(), token.trim_end_matches('=').to_string()] {
+            let padded = format!("{candidate}{}", "=".repeat((4 - candidate.len() % 4) % 4));
+            if let Ok(bytes) = STANDARD.decode(&padded) {
+                let decoded = String::from_utf8_lossy(&bytes).into_owned();
+                found.extend(leaked(&decoded).into_iter().map(|m| format!("{m} (base64)")));
+            }
+        }
+    }
+    found
+}
+
+fn assert_clean(what: &str, r: &Run) {
+    let l = leaked(&r.stdout).into_iter().chain(leaked(&r.stderr)).collect::<Vec<_>>();
+    assert!(l.is_empty(), "`{what}` leaked {l:?}:\n{}", r.transcript());
+}
+
+fn setup(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (key, public) = keygen(dir, "key.txt");
+    std::fs::write(dir.join("token.txt"), format!("{FILE_MARKER}\n")).unwrap();
+    let spec = dir.join("regops.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "apiVersion: regops.dev/v1\nkind: RegistryConfig\nrecipients: [{public}]\nregistries:\n  harbor: {{ server: harbor.example.com, credential: robot }}\n  hub: {{ server: docker.io, credential: hub }}\n  quay: {{ server: quay.io, credential: quay }}\ncredentials:\n  robot:\n    username: robot$ci\n  hub:\n    username: myorg\n    password: {{ env: HUB_TOKEN }}\n  quay:\n    username: bot\n    password: {{ file: token.txt }}\nscopes:\n  web:\n    namespaces: [web]\n    selector: {{ matchLabels: {{ team: web }} }}\npullSecrets:\n  pull: {{ registries: [harbor, hub, quay], scope: web }}\nbindings:\n  - pullSecret: pull\n    serviceAccounts: [default]\n"
+        ),
+    )
+    .unwrap();
+    let r = run_with_stdin(regops().arg("encrypt").arg("-f").arg(&spec).args(["-c", "robot"]), Some(AGE_MARKER));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_clean("encrypt", &r);
+    (spec, key)
+}
+
+#[test]
+fn no_subcommand_prints_a_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, key) = setup(dir.path());
+    let (other_key, _) = keygen(dir.path(), "other.txt");
+    let with = |args: &[&str]| {
+        let mut c = regops();
+        c.args(args).env("HUB_TOKEN", ENV_MARKER).current_dir(dir.path());
+        c
+    };
+    let spec_s = spec.to_str().unwrap();
+    let key_s = key.to_str().unwrap();
+    let other_s = other_key.to_str().unwrap();
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("check", vec!["check", "-f", spec_s, "-i", key_s]),
+        ("check --no-decrypt", vec!["check", "-f", spec_s, "--no-decrypt"]),
+        ("check, wrong key", vec!["check", "-f", spec_s, "-i", other_s]),
+        ("render", vec!["render", "-f", spec_s, "-i", key_s]),
+        ("render -n", vec!["render", "-f", spec_s, "-i", key_s, "-n", "web,api"]),
+        ("render, bad namespace", vec!["render", "-f", spec_s, "-i", key_s, "-n", "Bad"]),
+        ("rekey", vec!["rekey", "-f", spec_s, "-i", key_s]),
+        ("rekey, wrong key", vec!["rekey", "-f", spec_s, "-i", other_s]),
+        ("keygen --public", vec!["keygen", "--public", key_s]),
+        ("schema", vec!["schema"]),
+        ("help", vec!["--help"]),
+    ];
+    for (what, args) in cases {
+        let r = run(&mut with(&args));
+        assert_clean(what, &r);
+    }
+    // The spec on disk holds only ciphertext, after encrypt and after rekey.
+    let text = std::fs::read_to_string(&spec).unwrap();
+    assert!(leaked(&text).is_empty(), "spec file: {:?}", leaked(&text));
+
+    // The one way to see them: --show-secrets. This also proves the detector works.
+    let r = run(&mut with(&["render", "-f", spec_s, "-i", key_s, "--show-secrets"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let found = leaked(&r.stdout);
+    for m in MARKERS {
+        assert!(found.iter().any(|f| f.starts_with(m)), "--show-secrets should carry {m}: {found:?}");
+    }
+    assert!(leaked(&r.stderr).is_empty());
+}
+
+#[test]
+fn errors_about_plaintext_in_the_spec_do_not_repeat_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("regops.yaml");
+    std::fs::write(
+        &spec,
+        format!("apiVersion: regops.dev/v1\nkind: RegistryConfig\ncredentials:\n  c:\n    username: u\n    password: {AGE_MARKER}\n    emial: x\n  d:\n    username: u\n    password: \"{ENV_MARKER}\"\n"),
+    )
+    .unwrap();
+    for args in [vec!["check", "-f"], vec!["render", "-f"], vec!["rekey", "-f"]] {
+        let r = run(regops().args(&args).arg(&spec));
+        assert_eq!(r.code, 1);
+        assert!(r.stderr.contains("is in plaintext"), "{}", r.stderr);
+        assert_clean(&args.join(" "), &r);
+    }
+}
+
+#[test]
+fn the_detector_sees_base64() {
+    let doc = STANDARD.encode(format!("{{\"password\":\"{AGE_MARKER}\"}}"));
+    assert!(!leaked(&format!("data: {doc}\n")).is_empty());
+    assert!(leaked("nothing here").is_empty());
+}
