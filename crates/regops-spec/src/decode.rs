@@ -11,17 +11,37 @@ use crate::node::{Loc, Node, Scalar, Spanned, Value};
 use crate::rules;
 use crate::source::expected;
 
-pub const SPEC_FIELDS: &[&str] =
-    &["apiVersion", "kind", "metadata", "recipients", "registries", "credentials", "scopes", "pullSecrets", "bindings"];
+pub const SPEC_FIELDS: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "metadata",
+    "recipients",
+    "registries",
+    "credentials",
+    "scopes",
+    "pullSecrets",
+    "bindings",
+];
 pub const METADATA_FIELDS: &[&str] = &["name"];
 pub const REGISTRY_FIELDS: &[&str] = &["server", "credential", "insecure", "caFile"];
 pub const CREDENTIAL_FIELDS: &[&str] = &["username", "password", "email"];
 pub const SECRET_SOURCE_FIELDS: &[&str] = &["ageFile", "env", "file"];
-pub const SCOPE_FIELDS: &[&str] = &["namespaces", "selector", "rancherProject", "kubesphereWorkspace", "exclude"];
+pub const SCOPE_FIELDS: &[&str] = &[
+    "namespaces",
+    "selector",
+    "rancherProject",
+    "kubesphereWorkspace",
+    "exclude",
+];
 pub const SELECTOR_FIELDS: &[&str] = &["matchLabels", "matchExpressions"];
 pub const REQUIREMENT_FIELDS: &[&str] = &["key", "operator", "values"];
 pub const PULL_SECRET_FIELDS: &[&str] = &["registries", "scope", "adopt"];
-pub const BINDING_FIELDS: &[&str] = &["pullSecret", "serviceAccounts", "workloads", "kubesphereAnnotation"];
+pub const BINDING_FIELDS: &[&str] = &[
+    "pullSecret",
+    "serviceAccounts",
+    "workloads",
+    "kubesphereAnnotation",
+];
 pub const WORKLOAD_FIELDS: &[&str] = &["kinds", "selector", "images"];
 
 /// The fields the decoder accepts, by the schema definition they correspond to. A test checks
@@ -54,7 +74,10 @@ pub(crate) struct Decoder<'d> {
 
 impl<'d> Decoder<'d> {
     pub(crate) fn new(diags: &'d mut Diagnostics) -> Self {
-        Decoder { diags, redactions: Vec::new() }
+        Decoder {
+            diags,
+            redactions: Vec::new(),
+        }
     }
 
     fn push(&mut self, d: Diagnostic) {
@@ -73,12 +96,15 @@ impl<'d> Decoder<'d> {
             if !known.contains(&key.as_str()) {
                 let hint = did_you_mean(key, known.iter().copied());
                 self.push(
-                    Diagnostic::error("spec::unknown-field", format!("unknown field `{}` in {what}", key.value))
-                        .with_label(key.loc, "unknown field")
-                        .with_help(match hint {
-                            Some(h) => format!("did you mean `{h}`?"),
-                            None => format!("expected one of: {}", known.join(", ")),
-                        }),
+                    Diagnostic::error(
+                        "spec::unknown-field",
+                        format!("unknown field `{}` in {what}", key.value),
+                    )
+                    .with_label(key.loc, "unknown field")
+                    .with_help(match hint {
+                        Some(h) => format!("did you mean `{h}`?"),
+                        None => format!("expected one of: {}", known.join(", ")),
+                    }),
                 );
             }
         }
@@ -86,7 +112,12 @@ impl<'d> Decoder<'d> {
     }
 
     /// A mapping from names to values, with each name checked by `rule`.
-    fn named<'n>(&mut self, node: &'n Node, what: &str, rule: fn(&str) -> Result<(), String>) -> Vec<(Spanned<String>, &'n Node)> {
+    fn named<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        rule: fn(&str) -> Result<(), String>,
+    ) -> Vec<(Spanned<String>, &'n Node)> {
         let Value::Map(entries) = &node.value else {
             if !node.is_null() {
                 self.push(expected(node, &format!("a mapping of {what} names")));
@@ -97,8 +128,11 @@ impl<'d> Decoder<'d> {
         for (key, value) in entries {
             if let Err(why) = rule(key) {
                 self.push(
-                    Diagnostic::error("spec::invalid-name", format!("invalid {what} name `{}`: it {why}", key.value))
-                        .with_label(key.loc, "invalid name"),
+                    Diagnostic::error(
+                        "spec::invalid-name",
+                        format!("invalid {what} name `{}`: it {why}", key.value),
+                    )
+                    .with_label(key.loc, "invalid name"),
                 );
             }
             out.push((key.clone(), value));
@@ -108,7 +142,9 @@ impl<'d> Decoder<'d> {
 
     fn string(&mut self, node: &Node, what: &str) -> Option<Spanned<String>> {
         match &node.value {
-            Value::Scalar(Scalar { text, .. }) if !node.is_null() => Some(Spanned::new(text.clone(), node.loc)),
+            Value::Scalar(Scalar { text, .. }) if !node.is_null() => {
+                Some(Spanned::new(text.clone(), node.loc))
+            }
             _ => {
                 self.push(expected(node, what));
                 None
@@ -116,23 +152,40 @@ impl<'d> Decoder<'d> {
         }
     }
 
-    fn checked_string(&mut self, node: &Node, what: &str, rule: fn(&str) -> Result<(), String>) -> Option<Spanned<String>> {
+    fn checked_string(
+        &mut self,
+        node: &Node,
+        what: &str,
+        rule: fn(&str) -> Result<(), String>,
+    ) -> Option<Spanned<String>> {
         let s = self.string(node, what)?;
         if let Err(why) = rule(&s) {
             self.push(
-                Diagnostic::error("spec::invalid-name", format!("invalid {what} `{}`: it {why}", s.value))
-                    .with_label(s.loc, "invalid name"),
+                Diagnostic::error(
+                    "spec::invalid-name",
+                    format!("invalid {what} `{}`: it {why}", s.value),
+                )
+                .with_label(s.loc, "invalid name"),
             );
         }
         Some(s)
     }
 
-    fn required<'n>(&mut self, entries: Entries<'n>, key: &str, owner: Loc, owner_desc: &str) -> Option<&'n Node> {
+    fn required<'n>(
+        &mut self,
+        entries: Entries<'n>,
+        key: &str,
+        owner: Loc,
+        owner_desc: &str,
+    ) -> Option<&'n Node> {
         let found = field(entries, key);
         if found.is_none() {
             self.push(
-                Diagnostic::error("spec::missing-field", format!("missing field `{key}` in {owner_desc}"))
-                    .with_label(owner, format!("needs `{key}`")),
+                Diagnostic::error(
+                    "spec::missing-field",
+                    format!("missing field `{key}` in {owner_desc}"),
+                )
+                .with_label(owner, format!("needs `{key}`")),
             );
         }
         found
@@ -140,7 +193,10 @@ impl<'d> Decoder<'d> {
 
     fn boolean(&mut self, node: &Node) -> Option<bool> {
         match &node.value {
-            Value::Scalar(Scalar { text, quoted: false }) => match text.as_str() {
+            Value::Scalar(Scalar {
+                text,
+                quoted: false,
+            }) => match text.as_str() {
                 "true" | "True" | "TRUE" => Some(true),
                 "false" | "False" | "FALSE" => Some(false),
                 _ => {
@@ -156,7 +212,9 @@ impl<'d> Decoder<'d> {
     }
 
     fn opt_bool(&mut self, entries: Entries<'_>, key: &str) -> bool {
-        field(entries, key).and_then(|n| self.boolean(n)).unwrap_or(false)
+        field(entries, key)
+            .and_then(|n| self.boolean(n))
+            .unwrap_or(false)
     }
 
     fn list<'n>(&mut self, node: &'n Node, what: &str) -> &'n [Node] {
@@ -165,24 +223,35 @@ impl<'d> Decoder<'d> {
             _ if node.is_null() => &[],
             _ => {
                 let d = expected(node, &format!("a list of {}", plural(what)));
-                let help = matches!(node.value, Value::Scalar(_)).then(|| format!("write `[{}]`", node_text(node)));
+                let help = matches!(node.value, Value::Scalar(_))
+                    .then(|| format!("write `[{}]`", node_text(node)));
                 self.push(d.with_help_opt(help));
                 &[]
             }
         }
     }
 
-    fn string_list(&mut self, node: Option<&Node>, what: &str, rule: fn(&str) -> Result<(), String>) -> Vec<Spanned<String>> {
+    fn string_list(
+        &mut self,
+        node: Option<&Node>,
+        what: &str,
+        rule: fn(&str) -> Result<(), String>,
+    ) -> Vec<Spanned<String>> {
         let Some(node) = node else { return Vec::new() };
         let items = self.list(node, what);
         let mut out: Vec<Spanned<String>> = Vec::new();
         for item in items {
-            let Some(s) = self.checked_string(item, what, rule) else { continue };
+            let Some(s) = self.checked_string(item, what, rule) else {
+                continue;
+            };
             if let Some(first) = out.iter().find(|o| o.value == s.value) {
                 self.push(
-                    Diagnostic::warning("spec::duplicate-entry", format!("{what} `{}` is listed twice", s.value))
-                        .with_label(s.loc, "listed again here")
-                        .with_label(first.loc, "first listed here"),
+                    Diagnostic::warning(
+                        "spec::duplicate-entry",
+                        format!("{what} `{}` is listed twice", s.value),
+                    )
+                    .with_label(s.loc, "listed again here")
+                    .with_label(first.loc, "first listed here"),
                 );
                 continue;
             }
@@ -205,18 +274,26 @@ impl<'d> Decoder<'d> {
                 if let Some(v) = self.string(n, "an apiVersion") {
                     if v.value != API_VERSION {
                         self.push(
-                            Diagnostic::error("spec::api-version", format!("unsupported apiVersion `{}`", v.value))
-                                .with_label(v.loc, "unsupported")
-                                .with_help(format!("this regops reads `apiVersion: {API_VERSION}`")),
+                            Diagnostic::error(
+                                "spec::api-version",
+                                format!("unsupported apiVersion `{}`", v.value),
+                            )
+                            .with_label(v.loc, "unsupported")
+                            .with_help(format!("this regops reads `apiVersion: {API_VERSION}`")),
                         );
                     }
                     spec.api_version = v.value;
                 }
             }
             None => self.push(
-                Diagnostic::error("spec::missing-field", "missing `apiVersion`: is this a regops spec?")
-                    .with_label(start, "")
-                    .with_help(format!("start the file with `apiVersion: {API_VERSION}` and `kind: {KIND}`")),
+                Diagnostic::error(
+                    "spec::missing-field",
+                    "missing `apiVersion`: is this a regops spec?",
+                )
+                .with_label(start, "")
+                .with_help(format!(
+                    "start the file with `apiVersion: {API_VERSION}` and `kind: {KIND}`"
+                )),
             ),
         }
         if let Some(n) = self.required(entries, "kind", start, "the spec")
@@ -234,7 +311,8 @@ impl<'d> Decoder<'d> {
         if let Some(m) = field(entries, "metadata")
             && let Some(me) = self.mapping(m, "metadata", METADATA_FIELDS)
         {
-            spec.metadata.name = field(me, "name").and_then(|n| self.checked_string(n, "spec name", rules::dns1123_label));
+            spec.metadata.name = field(me, "name")
+                .and_then(|n| self.checked_string(n, "spec name", rules::dns1123_label));
         }
         spec.recipients = self.string_list(field(entries, "recipients"), "recipient", |_| Ok(()));
         if let Some(n) = field(entries, "registries") {
@@ -283,63 +361,107 @@ impl<'d> Decoder<'d> {
         let desc = format!("registry `{}`", name.value);
         let Some(e) = self.mapping(node, &desc, REGISTRY_FIELDS) else {
             if node.is_null() {
-                self.push(Diagnostic::error("spec::missing-field", format!("{desc} is empty")).with_label(name.loc, "needs `server` and `credential`"));
+                self.push(
+                    Diagnostic::error("spec::missing-field", format!("{desc} is empty"))
+                        .with_label(name.loc, "needs `server` and `credential`"),
+                );
             }
             return None;
         };
-        let server = self.required(e, "server", name.loc, &desc).and_then(|n| self.string(n, "a registry server"));
+        let server = self
+            .required(e, "server", name.loc, &desc)
+            .and_then(|n| self.string(n, "a registry server"));
         let server = server.and_then(|s| match rules::normalize_server(&s) {
             Ok(norm) => Some(Spanned::new(norm, s.loc)),
             Err(err) => {
                 self.push(
-                    Diagnostic::error("spec::invalid-server", err.message).with_label(s.loc, "invalid registry server").with_help_opt(err.help),
+                    Diagnostic::error("spec::invalid-server", err.message)
+                        .with_label(s.loc, "invalid registry server")
+                        .with_help_opt(err.help),
                 );
                 None
             }
         });
-        let credential = self.required(e, "credential", name.loc, &desc).and_then(|n| self.string(n, "a credential name"));
+        let credential = self
+            .required(e, "credential", name.loc, &desc)
+            .and_then(|n| self.string(n, "a credential name"));
         let insecure = self.opt_bool(e, "insecure");
-        let ca_file = field(e, "caFile").and_then(|n| self.string(n, "a file path")).map(|s| Spanned::new(PathBuf::from(s.value), s.loc));
+        let ca_file = field(e, "caFile")
+            .and_then(|n| self.string(n, "a file path"))
+            .map(|s| Spanned::new(PathBuf::from(s.value), s.loc));
         if insecure && let Some(ca) = &ca_file {
             self.push(
-                Diagnostic::warning("spec::ca-unused", format!("{desc} is plain HTTP (`insecure: true`); `caFile` is not used"))
-                    .with_label(ca.loc, "ignored"),
+                Diagnostic::warning(
+                    "spec::ca-unused",
+                    format!("{desc} is plain HTTP (`insecure: true`); `caFile` is not used"),
+                )
+                .with_label(ca.loc, "ignored"),
             );
         }
-        Some(Registry { name, server: server?, credential: credential?, insecure, ca_file })
+        Some(Registry {
+            name,
+            server: server?,
+            credential: credential?,
+            insecure,
+            ca_file,
+        })
     }
 
     fn credential(&mut self, name: Spanned<String>, node: &Node) -> Option<Credential> {
         let desc = format!("credential `{}`", name.value);
         let e = self.mapping(node, &desc, CREDENTIAL_FIELDS)?;
-        let username = self.required(e, "username", name.loc, &desc).and_then(|n| self.string(n, "a user name"));
+        let username = self
+            .required(e, "username", name.loc, &desc)
+            .and_then(|n| self.string(n, "a user name"));
         if let Some(u) = &username
             && u.contains(':')
         {
             self.push(
-                Diagnostic::error("spec::invalid-username", format!("the user name of {desc} contains `:`"))
-                    .with_label(u.loc, "registries split `user:password` at the first `:`"),
+                Diagnostic::error(
+                    "spec::invalid-username",
+                    format!("the user name of {desc} contains `:`"),
+                )
+                .with_label(u.loc, "registries split `user:password` at the first `:`"),
             );
         }
         let password = match field(e, "password") {
             None => {
                 self.push(
-                    Diagnostic::error("spec::missing-credential", format!("{desc} has no password"))
-                        .with_label(name.loc, "no `password`")
-                        .with_help(format!("run `regops encrypt -f <spec> --credential {}` to add it, encrypted", name.value)),
+                    Diagnostic::error(
+                        "spec::missing-credential",
+                        format!("{desc} has no password"),
+                    )
+                    .with_label(name.loc, "no `password`")
+                    .with_help(format!(
+                        "run `regops encrypt -f <spec> --credential {}` to add it, encrypted",
+                        name.value
+                    )),
                 );
                 None
             }
             Some(n) => self.secret_source(n, &desc, &name),
         };
         let email = field(e, "email").and_then(|n| self.string(n, "an e-mail address"));
-        Some(Credential { name, username: username?, password: password?, email })
+        Some(Credential {
+            name,
+            username: username?,
+            password: password?,
+            email,
+        })
     }
 
-    fn secret_source(&mut self, node: &Node, desc: &str, name: &Spanned<String>) -> Option<SecretSource> {
+    fn secret_source(
+        &mut self,
+        node: &Node,
+        desc: &str,
+        name: &Spanned<String>,
+    ) -> Option<SecretSource> {
         match &node.value {
             Value::Scalar(Scalar { text, .. }) if !node.is_null() => {
-                if text.trim_start().starts_with("-----BEGIN AGE ENCRYPTED FILE-----") {
+                if text
+                    .trim_start()
+                    .starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
+                {
                     Some(SecretSource::Age(Spanned::new(text.clone(), node.loc)))
                 } else {
                     // The text is a plaintext secret: mask it wherever the source is shown, and
@@ -358,8 +480,16 @@ impl<'d> Decoder<'d> {
                 }
             }
             Value::Map(_) => {
-                let e = self.mapping(node, &format!("the password of {desc}"), SECRET_SOURCE_FIELDS)?;
-                let present: Vec<&str> = SECRET_SOURCE_FIELDS.iter().copied().filter(|k| field(e, k).is_some()).collect();
+                let e = self.mapping(
+                    node,
+                    &format!("the password of {desc}"),
+                    SECRET_SOURCE_FIELDS,
+                )?;
+                let present: Vec<&str> = SECRET_SOURCE_FIELDS
+                    .iter()
+                    .copied()
+                    .filter(|k| field(e, k).is_some())
+                    .collect();
                 if present.len() != 1 {
                     self.push(
                         Diagnostic::error("spec::secret-source", format!("the password of {desc} needs exactly one of `ageFile`, `env`, `file`"))
@@ -371,26 +501,48 @@ impl<'d> Decoder<'d> {
                 let value = self.string(field(e, key)?, "a name or path")?;
                 match key {
                     "env" => {
-                        let ok = value.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                        let ok = value
+                            .chars()
+                            .next()
+                            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                             && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
                         if !ok {
                             self.push(
-                                Diagnostic::error("spec::invalid-name", format!("`{}` is not an environment variable name", value.value))
-                                    .with_label(value.loc, "letters, digits and '_', not starting with a digit"),
+                                Diagnostic::error(
+                                    "spec::invalid-name",
+                                    format!(
+                                        "`{}` is not an environment variable name",
+                                        value.value
+                                    ),
+                                )
+                                .with_label(
+                                    value.loc,
+                                    "letters, digits and '_', not starting with a digit",
+                                ),
                             );
                             return None;
                         }
                         Some(SecretSource::Env { env: value })
                     }
-                    "file" => Some(SecretSource::File { file: Spanned::new(PathBuf::from(value.value), value.loc) }),
-                    _ => Some(SecretSource::AgeFile { age_file: Spanned::new(PathBuf::from(value.value), value.loc) }),
+                    "file" => Some(SecretSource::File {
+                        file: Spanned::new(PathBuf::from(value.value), value.loc),
+                    }),
+                    _ => Some(SecretSource::AgeFile {
+                        age_file: Spanned::new(PathBuf::from(value.value), value.loc),
+                    }),
                 }
             }
             _ => {
                 self.push(
-                    Diagnostic::error("spec::missing-credential", format!("the password of {desc} is empty"))
-                        .with_label(node.loc, "no password")
-                        .with_help(format!("run `regops encrypt -f <spec> --credential {}`", name.value)),
+                    Diagnostic::error(
+                        "spec::missing-credential",
+                        format!("the password of {desc} is empty"),
+                    )
+                    .with_label(node.loc, "no password")
+                    .with_help(format!(
+                        "run `regops encrypt -f <spec> --credential {}`",
+                        name.value
+                    )),
                 );
                 None
             }
@@ -400,36 +552,64 @@ impl<'d> Decoder<'d> {
     fn scope(&mut self, name: Spanned<String>, node: &Node) -> Option<Scope> {
         let desc = format!("scope `{}`", name.value);
         let e = self.mapping(node, &desc, SCOPE_FIELDS)?;
-        let namespaces = self.string_list(field(e, "namespaces"), "namespace", rules::dns1123_label);
-        let selector = field(e, "selector").and_then(|n| self.selector(n, &format!("the selector of {desc}")));
-        let rancher_project = field(e, "rancherProject").and_then(|n| self.checked_string(n, "Rancher project", rancher_project));
-        let kubesphere_workspace = field(e, "kubesphereWorkspace").and_then(|n| self.checked_string(n, "KubeSphere workspace", rules::label_value));
+        let namespaces =
+            self.string_list(field(e, "namespaces"), "namespace", rules::dns1123_label);
+        let selector =
+            field(e, "selector").and_then(|n| self.selector(n, &format!("the selector of {desc}")));
+        let rancher_project = field(e, "rancherProject")
+            .and_then(|n| self.checked_string(n, "Rancher project", rancher_project));
+        let kubesphere_workspace = field(e, "kubesphereWorkspace")
+            .and_then(|n| self.checked_string(n, "KubeSphere workspace", rules::label_value));
         let exclude = self.string_list(field(e, "exclude"), "namespace", rules::dns1123_label);
-        if namespaces.is_empty() && selector.is_none() && rancher_project.is_none() && kubesphere_workspace.is_none() {
+        if namespaces.is_empty()
+            && selector.is_none()
+            && rancher_project.is_none()
+            && kubesphere_workspace.is_none()
+        {
             self.push(
                 Diagnostic::error("spec::empty-scope", format!("{desc} selects no namespaces"))
                     .with_label(name.loc, "empty scope")
-                    .with_help("give `namespaces`, `selector`, `rancherProject` or `kubesphereWorkspace`"),
+                    .with_help(
+                        "give `namespaces`, `selector`, `rancherProject` or `kubesphereWorkspace`",
+                    ),
             );
         }
         for ex in &exclude {
             if let Some(n) = namespaces.iter().find(|n| n.value == ex.value) {
                 self.push(
-                    Diagnostic::warning("spec::excluded-named", format!("namespace `{}` is both named and excluded in {desc}", ex.value))
-                        .with_label(ex.loc, "excluded here")
-                        .with_label(n.loc, "named here; the exclusion wins"),
+                    Diagnostic::warning(
+                        "spec::excluded-named",
+                        format!(
+                            "namespace `{}` is both named and excluded in {desc}",
+                            ex.value
+                        ),
+                    )
+                    .with_label(ex.loc, "excluded here")
+                    .with_label(n.loc, "named here; the exclusion wins"),
                 );
             }
         }
-        Some(Scope { name, namespaces, selector, rancher_project, kubesphere_workspace, exclude })
+        Some(Scope {
+            name,
+            namespaces,
+            selector,
+            rancher_project,
+            kubesphere_workspace,
+            exclude,
+        })
     }
 
     fn selector(&mut self, node: &Node, desc: &str) -> Option<LabelSelector> {
         let e = self.mapping(node, desc, SELECTOR_FIELDS)?;
-        let mut sel = LabelSelector { loc: node.loc, ..LabelSelector::default() };
+        let mut sel = LabelSelector {
+            loc: node.loc,
+            ..LabelSelector::default()
+        };
         if let Some(ml) = field(e, "matchLabels") {
             for (key, value) in self.named(ml, "label key", rules::label_key) {
-                if let Some(v) = self.checked_string_allow_empty(value, "label value", rules::label_value) {
+                if let Some(v) =
+                    self.checked_string_allow_empty(value, "label value", rules::label_value)
+                {
                     sel.label_keys.insert(key.value.clone(), key.loc);
                     sel.match_labels.insert(key.value, v);
                 }
@@ -437,40 +617,76 @@ impl<'d> Decoder<'d> {
         }
         if let Some(me) = field(e, "matchExpressions") {
             for item in self.list(me, "label requirement") {
-                let Some(r) = self.mapping(item, "a label requirement", REQUIREMENT_FIELDS) else { continue };
-                let key = self.required(r, "key", item.loc, "a label requirement").and_then(|n| self.checked_string(n, "label key", rules::label_key));
-                let op = self.required(r, "operator", item.loc, "a label requirement").and_then(|n| self.string(n, "an operator"));
-                let op = op.and_then(|o| match SelectorOperator::ALL.iter().find(|x| x.as_str() == o.value) {
-                    Some(x) => Some(Spanned::new(*x, o.loc)),
-                    None => {
-                        let hint = did_you_mean(&o, SelectorOperator::ALL.iter().map(|x| x.as_str()));
-                        self.push(
-                            Diagnostic::error("spec::invalid-operator", format!("unknown selector operator `{}`", o.value))
+                let Some(r) = self.mapping(item, "a label requirement", REQUIREMENT_FIELDS) else {
+                    continue;
+                };
+                let key = self
+                    .required(r, "key", item.loc, "a label requirement")
+                    .and_then(|n| self.checked_string(n, "label key", rules::label_key));
+                let op = self
+                    .required(r, "operator", item.loc, "a label requirement")
+                    .and_then(|n| self.string(n, "an operator"));
+                let op = op.and_then(|o| {
+                    match SelectorOperator::ALL.iter().find(|x| x.as_str() == o.value) {
+                        Some(x) => Some(Spanned::new(*x, o.loc)),
+                        None => {
+                            let hint =
+                                did_you_mean(&o, SelectorOperator::ALL.iter().map(|x| x.as_str()));
+                            self.push(
+                                Diagnostic::error(
+                                    "spec::invalid-operator",
+                                    format!("unknown selector operator `{}`", o.value),
+                                )
                                 .with_label(o.loc, "unknown operator")
-                                .with_help(hint.map_or("use In, NotIn, Exists or DoesNotExist".into(), |h| format!("did you mean `{h}`?"))),
-                        );
-                        None
+                                .with_help(
+                                    hint.map_or(
+                                        "use In, NotIn, Exists or DoesNotExist".into(),
+                                        |h| format!("did you mean `{h}`?"),
+                                    ),
+                                ),
+                            );
+                            None
+                        }
                     }
                 });
-                let values = self.string_list(field(r, "values"), "label value", rules::label_value);
+                let values =
+                    self.string_list(field(r, "values"), "label value", rules::label_value);
                 if let Some(op) = &op {
-                    let needs_values = matches!(op.value, SelectorOperator::In | SelectorOperator::NotIn);
+                    let needs_values =
+                        matches!(op.value, SelectorOperator::In | SelectorOperator::NotIn);
                     if needs_values == values.is_empty() {
-                        let msg = if needs_values { "needs at least one value" } else { "takes no values" };
+                        let msg = if needs_values {
+                            "needs at least one value"
+                        } else {
+                            "takes no values"
+                        };
                         self.push(
-                            Diagnostic::error("spec::invalid-selector", format!("operator `{}` {msg}", op.value.as_str())).with_label(op.loc, msg),
+                            Diagnostic::error(
+                                "spec::invalid-selector",
+                                format!("operator `{}` {msg}", op.value.as_str()),
+                            )
+                            .with_label(op.loc, msg),
                         );
                     }
                 }
                 if let (Some(key), Some(operator)) = (key, op) {
-                    sel.match_expressions.push(LabelRequirement { key, operator, values });
+                    sel.match_expressions.push(LabelRequirement {
+                        key,
+                        operator,
+                        values,
+                    });
                 }
             }
         }
         Some(sel)
     }
 
-    fn checked_string_allow_empty(&mut self, node: &Node, what: &str, rule: fn(&str) -> Result<(), String>) -> Option<Spanned<String>> {
+    fn checked_string_allow_empty(
+        &mut self,
+        node: &Node,
+        what: &str,
+        rule: fn(&str) -> Result<(), String>,
+    ) -> Option<Spanned<String>> {
         if let Value::Scalar(Scalar { text, quoted: true }) = &node.value
             && text.is_empty()
         {
@@ -486,21 +702,40 @@ impl<'d> Decoder<'d> {
             Some(n) => {
                 let list = self.string_list(Some(n), "registry", |_| Ok(()));
                 if list.is_empty() {
-                    self.push(Diagnostic::error("spec::empty-list", format!("{desc} names no registries")).with_label(n.loc, "empty"));
+                    self.push(
+                        Diagnostic::error(
+                            "spec::empty-list",
+                            format!("{desc} names no registries"),
+                        )
+                        .with_label(n.loc, "empty"),
+                    );
                 }
                 list
             }
             None => Vec::new(),
         };
-        let scope = self.required(e, "scope", name.loc, &desc).and_then(|n| self.string(n, "a scope name"));
+        let scope = self
+            .required(e, "scope", name.loc, &desc)
+            .and_then(|n| self.string(n, "a scope name"));
         let adopt = self.opt_bool(e, "adopt");
-        Some(PullSecret { name, registries, scope: scope?, adopt })
+        Some(PullSecret {
+            name,
+            registries,
+            scope: scope?,
+            adopt,
+        })
     }
 
     fn binding(&mut self, node: &Node) -> Option<Binding> {
         let e = self.mapping(node, "a binding", BINDING_FIELDS)?;
-        let pull_secret = self.required(e, "pullSecret", node.loc, "a binding").and_then(|n| self.string(n, "a pull secret name"));
-        let service_accounts = self.string_list(field(e, "serviceAccounts"), "service account", rules::dns1123_subdomain);
+        let pull_secret = self
+            .required(e, "pullSecret", node.loc, "a binding")
+            .and_then(|n| self.string(n, "a pull secret name"));
+        let service_accounts = self.string_list(
+            field(e, "serviceAccounts"),
+            "service account",
+            rules::dns1123_subdomain,
+        );
         let workloads = field(e, "workloads").and_then(|n| self.workloads(n));
         let kubesphere_annotation = self.opt_bool(e, "kubesphereAnnotation");
         if service_accounts.is_empty() && workloads.is_none() {
@@ -512,11 +747,23 @@ impl<'d> Decoder<'d> {
         }
         if kubesphere_annotation && workloads.is_none() {
             self.push(
-                Diagnostic::error("spec::kubesphere-needs-workloads", "`kubesphereAnnotation` is set on workloads, but this binding selects none")
-                    .with_label(field(e, "kubesphereAnnotation").map_or(node.loc, |n| n.loc), "needs `workloads`"),
+                Diagnostic::error(
+                    "spec::kubesphere-needs-workloads",
+                    "`kubesphereAnnotation` is set on workloads, but this binding selects none",
+                )
+                .with_label(
+                    field(e, "kubesphereAnnotation").map_or(node.loc, |n| n.loc),
+                    "needs `workloads`",
+                ),
             );
         }
-        Some(Binding { pull_secret: pull_secret?, service_accounts, workloads, kubesphere_annotation, loc: node.loc })
+        Some(Binding {
+            pull_secret: pull_secret?,
+            service_accounts,
+            workloads,
+            kubesphere_annotation,
+            loc: node.loc,
+        })
     }
 
     fn workloads(&mut self, node: &Node) -> Option<WorkloadSelector> {
@@ -524,15 +771,23 @@ impl<'d> Decoder<'d> {
         let mut kinds = Vec::new();
         if let Some(k) = field(e, "kinds") {
             for item in self.list(k, "workload kind") {
-                let Some(s) = self.string(item, "a workload kind") else { continue };
+                let Some(s) = self.string(item, "a workload kind") else {
+                    continue;
+                };
                 match WorkloadKind::ALL.iter().find(|k| k.as_str() == s.value) {
                     Some(kind) => kinds.push(Spanned::new(*kind, s.loc)),
                     None => {
                         let hint = did_you_mean(&s, WorkloadKind::ALL.iter().map(|k| k.as_str()));
                         self.push(
-                            Diagnostic::error("spec::invalid-kind", format!("unknown workload kind `{}`", s.value))
-                                .with_label(s.loc, "unknown kind")
-                                .with_help(hint.map_or("use Deployment, StatefulSet, DaemonSet, Job or CronJob".into(), |h| format!("did you mean `{h}`?"))),
+                            Diagnostic::error(
+                                "spec::invalid-kind",
+                                format!("unknown workload kind `{}`", s.value),
+                            )
+                            .with_label(s.loc, "unknown kind")
+                            .with_help(hint.map_or(
+                                "use Deployment, StatefulSet, DaemonSet, Job or CronJob".into(),
+                                |h| format!("did you mean `{h}`?"),
+                            )),
                         );
                     }
                 }
@@ -540,7 +795,12 @@ impl<'d> Decoder<'d> {
         }
         let selector = field(e, "selector").and_then(|n| self.selector(n, "the workload selector"));
         let images = self.string_list(field(e, "images"), "image pattern", image_pattern);
-        Some(WorkloadSelector { kinds, selector, images, loc: node.loc })
+        Some(WorkloadSelector {
+            kinds,
+            selector,
+            images,
+            loc: node.loc,
+        })
     }
 }
 
@@ -583,9 +843,12 @@ pub(crate) fn merge(into: &mut Spec, from: Spec, diags: &mut Diagnostics) {
     match (&into.metadata.name, from.metadata.name) {
         (None, n) => into.metadata.name = n,
         (Some(a), Some(b)) if a.value != b.value => diags.push(
-            Diagnostic::error("spec::conflicting-name", format!("the spec is named `{}` and `{}`", a.value, b.value))
-                .with_label(b.loc, "named again here")
-                .with_label(a.loc, "first named here"),
+            Diagnostic::error(
+                "spec::conflicting-name",
+                format!("the spec is named `{}` and `{}`", a.value, b.value),
+            )
+            .with_label(b.loc, "named again here")
+            .with_label(a.loc, "first named here"),
         ),
         _ => {}
     }
@@ -597,22 +860,57 @@ pub(crate) fn merge(into: &mut Spec, from: Spec, diags: &mut Diagnostics) {
     into.declared.registries.extend(from.declared.registries);
     into.declared.credentials.extend(from.declared.credentials);
     into.declared.scopes.extend(from.declared.scopes);
-    into.declared.pull_secrets.extend(from.declared.pull_secrets);
-    merge_map(&mut into.registries, from.registries, "registry", |r| r.name.loc, diags);
-    merge_map(&mut into.credentials, from.credentials, "credential", |c| c.name.loc, diags);
-    merge_map(&mut into.scopes, from.scopes, "scope", |s| s.name.loc, diags);
-    merge_map(&mut into.pull_secrets, from.pull_secrets, "pull secret", |p| p.name.loc, diags);
+    into.declared
+        .pull_secrets
+        .extend(from.declared.pull_secrets);
+    merge_map(
+        &mut into.registries,
+        from.registries,
+        "registry",
+        |r| r.name.loc,
+        diags,
+    );
+    merge_map(
+        &mut into.credentials,
+        from.credentials,
+        "credential",
+        |c| c.name.loc,
+        diags,
+    );
+    merge_map(
+        &mut into.scopes,
+        from.scopes,
+        "scope",
+        |s| s.name.loc,
+        diags,
+    );
+    merge_map(
+        &mut into.pull_secrets,
+        from.pull_secrets,
+        "pull secret",
+        |p| p.name.loc,
+        diags,
+    );
     into.bindings.extend(from.bindings);
 }
 
-fn merge_map<T>(into: &mut BTreeMap<String, T>, from: BTreeMap<String, T>, what: &str, loc: fn(&T) -> Loc, diags: &mut Diagnostics) {
+fn merge_map<T>(
+    into: &mut BTreeMap<String, T>,
+    from: BTreeMap<String, T>,
+    what: &str,
+    loc: fn(&T) -> Loc,
+    diags: &mut Diagnostics,
+) {
     for (name, item) in from {
         if let Some(first) = into.get(&name) {
             diags.push(
-                Diagnostic::error("spec::duplicate-name", format!("{what} `{name}` is defined twice"))
-                    .with_label(loc(&item), "defined again here")
-                    .with_label(loc(first), "first defined here")
-                    .with_help("names are global across all spec files; rename one"),
+                Diagnostic::error(
+                    "spec::duplicate-name",
+                    format!("{what} `{name}` is defined twice"),
+                )
+                .with_label(loc(&item), "defined again here")
+                .with_label(loc(first), "first defined here")
+                .with_help("names are global across all spec files; rename one"),
             );
             continue;
         }

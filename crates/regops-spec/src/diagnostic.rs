@@ -35,15 +35,27 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(code: &'static str, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Error, code, message: message.into(), labels: Vec::new(), help: None }
+        Diagnostic {
+            severity: Severity::Error,
+            code,
+            message: message.into(),
+            labels: Vec::new(),
+            help: None,
+        }
     }
 
     pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, message)
+        }
     }
 
     pub fn with_label(mut self, loc: Loc, text: impl Into<String>) -> Self {
-        self.labels.push(Label { loc, text: text.into() });
+        self.labels.push(Label {
+            loc,
+            text: text.into(),
+        });
         self
     }
 
@@ -82,7 +94,10 @@ impl Diagnostics {
     }
 
     pub fn error_count(&self) -> usize {
-        self.0.iter().filter(|d| d.severity == Severity::Error).count()
+        self.0
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -99,7 +114,11 @@ impl Diagnostics {
 
     /// Sorts by file and position, so output is stable and reads top to bottom.
     pub fn sort(&mut self) {
-        self.0.sort_by_key(|d| d.primary().map(|l| (l.file, l.start, l.end)).unwrap_or((usize::MAX, 0, 0)));
+        self.0.sort_by_key(|d| {
+            d.primary()
+                .map(|l| (l.file, l.start, l.end))
+                .unwrap_or((usize::MAX, 0, 0))
+        });
     }
 }
 
@@ -120,15 +139,24 @@ pub struct RenderOptions {
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        RenderOptions { color: false, width: 100 }
+        RenderOptions {
+            color: false,
+            width: 100,
+        }
     }
 }
 
 /// Renders diagnostics the way compilers do: message, `file:line:col`, the source with the
 /// offending text underlined, and the help line.
 pub fn render(diags: &Diagnostics, sources: &Sources, opts: RenderOptions) -> String {
-    let theme = if opts.color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-    let handler = GraphicalReportHandler::new_themed(theme).with_width(opts.width).with_links(false);
+    let theme = if opts.color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(opts.width)
+        .with_links(false);
     let mut out = String::new();
     for d in diags.iter() {
         let adapter = MietteAdapter::new(d, sources);
@@ -148,7 +176,12 @@ pub fn render_short(d: &Diagnostic, sources: &Sources) -> String {
         Severity::Warning => "warning",
     };
     match d.primary() {
-        Some(loc) => format!("{}: {sev}[{}]: {}", sources.position(loc), d.code, d.message),
+        Some(loc) => format!(
+            "{}: {sev}[{}]: {}",
+            sources.position(loc),
+            d.code,
+            d.message
+        ),
         None => format!("{sev}[{}]: {}", d.code, d.message),
     }
 }
@@ -171,7 +204,11 @@ impl MietteAdapter {
             if Some(label.loc.file) == primary_file {
                 let span = SourceSpan::new(label.loc.start.into(), label.loc.end - label.loc.start);
                 let text = (!label.text.is_empty()).then(|| label.text.clone());
-                labels.push(if i == 0 { LabeledSpan::new_primary_with_span(text, span) } else { LabeledSpan::new_with_span(text, span) });
+                labels.push(if i == 0 {
+                    LabeledSpan::new_primary_with_span(text, span)
+                } else {
+                    LabeledSpan::new_with_span(text, span)
+                });
             } else {
                 // miette draws one file per report: point at other files by position.
                 let extra = format!("{}: {}", sources.position(label.loc), label.text);
@@ -181,7 +218,12 @@ impl MietteAdapter {
                 });
             }
         }
-        let source = primary_file.and_then(|f| sources.get(f)).map(|f| NamedSource::new(f.name.clone(), sources.display_text(primary_file.unwrap_or_default())));
+        let source = primary_file.and_then(|f| sources.get(f)).map(|f| {
+            NamedSource::new(
+                f.name.clone(),
+                sources.display_text(primary_file.unwrap_or_default()),
+            )
+        });
         MietteAdapter {
             message: d.message.clone(),
             code: d.code,
@@ -218,18 +260,27 @@ impl miette::Diagnostic for MietteAdapter {
         Some(self.severity)
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        if self.labels.is_empty() { None } else { Some(Box::new(self.labels.iter().cloned())) }
+        if self.labels.is_empty() {
+            None
+        } else {
+            Some(Box::new(self.labels.iter().cloned()))
+        }
     }
 }
 
 /// The closest candidate by edit distance, for "did you mean" hints.
-pub fn did_you_mean<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    wrong: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (wrong.chars().count() / 3).max(1) + 1;
     candidates
         .into_iter()
@@ -259,8 +310,14 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("harbr", ["harbor", "dockerhub"]), Some("harbor"));
+        assert_eq!(
+            did_you_mean("harbr", ["harbor", "dockerhub"]),
+            Some("harbor")
+        );
         assert_eq!(did_you_mean("quay", ["harbor", "dockerhub"]), None);
-        assert_eq!(did_you_mean("servr", ["server", "credential", "insecure"]), Some("server"));
+        assert_eq!(
+            did_you_mean("servr", ["server", "credential", "insecure"]),
+            Some("server")
+        );
     }
 }

@@ -43,7 +43,7 @@ pub struct Invalid {
 }
 
 /// Parses, decodes, merges and validates the files in `sources`.
-pub fn load(mut sources: Sources, default_name: &str) -> Result<Loaded, Invalid> {
+pub fn load(mut sources: Sources, default_name: &str) -> Result<Loaded, Box<Invalid>> {
     let mut diags = Diagnostics::default();
     let mut merged = Spec::default();
     let mut redactions = Vec::new();
@@ -68,8 +68,21 @@ pub fn load(mut sources: Sources, default_name: &str) -> Result<Loaded, Invalid>
     }
     diags.sort();
     if diags.has_errors() {
-        return Err(Invalid { sources, diagnostics: diags, partial: merged });
+        return Err(Box::new(Invalid {
+            sources,
+            diagnostics: diags,
+            partial: merged,
+        }));
     }
-    let name = merged.metadata.name.as_ref().map_or_else(|| default_name.to_string(), |n| n.value.clone());
-    Ok(Loaded { sources, spec: merged, name, warnings: diags })
+    let name = merged
+        .metadata
+        .name
+        .as_ref()
+        .map_or_else(|| default_name.to_string(), |n| n.value.clone());
+    Ok(Loaded {
+        sources,
+        spec: merged,
+        name,
+        warnings: diags,
+    })
 }

@@ -250,8 +250,13 @@ pub enum WorkloadKind {
 }
 
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 5] =
-        [WorkloadKind::Deployment, WorkloadKind::StatefulSet, WorkloadKind::DaemonSet, WorkloadKind::Job, WorkloadKind::CronJob];
+    pub const ALL: [WorkloadKind; 5] = [
+        WorkloadKind::Deployment,
+        WorkloadKind::StatefulSet,
+        WorkloadKind::DaemonSet,
+        WorkloadKind::Job,
+        WorkloadKind::CronJob,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -265,8 +270,12 @@ impl WorkloadKind {
 }
 
 impl SelectorOperator {
-    pub const ALL: [SelectorOperator; 4] =
-        [SelectorOperator::In, SelectorOperator::NotIn, SelectorOperator::Exists, SelectorOperator::DoesNotExist];
+    pub const ALL: [SelectorOperator; 4] = [
+        SelectorOperator::In,
+        SelectorOperator::NotIn,
+        SelectorOperator::Exists,
+        SelectorOperator::DoesNotExist,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -17,12 +17,20 @@ pub struct Loc {
 
 impl Loc {
     pub fn new(file: FileId, start: usize, end: usize) -> Self {
-        Loc { file, start, end: end.max(start) }
+        Loc {
+            file,
+            start,
+            end: end.max(start),
+        }
     }
 
     /// The smallest range covering both.
     pub fn join(self, other: Loc) -> Loc {
-        Loc::new(self.file, self.start.min(other.start), self.end.max(other.end))
+        Loc::new(
+            self.file,
+            self.start.min(other.start),
+            self.end.max(other.end),
+        )
     }
 }
 
@@ -108,7 +116,10 @@ impl Node {
         match &self.value {
             Value::Scalar(_) if self.is_null() => J::Null,
             Value::Scalar(Scalar { text, quoted: true }) => J::String(text.clone()),
-            Value::Scalar(Scalar { text, quoted: false }) => match text.as_str() {
+            Value::Scalar(Scalar {
+                text,
+                quoted: false,
+            }) => match text.as_str() {
                 "true" | "True" | "TRUE" => J::Bool(true),
                 "false" | "False" | "FALSE" => J::Bool(false),
                 t => t
@@ -119,7 +130,12 @@ impl Node {
                     .unwrap_or_else(|| J::String(t.to_string())),
             },
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
-            Value::Map(entries) => J::Object(entries.iter().map(|(k, v)| (k.value.clone(), v.to_json())).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.value.clone(), v.to_json()))
+                    .collect(),
+            ),
         }
     }
 
@@ -132,7 +148,10 @@ impl Node {
 
     pub fn key_loc(&self, key: &str) -> Option<Loc> {
         match &self.value {
-            Value::Map(entries) => entries.iter().find(|(k, _)| k.value == key).map(|(k, _)| k.loc),
+            Value::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.value == key)
+                .map(|(k, _)| k.loc),
             _ => None,
         }
     }

@@ -49,7 +49,10 @@ pub fn label_value(s: &str) -> Result<(), String> {
     if s.len() > 63 {
         return Err(format!("must be at most 63 characters (is {})", s.len()));
     }
-    if !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
         return Err("must consist of letters, digits, '-', '_' and '.'".into());
     }
     if let (Some(f), Some(l)) = (s.chars().next(), s.chars().last())
@@ -96,14 +99,22 @@ pub struct ServerError {
 pub fn normalize_server(raw: &str) -> Result<String, ServerError> {
     let s = raw.trim();
     let err = |message: String, help: Option<String>| Err(ServerError { message, help });
-    let hub_forms = ["docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"];
+    let hub_forms = [
+        "docker.io",
+        "index.docker.io",
+        "registry-1.docker.io",
+        "registry.hub.docker.com",
+    ];
     let bare = s.trim_start_matches("https://").trim_end_matches('/');
     let bare = bare.strip_suffix("/v1").unwrap_or(bare);
     if hub_forms.contains(&bare) {
         return Ok(DOCKER_HUB_SERVER.to_string());
     }
     if s.is_empty() {
-        return err("the registry server is empty".into(), Some("write host[:port], e.g. harbor.example.com".into()));
+        return err(
+            "the registry server is empty".into(),
+            Some("write host[:port], e.g. harbor.example.com".into()),
+        );
     }
     if let Some((scheme, rest)) = s.split_once("://") {
         let help = if scheme == "http" {
@@ -111,13 +122,19 @@ pub fn normalize_server(raw: &str) -> Result<String, ServerError> {
         } else {
             format!("write `{}`", rest.trim_end_matches('/'))
         };
-        return err(format!("`{s}` has a scheme; a registry server is host[:port]"), Some(help));
+        return err(
+            format!("`{s}` has a scheme; a registry server is host[:port]"),
+            Some(help),
+        );
     }
     let (hostport, path) = match s.split_once('/') {
         Some((h, p)) => (h, Some(p)),
         None => (s, None),
     };
-    let (host, port) = split_host_port(hostport).map_err(|m| ServerError { message: m, help: None })?;
+    let (host, port) = split_host_port(hostport).map_err(|m| ServerError {
+        message: m,
+        help: None,
+    })?;
     if let Some(port) = port {
         match port.parse::<u16>() {
             Ok(p) if p > 0 => {}
@@ -125,15 +142,35 @@ pub fn normalize_server(raw: &str) -> Result<String, ServerError> {
         }
     }
     if host.chars().any(|c| c.is_ascii_uppercase()) {
-        return err(format!("registry host `{host}` has upper-case letters"), Some(format!("write `{}`", s.to_ascii_lowercase())));
+        return err(
+            format!("registry host `{host}` has upper-case letters"),
+            Some(format!("write `{}`", s.to_ascii_lowercase())),
+        );
     }
-    if !(host.starts_with('[') && host.ends_with(']')) && host.parse::<std::net::Ipv4Addr>().is_err() {
-        dns1123_subdomain(host).map_err(|e| ServerError { message: format!("registry host `{host}` is not a valid DNS name: it {e}"), help: None })?;
+    if !(host.starts_with('[') && host.ends_with(']'))
+        && host.parse::<std::net::Ipv4Addr>().is_err()
+    {
+        dns1123_subdomain(host).map_err(|e| ServerError {
+            message: format!("registry host `{host}` is not a valid DNS name: it {e}"),
+            help: None,
+        })?;
     }
     if let Some(path) = path {
         let path = path.trim_end_matches('/');
-        if path.is_empty() || !path.split('/').all(|seg| !seg.is_empty() && seg.chars().all(|c| is_alnum_lower(c) || matches!(c, '-' | '_' | '.'))) {
-            return err(format!("`{s}` has an invalid path; a registry server is host[:port] or host[:port]/path"), None);
+        if path.is_empty()
+            || !path.split('/').all(|seg| {
+                !seg.is_empty()
+                    && seg
+                        .chars()
+                        .all(|c| is_alnum_lower(c) || matches!(c, '-' | '_' | '.'))
+            })
+        {
+            return err(
+                format!(
+                    "`{s}` has an invalid path; a registry server is host[:port] or host[:port]/path"
+                ),
+                None,
+            );
         }
         return Ok(format!("{hostport}/{path}"));
     }
@@ -142,7 +179,9 @@ pub fn normalize_server(raw: &str) -> Result<String, ServerError> {
 
 fn split_host_port(s: &str) -> Result<(&str, Option<&str>), String> {
     if s.starts_with('[') {
-        let end = s.find(']').ok_or_else(|| format!("`{s}` has an unclosed IPv6 bracket"))?;
+        let end = s
+            .find(']')
+            .ok_or_else(|| format!("`{s}` has an unclosed IPv6 bracket"))?;
         let (host, rest) = s.split_at(end + 1);
         return match rest.strip_prefix(':') {
             Some(p) => Ok((host, Some(p))),
@@ -162,22 +201,43 @@ mod tests {
 
     #[test]
     fn docker_hub_spellings_normalise() {
-        for s in ["docker.io", "index.docker.io", "https://index.docker.io/v1/", "registry-1.docker.io", "index.docker.io/v1"] {
+        for s in [
+            "docker.io",
+            "index.docker.io",
+            "https://index.docker.io/v1/",
+            "registry-1.docker.io",
+            "index.docker.io/v1",
+        ] {
             assert_eq!(normalize_server(s).unwrap(), DOCKER_HUB_SERVER, "{s}");
         }
     }
 
     #[test]
     fn servers() {
-        assert_eq!(normalize_server("harbor.example.com").unwrap(), "harbor.example.com");
-        assert_eq!(normalize_server("harbor.local:8080").unwrap(), "harbor.local:8080");
-        assert_eq!(normalize_server("127.0.0.1:5000").unwrap(), "127.0.0.1:5000");
+        assert_eq!(
+            normalize_server("harbor.example.com").unwrap(),
+            "harbor.example.com"
+        );
+        assert_eq!(
+            normalize_server("harbor.local:8080").unwrap(),
+            "harbor.local:8080"
+        );
+        assert_eq!(
+            normalize_server("127.0.0.1:5000").unwrap(),
+            "127.0.0.1:5000"
+        );
         assert_eq!(normalize_server("[::1]:5000").unwrap(), "[::1]:5000");
         assert_eq!(normalize_server("quay.io/myorg/").unwrap(), "quay.io/myorg");
         let e = normalize_server("http://harbor.local").unwrap_err();
         assert!(e.help.unwrap().contains("insecure: true"));
         assert!(normalize_server("harbor.local:99999").is_err());
-        assert!(normalize_server("Harbor.local").unwrap_err().help.unwrap().contains("harbor.local"));
+        assert!(
+            normalize_server("Harbor.local")
+                .unwrap_err()
+                .help
+                .unwrap()
+                .contains("harbor.local")
+        );
         assert!(normalize_server("har_bor.local").is_err());
         assert!(normalize_server("").is_err());
     }

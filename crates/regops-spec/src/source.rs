@@ -41,7 +41,12 @@ pub struct Sources {
 
 impl Sources {
     pub fn add(&mut self, path: PathBuf, text: String, format: Format) -> FileId {
-        self.files.push(SourceFile { name: path.display().to_string(), path, text: Arc::from(text), format });
+        self.files.push(SourceFile {
+            name: path.display().to_string(),
+            path,
+            text: Arc::from(text),
+            format,
+        });
         self.files.len() - 1
     }
 
@@ -55,7 +60,9 @@ impl Sources {
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, loc: Loc) -> (usize, usize) {
-        let Some(file) = self.files.get(loc.file) else { return (0, 0) };
+        let Some(file) = self.files.get(loc.file) else {
+            return (0, 0);
+        };
         let before = &file.text[..loc.start.min(file.text.len())];
         let line = before.matches('\n').count() + 1;
         let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -65,13 +72,19 @@ impl Sources {
     /// `file:line:col`.
     pub fn position(&self, loc: Loc) -> String {
         let (line, col) = self.line_col(loc);
-        let name = self.files.get(loc.file).map_or("<unknown>", |f| f.name.as_str());
+        let name = self
+            .files
+            .get(loc.file)
+            .map_or("<unknown>", |f| f.name.as_str());
         format!("{name}:{line}:{col}")
     }
 
     /// The source text a location covers.
     pub fn slice(&self, loc: Loc) -> &str {
-        self.files.get(loc.file).and_then(|f| f.text.get(loc.start..loc.end)).unwrap_or("")
+        self.files
+            .get(loc.file)
+            .and_then(|f| f.text.get(loc.start..loc.end))
+            .unwrap_or("")
     }
 
     /// Marks a range as secret: [`Sources::display_text`] masks it.
@@ -82,7 +95,9 @@ impl Sources {
     /// A file's text for display in diagnostics: redacted ranges, and the values of lines that
     /// look like `password: <plaintext>`, replaced by `*` byte for byte, so offsets still hold.
     pub fn display_text(&self, id: FileId) -> Arc<str> {
-        let Some(file) = self.files.get(id) else { return Arc::from("") };
+        let Some(file) = self.files.get(id) else {
+            return Arc::from("");
+        };
         let mut bytes = file.text.as_bytes().to_vec();
         for loc in self.redacted.iter().filter(|l| l.file == id) {
             mask(&mut bytes, loc.start, loc.end);
@@ -91,7 +106,9 @@ impl Sources {
         let mut from = 0;
         while let Some(i) = file.text[from..].find("AGE-SECRET-KEY-") {
             let start = from + i;
-            let len = file.text[start..].find(|c: char| !c.is_ascii_alphanumeric() && c != '-').unwrap_or(file.text.len() - start);
+            let len = file.text[start..]
+                .find(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+                .unwrap_or(file.text.len() - start);
             mask(&mut bytes, start, start + len);
             from = start + len;
         }
@@ -124,7 +141,10 @@ impl Sources {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read spec file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: unknown spec format; use a .yaml, .yml or .toml file")]
     UnknownFormat { path: PathBuf },
     #[error("{path} holds no .yaml, .yml or .toml files")]
@@ -142,7 +162,10 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Sources, LoadError> {
     let mut sources = Sources::default();
     for path in paths {
         if path.is_dir() {
-            let entries = std::fs::read_dir(path).map_err(|source| LoadError::Read { path: path.clone(), source })?;
+            let entries = std::fs::read_dir(path).map_err(|source| LoadError::Read {
+                path: path.clone(),
+                source,
+            })?;
             let mut files: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_file() && Format::from_path(p).is_some())
@@ -162,14 +185,22 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Sources, LoadError> {
 }
 
 fn read_one(sources: &mut Sources, path: PathBuf) -> Result<FileId, LoadError> {
-    let format = Format::from_path(&path).ok_or_else(|| LoadError::UnknownFormat { path: path.clone() })?;
-    let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Read { path: path.clone(), source })?;
+    let format =
+        Format::from_path(&path).ok_or_else(|| LoadError::UnknownFormat { path: path.clone() })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Read {
+        path: path.clone(),
+        source,
+    })?;
     Ok(sources.add(path, text, format))
 }
 
 /// A diagnostic for a value that is not of the expected kind.
 pub(crate) fn expected(node: &Node, what: &str) -> Diagnostic {
-    Diagnostic::error("spec::type", format!("expected {what}, found {}", node.kind())).with_label(node.loc, format!("expected {what}"))
+    Diagnostic::error(
+        "spec::type",
+        format!("expected {what}, found {}", node.kind()),
+    )
+    .with_label(node.loc, format!("expected {what}"))
 }
 
 fn mask(bytes: &mut [u8], start: usize, end: usize) {
@@ -197,7 +228,10 @@ fn plaintext_secret_value(line: &str) -> Option<(usize, usize)> {
     let indent = line.len() - trimmed.len();
     let key_end = trimmed.find(|c: char| c == ':' || c == '=' || c.is_whitespace())?;
     let key = trimmed[..key_end].trim_matches(|c| c == '"' || c == '\'');
-    if !matches!(key.to_ascii_lowercase().as_str(), "password" | "token" | "secret" | "auth") {
+    if !matches!(
+        key.to_ascii_lowercase().as_str(),
+        "password" | "token" | "secret" | "auth"
+    ) {
         return None;
     }
     let rest = &trimmed[key_end..];
@@ -209,7 +243,9 @@ fn plaintext_secret_value(line: &str) -> Option<(usize, usize)> {
         || value_trimmed.starts_with('|')
         || value_trimmed.starts_with('>')
         || value_trimmed.starts_with("\"\"\"")
-        || value_trimmed.trim_start_matches(['"', '\'']).starts_with("-----BEGIN AGE")
+        || value_trimmed
+            .trim_start_matches(['"', '\''])
+            .starts_with("-----BEGIN AGE")
     {
         return None;
     }
@@ -224,7 +260,8 @@ mod tests {
     #[test]
     fn masks_plaintext_password_lines() {
         let mut s = Sources::default();
-        let text = "a:\n  password: hunter2\n  token = \"t0k\"\n  password: { env: X }\n  password: |\n";
+        let text =
+            "a:\n  password: hunter2\n  token = \"t0k\"\n  password: { env: X }\n  password: |\n";
         let id = s.add("x.yaml".into(), text.into(), Format::Yaml);
         let shown = s.display_text(id);
         assert!(!shown.contains("hunter2") && !shown.contains("t0k"));

@@ -12,16 +12,26 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
     if !errors.is_empty() {
         for err in errors {
             let range = err.span().unwrap_or(0..0);
-            let end = if range.end > range.start { range.end } else { (range.start + 1).min(text.len()) };
+            let end = if range.end > range.start {
+                range.end
+            } else {
+                (range.start + 1).min(text.len())
+            };
             diags.push(
-                Diagnostic::error("spec::syntax", format!("invalid TOML: {}", err.message().trim_end()))
-                    .with_label(Loc::new(file, range.start, end), "here"),
+                Diagnostic::error(
+                    "spec::syntax",
+                    format!("invalid TOML: {}", err.message().trim_end()),
+                )
+                .with_label(Loc::new(file, range.start, end), "here"),
             );
         }
         return None;
     }
     let span = root.span();
-    Some(Node { loc: Loc::new(file, span.start, span.end), value: table(file, root.get_ref()) })
+    Some(Node {
+        loc: Loc::new(file, span.start, span.end),
+        value: table(file, root.get_ref()),
+    })
 }
 
 fn table(file: FileId, t: &DeTable<'_>) -> Value {
@@ -29,7 +39,10 @@ fn table(file: FileId, t: &DeTable<'_>) -> Value {
         t.iter()
             .map(|(k, v)| {
                 let ks = k.span();
-                (Spanned::new(k.get_ref().to_string(), Loc::new(file, ks.start, ks.end)), node(file, v))
+                (
+                    Spanned::new(k.get_ref().to_string(), Loc::new(file, ks.start, ks.end)),
+                    node(file, v),
+                )
             })
             .collect(),
     )
@@ -47,7 +60,10 @@ fn node(file: FileId, v: &TSpanned<DeValue<'_>>) -> Node {
         DeValue::Array(a) => Value::Seq(a.iter().map(|item| node(file, item)).collect()),
         DeValue::Table(t) => table(file, t),
     };
-    Node { loc: Loc::new(file, span.start, span.end), value }
+    Node {
+        loc: Loc::new(file, span.start, span.end),
+        value,
+    }
 }
 
 #[cfg(test)]
@@ -59,10 +75,31 @@ mod tests {
         let text = "[registries.harbor]\nserver = \"harbor.example.com\"\ninsecure = true\n";
         let mut d = Diagnostics::default();
         let root = parse(0, text, &mut d).unwrap();
-        let server = root.get("registries").unwrap().get("harbor").unwrap().get("server").unwrap();
-        assert_eq!(&text[server.loc.start..server.loc.end], "\"harbor.example.com\"");
-        let insecure = root.get("registries").unwrap().get("harbor").unwrap().get("insecure").unwrap();
-        assert_eq!(insecure.value, Value::Scalar(Scalar { text: "true".into(), quoted: false }));
+        let server = root
+            .get("registries")
+            .unwrap()
+            .get("harbor")
+            .unwrap()
+            .get("server")
+            .unwrap();
+        assert_eq!(
+            &text[server.loc.start..server.loc.end],
+            "\"harbor.example.com\""
+        );
+        let insecure = root
+            .get("registries")
+            .unwrap()
+            .get("harbor")
+            .unwrap()
+            .get("insecure")
+            .unwrap();
+        assert_eq!(
+            insecure.value,
+            Value::Scalar(Scalar {
+                text: "true".into(),
+                quoted: false
+            })
+        );
     }
 
     #[test]

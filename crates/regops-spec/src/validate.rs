@@ -9,19 +9,34 @@ use crate::node::Spanned;
 
 fn unknown(what: &str, section: &str, r: &Spanned<String>, known: &BTreeSet<String>) -> Diagnostic {
     let hint = did_you_mean(r, known.iter().map(String::as_str));
-    Diagnostic::error("spec::unknown-reference", format!("unknown {what} `{}`", r.value))
-        .with_label(r.loc, format!("no {what} of this name in `{section}`"))
-        .with_help(match hint {
-            Some(h) => format!("did you mean `{h}`?"),
-            None if known.is_empty() => format!("`{section}` defines none"),
-            None => format!("defined: {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
-        })
+    Diagnostic::error(
+        "spec::unknown-reference",
+        format!("unknown {what} `{}`", r.value),
+    )
+    .with_label(r.loc, format!("no {what} of this name in `{section}`"))
+    .with_help(match hint {
+        Some(h) => format!("did you mean `{h}`?"),
+        None if known.is_empty() => format!("`{section}` defines none"),
+        None => format!(
+            "defined: {}",
+            known
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })
 }
 
 pub(crate) fn references(spec: &Spec, diags: &mut Diagnostics) {
     for reg in spec.registries.values() {
         if !spec.declared.credentials.contains(reg.credential.as_str()) {
-            diags.push(unknown("credential", "credentials", &reg.credential, &spec.declared.credentials));
+            diags.push(unknown(
+                "credential",
+                "credentials",
+                &reg.credential,
+                &spec.declared.credentials,
+            ));
         }
     }
     for ps in spec.pull_secrets.values() {
@@ -29,7 +44,12 @@ pub(crate) fn references(spec: &Spec, diags: &mut Diagnostics) {
         for r in &ps.registries {
             match spec.registries.get(r.as_str()) {
                 None if spec.declared.registries.contains(r.as_str()) => {}
-                None => diags.push(unknown("registry", "registries", r, &spec.declared.registries)),
+                None => diags.push(unknown(
+                    "registry",
+                    "registries",
+                    r,
+                    &spec.declared.registries,
+                )),
                 Some(reg) => {
                     if let Some(first) = servers.insert(reg.server.as_str(), r) {
                         diags.push(
@@ -51,20 +71,50 @@ pub(crate) fn references(spec: &Spec, diags: &mut Diagnostics) {
     }
     for b in &spec.bindings {
         if !spec.declared.pull_secrets.contains(b.pull_secret.as_str()) {
-            diags.push(unknown("pull secret", "pullSecrets", &b.pull_secret, &spec.declared.pull_secrets));
+            diags.push(unknown(
+                "pull secret",
+                "pullSecrets",
+                &b.pull_secret,
+                &spec.declared.pull_secrets,
+            ));
         }
     }
     for c in spec.credentials.values() {
-        if !spec.registries.values().any(|r| r.credential.value == c.name.value) {
-            diags.push(Diagnostic::warning("spec::unused", format!("credential `{}` is not used by any registry", c.name.value)).with_label(c.name.loc, "unused"));
+        if !spec
+            .registries
+            .values()
+            .any(|r| r.credential.value == c.name.value)
+        {
+            diags.push(
+                Diagnostic::warning(
+                    "spec::unused",
+                    format!("credential `{}` is not used by any registry", c.name.value),
+                )
+                .with_label(c.name.loc, "unused"),
+            );
         }
     }
     for r in spec.registries.values() {
-        if !spec.pull_secrets.values().any(|p| p.registries.iter().any(|x| x.value == r.name.value)) {
-            diags.push(Diagnostic::warning("spec::unused", format!("registry `{}` is in no pull secret", r.name.value)).with_label(r.name.loc, "unused"));
+        if !spec
+            .pull_secrets
+            .values()
+            .any(|p| p.registries.iter().any(|x| x.value == r.name.value))
+        {
+            diags.push(
+                Diagnostic::warning(
+                    "spec::unused",
+                    format!("registry `{}` is in no pull secret", r.name.value),
+                )
+                .with_label(r.name.loc, "unused"),
+            );
         }
     }
-    let encrypted = spec.credentials.values().find(|c| matches!(c.password, SecretSource::Age(_) | SecretSource::AgeFile { .. }));
+    let encrypted = spec.credentials.values().find(|c| {
+        matches!(
+            c.password,
+            SecretSource::Age(_) | SecretSource::AgeFile { .. }
+        )
+    });
     if spec.recipients.is_empty()
         && let Some(c) = encrypted
     {

@@ -17,7 +17,10 @@ struct Offsets {
 impl Offsets {
     fn new(text: &str) -> Self {
         let table = (!text.is_ascii()).then(|| text.char_indices().map(|(i, _)| i).collect());
-        Offsets { table, len: text.len() }
+        Offsets {
+            table,
+            len: text.len(),
+        }
     }
 
     fn byte(&self, char_index: usize) -> usize {
@@ -29,15 +32,30 @@ impl Offsets {
 }
 
 enum Frame {
-    Seq { start: Loc, anchor: usize, items: Vec<Node> },
-    Map { start: Loc, anchor: usize, entries: Vec<(Spanned<String>, Node)>, key: Option<Node> },
+    Seq {
+        start: Loc,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        start: Loc,
+        anchor: usize,
+        entries: Vec<(Spanned<String>, Node)>,
+        key: Option<Node>,
+    },
 }
 
 /// Parses one YAML document. A syntax error stops parsing (YAML cannot be recovered reliably);
 /// structural problems (non-scalar keys, duplicate keys, several documents) are all reported.
 pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option<Node> {
     let offsets = Offsets::new(text);
-    let loc = |span: Span| Loc::new(file, offsets.byte(span.start.index()), offsets.byte(span.end.index()));
+    let loc = |span: Span| {
+        Loc::new(
+            file,
+            offsets.byte(span.start.index()),
+            offsets.byte(span.end.index()),
+        )
+    };
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, Node> = HashMap::new();
@@ -80,7 +98,10 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
                 let text = value;
                 let node = Node {
                     loc: at,
-                    value: Value::Scalar(Scalar { text: text.into_owned(), quoted: style != ScalarStyle::Plain }),
+                    value: Value::Scalar(Scalar {
+                        text: text.into_owned(),
+                        quoted: style != ScalarStyle::Plain,
+                    }),
                 };
                 if anchor > 0 {
                     anchors.insert(anchor, node.clone());
@@ -88,33 +109,65 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
                 Some(node)
             }
             Event::Alias(id) => match anchors.get(&id) {
-                Some(node) => Some(Node { loc: loc(span), value: node.value.clone() }),
+                Some(node) => Some(Node {
+                    loc: loc(span),
+                    value: node.value.clone(),
+                }),
                 None => {
-                    diags.push(Diagnostic::error("spec::syntax", "unknown YAML alias").with_label(loc(span), "no anchor of this name"));
+                    diags.push(
+                        Diagnostic::error("spec::syntax", "unknown YAML alias")
+                            .with_label(loc(span), "no anchor of this name"),
+                    );
                     return None;
                 }
             },
             Event::SequenceStart(anchor, _) => {
-                stack.push(Frame::Seq { start: loc(span), anchor, items: Vec::new() });
+                stack.push(Frame::Seq {
+                    start: loc(span),
+                    anchor,
+                    items: Vec::new(),
+                });
                 None
             }
             Event::MappingStart(anchor, _) => {
-                stack.push(Frame::Map { start: loc(span), anchor, entries: Vec::new(), key: None });
+                stack.push(Frame::Map {
+                    start: loc(span),
+                    anchor,
+                    entries: Vec::new(),
+                    key: None,
+                });
                 None
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let end = loc(span);
                 match stack.pop() {
-                    Some(Frame::Seq { start, anchor, items }) => {
-                        let node = Node { loc: container_loc(text, start, end, items.last().map(|n| n.loc)), value: Value::Seq(items) };
+                    Some(Frame::Seq {
+                        start,
+                        anchor,
+                        items,
+                    }) => {
+                        let node = Node {
+                            loc: container_loc(text, start, end, items.last().map(|n| n.loc)),
+                            value: Value::Seq(items),
+                        };
                         if anchor > 0 {
                             anchors.insert(anchor, node.clone());
                         }
                         Some(node)
                     }
-                    Some(Frame::Map { start, anchor, entries, .. }) => {
+                    Some(Frame::Map {
+                        start,
+                        anchor,
+                        entries,
+                        ..
+                    }) => {
                         let node = Node {
-                            loc: container_loc(text, start, end, entries.last().map(|(_, n)| n.loc)),
+                            loc: container_loc(
+                                text,
+                                start,
+                                end,
+                                entries.last().map(|(_, n)| n.loc),
+                            ),
                             value: Value::Map(entries),
                         };
                         if anchor > 0 {
@@ -142,9 +195,12 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
                     };
                     if let Some((first, _)) = entries.iter().find(|(e, _)| e.value == text) {
                         diags.push(
-                            Diagnostic::error("spec::duplicate-key", format!("duplicate key `{text}`"))
-                                .with_label(k.loc, "defined again here")
-                                .with_label(first.loc, "first defined here"),
+                            Diagnostic::error(
+                                "spec::duplicate-key",
+                                format!("duplicate key `{text}`"),
+                            )
+                            .with_label(k.loc, "defined again here")
+                            .with_label(first.loc, "first defined here"),
                         );
                         continue;
                     }
@@ -153,7 +209,10 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
             },
         }
     }
-    Some(root.unwrap_or(Node { loc: Loc::new(file, 0, 0), value: Value::Map(Vec::new()) }))
+    Some(root.unwrap_or(Node {
+        loc: Loc::new(file, 0, 0),
+        value: Value::Map(Vec::new()),
+    }))
 }
 
 /// saphyr's span of a block scalar starts at its content; the value as written starts at its
@@ -199,14 +258,27 @@ mod tests {
 
     #[test]
     fn spans_cover_values() {
-        let text = "a:\n  b: hello\n  c: { env: X }\n  d: [1, 2]\n  e: |\n    line1\n    line2\nf: 'q'\n";
+        let text =
+            "a:\n  b: hello\n  c: { env: X }\n  d: [1, 2]\n  e: |\n    line1\n    line2\nf: 'q'\n";
         let root = parse_ok(text);
         let a = root.get("a").unwrap();
         assert_eq!(slice(text, a.get("b").unwrap()), "hello");
         assert_eq!(slice(text, a.get("c").unwrap()), "{ env: X }");
         let commented = parse_ok("p: { env: X }  # comment\nq: [1]   # c\n");
-        assert_eq!(slice("p: { env: X }  # comment\nq: [1]   # c\n", commented.get("p").unwrap()), "{ env: X }");
-        assert_eq!(slice("p: { env: X }  # comment\nq: [1]   # c\n", commented.get("q").unwrap()), "[1]");
+        assert_eq!(
+            slice(
+                "p: { env: X }  # comment\nq: [1]   # c\n",
+                commented.get("p").unwrap()
+            ),
+            "{ env: X }"
+        );
+        assert_eq!(
+            slice(
+                "p: { env: X }  # comment\nq: [1]   # c\n",
+                commented.get("q").unwrap()
+            ),
+            "[1]"
+        );
         assert_eq!(slice(text, a.get("d").unwrap()), "[1, 2]");
         assert!(slice(text, a.get("e").unwrap()).starts_with('|'));
         assert!(slice(text, a.get("e").unwrap()).ends_with("line2"));
@@ -226,7 +298,13 @@ mod tests {
         let mut d = Diagnostics::default();
         parse(0, "a: 1\nb: 2\na: 3\n", &mut d);
         assert_eq!(d.len(), 1);
-        assert!(d.iter().next().unwrap().message.contains("duplicate key `a`"));
+        assert!(
+            d.iter()
+                .next()
+                .unwrap()
+                .message
+                .contains("duplicate key `a`")
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The committed JSON Schema is the generated one, the decoder accepts exactly the fields the
 //! schema describes, and every shipped example is valid by both.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -28,7 +30,11 @@ fn committed_schema_is_generated_schema() {
 fn decoder_fields_match_schema_properties() {
     let schema = schema();
     for (def, fields) in FIELD_TABLE {
-        let node = if *def == "Spec" { &schema } else { &schema["$defs"][def] };
+        let node = if *def == "Spec" {
+            &schema
+        } else {
+            &schema["$defs"][def]
+        };
         let props: BTreeSet<String> = match node.get("properties") {
             Some(p) => p.as_object().unwrap().keys().cloned().collect(),
             // An untagged enum: the union of its variants' properties.
@@ -43,7 +49,11 @@ fn decoder_fields_match_schema_properties() {
         let decoded: BTreeSet<String> = fields.iter().map(|f| f.to_string()).collect();
         assert_eq!(decoded, props, "fields of {def}: decoder vs schema");
         if node.get("properties").is_some() {
-            assert_eq!(node["additionalProperties"], serde_json::Value::Bool(false), "{def} must refuse unknown fields");
+            assert_eq!(
+                node["additionalProperties"],
+                serde_json::Value::Bool(false),
+                "{def} must refuse unknown fields"
+            );
         }
     }
 }
@@ -72,15 +82,28 @@ fn example_specs() -> Vec<PathBuf> {
 fn every_example_validates_against_the_schema_and_loads() {
     let validator = jsonschema::validator_for(&schema()).unwrap();
     let examples = example_specs();
-    assert!(examples.len() >= 3, "expected the shipped examples, found {examples:?}");
+    assert!(
+        examples.len() >= 3,
+        "expected the shipped examples, found {examples:?}"
+    );
     for path in examples {
         let sources = read_paths(std::slice::from_ref(&path)).unwrap();
         let mut diags = regops_spec::Diagnostics::default();
-        let root = sources.parse(0, &mut diags).unwrap_or_else(|| panic!("{} does not parse", path.display()));
-        let errors: Vec<String> = validator.iter_errors(&root.to_json()).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        let root = sources
+            .parse(0, &mut diags)
+            .unwrap_or_else(|| panic!("{} does not parse", path.display()));
+        let errors: Vec<String> = validator
+            .iter_errors(&root.to_json())
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
         assert!(errors.is_empty(), "{}: {errors:?}", path.display());
         let loaded = regops_spec::load(sources, "example");
-        assert!(loaded.is_ok(), "{} does not load: {:?}", path.display(), loaded.err().map(|e| e.diagnostics));
+        assert!(
+            loaded.is_ok(),
+            "{} does not load: {:?}",
+            path.display(),
+            loaded.err().map(|e| e.diagnostics)
+        );
     }
 }
 
@@ -92,7 +115,16 @@ fn schema_rejects_what_the_decoder_rejects() {
         "registries": { "r": { "sever": "x", "credential": "c" } },
         "credentials": { "c": { "username": "u", "password": "plaintext" } }
     });
-    let errors: Vec<String> = validator.iter_errors(&bad).map(|e| e.instance_path().to_string()).collect();
-    assert!(errors.iter().any(|p| p.contains("/registries/r")), "{errors:?}");
-    assert!(errors.iter().any(|p| p.contains("/credentials/c/password")), "{errors:?}");
+    let errors: Vec<String> = validator
+        .iter_errors(&bad)
+        .map(|e| e.instance_path().to_string())
+        .collect();
+    assert!(
+        errors.iter().any(|p| p.contains("/registries/r")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|p| p.contains("/credentials/c/password")),
+        "{errors:?}"
+    );
 }

@@ -38,7 +38,9 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate a spec and decrypt its credentials, without touching a cluster.
-    #[command(after_help = "Examples:\n  regops check -f regops.yaml\n  regops check -f specs/ --no-decrypt   # in CI without the age key")]
+    #[command(
+        after_help = "Examples:\n  regops check -f regops.yaml\n  regops check -f specs/ --no-decrypt   # in CI without the age key"
+    )]
     Check(CheckArgs),
 
     /// Print the Secrets regops would own, as YAML manifests (no cluster needed).
@@ -164,8 +166,20 @@ mod tests {
 
     #[test]
     fn namespaces_split_on_commas() {
-        let cli = Cli::try_parse_from(["regops", "render", "-f", "x.yaml", "--namespaces", "a,b", "-n", "c"]).unwrap();
-        let Command::Render(r) = cli.command else { panic!("not render") };
+        let cli = Cli::try_parse_from([
+            "regops",
+            "render",
+            "-f",
+            "x.yaml",
+            "--namespaces",
+            "a,b",
+            "-n",
+            "c",
+        ])
+        .unwrap();
+        let Command::Render(r) = cli.command else {
+            panic!("not render")
+        };
         assert_eq!(r.namespaces, ["a", "b", "c"]);
     }
 
@@ -176,6 +190,18 @@ mod tests {
 
     #[test]
     fn no_password_flag_exists() {
-        assert!(Cli::try_parse_from(["regops", "encrypt", "-f", "x.yaml", "-c", "a", "--password", "p"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "regops",
+                "encrypt",
+                "-f",
+                "x.yaml",
+                "-c",
+                "a",
+                "--password",
+                "p"
+            ])
+            .is_err()
+        );
     }
 }

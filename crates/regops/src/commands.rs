@@ -19,22 +19,37 @@ use crate::output::Term;
 /// Why a command failed, ready to be shown.
 pub enum Failure {
     /// Problems located in the spec.
-    Spec { sources: Sources, diagnostics: Diagnostics },
+    Spec {
+        sources: Sources,
+        diagnostics: Diagnostics,
+    },
     /// Anything else: a message and what to do about it.
-    Message { message: String, help: Option<String> },
+    Message {
+        message: String,
+        help: Option<String>,
+    },
 }
 
 impl Failure {
     fn msg(message: impl Into<String>) -> Self {
-        Failure::Message { message: message.into(), help: None }
+        Failure::Message {
+            message: message.into(),
+            help: None,
+        }
     }
 
     fn report(self, term: &Term) {
         match self {
-            Failure::Spec { sources, diagnostics } => {
+            Failure::Spec {
+                sources,
+                diagnostics,
+            } => {
                 term.diagnostics(&diagnostics, &sources);
                 let n = diagnostics.error_count();
-                term.note(&format!("regops: {n} error{} in the spec; nothing was done", if n == 1 { "" } else { "s" }));
+                term.note(&format!(
+                    "regops: {n} error{} in the spec; nothing was done",
+                    if n == 1 { "" } else { "s" }
+                ));
             }
             Failure::Message { message, help } => {
                 let mut d = Diagnostics::default();
@@ -74,35 +89,66 @@ fn read_sources(files: &[PathBuf]) -> Result<Sources, Failure> {
 }
 
 fn default_name(files: &[PathBuf]) -> String {
-    let first = files.first().map(PathBuf::as_path).unwrap_or(Path::new("regops"));
-    let stem = if first.is_dir() { first.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_os_string())) } else { first.file_stem().map(|s| s.to_os_string()) };
+    let first = files
+        .first()
+        .map(PathBuf::as_path)
+        .unwrap_or(Path::new("regops"));
+    let stem = if first.is_dir() {
+        first
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_os_string()))
+    } else {
+        first.file_stem().map(|s| s.to_os_string())
+    };
     stem.map_or_else(|| "regops".into(), |s| s.to_string_lossy().to_string())
 }
 
 /// Reads, parses and validates the spec (recipients included), printing warnings.
 fn load(files: &[PathBuf], term: &Term) -> Result<Loaded, Failure> {
     let sources = read_sources(files)?;
-    let mut loaded = regops_spec::load(sources, &default_name(files))
-        .map_err(|inv| Failure::Spec { sources: inv.sources, diagnostics: inv.diagnostics })?;
+    let mut loaded =
+        regops_spec::load(sources, &default_name(files)).map_err(|inv| Failure::Spec {
+            sources: inv.sources,
+            diagnostics: inv.diagnostics,
+        })?;
     if let Err(d) = crypto::parse_recipients(&loaded.spec.recipients) {
         let mut all = d;
         all.extend(std::mem::take(&mut loaded.warnings));
-        return Err(Failure::Spec { sources: loaded.sources, diagnostics: all });
+        return Err(Failure::Spec {
+            sources: loaded.sources,
+            diagnostics: all,
+        });
     }
     term.diagnostics(&loaded.warnings, &loaded.sources);
     Ok(loaded)
 }
 
-fn resolve_logins(loaded: &Loaded, identity_files: &[PathBuf], wanted: Option<&[&str]>) -> Result<BTreeMap<String, Login>, Failure> {
-    let lookup = IdentityLookup { files: identity_files, env: &env_var };
-    credentials::resolve(&loaded.spec, &loaded.sources, &lookup, &env_var, wanted)
-        .map_err(|diagnostics| Failure::Spec { sources: loaded.sources.clone(), diagnostics })
+fn resolve_logins(
+    loaded: &Loaded,
+    identity_files: &[PathBuf],
+    wanted: Option<&[&str]>,
+) -> Result<BTreeMap<String, Login>, Failure> {
+    let lookup = IdentityLookup {
+        files: identity_files,
+        env: &env_var,
+    };
+    credentials::resolve(&loaded.spec, &loaded.sources, &lookup, &env_var, wanted).map_err(
+        |diagnostics| Failure::Spec {
+            sources: loaded.sources.clone(),
+            diagnostics,
+        },
+    )
 }
 
 fn check(args: CheckArgs, term: &Term) -> Outcome {
     let loaded = load(&args.spec.files, term)?;
     let spec = &loaded.spec;
-    let decrypted = if args.no_decrypt { None } else { Some(resolve_logins(&loaded, &args.identity.identity, None)?.len()) };
+    let decrypted = if args.no_decrypt {
+        None
+    } else {
+        Some(resolve_logins(&loaded, &args.identity.identity, None)?.len())
+    };
     let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
     let mut summary = format!(
         "spec `{}` is valid: {}, {}, {}, {}, {}",
@@ -114,7 +160,10 @@ fn check(args: CheckArgs, term: &Term) -> Outcome {
         plural(spec.bindings.len(), "binding"),
     );
     if let Some(n) = decrypted {
-        summary.push_str(&format!("; {n} of {} credentials readable", spec.credentials.len()));
+        summary.push_str(&format!(
+            "; {n} of {} credentials readable",
+            spec.credentials.len()
+        ));
     }
     term.note(&summary);
     Ok(ExitStatus::Success)
@@ -132,7 +181,11 @@ fn render(args: RenderArgs, term: &Term) -> Outcome {
         }
     }
     for ns in &args.namespaces {
-        regops_spec::rules::dns1123_label(ns).map_err(|why| Failure::msg(format!("--namespaces: `{ns}` is not a namespace name: it {why}")))?;
+        regops_spec::rules::dns1123_label(ns).map_err(|why| {
+            Failure::msg(format!(
+                "--namespaces: `{ns}` is not a namespace name: it {why}"
+            ))
+        })?;
     }
     let used: Vec<&str> = spec
         .pull_secrets
@@ -142,27 +195,44 @@ fn render(args: RenderArgs, term: &Term) -> Outcome {
         .map(|r| r.credential.as_str())
         .collect();
     let logins = resolve_logins(&loaded, &args.identity.identity, Some(&used))?;
-    let targets = Targets { namespaces: (!args.namespaces.is_empty()).then_some(args.namespaces.as_slice()) };
+    let targets = Targets {
+        namespaces: (!args.namespaces.is_empty()).then_some(args.namespaces.as_slice()),
+    };
     let objects = manifest::pull_secrets(&loaded, &logins, &targets);
     if objects.is_empty() {
         term.note("nothing to render: no pull secret has a namespace in scope");
         return Ok(ExitStatus::Success);
     }
-    term.stdout(&manifest::to_yaml(&objects, &loaded.name, args.show_secrets));
+    term.stdout(&manifest::to_yaml(
+        &objects,
+        &loaded.name,
+        args.show_secrets,
+    ));
     Ok(ExitStatus::Success)
 }
 
 fn keygen(args: KeygenArgs, term: &Term) -> Outcome {
     if let Some(path) = args.public {
-        let text = std::fs::read_to_string(&path).map(Zeroizing::new).map_err(|e| Failure::msg(format!("cannot read {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(&path)
+            .map(Zeroizing::new)
+            .map_err(|e| Failure::msg(format!("cannot read {}: {e}", path.display())))?;
         let mut found = 0;
-        for line in text.lines().map(str::trim).filter(|l| l.starts_with("AGE-SECRET-KEY-")) {
-            let id: age::x25519::Identity = line.parse().map_err(|_| Failure::msg(format!("{} has an invalid identity line", path.display())))?;
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
+        {
+            let id: age::x25519::Identity = line.parse().map_err(|_| {
+                Failure::msg(format!("{} has an invalid identity line", path.display()))
+            })?;
             term.stdout(&format!("{}\n", id.to_public()));
             found += 1;
         }
         if found == 0 {
-            return Err(Failure::msg(format!("{} holds no age identity", path.display())));
+            return Err(Failure::msg(format!(
+                "{} holds no age identity",
+                path.display()
+            )));
         }
         return Ok(ExitStatus::Success);
     }
@@ -175,7 +245,8 @@ fn keygen(args: KeygenArgs, term: &Term) -> Outcome {
     ));
     match args.output {
         Some(path) => {
-            write_private(&path, &content).map_err(|e| Failure::msg(format!("cannot create {}: {e}", path.display())))?;
+            write_private(&path, &content)
+                .map_err(|e| Failure::msg(format!("cannot create {}: {e}", path.display())))?;
             term.note(&format!("Public key: {}", id.public));
         }
         None => {
@@ -206,7 +277,9 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 }
 
 fn rfc3339_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -218,7 +291,12 @@ fn rfc3339_now() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Reads the new secret: from the terminal without echo (asked twice), or all of standard input.
@@ -226,16 +304,28 @@ fn read_new_secret(credential: &str) -> Result<SecretString, Failure> {
     let stdin = std::io::stdin();
     let value = if stdin.is_terminal() {
         let first = Zeroizing::new(
-            rpassword::prompt_password(format!("Password for credential `{credential}`: ")).map_err(|e| Failure::msg(format!("cannot read the password: {e}")))?,
+            rpassword::prompt_password(format!("Password for credential `{credential}`: "))
+                .map_err(|e| Failure::msg(format!("cannot read the password: {e}")))?,
         );
-        let again = Zeroizing::new(rpassword::prompt_password("Again: ").map_err(|e| Failure::msg(format!("cannot read the password: {e}")))?);
+        let again = Zeroizing::new(
+            rpassword::prompt_password("Again: ")
+                .map_err(|e| Failure::msg(format!("cannot read the password: {e}")))?,
+        );
         if *first != *again {
-            return Err(Failure::msg("the two passwords differ; nothing was written"));
+            return Err(Failure::msg(
+                "the two passwords differ; nothing was written",
+            ));
         }
         first
     } else {
         let mut buf = Zeroizing::new(String::new());
-        stdin.lock().take(64 * 1024).read_to_string(&mut buf).map_err(|e| Failure::msg(format!("cannot read the password from standard input: {e}")))?;
+        stdin
+            .lock()
+            .take(64 * 1024)
+            .read_to_string(&mut buf)
+            .map_err(|e| {
+                Failure::msg(format!("cannot read the password from standard input: {e}"))
+            })?;
         if buf.ends_with('\n') {
             buf.pop();
             if buf.ends_with('\r') {
@@ -252,10 +342,14 @@ fn read_new_secret(credential: &str) -> Result<SecretString, Failure> {
 
 fn encrypt(args: EncryptArgs, term: &Term) -> Outcome {
     let sources = read_sources(&args.spec.files)?;
-    let (file, cred_node) = edit::find_credential(&sources, &args.credential).map_err(|e| Failure::Message {
-        message: e.to_string(),
-        help: Some(format!("add it first:\n  credentials:\n    {}:\n      username: <user>", args.credential)),
-    })?;
+    let (file, cred_node) =
+        edit::find_credential(&sources, &args.credential).map_err(|e| Failure::Message {
+            message: e.to_string(),
+            help: Some(format!(
+                "add it first:\n  credentials:\n    {}:\n      username: <user>",
+                args.credential
+            )),
+        })?;
     // A missing password (this credential's or another's, still to be encrypted) and this
     // credential's plaintext password are what this command repairs; any other problem in the
     // spec stops it.
@@ -263,37 +357,60 @@ fn encrypt(args: EncryptArgs, term: &Term) -> Outcome {
         Ok(l) => l.spec,
         Err(inv) => {
             let within = |d: &Diagnostic| {
-                d.primary().is_some_and(|l| l.file == file && l.start >= cred_node.loc.start && l.end <= cred_node.loc.end)
-                    || d.message.contains(&format!("credential `{}`", args.credential))
+                d.primary().is_some_and(|l| {
+                    l.file == file && l.start >= cred_node.loc.start && l.end <= cred_node.loc.end
+                }) || d
+                    .message
+                    .contains(&format!("credential `{}`", args.credential))
             };
             let blocking: Vec<Diagnostic> = inv
                 .diagnostics
                 .iter()
                 .filter(|d| d.severity == regops_spec::Severity::Error)
-                .filter(|d| !(d.code == "spec::missing-credential" || (d.code == "spec::plaintext-secret" && within(d))))
+                .filter(|d| {
+                    !(d.code == "spec::missing-credential"
+                        || (d.code == "spec::plaintext-secret" && within(d)))
+                })
                 .cloned()
                 .collect();
             if !blocking.is_empty() {
                 let mut diagnostics = Diagnostics::default();
                 blocking.into_iter().for_each(|d| diagnostics.push(d));
-                return Err(Failure::Spec { sources: inv.sources, diagnostics });
+                return Err(Failure::Spec {
+                    sources: inv.sources,
+                    diagnostics,
+                });
             }
             inv.partial
         }
     };
-    let recipients = crypto::parse_recipients(&spec.recipients).map_err(|diagnostics| Failure::Spec { sources: sources.clone(), diagnostics })?;
+    let recipients =
+        crypto::parse_recipients(&spec.recipients).map_err(|diagnostics| Failure::Spec {
+            sources: sources.clone(),
+            diagnostics,
+        })?;
     if recipients.is_empty() {
         return Err(Failure::Message {
             message: "the spec lists no `recipients` to encrypt to".into(),
-            help: Some("add your public key (`regops keygen --public KEYFILE`) under `recipients:`".into()),
+            help: Some(
+                "add your public key (`regops keygen --public KEYFILE`) under `recipients:`".into(),
+            ),
         });
     }
     let secret = read_new_secret(&args.credential)?;
     let armor = crypto::encrypt(&secret, &recipients).map_err(|e| Failure::msg(e.to_string()))?;
     drop(secret);
-    let spec_path = sources.get(file).map(|f| f.path.clone()).unwrap_or_default();
-    let age_file = args.age_file.as_ref().map(|p| p.to_string_lossy().to_string());
-    let age_path = age_file.as_ref().map(|p| credentials::resolve_path(&sources, cred_node.loc, Path::new(p)));
+    let spec_path = sources
+        .get(file)
+        .map(|f| f.path.clone())
+        .unwrap_or_default();
+    let age_file = args
+        .age_file
+        .as_ref()
+        .map(|p| p.to_string_lossy().to_string());
+    let age_path = age_file
+        .as_ref()
+        .map(|p| credentials::resolve_path(&sources, cred_node.loc, Path::new(p)));
     let new = match (&age_file, &age_path) {
         (Some(p), Some(full)) => {
             edit::write_atomic(full, &armor).map_err(|e| Failure::msg(e.to_string()))?;
@@ -301,10 +418,15 @@ fn encrypt(args: EncryptArgs, term: &Term) -> Outcome {
         }
         _ => NewPassword::Armored(&armor),
     };
-    let e = edit::set_password(&sources, &args.credential, &new).map_err(|e| Failure::msg(e.to_string()))?;
-    let format = sources.get(file).map(|f| f.format).unwrap_or(regops_spec::Format::Yaml);
+    let e = edit::set_password(&sources, &args.credential, &new)
+        .map_err(|e| Failure::msg(e.to_string()))?;
+    let format = sources
+        .get(file)
+        .map(|f| f.format)
+        .unwrap_or(regops_spec::Format::Yaml);
     for (_, text) in edit::apply(&sources, vec![e]) {
-        edit::verify(format, &text, &args.credential, &new).map_err(|e| Failure::msg(e.to_string()))?;
+        edit::verify(format, &text, &args.credential, &new)
+            .map_err(|e| Failure::msg(e.to_string()))?;
         edit::write_atomic(&spec_path, &text).map_err(|e| Failure::msg(e.to_string()))?;
     }
     term.note(&format!(
@@ -312,22 +434,36 @@ fn encrypt(args: EncryptArgs, term: &Term) -> Outcome {
         args.credential,
         recipients.len(),
         if recipients.len() == 1 { "" } else { "s" },
-        age_path.map_or_else(|| spec_path.display().to_string(), |p| format!("{} and {}", p.display(), spec_path.display()))
+        age_path.map_or_else(
+            || spec_path.display().to_string(),
+            |p| format!("{} and {}", p.display(), spec_path.display())
+        )
     ));
     Ok(ExitStatus::Success)
 }
 
 fn rekey(args: RekeyArgs, term: &Term) -> Outcome {
     let loaded = load(&args.spec.files, term)?;
-    let recipients = crypto::parse_recipients(&loaded.spec.recipients).map_err(|diagnostics| Failure::Spec { sources: loaded.sources.clone(), diagnostics })?;
+    let recipients =
+        crypto::parse_recipients(&loaded.spec.recipients).map_err(|diagnostics| Failure::Spec {
+            sources: loaded.sources.clone(),
+            diagnostics,
+        })?;
     if recipients.is_empty() {
-        return Err(Failure::msg("the spec lists no `recipients`; rekeying would lock everyone out"));
+        return Err(Failure::msg(
+            "the spec lists no `recipients`; rekeying would lock everyone out",
+        ));
     }
     let encrypted: Vec<&str> = loaded
         .spec
         .credentials
         .values()
-        .filter(|c| matches!(c.password, SecretSource::Age(_) | SecretSource::AgeFile { .. }))
+        .filter(|c| {
+            matches!(
+                c.password,
+                SecretSource::Age(_) | SecretSource::AgeFile { .. }
+            )
+        })
         .map(|c| c.name.as_str())
         .collect();
     if encrypted.is_empty() {
@@ -338,8 +474,14 @@ fn rekey(args: RekeyArgs, term: &Term) -> Outcome {
     let logins = resolve_logins(&loaded, &args.identity.identity, Some(&encrypted))?;
     let mut armors: BTreeMap<&str, String> = BTreeMap::new();
     for name in &encrypted {
-        let login = logins.get(*name).ok_or_else(|| Failure::msg(format!("credential `{name}` was not decrypted")))?;
-        armors.insert(name, crypto::encrypt(&login.password, &recipients).map_err(|e| Failure::msg(e.to_string()))?);
+        let login = logins
+            .get(*name)
+            .ok_or_else(|| Failure::msg(format!("credential `{name}` was not decrypted")))?;
+        armors.insert(
+            name,
+            crypto::encrypt(&login.password, &recipients)
+                .map_err(|e| Failure::msg(e.to_string()))?,
+        );
     }
     let mut edits = Vec::new();
     let mut checks = Vec::new();
@@ -353,18 +495,35 @@ fn rekey(args: RekeyArgs, term: &Term) -> Outcome {
             }
             _ => {
                 let new = NewPassword::Armored(armor);
-                edits.push(edit::set_password(&loaded.sources, name, &new).map_err(|e| Failure::msg(e.to_string()))?);
+                edits.push(
+                    edit::set_password(&loaded.sources, name, &new)
+                        .map_err(|e| Failure::msg(e.to_string()))?,
+                );
                 checks.push((cred.name.loc.file, *name));
             }
         }
     }
     for (file, text) in edit::apply(&loaded.sources, edits) {
-        let Some(src) = loaded.sources.get(file) else { continue };
+        let Some(src) = loaded.sources.get(file) else {
+            continue;
+        };
         for (_, name) in checks.iter().filter(|(f, _)| *f == file) {
-            edit::verify(src.format, &text, name, &NewPassword::Armored(&armors[name])).map_err(|e| Failure::msg(e.to_string()))?;
+            edit::verify(
+                src.format,
+                &text,
+                name,
+                &NewPassword::Armored(&armors[name]),
+            )
+            .map_err(|e| Failure::msg(e.to_string()))?;
         }
         edit::write_atomic(&src.path, &text).map_err(|e| Failure::msg(e.to_string()))?;
     }
-    term.note(&format!("re-encrypted {} credential{} to {} recipient{}", encrypted.len(), if encrypted.len() == 1 { "" } else { "s" }, recipients.len(), if recipients.len() == 1 { "" } else { "s" }));
+    term.note(&format!(
+        "re-encrypted {} credential{} to {} recipient{}",
+        encrypted.len(),
+        if encrypted.len() == 1 { "" } else { "s" },
+        recipients.len(),
+        if recipients.len() == 1 { "" } else { "s" }
+    ));
     Ok(ExitStatus::Success)
 }

@@ -20,7 +20,10 @@ pub struct Login {
 
 impl std::fmt::Debug for Login {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Login").field("username", &self.username).field("password", &"(sensitive value)").finish()
+        f.debug_struct("Login")
+            .field("username", &self.username)
+            .field("password", &"(sensitive value)")
+            .finish()
     }
 }
 
@@ -29,7 +32,10 @@ pub fn resolve_path(sources: &Sources, loc: Loc, path: &std::path::Path) -> Path
     if path.is_absolute() {
         return path.to_path_buf();
     }
-    let base = sources.get(loc.file).and_then(|f| f.path.parent().map(|p| p.to_path_buf())).unwrap_or_default();
+    let base = sources
+        .get(loc.file)
+        .and_then(|f| f.path.parent().map(|p| p.to_path_buf()))
+        .unwrap_or_default();
     base.join(path)
 }
 
@@ -53,13 +59,21 @@ pub fn resolve(
             Ok(password) => {
                 out.insert(
                     name.clone(),
-                    Login { username: cred.username.value.clone(), password, email: cred.email.as_ref().map(|e| e.value.clone()) },
+                    Login {
+                        username: cred.username.value.clone(),
+                        password,
+                        email: cred.email.as_ref().map(|e| e.value.clone()),
+                    },
                 );
             }
             Err(d) => diags.push(d),
         }
     }
-    if diags.is_empty() { Ok(out) } else { Err(diags) }
+    if diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(diags)
+    }
 }
 
 fn password(
@@ -71,20 +85,37 @@ fn password(
 ) -> Result<SecretString, Diagnostic> {
     let name = &cred.name.value;
     let undecryptable = |loc: Loc, why: &str, help: String| {
-        Diagnostic::error("credential::undecryptable", format!("cannot decrypt credential `{name}`: {why}")).with_label(loc, why.to_string()).with_help(help)
+        Diagnostic::error(
+            "credential::undecryptable",
+            format!("cannot decrypt credential `{name}`: {why}"),
+        )
+        .with_label(loc, why.to_string())
+        .with_help(help)
     };
     let ciphertext: (Zeroizing<String>, Loc) = match &cred.password {
         SecretSource::Env { env: var } => {
             return env(var).map(SecretString::from).ok_or_else(|| {
-                Diagnostic::error("credential::env-unset", format!("the password of credential `{name}` comes from `${}`, which is not set", var.value))
-                    .with_label(var.loc, "not set")
+                Diagnostic::error(
+                    "credential::env-unset",
+                    format!(
+                        "the password of credential `{name}` comes from `${}`, which is not set",
+                        var.value
+                    ),
+                )
+                .with_label(var.loc, "not set")
             });
         }
         SecretSource::File { file } => {
             let path = resolve_path(sources, file.loc, file);
             let mut text = read_secret_file(&path).map_err(|e| {
-                Diagnostic::error("credential::file", format!("cannot read the password of credential `{name}` from {}: {e}", path.display()))
-                    .with_label(file.loc, "unreadable")
+                Diagnostic::error(
+                    "credential::file",
+                    format!(
+                        "cannot read the password of credential `{name}` from {}: {e}",
+                        path.display()
+                    ),
+                )
+                .with_label(file.loc, "unreadable")
             })?;
             if text.ends_with('\n') {
                 text.pop();
@@ -98,13 +129,22 @@ fn password(
             // Point at the first line of the ciphertext, not the whole block.
             let shown = sources.slice(ct.loc);
             let first_line = shown.find('\n').unwrap_or(shown.len());
-            (Zeroizing::new(ct.value.clone()), Loc::new(ct.loc.file, ct.loc.start, ct.loc.start + first_line))
+            (
+                Zeroizing::new(ct.value.clone()),
+                Loc::new(ct.loc.file, ct.loc.start, ct.loc.start + first_line),
+            )
         }
         SecretSource::AgeFile { age_file } => {
             let path = resolve_path(sources, age_file.loc, age_file);
             let text = read_secret_file(&path).map_err(|e| {
-                Diagnostic::error("credential::file", format!("cannot read the ciphertext of credential `{name}` from {}: {e}", path.display()))
-                    .with_label(age_file.loc, "unreadable")
+                Diagnostic::error(
+                    "credential::file",
+                    format!(
+                        "cannot read the ciphertext of credential `{name}` from {}: {e}",
+                        path.display()
+                    ),
+                )
+                .with_label(age_file.loc, "unreadable")
             })?;
             (text, age_file.loc)
         }
@@ -134,6 +174,8 @@ fn password(
 
 fn read_secret_file(path: &std::path::Path) -> std::io::Result<Zeroizing<String>> {
     let mut text = Zeroizing::new(String::new());
-    std::fs::File::open(path)?.take(1 << 20).read_to_string(&mut text)?;
+    std::fs::File::open(path)?
+        .take(1 << 20)
+        .read_to_string(&mut text)?;
     Ok(text)
 }

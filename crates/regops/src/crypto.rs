@@ -18,7 +18,10 @@ const MAX_INPUT: u64 = 1 << 20;
 #[non_exhaustive]
 pub enum CryptoError {
     #[error("cannot read identity file {path}: {source}")]
-    ReadIdentity { path: PathBuf, source: std::io::Error },
+    ReadIdentity {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{origin} holds no usable age identity")]
     NoIdentityInFile { origin: String },
     #[error("{origin} is a passphrase-protected SSH key, which regops cannot use unattended")]
@@ -70,10 +73,16 @@ impl IdentityLookup<'_> {
     /// Every identity found. With `--identity` files, only those; otherwise all of the
     /// environment variables and default files that exist (as sops does).
     pub fn load(&self) -> Result<Identities, CryptoError> {
-        let mut ids = Identities { keys: Vec::new(), origins: Vec::new() };
+        let mut ids = Identities {
+            keys: Vec::new(),
+            origins: Vec::new(),
+        };
         if !self.files.is_empty() {
             for f in self.files {
-                let text = read_limited(f).map_err(|source| CryptoError::ReadIdentity { path: f.clone(), source })?;
+                let text = read_limited(f).map_err(|source| CryptoError::ReadIdentity {
+                    path: f.clone(),
+                    source,
+                })?;
                 parse_identities(&text, &f.display().to_string(), &mut ids)?;
             }
             return Ok(ids);
@@ -87,7 +96,10 @@ impl IdentityLookup<'_> {
         for var in ["REGOPS_AGE_KEY_FILE", "SOPS_AGE_KEY_FILE"] {
             if let Some(path) = (self.env)(var).filter(|v| !v.is_empty()) {
                 let path = PathBuf::from(path);
-                let text = read_limited(&path).map_err(|source| CryptoError::ReadIdentity { path: path.clone(), source })?;
+                let text = read_limited(&path).map_err(|source| CryptoError::ReadIdentity {
+                    path: path.clone(),
+                    source,
+                })?;
                 parse_identities(&text, &format!("{} (${var})", path.display()), &mut ids)?;
             }
         }
@@ -96,9 +108,15 @@ impl IdentityLookup<'_> {
             .map(PathBuf::from)
             .or_else(|| (self.env)("HOME").map(|h| Path::new(&h).join(".config")));
         if let Some(config) = config {
-            for path in [config.join("sops/age/keys.txt"), config.join("regops/key.txt")] {
+            for path in [
+                config.join("sops/age/keys.txt"),
+                config.join("regops/key.txt"),
+            ] {
                 if path.is_file() {
-                    let text = read_limited(&path).map_err(|source| CryptoError::ReadIdentity { path: path.clone(), source })?;
+                    let text = read_limited(&path).map_err(|source| CryptoError::ReadIdentity {
+                        path: path.clone(),
+                        source,
+                    })?;
                     parse_identities(&text, &path.display().to_string(), &mut ids)?;
                 }
             }
@@ -112,28 +130,50 @@ impl IdentityLookup<'_> {
 
 fn read_limited(path: &Path) -> std::io::Result<Zeroizing<String>> {
     let mut buf = Zeroizing::new(String::new());
-    std::fs::File::open(path)?.take(MAX_INPUT).read_to_string(&mut buf)?;
+    std::fs::File::open(path)?
+        .take(MAX_INPUT)
+        .read_to_string(&mut buf)?;
     Ok(buf)
 }
 
 fn parse_identities(text: &str, origin: &str, ids: &mut Identities) -> Result<(), CryptoError> {
     if text.contains("-----BEGIN OPENSSH PRIVATE KEY-----") {
         let key = age::ssh::Identity::from_buffer(text.as_bytes(), Some(origin.to_string()))
-            .map_err(|_| CryptoError::NoIdentityInFile { origin: origin.to_string() })?;
+            .map_err(|_| CryptoError::NoIdentityInFile {
+                origin: origin.to_string(),
+            })?;
         match key {
             age::ssh::Identity::Unencrypted(_) => {
                 ids.keys.push(Box::new(key));
                 ids.origins.push(origin.to_string());
                 return Ok(());
             }
-            age::ssh::Identity::Encrypted(_) => return Err(CryptoError::EncryptedSshKey { origin: origin.to_string() }),
-            age::ssh::Identity::Unsupported(_) => return Err(CryptoError::UnsupportedSshKey { origin: origin.to_string() }),
+            age::ssh::Identity::Encrypted(_) => {
+                return Err(CryptoError::EncryptedSshKey {
+                    origin: origin.to_string(),
+                });
+            }
+            age::ssh::Identity::Unsupported(_) => {
+                return Err(CryptoError::UnsupportedSshKey {
+                    origin: origin.to_string(),
+                });
+            }
         }
     }
-    let file = age::IdentityFile::from_buffer(text.as_bytes()).map_err(|_| CryptoError::NoIdentityInFile { origin: origin.to_string() })?;
-    let keys = file.into_identities().map_err(|_| CryptoError::NoIdentityInFile { origin: origin.to_string() })?;
+    let file = age::IdentityFile::from_buffer(text.as_bytes()).map_err(|_| {
+        CryptoError::NoIdentityInFile {
+            origin: origin.to_string(),
+        }
+    })?;
+    let keys = file
+        .into_identities()
+        .map_err(|_| CryptoError::NoIdentityInFile {
+            origin: origin.to_string(),
+        })?;
     if keys.is_empty() {
-        return Err(CryptoError::NoIdentityInFile { origin: origin.to_string() });
+        return Err(CryptoError::NoIdentityInFile {
+            origin: origin.to_string(),
+        });
     }
     for k in keys {
         ids.keys.push(k);
@@ -152,16 +192,26 @@ pub fn parse_recipients(recipients: &[Spanned<String>]) -> Result<Vec<Recipient>
     for r in recipients {
         let text = r.value.trim();
         let parsed: Result<Recipient, String> = if text.starts_with("age1") {
-            age::x25519::Recipient::from_str(text).map(|k| Box::new(k) as Recipient).map_err(|e| e.to_string())
+            age::x25519::Recipient::from_str(text)
+                .map(|k| Box::new(k) as Recipient)
+                .map_err(|e| e.to_string())
         } else if text.starts_with("ssh-") {
             // `ssh-ed25519 AAAA... comment`: the comment is not part of the key.
             let key: Vec<&str> = text.split_whitespace().take(2).collect();
-            age::ssh::Recipient::from_str(&key.join(" ")).map(|k| Box::new(k) as Recipient).map_err(|e| format!("{e:?}"))
+            age::ssh::Recipient::from_str(&key.join(" "))
+                .map(|k| Box::new(k) as Recipient)
+                .map_err(|e| format!("{e:?}"))
         } else if text.starts_with("AGE-SECRET-KEY-") {
             // Never echo it: this is a private key pasted in the wrong place.
-            Err("this is a private key, not a public one; remove it from the spec and rotate it".into())
+            Err(
+                "this is a private key, not a public one; remove it from the spec and rotate it"
+                    .into(),
+            )
         } else {
-            Err("expected an age public key (age1...) or an SSH public key (ssh-ed25519 ...)".into())
+            Err(
+                "expected an age public key (age1...) or an SSH public key (ssh-ed25519 ...)"
+                    .into(),
+            )
         };
         match parsed {
             Ok(k) => out.push(k),
@@ -172,18 +222,30 @@ pub fn parse_recipients(recipients: &[Spanned<String>]) -> Result<Vec<Recipient>
             ),
         }
     }
-    if diags.is_empty() { Ok(out) } else { Err(diags) }
+    if diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(diags)
+    }
 }
 
 /// Encrypts to every recipient, ASCII-armored.
 pub fn encrypt(plaintext: &SecretString, recipients: &[Recipient]) -> Result<String, CryptoError> {
     let err = |e: &dyn std::fmt::Display| CryptoError::Encrypt(e.to_string());
-    let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient)).map_err(|e| err(&e))?;
+    let encryptor = age::Encryptor::with_recipients(
+        recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient),
+    )
+    .map_err(|e| err(&e))?;
     let mut out = Vec::new();
     let armor = ArmoredWriter::wrap_output(&mut out, Format::AsciiArmor).map_err(|e| err(&e))?;
     let mut writer = encryptor.wrap_output(armor).map_err(|e| err(&e))?;
-    writer.write_all(plaintext.expose_secret().as_bytes()).map_err(|e| err(&e))?;
-    writer.finish().and_then(|armor| armor.finish()).map_err(|e| err(&e))?;
+    writer
+        .write_all(plaintext.expose_secret().as_bytes())
+        .map_err(|e| err(&e))?;
+    writer
+        .finish()
+        .and_then(|armor| armor.finish())
+        .map_err(|e| err(&e))?;
     String::from_utf8(out).map_err(|e| err(&e))
 }
 
@@ -210,14 +272,26 @@ impl DecryptFailure {
 /// Decrypts ASCII-armored (or binary) age ciphertext.
 pub fn decrypt(ciphertext: &str, identities: &Identities) -> Result<SecretString, DecryptFailure> {
     let ciphertext = ciphertext.trim();
-    if !(ciphertext.starts_with("-----BEGIN AGE ENCRYPTED FILE-----") || ciphertext.starts_with("age-encryption.org/")) {
+    if !(ciphertext.starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
+        || ciphertext.starts_with("age-encryption.org/"))
+    {
         return Err(DecryptFailure::NotAge);
     }
     let reader = ArmoredReader::new(ciphertext.as_bytes());
     let decryptor = age::Decryptor::new(reader).map_err(map_decrypt_error)?;
-    let mut stream = decryptor.decrypt(identities.keys.iter().map(|k| k.as_ref() as &dyn age::Identity)).map_err(map_decrypt_error)?;
+    let mut stream = decryptor
+        .decrypt(
+            identities
+                .keys
+                .iter()
+                .map(|k| k.as_ref() as &dyn age::Identity),
+        )
+        .map_err(map_decrypt_error)?;
     let mut plain = Zeroizing::new(Vec::new());
-    (&mut stream).take(MAX_INPUT).read_to_end(&mut plain).map_err(|_| DecryptFailure::Damaged)?;
+    (&mut stream)
+        .take(MAX_INPUT)
+        .read_to_end(&mut plain)
+        .map_err(|_| DecryptFailure::Damaged)?;
     let text = std::str::from_utf8(&plain).map_err(|_| DecryptFailure::NotUtf8)?;
     Ok(SecretString::from(text.to_owned()))
 }
@@ -239,7 +313,10 @@ pub struct NewIdentity {
 
 pub fn generate_identity() -> NewIdentity {
     let id = age::x25519::Identity::generate();
-    NewIdentity { secret: id.to_string(), public: id.to_public().to_string() }
+    NewIdentity {
+        secret: id.to_string(),
+        public: id.to_public().to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -247,7 +324,10 @@ mod tests {
     use super::*;
 
     fn ids_for(secret: &SecretString) -> Identities {
-        let mut ids = Identities { keys: Vec::new(), origins: Vec::new() };
+        let mut ids = Identities {
+            keys: Vec::new(),
+            origins: Vec::new(),
+        };
         parse_identities(secret.expose_secret(), "test", &mut ids).unwrap();
         ids
     }
@@ -262,7 +342,10 @@ mod tests {
         let ct = encrypt(&SecretString::from("s3cret-value"), &recipient(&id.public)).unwrap();
         assert!(ct.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"));
         assert!(!ct.contains("s3cret-value"));
-        assert_eq!(decrypt(&ct, &ids_for(&id.secret)).unwrap().expose_secret(), "s3cret-value");
+        assert_eq!(
+            decrypt(&ct, &ids_for(&id.secret)).unwrap().expose_secret(),
+            "s3cret-value"
+        );
     }
 
     #[test]
@@ -270,32 +353,55 @@ mod tests {
         let a = generate_identity();
         let b = generate_identity();
         let ct = encrypt(&SecretString::from("x"), &recipient(&a.public)).unwrap();
-        assert_eq!(decrypt(&ct, &ids_for(&b.secret)).unwrap_err(), DecryptFailure::NoMatchingKey);
+        assert_eq!(
+            decrypt(&ct, &ids_for(&b.secret)).unwrap_err(),
+            DecryptFailure::NoMatchingKey
+        );
         // Flip a character in the last line of the armored body: the encrypted payload.
         let mut lines: Vec<String> = ct.lines().map(str::to_string).collect();
         let last = lines.len() - 2;
-        let c = if lines[last].starts_with('A') { "B" } else { "A" };
+        let c = if lines[last].starts_with('A') {
+            "B"
+        } else {
+            "A"
+        };
         lines[last].replace_range(0..1, c);
         let tampered = lines.join("\n");
-        assert_eq!(decrypt(&tampered, &ids_for(&a.secret)).unwrap_err(), DecryptFailure::Damaged);
-        assert_eq!(decrypt("hello", &ids_for(&a.secret)).unwrap_err(), DecryptFailure::NotAge);
+        assert_eq!(
+            decrypt(&tampered, &ids_for(&a.secret)).unwrap_err(),
+            DecryptFailure::Damaged
+        );
+        assert_eq!(
+            decrypt("hello", &ids_for(&a.secret)).unwrap_err(),
+            DecryptFailure::NotAge
+        );
     }
 
     #[test]
     fn bad_recipients_are_reported_without_echoing_private_keys() {
         let id = generate_identity();
-        let Err(err) = parse_recipients(&[Spanned::new(id.secret.expose_secret().to_string(), Default::default())]) else {
+        let Err(err) = parse_recipients(&[Spanned::new(
+            id.secret.expose_secret().to_string(),
+            Default::default(),
+        )]) else {
             panic!("a private key was accepted as a recipient");
         };
         let d = err.iter().next().unwrap();
         assert!(!format!("{d:?}").contains(id.secret.expose_secret()));
-        assert!(parse_recipients(&[Spanned::new("age1notakey".into(), Default::default())]).is_err());
+        assert!(
+            parse_recipients(&[Spanned::new("age1notakey".into(), Default::default())]).is_err()
+        );
     }
 
     #[test]
     fn ssh_ed25519_recipient_with_comment() {
         let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN alice@rust";
-        assert_eq!(parse_recipients(&[Spanned::new(key.into(), Default::default())]).unwrap().len(), 1);
+        assert_eq!(
+            parse_recipients(&[Spanned::new(key.into(), Default::default())])
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -303,9 +409,21 @@ mod tests {
         let id = generate_identity();
         let secret = id.secret.expose_secret().to_string();
         let env = move |k: &str| (k == "SOPS_AGE_KEY").then(|| secret.clone());
-        let ids = IdentityLookup { files: &[], env: &env }.load().unwrap();
+        let ids = IdentityLookup {
+            files: &[],
+            env: &env,
+        }
+        .load()
+        .unwrap();
         assert_eq!(ids.origins, vec!["$SOPS_AGE_KEY".to_string()]);
         let none = |_: &str| None;
-        assert!(matches!(IdentityLookup { files: &[], env: &none }.load(), Err(CryptoError::NoIdentities)));
+        assert!(matches!(
+            IdentityLookup {
+                files: &[],
+                env: &none
+            }
+            .load(),
+            Err(CryptoError::NoIdentities)
+        ));
     }
 }

@@ -36,7 +36,9 @@ pub fn build<'a>(logins: impl IntoIterator<Item = (&'a str, &'a Login)>) -> Secr
         field(&mut out, "username", &login.username);
         field(&mut out, "password", login.password.expose_secret());
         field(&mut out, "email", login.email.as_deref().unwrap_or(""));
-        let mut pair = Zeroizing::new(String::with_capacity(login.username.len() + 1 + login.password.expose_secret().len()));
+        let mut pair = Zeroizing::new(String::with_capacity(
+            login.username.len() + 1 + login.password.expose_secret().len(),
+        ));
         pair.push_str(&login.username);
         pair.push(':');
         pair.push_str(login.password.expose_secret());
@@ -58,7 +60,9 @@ fn go_string(out: &mut String, s: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -71,7 +75,11 @@ mod tests {
     use super::*;
 
     fn login(user: &str, pass: &str, email: Option<&str>) -> Login {
-        Login { username: user.into(), password: SecretString::from(pass.to_string()), email: email.map(str::to_string) }
+        Login {
+            username: user.into(),
+            password: SecretString::from(pass.to_string()),
+            email: email.map(str::to_string),
+        }
     }
 
     /// The output of `kubectl create secret docker-registry harbor-pull
@@ -82,7 +90,10 @@ mod tests {
     #[test]
     fn matches_kubectl_byte_for_byte() {
         let l = login("robot$ci", "p<&>\"\\x", Some("a@b.c"));
-        assert_eq!(build([("harbor.example.com", &l)]).expose_secret(), KUBECTL_1_32);
+        assert_eq!(
+            build([("harbor.example.com", &l)]).expose_secret(),
+            KUBECTL_1_32
+        );
     }
 
     #[test]
@@ -102,15 +113,27 @@ mod tests {
     fn matches_installed_kubectl() {
         let pass = "a&b<c>\"d\\e\u{2028}f\tü";
         let out = std::process::Command::new("kubectl")
-            .args(["create", "secret", "docker-registry", "x", "--docker-server=reg.local:5000", "--docker-username=robot$x"])
+            .args([
+                "create",
+                "secret",
+                "docker-registry",
+                "x",
+                "--docker-server=reg.local:5000",
+                "--docker-username=robot$x",
+            ])
             .arg(format!("--docker-password={pass}"))
-            .args(["--dry-run=client", "-o", "jsonpath={.data.\\.dockerconfigjson}"])
+            .args([
+                "--dry-run=client",
+                "-o",
+                "jsonpath={.data.\\.dockerconfigjson}",
+            ])
             .output();
         let Ok(out) = out else { return };
         if !out.status.success() {
             return;
         }
-        let expected = String::from_utf8(STANDARD.decode(out.stdout.trim_ascii()).unwrap()).unwrap();
+        let expected =
+            String::from_utf8(STANDARD.decode(out.stdout.trim_ascii()).unwrap()).unwrap();
         let l = login("robot$x", pass, None);
         assert_eq!(build([("reg.local:5000", &l)]).expose_secret(), expected);
     }

@@ -10,12 +10,17 @@ use regops_spec::{Diagnostics, FileId, Format, Loc, Node, Sources, Value};
 pub enum EditError {
     #[error("no credential `{0}` in the spec")]
     NoSuchCredential(String),
-    #[error("credential `{name}` at {position} is written inline; write it as a block mapping (YAML) or a table (TOML) so regops can add the password")]
+    #[error(
+        "credential `{name}` at {position} is written inline; write it as a block mapping (YAML) or a table (TOML) so regops can add the password"
+    )]
     InlineCredential { name: String, position: String },
     #[error("the edited spec no longer reads back as expected ({0}); nothing was written")]
     Verify(String),
     #[error("cannot write {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// What the password becomes.
@@ -39,7 +44,9 @@ pub struct Edit {
 pub fn find_credential(sources: &Sources, name: &str) -> Result<(FileId, Node), EditError> {
     for id in 0..sources.files().len() {
         let mut ignored = Diagnostics::default();
-        let Some(root) = sources.parse(id, &mut ignored) else { continue };
+        let Some(root) = sources.parse(id, &mut ignored) else {
+            continue;
+        };
         if let Some(cred) = root.get("credentials").and_then(|c| c.get(name)) {
             return Ok((id, cred.clone()));
         }
@@ -59,9 +66,15 @@ fn quoted(s: &str) -> String {
 }
 
 /// The edit that sets credential `name`'s password.
-pub fn set_password(sources: &Sources, name: &str, new: &NewPassword<'_>) -> Result<Edit, EditError> {
+pub fn set_password(
+    sources: &Sources,
+    name: &str,
+    new: &NewPassword<'_>,
+) -> Result<Edit, EditError> {
     let (file, cred) = find_credential(sources, name)?;
-    let source = sources.get(file).ok_or_else(|| EditError::NoSuchCredential(name.to_string()))?;
+    let source = sources
+        .get(file)
+        .ok_or_else(|| EditError::NoSuchCredential(name.to_string()))?;
     let text = &*source.text;
     let inline = text[cred.loc.start..].starts_with('{');
     let Value::Map(entries) = &cred.value else {
@@ -83,23 +96,38 @@ pub fn set_password(sources: &Sources, name: &str, new: &NewPassword<'_>) -> Res
                     end = line_end;
                 }
             }
-            Ok(Edit { file, start: value.loc.start, end, text: replacement })
+            Ok(Edit {
+                file,
+                start: value.loc.start,
+                end,
+                text: replacement,
+            })
         }
         None => {
             if inline || entries.is_empty() {
-                return Err(EditError::InlineCredential { name: name.to_string(), position: sources.position(cred.loc) });
+                return Err(EditError::InlineCredential {
+                    name: name.to_string(),
+                    position: sources.position(cred.loc),
+                });
             }
             let (first_key, _) = &entries[0];
             let (_, last_value) = &entries[entries.len() - 1];
             let key_col = column(text, first_key.loc.start);
-            let line_end = text[last_value.loc.end..].find('\n').map_or(text.len(), |i| last_value.loc.end + i);
+            let line_end = text[last_value.loc.end..]
+                .find('\n')
+                .map_or(text.len(), |i| last_value.loc.end + i);
             let value = render_value(source.format, new, key_col + 2, false);
             let sep = match source.format {
                 Format::Yaml => ": ",
                 Format::Toml => " = ",
             };
             let insert = format!("\n{}password{sep}{value}", " ".repeat(key_col));
-            Ok(Edit { file, start: line_end, end: line_end, text: insert })
+            Ok(Edit {
+                file,
+                start: line_end,
+                end: line_end,
+                text: insert,
+            })
         }
     }
 }
@@ -132,7 +160,10 @@ pub fn apply(sources: &Sources, mut edits: Vec<Edit>) -> Vec<(FileId, String)> {
     let mut out: Vec<(FileId, String)> = Vec::new();
     for e in edits {
         if out.last().is_none_or(|(f, _)| *f != e.file) {
-            let text = sources.get(e.file).map(|f| f.text.to_string()).unwrap_or_default();
+            let text = sources
+                .get(e.file)
+                .map(|f| f.text.to_string())
+                .unwrap_or_default();
             out.push((e.file, text));
         }
         if let Some((_, text)) = out.last_mut() {
@@ -143,12 +174,22 @@ pub fn apply(sources: &Sources, mut edits: Vec<Edit>) -> Vec<(FileId, String)> {
 }
 
 /// Checks that after the edit, credential `name` reads back with the new password.
-pub fn verify(format: Format, text: &str, name: &str, new: &NewPassword<'_>) -> Result<(), EditError> {
+pub fn verify(
+    format: Format,
+    text: &str,
+    name: &str,
+    new: &NewPassword<'_>,
+) -> Result<(), EditError> {
     let mut sources = Sources::default();
     let id = sources.add("edited".into(), text.to_string(), format);
     let mut diags = Diagnostics::default();
-    let root = sources.parse(id, &mut diags).ok_or_else(|| EditError::Verify("it does not parse".into()))?;
-    let pw = root.get("credentials").and_then(|c| c.get(name)).and_then(|c| c.get("password"));
+    let root = sources
+        .parse(id, &mut diags)
+        .ok_or_else(|| EditError::Verify("it does not parse".into()))?;
+    let pw = root
+        .get("credentials")
+        .and_then(|c| c.get(name))
+        .and_then(|c| c.get("password"));
     let ok = match (pw.map(|p| &p.value), new) {
         (Some(Value::Scalar(s)), NewPassword::Armored(armor)) => s.text.trim() == armor.trim(),
         (Some(Value::Map(_)), NewPassword::AgeFile(path)) => {
@@ -156,14 +197,29 @@ pub fn verify(format: Format, text: &str, name: &str, new: &NewPassword<'_>) -> 
         }
         _ => false,
     };
-    if ok { Ok(()) } else { Err(EditError::Verify(format!("credential `{name}` does not hold the new password"))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(EditError::Verify(format!(
+            "credential `{name}` does not hold the new password"
+        )))
+    }
 }
 
 /// Writes a file by writing a sibling temporary file and renaming it over, keeping the mode.
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), EditError> {
-    let err = |source| EditError::Write { path: path.display().to_string(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file_name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let err = |source| EditError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.regops-tmp"));
     std::fs::write(&tmp, text).map_err(err)?;
     if let Ok(meta) = std::fs::metadata(path) {
@@ -237,6 +293,9 @@ mod tests {
     fn unknown_credential() {
         let mut s = Sources::default();
         s.add("x".into(), "credentials: {}\n".into(), Format::Yaml);
-        assert!(matches!(set_password(&s, "nope", &NewPassword::AgeFile("p")), Err(EditError::NoSuchCredential(_))));
+        assert!(matches!(
+            set_password(&s, "nope", &NewPassword::AgeFile("p")),
+            Err(EditError::NoSuchCredential(_))
+        ));
     }
 }

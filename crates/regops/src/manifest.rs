@@ -35,7 +35,9 @@ pub struct Targets<'a> {
 
 /// Namespaces a scope selects by means only a cluster can answer (labels, projects, workspaces).
 pub fn is_dynamic(scope: &Scope) -> bool {
-    scope.selector.is_some() || scope.rancher_project.is_some() || scope.kubesphere_workspace.is_some()
+    scope.selector.is_some()
+        || scope.rancher_project.is_some()
+        || scope.kubesphere_workspace.is_some()
 }
 
 fn scope_namespaces(scope: &Scope, targets: &Targets<'_>) -> BTreeSet<String> {
@@ -44,24 +46,41 @@ fn scope_namespaces(scope: &Scope, targets: &Targets<'_>) -> BTreeSet<String> {
     let chosen: BTreeSet<String> = match targets.namespaces {
         // Named namespaces are always in scope; with label, project or workspace selection any
         // given namespace may be, and without a cluster regops takes the user's word for it.
-        Some(given) => given.iter().filter(|n| is_dynamic(scope) || named.contains(*n)).cloned().collect(),
+        Some(given) => given
+            .iter()
+            .filter(|n| is_dynamic(scope) || named.contains(*n))
+            .cloned()
+            .collect(),
         None => named,
     };
-    chosen.into_iter().filter(|n| !excluded.contains(n.as_str())).collect()
+    chosen
+        .into_iter()
+        .filter(|n| !excluded.contains(n.as_str()))
+        .collect()
 }
 
 /// The Secrets for every pull secret in every namespace of its scope, sorted by namespace and
 /// name. Logins must hold every credential the pull secrets use.
-pub fn pull_secrets(loaded: &Loaded, logins: &BTreeMap<String, Login>, targets: &Targets<'_>) -> Vec<PullSecretObject> {
+pub fn pull_secrets(
+    loaded: &Loaded,
+    logins: &BTreeMap<String, Login>,
+    targets: &Targets<'_>,
+) -> Vec<PullSecretObject> {
     let spec = &loaded.spec;
     let mut out = Vec::new();
     for ps in spec.pull_secrets.values() {
-        let Some(scope) = spec.scopes.get(ps.scope.as_str()) else { continue };
+        let Some(scope) = spec.scopes.get(ps.scope.as_str()) else {
+            continue;
+        };
         let mut pairs: Vec<(&str, &Login)> = Vec::new();
         let mut review = Vec::new();
         for r in &ps.registries {
-            let Some(reg) = spec.registries.get(r.as_str()) else { continue };
-            let Some(login) = logins.get(reg.credential.as_str()) else { continue };
+            let Some(reg) = spec.registries.get(r.as_str()) else {
+                continue;
+            };
+            let Some(login) = logins.get(reg.credential.as_str()) else {
+                continue;
+            };
             pairs.push((reg.server.as_str(), login));
             review.push((reg.server.value.clone(), login.username.clone()));
         }
@@ -87,21 +106,41 @@ fn q(s: &str) -> String {
 
 /// Multi-document YAML, as `kubectl apply -f -` and Argo CD read it. Secret data is shown only
 /// with `show_secrets`; otherwise a placeholder and a comment naming the logins.
-pub fn to_yaml(objects: &[PullSecretObject], spec_name: &str, show_secrets: bool) -> Zeroizing<String> {
+pub fn to_yaml(
+    objects: &[PullSecretObject],
+    spec_name: &str,
+    show_secrets: bool,
+) -> Zeroizing<String> {
     let mut out = Zeroizing::new(String::new());
     for o in objects {
         out.push_str("---\napiVersion: v1\nkind: Secret\nmetadata:\n");
-        out.push_str(&format!("  name: {}\n  namespace: {}\n", q(&o.name), q(&o.namespace)));
-        out.push_str(&format!("  labels:\n    {MANAGED_BY_LABEL}: {MANAGED_BY_VALUE}\n"));
-        out.push_str(&format!("  annotations:\n    {SPEC_ANNOTATION}: {}\n", q(spec_name)));
+        out.push_str(&format!(
+            "  name: {}\n  namespace: {}\n",
+            q(&o.name),
+            q(&o.namespace)
+        ));
+        out.push_str(&format!(
+            "  labels:\n    {MANAGED_BY_LABEL}: {MANAGED_BY_VALUE}\n"
+        ));
+        out.push_str(&format!(
+            "  annotations:\n    {SPEC_ANNOTATION}: {}\n",
+            q(spec_name)
+        ));
         out.push_str(&format!("type: {SECRET_TYPE}\ndata:\n"));
-        let logins: Vec<String> = o.logins.iter().map(|(s, u)| format!("{s} as {u}")).collect();
+        let logins: Vec<String> = o
+            .logins
+            .iter()
+            .map(|(s, u)| format!("{s} as {u}"))
+            .collect();
         out.push_str(&format!("  # logins: {}\n", q(&logins.join(", "))));
         if show_secrets {
-            let encoded = Zeroizing::new(STANDARD.encode(o.dockerconfigjson.expose_secret().as_bytes()));
+            let encoded =
+                Zeroizing::new(STANDARD.encode(o.dockerconfigjson.expose_secret().as_bytes()));
             out.push_str(&format!("  {SECRET_KEY}: {}\n", encoded.as_str()));
         } else {
-            out.push_str(&format!("  {SECRET_KEY}: \"(sensitive value: pass --show-secrets)\"\n"));
+            out.push_str(&format!(
+                "  {SECRET_KEY}: \"(sensitive value: pass --show-secrets)\"\n"
+            ));
         }
     }
     out

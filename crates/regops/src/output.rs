@@ -37,7 +37,14 @@ impl Term {
         if diags.is_empty() {
             return;
         }
-        let rendered = regops_spec::diagnostic::render(diags, sources, RenderOptions { color: self.color, width: 100 });
+        let rendered = regops_spec::diagnostic::render(
+            diags,
+            sources,
+            RenderOptions {
+                color: self.color,
+                width: 100,
+            },
+        );
         eprint!("{rendered}");
     }
 }

@@ -1,6 +1,8 @@
 //! Every spec under fixtures/bad/ is refused by `regops check` with exit code 1 and located
 //! diagnostics. The transcripts are insta snapshots.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod common;
 
 use common::{regops, run};
@@ -20,7 +22,11 @@ fn bad_specs_are_reported_with_locations() {
             .args(["-i", "../test-key.txt"]));
         assert_eq!(r.code, 1, "{}", r.transcript());
         assert!(r.stdout.is_empty(), "diagnostics go to stderr");
-        assert!(r.stderr.contains("×"), "a rendered diagnostic: {}", r.stderr);
+        assert!(
+            r.stderr.contains("×"),
+            "a rendered diagnostic: {}",
+            r.stderr
+        );
         // Fixtures 11 and 17 hold a plaintext password and a private key: never shown.
         assert!(!r.stderr.contains("PLAINTEXT-MARKER"), "{}", r.stderr);
         assert!(!r.stderr.contains("SMARKER"), "{}", r.stderr);

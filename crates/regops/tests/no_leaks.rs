@@ -2,6 +2,8 @@
 //! on a spec whose passwords are known marker strings, and no output may contain a marker, in
 //! plain text or inside base64, unless `--show-secrets` asked for it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod common;
 
 use std::path::Path;
@@ -17,8 +19,14 @@ const MARKERS: [&str; 3] = [AGE_MARKER, ENV_MARKER, FILE_MARKER];
 
 /// Every marker found in `text`, directly or in any base64 token in it.
 fn leaked(text: &str) -> Vec<String> {
-    let mut found: Vec<String> = MARKERS.iter().filter(|m| text.contains(*m)).map(|m| m.to_string()).collect();
-    for token in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=')) {
+    let mut found: Vec<String> = MARKERS
+        .iter()
+        .filter(|m| text.contains(*m))
+        .map(|m| m.to_string())
+        .collect();
+    for token in
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '='))
+    {
         if token.len() < 12 {
             continue;
         }
@@ -26,7 +34,11 @@ fn leaked(text: &str) -> Vec<String> {
             let padded = format!("{candidate}{}", "=".repeat((4 - candidate.len() % 4) % 4));
             if let Ok(bytes) = STANDARD.decode(&padded) {
                 let decoded = String::from_utf8_lossy(&bytes).into_owned();
-                found.extend(leaked(&decoded).into_iter().map(|m| format!("{m} (base64)")));
+                found.extend(
+                    leaked(&decoded)
+                        .into_iter()
+                        .map(|m| format!("{m} (base64)")),
+                );
             }
         }
     }
@@ -34,7 +46,10 @@ fn leaked(text: &str) -> Vec<String> {
 }
 
 fn assert_clean(what: &str, r: &Run) {
-    let l = leaked(&r.stdout).into_iter().chain(leaked(&r.stderr)).collect::<Vec<_>>();
+    let l = leaked(&r.stdout)
+        .into_iter()
+        .chain(leaked(&r.stderr))
+        .collect::<Vec<_>>();
     assert!(l.is_empty(), "`{what}` leaked {l:?}:\n{}", r.transcript());
 }
 
@@ -49,7 +64,14 @@ fn setup(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
         ),
     )
     .unwrap();
-    let r = run_with_stdin(regops().arg("encrypt").arg("-f").arg(&spec).args(["-c", "robot"]), Some(AGE_MARKER));
+    let r = run_with_stdin(
+        regops()
+            .arg("encrypt")
+            .arg("-f")
+            .arg(&spec)
+            .args(["-c", "robot"]),
+        Some(AGE_MARKER),
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_clean("encrypt", &r);
     (spec, key)
@@ -62,7 +84,9 @@ fn no_subcommand_prints_a_credential() {
     let (other_key, _) = keygen(dir.path(), "other.txt");
     let with = |args: &[&str]| {
         let mut c = regops();
-        c.args(args).env("HUB_TOKEN", ENV_MARKER).current_dir(dir.path());
+        c.args(args)
+            .env("HUB_TOKEN", ENV_MARKER)
+            .current_dir(dir.path());
         c
     };
     let spec_s = spec.to_str().unwrap();
@@ -70,13 +94,28 @@ fn no_subcommand_prints_a_credential() {
     let other_s = other_key.to_str().unwrap();
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("check", vec!["check", "-f", spec_s, "-i", key_s]),
-        ("check --no-decrypt", vec!["check", "-f", spec_s, "--no-decrypt"]),
-        ("check, wrong key", vec!["check", "-f", spec_s, "-i", other_s]),
+        (
+            "check --no-decrypt",
+            vec!["check", "-f", spec_s, "--no-decrypt"],
+        ),
+        (
+            "check, wrong key",
+            vec!["check", "-f", spec_s, "-i", other_s],
+        ),
         ("render", vec!["render", "-f", spec_s, "-i", key_s]),
-        ("render -n", vec!["render", "-f", spec_s, "-i", key_s, "-n", "web,api"]),
-        ("render, bad namespace", vec!["render", "-f", spec_s, "-i", key_s, "-n", "Bad"]),
+        (
+            "render -n",
+            vec!["render", "-f", spec_s, "-i", key_s, "-n", "web,api"],
+        ),
+        (
+            "render, bad namespace",
+            vec!["render", "-f", spec_s, "-i", key_s, "-n", "Bad"],
+        ),
         ("rekey", vec!["rekey", "-f", spec_s, "-i", key_s]),
-        ("rekey, wrong key", vec!["rekey", "-f", spec_s, "-i", other_s]),
+        (
+            "rekey, wrong key",
+            vec!["rekey", "-f", spec_s, "-i", other_s],
+        ),
         ("keygen --public", vec!["keygen", "--public", key_s]),
         ("schema", vec!["schema"]),
         ("help", vec!["--help"]),
@@ -90,11 +129,21 @@ fn no_subcommand_prints_a_credential() {
     assert!(leaked(&text).is_empty(), "spec file: {:?}", leaked(&text));
 
     // The one way to see them: --show-secrets. This also proves the detector works.
-    let r = run(&mut with(&["render", "-f", spec_s, "-i", key_s, "--show-secrets"]));
+    let r = run(&mut with(&[
+        "render",
+        "-f",
+        spec_s,
+        "-i",
+        key_s,
+        "--show-secrets",
+    ]));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let found = leaked(&r.stdout);
     for m in MARKERS {
-        assert!(found.iter().any(|f| f.starts_with(m)), "--show-secrets should carry {m}: {found:?}");
+        assert!(
+            found.iter().any(|f| f.starts_with(m)),
+            "--show-secrets should carry {m}: {found:?}"
+        );
     }
     assert!(leaked(&r.stderr).is_empty());
 }
@@ -108,7 +157,11 @@ fn errors_about_plaintext_in_the_spec_do_not_repeat_it() {
         format!("apiVersion: regops.dev/v1\nkind: RegistryConfig\ncredentials:\n  c:\n    username: u\n    password: {AGE_MARKER}\n    emial: x\n  d:\n    username: u\n    password: \"{ENV_MARKER}\"\n"),
     )
     .unwrap();
-    for args in [vec!["check", "-f"], vec!["render", "-f"], vec!["rekey", "-f"]] {
+    for args in [
+        vec!["check", "-f"],
+        vec!["render", "-f"],
+        vec!["rekey", "-f"],
+    ] {
         let r = run(regops().args(&args).arg(&spec));
         assert_eq!(r.code, 1);
         assert!(r.stderr.contains("is in plaintext"), "{}", r.stderr);

@@ -1,6 +1,8 @@
 //! The credential workflow end to end, through the real binary: keygen, encrypt (inline and to
 //! an ageFile, YAML and TOML), check, render, rekey when a recipient leaves.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod common;
 
 use std::path::Path;
@@ -11,12 +13,23 @@ use common::{keygen, regops, run, run_with_stdin};
 fn spec_yaml(recipients: &[&str]) -> String {
     format!(
         "# team registry spec\napiVersion: regops.dev/v1\nkind: RegistryConfig\nmetadata:\n  name: team\nrecipients:\n{}\nregistries:\n  harbor:\n    server: harbor.example.com   # HTTPS\n    credential: robot\n  hub:\n    server: docker.io\n    credential: hub\ncredentials:\n  robot:\n    username: robot$ci\n  hub:\n    username: myorg\nscopes:\n  web:\n    namespaces: [web, api]\npullSecrets:\n  pull:\n    registries: [harbor, hub]\n    scope: web\nbindings:\n  - pullSecret: pull\n    serviceAccounts: [default]\n",
-        recipients.iter().map(|r| format!("  - {r}\n")).collect::<String>()
+        recipients
+            .iter()
+            .map(|r| format!("  - {r}\n"))
+            .collect::<String>()
     )
 }
 
 fn encrypt(spec: &Path, credential: &str, secret: &str, extra: &[&str]) -> common::Run {
-    run_with_stdin(regops().arg("encrypt").arg("-f").arg(spec).args(["--credential", credential]).args(extra), Some(secret))
+    run_with_stdin(
+        regops()
+            .arg("encrypt")
+            .arg("-f")
+            .arg(spec)
+            .args(["--credential", credential])
+            .args(extra),
+        Some(secret),
+    )
 }
 
 #[test]
@@ -27,7 +40,10 @@ fn keygen_writes_a_private_file_and_never_overwrites() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("# public key: age1") && text.contains("AGE-SECRET-KEY-1"));
@@ -35,7 +51,11 @@ fn keygen_writes_a_private_file_and_never_overwrites() {
     let again = run(regops().args(["keygen", "-o"]).arg(&path));
     assert_eq!(again.code, 1);
     assert!(again.stderr.contains("cannot create"), "{}", again.stderr);
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), before, "existing identity untouched");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        before,
+        "existing identity untouched"
+    );
     let shown = run(regops().args(["keygen", "--public"]).arg(&path));
     assert_eq!(shown.stdout.trim(), public);
     assert!(!shown.stdout.contains("AGE-SECRET-KEY"));
@@ -53,14 +73,27 @@ fn encrypt_check_render_and_rekey_round_trip() {
     let r = encrypt(&spec, "robot", "robot-pass\n", &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("to 2 recipients"), "{}", r.stderr);
-    let r = encrypt(&spec, "hub", "hub-token", &["--age-file", "secrets/hub.age"]);
+    let r = encrypt(
+        &spec,
+        "hub",
+        "hub-token",
+        &["--age-file", "secrets/hub.age"],
+    );
     assert_ne!(r.code, 0, "the secrets/ directory does not exist yet");
     std::fs::create_dir(dir.path().join("secrets")).unwrap();
-    let r = encrypt(&spec, "hub", "hub-token", &["--age-file", "secrets/hub.age"]);
+    let r = encrypt(
+        &spec,
+        "hub",
+        "hub-token",
+        &["--age-file", "secrets/hub.age"],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let text = std::fs::read_to_string(&spec).unwrap();
     assert!(text.starts_with("# team registry spec\n"), "comments kept");
-    assert!(text.contains("server: harbor.example.com   # HTTPS"), "layout kept");
+    assert!(
+        text.contains("server: harbor.example.com   # HTTPS"),
+        "layout kept"
+    );
     assert!(text.contains("-----BEGIN AGE ENCRYPTED FILE-----"));
     assert!(text.contains("password: { ageFile: \"secrets/hub.age\" }"));
     assert!(!text.contains("robot-pass") && !text.contains("hub-token"));
@@ -69,32 +102,83 @@ fn encrypt_check_render_and_rekey_round_trip() {
     for id in [&alice, &bob] {
         let r = run(regops().arg("check").arg("-f").arg(&spec).arg("-i").arg(id));
         assert_eq!(r.code, 0, "{}", r.stderr);
-        assert!(r.stderr.contains("2 of 2 credentials readable"), "{}", r.stderr);
+        assert!(
+            r.stderr.contains("2 of 2 credentials readable"),
+            "{}",
+            r.stderr
+        );
     }
 
     // Render with secrets: the exact dockerconfigjson, password without the stdin newline.
-    let r = run(regops().arg("render").arg("-f").arg(&spec).arg("-i").arg(&alice).arg("--show-secrets"));
+    let r = run(regops()
+        .arg("render")
+        .arg("-f")
+        .arg(&spec)
+        .arg("-i")
+        .arg(&alice)
+        .arg("--show-secrets"));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let docs: Vec<&str> = r.stdout.split("---\n").filter(|d| !d.is_empty()).collect();
     assert_eq!(docs.len(), 2, "one Secret per namespace: {}", r.stdout);
     assert!(docs[0].contains("namespace: \"api\"") && docs[1].contains("namespace: \"web\""));
-    let b64 = docs[0].lines().find_map(|l| l.trim().strip_prefix(".dockerconfigjson: ")).unwrap();
-    let json = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap();
+    let b64 = docs[0]
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(".dockerconfigjson: "))
+        .unwrap();
+    let json = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["auths"]["harbor.example.com"]["password"], "robot-pass");
-    assert_eq!(v["auths"]["https://index.docker.io/v1/"]["username"], "myorg");
-    assert_eq!(v["auths"]["https://index.docker.io/v1/"]["password"], "hub-token");
+    assert_eq!(
+        v["auths"]["https://index.docker.io/v1/"]["username"],
+        "myorg"
+    );
+    assert_eq!(
+        v["auths"]["https://index.docker.io/v1/"]["password"],
+        "hub-token"
+    );
 
     // Bob leaves: remove his key and rekey as Alice. Bob can no longer decrypt anything.
-    let text = std::fs::read_to_string(&spec).unwrap().replace(&format!("  - {bob_pub}\n"), "");
+    let text = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace(&format!("  - {bob_pub}\n"), "");
     std::fs::write(&spec, text).unwrap();
-    let r = run(regops().arg("rekey").arg("-f").arg(&spec).arg("-i").arg(&alice));
+    let r = run(regops()
+        .arg("rekey")
+        .arg("-f")
+        .arg(&spec)
+        .arg("-i")
+        .arg(&alice));
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("re-encrypted 2 credentials to 1 recipient"), "{}", r.stderr);
-    let r = run(regops().arg("check").arg("-f").arg(&spec).arg("-i").arg(&bob));
+    assert!(
+        r.stderr
+            .contains("re-encrypted 2 credentials to 1 recipient"),
+        "{}",
+        r.stderr
+    );
+    let r = run(regops()
+        .arg("check")
+        .arg("-f")
+        .arg(&spec)
+        .arg("-i")
+        .arg(&bob));
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("cannot decrypt credential `hub`") && r.stderr.contains("cannot decrypt credential `robot`"), "{}", r.stderr);
-    let r = run(regops().arg("check").arg("-f").arg(&spec).arg("-i").arg(&alice));
+    assert!(
+        r.stderr.contains("cannot decrypt credential `hub`")
+            && r.stderr.contains("cannot decrypt credential `robot`"),
+        "{}",
+        r.stderr
+    );
+    let r = run(regops()
+        .arg("check")
+        .arg("-f")
+        .arg(&spec)
+        .arg("-i")
+        .arg(&alice));
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
@@ -108,7 +192,12 @@ fn rekey_without_a_usable_identity_changes_nothing() {
     assert_eq!(encrypt(&spec, "robot", "x", &[]).code, 0);
     assert_eq!(encrypt(&spec, "hub", "y", &[]).code, 0);
     let before = std::fs::read_to_string(&spec).unwrap();
-    let r = run(regops().arg("rekey").arg("-f").arg(&spec).arg("-i").arg(&mallory));
+    let r = run(regops()
+        .arg("rekey")
+        .arg("-f")
+        .arg(&spec)
+        .arg("-i")
+        .arg(&mallory));
     assert_eq!(r.code, 1);
     assert_eq!(std::fs::read_to_string(&spec).unwrap(), before);
 }
@@ -135,12 +224,20 @@ fn identities_come_from_sops_and_regops_environment() {
     let config = dir.path().join("config");
     std::fs::create_dir_all(config.join("sops/age")).unwrap();
     std::fs::copy(&key, config.join("sops/age/keys.txt")).unwrap();
-    let r = run(regops().arg("check").arg("-f").arg(&spec).env("XDG_CONFIG_HOME", &config));
+    let r = run(regops()
+        .arg("check")
+        .arg("-f")
+        .arg(&spec)
+        .env("XDG_CONFIG_HOME", &config));
     assert_eq!(r.code, 0, "{}", r.stderr);
     // And none at all: a clear error naming where regops looked.
     let r = run(regops().arg("check").arg("-f").arg(&spec));
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("no age identity found") && r.stderr.contains("SOPS_AGE_KEY_FILE"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no age identity found") && r.stderr.contains("SOPS_AGE_KEY_FILE"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -156,10 +253,22 @@ fn toml_spec_encrypts_in_place() {
     let r = encrypt(&spec, "c", "toml-secret", &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let text = std::fs::read_to_string(&spec).unwrap();
-    assert!(text.starts_with("# comment\n") && text.contains("password = '''\n-----BEGIN AGE"), "{text}");
-    let r = run(regops().arg("render").arg("-f").arg(&spec).arg("-i").arg(&key));
+    assert!(
+        text.starts_with("# comment\n") && text.contains("password = '''\n-----BEGIN AGE"),
+        "{text}"
+    );
+    let r = run(regops()
+        .arg("render")
+        .arg("-f")
+        .arg(&spec)
+        .arg("-i")
+        .arg(&key));
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("name: \"p\"") && r.stdout.contains("reg.example.com:5000 as u"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("name: \"p\"") && r.stdout.contains("reg.example.com:5000 as u"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -187,19 +296,42 @@ fn render_for_given_namespaces_honours_scope_and_exclusions() {
         "apiVersion: regops.dev/v1\nkind: RegistryConfig\nregistries:\n  r: { server: r.example.com, credential: c }\ncredentials:\n  c: { username: u, password: { env: C_PASS } }\nscopes:\n  named: { namespaces: [a, b] }\n  labelled: { selector: { matchLabels: { team: x } }, exclude: [c] }\npullSecrets:\n  only-named: { registries: [r], scope: named }\n  by-label: { registries: [r], scope: labelled }\n",
     )
     .unwrap();
-    let r = run(regops().arg("render").arg("-f").arg(&spec).args(["--namespaces", "b,c,d"]).env("C_PASS", "p"));
+    let r = run(regops()
+        .arg("render")
+        .arg("-f")
+        .arg(&spec)
+        .args(["--namespaces", "b,c,d"])
+        .env("C_PASS", "p"));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let pairs: Vec<(String, String)> = r
         .stdout
         .split("---\n")
         .filter(|d| !d.is_empty())
         .map(|d| {
-            let get = |k: &str| d.lines().find_map(|l| l.trim().strip_prefix(k)).unwrap().trim_matches('"').to_string();
+            let get = |k: &str| {
+                d.lines()
+                    .find_map(|l| l.trim().strip_prefix(k))
+                    .unwrap()
+                    .trim_matches('"')
+                    .to_string()
+            };
             (get("namespace: "), get("name: "))
         })
         .collect();
     // `named` only where named (b); `labelled` anywhere given except its exclusion (c).
-    assert_eq!(pairs, [("b".into(), "by-label".into()), ("b".into(), "only-named".into()), ("d".into(), "by-label".into())]);
-    let r = run(regops().arg("render").arg("-f").arg(&spec).args(["--namespaces", "Bad_NS"]).env("C_PASS", "p"));
+    assert_eq!(
+        pairs,
+        [
+            ("b".into(), "by-label".into()),
+            ("b".into(), "only-named".into()),
+            ("d".into(), "by-label".into())
+        ]
+    );
+    let r = run(regops()
+        .arg("render")
+        .arg("-f")
+        .arg(&spec)
+        .args(["--namespaces", "Bad_NS"])
+        .env("C_PASS", "p"));
     assert_eq!(r.code, 1);
 }

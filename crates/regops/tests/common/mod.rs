@@ -15,7 +15,10 @@ pub fn repo() -> PathBuf {
 /// The regops binary with an empty environment: no colour, no HOME key files, no age keys.
 pub fn regops() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_regops"));
-    c.env_clear().env("NO_COLOR", "1").env("HOME", "/nonexistent-home").stdin(Stdio::null());
+    c.env_clear()
+        .env("NO_COLOR", "1")
+        .env("HOME", "/nonexistent-home")
+        .stdin(Stdio::null());
     c
 }
 
@@ -28,7 +31,10 @@ pub struct Run {
 impl Run {
     /// Exit code, stdout and stderr together, for snapshots.
     pub fn transcript(&self) -> String {
-        format!("exit code: {}\n----- stdout -----\n{}----- stderr -----\n{}", self.code, self.stdout, self.stderr)
+        format!(
+            "exit code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -44,7 +50,12 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: Option<&str>) -> Run {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn regops");
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     let out = child.wait_with_output().unwrap();
     Run {
@@ -60,6 +71,10 @@ pub fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     let r = run(regops().args(["keygen", "-o"]).arg(&path));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let text = std::fs::read_to_string(&path).unwrap();
-    let public = text.lines().find_map(|l| l.strip_prefix("# public key: ")).unwrap().to_string();
+    let public = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string();
     (path, public)
 }
