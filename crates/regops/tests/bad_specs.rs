@@ -33,3 +33,23 @@ fn bad_specs_are_reported_with_locations() {
         insta::assert_snapshot!(r.transcript());
     });
 }
+
+/// Every committed snapshot belongs to a fixture that still exists (no stale snapshots).
+#[test]
+fn no_snapshot_without_a_fixture() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let fixtures: Vec<String> = std::fs::read_dir(dir.join("fixtures/bad"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for snap in std::fs::read_dir(dir.join("snapshots")).unwrap() {
+        let name = snap.unwrap().file_name().to_string_lossy().into_owned();
+        if let Some(rest) = name.strip_prefix("bad_specs__bad_specs_are_reported_with_locations@") {
+            let fixture = rest.trim_end_matches(".snap");
+            assert!(
+                fixtures.iter().any(|f| f == fixture),
+                "stale snapshot {name}"
+            );
+        }
+    }
+}
