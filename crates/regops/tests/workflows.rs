@@ -335,3 +335,37 @@ fn render_for_given_namespaces_honours_scope_and_exclusions() {
         .env("C_PASS", "p"));
     assert_eq!(r.code, 1);
 }
+
+/// An ssh-ed25519 public key as recipient, its OpenSSH private key as identity (when
+/// ssh-keygen is installed, as on the CI machines).
+#[test]
+fn ssh_ed25519_recipient_and_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("id_ed25519");
+    let Ok(status) = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "ci@example", "-f"])
+        .arg(&key)
+        .status()
+    else {
+        eprintln!("ssh-keygen not installed; skipping");
+        return;
+    };
+    assert!(status.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let spec = dir.path().join("regops.yaml");
+    std::fs::write(&spec, spec_yaml(&[&format!("\"{}\"", public.trim())])).unwrap();
+    assert_eq!(encrypt(&spec, "robot", "ssh-protected", &[]).code, 0);
+    assert_eq!(encrypt(&spec, "hub", "ssh-protected-2", &[]).code, 0);
+    let r = run(regops()
+        .arg("check")
+        .arg("-f")
+        .arg(&spec)
+        .arg("-i")
+        .arg(&key));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("2 of 2 credentials readable"),
+        "{}",
+        r.stderr
+    );
+}
