@@ -1,0 +1,909 @@
+//! The API's behaviour over a generic store of JSON objects: one code path serves every
+//! resource. No I/O here: a [`Request`] in, a [`Response`] out.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+use crate::fields::{self, Managed};
+use crate::resources::{self, RESOURCES, ResourcePath, ResourceType};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::status::ApiError;
+use crate::validation;
+
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub content_type: String,
+    pub user_agent: String,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Response {
+    pub status: u16,
+    pub body: Value,
+    pub retry_after: Option<u64>,
+}
+
+impl Response {
+    fn ok(status: u16, body: Value) -> Self {
+        Response {
+            status,
+            body,
+            retry_after: None,
+        }
+    }
+}
+
+impl From<ApiError> for Response {
+    fn from(e: ApiError) -> Self {
+        Response {
+            status: e.code,
+            body: e.to_status(),
+            retry_after: e.retry_after,
+        }
+    }
+}
+
+/// What a request does, in RBAC terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Action {
+    pub verb: &'static str,
+    pub resource: &'static str,
+    pub group: &'static str,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+}
+
+pub fn classify(req: &Request) -> Option<Action> {
+    let p = resources::parse_path(&req.path)?;
+    let verb = match (req.method.as_str(), p.name.is_some()) {
+        ("GET", true) => "get",
+        ("GET", false) if req.param("watch").is_some_and(|w| w == "true" || w == "1") => "watch",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => return None,
+    };
+    let namespace = if p.resource.kind == "Namespace" {
+        p.name.clone()
+    } else {
+        p.namespace.clone()
+    };
+    Some(Action {
+        verb,
+        resource: p.resource.plural,
+        group: p.resource.group,
+        namespace,
+        name: p.name,
+    })
+}
+
+struct Stored {
+    obj: Value,
+    managed: Managed,
+}
+
+type Key = (&'static str, String, String);
+
+/// The store: every object of every kind, and the global resourceVersion.
+#[derive(Default)]
+pub struct Store {
+    objects: BTreeMap<Key, Stored>,
+    rv: u64,
+    uids: u64,
+    names: u64,
+}
+
+fn now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let (d, m) = (
+        doy - (153 * mp + 2) / 5 + 1,
+        if mp < 10 { mp + 3 } else { mp - 9 },
+    );
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn manager_of(req: &Request) -> String {
+    req.param("fieldManager")
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            let ua = req.user_agent.split('/').next().unwrap_or("").trim();
+            if ua.is_empty() {
+                "unknown".into()
+            } else {
+                ua.to_string()
+            }
+        })
+}
+
+fn parse_body(req: &Request) -> Result<Value, ApiError> {
+    serde_json::from_slice(&req.body)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+}
+
+impl Store {
+    pub fn resource_version(&self) -> u64 {
+        self.rv
+    }
+
+    fn key(rt: &ResourceType, ns: &str, name: &str) -> Key {
+        (
+            rt.plural,
+            if rt.namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            },
+            name.to_string(),
+        )
+    }
+
+    fn namespace_exists(&self, ns: &str) -> bool {
+        self.objects
+            .contains_key(&("namespaces", String::new(), ns.to_string()))
+    }
+
+    fn render(&self, rt: &ResourceType, stored: &Stored) -> Value {
+        let mut obj = stored.obj.clone();
+        if !stored.managed.is_empty() {
+            let time = obj["metadata"]["creationTimestamp"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            obj["metadata"]["managedFields"] =
+                fields::to_managed_fields(&stored.managed, &rt.api_version(), &time);
+        }
+        obj
+    }
+
+    /// Handles one API request.
+    pub fn handle(&mut self, req: &Request) -> Response {
+        match self.route(req) {
+            Ok(r) => r,
+            Err(e) => e.into(),
+        }
+    }
+
+    fn route(&mut self, req: &Request) -> Result<Response, ApiError> {
+        if let Some(doc) = crate::discovery::document(&req.path) {
+            return if req.method == "GET" {
+                Ok(Response::ok(200, doc))
+            } else {
+                Err(ApiError::new(
+                    405,
+                    "MethodNotAllowed",
+                    "the server does not allow this method on the requested resource",
+                ))
+            };
+        }
+        let Some(p) = resources::parse_path(&req.path) else {
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ));
+        };
+        if p.subresource.is_some() {
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ));
+        }
+        let dry_run = req.param("dryRun") == Some("All");
+        match (req.method.as_str(), &p.name) {
+            ("GET", Some(name)) => self.get(&p, name),
+            ("GET", None) => {
+                if req.param("watch").is_some_and(|w| w == "true" || w == "1") {
+                    return Err(ApiError::new(
+                        405,
+                        "MethodNotAllowed",
+                        "watch is not supported by this test server",
+                    ));
+                }
+                self.list(&p, req)
+            }
+            ("POST", None) => self.create(&p, req, dry_run),
+            ("PUT", Some(name)) => self.update(&p, name, req, dry_run),
+            ("PATCH", Some(name)) => self.patch(&p, name, req, dry_run),
+            ("DELETE", Some(name)) => self.delete(&p, name, req, dry_run),
+            ("DELETE", None) => self.delete_collection(&p, req, dry_run),
+            _ => Err(ApiError::new(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )),
+        }
+    }
+
+    fn get(&self, p: &ResourcePath, name: &str) -> Result<Response, ApiError> {
+        let ns = p.namespace.as_deref().unwrap_or("");
+        let stored = self
+            .objects
+            .get(&Self::key(p.resource, ns, name))
+            .ok_or_else(|| ApiError::not_found(p.resource.plural, p.resource.group, name))?;
+        Ok(Response::ok(200, self.render(p.resource, stored)))
+    }
+
+    fn list(&self, p: &ResourcePath, req: &Request) -> Result<Response, ApiError> {
+        let rt = p.resource;
+        let labels = LabelSelector::parse(req.param("labelSelector").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+        let fields = FieldSelector::parse(req.param("fieldSelector").unwrap_or(""))
+            .map_err(ApiError::bad_request)?;
+        let limit: usize = match req.param("limit") {
+            Some(l) => l
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit `{l}`")))?,
+            None => 0,
+        };
+        // The continue token names the key after which the next page starts.
+        let after: Option<(String, String)> = match req.param("continue").filter(|c| !c.is_empty())
+        {
+            Some(token) => {
+                let raw = URL_SAFE_NO_PAD
+                    .decode(token)
+                    .map_err(|_| ApiError::bad_request("invalid continue token"))?;
+                let v: Value = serde_json::from_slice(&raw)
+                    .map_err(|_| ApiError::bad_request("invalid continue token"))?;
+                Some((
+                    v["ns"].as_str().unwrap_or("").to_string(),
+                    v["name"].as_str().unwrap_or("").to_string(),
+                ))
+            }
+            None => None,
+        };
+        let ns_filter = p.namespace.as_deref();
+        let matching = self
+            .objects
+            .iter()
+            .filter(|((plural, ns, _), _)| {
+                *plural == rt.plural && ns_filter.is_none_or(|f| f == ns)
+            })
+            .filter(|((_, ns, name), _)| {
+                after
+                    .as_ref()
+                    .is_none_or(|(ans, aname)| (ns, name) > (ans, aname))
+            })
+            .filter(|(_, s)| {
+                labels.matches(s.obj["metadata"]["labels"].as_object()) && fields.matches(&s.obj)
+            });
+        let mut items = Vec::new();
+        let mut last: Option<(String, String)> = None;
+        let mut remaining = 0usize;
+        for ((_, ns, name), stored) in matching {
+            if limit > 0 && items.len() == limit {
+                remaining += 1;
+                continue;
+            }
+            let mut obj = self.render(rt, stored);
+            if let Some(o) = obj.as_object_mut() {
+                o.remove("apiVersion");
+                o.remove("kind");
+            }
+            items.push(obj);
+            last = Some((ns.clone(), name.clone()));
+        }
+        let mut metadata = json!({ "resourceVersion": self.rv.to_string() });
+        if remaining > 0
+            && let Some((ns, name)) = last
+        {
+            let token =
+                URL_SAFE_NO_PAD.encode(json!({"ns": ns, "name": name, "rv": self.rv}).to_string());
+            metadata["continue"] = json!(token);
+            metadata["remainingItemCount"] = json!(remaining);
+        }
+        Ok(Response::ok(
+            200,
+            json!({ "kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": metadata, "items": items }),
+        ))
+    }
+
+    fn check_identity(rt: &ResourceType, p: &ResourcePath, obj: &Value) -> Result<(), ApiError> {
+        if let Some(kind) = obj["kind"].as_str()
+            && kind != rt.kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "the kind of the provided object ({kind}) does not match the resource ({})",
+                rt.kind
+            )));
+        }
+        if let Some(av) = obj["apiVersion"].as_str()
+            && av != rt.api_version()
+        {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({av}) does not match the expected API version ({})",
+                rt.api_version()
+            )));
+        }
+        if let (Some(path_ns), Some(obj_ns)) = (
+            p.namespace.as_deref(),
+            obj["metadata"]["namespace"].as_str(),
+        ) && path_ns != obj_ns
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Fills server-owned metadata and defaults before storing.
+    fn prepare_new(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        obj: &mut Value,
+    ) -> Result<(), ApiError> {
+        obj["apiVersion"] = json!(rt.api_version());
+        obj["kind"] = json!(rt.kind);
+        if !obj["metadata"].is_object() {
+            obj["metadata"] = json!({});
+        }
+        if obj["metadata"]["name"].as_str().is_none_or(str::is_empty) {
+            match obj["metadata"]["generateName"].as_str() {
+                Some(prefix) => {
+                    self.names += 1;
+                    obj["metadata"]["name"] = json!(format!("{prefix}{}", suffix(self.names)));
+                }
+                None => {
+                    return Err(ApiError::invalid(
+                        rt.kind,
+                        rt.group,
+                        "",
+                        vec![(
+                            "metadata.name".into(),
+                            "Required value: name or generateName is required".into(),
+                        )],
+                    ));
+                }
+            }
+        }
+        if rt.namespaced {
+            obj["metadata"]["namespace"] = json!(ns);
+        } else if let Some(m) = obj["metadata"].as_object_mut() {
+            m.remove("namespace");
+        }
+        self.uids += 1;
+        obj["metadata"]["uid"] = json!(format!("00000000-0000-4000-8000-{:012x}", self.uids));
+        obj["metadata"]["creationTimestamp"] = json!(now());
+        if let Some(m) = obj["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+            m.remove("managedFields");
+        }
+        if rt.kind == "Secret" {
+            validation::normalize_secret(obj)?;
+        }
+        if matches!(
+            rt.kind,
+            "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob"
+        ) {
+            obj["metadata"]["generation"] = json!(1);
+        }
+        if rt.kind == "Namespace" {
+            let name = obj["metadata"]["name"].clone();
+            obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
+            obj["spec"] = json!({"finalizers": ["kubernetes"]});
+            obj["status"] = json!({"phase": "Active"});
+        }
+        Ok(())
+    }
+
+    fn bump(&mut self) -> String {
+        self.rv += 1;
+        self.rv.to_string()
+    }
+
+    fn create(
+        &mut self,
+        p: &ResourcePath,
+        req: &Request,
+        dry_run: bool,
+    ) -> Result<Response, ApiError> {
+        let rt = p.resource;
+        let mut obj = parse_body(req)?;
+        Self::check_identity(rt, p, &obj)?;
+        let ns = p
+            .namespace
+            .clone()
+            .or_else(|| obj["metadata"]["namespace"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        if rt.namespaced && !self.namespace_exists(&ns) {
+            return Err(ApiError::not_found("namespaces", "", &ns));
+        }
+        self.prepare_new(rt, &ns, &mut obj)?;
+        let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+        validation::validate(rt, &obj, None)?;
+        let key = Self::key(rt, &ns, &name);
+        if self.objects.contains_key(&key) {
+            return Err(ApiError::already_exists(rt.plural, rt.group, &name));
+        }
+        let mut managed = Managed::new();
+        fields::record_update(None, &obj, &manager_of(req), &mut managed);
+        if dry_run {
+            obj["metadata"]["resourceVersion"] = json!("");
+            return Ok(Response::ok(201, obj));
+        }
+        obj["metadata"]["resourceVersion"] = json!(self.bump());
+        let stored = Stored { obj, managed };
+        let out = self.render(rt, &stored);
+        self.objects.insert(key, stored);
+        if rt.kind == "Namespace" {
+            self.create_default_service_account(&name);
+        }
+        Ok(Response::ok(201, out))
+    }
+
+    fn create_default_service_account(&mut self, ns: &str) {
+        let Some(rt) = resources::by_kind("v1", "ServiceAccount") else {
+            return;
+        };
+        let mut sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}});
+        if self.prepare_new(rt, ns, &mut sa).is_err() {
+            return;
+        }
+        sa["metadata"]["resourceVersion"] = json!(self.bump());
+        self.objects.insert(
+            Self::key(rt, ns, "default"),
+            Stored {
+                obj: sa,
+                managed: Managed::new(),
+            },
+        );
+    }
+
+    /// Stores `new` in place of the existing object, after the checks every update gets.
+    fn replace(
+        &mut self,
+        rt: &ResourceType,
+        key: Key,
+        mut new: Value,
+        manager: Option<&str>,
+        apply_managed: Option<Managed>,
+        dry_run: bool,
+    ) -> Result<Response, ApiError> {
+        let old = self
+            .objects
+            .get(&key)
+            .ok_or_else(|| ApiError::not_found(rt.plural, rt.group, &key.2))?;
+        let current_rv = old.obj["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
+            && !rv.is_empty()
+            && rv != current_rv
+        {
+            return Err(ApiError::conflict(rt.plural, rt.group, &key.2));
+        }
+        // Identity and server-owned metadata come from the stored object.
+        for field in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "generation",
+        ] {
+            match old.obj["metadata"].get(field) {
+                Some(v) => new["metadata"][field] = v.clone(),
+                None => {
+                    if let Some(m) = new["metadata"].as_object_mut() {
+                        m.remove(field);
+                    }
+                }
+            }
+        }
+        new["apiVersion"] = json!(rt.api_version());
+        new["kind"] = json!(rt.kind);
+        if let Some(m) = new["metadata"].as_object_mut() {
+            m.remove("managedFields");
+        }
+        if rt.kind == "Secret" {
+            validation::normalize_secret(&mut new)?;
+        }
+        validation::validate(rt, &new, Some(&old.obj))?;
+        new["metadata"]["resourceVersion"] = json!(current_rv.clone());
+        let unchanged = new == old.obj;
+        let mut managed = match apply_managed {
+            Some(m) => m,
+            None => old.managed.clone(),
+        };
+        if let Some(manager) = manager {
+            fields::record_update(Some(&old.obj), &new, manager, &mut managed);
+        }
+        if matches!(
+            rt.kind,
+            "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob"
+        ) && new["spec"] != old.obj["spec"]
+        {
+            let g = old.obj["metadata"]["generation"].as_i64().unwrap_or(1);
+            new["metadata"]["generation"] = json!(g + 1);
+        }
+        if dry_run {
+            return Ok(Response::ok(
+                200,
+                self.render(rt, &Stored { obj: new, managed }),
+            ));
+        }
+        // A write that changes nothing keeps the resourceVersion, as the real server does.
+        if !unchanged || managed != old.managed {
+            new["metadata"]["resourceVersion"] = json!(self.bump());
+        }
+        let stored = Stored { obj: new, managed };
+        let out = self.render(rt, &stored);
+        self.objects.insert(key, stored);
+        Ok(Response::ok(200, out))
+    }
+
+    fn update(
+        &mut self,
+        p: &ResourcePath,
+        name: &str,
+        req: &Request,
+        dry_run: bool,
+    ) -> Result<Response, ApiError> {
+        let rt = p.resource;
+        let obj = parse_body(req)?;
+        Self::check_identity(rt, p, &obj)?;
+        if obj["metadata"]["name"].as_str().is_some_and(|n| n != name) {
+            return Err(ApiError::bad_request(
+                "the name of the object does not match the name on the URL",
+            ));
+        }
+        let ns = p.namespace.as_deref().unwrap_or("");
+        if obj["metadata"]["resourceVersion"]
+            .as_str()
+            .is_none_or(str::is_empty)
+        {
+            return Err(ApiError::invalid(
+                rt.kind,
+                rt.group,
+                name,
+                vec![(
+                    "metadata.resourceVersion".into(),
+                    "Invalid value: 0x0: must be specified for an update".into(),
+                )],
+            ));
+        }
+        self.replace(
+            rt,
+            Self::key(rt, ns, name),
+            obj,
+            Some(&manager_of(req)),
+            None,
+            dry_run,
+        )
+    }
+
+    fn patch(
+        &mut self,
+        p: &ResourcePath,
+        name: &str,
+        req: &Request,
+        dry_run: bool,
+    ) -> Result<Response, ApiError> {
+        let rt = p.resource;
+        let ns = p.namespace.clone().unwrap_or_default();
+        let key = Self::key(rt, &ns, name);
+        let ct = req
+            .content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        if ct == "application/apply-patch+yaml" {
+            return self.server_side_apply(p, name, req, dry_run);
+        }
+        let patch = parse_body(req)?;
+        let current = self
+            .objects
+            .get(&key)
+            .map(|s| s.obj.clone())
+            .ok_or_else(|| ApiError::not_found(rt.plural, rt.group, name))?;
+        let mut new = current.clone();
+        match ct.as_str() {
+            "application/merge-patch+json" => {
+                json_patch::merge(&mut new, &patch);
+            }
+            "application/strategic-merge-patch+json" => {
+                fields::strategic_merge(&mut new, &patch, &mut Vec::new());
+            }
+            "application/json-patch+json" => {
+                let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+                    .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+                json_patch::patch(&mut new, &ops).map_err(|e| match e.kind {
+                    json_patch::PatchErrorKind::TestFailed => ApiError::new(
+                        422,
+                        "Invalid",
+                        format!(
+                            "the server rejected our request due to an error in our request: {e}"
+                        ),
+                    ),
+                    _ => ApiError::new(
+                        422,
+                        "Invalid",
+                        format!(
+                            "the server rejected our request due to an error in our request: {e}"
+                        ),
+                    ),
+                })?;
+            }
+            other => {
+                return Err(ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got `{other}`)"
+                    ),
+                ));
+            }
+        }
+        // A resourceVersion in a merge or strategic patch is a precondition.
+        if let Some(rv) = patch["metadata"]["resourceVersion"].as_str()
+            && rv
+                != current["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or("")
+        {
+            return Err(ApiError::conflict(rt.plural, rt.group, name));
+        }
+        self.replace(rt, key, new, Some(&manager_of(req)), None, dry_run)
+    }
+
+    fn server_side_apply(
+        &mut self,
+        p: &ResourcePath,
+        name: &str,
+        req: &Request,
+        dry_run: bool,
+    ) -> Result<Response, ApiError> {
+        let rt = p.resource;
+        let manager = req.param("fieldManager").ok_or_else(|| ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"))?.to_string();
+        let force = req.param("force") == Some("true");
+        let applied: Value = serde_json::from_slice(&req.body).map_err(|e| ApiError::bad_request(format!("apply patches must be JSON here (YAML bodies are not supported by this test server): {e}")))?;
+        Self::check_identity(rt, p, &applied)?;
+        if applied["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| n != name)
+        {
+            return Err(ApiError::bad_request(
+                "the name of the object does not match the name on the URL",
+            ));
+        }
+        let ns = p.namespace.clone().unwrap_or_default();
+        let key = Self::key(rt, &ns, name);
+        let existing = self
+            .objects
+            .get(&key)
+            .map(|s| (s.obj.clone(), s.managed.clone()));
+        let mut managed = existing
+            .as_ref()
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default();
+        let mut applied_named = applied.clone();
+        applied_named["metadata"]["name"] = json!(name);
+        let merged = fields::apply(existing.as_ref().map(|(o, _)| o), &applied_named, &manager, force, &mut managed).map_err(|conflicts| {
+            let causes: Vec<Value> = conflicts
+                .iter()
+                .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", c.manager), "field": fields::path_string(&c.path)}))
+                .collect();
+            let text: Vec<String> = conflicts.iter().map(|c| format!("- {} owns {}", c.manager, fields::path_string(&c.path))).collect();
+            let mut e = ApiError::new(409, "Conflict", format!("Apply failed with {} conflict{}: {}", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }, text.join("; ")));
+            e.details = json!({"name": name, "kind": rt.plural, "causes": causes});
+            e
+        })?;
+        match existing {
+            Some(_) => self.replace(rt, key, merged, None, Some(managed), dry_run),
+            None => {
+                if rt.namespaced && !self.namespace_exists(&ns) {
+                    return Err(ApiError::not_found("namespaces", "", &ns));
+                }
+                let mut obj = merged;
+                self.prepare_new(rt, &ns, &mut obj)?;
+                validation::validate(rt, &obj, None)?;
+                if dry_run {
+                    return Ok(Response::ok(201, self.render(rt, &Stored { obj, managed })));
+                }
+                obj["metadata"]["resourceVersion"] = json!(self.bump());
+                let stored = Stored { obj, managed };
+                let out = self.render(rt, &stored);
+                self.objects.insert(key, stored);
+                if rt.kind == "Namespace" {
+                    self.create_default_service_account(name);
+                }
+                Ok(Response::ok(201, out))
+            }
+        }
+    }
+
+    fn delete(
+        &mut self,
+        p: &ResourcePath,
+        name: &str,
+        req: &Request,
+        dry_run: bool,
+    ) -> Result<Response, ApiError> {
+        let rt = p.resource;
+        let ns = p.namespace.clone().unwrap_or_default();
+        let key = Self::key(rt, &ns, name);
+        let stored = self
+            .objects
+            .get(&key)
+            .ok_or_else(|| ApiError::not_found(rt.plural, rt.group, name))?;
+        if !req.body.is_empty()
+            && let Ok(opts) = serde_json::from_slice::<Value>(&req.body)
+        {
+            let pre = &opts["preconditions"];
+            let rv_ok = pre["resourceVersion"]
+                .as_str()
+                .is_none_or(|rv| Some(rv) == stored.obj["metadata"]["resourceVersion"].as_str());
+            let uid_ok = pre["uid"]
+                .as_str()
+                .is_none_or(|uid| Some(uid) == stored.obj["metadata"]["uid"].as_str());
+            if !rv_ok || !uid_ok {
+                return Err(ApiError::conflict(rt.plural, rt.group, name));
+            }
+        }
+        let out = self.render(rt, stored);
+        if dry_run {
+            return Ok(Response::ok(200, out));
+        }
+        self.objects.remove(&key);
+        self.bump();
+        if rt.kind == "Namespace" {
+            self.objects.retain(|(_, ons, _), _| ons != name);
+        }
+        Ok(Response::ok(200, out))
+    }
+
+    fn delete_collection(
+        &mut self,
+        p: &ResourcePath,
+        req: &Request,
+        dry_run: bool,
+    ) -> Result<Response, ApiError> {
+        let listed = self.list(
+            p,
+            &Request {
+                query: req
+                    .query
+                    .iter()
+                    .filter(|(k, _)| k != "limit" && k != "continue")
+                    .cloned()
+                    .collect(),
+                ..req.clone()
+            },
+        )?;
+        if !dry_run {
+            for item in listed.body["items"].as_array().into_iter().flatten() {
+                let ns = item["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                let name = item["metadata"]["name"].as_str().unwrap_or("").to_string();
+                self.objects.remove(&Self::key(p.resource, &ns, &name));
+                if p.resource.kind == "Namespace" {
+                    self.objects.retain(|(_, ons, _), _| *ons != name);
+                }
+            }
+            self.bump();
+        }
+        Ok(listed)
+    }
+
+    /// Stores an object directly (for seeding fixtures): as a create by `manager`.
+    pub fn seed(&mut self, obj: Value, manager: &str) -> Result<Value, ApiError> {
+        let av = obj["apiVersion"].as_str().unwrap_or("");
+        let kind = obj["kind"].as_str().unwrap_or("");
+        let rt = resources::by_kind(av, kind)
+            .ok_or_else(|| ApiError::bad_request(format!("unknown kind {av}/{kind}")))?;
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        let path = if rt.namespaced {
+            format!(
+                "/{}/namespaces/{ns}/{}",
+                if rt.group.is_empty() {
+                    "api/v1".to_string()
+                } else {
+                    format!("apis/{}", rt.api_version())
+                },
+                rt.plural
+            )
+        } else {
+            format!("/api/v1/{}", rt.plural)
+        };
+        let req = Request {
+            method: "POST".into(),
+            path,
+            body: obj.to_string().into_bytes(),
+            user_agent: manager.into(),
+            ..Request::default()
+        };
+        let r = self.handle(&req);
+        if r.status == 201 {
+            // Seeding a namespace's `default` ServiceAccount replaces the automatic one.
+            Ok(r.body)
+        } else if r.status == 409 && rt.kind == "ServiceAccount" {
+            let name = obj["metadata"]["name"].as_str().unwrap_or("");
+            let key = Self::key(rt, &ns, name);
+            let mut new = obj.clone();
+            new["metadata"]["resourceVersion"] = self
+                .objects
+                .get(&key)
+                .map(|s| s.obj["metadata"]["resourceVersion"].clone())
+                .unwrap_or(Value::Null);
+            self.replace(rt, key, new, Some(manager), None, false)
+                .map(|r| r.body)
+        } else {
+            Err(ApiError {
+                code: r.status,
+                reason: "Seed",
+                message: r.body["message"].as_str().unwrap_or("").to_string(),
+                details: Value::Null,
+                retry_after: None,
+            })
+        }
+    }
+
+    /// Every stored object of a kind (all namespaces), for assertions.
+    pub fn objects(&self, plural: &str) -> Vec<Value> {
+        RESOURCES
+            .iter()
+            .find(|r| r.plural == plural)
+            .map(|rt| {
+                self.objects
+                    .iter()
+                    .filter(|((p, _, _), _)| *p == rt.plural)
+                    .map(|(_, s)| self.render(rt, s))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn suffix(n: u64) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut x = n.wrapping_mul(2_654_435_761) ^ 0x5bd1e995;
+    (0..5)
+        .map(|_| {
+            let c = ALPHABET[(x % ALPHABET.len() as u64) as usize] as char;
+            x /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}

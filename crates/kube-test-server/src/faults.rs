@@ -1,0 +1,139 @@
+//! Fault injection and the request log.
+
+use std::time::Duration;
+
+use crate::api::Action;
+
+/// What a fault does to a matching request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultAction {
+    /// Answer with this status (a Kubernetes `Status` body), without touching the store.
+    Status { code: u16, retry_after: Option<u64> },
+    /// Wait before handling the request normally.
+    Latency(Duration),
+    /// Drop the connection without answering.
+    CloseConnection,
+}
+
+/// Which requests a fault applies to, and how often.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fault {
+    /// `get`, `list`, `create`, `update`, `patch`, `delete`, ...; `None` for any.
+    pub verb: Option<String>,
+    /// `secrets`, `serviceaccounts`, ...; `None` for any.
+    pub resource: Option<String>,
+    pub action: FaultAction,
+    /// Only the Nth matching request (1-based).
+    pub nth: Option<u64>,
+    /// A share (0.0-1.0) of matching requests, chosen by a seeded generator (repeatable).
+    pub share: Option<f64>,
+    /// At most this many times in all.
+    pub times: Option<u64>,
+    pub(crate) matched: u64,
+    pub(crate) fired: u64,
+}
+
+impl Fault {
+    pub fn new(action: FaultAction) -> Self {
+        Fault {
+            verb: None,
+            resource: None,
+            action,
+            nth: None,
+            share: None,
+            times: None,
+            matched: 0,
+            fired: 0,
+        }
+    }
+    pub fn verb(mut self, verb: &str) -> Self {
+        self.verb = Some(verb.into());
+        self
+    }
+    pub fn resource(mut self, resource: &str) -> Self {
+        self.resource = Some(resource.into());
+        self
+    }
+    pub fn nth(mut self, n: u64) -> Self {
+        self.nth = Some(n);
+        self
+    }
+    pub fn share(mut self, share: f64) -> Self {
+        self.share = Some(share);
+        self
+    }
+    pub fn times(mut self, n: u64) -> Self {
+        self.times = Some(n);
+        self
+    }
+
+    /// Whether the fault fires for this request; `roll` is a uniform sample in [0, 1).
+    pub(crate) fn fires(&mut self, action: Option<&Action>, roll: f64) -> bool {
+        let verb_ok = self
+            .verb
+            .as_deref()
+            .is_none_or(|v| action.is_some_and(|a| a.verb == v));
+        let res_ok = self
+            .resource
+            .as_deref()
+            .is_none_or(|r| action.is_some_and(|a| a.resource == r));
+        if !(verb_ok && res_ok) {
+            return false;
+        }
+        self.matched += 1;
+        if self.times.is_some_and(|t| self.fired >= t) {
+            return false;
+        }
+        let hit = match (self.nth, self.share) {
+            (Some(n), _) => self.matched == n,
+            (None, Some(s)) => roll < s,
+            (None, None) => true,
+        };
+        if hit {
+            self.fired += 1;
+        }
+        hit
+    }
+}
+
+/// One served request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    pub method: String,
+    /// The RBAC verb (`list`, `patch`, ...), or empty for discovery and unknown paths.
+    pub verb: String,
+    pub resource: String,
+    pub namespace: Option<String>,
+    pub path: String,
+    pub query: String,
+    pub status: u16,
+    pub dry_run: bool,
+}
+
+impl LogEntry {
+    /// Whether the request could change the store (a write that was not a dry run).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self.verb.as_str(),
+            "create" | "update" | "patch" | "delete" | "deletecollection"
+        ) && !self.dry_run
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so shares of faults repeat run to run.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+    pub fn next_f64(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}

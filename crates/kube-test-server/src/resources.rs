@@ -1,0 +1,196 @@
+//! The API resources this server serves, and what their paths look like.
+
+/// One served resource type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResourceType {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub kind: &'static str,
+    pub namespaced: bool,
+    pub short_names: &'static [&'static str],
+}
+
+impl ResourceType {
+    /// `v1` or `apps/v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+}
+
+pub const RESOURCES: &[ResourceType] = &[
+    ResourceType {
+        group: "",
+        version: "v1",
+        plural: "namespaces",
+        singular: "namespace",
+        kind: "Namespace",
+        namespaced: false,
+        short_names: &["ns"],
+    },
+    ResourceType {
+        group: "",
+        version: "v1",
+        plural: "secrets",
+        singular: "secret",
+        kind: "Secret",
+        namespaced: true,
+        short_names: &[],
+    },
+    ResourceType {
+        group: "",
+        version: "v1",
+        plural: "serviceaccounts",
+        singular: "serviceaccount",
+        kind: "ServiceAccount",
+        namespaced: true,
+        short_names: &["sa"],
+    },
+    ResourceType {
+        group: "apps",
+        version: "v1",
+        plural: "deployments",
+        singular: "deployment",
+        kind: "Deployment",
+        namespaced: true,
+        short_names: &["deploy"],
+    },
+    ResourceType {
+        group: "apps",
+        version: "v1",
+        plural: "statefulsets",
+        singular: "statefulset",
+        kind: "StatefulSet",
+        namespaced: true,
+        short_names: &["sts"],
+    },
+    ResourceType {
+        group: "apps",
+        version: "v1",
+        plural: "daemonsets",
+        singular: "daemonset",
+        kind: "DaemonSet",
+        namespaced: true,
+        short_names: &["ds"],
+    },
+    ResourceType {
+        group: "batch",
+        version: "v1",
+        plural: "jobs",
+        singular: "job",
+        kind: "Job",
+        namespaced: true,
+        short_names: &[],
+    },
+    ResourceType {
+        group: "batch",
+        version: "v1",
+        plural: "cronjobs",
+        singular: "cronjob",
+        kind: "CronJob",
+        namespaced: true,
+        short_names: &["cj"],
+    },
+    ResourceType {
+        group: "coordination.k8s.io",
+        version: "v1",
+        plural: "leases",
+        singular: "lease",
+        kind: "Lease",
+        namespaced: true,
+        short_names: &[],
+    },
+];
+
+pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceType> {
+    RESOURCES
+        .iter()
+        .find(|r| r.kind == kind && r.api_version() == api_version)
+}
+
+/// A parsed resource path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourcePath {
+    pub resource: &'static ResourceType,
+    /// The namespace in the path (`/namespaces/{ns}/...`), if any.
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+}
+
+/// Parses `/api/v1/...` and `/apis/{group}/{version}/...` resource paths.
+pub fn parse_path(path: &str) -> Option<ResourcePath> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        // `/namespaces/{ns}/{plural}...` is a namespaced path; `/namespaces[/{name}]` is the
+        // Namespace resource itself.
+        ["namespaces", ns, plural, more @ ..]
+            if find(group, version, plural).is_some_and(|r| r.namespaced) =>
+        {
+            (Some(ns.to_string()), [&[*plural][..], more].concat())
+        }
+        _ => (None, rest.to_vec()),
+    };
+    let resource = find(group, version, rest.first()?)?;
+    if namespace.is_some() && !resource.namespaced {
+        return None;
+    }
+    Some(ResourcePath {
+        resource,
+        namespace,
+        name: rest.get(1).map(|s| s.to_string()),
+        subresource: rest.get(2).map(|s| s.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let p = parse_path("/api/v1/namespaces").unwrap();
+        assert_eq!(
+            (p.resource.kind, p.namespace, p.name),
+            ("Namespace", None, None)
+        );
+        let p = parse_path("/api/v1/namespaces/web").unwrap();
+        assert_eq!(
+            (p.resource.kind, p.name.as_deref()),
+            ("Namespace", Some("web"))
+        );
+        let p = parse_path("/api/v1/namespaces/web/secrets/pull").unwrap();
+        assert_eq!(
+            (p.resource.kind, p.namespace.as_deref(), p.name.as_deref()),
+            ("Secret", Some("web"), Some("pull"))
+        );
+        let p = parse_path("/api/v1/secrets").unwrap();
+        assert_eq!((p.resource.kind, p.namespace), ("Secret", None));
+        let p = parse_path("/apis/apps/v1/namespaces/web/deployments/api").unwrap();
+        assert_eq!(p.resource.kind, "Deployment");
+        // A namespace called "secrets" is still a namespace.
+        let p = parse_path("/api/v1/namespaces/secrets").unwrap();
+        assert_eq!(
+            (p.resource.kind, p.name.as_deref()),
+            ("Namespace", Some("secrets"))
+        );
+        assert!(parse_path("/api/v1/pods").is_none());
+        assert!(parse_path("/apis/apps/v2/deployments").is_none());
+    }
+}

@@ -1,0 +1,291 @@
+//! The HTTP layer: authentication, RBAC-like denial, faults, the request log, then the API.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::api::{self, Request, Response, Store};
+use crate::faults::{Fault, FaultAction, LogEntry, Rng};
+use crate::status::ApiError;
+
+/// Who may do what, when the server is started with a policy. Requests that no rule allows
+/// are denied with 403.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub verbs: Vec<String>,
+    /// Resource plurals (`secrets`); `*` is not accepted here on purpose.
+    pub resources: Vec<String>,
+}
+
+impl Rule {
+    pub fn new(verbs: &[&str], resources: &[&str]) -> Self {
+        Rule {
+            verbs: verbs.iter().map(|s| s.to_string()).collect(),
+            resources: resources.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) faults: Vec<Fault>,
+    pub(crate) rng: Rng,
+    pub(crate) log: Vec<LogEntry>,
+    pub(crate) policy: Option<Policy>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) inner: Mutex<Inner>,
+    pub(crate) token: Option<String>,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock (a bug in a test) must not hide every later request.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn decode_component(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Decodes an `application/x-www-form-urlencoded` query (`+` is a space).
+pub fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode_component(k), decode_component(v)),
+            None => (decode_component(p), String::new()),
+        })
+        .collect()
+}
+
+fn http_response(r: &Response) -> hyper::Response<Full<Bytes>> {
+    let mut b = hyper::Response::builder()
+        .status(r.status)
+        .header("content-type", "application/json");
+    if let Some(secs) = r.retry_after {
+        b = b.header("retry-after", secs.to_string());
+    }
+    let body = serde_json::to_vec(&r.body).unwrap_or_default();
+    b.body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
+}
+
+/// The error a service returns to make hyper drop the connection.
+#[derive(Debug, thiserror::Error)]
+#[error("connection closed by fault injection")]
+pub struct Dropped;
+
+async fn serve(
+    req: hyper::Request<Incoming>,
+    shared: Arc<Shared>,
+) -> Result<hyper::Response<Full<Bytes>>, Dropped> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let request = Request {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parse_query(parts.uri.query().unwrap_or("")),
+        content_type: header("content-type"),
+        user_agent: header("user-agent"),
+        body,
+    };
+    let action = api::classify(&request);
+    let mut entry = LogEntry {
+        method: request.method.clone(),
+        verb: action
+            .as_ref()
+            .map(|a| a.verb.to_string())
+            .unwrap_or_default(),
+        resource: action
+            .as_ref()
+            .map(|a| a.resource.to_string())
+            .unwrap_or_default(),
+        namespace: action.as_ref().and_then(|a| a.namespace.clone()),
+        path: request.path.clone(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        status: 0,
+        dry_run: request.param("dryRun") == Some("All"),
+    };
+
+    // Authentication.
+    if let Some(token) = &shared.token
+        && header("authorization") != format!("Bearer {token}")
+    {
+        let r: Response = ApiError::new(401, "Unauthorized", "Unauthorized").into();
+        entry.status = r.status;
+        shared.lock().log.push(entry);
+        return Ok(http_response(&r));
+    }
+
+    // Faults, in order; latency delays and lets later rules and the request go on.
+    let mut delay = std::time::Duration::ZERO;
+    let mut outcome: Option<FaultAction> = None;
+    {
+        let mut inner = shared.lock();
+        let Inner { faults, rng, .. } = &mut *inner;
+        for fault in faults.iter_mut() {
+            let roll = rng.next_f64();
+            if fault.fires(action.as_ref(), roll) {
+                match &fault.action {
+                    FaultAction::Latency(d) => delay += *d,
+                    other => {
+                        outcome = Some(other.clone());
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let response = match outcome {
+        Some(FaultAction::CloseConnection) => {
+            entry.status = 0;
+            shared.lock().log.push(entry);
+            return Err(Dropped);
+        }
+        Some(FaultAction::Status { code, retry_after }) => {
+            let reason = match code {
+                429 => "TooManyRequests",
+                409 => "Conflict",
+                500 => "InternalError",
+                503 => "ServiceUnavailable",
+                504 => "Timeout",
+                _ => "InternalError",
+            };
+            let mut e = ApiError::new(code, reason, format!("injected fault: {code}"));
+            e.retry_after = retry_after;
+            Response::from(e)
+        }
+        _ => {
+            let mut inner = shared.lock();
+            let denied = match (&inner.policy, &action) {
+                (Some(policy), Some(a)) => !policy.rules.iter().any(|r| {
+                    r.verbs.iter().any(|v| v == a.verb)
+                        && r.resources.iter().any(|x| x == a.resource)
+                }),
+                _ => false,
+            };
+            if denied {
+                let a = action
+                    .as_ref()
+                    .map(|a| (a.verb, a.resource, a.group, a.namespace.clone()));
+                let (verb, resource, group, ns) = a.unwrap_or(("", "", "", None));
+                let scope = ns.map_or("at the cluster scope".to_string(), |n| {
+                    format!("in the namespace \"{n}\"")
+                });
+                let mut e = ApiError::new(
+                    403,
+                    "Forbidden",
+                    format!(
+                        "{resource} is forbidden: User \"system:serviceaccount:regops:regops\" cannot {verb} resource \"{resource}\" in API group \"{group}\" {scope}"
+                    ),
+                );
+                e.details = serde_json::json!({"kind": resource, "group": group});
+                Response::from(e)
+            } else {
+                inner.store.handle(&request)
+            }
+        }
+    };
+    entry.status = response.status;
+    shared.lock().log.push(entry);
+    Ok(http_response(&response))
+}
+
+async fn serve_io<I>(io: I, shared: Arc<Shared>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| serve(req, shared.clone()));
+    // Errors here are injected drops or clients hanging up: nothing to report.
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), svc)
+        .await;
+}
+
+/// Accepts connections (over TLS when an acceptor is given) until `shutdown` fires.
+pub(crate) async fn run(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = &mut shutdown => return,
+        };
+        let Ok((stream, _peer)) = accepted else {
+            continue;
+        };
+        let shared = shared.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        serve_io(stream, shared).await;
+                    }
+                }
+                None => serve_io(stream, shared).await,
+            }
+        });
+    }
+}
+
+pub(crate) fn bound_addr(listener: &TcpListener) -> std::io::Result<SocketAddr> {
+    listener.local_addr()
+}

@@ -1,0 +1,847 @@
+//! One test per semantic the server promises, through real HTTP requests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use kube_test_server::{Config, Fault, FaultAction, Policy, Rule, TestServer};
+use serde_json::{Value, json};
+
+struct Reply {
+    status: u16,
+    headers: String,
+    body: Value,
+}
+
+/// A minimal HTTP/1.1 client: one request per connection.
+fn send(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Option<&Value>,
+) -> Result<Reply, std::io::Error> {
+    let mut s = TcpStream::connect(server.addr())?;
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = server
+        .token()
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nUser-Agent: api-test/1.0\r\n{auth}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+        payload.len()
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no response"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok(Reply {
+        status,
+        headers: head.to_lowercase(),
+        body: serde_json::from_str(body).unwrap_or(Value::Null),
+    })
+}
+
+fn req(server: &TestServer, method: &str, path: &str, body: Option<&Value>) -> Reply {
+    send(server, method, path, "application/json", body).unwrap()
+}
+
+fn patch(server: &TestServer, path: &str, ct: &str, body: &Value) -> Reply {
+    send(server, "PATCH", path, ct, Some(body)).unwrap()
+}
+
+fn start() -> TestServer {
+    TestServer::start(Config::default()).unwrap()
+}
+
+fn ns(server: &TestServer, name: &str, labels: Value) {
+    let r = req(
+        server,
+        "POST",
+        "/api/v1/namespaces",
+        Some(
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+fn docker_secret(name: &str) -> Value {
+    let cfg = STANDARD
+        .encode(r#"{"auths":{"r.example.com":{"username":"u","password":"p","auth":"dTpw"}}}"#);
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "regops"}},
+           "type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": cfg}})
+}
+
+fn deployment(name: &str, pull: &[&str]) -> Value {
+    let list: Vec<Value> = pull.iter().map(|n| json!({"name": n})).collect();
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": {"app": name}},
+           "spec": {"selector": {"matchLabels": {"app": name}}, "template": {"metadata": {"labels": {"app": name}},
+           "spec": {"containers": [{"name": "app", "image": "harbor.example.com/web/app:1"}], "imagePullSecrets": list}}}})
+}
+
+#[test]
+fn discovery_documents() {
+    let s = start();
+    assert_eq!(req(&s, "GET", "/version", None).body["major"], "1");
+    assert_eq!(req(&s, "GET", "/api", None).body["versions"], json!(["v1"]));
+    let core = req(&s, "GET", "/api/v1", None).body;
+    let names: Vec<&str> = core["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["namespaces", "secrets", "serviceaccounts"]);
+    let groups = req(&s, "GET", "/apis", None).body;
+    let g: Vec<&str> = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(g, ["apps", "batch", "coordination.k8s.io"]);
+    for (path, kinds) in [
+        (
+            "/apis/apps/v1",
+            vec!["Deployment", "StatefulSet", "DaemonSet"],
+        ),
+        ("/apis/batch/v1", vec!["Job", "CronJob"]),
+        ("/apis/coordination.k8s.io/v1", vec!["Lease"]),
+    ] {
+        let doc = req(&s, "GET", path, None).body;
+        let k: Vec<&str> = doc["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(k, kinds, "{path}");
+    }
+    assert_eq!(req(&s, "GET", "/apis/policy/v1", None).status, 404);
+}
+
+#[test]
+fn crud_on_every_resource_namespaced_and_across_namespaces() {
+    let s = start();
+    ns(&s, "a", json!({}));
+    ns(&s, "b", json!({}));
+    let objects = [
+        (
+            "/api/v1",
+            "secrets",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}, "stringData": {"k": "v"}}),
+        ),
+        (
+            "/api/v1",
+            "serviceaccounts",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "x"}}),
+        ),
+        ("/apis/apps/v1", "deployments", deployment("x", &[])),
+        (
+            "/apis/apps/v1",
+            "statefulsets",
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "x"}, "spec": {}}),
+        ),
+        (
+            "/apis/apps/v1",
+            "daemonsets",
+            json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "x"}, "spec": {}}),
+        ),
+        (
+            "/apis/batch/v1",
+            "jobs",
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "x"}, "spec": {}}),
+        ),
+        (
+            "/apis/batch/v1",
+            "cronjobs",
+            json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "x"}, "spec": {}}),
+        ),
+        (
+            "/apis/coordination.k8s.io/v1",
+            "leases",
+            json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "x"}, "spec": {"holderIdentity": "me"}}),
+        ),
+    ];
+    for (prefix, plural, obj) in objects {
+        for n in ["a", "b"] {
+            let r = req(
+                &s,
+                "POST",
+                &format!("{prefix}/namespaces/{n}/{plural}"),
+                Some(&obj),
+            );
+            assert_eq!(r.status, 201, "{plural}: {}", r.body);
+        }
+        let one = format!("{prefix}/namespaces/a/{plural}/x");
+        let got = req(&s, "GET", &one, None);
+        assert_eq!(got.status, 200);
+        assert_eq!(got.body["metadata"]["namespace"], "a");
+        let listed = req(&s, "GET", &format!("{prefix}/namespaces/a/{plural}"), None).body;
+        let all = req(&s, "GET", &format!("{prefix}/{plural}"), None).body;
+        let count = |v: &Value| {
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i["metadata"]["name"] == "x")
+                .count()
+        };
+        assert_eq!((count(&listed), count(&all)), (1, 2), "{plural}");
+        let mut updated = got.body.clone();
+        updated["metadata"]["labels"] = json!({"updated": "yes"});
+        let put = req(&s, "PUT", &one, Some(&updated));
+        assert_eq!(put.status, 200, "{plural}: {}", put.body);
+        let merged = patch(
+            &s,
+            &one,
+            "application/merge-patch+json",
+            &json!({"metadata": {"annotations": {"a": "b"}}}),
+        );
+        assert_eq!(merged.status, 200);
+        assert_eq!(merged.body["metadata"]["labels"]["updated"], "yes");
+        assert_eq!(req(&s, "DELETE", &one, None).status, 200);
+        assert_eq!(req(&s, "GET", &one, None).status, 404);
+    }
+    // Namespaces are cluster-scoped: get, list, delete (which removes their contents).
+    assert_eq!(
+        req(&s, "GET", "/api/v1/namespaces/b", None).body["status"]["phase"],
+        "Active"
+    );
+    assert_eq!(req(&s, "DELETE", "/api/v1/namespaces/b", None).status, 200);
+    assert_eq!(
+        req(&s, "GET", "/api/v1/namespaces/b/secrets/x", None).status,
+        404
+    );
+}
+
+#[test]
+fn resource_versions_conflicts_and_status_errors() {
+    let s = start();
+    ns(&s, "a", json!({}));
+    let created = req(
+        &s,
+        "POST",
+        "/api/v1/namespaces/a/secrets",
+        Some(&docker_secret("pull")),
+    );
+    let rv1: u64 = created.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut stale = created.body.clone();
+    let mut fresh = created.body.clone();
+    fresh["metadata"]["labels"]["x"] = json!("1");
+    let r = req(&s, "PUT", "/api/v1/namespaces/a/secrets/pull", Some(&fresh));
+    let rv2: u64 = r.body["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rv2 > rv1);
+    stale["metadata"]["labels"]["y"] = json!("2");
+    let r = req(&s, "PUT", "/api/v1/namespaces/a/secrets/pull", Some(&stale));
+    assert_eq!(
+        (
+            r.status,
+            r.body["kind"].as_str(),
+            r.body["reason"].as_str(),
+            r.body["code"].as_u64()
+        ),
+        (409, Some("Status"), Some("Conflict"), Some(409))
+    );
+    let r = patch(
+        &s,
+        "/api/v1/namespaces/a/secrets/pull",
+        "application/merge-patch+json",
+        &json!({"metadata": {"resourceVersion": rv1.to_string(), "labels": {"z": "3"}}}),
+    );
+    assert_eq!(r.status, 409);
+    let r = req(
+        &s,
+        "POST",
+        "/api/v1/namespaces/a/secrets",
+        Some(&docker_secret("pull")),
+    );
+    assert_eq!(
+        (r.status, r.body["reason"].as_str()),
+        (409, Some("AlreadyExists"))
+    );
+    let r = req(&s, "GET", "/api/v1/namespaces/a/secrets/missing", None);
+    assert_eq!(
+        (
+            r.status,
+            r.body["reason"].as_str(),
+            r.body["details"]["name"].as_str()
+        ),
+        (404, Some("NotFound"), Some("missing"))
+    );
+    assert_eq!(r.body["message"], "secrets \"missing\" not found");
+    // A write that changes nothing keeps the resourceVersion.
+    let same = req(&s, "GET", "/api/v1/namespaces/a/secrets/pull", None).body;
+    let again = req(&s, "PUT", "/api/v1/namespaces/a/secrets/pull", Some(&same));
+    assert_eq!(
+        again.body["metadata"]["resourceVersion"],
+        same["metadata"]["resourceVersion"]
+    );
+}
+
+#[test]
+fn label_and_field_selectors_paging_and_list_versions() {
+    let s = start();
+    for (n, team) in [("n1", "a"), ("n2", "b"), ("n3", "c")] {
+        ns(&s, n, json!({"team": team}));
+    }
+    ns(&s, "n4", json!({}));
+    let names = |q: &str| -> Vec<String> {
+        let r = req(&s, "GET", &format!("/api/v1/namespaces?{q}"), None);
+        assert_eq!(r.status, 200, "{q}: {}", r.body);
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+            .filter(|n| n.starts_with('n'))
+            .collect()
+    };
+    assert_eq!(names("labelSelector=team%3Da"), ["n1"]);
+    assert_eq!(names("labelSelector=team%21%3Da"), ["n2", "n3", "n4"]);
+    // kube-rs and kubectl encode spaces as `+`.
+    assert_eq!(names("labelSelector=team+in+%28a%2Cb%29"), ["n1", "n2"]);
+    assert_eq!(
+        names("labelSelector=team+notin+%28a%29"),
+        ["n2", "n3", "n4"]
+    );
+    assert_eq!(names("labelSelector=team"), ["n1", "n2", "n3"]);
+    assert_eq!(names("labelSelector=%21team"), ["n4"]);
+    assert_eq!(names("fieldSelector=metadata.name%3Dn3"), ["n3"]);
+    assert_eq!(
+        req(
+            &s,
+            "GET",
+            "/api/v1/namespaces?labelSelector=team+in+a",
+            None
+        )
+        .status,
+        400
+    );
+
+    // Paging: every item exactly once across pages, with remainingItemCount.
+    ns(&s, "p", json!({}));
+    for i in 0..23 {
+        req(
+            &s,
+            "POST",
+            "/api/v1/namespaces/p/secrets",
+            Some(
+                &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("s{i:02}")}}),
+            ),
+        );
+    }
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let r = req(
+            &s,
+            "GET",
+            &format!("/api/v1/namespaces/p/secrets?limit=5&continue={token}"),
+            None,
+        )
+        .body;
+        pages += 1;
+        seen.extend(
+            r["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["metadata"]["name"].as_str().unwrap().to_string()),
+        );
+        match r["metadata"]["continue"].as_str() {
+            Some(t) => {
+                assert!(r["metadata"]["remainingItemCount"].as_u64().unwrap() > 0);
+                token = t.to_string();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 5);
+    let expected: Vec<String> = (0..23).map(|i| format!("s{i:02}")).collect();
+    assert_eq!(seen, expected);
+    let r = req(&s, "GET", "/api/v1/secrets?resourceVersion=0", None).body;
+    assert!(
+        r["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(r["kind"], "SecretList");
+}
+
+#[test]
+fn merge_and_json_patch_with_failing_test_op() {
+    let s = start();
+    ns(&s, "a", json!({}));
+    req(
+        &s,
+        "POST",
+        "/apis/apps/v1/namespaces/a/deployments",
+        Some(&deployment("web", &["x"])),
+    );
+    let path = "/apis/apps/v1/namespaces/a/deployments/web";
+    let r = patch(
+        &s,
+        path,
+        "application/merge-patch+json",
+        &json!({"spec": {"template": {"spec": {"imagePullSecrets": [{"name": "y"}]}}}}),
+    );
+    assert_eq!(
+        r.body["spec"]["template"]["spec"]["imagePullSecrets"],
+        json!([{"name": "y"}]),
+        "merge patch replaces lists"
+    );
+    let ops = json!([{"op": "test", "path": "/spec/template/spec/imagePullSecrets/0/name", "value": "y"}, {"op": "add", "path": "/spec/template/spec/imagePullSecrets/-", "value": {"name": "z"}}]);
+    let r = patch(&s, path, "application/json-patch+json", &ops);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["spec"]["template"]["spec"]["imagePullSecrets"],
+        json!([{"name": "y"}, {"name": "z"}])
+    );
+    let failing = json!([{"op": "test", "path": "/spec/template/spec/imagePullSecrets/0/name", "value": "nope"}, {"op": "remove", "path": "/spec/template/spec/imagePullSecrets/0"}]);
+    let r = patch(&s, path, "application/json-patch+json", &failing);
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        req(&s, "GET", path, None).body["spec"]["template"]["spec"]["imagePullSecrets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "nothing applied"
+    );
+    assert_eq!(patch(&s, path, "text/plain", &json!({})).status, 415);
+}
+
+#[test]
+fn strategic_merge_patch_list_semantics() {
+    let s = start();
+    ns(&s, "a", json!({}));
+    req(
+        &s,
+        "POST",
+        "/apis/apps/v1/namespaces/a/deployments",
+        Some(&deployment("web", &["theirs"])),
+    );
+    let path = "/apis/apps/v1/namespaces/a/deployments/web";
+    let smp = "application/strategic-merge-patch+json";
+    let r = patch(
+        &s,
+        path,
+        smp,
+        &json!({"spec": {"template": {"spec": {"imagePullSecrets": [{"name": "mine"}], "containers": [{"name": "app", "image": "harbor.example.com/web/app:2"}]}}}}),
+    );
+    assert_eq!(
+        r.body["spec"]["template"]["spec"]["imagePullSecrets"],
+        json!([{"name": "theirs"}, {"name": "mine"}])
+    );
+    assert_eq!(
+        r.body["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "containers merged by name"
+    );
+    assert_eq!(
+        r.body["metadata"]["generation"], 2,
+        "a template change bumps the generation"
+    );
+    let r = patch(
+        &s,
+        path,
+        smp,
+        &json!({"spec": {"template": {"spec": {"imagePullSecrets": [{"name": "mine", "$patch": "delete"}]}}}}),
+    );
+    assert_eq!(
+        r.body["spec"]["template"]["spec"]["imagePullSecrets"],
+        json!([{"name": "theirs"}])
+    );
+    // ServiceAccount.imagePullSecrets is atomic: replaced whole.
+    let sa = "/api/v1/namespaces/a/serviceaccounts/default";
+    patch(
+        &s,
+        sa,
+        "application/merge-patch+json",
+        &json!({"imagePullSecrets": [{"name": "theirs"}]}),
+    );
+    let r = patch(
+        &s,
+        sa,
+        smp,
+        &json!({"imagePullSecrets": [{"name": "mine"}]}),
+    );
+    assert_eq!(r.body["imagePullSecrets"], json!([{"name": "mine"}]));
+}
+
+#[test]
+fn server_side_apply_managed_fields_and_conflicts() {
+    let s = start();
+    ns(&s, "a", json!({}));
+    let path = "/apis/apps/v1/namespaces/a/deployments/web";
+    let apply = "application/apply-patch+yaml";
+    let r = patch(&s, path, apply, &deployment("web", &["theirs"]));
+    assert_eq!(r.status, 400, "fieldManager is required");
+    let r = patch(
+        &s,
+        &format!("{path}?fieldManager=other"),
+        apply,
+        &deployment("web", &["theirs"]),
+    );
+    assert_eq!(r.status, 201, "apply creates: {}", r.body);
+    let mine = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                      "spec": {"template": {"spec": {"imagePullSecrets": [{"name": "mine"}]}}}});
+    let r = patch(&s, &format!("{path}?fieldManager=regops"), apply, &mine);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["spec"]["template"]["spec"]["imagePullSecrets"],
+        json!([{"name": "theirs"}, {"name": "mine"}])
+    );
+    let managers: Vec<&str> = r.body["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["manager"].as_str().unwrap())
+        .collect();
+    assert_eq!(managers, ["other", "regops"]);
+    let fields_v1 = &r.body["metadata"]["managedFields"][1]["fieldsV1"];
+    assert!(
+        fields_v1["f:spec"]["f:template"]["f:spec"]["f:imagePullSecrets"]["k:{\"name\":\"mine\"}"]
+            .is_object(),
+        "{fields_v1}"
+    );
+    // Taking another manager's field conflicts, with a FieldManagerConflict cause.
+    let mut grab = mine.clone();
+    grab["spec"]["template"]["spec"]["containers"] = json!([{"name": "app", "image": "evil:1"}]);
+    let r = patch(&s, &format!("{path}?fieldManager=regops"), apply, &grab);
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        r.body["details"]["causes"][0]["reason"],
+        "FieldManagerConflict"
+    );
+    assert!(
+        r.body["details"]["causes"][0]["field"]
+            .as_str()
+            .unwrap()
+            .ends_with(".image")
+    );
+    let r = patch(
+        &s,
+        &format!("{path}?fieldManager=regops&force=true"),
+        apply,
+        &grab,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body["spec"]["template"]["spec"]["containers"][0]["image"],
+        "evil:1"
+    );
+    // Applying without the entry removes only regops' entry.
+    let none = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}});
+    let r = patch(&s, &format!("{path}?fieldManager=regops"), apply, &none);
+    assert_eq!(
+        r.body["spec"]["template"]["spec"]["imagePullSecrets"],
+        json!([{"name": "theirs"}])
+    );
+}
+
+#[test]
+fn secret_validation_immutability_names_and_dry_run() {
+    let s = start();
+    ns(&s, "a", json!({}));
+    let base = "/api/v1/namespaces/a/secrets";
+    let mut bad = docker_secret("bad");
+    bad["data"][".dockerconfigjson"] = json!(STANDARD.encode("not json"));
+    assert_eq!(req(&s, "POST", base, Some(&bad)).status, 422);
+    let mut missing = docker_secret("missing");
+    missing["data"] = json!({"other": "eA=="});
+    assert_eq!(req(&s, "POST", base, Some(&missing)).status, 422);
+    let mut upper = docker_secret("Bad_Name");
+    upper["metadata"]["name"] = json!("Bad_Name");
+    let r = req(&s, "POST", base, Some(&upper));
+    assert_eq!(
+        (r.status, r.body["reason"].as_str()),
+        (422, Some("Invalid"))
+    );
+    assert_eq!(r.body["details"]["causes"][0]["field"], "metadata.name");
+    // type is immutable
+    req(&s, "POST", base, Some(&docker_secret("pull")));
+    let r = patch(
+        &s,
+        &format!("{base}/pull"),
+        "application/merge-patch+json",
+        &json!({"type": "Opaque"}),
+    );
+    assert_eq!(r.status, 422);
+    // immutable: true
+    let mut frozen = docker_secret("frozen");
+    frozen["immutable"] = json!(true);
+    req(&s, "POST", base, Some(&frozen));
+    let r = patch(
+        &s,
+        &format!("{base}/frozen"),
+        "application/merge-patch+json",
+        &json!({"data": {"x": "eA=="}}),
+    );
+    assert_eq!(r.status, 422);
+    let r = patch(
+        &s,
+        &format!("{base}/frozen"),
+        "application/merge-patch+json",
+        &json!({"metadata": {"labels": {"ok": "yes"}}}),
+    );
+    assert_eq!(r.status, 200, "metadata may still change");
+    // dryRun=All validates and stores nothing.
+    let r = req(
+        &s,
+        "POST",
+        &format!("{base}?dryRun=All"),
+        Some(&docker_secret("dry")),
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(req(&s, "GET", &format!("{base}/dry"), None).status, 404);
+    assert_eq!(
+        req(&s, "POST", &format!("{base}?dryRun=All"), Some(&bad)).status,
+        422
+    );
+    let r = patch(
+        &s,
+        &format!("{base}/pull?dryRun=All"),
+        "application/merge-patch+json",
+        &json!({"metadata": {"labels": {"dry": "1"}}}),
+    );
+    assert_eq!(r.body["metadata"]["labels"]["dry"], "1");
+    assert!(
+        req(&s, "GET", &format!("{base}/pull"), None).body["metadata"]["labels"]
+            .get("dry")
+            .is_none()
+    );
+    assert_eq!(
+        req(&s, "DELETE", &format!("{base}/pull?dryRun=All"), None).status,
+        200
+    );
+    assert_eq!(req(&s, "GET", &format!("{base}/pull"), None).status, 200);
+}
+
+#[test]
+fn defaults_the_real_server_provides() {
+    let s = start();
+    ns(&s, "fresh", json!({}));
+    assert_eq!(
+        req(
+            &s,
+            "GET",
+            "/api/v1/namespaces/fresh/serviceaccounts/default",
+            None
+        )
+        .status,
+        200
+    );
+    let r = req(
+        &s,
+        "POST",
+        "/api/v1/namespaces/nowhere/secrets",
+        Some(&docker_secret("x")),
+    );
+    assert_eq!(
+        (r.status, r.body["message"].as_str()),
+        (404, Some("namespaces \"nowhere\" not found"))
+    );
+    let r = req(
+        &s,
+        "POST",
+        "/api/v1/namespaces/fresh/secrets",
+        Some(
+            &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"generateName": "tok-"}, "stringData": {"token": "abc"}}),
+        ),
+    );
+    assert_eq!(r.status, 201);
+    let name = r.body["metadata"]["name"].as_str().unwrap();
+    assert!(name.starts_with("tok-") && name.len() == 9, "{name}");
+    assert_eq!(r.body["data"]["token"], STANDARD.encode("abc"));
+    assert!(r.body.get("stringData").is_none());
+    assert_eq!(r.body["type"], "Opaque");
+    let list = req(&s, "GET", "/api/v1/namespaces", None).body;
+    assert!(
+        !list["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn injected_faults_and_the_request_log() {
+    let s = start();
+    ns(&s, "a", json!({}));
+    s.clear_log();
+    s.add_fault(
+        Fault::new(FaultAction::Status {
+            code: 503,
+            retry_after: None,
+        })
+        .verb("create")
+        .resource("secrets")
+        .nth(2),
+    );
+    let codes: Vec<u16> = (0..3)
+        .map(|i| {
+            req(
+                &s,
+                "POST",
+                "/api/v1/namespaces/a/secrets",
+                Some(&docker_secret(&format!("s{i}"))),
+            )
+            .status
+        })
+        .collect();
+    assert_eq!(codes, [201, 503, 201]);
+    assert_eq!(
+        req(&s, "GET", "/api/v1/namespaces/a/secrets/s1", None).status,
+        404,
+        "the failed write did nothing"
+    );
+    s.clear_faults();
+    s.add_fault(
+        Fault::new(FaultAction::Status {
+            code: 429,
+            retry_after: Some(2),
+        })
+        .verb("list")
+        .times(1),
+    );
+    let r = req(&s, "GET", "/api/v1/secrets", None);
+    assert_eq!(r.status, 429);
+    assert!(r.headers.contains("retry-after: 2"), "{}", r.headers);
+    assert_eq!(
+        req(&s, "GET", "/api/v1/secrets", None).status,
+        200,
+        "only once"
+    );
+    s.clear_faults();
+    s.add_fault(
+        Fault::new(FaultAction::Status {
+            code: 500,
+            retry_after: None,
+        })
+        .verb("get")
+        .share(0.5),
+    );
+    let failures = (0..200)
+        .filter(|_| req(&s, "GET", "/api/v1/namespaces/a", None).status == 500)
+        .count();
+    assert!(
+        (70..130).contains(&failures),
+        "{failures} of 200 at a 50% share"
+    );
+    s.clear_faults();
+    s.add_fault(
+        Fault::new(FaultAction::Latency(std::time::Duration::from_millis(150))).verb("get"),
+    );
+    let t = std::time::Instant::now();
+    assert_eq!(req(&s, "GET", "/api/v1/namespaces/a", None).status, 200);
+    assert!(t.elapsed() >= std::time::Duration::from_millis(150));
+    s.clear_faults();
+    s.add_fault(
+        Fault::new(FaultAction::CloseConnection)
+            .verb("delete")
+            .times(1),
+    );
+    assert!(
+        send(
+            &s,
+            "DELETE",
+            "/api/v1/namespaces/a/secrets/s0",
+            "application/json",
+            None
+        )
+        .is_err(),
+        "no response on a dropped connection"
+    );
+    assert_eq!(
+        req(&s, "GET", "/api/v1/namespaces/a/secrets/s0", None).status,
+        200,
+        "a dropped request did nothing"
+    );
+    let log = s.log();
+    let writes = log.iter().filter(|e| e.is_write()).count();
+    assert!(writes >= 4, "{log:?}");
+    let dropped = log.iter().find(|e| e.verb == "delete").unwrap();
+    assert_eq!(dropped.status, 0, "logged as dropped");
+    assert!(log.iter().any(|e| e.verb == "list" && e.status == 429));
+}
+
+#[test]
+fn authentication_and_policy() {
+    let s = start();
+    let mut raw = TcpStream::connect(s.addr()).unwrap();
+    write!(
+        raw,
+        "GET /api/v1/namespaces HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    raw.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 401"), "{out}");
+    s.set_policy(Some(Policy {
+        rules: vec![Rule::new(&["get", "list"], &["namespaces"])],
+    }));
+    assert_eq!(req(&s, "GET", "/api/v1/namespaces", None).status, 200);
+    let r = req(&s, "GET", "/api/v1/namespaces/default/secrets", None);
+    assert_eq!(
+        (r.status, r.body["reason"].as_str()),
+        (403, Some("Forbidden"))
+    );
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot list resource \"secrets\"")
+    );
+}
+
+#[test]
+fn tls_with_generated_ca_in_the_kubeconfig() {
+    let s = TestServer::start(Config {
+        tls: true,
+        ..Config::default()
+    })
+    .unwrap();
+    assert!(s.url().starts_with("https://127.0.0.1:"));
+    let kubeconfig = s.kubeconfig();
+    let ca = s.ca_pem().unwrap();
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(kubeconfig.contains(&format!(
+        "certificate-authority-data: {}",
+        STANDARD.encode(ca)
+    )));
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let plain = send(&s, "GET", "/version", "application/json", None);
+    assert!(
+        !matches!(plain, Ok(ref r) if r.status == 200),
+        "plain HTTP was served over the TLS port"
+    );
+}
