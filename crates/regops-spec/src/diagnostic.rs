@@ -254,7 +254,7 @@ impl std::error::Error for MietteAdapter {}
 
 impl miette::Diagnostic for MietteAdapter {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.code))
+        (!self.code.is_empty()).then(|| Box::new(self.code) as Box<dyn fmt::Display>)
     }
     fn severity(&self) -> Option<miette::Severity> {
         Some(self.severity)

@@ -1,9 +1,9 @@
-//! YAML to [`Node`], on saphyr-parser's event stream (the parser under serde-saphyr), which
-//! gives every event a span.
+//! YAML to [`Node`], on granit-parser's event stream (the parser under serde-saphyr, which
+//! kube-rs also uses), which gives every event a span.
 
 use std::collections::HashMap;
 
-use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use granit_parser::{Event, Marker, Parser, ScalarStyle, Span};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::node::{FileId, Loc, Node, Scalar, Spanned, Value};
@@ -28,6 +28,11 @@ impl Offsets {
             None => char_index.min(self.len),
             Some(t) => t.get(char_index).copied().unwrap_or(self.len),
         }
+    }
+
+    fn of(&self, m: &Marker) -> usize {
+        m.byte_offset()
+            .map_or_else(|| self.byte(m.index()), |b| b.min(self.len))
     }
 }
 
@@ -66,7 +71,7 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
         let (event, span) = match next {
             Ok(pair) => pair,
             Err(err) => {
-                let at = offsets.byte(err.marker().index());
+                let at = offsets.of(err.marker());
                 diags.push(
                     Diagnostic::error("spec::syntax", format!("invalid YAML: {}", err.info()))
                         .with_label(Loc::new(file, at, at + 1), "here"),
@@ -75,8 +80,8 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
             }
         };
         let completed = match event {
-            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => None,
-            Event::DocumentStart(_) => {
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Anchor(..) => None,
+            Event::DocumentStart(..) => {
                 documents += 1;
                 if documents > 1 {
                     diags.push(
@@ -121,7 +126,14 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
                     return None;
                 }
             },
-            Event::SequenceStart(anchor, _) => {
+            Event::UnresolvedAlias(_) => {
+                diags.push(
+                    Diagnostic::error("spec::syntax", "unknown YAML alias")
+                        .with_label(loc(span), "no anchor of this name"),
+                );
+                return None;
+            }
+            Event::SequenceStart(_, anchor, _) => {
                 stack.push(Frame::Seq {
                     start: loc(span),
                     anchor,
@@ -129,7 +141,7 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
                 });
                 None
             }
-            Event::MappingStart(anchor, _) => {
+            Event::MappingStart(_, anchor, _) => {
                 stack.push(Frame::Map {
                     start: loc(span),
                     anchor,
@@ -178,6 +190,8 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
                     None => None,
                 }
             }
+            // Comments and any event a later parser version adds carry no data for us.
+            _ => None,
         };
         let Some(node) = completed else { continue };
         match stack.last_mut() {

@@ -78,6 +78,25 @@ Examples:
 
     /// Print the JSON Schema of the spec.
     Schema,
+
+    /// Connect to the cluster and report what regops sees (server, version, namespaces).
+    #[command(
+        name = "cluster-info",
+        after_help = "Examples:\n  regops cluster-info\n  regops cluster-info --kubeconfig ~/.kube/staging --context admin@staging"
+    )]
+    ClusterInfo(ClusterArgs),
+}
+
+/// Which cluster: kubectl's flags, with kubectl's defaults.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// The kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then the in-cluster
+    /// service account).
+    #[arg(long, value_name = "FILE", global = false)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: its current-context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Args)]

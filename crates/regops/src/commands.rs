@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use crate::ExitStatus;
-use crate::cli::{CheckArgs, Command, EncryptArgs, KeygenArgs, RekeyArgs, RenderArgs};
+use crate::cli::{CheckArgs, ClusterArgs, Command, EncryptArgs, KeygenArgs, RekeyArgs, RenderArgs};
 use crate::credentials::{self, Login};
 use crate::crypto::{self, IdentityLookup};
 use crate::edit::{self, NewPassword};
@@ -53,7 +53,7 @@ impl Failure {
             }
             Failure::Message { message, help } => {
                 let mut d = Diagnostics::default();
-                d.push(Diagnostic::error("regops", message).with_help_opt(help));
+                d.push(Diagnostic::error("", message).with_help_opt(help));
                 term.diagnostics(&d, &Sources::default());
             }
         }
@@ -73,6 +73,7 @@ pub fn run(command: Command, term: Term) -> ExitStatus {
         Command::Keygen(a) => keygen(a, &term),
         Command::Encrypt(a) => encrypt(a, &term),
         Command::Rekey(a) => rekey(a, &term),
+        Command::ClusterInfo(a) => cluster_info(a, &term),
         Command::Schema => {
             term.stdout(&regops_spec::schema::json_schema());
             Ok(ExitStatus::Success)
@@ -524,6 +525,38 @@ fn rekey(args: RekeyArgs, term: &Term) -> Outcome {
         if encrypted.len() == 1 { "" } else { "s" },
         recipients.len(),
         if recipients.len() == 1 { "" } else { "s" }
+    ));
+    Ok(ExitStatus::Success)
+}
+
+/// A runtime for the commands that talk to a cluster.
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::msg(format!("cannot start the async runtime: {e}")))
+}
+
+impl From<crate::cluster::ClusterError> for Failure {
+    fn from(e: crate::cluster::ClusterError) -> Self {
+        Failure::Message {
+            help: e.help(),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn cluster_info(args: ClusterArgs, term: &Term) -> Outcome {
+    let info = runtime()?.block_on(crate::cluster::info(
+        args.kubeconfig.as_deref(),
+        args.context.as_deref(),
+    ))?;
+    term.stdout(&format!(
+        "server:     {}\ncontext:    {}\nversion:    {}\nnamespaces: {}\n",
+        info.target.server,
+        info.target.context.as_deref().unwrap_or("(in-cluster)"),
+        info.version,
+        info.namespaces
     ));
     Ok(ExitStatus::Success)
 }

@@ -3,6 +3,7 @@
 //! The binary's modules, each owning one concern:
 //! - [`cli`]: flags and subcommands (clap), nothing else.
 //! - [`commands`]: one function per subcommand, wiring the others together.
+//! - [`cluster`]: kubeconfig, context and client; cluster errors that say what to do.
 //! - [`crypto`]: age identities, recipients, encryption and decryption.
 //! - [`credentials`]: the spec's credentials resolved to logins (decrypted, env, file).
 //! - [`dockerconfig`]: the `.dockerconfigjson` document, exactly as kubectl writes it.
@@ -11,6 +12,7 @@
 //! - [`output`]: the only place that prints.
 
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod credentials;
 pub mod crypto;

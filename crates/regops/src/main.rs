@@ -3,6 +3,10 @@ use regops::cli::Cli;
 use regops::output::Term;
 
 fn main() -> std::process::ExitCode {
+    // One TLS crypto provider for the whole process, chosen here: should a dependency ever
+    // enable a second rustls provider, the client would otherwise panic when it is built.
+    // An error only means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let term = Term::new(cli.color, no_color);

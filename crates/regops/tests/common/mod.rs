@@ -29,6 +29,16 @@ pub struct Run {
 }
 
 impl Run {
+    /// stderr with miette's line wrapping undone (whitespace and `│` gutters collapsed), for
+    /// asserting on whole sentences.
+    pub fn flat_stderr(&self) -> String {
+        self.stderr
+            .replace('│', " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// Exit code, stdout and stderr together, for snapshots.
     pub fn transcript(&self) -> String {
         format!(

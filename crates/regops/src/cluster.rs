@@ -1,0 +1,225 @@
+//! Connecting to a cluster: which kubeconfig and context, the client, and errors that say which
+//! context and server were meant and what to do.
+
+use std::path::{Path, PathBuf};
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// Where regops is connecting, for messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The kubeconfig context, or `None` in-cluster.
+    pub context: Option<String>,
+    pub server: String,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.context {
+            Some(c) => write!(f, "{} (context `{c}`)", self.server),
+            None => write!(f, "{} (in-cluster service account)", self.server),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    #[error("cannot read kubeconfig {path}: {detail}")]
+    Kubeconfig { path: PathBuf, detail: String },
+    #[error("context `{context}` is not in {path}")]
+    NoSuchContext {
+        context: String,
+        path: PathBuf,
+        available: Vec<String>,
+    },
+    #[error("no kubeconfig found and not running in a cluster")]
+    NoConfig,
+    #[error("cannot use the cluster configuration: {0}")]
+    Config(String),
+    #[error("cannot reach the cluster at {target}: {detail}")]
+    Unreachable { target: Target, detail: String },
+    #[error("the cluster at {target} refused the credentials (401 Unauthorized)")]
+    Unauthorized { target: Target },
+    #[error("the cluster at {target} denied `{verb}` on {resource}{scope}")]
+    Forbidden {
+        target: Target,
+        verb: String,
+        resource: String,
+        group: String,
+        scope: String,
+    },
+    #[error("the cluster at {target} answered {code} {reason}: {message}")]
+    Api {
+        target: Target,
+        code: u16,
+        reason: String,
+        message: String,
+    },
+}
+
+impl ClusterError {
+    pub fn help(&self) -> Option<String> {
+        match self {
+            ClusterError::NoSuchContext { available, .. } if available.is_empty() => Some("the kubeconfig defines no contexts".into()),
+            ClusterError::NoSuchContext { available, .. } => Some(format!("available contexts: {}", available.join(", "))),
+            ClusterError::NoConfig => Some("pass --kubeconfig FILE, set KUBECONFIG, or run in a pod with a service account".into()),
+            ClusterError::Unreachable { .. } => Some("check the server address and that the cluster is up (`kubectl cluster-info` with the same kubeconfig)".into()),
+            ClusterError::Unauthorized { .. } => Some("the token or certificate in the kubeconfig is missing, expired or wrong".into()),
+            ClusterError::Forbidden { verb, resource, group, .. } => Some(format!(
+                "a Role or ClusterRole rule that allows it:\n  - apiGroups: [\"{group}\"]\n    resources: [\"{resource}\"]\n    verbs: [\"{verb}\"]"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Reads the kubeconfig (`--kubeconfig`, else `$KUBECONFIG`, else `~/.kube/config`), or the
+/// in-cluster service account when there is none, and builds a client.
+pub async fn connect(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<(kube::Client, Target), ClusterError> {
+    let path = kubeconfig
+        .map(Path::to_path_buf)
+        .or_else(default_kubeconfig);
+    let options = KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..KubeConfigOptions::default()
+    };
+    let (config, target_context) = match path {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(&path).map_err(|e| ClusterError::Kubeconfig {
+                path: path.clone(),
+                detail: root_cause(&e),
+            })?;
+            let chosen = context
+                .map(str::to_string)
+                .or_else(|| kc.current_context.clone());
+            if let Some(c) = &chosen
+                && !kc.contexts.iter().any(|nc| nc.name == *c)
+            {
+                let available = kc.contexts.iter().map(|nc| nc.name.clone()).collect();
+                return Err(ClusterError::NoSuchContext {
+                    context: c.clone(),
+                    path,
+                    available,
+                });
+            }
+            let config = kube::Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .map_err(|e| ClusterError::Config(e.to_string()))?;
+            (config, chosen)
+        }
+        None => {
+            if context.is_some() {
+                return Err(ClusterError::NoConfig);
+            }
+            (
+                kube::Config::incluster().map_err(|_| ClusterError::NoConfig)?,
+                None,
+            )
+        }
+    };
+    let target = Target {
+        context: target_context,
+        server: config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_string(),
+    };
+    let client = kube::Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
+    Ok((client, target))
+}
+
+fn default_kubeconfig() -> Option<PathBuf> {
+    if let Some(env) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        // Several paths may be listed; regops reads the first that exists.
+        return std::env::split_paths(&env).find(|p| p.is_file());
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from)?;
+    Some(home.join(".kube/config")).filter(|p| p.is_file())
+}
+
+/// A request's failure, in terms of what was being done.
+pub fn api_error(
+    err: kube::Error,
+    target: &Target,
+    verb: &str,
+    resource: &str,
+    group: &str,
+    namespace: Option<&str>,
+) -> ClusterError {
+    let scope = namespace.map_or_else(
+        || " at the cluster scope".to_string(),
+        |n| format!(" in namespace `{n}`"),
+    );
+    match err {
+        kube::Error::Api(status) => match status.code {
+            401 => ClusterError::Unauthorized {
+                target: target.clone(),
+            },
+            403 => ClusterError::Forbidden {
+                target: target.clone(),
+                verb: verb.into(),
+                resource: resource.into(),
+                group: group.into(),
+                scope,
+            },
+            code => ClusterError::Api {
+                target: target.clone(),
+                code,
+                reason: status.reason.clone(),
+                message: status.message.clone(),
+            },
+        },
+        other => ClusterError::Unreachable {
+            target: target.clone(),
+            detail: root_cause(&other),
+        },
+    }
+}
+
+fn root_cause(err: &dyn std::error::Error) -> String {
+    let mut cur = err;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// What `regops cluster-info` reports.
+pub struct Info {
+    pub target: Target,
+    pub version: String,
+    pub namespaces: usize,
+}
+
+/// Connects, asks for the version and counts namespaces (one paged LIST of metadata).
+pub async fn info(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Info, ClusterError> {
+    let (client, target) = connect(kubeconfig, context).await?;
+    let version = client
+        .apiserver_version()
+        .await
+        .map_err(|e| api_error(e, &target, "get", "version", "", None))?;
+    let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
+    let mut count = 0;
+    let mut params = kube::api::ListParams::default().limit(500);
+    loop {
+        let page = api
+            .list_metadata(&params)
+            .await
+            .map_err(|e| api_error(e, &target, "list", "namespaces", "", None))?;
+        count += page.items.len();
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    Ok(Info {
+        target,
+        version: version.git_version,
+        namespaces: count,
+    })
+}
