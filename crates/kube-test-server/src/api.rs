@@ -693,7 +693,13 @@ impl Store {
         let rt = p.resource;
         let manager = req.param("fieldManager").ok_or_else(|| ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"))?.to_string();
         let force = req.param("force") == Some("true");
-        let applied: Value = serde_json::from_slice(&req.body).map_err(|e| ApiError::bad_request(format!("apply patches must be JSON here (YAML bodies are not supported by this test server): {e}")))?;
+        // Apply bodies are YAML (JSON being YAML too): kubectl sends YAML, kube-rs JSON.
+        let applied: Value = match serde_json::from_slice(&req.body) {
+            Ok(v) => v,
+            Err(_) => serde_saphyr::from_slice(&req.body).map_err(|e| {
+                ApiError::bad_request(format!("the apply patch is not valid YAML: {e}"))
+            })?,
+        };
         Self::check_identity(rt, p, &applied)?;
         if applied["metadata"]["name"]
             .as_str()

@@ -53,6 +53,30 @@ fn send(
     })
 }
 
+/// Like `send`, with a raw (non-JSON) body.
+fn send_raw(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> Reply {
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    let auth = server
+        .token()
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    Reply {
+        status: head.split_whitespace().nth(1).unwrap().parse().unwrap(),
+        headers: head.to_lowercase(),
+        body: serde_json::from_str(body).unwrap_or(Value::Null),
+    }
+}
+
 fn req(server: &TestServer, method: &str, path: &str, body: Option<&Value>) -> Reply {
     send(server, method, path, "application/json", body).unwrap()
 }
@@ -559,6 +583,17 @@ fn server_side_apply_managed_fields_and_conflicts() {
         r.body["spec"]["template"]["spec"]["containers"][0]["image"],
         "evil:1"
     );
+    // YAML bodies, as kubectl sends them.
+    let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels:\n    from-yaml: \"yes\"\n";
+    let r = send_raw(
+        &s,
+        "PATCH",
+        &format!("{path}?fieldManager=yaml-client"),
+        apply,
+        yaml,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["metadata"]["labels"]["from-yaml"], "yes");
     // Applying without the entry removes only regops' entry.
     let none = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}});
     let r = patch(&s, &format!("{path}?fieldManager=regops"), apply, &none);
