@@ -11,21 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::crypto::{self, CryptoError, Identities, IdentityLookup};
 
-/// A login, ready for a docker config. Only the password is secret.
-pub struct Login {
-    pub username: String,
-    pub password: SecretString,
-    pub email: Option<String>,
-}
-
-impl std::fmt::Debug for Login {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Login")
-            .field("username", &self.username)
-            .field("password", &"(sensitive value)")
-            .finish()
-    }
-}
+pub use regops_core::login::Login;
 
 /// A relative path in the spec, resolved against the directory of the file that names it.
 pub fn resolve_path(sources: &Sources, loc: Loc, path: &std::path::Path) -> PathBuf {

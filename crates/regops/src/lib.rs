@@ -6,7 +6,6 @@
 //! - [`cluster`]: kubeconfig, context and client; cluster errors that say what to do.
 //! - [`crypto`]: age identities, recipients, encryption and decryption.
 //! - [`credentials`]: the spec's credentials resolved to logins (decrypted, env, file).
-//! - [`dockerconfig`]: the `.dockerconfigjson` document, exactly as kubectl writes it.
 //! - [`manifest`]: the Kubernetes objects regops owns (pure).
 //! - [`edit`]: in-place edits of spec files that keep comments and layout.
 //! - [`output`]: the only place that prints.
@@ -16,7 +15,6 @@ pub mod cluster;
 pub mod commands;
 pub mod credentials;
 pub mod crypto;
-pub mod dockerconfig;
 pub mod edit;
 pub mod manifest;
 pub mod output;

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use crate::credentials::Login;
+use crate::login::Login;
 
 /// Builds the document for `(server, login)` pairs. Returns it as a secret.
 pub fn build<'a>(logins: impl IntoIterator<Item = (&'a str, &'a Login)>) -> SecretString {

@@ -1,0 +1,238 @@
+//! The desired state: from the spec, the logins and the observed namespaces and workloads,
+//! every object regops should own and every reference it should add. Pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use regops_spec::{LabelSelector, Scope, SelectorOperator, Spec, WorkloadKind};
+use secrecy::SecretString;
+
+use crate::dockerconfig;
+use crate::image::{self, ImageRef};
+use crate::login::Login;
+use crate::observed::{Labels, Namespace, Observed, Workload};
+
+/// One pull secret in one namespace.
+#[derive(Debug)]
+pub struct DesiredSecret {
+    pub namespace: String,
+    pub name: String,
+    /// `(server, username)` of each login, for review (usernames are not secret).
+    pub logins: Vec<(String, String)>,
+    pub dockerconfigjson: SecretString,
+    pub adopt: bool,
+}
+
+/// What a ServiceAccount or workload should reference.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Wanted {
+    pub secrets: BTreeSet<String>,
+    /// For `kubesphereAnnotation`: container name -> secret name.
+    pub kubesphere: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Desired {
+    pub secrets: Vec<DesiredSecret>,
+    /// (namespace, name) -> wanted entries.
+    pub service_accounts: BTreeMap<(String, String), Wanted>,
+    /// (namespace, kind, name) -> wanted entries.
+    pub workloads: BTreeMap<(String, WorkloadKind, String), Wanted>,
+    /// The namespaces each scope resolved to.
+    pub scopes: BTreeMap<String, BTreeSet<String>>,
+    pub warnings: Vec<String>,
+}
+
+/// Namespaces excluded from every selection unless a scope names them.
+pub fn is_system_namespace(ns: &str) -> bool {
+    matches!(ns, "kube-system" | "kube-public" | "kube-node-lease")
+        || ns.starts_with("cattle-")
+        || ns.starts_with("kubesphere-")
+}
+
+pub fn selector_matches(sel: &LabelSelector, labels: &Labels) -> bool {
+    sel.match_labels
+        .iter()
+        .all(|(k, v)| labels.get(k) == Some(&v.value))
+        && sel.match_expressions.iter().all(|r| {
+            let value = labels.get(r.key.as_str());
+            let in_values = value.is_some_and(|v| r.values.iter().any(|x| x.value == *v));
+            match r.operator.value {
+                SelectorOperator::In => in_values,
+                SelectorOperator::NotIn => !in_values,
+                SelectorOperator::Exists => value.is_some(),
+                SelectorOperator::DoesNotExist => value.is_none(),
+            }
+        })
+}
+
+/// A scope's namespaces: the union of those it names, selects by label, by Rancher project and
+/// by KubeSphere workspace, less its exclusions; system namespaces only when named.
+pub fn scope_namespaces(scope: &Scope, namespaces: &[Namespace]) -> BTreeSet<String> {
+    let excluded: BTreeSet<&str> = scope.exclude.iter().map(|e| e.as_str()).collect();
+    namespaces
+        .iter()
+        .filter(|ns| {
+            let named = scope.namespaces.iter().any(|n| n.value == ns.name);
+            let selected = scope
+                .selector
+                .as_ref()
+                .is_some_and(|s| selector_matches(s, &ns.labels))
+                || scope.rancher_project.as_ref().is_some_and(|p| {
+                    ns.annotations.get("field.cattle.io/projectId") == Some(&p.value)
+                })
+                || scope
+                    .kubesphere_workspace
+                    .as_ref()
+                    .is_some_and(|w| ns.labels.get("kubesphere.io/workspace") == Some(&w.value));
+            (named || (selected && !is_system_namespace(&ns.name)))
+                && !excluded.contains(ns.name.as_str())
+        })
+        .map(|ns| ns.name.clone())
+        .collect()
+}
+
+/// Computes the desired state. `only` limits it to these namespaces (`-n`).
+pub fn compute(
+    spec: &Spec,
+    logins: &BTreeMap<String, Login>,
+    observed: &Observed,
+    only: Option<&BTreeSet<String>>,
+) -> Desired {
+    let mut d = Desired::default();
+    let in_only = |ns: &str| only.is_none_or(|o| o.contains(ns));
+    for scope in spec.scopes.values() {
+        let resolved: BTreeSet<String> = scope_namespaces(scope, &observed.namespaces)
+            .into_iter()
+            .filter(|n| in_only(n))
+            .collect();
+        for named in &scope.namespaces {
+            if in_only(named) && !observed.namespaces.iter().any(|n| n.name == named.value) {
+                d.warnings.push(format!(
+                    "namespace `{}` (scope `{}`) does not exist; nothing is planned for it",
+                    named.value, scope.name.value
+                ));
+            }
+        }
+        d.scopes.insert(scope.name.value.clone(), resolved);
+    }
+    let empty = BTreeSet::new();
+    for ps in spec.pull_secrets.values() {
+        let namespaces = d.scopes.get(ps.scope.as_str()).unwrap_or(&empty).clone();
+        let mut pairs: Vec<(&str, &Login)> = Vec::new();
+        let mut review = Vec::new();
+        for r in &ps.registries {
+            let Some(reg) = spec.registries.get(r.as_str()) else {
+                continue;
+            };
+            let Some(login) = logins.get(reg.credential.as_str()) else {
+                continue;
+            };
+            pairs.push((reg.server.as_str(), login));
+            review.push((reg.server.value.clone(), login.username.clone()));
+        }
+        review.sort();
+        let doc = dockerconfig::build(pairs.iter().copied());
+        for ns in &namespaces {
+            d.secrets.push(DesiredSecret {
+                namespace: ns.clone(),
+                name: ps.name.value.clone(),
+                logins: review.clone(),
+                dockerconfigjson: doc.clone(),
+                adopt: ps.adopt,
+            });
+        }
+    }
+    d.secrets
+        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    for b in &spec.bindings {
+        let Some(ps) = spec.pull_secrets.get(b.pull_secret.as_str()) else {
+            continue;
+        };
+        let namespaces = d.scopes.get(ps.scope.as_str()).unwrap_or(&empty).clone();
+        let servers: Vec<&str> = ps
+            .registries
+            .iter()
+            .filter_map(|r| spec.registries.get(r.as_str()))
+            .map(|r| r.server.as_str())
+            .collect();
+        for ns in &namespaces {
+            for sa in &b.service_accounts {
+                if observed
+                    .service_accounts
+                    .iter()
+                    .any(|o| o.namespace == *ns && o.name == sa.value)
+                {
+                    d.service_accounts
+                        .entry((ns.clone(), sa.value.clone()))
+                        .or_default()
+                        .secrets
+                        .insert(ps.name.value.clone());
+                } else {
+                    d.warnings.push(format!(
+                        "service account `{}` does not exist in namespace `{ns}`; skipped",
+                        sa.value
+                    ));
+                }
+            }
+        }
+        let Some(sel) = &b.workloads else { continue };
+        let kinds: Vec<WorkloadKind> = if sel.kinds.is_empty() {
+            WorkloadKind::ALL.to_vec()
+        } else {
+            sel.kinds.iter().map(|k| k.value).collect()
+        };
+        for w in observed
+            .workloads
+            .iter()
+            .filter(|w| namespaces.contains(&w.namespace) && kinds.contains(&w.kind))
+        {
+            if sel
+                .selector
+                .as_ref()
+                .is_some_and(|s| !selector_matches(s, &w.labels))
+            {
+                continue;
+            }
+            let pulls = |image: &str| {
+                if sel.images.is_empty() {
+                    let r = ImageRef::parse(image);
+                    servers.iter().any(|s| r.pulls_from(s))
+                } else {
+                    sel.images.iter().any(|p| image::pattern_matches(p, image))
+                }
+            };
+            let matching: Vec<&str> = w
+                .containers
+                .iter()
+                .filter(|c| pulls(&c.image))
+                .map(|c| c.name.as_str())
+                .collect();
+            if matching.is_empty() {
+                continue;
+            }
+            let want = d
+                .workloads
+                .entry((w.namespace.clone(), w.kind, w.name.clone()))
+                .or_default();
+            want.secrets.insert(ps.name.value.clone());
+            if b.kubesphere_annotation {
+                for c in matching {
+                    want.kubesphere
+                        .entry(c.to_string())
+                        .or_insert_with(|| ps.name.value.clone());
+                }
+            }
+        }
+    }
+    d
+}
+
+/// Workloads in a namespace, for messages.
+pub fn describe_workload(w: &Workload) -> String {
+    format!(
+        "{} {}/{}",
+        w.kind.as_str().to_lowercase(),
+        w.namespace,
+        w.name
+    )
+}

@@ -1,0 +1,15 @@
+//! The pure core of regops: no I/O, no clock, no cluster.
+//!
+//! ```text
+//! Spec + logins + Observed --desired::compute--> Desired
+//! Desired x Observed       --plan::compute-----> Plan --view--> text | JSON | Markdown
+//! ```
+
+pub mod desired;
+pub mod dockerconfig;
+pub mod image;
+pub mod login;
+pub mod observed;
+pub mod ownership;
+pub mod plan;
+pub mod view;

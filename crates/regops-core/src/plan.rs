@@ -1,0 +1,583 @@
+//! The plan: desired against observed, one action per object, ordered for applying, with
+//! secret values never in it. Pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use schemars::JsonSchema;
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::desired::{Desired, DesiredSecret, Wanted};
+use crate::observed::{Labels, Observed, Secret};
+use crate::ownership::{
+    self, KUBESPHERE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SECRET_TYPE, SPEC_ANNOTATION,
+};
+
+/// The version of the JSON plan format (`schemas/plan.schema.json`).
+pub const FORMAT_VERSION: &str = "1";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    /// Delete and create again: a Secret whose `type` differs or that is immutable.
+    Replace,
+    /// Add or remove `imagePullSecrets` entries (and the KubeSphere annotation).
+    Patch,
+    /// A Secret regops owns that the spec no longer wants; applied only with `--prune`.
+    Delete,
+    Noop,
+}
+
+/// One field's change. Secret values never appear: `sensitive` changes say only that they
+/// changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldChange {
+    pub field: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    pub sensitive: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub action: Action,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldChange>,
+    /// Why (replacements, drift).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `imagePullSecrets` entries to add / remove (patches).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+    /// The KubeSphere annotation's new value, when it changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubesphere_annotation: Option<String>,
+    /// The regops record of added entries after this change (the `regops.dev/pull-secrets`
+    /// annotation), when it changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<Option<String>>,
+    /// Changing the pod template rolls the workload's pods.
+    pub restarts_pods: bool,
+    /// For Secrets: `server as user` per login (usernames are not secret).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logins: Vec<String>,
+}
+
+impl Change {
+    fn new(action: Action, kind: &str, namespace: &str, name: &str) -> Self {
+        Change {
+            action,
+            kind: kind.to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            fields: Vec::new(),
+            reason: None,
+            add: Vec::new(),
+            remove: Vec::new(),
+            kubesphere_annotation: None,
+            record: None,
+            restarts_pods: false,
+            logins: Vec::new(),
+        }
+    }
+}
+
+/// Something the plan cannot do as the spec asks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Conflict {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub patch: usize,
+    pub delete: usize,
+    pub noop: usize,
+    pub conflicts: usize,
+}
+
+/// Where the spec came from (git).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Source {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    pub dirty: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(title = "regops plan")]
+pub struct Plan {
+    /// Always "1" for this format.
+    pub format_version: String,
+    pub spec: String,
+    /// Where the plan was computed against: a kubeconfig context and server, or a state file.
+    pub target: String,
+    pub source: Source,
+    /// Commits the cluster's objects were last applied from, when other than `source.commit`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub last_applied_commits: Vec<String>,
+    /// Every object the spec touches, in apply order; `noop` entries included.
+    pub changes: Vec<Change>,
+    pub conflicts: Vec<Conflict>,
+    pub warnings: Vec<String>,
+    pub summary: Summary,
+}
+
+impl Plan {
+    /// Changes other than `noop`.
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| c.action != Action::Noop)
+    }
+}
+
+fn labels_diff(field: &str, have: &Labels, want: &[(&str, &str)], out: &mut Vec<FieldChange>) {
+    for (k, v) in want {
+        if have.get(*k).map(String::as_str) != Some(*v) {
+            out.push(FieldChange {
+                field: format!("{field}[{k}]"),
+                before: have.get(*k).cloned(),
+                after: Some(v.to_string()),
+                sensitive: false,
+            });
+        }
+    }
+}
+
+/// What differs between two `.dockerconfigjson` documents, per server, without values.
+fn auths_diff(have: Option<&str>, want: &str) -> Vec<FieldChange> {
+    let parse = |s: &str| serde_json::from_str::<Value>(s).ok();
+    let (Some(h), Some(w)) = (have.and_then(parse), parse(want)) else {
+        return vec![FieldChange {
+            field: "data[.dockerconfigjson]".into(),
+            before: Some("(not valid JSON)".into()),
+            after: Some("(sensitive value)".into()),
+            sensitive: true,
+        }];
+    };
+    if h == w {
+        return Vec::new();
+    }
+    let empty = serde_json::Map::new();
+    let ha = h["auths"].as_object().unwrap_or(&empty);
+    let wa = w["auths"].as_object().unwrap_or(&empty);
+    let servers: BTreeSet<&String> = ha.keys().chain(wa.keys()).collect();
+    let mut out = Vec::new();
+    for s in servers {
+        let field = format!("auths[{s}]");
+        match (ha.get(s), wa.get(s)) {
+            (None, Some(n)) => out.push(FieldChange {
+                field,
+                before: None,
+                after: Some(format!(
+                    "login as {}",
+                    n["username"].as_str().unwrap_or("?")
+                )),
+                sensitive: false,
+            }),
+            (Some(o), None) => out.push(FieldChange {
+                field,
+                before: Some(format!(
+                    "login as {}",
+                    o["username"].as_str().unwrap_or("?")
+                )),
+                after: None,
+                sensitive: false,
+            }),
+            (Some(o), Some(n)) if o != n => {
+                if o["username"] != n["username"] {
+                    out.push(FieldChange {
+                        field: format!("{field}.username"),
+                        before: o["username"].as_str().map(str::to_string),
+                        after: n["username"].as_str().map(str::to_string),
+                        sensitive: false,
+                    });
+                }
+                // `auth` is base64(user:password): it changes with either; only a changed
+                // password (or, with both equal, a changed `auth`) is a sensitive change.
+                let same_user = o["username"] == n["username"];
+                if o["password"] != n["password"] || (same_user && o["auth"] != n["auth"]) {
+                    out.push(FieldChange {
+                        field: format!("{field}.password"),
+                        before: Some("(sensitive value)".into()),
+                        after: Some("(sensitive value changed)".into()),
+                        sensitive: true,
+                    });
+                }
+                if o["email"] != n["email"] {
+                    out.push(FieldChange {
+                        field: format!("{field}.email"),
+                        before: o["email"].as_str().map(str::to_string),
+                        after: n["email"].as_str().map(str::to_string),
+                        sensitive: false,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    if out.is_empty() {
+        // Same logins, other bytes (key order, extra fields): still not what regops writes.
+        out.push(FieldChange {
+            field: "data[.dockerconfigjson]".into(),
+            before: Some("(sensitive value)".into()),
+            after: Some("(sensitive value changed)".into()),
+            sensitive: true,
+        });
+    }
+    out
+}
+
+fn plan_secret(
+    spec: &str,
+    d: &DesiredSecret,
+    have: Option<&Secret>,
+    commit: Option<&str>,
+) -> Result<Change, Conflict> {
+    let logins: Vec<String> = d
+        .logins
+        .iter()
+        .map(|(s, u)| format!("{s} as {u}"))
+        .collect();
+    let Some(have) = have else {
+        let mut c = Change::new(Action::Create, "Secret", &d.namespace, &d.name);
+        c.logins = logins;
+        return Ok(c);
+    };
+    let owned = have.owned_by(spec);
+    if !owned && !d.adopt {
+        let message = match have.owning_spec() {
+            Some(other) => format!(
+                "would overwrite a Secret owned by regops spec `{other}`; rename the pull secret, or set `adopt: true` to take it over"
+            ),
+            None => "would overwrite a Secret owned by someone else; rename, or set `adopt: true`"
+                .to_string(),
+        };
+        return Err(Conflict {
+            kind: "Secret".into(),
+            namespace: d.namespace.clone(),
+            name: d.name.clone(),
+            message,
+        });
+    }
+    let want = d.dockerconfigjson.expose_secret();
+    let have_doc = have
+        .dockerconfigjson
+        .as_ref()
+        .map(|s| s.expose_secret().to_string());
+    let data_same = have_doc.as_deref() == Some(want);
+    let mut c = Change::new(Action::Update, "Secret", &d.namespace, &d.name);
+    c.logins = logins;
+    if have.type_ != SECRET_TYPE {
+        c.action = Action::Replace;
+        c.reason = Some(format!(
+            "type `{}` cannot be changed to `{SECRET_TYPE}`",
+            have.type_
+        ));
+        return Ok(c);
+    }
+    if have.immutable && !data_same {
+        c.action = Action::Replace;
+        c.reason = Some("the Secret is immutable and its data must change".into());
+        c.fields = auths_diff(have_doc.as_deref(), want);
+        return Ok(c);
+    }
+    if !data_same {
+        c.fields = auths_diff(have_doc.as_deref(), want);
+        if owned
+            && commit.is_some()
+            && have
+                .annotations
+                .get(ownership::SOURCE_COMMIT_ANNOTATION)
+                .map(String::as_str)
+                == commit
+        {
+            c.reason = Some("changed outside regops since it was applied from this commit".into());
+        } else if owned {
+            c.reason = Some("differs from the spec".into());
+        }
+    }
+    if !owned {
+        c.reason = Some("adopted (`adopt: true`)".into());
+    }
+    labels_diff(
+        "metadata.labels",
+        &have.labels,
+        &[(MANAGED_BY_LABEL, MANAGED_BY_VALUE)],
+        &mut c.fields,
+    );
+    labels_diff(
+        "metadata.annotations",
+        &have.annotations,
+        &[(SPEC_ANNOTATION, spec)],
+        &mut c.fields,
+    );
+    if c.fields.is_empty() {
+        c.action = Action::Noop;
+        c.reason = None;
+    }
+    Ok(c)
+}
+
+/// Entries to add and to remove on one object: add what is wanted and missing; remove what
+/// this spec recorded as added, no longer wants, and is still there. Never anything else.
+fn entries_change(
+    spec: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    present: &[String],
+    annotations: &Labels,
+    wanted: Option<&Wanted>,
+) -> Change {
+    let want: BTreeSet<String> = wanted.map(|w| w.secrets.clone()).unwrap_or_default();
+    let recorded: BTreeSet<String> = ownership::added_by(annotations, spec).into_iter().collect();
+    let present_set: BTreeSet<&String> = present.iter().collect();
+    let mut c = Change::new(Action::Patch, kind, namespace, name);
+    c.add = want
+        .iter()
+        .filter(|s| !present_set.contains(s))
+        .cloned()
+        .collect();
+    c.remove = recorded
+        .iter()
+        .filter(|s| !want.contains(*s) && present_set.contains(s))
+        .cloned()
+        .collect();
+    // The record lists what regops added and still wants: entries it added before (or now).
+    let new_record: Vec<String> = want
+        .iter()
+        .filter(|s| c.add.contains(s) || recorded.contains(*s))
+        .cloned()
+        .collect();
+    let old_record: Vec<String> = recorded.iter().cloned().collect();
+    if new_record != old_record {
+        c.record = Some(ownership::with_added(annotations, spec, &new_record));
+    }
+    if let Some(w) = wanted.filter(|w| !w.kubesphere.is_empty()) {
+        let mut current: BTreeMap<String, String> = annotations
+            .get(KUBESPHERE_ANNOTATION)
+            .and_then(|v| serde_json::from_str(v).ok())
+            .unwrap_or_default();
+        let before = current.clone();
+        current.extend(w.kubesphere.clone());
+        if current != before {
+            let value = serde_json::to_string(&current).unwrap_or_default();
+            c.fields.push(FieldChange {
+                field: format!("metadata.annotations[{KUBESPHERE_ANNOTATION}]"),
+                before: annotations.get(KUBESPHERE_ANNOTATION).cloned(),
+                after: Some(value.clone()),
+                sensitive: false,
+            });
+            c.kubesphere_annotation = Some(value);
+        }
+    }
+    if !c.add.is_empty() || !c.remove.is_empty() {
+        let before = present.join(", ");
+        let mut after: Vec<String> = present
+            .iter()
+            .filter(|p| !c.remove.contains(p))
+            .cloned()
+            .collect();
+        after.extend(c.add.iter().cloned());
+        c.fields.insert(
+            0,
+            FieldChange {
+                field: "imagePullSecrets".into(),
+                before: Some(format!("[{before}]")),
+                after: Some(format!("[{}]", after.join(", "))),
+                sensitive: false,
+            },
+        );
+        c.restarts_pods = kind != "ServiceAccount";
+    }
+    if c.add.is_empty()
+        && c.remove.is_empty()
+        && c.kubesphere_annotation.is_none()
+        && c.record.is_none()
+    {
+        c.action = Action::Noop;
+    }
+    c
+}
+
+/// Computes the plan.
+pub fn compute(
+    spec: &str,
+    target: &str,
+    source: Source,
+    desired: &Desired,
+    observed: &Observed,
+    only: Option<&BTreeSet<String>>,
+) -> Plan {
+    let in_only = |ns: &str| only.is_none_or(|o| o.contains(ns));
+    let mut secrets = Vec::new();
+    let mut conflicts = Vec::new();
+    let mut warnings = desired.warnings.clone();
+    let mut blocked: BTreeSet<(String, String)> = BTreeSet::new();
+    let have: BTreeMap<(&str, &str), &Secret> = observed
+        .secrets
+        .iter()
+        .map(|s| ((s.namespace.as_str(), s.name.as_str()), s))
+        .collect();
+    for d in &desired.secrets {
+        match plan_secret(
+            spec,
+            d,
+            have.get(&(d.namespace.as_str(), d.name.as_str())).copied(),
+            source.commit.as_deref(),
+        ) {
+            Ok(c) => secrets.push(c),
+            Err(conflict) => {
+                blocked.insert((d.namespace.clone(), d.name.clone()));
+                conflicts.push(conflict);
+            }
+        }
+    }
+    let wanted_secret: BTreeSet<(&str, &str)> = desired
+        .secrets
+        .iter()
+        .map(|d| (d.namespace.as_str(), d.name.as_str()))
+        .collect();
+    let mut deletes = Vec::new();
+    for s in observed
+        .secrets
+        .iter()
+        .filter(|s| s.owned_by(spec) && in_only(&s.namespace))
+    {
+        if !wanted_secret.contains(&(s.namespace.as_str(), s.name.as_str())) {
+            let mut c = Change::new(Action::Delete, "Secret", &s.namespace, &s.name);
+            c.reason = Some("no longer in the spec; deleted only with --prune".into());
+            deletes.push(c);
+        }
+    }
+    // References to a Secret in conflict are held back: they would point at someone else's.
+    let hold = |ns: &str, w: &Wanted| -> Wanted {
+        let mut w = w.clone();
+        w.secrets
+            .retain(|s| !blocked.contains(&(ns.to_string(), s.clone())));
+        w.kubesphere
+            .retain(|_, s| !blocked.contains(&(ns.to_string(), s.clone())));
+        w
+    };
+    let mut sas = Vec::new();
+    for sa in observed
+        .service_accounts
+        .iter()
+        .filter(|s| in_only(&s.namespace))
+    {
+        let wanted = desired
+            .service_accounts
+            .get(&(sa.namespace.clone(), sa.name.clone()))
+            .map(|w| hold(&sa.namespace, w));
+        let recorded = !ownership::added_by(&sa.annotations, spec).is_empty();
+        if wanted.is_none() && !recorded {
+            continue;
+        }
+        sas.push(entries_change(
+            spec,
+            "ServiceAccount",
+            &sa.namespace,
+            &sa.name,
+            &sa.image_pull_secrets,
+            &sa.annotations,
+            wanted.as_ref(),
+        ));
+    }
+    let mut workloads = Vec::new();
+    for w in observed.workloads.iter().filter(|w| in_only(&w.namespace)) {
+        let wanted = desired
+            .workloads
+            .get(&(w.namespace.clone(), w.kind, w.name.clone()))
+            .map(|x| hold(&w.namespace, x));
+        let recorded = !ownership::added_by(&w.annotations, spec).is_empty();
+        if wanted.is_none() && !recorded {
+            continue;
+        }
+        let c = entries_change(
+            spec,
+            w.kind.as_str(),
+            &w.namespace,
+            &w.name,
+            &w.image_pull_secrets,
+            &w.annotations,
+            wanted.as_ref(),
+        );
+        if c.restarts_pods {
+            warnings.push(format!(
+                "will restart pods of {} {}/{}",
+                w.kind.as_str().to_lowercase(),
+                w.namespace,
+                w.name
+            ));
+        }
+        workloads.push(c);
+    }
+    if !blocked.is_empty() {
+        warnings.push(format!(
+            "references to {} Secret{} in conflict are held back until the conflict{} resolved",
+            blocked.len(),
+            if blocked.len() == 1 { "" } else { "s" },
+            if blocked.len() == 1 { " is" } else { "s are" }
+        ));
+    }
+    // Apply order: Secrets, then what references them, deletions last.
+    let mut changes = Vec::new();
+    changes.extend(secrets);
+    changes.extend(sas);
+    changes.extend(workloads);
+    changes.extend(deletes);
+    let mut last_applied: BTreeSet<String> = BTreeSet::new();
+    for s in observed.secrets.iter().filter(|s| s.owned_by(spec)) {
+        if let Some(c) = s.annotations.get(ownership::SOURCE_COMMIT_ANNOTATION)
+            && source.commit.as_deref() != Some(c.as_str())
+        {
+            last_applied.insert(c.clone());
+        }
+    }
+    let mut summary = Summary {
+        conflicts: conflicts.len(),
+        ..Summary::default()
+    };
+    for c in &changes {
+        match c.action {
+            Action::Create => summary.create += 1,
+            Action::Update => summary.update += 1,
+            Action::Replace => summary.replace += 1,
+            Action::Patch => summary.patch += 1,
+            Action::Delete => summary.delete += 1,
+            Action::Noop => summary.noop += 1,
+        }
+    }
+    Plan {
+        format_version: FORMAT_VERSION.into(),
+        spec: spec.into(),
+        target: target.into(),
+        source,
+        last_applied_commits: last_applied.into_iter().collect(),
+        changes,
+        conflicts,
+        warnings,
+        summary,
+    }
+}
