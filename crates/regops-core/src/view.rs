@@ -185,7 +185,8 @@ pub fn json_schema() -> String {
 }
 
 fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    // `|` ends a table cell; `$` starts math on GitHub (Harbor robot names contain it).
+    s.replace('|', "\\|").replace('$', "\\$").replace('\n', " ")
 }
 
 /// The Markdown view, for a pull-request comment.

@@ -137,3 +137,14 @@ fn there_are_at_least_25_scenarios() {
             .count();
     assert!(n >= 25, "{n} scenarios");
 }
+
+#[test]
+fn committed_plan_schema_is_generated_schema() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/plan.schema.json");
+    let committed = std::fs::read_to_string(path).unwrap();
+    assert!(
+        committed == view::json_schema(),
+        "schemas/plan.schema.json is stale: run `cargo run -q -- schema plan > schemas/plan.schema.json`"
+    );
+}

@@ -76,8 +76,23 @@ Examples:
     #[command(after_help = "Examples:\n  regops rekey -f regops.yaml -i ~/.config/regops/key.txt")]
     Rekey(RekeyArgs),
 
-    /// Print the JSON Schema of the spec.
-    Schema,
+    /// Print a JSON Schema: of the spec (default), or of `plan --output json`.
+    Schema {
+        #[arg(value_enum, default_value_t = SchemaKind::Spec)]
+        which: SchemaKind,
+    },
+
+    /// Show what apply would change: read the cluster (or a state file), compare with the spec.
+    #[command(after_help = "\
+Exit codes: 0 no changes, 2 changes pending, 1 error or conflicts (like terraform plan
+-detailed-exitcode).
+
+Examples:
+  regops plan -f regops.yaml                              # the current kubeconfig context
+  regops plan -f regops.yaml --context prod -n web,api
+  regops plan -f regops.yaml --output markdown > plan.md  # for a pull-request comment
+  regops plan -f regops.yaml --live-state cluster.yaml    # no cluster: kubectl get ... -o yaml")]
+    Plan(PlanArgs),
 
     /// Connect to the cluster and report what regops sees (server, version, namespaces).
     #[command(
@@ -85,6 +100,49 @@ Examples:
         after_help = "Examples:\n  regops cluster-info\n  regops cluster-info --kubeconfig ~/.kube/staging --context admin@staging"
     )]
     ClusterInfo(ClusterArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// The spec (schemas/regops.schema.json).
+    Spec,
+    /// The JSON plan (schemas/plan.schema.json).
+    Plan,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// For people, like terraform plan.
+    Text,
+    /// For programs: the versioned plan model (schemas/plan.schema.json).
+    Json,
+    /// For a pull-request comment.
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Only these namespaces (comma-separated or repeated).
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        value_name = "NS",
+        value_delimiter = ','
+    )]
+    pub namespaces: Vec<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Plan against a file of Kubernetes objects (a `kubectl get ... -o yaml` List, or
+    /// multi-document YAML) instead of a cluster.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["kubeconfig", "context"])]
+    pub live_state: Option<PathBuf>,
 }
 
 /// Which cluster: kubectl's flags, with kubectl's defaults.

@@ -9,7 +9,10 @@ use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use crate::ExitStatus;
-use crate::cli::{CheckArgs, ClusterArgs, Command, EncryptArgs, KeygenArgs, RekeyArgs, RenderArgs};
+use crate::cli::{
+    CheckArgs, ClusterArgs, Command, EncryptArgs, KeygenArgs, OutputFormat, PlanArgs, RekeyArgs,
+    RenderArgs,
+};
 use crate::credentials::{self, Login};
 use crate::crypto::{self, IdentityLookup};
 use crate::edit::{self, NewPassword};
@@ -74,8 +77,12 @@ pub fn run(command: Command, term: Term) -> ExitStatus {
         Command::Encrypt(a) => encrypt(a, &term),
         Command::Rekey(a) => rekey(a, &term),
         Command::ClusterInfo(a) => cluster_info(a, &term),
-        Command::Schema => {
-            term.stdout(&regops_spec::schema::json_schema());
+        Command::Plan(a) => plan(a, &term),
+        Command::Schema { which } => {
+            term.stdout(&match which {
+                crate::cli::SchemaKind::Spec => regops_spec::schema::json_schema(),
+                crate::cli::SchemaKind::Plan => regops_core::view::json_schema(),
+            });
             Ok(ExitStatus::Success)
         }
     };
@@ -559,4 +566,88 @@ fn cluster_info(args: ClusterArgs, term: &Term) -> Outcome {
         info.namespaces
     ));
     Ok(ExitStatus::Success)
+}
+
+/// The credentials the pull secrets use.
+fn used_credentials(spec: &regops_spec::Spec) -> Vec<&str> {
+    let mut used: Vec<&str> = spec
+        .pull_secrets
+        .values()
+        .flat_map(|p| p.registries.iter())
+        .filter_map(|r| spec.registries.get(r.as_str()))
+        .map(|r| r.credential.as_str())
+        .collect();
+    used.sort();
+    used.dedup();
+    used
+}
+
+fn plan(args: PlanArgs, term: &Term) -> Outcome {
+    let loaded = load(&args.spec.files, term)?;
+    for ns in &args.namespaces {
+        regops_spec::rules::dns1123_label(ns)
+            .map_err(|why| Failure::msg(format!("-n: `{ns}` is not a namespace name: it {why}")))?;
+    }
+    let only: Option<std::collections::BTreeSet<String>> =
+        (!args.namespaces.is_empty()).then(|| args.namespaces.iter().cloned().collect());
+    let logins = resolve_logins(
+        &loaded,
+        &args.identity.identity,
+        Some(&used_credentials(&loaded.spec)),
+    )?;
+    let files: Vec<&Path> = loaded
+        .sources
+        .files()
+        .iter()
+        .map(|f| f.path.as_path())
+        .collect();
+    let source = crate::provenance::source(&files);
+    let mut extra_warnings = Vec::new();
+    let (observed, target) = match &args.live_state {
+        Some(path) => {
+            let (observed, skipped) =
+                crate::observe::from_file(path).map_err(|e| Failure::msg(e.to_string()))?;
+            for s in skipped {
+                extra_warnings.push(format!(
+                    "{}: object {} skipped: {}",
+                    path.display(),
+                    s.index + 1,
+                    s.reason
+                ));
+            }
+            (observed, format!("state file {}", path.display()))
+        }
+        None => runtime()?.block_on(async {
+            let (client, target) = crate::cluster::connect(
+                args.cluster.kubeconfig.as_deref(),
+                args.cluster.context.as_deref(),
+            )
+            .await?;
+            let observed = crate::observe::from_cluster(&client, &target, &loaded.spec).await?;
+            Ok::<_, crate::cluster::ClusterError>((observed, target.to_string()))
+        })?,
+    };
+    let desired = regops_core::desired::compute(&loaded.spec, &logins, &observed, only.as_ref());
+    let mut plan = regops_core::plan::compute(
+        &loaded.name,
+        &target,
+        source,
+        &desired,
+        &observed,
+        only.as_ref(),
+    );
+    plan.warnings.extend(extra_warnings);
+    let rendered = match args.output {
+        OutputFormat::Text => regops_core::view::text(&plan, term.color_stdout()),
+        OutputFormat::Json => regops_core::view::json(&plan),
+        OutputFormat::Markdown => regops_core::view::markdown(&plan),
+    };
+    term.stdout(&rendered);
+    Ok(if !plan.conflicts.is_empty() {
+        ExitStatus::Failure
+    } else if plan.has_changes() {
+        ExitStatus::Changes
+    } else {
+        ExitStatus::Success
+    })
 }

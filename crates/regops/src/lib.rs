@@ -8,6 +8,8 @@
 //! - [`credentials`]: the spec's credentials resolved to logins (decrypted, env, file).
 //! - [`manifest`]: the Kubernetes objects regops owns (pure).
 //! - [`edit`]: in-place edits of spec files that keep comments and layout.
+//! - [`observe`]: reading the cluster (a few paged LISTs) or a state file.
+//! - [`provenance`]: the spec's git commit and whether it is dirty.
 //! - [`output`]: the only place that prints.
 
 pub mod cli;
@@ -17,7 +19,9 @@ pub mod credentials;
 pub mod crypto;
 pub mod edit;
 pub mod manifest;
+pub mod observe;
 pub mod output;
+pub mod provenance;
 
 /// The process exit status, in one place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +30,8 @@ pub enum ExitStatus {
     Success = 0,
     /// An error: bad input, a failed request, something not done.
     Failure = 1,
+    /// plan and drift: changes pending.
+    Changes = 2,
 }
 
 impl From<ExitStatus> for std::process::ExitCode {

@@ -9,18 +9,28 @@ use crate::cli::ColorChoice;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Term {
+    /// Colour on stderr (diagnostics).
     pub color: bool,
+    /// Colour on stdout (the plan).
+    pub color_out: bool,
 }
 
 impl Term {
     /// Colour on a terminal, unless NO_COLOR is set (https://no-color.org) or `--color` says.
     pub fn new(choice: ColorChoice, no_color_env: bool) -> Self {
-        let color = match choice {
+        let on = |terminal: bool| match choice {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => !no_color_env && std::io::stderr().is_terminal(),
+            ColorChoice::Auto => !no_color_env && terminal,
         };
-        Term { color }
+        Term {
+            color: on(std::io::stderr().is_terminal()),
+            color_out: on(std::io::stdout().is_terminal()),
+        }
+    }
+
+    pub fn color_stdout(&self) -> bool {
+        self.color_out
     }
 
     pub fn stdout(&self, text: &str) {

@@ -217,3 +217,277 @@ fn a_missing_kubeconfig_is_named() {
         r.stderr
     );
 }
+
+const PLAN_SPEC: &str = "apiVersion: regops.dev/v1
+kind: RegistryConfig
+metadata: { name: e2e }
+registries:
+  harbor: { server: harbor.example.com, credential: robot }
+  quay: { server: quay.io, credential: quay }
+credentials:
+  robot: { username: robot$ci, password: { env: HARBOR_TOKEN } }
+  quay: { username: bot, password: { env: QUAY_TOKEN } }
+scopes:
+  web:
+    selector: { matchLabels: { team: web } }
+    exclude: [web-sandbox]
+  payments: { rancherProject: \"c-m-x7k2:p-9fz2q\" }
+pullSecrets:
+  harbor-pull: { registries: [harbor], scope: web }
+  quay-pull: { registries: [quay], scope: web }
+  payments-pull: { registries: [harbor], scope: payments }
+bindings:
+  - { pullSecret: harbor-pull, serviceAccounts: [default] }
+  - { pullSecret: quay-pull, workloads: { kinds: [StatefulSet] } }
+";
+
+const HARBOR_TOKEN: &str = "MARKER-harbor-e2e-5d1f";
+
+fn write_spec(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("regops.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn plan(c: &Cluster, spec: &Path, extra: &[&str]) -> common::Run {
+    run(regops()
+        .arg("plan")
+        .arg("-f")
+        .arg(spec)
+        .arg("--kubeconfig")
+        .arg(c.kubeconfig())
+        .args(extra)
+        .env("HARBOR_TOKEN", HARBOR_TOKEN)
+        .env("QUAY_TOKEN", "MARKER-quay-e2e-77aa"))
+}
+
+#[test]
+fn plan_against_the_cluster_in_text_json_and_markdown() {
+    let c = Cluster::start(Config::default());
+    c.seed("namespaces.yaml");
+    c.seed("workloads.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), PLAN_SPEC);
+
+    let text = plan(&c, &spec, &[]);
+    assert_eq!(text.code, 2, "changes pending: {}", text.transcript());
+    for expected in [
+        "namespace api",
+        "+ Secret harbor-pull  (harbor.example.com as robot$ci)",
+        "+ Secret payments-pull",
+        "~ ServiceAccount default",
+        "imagePullSecrets: [legacy-pull] → [legacy-pull, harbor-pull]",
+        "~ StatefulSet cache  (will restart its pods)",
+        "Plan: 6 to create, 0 to update, 0 to replace, 3 to patch, 0 to delete.",
+    ] {
+        assert!(
+            text.stdout.contains(expected),
+            "missing `{expected}` in:\n{}",
+            text.stdout
+        );
+    }
+    assert!(
+        !text.stdout.contains("web-sandbox") && !text.stdout.contains("cattle-system"),
+        "{}",
+        text.stdout
+    );
+
+    let json = plan(&c, &spec, &["--output", "json"]);
+    assert_eq!(json.code, 2);
+    let v: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["formatVersion"], "1");
+    assert_eq!(v["summary"]["create"], 6);
+    assert!(
+        v["target"]
+            .as_str()
+            .unwrap()
+            .contains("context `kube-test-server`")
+    );
+    let first = &v["changes"][0];
+    assert_eq!(
+        (first["action"].as_str(), first["kind"].as_str()),
+        (Some("create"), Some("Secret"))
+    );
+
+    let md = plan(&c, &spec, &["--output", "markdown"]);
+    assert_eq!(md.code, 2);
+    assert!(
+        md.stdout.starts_with("### regops plan: `e2e`")
+            && md
+                .stdout
+                .contains("| action | kind | namespace | name | details |"),
+        "{}",
+        md.stdout
+    );
+    assert!(
+        md.stdout.contains("robot\\$ci"),
+        "dollar signs escaped for GitHub: {}",
+        md.stdout
+    );
+
+    for r in [&text, &json, &md] {
+        assert!(
+            !r.stdout.contains("MARKER") && !r.stderr.contains("MARKER"),
+            "a credential leaked:\n{}",
+            r.transcript()
+        );
+    }
+    // Reading is all plan does.
+    assert!(
+        c.server.log().iter().all(|e| !e.is_write()),
+        "plan wrote: {:?}",
+        c.server.log()
+    );
+}
+
+#[test]
+fn plan_is_clean_once_the_cluster_holds_what_render_shows() {
+    let c = Cluster::start(Config::default());
+    c.seed("namespaces.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let no_bindings = PLAN_SPEC.split("bindings:").next().unwrap();
+    let spec = write_spec(dir.path(), no_bindings);
+    let rendered = run(regops()
+        .arg("render")
+        .arg("-f")
+        .arg(&spec)
+        .args(["--show-secrets", "-n", "web,api,payments-api,payments-web"])
+        .env("HARBOR_TOKEN", HARBOR_TOKEN)
+        .env("QUAY_TOKEN", "MARKER-quay-e2e-77aa"));
+    assert_eq!(rendered.code, 0, "{}", rendered.stderr);
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&rendered.stdout).unwrap();
+    for d in docs.into_iter().filter(|d| !d.is_null()) {
+        // render takes --namespaces at its word; the cluster's scopes decide what plan wants.
+        let ns = d["metadata"]["namespace"].as_str().unwrap().to_string();
+        let name = d["metadata"]["name"].as_str().unwrap().to_string();
+        let wanted = (name.starts_with("payments") && ns.starts_with("payments"))
+            || (!name.starts_with("payments") && !ns.starts_with("payments"));
+        if wanted {
+            c.server.seed(d).unwrap();
+        }
+    }
+    let r = plan(&c, &spec, &[]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(
+        r.stdout
+            .contains("No changes. The cluster matches the spec (6 objects checked)."),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn plan_reports_conflicts_and_exits_1() {
+    let c = Cluster::start(Config::default());
+    c.seed("namespaces.yaml");
+    c.server
+        .seed(serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "harbor-pull", "namespace": "web"},
+                                  "type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": "e30="}}))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), PLAN_SPEC);
+    let r = plan(&c, &spec, &["-n", "web"]);
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(r.stdout.contains("! Secret web/harbor-pull: would overwrite a Secret owned by someone else; rename, or set `adopt: true`"), "{}", r.stdout);
+}
+
+/// The API requests plan makes do not grow with the number of namespaces: the same
+/// cluster-wide LISTs for 10 namespaces as for 500, one request per page of 500 items, and
+/// never a request per namespace or per object.
+#[test]
+fn plan_requests_do_not_grow_with_namespaces() {
+    let requests = |namespaces: usize| -> Vec<(String, String, Option<String>)> {
+        let c = Cluster::start(Config::default());
+        for i in 0..namespaces {
+            c.server.seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("team-{i:03}"), "labels": {"team": "web"}}})).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let spec = write_spec(dir.path(), PLAN_SPEC);
+        c.server.clear_log();
+        let r = plan(&c, &spec, &[]);
+        assert_eq!(r.code, 2, "{}", r.transcript());
+        assert!(
+            r.stdout
+                .contains(&format!("Plan: {} to create", namespaces * 2)),
+            "{}",
+            r.stdout
+        );
+        c.server
+            .log()
+            .iter()
+            .filter(|e| !e.verb.is_empty())
+            .map(|e| (e.verb.clone(), e.resource.clone(), e.namespace.clone()))
+            .collect()
+    };
+    let per_kind =
+        |log: &[(String, String, Option<String>)]| -> std::collections::BTreeMap<String, usize> {
+            let mut m = std::collections::BTreeMap::new();
+            for (verb, resource, namespace) in log {
+                assert_eq!(verb, "list", "plan only lists: {log:?}");
+                assert!(namespace.is_none(), "a request per namespace: {log:?}");
+                *m.entry(resource.clone()).or_insert(0) += 1;
+            }
+            m
+        };
+    let small = per_kind(&requests(10));
+    let large = per_kind(&requests(500));
+    assert_eq!(
+        small.keys().collect::<Vec<_>>(),
+        large.keys().collect::<Vec<_>>(),
+        "the same kinds of request"
+    );
+    // 4 built-in namespaces + N: namespaces and ServiceAccounts take one page under 500 items
+    // and two over it; Secrets and StatefulSets (none here) one LIST each per query.
+    let expected_small = [
+        ("namespaces", 1),
+        ("secrets", 4),
+        ("serviceaccounts", 1),
+        ("statefulsets", 1),
+    ];
+    let expected_large = [
+        ("namespaces", 2),
+        ("secrets", 4),
+        ("serviceaccounts", 2),
+        ("statefulsets", 1),
+    ];
+    assert_eq!(
+        small,
+        expected_small
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect()
+    );
+    assert_eq!(
+        large,
+        expected_large
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect()
+    );
+}
+
+#[test]
+fn plan_against_a_state_file_needs_no_cluster() {
+    let root = common::repo();
+    let r = run(regops().current_dir(&root).args([
+        "plan",
+        "-f",
+        "examples/quickstart/regops.yaml",
+        "-i",
+        "examples/quickstart/example-key.txt",
+        "--live-state",
+        "examples/quickstart/state.yaml",
+    ]));
+    assert_eq!(r.code, 2, "{}", r.transcript());
+    assert!(
+        r.stdout
+            .contains("Plan: 2 to create, 0 to update, 0 to replace, 2 to patch, 0 to delete."),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.contains("EXAMPLE-"),
+        "a credential leaked: {}",
+        r.stdout
+    );
+}

@@ -1,0 +1,240 @@
+//! Reading the cluster: a small, fixed number of paged LIST calls per resource kind, never a
+//! request per namespace or per object. Or a state file instead of a cluster.
+
+use std::path::Path;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use kube::api::{ListParams, ObjectList};
+use kube::{Api, Client};
+use regops_core::observed::{Observed, Skipped};
+use regops_core::ownership::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use regops_spec::{Spec, WorkloadKind};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::cluster::{ClusterError, Target, api_error};
+
+/// Items per LIST page.
+pub const PAGE: u32 = 500;
+
+/// Every page of a LIST, as JSON objects carrying `kind`.
+async fn list_all<K>(
+    api: &Api<K>,
+    params: ListParams,
+    kind: &str,
+    target: &Target,
+    resource: &str,
+    group: &str,
+) -> Result<Vec<Value>, ClusterError>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + serde::Serialize,
+{
+    let mut out = Vec::new();
+    let mut params = params.limit(PAGE);
+    loop {
+        let page: ObjectList<K> = api
+            .list(&params)
+            .await
+            .map_err(|e| api_error(e, target, "list", resource, group, None))?;
+        for item in &page.items {
+            let mut v = serde_json::to_value(item).unwrap_or(Value::Null);
+            v["kind"] = Value::String(kind.to_string());
+            out.push(v);
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Namespaces by metadata only.
+async fn namespaces(client: &Client, target: &Target) -> Result<Vec<Value>, ClusterError> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let mut out = Vec::new();
+    let mut params = ListParams::default().limit(PAGE);
+    loop {
+        let page = api
+            .list_metadata(&params)
+            .await
+            .map_err(|e| api_error(e, target, "list", "namespaces", "", None))?;
+        for item in &page.items {
+            out.push(serde_json::json!({"kind": "Namespace", "metadata": serde_json::to_value(&item.metadata).unwrap_or(Value::Null)}));
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Reads what the plan needs:
+/// - namespaces (metadata only);
+/// - Secrets labelled as regops' (all namespaces);
+/// - for each pull secret name, Secrets of that name in any namespace (collisions, adoption);
+/// - ServiceAccounts, when a binding names some;
+/// - each workload kind a binding selects.
+pub async fn from_cluster(
+    client: &Client,
+    target: &Target,
+    spec: &Spec,
+) -> Result<Observed, ClusterError> {
+    let mut objects = namespaces(client, target).await?;
+    let secrets: Api<Secret> = Api::all(client.clone());
+    let owned = list_all(
+        &secrets,
+        ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
+        "Secret",
+        target,
+        "secrets",
+        "",
+    )
+    .await?;
+    let mut seen: std::collections::BTreeSet<(String, String)> = std::collections::BTreeSet::new();
+    let mut push_secret = |v: Value, objects: &mut Vec<Value>| {
+        let key = (
+            v["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            v["metadata"]["name"].as_str().unwrap_or("").to_string(),
+        );
+        if seen.insert(key) {
+            objects.push(v);
+        }
+    };
+    for s in owned {
+        push_secret(s, &mut objects);
+    }
+    for name in spec.pull_secrets.keys() {
+        for s in list_all(
+            &secrets,
+            ListParams::default().fields(&format!("metadata.name={name}")),
+            "Secret",
+            target,
+            "secrets",
+            "",
+        )
+        .await?
+        {
+            push_secret(s, &mut objects);
+        }
+    }
+    if spec.bindings.iter().any(|b| !b.service_accounts.is_empty()) {
+        objects.extend(
+            list_all(
+                &Api::<ServiceAccount>::all(client.clone()),
+                ListParams::default(),
+                "ServiceAccount",
+                target,
+                "serviceaccounts",
+                "",
+            )
+            .await?,
+        );
+    }
+    let mut kinds: Vec<WorkloadKind> = spec
+        .bindings
+        .iter()
+        .filter_map(|b| b.workloads.as_ref())
+        .flat_map(|w| {
+            if w.kinds.is_empty() {
+                WorkloadKind::ALL.to_vec()
+            } else {
+                w.kinds.iter().map(|k| k.value).collect()
+            }
+        })
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    for kind in kinds {
+        let items = match kind {
+            WorkloadKind::Deployment => {
+                list_all(
+                    &Api::<Deployment>::all(client.clone()),
+                    ListParams::default(),
+                    "Deployment",
+                    target,
+                    "deployments",
+                    "apps",
+                )
+                .await?
+            }
+            WorkloadKind::StatefulSet => {
+                list_all(
+                    &Api::<StatefulSet>::all(client.clone()),
+                    ListParams::default(),
+                    "StatefulSet",
+                    target,
+                    "statefulsets",
+                    "apps",
+                )
+                .await?
+            }
+            WorkloadKind::DaemonSet => {
+                list_all(
+                    &Api::<DaemonSet>::all(client.clone()),
+                    ListParams::default(),
+                    "DaemonSet",
+                    target,
+                    "daemonsets",
+                    "apps",
+                )
+                .await?
+            }
+            WorkloadKind::Job => {
+                list_all(
+                    &Api::<Job>::all(client.clone()),
+                    ListParams::default(),
+                    "Job",
+                    target,
+                    "jobs",
+                    "batch",
+                )
+                .await?
+            }
+            WorkloadKind::CronJob => {
+                list_all(
+                    &Api::<CronJob>::all(client.clone()),
+                    ListParams::default(),
+                    "CronJob",
+                    target,
+                    "cronjobs",
+                    "batch",
+                )
+                .await?
+            }
+        };
+        objects.extend(items);
+    }
+    let (observed, _skipped) = Observed::from_objects(&objects);
+    Ok(observed)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateFileError {
+    #[error("cannot read the state file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the state file {path} is not valid YAML: {detail}")]
+    Parse { path: String, detail: String },
+}
+
+/// Reads a state file: a `kubectl get ... -o yaml` List, or multi-document YAML (JSON too).
+pub fn from_file(path: &Path) -> Result<(Observed, Vec<Skipped>), StateFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| StateFileError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&text).map_err(|e| StateFileError::Parse {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })?;
+    let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+    Ok(Observed::from_objects(&docs))
+}
