@@ -61,6 +61,11 @@ pub struct Change {
     pub add: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub remove: Vec<String>,
+    /// `imagePullSecrets` before and after (patches that change it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub entries_before: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub entries_after: Vec<String>,
     /// The KubeSphere annotation's new value, when it changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kubesphere_annotation: Option<String>,
@@ -86,6 +91,8 @@ impl Change {
             reason: None,
             add: Vec::new(),
             remove: Vec::new(),
+            entries_before: Vec::new(),
+            entries_after: Vec::new(),
             kubesphere_annotation: None,
             record: None,
             restarts_pods: false,
@@ -393,22 +400,14 @@ fn entries_change(
         }
     }
     if !c.add.is_empty() || !c.remove.is_empty() {
-        let before = present.join(", ");
         let mut after: Vec<String> = present
             .iter()
             .filter(|p| !c.remove.contains(p))
             .cloned()
             .collect();
         after.extend(c.add.iter().cloned());
-        c.fields.insert(
-            0,
-            FieldChange {
-                field: "imagePullSecrets".into(),
-                before: Some(format!("[{before}]")),
-                after: Some(format!("[{}]", after.join(", "))),
-                sensitive: false,
-            },
-        );
+        c.entries_before = present.to_vec();
+        c.entries_after = after;
         c.restarts_pods = kind != "ServiceAccount";
     }
     if c.add.is_empty()

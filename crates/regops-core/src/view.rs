@@ -126,6 +126,18 @@ pub fn text(plan: &Plan, color: bool) -> String {
                     c.name,
                     change_note(c)
                 );
+                if !c.entries_before.is_empty() || !c.entries_after.is_empty() {
+                    let _ = writeln!(out, "        imagePullSecrets:");
+                    for (tag, entry) in list_diff(&c.entries_before, &c.entries_after) {
+                        let line = format!("          {tag} {entry}");
+                        let painted = match tag {
+                            '+' => st.paint("32", &line),
+                            '-' => st.paint("31", &line),
+                            _ => line,
+                        };
+                        let _ = writeln!(out, "{painted}");
+                    }
+                }
                 for f in &c.fields {
                     let before = f.before.as_deref().unwrap_or("(none)");
                     let after = f.after.as_deref().unwrap_or("(none)");
@@ -184,6 +196,23 @@ pub fn json_schema() -> String {
     out
 }
 
+/// A list's entries with `+`, `-` or ` ` for added, removed and kept, in order (Myers diff).
+pub fn list_diff(before: &[String], after: &[String]) -> Vec<(char, String)> {
+    let ops = similar::capture_diff_slices(similar::Algorithm::Myers, before, after);
+    let mut out = Vec::new();
+    for op in ops {
+        for change in op.iter_changes(before, after) {
+            let tag = match change.tag() {
+                similar::ChangeTag::Insert => '+',
+                similar::ChangeTag::Delete => '-',
+                similar::ChangeTag::Equal => ' ',
+            };
+            out.push((tag, change.value().clone()));
+        }
+    }
+    out
+}
+
 fn md_escape(s: &str) -> String {
     // `|` ends a table cell; `$` starts math on GitHub (Harbor robot names contain it).
     s.replace('|', "\\|").replace('$', "\\$").replace('\n', " ")
@@ -223,18 +252,23 @@ pub fn markdown(plan: &Plan) -> String {
             "| action | kind | namespace | name | details |\n|---|---|---|---|---|"
         );
         for c in &shown {
-            let mut details: Vec<String> = c
-                .fields
-                .iter()
-                .map(|f| {
-                    format!(
-                        "`{}`: {} → {}",
-                        f.field,
-                        f.before.as_deref().unwrap_or("(none)"),
-                        f.after.as_deref().unwrap_or("(none)")
-                    )
-                })
-                .collect();
+            let mut details: Vec<String> = Vec::new();
+            if !c.entries_before.is_empty() || !c.entries_after.is_empty() {
+                let entries: Vec<String> = list_diff(&c.entries_before, &c.entries_after)
+                    .into_iter()
+                    .filter(|(t, _)| *t != ' ')
+                    .map(|(t, e)| format!("{t}{e}"))
+                    .collect();
+                details.push(format!("`imagePullSecrets`: {}", entries.join(" ")));
+            }
+            details.extend(c.fields.iter().map(|f| {
+                format!(
+                    "`{}`: {} → {}",
+                    f.field,
+                    f.before.as_deref().unwrap_or("(none)"),
+                    f.after.as_deref().unwrap_or("(none)")
+                )
+            }));
             let note = change_note(c);
             if !note.is_empty() {
                 details.insert(

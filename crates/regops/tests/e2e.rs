@@ -276,7 +276,7 @@ fn plan_against_the_cluster_in_text_json_and_markdown() {
         "+ Secret harbor-pull  (harbor.example.com as robot$ci)",
         "+ Secret payments-pull",
         "~ ServiceAccount default",
-        "imagePullSecrets: [legacy-pull] → [legacy-pull, harbor-pull]",
+        "        imagePullSecrets:\n            legacy-pull\n          + harbor-pull\n",
         "~ StatefulSet cache  (will restart its pods)",
         "Plan: 6 to create, 0 to update, 0 to replace, 3 to patch, 0 to delete.",
     ] {
