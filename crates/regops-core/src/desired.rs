@@ -19,6 +19,8 @@ pub struct DesiredSecret {
     /// `(server, username)` of each login, for review (usernames are not secret).
     pub logins: Vec<(String, String)>,
     pub dockerconfigjson: SecretString,
+    /// Per server, the digest of the ciphertext its password comes from (see `Login`).
+    pub digests: BTreeMap<String, String>,
     pub adopt: bool,
 }
 
@@ -120,6 +122,7 @@ pub fn compute(
         let namespaces = d.scopes.get(ps.scope.as_str()).unwrap_or(&empty).clone();
         let mut pairs: Vec<(&str, &Login)> = Vec::new();
         let mut review = Vec::new();
+        let mut digests = BTreeMap::new();
         for r in &ps.registries {
             let Some(reg) = spec.registries.get(r.as_str()) else {
                 continue;
@@ -129,6 +132,9 @@ pub fn compute(
             };
             pairs.push((reg.server.as_str(), login));
             review.push((reg.server.value.clone(), login.username.clone()));
+            if let Some(d) = &login.source_digest {
+                digests.insert(reg.server.value.clone(), d.clone());
+            }
         }
         review.sort();
         let doc = dockerconfig::build(pairs.iter().copied());
@@ -137,6 +143,7 @@ pub fn compute(
                 namespace: ns.clone(),
                 name: ps.name.value.clone(),
                 logins: review.clone(),
+                digests: digests.clone(),
                 dockerconfigjson: doc.clone(),
                 adopt: ps.adopt,
             });

@@ -79,6 +79,7 @@ mod tests {
             username: user.into(),
             password: SecretString::from(pass.to_string()),
             email: email.map(str::to_string),
+            source_digest: None,
         }
     }
 

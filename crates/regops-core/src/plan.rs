@@ -172,7 +172,11 @@ fn labels_diff(field: &str, have: &Labels, want: &[(&str, &str)], out: &mut Vec<
 }
 
 /// What differs between two `.dockerconfigjson` documents, per server, without values.
-fn auths_diff(have: Option<&str>, want: &str) -> Vec<FieldChange> {
+fn auths_diff(
+    have: Option<&str>,
+    want: &str,
+    digests: &BTreeMap<String, String>,
+) -> Vec<FieldChange> {
     let parse = |s: &str| serde_json::from_str::<Value>(s).ok();
     let (Some(h), Some(w)) = (have.and_then(parse), parse(want)) else {
         return vec![FieldChange {
@@ -227,7 +231,10 @@ fn auths_diff(have: Option<&str>, want: &str) -> Vec<FieldChange> {
                     out.push(FieldChange {
                         field: format!("{field}.password"),
                         before: Some("(sensitive value)".into()),
-                        after: Some("(sensitive value changed)".into()),
+                        after: Some(match digests.get(s.as_str()) {
+                            Some(d) => format!("(sensitive value changed, from {d})"),
+                            None => "(sensitive value changed)".into(),
+                        }),
                         sensitive: true,
                     });
                 }
@@ -306,11 +313,11 @@ fn plan_secret(
     if have.immutable && !data_same {
         c.action = Action::Replace;
         c.reason = Some("the Secret is immutable and its data must change".into());
-        c.fields = auths_diff(have_doc.as_deref(), want);
+        c.fields = auths_diff(have_doc.as_deref(), want, &d.digests);
         return Ok(c);
     }
     if !data_same {
-        c.fields = auths_diff(have_doc.as_deref(), want);
+        c.fields = auths_diff(have_doc.as_deref(), want, &d.digests);
         if owned
             && commit.is_some()
             && have

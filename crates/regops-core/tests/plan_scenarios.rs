@@ -30,6 +30,7 @@ fn logins(spec: &regops_spec::Spec, suffix: &str) -> BTreeMap<String, Login> {
                     username: c.username.value.clone(),
                     password: SecretString::from(format!("pw-{}{suffix}", c.name.value)),
                     email: None,
+                    source_digest: Some(format!("age:{:0>8}", c.name.value.len())),
                 },
             )
         })

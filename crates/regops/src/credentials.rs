@@ -42,13 +42,14 @@ pub fn resolve(
             continue;
         }
         match password(cred, sources, &mut identities, lookup, env) {
-            Ok(password) => {
+            Ok((password, source_digest)) => {
                 out.insert(
                     name.clone(),
                     Login {
                         username: cred.username.value.clone(),
                         password,
                         email: cred.email.as_ref().map(|e| e.value.clone()),
+                        source_digest,
                     },
                 );
             }
@@ -68,7 +69,7 @@ fn password(
     identities: &mut Option<Result<Identities, CryptoError>>,
     lookup: &IdentityLookup<'_>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<SecretString, Diagnostic> {
+) -> Result<(SecretString, Option<String>), Diagnostic> {
     let name = &cred.name.value;
     let undecryptable = |loc: Loc, why: &str, help: String| {
         Diagnostic::error(
@@ -80,8 +81,10 @@ fn password(
     };
     let ciphertext: (Zeroizing<String>, Loc) = match &cred.password {
         SecretSource::Env { env: var } => {
-            return env(var).map(SecretString::from).ok_or_else(|| {
-                Diagnostic::error(
+            return env(var)
+                .map(|v| (SecretString::from(v), None))
+                .ok_or_else(|| {
+                    Diagnostic::error(
                     "credential::env-unset",
                     format!(
                         "the password of credential `{name}` comes from `${}`, which is not set",
@@ -89,7 +92,7 @@ fn password(
                     ),
                 )
                 .with_label(var.loc, "not set")
-            });
+                });
         }
         SecretSource::File { file } => {
             let path = resolve_path(sources, file.loc, file);
@@ -109,7 +112,7 @@ fn password(
                     text.pop();
                 }
             }
-            return Ok(SecretString::from(text.as_str().to_owned()));
+            return Ok((SecretString::from(text.as_str().to_owned()), None));
         }
         SecretSource::Age(ct) => {
             // Point at the first line of the ciphertext, not the whole block.
@@ -143,7 +146,18 @@ fn password(
             return Err(undecryptable(ciphertext.1, &e.to_string(), help));
         }
     };
-    crypto::decrypt(&ciphertext.0, ids).map_err(|f| {
+    let digest = {
+        use sha2::Digest;
+        let hash = sha2::Sha256::digest(ciphertext.0.trim().as_bytes());
+        format!(
+            "age:{}",
+            hash.iter()
+                .take(4)
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )
+    };
+    crypto::decrypt(&ciphertext.0, ids).map(|secret| (secret, Some(digest))).map_err(|f| {
         let help = match f {
             crypto::DecryptFailure::NoMatchingKey => format!(
                 "tried the identities from {}; ask someone who can decrypt to add your public key to `recipients` and run `regops rekey`",
@@ -164,4 +178,52 @@ fn read_secret_file(path: &std::path::Path) -> std::io::Result<Zeroizing<String>
         .take(1 << 20)
         .read_to_string(&mut text)?;
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn age_credentials_carry_a_digest_of_their_ciphertext_and_env_ones_none() {
+        let id = crypto::generate_identity();
+        let recipients = crypto::parse_recipients(&[regops_spec::Spanned::new(
+            id.public.clone(),
+            Loc::default(),
+        )])
+        .unwrap();
+        let ct = crypto::encrypt(&SecretString::from("s3cret"), &recipients).unwrap();
+        let block: String = ct.lines().map(|l| format!("      {l}\n")).collect();
+        let text = format!(
+            "apiVersion: regops.dev/v1\nkind: RegistryConfig\nrecipients: [{}]\ncredentials:\n  a:\n    username: u\n    password: |\n{block}  b:\n    username: v\n    password: {{ env: B_PASS }}\n",
+            id.public
+        );
+        let mut sources = Sources::default();
+        sources.add("x.yaml".into(), text, regops_spec::Format::Yaml);
+        let loaded = regops_spec::load(sources, "x").unwrap();
+        let secret = id.secret.expose_secret().to_string();
+        let env = move |k: &str| match k {
+            "REGOPS_AGE_KEY" => Some(secret.clone()),
+            "B_PASS" => Some("env-pass".to_string()),
+            _ => None,
+        };
+        let lookup = IdentityLookup {
+            files: &[],
+            env: &env,
+        };
+        let logins = resolve(&loaded.spec, &loaded.sources, &lookup, &env, None).unwrap();
+        use sha2::Digest;
+        let expected: String = sha2::Sha256::digest(ct.trim().as_bytes())
+            .iter()
+            .take(4)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            logins["a"].source_digest.as_deref(),
+            Some(format!("age:{expected}").as_str())
+        );
+        assert_eq!(logins["a"].password.expose_secret(), "s3cret");
+        assert_eq!(logins["b"].source_digest, None);
+    }
 }
