@@ -491,3 +491,26 @@ fn plan_against_a_state_file_needs_no_cluster() {
         r.stdout
     );
 }
+
+#[test]
+fn plan_names_the_denied_request_and_the_rule_that_would_allow_it() {
+    let c = Cluster::start(Config::default());
+    c.seed("namespaces.yaml");
+    c.server.set_policy(Some(Policy {
+        rules: vec![Rule::new(&["list"], &["namespaces"])],
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), PLAN_SPEC);
+    let r = plan(&c, &spec, &[]);
+    assert_eq!(r.code, 1);
+    let err = r.flat_stderr();
+    assert!(
+        err.contains("denied `list` on secrets at the cluster scope"),
+        "{err}"
+    );
+    assert!(
+        err.contains("apiGroups: [\"\"] resources: [\"secrets\"] verbs: [\"list\"]"),
+        "{err}"
+    );
+    assert!(r.stdout.is_empty(), "no partial plan on stdout");
+}
