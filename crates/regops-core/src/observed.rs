@@ -87,6 +87,8 @@ pub struct ServiceAccount {
     pub name: String,
     pub image_pull_secrets: Vec<String>,
     pub annotations: Labels,
+    /// For writes that must not lose a concurrent change (the list is atomic).
+    pub resource_version: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -213,6 +215,7 @@ impl Observed {
                 name,
                 image_pull_secrets: names(&obj["imagePullSecrets"]),
                 annotations,
+                resource_version: meta["resourceVersion"].as_str().map(str::to_string),
             }),
             "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob" => {
                 let kind = regops_spec::WorkloadKind::ALL

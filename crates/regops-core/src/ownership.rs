@@ -2,9 +2,10 @@
 //!
 //! - Secrets it owns carry the label `app.kubernetes.io/managed-by: regops` and the annotation
 //!   `regops.dev/spec: <spec name>`; it never changes or deletes a Secret without both.
-//! - On ServiceAccounts and workloads, the annotation `regops.dev/pull-secrets` records, per
-//!   spec, the `imagePullSecrets` entries regops added (`{"<spec>": ["a", "b"]}`), so that it
-//!   removes only those, never an entry someone else added.
+//! - On ServiceAccounts and workloads, the annotation `pull-secrets.regops.dev/<spec>` records
+//!   the `imagePullSecrets` entries that spec added (comma-separated), so that regops removes
+//!   only those, never an entry someone else added. One key per spec: specs never write each
+//!   other's record.
 
 use std::collections::BTreeMap;
 
@@ -12,39 +13,35 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "regops";
 pub const SPEC_ANNOTATION: &str = "regops.dev/spec";
 pub const SOURCE_COMMIT_ANNOTATION: &str = "regops.dev/source-commit";
-pub const ADDED_ANNOTATION: &str = "regops.dev/pull-secrets";
+pub const ADDED_ANNOTATION_PREFIX: &str = "pull-secrets.regops.dev/";
 pub const KUBESPHERE_ANNOTATION: &str = "kubesphere.io/imagepullsecrets";
 pub const SECRET_TYPE: &str = "kubernetes.io/dockerconfigjson";
 pub const SECRET_KEY: &str = ".dockerconfigjson";
 
-/// The entries recorded as added by `spec`, from the annotation's JSON (tolerating garbage:
-/// an unreadable annotation records nothing).
+/// The annotation key recording what `spec` added.
+pub fn added_key(spec: &str) -> String {
+    format!("{ADDED_ANNOTATION_PREFIX}{spec}")
+}
+
+/// The entries recorded as added by `spec`.
 pub fn added_by(annotations: &BTreeMap<String, String>, spec: &str) -> Vec<String> {
     annotations
-        .get(ADDED_ANNOTATION)
-        .and_then(|v| serde_json::from_str::<BTreeMap<String, Vec<String>>>(v).ok())
-        .and_then(|mut m| m.remove(spec))
+        .get(&added_key(spec))
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
-/// The annotation's new value with `spec`'s entries set to `names` (others' kept).
-pub fn with_added(
-    annotations: &BTreeMap<String, String>,
-    spec: &str,
-    names: &[String],
-) -> Option<String> {
-    let mut m: BTreeMap<String, Vec<String>> = annotations
-        .get(ADDED_ANNOTATION)
-        .and_then(|v| serde_json::from_str(v).ok())
-        .unwrap_or_default();
+/// The record's new value for `names` (`None`: remove the annotation).
+pub fn record_value(names: &[String]) -> Option<String> {
     if names.is_empty() {
-        m.remove(spec);
-    } else {
-        m.insert(spec.to_string(), names.to_vec());
-    }
-    if m.is_empty() {
         None
     } else {
-        serde_json::to_string(&m).ok()
+        Some(names.join(","))
     }
 }

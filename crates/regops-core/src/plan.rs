@@ -69,7 +69,7 @@ pub struct Change {
     /// The KubeSphere annotation's new value, when it changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kubesphere_annotation: Option<String>,
-    /// The regops record of added entries after this change (the `regops.dev/pull-secrets`
+    /// The regops record of added entries after this change (the `pull-secrets.regops.dev/<spec>`
     /// annotation), when it changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record: Option<Option<String>>,
@@ -386,7 +386,7 @@ fn entries_change(
         .collect();
     let old_record: Vec<String> = recorded.iter().cloned().collect();
     if new_record != old_record {
-        c.record = Some(ownership::with_added(annotations, spec, &new_record));
+        c.record = Some(ownership::record_value(&new_record));
     }
     if let Some(w) = wanted.filter(|w| !w.kubesphere.is_empty()) {
         let mut current: BTreeMap<String, String> = annotations
