@@ -94,6 +94,21 @@ Examples:
   regops plan -f regops.yaml --live-state cluster.yaml    # no cluster: kubectl get ... -o yaml")]
     Plan(PlanArgs),
 
+    /// Make the cluster match the spec: show the plan, then carry it out (idempotently).
+    #[command(after_help = "\
+Order: Secrets first, then the ServiceAccounts and workloads that reference them, deletions
+(with --prune) last. A second apply of the same spec writes nothing.
+
+Exit codes: 0 converged, 1 error (the report says what was and was not applied; run again to
+converge).
+
+Examples:
+  regops apply -f regops.yaml                         # asks before writing, on a terminal
+  regops apply -f regops.yaml --yes --prune           # in CI on merge
+  regops apply -f regops.yaml --dry-run=server        # the API server validates every write
+  regops apply -f regops.yaml --yes --output json     # a machine-readable report")]
+    Apply(ApplyArgs),
+
     /// Connect to the cluster and report what regops sees (server, version, namespaces).
     #[command(
         name = "cluster-info",
@@ -143,6 +158,67 @@ pub struct PlanArgs {
     /// multi-document YAML) instead of a cluster.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["kubeconfig", "context"])]
     pub live_state: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DryRun {
+    /// Send every write with `dryRun=All`: the API server validates it and stores nothing.
+    Server,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    /// Every action and its outcome, as JSON on standard output.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Only these namespaces (comma-separated or repeated).
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        value_name = "NS",
+        value_delimiter = ','
+    )]
+    pub namespaces: Vec<String>,
+    /// Also delete Secrets this spec owns and no longer wants.
+    #[arg(long)]
+    pub prune: bool,
+    /// Validate every write on the server without storing anything.
+    #[arg(long, value_enum, value_name = "server", num_args = 0..=1, default_missing_value = "server")]
+    pub dry_run: Option<DryRun>,
+    /// Apply without asking (required when not on a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// How many independent writes at once.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Take ownership of fields another field manager owns (server-side apply `force`).
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Report format.
+    #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text)]
+    pub output: ReportFormat,
+    /// Namespace of the Lease that keeps two applies of this spec apart.
+    #[arg(long, value_name = "NS", default_value = "default")]
+    pub lock_namespace: String,
+    /// Name of that Lease (default: regops-<spec name>).
+    #[arg(long, value_name = "NAME")]
+    pub lock_name: Option<String>,
+    /// How long to wait for another apply to release the lock, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub lock_wait: u64,
+    /// How long the lock lasts without renewal, in seconds (it is renewed every third of it).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, hide = true)]
+    pub lock_duration: u16,
 }
 
 /// Which cluster: kubectl's flags, with kubectl's defaults.

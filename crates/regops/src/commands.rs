@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use crate::ExitStatus;
+use crate::cli::{ApplyArgs, ReportFormat};
 use crate::cli::{
     CheckArgs, ClusterArgs, Command, EncryptArgs, KeygenArgs, OutputFormat, PlanArgs, RekeyArgs,
     RenderArgs,
@@ -78,6 +79,7 @@ pub fn run(command: Command, term: Term) -> ExitStatus {
         Command::Rekey(a) => rekey(a, &term),
         Command::ClusterInfo(a) => cluster_info(a, &term),
         Command::Plan(a) => plan(a, &term),
+        Command::Apply(a) => apply(a, &term),
         Command::Schema { which } => {
             term.stdout(&match which {
                 crate::cli::SchemaKind::Spec => regops_spec::schema::json_schema(),
@@ -650,4 +652,246 @@ fn plan(args: PlanArgs, term: &Term) -> Outcome {
     } else {
         ExitStatus::Success
     })
+}
+
+fn holder_identity() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "regops".into());
+    format!("{host}/{}", std::process::id())
+}
+
+fn confirm(term: &Term) -> Result<bool, Failure> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::Message {
+            message: "not applying without confirmation: standard input is not a terminal".into(),
+            help: Some("pass --yes to apply unattended".into()),
+        });
+    }
+    term.prompt("Apply these changes? Only 'yes' is accepted: ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Failure::msg(format!("cannot read the answer: {e}")))?;
+    Ok(answer.trim() == "yes")
+}
+
+fn apply(args: ApplyArgs, term: &Term) -> Outcome {
+    let loaded = load(&args.spec.files, term)?;
+    for ns in &args.namespaces {
+        regops_spec::rules::dns1123_label(ns)
+            .map_err(|why| Failure::msg(format!("-n: `{ns}` is not a namespace name: it {why}")))?;
+    }
+    let only: Option<std::collections::BTreeSet<String>> =
+        (!args.namespaces.is_empty()).then(|| args.namespaces.iter().cloned().collect());
+    let logins = resolve_logins(
+        &loaded,
+        &args.identity.identity,
+        Some(&used_credentials(&loaded.spec)),
+    )?;
+    let files: Vec<&Path> = loaded
+        .sources
+        .files()
+        .iter()
+        .map(|f| f.path.as_path())
+        .collect();
+    let source = crate::provenance::source(&files);
+    let dry_run = args.dry_run.is_some();
+    let opts = crate::apply::Options {
+        spec: loaded.name.clone(),
+        commit: source.commit.clone(),
+        prune: args.prune,
+        dry_run,
+        force_conflicts: args.force_conflicts,
+        concurrency: usize::from(args.concurrency),
+    };
+    let rt = runtime()?;
+    let (client, target) = rt.block_on(crate::cluster::connect(
+        args.cluster.kubeconfig.as_deref(),
+        args.cluster.context.as_deref(),
+    ))?;
+    // The lock is taken before reading, so the plan is made from a cluster no other apply of
+    // this spec is writing to.
+    let lock = if dry_run {
+        None
+    } else {
+        let name = args
+            .lock_name
+            .clone()
+            .unwrap_or_else(|| format!("regops-{}", loaded.name));
+        let warn = |m: &str| term.note(&format!("warning: {m}"));
+        Some(
+            rt.block_on(crate::lock::acquire(
+                &client,
+                &args.lock_namespace,
+                &name,
+                &holder_identity(),
+                i32::from(args.lock_duration),
+                std::time::Duration::from_secs(args.lock_wait),
+                &warn,
+            ))
+            .map_err(|e| Failure::Message {
+                help: e.help(),
+                message: e.to_string(),
+            })?,
+        )
+    };
+    let result = (|| -> Outcome {
+        let observed = rt.block_on(crate::observe::from_cluster(&client, &target, &loaded.spec))?;
+        let desired =
+            regops_core::desired::compute(&loaded.spec, &logins, &observed, only.as_ref());
+        let plan = regops_core::plan::compute(
+            &loaded.name,
+            &target.to_string(),
+            source.clone(),
+            &desired,
+            &observed,
+            only.as_ref(),
+        );
+        let shown = regops_core::view::text(&plan, term.color);
+        if args.output == ReportFormat::Text {
+            term.stdout(&shown);
+        } else {
+            term.note(shown.trim_end());
+        }
+        if !plan.has_changes() {
+            if args.output == ReportFormat::Json {
+                term.stdout(&report_json(
+                    &plan,
+                    &crate::apply::Report::default(),
+                    dry_run,
+                ));
+            }
+            return Ok(if plan.conflicts.is_empty() {
+                ExitStatus::Success
+            } else {
+                ExitStatus::Failure
+            });
+        }
+        if !args.yes && !dry_run && !confirm(term)? {
+            term.note("Apply cancelled; nothing was written.");
+            return Ok(ExitStatus::Failure);
+        }
+        let total = plan
+            .changes
+            .iter()
+            .filter(|c| c.action != regops_core::plan::Action::Noop)
+            .count();
+        let progress = crate::output::Progress::new(term, total, args.output == ReportFormat::Text);
+        let report = rt.block_on(crate::apply::run(
+            &client,
+            &plan,
+            &desired,
+            &observed,
+            &opts,
+            &|item| progress.item(item),
+        ));
+        progress.finish();
+        match args.output {
+            ReportFormat::Text => term.stdout(&report_text(&report, dry_run, plan.conflicts.len())),
+            ReportFormat::Json => term.stdout(&report_json(&plan, &report, dry_run)),
+        }
+        Ok(if report.failed() > 0 || !plan.conflicts.is_empty() {
+            ExitStatus::Failure
+        } else {
+            ExitStatus::Success
+        })
+    })();
+    if let Some(lock) = lock {
+        rt.block_on(lock.release());
+    }
+    result
+}
+
+fn report_text(report: &crate::apply::Report, dry_run: bool, conflicts: usize) -> String {
+    use crate::apply::Outcome as O;
+    let mut out = String::new();
+    let failed: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.outcome == O::Failed)
+        .collect();
+    let skipped: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| r.outcome == O::Skipped)
+        .collect();
+    if !failed.is_empty() {
+        out.push_str("\nNot applied (failed):\n");
+        for r in &failed {
+            let verb = format!("{:?}", r.action).to_lowercase();
+            out.push_str(&format!(
+                "  ✗ {verb} {} {}/{}: {}\n",
+                r.kind,
+                r.namespace,
+                r.name,
+                r.message.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    if !skipped.is_empty() {
+        out.push_str("\nSkipped:\n");
+        for r in &skipped {
+            out.push_str(&format!(
+                "  - {} {}/{}: {}\n",
+                r.kind,
+                r.namespace,
+                r.name,
+                r.message.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    let done = if dry_run {
+        report.count(O::DryRun)
+    } else {
+        report.count(O::Applied)
+    };
+    out.push_str(&format!(
+        "\n{}: {done} applied{}, {} failed, {} skipped{}.\n",
+        if dry_run {
+            "Dry run (server-side, nothing stored)"
+        } else {
+            "Apply complete"
+        },
+        if dry_run { " as a dry run" } else { "" },
+        failed.len(),
+        skipped.len(),
+        if conflicts > 0 {
+            format!(", {conflicts} in conflict")
+        } else {
+            String::new()
+        }
+    ));
+    if !failed.is_empty() {
+        out.push_str("Everything else was applied; run apply again to converge.\n");
+    }
+    out
+}
+
+fn report_json(
+    plan: &regops_core::plan::Plan,
+    report: &crate::apply::Report,
+    dry_run: bool,
+) -> String {
+    let v = serde_json::json!({
+        "formatVersion": "1",
+        "spec": plan.spec,
+        "target": plan.target,
+        "dryRun": dry_run,
+        "results": report.results,
+        "conflicts": plan.conflicts,
+        "summary": {
+            "applied": report.count(crate::apply::Outcome::Applied),
+            "dryRun": report.count(crate::apply::Outcome::DryRun),
+            "failed": report.failed(),
+            "skipped": report.count(crate::apply::Outcome::Skipped),
+            "conflicts": plan.conflicts.len(),
+        },
+    });
+    let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
+    s.push('\n');
+    s
 }

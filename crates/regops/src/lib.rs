@@ -1,23 +1,27 @@
 //! regops: keeps Kubernetes image-pull credentials in git and in step with the clusters.
 //!
 //! The binary's modules, each owning one concern:
+//! - [`apply`]: carrying out a plan: write strategy per kind, retries, ordering.
 //! - [`cli`]: flags and subcommands (clap), nothing else.
 //! - [`commands`]: one function per subcommand, wiring the others together.
 //! - [`cluster`]: kubeconfig, context and client; cluster errors that say what to do.
 //! - [`crypto`]: age identities, recipients, encryption and decryption.
 //! - [`credentials`]: the spec's credentials resolved to logins (decrypted, env, file).
+//! - [`lock`]: the Lease that keeps two applies apart.
 //! - [`manifest`]: the Kubernetes objects regops owns (pure).
 //! - [`edit`]: in-place edits of spec files that keep comments and layout.
 //! - [`observe`]: reading the cluster (a few paged LISTs) or a state file.
 //! - [`provenance`]: the spec's git commit and whether it is dirty.
 //! - [`output`]: the only place that prints.
 
+pub mod apply;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod credentials;
 pub mod crypto;
 pub mod edit;
+pub mod lock;
 pub mod manifest;
 pub mod observe;
 pub mod output;

@@ -58,3 +58,47 @@ impl Term {
         eprint!("{rendered}");
     }
 }
+
+impl Term {
+    /// A question on standard error, without a newline.
+    pub fn prompt(&self, text: &str) {
+        eprint!("{text}");
+        let _ = std::io::stderr().flush();
+    }
+}
+
+/// Progress of a long apply: a line per object, with a running count, on standard error.
+pub struct Progress {
+    total: usize,
+    done: std::sync::atomic::AtomicUsize,
+    enabled: bool,
+}
+
+impl Progress {
+    pub fn new(_term: &Term, total: usize, enabled: bool) -> Self {
+        Progress {
+            total,
+            done: std::sync::atomic::AtomicUsize::new(0),
+            enabled,
+        }
+    }
+
+    pub fn item(&self, r: &crate::apply::ItemResult) {
+        let n = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if !self.enabled {
+            return;
+        }
+        let mark = match r.outcome {
+            crate::apply::Outcome::Applied | crate::apply::Outcome::DryRun => "ok",
+            crate::apply::Outcome::Skipped => "skipped",
+            crate::apply::Outcome::Failed => "FAILED",
+        };
+        let verb = format!("{:?}", r.action).to_lowercase();
+        eprintln!(
+            "[{n}/{}] {mark:<7} {verb} {} {}/{}",
+            self.total, r.kind, r.namespace, r.name
+        );
+    }
+
+    pub fn finish(&self) {}
+}
