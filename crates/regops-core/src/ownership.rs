@@ -5,7 +5,8 @@
 //! - On ServiceAccounts and workloads, the annotation `pull-secrets.regops.dev/<spec>` records
 //!   the `imagePullSecrets` entries that spec added (comma-separated), so that regops removes
 //!   only those, never an entry someone else added. One key per spec: specs never write each
-//!   other's record.
+//!   other's record. A label of the same key (value `true`) marks the object, so that regops
+//!   finds it again with a label selector once no binding selects its kind.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +23,9 @@ pub const SECRET_KEY: &str = ".dockerconfigjson";
 pub fn added_key(spec: &str) -> String {
     format!("{ADDED_ANNOTATION_PREFIX}{spec}")
 }
+
+/// The marker label's value.
+pub const MARKER_VALUE: &str = "true";
 
 /// The entries recorded as added by `spec`.
 pub fn added_by(annotations: &BTreeMap<String, String>, spec: &str) -> Vec<String> {

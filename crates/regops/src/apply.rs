@@ -283,6 +283,8 @@ async fn write_service_account(
         }
         if let Some(record) = &c.record {
             patch["metadata"]["annotations"] = json!({ key.as_str(): record });
+            let marker = record.as_ref().map(|_| ownership::MARKER_VALUE);
+            patch["metadata"]["labels"] = json!({ key.as_str(): marker });
         }
         let pp = PatchParams {
             dry_run: opts.dry_run,
@@ -350,6 +352,8 @@ async fn write_workload(
     };
     if let Some(v) = ownership::record_value(&record) {
         annotations.insert(ownership::added_key(&opts.spec), json!(v));
+        body["metadata"]["labels"] =
+            json!({ ownership::added_key(&opts.spec): ownership::MARKER_VALUE });
     }
     if !wanted.kubesphere.is_empty() {
         let value = c

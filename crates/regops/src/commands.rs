@@ -625,7 +625,8 @@ fn plan(args: PlanArgs, term: &Term) -> Outcome {
                 args.cluster.context.as_deref(),
             )
             .await?;
-            let observed = crate::observe::from_cluster(&client, &target, &loaded.spec).await?;
+            let observed =
+                crate::observe::from_cluster(&client, &target, &loaded.spec, &loaded.name).await?;
             Ok::<_, crate::cluster::ClusterError>((observed, target.to_string()))
         })?,
     };
@@ -740,7 +741,12 @@ fn apply(args: ApplyArgs, term: &Term) -> Outcome {
         )
     };
     let result = (|| -> Outcome {
-        let observed = rt.block_on(crate::observe::from_cluster(&client, &target, &loaded.spec))?;
+        let observed = rt.block_on(crate::observe::from_cluster(
+            &client,
+            &target,
+            &loaded.spec,
+            &loaded.name,
+        ))?;
         let desired =
             regops_core::desired::compute(&loaded.spec, &logins, &observed, only.as_ref());
         let plan = regops_core::plan::compute(

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::api::{ListParams, ObjectList};
 use kube::{Api, Client};
 use regops_core::observed::{Observed, Skipped};
-use regops_core::ownership::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use regops_core::ownership::{self, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use regops_spec::{Spec, WorkloadKind};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -74,12 +74,13 @@ async fn namespaces(client: &Client, target: &Target) -> Result<Vec<Value>, Clus
 /// - namespaces (metadata only);
 /// - Secrets labelled as regops' (all namespaces);
 /// - for each pull secret name, Secrets of that name in any namespace (collisions, adoption);
-/// - ServiceAccounts, when a binding names some;
-/// - each workload kind a binding selects.
+/// - ServiceAccounts, when a binding names some, and else those marked with this spec's label;
+/// - each workload kind a binding selects, and of the other kinds those marked.
 pub async fn from_cluster(
     client: &Client,
     target: &Target,
     spec: &Spec,
+    spec_name: &str,
 ) -> Result<Observed, ClusterError> {
     let mut objects = namespaces(client, target).await?;
     let secrets: Api<Secret> = Api::all(client.clone());
@@ -122,20 +123,29 @@ pub async fn from_cluster(
             push_secret(s, &mut objects);
         }
     }
-    if spec.bindings.iter().any(|b| !b.service_accounts.is_empty()) {
-        objects.extend(
-            list_all(
-                &Api::<ServiceAccount>::all(client.clone()),
-                ListParams::default(),
-                "ServiceAccount",
-                target,
-                "serviceaccounts",
-                "",
-            )
-            .await?,
-        );
-    }
-    let mut kinds: Vec<WorkloadKind> = spec
+    // What the bindings select is listed whole; of the rest, only objects marked as carrying
+    // this spec's entries (so that entries are removed when a binding leaves the spec).
+    let marked = ListParams::default().labels(&ownership::added_key(spec_name));
+    let select = |wanted: bool| {
+        if wanted {
+            ListParams::default()
+        } else {
+            marked.clone()
+        }
+    };
+    let sas_wanted = spec.bindings.iter().any(|b| !b.service_accounts.is_empty());
+    objects.extend(
+        list_all(
+            &Api::<ServiceAccount>::all(client.clone()),
+            select(sas_wanted),
+            "ServiceAccount",
+            target,
+            "serviceaccounts",
+            "",
+        )
+        .await?,
+    );
+    let kinds: Vec<WorkloadKind> = spec
         .bindings
         .iter()
         .filter_map(|b| b.workloads.as_ref())
@@ -147,14 +157,13 @@ pub async fn from_cluster(
             }
         })
         .collect();
-    kinds.sort();
-    kinds.dedup();
-    for kind in kinds {
+    for kind in WorkloadKind::ALL {
+        let params = select(kinds.contains(&kind));
         let items = match kind {
             WorkloadKind::Deployment => {
                 list_all(
                     &Api::<Deployment>::all(client.clone()),
-                    ListParams::default(),
+                    params,
                     "Deployment",
                     target,
                     "deployments",
@@ -165,7 +174,7 @@ pub async fn from_cluster(
             WorkloadKind::StatefulSet => {
                 list_all(
                     &Api::<StatefulSet>::all(client.clone()),
-                    ListParams::default(),
+                    params,
                     "StatefulSet",
                     target,
                     "statefulsets",
@@ -176,7 +185,7 @@ pub async fn from_cluster(
             WorkloadKind::DaemonSet => {
                 list_all(
                     &Api::<DaemonSet>::all(client.clone()),
-                    ListParams::default(),
+                    params,
                     "DaemonSet",
                     target,
                     "daemonsets",
@@ -187,7 +196,7 @@ pub async fn from_cluster(
             WorkloadKind::Job => {
                 list_all(
                     &Api::<Job>::all(client.clone()),
-                    ListParams::default(),
+                    params,
                     "Job",
                     target,
                     "jobs",
@@ -198,7 +207,7 @@ pub async fn from_cluster(
             WorkloadKind::CronJob => {
                 list_all(
                     &Api::<CronJob>::all(client.clone()),
-                    ListParams::default(),
+                    params,
                     "CronJob",
                     target,
                     "cronjobs",

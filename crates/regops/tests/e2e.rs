@@ -438,13 +438,22 @@ fn plan_requests_do_not_grow_with_namespaces() {
     );
     // 4 built-in namespaces + N: namespaces and ServiceAccounts take one page under 500 items
     // and two over it; Secrets and StatefulSets (none here) one LIST each per query.
+    // The other workload kinds: only objects carrying this spec's marker label, one LIST each.
     let expected_small = [
+        ("cronjobs", 1),
+        ("daemonsets", 1),
+        ("deployments", 1),
+        ("jobs", 1),
         ("namespaces", 1),
         ("secrets", 4),
         ("serviceaccounts", 1),
         ("statefulsets", 1),
     ];
     let expected_large = [
+        ("cronjobs", 1),
+        ("daemonsets", 1),
+        ("deployments", 1),
+        ("jobs", 1),
         ("namespaces", 2),
         ("secrets", 4),
         ("serviceaccounts", 2),

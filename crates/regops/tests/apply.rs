@@ -1,0 +1,616 @@
+//! `regops apply` end to end against the test server: idempotency, ordering, dry run, faults,
+//! conflicts, pruning and concurrent runs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{Run, regops, run};
+use kube_test_server::{Config, Fault, FaultAction, TestServer};
+use serde_json::{Value, json};
+
+const SPEC: &str = "apiVersion: regops.dev/v1
+kind: RegistryConfig
+metadata: { name: e2e }
+registries:
+  harbor: { server: harbor.example.com, credential: robot }
+  quay: { server: quay.io, credential: quay }
+credentials:
+  robot: { username: robot$ci, password: { env: HARBOR_TOKEN } }
+  quay: { username: bot, password: { env: QUAY_TOKEN } }
+scopes:
+  web: { selector: { matchLabels: { team: web } }, exclude: [web-sandbox] }
+pullSecrets:
+  harbor-pull: { registries: [harbor], scope: web }
+  quay-pull: { registries: [quay], scope: web }
+bindings:
+  - { pullSecret: harbor-pull, serviceAccounts: [default] }
+  - { pullSecret: harbor-pull, workloads: { kinds: [Deployment] } }
+  - pullSecret: quay-pull
+    workloads: { kinds: [Deployment, StatefulSet] }
+    kubesphereAnnotation: true
+";
+
+struct Env {
+    server: TestServer,
+    _dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+    spec: PathBuf,
+}
+
+impl Env {
+    fn new(spec: &str) -> Env {
+        let server = TestServer::start(Config::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        server.write_kubeconfig(&kubeconfig).unwrap();
+        let spec_path = dir.path().join("regops.yaml");
+        std::fs::write(&spec_path, spec).unwrap();
+        Env {
+            server,
+            dir,
+            kubeconfig,
+            spec: spec_path,
+        }
+    }
+
+    fn seed_fixture(&self, name: &str) {
+        let text = std::fs::read_to_string(common::fixtures().join("cluster").join(name)).unwrap();
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+        for d in docs.into_iter().filter(|d| !d.is_null()) {
+            self.server.seed(d).unwrap();
+        }
+    }
+
+    fn regops(&self, sub: &str, extra: &[&str]) -> std::process::Command {
+        let mut c = regops();
+        c.arg(sub)
+            .arg("-f")
+            .arg(&self.spec)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(extra);
+        c.env("HARBOR_TOKEN", "MARKER-harbor-apply")
+            .env("QUAY_TOKEN", "MARKER-quay-apply");
+        c
+    }
+
+    fn apply(&self, extra: &[&str]) -> Run {
+        let mut args = vec!["--yes"];
+        args.extend_from_slice(extra);
+        let r = run(&mut self.regops("apply", &args));
+        assert!(
+            !r.stdout.contains("MARKER") && !r.stderr.contains("MARKER"),
+            "a credential leaked:\n{}",
+            r.transcript()
+        );
+        r
+    }
+
+    fn plan(&self) -> Run {
+        run(&mut self.regops("plan", &[]))
+    }
+
+    fn writes(&self) -> Vec<String> {
+        self.server
+            .log()
+            .iter()
+            .filter(|e| e.is_write() && e.resource != "leases")
+            .map(|e| format!("{} {} {}", e.verb, e.resource, e.path))
+            .collect()
+    }
+
+    fn pull_secrets_of(&self, plural: &str, ns: &str, name: &str) -> Vec<String> {
+        let o = self.server.object(plural, ns, name).unwrap();
+        let list = if plural == "serviceaccounts" {
+            &o["imagePullSecrets"]
+        } else {
+            &o["spec"]["template"]["spec"]["imagePullSecrets"]
+        };
+        list.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x["name"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn base_env() -> Env {
+    let e = Env::new(SPEC);
+    e.seed_fixture("namespaces.yaml");
+    e.seed_fixture("workloads.yaml");
+    e
+}
+
+#[test]
+fn apply_converges_and_a_second_apply_writes_nothing() {
+    let e = base_env();
+    let r = e.apply(&[]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(
+        r.stdout
+            .contains("Apply complete: 8 applied, 0 failed, 0 skipped."),
+        "{}",
+        r.stdout
+    );
+    // Secrets are what kubectl would write, owned and annotated.
+    let s = e.server.object("secrets", "web", "harbor-pull").unwrap();
+    assert_eq!(s["type"], "kubernetes.io/dockerconfigjson");
+    assert_eq!(
+        s["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "regops"
+    );
+    assert_eq!(s["metadata"]["annotations"]["regops.dev/spec"], "e2e");
+    assert!(
+        s["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["manager"] == "regops" && m["operation"] == "Apply")
+    );
+    // Entries someone else added are kept, in order.
+    assert_eq!(
+        e.pull_secrets_of("serviceaccounts", "web", "default"),
+        ["legacy-pull", "harbor-pull"]
+    );
+    assert_eq!(
+        e.pull_secrets_of("deployments", "web", "frontend"),
+        ["legacy-pull", "harbor-pull"]
+    );
+    assert_eq!(
+        e.pull_secrets_of("statefulsets", "api", "cache"),
+        ["quay-pull"]
+    );
+    let sts = e.server.object("statefulsets", "api", "cache").unwrap();
+    assert_eq!(
+        sts["metadata"]["annotations"]["kubesphere.io/imagepullsecrets"],
+        r#"{"redis":"quay-pull"}"#
+    );
+    // Secrets were written before anything referencing them.
+    let writes = e.writes();
+    let first_ref = writes
+        .iter()
+        .position(|w| !w.contains(" secrets "))
+        .unwrap();
+    assert!(
+        writes[..first_ref].iter().all(|w| w.contains(" secrets "))
+            && writes[first_ref..].iter().all(|w| !w.contains(" secrets ")),
+        "{writes:?}"
+    );
+
+    e.server.clear_log();
+    let again = e.apply(&[]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    assert_eq!(e.writes(), Vec::<String>::new(), "the second apply wrote");
+    let plan = e.plan();
+    assert_eq!(plan.code, 0, "{}", plan.transcript());
+}
+
+#[test]
+fn dry_run_sends_every_write_with_dry_run_all_and_changes_nothing() {
+    let e = base_env();
+    let r = e.apply(&["--dry-run=server"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(
+        r.stdout
+            .contains("Dry run (server-side, nothing stored): 8 applied as a dry run"),
+        "{}",
+        r.stdout
+    );
+    let log = e.server.log();
+    let writes: Vec<_> = log
+        .iter()
+        .filter(|l| matches!(l.verb.as_str(), "create" | "update" | "patch" | "delete"))
+        .collect();
+    assert!(
+        !writes.is_empty() && writes.iter().all(|w| w.dry_run),
+        "{log:?}"
+    );
+    assert!(e.server.object("secrets", "web", "harbor-pull").is_none());
+    assert_eq!(
+        e.pull_secrets_of("serviceaccounts", "web", "default"),
+        ["legacy-pull"]
+    );
+    assert!(
+        log.iter().all(|l| l.resource != "leases"),
+        "a dry run takes no lock"
+    );
+}
+
+#[test]
+fn json_report_lists_every_action_and_outcome() {
+    let e = base_env();
+    let r = e.apply(&["--output", "json"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["summary"]["applied"], 8);
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 8);
+    assert!(results.iter().all(|x| x["outcome"] == "applied"));
+    assert_eq!(results[0]["kind"], "Secret");
+}
+
+#[test]
+fn a_conflict_on_a_service_account_is_reread_and_retried() {
+    let e = base_env();
+    e.server.add_fault(
+        Fault::new(FaultAction::Status {
+            code: 409,
+            retry_after: None,
+        })
+        .verb("patch")
+        .resource("serviceaccounts")
+        .times(2),
+    );
+    let r = e.apply(&[]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert_eq!(
+        e.pull_secrets_of("serviceaccounts", "web", "default"),
+        ["legacy-pull", "harbor-pull"]
+    );
+    assert!(
+        e.server
+            .log()
+            .iter()
+            .any(|l| l.verb == "get" && l.resource == "serviceaccounts"),
+        "re-read after 409"
+    );
+}
+
+#[test]
+fn a_change_made_meanwhile_to_a_service_account_is_kept() {
+    let e = base_env();
+    // Someone adds an entry after the plan read the ServiceAccount: regops' write carries the
+    // resourceVersion it read, gets 409, reads again and keeps the new entry.
+    e.server.add_fault(
+        Fault::new(FaultAction::Status {
+            code: 409,
+            retry_after: None,
+        })
+        .verb("patch")
+        .resource("serviceaccounts")
+        .nth(1),
+    );
+    let sa = e
+        .server
+        .object("serviceaccounts", "web", "default")
+        .unwrap();
+    let mut changed = sa.clone();
+    changed["imagePullSecrets"] = json!([{"name": "legacy-pull"}, {"name": "added-meanwhile"}]);
+    changed["metadata"]["managedFields"] = Value::Null;
+    e.server.seed(changed).unwrap();
+    let r = e.apply(&["-n", "web"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert_eq!(
+        e.pull_secrets_of("serviceaccounts", "web", "default"),
+        ["legacy-pull", "added-meanwhile", "harbor-pull"]
+    );
+}
+
+#[test]
+fn transient_failures_are_retried() {
+    let e = base_env();
+    e.server.add_fault(
+        Fault::new(FaultAction::Status {
+            code: 429,
+            retry_after: Some(1),
+        })
+        .verb("patch")
+        .resource("secrets")
+        .nth(1),
+    );
+    e.server.add_fault(
+        Fault::new(FaultAction::Status {
+            code: 500,
+            retry_after: None,
+        })
+        .verb("patch")
+        .resource("deployments")
+        .nth(1),
+    );
+    e.server.add_fault(
+        Fault::new(FaultAction::CloseConnection)
+            .verb("patch")
+            .resource("statefulsets")
+            .nth(1),
+    );
+    let r = e.apply(&[]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(e.server.object("secrets", "api", "harbor-pull").is_some());
+    assert_eq!(
+        e.pull_secrets_of("statefulsets", "api", "cache"),
+        ["quay-pull"]
+    );
+    assert_eq!(e.plan().code, 0);
+}
+
+#[test]
+fn a_secret_that_fails_is_never_referenced_and_the_next_run_converges() {
+    let e = base_env();
+    // Every write of secrets in `web` fails for good; `api` is independent and goes on.
+    e.server.add_fault(
+        Fault::new(FaultAction::Status {
+            code: 403,
+            retry_after: None,
+        })
+        .verb("patch")
+        .resource("secrets")
+        .share(1.0)
+        .times(2),
+    );
+    let r = e.apply(&["--concurrency", "1"]);
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(r.stdout.contains("Not applied (failed):"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("run apply again to converge"),
+        "{}",
+        r.stdout
+    );
+    let failed: Vec<&str> = r.stdout.lines().filter(|l| l.contains("✗")).collect();
+    assert_eq!(failed.len(), 2, "{}", r.stdout);
+    // The ServiceAccount in the namespace whose harbor-pull failed was not pointed at it.
+    let skipped_sa = r.stdout.contains("ServiceAccount")
+        && r.stdout
+            .contains("not written: Secret harbor-pull was not applied");
+    assert!(skipped_sa, "{}", r.stdout);
+    for (ns, sa) in [("api", "default"), ("web", "default")] {
+        let has_ref = e
+            .pull_secrets_of("serviceaccounts", ns, sa)
+            .contains(&"harbor-pull".to_string());
+        let has_secret = e.server.object("secrets", ns, "harbor-pull").is_some();
+        assert!(
+            !has_ref || has_secret,
+            "{ns}/{sa} references a Secret that does not exist"
+        );
+    }
+    e.server.clear_faults();
+    let again = e.apply(&[]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert_eq!(e.plan().code, 0);
+}
+
+#[test]
+fn a_field_manager_conflict_stops_that_object_until_forced() {
+    let e = base_env();
+    assert_eq!(e.apply(&[]).code, 0);
+    // Someone edits the Secret's data by hand (their manager now owns it).
+    let mut s = e.server.object("secrets", "web", "harbor-pull").unwrap();
+    s["data"][".dockerconfigjson"] = json!(base64_of(r#"{"auths":{}}"#));
+    s["metadata"]["managedFields"] = Value::Null;
+    let body = serde_json::to_vec(&s).unwrap();
+    let status = put(
+        &e,
+        "/api/v1/namespaces/web/secrets/harbor-pull?fieldManager=kubectl-edit",
+        &body,
+    );
+    assert_eq!(status, 200);
+    let plan = e.plan();
+    assert_eq!(plan.code, 2);
+    assert!(
+        plan.stdout.contains("auths[harbor.example.com]"),
+        "{}",
+        plan.stdout
+    );
+    let r = e.apply(&[]);
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        r.flat_stderr().contains("--force-conflicts") || r.stdout.contains("--force-conflicts"),
+        "{}",
+        r.transcript()
+    );
+    let r = e.apply(&["--force-conflicts"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert_eq!(e.plan().code, 0);
+}
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+fn put(e: &Env, path: &str, body: &[u8]) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(e.server.addr()).unwrap();
+    write!(s, "PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", e.server.token().unwrap(), body.len()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn leaving_the_spec_removes_only_regops_entries_and_prune_deletes() {
+    let e = base_env();
+    assert_eq!(e.apply(&[]).code, 0);
+    // The quay pull secret and its binding leave the spec.
+    let smaller = SPEC.replace("  quay-pull: { registries: [quay], scope: web }\n", "").replace(
+        "  - pullSecret: quay-pull\n    workloads: { kinds: [Deployment, StatefulSet] }\n    kubesphereAnnotation: true\n",
+        "",
+    );
+    std::fs::write(&e.spec, smaller).unwrap();
+    let r = e.apply(&[]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert_eq!(
+        e.pull_secrets_of("deployments", "web", "frontend"),
+        ["legacy-pull", "harbor-pull"],
+        "untouched"
+    );
+    assert_eq!(
+        e.pull_secrets_of("statefulsets", "api", "cache"),
+        Vec::<String>::new(),
+        "regops' entry went"
+    );
+    let sts = e.server.object("statefulsets", "api", "cache").unwrap();
+    assert!(
+        sts["metadata"]["annotations"]
+            .get("pull-secrets.regops.dev/e2e")
+            .is_none(),
+        "record removed: {sts}"
+    );
+    assert!(r.stdout.contains("pass --prune to delete"), "{}", r.stdout);
+    assert!(
+        e.server.object("secrets", "web", "quay-pull").is_some(),
+        "not deleted without --prune"
+    );
+    let r = e.apply(&["--prune"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(e.server.object("secrets", "web", "quay-pull").is_none());
+    assert!(e.server.object("secrets", "web", "harbor-pull").is_some());
+    assert_eq!(e.plan().code, 0);
+}
+
+#[test]
+fn apply_over_500_namespaces_with_a_fifth_of_writes_failing_converges_in_one_run() {
+    let e = Env::new(SPEC);
+    for i in 0..500 {
+        e.server.seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("team-{i:03}"), "labels": {"team": "web"}}})).unwrap();
+    }
+    for verb in ["patch", "create", "update"] {
+        e.server.add_fault(
+            Fault::new(FaultAction::Status {
+                code: 503,
+                retry_after: None,
+            })
+            .verb(verb)
+            .share(0.2),
+        );
+    }
+    let r = e.apply(&["--concurrency", "16"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(
+        r.stdout.contains("Apply complete: 1500 applied, 0 failed"),
+        "{}",
+        r.stdout.lines().last().unwrap_or("")
+    );
+    let failed_503 = e.server.log().iter().filter(|l| l.status == 503).count();
+    assert!(failed_503 > 200, "faults were injected: {failed_503}");
+    e.server.clear_faults();
+    assert_eq!(e.plan().code, 0, "converged");
+}
+
+fn lease(e: &Env) -> Option<Value> {
+    e.server.object("leases", "default", "regops-e2e")
+}
+
+#[test]
+fn the_lock_is_taken_released_and_a_held_one_refuses_cleanly() {
+    let e = base_env();
+    assert_eq!(e.apply(&[]).code, 0);
+    assert!(lease(&e).is_none(), "released at the end");
+    assert!(
+        e.server
+            .log()
+            .iter()
+            .any(|l| l.resource == "leases" && l.verb == "create")
+    );
+    // Someone else holds it, freshly renewed.
+    let now = jiff_now();
+    e.server
+        .seed(json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "regops-e2e", "namespace": "default"},
+                     "spec": {"holderIdentity": "ci-job-41", "leaseDurationSeconds": 60, "acquireTime": now, "renewTime": now}}))
+        .unwrap();
+    let r = e.apply(&["--lock-wait", "1"]);
+    assert_eq!(r.code, 1);
+    let err = r.flat_stderr().replace("- ", "-");
+    assert!(
+        err.contains("another apply holds the lock default/regops-e2e since")
+            && err.contains("ci-job-41"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_stale_lock_is_taken_over_with_a_warning() {
+    let e = base_env();
+    e.server
+        .seed(json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "regops-e2e", "namespace": "default"},
+                     "spec": {"holderIdentity": "crashed-job", "leaseDurationSeconds": 60, "acquireTime": "2020-01-01T00:00:00.000000Z", "renewTime": "2020-01-01T00:00:00.000000Z"}}))
+        .unwrap();
+    let r = e.apply(&[]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(r.flat_stderr().contains("warning: took over the lock default/regops-e2e: its holder `crashed-job` stopped renewing it"), "{}", r.stderr);
+}
+
+#[test]
+fn two_concurrent_applies_do_not_interleave() {
+    let e = base_env();
+    e.server
+        .add_fault(Fault::new(FaultAction::Latency(Duration::from_millis(40))).verb("patch"));
+    let spawn = |e: &Env| {
+        let mut c = e.regops("apply", &["--yes", "--lock-wait", "30"]);
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let a = spawn(&e);
+    let b = spawn(&e);
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(
+        a.status.success() && b.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let outs = [
+        String::from_utf8_lossy(&a.stdout).into_owned(),
+        String::from_utf8_lossy(&b.stdout).into_owned(),
+    ];
+    // One applied everything; the other waited for the lock, then found nothing to do.
+    assert_eq!(
+        outs.iter()
+            .filter(|o| o.contains("Apply complete: 8 applied"))
+            .count(),
+        1,
+        "{outs:?}"
+    );
+    assert_eq!(
+        outs.iter().filter(|o| o.contains("No changes.")).count(),
+        1,
+        "{outs:?}"
+    );
+    // Their writes did not interleave: all of one run's writes come before the other's lease.
+    let log = e.server.log();
+    let creates: Vec<usize> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.resource == "leases" && l.verb == "create" && l.status == 201)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(creates.len(), 2, "each run held the lease in turn");
+    let between = &log[creates[0]..creates[1]];
+    assert!(
+        between
+            .iter()
+            .any(|l| l.resource == "leases" && l.verb == "delete"),
+        "the first released it before the second took it"
+    );
+    assert_eq!(
+        e.pull_secrets_of("serviceaccounts", "web", "default"),
+        ["legacy-pull", "harbor-pull"]
+    );
+}
+
+fn jiff_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // RFC 3339 in UTC, microseconds, as MicroTime is written.
+    let out = std::process::Command::new("date")
+        .args([
+            "-u",
+            "-d",
+            &format!("@{secs}"),
+            "+%Y-%m-%dT%H:%M:%S.000000Z",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
