@@ -51,7 +51,7 @@ impl Env {
         std::fs::write(&spec_path, spec).unwrap();
         Env {
             server,
-            dir,
+            _dir: dir,
             kubeconfig,
             spec: spec_path,
         }
