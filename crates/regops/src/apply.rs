@@ -102,7 +102,19 @@ fn transient(e: &kube::Error) -> Option<Option<Duration>> {
 }
 
 const ATTEMPTS: u32 = 8;
-const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The time one request may take before it is abandoned and retried (`--request-timeout`).
+/// One command runs per process, so this is set once, at the start.
+static TIMEOUT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(30_000);
+
+pub fn set_request_timeout(d: Duration) {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
+    TIMEOUT_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn request_timeout() -> Duration {
+    Duration::from_millis(TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed))
+}
 
 fn jitter(attempt: u32) -> f64 {
     // Not for security: spreads retries of concurrent writers apart.
@@ -126,7 +138,7 @@ where
 {
     let mut attempt = 0;
     loop {
-        let err = match tokio::time::timeout(TIMEOUT, op()).await {
+        let err = match tokio::time::timeout(request_timeout(), op()).await {
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) => e,
             Err(_) => kube::Error::Service(Box::new(std::io::Error::new(

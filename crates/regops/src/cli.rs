@@ -204,6 +204,9 @@ pub struct ApplyArgs {
     /// Take ownership of fields another field manager owns (server-side apply `force`).
     #[arg(long)]
     pub force_conflicts: bool,
+    /// How long one request may take before it is abandoned and retried, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    pub request_timeout: f64,
     /// Report format.
     #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text)]
     pub output: ReportFormat,

@@ -701,6 +701,12 @@ fn apply(args: ApplyArgs, term: &Term) -> Outcome {
         .collect();
     let source = crate::provenance::source(&files);
     let dry_run = args.dry_run.is_some();
+    if !(args.request_timeout > 0.0 && args.request_timeout.is_finite()) {
+        return Err(Failure::msg(
+            "--request-timeout must be a positive number of seconds",
+        ));
+    }
+    crate::apply::set_request_timeout(std::time::Duration::from_secs_f64(args.request_timeout));
     let opts = crate::apply::Options {
         spec: loaded.name.clone(),
         commit: source.commit.clone(),

@@ -67,19 +67,30 @@ impl Term {
     }
 }
 
-/// Progress of a long apply: a line per object, with a running count, on standard error.
+/// Progress of a long apply on standard error: a progress bar on a terminal, a plain line per
+/// object otherwise (CI logs).
 pub struct Progress {
     total: usize,
     done: std::sync::atomic::AtomicUsize,
     enabled: bool,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl Progress {
     pub fn new(_term: &Term, total: usize, enabled: bool) -> Self {
+        let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+            {
+                bar.set_style(style);
+            }
+            bar
+        });
         Progress {
             total,
             done: std::sync::atomic::AtomicUsize::new(0),
             enabled,
+            bar,
         }
     }
 
@@ -94,11 +105,22 @@ impl Progress {
             crate::apply::Outcome::Failed => "FAILED",
         };
         let verb = format!("{:?}", r.action).to_lowercase();
-        eprintln!(
-            "[{n}/{}] {mark:<7} {verb} {} {}/{}",
-            self.total, r.kind, r.namespace, r.name
-        );
+        let line = format!("{mark:<7} {verb} {} {}/{}", r.kind, r.namespace, r.name);
+        match &self.bar {
+            Some(bar) => {
+                if r.outcome == crate::apply::Outcome::Failed {
+                    bar.println(&line);
+                }
+                bar.set_message(line);
+                bar.inc(1);
+            }
+            None => eprintln!("[{n}/{}] {line}", self.total),
+        }
     }
 
-    pub fn finish(&self) {}
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }

@@ -614,3 +614,57 @@ fn jiff_now() -> String {
         .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+#[test]
+fn a_request_that_times_out_is_retried() {
+    let e = base_env();
+    // The first Secret write hangs for a minute; with a half-second timeout it is abandoned
+    // and sent again, so the whole apply takes seconds, not a minute.
+    e.server.add_fault(
+        Fault::new(FaultAction::Latency(Duration::from_secs(60)))
+            .verb("patch")
+            .resource("secrets")
+            .nth(1),
+    );
+    let started = std::time::Instant::now();
+    let r = e.apply(&["--request-timeout", "0.5"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the hung request was waited for: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        e.server
+            .objects("secrets")
+            .iter()
+            .filter(|s| s["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "regops")
+            .count(),
+        4
+    );
+    assert_eq!(e.plan().code, 0);
+}
+
+#[test]
+fn the_lock_is_renewed_during_a_long_apply() {
+    let e = base_env();
+    e.server
+        .add_fault(Fault::new(FaultAction::Latency(Duration::from_millis(400))).verb("patch"));
+    let r = e.apply(&["--lock-duration", "3", "--concurrency", "1"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let renewals = e
+        .server
+        .log()
+        .iter()
+        .filter(|l| l.resource == "leases" && l.verb == "update" && l.status == 200)
+        .count();
+    assert!(
+        renewals >= 1,
+        "renewed every second while the apply took ~3 s: {:?}",
+        e.server
+            .log()
+            .iter()
+            .filter(|l| l.resource == "leases")
+            .collect::<Vec<_>>()
+    );
+}
