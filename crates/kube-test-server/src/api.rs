@@ -20,6 +20,8 @@ pub struct Request {
     pub query: Vec<(String, String)>,
     pub content_type: String,
     pub user_agent: String,
+    /// The Accept header: `as=PartialObjectMetadataList` asks for metadata only.
+    pub accept: String,
     pub body: Vec<u8>,
 }
 
@@ -324,6 +326,13 @@ impl Store {
                 URL_SAFE_NO_PAD.encode(json!({"ns": ns, "name": name, "rv": self.rv}).to_string());
             metadata["continue"] = json!(token);
             metadata["remainingItemCount"] = json!(remaining);
+        }
+        if req.accept.contains("as=PartialObjectMetadataList") {
+            let items: Vec<Value> = items.into_iter().map(|i| json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": i["metadata"]})).collect();
+            return Ok(Response::ok(
+                200,
+                json!({ "kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "items": items }),
+            ));
         }
         Ok(Response::ok(
             200,

@@ -137,6 +137,7 @@ async fn serve(
         query: parse_query(parts.uri.query().unwrap_or("")),
         content_type: header("content-type"),
         user_agent: header("user-agent"),
+        accept: header("accept"),
         body,
     };
     let action = api::classify(&request);

@@ -405,6 +405,21 @@ fn label_and_field_selectors_paging_and_list_versions() {
     assert_eq!(pages, 5);
     let expected: Vec<String> = (0..23).map(|i| format!("s{i:02}")).collect();
     assert_eq!(seen, expected);
+    // Metadata only, as kube-rs' list_metadata asks for it.
+    let mut raw = TcpStream::connect(s.addr()).unwrap();
+    write!(
+        raw,
+        "GET /api/v1/namespaces/p/secrets?limit=2 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-token\r\nAccept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    raw.read_to_string(&mut out).unwrap();
+    let meta: Value = serde_json::from_str(out.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(meta["kind"], "PartialObjectMetadataList");
+    assert_eq!(meta["items"][0]["kind"], "PartialObjectMetadata");
+    assert!(
+        meta["items"][0].get("data").is_none() && meta["items"][0]["metadata"]["name"] == "s00"
+    );
     let r = req(&s, "GET", "/api/v1/secrets?resourceVersion=0", None).body;
     assert!(
         r["metadata"]["resourceVersion"]

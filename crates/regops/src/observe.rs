@@ -50,6 +50,29 @@ where
     }
 }
 
+/// Secrets by metadata only, as JSON objects without `type` or data.
+async fn secret_metadata(
+    api: &Api<Secret>,
+    params: ListParams,
+    target: &Target,
+) -> Result<Vec<Value>, ClusterError> {
+    let mut out = Vec::new();
+    let mut params = params.limit(PAGE);
+    loop {
+        let page = api
+            .list_metadata(&params)
+            .await
+            .map_err(|e| api_error(e, target, "list", "secrets", "", None))?;
+        for item in &page.items {
+            out.push(serde_json::json!({"kind": "Secret", "metadata": serde_json::to_value(&item.metadata).unwrap_or(Value::Null)}));
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
+}
+
 /// Namespaces by metadata only.
 async fn namespaces(client: &Client, target: &Target) -> Result<Vec<Value>, ClusterError> {
     let api: Api<Namespace> = Api::all(client.clone());
@@ -73,7 +96,8 @@ async fn namespaces(client: &Client, target: &Target) -> Result<Vec<Value>, Clus
 /// Reads what the plan needs:
 /// - namespaces (metadata only);
 /// - Secrets labelled as regops' (all namespaces);
-/// - for each pull secret name, Secrets of that name in any namespace (collisions, adoption);
+/// - for each pull secret name, Secrets of that name in any namespace, metadata only (to find
+///   collisions), or whole where the spec would adopt them;
 /// - ServiceAccounts, when a binding names some, and else those marked with this spec's label;
 /// - each workload kind a binding selects, and of the other kinds those marked.
 pub async fn from_cluster(
@@ -109,17 +133,17 @@ pub async fn from_cluster(
     for s in owned {
         push_secret(s, &mut objects);
     }
-    for name in spec.pull_secrets.keys() {
-        for s in list_all(
-            &secrets,
-            ListParams::default().fields(&format!("metadata.name={name}")),
-            "Secret",
-            target,
-            "secrets",
-            "",
-        )
-        .await?
-        {
+    // Secrets bearing a pull secret's name that regops does not own are collisions: their
+    // metadata is enough, and their data stays out of regops' memory. Only where the spec
+    // would adopt them is the whole object read.
+    for (name, ps) in &spec.pull_secrets {
+        let by_name = ListParams::default().fields(&format!("metadata.name={name}"));
+        let found = if ps.adopt {
+            list_all(&secrets, by_name, "Secret", target, "secrets", "").await?
+        } else {
+            secret_metadata(&secrets, by_name, target).await?
+        };
+        for s in found {
             push_secret(s, &mut objects);
         }
     }

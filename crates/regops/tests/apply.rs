@@ -668,3 +668,19 @@ fn the_lock_is_renewed_during_a_long_apply() {
             .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn without_yes_and_without_a_terminal_nothing_is_written() {
+    let e = base_env();
+    let r = run(&mut e.regops("apply", &[]));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        r.flat_stderr()
+            .contains("not applying without confirmation")
+            && r.flat_stderr().contains("--yes"),
+        "{}",
+        r.stderr
+    );
+    assert!(e.writes().is_empty(), "{:?}", e.writes());
+    assert!(lease(&e).is_none(), "the lock was released");
+}
