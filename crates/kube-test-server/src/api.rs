@@ -465,14 +465,27 @@ impl Store {
             obj["metadata"]["resourceVersion"] = json!("");
             return Ok(Response::ok(201, obj));
         }
+        Ok(self.store_new(rt, key, obj, managed))
+    }
+
+    /// Stores a new object (a create, or an apply that creates) and answers 201. A new
+    /// Namespace gets its `default` ServiceAccount.
+    fn store_new(
+        &mut self,
+        rt: &ResourceType,
+        key: Key,
+        mut obj: Value,
+        managed: Managed,
+    ) -> Response {
         obj["metadata"]["resourceVersion"] = json!(self.bump());
+        let name = key.2.clone();
         let stored = Stored { obj, managed };
         let out = self.render(rt, &stored);
         self.objects.insert(key, stored);
         if rt.kind == "Namespace" {
             self.create_default_service_account(&name);
         }
-        Ok(Response::ok(201, out))
+        Response::ok(201, out)
     }
 
     fn create_default_service_account(&mut self, ns: &str) {
@@ -752,14 +765,7 @@ impl Store {
                 if dry_run {
                     return Ok(Response::ok(201, self.render(rt, &Stored { obj, managed })));
                 }
-                obj["metadata"]["resourceVersion"] = json!(self.bump());
-                let stored = Stored { obj, managed };
-                let out = self.render(rt, &stored);
-                self.objects.insert(key, stored);
-                if rt.kind == "Namespace" {
-                    self.create_default_service_account(name);
-                }
-                Ok(Response::ok(201, out))
+                Ok(self.store_new(rt, key, obj, managed))
             }
         }
     }

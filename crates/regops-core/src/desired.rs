@@ -44,6 +44,45 @@ pub struct Desired {
     pub warnings: Vec<String>,
 }
 
+/// A pull secret's `.dockerconfigjson` and, for review, its logins and their sources.
+pub struct PullSecretDocument {
+    /// `(server, username)`, sorted.
+    pub logins: Vec<(String, String)>,
+    /// Per server, the digest of the ciphertext its password comes from.
+    pub digests: BTreeMap<String, String>,
+    pub doc: SecretString,
+}
+
+/// Builds a pull secret's document from the logins of its registries.
+pub fn pull_secret_document(
+    spec: &Spec,
+    ps: &regops_spec::PullSecret,
+    logins: &BTreeMap<String, Login>,
+) -> PullSecretDocument {
+    let mut pairs: Vec<(&str, &Login)> = Vec::new();
+    let mut review = Vec::new();
+    let mut digests = BTreeMap::new();
+    for r in &ps.registries {
+        let Some(reg) = spec.registries.get(r.as_str()) else {
+            continue;
+        };
+        let Some(login) = logins.get(reg.credential.as_str()) else {
+            continue;
+        };
+        pairs.push((reg.server.as_str(), login));
+        review.push((reg.server.value.clone(), login.username.clone()));
+        if let Some(d) = &login.source_digest {
+            digests.insert(reg.server.value.clone(), d.clone());
+        }
+    }
+    review.sort();
+    PullSecretDocument {
+        logins: review,
+        digests,
+        doc: dockerconfig::build(pairs.iter().copied()),
+    }
+}
+
 /// Namespaces excluded from every selection unless a scope names them.
 pub fn is_system_namespace(ns: &str) -> bool {
     matches!(ns, "kube-system" | "kube-public" | "kube-node-lease")
@@ -120,24 +159,11 @@ pub fn compute(
     let empty = BTreeSet::new();
     for ps in spec.pull_secrets.values() {
         let namespaces = d.scopes.get(ps.scope.as_str()).unwrap_or(&empty).clone();
-        let mut pairs: Vec<(&str, &Login)> = Vec::new();
-        let mut review = Vec::new();
-        let mut digests = BTreeMap::new();
-        for r in &ps.registries {
-            let Some(reg) = spec.registries.get(r.as_str()) else {
-                continue;
-            };
-            let Some(login) = logins.get(reg.credential.as_str()) else {
-                continue;
-            };
-            pairs.push((reg.server.as_str(), login));
-            review.push((reg.server.value.clone(), login.username.clone()));
-            if let Some(d) = &login.source_digest {
-                digests.insert(reg.server.value.clone(), d.clone());
-            }
-        }
-        review.sort();
-        let doc = dockerconfig::build(pairs.iter().copied());
+        let PullSecretDocument {
+            logins: review,
+            digests,
+            doc,
+        } = pull_secret_document(spec, ps, logins);
         for ns in &namespaces {
             d.secrets.push(DesiredSecret {
                 namespace: ns.clone(),

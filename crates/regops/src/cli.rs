@@ -135,8 +135,9 @@ pub enum OutputFormat {
     Markdown,
 }
 
+/// What plan and apply share: which spec, which keys, which cluster, which namespaces.
 #[derive(Debug, Args)]
-pub struct PlanArgs {
+pub struct RunArgs {
     #[command(flatten)]
     pub spec: SpecArgs,
     #[command(flatten)]
@@ -151,6 +152,12 @@ pub struct PlanArgs {
         value_delimiter = ','
     )]
     pub namespaces: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -176,19 +183,7 @@ pub enum ReportFormat {
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
-    pub spec: SpecArgs,
-    #[command(flatten)]
-    pub identity: IdentityArgs,
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-    /// Only these namespaces (comma-separated or repeated).
-    #[arg(
-        short = 'n',
-        long = "namespace",
-        value_name = "NS",
-        value_delimiter = ','
-    )]
-    pub namespaces: Vec<String>,
+    pub run: RunArgs,
     /// Also delete Secrets this spec owns and no longer wants.
     #[arg(long)]
     pub prune: bool,

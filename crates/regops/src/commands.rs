@@ -287,26 +287,11 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 }
 
 fn rfc3339_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    // Seconds precision, as age-keygen writes it.
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 /// Reads the new secret: from the terminal without echo (asked twice), or all of standard input.
@@ -570,6 +555,43 @@ fn cluster_info(args: ClusterArgs, term: &Term) -> Outcome {
     Ok(ExitStatus::Success)
 }
 
+/// What plan and apply start from: the validated spec, the namespace filter, the logins the
+/// pull secrets need, and the spec's provenance.
+struct Prepared {
+    loaded: Loaded,
+    only: Option<std::collections::BTreeSet<String>>,
+    logins: BTreeMap<String, Login>,
+    source: regops_core::plan::Source,
+}
+
+fn prepare(run: &crate::cli::RunArgs, term: &Term) -> Result<Prepared, Failure> {
+    let (spec, identity, namespaces) = (&run.spec, &run.identity, &run.namespaces);
+    let loaded = load(&spec.files, term)?;
+    for ns in namespaces {
+        regops_spec::rules::dns1123_label(ns)
+            .map_err(|why| Failure::msg(format!("-n: `{ns}` is not a namespace name: it {why}")))?;
+    }
+    let only = (!namespaces.is_empty()).then(|| namespaces.iter().cloned().collect());
+    let logins = resolve_logins(
+        &loaded,
+        &identity.identity,
+        Some(&used_credentials(&loaded.spec)),
+    )?;
+    let files: Vec<&Path> = loaded
+        .sources
+        .files()
+        .iter()
+        .map(|f| f.path.as_path())
+        .collect();
+    let source = crate::provenance::source(&files);
+    Ok(Prepared {
+        loaded,
+        only,
+        logins,
+        source,
+    })
+}
+
 /// The credentials the pull secrets use.
 fn used_credentials(spec: &regops_spec::Spec) -> Vec<&str> {
     let mut used: Vec<&str> = spec
@@ -585,25 +607,12 @@ fn used_credentials(spec: &regops_spec::Spec) -> Vec<&str> {
 }
 
 fn plan(args: PlanArgs, term: &Term) -> Outcome {
-    let loaded = load(&args.spec.files, term)?;
-    for ns in &args.namespaces {
-        regops_spec::rules::dns1123_label(ns)
-            .map_err(|why| Failure::msg(format!("-n: `{ns}` is not a namespace name: it {why}")))?;
-    }
-    let only: Option<std::collections::BTreeSet<String>> =
-        (!args.namespaces.is_empty()).then(|| args.namespaces.iter().cloned().collect());
-    let logins = resolve_logins(
-        &loaded,
-        &args.identity.identity,
-        Some(&used_credentials(&loaded.spec)),
-    )?;
-    let files: Vec<&Path> = loaded
-        .sources
-        .files()
-        .iter()
-        .map(|f| f.path.as_path())
-        .collect();
-    let source = crate::provenance::source(&files);
+    let Prepared {
+        loaded,
+        only,
+        logins,
+        source,
+    } = prepare(&args.run, term)?;
     let mut extra_warnings = Vec::new();
     let (observed, target) = match &args.live_state {
         Some(path) => {
@@ -621,8 +630,8 @@ fn plan(args: PlanArgs, term: &Term) -> Outcome {
         }
         None => runtime()?.block_on(async {
             let (client, target) = crate::cluster::connect(
-                args.cluster.kubeconfig.as_deref(),
-                args.cluster.context.as_deref(),
+                args.run.cluster.kubeconfig.as_deref(),
+                args.run.cluster.context.as_deref(),
             )
             .await?;
             let observed =
@@ -681,25 +690,12 @@ fn confirm(term: &Term) -> Result<bool, Failure> {
 }
 
 fn apply(args: ApplyArgs, term: &Term) -> Outcome {
-    let loaded = load(&args.spec.files, term)?;
-    for ns in &args.namespaces {
-        regops_spec::rules::dns1123_label(ns)
-            .map_err(|why| Failure::msg(format!("-n: `{ns}` is not a namespace name: it {why}")))?;
-    }
-    let only: Option<std::collections::BTreeSet<String>> =
-        (!args.namespaces.is_empty()).then(|| args.namespaces.iter().cloned().collect());
-    let logins = resolve_logins(
-        &loaded,
-        &args.identity.identity,
-        Some(&used_credentials(&loaded.spec)),
-    )?;
-    let files: Vec<&Path> = loaded
-        .sources
-        .files()
-        .iter()
-        .map(|f| f.path.as_path())
-        .collect();
-    let source = crate::provenance::source(&files);
+    let Prepared {
+        loaded,
+        only,
+        logins,
+        source,
+    } = prepare(&args.run, term)?;
     let dry_run = args.dry_run.is_some();
     if !(args.request_timeout > 0.0 && args.request_timeout.is_finite()) {
         return Err(Failure::msg(
@@ -717,8 +713,8 @@ fn apply(args: ApplyArgs, term: &Term) -> Outcome {
     };
     let rt = runtime()?;
     let (client, target) = rt.block_on(crate::cluster::connect(
-        args.cluster.kubeconfig.as_deref(),
-        args.cluster.context.as_deref(),
+        args.run.cluster.kubeconfig.as_deref(),
+        args.run.cluster.context.as_deref(),
     ))?;
     // The lock is taken before reading, so the plan is made from a cluster no other apply of
     // this spec is writing to.

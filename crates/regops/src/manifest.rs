@@ -10,7 +10,6 @@ use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use crate::credentials::Login;
-use regops_core::dockerconfig;
 
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "regops";
@@ -72,20 +71,11 @@ pub fn pull_secrets(
         let Some(scope) = spec.scopes.get(ps.scope.as_str()) else {
             continue;
         };
-        let mut pairs: Vec<(&str, &Login)> = Vec::new();
-        let mut review = Vec::new();
-        for r in &ps.registries {
-            let Some(reg) = spec.registries.get(r.as_str()) else {
-                continue;
-            };
-            let Some(login) = logins.get(reg.credential.as_str()) else {
-                continue;
-            };
-            pairs.push((reg.server.as_str(), login));
-            review.push((reg.server.value.clone(), login.username.clone()));
-        }
-        review.sort();
-        let doc = dockerconfig::build(pairs.iter().copied());
+        let regops_core::desired::PullSecretDocument {
+            logins: review,
+            doc,
+            ..
+        } = regops_core::desired::pull_secret_document(spec, ps, logins);
         for ns in scope_namespaces(scope, targets) {
             out.push(PullSecretObject {
                 namespace: ns,

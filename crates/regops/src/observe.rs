@@ -19,7 +19,31 @@ use crate::cluster::{ClusterError, Target, api_error};
 /// Items per LIST page.
 pub const PAGE: u32 = 500;
 
-/// Every page of a LIST, as JSON objects carrying `kind`.
+/// Every item of a paged LIST: `fetch` is asked for one page at a time.
+async fn paged<T, F, Fut>(params: ListParams, mut fetch: F) -> Result<Vec<T>, kube::Error>
+where
+    T: Clone,
+    F: FnMut(ListParams) -> Fut,
+    Fut: std::future::Future<Output = Result<ObjectList<T>, kube::Error>>,
+{
+    let mut out = Vec::new();
+    let mut params = params.limit(PAGE);
+    loop {
+        let page = fetch(params.clone()).await?;
+        out.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
+}
+
+fn with_kind(mut v: Value, kind: &str) -> Value {
+    v["kind"] = Value::String(kind.to_string());
+    v
+}
+
+/// Every object of a LIST, as JSON carrying `kind`.
 async fn list_all<K>(
     api: &Api<K>,
     params: ListParams,
@@ -31,66 +55,30 @@ async fn list_all<K>(
 where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + serde::Serialize,
 {
-    let mut out = Vec::new();
-    let mut params = params.limit(PAGE);
-    loop {
-        let page: ObjectList<K> = api
-            .list(&params)
-            .await
-            .map_err(|e| api_error(e, target, "list", resource, group, None))?;
-        for item in &page.items {
-            let mut v = serde_json::to_value(item).unwrap_or(Value::Null);
-            v["kind"] = Value::String(kind.to_string());
-            out.push(v);
-        }
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(out),
-        }
-    }
+    let items = paged(params, |p| async move { api.list(&p).await })
+        .await
+        .map_err(|e| api_error(e, target, "list", resource, group, None))?;
+    Ok(items
+        .iter()
+        .map(|i| with_kind(serde_json::to_value(i).unwrap_or(Value::Null), kind))
+        .collect())
 }
 
-/// Secrets by metadata only, as JSON objects without `type` or data.
-async fn secret_metadata(
-    api: &Api<Secret>,
+/// Every object of a LIST by metadata only (no `type`, no data), as JSON carrying `kind`.
+async fn list_metadata<K>(
+    api: &Api<K>,
     params: ListParams,
+    kind: &str,
     target: &Target,
-) -> Result<Vec<Value>, ClusterError> {
-    let mut out = Vec::new();
-    let mut params = params.limit(PAGE);
-    loop {
-        let page = api
-            .list_metadata(&params)
-            .await
-            .map_err(|e| api_error(e, target, "list", "secrets", "", None))?;
-        for item in &page.items {
-            out.push(serde_json::json!({"kind": "Secret", "metadata": serde_json::to_value(&item.metadata).unwrap_or(Value::Null)}));
-        }
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(out),
-        }
-    }
-}
-
-/// Namespaces by metadata only.
-async fn namespaces(client: &Client, target: &Target) -> Result<Vec<Value>, ClusterError> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let mut out = Vec::new();
-    let mut params = ListParams::default().limit(PAGE);
-    loop {
-        let page = api
-            .list_metadata(&params)
-            .await
-            .map_err(|e| api_error(e, target, "list", "namespaces", "", None))?;
-        for item in &page.items {
-            out.push(serde_json::json!({"kind": "Namespace", "metadata": serde_json::to_value(&item.metadata).unwrap_or(Value::Null)}));
-        }
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(out),
-        }
-    }
+    resource: &str,
+) -> Result<Vec<Value>, ClusterError>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let items = paged(params, |p| async move { api.list_metadata(&p).await })
+        .await
+        .map_err(|e| api_error(e, target, "list", resource, "", None))?;
+    Ok(items.iter().map(|i| with_kind(serde_json::json!({ "metadata": serde_json::to_value(&i.metadata).unwrap_or(Value::Null) }), kind)).collect())
 }
 
 /// Reads what the plan needs:
@@ -106,7 +94,14 @@ pub async fn from_cluster(
     spec: &Spec,
     spec_name: &str,
 ) -> Result<Observed, ClusterError> {
-    let mut objects = namespaces(client, target).await?;
+    let mut objects = list_metadata(
+        &Api::<Namespace>::all(client.clone()),
+        ListParams::default(),
+        "Namespace",
+        target,
+        "namespaces",
+    )
+    .await?;
     let secrets: Api<Secret> = Api::all(client.clone());
     let owned = list_all(
         &secrets,
@@ -141,7 +136,7 @@ pub async fn from_cluster(
         let found = if ps.adopt {
             list_all(&secrets, by_name, "Secret", target, "secrets", "").await?
         } else {
-            secret_metadata(&secrets, by_name, target).await?
+            list_metadata(&secrets, by_name, "Secret", target, "secrets").await?
         };
         for s in found {
             push_secret(s, &mut objects);
