@@ -76,6 +76,19 @@ Examples:
     #[command(after_help = "Examples:\n  regops rekey -f regops.yaml -i ~/.config/regops/key.txt")]
     Rekey(RekeyArgs),
 
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  regops completions bash > /etc/bash_completion.d/regops\n  regops completions zsh > \"${fpath[1]}/_regops\"\n  regops completions fish > ~/.config/fish/completions/regops.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff).
+    #[command(after_help = "Examples:\n  regops man > /usr/local/share/man/man1/regops.1")]
+    Man,
+
     /// Print a JSON Schema: of the spec (default), or of `plan --output json`.
     Schema {
         #[arg(value_enum, default_value_t = SchemaKind::Spec)]

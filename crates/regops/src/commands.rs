@@ -80,6 +80,24 @@ pub fn run(command: Command, term: Term) -> ExitStatus {
         Command::ClusterInfo(a) => cluster_info(a, &term),
         Command::Plan(a) => plan(a, &term),
         Command::Apply(a) => apply(a, &term),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut crate::cli::Cli::command(), "regops", &mut out);
+            term.stdout(&String::from_utf8_lossy(&out));
+            Ok(ExitStatus::Success)
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            match clap_mangen::Man::new(crate::cli::Cli::command()).render(&mut out) {
+                Ok(()) => {
+                    term.stdout(&String::from_utf8_lossy(&out));
+                    Ok(ExitStatus::Success)
+                }
+                Err(e) => Err(Failure::msg(format!("cannot render the man page: {e}"))),
+            }
+        }
         Command::Schema { which } => {
             term.stdout(&match which {
                 crate::cli::SchemaKind::Spec => regops_spec::schema::json_schema(),
