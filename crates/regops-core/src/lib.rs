@@ -7,6 +7,7 @@
 
 pub mod desired;
 pub mod dockerconfig;
+pub mod drift;
 pub mod image;
 pub mod login;
 pub mod observed;

@@ -107,6 +107,16 @@ Examples:
   regops plan -f regops.yaml --live-state cluster.yaml    # no cluster: kubectl get ... -o yaml")]
     Plan(PlanArgs),
 
+    /// Check, read-only, whether the cluster still matches the spec (for cron and CronJobs).
+    #[command(after_help = "\
+Exit codes: 0 in sync, 2 drift, 1 error.
+
+Examples:
+  regops drift -f regops.yaml
+  regops drift -f regops.yaml --output json
+  regops drift -f regops.yaml --metrics-file /var/lib/node_exporter/textfile/regops.prom")]
+    Drift(DriftArgs),
+
     /// Make the cluster match the spec: show the plan, then carry it out (idempotently).
     #[command(after_help = "\
 Order: Secrets first, then the ServiceAccounts and workloads that reference them, deletions
@@ -178,6 +188,20 @@ pub struct PlanArgs {
     /// multi-document YAML) instead of a cluster.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["kubeconfig", "context"])]
     pub live_state: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text)]
+    pub output: ReportFormat,
+    /// Also write a Prometheus textfile (regops_drift_objects, regops_last_run_timestamp_seconds,
+    /// regops_run_success) for node-exporter's textfile collector; written atomically, and on
+    /// errors too.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -80,6 +80,7 @@ pub fn run(command: Command, term: Term) -> ExitStatus {
         Command::ClusterInfo(a) => cluster_info(a, &term),
         Command::Plan(a) => plan(a, &term),
         Command::Apply(a) => apply(a, &term),
+        Command::Drift(a) => drift(a, &term),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut out = Vec::new();
@@ -920,4 +921,117 @@ fn report_json(
     let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
     s.push('\n');
     s
+}
+
+fn drift(args: crate::cli::DriftArgs, term: &Term) -> Outcome {
+    // The spec's name for the metrics, even when the run failed after reading it.
+    let spec_name = || {
+        let fallback = default_name(&args.run.spec.files);
+        regops_spec::source::read_paths(&args.run.spec.files)
+            .ok()
+            .and_then(|sources| regops_spec::load(sources, &fallback).ok())
+            .map_or(fallback.clone(), |l| l.name)
+    };
+    let result = drift_inner(&args, term);
+    if let Some(path) = &args.metrics_file {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let (name, drifted, ok) = match &result {
+            Ok((name, n, _)) => (name.clone(), Some(*n), true),
+            Err(_) => (spec_name(), None, false),
+        };
+        crate::edit::write_atomic(path, &regops_core::drift::metrics(&name, drifted, ok, now))
+            .map_err(|e| Failure::msg(e.to_string()))?;
+    }
+    result.map(|(_, _, status)| status)
+}
+
+fn drift_inner(
+    args: &crate::cli::DriftArgs,
+    term: &Term,
+) -> Result<(String, usize, ExitStatus), Failure> {
+    let Prepared {
+        loaded,
+        only,
+        logins,
+        source,
+    } = prepare(&args.run, term)?;
+    let (observed, target) = runtime()?.block_on(async {
+        let (client, target) = crate::cluster::connect(
+            args.run.cluster.kubeconfig.as_deref(),
+            args.run.cluster.context.as_deref(),
+        )
+        .await?;
+        let observed =
+            crate::observe::from_cluster(&client, &target, &loaded.spec, &loaded.name).await?;
+        Ok::<_, crate::cluster::ClusterError>((observed, target.to_string()))
+    })?;
+    let desired = regops_core::desired::compute(&loaded.spec, &logins, &observed, only.as_ref());
+    let plan = regops_core::plan::compute(
+        &loaded.name,
+        &target,
+        source,
+        &desired,
+        &observed,
+        only.as_ref(),
+    );
+    let drift = regops_core::drift::drift(&plan, &observed);
+    let objects: std::collections::BTreeSet<(&str, &str, &str)> = drift
+        .iter()
+        .map(|d| (d.kind.as_str(), d.namespace.as_str(), d.name.as_str()))
+        .collect();
+    match args.output {
+        ReportFormat::Json => {
+            let v = serde_json::json!({
+                "formatVersion": "1",
+                "spec": plan.spec,
+                "target": plan.target,
+                "inSync": drift.is_empty(),
+                "driftedObjects": objects.len(),
+                "checked": plan.changes.len(),
+                "drift": drift,
+                "warnings": plan.warnings,
+            });
+            let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
+            s.push('\n');
+            term.stdout(&s);
+        }
+        ReportFormat::Text => {
+            let mut out = format!(
+                "regops drift: spec `{}` against {}\n",
+                plan.spec, plan.target
+            );
+            if drift.is_empty() {
+                out.push_str(&format!(
+                    "In sync: {} object{} checked.\n",
+                    plan.changes.len(),
+                    if plan.changes.len() == 1 { "" } else { "s" }
+                ));
+            } else {
+                for d in &drift {
+                    let how = serde_json::to_value(d.how)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    out.push_str(&format!(
+                        "  {how:<17} {} {}/{}: {}\n",
+                        d.kind, d.namespace, d.name, d.detail
+                    ));
+                }
+                let n = objects.len();
+                out.push_str(&format!(
+                    "Drift: {n} object{} from the spec; `regops apply` converges.\n",
+                    if n == 1 { " differs" } else { "s differ" }
+                ));
+            }
+            term.stdout(&out);
+        }
+    }
+    let status = if drift.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Changes
+    };
+    Ok((loaded.name.clone(), objects.len(), status))
 }

@@ -684,3 +684,131 @@ fn without_yes_and_without_a_terminal_nothing_is_written() {
     assert!(e.writes().is_empty(), "{:?}", e.writes());
     assert!(lease(&e).is_none(), "the lock was released");
 }
+
+fn delete(e: &Env, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(e.server.addr()).unwrap();
+    write!(s, "DELETE {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n", e.server.token().unwrap()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn drift_reports_how_the_cluster_drifted_with_exit_codes_and_metrics() {
+    let e = base_env();
+    assert_eq!(e.apply(&[]).code, 0);
+    let metrics = e._dir.path().join("regops.prom");
+    let drift = |extra: &[&str]| {
+        let mut args = vec!["--metrics-file", metrics.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        run(&mut e.regops("drift", &args))
+    };
+    let r = drift(&[]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(r.stdout.contains("In sync"), "{}", r.stdout);
+    let m = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        m.contains("regops_drift_objects{spec=\"e2e\"} 0")
+            && m.contains("regops_run_success{spec=\"e2e\"} 1")
+            && m.contains("regops_last_run_timestamp_seconds{spec=\"e2e\"}"),
+        "{m}"
+    );
+
+    // Four kinds of drift: a Secret deleted, a Secret's data edited, an entry removed from a
+    // ServiceAccount, a new namespace in scope.
+    assert_eq!(delete(&e, "/api/v1/namespaces/web/secrets/quay-pull"), 200);
+    let mut s = e.server.object("secrets", "api", "harbor-pull").unwrap();
+    s["data"][".dockerconfigjson"] = json!(base64_of(
+        r#"{"auths":{"harbor.example.com":{"username":"robot$ci","password":"changed-by-hand","auth":"eA=="}}}"#
+    ));
+    s["metadata"]["managedFields"] = Value::Null;
+    assert_eq!(
+        put(
+            &e,
+            "/api/v1/namespaces/api/secrets/harbor-pull?fieldManager=kubectl-edit",
+            &serde_json::to_vec(&s).unwrap()
+        ),
+        200
+    );
+    let mut sa = e
+        .server
+        .object("serviceaccounts", "web", "default")
+        .unwrap();
+    sa["imagePullSecrets"] = json!([{"name": "legacy-pull"}]);
+    sa["metadata"]["managedFields"] = Value::Null;
+    assert_eq!(
+        put(
+            &e,
+            "/api/v1/namespaces/web/serviceaccounts/default",
+            &serde_json::to_vec(&sa).unwrap()
+        ),
+        200
+    );
+    e.server.seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web-new", "labels": {"team": "web"}}})).unwrap();
+    e.server.clear_log();
+
+    let r = drift(&["--output", "json"]);
+    assert_eq!(r.code, 2, "{}", r.transcript());
+    assert!(e.server.log().iter().all(|l| !l.is_write()), "drift wrote");
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["inSync"], false);
+    let hows: Vec<(String, String, String)> = v["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["how"].as_str().unwrap().to_string(),
+                format!(
+                    "{}/{}",
+                    d["namespace"].as_str().unwrap(),
+                    d["name"].as_str().unwrap()
+                ),
+                d["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("missing", "web/quay-pull", "Secret"),
+        ("data-changed", "api/harbor-pull", "Secret"),
+        ("entry-removed", "web/default", "ServiceAccount"),
+        ("new-namespace", "web-new/harbor-pull", "Secret"),
+    ] {
+        assert!(
+            hows.iter()
+                .any(|(h, o, k)| (h.as_str(), o.as_str(), k.as_str()) == expected),
+            "{expected:?} not in {hows:?}"
+        );
+    }
+    assert!(
+        !r.stdout.contains("changed-by-hand") && !r.stdout.contains("MARKER"),
+        "a credential leaked: {}",
+        r.stdout
+    );
+    let m = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        m.contains(&format!(
+            "regops_drift_objects{{spec=\"e2e\"}} {}",
+            v["driftedObjects"]
+        )),
+        "{m}"
+    );
+
+    // An error: exit 1, and the metrics say the run failed.
+    e.server.add_fault(
+        Fault::new(FaultAction::Status {
+            code: 403,
+            retry_after: None,
+        })
+        .verb("list")
+        .resource("secrets"),
+    );
+    let r = drift(&[]);
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    let m = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        m.contains("regops_run_success{spec=\"e2e\"} 0") && !m.contains("regops_drift_objects"),
+        "{m}"
+    );
+}
