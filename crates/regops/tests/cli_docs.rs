@@ -7,7 +7,7 @@ mod common;
 
 use common::{regops, run};
 
-const SUBCOMMANDS: [&str; 11] = [
+const SUBCOMMANDS: [&str; 12] = [
     "check",
     "render",
     "keygen",
@@ -15,6 +15,7 @@ const SUBCOMMANDS: [&str; 11] = [
     "rekey",
     "plan",
     "apply",
+    "drift",
     "cluster-info",
     "completions",
     "man",
