@@ -812,3 +812,76 @@ fn drift_reports_how_the_cluster_drifted_with_exit_codes_and_metrics() {
         "{m}"
     );
 }
+
+/// The example RBAC (examples/cronjob/rbac.yaml) allows every request an apply (with --prune
+/// and a replacement) and a drift make, with the server denying everything else; and it has no
+/// wildcards.
+#[test]
+fn the_example_rbac_covers_apply_and_drift() {
+    let text = std::fs::read_to_string(common::repo().join("examples/cronjob/rbac.yaml")).unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let mut rules = Vec::new();
+    for d in docs
+        .iter()
+        .filter(|d| matches!(d["kind"].as_str(), Some("ClusterRole" | "Role")))
+    {
+        for r in d["rules"].as_array().unwrap() {
+            let list = |k: &str| -> Vec<String> {
+                r[k].as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect()
+            };
+            let (verbs, resources) = (list("verbs"), list("resources"));
+            assert!(
+                !verbs.contains(&"*".to_string()) && !resources.contains(&"*".to_string()),
+                "wildcard in {r}"
+            );
+            rules.push(kube_test_server::Rule { verbs, resources });
+        }
+    }
+    let e = base_env();
+    // Something to replace (a Secret of this spec with the wrong type) and, later, to prune.
+    e.server
+        .seed(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "harbor-pull", "namespace": "api",
+                       "labels": {"app.kubernetes.io/managed-by": "regops"}, "annotations": {"regops.dev/spec": "e2e"}}, "type": "Opaque"}))
+        .unwrap();
+    e.server
+        .seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "regops"}}))
+        .unwrap();
+    e.server
+        .set_policy(Some(kube_test_server::Policy { rules }));
+    e.server.add_fault(
+        Fault::new(FaultAction::Status {
+            code: 409,
+            retry_after: None,
+        })
+        .verb("patch")
+        .resource("serviceaccounts")
+        .nth(1),
+    );
+    let r = e.apply(&["--prune", "--lock-namespace", "regops"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    std::fs::write(&e.spec, SPEC.replace("  quay-pull: { registries: [quay], scope: web }\n", "").replace("  - pullSecret: quay-pull\n    workloads: { kinds: [Deployment, StatefulSet] }\n    kubesphereAnnotation: true\n", "")).unwrap();
+    let r = e.apply(&["--prune", "--lock-namespace", "regops"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let r = run(&mut e.regops("drift", &[]));
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let log = e.server.log();
+    let denied: Vec<_> = log.iter().filter(|l| l.status == 403).collect();
+    assert!(denied.is_empty(), "denied: {denied:?}");
+    // Every verb the example grants was needed.
+    // (Lease renewal, the `update` on leases, is exercised by the_lock_is_renewed_during_a_long_apply.)
+    for (verb, resource) in [
+        ("delete", "secrets"),
+        ("get", "secrets"),
+        ("get", "serviceaccounts"),
+        ("patch", "statefulsets"),
+        ("create", "leases"),
+        ("delete", "leases"),
+    ] {
+        let used = log.iter().any(|l| l.verb == verb && l.resource == resource);
+        assert!(used, "{verb} {resource} was granted but not used: {log:?}");
+    }
+}
