@@ -211,6 +211,42 @@ impl TestServer {
         self.shared.lock().store.objects(plural)
     }
 
+    /// Sends one request as a client would (with the bearer token), over plain HTTP, and
+    /// returns the status code and the JSON body (null when there is none). For tests that
+    /// change the cluster behind regops' back, as a person with kubectl would.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Option<&Value>,
+    ) -> std::io::Result<(u16, Value)> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.addr)?;
+        let payload = body.map(Value::to_string).unwrap_or_default();
+        let auth = self
+            .token
+            .as_ref()
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: kube-test-server\r\nUser-Agent: kubectl/test\r\n{auth}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+            payload.len()
+        )?;
+        let mut raw = String::new();
+        s.read_to_string(&mut raw)?;
+        let (head, body) = raw
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| std::io::Error::other("no HTTP response"))?;
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| std::io::Error::other("no status"))?;
+        Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+    }
+
     /// One stored object.
     pub fn object(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
         self.objects(plural).into_iter().find(|o| {

@@ -611,6 +611,24 @@ fn prepare(run: &crate::cli::RunArgs, term: &Term) -> Result<Prepared, Failure> 
     })
 }
 
+/// Connects as `run` says and reads what the plan needs; the target, for messages.
+fn read_cluster(
+    run: &crate::cli::RunArgs,
+    loaded: &Loaded,
+) -> Result<(regops_core::observed::Observed, String), Failure> {
+    let read = async {
+        let (client, target) = crate::cluster::connect(
+            run.cluster.kubeconfig.as_deref(),
+            run.cluster.context.as_deref(),
+        )
+        .await?;
+        let observed =
+            crate::observe::from_cluster(&client, &target, &loaded.spec, &loaded.name).await?;
+        Ok::<_, crate::cluster::ClusterError>((observed, target.to_string()))
+    };
+    Ok(runtime()?.block_on(read)?)
+}
+
 /// The credentials the pull secrets use.
 fn used_credentials(spec: &regops_spec::Spec) -> Vec<&str> {
     let mut used: Vec<&str> = spec
@@ -647,16 +665,7 @@ fn plan(args: PlanArgs, term: &Term) -> Outcome {
             }
             (observed, format!("state file {}", path.display()))
         }
-        None => runtime()?.block_on(async {
-            let (client, target) = crate::cluster::connect(
-                args.run.cluster.kubeconfig.as_deref(),
-                args.run.cluster.context.as_deref(),
-            )
-            .await?;
-            let observed =
-                crate::observe::from_cluster(&client, &target, &loaded.spec, &loaded.name).await?;
-            Ok::<_, crate::cluster::ClusterError>((observed, target.to_string()))
-        })?,
+        None => read_cluster(&args.run, &loaded)?,
     };
     let desired = regops_core::desired::compute(&loaded.spec, &logins, &observed, only.as_ref());
     let mut plan = regops_core::plan::compute(
@@ -957,16 +966,7 @@ fn drift_inner(
         logins,
         source,
     } = prepare(&args.run, term)?;
-    let (observed, target) = runtime()?.block_on(async {
-        let (client, target) = crate::cluster::connect(
-            args.run.cluster.kubeconfig.as_deref(),
-            args.run.cluster.context.as_deref(),
-        )
-        .await?;
-        let observed =
-            crate::observe::from_cluster(&client, &target, &loaded.spec, &loaded.name).await?;
-        Ok::<_, crate::cluster::ClusterError>((observed, target.to_string()))
-    })?;
+    let (observed, target) = read_cluster(&args.run, &loaded)?;
     let desired = regops_core::desired::compute(&loaded.spec, &logins, &observed, only.as_ref());
     let plan = regops_core::plan::compute(
         &loaded.name,

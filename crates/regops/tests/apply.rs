@@ -415,13 +415,11 @@ fn base64_of(s: &str) -> String {
 }
 
 fn put(e: &Env, path: &str, body: &[u8]) -> u16 {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(e.server.addr()).unwrap();
-    write!(s, "PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", e.server.token().unwrap(), body.len()).unwrap();
-    s.write_all(body).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.split_whitespace().nth(1).unwrap().parse().unwrap()
+    let body: Value = serde_json::from_slice(body).unwrap();
+    e.server
+        .request("PUT", path, "application/json", Some(&body))
+        .unwrap()
+        .0
 }
 
 #[test]
@@ -686,12 +684,10 @@ fn without_yes_and_without_a_terminal_nothing_is_written() {
 }
 
 fn delete(e: &Env, path: &str) -> u16 {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(e.server.addr()).unwrap();
-    write!(s, "DELETE {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n", e.server.token().unwrap()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.split_whitespace().nth(1).unwrap().parse().unwrap()
+    e.server
+        .request("DELETE", path, "application/json", None)
+        .unwrap()
+        .0
 }
 
 #[test]
