@@ -107,6 +107,15 @@ Examples:
   regops plan -f regops.yaml --live-state cluster.yaml    # no cluster: kubectl get ... -o yaml")]
     Plan(PlanArgs),
 
+    /// Prove the registries accept the credentials: log in as `docker login` does.
+    #[command(after_help = "\
+Exit codes: 0 every registry accepted its credential, 1 otherwise.
+
+Examples:
+  regops validate -f regops.yaml
+  regops validate -f regops.yaml --registry harbor --image harbor.example.com/web/app:1.4")]
+    Validate(ValidateArgs),
+
     /// Check, read-only, whether the cluster still matches the spec (for cron and CronJobs).
     #[command(after_help = "\
 Exit codes: 0 in sync, 2 drift, 1 error.
@@ -188,6 +197,24 @@ pub struct PlanArgs {
     /// multi-document YAML) instead of a cluster.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["kubeconfig", "context"])]
     pub live_state: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    /// Only these registries (by their name in the spec; repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub registry: Vec<String>,
+    /// Also check that the credential may pull this image (a `HEAD` of its manifest), on the
+    /// registries it is served from.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text)]
+    pub output: ReportFormat,
 }
 
 #[derive(Debug, Args)]

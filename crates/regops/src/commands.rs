@@ -81,6 +81,7 @@ pub fn run(command: Command, term: Term) -> ExitStatus {
         Command::Plan(a) => plan(a, &term),
         Command::Apply(a) => apply(a, &term),
         Command::Drift(a) => drift(a, &term),
+        Command::Validate(a) => validate(a, &term),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut out = Vec::new();
@@ -1034,4 +1035,90 @@ fn drift_inner(
         ExitStatus::Changes
     };
     Ok((loaded.name.clone(), objects.len(), status))
+}
+
+fn validate(args: crate::cli::ValidateArgs, term: &Term) -> Outcome {
+    let loaded = load(&args.spec.files, term)?;
+    let spec = &loaded.spec;
+    for name in &args.registry {
+        if !spec.registries.contains_key(name) {
+            let hint = regops_spec::diagnostic::did_you_mean(
+                name,
+                spec.registries.keys().map(String::as_str),
+            );
+            return Err(Failure::Message {
+                message: format!("no registry `{name}` in the spec"),
+                help: hint.map(|h| format!("did you mean `{h}`?")),
+            });
+        }
+    }
+    let chosen: Vec<&regops_spec::Registry> = spec
+        .registries
+        .values()
+        .filter(|r| args.registry.is_empty() || args.registry.contains(&r.name.value))
+        .collect();
+    let wanted: Vec<&str> = chosen.iter().map(|r| r.credential.as_str()).collect();
+    let logins = resolve_logins(&loaded, &args.identity.identity, Some(&wanted))?;
+    let image_ref = args
+        .image
+        .as_deref()
+        .map(regops_core::image::ImageRef::parse);
+    let rt = runtime()?;
+    let mut rows = Vec::new();
+    for reg in chosen {
+        let Some(login) = logins.get(reg.credential.as_str()) else {
+            continue;
+        };
+        // With --image, check it only where it is served from.
+        let image = args.image.as_deref().filter(|_| {
+            image_ref
+                .as_ref()
+                .is_some_and(|r| r.pulls_from(&reg.server))
+        });
+        let ca = reg
+            .ca_file
+            .as_ref()
+            .map(|c| crate::credentials::resolve_path(&loaded.sources, c.loc, c));
+        let verdict = rt.block_on(crate::registry::check(
+            &reg.server,
+            reg.insecure,
+            ca.as_deref(),
+            login,
+            image,
+        ));
+        rows.push((reg.name.value.clone(), reg.server.value.clone(), verdict));
+    }
+    let ok = rows.iter().all(|(_, _, v)| v.is_ok());
+    match args.output {
+        ReportFormat::Json => {
+            let v: Vec<serde_json::Value> = rows.iter().map(|(n, s, v)| serde_json::json!({"registry": n, "server": s, "result": v.label(), "detail": v.detail()})).collect();
+            let mut out = serde_json::to_string_pretty(
+                &serde_json::json!({"formatVersion": "1", "ok": ok, "registries": v}),
+            )
+            .unwrap_or_default();
+            out.push('\n');
+            term.stdout(&out);
+        }
+        ReportFormat::Text => {
+            let w1 = rows.iter().map(|r| r.0.len()).max().unwrap_or(8).max(8);
+            let w2 = rows.iter().map(|r| r.1.len()).max().unwrap_or(6).max(6);
+            let mut out = format!(
+                "{:<w1$}  {:<w2$}  {:<15}  DETAIL\n",
+                "REGISTRY", "SERVER", "RESULT"
+            );
+            for (n, s, v) in &rows {
+                out.push_str(&format!(
+                    "{n:<w1$}  {s:<w2$}  {:<15}  {}\n",
+                    v.label(),
+                    v.detail()
+                ));
+            }
+            term.stdout(&out);
+        }
+    }
+    Ok(if ok {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
 }

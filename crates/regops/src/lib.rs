@@ -26,6 +26,7 @@ pub mod manifest;
 pub mod observe;
 pub mod output;
 pub mod provenance;
+pub mod registry;
 
 /// The process exit status, in one place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

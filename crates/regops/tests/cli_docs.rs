@@ -7,7 +7,7 @@ mod common;
 
 use common::{regops, run};
 
-const SUBCOMMANDS: [&str; 12] = [
+const SUBCOMMANDS: [&str; 13] = [
     "check",
     "render",
     "keygen",
@@ -16,6 +16,7 @@ const SUBCOMMANDS: [&str; 12] = [
     "plan",
     "apply",
     "drift",
+    "validate",
     "cluster-info",
     "completions",
     "man",

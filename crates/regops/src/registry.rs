@@ -1,0 +1,471 @@
+//! Logging in to a registry the way `docker login` does, to prove a credential works:
+//! `GET /v2/`, then the Basic or Bearer challenge it answers with (for Bearer: the token
+//! endpoint, with `service` and `scope`), and optionally `HEAD` of an image's manifest.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use regops_spec::DOCKER_HUB_SERVER;
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::credentials::Login;
+
+/// What a check found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "result", content = "detail")]
+pub enum Verdict {
+    /// Logged in (and, with an image, may pull it).
+    Ok(String),
+    BadCredentials(String),
+    /// Logged in, but not allowed to pull the image.
+    Denied(String),
+    NotFound(String),
+    Unreachable(String),
+    TlsError(String),
+    Error(String),
+}
+
+impl Verdict {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Verdict::Ok(_))
+    }
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Ok(_) => "OK",
+            Verdict::BadCredentials(_) => "bad credentials",
+            Verdict::Denied(_) => "denied",
+            Verdict::NotFound(_) => "not found",
+            Verdict::Unreachable(_) => "unreachable",
+            Verdict::TlsError(_) => "TLS error",
+            Verdict::Error(_) => "error",
+        }
+    }
+    pub fn detail(&self) -> &str {
+        match self {
+            Verdict::Ok(d)
+            | Verdict::BadCredentials(d)
+            | Verdict::Denied(d)
+            | Verdict::NotFound(d)
+            | Verdict::Unreachable(d)
+            | Verdict::TlsError(d)
+            | Verdict::Error(d) => d,
+        }
+    }
+}
+
+/// Where a registry's API is: its base URL.
+pub fn base_url(server: &str, insecure: bool) -> String {
+    if server == DOCKER_HUB_SERVER {
+        return "https://registry-1.docker.io".into();
+    }
+    let host = server.split('/').next().unwrap_or(server);
+    format!("{}://{host}", if insecure { "http" } else { "https" })
+}
+
+/// A parsed `WWW-Authenticate` challenge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Challenge {
+    pub scheme: String,
+    pub params: Vec<(String, String)>,
+}
+
+impl Challenge {
+    pub fn param(&self, k: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses `Bearer realm="https://auth",service="registry",scope="repository:a:pull"` (and
+/// Basic), with quoted values that may contain commas.
+pub fn parse_challenge(header: &str) -> Option<Challenge> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    let mut params = Vec::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String = chars
+            .by_ref()
+            .take_while(|c| *c != '=')
+            .collect::<String>()
+            .trim()
+            .to_string();
+        if key.is_empty() {
+            break;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some(n) = chars.next() {
+                            value.push(n);
+                        }
+                    }
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            value = chars
+                .by_ref()
+                .take_while(|c| *c != ',')
+                .collect::<String>()
+                .trim()
+                .to_string();
+        }
+        params.push((key, value));
+    }
+    Some(Challenge {
+        scheme: scheme.to_string(),
+        params,
+    })
+}
+
+type HttpClient = Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Empty<Bytes>,
+>;
+
+/// Roots: the registry's CA file when given, else the system's.
+fn client(ca_file: Option<&Path>) -> Result<HttpClient, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+            for der in pem_certificates(&pem) {
+                roots
+                    .add(der.into())
+                    .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("CA file {} holds no certificate", path.display()));
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(https))
+}
+
+fn pem_certificates(pem: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut body = String::new();
+    let mut inside = false;
+    for line in pem.lines().map(str::trim) {
+        if line == "-----BEGIN CERTIFICATE-----" {
+            inside = true;
+            body.clear();
+        } else if line == "-----END CERTIFICATE-----" {
+            inside = false;
+            if let Ok(der) = STANDARD.decode(&body) {
+                out.push(der);
+            }
+        } else if inside {
+            body.push_str(line);
+        }
+    }
+    out
+}
+
+struct Reply {
+    status: StatusCode,
+    challenge: Option<Challenge>,
+    body: Vec<u8>,
+}
+
+fn classify_error(e: &(dyn std::error::Error + 'static)) -> Verdict {
+    let mut chain = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        chain.push(err.to_string());
+        cur = err.source();
+    }
+    let text = chain.join(": ");
+    if chain.iter().any(|c| {
+        c.contains("certificate") || c.contains("InvalidCertificate") || c.contains("UnknownIssuer")
+    }) {
+        Verdict::TlsError(chain.last().cloned().unwrap_or(text))
+    } else {
+        Verdict::Unreachable(chain.last().cloned().unwrap_or(text))
+    }
+}
+
+async fn send(
+    client: &HttpClient,
+    method: Method,
+    url: &str,
+    auth: Option<&str>,
+    accept: Option<&str>,
+) -> Result<Reply, Verdict> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(url)
+        .header("user-agent", concat!("regops/", env!("CARGO_PKG_VERSION")));
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    if let Some(a) = accept {
+        req = req.header("accept", a);
+    }
+    let req = req
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| Verdict::Error(e.to_string()))?;
+    let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
+        .await
+        .map_err(|_| Verdict::Unreachable(format!("no answer from {url} in 20 s")))?
+        .map_err(|e| classify_error(&e))?;
+    let status = resp.status();
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_challenge);
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
+    Ok(Reply {
+        status,
+        challenge,
+        body,
+    })
+}
+
+fn basic(login: &Login) -> Zeroizing<String> {
+    let pair = Zeroizing::new(format!(
+        "{}:{}",
+        login.username,
+        login.password.expose_secret()
+    ));
+    Zeroizing::new(format!("Basic {}", STANDARD.encode(pair.as_bytes())))
+}
+
+/// `name[:tag|@digest]` to the repository path and reference, Docker Hub short names expanded.
+fn image_parts(image: &str) -> (String, String) {
+    let r = regops_core::image::ImageRef::parse(image);
+    let last = image.rsplit('/').next().unwrap_or(image);
+    let reference = if let Some((_, d)) = image.split_once('@') {
+        d.to_string()
+    } else if let Some((_, t)) = last.split_once(':') {
+        t.to_string()
+    } else {
+        "latest".to_string()
+    };
+    (r.repository, reference)
+}
+
+/// Logs in to the registry at `server` and, with `image`, checks the manifest can be pulled.
+pub async fn check(
+    server: &str,
+    insecure: bool,
+    ca_file: Option<&Path>,
+    login: &Login,
+    image: Option<&str>,
+) -> Verdict {
+    let client = match client(ca_file) {
+        Ok(c) => c,
+        Err(e) => return Verdict::Error(e),
+    };
+    let base = base_url(server, insecure);
+    match check_with(&client, &base, login, image).await {
+        Ok(v) | Err(v) => v,
+    }
+}
+
+async fn check_with(
+    client: &HttpClient,
+    base: &str,
+    login: &Login,
+    image: Option<&str>,
+) -> Result<Verdict, Verdict> {
+    let v2 = format!("{base}/v2/");
+    let first = send(client, Method::GET, &v2, None, None).await?;
+    let scope = image.map(|i| format!("repository:{}:pull", image_parts(i).0));
+    // The authorization to use: none, Basic, or a Bearer token for the scope.
+    let auth: Option<Zeroizing<String>> = if first.status == StatusCode::UNAUTHORIZED {
+        let challenge = first
+            .challenge
+            .ok_or_else(|| Verdict::Error("401 without a WWW-Authenticate challenge".into()))?;
+        if challenge.scheme.eq_ignore_ascii_case("basic") {
+            let b = basic(login);
+            let r = send(client, Method::GET, &v2, Some(&b), None).await?;
+            if r.status == StatusCode::UNAUTHORIZED {
+                return Ok(Verdict::BadCredentials(format!(
+                    "the registry refused user `{}` (Basic)",
+                    login.username
+                )));
+            }
+            if !r.status.is_success() {
+                return Ok(Verdict::Error(format!("GET /v2/ answered {}", r.status)));
+            }
+            Some(b)
+        } else if challenge.scheme.eq_ignore_ascii_case("bearer") {
+            let realm = challenge
+                .param("realm")
+                .ok_or_else(|| Verdict::Error("Bearer challenge without a realm".into()))?;
+            let mut url = format!(
+                "{realm}?service={}",
+                urlencode(challenge.param("service").unwrap_or(""))
+            );
+            if let Some(s) = &scope {
+                url.push_str(&format!("&scope={}", urlencode(s)));
+            }
+            let r = send(client, Method::GET, &url, Some(&basic(login)), None).await?;
+            if r.status == StatusCode::UNAUTHORIZED || r.status == StatusCode::FORBIDDEN {
+                return Ok(Verdict::BadCredentials(format!(
+                    "the token service refused user `{}`",
+                    login.username
+                )));
+            }
+            if !r.status.is_success() {
+                return Ok(Verdict::Error(format!(
+                    "the token service answered {}",
+                    r.status
+                )));
+            }
+            let v: serde_json::Value = serde_json::from_slice(&r.body)
+                .map_err(|_| Verdict::Error("the token service did not answer JSON".into()))?;
+            let token = v["token"]
+                .as_str()
+                .or_else(|| v["access_token"].as_str())
+                .ok_or_else(|| Verdict::Error("the token service gave no token".into()))?;
+            let bearer = Zeroizing::new(format!("Bearer {token}"));
+            let r = send(client, Method::GET, &v2, Some(&bearer), None).await?;
+            if !r.status.is_success() {
+                return Ok(Verdict::BadCredentials(format!(
+                    "the registry refused the token (GET /v2/ answered {})",
+                    r.status
+                )));
+            }
+            Some(bearer)
+        } else {
+            return Ok(Verdict::Error(format!(
+                "unsupported challenge `{}`",
+                challenge.scheme
+            )));
+        }
+    } else if first.status.is_success() {
+        None
+    } else {
+        return Ok(Verdict::Error(format!(
+            "GET /v2/ answered {}",
+            first.status
+        )));
+    };
+    let how = match &auth {
+        None => "no login needed",
+        Some(a) if a.starts_with("Basic") => "Basic",
+        Some(_) => "Bearer token",
+    };
+    let Some(image) = image else {
+        return Ok(Verdict::Ok(format!("logged in ({how})")));
+    };
+    let (repo, reference) = image_parts(image);
+    let url = format!("{base}/v2/{repo}/manifests/{reference}");
+    let accept = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+    let r = send(
+        client,
+        Method::HEAD,
+        &url,
+        auth.as_deref().map(|s| s.as_str()),
+        Some(accept),
+    )
+    .await?;
+    Ok(match r.status {
+        s if s.is_success() => {
+            Verdict::Ok(format!("logged in ({how}); may pull {repo}:{reference}"))
+        }
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Verdict::Denied(format!(
+            "logged in ({how}), but may not pull {repo} (insufficient scope)"
+        )),
+        StatusCode::NOT_FOUND => {
+            Verdict::NotFound(format!("logged in ({how}); no manifest {repo}:{reference}"))
+        }
+        s => Verdict::Error(format!("HEAD of the manifest answered {s}")),
+    })
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges() {
+        let c = parse_challenge(r#"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push""#).unwrap();
+        assert_eq!(c.scheme, "Bearer");
+        assert_eq!(c.param("realm"), Some("https://auth.example.com/token"));
+        assert_eq!(c.param("scope"), Some("repository:a/b:pull,push"));
+        let b = parse_challenge(r#"Basic realm="Registry Realm""#).unwrap();
+        assert_eq!(
+            (b.scheme.as_str(), b.param("realm")),
+            ("Basic", Some("Registry Realm"))
+        );
+    }
+
+    #[test]
+    fn urls_and_images() {
+        assert_eq!(
+            base_url("https://index.docker.io/v1/", false),
+            "https://registry-1.docker.io"
+        );
+        assert_eq!(base_url("harbor.lab:8080", true), "http://harbor.lab:8080");
+        assert_eq!(base_url("quay.io/myorg", false), "https://quay.io");
+        assert_eq!(
+            image_parts("nginx"),
+            ("library/nginx".to_string(), "latest".to_string())
+        );
+        assert_eq!(
+            image_parts("reg.local:5000/team/app:1.2"),
+            ("team/app".to_string(), "1.2".to_string())
+        );
+        assert_eq!(
+            image_parts("reg.local/app@sha256:abc"),
+            ("app".to_string(), "sha256:abc".to_string())
+        );
+    }
+}
