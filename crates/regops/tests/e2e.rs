@@ -523,3 +523,50 @@ fn plan_names_the_denied_request_and_the_rule_that_would_allow_it() {
     );
     assert!(r.stdout.is_empty(), "no partial plan on stdout");
 }
+
+/// In a pod, with no kubeconfig, regops uses the service account: the API server from
+/// KUBERNETES_SERVICE_HOST/PORT, the token and CA from the mounted files. Those files have a
+/// fixed path, so this test writes them there (as root, only where no real ones exist) and
+/// removes them afterwards.
+#[test]
+fn in_cluster_configuration_is_used_without_a_kubeconfig() {
+    let dir = Path::new("/var/run/secrets/kubernetes.io/serviceaccount");
+    let r = run(regops().arg("cluster-info"));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        r.flat_stderr()
+            .contains("no kubeconfig found and not running in a cluster"),
+        "{}",
+        r.stderr
+    );
+    let secrets = Path::new("/var/run/secrets");
+    let created = if secrets.exists() {
+        Path::new("/var/run/secrets/kubernetes.io")
+    } else {
+        secrets
+    };
+    if created.exists() || std::fs::create_dir_all(dir).is_err() {
+        return; // a real pod, or not root: the files cannot be ours
+    }
+    let c = Cluster::start(Config {
+        tls: true,
+        ..Config::default()
+    });
+    std::fs::write(dir.join("token"), c.server.token().unwrap()).unwrap();
+    std::fs::write(dir.join("ca.crt"), c.server.ca_pem().unwrap()).unwrap();
+    std::fs::write(dir.join("namespace"), "regops").unwrap();
+    let r = run(regops()
+        .arg("cluster-info")
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env(
+            "KUBERNETES_SERVICE_PORT",
+            c.server.addr().port().to_string(),
+        ));
+    let _ = std::fs::remove_dir_all(created);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(
+        r.stdout.contains("context:    (in-cluster)") && r.stdout.contains("namespaces: 4"),
+        "{}",
+        r.stdout
+    );
+}

@@ -46,6 +46,20 @@ fn free_port() -> u16 {
 }
 
 fn start(dir: &Path, name: &str, storage: &Path, tls: Option<(&Path, &Path)>) -> Registry {
+    let auth = format!(
+        "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+        dir.join("htpasswd").display()
+    );
+    start_with(dir, name, storage, tls, &auth)
+}
+
+fn start_with(
+    dir: &Path,
+    name: &str,
+    storage: &Path,
+    tls: Option<(&Path, &Path)>,
+    auth: &str,
+) -> Registry {
     let port = free_port();
     let tls_conf = tls.map_or(String::new(), |(c, k)| {
         format!(
@@ -55,9 +69,8 @@ fn start(dir: &Path, name: &str, storage: &Path, tls: Option<(&Path, &Path)>) ->
         )
     });
     let config = format!(
-        "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }} }}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: test-secret{tls_conf}\nauth:\n  htpasswd:\n    realm: test\n    path: {}\n",
-        storage.display(),
-        dir.join("htpasswd").display()
+        "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }} }}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: test-secret{tls_conf}\n{auth}",
+        storage.display()
     );
     let path = dir.join(format!("{name}.yml"));
     std::fs::write(&path, config).unwrap();
@@ -318,5 +331,267 @@ credentials:
         r.stdout.starts_with("REGISTRY") && r.stdout.contains("logged in (Basic)"),
         "{}",
         r.stdout
+    );
+}
+
+/// A token issuer as Docker Distribution's token auth expects one: Basic auth in,
+/// `{"token": JWT}` out, the JWT signed ES256 with the issuer's certificate in `x5c`, granting
+/// pull on the repositories in `grants` only.
+struct Issuer {
+    port: u16,
+}
+
+fn b64url(data: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+}
+
+struct SigningKey {
+    pair: ring::signature::EcdsaKeyPair,
+    cert_der: Vec<u8>,
+    cert_pem: String,
+}
+
+fn signing_key() -> SigningKey {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["token-issuer".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "regops test token issuer");
+    let cert = params.self_signed(&key).unwrap();
+    let rng = ring::rand::SystemRandom::new();
+    let pair = ring::signature::EcdsaKeyPair::from_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &key.serialize_der(),
+        &rng,
+    )
+    .unwrap();
+    SigningKey {
+        pair,
+        cert_der: cert.der().to_vec(),
+        cert_pem: cert.pem(),
+    }
+}
+
+fn token(key: &SigningKey, service: &str, scope: &str, grants: &[&str]) -> String {
+    let header = serde_json::json!({"typ": "JWT", "alg": "ES256", "x5c": [base64::engine::general_purpose::STANDARD.encode(&key.cert_der)]});
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Grant what was asked for, on the granted repositories only.
+    let access: Vec<serde_json::Value> = scope
+        .split(' ')
+        .filter_map(|s| {
+            let mut parts = s.splitn(3, ':');
+            let (kind, name, _actions) = (parts.next()?, parts.next()?, parts.next()?);
+            (kind == "repository" && grants.contains(&name)).then(
+                || serde_json::json!({"type": "repository", "name": name, "actions": ["pull"]}),
+            )
+        })
+        .collect();
+    let claims = serde_json::json!({
+        "iss": "regops-test-issuer", "sub": "alice", "aud": service,
+        "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", scope.len()),
+        "access": access,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    let rng = ring::rand::SystemRandom::new();
+    let sig = key.pair.sign(&rng, signing_input.as_bytes()).unwrap();
+    format!("{signing_input}.{}", b64url(sig.as_ref()))
+}
+
+fn query_param(query: &str, key: &str) -> String {
+    query
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| {
+            let mut out = Vec::new();
+            let b = v.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'%' && i + 2 < b.len() {
+                    out.push(
+                        u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap(), 16)
+                            .unwrap(),
+                    );
+                    i += 3;
+                } else {
+                    out.push(if b[i] == b'+' { b' ' } else { b[i] });
+                    i += 1;
+                }
+            }
+            String::from_utf8(out).unwrap()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn start_issuer(key: SigningKey, grants: &'static [&'static str]) -> Issuer {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 8192];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            let path = req.split_whitespace().nth(1).unwrap_or("");
+            let query = path.split_once('?').map_or("", |(_, q)| q);
+            let expected = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode("alice:s3cret")
+            );
+            let authorized = req.lines().any(|l| {
+                l.to_ascii_lowercase().starts_with("authorization:")
+                    && l.split_once(':').is_some_and(|(_, v)| v.trim() == expected)
+            });
+            let resp = if authorized {
+                let body = serde_json::json!({"token": token(&key, &query_param(query, "service"), &query_param(query, "scope"), grants)}).to_string();
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_string()
+            };
+            let _ = s.write_all(resp.as_bytes());
+        }
+    });
+    Issuer { port }
+}
+
+#[test]
+fn validate_follows_a_bearer_challenge_to_a_token_service() {
+    if !available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("storage");
+    std::fs::create_dir(&storage).unwrap();
+    let out = Command::new("htpasswd")
+        .args(["-Bbn", "alice", "s3cret"])
+        .output()
+        .unwrap();
+    std::fs::write(dir.path().join("htpasswd"), out.stdout).unwrap();
+    let plain = start(dir.path(), "plain", &storage, None);
+    push_image(plain.port, "team/app", "1.0");
+    push_image(plain.port, "team/secret", "1.0");
+
+    // The registry trusts `good`'s certificate; `rogue` signs with a key it does not know.
+    let good = signing_key();
+    let bundle = dir.path().join("issuer.pem");
+    std::fs::write(&bundle, &good.cert_pem).unwrap();
+    let issuer = start_issuer(good, &["team/app"]);
+    let rogue = start_issuer(signing_key(), &["team/app"]);
+    let token_auth = |realm_port: u16| {
+        format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:{realm_port}/token\n    service: regops-test-registry\n    issuer: regops-test-issuer\n    rootcertbundle: {}\n",
+            bundle.display()
+        )
+    };
+    let registry = start_with(
+        dir.path(),
+        "token",
+        &storage,
+        None,
+        &token_auth(issuer.port),
+    );
+    let fooled = start_with(
+        dir.path(),
+        "token-rogue",
+        &storage,
+        None,
+        &token_auth(rogue.port),
+    );
+
+    let spec = dir.path().join("regops.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "apiVersion: regops.dev/v1
+kind: RegistryConfig
+registries:
+  token: {{ server: \"127.0.0.1:{r}\", credential: alice, insecure: true }}
+  token-wrong-password: {{ server: \"127.0.0.1:{r}\", credential: wrong, insecure: true }}
+  token-wrong-key: {{ server: \"127.0.0.1:{f}\", credential: alice, insecure: true }}
+credentials:
+  alice: {{ username: alice, password: {{ env: ALICE_PASSWORD }} }}
+  wrong: {{ username: alice, password: {{ env: WRONG_PASSWORD }} }}
+",
+            r = registry.port,
+            f = fooled.port
+        ),
+    )
+    .unwrap();
+    let validate = |extra: &[&str]| {
+        run(regops()
+            .arg("validate")
+            .arg("-f")
+            .arg(&spec)
+            .args(["--output", "json"])
+            .args(extra)
+            .env("ALICE_PASSWORD", "s3cret")
+            .env("WRONG_PASSWORD", "nope"))
+    };
+    let result = |r: &common::Run, name: &str| {
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        v["registries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["registry"] == name)
+            .map(|x| {
+                (
+                    x["result"].as_str().unwrap().to_string(),
+                    x["detail"].as_str().unwrap().to_string(),
+                )
+            })
+            .unwrap()
+    };
+    let r = validate(&[]);
+    assert_eq!(
+        result(&r, "token"),
+        ("OK".to_string(), "logged in (Bearer token)".to_string()),
+        "{}",
+        r.transcript()
+    );
+    assert_eq!(result(&r, "token-wrong-password").0, "bad credentials");
+    assert_eq!(
+        result(&r, "token-wrong-key").0,
+        "bad credentials",
+        "{}",
+        r.stdout
+    );
+
+    let granted = validate(&[
+        "--registry",
+        "token",
+        "--image",
+        &format!("127.0.0.1:{}/team/app:1.0", registry.port),
+    ]);
+    assert_eq!(granted.code, 0, "{}", granted.transcript());
+    assert!(
+        result(&granted, "token")
+            .1
+            .contains("may pull team/app:1.0")
+    );
+    let refused = validate(&[
+        "--registry",
+        "token",
+        "--image",
+        &format!("127.0.0.1:{}/team/secret:1.0", registry.port),
+    ]);
+    assert_eq!(refused.code, 1, "{}", refused.transcript());
+    assert_eq!(
+        result(&refused, "token").0,
+        "denied",
+        "insufficient_scope: {}",
+        refused.stdout
     );
 }
