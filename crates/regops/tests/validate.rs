@@ -335,7 +335,7 @@ credentials:
 }
 
 /// A token issuer as Docker Distribution's token auth expects one: Basic auth in,
-/// `{"token": JWT}` out, the JWT signed ES256 with the issuer's certificate in `x5c`, granting
+/// `{"token": JWT}` out, the JWT signed RS256 with the issuer's certificate in `x5c`, granting
 /// pull on the repositories in `grants` only.
 struct Issuer {
     port: u16,
@@ -346,34 +346,59 @@ fn b64url(data: &[u8]) -> String {
 }
 
 struct SigningKey {
-    pair: ring::signature::EcdsaKeyPair,
+    pair: ring::signature::RsaKeyPair,
     cert_der: Vec<u8>,
     cert_pem: String,
 }
 
+fn pem_body(pem: &str) -> Vec<u8> {
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap()
+}
+
+/// An RSA key and a self-signed certificate for it, made with the openssl command line (ring
+/// signs with RSA keys but does not generate them).
 fn signing_key() -> SigningKey {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(vec!["token-issuer".to_string()]).unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "regops test token issuer");
-    let cert = params.self_signed(&key).unwrap();
-    let rng = ring::rand::SystemRandom::new();
-    let pair = ring::signature::EcdsaKeyPair::from_pkcs8(
-        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-        &key.serialize_der(),
-        &rng,
-    )
-    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=regops test token issuer",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ok.success(), "openssl req failed");
+    let key_pem = std::fs::read_to_string(&key).unwrap();
+    assert!(
+        key_pem.starts_with("-----BEGIN PRIVATE KEY-----"),
+        "expected a PKCS#8 key"
+    );
+    let pair = ring::signature::RsaKeyPair::from_pkcs8(&pem_body(&key_pem)).unwrap();
+    let cert_pem = std::fs::read_to_string(&cert).unwrap();
     SigningKey {
         pair,
-        cert_der: cert.der().to_vec(),
-        cert_pem: cert.pem(),
+        cert_der: pem_body(&cert_pem),
+        cert_pem,
     }
 }
 
 fn token(key: &SigningKey, service: &str, scope: &str, grants: &[&str]) -> String {
-    let header = serde_json::json!({"typ": "JWT", "alg": "ES256", "x5c": [base64::engine::general_purpose::STANDARD.encode(&key.cert_der)]});
+    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [base64::engine::general_purpose::STANDARD.encode(&key.cert_der)]});
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -400,8 +425,16 @@ fn token(key: &SigningKey, service: &str, scope: &str, grants: &[&str]) -> Strin
         b64url(claims.to_string().as_bytes())
     );
     let rng = ring::rand::SystemRandom::new();
-    let sig = key.pair.sign(&rng, signing_input.as_bytes()).unwrap();
-    format!("{signing_input}.{}", b64url(sig.as_ref()))
+    let mut sig = vec![0u8; key.pair.public().modulus_len()];
+    key.pair
+        .sign(
+            &ring::signature::RSA_PKCS1_SHA256,
+            &rng,
+            signing_input.as_bytes(),
+            &mut sig,
+        )
+        .unwrap();
+    format!("{signing_input}.{}", b64url(&sig))
 }
 
 fn query_param(query: &str, key: &str) -> String {
