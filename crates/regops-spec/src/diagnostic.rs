@@ -169,23 +169,6 @@ pub fn render(diags: &Diagnostics, sources: &Sources, opts: RenderOptions) -> St
     out
 }
 
-/// A one-line form, `file:line:col: error[code]: message`, for logs and JSON consumers.
-pub fn render_short(d: &Diagnostic, sources: &Sources) -> String {
-    let sev = match d.severity {
-        Severity::Error => "error",
-        Severity::Warning => "warning",
-    };
-    match d.primary() {
-        Some(loc) => format!(
-            "{}: {sev}[{}]: {}",
-            sources.position(loc),
-            d.code,
-            d.message
-        ),
-        None => format!("{sev}[{}]: {}", d.code, d.message),
-    }
-}
-
 struct MietteAdapter {
     message: String,
     code: &'static str,

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use regops_spec::{Diagnostics, FileId, Format, Loc, Node, Sources, Value};
+use regops_spec::{Diagnostics, FileId, Format, Node, Sources, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
@@ -226,11 +226,6 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), EditError> {
         std::fs::set_permissions(&tmp, meta.permissions()).map_err(err)?;
     }
     std::fs::rename(&tmp, path).map_err(err)
-}
-
-/// The location of a value, for messages.
-pub fn describe(sources: &Sources, loc: Loc) -> String {
-    sources.position(loc)
 }
 
 #[cfg(test)]
