@@ -194,11 +194,8 @@ fn push_image(port: u16, repo: &str, tag: &str) {
     assert_eq!(status, 201, "{resp}");
 }
 
-#[test]
-fn validate_logs_in_to_a_real_registry() {
-    if !available() {
-        return;
-    }
+/// A temporary directory with an htpasswd file for alice, and an empty registry storage in it.
+fn workdir() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let storage = dir.path().join("storage");
     std::fs::create_dir(&storage).unwrap();
@@ -207,6 +204,15 @@ fn validate_logs_in_to_a_real_registry() {
         .output()
         .unwrap();
     std::fs::write(dir.path().join("htpasswd"), out.stdout).unwrap();
+    (dir, storage)
+}
+
+#[test]
+fn validate_logs_in_to_a_real_registry() {
+    if !available() {
+        return;
+    }
+    let (dir, storage) = workdir();
 
     // A CA and a server certificate for 127.0.0.1, made for this test.
     let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -504,14 +510,7 @@ fn validate_follows_a_bearer_challenge_to_a_token_service() {
     if !available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let storage = dir.path().join("storage");
-    std::fs::create_dir(&storage).unwrap();
-    let out = Command::new("htpasswd")
-        .args(["-Bbn", "alice", "s3cret"])
-        .output()
-        .unwrap();
-    std::fs::write(dir.path().join("htpasswd"), out.stdout).unwrap();
+    let (dir, storage) = workdir();
     let plain = start(dir.path(), "plain", &storage, None);
     push_image(plain.port, "team/app", "1.0");
     push_image(plain.port, "team/secret", "1.0");
