@@ -1,7 +1,9 @@
 //! The API's behaviour over a generic store of JSON objects: one code path serves every
 //! resource. No I/O here: a [`Request`] in, a [`Response`] out.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -37,7 +39,11 @@ impl Request {
 #[derive(Clone, Debug)]
 pub struct Response {
     pub status: u16,
+    /// The body as JSON; `Null` when `raw` holds it already serialised (lists).
     pub body: Value,
+    /// A body serialised ahead: lists are written from each object's cached bytes, so a page
+    /// costs a copy, not a render.
+    pub raw: Option<Vec<u8>>,
     pub retry_after: Option<u64>,
 }
 
@@ -46,7 +52,16 @@ impl Response {
         Response {
             status,
             body,
+            raw: None,
             retry_after: None,
+        }
+    }
+
+    /// The body as JSON, parsing `raw` when the body was serialised ahead.
+    pub fn json(&self) -> Value {
+        match &self.raw {
+            Some(raw) => serde_json::from_slice(raw).unwrap_or(Value::Null),
+            None => self.body.clone(),
         }
     }
 }
@@ -56,6 +71,7 @@ impl From<ApiError> for Response {
         Response {
             status: e.code,
             body: e.to_status(),
+            raw: None,
             retry_after: e.retry_after,
         }
     }
@@ -101,9 +117,89 @@ pub fn classify(req: &Request) -> Option<Action> {
 struct Stored {
     obj: Value,
     managed: Managed,
+    /// The object as a list item (rendered, without `apiVersion` and `kind`), serialised on
+    /// the first LIST that returns it. Every write stores a new `Stored`, so it is never stale.
+    listed: OnceCell<Vec<u8>>,
+    /// The same for metadata-only lists (a `PartialObjectMetadata` item).
+    listed_meta: OnceCell<Vec<u8>>,
+}
+
+impl Stored {
+    fn new(obj: Value, managed: Managed) -> Self {
+        Stored {
+            obj,
+            managed,
+            listed: OnceCell::new(),
+            listed_meta: OnceCell::new(),
+        }
+    }
+}
+
+/// A stored object as a LIST returns it, serialised from borrowed parts (no copy of the
+/// object): without `apiVersion` and `kind` (the list says them), with `managedFields`; or, for
+/// metadata-only lists, as a `PartialObjectMetadata`.
+struct ListItem<'a> {
+    obj: &'a Value,
+    managed: Option<fields::ManagedFieldsJson<'a>>,
+    metadata_only: bool,
+    /// Keep `apiVersion` and `kind` (a single object, not a list item).
+    whole: bool,
+}
+
+struct MetadataWithManaged<'a> {
+    metadata: &'a Value,
+    managed: Option<&'a fields::ManagedFieldsJson<'a>>,
+}
+
+impl serde::Serialize for MetadataWithManaged<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.metadata.as_object().into_iter().flatten() {
+            if k != "managedFields" {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        if let Some(managed) = self.managed {
+            m.serialize_entry("managedFields", managed)?;
+        }
+        m.end()
+    }
+}
+
+impl serde::Serialize for ListItem<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let metadata = MetadataWithManaged {
+            metadata: &self.obj["metadata"],
+            managed: self.managed.as_ref(),
+        };
+        let mut m = s.serialize_map(None)?;
+        if self.metadata_only {
+            m.serialize_entry("apiVersion", "meta.k8s.io/v1")?;
+            m.serialize_entry("kind", "PartialObjectMetadata")?;
+            m.serialize_entry("metadata", &metadata)?;
+            return m.end();
+        }
+        for (k, v) in self.obj.as_object().into_iter().flatten() {
+            match k.as_str() {
+                "apiVersion" | "kind" if !self.whole => {}
+                "metadata" => m.serialize_entry(k, &metadata)?,
+                _ => m.serialize_entry(k, v)?,
+            }
+        }
+        m.end()
+    }
 }
 
 type Key = (&'static str, String, String);
+
+/// What a LIST selects: the page's objects, whether more follow, and how many remain.
+struct Selection<'a> {
+    items: Vec<(&'a Key, &'a Stored)>,
+    more: bool,
+    remaining: Option<usize>,
+}
 
 /// The store: every object of every kind, and the global resourceVersion.
 #[derive(Default)]
@@ -177,15 +273,25 @@ impl Store {
             .contains_key(&("namespaces", String::new(), ns.to_string()))
     }
 
+    /// The object's `metadata.managedFields`, ready to serialise.
+    fn managed_fields<'s>(
+        api_version: &'s str,
+        stored: &'s Stored,
+    ) -> Option<fields::ManagedFieldsJson<'s>> {
+        (!stored.managed.is_empty()).then(|| fields::ManagedFieldsJson {
+            managed: &stored.managed,
+            api_version,
+            time: stored.obj["metadata"]["creationTimestamp"]
+                .as_str()
+                .unwrap_or(""),
+        })
+    }
+
     fn render(&self, rt: &ResourceType, stored: &Stored) -> Value {
         let mut obj = stored.obj.clone();
-        if !stored.managed.is_empty() {
-            let time = obj["metadata"]["creationTimestamp"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            obj["metadata"]["managedFields"] =
-                fields::to_managed_fields(&stored.managed, &rt.api_version(), &time);
+        let api_version = rt.api_version();
+        if let Some(m) = Self::managed_fields(&api_version, stored) {
+            obj["metadata"]["managedFields"] = serde_json::to_value(m).unwrap_or(Value::Null);
         }
         obj
     }
@@ -259,7 +365,10 @@ impl Store {
         Ok(Response::ok(200, self.render(p.resource, stored)))
     }
 
-    fn list(&self, p: &ResourcePath, req: &Request) -> Result<Response, ApiError> {
+    /// The objects a LIST selects, in key order, from after the continue token on: at most
+    /// `limit` of them (0: all), whether more match after those, and, as the API server
+    /// reports it, how many objects remain (only for lists without selectors).
+    fn select(&self, p: &ResourcePath, req: &Request) -> Result<Selection<'_>, ApiError> {
         let rt = p.resource;
         let labels = LabelSelector::parse(req.param("labelSelector").unwrap_or(""))
             .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
@@ -287,57 +396,112 @@ impl Store {
             }
             None => None,
         };
-        let ns_filter = p.namespace.as_deref();
-        let matching = self
-            .objects
-            .iter()
-            .filter(|((plural, ns, _), _)| {
-                *plural == rt.plural && ns_filter.is_none_or(|f| f == ns)
-            })
-            .filter(|((_, ns, name), _)| {
-                after
-                    .as_ref()
-                    .is_none_or(|(ans, aname)| (ns, name) > (ans, aname))
-            })
-            .filter(|(_, s)| {
-                labels.matches(s.obj["metadata"]["labels"].as_object()) && fields.matches(&s.obj)
-            });
+        let ns_filter = if rt.namespaced {
+            p.namespace.as_deref()
+        } else {
+            None
+        };
+        // Keys are (plural, namespace, name): a page is a walk from the token's key on, not a
+        // scan of the whole store.
+        let from = match after {
+            Some((ns, name)) => Bound::Excluded((rt.plural, ns, name)),
+            None => Bound::Included((
+                rt.plural,
+                ns_filter.unwrap_or("").to_string(),
+                String::new(),
+            )),
+        };
+        let mut in_scope =
+            self.objects
+                .range((from, Bound::Unbounded))
+                .take_while(|((plural, ns, _), _)| {
+                    *plural == rt.plural && ns_filter.is_none_or(|f| f == ns)
+                });
+        let selects = |s: &Stored| {
+            labels.matches(s.obj["metadata"]["labels"].as_object()) && fields.matches(&s.obj)
+        };
         let mut items = Vec::new();
-        let mut last: Option<(String, String)> = None;
-        let mut remaining = 0usize;
-        for ((_, ns, name), stored) in matching {
-            if limit > 0 && items.len() == limit {
-                remaining += 1;
+        let mut more = false;
+        for (key, stored) in in_scope.by_ref() {
+            if !selects(stored) {
                 continue;
             }
-            let mut obj = self.render(rt, stored);
-            if let Some(o) = obj.as_object_mut() {
-                o.remove("apiVersion");
-                o.remove("kind");
+            if limit > 0 && items.len() == limit {
+                more = true;
+                break;
             }
-            items.push(obj);
-            last = Some((ns.clone(), name.clone()));
+            items.push((key, stored));
         }
+        // ListMeta.remainingItemCount: "If the list request contained label or field
+        // selectors, then the number of remaining items is unknown and the field will be left
+        // unset" (k8s.io/apimachinery/pkg/apis/meta/v1/types.go).
+        let remaining =
+            (more && labels.0.is_empty() && fields.0.is_empty()).then(|| 1 + in_scope.count());
+        Ok(Selection {
+            items,
+            more,
+            remaining,
+        })
+    }
+
+    fn list(&self, p: &ResourcePath, req: &Request) -> Result<Response, ApiError> {
+        let rt = p.resource;
+        let selection = self.select(p, req)?;
         let mut metadata = json!({ "resourceVersion": self.rv.to_string() });
-        if remaining > 0
-            && let Some((ns, name)) = last
+        if selection.more
+            && let Some(((_, ns, name), _)) = selection.items.last()
         {
             let token =
                 URL_SAFE_NO_PAD.encode(json!({"ns": ns, "name": name, "rv": self.rv}).to_string());
             metadata["continue"] = json!(token);
-            metadata["remainingItemCount"] = json!(remaining);
+            if let Some(n) = selection.remaining {
+                metadata["remainingItemCount"] = json!(n);
+            }
         }
-        if req.accept.contains("as=PartialObjectMetadataList") {
-            let items: Vec<Value> = items.into_iter().map(|i| json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": i["metadata"]})).collect();
-            return Ok(Response::ok(
-                200,
-                json!({ "kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "items": items }),
-            ));
+        let metadata_only = req.accept.contains("as=PartialObjectMetadataList");
+        let (kind, api_version) = if metadata_only {
+            (
+                "PartialObjectMetadataList".to_string(),
+                "meta.k8s.io/v1".to_string(),
+            )
+        } else {
+            (format!("{}List", rt.kind), rt.api_version())
+        };
+        let mut body = serde_json::to_vec(
+            &json!({ "kind": kind, "apiVersion": api_version, "metadata": metadata }),
+        )
+        .unwrap_or_default();
+        // Reopen the object to append the items, each from its cached serialisation.
+        body.pop();
+        body.extend_from_slice(b",\"items\":[");
+        let item_api_version = rt.api_version();
+        for (i, (_, stored)) in selection.items.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            let cell = if metadata_only {
+                &stored.listed_meta
+            } else {
+                &stored.listed
+            };
+            let bytes = cell.get_or_init(|| {
+                let item = ListItem {
+                    obj: &stored.obj,
+                    managed: Self::managed_fields(&item_api_version, stored),
+                    metadata_only,
+                    whole: false,
+                };
+                serde_json::to_vec(&item).unwrap_or_default()
+            });
+            body.extend_from_slice(bytes);
         }
-        Ok(Response::ok(
-            200,
-            json!({ "kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": metadata, "items": items }),
-        ))
+        body.extend_from_slice(b"]}");
+        Ok(Response {
+            status: 200,
+            body: Value::Null,
+            raw: Some(body),
+            retry_after: None,
+        })
     }
 
     fn check_identity(rt: &ResourceType, p: &ResourcePath, obj: &Value) -> Result<(), ApiError> {
@@ -479,13 +643,41 @@ impl Store {
     ) -> Response {
         obj["metadata"]["resourceVersion"] = json!(self.bump());
         let name = key.2.clone();
-        let stored = Stored { obj, managed };
-        let out = self.render(rt, &stored);
+        let stored = Stored::new(obj, managed);
+        let out = Self::answer(rt, 201, &stored);
         self.objects.insert(key, stored);
         if rt.kind == "Namespace" {
             self.create_default_service_account(&name);
         }
-        Response::ok(201, out)
+        out
+    }
+
+    /// A write's answer: the stored object, serialised from borrowed parts (no deep copy).
+    /// The object's list form is serialised now too, while it is in the cache: a later LIST
+    /// then copies bytes instead of walking objects scattered through memory.
+    fn answer(rt: &ResourceType, status: u16, stored: &Stored) -> Response {
+        let api_version = rt.api_version();
+        stored.listed.get_or_init(|| {
+            let item = ListItem {
+                obj: &stored.obj,
+                managed: Self::managed_fields(&api_version, stored),
+                metadata_only: false,
+                whole: false,
+            };
+            serde_json::to_vec(&item).unwrap_or_default()
+        });
+        let item = ListItem {
+            obj: &stored.obj,
+            managed: Self::managed_fields(&api_version, stored),
+            metadata_only: false,
+            whole: true,
+        };
+        Response {
+            status,
+            body: Value::Null,
+            raw: Some(serde_json::to_vec(&item).unwrap_or_default()),
+            retry_after: None,
+        }
     }
 
     fn create_default_service_account(&mut self, ns: &str) {
@@ -499,10 +691,7 @@ impl Store {
         sa["metadata"]["resourceVersion"] = json!(self.bump());
         self.objects.insert(
             Self::key(rt, ns, "default"),
-            Stored {
-                obj: sa,
-                managed: Managed::new(),
-            },
+            Stored::new(sa, Managed::new()),
         );
     }
 
@@ -576,17 +765,17 @@ impl Store {
         if dry_run {
             return Ok(Response::ok(
                 200,
-                self.render(rt, &Stored { obj: new, managed }),
+                self.render(rt, &Stored::new(new, managed)),
             ));
         }
         // A write that changes nothing keeps the resourceVersion, as the real server does.
         if !unchanged || managed != old.managed {
             new["metadata"]["resourceVersion"] = json!(self.bump());
         }
-        let stored = Stored { obj: new, managed };
-        let out = self.render(rt, &stored);
+        let stored = Stored::new(new, managed);
+        let out = Self::answer(rt, 200, &stored);
         self.objects.insert(key, stored);
-        Ok(Response::ok(200, out))
+        Ok(out)
     }
 
     fn update(
@@ -716,7 +905,7 @@ impl Store {
         let manager = req.param("fieldManager").ok_or_else(|| ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"))?.to_string();
         let force = req.param("force") == Some("true");
         // Apply bodies are YAML (JSON being YAML too): kubectl sends YAML, kube-rs JSON.
-        let applied: Value = match serde_json::from_slice(&req.body) {
+        let mut applied: Value = match serde_json::from_slice(&req.body) {
             Ok(v) => v,
             Err(_) => serde_saphyr::from_slice(&req.body).map_err(|e| {
                 ApiError::bad_request(format!("the apply patch is not valid YAML: {e}"))
@@ -733,17 +922,12 @@ impl Store {
         }
         let ns = p.namespace.clone().unwrap_or_default();
         let key = Self::key(rt, &ns, name);
-        let existing = self
-            .objects
-            .get(&key)
-            .map(|s| (s.obj.clone(), s.managed.clone()));
-        let mut managed = existing
-            .as_ref()
-            .map(|(_, m)| m.clone())
-            .unwrap_or_default();
-        let mut applied_named = applied.clone();
-        applied_named["metadata"]["name"] = json!(name);
-        let merged = fields::apply(existing.as_ref().map(|(o, _)| o), &applied_named, &manager, force, &mut managed).map_err(|conflicts| {
+        let (existing, mut managed) = match self.objects.get(&key) {
+            Some(s) => (Some(&s.obj), s.managed.clone()),
+            None => (None, Managed::default()),
+        };
+        applied["metadata"]["name"] = json!(name);
+        let merged = fields::apply(existing, &applied, &manager, force, &mut managed).map_err(|conflicts| {
             let causes: Vec<Value> = conflicts
                 .iter()
                 .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", c.manager), "field": fields::path_string(&c.path)}))
@@ -753,9 +937,9 @@ impl Store {
             e.details = json!({"name": name, "kind": rt.plural, "causes": causes});
             e
         })?;
-        match existing {
-            Some(_) => self.replace(rt, key, merged, None, Some(managed), dry_run),
-            None => {
+        match existing.is_some() {
+            true => self.replace(rt, key, merged, None, Some(managed), dry_run),
+            false => {
                 if rt.namespaced && !self.namespace_exists(&ns) {
                     return Err(ApiError::not_found("namespaces", "", &ns));
                 }
@@ -763,7 +947,10 @@ impl Store {
                 self.prepare_new(rt, &ns, &mut obj)?;
                 validation::validate(rt, &obj, None)?;
                 if dry_run {
-                    return Ok(Response::ok(201, self.render(rt, &Stored { obj, managed })));
+                    return Ok(Response::ok(
+                        201,
+                        self.render(rt, &Stored::new(obj, managed)),
+                    ));
                 }
                 Ok(self.store_new(rt, key, obj, managed))
             }
@@ -816,26 +1003,26 @@ impl Store {
         req: &Request,
         dry_run: bool,
     ) -> Result<Response, ApiError> {
-        let listed = self.list(
-            p,
-            &Request {
-                query: req
-                    .query
-                    .iter()
-                    .filter(|(k, _)| k != "limit" && k != "continue")
-                    .cloned()
-                    .collect(),
-                ..req.clone()
-            },
-        )?;
+        let all = Request {
+            query: req
+                .query
+                .iter()
+                .filter(|(k, _)| k != "limit" && k != "continue")
+                .cloned()
+                .collect(),
+            ..req.clone()
+        };
+        let listed = self.list(p, &all)?;
         if !dry_run {
-            for item in listed.body["items"].as_array().into_iter().flatten() {
-                let ns = item["metadata"]["namespace"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string();
-                let name = item["metadata"]["name"].as_str().unwrap_or("").to_string();
-                self.objects.remove(&Self::key(p.resource, &ns, &name));
+            let keys: Vec<Key> = self
+                .select(p, &all)?
+                .items
+                .into_iter()
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in keys {
+                let name = key.2.clone();
+                self.objects.remove(&key);
                 if p.resource.kind == "Namespace" {
                     self.objects.retain(|(_, ons, _), _| *ons != name);
                 }
@@ -878,7 +1065,7 @@ impl Store {
         let r = self.handle(&req);
         if r.status == 201 {
             // Seeding a namespace's `default` ServiceAccount replaces the automatic one.
-            Ok(r.body)
+            Ok(r.json())
         } else if r.status == 409 && rt.kind == "ServiceAccount" {
             let name = obj["metadata"]["name"].as_str().unwrap_or("");
             let key = Self::key(rt, &ns, name);
@@ -889,7 +1076,7 @@ impl Store {
                 .map(|s| s.obj["metadata"]["resourceVersion"].clone())
                 .unwrap_or(Value::Null);
             self.replace(rt, key, new, Some(manager), None, false)
-                .map(|r| r.body)
+                .map(|r| r.json())
         } else {
             Err(ApiError {
                 code: r.status,

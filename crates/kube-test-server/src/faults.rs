@@ -108,6 +108,9 @@ pub struct LogEntry {
     pub query: String,
     pub status: u16,
     pub dry_run: bool,
+    /// The server's own time for this request: handling and serialising the answer, not
+    /// injected latency (so a benchmark can tell the server's cost from the client's).
+    pub server_time: Duration,
 }
 
 impl LogEntry {

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// The key field of a list that merges by key, by the list's field path (names only).
 /// Every other list is atomic: replaced whole, owned whole. This follows the Kubernetes
@@ -315,40 +315,104 @@ pub fn record_update(old: Option<&Value>, new: &Value, manager: &str, managed: &
 
 /// `metadata.managedFields` as the API returns it (FieldsV1).
 pub fn to_managed_fields(managed: &Managed, api_version: &str, time: &str) -> Value {
-    let entries: Vec<Value> = managed
-        .iter()
-        .map(|(m, set)| {
-            let mut tree = Map::new();
-            for p in set {
-                let mut cur = &mut tree;
-                for e in p {
-                    let k = match e {
-                        Elem::Field(f) => format!("f:{f}"),
-                        Elem::Key(key, kv) => format!("k:{}", json!({ key.as_str(): kv })),
-                    };
-                    let entry = cur.entry(k).or_insert_with(|| json!({}));
-                    if matches!(e, Elem::Key(..)) {
-                        entry
-                            .as_object_mut()
-                            .map(|o| o.insert(".".into(), json!({})));
-                    }
-                    cur = match entry.as_object_mut() {
-                        Some(o) => o,
-                        None => break,
-                    };
+    serde_json::to_value(ManagedFieldsJson {
+        managed,
+        api_version,
+        time,
+    })
+    .unwrap_or(Value::Null)
+}
+
+/// `metadata.managedFields`, serialised straight from the field sets (no tree is built).
+pub struct ManagedFieldsJson<'a> {
+    pub managed: &'a Managed,
+    pub api_version: &'a str,
+    pub time: &'a str,
+}
+
+impl serde::Serialize for ManagedFieldsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        let mut seq = s.serialize_seq(Some(self.managed.len()))?;
+        for (m, set) in self.managed {
+            let paths: Vec<&[Elem]> = set.iter().map(Vec::as_slice).collect();
+            struct Entry<'a> {
+                m: &'a Manager,
+                api_version: &'a str,
+                time: &'a str,
+                tree: FieldsV1<'a>,
+            }
+            impl serde::Serialize for Entry<'_> {
+                fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                    let mut e = s.serialize_map(Some(6))?;
+                    e.serialize_entry("manager", &self.m.name)?;
+                    e.serialize_entry("operation", self.m.operation)?;
+                    e.serialize_entry("apiVersion", self.api_version)?;
+                    e.serialize_entry("time", self.time)?;
+                    e.serialize_entry("fieldsType", "FieldsV1")?;
+                    e.serialize_entry("fieldsV1", &self.tree)?;
+                    e.end()
                 }
             }
-            json!({
-                "manager": m.name,
-                "operation": m.operation,
-                "apiVersion": api_version,
-                "time": time,
-                "fieldsType": "FieldsV1",
-                "fieldsV1": Value::Object(tree),
-            })
-        })
-        .collect();
-    Value::Array(entries)
+            seq.serialize_element(&Entry {
+                m,
+                api_version: self.api_version,
+                time: self.time,
+                tree: FieldsV1 {
+                    paths: &paths,
+                    depth: 0,
+                    keyed: false,
+                },
+            })?;
+        }
+        seq.end()
+    }
+}
+
+/// The FieldsV1 tree of sorted paths that share their first `depth` elements: each next
+/// element is a key (`f:name`, or `k:{"name":"x"}` with a `.` entry for the item itself).
+struct FieldsV1<'a> {
+    paths: &'a [&'a [Elem]],
+    depth: usize,
+    keyed: bool,
+}
+
+impl serde::Serialize for FieldsV1<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        if self.keyed {
+            m.serialize_entry(".", &serde_json::Map::new())?;
+        }
+        // Paths ending here are leaves (already the empty map); the rest group by their next
+        // element, contiguous because the set is sorted.
+        let n = self.paths.len();
+        let mut i = self
+            .paths
+            .iter()
+            .position(|p| p.len() > self.depth)
+            .unwrap_or(n);
+        while i < n {
+            let elem = &self.paths[i][self.depth];
+            let start = i;
+            while i < n && self.paths[i].get(self.depth) == Some(elem) {
+                i += 1;
+            }
+            let key = match elem {
+                Elem::Field(f) => format!("f:{f}"),
+                Elem::Key(key, kv) => format!("k:{}", json!({ key.as_str(): kv })),
+            };
+            m.serialize_entry(
+                &key,
+                &FieldsV1 {
+                    paths: &self.paths[start..i],
+                    depth: self.depth + 1,
+                    keyed: matches!(elem, Elem::Key(..)),
+                },
+            )?;
+        }
+        m.end()
+    }
 }
 
 /// Strategic merge patch for the fields regops touches: maps merge, `null` deletes, keyed lists

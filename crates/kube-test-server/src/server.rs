@@ -103,7 +103,10 @@ fn http_response(r: &Response) -> hyper::Response<Full<Bytes>> {
     if let Some(secs) = r.retry_after {
         b = b.header("retry-after", secs.to_string());
     }
-    let body = serde_json::to_vec(&r.body).unwrap_or_default();
+    let body = match &r.raw {
+        Some(raw) => raw.clone(),
+        None => serde_json::to_vec(&r.body).unwrap_or_default(),
+    };
     b.body(Full::new(Bytes::from(body)))
         .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
 }
@@ -156,6 +159,7 @@ async fn serve(
         query: parts.uri.query().unwrap_or("").to_string(),
         status: 0,
         dry_run: request.param("dryRun") == Some("All"),
+        server_time: std::time::Duration::ZERO,
     };
 
     // Authentication.
@@ -190,6 +194,8 @@ async fn serve(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    // The server's own time: from here (after any injected latency) to a serialised answer.
+    let started = std::time::Instant::now();
     let response = match outcome {
         Some(FaultAction::CloseConnection) => {
             entry.status = 0;
@@ -241,8 +247,10 @@ async fn serve(
         }
     };
     entry.status = response.status;
+    let answer = http_response(&response);
+    entry.server_time = started.elapsed();
     shared.lock().log.push(entry);
-    Ok(http_response(&response))
+    Ok(answer)
 }
 
 async fn serve_io<I>(io: I, shared: Arc<Shared>)

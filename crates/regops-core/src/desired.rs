@@ -141,13 +141,18 @@ pub fn compute(
 ) -> Desired {
     let mut d = Desired::default();
     let in_only = |ns: &str| only.is_none_or(|o| o.contains(ns));
+    let existing_namespaces: BTreeSet<&str> = observed
+        .namespaces
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect();
     for scope in spec.scopes.values() {
         let resolved: BTreeSet<String> = scope_namespaces(scope, &observed.namespaces)
             .into_iter()
             .filter(|n| in_only(n))
             .collect();
         for named in &scope.namespaces {
-            if in_only(named) && !observed.namespaces.iter().any(|n| n.name == named.value) {
+            if in_only(named) && !existing_namespaces.contains(named.value.as_str()) {
                 d.warnings.push(format!(
                     "namespace `{}` (scope `{}`) does not exist; nothing is planned for it",
                     named.value, scope.name.value
@@ -157,6 +162,11 @@ pub fn compute(
         d.scopes.insert(scope.name.value.clone(), resolved);
     }
     let empty = BTreeSet::new();
+    let existing_sas: BTreeSet<(&str, &str)> = observed
+        .service_accounts
+        .iter()
+        .map(|o| (o.namespace.as_str(), o.name.as_str()))
+        .collect();
     for ps in spec.pull_secrets.values() {
         let namespaces = d.scopes.get(ps.scope.as_str()).unwrap_or(&empty).clone();
         let PullSecretDocument {
@@ -190,11 +200,7 @@ pub fn compute(
             .collect();
         for ns in &namespaces {
             for sa in &b.service_accounts {
-                if observed
-                    .service_accounts
-                    .iter()
-                    .any(|o| o.namespace == *ns && o.name == sa.value)
-                {
+                if existing_sas.contains(&(ns.as_str(), sa.value.as_str())) {
                     d.service_accounts
                         .entry((ns.clone(), sa.value.clone()))
                         .or_default()

@@ -1,42 +1,38 @@
-//! The cluster as observed: only what planning needs, read from Kubernetes objects as JSON
-//! (from the API or from a `kubectl get -o yaml` state file).
+//! The cluster as observed: only what planning needs.
+//!
+//! Objects arrive in the [`wire`] shapes, deserialised straight from a LIST page or a state
+//! file: serde keeps the fields planning reads and skips everything else (managedFields' field
+//! sets, pod specs beyond containers and pull secrets, other Secrets' data) without storing
+//! it. [`Observed::push`] then moves each object's fields into the lean model, so a page costs
+//! its own size once and is dropped before the next is read.
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use secrecy::SecretString;
-use serde_json::Value;
 
 use crate::ownership;
 
+pub mod wire;
+
 pub type Labels = BTreeMap<String, String>;
-
-fn string_map(v: &Value) -> Labels {
-    v.as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn names(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x["name"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Namespace {
     pub name: String,
     pub labels: Labels,
     pub annotations: Labels,
+    /// Being deleted (`metadata.deletionTimestamp` set): it accepts no new objects.
+    pub terminating: bool,
+}
+
+/// A field manager of an object, as far as regops needs to know it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manager {
+    pub name: String,
+    /// Its fields were set by server-side apply (not by an update or patch).
+    pub apply: bool,
+    /// It owns (some of) a Secret's `data`.
+    pub owns_data: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -49,6 +45,9 @@ pub struct Secret {
     pub annotations: Labels,
     /// The decoded `.dockerconfigjson`, when there is one.
     pub dockerconfigjson: Option<SecretString>,
+    pub resource_version: Option<String>,
+    pub uid: Option<String>,
+    pub managers: Vec<Manager>,
 }
 
 impl Secret {
@@ -89,6 +88,7 @@ pub struct ServiceAccount {
     pub annotations: Labels,
     /// For writes that must not lose a concurrent change (the list is atomic).
     pub resource_version: Option<String>,
+    pub uid: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,6 +107,10 @@ pub struct Workload {
     pub annotations: Labels,
     pub containers: Vec<Container>,
     pub image_pull_secrets: Vec<String>,
+    /// The pod template's annotations (where the KubeSphere console keeps its own).
+    pub template_annotations: Labels,
+    pub resource_version: Option<String>,
+    pub uid: Option<String>,
 }
 
 /// Everything observed.
@@ -126,113 +130,166 @@ pub struct Skipped {
 }
 
 impl Observed {
-    /// Reads objects; `List` objects are flattened; unknown kinds are ignored. Items of a List
-    /// may lack `kind` (as the API returns them): `default_kind` fills it in.
-    pub fn from_objects(objects: &[Value]) -> (Observed, Vec<Skipped>) {
+    /// Reads objects given as JSON values (tests, small inputs); `List` objects are flattened.
+    /// See [`Observed::push`].
+    pub fn from_objects(objects: &[serde_json::Value]) -> (Observed, Vec<Skipped>) {
         let mut o = Observed::default();
         let mut skipped = Vec::new();
-        let mut queue: Vec<(usize, Value, Option<String>)> = objects
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(|(i, v)| (i, v, None))
-            .collect();
-        while let Some((index, obj, default_kind)) = queue.pop() {
-            let kind = obj["kind"].as_str().map(str::to_string).or(default_kind);
-            if let Some(items) = obj["items"].as_array() {
-                let item_kind = kind
-                    .as_deref()
-                    .and_then(|k| k.strip_suffix("List"))
-                    .filter(|k| !k.is_empty())
-                    .map(str::to_string);
-                queue.extend(
-                    items
-                        .iter()
-                        .cloned()
-                        .map(|it| (index, it, item_kind.clone())),
-                );
-                continue;
-            }
-            if let Err(reason) = o.add(kind.as_deref().unwrap_or(""), &obj) {
-                skipped.push(Skipped { index, reason });
+        for (index, v) in objects.iter().enumerate() {
+            match wire::Object::from_value(v) {
+                Ok(obj) => o.push(index, None, obj, &mut skipped),
+                Err(e) => skipped.push(Skipped {
+                    index,
+                    reason: e.to_string(),
+                }),
             }
         }
-        o.sort();
+        o.finish();
         (o, skipped)
     }
 
-    fn sort(&mut self) {
+    /// Adds one object, moving its fields into the model. A `List` is flattened; its items may
+    /// lack `kind` (as the API returns them), which `default_kind`, or else the list's kind
+    /// less `List`, fills in. Unknown kinds are ignored; objects that cannot be read are
+    /// reported in `skipped` under `index`, their position in the input. Call
+    /// [`Observed::finish`] when done.
+    pub fn push(
+        &mut self,
+        index: usize,
+        default_kind: Option<&str>,
+        mut obj: wire::Object,
+        skipped: &mut Vec<Skipped>,
+    ) {
+        let kind = obj.kind.take().or_else(|| default_kind.map(str::to_string));
+        if let Some(items) = obj.items.take() {
+            let item_kind = kind
+                .as_deref()
+                .and_then(|k| k.strip_suffix("List"))
+                .filter(|k| !k.is_empty());
+            for item in items {
+                self.push(index, item_kind, item, skipped);
+            }
+            return;
+        }
+        if let Err(reason) = self.add(kind.as_deref().unwrap_or(""), obj) {
+            skipped.push(Skipped { index, reason });
+        }
+    }
+
+    /// Puts everything in a stable order, and keeps the first of two Secrets of one name in one
+    /// namespace (a Secret listed whole, then again by name as metadata).
+    pub fn finish(&mut self) {
         self.namespaces.sort_by(|a, b| a.name.cmp(&b.name));
         self.secrets
             .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        self.secrets.dedup_by(|later, first| {
+            later.namespace == first.namespace && later.name == first.name
+        });
         self.service_accounts
             .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         self.workloads
             .sort_by(|a, b| (&a.namespace, a.kind, &a.name).cmp(&(&b.namespace, b.kind, &b.name)));
     }
 
-    fn add(&mut self, kind: &str, obj: &Value) -> Result<(), String> {
-        let meta = &obj["metadata"];
-        let name = meta["name"]
-            .as_str()
-            .ok_or("an object without metadata.name")?
-            .to_string();
-        let namespace = meta["namespace"].as_str().unwrap_or("").to_string();
-        let labels = string_map(&meta["labels"]);
-        let annotations = string_map(&meta["annotations"]);
+    fn add(&mut self, kind: &str, obj: wire::Object) -> Result<(), String> {
+        let wire::Object {
+            metadata,
+            type_,
+            immutable,
+            data,
+            string_data,
+            image_pull_secrets,
+            spec,
+            ..
+        } = obj;
+        let wire::Meta {
+            name,
+            namespace,
+            labels,
+            annotations,
+            resource_version,
+            uid,
+            deletion_timestamp,
+            managed_fields,
+        } = metadata;
+        let name = name.ok_or("an object without metadata.name")?;
+        let namespace = namespace.unwrap_or_default();
+        let labels = labels.unwrap_or_default();
+        let annotations = annotations.unwrap_or_default();
         match kind {
             "Namespace" => self.namespaces.push(Namespace {
                 name,
                 labels,
                 annotations,
+                terminating: deletion_timestamp.is_some(),
             }),
             "Secret" => {
-                let dockerconfigjson = match obj["data"][".dockerconfigjson"].as_str() {
-                    Some(b64) => {
-                        let raw = zeroize::Zeroizing::new(STANDARD.decode(b64).map_err(|_| {
-                            format!("secret {namespace}/{name}: .dockerconfigjson is not base64")
-                        })?);
-                        Some(SecretString::from(
-                            String::from_utf8_lossy(&raw).into_owned(),
-                        ))
+                let dockerconfigjson = match data.and_then(|d| d.dockerconfigjson) {
+                    Some(wire::SecretBase64::Decoded(s)) => Some(s),
+                    Some(wire::SecretBase64::Invalid) => {
+                        return Err(format!(
+                            "secret {namespace}/{name}: .dockerconfigjson is not base64"
+                        ));
                     }
-                    None => obj["stringData"][".dockerconfigjson"]
-                        .as_str()
-                        .map(|s| SecretString::from(s.to_string())),
+                    None => string_data.and_then(|d| d.dockerconfigjson),
                 };
+                let managers = managed_fields
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|m| Manager {
+                        name: m.manager.unwrap_or_default(),
+                        apply: m.operation.as_deref() == Some("Apply"),
+                        owns_data: m.fields_v1.is_some_and(|f| f.data.is_some()),
+                    })
+                    .collect();
                 self.secrets.push(Secret {
                     namespace,
                     name,
-                    type_: obj["type"].as_str().unwrap_or("Opaque").to_string(),
-                    immutable: obj["immutable"].as_bool().unwrap_or(false),
+                    type_: type_.unwrap_or_else(|| "Opaque".into()),
+                    immutable: immutable.unwrap_or(false),
                     labels,
                     annotations,
                     dockerconfigjson,
+                    resource_version,
+                    uid,
+                    managers,
                 });
             }
             "ServiceAccount" => self.service_accounts.push(ServiceAccount {
                 namespace,
                 name,
-                image_pull_secrets: names(&obj["imagePullSecrets"]),
+                image_pull_secrets: wire::names(image_pull_secrets),
                 annotations,
-                resource_version: meta["resourceVersion"].as_str().map(str::to_string),
+                resource_version,
+                uid,
             }),
-            "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob" => {
-                let kind = regops_spec::WorkloadKind::ALL
+            _ => {
+                let Some(kind) = regops_spec::WorkloadKind::ALL
                     .into_iter()
                     .find(|k| k.as_str() == kind)
-                    .ok_or("unknown workload kind")?;
-                let pod = if kind == regops_spec::WorkloadKind::CronJob {
-                    &obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-                } else {
-                    &obj["spec"]["template"]["spec"]
+                else {
+                    return Ok(());
+                };
+                let template = spec.and_then(|s| {
+                    if kind == regops_spec::WorkloadKind::CronJob {
+                        s.job_template.and_then(|j| j.spec).and_then(|j| j.template)
+                    } else {
+                        s.template
+                    }
+                });
+                let (template_annotations, pod) = match template {
+                    Some(t) => (
+                        t.metadata.and_then(|m| m.annotations).unwrap_or_default(),
+                        t.spec.unwrap_or_default(),
+                    ),
+                    None => (Labels::new(), wire::PodSpec::default()),
                 };
                 let mut containers = Vec::new();
-                for (field, init) in [("initContainers", true), ("containers", false)] {
-                    for c in pod[field].as_array().into_iter().flatten() {
+                for (list, init) in [(pod.init_containers, true), (pod.containers, false)] {
+                    for c in list.unwrap_or_default() {
                         containers.push(Container {
-                            name: c["name"].as_str().unwrap_or("").to_string(),
-                            image: c["image"].as_str().unwrap_or("").to_string(),
+                            name: c.name.unwrap_or_default(),
+                            image: c.image.unwrap_or_default(),
                             init,
                         });
                     }
@@ -244,10 +301,12 @@ impl Observed {
                     labels,
                     annotations,
                     containers,
-                    image_pull_secrets: names(&pod["imagePullSecrets"]),
+                    image_pull_secrets: wire::names(pod.image_pull_secrets),
+                    template_annotations,
+                    resource_version,
+                    uid,
                 });
             }
-            _ => {}
         }
         Ok(())
     }

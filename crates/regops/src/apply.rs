@@ -13,8 +13,6 @@
 //!   specs never drop each other's entries); others' entries stay.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -23,9 +21,9 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
 use regops_core::desired::{Desired, DesiredSecret};
-use regops_core::observed::Observed;
+use regops_core::observed::{Observed, ServiceAccount as ObservedServiceAccount, Workload};
 use regops_core::ownership::{
     self, KUBESPHERE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SECRET_KEY, SECRET_TYPE,
     SOURCE_COMMIT_ANNOTATION, SPEC_ANNOTATION,
@@ -36,6 +34,8 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
+
+use crate::retry::retry;
 
 /// The field manager for Secrets.
 pub const FIELD_MANAGER: &str = "regops";
@@ -84,78 +84,6 @@ impl Report {
     }
     pub fn count(&self, o: Outcome) -> usize {
         self.results.iter().filter(|r| r.outcome == o).count()
-    }
-}
-
-/// Whether a failed request is worth repeating, and after how long at the least.
-fn transient(e: &kube::Error) -> Option<Option<Duration>> {
-    match e {
-        kube::Error::Api(s) if matches!(s.code, 429 | 500 | 502 | 503 | 504) => {
-            Some(s.details.as_ref().and_then(|d| {
-                (d.retry_after_seconds > 0)
-                    .then(|| Duration::from_secs(u64::from(d.retry_after_seconds)))
-            }))
-        }
-        kube::Error::HyperError(_) | kube::Error::Service(_) => Some(None),
-        _ => None,
-    }
-}
-
-const ATTEMPTS: u32 = 8;
-
-/// The time one request may take before it is abandoned and retried (`--request-timeout`).
-/// One command runs per process, so this is set once, at the start.
-static TIMEOUT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(30_000);
-
-pub fn set_request_timeout(d: Duration) {
-    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
-    TIMEOUT_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
-}
-
-fn request_timeout() -> Duration {
-    Duration::from_millis(TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed))
-}
-
-fn jitter(attempt: u32) -> f64 {
-    // Not for security: spreads retries of concurrent writers apart.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let mut x = u64::from(nanos) ^ (u64::from(attempt) << 32) ^ 0x9E37_79B9_7F4A_7C15;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    0.5 + (x % 1000) as f64 / 1000.0
-}
-
-/// Runs `op` until it succeeds, fails for good, or has failed `ATTEMPTS` times: 429 (after
-/// Retry-After), 5xx, connection errors and timeouts are retried after a capped exponential
-/// backoff with jitter (100 ms doubling to 3 s).
-pub async fn retry<T, F, Fut>(mut op: F) -> Result<T, kube::Error>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, kube::Error>>,
-{
-    let mut attempt = 0;
-    loop {
-        let err = match tokio::time::timeout(request_timeout(), op()).await {
-            Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e)) => e,
-            Err(_) => kube::Error::Service(Box::new(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "the request timed out",
-            ))),
-        };
-        attempt += 1;
-        let Some(at_least) = transient(&err) else {
-            return Err(err);
-        };
-        if attempt >= ATTEMPTS {
-            return Err(err);
-        }
-        let backoff =
-            Duration::from_millis((100u64 << attempt.min(5)).min(3000)).mul_f64(jitter(attempt));
-        tokio::time::sleep(at_least.map_or(backoff, |d| d.max(backoff))).await;
     }
 }
 
@@ -251,10 +179,23 @@ async fn write_secret(
         commit: opts.commit.as_deref(),
     };
     let patch = Patch::Apply(&body);
-    retry(|| api.patch(&c.name, &pp, &patch))
+    let request = kube::core::Request::new(Secret::url_path(&(), Some(&c.namespace)));
+    retry(|| send(client, request.patch(&c.name, &pp, &patch)))
         .await
-        .map(|_| ())
         .map_err(|e| describe(&e))
+}
+
+/// Sends a write and drops the answer unread: regops needs nothing from it, so it is not
+/// deserialised (a Secret's answer would also hold its data; the text is zeroized).
+async fn send(
+    client: &Client,
+    request: Result<hyper::Request<Vec<u8>>, kube::core::request::Error>,
+) -> Result<(), kube::Error> {
+    let text = client
+        .request_text(request.map_err(kube::Error::BuildRequest)?)
+        .await?;
+    drop(Zeroizing::new(text));
+    Ok(())
 }
 
 fn pull_list(names: &[String]) -> Value {
@@ -265,14 +206,10 @@ fn pull_list(names: &[String]) -> Value {
 async fn write_service_account(
     client: &Client,
     c: &Change,
-    observed: &Observed,
+    seen: Option<&ObservedServiceAccount>,
     opts: &Options,
 ) -> Result<(), String> {
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &c.namespace);
-    let seen = observed
-        .service_accounts
-        .iter()
-        .find(|s| s.namespace == c.namespace && s.name == c.name);
     let mut present: Vec<String> = seen
         .map(|s| s.image_pull_secrets.clone())
         .unwrap_or_default();
@@ -303,7 +240,8 @@ async fn write_service_account(
             ..PatchParams::default()
         };
         let merge = Patch::Merge(&patch);
-        match retry(|| api.patch(&c.name, &pp, &merge)).await {
+        let request = kube::core::Request::new(ServiceAccount::url_path(&(), Some(&c.namespace)));
+        match retry(|| send(client, request.patch(&c.name, &pp, &merge))).await {
             Ok(_) => return Ok(()),
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 let fresh = retry(|| api.get(&c.name)).await.map_err(|e| describe(&e))?;
@@ -325,7 +263,7 @@ async fn write_workload(
     client: &Client,
     c: &Change,
     desired: &Desired,
-    observed: &Observed,
+    seen: Option<&Workload>,
     opts: &Options,
     blocked: &BTreeSet<(String, String)>,
 ) -> Result<(), String> {
@@ -344,10 +282,6 @@ async fn write_workload(
         .filter(|s| !blocked.contains(&(c.namespace.clone(), (*s).clone())))
         .cloned()
         .collect();
-    let seen = observed
-        .workloads
-        .iter()
-        .find(|w| w.namespace == c.namespace && w.name == c.name && w.kind == kind);
     let api_version = if matches!(kind, WorkloadKind::Job | WorkloadKind::CronJob) {
         "batch/v1"
     } else {
@@ -390,31 +324,19 @@ async fn write_workload(
     let mut pp = PatchParams::apply(&format!("{FIELD_MANAGER}.{}", opts.spec));
     pp.force = opts.force_conflicts;
     pp.dry_run = opts.dry_run;
-    let ns = c.namespace.as_str();
+    let ns = Some(c.namespace.as_str());
     let patch = Patch::Apply(&body);
-    let result = match kind {
-        WorkloadKind::Deployment => {
-            let api = Api::<Deployment>::namespaced(client.clone(), ns);
-            retry(|| api.patch(&c.name, &pp, &patch)).await.map(|_| ())
-        }
-        WorkloadKind::StatefulSet => {
-            let api = Api::<StatefulSet>::namespaced(client.clone(), ns);
-            retry(|| api.patch(&c.name, &pp, &patch)).await.map(|_| ())
-        }
-        WorkloadKind::DaemonSet => {
-            let api = Api::<DaemonSet>::namespaced(client.clone(), ns);
-            retry(|| api.patch(&c.name, &pp, &patch)).await.map(|_| ())
-        }
-        WorkloadKind::Job => {
-            let api = Api::<Job>::namespaced(client.clone(), ns);
-            retry(|| api.patch(&c.name, &pp, &patch)).await.map(|_| ())
-        }
-        WorkloadKind::CronJob => {
-            let api = Api::<CronJob>::namespaced(client.clone(), ns);
-            retry(|| api.patch(&c.name, &pp, &patch)).await.map(|_| ())
-        }
+    let path = match kind {
+        WorkloadKind::Deployment => Deployment::url_path(&(), ns),
+        WorkloadKind::StatefulSet => StatefulSet::url_path(&(), ns),
+        WorkloadKind::DaemonSet => DaemonSet::url_path(&(), ns),
+        WorkloadKind::Job => Job::url_path(&(), ns),
+        WorkloadKind::CronJob => CronJob::url_path(&(), ns),
     };
-    result.map_err(|e| describe(&e))
+    let request = kube::core::Request::new(path);
+    retry(|| send(client, request.patch(&c.name, &pp, &patch)))
+        .await
+        .map_err(|e| describe(&e))
 }
 
 async fn delete_secret(client: &Client, c: &Change, opts: &Options) -> Result<(), String> {
@@ -484,6 +406,18 @@ pub async fn run(
         .map(|d| ((d.namespace.as_str(), d.name.as_str()), d))
         .collect();
     let secrets = &secrets;
+    // The objects as the plan read them, by key: looked up once per change, not searched.
+    let service_accounts: BTreeMap<(&str, &str), &ObservedServiceAccount> = observed
+        .service_accounts
+        .iter()
+        .map(|s| ((s.namespace.as_str(), s.name.as_str()), s))
+        .collect();
+    let workloads: BTreeMap<(&str, &str, &str), &Workload> = observed
+        .workloads
+        .iter()
+        .map(|w| ((w.namespace.as_str(), w.kind.as_str(), w.name.as_str()), w))
+        .collect();
+    let (service_accounts, workloads) = (&service_accounts, &workloads);
     let mut report = Report::default();
     let todo = |a: Action| {
         plan.changes.iter().filter(move |c| {
@@ -542,10 +476,13 @@ pub async fn run(
                     )),
                 )
             } else {
+                let key = (c.namespace.as_str(), c.name.as_str());
                 let r = if c.kind == "ServiceAccount" {
-                    write_service_account(client, c, observed, opts).await
+                    write_service_account(client, c, service_accounts.get(&key).copied(), opts)
+                        .await
                 } else {
-                    write_workload(client, c, desired, observed, opts, blocked_ref).await
+                    let seen = workloads.get(&(key.0, c.kind.as_str(), key.1)).copied();
+                    write_workload(client, c, desired, seen, opts, blocked_ref).await
                 };
                 done(c, r, opts.dry_run)
             };

@@ -731,7 +731,7 @@ fn apply(args: ApplyArgs, term: &Term) -> Outcome {
             "--request-timeout must be a positive number of seconds",
         ));
     }
-    crate::apply::set_request_timeout(std::time::Duration::from_secs_f64(args.request_timeout));
+    crate::retry::set_request_timeout(std::time::Duration::from_secs_f64(args.request_timeout));
     let opts = crate::apply::Options {
         spec: loaded.name.clone(),
         commit: source.commit.clone(),

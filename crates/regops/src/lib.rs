@@ -12,6 +12,7 @@
 //! - [`edit`]: in-place edits of spec files that keep comments and layout.
 //! - [`observe`]: reading the cluster (a few paged LISTs) or a state file.
 //! - [`provenance`]: the spec's git commit and whether it is dirty.
+//! - [`retry`]: one retry policy (backoff, Retry-After, timeouts) for reads, writes and the lock.
 //! - [`output`]: the only place that prints.
 
 pub mod apply;
@@ -27,6 +28,7 @@ pub mod observe;
 pub mod output;
 pub mod provenance;
 pub mod registry;
+pub mod retry;
 
 /// The process exit status, in one place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

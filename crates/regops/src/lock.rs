@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 
-use crate::apply::retry;
+use crate::retry::retry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {

@@ -1,91 +1,109 @@
 //! Reading the cluster: a small, fixed number of paged LIST calls per resource kind, never a
 //! request per namespace or per object. Or a state file instead of a cluster.
+//!
+//! Each page is read as text, deserialised straight into the lean wire shapes (serde skips
+//! every field planning does not read), moved into the observed model, and dropped before the
+//! next page is asked for: memory follows what the plan needs, not the cluster's size.
 
+use std::io::Read;
 use std::path::Path;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
-use kube::api::{ListParams, ObjectList};
-use kube::{Api, Client};
-use regops_core::observed::{Observed, Skipped};
+use kube::Client;
+use kube::api::ListParams;
+use regops_core::observed::{Observed, Skipped, wire};
 use regops_core::ownership::{self, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use regops_spec::{Spec, WorkloadKind};
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use crate::cluster::{ClusterError, Target, api_error};
+use crate::retry::retry;
 
 /// Items per LIST page.
 pub const PAGE: u32 = 500;
 
-/// Every item of a paged LIST: `fetch` is asked for one page at a time.
-async fn paged<T, F, Fut>(params: ListParams, mut fetch: F) -> Result<Vec<T>, kube::Error>
-where
-    T: Clone,
-    F: FnMut(ListParams) -> Fut,
-    Fut: std::future::Future<Output = Result<ObjectList<T>, kube::Error>>,
-{
-    let mut out = Vec::new();
-    let mut params = params.limit(PAGE);
-    loop {
-        let page = fetch(params.clone()).await?;
-        out.extend(page.items);
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(out),
+/// One kind to list: where, and as what.
+struct Listing<'a> {
+    /// The cluster-wide collection path (`/apis/apps/v1/deployments`).
+    path: String,
+    /// The kind the items are (metadata-only items say `PartialObjectMetadata`).
+    kind: &'a str,
+    resource: &'a str,
+    group: &'a str,
+    /// Ask for metadata only (`PartialObjectMetadataList`): no data, no spec.
+    metadata_only: bool,
+}
+
+impl<'a> Listing<'a> {
+    fn of<K: kube::Resource<DynamicType = ()>>(
+        kind: &'a str,
+        resource: &'a str,
+        group: &'a str,
+    ) -> Self {
+        Listing {
+            path: K::url_path(&(), None),
+            kind,
+            resource,
+            group,
+            metadata_only: false,
         }
+    }
+
+    fn metadata_only(mut self) -> Self {
+        self.metadata_only = true;
+        self
     }
 }
 
-fn with_kind(mut v: Value, kind: &str) -> Value {
-    v["kind"] = Value::String(kind.to_string());
-    v
-}
-
-/// Every object of a LIST, as JSON carrying `kind`.
-async fn list_all<K>(
-    api: &Api<K>,
-    params: ListParams,
-    kind: &str,
+/// Reads every page of one LIST into `observed`.
+async fn list_into(
+    client: &Client,
     target: &Target,
-    resource: &str,
-    group: &str,
-) -> Result<Vec<Value>, ClusterError>
-where
-    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + serde::Serialize,
-{
-    let items = paged(params, |p| async move { api.list(&p).await })
-        .await
-        .map_err(|e| api_error(e, target, "list", resource, group, None))?;
-    Ok(items
-        .iter()
-        .map(|i| with_kind(serde_json::to_value(i).unwrap_or(Value::Null), kind))
-        .collect())
-}
-
-/// Every object of a LIST by metadata only (no `type`, no data), as JSON carrying `kind`.
-async fn list_metadata<K>(
-    api: &Api<K>,
+    listing: &Listing<'_>,
     params: ListParams,
-    kind: &str,
-    target: &Target,
-    resource: &str,
-) -> Result<Vec<Value>, ClusterError>
-where
-    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let items = paged(params, |p| async move { api.list_metadata(&p).await })
+    observed: &mut Observed,
+) -> Result<(), ClusterError> {
+    let request = kube::core::Request::new(listing.path.as_str());
+    let fail = |e| api_error(e, target, "list", listing.resource, listing.group, None);
+    let mut params = params.limit(PAGE);
+    let mut skipped: Vec<Skipped> = Vec::new();
+    loop {
+        let text = retry(|| {
+            let built = if listing.metadata_only {
+                request.list_metadata(&params)
+            } else {
+                request.list(&params)
+            };
+            async move {
+                client
+                    .request_text(built.map_err(kube::Error::BuildRequest)?)
+                    .await
+            }
+        })
         .await
-        .map_err(|e| api_error(e, target, "list", resource, "", None))?;
-    Ok(items.iter().map(|i| with_kind(serde_json::json!({ "metadata": serde_json::to_value(&i.metadata).unwrap_or(Value::Null) }), kind)).collect())
+        .map_err(fail)?;
+        let page: wire::Page =
+            serde_json::from_str(&text).map_err(|e| fail(kube::Error::SerdeError(e)))?;
+        drop(text);
+        for mut item in page.items {
+            // The request says what the items are; metadata-only items call themselves
+            // `PartialObjectMetadata`.
+            item.kind = None;
+            observed.push(0, Some(listing.kind), item, &mut skipped);
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(()),
+        }
+    }
 }
 
 /// Reads what the plan needs:
 /// - namespaces (metadata only);
 /// - Secrets labelled as regops' (all namespaces);
-/// - for each pull secret name, Secrets of that name in any namespace, metadata only (to find
-///   collisions), or whole where the spec would adopt them;
+/// - for each pull secret name, the other Secrets of that name in any namespace, metadata only
+///   (to find collisions), or whole where the spec would adopt them;
 /// - ServiceAccounts, when a binding names some, and else those marked with this spec's label;
 /// - each workload kind a binding selects, and of the other kinds those marked.
 pub async fn from_cluster(
@@ -94,53 +112,39 @@ pub async fn from_cluster(
     spec: &Spec,
     spec_name: &str,
 ) -> Result<Observed, ClusterError> {
-    let mut objects = list_metadata(
-        &Api::<Namespace>::all(client.clone()),
+    let mut observed = Observed::default();
+    list_into(
+        client,
+        target,
+        &Listing::of::<Namespace>("Namespace", "namespaces", "").metadata_only(),
         ListParams::default(),
-        "Namespace",
-        target,
-        "namespaces",
+        &mut observed,
     )
     .await?;
-    let secrets: Api<Secret> = Api::all(client.clone());
-    let owned = list_all(
-        &secrets,
-        ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
-        "Secret",
+    let owned = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
+    list_into(
+        client,
         target,
-        "secrets",
-        "",
+        &Listing::of::<Secret>("Secret", "secrets", ""),
+        ListParams::default().labels(&owned),
+        &mut observed,
     )
     .await?;
-    let mut seen: std::collections::BTreeSet<(String, String)> = std::collections::BTreeSet::new();
-    let mut push_secret = |v: Value, objects: &mut Vec<Value>| {
-        let key = (
-            v["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-            v["metadata"]["name"].as_str().unwrap_or("").to_string(),
-        );
-        if seen.insert(key) {
-            objects.push(v);
-        }
-    };
-    for s in owned {
-        push_secret(s, &mut objects);
-    }
     // Secrets bearing a pull secret's name that regops does not own are collisions: their
     // metadata is enough, and their data stays out of regops' memory. Only where the spec
-    // would adopt them is the whole object read.
+    // would adopt them is the whole object read. Those regops owns were read above.
+    let not_owned = format!("{MANAGED_BY_LABEL}!={MANAGED_BY_VALUE}");
     for (name, ps) in &spec.pull_secrets {
-        let by_name = ListParams::default().fields(&format!("metadata.name={name}"));
-        let found = if ps.adopt {
-            list_all(&secrets, by_name, "Secret", target, "secrets", "").await?
+        let by_name = ListParams::default()
+            .fields(&format!("metadata.name={name}"))
+            .labels(&not_owned);
+        let listing = Listing::of::<Secret>("Secret", "secrets", "");
+        let listing = if ps.adopt {
+            listing
         } else {
-            list_metadata(&secrets, by_name, "Secret", target, "secrets").await?
+            listing.metadata_only()
         };
-        for s in found {
-            push_secret(s, &mut objects);
-        }
+        list_into(client, target, &listing, by_name, &mut observed).await?;
     }
     // What the bindings select is listed whole; of the rest, only objects marked as carrying
     // this spec's entries (so that entries are removed when a binding leaves the spec).
@@ -153,17 +157,14 @@ pub async fn from_cluster(
         }
     };
     let sas_wanted = spec.bindings.iter().any(|b| !b.service_accounts.is_empty());
-    objects.extend(
-        list_all(
-            &Api::<ServiceAccount>::all(client.clone()),
-            select(sas_wanted),
-            "ServiceAccount",
-            target,
-            "serviceaccounts",
-            "",
-        )
-        .await?,
-    );
+    list_into(
+        client,
+        target,
+        &Listing::of::<ServiceAccount>("ServiceAccount", "serviceaccounts", ""),
+        select(sas_wanted),
+        &mut observed,
+    )
+    .await?;
     let kinds: Vec<WorkloadKind> = spec
         .bindings
         .iter()
@@ -177,69 +178,32 @@ pub async fn from_cluster(
         })
         .collect();
     for kind in WorkloadKind::ALL {
-        let params = select(kinds.contains(&kind));
-        let items = match kind {
+        let listing = match kind {
             WorkloadKind::Deployment => {
-                list_all(
-                    &Api::<Deployment>::all(client.clone()),
-                    params,
-                    "Deployment",
-                    target,
-                    "deployments",
-                    "apps",
-                )
-                .await?
+                Listing::of::<Deployment>("Deployment", "deployments", "apps")
             }
             WorkloadKind::StatefulSet => {
-                list_all(
-                    &Api::<StatefulSet>::all(client.clone()),
-                    params,
-                    "StatefulSet",
-                    target,
-                    "statefulsets",
-                    "apps",
-                )
-                .await?
+                Listing::of::<StatefulSet>("StatefulSet", "statefulsets", "apps")
             }
-            WorkloadKind::DaemonSet => {
-                list_all(
-                    &Api::<DaemonSet>::all(client.clone()),
-                    params,
-                    "DaemonSet",
-                    target,
-                    "daemonsets",
-                    "apps",
-                )
-                .await?
-            }
-            WorkloadKind::Job => {
-                list_all(
-                    &Api::<Job>::all(client.clone()),
-                    params,
-                    "Job",
-                    target,
-                    "jobs",
-                    "batch",
-                )
-                .await?
-            }
-            WorkloadKind::CronJob => {
-                list_all(
-                    &Api::<CronJob>::all(client.clone()),
-                    params,
-                    "CronJob",
-                    target,
-                    "cronjobs",
-                    "batch",
-                )
-                .await?
-            }
+            WorkloadKind::DaemonSet => Listing::of::<DaemonSet>("DaemonSet", "daemonsets", "apps"),
+            WorkloadKind::Job => Listing::of::<Job>("Job", "jobs", "batch"),
+            WorkloadKind::CronJob => Listing::of::<CronJob>("CronJob", "cronjobs", "batch"),
         };
-        objects.extend(items);
+        list_into(
+            client,
+            target,
+            &listing,
+            select(kinds.contains(&kind)),
+            &mut observed,
+        )
+        .await?;
     }
-    let (observed, _skipped) = Observed::from_objects(&objects);
+    observed.finish();
     Ok(observed)
 }
+
+/// The largest state file regops reads. JSON is streamed, so this bounds time, not memory.
+pub const STATE_FILE_MAX_BYTES: u64 = 1 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateFileError {
@@ -248,21 +212,80 @@ pub enum StateFileError {
         path: String,
         source: std::io::Error,
     },
+    #[error("the state file {path} is {size} bytes, over the limit of {limit} bytes")]
+    TooLarge { path: String, size: u64, limit: u64 },
+    #[error("the state file {path} is not valid JSON: {detail}")]
+    Json { path: String, detail: String },
     #[error("the state file {path} is not valid YAML: {detail}")]
-    Parse { path: String, detail: String },
+    Yaml { path: String, detail: String },
 }
 
-/// Reads a state file: a `kubectl get ... -o yaml` List, or multi-document YAML (JSON too).
+/// The YAML budget for a state file of `size` bytes: every count a file of that size could
+/// honestly need (an event or node takes at least a byte or two of text), and few aliases
+/// (kubectl writes none), so that expansion cannot make a small file cost more than a large one.
+fn yaml_options(size: u64) -> serde_saphyr::Options {
+    let n = usize::try_from(size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1024);
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_reader_input_bytes = Some(n);
+    budget.max_events = budget.max_events.max(n);
+    budget.max_nodes = budget.max_nodes.max(n);
+    budget.max_total_scalar_bytes = budget.max_total_scalar_bytes.max(n);
+    budget.max_documents = budget.max_documents.max(n / 16);
+    budget.max_aliases = 1000;
+    budget.max_anchors = 1000;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
+/// Reads a state file: `kubectl get ... -o json` (streamed, object by object into the model)
+/// or `-o yaml`, a List or multi-document YAML.
 pub fn from_file(path: &Path) -> Result<(Observed, Vec<Skipped>), StateFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| StateFileError::Read {
-        path: path.display().to_string(),
+    let shown = path.display().to_string();
+    let read_err = |source| StateFileError::Read {
+        path: shown.clone(),
         source,
-    })?;
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple(&text).map_err(|e| StateFileError::Parse {
-            path: path.display().to_string(),
-            detail: e.to_string(),
-        })?;
-    let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
-    Ok(Observed::from_objects(&docs))
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let size = file.metadata().map_err(read_err)?.len();
+    if size > STATE_FILE_MAX_BYTES {
+        return Err(StateFileError::TooLarge {
+            path: shown,
+            size,
+            limit: STATE_FILE_MAX_BYTES,
+        });
+    }
+    let mut reader = std::io::BufReader::new(file.take(STATE_FILE_MAX_BYTES));
+    let first = {
+        use std::io::BufRead;
+        let buf = reader.fill_buf().map_err(read_err)?;
+        buf.iter().copied().find(|b| !b.is_ascii_whitespace())
+    };
+    let mut observed = Observed::default();
+    let mut skipped = Vec::new();
+    if first == Some(b'{') {
+        // JSON: one object or List, or several one after another.
+        let stream = serde_json::Deserializer::from_reader(reader).into_iter::<wire::Object>();
+        for (index, obj) in stream.enumerate() {
+            let obj = obj.map_err(|e| StateFileError::Json {
+                path: shown.clone(),
+                detail: e.to_string(),
+            })?;
+            observed.push(index, None, obj, &mut skipped);
+        }
+    } else {
+        let docs =
+            serde_saphyr::read_with_options::<_, wire::Object>(&mut reader, yaml_options(size));
+        for (index, obj) in docs.enumerate() {
+            let obj = obj.map_err(|e| StateFileError::Yaml {
+                path: shown.clone(),
+                detail: e.to_string(),
+            })?;
+            observed.push(index, None, obj, &mut skipped);
+        }
+    }
+    observed.finish();
+    Ok((observed, skipped))
 }

@@ -1,0 +1,102 @@
+//! The scale benchmark: `cargo bench -p regops --bench scale -- --namespaces 10000`.
+//!
+//! Seeds the workspace's test API server, runs the real binary for plan, the first apply
+//! (latency injected on every write), a no-op apply and drift, and prints a table per step
+//! (see `crates/regops-bench`). Flags:
+//!
+//! - `--namespaces N[,N…]`: cluster sizes to run (default 1000); with two or more, the growth
+//!   from the smallest to the largest is printed too;
+//! - `--latency-ms MS`: latency injected on every write of the first apply (default 10);
+//! - `--concurrency N`: the apply's `--concurrency` (default 8);
+//! - `--regops PATH`: another regops binary (for a before/after comparison);
+//! - `--no-baseline`: skip the per-object client baseline;
+//! - `--check`: fail on the regression check (exact request counts, no writes on the second
+//!   apply, peak RSS within the limit).
+
+use std::io::Write;
+use std::time::Duration;
+
+fn main() {
+    regops_bench::serve_if_asked();
+    let mut sizes = vec![1000usize];
+    let mut latency = 10u64;
+    let mut concurrency = 8usize;
+    let mut baseline = true;
+    let mut check = false;
+    let mut regops: std::path::PathBuf = env!("CARGO_BIN_EXE_regops").into();
+    let mut args = std::env::args().skip(1);
+    let fail = |m: String| -> ! {
+        let _ = writeln!(std::io::stderr(), "scale bench: {m}");
+        std::process::exit(2)
+    };
+    while let Some(a) = args.next() {
+        let mut value = |flag: &str| {
+            args.next()
+                .unwrap_or_else(|| fail(format!("{flag} needs a value")))
+        };
+        match a.as_str() {
+            "--namespaces" => {
+                sizes = value("--namespaces")
+                    .split(',')
+                    .map(|s| {
+                        s.trim()
+                            .parse()
+                            .unwrap_or_else(|_| fail(format!("bad size `{s}`")))
+                    })
+                    .collect();
+            }
+            "--latency-ms" => {
+                latency = value("--latency-ms")
+                    .parse()
+                    .unwrap_or_else(|_| fail("--latency-ms takes milliseconds".into()));
+            }
+            "--concurrency" => {
+                concurrency = value("--concurrency")
+                    .parse()
+                    .unwrap_or_else(|_| fail("--concurrency takes a number".into()));
+            }
+            "--regops" => regops = value("--regops").into(),
+            "--no-baseline" => baseline = false,
+            "--check" => check = true,
+            // cargo bench passes --bench to every bench target.
+            "--bench" => {}
+            other => fail(format!("unknown argument `{other}`")),
+        }
+    }
+    sizes.sort_unstable();
+    let mut out = std::io::stdout();
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    let _ = writeln!(
+        out,
+        "## regops scale benchmark\n\nMachine: {} cores; regops binary: {}\n",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        regops.display()
+    );
+    for n in sizes {
+        let options = regops_bench::Options {
+            namespaces: n,
+            latency: Duration::from_millis(latency),
+            concurrency,
+            regops: regops.clone(),
+            baseline,
+        };
+        let report = regops_bench::run(&options, &|m| {
+            let _ = writeln!(std::io::stderr(), "[{n}] {m}");
+        })
+        .unwrap_or_else(|e| fail(e));
+        let _ = writeln!(out, "{}", report.markdown());
+        if check {
+            failures.extend(report.check(regops_bench::limits::rss_bytes(n)));
+        }
+        reports.push(report);
+    }
+    if let (Some(first), Some(last)) = (reports.first(), reports.last())
+        && reports.len() > 1
+    {
+        let _ = writeln!(out, "{}", regops_bench::growth(first, last));
+    }
+    if !failures.is_empty() {
+        fail(failures.join("\n"));
+    }
+}

@@ -1,0 +1,79 @@
+//! One retry policy for every request regops sends (LIST pages, writes, the Lease): 429 after
+//! its Retry-After, 500/502/503/504, dropped connections and requests slower than
+//! `--request-timeout` are retried up to 8 times, after a capped exponential backoff with
+//! jitter (100 ms doubling to 3 s).
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Whether a failed request is worth repeating, and after how long at the least.
+fn transient(e: &kube::Error) -> Option<Option<Duration>> {
+    match e {
+        kube::Error::Api(s) if matches!(s.code, 429 | 500 | 502 | 503 | 504) => {
+            Some(s.details.as_ref().and_then(|d| {
+                (d.retry_after_seconds > 0)
+                    .then(|| Duration::from_secs(u64::from(d.retry_after_seconds)))
+            }))
+        }
+        kube::Error::HyperError(_) | kube::Error::Service(_) => Some(None),
+        _ => None,
+    }
+}
+
+const ATTEMPTS: u32 = 8;
+
+/// The time one request may take before it is abandoned and retried (`--request-timeout`).
+/// One command runs per process, so this is set once, at the start.
+static TIMEOUT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(30_000);
+
+pub fn set_request_timeout(d: Duration) {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
+    TIMEOUT_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn request_timeout() -> Duration {
+    Duration::from_millis(TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+fn jitter(attempt: u32) -> f64 {
+    // Not for security: spreads retries of concurrent writers apart.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut x = u64::from(nanos) ^ (u64::from(attempt) << 32) ^ 0x9E37_79B9_7F4A_7C15;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    0.5 + (x % 1000) as f64 / 1000.0
+}
+
+/// Runs `op` until it succeeds, fails for good, or has failed `ATTEMPTS` times: 429 (after
+/// Retry-After), 5xx, connection errors and timeouts are retried after a capped exponential
+/// backoff with jitter (100 ms doubling to 3 s).
+pub async fn retry<T, F, Fut>(mut op: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        let err = match tokio::time::timeout(request_timeout(), op()).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => e,
+            Err(_) => kube::Error::Service(Box::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the request timed out",
+            ))),
+        };
+        attempt += 1;
+        let Some(at_least) = transient(&err) else {
+            return Err(err);
+        };
+        if attempt >= ATTEMPTS {
+            return Err(err);
+        }
+        let backoff =
+            Duration::from_millis((100u64 << attempt.min(5)).min(3000)).mul_f64(jitter(attempt));
+        tokio::time::sleep(at_least.map_or(backoff, |d| d.max(backoff))).await;
+    }
+}
