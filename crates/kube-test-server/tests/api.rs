@@ -405,6 +405,51 @@ fn label_and_field_selectors_paging_and_list_versions() {
     assert_eq!(pages, 5);
     let expected: Vec<String> = (0..23).map(|i| format!("s{i:02}")).collect();
     assert_eq!(seen, expected);
+    // The count is exact: 23 secrets, 5 on the first page, 18 after it.
+    let first = req(&s, "GET", "/api/v1/namespaces/p/secrets?limit=5", None).body;
+    assert_eq!(first["metadata"]["remainingItemCount"], 18);
+    // ListMeta.remainingItemCount (k8s.io/apimachinery/pkg/apis/meta/v1/types.go): "If the
+    // list request contained label or field selectors, then the number of remaining items is
+    // unknown and the field will be left unset and omitted during serialization." Paging still
+    // works, and only matching objects are returned.
+    for i in 0..6 {
+        req(
+            &s,
+            "POST",
+            "/api/v1/namespaces/p/secrets",
+            Some(
+                &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("t{i}"), "labels": {"pick": "yes"}}}),
+            ),
+        );
+    }
+    let mut picked = Vec::new();
+    let mut token = String::new();
+    loop {
+        let r = req(
+            &s,
+            "GET",
+            &format!("/api/v1/secrets?labelSelector=pick%3Dyes&limit=4&continue={token}"),
+            None,
+        )
+        .body;
+        assert!(
+            r["metadata"].get("remainingItemCount").is_none(),
+            "{}",
+            r["metadata"]
+        );
+        picked.extend(
+            r["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["metadata"]["name"].as_str().unwrap().to_string()),
+        );
+        match r["metadata"]["continue"].as_str() {
+            Some(t) => token = t.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(picked, ["t0", "t1", "t2", "t3", "t4", "t5"]);
     // Metadata only, as kube-rs' list_metadata asks for it.
     let mut raw = TcpStream::connect(s.addr()).unwrap();
     write!(

@@ -111,3 +111,22 @@ bindings:
 "
     )
 }
+
+/// The cluster as `kubectl get namespaces,serviceaccounts,deployments,secrets -A -o json`
+/// writes it: one `List`, every item carrying its kind.
+pub fn kubectl_list(server: &TestServer) -> Value {
+    let mut items = Vec::new();
+    for (plural, api_version, kind) in [
+        ("namespaces", "v1", "Namespace"),
+        ("serviceaccounts", "v1", "ServiceAccount"),
+        ("deployments", "apps/v1", "Deployment"),
+        ("secrets", "v1", "Secret"),
+    ] {
+        for mut o in server.objects(plural) {
+            o["apiVersion"] = json!(api_version);
+            o["kind"] = json!(kind);
+            items.push(o);
+        }
+    }
+    json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items})
+}

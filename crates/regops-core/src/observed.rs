@@ -14,7 +14,78 @@ use crate::ownership;
 
 pub mod wire;
 
-pub type Labels = BTreeMap<String, String>;
+/// Labels or annotations: a sorted vector of pairs. Objects carry a few each, and a
+/// `BTreeMap` spends a whole node (about 550 bytes) on even one entry; at 50,000 workloads that
+/// difference is most of the model.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    pub fn new() -> Self {
+        Labels(Vec::new())
+    }
+
+    fn find(&self, key: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.find(key).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.find(key).is_ok()
+    }
+
+    /// Sets `key`, returning its previous value.
+    pub fn insert(&mut self, key: String, value: String) -> Option<String> {
+        match self.find(&key) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Keeps the entries whose key passes `keep`.
+    pub fn retain_keys(&mut self, keep: impl Fn(&str) -> bool) {
+        self.0.retain(|(k, _)| keep(k));
+        self.0.shrink_to_fit();
+    }
+}
+
+impl FromIterator<(String, String)> for Labels {
+    /// Sorted by key; of a key given twice, the last value.
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        let mut v: Vec<(String, String)> = iter.into_iter().collect();
+        v.reverse();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.dedup_by(|later, first| later.0 == first.0);
+        v.shrink_to_fit();
+        Labels(v)
+    }
+}
+
+impl From<BTreeMap<String, String>> for Labels {
+    fn from(m: BTreeMap<String, String>) -> Self {
+        let mut v: Vec<(String, String)> = m.into_iter().collect();
+        v.shrink_to_fit();
+        Labels(v)
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Namespace {
@@ -104,10 +175,12 @@ pub struct Workload {
     pub namespace: String,
     pub name: String,
     pub labels: Labels,
+    /// Only the annotations regops reads ([`ownership::is_read_annotation`]).
     pub annotations: Labels,
     pub containers: Vec<Container>,
     pub image_pull_secrets: Vec<String>,
-    /// The pod template's annotations (where the KubeSphere console keeps its own).
+    /// The pod template's annotations regops reads (where the KubeSphere console keeps its
+    /// own).
     pub template_annotations: Labels,
     pub resource_version: Option<String>,
     pub uid: Option<String>,
@@ -127,6 +200,12 @@ pub struct Observed {
 pub struct Skipped {
     pub index: usize,
     pub reason: String,
+}
+
+/// The annotations regops reads (see [`ownership::is_read_annotation`]).
+fn only_read(mut annotations: Labels) -> Labels {
+    annotations.retain_keys(ownership::is_read_annotation);
+    annotations
 }
 
 impl Observed {
@@ -259,7 +338,7 @@ impl Observed {
                 namespace,
                 name,
                 image_pull_secrets: wire::names(image_pull_secrets),
-                annotations,
+                annotations: only_read(annotations),
                 resource_version,
                 uid,
             }),
@@ -279,7 +358,7 @@ impl Observed {
                 });
                 let (template_annotations, pod) = match template {
                     Some(t) => (
-                        t.metadata.and_then(|m| m.annotations).unwrap_or_default(),
+                        only_read(t.metadata.and_then(|m| m.annotations).unwrap_or_default()),
                         t.spec.unwrap_or_default(),
                     ),
                     None => (Labels::new(), wire::PodSpec::default()),
@@ -299,7 +378,7 @@ impl Observed {
                     namespace,
                     name,
                     labels,
-                    annotations,
+                    annotations: only_read(annotations),
                     containers,
                     image_pull_secrets: wire::names(pod.image_pull_secrets),
                     template_annotations,
@@ -309,5 +388,125 @@ impl Observed {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde::de::DeserializeSeed;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn labels_are_sorted_and_the_last_value_wins() {
+        let l: Labels = [("b", "1"), ("a", "2"), ("b", "3")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(l.get("b").map(String::as_str), Some("3"));
+        assert_eq!(l.get("a").map(String::as_str), Some("2"));
+        assert_eq!(l.get("c"), None);
+        assert_eq!(
+            l.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        let mut l = l;
+        assert_eq!(l.insert("0".into(), "x".into()), None);
+        assert_eq!(l.insert("a".into(), "y".into()), Some("2".into()));
+        assert_eq!(
+            l.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["0", "a", "b"]
+        );
+    }
+
+    fn list() -> serde_json::Value {
+        json!({
+            "kind": "List",
+            "items": [
+                {"kind": "Namespace", "metadata": {"name": "web", "labels": {"team": "a", "n": 1}, "deletionTimestamp": "2026-01-01T00:00:00Z"}},
+                {"kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "web", "annotations": {"pull-secrets.regops.dev/s": "p", "other": "dropped"}}, "imagePullSecrets": [{"name": "p"}]},
+                {"kind": "Deployment", "metadata": {"name": "d", "namespace": "web", "resourceVersion": "7", "uid": "u1",
+                  "managedFields": [{"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {}}}]},
+                  "spec": {"replicas": 3, "template": {"metadata": {"annotations": {"kubesphere.io/imagepullsecrets": "{}", "x": "y"}},
+                    "spec": {"initContainers": [{"name": "i", "image": "busybox"}], "containers": [{"name": "c", "image": "nginx", "env": [{"name": "A"}]}], "imagePullSecrets": [{"name": "p"}]}}}},
+                {"kind": "CronJob", "metadata": {"name": "cj", "namespace": "web"},
+                  "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "harbor.example.com/x"}]}}}}}},
+                {"kind": "Secret", "metadata": {"name": "p", "namespace": "web",
+                  "managedFields": [{"manager": "regops", "operation": "Apply", "fieldsV1": {"f:data": {"f:.dockerconfigjson": {}}}}]},
+                  "type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": "e30=", "other": "aWdub3JlZA=="}},
+                {"kind": "ConfigMap", "metadata": {"name": "ignored", "namespace": "web"}},
+            ]
+        })
+    }
+
+    #[test]
+    fn objects_become_the_lean_model() {
+        let (o, skipped) = Observed::from_objects(&[list()]);
+        assert!(skipped.is_empty(), "{skipped:?}");
+        assert_eq!(o.namespaces.len(), 1);
+        assert!(o.namespaces[0].terminating);
+        // A non-string label value cannot come from the API; it is dropped, not fatal.
+        assert_eq!(o.namespaces[0].labels.len(), 1);
+        let sa = &o.service_accounts[0];
+        assert_eq!(sa.image_pull_secrets, ["p"]);
+        assert_eq!(sa.annotations.len(), 1, "only the annotations regops reads");
+        let d = o.workloads.iter().find(|w| w.name == "d").unwrap();
+        assert_eq!(d.resource_version.as_deref(), Some("7"));
+        assert_eq!(d.uid.as_deref(), Some("u1"));
+        assert_eq!(d.containers.len(), 2);
+        assert!(d.containers[0].init);
+        assert_eq!(d.image_pull_secrets, ["p"]);
+        assert_eq!(d.template_annotations.len(), 1);
+        let cj = o.workloads.iter().find(|w| w.name == "cj").unwrap();
+        assert_eq!(cj.containers[0].image, "harbor.example.com/x");
+        let s = &o.secrets[0];
+        assert_eq!(
+            s.dockerconfigjson
+                .as_ref()
+                .map(|d| secrecy::ExposeSecret::expose_secret(d).to_string()),
+            Some("{}".to_string())
+        );
+        assert_eq!(
+            s.managers,
+            [Manager {
+                name: "regops".into(),
+                apply: true,
+                owns_data: true
+            }]
+        );
+    }
+
+    #[test]
+    fn a_streamed_document_reads_as_the_same_model() {
+        let text = serde_json::to_string(&list()).unwrap();
+        let mut streamed = Observed::default();
+        let mut skipped = Vec::new();
+        let mut de = serde_json::Deserializer::from_str(&text);
+        wire::DocumentSeed {
+            observed: &mut streamed,
+            skipped: &mut skipped,
+            index: 0,
+        }
+        .deserialize(&mut de)
+        .unwrap();
+        streamed.finish();
+        let (whole, _) = Observed::from_objects(&[list()]);
+        assert_eq!(format!("{streamed:?}"), format!("{whole:?}"));
+    }
+
+    #[test]
+    fn a_secret_that_is_not_base64_is_skipped_without_echoing_it() {
+        let bad = json!({"kind": "Secret", "metadata": {"name": "s", "namespace": "n"}, "data": {".dockerconfigjson": "!!not base64 s3cr3t"}});
+        let (o, skipped) = Observed::from_objects(&[bad]);
+        assert!(o.secrets.is_empty());
+        assert_eq!(skipped.len(), 1);
+        assert!(
+            !skipped[0].reason.contains("s3cr3t"),
+            "{}",
+            skipped[0].reason
+        );
     }
 }

@@ -8,8 +8,6 @@
 //!   other's record. A label of the same key (value `true`) marks the object, so that regops
 //!   finds it again with a label selector once no binding selects its kind.
 
-use std::collections::BTreeMap;
-
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "regops";
 pub const SPEC_ANNOTATION: &str = "regops.dev/spec";
@@ -24,11 +22,20 @@ pub fn added_key(spec: &str) -> String {
     format!("{ADDED_ANNOTATION_PREFIX}{spec}")
 }
 
+/// Whether regops reads this annotation on a ServiceAccount or workload (or its pod
+/// template): its own records and KubeSphere's pull-secret annotation. Others are not kept in
+/// the observed model, so memory follows what planning needs.
+pub fn is_read_annotation(key: &str) -> bool {
+    key.starts_with(ADDED_ANNOTATION_PREFIX)
+        || key.starts_with("regops.dev/")
+        || key == KUBESPHERE_ANNOTATION
+}
+
 /// The marker label's value.
 pub const MARKER_VALUE: &str = "true";
 
 /// The entries recorded as added by `spec`.
-pub fn added_by(annotations: &BTreeMap<String, String>, spec: &str) -> Vec<String> {
+pub fn added_by(annotations: &crate::observed::Labels, spec: &str) -> Vec<String> {
     annotations
         .get(&added_key(spec))
         .map(|v| {

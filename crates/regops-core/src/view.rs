@@ -111,12 +111,18 @@ pub fn text(plan: &Plan, color: bool) -> String {
             .map(|a| format!("{} {}", st.paint(symbol(*a).1, symbol(*a).0), verb(*a)))
             .collect();
         let _ = writeln!(out, "\nSymbols: {}", legend.join("   "));
-        let mut namespaces: Vec<&str> = shown.iter().map(|c| c.namespace.as_str()).collect();
-        namespaces.sort();
-        namespaces.dedup();
-        for ns in namespaces {
+        // One block per namespace, each keeping the plan's (apply) order.
+        let mut by_namespace: std::collections::BTreeMap<&str, Vec<&Change>> =
+            std::collections::BTreeMap::new();
+        for c in &shown {
+            by_namespace
+                .entry(c.namespace.as_str())
+                .or_default()
+                .push(c);
+        }
+        for (ns, changes) in by_namespace {
             let _ = writeln!(out, "\nnamespace {ns}");
-            for c in shown.iter().filter(|c| c.namespace == ns) {
+            for c in changes {
                 let (sym, code) = symbol(c.action);
                 let _ = writeln!(
                     out,

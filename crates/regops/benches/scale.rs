@@ -10,6 +10,8 @@
 //! - `--concurrency N`: the apply's `--concurrency` (default 8);
 //! - `--regops PATH`: another regops binary (for a before/after comparison);
 //! - `--no-baseline`: skip the per-object client baseline;
+//! - `--write-state FILE`: write the seeded cluster (the smallest size) as a kubectl `-o json`
+//!   List for `regops plan --live-state`, and stop;
 //! - `--check`: fail on the regression check (exact request counts, no writes on the second
 //!   apply, peak RSS within the limit).
 
@@ -23,6 +25,7 @@ fn main() {
     let mut concurrency = 8usize;
     let mut baseline = true;
     let mut check = false;
+    let mut write_state: Option<std::path::PathBuf> = None;
     let mut regops: std::path::PathBuf = env!("CARGO_BIN_EXE_regops").into();
     let mut args = std::env::args().skip(1);
     let fail = |m: String| -> ! {
@@ -57,6 +60,7 @@ fn main() {
             }
             "--regops" => regops = value("--regops").into(),
             "--no-baseline" => baseline = false,
+            "--write-state" => write_state = Some(std::path::PathBuf::from(value("--write-state"))),
             "--check" => check = true,
             // cargo bench passes --bench to every bench target.
             "--bench" => {}
@@ -64,6 +68,14 @@ fn main() {
         }
     }
     sizes.sort_unstable();
+    if let Some(path) = write_state {
+        let n = sizes.first().copied().unwrap_or(1000);
+        let server = regops_bench::cluster::seeded_server(n).unwrap_or_else(|e| fail(e));
+        let list = regops_bench::cluster::kubectl_list(&server);
+        std::fs::write(&path, serde_json::to_vec(&list).unwrap_or_default())
+            .unwrap_or_else(|e| fail(format!("cannot write {}: {e}", path.display())));
+        return;
+    }
     let mut out = std::io::stdout();
     let mut reports = Vec::new();
     let mut failures = Vec::new();

@@ -678,6 +678,9 @@ fn plan(args: PlanArgs, term: &Term) -> Outcome {
         only.as_ref(),
     );
     plan.warnings.extend(extra_warnings);
+    // The cluster as read and the desired state are not needed to show the plan: free them
+    // before the view is built, so the two never add up.
+    drop((desired, observed));
     let rendered = match args.output {
         OutputFormat::Text => regops_core::view::text(&plan, term.color_stdout()),
         OutputFormat::Json => regops_core::view::json(&plan),
@@ -788,11 +791,13 @@ fn apply(args: ApplyArgs, term: &Term) -> Outcome {
             &observed,
             only.as_ref(),
         );
-        let shown = regops_core::view::text(&plan, term.color);
-        if args.output == ReportFormat::Text {
-            term.stdout(&shown);
-        } else {
-            term.note(shown.trim_end());
+        {
+            let shown = regops_core::view::text(&plan, term.color);
+            if args.output == ReportFormat::Text {
+                term.stdout(&shown);
+            } else {
+                term.note(shown.trim_end());
+            }
         }
         if !plan.has_changes() {
             if args.output == ReportFormat::Json {
@@ -978,6 +983,7 @@ fn drift_inner(
         only.as_ref(),
     );
     let drift = regops_core::drift::drift(&plan, &observed);
+    drop((desired, observed));
     let objects: std::collections::BTreeSet<(&str, &str, &str)> = drift
         .iter()
         .map(|d| (d.kind.as_str(), d.namespace.as_str(), d.name.as_str()))

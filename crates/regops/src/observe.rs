@@ -266,14 +266,29 @@ pub fn from_file(path: &Path) -> Result<(Observed, Vec<Skipped>), StateFileError
     let mut observed = Observed::default();
     let mut skipped = Vec::new();
     if first == Some(b'{') {
-        // JSON: one object or List, or several one after another.
-        let stream = serde_json::Deserializer::from_reader(reader).into_iter::<wire::Object>();
-        for (index, obj) in stream.enumerate() {
-            let obj = obj.map_err(|e| StateFileError::Json {
-                path: shown.clone(),
-                detail: e.to_string(),
-            })?;
-            observed.push(index, None, obj, &mut skipped);
+        // JSON: one object or List, or several one after another, each item moved into the
+        // model as it is read.
+        let json_err = |e: serde_json::Error| StateFileError::Json {
+            path: shown.clone(),
+            detail: e.to_string(),
+        };
+        let mut de = serde_json::Deserializer::from_reader(reader);
+        let mut index = 0;
+        loop {
+            use serde::de::DeserializeSeed;
+            wire::DocumentSeed {
+                observed: &mut observed,
+                skipped: &mut skipped,
+                index,
+            }
+            .deserialize(&mut de)
+            .map_err(json_err)?;
+            index += 1;
+            // Another document, or the end (whitespace only).
+            match de.end() {
+                Ok(()) => break,
+                Err(_) => continue,
+            }
         }
     } else {
         let docs =

@@ -10,10 +10,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::SecretString;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use zeroize::Zeroizing;
 
-use super::Labels;
+use super::{Labels, Observed, Skipped};
 
 /// Any object, or a `List` of them.
 #[derive(Debug, Default, Deserialize)]
@@ -292,13 +292,13 @@ fn string_map<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Labels>, D::Erro
             f.write_str("a map of strings")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-            let mut m = Labels::new();
+            let mut pairs = Vec::new();
             while let Some((k, v)) = a.next_entry::<String, MaybeString>()? {
                 if let Some(v) = v.0 {
-                    m.insert(k, v);
+                    pairs.push((k, v));
                 }
             }
-            Ok(Some(m))
+            Ok(Some(pairs.into_iter().collect()))
         }
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
             Ok(None)
@@ -308,4 +308,98 @@ fn string_map<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Labels>, D::Erro
         }
     }
     d.deserialize_any(V)
+}
+
+/// Reads one document (an object, or a `List`) straight into an [`Observed`]: a List's items
+/// are moved into the model one at a time, as they are read, so a state file of any size costs
+/// the model and one item, never a vector of every item. Items that do not say their kind wait
+/// until the List's `kind` has been read (`DeploymentList` gives them `Deployment`).
+pub struct DocumentSeed<'a> {
+    pub observed: &'a mut Observed,
+    pub skipped: &'a mut Vec<Skipped>,
+    /// The document's position in the input, for skipped objects.
+    pub index: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for DocumentSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DocumentSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Kubernetes object or List")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut obj = Object::default();
+        let mut kindless: Vec<Object> = Vec::new();
+        let mut had_items = false;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "kind" => obj.kind = map.next_value()?,
+                "metadata" => obj.metadata = map.next_value()?,
+                "type" => obj.type_ = map.next_value()?,
+                "immutable" => obj.immutable = map.next_value()?,
+                "data" => obj.data = map.next_value()?,
+                "stringData" => obj.string_data = map.next_value()?,
+                "imagePullSecrets" => obj.image_pull_secrets = map.next_value()?,
+                "spec" => obj.spec = map.next_value()?,
+                "items" => {
+                    had_items = true;
+                    map.next_value_seed(ItemsSeed {
+                        observed: &mut *self.observed,
+                        skipped: &mut *self.skipped,
+                        index: self.index,
+                        kindless: &mut kindless,
+                    })?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if had_items {
+            obj.items = Some(kindless);
+        }
+        self.observed.push(self.index, None, obj, self.skipped);
+        Ok(())
+    }
+}
+
+struct ItemsSeed<'a> {
+    observed: &'a mut Observed,
+    skipped: &'a mut Vec<Skipped>,
+    index: usize,
+    kindless: &'a mut Vec<Object>,
+}
+
+impl<'de> DeserializeSeed<'de> for ItemsSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ItemsSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of objects")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(item) = seq.next_element::<Object>()? {
+            if item.kind.is_some() {
+                self.observed.push(self.index, None, item, self.skipped);
+            } else {
+                self.kindless.push(item);
+            }
+        }
+        Ok(())
+    }
 }

@@ -1,0 +1,157 @@
+//! `--live-state`: plans from a `kubectl get ... -o json|yaml` dump, streamed into the lean
+//! model, with limits sized to the file and a clear error past them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod common;
+
+use std::path::Path;
+
+use common::{regops, run};
+
+/// The benchmark's cluster of `n` namespaces as kubectl dumps it, and its spec, in `dir`.
+fn dump(dir: &Path, n: usize) -> serde_json::Value {
+    std::fs::write(dir.join("spec.yaml"), regops_bench::cluster::spec()).unwrap();
+    let server = regops_bench::cluster::seeded_server(n).unwrap();
+    regops_bench::cluster::kubectl_list(&server)
+}
+
+fn plan(dir: &Path, state: &Path) -> common::Run {
+    run(regops()
+        .current_dir(dir)
+        .env("REGOPS_BENCH_PASSWORD", "state-file-password")
+        .args(["plan", "-f", "spec.yaml", "--live-state"])
+        .arg(state))
+}
+
+#[test]
+fn a_kubectl_json_dump_of_1000_namespaces_plans() {
+    // 1,004 namespaces, 1,004 ServiceAccounts, 5,000 Deployments: about 7,000 objects. Read
+    // through a whole-document YAML parser this breached its node budget.
+    let dir = tempfile::tempdir().unwrap();
+    let list = dump(dir.path(), 1000);
+    let state = dir.path().join("state.json");
+    std::fs::write(&state, serde_json::to_vec_pretty(&list).unwrap()).unwrap();
+    let r = plan(dir.path(), &state);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(
+            "Plan: 1000 to create, 0 to update, 0 to replace, 4000 to patch, 0 to delete."
+        ),
+        "{}",
+        r.stdout
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn a_multi_document_yaml_dump_plans_within_budgets_sized_to_the_file() {
+    // Every object its own document (flow style is YAML too): thousands of documents, each
+    // counted against budgets that grow with the file, not fixed ones.
+    let dir = tempfile::tempdir().unwrap();
+    let list = dump(dir.path(), 300);
+    let mut text = String::new();
+    for item in list["items"].as_array().unwrap() {
+        text.push_str("---\n");
+        text.push_str(&serde_json::to_string(item).unwrap());
+        text.push('\n');
+    }
+    let state = dir.path().join("state.yaml");
+    std::fs::write(&state, text).unwrap();
+    let r = plan(dir.path(), &state);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(
+            "Plan: 300 to create, 0 to update, 0 to replace, 1200 to patch, 0 to delete."
+        ),
+        "{}",
+        r.stdout
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn items_of_a_typed_list_take_the_lists_kind() {
+    // The API (and `kubectl get --raw`) returns a DeploymentList whose items carry no kind.
+    let dir = tempfile::tempdir().unwrap();
+    let list = dump(dir.path(), 2);
+    let pick = |kind: &str| -> Vec<serde_json::Value> {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["kind"] == kind)
+            .map(|i| {
+                let mut i = i.clone();
+                i.as_object_mut().unwrap().remove("kind");
+                i
+            })
+            .collect()
+    };
+    let mut text = String::new();
+    for kind in ["Namespace", "ServiceAccount", "Deployment"] {
+        let typed = serde_json::json!({"kind": format!("{kind}List"), "apiVersion": "v1", "items": pick(kind)});
+        text.push_str(&serde_json::to_string(&typed).unwrap());
+        text.push('\n');
+    }
+    let state = dir.path().join("state.json");
+    std::fs::write(&state, text).unwrap();
+    let r = plan(dir.path(), &state);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("Plan: 2 to create, 0 to update, 0 to replace, 8 to patch, 0 to delete."),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn an_alias_bomb_is_refused_quickly_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("spec.yaml"), regops_bench::cluster::spec()).unwrap();
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..9 {
+        let prev = format!("*a{}", i - 1);
+        bomb.push_str(&format!(
+            "a{i}: &a{i} [{}]\n",
+            vec![prev.as_str(); 9].join(", ")
+        ));
+    }
+    bomb.push_str("kind: List\nitems: [*a8]\n");
+    let state = dir.path().join("bomb.yaml");
+    std::fs::write(&state, bomb).unwrap();
+    let r = plan(dir.path(), &state);
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        r.stderr.contains("is not valid YAML") && r.stderr.contains("bomb.yaml"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_state_file_over_the_limit_is_refused_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("spec.yaml"), regops_bench::cluster::spec()).unwrap();
+    let state = dir.path().join("huge.json");
+    // Sparse: one byte over the limit, no disk used.
+    let f = std::fs::File::create(&state).unwrap();
+    f.set_len((1 << 30) + 1).unwrap();
+    let r = plan(dir.path(), &state);
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        r.flat_stderr()
+            .contains("is 1073741825 bytes, over the limit of 1073741824 bytes"),
+        "{}",
+        r.stderr
+    );
+}
