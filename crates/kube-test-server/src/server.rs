@@ -96,15 +96,15 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn http_response(r: &Response) -> hyper::Response<Full<Bytes>> {
+fn http_response(r: Response) -> hyper::Response<Full<Bytes>> {
     let mut b = hyper::Response::builder()
         .status(r.status)
         .header("content-type", "application/json");
     if let Some(secs) = r.retry_after {
         b = b.header("retry-after", secs.to_string());
     }
-    let body = match &r.raw {
-        Some(raw) => raw.clone(),
+    let body = match r.raw {
+        Some(raw) => raw,
         None => serde_json::to_vec(&r.body).unwrap_or_default(),
     };
     b.body(Full::new(Bytes::from(body)))
@@ -169,7 +169,7 @@ async fn serve(
         let r: Response = ApiError::new(401, "Unauthorized", "Unauthorized").into();
         entry.status = r.status;
         shared.lock().log.push(entry);
-        return Ok(http_response(&r));
+        return Ok(http_response(r));
     }
 
     // Faults, in order; latency delays and lets later rules and the request go on.
@@ -247,7 +247,7 @@ async fn serve(
         }
     };
     entry.status = response.status;
-    let answer = http_response(&response);
+    let answer = http_response(response);
     entry.server_time = started.elapsed();
     shared.lock().log.push(entry);
     Ok(answer)

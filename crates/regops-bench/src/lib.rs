@@ -37,6 +37,8 @@ pub struct Options {
     pub regops: PathBuf,
     /// Also run the per-object baseline client (on a second server with the same state).
     pub baseline: bool,
+    /// Run only the plan (a quick look at the read path); the other steps need the apply.
+    pub plan_only: bool,
 }
 
 /// The steps, in the order a user meets them.
@@ -263,6 +265,9 @@ pub fn run(options: &Options, progress: &dyn Fn(&str)) -> Result<Report, String>
     ];
     let mut steps = Vec::new();
     for step in Step::ALL {
+        if options.plan_only && step != Step::Plan {
+            continue;
+        }
         progress(step.name());
         server.clear_log();
         if step == Step::FirstApply && !options.latency.is_zero() {

@@ -52,14 +52,37 @@ pub fn drift(plan: &Plan, observed: &Observed) -> Vec<Drift> {
         how,
         detail,
     };
+    // Namespaces holding a Secret of this spec: a Secret to create there went missing.
+    let owned_in: std::collections::BTreeSet<&str> = observed
+        .secrets
+        .iter()
+        .filter(|s| s.owned_by(&plan.spec))
+        .map(|s| s.namespace.as_str())
+        .collect();
+    let sa_annotations: std::collections::BTreeMap<(&str, &str), &crate::observed::Labels> =
+        observed
+            .service_accounts
+            .iter()
+            .map(|s| ((s.namespace.as_str(), s.name.as_str()), &s.annotations))
+            .collect();
+    let workload_annotations: std::collections::BTreeMap<
+        (&str, &str, &str),
+        &crate::observed::Labels,
+    > = observed
+        .workloads
+        .iter()
+        .map(|w| {
+            (
+                (w.namespace.as_str(), w.kind.as_str(), w.name.as_str()),
+                &w.annotations,
+            )
+        })
+        .collect();
     for c in &plan.changes {
         match (c.action, c.kind.as_str()) {
             (Action::Noop, _) => {}
             (Action::Create, _) => {
-                let has_others = observed
-                    .secrets
-                    .iter()
-                    .any(|s| s.namespace == c.namespace && s.owned_by(&plan.spec));
+                let has_others = owned_in.contains(c.namespace.as_str());
                 if has_others {
                     out.push(d(c, How::Missing, "the Secret is gone".into()));
                 } else {
@@ -100,21 +123,13 @@ pub fn drift(plan: &Plan, observed: &Observed) -> Vec<Drift> {
             )),
             (Action::Patch, kind) => {
                 let annotations = if kind == "ServiceAccount" {
-                    observed
-                        .service_accounts
-                        .iter()
-                        .find(|s| s.namespace == c.namespace && s.name == c.name)
-                        .map(|s| &s.annotations)
+                    sa_annotations
+                        .get(&(c.namespace.as_str(), c.name.as_str()))
+                        .copied()
                 } else {
-                    observed
-                        .workloads
-                        .iter()
-                        .find(|w| {
-                            w.namespace == c.namespace
-                                && w.name == c.name
-                                && w.kind.as_str() == kind
-                        })
-                        .map(|w| &w.annotations)
+                    workload_annotations
+                        .get(&(c.namespace.as_str(), kind, c.name.as_str()))
+                        .copied()
                 };
                 let recorded = annotations
                     .map(|a| ownership::added_by(a, &plan.spec))

@@ -255,6 +255,18 @@ impl Observed {
         }
     }
 
+    /// Makes room for `n` more objects of `kind` (from a LIST's remainingItemCount).
+    pub fn reserve(&mut self, kind: &str, n: usize) {
+        // A hint from the server: bounded, so a wrong one cannot make regops allocate much.
+        let n = n.min(1 << 20);
+        match kind {
+            "Namespace" => self.namespaces.reserve(n),
+            "Secret" => self.secrets.reserve(n),
+            "ServiceAccount" => self.service_accounts.reserve(n),
+            _ => self.workloads.reserve(n),
+        }
+    }
+
     /// Puts everything in a stable order, and keeps the first of two Secrets of one name in one
     /// namespace (a Secret listed whole, then again by name as metadata).
     pub fn finish(&mut self) {

@@ -364,7 +364,9 @@ fn entries_change(
     annotations: &Labels,
     wanted: Option<&Wanted>,
 ) -> Change {
-    let want: BTreeSet<String> = wanted.map(|w| w.secrets.clone()).unwrap_or_default();
+    let want: BTreeSet<String> = wanted
+        .map(|w| w.secrets.iter().cloned().collect())
+        .unwrap_or_default();
     let recorded: BTreeSet<String> = ownership::added_by(annotations, spec).into_iter().collect();
     let present_set: BTreeSet<&String> = present.iter().collect();
     let mut c = Change::new(Action::Patch, kind, namespace, name);
@@ -548,7 +550,8 @@ pub fn compute(
         ));
     }
     // Apply order: Secrets, then what references them, deletions last.
-    let mut changes = Vec::new();
+    let mut changes =
+        Vec::with_capacity(secrets.len() + sas.len() + workloads.len() + deletes.len());
     changes.extend(secrets);
     changes.extend(sas);
     changes.extend(workloads);

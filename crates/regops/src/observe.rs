@@ -68,24 +68,45 @@ async fn list_into(
     let fail = |e| api_error(e, target, "list", listing.resource, listing.group, None);
     let mut params = params.limit(PAGE);
     let mut skipped: Vec<Skipped> = Vec::new();
+    // One buffer for every page of this LIST: a page is read into it, turned into the model,
+    // and the buffer (not the page) is kept for the next, so pages cost no fresh memory.
+    let spare: std::cell::Cell<Vec<u8>> = std::cell::Cell::new(Vec::new());
+    let mut first = true;
     loop {
-        let text = retry(|| {
+        let bytes = retry(|| {
             let built = if listing.metadata_only {
                 request.list_metadata(&params)
             } else {
                 request.list(&params)
             };
+            let mut buf = spare.take();
             async move {
-                client
-                    .request_text(built.map_err(kube::Error::BuildRequest)?)
+                buf.clear();
+                let body = client
+                    .request_stream(built.map_err(kube::Error::BuildRequest)?)
+                    .await?;
+                let mut body = std::pin::pin!(body);
+                futures::AsyncReadExt::read_to_end(&mut body, &mut buf)
                     .await
+                    .map_err(|e| kube::Error::Service(Box::new(e)))?;
+                Ok(buf)
             }
         })
         .await
         .map_err(fail)?;
         let page: wire::Page =
-            serde_json::from_str(&text).map_err(|e| fail(kube::Error::SerdeError(e)))?;
-        drop(text);
+            serde_json::from_slice(&bytes).map_err(|e| fail(kube::Error::SerdeError(e)))?;
+        spare.set(bytes);
+        if first {
+            // The API says how many items follow (without selectors): room for all at once,
+            // not a vector doubling (and copied) page after page.
+            let remaining = page.metadata.remaining_item_count.unwrap_or(0);
+            observed.reserve(
+                listing.kind,
+                page.items.len() + usize::try_from(remaining).unwrap_or(0),
+            );
+            first = false;
+        }
         for mut item in page.items {
             // The request says what the items are; metadata-only items call themselves
             // `PartialObjectMetadata`.

@@ -21,6 +21,7 @@ fn main() {
         concurrency: 8,
         regops: env!("CARGO_BIN_EXE_regops").into(),
         baseline: false,
+        plan_only: false,
     };
     let mut err = std::io::stderr();
     let report = match regops_bench::run(&options, &|_| {}) {

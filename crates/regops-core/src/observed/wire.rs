@@ -56,6 +56,9 @@ pub struct Page {
 pub struct ListMeta {
     #[serde(rename = "continue")]
     pub continue_: Option<String>,
+    /// How many items follow this page (set only for lists without selectors).
+    #[serde(rename = "remainingItemCount")]
+    pub remaining_item_count: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
