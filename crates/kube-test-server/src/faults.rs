@@ -9,8 +9,14 @@ use crate::api::Action;
 pub enum FaultAction {
     /// Answer with this status (a Kubernetes `Status` body), without touching the store.
     Status { code: u16, retry_after: Option<u64> },
-    /// Wait before handling the request normally.
+    /// Wait before handling the request normally (the store is untouched until then: a
+    /// client that gives up meanwhile has changed nothing).
     Latency(Duration),
+    /// Handle the request at once, but answer only this long after it arrived: a server whose
+    /// response time is this, doing its work within it, as an API server with parallel
+    /// handlers does. The store's own (serialised) time is then hidden inside the response
+    /// time instead of adding to it, so a client's pipelining is what shows.
+    ResponseTime(Duration),
     /// Drop the connection without answering.
     CloseConnection,
 }

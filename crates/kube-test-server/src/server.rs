@@ -120,6 +120,9 @@ async fn serve(
     req: hyper::Request<Incoming>,
     shared: Arc<Shared>,
 ) -> Result<hyper::Response<Full<Bytes>>, Dropped> {
+    // Injected latency counts from here: a server "answering in 10 ms" answers 10 ms after the
+    // request arrived, however long the request waited for the store.
+    let arrived = tokio::time::Instant::now();
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -174,6 +177,7 @@ async fn serve(
 
     // Faults, in order; latency delays and lets later rules and the request go on.
     let mut delay = std::time::Duration::ZERO;
+    let mut response_time = std::time::Duration::ZERO;
     let mut outcome: Option<FaultAction> = None;
     {
         let mut inner = shared.lock();
@@ -183,6 +187,7 @@ async fn serve(
             if fault.fires(action.as_ref(), roll) {
                 match &fault.action {
                     FaultAction::Latency(d) => delay += *d,
+                    FaultAction::ResponseTime(d) => response_time = response_time.max(*d),
                     other => {
                         outcome = Some(other.clone());
                         break;
@@ -192,7 +197,7 @@ async fn serve(
         }
     }
     if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+        tokio::time::sleep_until(arrived + delay).await;
     }
     // The server's own time: from here (after any injected latency) to a serialised answer.
     let started = std::time::Instant::now();
@@ -250,6 +255,9 @@ async fn serve(
     let answer = http_response(response);
     entry.server_time = started.elapsed();
     shared.lock().log.push(entry);
+    if !response_time.is_zero() {
+        tokio::time::sleep_until(arrived + delay + response_time).await;
+    }
     Ok(answer)
 }
 

@@ -860,6 +860,30 @@ fn injected_faults_and_the_request_log() {
     assert_eq!(req(&s, "GET", "/api/v1/namespaces/a", None).status, 200);
     assert!(t.elapsed() >= std::time::Duration::from_millis(150));
     s.clear_faults();
+    // A response time: the write is done at once (the log has it, the store holds it) and
+    // answered only that long after the request arrived.
+    s.add_fault(
+        Fault::new(FaultAction::ResponseTime(std::time::Duration::from_millis(
+            300,
+        )))
+        .verb("create"),
+    );
+    let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "timed"}});
+    let t = std::time::Instant::now();
+    let answered = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| req(&s, "POST", "/api/v1/namespaces/a/secrets", Some(&body)));
+        let mut stored_early = false;
+        while !writer.is_finished() {
+            if s.object("secrets", "a", "timed").is_some() && t.elapsed().as_millis() < 250 {
+                stored_early = true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        (writer.join().unwrap().status, stored_early)
+    });
+    assert_eq!(answered, (201, true));
+    assert!(t.elapsed() >= std::time::Duration::from_millis(300));
+    s.clear_faults();
     s.add_fault(
         Fault::new(FaultAction::CloseConnection)
             .verb("delete")

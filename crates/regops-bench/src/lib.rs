@@ -30,7 +30,9 @@ pub const PAGE: usize = 500;
 #[derive(Clone, Debug)]
 pub struct Options {
     pub namespaces: usize,
-    /// Injected on every write of the first apply.
+    /// The response time of every write of the first apply (the test server's
+    /// `FaultAction::ResponseTime`: the write is done at once, answered this long after it
+    /// arrived).
     pub latency: Duration,
     pub concurrency: usize,
     /// The regops binary under test.
@@ -272,7 +274,7 @@ pub fn run(options: &Options, progress: &dyn Fn(&str)) -> Result<Report, String>
         server.clear_log();
         if step == Step::FirstApply && !options.latency.is_zero() {
             for verb in ["create", "update", "patch", "delete"] {
-                server.add_fault(Fault::new(FaultAction::Latency(options.latency)).verb(verb));
+                server.add_fault(Fault::new(FaultAction::ResponseTime(options.latency)).verb(verb));
             }
         }
         let stdout = dir.path().join(format!("{step:?}.out"));

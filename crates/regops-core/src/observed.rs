@@ -375,8 +375,12 @@ impl Observed {
                     ),
                     None => (Labels::new(), wire::PodSpec::default()),
                 };
-                let mut containers = Vec::new();
-                for (list, init) in [(pod.init_containers, true), (pod.containers, false)] {
+                let (init_list, main_list) = (
+                    pod.init_containers.unwrap_or_default(),
+                    pod.containers.unwrap_or_default(),
+                );
+                let mut containers = Vec::with_capacity(init_list.len() + main_list.len());
+                for (list, init) in [(Some(init_list), true), (Some(main_list), false)] {
                     for c in list.unwrap_or_default() {
                         containers.push(Container {
                             name: c.name.unwrap_or_default(),

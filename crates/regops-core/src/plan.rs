@@ -160,10 +160,10 @@ impl Plan {
 
 fn labels_diff(field: &str, have: &Labels, want: &[(&str, &str)], out: &mut Vec<FieldChange>) {
     for (k, v) in want {
-        if have.get(*k).map(String::as_str) != Some(*v) {
+        if have.get(k).map(String::as_str) != Some(*v) {
             out.push(FieldChange {
                 field: format!("{field}[{k}]"),
-                before: have.get(*k).cloned(),
+                before: have.get(k).cloned(),
                 after: Some(v.to_string()),
                 sensitive: false,
             });
@@ -439,7 +439,11 @@ pub fn compute(
     only: Option<&BTreeSet<String>>,
 ) -> Plan {
     let in_only = |ns: &str| only.is_none_or(|o| o.contains(ns));
-    let mut secrets = Vec::new();
+    // One vector for every change, in apply order (Secrets, then what references them;
+    // deletions are appended last), sized once: no intermediate vectors.
+    let mut changes: Vec<Change> = Vec::with_capacity(
+        desired.secrets.len() + desired.service_accounts.len() + desired.workloads.len(),
+    );
     let mut conflicts = Vec::new();
     let mut warnings = desired.warnings.clone();
     let mut blocked: BTreeSet<(String, String)> = BTreeSet::new();
@@ -455,7 +459,7 @@ pub fn compute(
             have.get(&(d.namespace.as_str(), d.name.as_str())).copied(),
             source.commit.as_deref(),
         ) {
-            Ok(c) => secrets.push(c),
+            Ok(c) => changes.push(c),
             Err(conflict) => {
                 blocked.insert((d.namespace.clone(), d.name.clone()));
                 conflicts.push(conflict);
@@ -488,7 +492,6 @@ pub fn compute(
             .retain(|_, s| !blocked.contains(&(ns.to_string(), s.clone())));
         w
     };
-    let mut sas = Vec::new();
     for sa in observed
         .service_accounts
         .iter()
@@ -502,7 +505,7 @@ pub fn compute(
         if wanted.is_none() && !recorded {
             continue;
         }
-        sas.push(entries_change(
+        changes.push(entries_change(
             spec,
             "ServiceAccount",
             &sa.namespace,
@@ -512,7 +515,6 @@ pub fn compute(
             wanted.as_ref(),
         ));
     }
-    let mut workloads = Vec::new();
     for w in observed.workloads.iter().filter(|w| in_only(&w.namespace)) {
         let wanted = desired
             .workloads
@@ -539,7 +541,7 @@ pub fn compute(
                 w.name
             ));
         }
-        workloads.push(c);
+        changes.push(c);
     }
     if !blocked.is_empty() {
         warnings.push(format!(
@@ -549,12 +551,6 @@ pub fn compute(
             if blocked.len() == 1 { " is" } else { "s are" }
         ));
     }
-    // Apply order: Secrets, then what references them, deletions last.
-    let mut changes =
-        Vec::with_capacity(secrets.len() + sas.len() + workloads.len() + deletes.len());
-    changes.extend(secrets);
-    changes.extend(sas);
-    changes.extend(workloads);
     changes.extend(deletes);
     let mut last_applied: BTreeSet<String> = BTreeSet::new();
     for s in observed.secrets.iter().filter(|s| s.owned_by(spec)) {

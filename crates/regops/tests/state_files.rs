@@ -16,6 +16,24 @@ fn dump(dir: &Path, n: usize) -> serde_json::Value {
     regops_bench::cluster::kubectl_list(&server)
 }
 
+/// Asserts the plan exited 2 with this summary line.
+fn assert_summary(r: &common::Run, create: usize, patch: usize) {
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let line = format!(
+        "Plan: {create} to create, 0 to update, 0 to replace, {patch} to patch, 0 to delete."
+    );
+    assert!(
+        r.stdout.contains(&line),
+        "{}",
+        r.stdout
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
 fn plan(dir: &Path, state: &Path) -> common::Run {
     run(regops()
         .current_dir(dir)
@@ -32,20 +50,7 @@ fn a_kubectl_json_dump_of_1000_namespaces_plans() {
     let list = dump(dir.path(), 1000);
     let state = dir.path().join("state.json");
     std::fs::write(&state, serde_json::to_vec_pretty(&list).unwrap()).unwrap();
-    let r = plan(dir.path(), &state);
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(
-        r.stdout.contains(
-            "Plan: 1000 to create, 0 to update, 0 to replace, 4000 to patch, 0 to delete."
-        ),
-        "{}",
-        r.stdout
-            .lines()
-            .rev()
-            .take(5)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_summary(&plan(dir.path(), &state), 1000, 4000);
 }
 
 #[test]
@@ -62,20 +67,7 @@ fn a_multi_document_yaml_dump_plans_within_budgets_sized_to_the_file() {
     }
     let state = dir.path().join("state.yaml");
     std::fs::write(&state, text).unwrap();
-    let r = plan(dir.path(), &state);
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(
-        r.stdout.contains(
-            "Plan: 300 to create, 0 to update, 0 to replace, 1200 to patch, 0 to delete."
-        ),
-        "{}",
-        r.stdout
-            .lines()
-            .rev()
-            .take(5)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_summary(&plan(dir.path(), &state), 300, 1200);
 }
 
 #[test]
@@ -104,14 +96,7 @@ fn items_of_a_typed_list_take_the_lists_kind() {
     }
     let state = dir.path().join("state.json");
     std::fs::write(&state, text).unwrap();
-    let r = plan(dir.path(), &state);
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(
-        r.stdout
-            .contains("Plan: 2 to create, 0 to update, 0 to replace, 8 to patch, 0 to delete."),
-        "{}",
-        r.stdout
-    );
+    assert_summary(&plan(dir.path(), &state), 2, 8);
 }
 
 #[test]
@@ -123,7 +108,7 @@ fn an_alias_bomb_is_refused_quickly_with_a_clear_error() {
         let prev = format!("*a{}", i - 1);
         bomb.push_str(&format!(
             "a{i}: &a{i} [{}]\n",
-            vec![prev.as_str(); 9].join(", ")
+            [prev.as_str(); 9].join(", ")
         ));
     }
     bomb.push_str("kind: List\nitems: [*a8]\n");
