@@ -36,17 +36,27 @@ impl Offsets {
     }
 }
 
+/// The most nodes a spec may hold once its aliases are expanded. A real spec with thousands of
+/// registries holds tens of thousands; a few hundred bytes of nested aliases (a "billion
+/// laughs") would otherwise expand to billions and exhaust the machine.
+pub(crate) const MAX_NODES: usize = 250_000;
+/// The deepest nesting of lists and mappings a spec may use (a spec needs six or so).
+pub(crate) const MAX_DEPTH: usize = 64;
+
 enum Frame {
     Seq {
         start: Loc,
         anchor: usize,
         items: Vec<Node>,
+        /// Nodes in this subtree so far, itself included (aliases counted expanded).
+        size: usize,
     },
     Map {
         start: Loc,
         anchor: usize,
         entries: Vec<(Spanned<String>, Node)>,
         key: Option<Node>,
+        size: usize,
     },
 }
 
@@ -63,7 +73,10 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
     };
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    // Each anchored node with its size (nodes, aliases expanded), so that expanding an alias
+    // is charged what it costs before it is copied.
+    let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
+    let mut total = 0usize;
     let mut root: Option<Node> = None;
     let mut documents = 0usize;
 
@@ -109,15 +122,32 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
                     }),
                 };
                 if anchor > 0 {
-                    anchors.insert(anchor, node.clone());
+                    anchors.insert(anchor, (node.clone(), 1));
                 }
-                Some(node)
+                Some((node, 1, 1))
             }
             Event::Alias(id) => match anchors.get(&id) {
-                Some(node) => Some(Node {
-                    loc: loc(span),
-                    value: node.value.clone(),
-                }),
+                Some((node, size)) => {
+                    if total.saturating_add(*size) > MAX_NODES {
+                        diags.push(
+                            Diagnostic::error(
+                                "spec::too-large",
+                                format!("YAML aliases expand this spec beyond {MAX_NODES} nodes"),
+                            )
+                            .with_label(loc(span), "this alias would exceed the limit")
+                            .with_help("write the values out, or use fewer nested aliases"),
+                        );
+                        return None;
+                    }
+                    Some((
+                        Node {
+                            loc: loc(span),
+                            value: node.value.clone(),
+                        },
+                        *size,
+                        *size,
+                    ))
+                }
                 None => {
                     diags.push(
                         Diagnostic::error("spec::syntax", "unknown YAML alias")
@@ -133,11 +163,25 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
                 );
                 return None;
             }
+            Event::SequenceStart(_, anchor, _) | Event::MappingStart(_, anchor, _)
+                if stack.len() >= MAX_DEPTH =>
+            {
+                let _ = anchor;
+                diags.push(
+                    Diagnostic::error(
+                        "spec::too-deep",
+                        format!("lists and mappings nest deeper than {MAX_DEPTH} levels here"),
+                    )
+                    .with_label(loc(span), "too deep"),
+                );
+                return None;
+            }
             Event::SequenceStart(_, anchor, _) => {
                 stack.push(Frame::Seq {
                     start: loc(span),
                     anchor,
                     items: Vec::new(),
+                    size: 1,
                 });
                 None
             }
@@ -147,6 +191,7 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
                     anchor,
                     entries: Vec::new(),
                     key: None,
+                    size: 1,
                 });
                 None
             }
@@ -157,20 +202,22 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
                         start,
                         anchor,
                         items,
+                        size,
                     }) => {
                         let node = Node {
                             loc: container_loc(text, start, end, items.last().map(|n| n.loc)),
                             value: Value::Seq(items),
                         };
                         if anchor > 0 {
-                            anchors.insert(anchor, node.clone());
+                            anchors.insert(anchor, (node.clone(), size));
                         }
-                        Some(node)
+                        Some((node, size, 1))
                     }
                     Some(Frame::Map {
                         start,
                         anchor,
                         entries,
+                        size,
                         ..
                     }) => {
                         let node = Node {
@@ -183,9 +230,9 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
                             value: Value::Map(entries),
                         };
                         if anchor > 0 {
-                            anchors.insert(anchor, node.clone());
+                            anchors.insert(anchor, (node.clone(), size));
                         }
-                        Some(node)
+                        Some((node, size, 1))
                     }
                     None => None,
                 }
@@ -193,34 +240,63 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
             // Comments and any event a later parser version adds carry no data for us.
             _ => None,
         };
-        let Some(node) = completed else { continue };
+        let Some((node, size, charge)) = completed else {
+            continue;
+        };
+        // Every node is counted once, when it completes: a scalar or a list or mapping itself
+        // (its children counted before it), an alias as all it expands to.
+        total = total.saturating_add(charge);
+        if total > MAX_NODES {
+            diags.push(
+                Diagnostic::error(
+                    "spec::too-large",
+                    format!("this spec holds more than {MAX_NODES} values"),
+                )
+                .with_label(node.loc, "the limit is reached here"),
+            );
+            return None;
+        }
         match stack.last_mut() {
             None => root = Some(node),
-            Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
-                None => *key = Some(node),
-                Some(k) => {
-                    let Value::Scalar(Scalar { text, .. }) = k.value else {
-                        diags.push(
-                            Diagnostic::error("spec::syntax", "mapping keys must be plain names")
+            Some(Frame::Seq { items, size: s, .. }) => {
+                *s += size;
+                items.push(node)
+            }
+            Some(Frame::Map {
+                entries,
+                key,
+                size: s,
+                ..
+            }) => {
+                *s += size;
+                match key.take() {
+                    None => *key = Some(node),
+                    Some(k) => {
+                        let Value::Scalar(Scalar { text, .. }) = k.value else {
+                            diags.push(
+                                Diagnostic::error(
+                                    "spec::syntax",
+                                    "mapping keys must be plain names",
+                                )
                                 .with_label(k.loc, "this key is a list or a mapping"),
-                        );
-                        continue;
-                    };
-                    if let Some((first, _)) = entries.iter().find(|(e, _)| e.value == text) {
-                        diags.push(
-                            Diagnostic::error(
-                                "spec::duplicate-key",
-                                format!("duplicate key `{text}`"),
-                            )
-                            .with_label(k.loc, "defined again here")
-                            .with_label(first.loc, "first defined here"),
-                        );
-                        continue;
+                            );
+                            continue;
+                        };
+                        if let Some((first, _)) = entries.iter().find(|(e, _)| e.value == text) {
+                            diags.push(
+                                Diagnostic::error(
+                                    "spec::duplicate-key",
+                                    format!("duplicate key `{text}`"),
+                                )
+                                .with_label(k.loc, "defined again here")
+                                .with_label(first.loc, "first defined here"),
+                            );
+                            continue;
+                        }
+                        entries.push((Spanned::new(text, k.loc), node));
                     }
-                    entries.push((Spanned::new(text, k.loc), node));
                 }
-            },
+            }
         }
     }
     Some(root.unwrap_or(Node {
@@ -325,6 +401,61 @@ mod tests {
     fn aliases_resolve() {
         let root = parse_ok("x: &v [a, b]\ny: *v\n");
         assert_eq!(root.get("x").unwrap().value, root.get("y").unwrap().value);
+    }
+
+    /// Nine levels of nine aliases: 9^9 (387 million) nodes from under 400 bytes. Expanded,
+    /// this grew a checker to 24 GB before the kernel killed it.
+    fn alias_bomb() -> String {
+        let mut y = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let prev = format!("*a{}", i - 1);
+            y.push_str(&format!(
+                "a{i}: &a{i} [{}]\n",
+                [prev.as_str(); 9].join(", ")
+            ));
+        }
+        y
+    }
+
+    #[test]
+    fn an_alias_bomb_is_a_diagnostic_at_the_alias() {
+        let text = alias_bomb();
+        let mut d = Diagnostics::default();
+        assert!(parse(0, &text, &mut d).is_none());
+        let diag = d.iter().next().unwrap();
+        assert_eq!(diag.code, "spec::too-large");
+        let at = diag.primary().unwrap();
+        assert_eq!(
+            &text[at.start..at.end],
+            "*a4",
+            "the alias that crosses the limit"
+        );
+    }
+
+    #[test]
+    fn aliases_are_counted_expanded_up_to_the_limit() {
+        // 4 levels of 9: 6,561 scalars and their lists, well within the limit, resolve.
+        let text: String = alias_bomb().lines().take(4).collect::<Vec<_>>().join("\n");
+        let root = parse_ok(&text);
+        assert!(root.get("a3").is_some());
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_a_diagnostic() {
+        let deep = format!(
+            "x: {}1{}",
+            "[".repeat(MAX_DEPTH + 1),
+            "]".repeat(MAX_DEPTH + 1)
+        );
+        let mut d = Diagnostics::default();
+        assert!(parse(0, &deep, &mut d).is_none());
+        assert_eq!(d.iter().next().unwrap().code, "spec::too-deep");
+        let ok = format!(
+            "x: {}1{}",
+            "[".repeat(MAX_DEPTH - 2),
+            "]".repeat(MAX_DEPTH - 2)
+        );
+        assert!(parse_ok(&ok).get("x").is_some());
     }
 
     #[test]
