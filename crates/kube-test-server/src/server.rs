@@ -197,7 +197,7 @@ async fn serve(
         }
     }
     if !delay.is_zero() {
-        tokio::time::sleep_until(arrived + delay).await;
+        sleep_precisely_until(arrived + delay).await;
     }
     // The server's own time: from here (after any injected latency) to a serialised answer.
     let started = std::time::Instant::now();
@@ -256,9 +256,23 @@ async fn serve(
     entry.server_time = started.elapsed();
     shared.lock().log.push(entry);
     if !response_time.is_zero() {
-        tokio::time::sleep_until(arrived + delay + response_time).await;
+        sleep_precisely_until(arrived + delay + response_time).await;
     }
     Ok(answer)
+}
+
+/// Waits until `deadline`, to within a fraction of a millisecond. tokio's timer has a 1 ms
+/// grain and fires after it (a 10 ms sleep takes 10.5 to 12 ms), which would make an injected
+/// latency longer than it says; the last 2 ms are slept on a blocking thread, whose sleep is
+/// precise.
+async fn sleep_precisely_until(deadline: tokio::time::Instant) {
+    if let Some(coarse) = deadline.checked_sub(std::time::Duration::from_millis(2)) {
+        tokio::time::sleep_until(coarse).await;
+    }
+    let rest = deadline.saturating_duration_since(tokio::time::Instant::now());
+    if !rest.is_zero() {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
+    }
 }
 
 async fn serve_io<I>(io: I, shared: Arc<Shared>)

@@ -41,6 +41,8 @@ pub struct Options {
     pub baseline: bool,
     /// Run only the plan (a quick look at the read path); the other steps need the apply.
     pub plan_only: bool,
+    /// Runs of each step but the first apply; each figure is the median.
+    pub repeat: usize,
 }
 
 /// The steps, in the order a user meets them.
@@ -296,10 +298,33 @@ pub fn run(options: &Options, progress: &dyn Fn(&str)) -> Result<Report, String>
                 step.expected_exit()
             ));
         }
+        let traffic = Traffic::from_log(&server.log());
+        // Read-only steps (and the no-op apply) can run again on the same state: the median of
+        // several runs, since one run of a short step is noisy.
+        let mut runs = vec![usage];
+        if step != Step::FirstApply {
+            for _ in 1..options.repeat.max(1) {
+                let again = measure::measure(
+                    &options.regops,
+                    &regops_args(step, &spec, &kubeconfig, options.concurrency),
+                    &envs,
+                    None,
+                )
+                .map_err(|e| e.to_string())?;
+                if again.exit_code != step.expected_exit() {
+                    return Err(format!(
+                        "{} exited {} on a repeat",
+                        step.name(),
+                        again.exit_code
+                    ));
+                }
+                runs.push(again);
+            }
+        }
         steps.push(StepResult {
             step,
-            usage,
-            traffic: Traffic::from_log(&server.log()),
+            usage: median(&runs),
+            traffic,
         });
     }
     drop(server);
@@ -331,6 +356,22 @@ pub fn run(options: &Options, progress: &dyn Fn(&str)) -> Result<Report, String>
         steps,
         baseline,
     })
+}
+
+/// Each figure's median over runs.
+fn median(runs: &[Usage]) -> Usage {
+    fn mid<T: Ord + Copy>(mut v: Vec<T>) -> T {
+        v.sort_unstable();
+        v[v.len() / 2]
+    }
+    let first = &runs[0];
+    Usage {
+        exit_code: first.exit_code,
+        wall: mid(runs.iter().map(|u| u.wall).collect()),
+        user: mid(runs.iter().map(|u| u.user).collect()),
+        sys: mid(runs.iter().map(|u| u.sys).collect()),
+        max_rss: mid(runs.iter().map(|u| u.max_rss).collect()),
+    }
 }
 
 fn secs(d: Duration) -> String {

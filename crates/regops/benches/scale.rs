@@ -9,6 +9,7 @@
 //! - `--latency-ms MS`: latency injected on every write of the first apply (default 10);
 //! - `--concurrency N`: the apply's `--concurrency` (default 8);
 //! - `--regops PATH`: another regops binary (for a before/after comparison);
+//! - `--repeat N`: runs of each step but the first apply, each figure the median (default 5);
 //! - `--plan-only`: run the plan step alone (a quick look at the read path);
 //! - `--no-baseline`: skip the per-object client baseline;
 //! - `--write-state FILE`: write the seeded cluster (the smallest size) as a kubectl `-o json`
@@ -27,6 +28,7 @@ fn main() {
     let mut baseline = true;
     let mut check = false;
     let mut plan_only = false;
+    let mut repeat = 5usize;
     let mut write_state: Option<std::path::PathBuf> = None;
     let mut regops: std::path::PathBuf = env!("CARGO_BIN_EXE_regops").into();
     let mut args = std::env::args().skip(1);
@@ -63,6 +65,11 @@ fn main() {
             "--regops" => regops = value("--regops").into(),
             "--no-baseline" => baseline = false,
             "--plan-only" => plan_only = true,
+            "--repeat" => {
+                repeat = value("--repeat")
+                    .parse()
+                    .unwrap_or_else(|_| fail("--repeat takes a number".into()));
+            }
             "--write-state" => write_state = Some(std::path::PathBuf::from(value("--write-state"))),
             "--check" => check = true,
             // cargo bench passes --bench to every bench target.
@@ -96,6 +103,7 @@ fn main() {
             regops: regops.clone(),
             baseline: baseline && !plan_only,
             plan_only,
+            repeat,
         };
         let report = regops_bench::run(&options, &|m| {
             let _ = writeln!(std::io::stderr(), "[{n}] {m}");

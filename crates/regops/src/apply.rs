@@ -185,17 +185,26 @@ async fn write_secret(
         .map_err(|e| describe(&e))
 }
 
-/// Sends a write and drops the answer unread: regops needs nothing from it, so it is not
-/// deserialised (a Secret's answer would also hold its data; the text is zeroized).
+/// Sends a write and reads its answer past without keeping it: regops needs nothing from it,
+/// so it is neither deserialised nor held (a Secret's answer would hold its data; the small
+/// buffer it passes through is zeroized).
 async fn send(
     client: &Client,
     request: Result<hyper::Request<Vec<u8>>, kube::core::request::Error>,
 ) -> Result<(), kube::Error> {
-    let text = client
-        .request_text(request.map_err(kube::Error::BuildRequest)?)
+    let body = client
+        .request_stream(request.map_err(kube::Error::BuildRequest)?)
         .await?;
-    drop(Zeroizing::new(text));
-    Ok(())
+    let mut body = std::pin::pin!(body);
+    let mut chunk = Zeroizing::new([0u8; 4096]);
+    loop {
+        let n = futures::AsyncReadExt::read(&mut body, &mut chunk[..])
+            .await
+            .map_err(|e| kube::Error::Service(Box::new(e)))?;
+        if n == 0 {
+            return Ok(());
+        }
+    }
 }
 
 fn pull_list(names: &[String]) -> Value {

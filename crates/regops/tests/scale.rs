@@ -22,6 +22,7 @@ fn main() {
         regops: env!("CARGO_BIN_EXE_regops").into(),
         baseline: false,
         plan_only: false,
+        repeat: 1,
     };
     let mut err = std::io::stderr();
     let report = match regops_bench::run(&options, &|_| {}) {
