@@ -43,6 +43,10 @@ pub struct Options {
     pub plan_only: bool,
     /// Runs of each step but the first apply; each figure is the median.
     pub repeat: usize,
+    /// Also count the instructions each step but the first apply executes, once, under
+    /// valgrind's callgrind: unlike CPU time, the count does not depend on what else the
+    /// machine is doing, so it shows how cost grows with the cluster.
+    pub instructions: bool,
 }
 
 /// The steps, in the order a user meets them.
@@ -124,6 +128,8 @@ pub struct StepResult {
     pub step: Step,
     pub usage: Usage,
     pub traffic: Traffic,
+    /// Instructions executed, when counted (`Options::instructions`).
+    pub instructions: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -321,10 +327,21 @@ pub fn run(options: &Options, progress: &dyn Fn(&str)) -> Result<Report, String>
                 runs.push(again);
             }
         }
+        let instructions = if options.instructions && step != Step::FirstApply {
+            Some(count_instructions(
+                &options.regops,
+                &regops_args(step, &spec, &kubeconfig, options.concurrency),
+                &envs,
+                &dir.path().join(format!("{step:?}.callgrind")),
+            )?)
+        } else {
+            None
+        };
         steps.push(StepResult {
             step,
             usage: median(&runs),
             traffic,
+            instructions,
         });
     }
     drop(server);
@@ -356,6 +373,35 @@ pub fn run(options: &Options, progress: &dyn Fn(&str)) -> Result<Report, String>
         steps,
         baseline,
     })
+}
+
+/// Runs the step once under callgrind and reads the instructions it executed.
+fn count_instructions(
+    regops: &Path,
+    args: &[String],
+    envs: &[(String, String)],
+    out: &Path,
+) -> Result<u64, String> {
+    let status = std::process::Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(regops)
+        .args(args)
+        .env_clear()
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run valgrind (apt-get install valgrind): {e}"))?;
+    if status.code() == Some(1) || status.code().is_none() {
+        return Err(format!("regops under callgrind failed ({status})"));
+    }
+    let text = std::fs::read_to_string(out).map_err(|e| format!("callgrind output: {e}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("summary: "))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| "no instruction count in the callgrind output".into())
 }
 
 /// Each figure's median over runs.
@@ -464,6 +510,13 @@ impl Report {
                 secs(s.usage.sys)
             );
             let _ = writeln!(out, "| regops peak RSS | {} |", mb(s.usage.max_rss));
+            if let Some(n) = s.instructions {
+                let _ = writeln!(
+                    out,
+                    "| instructions (callgrind) | {:.3} billion |",
+                    n as f64 / 1e9
+                );
+            }
             let _ = writeln!(
                 out,
                 "| server's own time | {} |",
@@ -554,7 +607,7 @@ impl Report {
 pub fn growth(small: &Report, large: &Report) -> String {
     let k = large.options.namespaces as f64 / small.options.namespaces.max(1) as f64;
     let mut out = format!(
-        "#### growth from {} to {} namespaces ({k:.0}× the size; the limit is {:.1}×)\n\n| step | CPU | peak RSS |\n| --- | --- | --- |\n",
+        "#### growth from {} to {} namespaces ({k:.0}× the size; the limit is {:.1}×)\n\n| step | CPU | peak RSS | instructions |\n| --- | --- | --- | --- |\n",
         small.options.namespaces,
         large.options.namespaces,
         1.1 * k
@@ -563,9 +616,13 @@ pub fn growth(small: &Report, large: &Report) -> String {
         if a.step == Step::FirstApply {
             continue;
         }
+        let instructions = match (a.instructions, b.instructions) {
+            (Some(x), Some(y)) => format!("{:.2}×", y as f64 / x.max(1) as f64),
+            _ => "not counted".into(),
+        };
         let _ = writeln!(
             out,
-            "| {} | {:.1}× | {:.1}× |",
+            "| {} | {:.1}× | {:.1}× | {instructions} |",
             a.step.name(),
             b.usage.cpu().as_secs_f64() / a.usage.cpu().as_secs_f64().max(1e-6),
             b.usage.max_rss as f64 / a.usage.max_rss.max(1) as f64

@@ -10,6 +10,8 @@
 //! - `--concurrency N`: the apply's `--concurrency` (default 8);
 //! - `--regops PATH`: another regops binary (for a before/after comparison);
 //! - `--repeat N`: runs of each step but the first apply, each figure the median (default 5);
+//! - `--instructions`: also count each step's instructions under valgrind's callgrind (steady
+//!   where CPU time is noisy; needs `valgrind`), shown in the growth table;
 //! - `--plan-only`: run the plan step alone (a quick look at the read path);
 //! - `--no-baseline`: skip the per-object client baseline;
 //! - `--write-state FILE`: write the seeded cluster (the smallest size) as a kubectl `-o json`
@@ -28,6 +30,7 @@ fn main() {
     let mut baseline = true;
     let mut check = false;
     let mut plan_only = false;
+    let mut instructions = false;
     let mut repeat = 5usize;
     let mut write_state: Option<std::path::PathBuf> = None;
     let mut regops: std::path::PathBuf = env!("CARGO_BIN_EXE_regops").into();
@@ -65,6 +68,7 @@ fn main() {
             "--regops" => regops = value("--regops").into(),
             "--no-baseline" => baseline = false,
             "--plan-only" => plan_only = true,
+            "--instructions" => instructions = true,
             "--repeat" => {
                 repeat = value("--repeat")
                     .parse()
@@ -104,6 +108,7 @@ fn main() {
             baseline: baseline && !plan_only,
             plan_only,
             repeat,
+            instructions,
         };
         let report = regops_bench::run(&options, &|m| {
             let _ = writeln!(std::io::stderr(), "[{n}] {m}");

@@ -23,6 +23,7 @@ fn main() {
         baseline: false,
         plan_only: false,
         repeat: 1,
+        instructions: false,
     };
     let mut err = std::io::stderr();
     let report = match regops_bench::run(&options, &|_| {}) {
