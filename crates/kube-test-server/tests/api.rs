@@ -85,6 +85,34 @@ fn patch(server: &TestServer, path: &str, ct: &str, body: &Value) -> Reply {
     send(server, "PATCH", path, ct, Some(body)).unwrap()
 }
 
+/// Walks a paged LIST (`path` with its query) by its continue tokens: every item's name, and
+/// how many pages; `check` sees each page's list metadata.
+fn every_page(
+    server: &TestServer,
+    path: &str,
+    mut check: impl FnMut(&Value),
+) -> (Vec<String>, usize) {
+    let mut names = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let r = req(server, "GET", &format!("{path}&continue={token}"), None).body;
+        pages += 1;
+        check(&r["metadata"]);
+        names.extend(
+            r["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["metadata"]["name"].as_str().unwrap().to_string()),
+        );
+        match r["metadata"]["continue"].as_str() {
+            Some(t) => token = t.to_string(),
+            None => return (names, pages),
+        }
+    }
+}
+
 fn start() -> TestServer {
     TestServer::start(Config::default()).unwrap()
 }
@@ -375,33 +403,11 @@ fn label_and_field_selectors_paging_and_list_versions() {
             ),
         );
     }
-    let mut seen = Vec::new();
-    let mut token = String::new();
-    let mut pages = 0;
-    loop {
-        let r = req(
-            &s,
-            "GET",
-            &format!("/api/v1/namespaces/p/secrets?limit=5&continue={token}"),
-            None,
-        )
-        .body;
-        pages += 1;
-        seen.extend(
-            r["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["metadata"]["name"].as_str().unwrap().to_string()),
-        );
-        match r["metadata"]["continue"].as_str() {
-            Some(t) => {
-                assert!(r["metadata"]["remainingItemCount"].as_u64().unwrap() > 0);
-                token = t.to_string();
-            }
-            None => break,
+    let (seen, pages) = every_page(&s, "/api/v1/namespaces/p/secrets?limit=5", |meta| {
+        if meta["continue"].is_string() {
+            assert!(meta["remainingItemCount"].as_u64().unwrap() > 0);
         }
-    }
+    });
     assert_eq!(pages, 5);
     let expected: Vec<String> = (0..23).map(|i| format!("s{i:02}")).collect();
     assert_eq!(seen, expected);
@@ -422,33 +428,13 @@ fn label_and_field_selectors_paging_and_list_versions() {
             ),
         );
     }
-    let mut picked = Vec::new();
-    let mut token = String::new();
-    loop {
-        let r = req(
-            &s,
-            "GET",
-            &format!("/api/v1/secrets?labelSelector=pick%3Dyes&limit=4&continue={token}"),
-            None,
-        )
-        .body;
-        assert!(
-            r["metadata"].get("remainingItemCount").is_none(),
-            "{}",
-            r["metadata"]
-        );
-        picked.extend(
-            r["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["metadata"]["name"].as_str().unwrap().to_string()),
-        );
-        match r["metadata"]["continue"].as_str() {
-            Some(t) => token = t.to_string(),
-            None => break,
-        }
-    }
+    let (picked, _) = every_page(
+        &s,
+        "/api/v1/secrets?labelSelector=pick%3Dyes&limit=4",
+        |meta| {
+            assert!(meta.get("remainingItemCount").is_none(), "{meta}");
+        },
+    );
     assert_eq!(picked, ["t0", "t1", "t2", "t3", "t4", "t5"]);
     // Metadata only, as kube-rs' list_metadata asks for it.
     let mut raw = TcpStream::connect(s.addr()).unwrap();
