@@ -268,9 +268,75 @@ impl Store {
         )
     }
 
-    fn namespace_exists(&self, ns: &str) -> bool {
-        self.objects
-            .contains_key(&("namespaces", String::new(), ns.to_string()))
+    /// A create in a namespace that must not get new content: missing (404), or being
+    /// deleted (403, as the NamespaceLifecycle admission plugin answers:
+    /// plugin/pkg/admission/namespace/lifecycle/admission.go, with the `NamespaceTerminating`
+    /// cause of staging/src/k8s.io/api/core/v1/types.go). Updates of existing objects in a
+    /// terminating namespace are allowed, as there.
+    fn check_create_in(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<(), ApiError> {
+        if !rt.namespaced {
+            return Ok(());
+        }
+        let Some(stored) = self
+            .objects
+            .get(&("namespaces", String::new(), ns.to_string()))
+        else {
+            return Err(ApiError::not_found("namespaces", "", ns));
+        };
+        if stored.obj["metadata"]["deletionTimestamp"].is_string() {
+            let res = if rt.group.is_empty() {
+                rt.plural.to_string()
+            } else {
+                format!("{}.{}", rt.plural, rt.group)
+            };
+            let why = format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            );
+            let mut e = ApiError::new(
+                403,
+                "Forbidden",
+                format!("{res} \"{name}\" is forbidden: {why}"),
+            );
+            e.details = json!({"name": name, "kind": rt.plural, "group": rt.group,
+                "causes": [{"reason": "NamespaceTerminating", "message": why, "field": "metadata.namespace"}]});
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Deleting a namespace marks it terminating (deletionTimestamp, phase `Terminating`).
+    /// With no finalizers in `metadata.finalizers`, the namespace controller's work is done at
+    /// once: its content and the namespace go. With finalizers, it stays terminating, as a
+    /// namespace stuck on a finalizer does for days, until an update removes them.
+    fn terminate_namespace(&mut self, name: &str) -> Response {
+        let key = ("namespaces", String::new(), name.to_string());
+        let Some(stored) = self.objects.get(&key) else {
+            return Response::from(ApiError::not_found("namespaces", "", name));
+        };
+        let mut obj = stored.obj.clone();
+        let managed = stored.managed.clone();
+        if !obj["metadata"]["deletionTimestamp"].is_string() {
+            obj["metadata"]["deletionTimestamp"] = json!(now());
+            obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        }
+        obj["status"]["phase"] = json!("Terminating");
+        let stuck = obj["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
+        obj["metadata"]["resourceVersion"] = json!(self.bump());
+        let rt = resources::by_kind("v1", "Namespace");
+        let stored = Stored::new(obj, managed);
+        let out = match rt {
+            Some(rt) => Self::answer(rt, 200, &stored),
+            None => Response::ok(200, stored.obj.clone()),
+        };
+        if stuck {
+            self.objects.insert(key, stored);
+        } else {
+            self.objects.remove(&key);
+            self.objects.retain(|(_, ons, _), _| ons != name);
+        }
+        out
     }
 
     /// The object's `metadata.managedFields`, ready to serialise.
@@ -330,7 +396,7 @@ impl Store {
                 "the server could not find the requested resource",
             ));
         }
-        let dry_run = req.param("dryRun") == Some("All");
+        let dry_run = dry_run(req)?;
         match (req.method.as_str(), &p.name) {
             ("GET", Some(name)) => self.get(&p, name),
             ("GET", None) => {
@@ -613,9 +679,8 @@ impl Store {
             .clone()
             .or_else(|| obj["metadata"]["namespace"].as_str().map(str::to_string))
             .unwrap_or_default();
-        if rt.namespaced && !self.namespace_exists(&ns) {
-            return Err(ApiError::not_found("namespaces", "", &ns));
-        }
+        let wanted_name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+        self.check_create_in(rt, &ns, &wanted_name)?;
         self.prepare_new(rt, &ns, &mut obj)?;
         let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
         validation::validate(rt, &obj, None)?;
@@ -726,6 +791,8 @@ impl Store {
             "uid",
             "creationTimestamp",
             "generation",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
         ] {
             match old.obj["metadata"].get(field) {
                 Some(v) => new["metadata"][field] = v.clone(),
@@ -772,9 +839,19 @@ impl Store {
         if !unchanged || managed != old.managed {
             new["metadata"]["resourceVersion"] = json!(self.bump());
         }
+        let finalized = rt.kind == "Namespace"
+            && new["metadata"]["deletionTimestamp"].is_string()
+            && new["metadata"]["finalizers"]
+                .as_array()
+                .is_none_or(Vec::is_empty);
         let stored = Stored::new(new, managed);
         let out = Self::answer(rt, 200, &stored);
-        self.objects.insert(key, stored);
+        self.objects.insert(key.clone(), stored);
+        if finalized {
+            // The last finalizer of a terminating namespace is gone: it and its content go.
+            self.objects.remove(&key);
+            self.objects.retain(|(_, ons, _), _| *ons != key.2);
+        }
         Ok(out)
     }
 
@@ -932,17 +1009,14 @@ impl Store {
                 .iter()
                 .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", c.manager), "field": fields::path_string(&c.path)}))
                 .collect();
-            let text: Vec<String> = conflicts.iter().map(|c| format!("- {} owns {}", c.manager, fields::path_string(&c.path))).collect();
-            let mut e = ApiError::new(409, "Conflict", format!("Apply failed with {} conflict{}: {}", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }, text.join("; ")));
+            let mut e = ApiError::new(409, "Conflict", conflict_message(&conflicts));
             e.details = json!({"name": name, "kind": rt.plural, "causes": causes});
             e
         })?;
         match existing.is_some() {
             true => self.replace(rt, key, merged, None, Some(managed), dry_run),
             false => {
-                if rt.namespaced && !self.namespace_exists(&ns) {
-                    return Err(ApiError::not_found("namespaces", "", &ns));
-                }
+                self.check_create_in(rt, &ns, name)?;
                 let mut obj = merged;
                 self.prepare_new(rt, &ns, &mut obj)?;
                 validation::validate(rt, &obj, None)?;
@@ -989,11 +1063,11 @@ impl Store {
         if dry_run {
             return Ok(Response::ok(200, out));
         }
+        if rt.kind == "Namespace" {
+            return Ok(self.terminate_namespace(name));
+        }
         self.objects.remove(&key);
         self.bump();
-        if rt.kind == "Namespace" {
-            self.objects.retain(|(_, ons, _), _| ons != name);
-        }
         Ok(Response::ok(200, out))
     }
 
@@ -1102,6 +1176,103 @@ impl Store {
             })
             .unwrap_or_default()
     }
+}
+
+/// The message of a server-side apply conflict, in the words of `getConflictMessage`
+/// (staging/src/k8s.io/apimachinery/pkg/util/managedfields/internal/conflict.go): one conflict
+/// on one line, several grouped by manager, one path per line.
+fn conflict_message(conflicts: &[fields::Conflict]) -> String {
+    if let [only] = conflicts {
+        return format!(
+            "Apply failed with 1 conflict: conflict with {:?}: {}",
+            only.manager,
+            fields::path_string(&only.path)
+        );
+    }
+    let mut by_manager: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for c in conflicts {
+        by_manager
+            .entry(c.manager.as_str())
+            .or_default()
+            .push(fields::path_string(&c.path));
+    }
+    let mut lines = Vec::new();
+    for (manager, paths) in by_manager {
+        lines.push(format!("conflicts with {manager:?}:"));
+        lines.extend(paths.into_iter().map(|p| format!("- {p}")));
+    }
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
+}
+
+/// Whether a write is a dry run: `dryRun` from the query (create, update, patch) and, for a
+/// DELETE, also from the DeleteOptions body, which is where client-go and kube-rs send it
+/// (`{"dryRun": ["All"]}`). The only value is `All`; any other is rejected before anything
+/// is done, as `ValidateDryRun` (staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/validation)
+/// does for the Create/Update/Patch/DeleteOptions validations in the request handlers
+/// (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/{create,update,patch,delete}.go),
+/// which answer with `errors.NewInvalid`: 422.
+fn dry_run(req: &Request) -> Result<bool, ApiError> {
+    dry_run_values(req).map(|v| !v.is_empty())
+}
+
+/// Whether the request asks for a dry run (for the request log; invalid values count too).
+pub fn is_dry_run(req: &Request) -> bool {
+    dry_run_values(req).map_or(true, |v| !v.is_empty())
+}
+
+fn dry_run_values(req: &Request) -> Result<Vec<String>, ApiError> {
+    let mut values: Vec<String> = req
+        .query
+        .iter()
+        .filter(|(k, _)| k == "dryRun")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let mut options_kind = match req.method.as_str() {
+        "POST" => "CreateOptions",
+        "PUT" => "UpdateOptions",
+        "PATCH" => "PatchOptions",
+        _ => "DeleteOptions",
+    };
+    if req.method == "DELETE"
+        && !req.body.is_empty()
+        && let Ok(opts) = serde_json::from_slice::<Value>(&req.body)
+        && let Some(list) = opts.get("dryRun")
+    {
+        options_kind = "DeleteOptions";
+        match list.as_array() {
+            Some(items) => values.extend(
+                items
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)),
+            ),
+            None if list.is_null() => {}
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "DeleteOptions: dryRun must be a list of strings, got {list}"
+                )));
+            }
+        }
+    }
+    if values.iter().any(|v| v != "All") {
+        let shown: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+        return Err(ApiError::invalid(
+            options_kind,
+            "meta.k8s.io",
+            "",
+            vec![(
+                "dryRun".into(),
+                format!(
+                    "Unsupported value: []string{{{}}}: supported values: \"All\"",
+                    shown.join(", ")
+                ),
+            )],
+        ));
+    }
+    Ok(values)
 }
 
 fn suffix(n: u64) -> String {

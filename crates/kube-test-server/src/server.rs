@@ -161,7 +161,7 @@ async fn serve(
         path: request.path.clone(),
         query: parts.uri.query().unwrap_or("").to_string(),
         status: 0,
-        dry_run: request.param("dryRun") == Some("All"),
+        dry_run: crate::api::is_dry_run(&request),
         server_time: std::time::Duration::ZERO,
     };
 

@@ -43,6 +43,12 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(
     if rt.kind == "Secret" {
         secret(obj, old, &mut causes);
     }
+    if matches!(
+        rt.kind,
+        "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob"
+    ) {
+        workload(rt.kind, obj, old, &mut causes);
+    }
     if causes.is_empty() {
         Ok(())
     } else {
@@ -102,6 +108,106 @@ fn secret(obj: &Value, old: Option<&Value>, causes: &mut Vec<(String, String)>) 
                 causes.push((format!("data[{k}]"), format!("Invalid value: \"{k}\": a valid config key must consist of alphanumeric characters, '-', '_' or '.'")));
             }
         }
+    }
+}
+
+/// The required fields of workloads, as `ValidateDeploymentSpec`, `ValidateStatefulSetSpec`,
+/// `ValidateDaemonSetSpec` (pkg/apis/apps/validation/validation.go), `ValidateJobSpec`,
+/// `ValidateCronJobSpec` and `ValidateJobSpecUpdate` (pkg/apis/batch/validation/validation.go)
+/// and `ValidatePodTemplateSpec` (pkg/apis/core/validation/validation.go) check them: a
+/// selector that the template's labels match, at least one container with a name and an image,
+/// a Job's `restartPolicy` of `OnFailure` or `Never`, a CronJob's schedule; and a Job's pod
+/// template is immutable once created. A server-side apply that would create a workload from
+/// only a few fields (regops' entries, after the workload was deleted) is therefore a 422 here,
+/// as on a real server, not a half-empty new object.
+fn workload(kind: &str, obj: &Value, old: Option<&Value>, causes: &mut Vec<(String, String)>) {
+    let spec = &obj["spec"];
+    let (template, prefix) = if kind == "CronJob" {
+        if spec["schedule"].as_str().is_none_or(str::is_empty) {
+            causes.push(("spec.schedule".into(), "Required value".into()));
+        }
+        (
+            &spec["jobTemplate"]["spec"]["template"],
+            "spec.jobTemplate.spec.template",
+        )
+    } else {
+        (&spec["template"], "spec.template")
+    };
+    if matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet") {
+        match spec["selector"].as_object() {
+            None => causes.push(("spec.selector".into(), "Required value".into())),
+            Some(sel) => {
+                let labels = &template["metadata"]["labels"];
+                let empty = serde_json::Map::new();
+                let want = sel
+                    .get("matchLabels")
+                    .and_then(Value::as_object)
+                    .unwrap_or(&empty);
+                let exprs = sel.get("matchExpressions").and_then(Value::as_array);
+                if want.is_empty() && exprs.is_none_or(Vec::is_empty) {
+                    causes.push((
+                        "spec.selector".into(),
+                        "Invalid value: {}: empty selector is invalid for deployment".into(),
+                    ));
+                } else if want.iter().any(|(k, v)| labels.get(k) != Some(v)) {
+                    causes.push((
+                        "spec.template.metadata.labels".into(),
+                        format!(
+                            "Invalid value: {}: `selector` does not match template `labels`",
+                            if labels.is_null() {
+                                json!({})
+                            } else {
+                                labels.clone()
+                            }
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    match template["spec"]["containers"].as_array() {
+        Some(list) if !list.is_empty() => {
+            for (i, c) in list.iter().enumerate() {
+                if c["name"].as_str().is_none_or(str::is_empty) {
+                    causes.push((
+                        format!("{prefix}.spec.containers[{i}].name"),
+                        "Required value".into(),
+                    ));
+                }
+                if c["image"].as_str().is_none_or(str::is_empty) {
+                    causes.push((
+                        format!("{prefix}.spec.containers[{i}].image"),
+                        "Required value".into(),
+                    ));
+                }
+            }
+        }
+        _ => causes.push((format!("{prefix}.spec.containers"), "Required value".into())),
+    }
+    if matches!(kind, "Job" | "CronJob") {
+        let policy = template["spec"]["restartPolicy"].as_str().unwrap_or("");
+        if !matches!(policy, "OnFailure" | "Never") {
+            causes.push((
+                format!("{prefix}.spec.restartPolicy"),
+                format!(
+                    "{}: supported values: \"OnFailure\", \"Never\"",
+                    if policy.is_empty() {
+                        "Required value".to_string()
+                    } else {
+                        format!("Unsupported value: \"{policy}\"")
+                    }
+                ),
+            ));
+        }
+    }
+    if kind == "Job"
+        && let Some(old) = old
+        && old["spec"]["template"] != spec["template"]
+    {
+        causes.push((
+            "spec.template".into(),
+            "Invalid value: \"object\": field is immutable".into(),
+        ));
     }
 }
 

@@ -143,6 +143,19 @@ fn deployment(name: &str, pull: &[&str]) -> Value {
            "spec": {"containers": [{"name": "app", "image": "harbor.example.com/web/app:1"}], "imagePullSecrets": list}}}})
 }
 
+/// A valid workload of any kind: the fields the API server requires, and no more.
+fn workload(api_version: &str, kind: &str, name: &str) -> Value {
+    let pod = json!({"metadata": {"labels": {"app": name}},
+                     "spec": {"restartPolicy": if api_version == "batch/v1" { "Never" } else { "Always" },
+                              "containers": [{"name": "app", "image": "harbor.example.com/web/app:1"}]}});
+    let spec = match kind {
+        "CronJob" => json!({"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": pod}}}),
+        "Job" => json!({"template": pod}),
+        _ => json!({"selector": {"matchLabels": {"app": name}}, "template": pod}),
+    };
+    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}, "spec": spec})
+}
+
 #[test]
 fn discovery_documents() {
     let s = start();
@@ -204,22 +217,18 @@ fn crud_on_every_resource_namespaced_and_across_namespaces() {
         (
             "/apis/apps/v1",
             "statefulsets",
-            json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "x"}, "spec": {}}),
+            workload("apps/v1", "StatefulSet", "x"),
         ),
         (
             "/apis/apps/v1",
             "daemonsets",
-            json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "x"}, "spec": {}}),
+            workload("apps/v1", "DaemonSet", "x"),
         ),
-        (
-            "/apis/batch/v1",
-            "jobs",
-            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "x"}, "spec": {}}),
-        ),
+        ("/apis/batch/v1", "jobs", workload("batch/v1", "Job", "x")),
         (
             "/apis/batch/v1",
             "cronjobs",
-            json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "x"}, "spec": {}}),
+            workload("batch/v1", "CronJob", "x"),
         ),
         (
             "/apis/coordination.k8s.io/v1",
@@ -640,6 +649,15 @@ fn server_side_apply_managed_fields_and_conflicts() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["metadata"]["labels"]["from-yaml"], "yes");
+    // The other manager takes its image back (else regops' apply below would remove the
+    // image it holds, leaving a container without one: a 422, as on a real server).
+    let r = patch(
+        &s,
+        &format!("{path}?fieldManager=other&force=true"),
+        apply,
+        &deployment("web", &["theirs"]),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
     // Applying without the entry removes only regops' entry.
     let none = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}});
     let r = patch(&s, &format!("{path}?fieldManager=regops"), apply, &none);
@@ -948,5 +966,270 @@ fn tls_with_generated_ca_in_the_kubeconfig() {
     assert!(
         !matches!(plain, Ok(ref r) if r.status == 200),
         "plain HTTP was served over the TLS port"
+    );
+}
+
+/// ValidateDeploymentSpec and ValidatePodTemplateSpec (pkg/apis/apps/validation,
+/// pkg/apis/core/validation): a selector and at least one container with a name and an image
+/// are required. A server-side apply of a few fields to a Deployment that no longer exists is
+/// a create, and is refused, not stored half-empty.
+#[test]
+fn workloads_require_their_fields_so_an_apply_cannot_create_a_half_empty_one() {
+    let s = start();
+    ns(&s, "web", json!({}));
+    let partial = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "gone"},
+        "spec": {"template": {"spec": {"imagePullSecrets": [{"name": "harbor-pull"}]}}}});
+    let r = patch(
+        &s,
+        "/apis/apps/v1/namespaces/web/deployments/gone?fieldManager=regops.x",
+        "application/apply-patch+yaml",
+        &partial,
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    let msg = r.body["message"].as_str().unwrap();
+    assert!(msg.contains("spec.selector: Required value"), "{msg}");
+    assert!(
+        msg.contains("spec.template.spec.containers: Required value"),
+        "{msg}"
+    );
+    assert_eq!(
+        req(
+            &s,
+            "GET",
+            "/apis/apps/v1/namespaces/web/deployments/gone",
+            None
+        )
+        .status,
+        404
+    );
+    // Labels that the selector does not match, a container without an image, a Job that
+    // would restart `Always`, a CronJob without a schedule.
+    let mut d = workload("apps/v1", "Deployment", "d");
+    d["spec"]["template"]["metadata"]["labels"] = json!({"app": "other"});
+    d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("");
+    let r = req(
+        &s,
+        "POST",
+        "/apis/apps/v1/namespaces/web/deployments",
+        Some(&d),
+    );
+    assert_eq!(r.status, 422);
+    let msg = r.body["message"].as_str().unwrap();
+    assert!(msg.contains("spec.template.metadata.labels"), "{msg}");
+    assert!(
+        msg.contains("spec.template.spec.containers[0].image: Required value"),
+        "{msg}"
+    );
+    let mut j = workload("batch/v1", "Job", "j");
+    j["spec"]["template"]["spec"]["restartPolicy"] = json!("Always");
+    let r = req(&s, "POST", "/apis/batch/v1/namespaces/web/jobs", Some(&j));
+    assert_eq!(r.status, 422);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("restartPolicy")
+    );
+    let mut c = workload("batch/v1", "CronJob", "c");
+    c["spec"]["schedule"] = Value::Null;
+    let r = req(
+        &s,
+        "POST",
+        "/apis/batch/v1/namespaces/web/cronjobs",
+        Some(&c),
+    );
+    assert_eq!(r.status, 422);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.schedule: Required value")
+    );
+}
+
+/// ValidateJobSpecUpdate (pkg/apis/batch/validation/validation.go): a Job's pod template is
+/// immutable, by apply, patch or update alike; its metadata is not.
+#[test]
+fn a_jobs_pod_template_is_immutable() {
+    let s = start();
+    ns(&s, "web", json!({}));
+    let r = req(
+        &s,
+        "POST",
+        "/apis/batch/v1/namespaces/web/jobs",
+        Some(&workload("batch/v1", "Job", "once")),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let applied = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},
+        "spec": {"template": {"spec": {"imagePullSecrets": [{"name": "harbor-pull"}]}}}});
+    let r = patch(
+        &s,
+        "/apis/batch/v1/namespaces/web/jobs/once?fieldManager=regops.x",
+        "application/apply-patch+yaml",
+        &applied,
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.template: Invalid value: \"object\": field is immutable"),
+        "{}",
+        r.body
+    );
+    let r = patch(
+        &s,
+        "/apis/batch/v1/namespaces/web/jobs/once",
+        "application/merge-patch+json",
+        &json!({"spec": {"template": {"metadata": {"annotations": {"a": "b"}}}}}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = patch(
+        &s,
+        "/apis/batch/v1/namespaces/web/jobs/once",
+        "application/merge-patch+json",
+        &json!({"metadata": {"annotations": {"a": "b"}}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Deleting a namespace marks it terminating; while a finalizer holds it, creating anything
+/// in it is refused with 403 and the `NamespaceTerminating` cause
+/// (plugin/pkg/admission/namespace/lifecycle/admission.go), updates still work, and it goes,
+/// with its content, when the last finalizer is removed. Without finalizers it goes at once.
+#[test]
+fn a_terminating_namespace_refuses_new_content_until_it_goes() {
+    let s = start();
+    let stuck = json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "old", "finalizers": ["example.com/stuck"]}});
+    assert_eq!(
+        req(&s, "POST", "/api/v1/namespaces", Some(&stuck)).status,
+        201
+    );
+    assert_eq!(
+        req(
+            &s,
+            "POST",
+            "/api/v1/namespaces/old/secrets",
+            Some(&docker_secret("before"))
+        )
+        .status,
+        201
+    );
+    let r = req(&s, "DELETE", "/api/v1/namespaces/old", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let got = req(&s, "GET", "/api/v1/namespaces/old", None).body;
+    assert!(got["metadata"]["deletionTimestamp"].is_string(), "{got}");
+    assert_eq!(got["status"]["phase"], "Terminating");
+    let r = req(
+        &s,
+        "POST",
+        "/api/v1/namespaces/old/secrets",
+        Some(&docker_secret("new")),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.body["reason"], "Forbidden");
+    assert_eq!(
+        r.body["message"],
+        "secrets \"new\" is forbidden: unable to create new content in namespace old because it is being terminated"
+    );
+    assert_eq!(
+        r.body["details"]["causes"][0]["reason"],
+        "NamespaceTerminating"
+    );
+    // A server-side apply that would create is refused the same way.
+    let r = patch(
+        &s,
+        "/api/v1/namespaces/old/secrets/new?fieldManager=regops",
+        "application/apply-patch+yaml",
+        &docker_secret("new"),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    // An existing object can still be changed.
+    let r = patch(
+        &s,
+        "/api/v1/namespaces/old/secrets/before",
+        "application/merge-patch+json",
+        &json!({"metadata": {"labels": {"x": "y"}}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The finalizer is removed: the namespace and its content go.
+    let r = patch(
+        &s,
+        "/api/v1/namespaces/old",
+        "application/merge-patch+json",
+        &json!({"metadata": {"finalizers": null}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(req(&s, "GET", "/api/v1/namespaces/old", None).status, 404);
+    assert_eq!(
+        req(&s, "GET", "/api/v1/namespaces/old/secrets/before", None).status,
+        404
+    );
+    // Without finalizers a namespace goes at once.
+    ns(&s, "quick", json!({}));
+    assert_eq!(
+        req(&s, "DELETE", "/api/v1/namespaces/quick", None).status,
+        200
+    );
+    assert_eq!(req(&s, "GET", "/api/v1/namespaces/quick", None).status, 404);
+}
+
+/// kube-rs and client-go send a DELETE's dry run in the DeleteOptions body. It must delete
+/// nothing; a dryRun value other than `All` is refused before anything happens (ValidateDryRun,
+/// answered with errors.NewInvalid in the request handlers: 422).
+#[test]
+fn a_delete_dry_run_in_the_body_deletes_nothing_and_odd_values_are_refused() {
+    let s = start();
+    ns(&s, "web", json!({}));
+    assert_eq!(
+        req(
+            &s,
+            "POST",
+            "/api/v1/namespaces/web/secrets",
+            Some(&docker_secret("keep"))
+        )
+        .status,
+        201
+    );
+    let r = req(
+        &s,
+        "DELETE",
+        "/api/v1/namespaces/web/secrets/keep",
+        Some(&json!({"kind": "DeleteOptions", "apiVersion": "v1", "dryRun": ["All"]})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        req(&s, "GET", "/api/v1/namespaces/web/secrets/keep", None).status,
+        200,
+        "a dry-run delete removed the Secret"
+    );
+    let r = req(
+        &s,
+        "DELETE",
+        "/api/v1/namespaces/web/secrets/keep",
+        Some(&json!({"dryRun": ["Yes"]})),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("dryRun: Unsupported value")
+    );
+    let r = req(
+        &s,
+        "POST",
+        "/api/v1/namespaces/web/secrets?dryRun=true",
+        Some(&docker_secret("other")),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(
+        req(&s, "GET", "/api/v1/namespaces/web/secrets/keep", None).status,
+        200
+    );
+    assert_eq!(
+        req(&s, "GET", "/api/v1/namespaces/web/secrets/other", None).status,
+        404
     );
 }

@@ -192,11 +192,28 @@ pub fn compute(
         .iter()
         .map(|n| n.name.as_str())
         .collect();
+    // A namespace being deleted refuses new objects (403 "unable to create new content in
+    // namespace … because it is being terminated"), often for days while a finalizer is stuck:
+    // nothing is planned there, and it is said once.
+    let terminating: BTreeSet<&str> = observed
+        .namespaces
+        .iter()
+        .filter(|n| n.terminating)
+        .map(|n| n.name.as_str())
+        .collect();
+    let mut skipped_terminating: BTreeSet<String> = BTreeSet::new();
     for scope in spec.scopes.values() {
-        let resolved: BTreeSet<String> = scope_namespaces(scope, &observed.namespaces)
+        let mut resolved: BTreeSet<String> = scope_namespaces(scope, &observed.namespaces)
             .into_iter()
             .filter(|n| in_only(n))
             .collect();
+        resolved.retain(|n| {
+            let going = terminating.contains(n.as_str());
+            if going {
+                skipped_terminating.insert(n.clone());
+            }
+            !going
+        });
         for named in &scope.namespaces {
             if in_only(named) && !existing_namespaces.contains(named.value.as_str()) {
                 d.warnings.push(format!(
@@ -206,6 +223,11 @@ pub fn compute(
             }
         }
         d.scopes.insert(scope.name.value.clone(), resolved);
+    }
+    for ns in &skipped_terminating {
+        d.warnings.push(format!(
+            "namespace `{ns}` is being deleted; nothing is planned for it"
+        ));
     }
     let empty = BTreeSet::new();
     let existing_sas: BTreeSet<(&str, &str)> = observed

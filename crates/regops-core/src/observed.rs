@@ -184,6 +184,11 @@ pub struct Workload {
     pub template_annotations: Labels,
     pub resource_version: Option<String>,
     pub uid: Option<String>,
+    /// The field managers holding the KubeSphere annotation on the workload's own metadata
+    /// (set only when it is there).
+    pub legacy_kubesphere_owners: Vec<String>,
+    /// The controlling owner, `(kind, name)`: a Job's CronJob.
+    pub controller: Option<(String, String)>,
 }
 
 /// Everything observed.
@@ -302,6 +307,7 @@ impl Observed {
             uid,
             deletion_timestamp,
             managed_fields,
+            owner_references,
         } = metadata;
         let name = name.ok_or("an object without metadata.name")?;
         let namespace = namespace.unwrap_or_default();
@@ -389,7 +395,33 @@ impl Observed {
                         });
                     }
                 }
+                // Who holds the KubeSphere annotation on the workload's own metadata (only
+                // where it is there: earlier regops versions wrote it there).
+                let legacy_kubesphere_owners =
+                    if annotations.contains_key(ownership::KUBESPHERE_ANNOTATION) {
+                        managed_fields
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter(|m| {
+                                m.fields_v1
+                                    .as_ref()
+                                    .and_then(|f| f.metadata.as_ref())
+                                    .and_then(|m| m.annotations.as_ref())
+                                    .is_some_and(|a| a.kubesphere.is_some())
+                            })
+                            .filter_map(|m| m.manager)
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                let controller = owner_references
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|o| o.controller == Some(true))
+                    .and_then(|o| Some((o.kind?, o.name?)));
                 self.workloads.push(Workload {
+                    legacy_kubesphere_owners,
+                    controller,
                     kind,
                     namespace,
                     name,

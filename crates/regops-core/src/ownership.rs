@@ -56,3 +56,102 @@ pub fn record_value(names: &[String]) -> Option<String> {
         Some(names.join(","))
     }
 }
+
+/// The field manager for Secrets (server-side apply).
+pub const SECRET_FIELD_MANAGER: &str = "regops";
+
+/// The field manager for a spec's writes to workloads: one per spec, so that server-side apply
+/// never drops another spec's entries.
+pub fn workload_field_manager(spec: &str) -> String {
+    format!("{SECRET_FIELD_MANAGER}.{spec}")
+}
+
+/// The KubeSphere annotation's value after merging, per container: the value KubeSphere's
+/// console and regops share (`{"<container>": "<secret>"}`, on the pod template). Containers
+/// mapped to one of `released` (entries this spec removes) are dropped; `wanted` is set over
+/// the rest; every other container is kept as it is. `None`: no annotation (there was none,
+/// and regops wants none). A value that is not a JSON object of strings is replaced only
+/// if regops has something to put there, and kept otherwise.
+pub fn merge_kubesphere(
+    current: Option<&str>,
+    wanted: &std::collections::BTreeMap<String, String>,
+    released: &[String],
+) -> Option<String> {
+    let parsed: Option<std::collections::BTreeMap<String, String>> =
+        current.and_then(|v| serde_json::from_str(v).ok());
+    let Some(mut map) = parsed.or_else(|| current.is_none().then(Default::default)) else {
+        // Not a map of strings: someone else's format; regops leaves it unless it must write.
+        return if wanted.is_empty() {
+            current.map(str::to_string)
+        } else {
+            serde_json::to_string(wanted).ok()
+        };
+    };
+    map.retain(|_, secret| !released.contains(secret));
+    for (container, secret) in wanted {
+        map.insert(container.clone(), secret.clone());
+    }
+    if map.is_empty() && current.is_none() {
+        return None;
+    }
+    // An emptied value stays, as `{}`: removing the key would depend on who else holds it.
+    serde_json::to_string(&map).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn wanted(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(c, s)| (c.to_string(), s.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn kubesphere_merge_keeps_containers_others_set() {
+        let merged = merge_kubesphere(
+            Some(r#"{"sidecar":"console-pull","app":"old"}"#),
+            &wanted(&[("app", "regops-pull")]),
+            &[],
+        );
+        assert_eq!(
+            merged.as_deref(),
+            Some(r#"{"app":"regops-pull","sidecar":"console-pull"}"#)
+        );
+    }
+
+    #[test]
+    fn kubesphere_merge_drops_only_released_secrets() {
+        let merged = merge_kubesphere(
+            Some(r#"{"sidecar":"console-pull","app":"regops-pull"}"#),
+            &BTreeMap::new(),
+            &["regops-pull".to_string()],
+        );
+        assert_eq!(merged.as_deref(), Some(r#"{"sidecar":"console-pull"}"#));
+        let gone = merge_kubesphere(
+            Some(r#"{"app":"regops-pull"}"#),
+            &BTreeMap::new(),
+            &["regops-pull".to_string()],
+        );
+        assert_eq!(gone.as_deref(), Some("{}"));
+    }
+
+    #[test]
+    fn kubesphere_merge_leaves_a_foreign_value_alone_unless_it_must_write() {
+        assert_eq!(
+            merge_kubesphere(Some("not json"), &BTreeMap::new(), &[]).as_deref(),
+            Some("not json")
+        );
+        assert_eq!(
+            merge_kubesphere(Some("not json"), &wanted(&[("app", "p")]), &[]).as_deref(),
+            Some(r#"{"app":"p"}"#)
+        );
+        assert_eq!(merge_kubesphere(None, &BTreeMap::new(), &[]), None);
+    }
+}

@@ -13,6 +13,7 @@ use crate::observed::{Labels, Observed, Secret};
 use crate::ownership::{
     self, KUBESPHERE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SECRET_TYPE, SPEC_ANNOTATION,
 };
+use regops_spec::WorkloadKind;
 
 /// The version of the JSON plan format (`schemas/plan.schema.json`).
 pub const FORMAT_VERSION: &str = "1";
@@ -66,9 +67,10 @@ pub struct Change {
     pub entries_before: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub entries_after: Vec<String>,
-    /// The KubeSphere annotation's new value, when it changes.
+    /// The KubeSphere annotation's new value on the pod template, when it changes (`null`:
+    /// removed).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub kubesphere_annotation: Option<String>,
+    pub kubesphere_annotation: Option<Option<String>>,
     /// The regops record of added entries after this change (the `pull-secrets.regops.dev/<spec>`
     /// annotation), when it changes.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -316,9 +318,21 @@ fn plan_secret(
         c.fields = auths_diff(have_doc.as_deref(), want, &d.digests);
         return Ok(c);
     }
+    // Field managers other than regops' own that hold the data: who changed it by hand.
+    let changed_by: Vec<String> = have
+        .managers
+        .iter()
+        .filter(|m| m.owns_data && m.name != ownership::SECRET_FIELD_MANAGER)
+        .map(|m| format!("`{}`", m.name))
+        .collect();
     if !data_same {
         c.fields = auths_diff(have_doc.as_deref(), want, &d.digests);
-        if owned
+        if owned && !changed_by.is_empty() {
+            c.reason = Some(format!(
+                "changed by {} outside regops; apply restores it",
+                changed_by.join(", ")
+            ));
+        } else if owned
             && commit.is_some()
             && have
                 .annotations
@@ -353,16 +367,27 @@ fn plan_secret(
     Ok(c)
 }
 
+/// Where a workload keeps the KubeSphere annotation (the pod template, where KubeSphere's
+/// console writes and reads it), and whether an earlier regops' copy on the workload's own
+/// metadata is to be removed.
+struct KubeSphere<'a> {
+    /// The pod template's annotations.
+    template: &'a Labels,
+    /// The path of the pod template's metadata, for the plan's field names.
+    template_path: &'static str,
+    /// The copy on the workload's metadata that this spec's field manager holds.
+    legacy: Option<&'a String>,
+}
+
 /// Entries to add and to remove on one object: add what is wanted and missing; remove what
 /// this spec recorded as added, no longer wants, and is still there. Never anything else.
 fn entries_change(
     spec: &str,
-    kind: &str,
-    namespace: &str,
-    name: &str,
+    (kind, namespace, name): (&str, &str, &str),
     present: &[String],
     annotations: &Labels,
     wanted: Option<&Wanted>,
+    kubesphere: Option<KubeSphere<'_>>,
 ) -> Change {
     let want: BTreeSet<String> = wanted
         .map(|w| w.secrets.iter().cloned().collect())
@@ -390,22 +415,33 @@ fn entries_change(
     if new_record != old_record {
         c.record = Some(ownership::record_value(&new_record));
     }
-    if let Some(w) = wanted.filter(|w| !w.kubesphere.is_empty()) {
-        let mut current: BTreeMap<String, String> = annotations
-            .get(KUBESPHERE_ANNOTATION)
-            .and_then(|v| serde_json::from_str(v).ok())
-            .unwrap_or_default();
-        let before = current.clone();
-        current.extend(w.kubesphere.clone());
-        if current != before {
-            let value = serde_json::to_string(&current).unwrap_or_default();
+    if let Some(ks) = &kubesphere {
+        // The shared value, merged per container: this spec's containers set, the containers
+        // of entries it removes dropped, everyone else's kept.
+        let empty = BTreeMap::new();
+        let want_ks = wanted.map_or(&empty, |w| &w.kubesphere);
+        let current = ks.template.get(KUBESPHERE_ANNOTATION);
+        let merged = ownership::merge_kubesphere(current.map(String::as_str), want_ks, &c.remove);
+        if merged.as_ref() != current {
             c.fields.push(FieldChange {
-                field: format!("metadata.annotations[{KUBESPHERE_ANNOTATION}]"),
-                before: annotations.get(KUBESPHERE_ANNOTATION).cloned(),
-                after: Some(value.clone()),
+                field: format!("{}.annotations[{KUBESPHERE_ANNOTATION}]", ks.template_path),
+                before: current.cloned(),
+                after: merged.clone(),
                 sensitive: false,
             });
-            c.kubesphere_annotation = Some(value);
+            c.kubesphere_annotation = Some(merged);
+        }
+        if let Some(old) = ks.legacy {
+            c.fields.push(FieldChange {
+                field: format!("metadata.annotations[{KUBESPHERE_ANNOTATION}]"),
+                before: Some(old.clone()),
+                after: None,
+                sensitive: false,
+            });
+            c.reason = Some(
+                "the KubeSphere annotation moves to the pod template, where KubeSphere reads it"
+                    .into(),
+            );
         }
     }
     if !c.add.is_empty() || !c.remove.is_empty() {
@@ -417,13 +453,13 @@ fn entries_change(
         after.extend(c.add.iter().cloned());
         c.entries_before = present.to_vec();
         c.entries_after = after;
-        c.restarts_pods = kind != "ServiceAccount";
+        // A CronJob's template is used by its next Jobs: no running pod restarts.
+        c.restarts_pods = !matches!(kind, "ServiceAccount" | "CronJob");
     }
-    if c.add.is_empty()
-        && c.remove.is_empty()
-        && c.kubesphere_annotation.is_none()
-        && c.record.is_none()
-    {
+    if c.kubesphere_annotation.is_some() && !matches!(kind, "ServiceAccount" | "CronJob") {
+        c.restarts_pods = true;
+    }
+    if c.add.is_empty() && c.remove.is_empty() && c.fields.is_empty() && c.record.is_none() {
         c.action = Action::Noop;
     }
     c
@@ -438,7 +474,15 @@ pub fn compute(
     observed: &Observed,
     only: Option<&BTreeSet<String>>,
 ) -> Plan {
-    let in_only = |ns: &str| only.is_none_or(|o| o.contains(ns));
+    // Namespaces being deleted are left alone: nothing is created, patched or deleted there
+    // (desired state already plans nothing for them, and says so).
+    let terminating: BTreeSet<&str> = observed
+        .namespaces
+        .iter()
+        .filter(|n| n.terminating)
+        .map(|n| n.name.as_str())
+        .collect();
+    let in_only = |ns: &str| only.is_none_or(|o| o.contains(ns)) && !terminating.contains(ns);
     // One vector for every change, in apply order (Secrets, then what references them;
     // deletions are appended last), sized once: no intermediate vectors.
     let mut changes: Vec<Change> = Vec::with_capacity(
@@ -507,14 +551,17 @@ pub fn compute(
         }
         changes.push(entries_change(
             spec,
-            "ServiceAccount",
-            &sa.namespace,
-            &sa.name,
+            ("ServiceAccount", &sa.namespace, &sa.name),
             &sa.image_pull_secrets,
             &sa.annotations,
             wanted.as_ref(),
+            None,
         ));
     }
+    let manager = ownership::workload_field_manager(spec);
+    // CronJobs the plan writes or that already reference what they want: a Job they own gets
+    // the pull secret with the next run.
+    let mut job_notes: Vec<String> = Vec::new();
     for w in observed.workloads.iter().filter(|w| in_only(&w.namespace)) {
         let wanted = desired
             .workloads
@@ -524,15 +571,45 @@ pub fn compute(
         if wanted.is_none() && !recorded {
             continue;
         }
+        let legacy = w
+            .annotations
+            .get(KUBESPHERE_ANNOTATION)
+            .filter(|_| w.legacy_kubesphere_owners.contains(&manager));
         let c = entries_change(
             spec,
-            w.kind.as_str(),
-            &w.namespace,
-            &w.name,
+            (w.kind.as_str(), &w.namespace, &w.name),
             &w.image_pull_secrets,
             &w.annotations,
             wanted.as_ref(),
+            Some(KubeSphere {
+                template: &w.template_annotations,
+                template_path: if w.kind == WorkloadKind::CronJob {
+                    "spec.jobTemplate.spec.template.metadata"
+                } else {
+                    "spec.template.metadata"
+                },
+                legacy,
+            }),
         );
+        if w.kind == WorkloadKind::Job {
+            // A Job's pod template cannot change once the Job exists (the API server answers
+            // 422 "field is immutable"), so a Job is never patched; the plan says where the
+            // pull secret can go instead.
+            if !c.add.is_empty() {
+                let instead = match &w.controller {
+                    Some((kind, owner)) if kind == "CronJob" => format!(
+                        "bind its CronJob `{owner}`, so its next Jobs get it, or the ServiceAccount it runs as"
+                    ),
+                    _ => "bind the ServiceAccount it runs as, or the workload that creates it"
+                        .to_string(),
+                };
+                job_notes.push(format!(
+                    "job {}/{} is not patched: a Job's pod template cannot change once it exists; {instead}",
+                    w.namespace, w.name
+                ));
+            }
+            continue;
+        }
         if c.restarts_pods {
             warnings.push(format!(
                 "will restart pods of {} {}/{}",
@@ -543,6 +620,7 @@ pub fn compute(
         }
         changes.push(c);
     }
+    warnings.extend(job_notes);
     if !blocked.is_empty() {
         warnings.push(format!(
             "references to {} Secret{} in conflict are held back until the conflict{} resolved",

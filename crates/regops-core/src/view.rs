@@ -71,6 +71,9 @@ fn change_note(c: &Change) -> String {
     if c.restarts_pods {
         notes.push("will restart its pods".into());
     }
+    if c.kind == "CronJob" && c.action == Action::Patch {
+        notes.push("its next Jobs get this; running Jobs are unchanged".into());
+    }
     if notes.is_empty() {
         String::new()
     } else {

@@ -169,6 +169,76 @@ pub fn render(diags: &Diagnostics, sources: &Sources, opts: RenderOptions) -> St
     out
 }
 
+/// Lines longer than this (in bytes) are cut in diagnostics.
+const MAX_SHOWN_LINE: usize = 160;
+/// How much of a long line is shown before a label.
+const SHOWN_BEFORE: usize = 40;
+
+/// Where each kept piece of a line went: `(old start, old end, new start)`.
+struct OffsetMap(Vec<(usize, usize, usize)>);
+
+impl OffsetMap {
+    /// The new offset of an old one; offsets in cut text go to the nearest kept edge.
+    fn map(&self, old: usize) -> usize {
+        let i = self.0.partition_point(|(start, _, _)| *start <= old);
+        match i.checked_sub(1).map(|i| self.0[i]) {
+            Some((start, end, new)) => new + old.min(end) - start,
+            None => 0,
+        }
+    }
+}
+
+fn floor_char(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// `text` with every line longer than [`MAX_SHOWN_LINE`] cut to a window (around the first of
+/// `points` on it, or its start), marked with `…`; line count unchanged, so line numbers
+/// hold. `None` when no line is that long.
+fn shorten_long_lines(text: &str, points: &[usize]) -> Option<(String, OffsetMap)> {
+    if !text.split('\n').any(|l| l.len() > MAX_SHOWN_LINE) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len().min(1 << 20));
+    let mut map = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let body = line.strip_suffix('\n').unwrap_or(line);
+        if body.len() <= MAX_SHOWN_LINE {
+            map.push((offset, offset + line.len(), out.len()));
+            out.push_str(line);
+        } else {
+            let end_of_line = offset + body.len();
+            let at = points
+                .iter()
+                .copied()
+                .filter(|p| (offset..=end_of_line).contains(p))
+                .min()
+                .map_or(0, |p| p - offset);
+            let from = floor_char(body, at.saturating_sub(SHOWN_BEFORE));
+            let to = floor_char(body, from + MAX_SHOWN_LINE);
+            if from > 0 {
+                out.push('…');
+            }
+            map.push((offset + from, offset + to, out.len()));
+            out.push_str(&body[from..to]);
+            if to < body.len() {
+                out.push('…');
+            }
+            if line.len() > body.len() {
+                map.push((end_of_line, end_of_line + 1, out.len()));
+                out.push('\n');
+            }
+        }
+        offset += line.len();
+    }
+    Some((out, OffsetMap(map)))
+}
+
 struct MietteAdapter {
     message: String,
     code: &'static str,
@@ -201,12 +271,32 @@ impl MietteAdapter {
                 });
             }
         }
-        let source = primary_file.and_then(|f| sources.get(f)).map(|f| {
-            NamedSource::new(
-                f.name.clone(),
-                sources.display_text(primary_file.unwrap_or_default()),
-            )
-        });
+        // Long lines (minified JSON, a pasted blob, a hostile 200,000-character line) are cut
+        // around the labels, so a diagnostic shows the place, not the whole line.
+        let mut source = None;
+        if let Some(file) = primary_file.and_then(|f| sources.get(f)) {
+            let text = sources.display_text(primary_file.unwrap_or_default());
+            let points: Vec<usize> = labels.iter().map(|l| l.offset()).collect();
+            if let Some((short, map)) = shorten_long_lines(&text, &points) {
+                labels = labels
+                    .into_iter()
+                    .map(|l| {
+                        let start = map.map(l.offset());
+                        let end = map.map(l.offset() + l.len()).max(start);
+                        let span = SourceSpan::new(start.into(), end - start);
+                        let text = l.label().map(str::to_string);
+                        if l.primary() {
+                            LabeledSpan::new_primary_with_span(text, span)
+                        } else {
+                            LabeledSpan::new_with_span(text, span)
+                        }
+                    })
+                    .collect();
+                source = Some(NamedSource::new(file.name.clone(), Arc::from(short)));
+            } else {
+                source = Some(NamedSource::new(file.name.clone(), text));
+            }
+        }
         MietteAdapter {
             message: d.message.clone(),
             code: d.code,

@@ -151,7 +151,17 @@ pub enum LoadError {
     EmptyDirectory { path: PathBuf },
     #[error("no spec given: pass -f FILE or -f DIRECTORY")]
     NoSpec,
+    #[error(
+        "{path} is larger than the {limit} MiB a spec file may be; a spec this large is not a spec",
+        limit = MAX_SPEC_FILE_BYTES >> 20
+    )]
+    TooLarge { path: PathBuf },
 }
+
+/// The largest spec file read. Specs are small (thousands of registries fit in a few hundred
+/// KiB); the bound keeps a hostile file in a pull request from filling memory before parsing
+/// has a chance to apply its own limits.
+pub const MAX_SPEC_FILE_BYTES: u64 = 16 << 20;
 
 /// Reads the given files and directories (each directory's `.yaml`, `.yml` and `.toml` files,
 /// in name order, not recursing) into [`Sources`].
@@ -187,10 +197,20 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Sources, LoadError> {
 fn read_one(sources: &mut Sources, path: PathBuf) -> Result<FileId, LoadError> {
     let format =
         Format::from_path(&path).ok_or_else(|| LoadError::UnknownFormat { path: path.clone() })?;
-    let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Read {
+    let read_err = |source| LoadError::Read {
         path: path.clone(),
         source,
-    })?;
+    };
+    let file = std::fs::File::open(&path).map_err(read_err)?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(file, MAX_SPEC_FILE_BYTES + 1),
+        &mut text,
+    )
+    .map_err(read_err)?;
+    if text.len() as u64 > MAX_SPEC_FILE_BYTES {
+        return Err(LoadError::TooLarge { path });
+    }
     Ok(sources.add(path, text, format))
 }
 

@@ -23,7 +23,9 @@ use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, Resource};
 use regops_core::desired::{Desired, DesiredSecret};
-use regops_core::observed::{Observed, ServiceAccount as ObservedServiceAccount, Workload};
+use regops_core::observed::{
+    Observed, Secret as ObservedSecret, ServiceAccount as ObservedServiceAccount, Workload,
+};
 use regops_core::ownership::{
     self, KUBESPHERE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SECRET_KEY, SECRET_TYPE,
     SOURCE_COMMIT_ANNOTATION, SPEC_ANNOTATION,
@@ -38,7 +40,7 @@ use zeroize::Zeroizing;
 use crate::retry::retry;
 
 /// The field manager for Secrets.
-pub const FIELD_MANAGER: &str = "regops";
+pub const FIELD_MANAGER: &str = ownership::SECRET_FIELD_MANAGER;
 
 pub struct Options {
     pub spec: String,
@@ -87,6 +89,33 @@ impl Report {
     }
 }
 
+/// Why a write did not happen: it failed, or there was nothing to do after all (the object
+/// went away since the plan read it, or its namespace is being deleted).
+enum NotWritten {
+    Failed(String),
+    Skipped(String),
+}
+
+impl From<String> for NotWritten {
+    fn from(m: String) -> Self {
+        NotWritten::Failed(m)
+    }
+}
+
+/// A write's result: done (with a note for the report, such as whose change it overwrote),
+/// or not written.
+type Written = Result<Option<String>, NotWritten>;
+
+fn is_apply_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s)
+        if s.code == 409 && s.reason == "Conflict" && s.message.starts_with("Apply failed"))
+}
+
+/// The 403 a namespace being deleted answers to a create (NamespaceLifecycle admission).
+fn namespace_terminating(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 403 && s.message.contains("because it is being terminated"))
+}
+
 fn describe(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s)
@@ -114,6 +143,8 @@ struct SecretBody<'a> {
     desired: &'a DesiredSecret,
     spec: &'a str,
     commit: Option<&'a str>,
+    /// A precondition: apply only to this version (after re-checking ownership).
+    resource_version: Option<&'a str>,
 }
 
 impl std::fmt::Debug for SecretBody<'_> {
@@ -133,12 +164,15 @@ impl Serialize for SecretBody<'_> {
         if let Some(c) = self.commit {
             annotations.insert(SOURCE_COMMIT_ANNOTATION, c);
         }
-        let metadata = json!({
+        let mut metadata = json!({
             "name": self.desired.name,
             "namespace": self.desired.namespace,
             "labels": { MANAGED_BY_LABEL: MANAGED_BY_VALUE },
             "annotations": annotations,
         });
+        if let Some(rv) = self.resource_version {
+            metadata["resourceVersion"] = json!(rv);
+        }
         let encoded = Zeroizing::new(
             STANDARD.encode(self.desired.dockerconfigjson.expose_secret().as_bytes()),
         );
@@ -156,8 +190,9 @@ async fn write_secret(
     client: &Client,
     c: &Change,
     d: &DesiredSecret,
+    seen: Option<&ObservedSecret>,
     opts: &Options,
-) -> Result<(), String> {
+) -> Written {
     let api: Api<Secret> = Api::namespaced(client.clone(), &c.namespace);
     if c.action == Action::Replace {
         let dp = DeleteParams {
@@ -167,22 +202,103 @@ async fn write_secret(
         match retry(|| api.delete(&c.name, &dp)).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(format!("delete before re-create: {}", describe(&e))),
+            Err(e) => return Err(format!("delete before re-create: {}", describe(&e)).into()),
+        }
+        if opts.dry_run {
+            // A dry-run delete removes nothing, so the create that follows would meet the old
+            // Secret ("field is immutable"): the server validated the delete; the create is
+            // what the plan shows.
+            return Ok(Some(
+                "would replace: the server accepted the delete; the new Secret is as planned"
+                    .into(),
+            ));
         }
     }
     let mut pp = PatchParams::apply(FIELD_MANAGER);
     pp.force = opts.force_conflicts || d.adopt;
     pp.dry_run = opts.dry_run;
+    let apply = |rv: Option<String>, pp: PatchParams| apply_secret(client, c, d, opts, rv, pp);
+    match apply(None, pp.clone()).await {
+        Ok(()) => Ok(None),
+        Err(e) if namespace_terminating(&e) => {
+            Err(NotWritten::Skipped("its namespace is being deleted".into()))
+        }
+        // A Secret carrying regops' label and this spec's annotation is regops' whole: a
+        // change someone made to it (`kubectl patch`, `kubectl edit`) took a field from regops'
+        // field manager, and is undone. Ownership is checked again on a fresh read, and the
+        // forced apply is bound to the version read, so nothing that changed since is taken.
+        Err(e)
+            if is_apply_conflict(&e)
+                && !pp.force
+                && seen.is_some_and(|h| h.owned_by(&opts.spec)) =>
+        {
+            let fresh = retry(|| api.get_metadata(&c.name))
+                .await
+                .map_err(|e| describe(&e))?;
+            let labels = fresh.metadata.labels.unwrap_or_default();
+            let annotations = fresh.metadata.annotations.unwrap_or_default();
+            if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY_VALUE)
+                || annotations.get(SPEC_ANNOTATION) != Some(&opts.spec)
+            {
+                return Err(format!(
+                    "{} (it no longer carries this spec's ownership marks, so it is left alone)",
+                    describe(&e)
+                )
+                .into());
+            }
+            let others: Vec<String> = fresh
+                .metadata
+                .managed_fields
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| m.manager.as_deref() != Some(FIELD_MANAGER))
+                .filter(|m| {
+                    m.fields_v1
+                        .as_ref()
+                        .is_some_and(|f| f.0.get("f:data").is_some())
+                })
+                .filter_map(|m| m.manager)
+                .collect();
+            let mut forced = pp.clone();
+            forced.force = true;
+            apply(fresh.metadata.resource_version, forced)
+                .await
+                .map_err(|e| describe(&e))?;
+            Ok(Some(if others.is_empty() {
+                "restored: it had been changed outside regops".to_string()
+            } else {
+                format!(
+                    "restored: overwrote the change made by {}",
+                    others
+                        .iter()
+                        .map(|m| format!("`{m}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }))
+        }
+        Err(e) => Err(describe(&e).into()),
+    }
+}
+
+/// One server-side apply of a Secret, retried on transient failures.
+async fn apply_secret(
+    client: &Client,
+    c: &Change,
+    d: &DesiredSecret,
+    opts: &Options,
+    resource_version: Option<String>,
+    pp: PatchParams,
+) -> Result<(), kube::Error> {
     let body = SecretBody {
         desired: d,
         spec: &opts.spec,
         commit: opts.commit.as_deref(),
+        resource_version: resource_version.as_deref(),
     };
     let patch = Patch::Apply(&body);
     let request = kube::core::Request::new(Secret::url_path(&(), Some(&c.namespace)));
-    retry(|| send(client, request.patch(&c.name, &pp, &patch)))
-        .await
-        .map_err(|e| describe(&e))
+    retry(|| send(client, request.patch(&c.name, &pp, &patch))).await
 }
 
 /// Sends a write and reads its answer past without keeping it: regops needs nothing from it,
@@ -217,7 +333,7 @@ async fn write_service_account(
     c: &Change,
     seen: Option<&ObservedServiceAccount>,
     opts: &Options,
-) -> Result<(), String> {
+) -> Written {
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &c.namespace);
     let mut present: Vec<String> = seen
         .map(|s| s.image_pull_secrets.clone())
@@ -251,9 +367,18 @@ async fn write_service_account(
         let merge = Patch::Merge(&patch);
         let request = kube::core::Request::new(ServiceAccount::url_path(&(), Some(&c.namespace)));
         match retry(|| send(client, request.patch(&c.name, &pp, &merge))).await {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(None),
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                return Err(NotWritten::Skipped("deleted since the plan read it".into()));
+            }
             Err(kube::Error::Api(s)) if s.code == 409 => {
-                let fresh = retry(|| api.get(&c.name)).await.map_err(|e| describe(&e))?;
+                let fresh = match retry(|| api.get(&c.name)).await {
+                    Ok(f) => f,
+                    Err(kube::Error::Api(s)) if s.code == 404 => {
+                        return Err(NotWritten::Skipped("deleted since the plan read it".into()));
+                    }
+                    Err(e) => return Err(describe(&e).into()),
+                };
                 present = fresh
                     .image_pull_secrets
                     .unwrap_or_default()
@@ -262,12 +387,59 @@ async fn write_service_account(
                     .collect();
                 rv = fresh.metadata.resource_version;
             }
-            Err(e) => return Err(describe(&e)),
+            Err(e) => return Err(describe(&e).into()),
         }
     }
-    Err("the ServiceAccount kept changing under regops (409 five times); run apply again".into())
+    Err(
+        "the ServiceAccount kept changing under regops (409 five times); run apply again"
+            .to_string()
+            .into(),
+    )
 }
 
+/// A workload as it is now, for a write that must be redone against the latest version.
+async fn read_workload(
+    client: &Client,
+    kind: WorkloadKind,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Workload>, kube::Error> {
+    let request = kube::core::Request::new(workload_path(kind, namespace));
+    let get = || async {
+        let req = request
+            .get(name, &kube::api::GetParams::default())
+            .map_err(kube::Error::BuildRequest)?;
+        client
+            .request::<regops_core::observed::wire::Object>(req)
+            .await
+    };
+    match retry(get).await {
+        Ok(obj) => {
+            let mut o = Observed::default();
+            o.push(0, Some(kind.as_str()), obj, &mut Vec::new());
+            Ok(o.workloads.pop())
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn workload_path(kind: WorkloadKind, namespace: &str) -> String {
+    let ns = Some(namespace);
+    match kind {
+        WorkloadKind::Deployment => Deployment::url_path(&(), ns),
+        WorkloadKind::StatefulSet => StatefulSet::url_path(&(), ns),
+        WorkloadKind::DaemonSet => DaemonSet::url_path(&(), ns),
+        WorkloadKind::Job => Job::url_path(&(), ns),
+        WorkloadKind::CronJob => CronJob::url_path(&(), ns),
+    }
+}
+
+/// Server-side applies this spec's entries (field manager `regops.<spec>`) and, on the pod
+/// template, the KubeSphere annotation merged per container. The annotation's value is shared
+/// with KubeSphere's console, which may have written it last: it is merged from the version
+/// read and applied with that version as a precondition (so forcing takes nothing newer);
+/// when the workload changed since, it is read again and merged again.
 async fn write_workload(
     client: &Client,
     c: &Change,
@@ -275,11 +447,11 @@ async fn write_workload(
     seen: Option<&Workload>,
     opts: &Options,
     blocked: &BTreeSet<(String, String)>,
-) -> Result<(), String> {
+) -> Written {
     let kind = WorkloadKind::ALL
         .into_iter()
         .find(|k| k.as_str() == c.kind)
-        .ok_or("unknown workload kind")?;
+        .ok_or_else(|| "unknown workload kind".to_string())?;
     let wanted = desired
         .workloads
         .get(&(c.namespace.clone(), kind, c.name.clone()))
@@ -291,13 +463,8 @@ async fn write_workload(
         .filter(|s| !blocked.contains(&(c.namespace.clone(), (*s).clone())))
         .cloned()
         .collect();
-    let api_version = if matches!(kind, WorkloadKind::Job | WorkloadKind::CronJob) {
-        "batch/v1"
-    } else {
-        "apps/v1"
-    };
-    let mut body = json!({ "apiVersion": api_version, "kind": c.kind, "metadata": { "name": c.name, "namespace": c.namespace } });
-    let mut annotations = serde_json::Map::new();
+    let mut kubesphere = wanted.kubesphere.clone();
+    kubesphere.retain(|_, s| !blocked.contains(&(c.namespace.clone(), s.clone())));
     let record: Vec<String> = match &c.record {
         Some(Some(v)) => v.split(',').map(str::to_string).collect(),
         Some(None) => Vec::new(),
@@ -305,59 +472,113 @@ async fn write_workload(
             .map(|w| ownership::added_by(&w.annotations, &opts.spec))
             .unwrap_or_default(),
     };
-    if let Some(v) = ownership::record_value(&record) {
-        annotations.insert(ownership::added_key(&opts.spec), json!(v));
-        body["metadata"]["labels"] =
-            json!({ ownership::added_key(&opts.spec): ownership::MARKER_VALUE });
-    }
-    if !wanted.kubesphere.is_empty() {
-        let value = c
-            .kubesphere_annotation
-            .clone()
-            .or_else(|| seen.and_then(|w| w.annotations.get(KUBESPHERE_ANNOTATION).cloned()));
-        if let Some(v) = value {
-            annotations.insert(KUBESPHERE_ANNOTATION.into(), json!(v));
+    let manager = ownership::workload_field_manager(&opts.spec);
+    let request = kube::core::Request::new(workload_path(kind, &c.namespace));
+    // The pod template's annotation: as planned, then as merged again on a fresh read.
+    let mut template_value: Option<String> = match &c.kubesphere_annotation {
+        Some(v) => v.clone(),
+        None => seen.and_then(|w| w.template_annotations.get(KUBESPHERE_ANNOTATION).cloned()),
+    };
+    let mut rv = seen.and_then(|w| w.resource_version.clone());
+    for _ in 0..5 {
+        let mut body = json!({ "apiVersion": kind_api_version(kind), "kind": c.kind, "metadata": { "name": c.name, "namespace": c.namespace } });
+        if let Some(v) = ownership::record_value(&record) {
+            body["metadata"]["annotations"] = json!({ ownership::added_key(&opts.spec): v });
+            body["metadata"]["labels"] =
+                json!({ ownership::added_key(&opts.spec): ownership::MARKER_VALUE });
+        }
+        let mut template = json!({});
+        if !entries.is_empty() {
+            template["spec"] = json!({ "imagePullSecrets": pull_list(&entries) });
+        }
+        // Whenever the template carries the annotation, the apply carries it too (unchanged,
+        // or merged): leaving it out would let server-side apply remove a value this manager
+        // holds, console's containers and all.
+        let shared = template_value.is_some();
+        if let Some(v) = &template_value {
+            template["metadata"] = json!({ "annotations": { KUBESPHERE_ANNOTATION: v } });
+            if let Some(rv) = &rv {
+                body["metadata"]["resourceVersion"] = json!(rv);
+            }
+        }
+        if template.as_object().is_some_and(|t| !t.is_empty()) {
+            body["spec"] = if kind == WorkloadKind::CronJob {
+                json!({ "jobTemplate": { "spec": { "template": template } } })
+            } else {
+                json!({ "template": template })
+            };
+        }
+        let mut pp = PatchParams::apply(&manager);
+        // Forcing is safe where the apply is bound to the version its merge was made from.
+        pp.force = opts.force_conflicts || (shared && rv.is_some());
+        pp.dry_run = opts.dry_run;
+        let patch = Patch::Apply(&body);
+        match retry(|| send(client, request.patch(&c.name, &pp, &patch))).await {
+            Ok(()) => return Ok(None),
+            Err(kube::Error::Api(s)) if s.code == 409 && shared => {
+                let Some(fresh) = read_workload(client, kind, &c.namespace, &c.name)
+                    .await
+                    .map_err(|e| describe(&e))?
+                else {
+                    return Err(NotWritten::Skipped("deleted since the plan read it".into()));
+                };
+                template_value = ownership::merge_kubesphere(
+                    fresh
+                        .template_annotations
+                        .get(KUBESPHERE_ANNOTATION)
+                        .map(String::as_str),
+                    &kubesphere,
+                    &c.remove,
+                );
+                rv = fresh.resource_version;
+            }
+            // A server-side apply to a workload deleted since the plan would create one from
+            // regops' few fields; the API server refuses it as invalid (422). Nothing to do.
+            Err(kube::Error::Api(s)) if s.code == 422 || s.code == 404 => {
+                return match read_workload(client, kind, &c.namespace, &c.name).await {
+                    Ok(None) => Err(NotWritten::Skipped("deleted since the plan read it".into())),
+                    _ => Err(describe(&kube::Error::Api(s)).into()),
+                };
+            }
+            Err(e) if namespace_terminating(&e) => {
+                return Err(NotWritten::Skipped("its namespace is being deleted".into()));
+            }
+            Err(e) => return Err(describe(&e).into()),
         }
     }
-    if !annotations.is_empty() {
-        body["metadata"]["annotations"] = Value::Object(annotations);
-    }
-    if !entries.is_empty() {
-        let pod = json!({ "template": { "spec": { "imagePullSecrets": pull_list(&entries) } } });
-        body["spec"] = if kind == WorkloadKind::CronJob {
-            json!({ "jobTemplate": { "spec": pod } })
-        } else {
-            pod
-        };
-    }
-    let mut pp = PatchParams::apply(&format!("{FIELD_MANAGER}.{}", opts.spec));
-    pp.force = opts.force_conflicts;
-    pp.dry_run = opts.dry_run;
-    let ns = Some(c.namespace.as_str());
-    let patch = Patch::Apply(&body);
-    let path = match kind {
-        WorkloadKind::Deployment => Deployment::url_path(&(), ns),
-        WorkloadKind::StatefulSet => StatefulSet::url_path(&(), ns),
-        WorkloadKind::DaemonSet => DaemonSet::url_path(&(), ns),
-        WorkloadKind::Job => Job::url_path(&(), ns),
-        WorkloadKind::CronJob => CronJob::url_path(&(), ns),
-    };
-    let request = kube::core::Request::new(path);
-    retry(|| send(client, request.patch(&c.name, &pp, &patch)))
-        .await
-        .map_err(|e| describe(&e))
+    Err(
+        "the workload kept changing under regops (409 five times); run apply again"
+            .to_string()
+            .into(),
+    )
 }
 
-async fn delete_secret(client: &Client, c: &Change, opts: &Options) -> Result<(), String> {
+fn kind_api_version(kind: WorkloadKind) -> &'static str {
+    if matches!(kind, WorkloadKind::Job | WorkloadKind::CronJob) {
+        "batch/v1"
+    } else {
+        "apps/v1"
+    }
+}
+
+async fn delete_secret(client: &Client, c: &Change, opts: &Options) -> Written {
     let api: Api<Secret> = Api::namespaced(client.clone(), &c.namespace);
     // Ownership was checked on the object read for the plan; check again on a fresh read.
-    let fresh = retry(|| api.get(&c.name)).await.map_err(|e| describe(&e))?;
+    let fresh = match retry(|| api.get_metadata(&c.name)).await {
+        Ok(f) => f,
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            return Err(NotWritten::Skipped("already gone".into()));
+        }
+        Err(e) => return Err(describe(&e).into()),
+    };
     let labels = fresh.metadata.labels.clone().unwrap_or_default();
     let annotations = fresh.metadata.annotations.clone().unwrap_or_default();
     if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY_VALUE)
         || annotations.get(SPEC_ANNOTATION) != Some(&opts.spec)
     {
-        return Err("no longer owned by this spec; left alone".into());
+        return Err("no longer owned by this spec; left alone"
+            .to_string()
+            .into());
     }
     let dp = DeleteParams {
         dry_run: opts.dry_run,
@@ -367,10 +588,13 @@ async fn delete_secret(client: &Client, c: &Change, opts: &Options) -> Result<()
         }),
         ..DeleteParams::default()
     };
-    retry(|| api.delete(&c.name, &dp))
-        .await
-        .map(|_| ())
-        .map_err(|e| describe(&e))
+    match retry(|| api.delete(&c.name, &dp)).await {
+        Ok(_) => Ok(None),
+        // Gone by the time the delete arrived (or deleted by a first try whose answer was
+        // lost): what was asked for is done.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+        Err(e) => Err(describe(&e).into()),
+    }
 }
 
 fn result(c: &Change, outcome: Outcome, message: Option<String>) -> ItemResult {
@@ -384,18 +608,19 @@ fn result(c: &Change, outcome: Outcome, message: Option<String>) -> ItemResult {
     }
 }
 
-fn done(c: &Change, r: Result<(), String>, dry_run: bool) -> ItemResult {
+fn done(c: &Change, r: Written, dry_run: bool) -> ItemResult {
     match r {
-        Ok(()) => result(
+        Ok(note) => result(
             c,
             if dry_run {
                 Outcome::DryRun
             } else {
                 Outcome::Applied
             },
-            None,
+            note,
         ),
-        Err(m) => result(c, Outcome::Failed, Some(m)),
+        Err(NotWritten::Skipped(m)) => result(c, Outcome::Skipped, Some(m)),
+        Err(NotWritten::Failed(m)) => result(c, Outcome::Failed, Some(m)),
     }
 }
 
@@ -426,6 +651,12 @@ pub async fn run(
         .iter()
         .map(|w| ((w.namespace.as_str(), w.kind.as_str(), w.name.as_str()), w))
         .collect();
+    let observed_secrets: BTreeMap<(&str, &str), &ObservedSecret> = observed
+        .secrets
+        .iter()
+        .map(|s| ((s.namespace.as_str(), s.name.as_str()), s))
+        .collect();
+    let observed_secrets = &observed_secrets;
     let (service_accounts, workloads) = (&service_accounts, &workloads);
     let mut report = Report::default();
     let todo = |a: Action| {
@@ -439,9 +670,14 @@ pub async fn run(
     let phase1: Vec<ItemResult> =
         futures::stream::iter(todo(Action::Create).filter(|c| c.kind == "Secret"))
             .map(|c| async move {
-                let r = match secrets.get(&(c.namespace.as_str(), c.name.as_str())) {
-                    Some(d) => write_secret(client, c, d, opts).await,
-                    None => Err("internal: no desired Secret for this change".into()),
+                let key = (c.namespace.as_str(), c.name.as_str());
+                let r = match secrets.get(&key) {
+                    Some(d) => {
+                        write_secret(client, c, d, observed_secrets.get(&key).copied(), opts).await
+                    }
+                    None => Err("internal: no desired Secret for this change"
+                        .to_string()
+                        .into()),
                 };
                 let item = done(c, r, opts.dry_run);
                 progress(&item);
@@ -453,7 +689,7 @@ pub async fn run(
     // References to Secrets that failed, or are in conflict, are not written.
     let mut blocked: BTreeSet<(String, String)> = phase1
         .iter()
-        .filter(|r| r.outcome == Outcome::Failed)
+        .filter(|r| matches!(r.outcome, Outcome::Failed | Outcome::Skipped))
         .map(|r| (r.namespace.clone(), r.name.clone()))
         .collect();
     blocked.extend(

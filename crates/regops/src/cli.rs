@@ -24,6 +24,12 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
 
+    /// Log each API request on stderr (verb, path, status, duration), as `kubectl -v=6` does;
+    /// `-vv` also logs retries. Never a header, a body or a credential. `RUST_LOG=debug` (or
+    /// `regops=debug`) is `-v`, `RUST_LOG=trace` is `-vv`.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
     #[command(subcommand)]
     pub command: Command,
 }

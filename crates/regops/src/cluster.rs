@@ -129,7 +129,15 @@ pub async fn connect(
             .trim_end_matches('/')
             .to_string(),
     };
-    let client = kube::Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
+    // kube retries 429/503/504 in its own layer by default; regops has one retry policy for
+    // every request (crate::retry: Retry-After, jitter, timeouts, dropped connections), and
+    // two stacked would multiply attempts and hide them from the request log.
+    let mut config = config;
+    config.default_retry = false;
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| ClusterError::Config(e.to_string()))?
+        .with_layer(&crate::request_log::RequestLog)
+        .build();
     Ok((client, target))
 }
 
@@ -178,6 +186,14 @@ pub fn api_error(
             target: target.clone(),
             detail: root_cause(&other),
         },
+    }
+}
+
+/// A transient failure in a few words, for the retry log: the status, or the root cause.
+pub fn describe_transient(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(s) => format!("{} {}", s.code, s.reason),
+        other => root_cause(other),
     }
 }
 

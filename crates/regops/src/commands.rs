@@ -874,6 +874,23 @@ fn report_text(report: &crate::apply::Report, dry_run: bool, conflicts: usize) -
             ));
         }
     }
+    let noted: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| matches!(r.outcome, O::Applied | O::DryRun) && r.message.is_some())
+        .collect();
+    if !noted.is_empty() {
+        out.push_str("\nApplied, with notes:\n");
+        for r in &noted {
+            out.push_str(&format!(
+                "  ✓ {} {}/{}: {}\n",
+                r.kind,
+                r.namespace,
+                r.name,
+                r.message.as_deref().unwrap_or("")
+            ));
+        }
+    }
     if !skipped.is_empty() {
         out.push_str("\nSkipped:\n");
         for r in &skipped {

@@ -28,6 +28,7 @@ pub mod observe;
 pub mod output;
 pub mod provenance;
 pub mod registry;
+pub mod request_log;
 pub mod retry;
 
 /// The process exit status, in one place.

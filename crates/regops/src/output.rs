@@ -1,4 +1,5 @@
-//! Where text goes: the only module that prints. Library code returns strings and data.
+//! Where text goes: the only module that prints (besides `request_log`, whose output is the
+//! `-v` log on stderr). Library code returns strings and data.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::{IsTerminal, Write};

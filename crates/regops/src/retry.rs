@@ -74,6 +74,15 @@ where
         }
         let backoff =
             Duration::from_millis((100u64 << attempt.min(5)).min(3000)).mul_f64(jitter(attempt));
-        tokio::time::sleep(at_least.map_or(backoff, |d| d.max(backoff))).await;
+        let wait = at_least.map_or(backoff, |d| d.max(backoff));
+        crate::request_log::detail(|| {
+            format!(
+                "retrying in {} ms (attempt {}/{ATTEMPTS}): {}",
+                wait.as_millis(),
+                attempt + 1,
+                crate::cluster::describe_transient(&err)
+            )
+        });
+        tokio::time::sleep(wait).await;
     }
 }

@@ -166,10 +166,15 @@ fn apply_converges_and_a_second_apply_writes_nothing() {
         e.pull_secrets_of("statefulsets", "api", "cache"),
         ["quay-pull"]
     );
+    // The KubeSphere annotation is on the pod template, where KubeSphere's console reads it.
     let sts = e.server.object("statefulsets", "api", "cache").unwrap();
     assert_eq!(
-        sts["metadata"]["annotations"]["kubesphere.io/imagepullsecrets"],
+        sts["spec"]["template"]["metadata"]["annotations"]["kubesphere.io/imagepullsecrets"],
         r#"{"redis":"quay-pull"}"#
+    );
+    assert!(
+        sts["metadata"]["annotations"]["kubesphere.io/imagepullsecrets"].is_null(),
+        "{sts}"
     );
     // Secrets were written before anything referencing them.
     let writes = e.writes();
@@ -376,11 +381,12 @@ fn a_secret_that_fails_is_never_referenced_and_the_next_run_converges() {
 }
 
 #[test]
-fn a_field_manager_conflict_stops_that_object_until_forced() {
+fn a_secret_regops_owns_is_restored_after_a_hand_edit_without_a_flag() {
     let e = base_env();
     assert_eq!(e.apply(&[]).code, 0);
-    // Someone edits the Secret's data by hand (their manager now owns it).
+    // Someone edits the Secret's data by hand (their field manager now owns it).
     let mut s = e.server.object("secrets", "web", "harbor-pull").unwrap();
+    let applied_data = s["data"][".dockerconfigjson"].clone();
     s["data"][".dockerconfigjson"] = json!(base64_of(r#"{"auths":{}}"#));
     s["metadata"]["managedFields"] = Value::Null;
     let body = serde_json::to_vec(&s).unwrap();
@@ -393,20 +399,48 @@ fn a_field_manager_conflict_stops_that_object_until_forced() {
     let plan = e.plan();
     assert_eq!(plan.code, 2);
     assert!(
-        plan.stdout.contains("auths[harbor.example.com]"),
+        plan.stdout.contains("auths[harbor.example.com]")
+            && plan
+                .stdout
+                .contains("changed by `kubectl-edit` outside regops; apply restores it"),
         "{}",
         plan.stdout
     );
+    // drift promises that apply converges: it does, with no flag.
+    let r = e.apply(&[]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(
+        r.stdout
+            .contains("restored: overwrote the change made by `kubectl-edit`"),
+        "{}",
+        r.stdout
+    );
+    let s = e.server.object("secrets", "web", "harbor-pull").unwrap();
+    assert_eq!(s["data"][".dockerconfigjson"], applied_data);
+    assert_eq!(e.plan().code, 0);
+}
+
+#[test]
+fn a_secret_without_this_specs_marks_is_never_overwritten() {
+    let e = base_env();
+    assert_eq!(e.apply(&[]).code, 0);
+    // A Secret that lost this spec's ownership marks is someone else's: a conflict in the plan,
+    // never written.
+    let r = e.server.request(
+        "PATCH",
+        "/api/v1/namespaces/web/secrets/harbor-pull?fieldManager=someone",
+        "application/merge-patch+json",
+        Some(&json!({"metadata": {"annotations": {"regops.dev/spec": "other"}}, "data": {".dockerconfigjson": base64_of(r#"{"auths":{}}"#)}})),
+    );
+    assert_eq!(r.unwrap().0, 200);
     let r = e.apply(&[]);
     assert_eq!(r.code, 1, "{}", r.transcript());
-    assert!(
-        r.flat_stderr().contains("--force-conflicts") || r.stdout.contains("--force-conflicts"),
-        "{}",
-        r.transcript()
+    let s = e.server.object("secrets", "web", "harbor-pull").unwrap();
+    assert_eq!(
+        s["data"][".dockerconfigjson"],
+        json!(base64_of(r#"{"auths":{}}"#)),
+        "a Secret owned by another spec was overwritten"
     );
-    let r = e.apply(&["--force-conflicts"]);
-    assert_eq!(r.code, 0, "{}", r.transcript());
-    assert_eq!(e.plan().code, 0);
 }
 
 fn base64_of(s: &str) -> String {
@@ -880,4 +914,269 @@ fn the_example_rbac_covers_apply_and_drift() {
         let used = log.iter().any(|l| l.verb == verb && l.resource == resource);
         assert!(used, "{verb} {resource} was granted but not used: {log:?}");
     }
+}
+
+fn request(e: &Env, method: &str, path: &str, ct: &str, body: &Value) -> (u16, Value) {
+    e.server.request(method, path, ct, Some(body)).unwrap()
+}
+
+#[test]
+fn a_terminating_namespace_is_skipped_by_plan_apply_and_drift() {
+    let e = base_env();
+    // A namespace in scope, being deleted and stuck on a finalizer.
+    e.server
+        .seed(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "web-old", "labels": {"team": "web"}, "finalizers": ["example.com/stuck"]}}))
+        .unwrap();
+    let (status, _) = request(
+        &e,
+        "DELETE",
+        "/api/v1/namespaces/web-old",
+        "application/json",
+        &json!({}),
+    );
+    assert_eq!(status, 200);
+    let plan = e.plan();
+    assert!(
+        plan.stdout
+            .contains("namespace `web-old` is being deleted; nothing is planned for it"),
+        "{}",
+        plan.transcript()
+    );
+    assert!(!plan.stdout.contains("web-old/"), "{}", plan.stdout);
+    let r = e.apply(&[]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(
+        e.server
+            .object("secrets", "web-old", "harbor-pull")
+            .is_none()
+    );
+    let drift = run(&mut e.regops("drift", &[]));
+    assert_eq!(drift.code, 0, "{}", drift.transcript());
+}
+
+#[test]
+fn an_existing_jobs_pod_template_is_never_patched_and_its_cronjob_is() {
+    let e = Env::new(&SPEC.replace(
+        "workloads: { kinds: [Deployment] }",
+        "workloads: { kinds: [Deployment, Job, CronJob] }",
+    ));
+    e.seed_fixture("namespaces.yaml");
+    e.seed_fixture("workloads.yaml");
+    let pod = json!({"metadata": {"labels": {"app": "report"}}, "spec": {"restartPolicy": "Never",
+        "containers": [{"name": "report", "image": "harbor.example.com/web/report:1"}]}});
+    let cron = e
+        .server
+        .seed(json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "report", "namespace": "web"},
+            "spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": pod}}}}))
+        .unwrap();
+    e.server
+        .seed(json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "report-29000000", "namespace": "web",
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "report",
+                                 "uid": cron["metadata"]["uid"], "controller": true}]},
+            "spec": {"template": pod}}))
+        .unwrap();
+    let plan = e.plan();
+    assert!(
+        plan.stdout.contains("job web/report-29000000 is not patched: a Job's pod template cannot change once it exists; bind its CronJob `report`"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("its next Jobs get this; running Jobs are unchanged"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        !plan.stdout.contains("restart pods of cronjob"),
+        "{}",
+        plan.stdout
+    );
+    let r = e.apply(&[]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let cron = e.server.object("cronjobs", "web", "report").unwrap();
+    assert_eq!(
+        cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["imagePullSecrets"],
+        json!([{"name": "harbor-pull"}])
+    );
+    let job = e.server.object("jobs", "web", "report-29000000").unwrap();
+    assert!(
+        job["spec"]["template"]["spec"]["imagePullSecrets"].is_null(),
+        "{job}"
+    );
+    assert_eq!(e.plan().code, 0);
+}
+
+#[test]
+fn the_kubesphere_annotation_is_merged_on_the_pod_template_keeping_the_consoles_containers() {
+    let e = base_env();
+    // KubeSphere's console chose a pull secret for another container, on the pod template;
+    // its field manager owns the annotation.
+    let (status, body) = request(
+        &e,
+        "PATCH",
+        "/apis/apps/v1/namespaces/api/statefulsets/cache?fieldManager=ks-console",
+        "application/merge-patch+json",
+        &json!({"spec": {"template": {"metadata": {"annotations": {"kubesphere.io/imagepullsecrets": r#"{"exporter":"console-pull"}"#}}}}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let r = e.apply(&[]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let sts = e.server.object("statefulsets", "api", "cache").unwrap();
+    assert_eq!(
+        sts["spec"]["template"]["metadata"]["annotations"]["kubesphere.io/imagepullsecrets"],
+        r#"{"exporter":"console-pull","redis":"quay-pull"}"#
+    );
+    // The console writes again, adding a container: regops' container is still there, so
+    // nothing is to do, and the console's choice is kept.
+    let (status, _) = request(
+        &e,
+        "PATCH",
+        "/apis/apps/v1/namespaces/api/statefulsets/cache?fieldManager=ks-console",
+        "application/merge-patch+json",
+        &json!({"spec": {"template": {"metadata": {"annotations": {"kubesphere.io/imagepullsecrets": r#"{"exporter":"console-pull","init":"console-pull","redis":"quay-pull"}"#}}}}}),
+    );
+    assert_eq!(status, 200);
+    let plan = e.plan();
+    assert_eq!(plan.code, 0, "{}", plan.transcript());
+}
+
+#[test]
+fn the_annotation_earlier_versions_put_on_workload_metadata_moves_to_the_pod_template() {
+    let e = base_env();
+    // An earlier regops applied the annotation to the StatefulSet's own metadata.
+    let (status, body) = request(
+        &e,
+        "PATCH",
+        "/apis/apps/v1/namespaces/api/statefulsets/cache?fieldManager=regops.e2e",
+        "application/apply-patch+yaml",
+        &json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "cache",
+            "annotations": {"kubesphere.io/imagepullsecrets": r#"{"redis":"quay-pull"}"#}}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let plan = e.plan();
+    assert!(
+        plan.stdout
+            .contains("the KubeSphere annotation moves to the pod template"),
+        "{}",
+        plan.stdout
+    );
+    let r = e.apply(&[]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let sts = e.server.object("statefulsets", "api", "cache").unwrap();
+    assert!(
+        sts["metadata"]["annotations"]["kubesphere.io/imagepullsecrets"].is_null(),
+        "{sts}"
+    );
+    assert_eq!(
+        sts["spec"]["template"]["metadata"]["annotations"]["kubesphere.io/imagepullsecrets"],
+        r#"{"redis":"quay-pull"}"#
+    );
+    assert_eq!(e.plan().code, 0);
+}
+
+#[test]
+fn a_server_dry_run_with_a_replacement_and_prune_changes_nothing() {
+    let e = base_env();
+    // A Secret of this spec whose type must change (a replacement), and one the spec no longer
+    // wants (a deletion with --prune).
+    let owned = |name: &str, ty: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "type": ty,
+            "metadata": {"name": name, "namespace": "web",
+                "labels": {"app.kubernetes.io/managed-by": "regops"},
+                "annotations": {"regops.dev/spec": "e2e"}},
+            "data": {".dockerconfigjson": base64_of(r#"{"auths":{}}"#)}})
+    };
+    e.server.seed(owned("harbor-pull", "Opaque")).unwrap();
+    e.server
+        .seed(owned("retired-pull", "kubernetes.io/dockerconfigjson"))
+        .unwrap();
+    let before = e.server.objects("secrets");
+    let r = e.apply(&["--dry-run=server", "--prune"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(r.stdout.contains("would replace"), "{}", r.stdout);
+    assert_eq!(
+        e.server.objects("secrets"),
+        before,
+        "a server-side dry run changed the store"
+    );
+    let log = e.server.log();
+    assert!(
+        log.iter()
+            .filter(|l| l.verb == "delete")
+            .all(|l| l.dry_run && l.status == 200),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn verbose_logs_each_request_and_never_a_credential_or_token() {
+    let e = base_env();
+    let token = e.server.token().map(str::to_string);
+    let check = |what: &str, r: &Run| {
+        assert!(
+            !r.stdout.contains("MARKER") && !r.stderr.contains("MARKER"),
+            "{what} leaked a credential:\n{}",
+            r.transcript()
+        );
+        if let Some(t) = &token {
+            assert!(
+                !r.stderr.contains(t.as_str()) && !r.stdout.contains(t.as_str()),
+                "{what} logged the bearer token"
+            );
+        }
+        assert!(
+            !r.stderr.to_lowercase().contains("authorization"),
+            "{what} logged a header:\n{}",
+            r.stderr
+        );
+    };
+    // -v: one line per request with verb, path, status and duration.
+    let plan = run(&mut e.regops("plan", &["-v"]));
+    check("plan -v", &plan);
+    assert!(
+        plan.stderr
+            .lines()
+            .any(|l| l.starts_with("regops: GET /api/v1/namespaces?")
+                && l.contains(" 200 OK in ")
+                && l.ends_with(" ms")),
+        "{}",
+        plan.stderr
+    );
+    // -vv during an apply with a fault: the writes (whose bodies hold the Secrets) and the
+    // retry are logged, never a body.
+    e.server.add_fault(
+        Fault::new(FaultAction::Status {
+            code: 503,
+            retry_after: None,
+        })
+        .verb("patch")
+        .resource("secrets")
+        .nth(1),
+    );
+    let r = e.apply(&["-vv"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    check("apply -vv", &r);
+    assert!(
+        r.stderr.contains("PATCH /api/v1/namespaces/")
+            && r.stderr.contains("/secrets/harbor-pull?")
+            && r.stderr.contains("503 Service Unavailable")
+            && r.stderr.contains("retrying in "),
+        "{}",
+        r.stderr
+    );
+    // RUST_LOG does what -v does.
+    let mut cmd = e.regops("drift", &[]);
+    cmd.env("RUST_LOG", "regops=debug");
+    let drift = run(&mut cmd);
+    check("drift with RUST_LOG", &drift);
+    assert!(
+        drift.stderr.contains("regops: GET /api/v1/"),
+        "{}",
+        drift.stderr
+    );
+    // Quiet by default.
+    let quiet = e.plan();
+    assert!(!quiet.stderr.contains("regops: GET "), "{}", quiet.stderr);
 }

@@ -74,6 +74,7 @@ pub struct Meta {
     pub uid: Option<String>,
     pub deletion_timestamp: Option<IgnoredAny>,
     pub managed_fields: Option<Vec<ManagedFieldsEntry>>,
+    pub owner_references: Option<Vec<OwnerRef>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,12 +86,39 @@ pub struct ManagedFieldsEntry {
     pub fields_v1: Option<FieldsRoot>,
 }
 
-/// Of a managedFields entry's field set, only whether it reaches into `data`.
+/// Of a managedFields entry's field set, only whether it reaches into `data` (Secrets) and
+/// whether it holds the KubeSphere annotation on the object's own metadata (workloads, where
+/// earlier regops versions wrote it).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct FieldsRoot {
     #[serde(rename = "f:data")]
     pub data: Option<IgnoredAny>,
+    #[serde(rename = "f:metadata")]
+    pub metadata: Option<FieldsMeta>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct FieldsMeta {
+    #[serde(rename = "f:annotations")]
+    pub annotations: Option<FieldsAnnotations>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct FieldsAnnotations {
+    #[serde(rename = "f:kubesphere.io/imagepullsecrets")]
+    pub kubesphere: Option<IgnoredAny>,
+}
+
+/// An owner reference: only whether it is the controller, and its kind and name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct OwnerRef {
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub controller: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
