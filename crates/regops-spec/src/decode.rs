@@ -240,11 +240,13 @@ impl<'d> Decoder<'d> {
         let Some(node) = node else { return Vec::new() };
         let items = self.list(node, what);
         let mut out: Vec<Spanned<String>> = Vec::new();
+        // Each entry's index in `out`, so a list of thousands is checked in linear time.
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for item in items {
             let Some(s) = self.checked_string(item, what, rule) else {
                 continue;
             };
-            if let Some(first) = out.iter().find(|o| o.value == s.value) {
+            if let Some(first) = seen.get(&s.value).and_then(|&i| out.get(i)) {
                 self.push(
                     Diagnostic::warning(
                         "spec::duplicate-entry",
@@ -255,6 +257,7 @@ impl<'d> Decoder<'d> {
                 );
                 continue;
             }
+            seen.insert(s.value.clone(), out.len());
             out.push(s);
         }
         out

@@ -293,6 +293,17 @@ impl MietteAdapter {
                     })
                     .collect();
                 source = Some(NamedSource::new(file.name.clone(), Arc::from(short)));
+                // The excerpt's columns are the cut line's: say where the place really is.
+                if let Some(primary) = d.primary() {
+                    let real = format!(
+                        "shown cut from a long line; the place is at {}",
+                        sources.position(primary)
+                    );
+                    help = Some(match help {
+                        Some(h) => format!("{h}\n{real}"),
+                        None => real,
+                    });
+                }
             } else {
                 source = Some(NamedSource::new(file.name.clone(), text));
             }
@@ -380,6 +391,25 @@ fn levenshtein(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_lines_are_cut_around_the_place_keeping_line_numbers() {
+        let long = format!("key: {}bad{}", "é".repeat(100_000), "x".repeat(100_000));
+        let text = format!("first: 1\n{long}\nlast: 2\n");
+        let at = text.find("bad").unwrap_or_default();
+        let Some((short, map)) = shorten_long_lines(&text, &[at]) else {
+            panic!("a 300 KB line was not cut");
+        };
+        assert!(short.len() < 1_000, "{} bytes shown", short.len());
+        assert_eq!(short.lines().count(), 3, "line numbers hold");
+        assert!(short.starts_with("first: 1\n…") && short.ends_with("…\nlast: 2\n"));
+        let mapped = map.map(at);
+        assert_eq!(&short[mapped..mapped + 3], "bad");
+        // Offsets on short lines move only by what was cut before them.
+        let last = text.find("last").unwrap_or_default();
+        assert_eq!(&short[map.map(last)..map.map(last) + 4], "last");
+        assert!(shorten_long_lines("a: 1\nb: 2\n", &[0]).is_none());
+    }
 
     #[test]
     fn suggests_close_names_only() {

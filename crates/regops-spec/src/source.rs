@@ -152,7 +152,7 @@ pub enum LoadError {
     #[error("no spec given: pass -f FILE or -f DIRECTORY")]
     NoSpec,
     #[error(
-        "{path} is larger than the {limit} MiB a spec file may be; a spec this large is not a spec",
+        "{path} is larger than the {limit} MiB limit for a spec file",
         limit = MAX_SPEC_FILE_BYTES >> 20
     )]
     TooLarge { path: PathBuf },

@@ -79,12 +79,13 @@ pub(crate) fn references(spec: &Spec, diags: &mut Diagnostics) {
             ));
         }
     }
+    let used: BTreeSet<&str> = spec
+        .registries
+        .values()
+        .map(|r| r.credential.value.as_str())
+        .collect();
     for c in spec.credentials.values() {
-        if !spec
-            .registries
-            .values()
-            .any(|r| r.credential.value == c.name.value)
-        {
+        if !used.contains(c.name.value.as_str()) {
             diags.push(
                 Diagnostic::warning(
                     "spec::unused",
@@ -94,12 +95,14 @@ pub(crate) fn references(spec: &Spec, diags: &mut Diagnostics) {
             );
         }
     }
+    // Every registry some pull secret lists, gathered once (not searched per registry).
+    let listed: BTreeSet<&str> = spec
+        .pull_secrets
+        .values()
+        .flat_map(|p| p.registries.iter().map(|x| x.value.as_str()))
+        .collect();
     for r in spec.registries.values() {
-        if !spec
-            .pull_secrets
-            .values()
-            .any(|p| p.registries.iter().any(|x| x.value == r.name.value))
-        {
+        if !listed.contains(r.name.value.as_str()) {
             diags.push(
                 Diagnostic::warning(
                     "spec::unused",

@@ -55,6 +55,9 @@ enum Frame {
         start: Loc,
         anchor: usize,
         entries: Vec<(Spanned<String>, Node)>,
+        /// Each key's index in `entries`: duplicate keys are found in constant time, so a
+        /// mapping of thousands of registries is checked in linear time.
+        seen: std::collections::HashMap<String, usize>,
         key: Option<Node>,
         size: usize,
     },
@@ -190,6 +193,7 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
                     start: loc(span),
                     anchor,
                     entries: Vec::new(),
+                    seen: std::collections::HashMap::new(),
                     key: None,
                     size: 1,
                 });
@@ -264,6 +268,7 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
             }
             Some(Frame::Map {
                 entries,
+                seen,
                 key,
                 size: s,
                 ..
@@ -282,7 +287,7 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
                             );
                             continue;
                         };
-                        if let Some((first, _)) = entries.iter().find(|(e, _)| e.value == text) {
+                        if let Some((first, _)) = seen.get(&text).and_then(|&i| entries.get(i)) {
                             diags.push(
                                 Diagnostic::error(
                                     "spec::duplicate-key",
@@ -293,6 +298,7 @@ pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option
                             );
                             continue;
                         }
+                        seen.insert(text.clone(), entries.len());
                         entries.push((Spanned::new(text, k.loc), node));
                     }
                 }

@@ -53,3 +53,27 @@ fn no_snapshot_without_a_fixture() {
         }
     }
 }
+
+/// A spec file over the size limit is refused before it is parsed, with the limit named.
+#[test]
+fn a_spec_file_over_the_size_limit_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.yaml");
+    let limit = regops_spec::source::MAX_SPEC_FILE_BYTES;
+    let mut text = String::from("apiVersion: regops.dev/v1\nkind: RegistryConfig\n# ");
+    text.push_str(&"x".repeat(usize::try_from(limit).unwrap()));
+    std::fs::write(&path, text).unwrap();
+    let r = run(regops()
+        .arg("check")
+        .arg("-f")
+        .arg(&path)
+        .arg("--no-decrypt"));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        r.flat_stderr()
+            .contains("is larger than the 16 MiB limit for a spec file"),
+        "{}",
+        r.transcript()
+    );
+    assert!(r.stderr.len() < 2000, "{}", r.stderr.len());
+}
