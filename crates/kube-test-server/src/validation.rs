@@ -40,8 +40,12 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(
             format!("Invalid value: \"{name}\": {rule}"),
         ));
     }
+    metadata_maps(&obj["metadata"], &mut causes);
     if rt.kind == "Secret" {
         secret(obj, old, &mut causes);
+    }
+    if rt.kind == "Lease" {
+        lease(obj, &mut causes);
     }
     if matches!(
         rt.kind,
@@ -108,6 +112,107 @@ fn secret(obj: &Value, old: Option<&Value>, causes: &mut Vec<(String, String)>) 
                 causes.push((format!("data[{k}]"), format!("Invalid value: \"{k}\": a valid config key must consist of alphanumeric characters, '-', '_' or '.'")));
             }
         }
+    }
+}
+
+/// `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`, at most 63 characters: a label value (when not
+/// empty) and the name part of a qualified name.
+fn qualified_part(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// Why a label or annotation key is not a qualified name (`IsQualifiedName` in
+/// staging/src/k8s.io/apimachinery/pkg/util/validation/validation.go): an optional DNS-1123
+/// subdomain prefix and `/`, then a name part.
+fn qualified_name_error(key: &str) -> Option<String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        if p.is_empty() {
+            return Some("prefix part must be non-empty".into());
+        }
+        if !dns1123_subdomain(p) {
+            return Some(format!(
+                "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*') (got {p:?})"
+            ));
+        }
+    }
+    if name.len() > 63 {
+        return Some("name part must be no more than 63 characters".into());
+    }
+    if !qualified_part(name) {
+        return Some("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".into());
+    }
+    None
+}
+
+/// Label keys and values and annotation keys, as `ValidateLabels` and `ValidateAnnotations`
+/// (staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/validation/validation.go,
+/// staging/src/k8s.io/apimachinery/pkg/api/validation/objectmeta.go) check them on every
+/// write; annotations may total at most 256 KiB (`TotalAnnotationSizeLimitB`).
+fn metadata_maps(meta: &Value, causes: &mut Vec<(String, String)>) {
+    if let Some(labels) = meta["labels"].as_object() {
+        for (k, v) in labels {
+            if let Some(why) = qualified_name_error(k) {
+                causes.push((
+                    "metadata.labels".into(),
+                    format!("Invalid value: {k:?}: {why}"),
+                ));
+            }
+            let v = v.as_str().unwrap_or("");
+            if !v.is_empty() && !qualified_part(v) {
+                causes.push((
+                    "metadata.labels".into(),
+                    format!("Invalid value: {v:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character, and must be no more than 63 characters"),
+                ));
+            }
+        }
+    }
+    if let Some(annotations) = meta["annotations"].as_object() {
+        let mut total = 0;
+        for (k, v) in annotations {
+            if let Some(why) = qualified_name_error(k) {
+                causes.push((
+                    "metadata.annotations".into(),
+                    format!("Invalid value: {k:?}: {why}"),
+                ));
+            }
+            total += k.len() + v.as_str().map_or(0, str::len);
+        }
+        if total > 256 * 1024 {
+            causes.push((
+                "metadata.annotations".into(),
+                format!("Too long: may not be more than 262144 bytes (is {total})"),
+            ));
+        }
+    }
+}
+
+/// `ValidateLeaseSpec` (pkg/apis/coordination/validation/validation.go): a positive lease
+/// duration, a non-negative transition count.
+fn lease(obj: &Value, causes: &mut Vec<(String, String)>) {
+    if let Some(d) = obj["spec"]["leaseDurationSeconds"].as_i64()
+        && d <= 0
+    {
+        causes.push((
+            "spec.leaseDurationSeconds".into(),
+            format!("Invalid value: {d}: must be greater than 0"),
+        ));
+    }
+    if let Some(t) = obj["spec"]["leaseTransitions"].as_i64()
+        && t < 0
+    {
+        causes.push((
+            "spec.leaseTransitions".into(),
+            format!("Invalid value: {t}: must be greater than or equal to 0"),
+        ));
     }
 }
 

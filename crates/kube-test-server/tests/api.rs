@@ -1233,3 +1233,38 @@ fn a_delete_dry_run_in_the_body_deletes_nothing_and_odd_values_are_refused() {
         404
     );
 }
+
+/// ValidateLabels / ValidateAnnotations: keys are qualified names (a name part of at most 63
+/// characters), label values at most 63 characters. A spec name too long for the label key
+/// `pull-secrets.regops.dev/<spec>` fails here as on a real server.
+#[test]
+fn label_keys_values_and_annotation_keys_are_validated() {
+    let s = start();
+    ns(&s, "a", json!({}));
+    let long = "x".repeat(64);
+    for (labels, annotations) in [
+        (
+            json!({ format!("pull-secrets.regops.dev/{long}"): "true" }),
+            json!({}),
+        ),
+        (json!({ "ok": long.clone() }), json!({})),
+        (json!({ "bad key": "v" }), json!({})),
+        (json!({ "Bad_Prefix.com/x": "v" }), json!({})),
+        (
+            json!({}),
+            json!({ format!("pull-secrets.regops.dev/{long}"): "harbor-pull" }),
+        ),
+    ] {
+        let mut obj = docker_secret("s");
+        obj["metadata"]["labels"] = labels.clone();
+        obj["metadata"]["annotations"] = annotations.clone();
+        let r = req(&s, "POST", "/api/v1/namespaces/a/secrets", Some(&obj));
+        assert_eq!(r.status, 422, "{labels} {annotations}: {}", r.body);
+        assert_eq!(r.body["reason"], "Invalid");
+    }
+    let mut fine = docker_secret("fine");
+    fine["metadata"]["labels"] = json!({"pull-secrets.regops.dev/team-a": "true", "empty": ""});
+    fine["metadata"]["annotations"] = json!({"regops.dev/spec": "any value at all, spaces too"});
+    let r = req(&s, "POST", "/api/v1/namespaces/a/secrets", Some(&fine));
+    assert_eq!(r.status, 201, "{}", r.body);
+}

@@ -66,6 +66,21 @@ pub fn load(mut sources: Sources, default_name: &str) -> Result<Loaded, Box<Inva
     if parsed_all {
         validate::references(&merged, &mut diags);
     }
+    // Without `metadata.name`, the file name stands in; it names the Lease, the label key
+    // `pull-secrets.regops.dev/<name>` and the field manager, so it must be a DNS label too.
+    if merged.metadata.name.is_none()
+        && let Err(why) = rules::dns1123_label(default_name)
+    {
+        diags.push(
+            Diagnostic::error(
+                "spec::name",
+                format!(
+                    "the spec has no `metadata.name`, and its file name `{default_name}` cannot stand in for one: it {why}"
+                ),
+            )
+            .with_help("set `metadata.name` to a lowercase DNS label (letters, digits and '-', at most 63 characters): it names the spec's Lease, its label key and its field manager"),
+        );
+    }
     diags.sort();
     if diags.has_errors() {
         return Err(Box::new(Invalid {
