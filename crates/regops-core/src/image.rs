@@ -9,6 +9,13 @@ pub struct ImageRef {
 }
 
 impl ImageRef {
+    /// Follows `splitDockerDomain` of distribution/reference (normalize.go), which the
+    /// container runtimes use: the first path component is a registry host when it has a `.`
+    /// or a `:`, is `localhost`, or has an upper-case letter; otherwise the image is on Docker
+    /// Hub. `index.docker.io` is Docker Hub, and a Docker Hub repository without a `/` is an
+    /// official image under `library/` (`docker.io/nginx` is `docker.io/library/nginx`). A
+    /// digest (`@sha256:…`) and a tag (`:` in the last component) are not part of the
+    /// repository.
     pub fn parse(image: &str) -> ImageRef {
         let image = image.trim();
         // Drop the digest, then the tag (a ':' after the last '/').
@@ -18,24 +25,25 @@ impl ImageRef {
             Some(i) => &no_digest[..last_slash + i],
             None => no_digest,
         };
-        let (first, rest) = match name.split_once('/') {
-            Some((f, r)) => (f, Some(r)),
-            None => (name, None),
+        let (domain, remainder) = match name.split_once('/') {
+            Some((first, rest))
+                if first.contains(['.', ':'])
+                    || first == "localhost"
+                    || first.chars().any(|c| c.is_ascii_uppercase()) =>
+            {
+                (first, rest)
+            }
+            _ => ("docker.io", name),
         };
-        let is_host = first.contains('.') || first.contains(':') || first == "localhost";
-        match (is_host, rest) {
-            (true, Some(rest)) => ImageRef {
-                host: normalize_host(first),
-                repository: rest.to_string(),
-            },
-            (_, Some(_)) => ImageRef {
-                host: "docker.io".into(),
-                repository: name.to_string(),
-            },
-            (_, None) => ImageRef {
-                host: "docker.io".into(),
-                repository: format!("library/{name}"),
-            },
+        let hub = matches!(domain, "docker.io" | "index.docker.io");
+        let repository = if hub && !remainder.contains('/') {
+            format!("library/{remainder}")
+        } else {
+            remainder.to_string()
+        };
+        ImageRef {
+            host: normalize_host(domain),
+            repository,
         }
     }
 
@@ -132,6 +140,27 @@ mod tests {
             ),
             ("localhost/app", "localhost", "app"),
             ("quay.io/org/img:v1", "quay.io", "org/img"),
+            // Docker Hub spelled out: official images are under library/.
+            ("docker.io/nginx", "docker.io", "library/nginx"),
+            ("docker.io/nginx:1.27", "docker.io", "library/nginx"),
+            ("index.docker.io/nginx", "docker.io", "library/nginx"),
+            ("index.docker.io/me/app", "docker.io", "me/app"),
+            // A port makes a host; localhost with a port too.
+            ("localhost:5000/x", "localhost:5000", "x"),
+            ("localhost:5000/x:tag", "localhost:5000", "x"),
+            // Digests, and a tag with a digest.
+            ("nginx@sha256:0123", "docker.io", "library/nginx"),
+            ("nginx:1.27@sha256:0123", "docker.io", "library/nginx"),
+            (
+                "harbor.example.com/a/b:1@sha256:0123",
+                "harbor.example.com",
+                "a/b",
+            ),
+            // An upper-case first component is a host (the grammar's domain test).
+            ("Registry/app", "Registry", "app"),
+            ("me/app", "docker.io", "me/app"),
+            // Deep paths.
+            ("ghcr.io/org/team/img:v2", "ghcr.io", "org/team/img"),
         ];
         for (image, host, repo) in cases {
             let r = ImageRef::parse(image);
@@ -161,6 +190,14 @@ mod tests {
         ));
         assert!(pattern_matches("docker.io/*", "nginx:1.27"));
         assert!(pattern_matches("docker.io/library/nginx*", "nginx"));
+        assert!(pattern_matches(
+            "docker.io/library/nginx*",
+            "docker.io/nginx"
+        ));
+        assert!(pattern_matches(
+            "docker.io/library/nginx*",
+            "index.docker.io/nginx:1"
+        ));
         assert!(!pattern_matches("quay.io/*", "nginx"));
         assert!(pattern_matches("*/web/*", "harbor.example.com/web/app:1"));
     }

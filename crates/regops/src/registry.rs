@@ -88,54 +88,117 @@ impl Challenge {
     }
 }
 
-/// Parses `Bearer realm="https://auth",service="registry",scope="repository:a:pull"` (and
-/// Basic), with quoted values that may contain commas.
-pub fn parse_challenge(header: &str) -> Option<Challenge> {
-    let header = header.trim();
-    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
-    let mut params = Vec::new();
-    let mut chars = rest.chars().peekable();
+/// Parses a `WWW-Authenticate` value into its challenges (RFC 9110 §11.6.1: a header may hold
+/// several, as `Basic realm="r", Bearer realm="https://auth",service="registry"`): each a
+/// scheme and its `key=value` parameters, values quoted (with `\` escapes, and commas inside)
+/// or plain. A token68 credential (`Negotiate abc==`) is skipped. Never fails: what cannot be
+/// read is left out.
+pub fn parse_challenges(header: &str) -> Vec<Challenge> {
+    let mut out: Vec<Challenge> = Vec::new();
+    let bytes = header.as_bytes();
+    let mut i = 0;
+    let skip = |i: &mut usize, pred: &dyn Fn(u8) -> bool| {
+        while *i < bytes.len() && pred(bytes[*i]) {
+            *i += 1;
+        }
+    };
+    let is_sep = |b: u8| b == b',' || b.is_ascii_whitespace();
+    let is_token_end = |b: u8| b == b'=' || b == b',' || b.is_ascii_whitespace() || b == b'"';
     loop {
-        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-            chars.next();
+        skip(&mut i, &is_sep);
+        if i >= bytes.len() {
+            return out;
         }
-        let key: String = chars
-            .by_ref()
-            .take_while(|c| *c != '=')
-            .collect::<String>()
-            .trim()
-            .to_string();
-        if key.is_empty() {
-            break;
+        let start = i;
+        skip(&mut i, &|b| !is_token_end(b));
+        let token = &header[start..i];
+        let mut j = i;
+        skip(&mut j, &|b| b.is_ascii_whitespace());
+        let is_param = j < bytes.len() && bytes[j] == b'=' && !token.is_empty();
+        if !is_param {
+            if token.is_empty() {
+                // A stray quote or `=`: step over it.
+                i += 1;
+                continue;
+            }
+            out.push(Challenge {
+                scheme: token.to_string(),
+                params: Vec::new(),
+            });
+            continue;
         }
+        // key = value
+        i = j + 1;
+        skip(&mut i, &|b| b.is_ascii_whitespace());
         let mut value = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            while let Some(c) = chars.next() {
+        if i < bytes.len() && bytes[i] == b'"' {
+            i += 1;
+            let mut chars = header[i..].char_indices();
+            let mut end = header.len() - i;
+            while let Some((k, c)) = chars.next() {
                 match c {
                     '\\' => {
-                        if let Some(n) = chars.next() {
+                        if let Some((_, n)) = chars.next() {
                             value.push(n);
                         }
                     }
-                    '"' => break,
+                    '"' => {
+                        end = k + 1;
+                        break;
+                    }
                     c => value.push(c),
                 }
             }
+            i += end;
         } else {
-            value = chars
-                .by_ref()
-                .take_while(|c| *c != ',')
-                .collect::<String>()
-                .trim()
-                .to_string();
+            let start = i;
+            skip(&mut i, &|b| !is_sep(b));
+            value = header[start..i].trim_end_matches('=').to_string();
+            if header[start..i].ends_with('=') && value.is_empty() {
+                continue;
+            }
         }
-        params.push((key, value));
+        match out.last_mut() {
+            Some(c) => c.params.push((token.to_string(), value)),
+            // Parameters before any scheme: not a challenge.
+            None => {}
+        }
     }
-    Some(Challenge {
-        scheme: scheme.to_string(),
-        params,
-    })
+}
+
+/// The challenge to answer: Bearer when the registry offers it (a token for the scope),
+/// else Basic, else the first.
+pub fn parse_challenge(header: &str) -> Option<Challenge> {
+    let all = parse_challenges(header);
+    let pick = |scheme: &str| {
+        all.iter()
+            .position(|c| c.scheme.eq_ignore_ascii_case(scheme))
+    };
+    let at = pick("bearer").or_else(|| pick("basic")).unwrap_or(0);
+    all.into_iter().nth(at)
+}
+
+/// The token endpoint's URL: the realm, with `service` and `scope` added to any query it has.
+pub fn token_url(realm: &str, service: &str, scope: Option<&str>) -> String {
+    let mut url = realm.to_string();
+    let mut sep = if realm.contains('?') { '&' } else { '?' };
+    if realm.ends_with('?') || realm.ends_with('&') {
+        sep = '\0';
+    }
+    let mut add = |k: &str, v: &str| {
+        if sep != '\0' {
+            url.push(sep);
+        }
+        url.push_str(k);
+        url.push('=');
+        url.push_str(&urlencode(v));
+        sep = '&';
+    };
+    add("service", service);
+    if let Some(s) = scope {
+        add("scope", s);
+    }
+    url
 }
 
 type HttpClient = Client<
@@ -247,11 +310,14 @@ async fn send(
         .map_err(|_| Verdict::Unreachable(format!("no answer from {url} in 20 s")))?
         .map_err(|e| classify_error(&e))?;
     let status = resp.status();
-    let challenge = resp
+    // Several WWW-Authenticate headers are one list of challenges.
+    let all: Vec<&str> = resp
         .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_challenge);
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let challenge = parse_challenge(&all.join(", "));
     let body = resp
         .into_body()
         .collect()
@@ -337,13 +403,11 @@ async fn check_with(
             let realm = challenge
                 .param("realm")
                 .ok_or_else(|| Verdict::Error("Bearer challenge without a realm".into()))?;
-            let mut url = format!(
-                "{realm}?service={}",
-                urlencode(challenge.param("service").unwrap_or(""))
+            let url = token_url(
+                realm,
+                challenge.param("service").unwrap_or(""),
+                scope.as_deref(),
             );
-            if let Some(s) = &scope {
-                url.push_str(&format!("&scope={}", urlencode(s)));
-            }
             let r = send(client, Method::GET, &url, Some(&basic(login)), None).await?;
             if r.status == StatusCode::UNAUTHORIZED || r.status == StatusCode::FORBIDDEN {
                 return Ok(Verdict::BadCredentials(format!(
@@ -444,6 +508,41 @@ mod tests {
         assert_eq!(
             (b.scheme.as_str(), b.param("realm")),
             ("Basic", Some("Registry Realm"))
+        );
+    }
+
+    #[test]
+    fn several_challenges_in_one_header_and_bearer_is_preferred() {
+        let h = r#"Basic realm="Harbor, the registry", Bearer realm="https://h.example.com/service/token",service="harbor-registry""#;
+        let all = parse_challenges(h);
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert_eq!(all[0].param("realm"), Some("Harbor, the registry"));
+        assert_eq!(all[1].param("service"), Some("harbor-registry"));
+        let chosen = parse_challenge(h).unwrap();
+        assert_eq!(chosen.scheme, "Bearer");
+        // Plain values, a token68 scheme, escapes, stray separators.
+        let odd = parse_challenges(r#"Negotiate abc==, ,Basic realm=plain , Bearer realm="a\"b""#);
+        let schemes: Vec<&str> = odd.iter().map(|c| c.scheme.as_str()).collect();
+        assert_eq!(schemes, ["Negotiate", "Basic", "Bearer"]);
+        assert_eq!(odd[1].param("realm"), Some("plain"));
+        assert_eq!(odd[2].param("realm"), Some("a\"b"));
+        assert!(parse_challenges("").is_empty());
+        assert!(parse_challenges("realm=x").is_empty());
+    }
+
+    #[test]
+    fn a_realm_with_a_query_keeps_it() {
+        assert_eq!(
+            token_url(
+                "https://auth.example.com/token",
+                "reg",
+                Some("repository:a/b:pull")
+            ),
+            "https://auth.example.com/token?service=reg&scope=repository%3Aa%2Fb%3Apull"
+        );
+        assert_eq!(
+            token_url("https://auth.example.com/token?account=x", "reg", None),
+            "https://auth.example.com/token?account=x&service=reg"
         );
     }
 
