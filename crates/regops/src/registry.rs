@@ -158,10 +158,9 @@ pub fn parse_challenges(header: &str) -> Vec<Challenge> {
                 continue;
             }
         }
-        match out.last_mut() {
-            Some(c) => c.params.push((token.to_string(), value)),
-            // Parameters before any scheme: not a challenge.
-            None => {}
+        // Parameters before any scheme are not a challenge: dropped.
+        if let Some(c) = out.last_mut() {
+            c.params.push((token.to_string(), value));
         }
     }
 }
