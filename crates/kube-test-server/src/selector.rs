@@ -131,6 +131,20 @@ impl FieldSelector {
     }
 }
 
+/// The fuzz target's entry: a `labelSelector` and a `fieldSelector` parsed from arbitrary
+/// bytes, and the label selector matched against a few labels. Must not panic.
+pub fn fuzz_entry(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(sel) = LabelSelector::parse(&text) {
+        let labels = serde_json::json!({"app": "web", "team": "", "a": "b"});
+        let _ = sel.matches(labels.as_object());
+        let _ = sel.matches(None);
+    }
+    if let Ok(sel) = FieldSelector::parse(&text) {
+        let _ = sel.matches(&serde_json::json!({"metadata": {"name": "x", "namespace": "y"}}));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

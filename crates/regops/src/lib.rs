@@ -10,10 +10,12 @@
 //! - [`lock`]: the Lease that keeps two applies apart.
 //! - [`manifest`]: the Kubernetes objects regops owns (pure).
 //! - [`edit`]: in-place edits of spec files that keep comments and layout.
+//! - [`fuzz_entry`]: the untrusted-input parsers behind one bytes-in function each, for fuzzing.
 //! - [`observe`]: reading the cluster (a few paged LISTs) or a state file.
 //! - [`provenance`]: the spec's git commit and whether it is dirty.
 //! - [`retry`]: one retry policy (backoff, Retry-After, timeouts) for reads, writes and the lock.
-//! - [`output`]: the only place that prints.
+//! - [`output`]: the only place that prints (and [`request_log`], the `-v` log).
+//! - [`request_log`]: `-v`/`-vv`: each API request and retry on stderr, never a header or body.
 
 pub mod apply;
 pub mod cli;
@@ -22,6 +24,7 @@ pub mod commands;
 pub mod credentials;
 pub mod crypto;
 pub mod edit;
+pub mod fuzz_entry;
 pub mod lock;
 pub mod manifest;
 pub mod observe;

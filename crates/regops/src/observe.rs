@@ -278,9 +278,37 @@ pub fn from_file(path: &Path) -> Result<(Observed, Vec<Skipped>), StateFileError
             limit: STATE_FILE_MAX_BYTES,
         });
     }
-    let mut reader = std::io::BufReader::new(file.take(STATE_FILE_MAX_BYTES));
+    read_state(
+        std::io::BufReader::new(file.take(STATE_FILE_MAX_BYTES)),
+        size,
+        &shown,
+    )
+}
+
+/// Reads a state file's bytes (as [`from_file`] does, for input already in memory: tests and
+/// fuzzing).
+pub fn from_bytes(bytes: &[u8], shown: &str) -> Result<(Observed, Vec<Skipped>), StateFileError> {
+    if bytes.len() as u64 > STATE_FILE_MAX_BYTES {
+        return Err(StateFileError::TooLarge {
+            path: shown.to_string(),
+            size: bytes.len() as u64,
+            limit: STATE_FILE_MAX_BYTES,
+        });
+    }
+    read_state(bytes, bytes.len() as u64, shown)
+}
+
+fn read_state<R: std::io::BufRead>(
+    mut reader: R,
+    size: u64,
+    shown: &str,
+) -> Result<(Observed, Vec<Skipped>), StateFileError> {
+    let shown = shown.to_string();
+    let read_err = |source| StateFileError::Read {
+        path: shown.clone(),
+        source,
+    };
     let first = {
-        use std::io::BufRead;
         let buf = reader.fill_buf().map_err(read_err)?;
         buf.iter().copied().find(|b| !b.is_ascii_whitespace())
     };
