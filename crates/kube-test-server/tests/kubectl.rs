@@ -1,5 +1,6 @@
 //! The installed kubectl against the server binary, over TLS with a bearer token: the way a
-//! person tries regops by hand. Skipped (with a note in the output) where kubectl is missing.
+//! person tries regops by hand. Skipped (with a note in the output) where kubectl is missing,
+//! except under REGOPS_REQUIRE_TOOLS (set by .ci/run), where that is a failure.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
@@ -51,6 +52,11 @@ fn kubectl_gets_creates_and_deletes_secrets() {
         .output()
         .is_err()
     {
+        // In CI (REGOPS_REQUIRE_TOOLS) a missing kubectl fails the test, never skips it.
+        assert!(
+            std::env::var_os("REGOPS_REQUIRE_TOOLS").is_none(),
+            "kubectl is required (REGOPS_REQUIRE_TOOLS) but not installed"
+        );
         eprintln!("kubectl is not installed: skipping");
         return;
     }

@@ -129,8 +129,22 @@ mod tests {
                 "jsonpath={.data.\\.dockerconfigjson}",
             ])
             .output();
-        let Ok(out) = out else { return };
+        // Skipped where kubectl is missing, except in CI (REGOPS_REQUIRE_TOOLS), where a
+        // missing or failing kubectl fails the test instead of passing it silently.
+        let required = std::env::var_os("REGOPS_REQUIRE_TOOLS").is_some();
+        let Ok(out) = out else {
+            assert!(
+                !required,
+                "kubectl is required (REGOPS_REQUIRE_TOOLS) but not installed"
+            );
+            return;
+        };
         if !out.status.success() {
+            assert!(
+                !required,
+                "kubectl failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             return;
         }
         let expected =

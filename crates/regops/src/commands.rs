@@ -792,11 +792,12 @@ fn apply(args: ApplyArgs, term: &Term) -> Outcome {
             only.as_ref(),
         );
         {
-            let shown = regops_core::view::text(&plan, term.color);
+            // Coloured by the stream it goes to: stdout's setting for the text report, stderr's
+            // when the report on stdout is JSON (`regops apply | tee log` gets no escapes).
             if args.output == ReportFormat::Text {
-                term.stdout(&shown);
+                term.stdout(&regops_core::view::text(&plan, term.color_stdout()));
             } else {
-                term.note(shown.trim_end());
+                term.note(regops_core::view::text(&plan, term.color).trim_end());
             }
         }
         if !plan.has_changes() {

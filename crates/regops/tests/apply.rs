@@ -1180,3 +1180,44 @@ fn verbose_logs_each_request_and_never_a_credential_or_token() {
     let quiet = e.plan();
     assert!(!quiet.stderr.contains("regops: GET "), "{}", quiet.stderr);
 }
+
+/// `regops apply | tee log` on a terminal: stderr is the terminal, stdout a pipe. The plan and
+/// report go to stdout, so they are coloured by stdout's setting: no escape codes in the log.
+/// (util-linux `script` gives the command a terminal; the test is skipped where it is missing,
+/// except in CI.)
+#[test]
+fn apply_colours_its_stdout_by_stdout_not_by_stderr() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("REGOPS_REQUIRE_TOOLS").is_none(),
+            "script (util-linux) is required in CI"
+        );
+        return;
+    }
+    let e = base_env();
+    let log = e._dir.path().join("log.txt");
+    let cmd = e.regops("apply", &["--yes"]);
+    let mut line: Vec<String> = vec![cmd.get_program().to_string_lossy().into_owned()];
+    line.extend(cmd.get_args().map(|a| format!("'{}'", a.to_string_lossy())));
+    let shell = format!("{} | cat > '{}'", line.join(" "), log.display());
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &shell, "/dev/null"]);
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            script.env(k, v);
+        }
+    }
+    script.env_remove("NO_COLOR");
+    let out = script.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("Apply complete"), "{logged}");
+    assert!(
+        !logged.contains('\u{1b}'),
+        "escape codes in the piped stdout:\n{logged:?}"
+    );
+}
