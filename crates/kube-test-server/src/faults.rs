@@ -19,6 +19,12 @@ pub enum FaultAction {
     ResponseTime(Duration),
     /// Drop the connection without answering.
     CloseConnection,
+    /// Carry the request out (the store changes), then drop the connection without answering:
+    /// "applied, but the response was lost".
+    CommitThenDrop,
+    /// Carry the request out, then answer with this status instead of the result (a proxy's
+    /// 502/503/504 after the API server had done the work).
+    CommitThenStatus(u16),
 }
 
 /// Which requests a fault applies to, and how often.

@@ -251,6 +251,28 @@ async fn serve(
             }
         }
     };
+    // Faults that come after the work is done: the store has changed, the answer is lost.
+    let response = match outcome {
+        Some(FaultAction::CommitThenDrop) => {
+            entry.status = 0;
+            shared.lock().log.push(entry);
+            return Err(Dropped);
+        }
+        Some(FaultAction::CommitThenStatus(code)) => {
+            let reason = match code {
+                502 => "BadGateway",
+                503 => "ServiceUnavailable",
+                504 => "Timeout",
+                _ => "InternalError",
+            };
+            Response::from(ApiError::new(
+                code,
+                reason,
+                format!("injected fault after the request was carried out: {code}"),
+            ))
+        }
+        _ => response,
+    };
     entry.status = response.status;
     let answer = http_response(response);
     entry.server_time = started.elapsed();

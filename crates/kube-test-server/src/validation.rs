@@ -329,14 +329,14 @@ pub fn normalize_secret(obj: &mut Value) -> Result<(), ApiError> {
             }
         }
     }
-    if let Some(string_data) = obj.as_object_mut().and_then(|o| o.remove("stringData")) {
-        if let Some(sd) = string_data.as_object() {
-            if !obj["data"].is_object() {
-                obj["data"] = json!({});
-            }
-            for (k, v) in sd {
-                obj["data"][k] = json!(STANDARD.encode(v.as_str().unwrap_or_default()));
-            }
+    if let Some(string_data) = obj.as_object_mut().and_then(|o| o.remove("stringData"))
+        && let Some(sd) = string_data.as_object()
+    {
+        if !obj["data"].is_object() {
+            obj["data"] = json!({});
+        }
+        for (k, v) in sd {
+            obj["data"][k] = json!(STANDARD.encode(v.as_str().unwrap_or_default()));
         }
     }
     if obj.get("type").is_none() {

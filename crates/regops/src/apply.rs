@@ -632,7 +632,18 @@ pub async fn run(
     observed: &Observed,
     opts: &Options,
     progress: &(dyn Fn(&ItemResult) + Sync),
+    lock_lost: &(dyn Fn() -> bool + Sync),
 ) -> Report {
+    // Once the lock is lost another apply may be writing: nothing new is started.
+    let stopped = |c: &Change| {
+        lock_lost().then(|| {
+            result(
+                c,
+                Outcome::Skipped,
+                Some("not written: the lock was lost (another apply may be writing)".into()),
+            )
+        })
+    };
     let n = opts.concurrency.max(1);
     let secrets: BTreeMap<(&str, &str), &DesiredSecret> = desired
         .secrets
@@ -670,6 +681,10 @@ pub async fn run(
     let phase1: Vec<ItemResult> =
         futures::stream::iter(todo(Action::Create).filter(|c| c.kind == "Secret"))
             .map(|c| async move {
+                if let Some(item) = stopped(c) {
+                    progress(&item);
+                    return item;
+                }
                 let key = (c.namespace.as_str(), c.name.as_str());
                 let r = match secrets.get(&key) {
                     Some(d) => {
@@ -703,6 +718,10 @@ pub async fn run(
     let blocked_ref = &blocked;
     let phase2: Vec<ItemResult> = futures::stream::iter(todo(Action::Patch))
         .map(|c| async move {
+            if let Some(item) = stopped(c) {
+                progress(&item);
+                return item;
+            }
             let held: Vec<&String> = c
                 .add
                 .iter()
@@ -741,7 +760,9 @@ pub async fn run(
 
     // 3. Deletions, after the references to them are gone.
     for c in todo(Action::Delete) {
-        let item = if opts.prune {
+        let item = if let Some(item) = stopped(c) {
+            item
+        } else if opts.prune {
             done(c, delete_secret(client, c, opts).await, opts.dry_run)
         } else {
             result(c, Outcome::Skipped, Some("pass --prune to delete".into()))

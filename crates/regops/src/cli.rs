@@ -269,9 +269,6 @@ pub struct ApplyArgs {
     /// Take ownership of fields another field manager owns (server-side apply `force`).
     #[arg(long)]
     pub force_conflicts: bool,
-    /// How long one request may take before it is abandoned and retried, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
-    pub request_timeout: f64,
     /// Report format.
     #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text)]
     pub output: ReportFormat,
@@ -281,8 +278,10 @@ pub struct ApplyArgs {
     /// Name of that Lease (default: regops-<spec name>).
     #[arg(long, value_name = "NAME")]
     pub lock_name: Option<String>,
-    /// How long to wait for another apply to release the lock, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    /// How long to wait for another apply to release the lock, in seconds. A holder that
+    /// stopped renewing is taken over once its Lease has been seen unchanged for the lease's
+    /// duration (60 s), so keep this longer than that.
+    #[arg(long, value_name = "SECONDS", default_value_t = 90)]
     pub lock_wait: u64,
     /// How long the lock lasts without renewal, in seconds (it is renewed every third of it).
     #[arg(long, value_name = "SECONDS", default_value_t = 60, hide = true)]
@@ -299,6 +298,33 @@ pub struct ClusterArgs {
     /// The kubeconfig context (default: its current-context).
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+    /// How long one API request (a LIST page, a write, the Lease) may take before it is
+    /// abandoned and retried, as kubectl's flag: `30s`, `1m`, `500ms`, or plain seconds.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: std::time::Duration,
+}
+
+/// `30s`, `1m`, `2h`, `500ms`, `1.5` (seconds): a positive, finite duration.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (like 30s, 1m, 500ms)"))?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => return Err(format!("unknown unit `{other}` (use ms, s, m or h)")),
+    };
+    if !(seconds > 0.0 && seconds.is_finite() && seconds < 1e9) {
+        return Err(format!("`{s}` must be a positive duration"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 #[derive(Debug, Args)]

@@ -544,6 +544,16 @@ fn rekey(args: RekeyArgs, term: &Term) -> Outcome {
 }
 
 /// A runtime for the commands that talk to a cluster.
+/// apply's runtime: one worker thread, so the Lease's renewal (and kube's connection
+/// tasks) go on while the main thread waits for a typed `yes`.
+fn runtime_with_worker() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::msg(format!("cannot start the async runtime: {e}")))
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -561,6 +571,7 @@ impl From<crate::cluster::ClusterError> for Failure {
 }
 
 fn cluster_info(args: ClusterArgs, term: &Term) -> Outcome {
+    crate::retry::set_request_timeout(args.request_timeout);
     let info = runtime()?.block_on(crate::cluster::info(
         args.kubeconfig.as_deref(),
         args.context.as_deref(),
@@ -617,6 +628,7 @@ fn read_cluster(
     run: &crate::cli::RunArgs,
     loaded: &Loaded,
 ) -> Result<(regops_core::observed::Observed, String), Failure> {
+    crate::retry::set_request_timeout(run.cluster.request_timeout);
     let read = async {
         let (client, target) = crate::cluster::connect(
             run.cluster.kubeconfig.as_deref(),
@@ -729,12 +741,6 @@ fn apply(args: ApplyArgs, term: &Term) -> Outcome {
         source,
     } = prepare(&args.run, term)?;
     let dry_run = args.dry_run.is_some();
-    if !(args.request_timeout > 0.0 && args.request_timeout.is_finite()) {
-        return Err(Failure::msg(
-            "--request-timeout must be a positive number of seconds",
-        ));
-    }
-    crate::retry::set_request_timeout(std::time::Duration::from_secs_f64(args.request_timeout));
     let opts = crate::apply::Options {
         spec: loaded.name.clone(),
         commit: source.commit.clone(),
@@ -743,7 +749,8 @@ fn apply(args: ApplyArgs, term: &Term) -> Outcome {
         force_conflicts: args.force_conflicts,
         concurrency: usize::from(args.concurrency),
     };
-    let rt = runtime()?;
+    let rt = runtime_with_worker()?;
+    crate::retry::set_request_timeout(args.run.cluster.request_timeout);
     let (client, target) = rt.block_on(crate::cluster::connect(
         args.run.cluster.kubeconfig.as_deref(),
         args.run.cluster.context.as_deref(),
@@ -831,17 +838,26 @@ fn apply(args: ApplyArgs, term: &Term) -> Outcome {
             &observed,
             &opts,
             &|item| progress.item(item),
+            &|| lock.as_ref().is_some_and(crate::lock::Lock::lost),
         ));
         progress.finish();
         match args.output {
             ReportFormat::Text => term.stdout(&report_text(&report, dry_run, plan.conflicts.len())),
             ReportFormat::Json => term.stdout(&report_json(&plan, &report, dry_run)),
         }
-        Ok(if report.failed() > 0 || !plan.conflicts.is_empty() {
-            ExitStatus::Failure
-        } else {
-            ExitStatus::Success
-        })
+        let lost = lock.as_ref().is_some_and(crate::lock::Lock::lost);
+        if lost {
+            term.note(
+                "error: the lock was lost during the apply (another apply took it over, or it could not be renewed); writes not yet started were not made. Run apply again.",
+            );
+        }
+        Ok(
+            if report.failed() > 0 || !plan.conflicts.is_empty() || lost {
+                ExitStatus::Failure
+            } else {
+                ExitStatus::Success
+            },
+        )
     })();
     if let Some(lock) = lock {
         rt.block_on(lock.release());

@@ -1,12 +1,33 @@
 //! One apply at a time per spec and cluster: a `coordination.k8s.io/v1` Lease, renewed while
 //! the apply runs, released at the end, and taken over (with a warning) once it has expired.
+//!
+//! The rules, after client-go's leader election (k8s.io/client-go/tools/leaderelection):
+//! - **Expiry is judged by observed time, never by comparing clocks.** A Lease held by another
+//!   process is expired when this process has seen the same record (resourceVersion) for a
+//!   whole lease duration, measured on its own monotonic clock; the holder's `renewTime` is
+//!   written by the holder's clock and is not compared with ours, so clock skew between
+//!   hosts cannot make a live holder look dead.
+//! - **Renewal runs on its own**, as a task on the runtime's worker thread: it goes on while
+//!   the main thread waits for a typed `yes` or is busy. It renews only while the Lease still
+//!   names this process, with the resourceVersion it read (so a takeover in between is seen,
+//!   not overwritten).
+//! - **A lost lock stops the writing.** When the Lease names another holder, or could not be
+//!   renewed within its duration, [`Lock::lost`] turns true: apply starts no new write,
+//!   reports what was and was not done, and exits 1.
+//! - **Release deletes only this process's Lease**, with uid and resourceVersion
+//!   preconditions, so it never deletes the next holder's.
+//! - **A lost answer is not a lost lock**: a create retried after a dropped response that
+//!   meets 409 reads the Lease, and if it names this process, the lock is held.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, PostParams, Preconditions};
 use kube::{Api, Client};
+use tokio::time::Instant;
 
 use crate::retry::retry;
 
@@ -39,6 +60,8 @@ impl LockError {
 pub struct Lock {
     api: Api<Lease>,
     name: String,
+    holder: String,
+    lost: Arc<AtomicBool>,
     renewal: tokio::task::JoinHandle<()>,
 }
 
@@ -46,20 +69,54 @@ fn now() -> MicroTime {
     MicroTime(jiff::Timestamp::now())
 }
 
-fn expired(lease: &Lease) -> bool {
-    let Some(spec) = &lease.spec else { return true };
-    if spec.holder_identity.as_deref().is_none_or(str::is_empty) {
-        return true;
-    }
-    let duration = i64::from(spec.lease_duration_seconds.unwrap_or(0));
-    match &spec.renew_time.as_ref().or(spec.acquire_time.as_ref()) {
-        Some(t) => jiff::Timestamp::now().as_second() > t.0.as_second() + duration,
-        None => true,
+fn holder_of(lease: &Lease) -> Option<&str> {
+    lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.as_deref())
+        .filter(|h| !h.is_empty())
+}
+
+fn duration_of(lease: &Lease) -> Duration {
+    let secs = lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.lease_duration_seconds)
+        .unwrap_or(0);
+    Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+}
+
+/// What this process has seen of another holder's Lease: its resourceVersion, and when (on
+/// the local monotonic clock) that version was first seen.
+struct Observation {
+    resource_version: Option<String>,
+    since: Instant,
+}
+
+impl Observation {
+    /// Updates with the Lease as read now; whether it has gone unrenewed for its duration.
+    fn expired(this: &mut Option<Observation>, lease: &Lease, at: Instant) -> bool {
+        if holder_of(lease).is_none() {
+            return true;
+        }
+        let rv = lease.metadata.resource_version.clone();
+        match this {
+            Some(o) if o.resource_version == rv => at.duration_since(o.since) >= duration_of(lease),
+            _ => {
+                *this = Some(Observation {
+                    resource_version: rv,
+                    since: at,
+                });
+                false
+            }
+        }
     }
 }
 
-/// Takes the lock, waiting up to `wait` for another holder to finish. `warn` hears of a
-/// stale lock taken over.
+/// Takes the lock, waiting up to `wait` for another holder to finish. A holder that stopped
+/// renewing is taken over once this process has watched its Lease stay the same for a whole
+/// lease duration, so `wait` must exceed the duration for a crashed holder to be taken over
+/// (`--lock-wait` defaults to 90 s, the lease to 60 s); `warn` hears of a takeover.
 pub async fn acquire(
     client: &Client,
     namespace: &str,
@@ -75,8 +132,9 @@ pub async fn acquire(
         name: name.into(),
         detail: e.to_string(),
     };
-    let deadline = tokio::time::Instant::now() + wait;
+    let deadline = Instant::now() + wait;
     let pp = PostParams::default();
+    let mut seen: Option<Observation> = None;
     loop {
         let existing = retry(|| api.get_opt(name)).await.map_err(api_err)?;
         let mine = Lease {
@@ -95,14 +153,16 @@ pub async fn acquire(
         };
         let taken = match &existing {
             None => retry(|| api.create(&pp, &mine)).await,
-            Some(l) if expired(l) => {
-                let previous = l
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.holder_identity.clone())
-                    .filter(|h| !h.is_empty());
+            // Ours already (a create whose answer was lost, then retried): held.
+            Some(l) if holder_of(l) == Some(holder) => Ok(l.clone()),
+            Some(l) if Observation::expired(&mut seen, l, Instant::now()) => {
+                let previous = holder_of(l).map(str::to_string);
                 let mut next = mine.clone();
                 next.metadata.resource_version = l.metadata.resource_version.clone();
+                let transitions = l.spec.as_ref().and_then(|s| s.lease_transitions);
+                if let Some(spec) = next.spec.as_mut() {
+                    spec.lease_transitions = Some(transitions.unwrap_or(0) + 1);
+                }
                 let r = retry(|| api.replace(name, &pp, &next)).await;
                 if r.is_ok()
                     && let Some(p) = previous
@@ -114,8 +174,8 @@ pub async fn acquire(
                 r
             }
             Some(l) => {
-                let spec = l.spec.clone().unwrap_or_default();
-                if tokio::time::Instant::now() >= deadline {
+                if Instant::now() >= deadline {
+                    let spec = l.spec.clone().unwrap_or_default();
                     return Err(LockError::Held {
                         namespace: namespace.into(),
                         name: name.into(),
@@ -126,45 +186,179 @@ pub async fn acquire(
                             .unwrap_or_else(|| "an unknown time".into()),
                     });
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
                 continue;
             }
         };
         match taken {
             Ok(_) => break,
-            // Someone else was quicker: look again.
+            // Someone else was quicker, or our own create's answer was lost: look again (a
+            // Lease naming this process is then taken as held).
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
             Err(e) => return Err(api_err(e)),
         }
     }
-    let renew_api = api.clone();
-    let renew_name = name.to_string();
-    let every = Duration::from_secs(u64::try_from(duration_secs / 3).unwrap_or(1).max(1));
-    let renewal = tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(every).await;
-            if let Ok(mut lease) = renew_api.get(&renew_name).await {
-                if let Some(spec) = lease.spec.as_mut() {
-                    spec.renew_time = Some(now());
-                }
-                let _ = renew_api
-                    .replace(&renew_name, &PostParams::default(), &lease)
-                    .await;
-            }
-        }
-    });
+    let lost = Arc::new(AtomicBool::new(false));
+    let renewal = tokio::spawn(renew(
+        api.clone(),
+        name.to_string(),
+        holder.to_string(),
+        Duration::from_secs(u64::try_from(duration_secs).unwrap_or(1).max(1)),
+        lost.clone(),
+    ));
     Ok(Lock {
         api,
         name: name.to_string(),
+        holder: holder.to_string(),
+        lost,
         renewal,
     })
 }
 
+/// Renews every third of the duration while the Lease names `holder`; marks the lock lost
+/// (and stops) when it names another holder, is gone, or could not be renewed for a whole
+/// duration.
+async fn renew(
+    api: Api<Lease>,
+    name: String,
+    holder: String,
+    duration: Duration,
+    lost: Arc<AtomicBool>,
+) {
+    let every = (duration / 3).max(Duration::from_millis(200));
+    let mut renewed = Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        let attempt = async {
+            let Some(mut lease) = api.get_opt(&name).await? else {
+                return Ok::<bool, kube::Error>(false);
+            };
+            if holder_of(&lease) != Some(holder.as_str()) {
+                return Ok(false);
+            }
+            if let Some(spec) = lease.spec.as_mut() {
+                spec.renew_time = Some(now());
+            }
+            // The resourceVersion read is sent back: a takeover in between is a 409.
+            api.replace(&name, &PostParams::default(), &lease).await?;
+            Ok(true)
+        };
+        match tokio::time::timeout(every, attempt).await {
+            Ok(Ok(true)) => renewed = Instant::now(),
+            Ok(Ok(false)) => {
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            // A failed or slow renewal is tried again at the next tick, as long as the Lease
+            // can still be ours.
+            Ok(Err(_)) | Err(_) => {
+                if renewed.elapsed() >= duration {
+                    lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        }
+    }
+}
+
 impl Lock {
-    /// Stops renewing and deletes the lease.
+    /// Whether the lock was lost: another process may be applying now.
+    pub fn lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// A cheap handle on [`Lock::lost`] for the writers.
+    pub fn lost_flag(&self) -> Arc<AtomicBool> {
+        self.lost.clone()
+    }
+
+    /// Stops renewing and deletes the Lease if it still names this process, with its uid and
+    /// resourceVersion as preconditions: never the next holder's.
     pub async fn release(self) {
         self.renewal.abort();
-        let dp = DeleteParams::default();
+        let Ok(Some(lease)) = retry(|| self.api.get_opt(&self.name)).await else {
+            return;
+        };
+        if holder_of(&lease) != Some(self.holder.as_str()) {
+            return;
+        }
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: lease.metadata.uid.clone(),
+                resource_version: lease.metadata.resource_version.clone(),
+            }),
+            ..DeleteParams::default()
+        };
+        // 404 (gone already, or a retried delete whose first answer was lost) and 409 (it
+        // changed hands meanwhile) both leave nothing of ours to delete.
         let _ = retry(|| self.api.delete(&self.name, &dp)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(holder: &str, rv: &str, renew_seconds_ago: i64) -> Lease {
+        let t = jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::from_secs(renew_seconds_ago))
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+        Lease {
+            metadata: ObjectMeta {
+                resource_version: Some(rv.into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(holder.into()),
+                lease_duration_seconds: Some(10),
+                renew_time: Some(MicroTime(t)),
+                ..LeaseSpec::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn expiry_is_observed_time_not_the_holders_clock() {
+        let start = Instant::now();
+        let mut seen = None;
+        // A renewTime two hours old (the holder's clock is behind): not expired on sight.
+        let skewed = lease("other", "1", 7200);
+        assert!(!Observation::expired(&mut seen, &skewed, start));
+        assert!(!Observation::expired(
+            &mut seen,
+            &skewed,
+            start + Duration::from_secs(9)
+        ));
+        // Renewed (a new resourceVersion): the clock starts again.
+        let renewed = lease("other", "2", 7200);
+        assert!(!Observation::expired(
+            &mut seen,
+            &renewed,
+            start + Duration::from_secs(11)
+        ));
+        assert!(!Observation::expired(
+            &mut seen,
+            &renewed,
+            start + Duration::from_secs(20)
+        ));
+        // Unchanged for a whole duration since it was first seen: expired.
+        assert!(Observation::expired(
+            &mut seen,
+            &renewed,
+            start + Duration::from_secs(21)
+        ));
+        // A renewTime in the future (the holder's clock is ahead) does not keep a silent
+        // holder alive either.
+        let mut seen = None;
+        let ahead = lease("other", "7", -7200);
+        assert!(!Observation::expired(&mut seen, &ahead, start));
+        assert!(Observation::expired(
+            &mut seen,
+            &ahead,
+            start + Duration::from_secs(10)
+        ));
+        // No holder: free.
+        let mut seen = None;
+        assert!(Observation::expired(&mut seen, &lease("", "1", 0), start));
     }
 }

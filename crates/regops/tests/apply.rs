@@ -563,9 +563,15 @@ fn a_stale_lock_is_taken_over_with_a_warning() {
     let e = base_env();
     e.server
         .seed(json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "regops-e2e", "namespace": "default"},
-                     "spec": {"holderIdentity": "crashed-job", "leaseDurationSeconds": 60, "acquireTime": "2020-01-01T00:00:00.000000Z", "renewTime": "2020-01-01T00:00:00.000000Z"}}))
+                     "spec": {"holderIdentity": "crashed-job", "leaseDurationSeconds": 2, "acquireTime": "2020-01-01T00:00:00.000000Z", "renewTime": "2020-01-01T00:00:00.000000Z"}}))
         .unwrap();
+    // Taken over once seen unchanged for its whole duration (2 s), by this process's clock.
+    let started = std::time::Instant::now();
     let r = e.apply(&[]);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "taken over on sight"
+    );
     assert_eq!(r.code, 0, "{}", r.transcript());
     assert!(r.flat_stderr().contains("warning: took over the lock default/regops-e2e: its holder `crashed-job` stopped renewing it"), "{}", r.stderr);
 }
@@ -1220,4 +1226,292 @@ fn apply_colours_its_stdout_by_stdout_not_by_stderr() {
         !logged.contains('\u{1b}'),
         "escape codes in the piped stdout:\n{logged:?}"
     );
+}
+
+/// Reads are retried like writes: a LIST page answered 503, and one that stalls past
+/// `--request-timeout` (kubectl's duration syntax), do not abort a plan or a drift run.
+#[test]
+fn a_failed_or_stalled_list_is_retried_by_plan_and_drift() {
+    let e = base_env();
+    e.server.add_fault(
+        Fault::new(FaultAction::Status {
+            code: 503,
+            retry_after: None,
+        })
+        .verb("list")
+        .resource("namespaces")
+        .nth(1),
+    );
+    e.server.add_fault(
+        Fault::new(FaultAction::Latency(Duration::from_secs(60)))
+            .verb("list")
+            .resource("serviceaccounts")
+            .nth(1),
+    );
+    let plan = run(&mut e.regops("plan", &["--request-timeout", "500ms", "-vv"]));
+    assert_eq!(plan.code, 2, "{}", plan.transcript());
+    assert!(plan.stderr.contains("retrying in "), "{}", plan.stderr);
+    let lists = |resource: &str| {
+        e.server
+            .log()
+            .iter()
+            .filter(|l| l.verb == "list" && l.resource == resource)
+            .count()
+    };
+    assert_eq!(lists("namespaces"), 2, "the 503 was retried");
+    e.server.add_fault(
+        Fault::new(FaultAction::Status {
+            code: 503,
+            retry_after: None,
+        })
+        .verb("list")
+        .resource("secrets")
+        .nth(1),
+    );
+    let drift = run(&mut e.regops("drift", &["--request-timeout", "1s"]));
+    assert_eq!(
+        drift.code,
+        2,
+        "drift completed and found the pending changes: {}",
+        drift.transcript()
+    );
+    let bad = run(&mut e.regops("plan", &["--request-timeout", "0"]));
+    assert_eq!(
+        bad.code,
+        2,
+        "clap refuses a zero timeout: {}",
+        bad.transcript()
+    );
+    assert!(
+        bad.stderr.contains("must be a positive duration"),
+        "{}",
+        bad.stderr
+    );
+}
+
+/// "Applied, but the response was lost": a share of every write (Secrets, ServiceAccounts,
+/// workloads, deletions, the Lease) is carried out by the server and then answered with 503 or
+/// not answered at all. Retries must find the work done: a retried delete that meets 404 has
+/// succeeded, a retried Lease create that meets 409 and finds its own holder has the lock, a
+/// retried apply is idempotent. Everything converges in one run and nothing that succeeded is
+/// reported failed.
+#[test]
+fn writes_whose_answers_are_lost_converge_and_none_is_reported_failed() {
+    let e = base_env();
+    // A replacement and a deletion (with --prune) in the plan, besides creates and patches.
+    let owned = |name: &str, ty: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "type": ty,
+            "metadata": {"name": name, "namespace": "api",
+                "labels": {"app.kubernetes.io/managed-by": "regops"},
+                "annotations": {"regops.dev/spec": "e2e"}},
+            "data": {".dockerconfigjson": base64_of(r#"{"auths":{}}"#)}})
+    };
+    e.server.seed(owned("harbor-pull", "Opaque")).unwrap();
+    e.server
+        .seed(owned("retired-pull", "kubernetes.io/dockerconfigjson"))
+        .unwrap();
+    for verb in ["create", "update", "patch", "delete"] {
+        e.server.add_fault(
+            Fault::new(FaultAction::CommitThenStatus(503))
+                .verb(verb)
+                .share(0.3),
+        );
+        e.server.add_fault(
+            Fault::new(FaultAction::CommitThenDrop)
+                .verb(verb)
+                .share(0.3),
+        );
+    }
+    let r = e.apply(&["--prune", "--concurrency", "2"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(r.stdout.contains(", 0 failed, 0 skipped"), "{}", r.stdout);
+    let lost = e
+        .server
+        .log()
+        .iter()
+        .filter(|l| l.is_write() && (l.status == 0 || l.status == 503))
+        .count();
+    assert!(lost >= 3, "answers were lost: {lost}");
+    assert!(lease(&e).is_none(), "the lock was released");
+    e.server.clear_faults();
+    assert_eq!(e.plan().code, 0, "converged");
+    assert!(e.server.object("secrets", "api", "retired-pull").is_none());
+}
+
+/// A Lease create whose answer is lost: the retry meets 409, reads the Lease, finds its own
+/// holder identity and holds the lock (it used to wait out --lock-wait and fail).
+#[test]
+fn a_lease_create_whose_answer_was_lost_holds_the_lock() {
+    let e = base_env();
+    e.server.add_fault(
+        Fault::new(FaultAction::CommitThenDrop)
+            .verb("create")
+            .resource("leases")
+            .nth(1),
+    );
+    let started = std::time::Instant::now();
+    let r = e.apply(&["--lock-wait", "5"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "it waited for itself"
+    );
+    assert!(lease(&e).is_none(), "released");
+}
+
+/// The Lease is taken over while apply runs (as after a long stall): renewal sees another
+/// holder, apply starts no further write and exits 1 saying so, and its release leaves the new
+/// holder's Lease alone.
+#[test]
+fn a_lease_stolen_mid_apply_stops_the_writes_and_is_not_released() {
+    let e = base_env();
+    // Slow writes, one at a time, so the apply is still writing when the Lease changes hands.
+    e.server
+        .add_fault(Fault::new(FaultAction::Latency(Duration::from_millis(700))).verb("patch"));
+    let child = e
+        .regops(
+            "apply",
+            &["--yes", "--concurrency", "1", "--lock-duration", "3"],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the Lease, then hand it to someone else.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut held = lease(&e);
+    while held.is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        held = lease(&e);
+    }
+    let mut stolen = held.expect("the apply took the lock");
+    stolen["spec"]["holderIdentity"] = json!("thief/1");
+    stolen["metadata"]["managedFields"] = Value::Null;
+    let (status, body) = request(
+        &e,
+        "PUT",
+        "/apis/coordination.k8s.io/v1/namespaces/default/leases/regops-e2e",
+        "application/json",
+        &stolen,
+    );
+    assert_eq!(status, 200, "{body}");
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("the lock was lost during the apply"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("not written: the lock was lost"),
+        "writes after the loss were not started: {stdout}"
+    );
+    assert_eq!(
+        lease(&e).unwrap()["spec"]["holderIdentity"],
+        "thief/1",
+        "the new holder's Lease was deleted"
+    );
+}
+
+/// Another holder whose clock is two hours behind: its renewTime looks ancient, but it keeps
+/// renewing, so it is alive. Judged by observed time, its Lease is never taken over.
+#[test]
+fn a_live_holder_with_a_skewed_clock_is_not_taken_over() {
+    let e = base_env();
+    let old = "2020-01-01T00:00:00.000000Z";
+    e.server
+        .seed(json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "regops-e2e", "namespace": "default"},
+                     "spec": {"holderIdentity": "skewed/7", "leaseDurationSeconds": 2, "acquireTime": old, "renewTime": old}}))
+        .unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let r = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                // Renewed with its own (skewed) clock: a few seconds past 2020.
+                let t = format!("2020-01-01T00:00:{:02}.000000Z", n % 60);
+                let _ = e.server.request(
+                    "PATCH",
+                    "/apis/coordination.k8s.io/v1/namespaces/default/leases/regops-e2e",
+                    "application/merge-patch+json",
+                    Some(&json!({"spec": {"renewTime": t}})),
+                );
+                std::thread::sleep(Duration::from_millis(400));
+            }
+        });
+        let r = e.apply(&["--lock-wait", "5"]);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        r
+    });
+    assert_eq!(
+        r.code,
+        1,
+        "a live holder was taken over: {}",
+        r.transcript()
+    );
+    assert!(
+        r.flat_stderr().contains("another apply holds the lock"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(lease(&e).unwrap()["spec"]["holderIdentity"], "skewed/7");
+}
+
+/// Waiting for a typed `yes` longer than the lease lasts: renewal goes on meanwhile, so a
+/// second apply still finds the lock held. (A terminal comes from util-linux `script`.)
+#[test]
+fn a_slow_confirmation_keeps_the_lock() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("REGOPS_REQUIRE_TOOLS").is_none(),
+            "script (util-linux) is required in CI"
+        );
+        return;
+    }
+    let e = base_env();
+    let cmd = e.regops("apply", &["--lock-duration", "2"]);
+    let mut line: Vec<String> = vec![cmd.get_program().to_string_lossy().into_owned()];
+    line.extend(cmd.get_args().map(|a| format!("'{}'", a.to_string_lossy())));
+    // `yes` is typed 5 s later: two and a half lease durations.
+    let shell = format!(
+        "(sleep 5; echo yes) | script -qec \"{}\" /dev/null",
+        line.join(" ")
+    );
+    let mut first = std::process::Command::new("sh");
+    first.args(["-c", &shell]);
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            first.env(k, v);
+        }
+    }
+    let first = first
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(4000));
+    let second = e.apply(&["--lock-wait", "0"]);
+    let out = first.wait_with_output().unwrap();
+    let first_out = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        second.code,
+        1,
+        "the second apply got the lock while the first waited for `yes`: {}",
+        second.transcript()
+    );
+    assert!(
+        second
+            .flat_stderr()
+            .contains("another apply holds the lock"),
+        "{}",
+        second.stderr
+    );
+    assert!(out.status.success(), "{first_out}");
+    assert!(first_out.contains("Apply complete"), "{first_out}");
 }
