@@ -241,24 +241,14 @@ fn client(ca_file: Option<&Path>) -> Result<HttpClient, String> {
     Ok(Client::builder(TokioExecutor::new()).build(https))
 }
 
+/// The certificates in a PEM bundle (other sections are skipped).
 fn pem_certificates(pem: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut body = String::new();
-    let mut inside = false;
-    for line in pem.lines().map(str::trim) {
-        if line == "-----BEGIN CERTIFICATE-----" {
-            inside = true;
-            body.clear();
-        } else if line == "-----END CERTIFICATE-----" {
-            inside = false;
-            if let Ok(der) = STANDARD.decode(&body) {
-                out.push(der);
-            }
-        } else if inside {
-            body.push_str(line);
-        }
-    }
-    out
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .filter_map(Result::ok)
+        .map(|c| c.as_ref().to_vec())
+        .collect()
 }
 
 struct Reply {
@@ -482,15 +472,9 @@ async fn check_with(
     })
 }
 
+/// A query value, percent-encoded as `application/x-www-form-urlencoded`.
 fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 #[cfg(test)]
