@@ -195,12 +195,7 @@ pub fn compute(
     // A namespace being deleted refuses new objects (403 "unable to create new content in
     // namespace … because it is being terminated"), often for days while a finalizer is stuck:
     // nothing is planned there, and it is said once.
-    let terminating: BTreeSet<&str> = observed
-        .namespaces
-        .iter()
-        .filter(|n| n.terminating)
-        .map(|n| n.name.as_str())
-        .collect();
+    let terminating = observed.terminating_namespaces();
     let mut skipped_terminating: BTreeSet<String> = BTreeSet::new();
     for scope in spec.scopes.values() {
         let mut resolved: BTreeSet<String> = scope_namespaces(scope, &observed.namespaces)

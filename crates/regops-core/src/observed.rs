@@ -261,6 +261,15 @@ impl Observed {
     }
 
     /// Makes room for `n` more objects of `kind` (from a LIST's remainingItemCount).
+    /// The namespaces being deleted (a `deletionTimestamp`): nothing is planned there.
+    pub fn terminating_namespaces(&self) -> std::collections::BTreeSet<&str> {
+        self.namespaces
+            .iter()
+            .filter(|n| n.terminating)
+            .map(|n| n.name.as_str())
+            .collect()
+    }
+
     pub fn reserve(&mut self, kind: &str, n: usize) {
         // A hint from the server: bounded, so a wrong one cannot make regops allocate much.
         let n = n.min(1 << 20);

@@ -476,12 +476,7 @@ pub fn compute(
 ) -> Plan {
     // Namespaces being deleted are left alone: nothing is created, patched or deleted there
     // (desired state already plans nothing for them, and says so).
-    let terminating: BTreeSet<&str> = observed
-        .namespaces
-        .iter()
-        .filter(|n| n.terminating)
-        .map(|n| n.name.as_str())
-        .collect();
+    let terminating = observed.terminating_namespaces();
     let in_only = |ns: &str| only.is_none_or(|o| o.contains(ns)) && !terminating.contains(ns);
     // One vector for every change, in apply order (Secrets, then what references them;
     // deletions are appended last), sized once: no intermediate vectors.

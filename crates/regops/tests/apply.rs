@@ -1082,22 +1082,29 @@ fn the_annotation_earlier_versions_put_on_workload_metadata_moves_to_the_pod_tem
     assert_eq!(e.plan().code, 0);
 }
 
+/// Seeds two Secrets of this spec in `ns`: `harbor-pull` of the wrong type (the plan replaces
+/// it) and `retired-pull`, which the spec no longer wants (deleted with --prune).
+fn seed_replacement_and_orphan(e: &Env, ns: &str) {
+    for (name, ty) in [
+        ("harbor-pull", "Opaque"),
+        ("retired-pull", "kubernetes.io/dockerconfigjson"),
+    ] {
+        e.server
+            .seed(json!({"apiVersion": "v1", "kind": "Secret", "type": ty,
+                "metadata": {"name": name, "namespace": ns,
+                    "labels": {"app.kubernetes.io/managed-by": "regops"},
+                    "annotations": {"regops.dev/spec": "e2e"}},
+                "data": {".dockerconfigjson": base64_of(r#"{"auths":{}}"#)}}))
+            .unwrap();
+    }
+}
+
 #[test]
 fn a_server_dry_run_with_a_replacement_and_prune_changes_nothing() {
     let e = base_env();
     // A Secret of this spec whose type must change (a replacement), and one the spec no longer
     // wants (a deletion with --prune).
-    let owned = |name: &str, ty: &str| {
-        json!({"apiVersion": "v1", "kind": "Secret", "type": ty,
-            "metadata": {"name": name, "namespace": "web",
-                "labels": {"app.kubernetes.io/managed-by": "regops"},
-                "annotations": {"regops.dev/spec": "e2e"}},
-            "data": {".dockerconfigjson": base64_of(r#"{"auths":{}}"#)}})
-    };
-    e.server.seed(owned("harbor-pull", "Opaque")).unwrap();
-    e.server
-        .seed(owned("retired-pull", "kubernetes.io/dockerconfigjson"))
-        .unwrap();
+    seed_replacement_and_orphan(&e, "web");
     let before = e.server.objects("secrets");
     let r = e.apply(&["--dry-run=server", "--prune"]);
     assert_eq!(r.code, 0, "{}", r.transcript());
@@ -1207,18 +1214,12 @@ fn apply_colours_its_stdout_by_stdout_not_by_stderr() {
     let e = base_env();
     let log = e._dir.path().join("log.txt");
     let cmd = e.regops("apply", &["--yes"]);
-    let mut line: Vec<String> = vec![cmd.get_program().to_string_lossy().into_owned()];
-    line.extend(cmd.get_args().map(|a| format!("'{}'", a.to_string_lossy())));
-    let shell = format!("{} | cat > '{}'", line.join(" "), log.display());
-    let mut script = std::process::Command::new("script");
-    script.args(["-qec", &shell, "/dev/null"]);
-    for (k, v) in cmd.get_envs() {
-        if let Some(v) = v {
-            script.env(k, v);
-        }
-    }
-    script.env_remove("NO_COLOR");
-    let out = script.output().unwrap();
+    let shell = format!(
+        "script -qec \"{} | cat > '{}'\" /dev/null",
+        shell_line(&cmd),
+        log.display()
+    );
+    let out = in_shell(&cmd, &shell).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("Apply complete"), "{logged}");
@@ -1299,17 +1300,7 @@ fn a_failed_or_stalled_list_is_retried_by_plan_and_drift() {
 fn writes_whose_answers_are_lost_converge_and_none_is_reported_failed() {
     let e = base_env();
     // A replacement and a deletion (with --prune) in the plan, besides creates and patches.
-    let owned = |name: &str, ty: &str| {
-        json!({"apiVersion": "v1", "kind": "Secret", "type": ty,
-            "metadata": {"name": name, "namespace": "api",
-                "labels": {"app.kubernetes.io/managed-by": "regops"},
-                "annotations": {"regops.dev/spec": "e2e"}},
-            "data": {".dockerconfigjson": base64_of(r#"{"auths":{}}"#)}})
-    };
-    e.server.seed(owned("harbor-pull", "Opaque")).unwrap();
-    e.server
-        .seed(owned("retired-pull", "kubernetes.io/dockerconfigjson"))
-        .unwrap();
+    seed_replacement_and_orphan(&e, "api");
     for verb in ["create", "update", "patch", "delete"] {
         e.server.add_fault(
             Fault::new(FaultAction::CommitThenStatus(503))
@@ -1476,21 +1467,12 @@ fn a_slow_confirmation_keeps_the_lock() {
     }
     let e = base_env();
     let cmd = e.regops("apply", &["--lock-duration", "2"]);
-    let mut line: Vec<String> = vec![cmd.get_program().to_string_lossy().into_owned()];
-    line.extend(cmd.get_args().map(|a| format!("'{}'", a.to_string_lossy())));
     // `yes` is typed 5 s later: two and a half lease durations.
     let shell = format!(
         "(sleep 5; echo yes) | script -qec \"{}\" /dev/null",
-        line.join(" ")
+        shell_line(&cmd)
     );
-    let mut first = std::process::Command::new("sh");
-    first.args(["-c", &shell]);
-    for (k, v) in cmd.get_envs() {
-        if let Some(v) = v {
-            first.env(k, v);
-        }
-    }
-    let first = first
+    let first = in_shell(&cmd, &shell)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -1514,4 +1496,24 @@ fn a_slow_confirmation_keeps_the_lock() {
     );
     assert!(out.status.success(), "{first_out}");
     assert!(first_out.contains("Apply complete"), "{first_out}");
+}
+
+/// `cmd` as one line for `sh -c` (program and quoted arguments).
+fn shell_line(cmd: &std::process::Command) -> String {
+    let mut line: Vec<String> = vec![cmd.get_program().to_string_lossy().into_owned()];
+    line.extend(cmd.get_args().map(|a| format!("'{}'", a.to_string_lossy())));
+    line.join(" ")
+}
+
+/// `sh -c shell` with `cmd`'s environment, and without NO_COLOR.
+fn in_shell(cmd: &std::process::Command, shell: &str) -> std::process::Command {
+    let mut sh = std::process::Command::new("sh");
+    sh.args(["-c", shell]);
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            sh.env(k, v);
+        }
+    }
+    sh.env_remove("NO_COLOR");
+    sh
 }
