@@ -544,16 +544,6 @@ fn rekey(args: RekeyArgs, term: &Term) -> Outcome {
 }
 
 /// A runtime for the commands that talk to a cluster.
-/// apply's runtime: one worker thread, so the Lease's renewal (and kube's connection
-/// tasks) go on while the main thread waits for a typed `yes`.
-fn runtime_with_worker() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::msg(format!("cannot start the async runtime: {e}")))
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -749,7 +739,7 @@ fn apply(args: ApplyArgs, term: &Term) -> Outcome {
         force_conflicts: args.force_conflicts,
         concurrency: usize::from(args.concurrency),
     };
-    let rt = runtime_with_worker()?;
+    let rt = runtime()?;
     crate::retry::set_request_timeout(args.run.cluster.request_timeout);
     let (client, target) = rt.block_on(crate::cluster::connect(
         args.run.cluster.kubeconfig.as_deref(),
@@ -774,6 +764,18 @@ fn apply(args: ApplyArgs, term: &Term) -> Outcome {
                 i32::from(args.lock_duration),
                 std::time::Duration::from_secs(args.lock_wait),
                 &warn,
+                {
+                    let kubeconfig = args.run.cluster.kubeconfig.clone();
+                    let context = args.run.cluster.context.clone();
+                    Box::new(move || {
+                        Box::pin(async move {
+                            crate::cluster::connect(kubeconfig.as_deref(), context.as_deref())
+                                .await
+                                .ok()
+                                .map(|(client, _)| client)
+                        })
+                    })
+                },
             ))
             .map_err(|e| Failure::Message {
                 help: e.help(),
