@@ -175,3 +175,89 @@ fn the_detector_sees_base64() {
     assert!(!leaked(&format!("data: {doc}\n")).is_empty());
     assert!(leaked("nothing here").is_empty());
 }
+
+/// The cluster commands at every verbosity (`-v`, `-vv`, `RUST_LOG=trace`), against the test
+/// server: plan, apply (with a retried write, so the retry log runs), a second apply, drift and
+/// a failing apply (a 403 on a write). No marker in any output, nor the bearer token.
+#[test]
+fn cluster_commands_at_every_verbosity_print_no_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, key) = setup(dir.path());
+    let server = kube_test_server::TestServer::start(kube_test_server::Config::default()).unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    server
+        .seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web", "labels": {"team": "web"}}}))
+        .unwrap();
+    let token = server.token().unwrap_or("no-token").to_string();
+    let cmd = |sub: &str, extra: &[&str], env: Option<(&str, &str)>| {
+        let mut c = regops();
+        c.arg(sub)
+            .arg("-f")
+            .arg(&spec)
+            .arg("-i")
+            .arg(&key)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(extra)
+            .env("HUB_TOKEN", ENV_MARKER)
+            .env_remove("RUST_LOG")
+            .current_dir(dir.path());
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        c
+    };
+    server.add_fault(
+        kube_test_server::Fault::new(kube_test_server::FaultAction::Status {
+            code: 503,
+            retry_after: None,
+        })
+        .verb("patch")
+        .nth(1),
+    );
+    let cases: Vec<(&str, std::process::Command)> = vec![
+        ("plan -v", cmd("plan", &["-v"], None)),
+        (
+            "plan -vv -o json",
+            cmd("plan", &["-vv", "-o", "json"], None),
+        ),
+        ("apply -vv", cmd("apply", &["--yes", "-vv"], None)),
+        (
+            "apply again, RUST_LOG=trace",
+            cmd("apply", &["--yes"], Some(("RUST_LOG", "trace"))),
+        ),
+        ("drift -vv", cmd("drift", &["-vv", "-o", "json"], None)),
+    ];
+    for (what, mut c) in cases {
+        let r = run(&mut c);
+        assert_clean(what, &r);
+        assert!(
+            !r.stdout.contains(&token) && !r.stderr.contains(&token),
+            "`{what}` printed the bearer token"
+        );
+        assert!(
+            r.stderr.contains("regops: GET /api/v1/"),
+            "`{what}` logged no request:\n{}",
+            r.stderr
+        );
+    }
+    // A failing write, logged at -vv: its error is reported without a body.
+    server.add_fault(
+        kube_test_server::Fault::new(kube_test_server::FaultAction::Status {
+            code: 403,
+            retry_after: None,
+        })
+        .verb("patch"),
+    );
+    std::fs::write(
+        &spec,
+        std::fs::read_to_string(&spec)
+            .unwrap()
+            .replace("username: myorg", "username: myorg2"),
+    )
+    .unwrap();
+    let r = run(&mut cmd("apply", &["--yes", "-vv"], None));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert_clean("failing apply -vv", &r);
+}
