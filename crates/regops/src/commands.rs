@@ -870,51 +870,34 @@ fn apply(args: ApplyArgs, term: &Term) -> Outcome {
 fn report_text(report: &crate::apply::Report, dry_run: bool, conflicts: usize) -> String {
     use crate::apply::Outcome as O;
     let mut out = String::new();
-    let failed: Vec<_> = report
-        .results
-        .iter()
-        .filter(|r| r.outcome == O::Failed)
-        .collect();
-    let skipped: Vec<_> = report
-        .results
-        .iter()
-        .filter(|r| r.outcome == O::Skipped)
-        .collect();
-    if !failed.is_empty() {
-        out.push_str("\nNot applied (failed):\n");
-        for r in &failed {
-            let verb = format!("{:?}", r.action).to_lowercase();
-            out.push_str(&format!(
-                "  ✗ {verb} {} {}/{}: {}\n",
-                r.kind,
-                r.namespace,
-                r.name,
-                r.message.as_deref().unwrap_or("")
-            ));
+    let failed = report.failed();
+    let skipped = report.count(O::Skipped);
+    // One section per outcome worth a line of its own: its title, the mark before each object
+    // and whether the action is named, and which results it lists.
+    type Pick = fn(&crate::apply::ItemResult) -> bool;
+    let sections: [(&str, &str, bool, Pick); 3] = [
+        ("Not applied (failed)", "✗", true, |r| {
+            r.outcome == O::Failed
+        }),
+        ("Applied, with notes", "✓", false, |r| {
+            matches!(r.outcome, O::Applied | O::DryRun) && r.message.is_some()
+        }),
+        ("Skipped", "-", false, |r| r.outcome == O::Skipped),
+    ];
+    for (title, mark, with_verb, pick) in sections {
+        let items: Vec<_> = report.results.iter().filter(|r| pick(r)).collect();
+        if items.is_empty() {
+            continue;
         }
-    }
-    let noted: Vec<_> = report
-        .results
-        .iter()
-        .filter(|r| matches!(r.outcome, O::Applied | O::DryRun) && r.message.is_some())
-        .collect();
-    if !noted.is_empty() {
-        out.push_str("\nApplied, with notes:\n");
-        for r in &noted {
+        out.push_str(&format!("\n{title}:\n"));
+        for r in items {
+            let verb = if with_verb {
+                format!("{} ", format!("{:?}", r.action).to_lowercase())
+            } else {
+                String::new()
+            };
             out.push_str(&format!(
-                "  ✓ {} {}/{}: {}\n",
-                r.kind,
-                r.namespace,
-                r.name,
-                r.message.as_deref().unwrap_or("")
-            ));
-        }
-    }
-    if !skipped.is_empty() {
-        out.push_str("\nSkipped:\n");
-        for r in &skipped {
-            out.push_str(&format!(
-                "  - {} {}/{}: {}\n",
+                "  {mark} {verb}{} {}/{}: {}\n",
                 r.kind,
                 r.namespace,
                 r.name,
@@ -935,15 +918,15 @@ fn report_text(report: &crate::apply::Report, dry_run: bool, conflicts: usize) -
             "Apply complete"
         },
         if dry_run { " as a dry run" } else { "" },
-        failed.len(),
-        skipped.len(),
+        failed,
+        skipped,
         if conflicts > 0 {
             format!(", {conflicts} in conflict")
         } else {
             String::new()
         }
     ));
-    if !failed.is_empty() {
+    if failed > 0 {
         out.push_str("Everything else was applied; run apply again to converge.\n");
     }
     out
