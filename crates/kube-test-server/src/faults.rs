@@ -58,6 +58,13 @@ impl Fault {
             fired: 0,
         }
     }
+    /// A fault answering with `code` (no Retry-After).
+    pub fn status(code: u16) -> Self {
+        Fault::new(FaultAction::Status {
+            code,
+            retry_after: None,
+        })
+    }
     pub fn verb(mut self, verb: &str) -> Self {
         self.verb = Some(verb.into());
         self

@@ -797,15 +797,7 @@ fn injected_faults_and_the_request_log() {
     let s = start();
     ns(&s, "a", json!({}));
     s.clear_log();
-    s.add_fault(
-        Fault::new(FaultAction::Status {
-            code: 503,
-            retry_after: None,
-        })
-        .verb("create")
-        .resource("secrets")
-        .nth(2),
-    );
+    s.add_fault(Fault::status(503).verb("create").resource("secrets").nth(2));
     let codes: Vec<u16> = (0..3)
         .map(|i| {
             req(
@@ -841,14 +833,7 @@ fn injected_faults_and_the_request_log() {
         "only once"
     );
     s.clear_faults();
-    s.add_fault(
-        Fault::new(FaultAction::Status {
-            code: 500,
-            retry_after: None,
-        })
-        .verb("get")
-        .share(0.5),
-    );
+    s.add_fault(Fault::status(500).verb("get").share(0.5));
     let failures = (0..200)
         .filter(|_| req(&s, "GET", "/api/v1/namespaces/a", None).status == 500)
         .count();

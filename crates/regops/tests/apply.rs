@@ -245,13 +245,10 @@ fn json_report_lists_every_action_and_outcome() {
 fn a_conflict_on_a_service_account_is_reread_and_retried() {
     let e = base_env();
     e.server.add_fault(
-        Fault::new(FaultAction::Status {
-            code: 409,
-            retry_after: None,
-        })
-        .verb("patch")
-        .resource("serviceaccounts")
-        .times(2),
+        Fault::status(409)
+            .verb("patch")
+            .resource("serviceaccounts")
+            .times(2),
     );
     let r = e.apply(&[]);
     assert_eq!(r.code, 0, "{}", r.transcript());
@@ -274,13 +271,10 @@ fn a_change_made_meanwhile_to_a_service_account_is_kept() {
     // Someone adds an entry after the plan read the ServiceAccount: regops' write carries the
     // resourceVersion it read, gets 409, reads again and keeps the new entry.
     e.server.add_fault(
-        Fault::new(FaultAction::Status {
-            code: 409,
-            retry_after: None,
-        })
-        .verb("patch")
-        .resource("serviceaccounts")
-        .nth(1),
+        Fault::status(409)
+            .verb("patch")
+            .resource("serviceaccounts")
+            .nth(1),
     );
     let sa = e
         .server
@@ -311,13 +305,10 @@ fn transient_failures_are_retried() {
         .nth(1),
     );
     e.server.add_fault(
-        Fault::new(FaultAction::Status {
-            code: 500,
-            retry_after: None,
-        })
-        .verb("patch")
-        .resource("deployments")
-        .nth(1),
+        Fault::status(500)
+            .verb("patch")
+            .resource("deployments")
+            .nth(1),
     );
     e.server.add_fault(
         Fault::new(FaultAction::CloseConnection)
@@ -340,14 +331,11 @@ fn a_secret_that_fails_is_never_referenced_and_the_next_run_converges() {
     let e = base_env();
     // Every write of secrets in `web` fails for good; `api` is independent and goes on.
     e.server.add_fault(
-        Fault::new(FaultAction::Status {
-            code: 403,
-            retry_after: None,
-        })
-        .verb("patch")
-        .resource("secrets")
-        .share(1.0)
-        .times(2),
+        Fault::status(403)
+            .verb("patch")
+            .resource("secrets")
+            .share(1.0)
+            .times(2),
     );
     let r = e.apply(&["--concurrency", "1"]);
     assert_eq!(r.code, 1, "{}", r.transcript());
@@ -504,14 +492,7 @@ fn apply_over_500_namespaces_with_a_fifth_of_writes_failing_converges_in_one_run
         e.server.seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("team-{i:03}"), "labels": {"team": "web"}}})).unwrap();
     }
     for verb in ["patch", "create", "update"] {
-        e.server.add_fault(
-            Fault::new(FaultAction::Status {
-                code: 503,
-                retry_after: None,
-            })
-            .verb(verb)
-            .share(0.2),
-        );
+        e.server.add_fault(Fault::status(503).verb(verb).share(0.2));
     }
     let r = e.apply(&["--concurrency", "16"]);
     assert_eq!(r.code, 0, "{}", r.transcript());
@@ -832,14 +813,8 @@ fn drift_reports_how_the_cluster_drifted_with_exit_codes_and_metrics() {
     );
 
     // An error: exit 1, and the metrics say the run failed.
-    e.server.add_fault(
-        Fault::new(FaultAction::Status {
-            code: 403,
-            retry_after: None,
-        })
-        .verb("list")
-        .resource("secrets"),
-    );
+    e.server
+        .add_fault(Fault::status(403).verb("list").resource("secrets"));
     let r = drift(&[]);
     assert_eq!(r.code, 1, "{}", r.transcript());
     let m = std::fs::read_to_string(&metrics).unwrap();
@@ -889,13 +864,10 @@ fn the_example_rbac_covers_apply_and_drift() {
     e.server
         .set_policy(Some(kube_test_server::Policy { rules }));
     e.server.add_fault(
-        Fault::new(FaultAction::Status {
-            code: 409,
-            retry_after: None,
-        })
-        .verb("patch")
-        .resource("serviceaccounts")
-        .nth(1),
+        Fault::status(409)
+            .verb("patch")
+            .resource("serviceaccounts")
+            .nth(1),
     );
     let r = e.apply(&["--prune", "--lock-namespace", "regops"]);
     assert_eq!(r.code, 0, "{}", r.transcript());
@@ -1159,15 +1131,8 @@ fn verbose_logs_each_request_and_never_a_credential_or_token() {
     );
     // -vv during an apply with a fault: the writes (whose bodies hold the Secrets) and the
     // retry are logged, never a body.
-    e.server.add_fault(
-        Fault::new(FaultAction::Status {
-            code: 503,
-            retry_after: None,
-        })
-        .verb("patch")
-        .resource("secrets")
-        .nth(1),
-    );
+    e.server
+        .add_fault(Fault::status(503).verb("patch").resource("secrets").nth(1));
     let r = e.apply(&["-vv"]);
     assert_eq!(r.code, 0, "{}", r.transcript());
     check("apply -vv", &r);
@@ -1200,15 +1165,7 @@ fn verbose_logs_each_request_and_never_a_credential_or_token() {
 /// except in CI.)
 #[test]
 fn apply_colours_its_stdout_by_stdout_not_by_stderr() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("REGOPS_REQUIRE_TOOLS").is_none(),
-            "script (util-linux) is required in CI"
-        );
+    if !common::have_tool("script", "--version") {
         return;
     }
     let e = base_env();
@@ -1235,13 +1192,10 @@ fn apply_colours_its_stdout_by_stdout_not_by_stderr() {
 fn a_failed_or_stalled_list_is_retried_by_plan_and_drift() {
     let e = base_env();
     e.server.add_fault(
-        Fault::new(FaultAction::Status {
-            code: 503,
-            retry_after: None,
-        })
-        .verb("list")
-        .resource("namespaces")
-        .nth(1),
+        Fault::status(503)
+            .verb("list")
+            .resource("namespaces")
+            .nth(1),
     );
     e.server.add_fault(
         Fault::new(FaultAction::Latency(Duration::from_secs(60)))
@@ -1260,15 +1214,8 @@ fn a_failed_or_stalled_list_is_retried_by_plan_and_drift() {
             .count()
     };
     assert_eq!(lists("namespaces"), 2, "the 503 was retried");
-    e.server.add_fault(
-        Fault::new(FaultAction::Status {
-            code: 503,
-            retry_after: None,
-        })
-        .verb("list")
-        .resource("secrets")
-        .nth(1),
-    );
+    e.server
+        .add_fault(Fault::status(503).verb("list").resource("secrets").nth(1));
     let drift = run(&mut e.regops("drift", &["--request-timeout", "1s"]));
     assert_eq!(
         drift.code,
@@ -1454,15 +1401,7 @@ fn a_live_holder_with_a_skewed_clock_is_not_taken_over() {
 /// second apply still finds the lock held. (A terminal comes from util-linux `script`.)
 #[test]
 fn a_slow_confirmation_keeps_the_lock() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("REGOPS_REQUIRE_TOOLS").is_none(),
-            "script (util-linux) is required in CI"
-        );
+    if !common::have_tool("script", "--version") {
         return;
     }
     let e = base_env();

@@ -208,14 +208,7 @@ fn cluster_commands_at_every_verbosity_print_no_credential() {
         }
         c
     };
-    server.add_fault(
-        kube_test_server::Fault::new(kube_test_server::FaultAction::Status {
-            code: 503,
-            retry_after: None,
-        })
-        .verb("patch")
-        .nth(1),
-    );
+    server.add_fault(kube_test_server::Fault::status(503).verb("patch").nth(1));
     let cases: Vec<(&str, std::process::Command)> = vec![
         ("plan -v", cmd("plan", &["-v"], None)),
         (
@@ -243,13 +236,7 @@ fn cluster_commands_at_every_verbosity_print_no_credential() {
         );
     }
     // A failing write, logged at -vv: its error is reported without a body.
-    server.add_fault(
-        kube_test_server::Fault::new(kube_test_server::FaultAction::Status {
-            code: 403,
-            retry_after: None,
-        })
-        .verb("patch"),
-    );
+    server.add_fault(kube_test_server::Fault::status(403).verb("patch"));
     std::fs::write(
         &spec,
         std::fs::read_to_string(&spec)

@@ -89,3 +89,15 @@ pub fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
         .to_string();
     (path, public)
 }
+
+/// Whether a tool the test needs is installed. Where it is missing the test is skipped, except
+/// under REGOPS_REQUIRE_TOOLS (set by .ci/run, which installs them), where that is a failure.
+#[allow(dead_code)] // not every test file that includes this module calls it
+pub fn have_tool(program: &str, probe: &str) -> bool {
+    let present = Command::new(program).arg(probe).output().is_ok();
+    assert!(
+        present || std::env::var_os("REGOPS_REQUIRE_TOOLS").is_none(),
+        "{program} is required (REGOPS_REQUIRE_TOOLS) but not installed"
+    );
+    present
+}
