@@ -152,28 +152,69 @@ pub fn selector_matches(sel: &LabelSelector, labels: &Labels) -> bool {
         })
 }
 
+/// Which namespaces one scope takes: the one rule the plan (with a cluster's namespaces) and
+/// `render` (with the namespaces the user gives) both follow.
+pub struct Membership<'a> {
+    scope: &'a Scope,
+    named: BTreeSet<&'a str>,
+    excluded: BTreeSet<&'a str>,
+}
+
+impl<'a> Membership<'a> {
+    pub fn new(scope: &'a Scope) -> Self {
+        Membership {
+            scope,
+            named: scope.namespaces.iter().map(|n| n.as_str()).collect(),
+            excluded: scope.exclude.iter().map(|e| e.as_str()).collect(),
+        }
+    }
+
+    /// Whether the scope selects namespaces by what only a cluster knows (labels, Rancher
+    /// project, KubeSphere workspace), beyond the names it lists.
+    pub fn is_dynamic(&self) -> bool {
+        self.scope.selector.is_some()
+            || self.scope.rancher_project.is_some()
+            || self.scope.kubesphere_workspace.is_some()
+    }
+
+    /// Whether a namespace as the cluster has it is selected by label, project or workspace.
+    pub fn selects(&self, ns: &Namespace) -> bool {
+        let scope = self.scope;
+        scope
+            .selector
+            .as_ref()
+            .is_some_and(|s| selector_matches(s, &ns.labels))
+            || scope
+                .rancher_project
+                .as_ref()
+                .is_some_and(|p| ns.annotations.get("field.cattle.io/projectId") == Some(&p.value))
+            || scope
+                .kubesphere_workspace
+                .as_ref()
+                .is_some_and(|w| ns.labels.get("kubesphere.io/workspace") == Some(&w.value))
+    }
+
+    /// Whether the scope takes the namespace `name`, `selected` saying whether its labels,
+    /// project or workspace match: named ones always, selected ones unless they are system
+    /// namespaces, excluded ones never.
+    pub fn admits(&self, name: &str, selected: bool) -> bool {
+        (self.named.contains(name) || (selected && !is_system_namespace(name)))
+            && !self.excluded.contains(name)
+    }
+
+    /// The names the scope lists.
+    pub fn named(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.named.iter().copied()
+    }
+}
+
 /// A scope's namespaces: the union of those it names, selects by label, by Rancher project and
 /// by KubeSphere workspace, less its exclusions; system namespaces only when named.
 pub fn scope_namespaces(scope: &Scope, namespaces: &[Namespace]) -> BTreeSet<String> {
-    let excluded: BTreeSet<&str> = scope.exclude.iter().map(|e| e.as_str()).collect();
+    let m = Membership::new(scope);
     namespaces
         .iter()
-        .filter(|ns| {
-            let named = scope.namespaces.iter().any(|n| n.value == ns.name);
-            let selected = scope
-                .selector
-                .as_ref()
-                .is_some_and(|s| selector_matches(s, &ns.labels))
-                || scope.rancher_project.as_ref().is_some_and(|p| {
-                    ns.annotations.get("field.cattle.io/projectId") == Some(&p.value)
-                })
-                || scope
-                    .kubesphere_workspace
-                    .as_ref()
-                    .is_some_and(|w| ns.labels.get("kubesphere.io/workspace") == Some(&w.value));
-            (named || (selected && !is_system_namespace(&ns.name)))
-                && !excluded.contains(ns.name.as_str())
-        })
+        .filter(|ns| m.admits(&ns.name, m.selects(ns)))
         .map(|ns| ns.name.clone())
         .collect()
 }
@@ -333,7 +374,7 @@ pub fn compute(
 pub fn describe_workload(w: &Workload) -> String {
     format!(
         "{} {}/{}",
-        w.kind.as_str().to_lowercase(),
+        crate::kind::ObjectKind::from(w.kind).lowercase(),
         w.namespace,
         w.name
     )

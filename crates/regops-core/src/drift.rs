@@ -3,9 +3,9 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::observed::Observed;
+use crate::kind::ObjectKind;
 use crate::ownership;
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Cause, Change, Plan};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -35,145 +35,71 @@ pub enum How {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Drift {
-    pub kind: String,
+    pub kind: ObjectKind,
     pub namespace: String,
     pub name: String,
     pub how: How,
     pub detail: String,
 }
 
-/// Every way the cluster differs from the spec, one entry per object and cause.
-pub fn drift(plan: &Plan, observed: &Observed) -> Vec<Drift> {
+/// How one cause reads as drift, or `None` for a cause that is housekeeping rather than a
+/// difference from the spec (regops' own record, an annotation an earlier regops misplaced, a
+/// takeover the spec asked for).
+fn as_drift(change: &Change, cause: &Cause) -> Option<(How, String)> {
+    Some(match cause {
+        Cause::Missing => (How::Missing, "the Secret is gone".into()),
+        Cause::NewNamespace => (
+            How::NewNamespace,
+            "the namespace has no Secret of this spec yet".into(),
+        ),
+        Cause::DataChanged { fields, by } => (
+            How::DataChanged,
+            if by.is_empty() {
+                fields.join(", ")
+            } else {
+                format!("{} (by {})", fields.join(", "), by.join(", "))
+            },
+        ),
+        Cause::OwnershipChanged => (
+            How::OwnershipChanged,
+            "regops' label or annotation is missing".into(),
+        ),
+        Cause::TypeDiffers { .. } | Cause::Immutable => (
+            How::NeedsReplacement,
+            change.reason.clone().unwrap_or_default(),
+        ),
+        Cause::EntryRemoved { entries } => (How::EntryRemoved, entries.join(", ")),
+        Cause::EntryMissing { entries } => (How::EntryMissing, entries.join(", ")),
+        Cause::AnnotationDiffers => (
+            How::EntryMissing,
+            format!("annotation {}", ownership::KUBESPHERE_ANNOTATION),
+        ),
+        Cause::EntryUnwanted { entries } => (How::EntryUnwanted, entries.join(", ")),
+        Cause::Orphaned => (How::Orphaned, "owned by this spec, no longer in it".into()),
+        Cause::Adopted | Cause::AnnotationMoved | Cause::RecordOutdated => return None,
+    })
+}
+
+/// Every way the cluster differs from the spec, one entry per object and cause, read from the
+/// plan's causes.
+pub fn drift(plan: &Plan) -> Vec<Drift> {
     let mut out = Vec::new();
-    let d = |c: &crate::plan::Change, how: How, detail: String| Drift {
-        kind: c.kind.clone(),
-        namespace: c.namespace.clone(),
-        name: c.name.clone(),
-        how,
-        detail,
-    };
-    // Namespaces holding a Secret of this spec: a Secret to create there went missing.
-    let owned_in: std::collections::BTreeSet<&str> = observed
-        .secrets
-        .iter()
-        .filter(|s| s.owned_by(&plan.spec))
-        .map(|s| s.namespace.as_str())
-        .collect();
-    let sa_annotations: std::collections::BTreeMap<(&str, &str), &crate::observed::Labels> =
-        observed
-            .service_accounts
-            .iter()
-            .map(|s| ((s.namespace.as_str(), s.name.as_str()), &s.annotations))
-            .collect();
-    let workload_annotations: std::collections::BTreeMap<
-        (&str, &str, &str),
-        &crate::observed::Labels,
-    > = observed
-        .workloads
-        .iter()
-        .map(|w| {
-            (
-                (w.namespace.as_str(), w.kind.as_str(), w.name.as_str()),
-                &w.annotations,
-            )
-        })
-        .collect();
-    for c in &plan.changes {
-        match (c.action, c.kind.as_str()) {
-            (Action::Noop, _) => {}
-            (Action::Create, _) => {
-                let has_others = owned_in.contains(c.namespace.as_str());
-                if has_others {
-                    out.push(d(c, How::Missing, "the Secret is gone".into()));
-                } else {
-                    out.push(d(
-                        c,
-                        How::NewNamespace,
-                        "the namespace has no Secret of this spec yet".into(),
-                    ));
-                }
-            }
-            (Action::Update, _) => {
-                let data: Vec<&str> = c
-                    .fields
-                    .iter()
-                    .filter(|f| f.field.starts_with("auths") || f.field.starts_with("data"))
-                    .map(|f| f.field.as_str())
-                    .collect();
-                if !data.is_empty() {
-                    out.push(d(c, How::DataChanged, data.join(", ")));
-                }
-                if c.fields.iter().any(|f| f.field.starts_with("metadata.")) {
-                    out.push(d(
-                        c,
-                        How::OwnershipChanged,
-                        "regops' label or annotation is missing".into(),
-                    ));
-                }
-            }
-            (Action::Replace, _) => out.push(d(
-                c,
-                How::NeedsReplacement,
-                c.reason.clone().unwrap_or_default(),
-            )),
-            (Action::Delete, _) => out.push(d(
-                c,
-                How::Orphaned,
-                "owned by this spec, no longer in it".into(),
-            )),
-            (Action::Patch, kind) => {
-                let annotations = if kind == "ServiceAccount" {
-                    sa_annotations
-                        .get(&(c.namespace.as_str(), c.name.as_str()))
-                        .copied()
-                } else {
-                    workload_annotations
-                        .get(&(c.namespace.as_str(), kind, c.name.as_str()))
-                        .copied()
-                };
-                let recorded = annotations
-                    .map(|a| ownership::added_by(a, &plan.spec))
-                    .unwrap_or_default();
-                let (removed, missing): (Vec<&String>, Vec<&String>) =
-                    c.add.iter().partition(|a| recorded.contains(a));
-                if !removed.is_empty() {
-                    out.push(d(
-                        c,
-                        How::EntryRemoved,
-                        removed
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    ));
-                }
-                if !missing.is_empty() {
-                    out.push(d(
-                        c,
-                        How::EntryMissing,
-                        missing
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    ));
-                }
-                if c.kubesphere_annotation.is_some() {
-                    out.push(d(
-                        c,
-                        How::EntryMissing,
-                        format!("annotation {}", ownership::KUBESPHERE_ANNOTATION),
-                    ));
-                }
-                if !c.remove.is_empty() {
-                    out.push(d(c, How::EntryUnwanted, c.remove.join(", ")));
-                }
+    for c in plan.changes.iter().filter(|c| c.action != Action::Noop) {
+        for cause in &c.causes {
+            if let Some((how, detail)) = as_drift(c, cause) {
+                out.push(Drift {
+                    kind: c.kind,
+                    namespace: c.namespace.clone(),
+                    name: c.name.clone(),
+                    how,
+                    detail,
+                });
             }
         }
     }
     for c in &plan.conflicts {
         out.push(Drift {
-            kind: c.kind.clone(),
+            kind: c.kind,
             namespace: c.namespace.clone(),
             name: c.name.clone(),
             how: How::Conflict,

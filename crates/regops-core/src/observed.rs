@@ -370,12 +370,11 @@ impl Observed {
                 uid,
             }),
             _ => {
-                let Some(kind) = regops_spec::WorkloadKind::ALL
-                    .into_iter()
-                    .find(|k| k.as_str() == kind)
-                else {
+                let Some(kind) = regops_spec::WorkloadKind::parse(kind) else {
                     return Ok(());
                 };
+                // Where the kind keeps its pod template (`KindFacts::template`): a CronJob's is
+                // in its Job template.
                 let template = spec.and_then(|s| {
                     if kind == regops_spec::WorkloadKind::CronJob {
                         s.job_template.and_then(|j| j.spec).and_then(|j| j.template)

@@ -9,11 +9,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::desired::{Desired, DesiredSecret, Wanted};
+use crate::kind::ObjectKind;
 use crate::observed::{Labels, Observed, Secret};
 use crate::ownership::{
     self, KUBESPHERE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SECRET_TYPE, SPEC_ANNOTATION,
 };
-use regops_spec::WorkloadKind;
 
 /// The version of the JSON plan format (`schemas/plan.schema.json`).
 pub const FORMAT_VERSION: &str = "1";
@@ -45,18 +45,62 @@ pub struct FieldChange {
     pub sensitive: bool,
 }
 
+/// Why an object is in the plan: what differs between the cluster and the spec, one entry per
+/// difference. Drift reports these; the text view shows `reason`, written for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(tag = "cause", rename_all = "kebab-case")]
+pub enum Cause {
+    /// A Secret the spec wants is not there, and others of this spec are in its namespace: it
+    /// was deleted.
+    Missing,
+    /// A namespace entered a scope and holds no Secret of this spec yet.
+    NewNamespace,
+    /// A Secret's data differs from the spec: `fields` names what differs (per login), `by`
+    /// the field managers other than regops that hold the data (who changed it by hand).
+    DataChanged {
+        fields: Vec<String>,
+        by: Vec<String>,
+    },
+    /// regops' label or annotation is missing from a Secret it manages or adopts.
+    OwnershipChanged,
+    /// The Secret's type is not `kubernetes.io/dockerconfigjson`, and a type cannot change.
+    TypeDiffers { from: String },
+    /// The Secret is immutable and its data must change.
+    Immutable,
+    /// A Secret of someone else's, taken over (`adopt: true`).
+    Adopted,
+    /// `imagePullSecrets` entries regops had added were removed.
+    EntryRemoved { entries: Vec<String> },
+    /// `imagePullSecrets` entries the spec wants are not there.
+    EntryMissing { entries: Vec<String> },
+    /// The pod template's KubeSphere annotation differs from what the spec wants.
+    AnnotationDiffers,
+    /// Entries regops added that the spec no longer wants.
+    EntryUnwanted { entries: Vec<String> },
+    /// The KubeSphere annotation an earlier regops wrote on the workload's own metadata moves
+    /// to the pod template, where KubeSphere reads it.
+    AnnotationMoved,
+    /// Only regops' record of the entries it added changes.
+    RecordOutdated,
+    /// A Secret this spec owns that the spec no longer wants.
+    Orphaned,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Change {
     pub action: Action,
-    pub kind: String,
+    pub kind: ObjectKind,
     pub namespace: String,
     pub name: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldChange>,
-    /// Why (replacements, drift).
+    /// Why, for people (replacements, drift).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Why, one entry per difference; empty for `noop`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<Cause>,
     /// `imagePullSecrets` entries to add / remove (patches).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub add: Vec<String>,
@@ -83,14 +127,15 @@ pub struct Change {
 }
 
 impl Change {
-    fn new(action: Action, kind: &str, namespace: &str, name: &str) -> Self {
+    fn new(action: Action, kind: ObjectKind, namespace: &str, name: &str) -> Self {
         Change {
             action,
-            kind: kind.to_string(),
+            kind,
             namespace: namespace.to_string(),
             name: name.to_string(),
             fields: Vec::new(),
             reason: None,
+            causes: Vec::new(),
             add: Vec::new(),
             remove: Vec::new(),
             entries_before: Vec::new(),
@@ -107,7 +152,7 @@ impl Change {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Conflict {
-    pub kind: String,
+    pub kind: ObjectKind,
     pub namespace: String,
     pub name: String,
     pub message: String,
@@ -264,11 +309,14 @@ fn auths_diff(
     out
 }
 
+/// `others_here`: the namespace holds another Secret of this spec (so a missing one was
+/// deleted, rather than the namespace being new to the scope).
 fn plan_secret(
     spec: &str,
     d: &DesiredSecret,
     have: Option<&Secret>,
     commit: Option<&str>,
+    others_here: bool,
 ) -> Result<Change, Conflict> {
     let logins: Vec<String> = d
         .logins
@@ -276,8 +324,13 @@ fn plan_secret(
         .map(|(s, u)| format!("{s} as {u}"))
         .collect();
     let Some(have) = have else {
-        let mut c = Change::new(Action::Create, "Secret", &d.namespace, &d.name);
+        let mut c = Change::new(Action::Create, ObjectKind::Secret, &d.namespace, &d.name);
         c.logins = logins;
+        c.causes.push(if others_here {
+            Cause::Missing
+        } else {
+            Cause::NewNamespace
+        });
         return Ok(c);
     };
     let owned = have.owned_by(spec);
@@ -290,7 +343,7 @@ fn plan_secret(
                 .to_string(),
         };
         return Err(Conflict {
-            kind: "Secret".into(),
+            kind: ObjectKind::Secret,
             namespace: d.namespace.clone(),
             name: d.name.clone(),
             message,
@@ -302,7 +355,7 @@ fn plan_secret(
         .as_ref()
         .map(|s| s.expose_secret().to_string());
     let data_same = have_doc.as_deref() == Some(want);
-    let mut c = Change::new(Action::Update, "Secret", &d.namespace, &d.name);
+    let mut c = Change::new(Action::Update, ObjectKind::Secret, &d.namespace, &d.name);
     c.logins = logins;
     if have.type_ != SECRET_TYPE {
         c.action = Action::Replace;
@@ -310,12 +363,16 @@ fn plan_secret(
             "type `{}` cannot be changed to `{SECRET_TYPE}`",
             have.type_
         ));
+        c.causes.push(Cause::TypeDiffers {
+            from: have.type_.clone(),
+        });
         return Ok(c);
     }
     if have.immutable && !data_same {
         c.action = Action::Replace;
         c.reason = Some("the Secret is immutable and its data must change".into());
         c.fields = auths_diff(have_doc.as_deref(), want, &d.digests);
+        c.causes.push(Cause::Immutable);
         return Ok(c);
     }
     // Field managers other than regops' own that hold the data: who changed it by hand.
@@ -323,14 +380,26 @@ fn plan_secret(
         .managers
         .iter()
         .filter(|m| m.owns_data && m.name != ownership::SECRET_FIELD_MANAGER)
-        .map(|m| format!("`{}`", m.name))
+        .map(|m| m.name.clone())
         .collect();
     if !data_same {
         c.fields = auths_diff(have_doc.as_deref(), want, &d.digests);
+        c.causes.push(Cause::DataChanged {
+            fields: c.fields.iter().map(|f| f.field.clone()).collect(),
+            by: if owned {
+                changed_by.clone()
+            } else {
+                Vec::new()
+            },
+        });
         if owned && !changed_by.is_empty() {
             c.reason = Some(format!(
                 "changed by {} outside regops; apply restores it",
-                changed_by.join(", ")
+                changed_by
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         } else if owned
             && commit.is_some()
@@ -347,7 +416,9 @@ fn plan_secret(
     }
     if !owned {
         c.reason = Some("adopted (`adopt: true`)".into());
+        c.causes.push(Cause::Adopted);
     }
+    let before = c.fields.len();
     labels_diff(
         "metadata.labels",
         &have.labels,
@@ -360,9 +431,13 @@ fn plan_secret(
         &[(SPEC_ANNOTATION, spec)],
         &mut c.fields,
     );
+    if c.fields.len() > before {
+        c.causes.push(Cause::OwnershipChanged);
+    }
     if c.fields.is_empty() {
         c.action = Action::Noop;
         c.reason = None;
+        c.causes.clear();
     }
     Ok(c)
 }
@@ -373,8 +448,6 @@ fn plan_secret(
 struct KubeSphere<'a> {
     /// The pod template's annotations.
     template: &'a Labels,
-    /// The path of the pod template's metadata, for the plan's field names.
-    template_path: &'static str,
     /// The copy on the workload's metadata that this spec's field manager holds.
     legacy: Option<&'a String>,
 }
@@ -383,7 +456,7 @@ struct KubeSphere<'a> {
 /// this spec recorded as added, no longer wants, and is still there. Never anything else.
 fn entries_change(
     spec: &str,
-    (kind, namespace, name): (&str, &str, &str),
+    (kind, namespace, name): (ObjectKind, &str, &str),
     present: &[String],
     annotations: &Labels,
     wanted: Option<&Wanted>,
@@ -415,6 +488,20 @@ fn entries_change(
     if new_record != old_record {
         c.record = Some(ownership::record_value(&new_record));
     }
+    // Wanted and missing: removed by someone since regops added it, or never there.
+    let (removed, missing): (Vec<String>, Vec<String>) =
+        c.add.iter().cloned().partition(|a| recorded.contains(a));
+    if !removed.is_empty() {
+        c.causes.push(Cause::EntryRemoved { entries: removed });
+    }
+    if !missing.is_empty() {
+        c.causes.push(Cause::EntryMissing { entries: missing });
+    }
+    if !c.remove.is_empty() {
+        c.causes.push(Cause::EntryUnwanted {
+            entries: c.remove.clone(),
+        });
+    }
     if let Some(ks) = &kubesphere {
         // The shared value, merged per container: this spec's containers set, the containers
         // of entries it removes dropped, everyone else's kept.
@@ -423,13 +510,18 @@ fn entries_change(
         let current = ks.template.get(KUBESPHERE_ANNOTATION);
         let merged = ownership::merge_kubesphere(current.map(String::as_str), want_ks, &c.remove);
         if merged.as_ref() != current {
+            let template = kind
+                .facts()
+                .template_metadata
+                .unwrap_or("spec.template.metadata");
             c.fields.push(FieldChange {
-                field: format!("{}.annotations[{KUBESPHERE_ANNOTATION}]", ks.template_path),
+                field: format!("{template}.annotations[{KUBESPHERE_ANNOTATION}]"),
                 before: current.cloned(),
                 after: merged.clone(),
                 sensitive: false,
             });
             c.kubesphere_annotation = Some(merged);
+            c.causes.push(Cause::AnnotationDiffers);
         }
         if let Some(old) = ks.legacy {
             c.fields.push(FieldChange {
@@ -442,6 +534,7 @@ fn entries_change(
                 "the KubeSphere annotation moves to the pod template, where KubeSphere reads it"
                     .into(),
             );
+            c.causes.push(Cause::AnnotationMoved);
         }
     }
     if !c.add.is_empty() || !c.remove.is_empty() {
@@ -453,14 +546,16 @@ fn entries_change(
         after.extend(c.add.iter().cloned());
         c.entries_before = present.to_vec();
         c.entries_after = after;
-        // A CronJob's template is used by its next Jobs: no running pod restarts.
-        c.restarts_pods = !matches!(kind, "ServiceAccount" | "CronJob");
     }
-    if c.kubesphere_annotation.is_some() && !matches!(kind, "ServiceAccount" | "CronJob") {
-        c.restarts_pods = true;
-    }
+    // A change to a pod template rolls the pods of the kinds that run them now (a CronJob's
+    // template is used by its next Jobs).
+    let template_changes =
+        !c.add.is_empty() || !c.remove.is_empty() || c.kubesphere_annotation.is_some();
+    c.restarts_pods = template_changes && kind.facts().rolls_pods;
     if c.add.is_empty() && c.remove.is_empty() && c.fields.is_empty() && c.record.is_none() {
         c.action = Action::Noop;
+    } else if c.causes.is_empty() {
+        c.causes.push(Cause::RecordOutdated);
     }
     c
 }
@@ -491,12 +586,20 @@ pub fn compute(
         .iter()
         .map(|s| ((s.namespace.as_str(), s.name.as_str()), s))
         .collect();
+    // Namespaces holding a Secret of this spec: one to create there was deleted.
+    let owned_in: BTreeSet<&str> = observed
+        .secrets
+        .iter()
+        .filter(|s| s.owned_by(spec))
+        .map(|s| s.namespace.as_str())
+        .collect();
     for d in &desired.secrets {
         match plan_secret(
             spec,
             d,
             have.get(&(d.namespace.as_str(), d.name.as_str())).copied(),
             source.commit.as_deref(),
+            owned_in.contains(d.namespace.as_str()),
         ) {
             Ok(c) => changes.push(c),
             Err(conflict) => {
@@ -517,8 +620,9 @@ pub fn compute(
         .filter(|s| s.owned_by(spec) && in_only(&s.namespace))
     {
         if !wanted_secret.contains(&(s.namespace.as_str(), s.name.as_str())) {
-            let mut c = Change::new(Action::Delete, "Secret", &s.namespace, &s.name);
+            let mut c = Change::new(Action::Delete, ObjectKind::Secret, &s.namespace, &s.name);
             c.reason = Some("no longer in the spec; deleted only with --prune".into());
+            c.causes.push(Cause::Orphaned);
             deletes.push(c);
         }
     }
@@ -546,7 +650,7 @@ pub fn compute(
         }
         changes.push(entries_change(
             spec,
-            ("ServiceAccount", &sa.namespace, &sa.name),
+            (ObjectKind::ServiceAccount, &sa.namespace, &sa.name),
             &sa.image_pull_secrets,
             &sa.annotations,
             wanted.as_ref(),
@@ -570,31 +674,31 @@ pub fn compute(
             .annotations
             .get(KUBESPHERE_ANNOTATION)
             .filter(|_| w.legacy_kubesphere_owners.contains(&manager));
+        let kind = ObjectKind::from(w.kind);
         let c = entries_change(
             spec,
-            (w.kind.as_str(), &w.namespace, &w.name),
+            (kind, &w.namespace, &w.name),
             &w.image_pull_secrets,
             &w.annotations,
             wanted.as_ref(),
             Some(KubeSphere {
                 template: &w.template_annotations,
-                template_path: if w.kind == WorkloadKind::CronJob {
-                    "spec.jobTemplate.spec.template.metadata"
-                } else {
-                    "spec.template.metadata"
-                },
                 legacy,
             }),
         );
-        if w.kind == WorkloadKind::Job {
+        if !kind.facts().template_mutable {
             // A Job's pod template cannot change once the Job exists (the API server answers
             // 422 "field is immutable"), so a Job is never patched; the plan says where the
             // pull secret can go instead.
             if !c.add.is_empty() {
                 let instead = match &w.controller {
-                    Some((kind, owner)) if kind == "CronJob" => format!(
-                        "bind its CronJob `{owner}`, so its next Jobs get it, or the ServiceAccount it runs as"
-                    ),
+                    Some((owner_kind, owner))
+                        if ObjectKind::parse(owner_kind) == Some(ObjectKind::CronJob) =>
+                    {
+                        format!(
+                            "bind its CronJob `{owner}`, so its next Jobs get it, or the ServiceAccount it runs as"
+                        )
+                    }
                     _ => "bind the ServiceAccount it runs as, or the workload that creates it"
                         .to_string(),
                 };
@@ -608,7 +712,7 @@ pub fn compute(
         if c.restarts_pods {
             warnings.push(format!(
                 "will restart pods of {} {}/{}",
-                w.kind.as_str().to_lowercase(),
+                kind.lowercase(),
                 w.namespace,
                 w.name
             ));

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use crate::kind::ObjectKind;
 use crate::plan::{Action, Change, Plan};
 
 struct Style {
@@ -71,7 +72,7 @@ fn change_note(c: &Change) -> String {
     if c.restarts_pods {
         notes.push("will restart its pods".into());
     }
-    if c.kind == "CronJob" && c.action == Action::Patch {
+    if c.kind == ObjectKind::CronJob && c.action == Action::Patch {
         notes.push("its next Jobs get this; running Jobs are unchanged".into());
     }
     if notes.is_empty() {

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use regops_core::desired::{self, Desired};
+use regops_core::kind::ObjectKind;
 use regops_core::login::Login;
 use regops_core::observed::Observed;
 use regops_core::ownership::{self, KUBESPHERE_ANNOTATION};
@@ -301,7 +302,7 @@ fn apply_model(objects: &mut Vec<Value>, plan: &Plan, desired: &Desired) {
     for c in &plan.changes {
         let at = objects
             .iter()
-            .position(|o| key(o) == (c.kind.clone(), c.namespace.clone(), c.name.clone()));
+            .position(|o| key(o) == (c.kind.to_string(), c.namespace.clone(), c.name.clone()));
         match (c.action, c.kind.as_str()) {
             (Action::Noop, _) => {}
             (Action::Create | Action::Update | Action::Replace, "Secret") => {
@@ -422,7 +423,7 @@ fn check(seed: u64) {
     for c in plan.changes.iter().filter(|c| c.action == Action::Patch) {
         let o = objects
             .iter()
-            .find(|o| key(o) == (c.kind.clone(), c.namespace.clone(), c.name.clone()))
+            .find(|o| key(o) == (c.kind.to_string(), c.namespace.clone(), c.name.clone()))
             .unwrap();
         let recorded = o["metadata"]["annotations"][ownership::added_key(SPEC)]
             .as_str()
@@ -436,10 +437,24 @@ fn check(seed: u64) {
                 ctx()
             );
         }
-        assert_ne!(c.kind, "Job", "a Job was patched: {}", ctx());
+        assert_ne!(c.kind, ObjectKind::Job, "a Job was patched: {}", ctx());
+    }
+    // 1b. Every change says why, and only changes do: drift reads these causes.
+    for c in &plan.changes {
+        assert_eq!(
+            c.causes.is_empty(),
+            c.action == Action::Noop,
+            "{:?} {} {}/{} with causes {:?}: {}",
+            c.action,
+            c.kind,
+            c.namespace,
+            c.name,
+            c.causes,
+            ctx()
+        );
     }
     // 2. Secrets regops does not own are changed only when adopted, never deleted.
-    for c in plan.changes.iter().filter(|c| c.kind == "Secret") {
+    for c in plan.changes.iter().filter(|c| c.kind == ObjectKind::Secret) {
         let Some(s) = observed
             .secrets
             .iter()
@@ -468,7 +483,7 @@ fn check(seed: u64) {
                 .iter()
                 .any(|s| s.namespace == c.namespace && &s.name == a);
             let written_before = plan.changes[..i].iter().any(|w| {
-                w.kind == "Secret"
+                w.kind == ObjectKind::Secret
                     && w.namespace == c.namespace
                     && &w.name == a
                     && matches!(
@@ -522,7 +537,7 @@ fn check(seed: u64) {
         let removed_by_plan = |e: &String| {
             plan.changes.iter().any(|c| {
                 c.remove.contains(e)
-                    && (c.kind.clone(), c.namespace.clone(), c.name.clone()) == key(o)
+                    && (c.kind.to_string(), c.namespace.clone(), c.name.clone()) == key(o)
             })
         };
         for e in old {

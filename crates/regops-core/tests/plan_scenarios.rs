@@ -111,15 +111,45 @@ fn run_scenario(dir: &std::path::Path) -> String {
         .changes
         .iter()
         .map(|c| {
+            let causes: Vec<String> = c
+                .causes
+                .iter()
+                .map(|k| serde_json::to_string(k).unwrap())
+                .collect();
             format!(
-                "{:?} {} {}/{} +{:?} -{:?}",
-                c.action, c.kind, c.namespace, c.name, c.add, c.remove
+                "{:?} {} {}/{} +{:?} -{:?} causes: [{}]",
+                c.action,
+                c.kind,
+                c.namespace,
+                c.name,
+                c.add,
+                c.remove,
+                causes.join(", ")
+            )
+        })
+        .collect();
+    // Drift reads the causes: what `regops drift` would report against this state.
+    let drifted: Vec<String> = regops_core::drift::drift(&p)
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} {}/{}: {}",
+                serde_json::to_value(d.how).unwrap().as_str().unwrap(),
+                d.kind,
+                d.namespace,
+                d.name,
+                d.detail
             )
         })
         .collect();
     format!(
-        "{text}\n----- changes (apply order) -----\n{}\n",
-        lines.join("\n")
+        "{text}\n----- changes (apply order) -----\n{}\n----- drift -----\n{}\n",
+        lines.join("\n"),
+        if drifted.is_empty() {
+            "(in sync)".to_string()
+        } else {
+            drifted.join("\n")
+        }
     )
 }
 

@@ -777,8 +777,8 @@ impl<'d> Decoder<'d> {
                 let Some(s) = self.string(item, "a workload kind") else {
                     continue;
                 };
-                match WorkloadKind::ALL.iter().find(|k| k.as_str() == s.value) {
-                    Some(kind) => kinds.push(Spanned::new(*kind, s.loc)),
+                match WorkloadKind::parse(&s.value) {
+                    Some(kind) => kinds.push(Spanned::new(kind, s.loc)),
                     None => {
                         let hint = did_you_mean(&s, WorkloadKind::ALL.iter().map(|k| k.as_str()));
                         self.push(

@@ -267,6 +267,18 @@ impl WorkloadKind {
             WorkloadKind::CronJob => "CronJob",
         }
     }
+
+    /// The kind named exactly `name` (`kind:` is case-sensitive).
+    pub fn parse(name: &str) -> Option<WorkloadKind> {
+        Some(match name {
+            "Deployment" => WorkloadKind::Deployment,
+            "StatefulSet" => WorkloadKind::StatefulSet,
+            "DaemonSet" => WorkloadKind::DaemonSet,
+            "Job" => WorkloadKind::Job,
+            "CronJob" => WorkloadKind::CronJob,
+            _ => return None,
+        })
+    }
 }
 
 impl SelectorOperator {

@@ -14,27 +14,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client};
 use regops_core::desired::{Desired, DesiredSecret};
+use regops_core::kind::ObjectKind;
 use regops_core::observed::{
     Observed, Secret as ObservedSecret, ServiceAccount as ObservedServiceAccount, Workload,
 };
 use regops_core::ownership::{
-    self, KUBESPHERE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SECRET_KEY, SECRET_TYPE,
-    SOURCE_COMMIT_ANNOTATION, SPEC_ANNOTATION,
+    self, KUBESPHERE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SPEC_ANNOTATION,
 };
 use regops_core::plan::{Action, Change, Plan};
-use regops_spec::WorkloadKind;
-use secrecy::ExposeSecret;
-use serde::Serialize;
-use serde_json::{Value, json};
+use regops_core::report::{ItemResult, Outcome, Report};
+use regops_core::request::{self as bodies, SecretApply};
 use zeroize::Zeroizing;
 
 use crate::retry::retry;
@@ -49,44 +43,6 @@ pub struct Options {
     pub dry_run: bool,
     pub force_conflicts: bool,
     pub concurrency: usize,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    Applied,
-    DryRun,
-    Skipped,
-    Failed,
-}
-
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ItemResult {
-    pub action: Action,
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-    pub outcome: Outcome,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Report {
-    pub results: Vec<ItemResult>,
-}
-
-impl Report {
-    pub fn failed(&self) -> usize {
-        self.results
-            .iter()
-            .filter(|r| r.outcome == Outcome::Failed)
-            .count()
-    }
-    pub fn count(&self, o: Outcome) -> usize {
-        self.results.iter().filter(|r| r.outcome == o).count()
-    }
 }
 
 /// Why a write did not happen: it failed, or there was nothing to do after all (the object
@@ -135,54 +91,6 @@ fn describe(e: &kube::Error) -> String {
             }
             cur.to_string()
         }
-    }
-}
-
-/// The applied configuration of one Secret; serialises the data without keeping a copy.
-struct SecretBody<'a> {
-    desired: &'a DesiredSecret,
-    spec: &'a str,
-    commit: Option<&'a str>,
-    /// A precondition: apply only to this version (after re-checking ownership).
-    resource_version: Option<&'a str>,
-}
-
-impl std::fmt::Debug for SecretBody<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Secret {}/{} (data: sensitive value)",
-            self.desired.namespace, self.desired.name
-        )
-    }
-}
-
-impl Serialize for SecretBody<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut annotations = BTreeMap::from([(SPEC_ANNOTATION, self.spec)]);
-        if let Some(c) = self.commit {
-            annotations.insert(SOURCE_COMMIT_ANNOTATION, c);
-        }
-        let mut metadata = json!({
-            "name": self.desired.name,
-            "namespace": self.desired.namespace,
-            "labels": { MANAGED_BY_LABEL: MANAGED_BY_VALUE },
-            "annotations": annotations,
-        });
-        if let Some(rv) = self.resource_version {
-            metadata["resourceVersion"] = json!(rv);
-        }
-        let encoded = Zeroizing::new(
-            STANDARD.encode(self.desired.dockerconfigjson.expose_secret().as_bytes()),
-        );
-        let mut m = s.serialize_map(Some(5))?;
-        m.serialize_entry("apiVersion", "v1")?;
-        m.serialize_entry("kind", "Secret")?;
-        m.serialize_entry("metadata", &metadata)?;
-        m.serialize_entry("type", SECRET_TYPE)?;
-        m.serialize_entry("data", &BTreeMap::from([(SECRET_KEY, encoded.as_str())]))?;
-        m.end()
     }
 }
 
@@ -290,14 +198,14 @@ async fn apply_secret(
     resource_version: Option<String>,
     pp: PatchParams,
 ) -> Result<(), kube::Error> {
-    let body = SecretBody {
+    let body = SecretApply {
         desired: d,
         spec: &opts.spec,
         commit: opts.commit.as_deref(),
         resource_version: resource_version.as_deref(),
     };
     let patch = Patch::Apply(&body);
-    let request = kube::core::Request::new(Secret::url_path(&(), Some(&c.namespace)));
+    let request = kube::core::Request::new(ObjectKind::Secret.collection_path(Some(&c.namespace)));
     retry(|| send(client, request.patch(&c.name, &pp, &patch))).await
 }
 
@@ -323,10 +231,6 @@ async fn send(
     }
 }
 
-fn pull_list(names: &[String]) -> Value {
-    Value::Array(names.iter().map(|n| json!({ "name": n })).collect())
-}
-
 /// Read, union, write with the read resourceVersion; on 409 read again.
 async fn write_service_account(
     client: &Client,
@@ -339,33 +243,22 @@ async fn write_service_account(
         .map(|s| s.image_pull_secrets.clone())
         .unwrap_or_default();
     let mut rv = seen.and_then(|s| s.resource_version.clone());
-    let key = ownership::added_key(&opts.spec);
     for _ in 0..5 {
-        let mut list: Vec<String> = present
-            .iter()
-            .filter(|p| !c.remove.contains(p))
-            .cloned()
-            .collect();
-        for a in &c.add {
-            if !list.contains(a) {
-                list.push(a.clone());
-            }
-        }
-        let mut patch = json!({ "imagePullSecrets": pull_list(&list) });
-        if let Some(rv) = &rv {
-            patch["metadata"] = json!({ "resourceVersion": rv });
-        }
-        if let Some(record) = &c.record {
-            patch["metadata"]["annotations"] = json!({ key.as_str(): record });
-            let marker = record.as_ref().map(|_| ownership::MARKER_VALUE);
-            patch["metadata"]["labels"] = json!({ key.as_str(): marker });
-        }
+        let list = bodies::entries_after(&present, &c.add, &c.remove);
+        let patch = bodies::service_account_patch(
+            &opts.spec,
+            &list,
+            rv.as_deref(),
+            c.record.as_ref().map(Option::as_deref),
+        );
         let pp = PatchParams {
             dry_run: opts.dry_run,
             ..PatchParams::default()
         };
         let merge = Patch::Merge(&patch);
-        let request = kube::core::Request::new(ServiceAccount::url_path(&(), Some(&c.namespace)));
+        let request = kube::core::Request::new(
+            ObjectKind::ServiceAccount.collection_path(Some(&c.namespace)),
+        );
         match retry(|| send(client, request.patch(&c.name, &pp, &merge))).await {
             Ok(_) => return Ok(None),
             Err(kube::Error::Api(s)) if s.code == 404 => {
@@ -400,11 +293,11 @@ async fn write_service_account(
 /// A workload as it is now, for a write that must be redone against the latest version.
 async fn read_workload(
     client: &Client,
-    kind: WorkloadKind,
+    kind: ObjectKind,
     namespace: &str,
     name: &str,
 ) -> Result<Option<Workload>, kube::Error> {
-    let request = kube::core::Request::new(workload_path(kind, namespace));
+    let request = kube::core::Request::new(kind.collection_path(Some(namespace)));
     let get = || async {
         let req = request
             .get(name, &kube::api::GetParams::default())
@@ -424,17 +317,6 @@ async fn read_workload(
     }
 }
 
-fn workload_path(kind: WorkloadKind, namespace: &str) -> String {
-    let ns = Some(namespace);
-    match kind {
-        WorkloadKind::Deployment => Deployment::url_path(&(), ns),
-        WorkloadKind::StatefulSet => StatefulSet::url_path(&(), ns),
-        WorkloadKind::DaemonSet => DaemonSet::url_path(&(), ns),
-        WorkloadKind::Job => Job::url_path(&(), ns),
-        WorkloadKind::CronJob => CronJob::url_path(&(), ns),
-    }
-}
-
 /// Server-side applies this spec's entries (field manager `regops.<spec>`) and, on the pod
 /// template, the KubeSphere annotation merged per container. The annotation's value is shared
 /// with KubeSphere's console, which may have written it last: it is merged from the version
@@ -448,13 +330,12 @@ async fn write_workload(
     opts: &Options,
     blocked: &BTreeSet<(String, String)>,
 ) -> Written {
-    let kind = WorkloadKind::ALL
-        .into_iter()
-        .find(|k| k.as_str() == c.kind)
-        .ok_or_else(|| "unknown workload kind".to_string())?;
+    let (kind, Some(workload_kind)) = (c.kind, c.kind.workload()) else {
+        return Err(format!("internal: {} is not a workload", c.kind).into());
+    };
     let wanted = desired
         .workloads
-        .get(&(c.namespace.clone(), kind, c.name.clone()))
+        .get(&(c.namespace.clone(), workload_kind, c.name.clone()))
         .cloned()
         .unwrap_or_default();
     let entries: Vec<String> = wanted
@@ -473,7 +354,7 @@ async fn write_workload(
             .unwrap_or_default(),
     };
     let manager = ownership::workload_field_manager(&opts.spec);
-    let request = kube::core::Request::new(workload_path(kind, &c.namespace));
+    let request = kube::core::Request::new(kind.collection_path(Some(&c.namespace)));
     // The pod template's annotation: as planned, then as merged again on a fresh read.
     let mut template_value: Option<String> = match &c.kubesphere_annotation {
         Some(v) => v.clone(),
@@ -481,33 +362,19 @@ async fn write_workload(
     };
     let mut rv = seen.and_then(|w| w.resource_version.clone());
     for _ in 0..5 {
-        let mut body = json!({ "apiVersion": kind_api_version(kind), "kind": c.kind, "metadata": { "name": c.name, "namespace": c.namespace } });
-        if let Some(v) = ownership::record_value(&record) {
-            body["metadata"]["annotations"] = json!({ ownership::added_key(&opts.spec): v });
-            body["metadata"]["labels"] =
-                json!({ ownership::added_key(&opts.spec): ownership::MARKER_VALUE });
-        }
-        let mut template = json!({});
-        if !entries.is_empty() {
-            template["spec"] = json!({ "imagePullSecrets": pull_list(&entries) });
-        }
-        // Whenever the template carries the annotation, the apply carries it too (unchanged,
-        // or merged): leaving it out would let server-side apply remove a value this manager
-        // holds, console's containers and all.
         let shared = template_value.is_some();
-        if let Some(v) = &template_value {
-            template["metadata"] = json!({ "annotations": { KUBESPHERE_ANNOTATION: v } });
-            if let Some(rv) = &rv {
-                body["metadata"]["resourceVersion"] = json!(rv);
-            }
-        }
-        if template.as_object().is_some_and(|t| !t.is_empty()) {
-            body["spec"] = if kind == WorkloadKind::CronJob {
-                json!({ "jobTemplate": { "spec": { "template": template } } })
-            } else {
-                json!({ "template": template })
-            };
-        }
+        let body = bodies::workload_apply(
+            kind,
+            &c.namespace,
+            &c.name,
+            &opts.spec,
+            &bodies::WorkloadFields {
+                entries: &entries,
+                record: &record,
+                kubesphere: template_value.as_deref(),
+                resource_version: rv.as_deref(),
+            },
+        );
         let mut pp = PatchParams::apply(&manager);
         // Forcing is safe where the apply is bound to the version its merge was made from.
         pp.force = opts.force_conflicts || (shared && rv.is_some());
@@ -553,14 +420,6 @@ async fn write_workload(
     )
 }
 
-fn kind_api_version(kind: WorkloadKind) -> &'static str {
-    if matches!(kind, WorkloadKind::Job | WorkloadKind::CronJob) {
-        "batch/v1"
-    } else {
-        "apps/v1"
-    }
-}
-
 async fn delete_secret(client: &Client, c: &Change, opts: &Options) -> Written {
     let api: Api<Secret> = Api::namespaced(client.clone(), &c.namespace);
     // Ownership was checked on the object read for the plan; check again on a fresh read.
@@ -600,7 +459,7 @@ async fn delete_secret(client: &Client, c: &Change, opts: &Options) -> Written {
 fn result(c: &Change, outcome: Outcome, message: Option<String>) -> ItemResult {
     ItemResult {
         action: c.action,
-        kind: c.kind.clone(),
+        kind: c.kind,
         namespace: c.namespace.clone(),
         name: c.name.clone(),
         outcome,
@@ -679,7 +538,7 @@ pub async fn run(
 
     // 1. Secrets.
     let phase1: Vec<ItemResult> =
-        futures::stream::iter(todo(Action::Create).filter(|c| c.kind == "Secret"))
+        futures::stream::iter(todo(Action::Create).filter(|c| c.kind == ObjectKind::Secret))
             .map(|c| async move {
                 if let Some(item) = stopped(c) {
                     progress(&item);
@@ -727,7 +586,7 @@ pub async fn run(
                 .iter()
                 .filter(|s| blocked_ref.contains(&(c.namespace.clone(), (*s).clone())))
                 .collect();
-            let item = if !held.is_empty() && c.kind == "ServiceAccount" {
+            let item = if !held.is_empty() && c.kind == ObjectKind::ServiceAccount {
                 result(
                     c,
                     Outcome::Skipped,
@@ -741,7 +600,7 @@ pub async fn run(
                 )
             } else {
                 let key = (c.namespace.as_str(), c.name.as_str());
-                let r = if c.kind == "ServiceAccount" {
+                let r = if c.kind == ObjectKind::ServiceAccount {
                     write_service_account(client, c, service_accounts.get(&key).copied(), opts)
                         .await
                 } else {
@@ -771,17 +630,6 @@ pub async fn run(
         report.results.push(item);
     }
     // Stable order for reports: the plan's.
-    let order: BTreeMap<(String, String, String), usize> = plan
-        .changes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| ((c.kind.clone(), c.namespace.clone(), c.name.clone()), i))
-        .collect();
-    report.results.sort_by_key(|r| {
-        order
-            .get(&(r.kind.clone(), r.namespace.clone(), r.name.clone()))
-            .copied()
-            .unwrap_or(usize::MAX)
-    });
+    report.sort_as(plan);
     report
 }

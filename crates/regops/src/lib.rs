@@ -26,7 +26,6 @@ pub mod crypto;
 pub mod edit;
 pub mod fuzz_entry;
 pub mod lock;
-pub mod manifest;
 pub mod observe;
 pub mod output;
 pub mod provenance;

@@ -8,11 +8,10 @@
 use std::io::Read;
 use std::path::Path;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::ListParams;
+use regops_core::kind::ObjectKind;
 use regops_core::observed::{Observed, Skipped, wire};
 use regops_core::ownership::{self, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use regops_spec::{Spec, WorkloadKind};
@@ -46,6 +45,18 @@ impl<'a> Listing<'a> {
             kind,
             resource,
             group,
+            metadata_only: false,
+        }
+    }
+
+    /// A kind the plan changes, as its table row says.
+    fn kind(kind: ObjectKind) -> Self {
+        let f = kind.facts();
+        Listing {
+            path: kind.collection_path(None),
+            kind: f.name,
+            resource: f.plural,
+            group: f.group,
             metadata_only: false,
         }
     }
@@ -146,7 +157,7 @@ pub async fn from_cluster(
     list_into(
         client,
         target,
-        &Listing::of::<Secret>("Secret", "secrets", ""),
+        &Listing::kind(ObjectKind::Secret),
         ListParams::default().labels(&owned),
         &mut observed,
     )
@@ -159,7 +170,7 @@ pub async fn from_cluster(
         let by_name = ListParams::default()
             .fields(&format!("metadata.name={name}"))
             .labels(&not_owned);
-        let listing = Listing::of::<Secret>("Secret", "secrets", "");
+        let listing = Listing::kind(ObjectKind::Secret);
         let listing = if ps.adopt {
             listing
         } else {
@@ -181,7 +192,7 @@ pub async fn from_cluster(
     list_into(
         client,
         target,
-        &Listing::of::<ServiceAccount>("ServiceAccount", "serviceaccounts", ""),
+        &Listing::kind(ObjectKind::ServiceAccount),
         select(sas_wanted),
         &mut observed,
     )
@@ -199,17 +210,7 @@ pub async fn from_cluster(
         })
         .collect();
     for kind in WorkloadKind::ALL {
-        let listing = match kind {
-            WorkloadKind::Deployment => {
-                Listing::of::<Deployment>("Deployment", "deployments", "apps")
-            }
-            WorkloadKind::StatefulSet => {
-                Listing::of::<StatefulSet>("StatefulSet", "statefulsets", "apps")
-            }
-            WorkloadKind::DaemonSet => Listing::of::<DaemonSet>("DaemonSet", "daemonsets", "apps"),
-            WorkloadKind::Job => Listing::of::<Job>("Job", "jobs", "batch"),
-            WorkloadKind::CronJob => Listing::of::<CronJob>("CronJob", "cronjobs", "batch"),
-        };
+        let listing = Listing::kind(ObjectKind::from(kind));
         list_into(
             client,
             target,
@@ -352,4 +353,49 @@ fn read_state<R: std::io::BufRead>(
     }
     observed.finish();
     Ok((observed, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
+    use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+    use k8s_openapi::{Metadata, Resource};
+    use regops_core::kind::ObjectKind;
+
+    /// regops-core's table of per-kind facts (it has no Kubernetes types) against
+    /// k8s-openapi's, which are generated from the API's OpenAPI document.
+    #[test]
+    fn the_kind_table_agrees_with_the_api() {
+        fn check<
+            K: Resource + Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+        >(
+            kind: ObjectKind,
+        ) {
+            let f = kind.facts();
+            assert_eq!(f.name, K::KIND);
+            assert_eq!(f.api_version, K::API_VERSION);
+            assert_eq!(f.group, K::GROUP);
+            assert_eq!(f.plural, K::URL_PATH_SEGMENT);
+            assert_eq!(
+                kind.collection_path(Some("web")),
+                <K as kube::Resource>::url_path(&(), Some("web"))
+            );
+            assert_eq!(
+                kind.collection_path(None),
+                <K as kube::Resource>::url_path(&(), None)
+            );
+        }
+        for kind in ObjectKind::ALL {
+            match kind {
+                ObjectKind::Secret => check::<Secret>(kind),
+                ObjectKind::ServiceAccount => check::<ServiceAccount>(kind),
+                ObjectKind::Deployment => check::<Deployment>(kind),
+                ObjectKind::StatefulSet => check::<StatefulSet>(kind),
+                ObjectKind::DaemonSet => check::<DaemonSet>(kind),
+                ObjectKind::Job => check::<Job>(kind),
+                ObjectKind::CronJob => check::<CronJob>(kind),
+            }
+        }
+    }
 }

@@ -95,21 +95,21 @@ impl Progress {
         }
     }
 
-    pub fn item(&self, r: &crate::apply::ItemResult) {
+    pub fn item(&self, r: &regops_core::report::ItemResult) {
         let n = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         if !self.enabled {
             return;
         }
         let mark = match r.outcome {
-            crate::apply::Outcome::Applied | crate::apply::Outcome::DryRun => "ok",
-            crate::apply::Outcome::Skipped => "skipped",
-            crate::apply::Outcome::Failed => "FAILED",
+            regops_core::report::Outcome::Applied | regops_core::report::Outcome::DryRun => "ok",
+            regops_core::report::Outcome::Skipped => "skipped",
+            regops_core::report::Outcome::Failed => "FAILED",
         };
         let verb = format!("{:?}", r.action).to_lowercase();
         let line = format!("{mark:<7} {verb} {} {}/{}", r.kind, r.namespace, r.name);
         match &self.bar {
             Some(bar) => {
-                if r.outcome == crate::apply::Outcome::Failed {
+                if r.outcome == regops_core::report::Outcome::Failed {
                     bar.println(&line);
                 }
                 bar.set_message(line);

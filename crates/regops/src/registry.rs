@@ -15,53 +15,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use regops_spec::DOCKER_HUB_SERVER;
 use secrecy::ExposeSecret;
-use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::credentials::Login;
 
-/// What a check found.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "result", content = "detail")]
-pub enum Verdict {
-    /// Logged in (and, with an image, may pull it).
-    Ok(String),
-    BadCredentials(String),
-    /// Logged in, but not allowed to pull the image.
-    Denied(String),
-    NotFound(String),
-    Unreachable(String),
-    TlsError(String),
-    Error(String),
-}
-
-impl Verdict {
-    pub fn is_ok(&self) -> bool {
-        matches!(self, Verdict::Ok(_))
-    }
-    pub fn label(&self) -> &'static str {
-        match self {
-            Verdict::Ok(_) => "OK",
-            Verdict::BadCredentials(_) => "bad credentials",
-            Verdict::Denied(_) => "denied",
-            Verdict::NotFound(_) => "not found",
-            Verdict::Unreachable(_) => "unreachable",
-            Verdict::TlsError(_) => "TLS error",
-            Verdict::Error(_) => "error",
-        }
-    }
-    pub fn detail(&self) -> &str {
-        match self {
-            Verdict::Ok(d)
-            | Verdict::BadCredentials(d)
-            | Verdict::Denied(d)
-            | Verdict::NotFound(d)
-            | Verdict::Unreachable(d)
-            | Verdict::TlsError(d)
-            | Verdict::Error(d) => d,
-        }
-    }
-}
+pub use regops_core::report::Verdict;
 
 /// Where a registry's API is: its base URL.
 pub fn base_url(server: &str, insecure: bool) -> String {

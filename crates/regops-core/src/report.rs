@@ -1,0 +1,537 @@
+//! What `apply`, `drift` and `validate` found, and their text and JSON views. Pure: the shell
+//! runs the writes, reads and logins, and hands their results here to be shown.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::drift::Drift;
+use crate::kind::ObjectKind;
+use crate::plan::{Action, Plan};
+
+/// The version of the JSON reports of `apply`, `drift` and `validate`.
+pub const FORMAT_VERSION: &str = "1";
+
+fn pretty(v: &serde_json::Value) -> String {
+    // Serialising a `Value` cannot fail (its map keys are strings).
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+// ---------------------------------------------------------------------------------------------
+// apply
+
+/// What became of one change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Applied,
+    DryRun,
+    Skipped,
+    Failed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemResult {
+    pub action: Action,
+    pub kind: ObjectKind,
+    pub namespace: String,
+    pub name: String,
+    pub outcome: Outcome,
+    /// Why it failed or was skipped, or a note on what was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Every change's outcome.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub results: Vec<ItemResult>,
+}
+
+impl Report {
+    pub fn failed(&self) -> usize {
+        self.count(Outcome::Failed)
+    }
+
+    pub fn count(&self, o: Outcome) -> usize {
+        self.results.iter().filter(|r| r.outcome == o).count()
+    }
+
+    /// Puts the results in the plan's order (apply finishes them in any order).
+    pub fn sort_as(&mut self, plan: &Plan) {
+        let order: BTreeMap<(ObjectKind, &str, &str), usize> = plan
+            .changes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ((c.kind, c.namespace.as_str(), c.name.as_str()), i))
+            .collect();
+        let position = |r: &ItemResult| {
+            order
+                .get(&(r.kind, r.namespace.as_str(), r.name.as_str()))
+                .copied()
+                .unwrap_or(usize::MAX)
+        };
+        self.results.sort_by_key(position);
+    }
+}
+
+/// The text report after an apply: failures, notes and skips, one section each, then the
+/// counts.
+pub fn apply_text(report: &Report, dry_run: bool, conflicts: usize) -> String {
+    let mut out = String::new();
+    let failed = report.failed();
+    let skipped = report.count(Outcome::Skipped);
+    // One section per outcome worth a line of its own: its title, the mark before each object
+    // and whether the action is named, and which results it lists.
+    type Pick = fn(&ItemResult) -> bool;
+    let sections: [(&str, &str, bool, Pick); 3] = [
+        ("Not applied (failed)", "✗", true, |r| {
+            r.outcome == Outcome::Failed
+        }),
+        ("Applied, with notes", "✓", false, |r| {
+            matches!(r.outcome, Outcome::Applied | Outcome::DryRun) && r.message.is_some()
+        }),
+        ("Skipped", "-", false, |r| r.outcome == Outcome::Skipped),
+    ];
+    for (title, mark, with_verb, pick) in sections {
+        let items: Vec<&ItemResult> = report.results.iter().filter(|r| pick(r)).collect();
+        if items.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("\n{title}:\n"));
+        for r in items {
+            let verb = if with_verb {
+                format!("{} ", format!("{:?}", r.action).to_lowercase())
+            } else {
+                String::new()
+            };
+            out.push_str(&format!(
+                "  {mark} {verb}{} {}/{}: {}\n",
+                r.kind,
+                r.namespace,
+                r.name,
+                r.message.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    let done = report.count(if dry_run {
+        Outcome::DryRun
+    } else {
+        Outcome::Applied
+    });
+    out.push_str(&format!(
+        "\n{}: {done} applied{}, {failed} failed, {skipped} skipped{}.\n",
+        if dry_run {
+            "Dry run (server-side, nothing stored)"
+        } else {
+            "Apply complete"
+        },
+        if dry_run { " as a dry run" } else { "" },
+        if conflicts > 0 {
+            format!(", {conflicts} in conflict")
+        } else {
+            String::new()
+        }
+    ));
+    if failed > 0 {
+        out.push_str("Everything else was applied; run apply again to converge.\n");
+    }
+    out
+}
+
+/// The JSON report after an apply.
+pub fn apply_json(plan: &Plan, report: &Report, dry_run: bool) -> String {
+    pretty(&json!({
+        "formatVersion": FORMAT_VERSION,
+        "spec": plan.spec,
+        "target": plan.target,
+        "dryRun": dry_run,
+        "results": report.results,
+        "conflicts": plan.conflicts,
+        "summary": {
+            "applied": report.count(Outcome::Applied),
+            "dryRun": report.count(Outcome::DryRun),
+            "failed": report.failed(),
+            "skipped": report.count(Outcome::Skipped),
+            "conflicts": plan.conflicts.len(),
+        },
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// drift
+
+/// The objects that differ (an object with two causes counts once).
+pub fn drifted_objects(drift: &[Drift]) -> usize {
+    drift
+        .iter()
+        .map(|d| (d.kind, d.namespace.as_str(), d.name.as_str()))
+        .collect::<BTreeSet<_>>()
+        .len()
+}
+
+fn how_name(d: &Drift) -> String {
+    serde_json::to_value(d.how)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The text report of `regops drift`.
+pub fn drift_text(plan: &Plan, drift: &[Drift]) -> String {
+    let mut out = format!(
+        "regops drift: spec `{}` against {}\n",
+        plan.spec, plan.target
+    );
+    if drift.is_empty() {
+        out.push_str(&format!(
+            "In sync: {} checked.\n",
+            plural(plan.changes.len(), "object", "objects")
+        ));
+        return out;
+    }
+    for d in drift {
+        out.push_str(&format!(
+            "  {:<17} {} {}/{}: {}\n",
+            how_name(d),
+            d.kind,
+            d.namespace,
+            d.name,
+            d.detail
+        ));
+    }
+    let n = drifted_objects(drift);
+    out.push_str(&format!(
+        "Drift: {n} object{} from the spec; `regops apply` converges.\n",
+        if n == 1 { " differs" } else { "s differ" }
+    ));
+    out
+}
+
+/// The JSON report of `regops drift`.
+pub fn drift_json(plan: &Plan, drift: &[Drift]) -> String {
+    pretty(&json!({
+        "formatVersion": FORMAT_VERSION,
+        "spec": plan.spec,
+        "target": plan.target,
+        "inSync": drift.is_empty(),
+        "driftedObjects": drifted_objects(drift),
+        "checked": plan.changes.len(),
+        "drift": drift,
+        "warnings": plan.warnings,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// validate
+
+/// What a registry said to one login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Logged in (and, with an image, may pull it).
+    Ok(String),
+    BadCredentials(String),
+    /// Logged in, but not allowed to pull the image.
+    Denied(String),
+    NotFound(String),
+    Unreachable(String),
+    TlsError(String),
+    Error(String),
+}
+
+impl Verdict {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Verdict::Ok(_))
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Ok(_) => "OK",
+            Verdict::BadCredentials(_) => "bad credentials",
+            Verdict::Denied(_) => "denied",
+            Verdict::NotFound(_) => "not found",
+            Verdict::Unreachable(_) => "unreachable",
+            Verdict::TlsError(_) => "TLS error",
+            Verdict::Error(_) => "error",
+        }
+    }
+
+    pub fn detail(&self) -> &str {
+        match self {
+            Verdict::Ok(d)
+            | Verdict::BadCredentials(d)
+            | Verdict::Denied(d)
+            | Verdict::NotFound(d)
+            | Verdict::Unreachable(d)
+            | Verdict::TlsError(d)
+            | Verdict::Error(d) => d,
+        }
+    }
+}
+
+/// One registry's line in the `validate` report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checked {
+    pub registry: String,
+    pub server: String,
+    pub verdict: Verdict,
+}
+
+/// The text report of `regops validate`: a table.
+pub fn validate_text(rows: &[Checked]) -> String {
+    let w1 = rows
+        .iter()
+        .map(|r| r.registry.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let w2 = rows
+        .iter()
+        .map(|r| r.server.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let mut out = format!(
+        "{:<w1$}  {:<w2$}  {:<15}  DETAIL\n",
+        "REGISTRY", "SERVER", "RESULT"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:<w1$}  {:<w2$}  {:<15}  {}\n",
+            r.registry,
+            r.server,
+            r.verdict.label(),
+            r.verdict.detail()
+        ));
+    }
+    out
+}
+
+/// The JSON report of `regops validate`.
+pub fn validate_json(rows: &[Checked]) -> String {
+    let registries: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "registry": r.registry,
+                "server": r.server,
+                "result": r.verdict.label(),
+                "detail": r.verdict.detail(),
+            })
+        })
+        .collect();
+    pretty(&json!({
+        "formatVersion": FORMAT_VERSION,
+        "ok": rows.iter().all(|r| r.verdict.is_ok()),
+        "registries": registries,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drift::How;
+    use crate::plan::{Conflict, Source, Summary};
+
+    fn plan() -> Plan {
+        Plan {
+            format_version: crate::plan::FORMAT_VERSION.into(),
+            spec: "team".into(),
+            target: "context kind-dev (https://127.0.0.1:6443)".into(),
+            source: Source::default(),
+            last_applied_commits: Vec::new(),
+            changes: Vec::new(),
+            conflicts: vec![Conflict {
+                kind: ObjectKind::Secret,
+                namespace: "shop".into(),
+                name: "pull".into(),
+                message: "would overwrite a Secret owned by someone else".into(),
+            }],
+            warnings: vec!["will restart pods of deployment web/api".into()],
+            summary: Summary::default(),
+        }
+    }
+
+    fn item(
+        action: Action,
+        kind: ObjectKind,
+        ns: &str,
+        outcome: Outcome,
+        message: Option<&str>,
+    ) -> ItemResult {
+        ItemResult {
+            action,
+            kind,
+            namespace: ns.into(),
+            name: if kind == ObjectKind::Secret {
+                "pull"
+            } else {
+                "default"
+            }
+            .into(),
+            outcome,
+            message: message.map(str::to_string),
+        }
+    }
+
+    fn report() -> Report {
+        Report {
+            results: vec![
+                item(
+                    Action::Create,
+                    ObjectKind::Secret,
+                    "web",
+                    Outcome::Applied,
+                    None,
+                ),
+                item(
+                    Action::Update,
+                    ObjectKind::Secret,
+                    "api",
+                    Outcome::Applied,
+                    Some("restored: overwrote the change made by `kubectl-edit`"),
+                ),
+                item(
+                    Action::Create,
+                    ObjectKind::Secret,
+                    "db",
+                    Outcome::Failed,
+                    Some("forbidden: secrets is forbidden"),
+                ),
+                item(
+                    Action::Patch,
+                    ObjectKind::ServiceAccount,
+                    "db",
+                    Outcome::Skipped,
+                    Some("not written: Secret pull was not applied"),
+                ),
+                item(
+                    Action::Delete,
+                    ObjectKind::Secret,
+                    "old",
+                    Outcome::Skipped,
+                    Some("pass --prune to delete"),
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn apply_reports() {
+        let r = report();
+        assert_eq!((r.failed(), r.count(Outcome::Skipped)), (1, 2));
+        insta::assert_snapshot!("apply_text", apply_text(&r, false, 1));
+        insta::assert_snapshot!("apply_json", apply_json(&plan(), &r, false));
+        let dry = Report {
+            results: vec![item(
+                Action::Replace,
+                ObjectKind::Secret,
+                "web",
+                Outcome::DryRun,
+                Some("would replace: the server accepted the delete; the new Secret is as planned"),
+            )],
+        };
+        insta::assert_snapshot!("apply_text_dry_run", apply_text(&dry, true, 0));
+    }
+
+    #[test]
+    fn results_follow_the_plans_order() {
+        let mut p = plan();
+        let mut r = report();
+        // The plan's order: by namespace, as a plan lists them.
+        for x in [
+            ("api", ObjectKind::Secret),
+            ("db", ObjectKind::Secret),
+            ("db", ObjectKind::ServiceAccount),
+            ("old", ObjectKind::Secret),
+            ("web", ObjectKind::Secret),
+        ] {
+            let found = r
+                .results
+                .iter()
+                .find(|i| i.namespace == x.0 && i.kind == x.1)
+                .unwrap();
+            p.changes.push(crate::plan::Change {
+                action: found.action,
+                kind: x.1,
+                namespace: x.0.into(),
+                name: found.name.clone(),
+                fields: Vec::new(),
+                reason: None,
+                causes: Vec::new(),
+                add: Vec::new(),
+                remove: Vec::new(),
+                entries_before: Vec::new(),
+                entries_after: Vec::new(),
+                kubesphere_annotation: None,
+                record: None,
+                restarts_pods: false,
+                logins: Vec::new(),
+            });
+        }
+        r.sort_as(&p);
+        let order: Vec<&str> = r.results.iter().map(|i| i.namespace.as_str()).collect();
+        assert_eq!(order, ["api", "db", "db", "old", "web"]);
+        assert_eq!(r.results[1].kind, ObjectKind::Secret);
+    }
+
+    #[test]
+    fn drift_reports() {
+        let p = plan();
+        let drift = vec![
+            Drift {
+                kind: ObjectKind::Secret,
+                namespace: "web".into(),
+                name: "pull".into(),
+                how: How::DataChanged,
+                detail: "auths[harbor.example.com].password (by kubectl-edit)".into(),
+            },
+            Drift {
+                kind: ObjectKind::Secret,
+                namespace: "web".into(),
+                name: "pull".into(),
+                how: How::OwnershipChanged,
+                detail: "regops' label or annotation is missing".into(),
+            },
+            Drift {
+                kind: ObjectKind::ServiceAccount,
+                namespace: "web".into(),
+                name: "default".into(),
+                how: How::EntryRemoved,
+                detail: "pull".into(),
+            },
+        ];
+        // Two causes on one Secret: two objects drifted, not three.
+        assert_eq!(drifted_objects(&drift), 2);
+        insta::assert_snapshot!("drift_text", drift_text(&p, &drift));
+        insta::assert_snapshot!("drift_json", drift_json(&p, &drift));
+        insta::assert_snapshot!("drift_text_in_sync", drift_text(&p, &[]));
+    }
+
+    #[test]
+    fn validate_reports() {
+        let rows = vec![
+            Checked {
+                registry: "harbor".into(),
+                server: "harbor.example.com".into(),
+                verdict: Verdict::Ok("logged in as robot$ci".into()),
+            },
+            Checked {
+                registry: "dockerhub".into(),
+                server: "https://index.docker.io/v1/".into(),
+                verdict: Verdict::BadCredentials("401 Unauthorized from the token service".into()),
+            },
+        ];
+        insta::assert_snapshot!("validate_text", validate_text(&rows));
+        insta::assert_snapshot!("validate_json", validate_json(&rows));
+        assert!(validate_json(&rows[..1]).contains("\"ok\": true"));
+    }
+}

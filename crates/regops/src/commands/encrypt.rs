@@ -1,0 +1,161 @@
+//! `regops encrypt`: a credential's password, read without echo, encrypted to the spec's
+//! recipients and written into the spec (or an `ageFile`).
+
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+
+use regops_spec::{Diagnostic, Diagnostics};
+use secrecy::SecretString;
+use zeroize::Zeroizing;
+
+use super::load::{default_name, read_sources};
+use super::{Failure, Outcome};
+use crate::ExitStatus;
+use crate::cli::EncryptArgs;
+use crate::credentials;
+use crate::crypto;
+use crate::edit::{self, NewPassword};
+use crate::output::Term;
+
+/// Reads the new secret: from the terminal without echo (asked twice), or all of standard input.
+pub(super) fn read_new_secret(credential: &str) -> Result<SecretString, Failure> {
+    let stdin = std::io::stdin();
+    let value = if stdin.is_terminal() {
+        let first = Zeroizing::new(
+            rpassword::prompt_password(format!("Password for credential `{credential}`: "))
+                .map_err(|e| Failure::msg(format!("cannot read the password: {e}")))?,
+        );
+        let again = Zeroizing::new(
+            rpassword::prompt_password("Again: ")
+                .map_err(|e| Failure::msg(format!("cannot read the password: {e}")))?,
+        );
+        if *first != *again {
+            return Err(Failure::msg(
+                "the two passwords differ; nothing was written",
+            ));
+        }
+        first
+    } else {
+        let mut buf = Zeroizing::new(String::new());
+        stdin
+            .lock()
+            .take(64 * 1024)
+            .read_to_string(&mut buf)
+            .map_err(|e| {
+                Failure::msg(format!("cannot read the password from standard input: {e}"))
+            })?;
+        if buf.ends_with('\n') {
+            buf.pop();
+            if buf.ends_with('\r') {
+                buf.pop();
+            }
+        }
+        buf
+    };
+    if value.is_empty() {
+        return Err(Failure::msg("the password is empty; nothing was written"));
+    }
+    Ok(SecretString::from(value.as_str().to_owned()))
+}
+
+pub(super) fn encrypt(args: EncryptArgs, term: &Term) -> Outcome {
+    let sources = read_sources(&args.spec.files)?;
+    let (file, cred_node) =
+        edit::find_credential(&sources, &args.credential).map_err(|e| Failure::Message {
+            message: e.to_string(),
+            help: Some(format!(
+                "add it first:\n  credentials:\n    {}:\n      username: <user>",
+                args.credential
+            )),
+        })?;
+    // A missing password (this credential's or another's, still to be encrypted) and this
+    // credential's plaintext password are what this command repairs; any other problem in the
+    // spec stops it.
+    let spec = match regops_spec::load(sources.clone(), &default_name(&args.spec.files)) {
+        Ok(l) => l.spec,
+        Err(inv) => {
+            let within = |d: &Diagnostic| {
+                d.primary().is_some_and(|l| {
+                    l.file == file && l.start >= cred_node.loc.start && l.end <= cred_node.loc.end
+                }) || d
+                    .message
+                    .contains(&format!("credential `{}`", args.credential))
+            };
+            let blocking: Vec<Diagnostic> = inv
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == regops_spec::Severity::Error)
+                .filter(|d| {
+                    !(d.code == "spec::missing-credential"
+                        || (d.code == "spec::plaintext-secret" && within(d)))
+                })
+                .cloned()
+                .collect();
+            if !blocking.is_empty() {
+                let mut diagnostics = Diagnostics::default();
+                blocking.into_iter().for_each(|d| diagnostics.push(d));
+                return Err(Failure::Spec {
+                    sources: inv.sources,
+                    diagnostics,
+                });
+            }
+            inv.partial
+        }
+    };
+    let recipients =
+        crypto::parse_recipients(&spec.recipients).map_err(|diagnostics| Failure::Spec {
+            sources: sources.clone(),
+            diagnostics,
+        })?;
+    if recipients.is_empty() {
+        return Err(Failure::Message {
+            message: "the spec lists no `recipients` to encrypt to".into(),
+            help: Some(
+                "add your public key (`regops keygen --public KEYFILE`) under `recipients:`".into(),
+            ),
+        });
+    }
+    let secret = read_new_secret(&args.credential)?;
+    let armor = crypto::encrypt(&secret, &recipients).map_err(|e| Failure::msg(e.to_string()))?;
+    drop(secret);
+    let spec_path = sources
+        .get(file)
+        .map(|f| f.path.clone())
+        .unwrap_or_default();
+    let age_file = args
+        .age_file
+        .as_ref()
+        .map(|p| p.to_string_lossy().to_string());
+    let age_path = age_file
+        .as_ref()
+        .map(|p| credentials::resolve_path(&sources, cred_node.loc, Path::new(p)));
+    let new = match (&age_file, &age_path) {
+        (Some(p), Some(full)) => {
+            edit::write_atomic(full, &armor).map_err(|e| Failure::msg(e.to_string()))?;
+            NewPassword::AgeFile(p)
+        }
+        _ => NewPassword::Armored(&armor),
+    };
+    let e = edit::set_password(&sources, &args.credential, &new)
+        .map_err(|e| Failure::msg(e.to_string()))?;
+    let format = sources
+        .get(file)
+        .map(|f| f.format)
+        .unwrap_or(regops_spec::Format::Yaml);
+    for (_, text) in edit::apply(&sources, vec![e]) {
+        edit::verify(format, &text, &args.credential, &new)
+            .map_err(|e| Failure::msg(e.to_string()))?;
+        edit::write_atomic(&spec_path, &text).map_err(|e| Failure::msg(e.to_string()))?;
+    }
+    term.note(&format!(
+        "encrypted credential `{}` to {} recipient{}; wrote {}",
+        args.credential,
+        recipients.len(),
+        if recipients.len() == 1 { "" } else { "s" },
+        age_path.map_or_else(
+            || spec_path.display().to_string(),
+            |p| format!("{} and {}", p.display(), spec_path.display())
+        )
+    ));
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,151 @@
+//! What the subcommands share: reading and validating the spec, resolving the credentials
+//! with the identities, connecting to the cluster and reading it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use regops_spec::{Loaded, Sources};
+
+use super::Failure;
+use crate::credentials::{self, Login};
+use crate::crypto::{self, IdentityLookup};
+use crate::output::Term;
+
+pub(super) fn env_var(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+pub(super) fn read_sources(files: &[PathBuf]) -> Result<Sources, Failure> {
+    regops_spec::source::read_paths(files).map_err(|e| Failure::msg(e.to_string()))
+}
+
+pub(super) fn default_name(files: &[PathBuf]) -> String {
+    let first = files
+        .first()
+        .map(PathBuf::as_path)
+        .unwrap_or(Path::new("regops"));
+    let stem = if first.is_dir() {
+        first
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_os_string()))
+    } else {
+        first.file_stem().map(|s| s.to_os_string())
+    };
+    stem.map_or_else(|| "regops".into(), |s| s.to_string_lossy().to_string())
+}
+
+/// Reads, parses and validates the spec (recipients included), printing warnings.
+pub(super) fn load(files: &[PathBuf], term: &Term) -> Result<Loaded, Failure> {
+    let sources = read_sources(files)?;
+    let mut loaded =
+        regops_spec::load(sources, &default_name(files)).map_err(|inv| Failure::Spec {
+            sources: inv.sources,
+            diagnostics: inv.diagnostics,
+        })?;
+    if let Err(d) = crypto::parse_recipients(&loaded.spec.recipients) {
+        let mut all = d;
+        all.extend(std::mem::take(&mut loaded.warnings));
+        return Err(Failure::Spec {
+            sources: loaded.sources,
+            diagnostics: all,
+        });
+    }
+    term.diagnostics(&loaded.warnings, &loaded.sources);
+    Ok(loaded)
+}
+
+pub(super) fn resolve_logins(
+    loaded: &Loaded,
+    identity_files: &[PathBuf],
+    wanted: Option<&[&str]>,
+) -> Result<BTreeMap<String, Login>, Failure> {
+    let lookup = IdentityLookup {
+        files: identity_files,
+        env: &env_var,
+    };
+    credentials::resolve(&loaded.spec, &loaded.sources, &lookup, &env_var, wanted).map_err(
+        |diagnostics| Failure::Spec {
+            sources: loaded.sources.clone(),
+            diagnostics,
+        },
+    )
+}
+
+/// A runtime for the commands that talk to a cluster.
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::msg(format!("cannot start the async runtime: {e}")))
+}
+
+/// What plan and apply start from: the validated spec, the namespace filter, the logins the
+/// pull secrets need, and the spec's provenance.
+pub(super) struct Prepared {
+    pub(super) loaded: Loaded,
+    pub(super) only: Option<std::collections::BTreeSet<String>>,
+    pub(super) logins: BTreeMap<String, Login>,
+    pub(super) source: regops_core::plan::Source,
+}
+
+pub(super) fn prepare(run: &crate::cli::RunArgs, term: &Term) -> Result<Prepared, Failure> {
+    let (spec, identity, namespaces) = (&run.spec, &run.identity, &run.namespaces);
+    let loaded = load(&spec.files, term)?;
+    for ns in namespaces {
+        regops_spec::rules::dns1123_label(ns)
+            .map_err(|why| Failure::msg(format!("-n: `{ns}` is not a namespace name: it {why}")))?;
+    }
+    let only = (!namespaces.is_empty()).then(|| namespaces.iter().cloned().collect());
+    let logins = resolve_logins(
+        &loaded,
+        &identity.identity,
+        Some(&used_credentials(&loaded.spec)),
+    )?;
+    let files: Vec<&Path> = loaded
+        .sources
+        .files()
+        .iter()
+        .map(|f| f.path.as_path())
+        .collect();
+    let source = crate::provenance::source(&files);
+    Ok(Prepared {
+        loaded,
+        only,
+        logins,
+        source,
+    })
+}
+
+/// Connects as `run` says and reads what the plan needs; the target, for messages.
+pub(super) fn read_cluster(
+    run: &crate::cli::RunArgs,
+    loaded: &Loaded,
+) -> Result<(regops_core::observed::Observed, String), Failure> {
+    crate::retry::set_request_timeout(run.cluster.request_timeout);
+    let read = async {
+        let (client, target) = crate::cluster::connect(
+            run.cluster.kubeconfig.as_deref(),
+            run.cluster.context.as_deref(),
+        )
+        .await?;
+        let observed =
+            crate::observe::from_cluster(&client, &target, &loaded.spec, &loaded.name).await?;
+        Ok::<_, crate::cluster::ClusterError>((observed, target.to_string()))
+    };
+    Ok(runtime()?.block_on(read)?)
+}
+
+/// The credentials the pull secrets use.
+pub(super) fn used_credentials(spec: &regops_spec::Spec) -> Vec<&str> {
+    let mut used: Vec<&str> = spec
+        .pull_secrets
+        .values()
+        .flat_map(|p| p.registries.iter())
+        .filter_map(|r| spec.registries.get(r.as_str()))
+        .map(|r| r.credential.as_str())
+        .collect();
+    used.sort();
+    used.dedup();
+    used
+}

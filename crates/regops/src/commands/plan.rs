@@ -1,0 +1,59 @@
+//! `regops plan`: the changes an apply would make, against a cluster or a state file.
+
+use super::load::{Prepared, prepare, read_cluster};
+use super::{Failure, Outcome};
+use crate::ExitStatus;
+use crate::cli::{OutputFormat, PlanArgs};
+use crate::output::Term;
+
+pub(super) fn plan(args: PlanArgs, term: &Term) -> Outcome {
+    let Prepared {
+        loaded,
+        only,
+        logins,
+        source,
+    } = prepare(&args.run, term)?;
+    let mut extra_warnings = Vec::new();
+    let (observed, target) = match &args.live_state {
+        Some(path) => {
+            let (observed, skipped) =
+                crate::observe::from_file(path).map_err(|e| Failure::msg(e.to_string()))?;
+            for s in skipped {
+                extra_warnings.push(format!(
+                    "{}: object {} skipped: {}",
+                    path.display(),
+                    s.index + 1,
+                    s.reason
+                ));
+            }
+            (observed, format!("state file {}", path.display()))
+        }
+        None => read_cluster(&args.run, &loaded)?,
+    };
+    let desired = regops_core::desired::compute(&loaded.spec, &logins, &observed, only.as_ref());
+    let mut plan = regops_core::plan::compute(
+        &loaded.name,
+        &target,
+        source,
+        &desired,
+        &observed,
+        only.as_ref(),
+    );
+    plan.warnings.extend(extra_warnings);
+    // The cluster as read and the desired state are not needed to show the plan: free them
+    // before the view is built, so the two never add up.
+    drop((desired, observed));
+    let rendered = match args.output {
+        OutputFormat::Text => regops_core::view::text(&plan, term.color_stdout()),
+        OutputFormat::Json => regops_core::view::json(&plan),
+        OutputFormat::Markdown => regops_core::view::markdown(&plan),
+    };
+    term.stdout(&rendered);
+    Ok(if !plan.conflicts.is_empty() {
+        ExitStatus::Failure
+    } else if plan.has_changes() {
+        ExitStatus::Changes
+    } else {
+        ExitStatus::Success
+    })
+}

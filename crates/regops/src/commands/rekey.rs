@@ -1,0 +1,101 @@
+//! `regops rekey`: every encrypted credential re-encrypted to the spec's current recipients,
+//! all or none.
+
+use std::collections::BTreeMap;
+
+use regops_spec::SecretSource;
+
+use super::load::{load, resolve_logins};
+use super::{Failure, Outcome};
+use crate::ExitStatus;
+use crate::cli::RekeyArgs;
+use crate::credentials;
+use crate::crypto;
+use crate::edit::{self, NewPassword};
+use crate::output::Term;
+
+pub(super) fn rekey(args: RekeyArgs, term: &Term) -> Outcome {
+    let loaded = load(&args.spec.files, term)?;
+    let recipients =
+        crypto::parse_recipients(&loaded.spec.recipients).map_err(|diagnostics| Failure::Spec {
+            sources: loaded.sources.clone(),
+            diagnostics,
+        })?;
+    if recipients.is_empty() {
+        return Err(Failure::msg(
+            "the spec lists no `recipients`; rekeying would lock everyone out",
+        ));
+    }
+    let encrypted: Vec<&str> = loaded
+        .spec
+        .credentials
+        .values()
+        .filter(|c| {
+            matches!(
+                c.password,
+                SecretSource::Age(_) | SecretSource::AgeFile { .. }
+            )
+        })
+        .map(|c| c.name.as_str())
+        .collect();
+    if encrypted.is_empty() {
+        term.note("no encrypted credentials to rekey");
+        return Ok(ExitStatus::Success);
+    }
+    // Decrypt everything first: either all credentials are rekeyed or none.
+    let logins = resolve_logins(&loaded, &args.identity.identity, Some(&encrypted))?;
+    let mut armors: BTreeMap<&str, String> = BTreeMap::new();
+    for name in &encrypted {
+        let login = logins
+            .get(*name)
+            .ok_or_else(|| Failure::msg(format!("credential `{name}` was not decrypted")))?;
+        armors.insert(
+            name,
+            crypto::encrypt(&login.password, &recipients)
+                .map_err(|e| Failure::msg(e.to_string()))?,
+        );
+    }
+    let mut edits = Vec::new();
+    let mut checks = Vec::new();
+    for name in &encrypted {
+        let cred = &loaded.spec.credentials[*name];
+        let armor = &armors[name];
+        match &cred.password {
+            SecretSource::AgeFile { age_file } => {
+                let full = credentials::resolve_path(&loaded.sources, age_file.loc, age_file);
+                edit::write_atomic(&full, armor).map_err(|e| Failure::msg(e.to_string()))?;
+            }
+            _ => {
+                let new = NewPassword::Armored(armor);
+                edits.push(
+                    edit::set_password(&loaded.sources, name, &new)
+                        .map_err(|e| Failure::msg(e.to_string()))?,
+                );
+                checks.push((cred.name.loc.file, *name));
+            }
+        }
+    }
+    for (file, text) in edit::apply(&loaded.sources, edits) {
+        let Some(src) = loaded.sources.get(file) else {
+            continue;
+        };
+        for (_, name) in checks.iter().filter(|(f, _)| *f == file) {
+            edit::verify(
+                src.format,
+                &text,
+                name,
+                &NewPassword::Armored(&armors[name]),
+            )
+            .map_err(|e| Failure::msg(e.to_string()))?;
+        }
+        edit::write_atomic(&src.path, &text).map_err(|e| Failure::msg(e.to_string()))?;
+    }
+    term.note(&format!(
+        "re-encrypted {} credential{} to {} recipient{}",
+        encrypted.len(),
+        if encrypted.len() == 1 { "" } else { "s" },
+        recipients.len(),
+        if recipients.len() == 1 { "" } else { "s" }
+    ));
+    Ok(ExitStatus::Success)
+}

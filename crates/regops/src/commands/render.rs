@@ -1,0 +1,41 @@
+//! `regops render`: the pull-secret Secrets as manifests, without a cluster.
+
+use regops_core::render;
+
+use super::load::{load, resolve_logins, used_credentials};
+use super::{Failure, Outcome};
+use crate::ExitStatus;
+use crate::cli::RenderArgs;
+use crate::output::Term;
+
+pub(super) fn render(args: RenderArgs, term: &Term) -> Outcome {
+    let loaded = load(&args.spec.files, term)?;
+    let spec = &loaded.spec;
+    if args.namespaces.is_empty() {
+        for scope in render::dynamic_scopes(spec) {
+            term.note(&format!(
+                "note: scope `{scope}` also selects namespaces by label, Rancher project or KubeSphere workspace, which needs a cluster; showing only the namespaces it names (pass --namespaces to choose)"
+            ));
+        }
+    }
+    for ns in &args.namespaces {
+        regops_spec::rules::dns1123_label(ns).map_err(|why| {
+            Failure::msg(format!(
+                "--namespaces: `{ns}` is not a namespace name: it {why}"
+            ))
+        })?;
+    }
+    let logins = resolve_logins(
+        &loaded,
+        &args.identity.identity,
+        Some(&used_credentials(spec)),
+    )?;
+    let given = (!args.namespaces.is_empty()).then_some(args.namespaces.as_slice());
+    let objects = render::pull_secrets(spec, &logins, given);
+    if objects.is_empty() {
+        term.note("nothing to render: no pull secret has a namespace in scope");
+        return Ok(ExitStatus::Success);
+    }
+    term.stdout(&render::to_yaml(&objects, &loaded.name, args.show_secrets));
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,77 @@
+//! `regops validate`: log in to each registry with its credential (and, with `--image`, check
+//! the image may be pulled).
+
+use regops_core::report::{self, Checked};
+
+use super::load::{load, resolve_logins, runtime};
+use super::{Failure, Outcome};
+use crate::ExitStatus;
+use crate::cli::{ReportFormat, ValidateArgs};
+use crate::output::Term;
+
+pub(super) fn validate(args: ValidateArgs, term: &Term) -> Outcome {
+    let loaded = load(&args.spec.files, term)?;
+    let spec = &loaded.spec;
+    for name in &args.registry {
+        if !spec.registries.contains_key(name) {
+            let hint = regops_spec::diagnostic::did_you_mean(
+                name,
+                spec.registries.keys().map(String::as_str),
+            );
+            return Err(Failure::Message {
+                message: format!("no registry `{name}` in the spec"),
+                help: hint.map(|h| format!("did you mean `{h}`?")),
+            });
+        }
+    }
+    let chosen: Vec<&regops_spec::Registry> = spec
+        .registries
+        .values()
+        .filter(|r| args.registry.is_empty() || args.registry.contains(&r.name.value))
+        .collect();
+    let wanted: Vec<&str> = chosen.iter().map(|r| r.credential.as_str()).collect();
+    let logins = resolve_logins(&loaded, &args.identity.identity, Some(&wanted))?;
+    let image_ref = args
+        .image
+        .as_deref()
+        .map(regops_core::image::ImageRef::parse);
+    let rt = runtime()?;
+    let mut rows = Vec::new();
+    for reg in chosen {
+        let Some(login) = logins.get(reg.credential.as_str()) else {
+            continue;
+        };
+        // With --image, check it only where it is served from.
+        let image = args.image.as_deref().filter(|_| {
+            image_ref
+                .as_ref()
+                .is_some_and(|r| r.pulls_from(&reg.server))
+        });
+        let ca = reg
+            .ca_file
+            .as_ref()
+            .map(|c| crate::credentials::resolve_path(&loaded.sources, c.loc, c));
+        let verdict = rt.block_on(crate::registry::check(
+            &reg.server,
+            reg.insecure,
+            ca.as_deref(),
+            login,
+            image,
+        ));
+        rows.push(Checked {
+            registry: reg.name.value.clone(),
+            server: reg.server.value.clone(),
+            verdict,
+        });
+    }
+    let ok = rows.iter().all(|r| r.verdict.is_ok());
+    term.stdout(&match args.output {
+        ReportFormat::Json => report::validate_json(&rows),
+        ReportFormat::Text => report::validate_text(&rows),
+    });
+    Ok(if ok {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
+}
