@@ -560,188 +560,209 @@ fn entries_change(
     c
 }
 
-/// Computes the plan.
-pub fn compute(
-    spec: &str,
-    target: &str,
-    source: Source,
-    desired: &Desired,
-    observed: &Observed,
-    only: Option<&BTreeSet<String>>,
-) -> Plan {
-    // Namespaces being deleted are left alone: nothing is created, patched or deleted there
-    // (desired state already plans nothing for them, and says so).
-    let terminating = observed.terminating_namespaces();
-    let in_only = |ns: &str| only.is_none_or(|o| o.contains(ns)) && !terminating.contains(ns);
-    // One vector for every change, in apply order (Secrets, then what references them;
-    // deletions are appended last), sized once: no intermediate vectors.
-    let mut changes: Vec<Change> = Vec::with_capacity(
-        desired.secrets.len() + desired.service_accounts.len() + desired.workloads.len(),
-    );
-    let mut conflicts = Vec::new();
-    let mut warnings = desired.warnings.clone();
-    let mut blocked: BTreeSet<(String, String)> = BTreeSet::new();
-    let have: BTreeMap<(&str, &str), &Secret> = observed
-        .secrets
-        .iter()
-        .map(|s| ((s.namespace.as_str(), s.name.as_str()), s))
-        .collect();
-    // Namespaces holding a Secret of this spec: one to create there was deleted.
-    let owned_in: BTreeSet<&str> = observed
-        .secrets
-        .iter()
-        .filter(|s| s.owned_by(spec))
-        .map(|s| s.namespace.as_str())
-        .collect();
-    for d in &desired.secrets {
-        match plan_secret(
-            spec,
-            d,
-            have.get(&(d.namespace.as_str(), d.name.as_str())).copied(),
-            source.commit.as_deref(),
-            owned_in.contains(d.namespace.as_str()),
-        ) {
-            Ok(c) => changes.push(c),
-            Err(conflict) => {
-                blocked.insert((d.namespace.clone(), d.name.clone()));
-                conflicts.push(conflict);
+/// What every step of planning reads: the spec's name, the desired state, the cluster, which
+/// namespaces are planned, and what the steps find along the way.
+struct Planner<'a> {
+    spec: &'a str,
+    commit: Option<&'a str>,
+    desired: &'a Desired,
+    observed: &'a Observed,
+    only: Option<&'a BTreeSet<String>>,
+    /// Namespaces being deleted are left alone: nothing is created, patched or deleted there
+    /// (desired state already plans nothing for them, and says so).
+    terminating: BTreeSet<&'a str>,
+    /// Secrets in conflict, `(namespace, name)`: references to them are held back.
+    blocked: BTreeSet<(String, String)>,
+    /// In apply order (Secrets, then what references them), sized once.
+    changes: Vec<Change>,
+    conflicts: Vec<Conflict>,
+    warnings: Vec<String>,
+}
+
+impl<'a> Planner<'a> {
+    fn in_only(&self, ns: &str) -> bool {
+        self.only.is_none_or(|o| o.contains(ns)) && !self.terminating.contains(ns)
+    }
+
+    /// Each desired Secret: created, updated, replaced, unchanged, or in conflict.
+    fn secrets(&mut self) {
+        let observed = self.observed;
+        let have: BTreeMap<(&str, &str), &Secret> = observed
+            .secrets
+            .iter()
+            .map(|s| ((s.namespace.as_str(), s.name.as_str()), s))
+            .collect();
+        // Namespaces holding a Secret of this spec: one to create there was deleted.
+        let owned_in: BTreeSet<&str> = observed
+            .secrets
+            .iter()
+            .filter(|s| s.owned_by(self.spec))
+            .map(|s| s.namespace.as_str())
+            .collect();
+        for d in &self.desired.secrets {
+            match plan_secret(
+                self.spec,
+                d,
+                have.get(&(d.namespace.as_str(), d.name.as_str())).copied(),
+                self.commit,
+                owned_in.contains(d.namespace.as_str()),
+            ) {
+                Ok(c) => self.changes.push(c),
+                Err(conflict) => {
+                    self.blocked.insert((d.namespace.clone(), d.name.clone()));
+                    self.conflicts.push(conflict);
+                }
             }
         }
     }
-    let wanted_secret: BTreeSet<(&str, &str)> = desired
-        .secrets
-        .iter()
-        .map(|d| (d.namespace.as_str(), d.name.as_str()))
-        .collect();
-    let mut deletes = Vec::new();
-    for s in observed
-        .secrets
-        .iter()
-        .filter(|s| s.owned_by(spec) && in_only(&s.namespace))
-    {
-        if !wanted_secret.contains(&(s.namespace.as_str(), s.name.as_str())) {
-            let mut c = Change::new(Action::Delete, ObjectKind::Secret, &s.namespace, &s.name);
-            c.reason = Some("no longer in the spec; deleted only with --prune".into());
-            c.causes.push(Cause::Orphaned);
-            deletes.push(c);
+
+    /// Secrets this spec owns that it no longer wants (applied only with `--prune`).
+    fn deletions(&self) -> Vec<Change> {
+        let wanted: BTreeSet<(&str, &str)> = self
+            .desired
+            .secrets
+            .iter()
+            .map(|d| (d.namespace.as_str(), d.name.as_str()))
+            .collect();
+        self.observed
+            .secrets
+            .iter()
+            .filter(|s| s.owned_by(self.spec) && self.in_only(&s.namespace))
+            .filter(|s| !wanted.contains(&(s.namespace.as_str(), s.name.as_str())))
+            .map(|s| {
+                let mut c = Change::new(Action::Delete, ObjectKind::Secret, &s.namespace, &s.name);
+                c.reason = Some("no longer in the spec; deleted only with --prune".into());
+                c.causes.push(Cause::Orphaned);
+                c
+            })
+            .collect()
+    }
+
+    /// What a ServiceAccount or workload wants, less references to Secrets in conflict (they
+    /// would point at someone else's).
+    fn wanted(&self, ns: &str, w: Option<&Wanted>) -> Option<Wanted> {
+        let mut w = w?.clone();
+        let blocked = |s: &String| self.blocked.contains(&(ns.to_string(), s.clone()));
+        w.secrets.retain(|s| !blocked(s));
+        w.kubesphere.retain(|_, s| !blocked(s));
+        Some(w)
+    }
+
+    fn service_accounts(&mut self) {
+        for sa in self.observed.service_accounts.iter() {
+            if !self.in_only(&sa.namespace) {
+                continue;
+            }
+            let key = (sa.namespace.clone(), sa.name.clone());
+            let wanted = self.wanted(&sa.namespace, self.desired.service_accounts.get(&key));
+            let recorded = !ownership::added_by(&sa.annotations, self.spec).is_empty();
+            if wanted.is_none() && !recorded {
+                continue;
+            }
+            let c = entries_change(
+                self.spec,
+                (ObjectKind::ServiceAccount, &sa.namespace, &sa.name),
+                &sa.image_pull_secrets,
+                &sa.annotations,
+                wanted.as_ref(),
+                None,
+            );
+            self.changes.push(c);
         }
     }
-    // References to a Secret in conflict are held back: they would point at someone else's.
-    let hold = |ns: &str, w: &Wanted| -> Wanted {
-        let mut w = w.clone();
-        w.secrets
-            .retain(|s| !blocked.contains(&(ns.to_string(), s.clone())));
-        w.kubesphere
-            .retain(|_, s| !blocked.contains(&(ns.to_string(), s.clone())));
-        w
-    };
-    for sa in observed
-        .service_accounts
-        .iter()
-        .filter(|s| in_only(&s.namespace))
-    {
-        let wanted = desired
-            .service_accounts
-            .get(&(sa.namespace.clone(), sa.name.clone()))
-            .map(|w| hold(&sa.namespace, w));
-        let recorded = !ownership::added_by(&sa.annotations, spec).is_empty();
-        if wanted.is_none() && !recorded {
-            continue;
-        }
-        changes.push(entries_change(
-            spec,
-            (ObjectKind::ServiceAccount, &sa.namespace, &sa.name),
-            &sa.image_pull_secrets,
-            &sa.annotations,
-            wanted.as_ref(),
-            None,
-        ));
-    }
-    let manager = ownership::workload_field_manager(spec);
-    // CronJobs the plan writes or that already reference what they want: a Job they own gets
-    // the pull secret with the next run.
-    let mut job_notes: Vec<String> = Vec::new();
-    for w in observed.workloads.iter().filter(|w| in_only(&w.namespace)) {
-        let wanted = desired
-            .workloads
-            .get(&(w.namespace.clone(), w.kind, w.name.clone()))
-            .map(|x| hold(&w.namespace, x));
-        let recorded = !ownership::added_by(&w.annotations, spec).is_empty();
-        if wanted.is_none() && !recorded {
-            continue;
-        }
-        let legacy = w
-            .annotations
-            .get(KUBESPHERE_ANNOTATION)
-            .filter(|_| w.legacy_kubesphere_owners.contains(&manager));
-        let kind = ObjectKind::from(w.kind);
-        let c = entries_change(
-            spec,
-            (kind, &w.namespace, &w.name),
-            &w.image_pull_secrets,
-            &w.annotations,
-            wanted.as_ref(),
-            Some(KubeSphere {
-                template: &w.template_annotations,
-                legacy,
-            }),
-        );
-        if !kind.facts().template_mutable {
-            // A Job's pod template cannot change once the Job exists (the API server answers
-            // 422 "field is immutable"), so a Job is never patched; the plan says where the
-            // pull secret can go instead.
-            if !c.add.is_empty() {
-                let instead = match &w.controller {
-                    Some((owner_kind, owner))
-                        if ObjectKind::parse(owner_kind) == Some(ObjectKind::CronJob) =>
-                    {
-                        format!(
-                            "bind its CronJob `{owner}`, so its next Jobs get it, or the ServiceAccount it runs as"
-                        )
-                    }
-                    _ => "bind the ServiceAccount it runs as, or the workload that creates it"
-                        .to_string(),
-                };
-                job_notes.push(format!(
-                    "job {}/{} is not patched: a Job's pod template cannot change once it exists; {instead}",
-                    w.namespace, w.name
+
+    fn workloads(&mut self) {
+        let manager = ownership::workload_field_manager(self.spec);
+        let mut job_notes: Vec<String> = Vec::new();
+        for w in self.observed.workloads.iter() {
+            if !self.in_only(&w.namespace) {
+                continue;
+            }
+            let key = (w.namespace.clone(), w.kind, w.name.clone());
+            let wanted = self.wanted(&w.namespace, self.desired.workloads.get(&key));
+            let recorded = !ownership::added_by(&w.annotations, self.spec).is_empty();
+            if wanted.is_none() && !recorded {
+                continue;
+            }
+            let legacy = w
+                .annotations
+                .get(KUBESPHERE_ANNOTATION)
+                .filter(|_| w.legacy_kubesphere_owners.contains(&manager));
+            let kind = ObjectKind::from(w.kind);
+            let c = entries_change(
+                self.spec,
+                (kind, &w.namespace, &w.name),
+                &w.image_pull_secrets,
+                &w.annotations,
+                wanted.as_ref(),
+                Some(KubeSphere {
+                    template: &w.template_annotations,
+                    legacy,
+                }),
+            );
+            if !kind.facts().template_mutable {
+                // A Job's pod template cannot change once the Job exists (the API server
+                // answers 422 "field is immutable"), so a Job is never patched; the plan says
+                // where the pull secret can go instead.
+                if !c.add.is_empty() {
+                    job_notes.push(job_note(w));
+                }
+                continue;
+            }
+            if c.restarts_pods {
+                self.warnings.push(format!(
+                    "will restart pods of {} {}/{}",
+                    kind.lowercase(),
+                    w.namespace,
+                    w.name
                 ));
             }
-            continue;
+            self.changes.push(c);
         }
-        if c.restarts_pods {
-            warnings.push(format!(
-                "will restart pods of {} {}/{}",
-                kind.lowercase(),
-                w.namespace,
-                w.name
-            ));
-        }
-        changes.push(c);
+        self.warnings.extend(job_notes);
     }
-    warnings.extend(job_notes);
-    if !blocked.is_empty() {
-        warnings.push(format!(
-            "references to {} Secret{} in conflict are held back until the conflict{} resolved",
-            blocked.len(),
-            if blocked.len() == 1 { "" } else { "s" },
-            if blocked.len() == 1 { " is" } else { "s are" }
-        ));
-    }
-    changes.extend(deletes);
-    let mut last_applied: BTreeSet<String> = BTreeSet::new();
-    for s in observed.secrets.iter().filter(|s| s.owned_by(spec)) {
-        if let Some(c) = s.annotations.get(ownership::SOURCE_COMMIT_ANNOTATION)
-            && source.commit.as_deref() != Some(c.as_str())
+
+    /// Commits the cluster's Secrets were last applied from, when other than this one.
+    fn last_applied_commits(&self) -> Vec<String> {
+        let mut last: BTreeSet<&str> = BTreeSet::new();
+        for s in self
+            .observed
+            .secrets
+            .iter()
+            .filter(|s| s.owned_by(self.spec))
         {
-            last_applied.insert(c.clone());
+            if let Some(c) = s.annotations.get(ownership::SOURCE_COMMIT_ANNOTATION)
+                && self.commit != Some(c.as_str())
+            {
+                last.insert(c);
+            }
         }
+        last.into_iter().map(str::to_string).collect()
     }
+}
+
+/// Where the pull secret can go for a Job, which is never patched.
+fn job_note(w: &crate::observed::Workload) -> String {
+    let instead = match &w.controller {
+        Some((owner_kind, owner)) if ObjectKind::parse(owner_kind) == Some(ObjectKind::CronJob) => {
+            format!(
+                "bind its CronJob `{owner}`, so its next Jobs get it, or the ServiceAccount it runs as"
+            )
+        }
+        _ => "bind the ServiceAccount it runs as, or the workload that creates it".to_string(),
+    };
+    format!(
+        "job {}/{} is not patched: a Job's pod template cannot change once it exists; {instead}",
+        w.namespace, w.name
+    )
+}
+
+fn summarize(changes: &[Change], conflicts: usize) -> Summary {
     let mut summary = Summary {
-        conflicts: conflicts.len(),
+        conflicts,
         ..Summary::default()
     };
-    for c in &changes {
+    for c in changes {
         match c.action {
             Action::Create => summary.create += 1,
             Action::Update => summary.update += 1,
@@ -751,12 +772,60 @@ pub fn compute(
             Action::Noop => summary.noop += 1,
         }
     }
+    summary
+}
+
+/// Computes the plan: Secrets first, then the ServiceAccounts and workloads that reference
+/// them, deletions last (the order apply follows).
+pub fn compute(
+    spec: &str,
+    target: &str,
+    source: Source,
+    desired: &Desired,
+    observed: &Observed,
+    only: Option<&BTreeSet<String>>,
+) -> Plan {
+    let mut p = Planner {
+        spec,
+        commit: source.commit.as_deref(),
+        desired,
+        observed,
+        only,
+        terminating: observed.terminating_namespaces(),
+        blocked: BTreeSet::new(),
+        changes: Vec::with_capacity(
+            desired.secrets.len() + desired.service_accounts.len() + desired.workloads.len(),
+        ),
+        conflicts: Vec::new(),
+        warnings: desired.warnings.clone(),
+    };
+    p.secrets();
+    let deletes = p.deletions();
+    p.service_accounts();
+    p.workloads();
+    if !p.blocked.is_empty() {
+        let n = p.blocked.len();
+        p.warnings.push(format!(
+            "references to {n} Secret{} in conflict are held back until the conflict{} resolved",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { " is" } else { "s are" }
+        ));
+    }
+    let last_applied_commits = p.last_applied_commits();
+    let Planner {
+        mut changes,
+        conflicts,
+        warnings,
+        ..
+    } = p;
+    changes.extend(deletes);
+    let summary = summarize(&changes, conflicts.len());
     Plan {
         format_version: FORMAT_VERSION.into(),
         spec: spec.into(),
         target: target.into(),
         source,
-        last_applied_commits: last_applied.into_iter().collect(),
+        last_applied_commits,
         changes,
         conflicts,
         warnings,

@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 
+use regops_core::plan::{Action, Plan};
 use regops_core::report;
 
 use super::load::{Prepared, prepare, runtime};
@@ -10,7 +11,7 @@ use crate::ExitStatus;
 use crate::cli::{ApplyArgs, ReportFormat};
 use crate::output::Term;
 
-pub(super) fn holder_identity() -> String {
+fn holder_identity() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_string())
@@ -20,7 +21,7 @@ pub(super) fn holder_identity() -> String {
     format!("{host}/{}", std::process::id())
 }
 
-pub(super) fn confirm(term: &Term) -> Result<bool, Failure> {
+fn confirm(term: &Term) -> Result<bool, Failure> {
     if !std::io::stdin().is_terminal() {
         return Err(Failure::Message {
             message: "not applying without confirmation: standard input is not a terminal".into(),
@@ -35,13 +36,94 @@ pub(super) fn confirm(term: &Term) -> Result<bool, Failure> {
     Ok(answer.trim() == "yes")
 }
 
+/// Takes this spec's lock (a Lease), renewed on its own thread with its own client until
+/// released. A dry run takes none: it writes nothing.
+fn take_lock(
+    args: &ApplyArgs,
+    rt: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    spec_name: &str,
+    term: &Term,
+) -> Result<Option<crate::lock::Lock>, Failure> {
+    if args.dry_run.is_some() {
+        return Ok(None);
+    }
+    let name = args
+        .lock_name
+        .clone()
+        .unwrap_or_else(|| format!("regops-{spec_name}"));
+    let warn = |m: &str| term.note(&format!("warning: {m}"));
+    let kubeconfig = args.run.cluster.kubeconfig.clone();
+    let context = args.run.cluster.context.clone();
+    let connect: crate::lock::Connect = Box::new(move || {
+        Box::pin(async move {
+            crate::cluster::connect(kubeconfig.as_deref(), context.as_deref())
+                .await
+                .ok()
+                .map(|(client, _)| client)
+        })
+    });
+    rt.block_on(crate::lock::acquire(
+        client,
+        &args.lock_namespace,
+        &name,
+        &holder_identity(),
+        i32::from(args.lock_duration),
+        std::time::Duration::from_secs(args.lock_wait),
+        &warn,
+        connect,
+    ))
+    .map(Some)
+    .map_err(|e| Failure::Message {
+        help: e.help(),
+        message: e.to_string(),
+    })
+}
+
+/// Shows the plan: on stdout with the text report, on stderr (coloured by stderr's setting)
+/// when the report on stdout is JSON, so `regops apply | tee log` gets no escapes.
+fn show_plan(plan: &Plan, output: ReportFormat, term: &Term) {
+    if output == ReportFormat::Text {
+        term.stdout(&regops_core::view::text(plan, term.color_stdout()));
+    } else {
+        term.note(regops_core::view::text(plan, term.color).trim_end());
+    }
+}
+
 pub(super) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
+    let prepared = prepare(&args.run, term)?;
+    let rt = runtime()?;
+    crate::retry::set_request_timeout(args.run.cluster.request_timeout);
+    let (client, target) = rt.block_on(crate::cluster::connect(
+        args.run.cluster.kubeconfig.as_deref(),
+        args.run.cluster.context.as_deref(),
+    ))?;
+    // The lock is taken before reading, so the plan is made from a cluster no other apply of
+    // this spec is writing to.
+    let lock = take_lock(&args, &rt, &client, &prepared.loaded.name, term)?;
+    let result = read_plan_write(&args, prepared, &rt, &client, &target, lock.as_ref(), term);
+    if let Some(lock) = lock {
+        rt.block_on(lock.release());
+    }
+    result
+}
+
+/// Under the lock: read, plan, confirm, write, report.
+fn read_plan_write(
+    args: &ApplyArgs,
+    prepared: Prepared,
+    rt: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    target: &crate::cluster::Target,
+    lock: Option<&crate::lock::Lock>,
+    term: &Term,
+) -> Outcome {
     let Prepared {
         loaded,
         only,
         logins,
         source,
-    } = prepare(&args.run, term)?;
+    } = prepared;
     let dry_run = args.dry_run.is_some();
     let opts = crate::apply::Options {
         spec: loaded.name.clone(),
@@ -51,132 +133,70 @@ pub(super) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
         force_conflicts: args.force_conflicts,
         concurrency: usize::from(args.concurrency),
     };
-    let rt = runtime()?;
-    crate::retry::set_request_timeout(args.run.cluster.request_timeout);
-    let (client, target) = rt.block_on(crate::cluster::connect(
-        args.run.cluster.kubeconfig.as_deref(),
-        args.run.cluster.context.as_deref(),
+    let observed = rt.block_on(crate::observe::from_cluster(
+        client,
+        target,
+        &loaded.spec,
+        &loaded.name,
     ))?;
-    // The lock is taken before reading, so the plan is made from a cluster no other apply of
-    // this spec is writing to.
-    let lock = if dry_run {
-        None
-    } else {
-        let name = args
-            .lock_name
-            .clone()
-            .unwrap_or_else(|| format!("regops-{}", loaded.name));
-        let warn = |m: &str| term.note(&format!("warning: {m}"));
-        Some(
-            rt.block_on(crate::lock::acquire(
-                &client,
-                &args.lock_namespace,
-                &name,
-                &holder_identity(),
-                i32::from(args.lock_duration),
-                std::time::Duration::from_secs(args.lock_wait),
-                &warn,
-                {
-                    let kubeconfig = args.run.cluster.kubeconfig.clone();
-                    let context = args.run.cluster.context.clone();
-                    Box::new(move || {
-                        Box::pin(async move {
-                            crate::cluster::connect(kubeconfig.as_deref(), context.as_deref())
-                                .await
-                                .ok()
-                                .map(|(client, _)| client)
-                        })
-                    })
-                },
-            ))
-            .map_err(|e| Failure::Message {
-                help: e.help(),
-                message: e.to_string(),
-            })?,
-        )
-    };
-    let result = (|| -> Outcome {
-        let observed = rt.block_on(crate::observe::from_cluster(
-            &client,
-            &target,
-            &loaded.spec,
-            &loaded.name,
-        ))?;
-        let desired =
-            regops_core::desired::compute(&loaded.spec, &logins, &observed, only.as_ref());
-        let plan = regops_core::plan::compute(
-            &loaded.name,
-            &target.to_string(),
-            source.clone(),
-            &desired,
-            &observed,
-            only.as_ref(),
-        );
-        {
-            // Coloured by the stream it goes to: stdout's setting for the text report, stderr's
-            // when the report on stdout is JSON (`regops apply | tee log` gets no escapes).
-            if args.output == ReportFormat::Text {
-                term.stdout(&regops_core::view::text(&plan, term.color_stdout()));
-            } else {
-                term.note(regops_core::view::text(&plan, term.color).trim_end());
-            }
+    let desired = regops_core::desired::compute(&loaded.spec, &logins, &observed, only.as_ref());
+    let plan = regops_core::plan::compute(
+        &loaded.name,
+        &target.to_string(),
+        source,
+        &desired,
+        &observed,
+        only.as_ref(),
+    );
+    show_plan(&plan, args.output, term);
+    let in_conflict = !plan.conflicts.is_empty();
+    if !plan.has_changes() {
+        if args.output == ReportFormat::Json {
+            term.stdout(&report::apply_json(
+                &plan,
+                &report::Report::default(),
+                dry_run,
+            ));
         }
-        if !plan.has_changes() {
-            if args.output == ReportFormat::Json {
-                term.stdout(&report::apply_json(
-                    &plan,
-                    &report::Report::default(),
-                    dry_run,
-                ));
-            }
-            return Ok(if plan.conflicts.is_empty() {
-                ExitStatus::Success
-            } else {
-                ExitStatus::Failure
-            });
-        }
-        if !args.yes && !dry_run && !confirm(term)? {
-            term.note("Apply cancelled; nothing was written.");
-            return Ok(ExitStatus::Failure);
-        }
-        let total = plan
-            .changes
-            .iter()
-            .filter(|c| c.action != regops_core::plan::Action::Noop)
-            .count();
-        let progress = crate::output::Progress::new(term, total, args.output == ReportFormat::Text);
-        let report = rt.block_on(crate::apply::run(
-            &client,
-            &plan,
-            &desired,
-            &observed,
-            &opts,
-            &|item| progress.item(item),
-            &|| lock.as_ref().is_some_and(crate::lock::Lock::lost),
-        ));
-        progress.finish();
-        match args.output {
-            ReportFormat::Text => {
-                term.stdout(&report::apply_text(&report, dry_run, plan.conflicts.len()))
-            }
-            ReportFormat::Json => term.stdout(&report::apply_json(&plan, &report, dry_run)),
-        }
-        let lost = lock.as_ref().is_some_and(crate::lock::Lock::lost);
-        if lost {
-            term.note(
-                "error: the lock was lost during the apply (another apply took it over, or it could not be renewed); writes not yet started were not made. Run apply again.",
-            );
-        }
-        Ok(
-            if report.failed() > 0 || !plan.conflicts.is_empty() || lost {
-                ExitStatus::Failure
-            } else {
-                ExitStatus::Success
-            },
-        )
-    })();
-    if let Some(lock) = lock {
-        rt.block_on(lock.release());
+        return Ok(if in_conflict {
+            ExitStatus::Failure
+        } else {
+            ExitStatus::Success
+        });
     }
-    result
+    if !args.yes && !dry_run && !confirm(term)? {
+        term.note("Apply cancelled; nothing was written.");
+        return Ok(ExitStatus::Failure);
+    }
+    let total = plan
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::Noop)
+        .count();
+    let progress = crate::output::Progress::new(term, total, args.output == ReportFormat::Text);
+    let lost = || lock.is_some_and(crate::lock::Lock::lost);
+    let report = rt.block_on(crate::apply::run(
+        client,
+        &plan,
+        &desired,
+        &observed,
+        &opts,
+        &|item| progress.item(item),
+        &lost,
+    ));
+    progress.finish();
+    term.stdout(&match args.output {
+        ReportFormat::Text => report::apply_text(&report, dry_run, plan.conflicts.len()),
+        ReportFormat::Json => report::apply_json(&plan, &report, dry_run),
+    });
+    if lost() {
+        term.note(
+            "error: the lock was lost during the apply (another apply took it over, or it could not be renewed); writes not yet started were not made. Run apply again.",
+        );
+    }
+    Ok(if report.failed() > 0 || in_conflict || lost() {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
 }
