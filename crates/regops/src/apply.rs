@@ -483,7 +483,104 @@ fn done(c: &Change, r: Written, dry_run: bool) -> ItemResult {
     }
 }
 
-/// Carries out the plan's changes. `progress` is told of each object as it finishes.
+/// What every write of one apply reads: the client, the plan's inputs, and the objects as the
+/// plan read them, by key (looked up once per change, not searched).
+struct Run<'a> {
+    client: &'a Client,
+    desired: &'a Desired,
+    opts: &'a Options,
+    progress: &'a (dyn Fn(&ItemResult) + Sync),
+    lock_lost: &'a (dyn Fn() -> bool + Sync),
+    secrets: BTreeMap<(&'a str, &'a str), &'a DesiredSecret>,
+    observed_secrets: BTreeMap<(&'a str, &'a str), &'a ObservedSecret>,
+    service_accounts: BTreeMap<(&'a str, &'a str), &'a ObservedServiceAccount>,
+    workloads: BTreeMap<(&'a str, ObjectKind, &'a str), &'a Workload>,
+}
+
+impl Run<'_> {
+    /// Once the lock is lost another apply may be writing: nothing new is started.
+    fn stopped(&self, c: &Change) -> Option<ItemResult> {
+        (self.lock_lost)().then(|| {
+            result(
+                c,
+                Outcome::Skipped,
+                Some("not written: the lock was lost (another apply may be writing)".into()),
+            )
+        })
+    }
+
+    fn finish(&self, item: ItemResult) -> ItemResult {
+        (self.progress)(&item);
+        item
+    }
+
+    async fn secret(&self, c: &Change) -> ItemResult {
+        if let Some(item) = self.stopped(c) {
+            return self.finish(item);
+        }
+        let key = (c.namespace.as_str(), c.name.as_str());
+        let r = match self.secrets.get(&key) {
+            Some(d) => {
+                let seen = self.observed_secrets.get(&key).copied();
+                write_secret(self.client, c, d, seen, self.opts).await
+            }
+            None => Err("internal: no desired Secret for this change"
+                .to_string()
+                .into()),
+        };
+        self.finish(done(c, r, self.opts.dry_run))
+    }
+
+    /// A ServiceAccount or workload. `blocked`: Secrets that failed or are in conflict, which
+    /// nothing is made to reference.
+    async fn reference(&self, c: &Change, blocked: &BTreeSet<(String, String)>) -> ItemResult {
+        if let Some(item) = self.stopped(c) {
+            return self.finish(item);
+        }
+        let key = (c.namespace.as_str(), c.name.as_str());
+        let r = if c.kind == ObjectKind::ServiceAccount {
+            let held: Vec<&str> = c
+                .add
+                .iter()
+                .filter(|s| blocked.contains(&(c.namespace.clone(), (*s).clone())))
+                .map(String::as_str)
+                .collect();
+            if !held.is_empty() {
+                // The list is written whole: without the held entries it would still be
+                // written, so the write waits for the Secret instead.
+                Err(NotWritten::Skipped(format!(
+                    "not written: Secret {} was not applied",
+                    held.join(", ")
+                )))
+            } else {
+                let seen = self.service_accounts.get(&key).copied();
+                write_service_account(self.client, c, seen, self.opts).await
+            }
+        } else {
+            let seen = self.workloads.get(&(key.0, c.kind, key.1)).copied();
+            write_workload(self.client, c, self.desired, seen, self.opts, blocked).await
+        };
+        self.finish(done(c, r, self.opts.dry_run))
+    }
+
+    async fn delete(&self, c: &Change) -> ItemResult {
+        let item = if let Some(item) = self.stopped(c) {
+            item
+        } else if self.opts.prune {
+            done(
+                c,
+                delete_secret(self.client, c, self.opts).await,
+                self.opts.dry_run,
+            )
+        } else {
+            result(c, Outcome::Skipped, Some("pass --prune to delete".into()))
+        };
+        self.finish(item)
+    }
+}
+
+/// Carries out the plan's changes: Secrets, then the references to them, then deletions,
+/// each phase with bounded concurrency. `progress` is told of each object as it finishes.
 pub async fn run(
     client: &Client,
     plan: &Plan,
@@ -493,75 +590,52 @@ pub async fn run(
     progress: &(dyn Fn(&ItemResult) + Sync),
     lock_lost: &(dyn Fn() -> bool + Sync),
 ) -> Report {
-    // Once the lock is lost another apply may be writing: nothing new is started.
-    let stopped = |c: &Change| {
-        lock_lost().then(|| {
-            result(
-                c,
-                Outcome::Skipped,
-                Some("not written: the lock was lost (another apply may be writing)".into()),
-            )
-        })
+    let run = Run {
+        client,
+        desired,
+        opts,
+        progress,
+        lock_lost,
+        secrets: desired
+            .secrets
+            .iter()
+            .map(|d| ((d.namespace.as_str(), d.name.as_str()), d))
+            .collect(),
+        observed_secrets: observed
+            .secrets
+            .iter()
+            .map(|s| ((s.namespace.as_str(), s.name.as_str()), s))
+            .collect(),
+        service_accounts: observed
+            .service_accounts
+            .iter()
+            .map(|s| ((s.namespace.as_str(), s.name.as_str()), s))
+            .collect(),
+        workloads: observed
+            .workloads
+            .iter()
+            .map(|w| {
+                let kind = ObjectKind::from(w.kind);
+                ((w.namespace.as_str(), kind, w.name.as_str()), w)
+            })
+            .collect(),
     };
+    let run = &run;
     let n = opts.concurrency.max(1);
-    let secrets: BTreeMap<(&str, &str), &DesiredSecret> = desired
-        .secrets
-        .iter()
-        .map(|d| ((d.namespace.as_str(), d.name.as_str()), d))
-        .collect();
-    let secrets = &secrets;
-    // The objects as the plan read them, by key: looked up once per change, not searched.
-    let service_accounts: BTreeMap<(&str, &str), &ObservedServiceAccount> = observed
-        .service_accounts
-        .iter()
-        .map(|s| ((s.namespace.as_str(), s.name.as_str()), s))
-        .collect();
-    let workloads: BTreeMap<(&str, &str, &str), &Workload> = observed
-        .workloads
-        .iter()
-        .map(|w| ((w.namespace.as_str(), w.kind.as_str(), w.name.as_str()), w))
-        .collect();
-    let observed_secrets: BTreeMap<(&str, &str), &ObservedSecret> = observed
-        .secrets
-        .iter()
-        .map(|s| ((s.namespace.as_str(), s.name.as_str()), s))
-        .collect();
-    let observed_secrets = &observed_secrets;
-    let (service_accounts, workloads) = (&service_accounts, &workloads);
+    let of = |pick: fn(&Change) -> bool| plan.changes.iter().filter(move |c| pick(c));
     let mut report = Report::default();
-    let todo = |a: Action| {
-        plan.changes.iter().filter(move |c| {
-            c.action == a
-                || (a == Action::Create && matches!(c.action, Action::Update | Action::Replace))
-        })
-    };
 
     // 1. Secrets.
-    let phase1: Vec<ItemResult> =
-        futures::stream::iter(todo(Action::Create).filter(|c| c.kind == ObjectKind::Secret))
-            .map(|c| async move {
-                if let Some(item) = stopped(c) {
-                    progress(&item);
-                    return item;
-                }
-                let key = (c.namespace.as_str(), c.name.as_str());
-                let r = match secrets.get(&key) {
-                    Some(d) => {
-                        write_secret(client, c, d, observed_secrets.get(&key).copied(), opts).await
-                    }
-                    None => Err("internal: no desired Secret for this change"
-                        .to_string()
-                        .into()),
-                };
-                let item = done(c, r, opts.dry_run);
-                progress(&item);
-                item
-            })
-            .buffer_unordered(n)
-            .collect()
-            .await;
+    let secrets: Vec<ItemResult> = futures::stream::iter(of(|c| {
+        c.kind == ObjectKind::Secret
+            && matches!(c.action, Action::Create | Action::Update | Action::Replace)
+    }))
+    .map(|c| run.secret(c))
+    .buffer_unordered(n)
+    .collect()
+    .await;
     // References to Secrets that failed, or are in conflict, are not written.
-    let mut blocked: BTreeSet<(String, String)> = phase1
+    let mut blocked: BTreeSet<(String, String)> = secrets
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Failed | Outcome::Skipped))
         .map(|r| (r.namespace.clone(), r.name.clone()))
@@ -571,63 +645,20 @@ pub async fn run(
             .iter()
             .map(|c| (c.namespace.clone(), c.name.clone())),
     );
-    report.results.extend(phase1);
+    report.results.extend(secrets);
 
     // 2. ServiceAccounts and workloads.
-    let blocked_ref = &blocked;
-    let phase2: Vec<ItemResult> = futures::stream::iter(todo(Action::Patch))
-        .map(|c| async move {
-            if let Some(item) = stopped(c) {
-                progress(&item);
-                return item;
-            }
-            let held: Vec<&String> = c
-                .add
-                .iter()
-                .filter(|s| blocked_ref.contains(&(c.namespace.clone(), (*s).clone())))
-                .collect();
-            let item = if !held.is_empty() && c.kind == ObjectKind::ServiceAccount {
-                result(
-                    c,
-                    Outcome::Skipped,
-                    Some(format!(
-                        "not written: Secret {} was not applied",
-                        held.iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
-                )
-            } else {
-                let key = (c.namespace.as_str(), c.name.as_str());
-                let r = if c.kind == ObjectKind::ServiceAccount {
-                    write_service_account(client, c, service_accounts.get(&key).copied(), opts)
-                        .await
-                } else {
-                    let seen = workloads.get(&(key.0, c.kind.as_str(), key.1)).copied();
-                    write_workload(client, c, desired, seen, opts, blocked_ref).await
-                };
-                done(c, r, opts.dry_run)
-            };
-            progress(&item);
-            item
-        })
+    let blocked = &blocked;
+    let references: Vec<ItemResult> = futures::stream::iter(of(|c| c.action == Action::Patch))
+        .map(|c| run.reference(c, blocked))
         .buffer_unordered(n)
         .collect()
         .await;
-    report.results.extend(phase2);
+    report.results.extend(references);
 
     // 3. Deletions, after the references to them are gone.
-    for c in todo(Action::Delete) {
-        let item = if let Some(item) = stopped(c) {
-            item
-        } else if opts.prune {
-            done(c, delete_secret(client, c, opts).await, opts.dry_run)
-        } else {
-            result(c, Outcome::Skipped, Some("pass --prune to delete".into()))
-        };
-        progress(&item);
-        report.results.push(item);
+    for c in of(|c| c.action == Action::Delete) {
+        report.results.push(run.delete(c).await);
     }
     // Stable order for reports: the plan's.
     report.sort_as(plan);
