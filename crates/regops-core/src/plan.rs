@@ -309,6 +309,44 @@ fn auths_diff(
     out
 }
 
+/// The conflict of a wanted Secret with one of that name regops may not take.
+fn collision(d: &DesiredSecret, have: &Secret) -> Conflict {
+    let message = match have.owning_spec() {
+        Some(other) => format!(
+            "would overwrite a Secret owned by regops spec `{other}`; rename the pull secret, or set `adopt: true` to take it over"
+        ),
+        None => {
+            "would overwrite a Secret owned by someone else; rename, or set `adopt: true`".into()
+        }
+    };
+    Conflict {
+        kind: ObjectKind::Secret,
+        namespace: d.namespace.clone(),
+        name: d.name.clone(),
+        message,
+    }
+}
+
+/// Why an owned Secret's data differs, for people: changed by hand (by whom, when the field
+/// managers say), changed since it was applied from this very commit, or the spec changed.
+fn data_change_reason(have: &Secret, changed_by: &[String], commit: Option<&str>) -> String {
+    let applied_from = have
+        .annotations
+        .get(ownership::SOURCE_COMMIT_ANNOTATION)
+        .map(String::as_str);
+    if !changed_by.is_empty() {
+        let who: Vec<String> = changed_by.iter().map(|m| format!("`{m}`")).collect();
+        format!(
+            "changed by {} outside regops; apply restores it",
+            who.join(", ")
+        )
+    } else if commit.is_some() && applied_from == commit {
+        "changed outside regops since it was applied from this commit".into()
+    } else {
+        "differs from the spec".into()
+    }
+}
+
 /// `others_here`: the namespace holds another Secret of this spec (so a missing one was
 /// deleted, rather than the namespace being new to the scope).
 fn plan_secret(
@@ -335,19 +373,7 @@ fn plan_secret(
     };
     let owned = have.owned_by(spec);
     if !owned && !d.adopt {
-        let message = match have.owning_spec() {
-            Some(other) => format!(
-                "would overwrite a Secret owned by regops spec `{other}`; rename the pull secret, or set `adopt: true` to take it over"
-            ),
-            None => "would overwrite a Secret owned by someone else; rename, or set `adopt: true`"
-                .to_string(),
-        };
-        return Err(Conflict {
-            kind: ObjectKind::Secret,
-            namespace: d.namespace.clone(),
-            name: d.name.clone(),
-            message,
-        });
+        return Err(collision(d, have));
     }
     let want = d.dockerconfigjson.expose_secret();
     let have_doc = have
@@ -392,26 +418,8 @@ fn plan_secret(
                 Vec::new()
             },
         });
-        if owned && !changed_by.is_empty() {
-            c.reason = Some(format!(
-                "changed by {} outside regops; apply restores it",
-                changed_by
-                    .iter()
-                    .map(|m| format!("`{m}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        } else if owned
-            && commit.is_some()
-            && have
-                .annotations
-                .get(ownership::SOURCE_COMMIT_ANNOTATION)
-                .map(String::as_str)
-                == commit
-        {
-            c.reason = Some("changed outside regops since it was applied from this commit".into());
-        } else if owned {
-            c.reason = Some("differs from the spec".into());
+        if owned {
+            c.reason = Some(data_change_reason(have, &changed_by, commit));
         }
     }
     if !owned {
@@ -450,6 +458,43 @@ struct KubeSphere<'a> {
     template: &'a Labels,
     /// The copy on the workload's metadata that this spec's field manager holds.
     legacy: Option<&'a String>,
+}
+
+/// The KubeSphere part of a workload's change: the pod template's shared annotation merged
+/// per container (this spec's containers set, the containers of entries it removes dropped,
+/// everyone else's kept), and an earlier regops' copy on the workload's metadata removed.
+fn kubesphere_change(c: &mut Change, ks: &KubeSphere<'_>, wanted: Option<&Wanted>) {
+    let empty = BTreeMap::new();
+    let want_ks = wanted.map_or(&empty, |w| &w.kubesphere);
+    let current = ks.template.get(KUBESPHERE_ANNOTATION);
+    let merged = ownership::merge_kubesphere(current.map(String::as_str), want_ks, &c.remove);
+    if merged.as_ref() != current {
+        let template = c
+            .kind
+            .facts()
+            .template_metadata
+            .unwrap_or("spec.template.metadata");
+        c.fields.push(FieldChange {
+            field: format!("{template}.annotations[{KUBESPHERE_ANNOTATION}]"),
+            before: current.cloned(),
+            after: merged.clone(),
+            sensitive: false,
+        });
+        c.kubesphere_annotation = Some(merged);
+        c.causes.push(Cause::AnnotationDiffers);
+    }
+    if let Some(old) = ks.legacy {
+        c.fields.push(FieldChange {
+            field: format!("metadata.annotations[{KUBESPHERE_ANNOTATION}]"),
+            before: Some(old.clone()),
+            after: None,
+            sensitive: false,
+        });
+        c.reason = Some(
+            "the KubeSphere annotation moves to the pod template, where KubeSphere reads it".into(),
+        );
+        c.causes.push(Cause::AnnotationMoved);
+    }
 }
 
 /// Entries to add and to remove on one object: add what is wanted and missing; remove what
@@ -503,49 +548,11 @@ fn entries_change(
         });
     }
     if let Some(ks) = &kubesphere {
-        // The shared value, merged per container: this spec's containers set, the containers
-        // of entries it removes dropped, everyone else's kept.
-        let empty = BTreeMap::new();
-        let want_ks = wanted.map_or(&empty, |w| &w.kubesphere);
-        let current = ks.template.get(KUBESPHERE_ANNOTATION);
-        let merged = ownership::merge_kubesphere(current.map(String::as_str), want_ks, &c.remove);
-        if merged.as_ref() != current {
-            let template = kind
-                .facts()
-                .template_metadata
-                .unwrap_or("spec.template.metadata");
-            c.fields.push(FieldChange {
-                field: format!("{template}.annotations[{KUBESPHERE_ANNOTATION}]"),
-                before: current.cloned(),
-                after: merged.clone(),
-                sensitive: false,
-            });
-            c.kubesphere_annotation = Some(merged);
-            c.causes.push(Cause::AnnotationDiffers);
-        }
-        if let Some(old) = ks.legacy {
-            c.fields.push(FieldChange {
-                field: format!("metadata.annotations[{KUBESPHERE_ANNOTATION}]"),
-                before: Some(old.clone()),
-                after: None,
-                sensitive: false,
-            });
-            c.reason = Some(
-                "the KubeSphere annotation moves to the pod template, where KubeSphere reads it"
-                    .into(),
-            );
-            c.causes.push(Cause::AnnotationMoved);
-        }
+        kubesphere_change(&mut c, ks, wanted);
     }
     if !c.add.is_empty() || !c.remove.is_empty() {
-        let mut after: Vec<String> = present
-            .iter()
-            .filter(|p| !c.remove.contains(p))
-            .cloned()
-            .collect();
-        after.extend(c.add.iter().cloned());
         c.entries_before = present.to_vec();
-        c.entries_after = after;
+        c.entries_after = crate::request::entries_after(present, &c.add, &c.remove);
     }
     // A change to a pod template rolls the pods of the kinds that run them now (a CronJob's
     // template is used by its next Jobs).
