@@ -127,7 +127,8 @@ pub struct Change {
 }
 
 impl Change {
-    fn new(action: Action, kind: ObjectKind, namespace: &str, name: &str) -> Self {
+    /// A change with nothing but its action and object; the planner fills in the rest.
+    pub fn new(action: Action, kind: ObjectKind, namespace: &str, name: &str) -> Self {
         Change {
             action,
             kind,

@@ -459,23 +459,12 @@ mod tests {
                 .iter()
                 .find(|i| i.namespace == x.0 && i.kind == x.1)
                 .unwrap();
-            p.changes.push(crate::plan::Change {
-                action: found.action,
-                kind: x.1,
-                namespace: x.0.into(),
-                name: found.name.clone(),
-                fields: Vec::new(),
-                reason: None,
-                causes: Vec::new(),
-                add: Vec::new(),
-                remove: Vec::new(),
-                entries_before: Vec::new(),
-                entries_after: Vec::new(),
-                kubesphere_annotation: None,
-                record: None,
-                restarts_pods: false,
-                logins: Vec::new(),
-            });
+            p.changes.push(crate::plan::Change::new(
+                found.action,
+                x.1,
+                x.0,
+                &found.name,
+            ));
         }
         r.sort_as(&p);
         let order: Vec<&str> = r.results.iter().map(|i| i.namespace.as_str()).collect();

@@ -118,16 +118,11 @@ fn read_plan_write(
     lock: Option<&crate::lock::Lock>,
     term: &Term,
 ) -> Outcome {
-    let Prepared {
-        loaded,
-        only,
-        logins,
-        source,
-    } = prepared;
     let dry_run = args.dry_run.is_some();
+    let loaded = &prepared.loaded;
     let opts = crate::apply::Options {
         spec: loaded.name.clone(),
-        commit: source.commit.clone(),
+        commit: prepared.source.commit.clone(),
         prune: args.prune,
         dry_run,
         force_conflicts: args.force_conflicts,
@@ -139,15 +134,7 @@ fn read_plan_write(
         &loaded.spec,
         &loaded.name,
     ))?;
-    let desired = regops_core::desired::compute(&loaded.spec, &logins, &observed, only.as_ref());
-    let plan = regops_core::plan::compute(
-        &loaded.name,
-        &target.to_string(),
-        source,
-        &desired,
-        &observed,
-        only.as_ref(),
-    );
+    let (desired, plan) = prepared.plan(&observed, &target.to_string());
     show_plan(&plan, args.output, term);
     let in_conflict = !plan.conflicts.is_empty();
     if !plan.has_changes() {

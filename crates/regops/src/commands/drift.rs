@@ -3,7 +3,7 @@
 
 use regops_core::report;
 
-use super::load::{Prepared, default_name, prepare, read_cluster};
+use super::load::{default_name, prepare, read_cluster};
 use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::cli::{DriftArgs, ReportFormat};
@@ -37,22 +37,9 @@ pub(super) fn drift_inner(
     args: &DriftArgs,
     term: &Term,
 ) -> Result<(String, usize, ExitStatus), Failure> {
-    let Prepared {
-        loaded,
-        only,
-        logins,
-        source,
-    } = prepare(&args.run, term)?;
-    let (observed, target) = read_cluster(&args.run, &loaded)?;
-    let desired = regops_core::desired::compute(&loaded.spec, &logins, &observed, only.as_ref());
-    let plan = regops_core::plan::compute(
-        &loaded.name,
-        &target,
-        source,
-        &desired,
-        &observed,
-        only.as_ref(),
-    );
+    let prepared = prepare(&args.run, term)?;
+    let (observed, target) = read_cluster(&args.run, &prepared.loaded)?;
+    let (desired, plan) = prepared.plan(&observed, &target);
     let drift = regops_core::drift::drift(&plan);
     drop((desired, observed));
     term.stdout(&match args.output {
@@ -64,5 +51,9 @@ pub(super) fn drift_inner(
     } else {
         ExitStatus::Changes
     };
-    Ok((loaded.name.clone(), report::drifted_objects(&drift), status))
+    Ok((
+        prepared.loaded.name,
+        report::drifted_objects(&drift),
+        status,
+    ))
 }

@@ -149,3 +149,28 @@ pub(super) fn used_credentials(spec: &regops_spec::Spec) -> Vec<&str> {
     used.dedup();
     used
 }
+
+impl Prepared {
+    /// The desired state and the plan against the cluster as `observed` (at `target`).
+    pub(super) fn plan(
+        &self,
+        observed: &regops_core::observed::Observed,
+        target: &str,
+    ) -> (regops_core::desired::Desired, regops_core::plan::Plan) {
+        let desired = regops_core::desired::compute(
+            &self.loaded.spec,
+            &self.logins,
+            observed,
+            self.only.as_ref(),
+        );
+        let plan = regops_core::plan::compute(
+            &self.loaded.name,
+            target,
+            self.source.clone(),
+            &desired,
+            observed,
+            self.only.as_ref(),
+        );
+        (desired, plan)
+    }
+}

@@ -1,18 +1,13 @@
 //! `regops plan`: the changes an apply would make, against a cluster or a state file.
 
-use super::load::{Prepared, prepare, read_cluster};
+use super::load::{prepare, read_cluster};
 use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::cli::{OutputFormat, PlanArgs};
 use crate::output::Term;
 
 pub(super) fn plan(args: PlanArgs, term: &Term) -> Outcome {
-    let Prepared {
-        loaded,
-        only,
-        logins,
-        source,
-    } = prepare(&args.run, term)?;
+    let prepared = prepare(&args.run, term)?;
     let mut extra_warnings = Vec::new();
     let (observed, target) = match &args.live_state {
         Some(path) => {
@@ -28,17 +23,9 @@ pub(super) fn plan(args: PlanArgs, term: &Term) -> Outcome {
             }
             (observed, format!("state file {}", path.display()))
         }
-        None => read_cluster(&args.run, &loaded)?,
+        None => read_cluster(&args.run, &prepared.loaded)?,
     };
-    let desired = regops_core::desired::compute(&loaded.spec, &logins, &observed, only.as_ref());
-    let mut plan = regops_core::plan::compute(
-        &loaded.name,
-        &target,
-        source,
-        &desired,
-        &observed,
-        only.as_ref(),
-    );
+    let (desired, mut plan) = prepared.plan(&observed, &target);
     plan.warnings.extend(extra_warnings);
     // The cluster as read and the desired state are not needed to show the plan: free them
     // before the view is built, so the two never add up.
