@@ -124,15 +124,15 @@ pub struct Secret {
 impl Secret {
     /// Owned by regops for the spec `spec`: the managed-by label and the spec annotation.
     pub fn owned_by(&self, spec: &str) -> bool {
-        self.labels
-            .get(ownership::MANAGED_BY_LABEL)
-            .map(String::as_str)
-            == Some(ownership::MANAGED_BY_VALUE)
-            && self
-                .annotations
+        ownership::marks_owned(
+            self.labels
+                .get(ownership::MANAGED_BY_LABEL)
+                .map(String::as_str),
+            self.annotations
                 .get(ownership::SPEC_ANNOTATION)
-                .map(String::as_str)
-                == Some(spec)
+                .map(String::as_str),
+            spec,
+        )
     }
 
     /// Owned by regops for some other spec.

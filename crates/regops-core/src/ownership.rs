@@ -17,6 +17,12 @@ pub const KUBESPHERE_ANNOTATION: &str = "kubesphere.io/imagepullsecrets";
 pub const SECRET_TYPE: &str = "kubernetes.io/dockerconfigjson";
 pub const SECRET_KEY: &str = ".dockerconfigjson";
 
+/// Whether an object's metadata marks it as owned by regops for `spec`: the managed-by label
+/// and the spec annotation, both. regops changes or deletes a Secret only when both are there.
+pub fn marks_owned(managed_by: Option<&str>, spec_annotation: Option<&str>, spec: &str) -> bool {
+    managed_by == Some(MANAGED_BY_VALUE) && spec_annotation == Some(spec)
+}
+
 /// The annotation key recording what `spec` added.
 pub fn added_key(spec: &str) -> String {
     format!("{ADDED_ANNOTATION_PREFIX}{spec}")

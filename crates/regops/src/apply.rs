@@ -23,9 +23,7 @@ use regops_core::kind::ObjectKind;
 use regops_core::observed::{
     Observed, Secret as ObservedSecret, ServiceAccount as ObservedServiceAccount, Workload,
 };
-use regops_core::ownership::{
-    self, KUBESPHERE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SPEC_ANNOTATION,
-};
+use regops_core::ownership::{self, KUBESPHERE_ANNOTATION, MANAGED_BY_LABEL, SPEC_ANNOTATION};
 use regops_core::plan::{Action, Change, Plan};
 use regops_core::report::{ItemResult, Outcome, Report};
 use regops_core::request::{self as bodies, SecretApply};
@@ -94,6 +92,21 @@ fn describe(e: &kube::Error) -> String {
     }
 }
 
+/// Whether a Secret as just read still carries this spec's ownership marks.
+fn still_owned(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    spec: &str,
+) -> bool {
+    fn get<'m>(m: &'m Option<BTreeMap<String, String>>, k: &str) -> Option<&'m str> {
+        m.as_ref().and_then(|m| m.get(k)).map(String::as_str)
+    }
+    ownership::marks_owned(
+        get(&meta.labels, MANAGED_BY_LABEL),
+        get(&meta.annotations, SPEC_ANNOTATION),
+        spec,
+    )
+}
+
 async fn write_secret(
     client: &Client,
     c: &Change,
@@ -101,8 +114,8 @@ async fn write_secret(
     seen: Option<&ObservedSecret>,
     opts: &Options,
 ) -> Written {
-    let api: Api<Secret> = Api::namespaced(client.clone(), &c.namespace);
     if c.action == Action::Replace {
+        let api: Api<Secret> = Api::namespaced(client.clone(), &c.namespace);
         let dp = DeleteParams {
             dry_run: opts.dry_run,
             ..DeleteParams::default()
@@ -125,68 +138,72 @@ async fn write_secret(
     let mut pp = PatchParams::apply(FIELD_MANAGER);
     pp.force = opts.force_conflicts || d.adopt;
     pp.dry_run = opts.dry_run;
-    let apply = |rv: Option<String>, pp: PatchParams| apply_secret(client, c, d, opts, rv, pp);
-    match apply(None, pp.clone()).await {
+    match apply_secret(client, c, d, opts, None, pp.clone()).await {
         Ok(()) => Ok(None),
         Err(e) if namespace_terminating(&e) => {
             Err(NotWritten::Skipped("its namespace is being deleted".into()))
         }
-        // A Secret carrying regops' label and this spec's annotation is regops' whole: a
-        // change someone made to it (`kubectl patch`, `kubectl edit`) took a field from regops'
-        // field manager, and is undone. Ownership is checked again on a fresh read, and the
-        // forced apply is bound to the version read, so nothing that changed since is taken.
         Err(e)
             if is_apply_conflict(&e)
                 && !pp.force
                 && seen.is_some_and(|h| h.owned_by(&opts.spec)) =>
         {
-            let fresh = retry(|| api.get_metadata(&c.name))
-                .await
-                .map_err(|e| describe(&e))?;
-            let labels = fresh.metadata.labels.unwrap_or_default();
-            let annotations = fresh.metadata.annotations.unwrap_or_default();
-            if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY_VALUE)
-                || annotations.get(SPEC_ANNOTATION) != Some(&opts.spec)
-            {
-                return Err(format!(
-                    "{} (it no longer carries this spec's ownership marks, so it is left alone)",
-                    describe(&e)
-                )
-                .into());
-            }
-            let others: Vec<String> = fresh
-                .metadata
-                .managed_fields
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|m| m.manager.as_deref() != Some(FIELD_MANAGER))
-                .filter(|m| {
-                    m.fields_v1
-                        .as_ref()
-                        .is_some_and(|f| f.0.get("f:data").is_some())
-                })
-                .filter_map(|m| m.manager)
-                .collect();
-            let mut forced = pp.clone();
-            forced.force = true;
-            apply(fresh.metadata.resource_version, forced)
-                .await
-                .map_err(|e| describe(&e))?;
-            Ok(Some(if others.is_empty() {
-                "restored: it had been changed outside regops".to_string()
-            } else {
-                format!(
-                    "restored: overwrote the change made by {}",
-                    others
-                        .iter()
-                        .map(|m| format!("`{m}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }))
+            restore_secret(client, c, d, opts, pp, &e).await
         }
         Err(e) => Err(describe(&e).into()),
     }
+}
+
+/// A Secret carrying regops' label and this spec's annotation is regops' whole: a change
+/// someone made to it (`kubectl patch`, `kubectl edit`) took a field from regops' field
+/// manager (the `conflict`), and is undone. Ownership is checked again on a fresh read, and
+/// the forced apply is bound to the version read, so nothing that changed since is taken.
+async fn restore_secret(
+    client: &Client,
+    c: &Change,
+    d: &DesiredSecret,
+    opts: &Options,
+    pp: PatchParams,
+    conflict: &kube::Error,
+) -> Written {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &c.namespace);
+    let fresh = retry(|| api.get_metadata(&c.name))
+        .await
+        .map_err(|e| describe(&e))?;
+    if !still_owned(&fresh.metadata, &opts.spec) {
+        return Err(format!(
+            "{} (it no longer carries this spec's ownership marks, so it is left alone)",
+            describe(conflict)
+        )
+        .into());
+    }
+    let others: Vec<String> = fresh
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.manager.as_deref() != Some(FIELD_MANAGER))
+        .filter(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.get("f:data").is_some())
+        })
+        .filter_map(|m| m.manager)
+        .map(|m| format!("`{m}`"))
+        .collect();
+    let mut forced = pp;
+    forced.force = true;
+    apply_secret(client, c, d, opts, fresh.metadata.resource_version, forced)
+        .await
+        .map_err(|e| describe(&e))?;
+    Ok(Some(if others.is_empty() {
+        "restored: it had been changed outside regops".to_string()
+    } else {
+        format!(
+            "restored: overwrote the change made by {}",
+            others.join(", ")
+        )
+    }))
 }
 
 /// One server-side apply of a Secret, retried on transient failures.
@@ -430,11 +447,7 @@ async fn delete_secret(client: &Client, c: &Change, opts: &Options) -> Written {
         }
         Err(e) => return Err(describe(&e).into()),
     };
-    let labels = fresh.metadata.labels.clone().unwrap_or_default();
-    let annotations = fresh.metadata.annotations.clone().unwrap_or_default();
-    if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY_VALUE)
-        || annotations.get(SPEC_ANNOTATION) != Some(&opts.spec)
-    {
+    if !still_owned(&fresh.metadata, &opts.spec) {
         return Err("no longer owned by this spec; left alone"
             .to_string()
             .into());
