@@ -745,6 +745,8 @@ impl Store {
     }
 
     /// Stores `new` in place of the existing object, after the checks every update gets.
+    // Kept whole (over 80 lines): a PUT's steps in the API server's order (decode,
+    // preconditions, validation, immutability, store), each one reading the last.
     fn replace(
         &mut self,
         rt: &ResourceType,

@@ -10,6 +10,7 @@ use crate::dockerconfig;
 use crate::image::{self, ImageRef};
 use crate::login::Login;
 use crate::observed::{Labels, Namespace, Observed, Workload};
+use crate::warning::{Warning, WarningKind};
 
 /// One pull secret in one namespace.
 #[derive(Debug)]
@@ -87,7 +88,7 @@ pub struct Desired {
     pub workloads: BTreeMap<(String, WorkloadKind, String), Wanted>,
     /// The namespaces each scope resolved to.
     pub scopes: BTreeMap<String, BTreeSet<String>>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// A pull secret's `.dockerconfigjson` and, for review, its logins and their sources.
@@ -227,6 +228,71 @@ pub fn compute(
     only: Option<&BTreeSet<String>>,
 ) -> Desired {
     let mut d = Desired::default();
+    resolve_scopes(&mut d, spec, observed, only);
+    for ps in spec.pull_secrets.values() {
+        let PullSecretDocument {
+            logins: review,
+            digests,
+            doc,
+        } = pull_secret_document(spec, ps, logins);
+        for ns in d.scopes.get(ps.scope.as_str()).into_iter().flatten() {
+            d.secrets.push(DesiredSecret {
+                namespace: ns.clone(),
+                name: ps.name.value.clone(),
+                logins: review.clone(),
+                digests: digests.clone(),
+                dockerconfigjson: doc.clone(),
+                adopt: ps.adopt,
+            });
+        }
+    }
+    d.secrets
+        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let existing_sas: BTreeSet<(&str, &str)> = observed
+        .service_accounts
+        .iter()
+        .map(|o| (o.namespace.as_str(), o.name.as_str()))
+        .collect();
+    for b in &spec.bindings {
+        let Some(ps) = spec.pull_secrets.get(b.pull_secret.as_str()) else {
+            continue;
+        };
+        let namespaces = d.scopes.get(ps.scope.as_str()).cloned().unwrap_or_default();
+        for ns in &namespaces {
+            for sa in &b.service_accounts {
+                if existing_sas.contains(&(ns.as_str(), sa.value.as_str())) {
+                    d.service_accounts
+                        .entry((ns.clone(), sa.value.clone()))
+                        .or_default()
+                        .secrets
+                        .insert(ps.name.value.clone());
+                } else {
+                    d.warnings.push(Warning::new(
+                        WarningKind::MissingServiceAccount,
+                        format!("serviceaccount {ns}/{}", sa.value),
+                        format!(
+                            "service account `{}` does not exist in namespace `{ns}`; skipped",
+                            sa.value
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(sel) = &b.workloads {
+            bind_workloads(&mut d, spec, observed, (b, ps, sel), &namespaces);
+        }
+    }
+    d
+}
+
+/// Each scope's namespaces (within `only`), less those being deleted; a warning for each
+/// named namespace that does not exist and each one being deleted.
+fn resolve_scopes(
+    d: &mut Desired,
+    spec: &Spec,
+    observed: &Observed,
+    only: Option<&BTreeSet<String>>,
+) {
     let in_only = |ns: &str| only.is_none_or(|o| o.contains(ns));
     let existing_namespaces: BTreeSet<&str> = observed
         .namespaces
@@ -252,122 +318,93 @@ pub fn compute(
         });
         for named in &scope.namespaces {
             if in_only(named) && !existing_namespaces.contains(named.value.as_str()) {
-                d.warnings.push(format!(
-                    "namespace `{}` (scope `{}`) does not exist; nothing is planned for it",
-                    named.value, scope.name.value
+                d.warnings.push(Warning::new(
+                    WarningKind::MissingNamespace,
+                    format!("namespace {}", named.value),
+                    format!(
+                        "namespace `{}` (scope `{}`) does not exist; nothing is planned for it",
+                        named.value, scope.name.value
+                    ),
                 ));
             }
         }
         d.scopes.insert(scope.name.value.clone(), resolved);
     }
     for ns in &skipped_terminating {
-        d.warnings.push(format!(
-            "namespace `{ns}` is being deleted; nothing is planned for it"
+        d.warnings.push(Warning::new(
+            WarningKind::NamespaceTerminating,
+            format!("namespace {ns}"),
+            format!("namespace `{ns}` is being deleted; nothing is planned for it"),
         ));
     }
-    let empty = BTreeSet::new();
-    let existing_sas: BTreeSet<(&str, &str)> = observed
-        .service_accounts
+}
+
+/// The workloads a binding selects in `namespaces`: of its kinds, matching its selector, with
+/// a container pulling from one of the pull secret's registries (or matching its `images`).
+fn bind_workloads(
+    d: &mut Desired,
+    spec: &Spec,
+    observed: &Observed,
+    (b, ps, sel): (
+        &regops_spec::Binding,
+        &regops_spec::PullSecret,
+        &regops_spec::WorkloadSelector,
+    ),
+    namespaces: &BTreeSet<String>,
+) {
+    let servers: Vec<&str> = ps
+        .registries
         .iter()
-        .map(|o| (o.namespace.as_str(), o.name.as_str()))
+        .filter_map(|r| spec.registries.get(r.as_str()))
+        .map(|r| r.server.as_str())
         .collect();
-    for ps in spec.pull_secrets.values() {
-        let namespaces = d.scopes.get(ps.scope.as_str()).unwrap_or(&empty).clone();
-        let PullSecretDocument {
-            logins: review,
-            digests,
-            doc,
-        } = pull_secret_document(spec, ps, logins);
-        for ns in &namespaces {
-            d.secrets.push(DesiredSecret {
-                namespace: ns.clone(),
-                name: ps.name.value.clone(),
-                logins: review.clone(),
-                digests: digests.clone(),
-                dockerconfigjson: doc.clone(),
-                adopt: ps.adopt,
-            });
-        }
-    }
-    d.secrets
-        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    for b in &spec.bindings {
-        let Some(ps) = spec.pull_secrets.get(b.pull_secret.as_str()) else {
-            continue;
-        };
-        let namespaces = d.scopes.get(ps.scope.as_str()).unwrap_or(&empty).clone();
-        let servers: Vec<&str> = ps
-            .registries
-            .iter()
-            .filter_map(|r| spec.registries.get(r.as_str()))
-            .map(|r| r.server.as_str())
-            .collect();
-        for ns in &namespaces {
-            for sa in &b.service_accounts {
-                if existing_sas.contains(&(ns.as_str(), sa.value.as_str())) {
-                    d.service_accounts
-                        .entry((ns.clone(), sa.value.clone()))
-                        .or_default()
-                        .secrets
-                        .insert(ps.name.value.clone());
-                } else {
-                    d.warnings.push(format!(
-                        "service account `{}` does not exist in namespace `{ns}`; skipped",
-                        sa.value
-                    ));
-                }
-            }
-        }
-        let Some(sel) = &b.workloads else { continue };
-        let kinds: Vec<WorkloadKind> = if sel.kinds.is_empty() {
-            WorkloadKind::ALL.to_vec()
+    let kinds: Vec<WorkloadKind> = if sel.kinds.is_empty() {
+        WorkloadKind::ALL.to_vec()
+    } else {
+        sel.kinds.iter().map(|k| k.value).collect()
+    };
+    let pulls = |image: &str| {
+        if sel.images.is_empty() {
+            let r = ImageRef::parse(image);
+            servers.iter().any(|s| r.pulls_from(s))
         } else {
-            sel.kinds.iter().map(|k| k.value).collect()
-        };
-        for w in observed
-            .workloads
-            .iter()
-            .filter(|w| namespaces.contains(&w.namespace) && kinds.contains(&w.kind))
+            sel.images.iter().any(|p| image::pattern_matches(p, image))
+        }
+    };
+    for w in observed
+        .workloads
+        .iter()
+        .filter(|w| namespaces.contains(&w.namespace) && kinds.contains(&w.kind))
+    {
+        if sel
+            .selector
+            .as_ref()
+            .is_some_and(|s| !selector_matches(s, &w.labels))
         {
-            if sel
-                .selector
-                .as_ref()
-                .is_some_and(|s| !selector_matches(s, &w.labels))
-            {
-                continue;
-            }
-            let pulls = |image: &str| {
-                if sel.images.is_empty() {
-                    let r = ImageRef::parse(image);
-                    servers.iter().any(|s| r.pulls_from(s))
-                } else {
-                    sel.images.iter().any(|p| image::pattern_matches(p, image))
-                }
-            };
-            let matching: Vec<&str> = w
-                .containers
-                .iter()
-                .filter(|c| pulls(&c.image))
-                .map(|c| c.name.as_str())
-                .collect();
-            if matching.is_empty() {
-                continue;
-            }
-            let want = d
-                .workloads
-                .entry((w.namespace.clone(), w.kind, w.name.clone()))
-                .or_default();
-            want.secrets.insert(ps.name.value.clone());
-            if b.kubesphere_annotation {
-                for c in matching {
-                    want.kubesphere
-                        .entry(c.to_string())
-                        .or_insert_with(|| ps.name.value.clone());
-                }
+            continue;
+        }
+        let matching: Vec<&str> = w
+            .containers
+            .iter()
+            .filter(|c| pulls(&c.image))
+            .map(|c| c.name.as_str())
+            .collect();
+        if matching.is_empty() {
+            continue;
+        }
+        let want = d
+            .workloads
+            .entry((w.namespace.clone(), w.kind, w.name.clone()))
+            .or_default();
+        want.secrets.insert(ps.name.value.clone());
+        if b.kubesphere_annotation {
+            for c in matching {
+                want.kubesphere
+                    .entry(c.to_string())
+                    .or_insert_with(|| ps.name.value.clone());
             }
         }
     }
-    d
 }
 
 /// Workloads in a namespace, for messages.

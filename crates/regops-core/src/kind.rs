@@ -38,6 +38,9 @@ pub struct KindFacts {
     /// Whether a change to the pod template rolls the pods that run now. A CronJob's template
     /// is used by its next Jobs; a Job's cannot change once it exists.
     pub rolls_pods: bool,
+    /// What a change to the pod template does, said of one object and of several (`None`:
+    /// no pod template).
+    pub template_note: Option<(&'static str, &'static str)>,
     /// Whether the pod template may change after the object is created (a Job's may not:
     /// kube-apiserver's `ValidateJobSpecUpdate` answers 422 "field is immutable").
     pub template_mutable: bool,
@@ -58,6 +61,7 @@ const FACTS: [KindFacts; 7] = [
         template: None,
         template_metadata: None,
         rolls_pods: false,
+        template_note: None,
         template_mutable: false,
     },
     KindFacts {
@@ -69,6 +73,7 @@ const FACTS: [KindFacts; 7] = [
         template: None,
         template_metadata: None,
         rolls_pods: false,
+        template_note: None,
         template_mutable: false,
     },
     KindFacts {
@@ -80,6 +85,7 @@ const FACTS: [KindFacts; 7] = [
         template: Some(POD_TEMPLATE),
         template_metadata: Some("spec.template.metadata"),
         rolls_pods: true,
+        template_note: Some(("will roll its pods", "their pods will roll")),
         template_mutable: true,
     },
     KindFacts {
@@ -91,6 +97,7 @@ const FACTS: [KindFacts; 7] = [
         template: Some(POD_TEMPLATE),
         template_metadata: Some("spec.template.metadata"),
         rolls_pods: true,
+        template_note: Some(("will roll its pods", "their pods will roll")),
         template_mutable: true,
     },
     KindFacts {
@@ -102,6 +109,7 @@ const FACTS: [KindFacts; 7] = [
         template: Some(POD_TEMPLATE),
         template_metadata: Some("spec.template.metadata"),
         rolls_pods: true,
+        template_note: Some(("will roll its pods", "their pods will roll")),
         template_mutable: true,
     },
     KindFacts {
@@ -113,6 +121,10 @@ const FACTS: [KindFacts; 7] = [
         template: Some(POD_TEMPLATE),
         template_metadata: Some("spec.template.metadata"),
         rolls_pods: false,
+        template_note: Some((
+            "cannot change: a Job's pod template is fixed once it exists",
+            "cannot change: a Job's pod template is fixed once it exists",
+        )),
         template_mutable: false,
     },
     KindFacts {
@@ -124,6 +136,10 @@ const FACTS: [KindFacts; 7] = [
         template: Some(JOB_TEMPLATE),
         template_metadata: Some("spec.jobTemplate.spec.template.metadata"),
         rolls_pods: false,
+        template_note: Some((
+            "its next Jobs get this; running Jobs are unchanged",
+            "their next Jobs get this; running Jobs are unchanged",
+        )),
         template_mutable: true,
     },
 ];
@@ -220,6 +236,7 @@ mod tests {
             let f = k.facts();
             assert_eq!(f.template.is_some(), k.workload().is_some(), "{k}");
             assert_eq!(f.template_metadata.is_some(), k.workload().is_some(), "{k}");
+            assert_eq!(f.template_note.is_some(), k.workload().is_some(), "{k}");
             if let Some(t) = f.template {
                 assert_eq!(
                     f.template_metadata,

@@ -8,6 +8,7 @@
 pub mod desired;
 pub mod dockerconfig;
 pub mod drift;
+pub mod group;
 pub mod image;
 pub mod kind;
 pub mod login;
@@ -18,3 +19,4 @@ pub mod render;
 pub mod report;
 pub mod request;
 pub mod view;
+pub mod warning;

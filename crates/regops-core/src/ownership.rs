@@ -23,6 +23,30 @@ pub fn marks_owned(managed_by: Option<&str>, spec_annotation: Option<&str>, spec
     managed_by == Some(MANAGED_BY_VALUE) && spec_annotation == Some(spec)
 }
 
+/// Which GitOps or packaging tool also manages an object, by the marks it leaves: Argo CD's
+/// tracking annotation (its default since 3.0) or instance label (label tracking), Helm's
+/// managed-by label or release annotation, Flux's kustomize or helm-controller labels.
+pub fn gitops_owner(
+    labels: &crate::observed::Labels,
+    annotations: &crate::observed::Labels,
+) -> Option<&'static str> {
+    if annotations.get("argocd.argoproj.io/tracking-id").is_some() {
+        Some("Argo CD")
+    } else if labels.get(MANAGED_BY_LABEL).map(String::as_str) == Some("Helm")
+        || annotations.get("meta.helm.sh/release-name").is_some()
+    {
+        Some("Helm")
+    } else if labels.get("kustomize.toolkit.fluxcd.io/name").is_some()
+        || labels.get("helm.toolkit.fluxcd.io/name").is_some()
+    {
+        Some("Flux")
+    } else if labels.get("app.kubernetes.io/instance").is_some() {
+        Some("Argo CD")
+    } else {
+        None
+    }
+}
+
 /// The annotation key recording what `spec` added.
 pub fn added_key(spec: &str) -> String {
     format!("{ADDED_ANNOTATION_PREFIX}{spec}")

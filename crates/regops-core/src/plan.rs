@@ -9,11 +9,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::desired::{Desired, DesiredSecret, Wanted};
+use crate::group::Group;
 use crate::kind::ObjectKind;
 use crate::observed::{Labels, Observed, Secret};
 use crate::ownership::{
     self, KUBESPHERE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SECRET_TYPE, SPEC_ANNOTATION,
 };
+use crate::warning::{Warning, WarningGroup, WarningKind};
 
 /// The version of the JSON plan format (`schemas/plan.schema.json`).
 pub const FORMAT_VERSION: &str = "1";
@@ -194,12 +196,32 @@ pub struct Plan {
     pub last_applied_commits: Vec<String>,
     /// Every object the spec touches, in apply order; `noop` entries included.
     pub changes: Vec<Change>,
+    /// Changes alike but for their namespace, as the views show them (indices into
+    /// `changes`); every change is in `changes` too.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Group>,
     pub conflicts: Vec<Conflict>,
-    pub warnings: Vec<String>,
+    /// Each warning's text.
+    #[serde(serialize_with = "warning_messages")]
+    #[schemars(with = "Vec<String>")]
+    pub warnings: Vec<Warning>,
+    /// The warnings by kind, with counts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warning_groups: Vec<WarningGroup>,
     pub summary: Summary,
 }
 
+fn warning_messages<S: serde::Serializer>(w: &[Warning], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(w.iter().map(|w| w.message.as_str()))
+}
+
 impl Plan {
+    /// Adds warnings found outside planning (a state file's unreadable objects).
+    pub fn warn(&mut self, more: impl IntoIterator<Item = Warning>) {
+        self.warnings.extend(more);
+        self.warning_groups = crate::warning::groups(&self.warnings);
+    }
+
     /// Changes other than `noop`.
     pub fn has_changes(&self) -> bool {
         self.changes.iter().any(|c| c.action != Action::Noop)
@@ -220,6 +242,8 @@ fn labels_diff(field: &str, have: &Labels, want: &[(&str, &str)], out: &mut Vec<
 }
 
 /// What differs between two `.dockerconfigjson` documents, per server, without values.
+// Kept whole (over 80 lines): one match over the cases of a login added, removed or changed,
+// each a few lines.
 fn auths_diff(
     have: Option<&str>,
     want: &str,
@@ -350,6 +374,8 @@ fn data_change_reason(have: &Secret, changed_by: &[String], commit: Option<&str>
 
 /// `others_here`: the namespace holds another Secret of this spec (so a missing one was
 /// deleted, rather than the namespace being new to the scope).
+// Kept whole (over 80 lines): the decisions about one Secret, top to bottom: create, conflict,
+// replace, update, ownership, no-op.
 fn plan_secret(
     spec: &str,
     d: &DesiredSecret,
@@ -584,7 +610,7 @@ struct Planner<'a> {
     /// In apply order (Secrets, then what references them), sized once.
     changes: Vec<Change>,
     conflicts: Vec<Conflict>,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
 }
 
 impl<'a> Planner<'a> {
@@ -675,13 +701,27 @@ impl<'a> Planner<'a> {
                 wanted.as_ref(),
                 None,
             );
+            // Its list is atomic: another writer's apply replaces it whole, dropping regops'
+            // entry, and regops' write drops nothing of theirs but makes them see a drift.
+            if let Some(tool) = sa.managed_by
+                && (!c.add.is_empty() || !c.remove.is_empty())
+            {
+                let object = format!("serviceaccount {}/{}", sa.namespace, sa.name);
+                self.warnings.push(Warning::new(
+                    WarningKind::GitopsManaged,
+                    format!("{object} ({tool})"),
+                    format!(
+                        "{object} is also managed by {tool}: its `imagePullSecrets` list is written whole, so {tool} and regops will undo each other's entries; bind the pull secret in {tool}'s manifest instead, or have regops bind the workloads (see the README's \"Living beside Argo CD, Flux and Helm\")"
+                    ),
+                ));
+            }
             self.changes.push(c);
         }
     }
 
     fn workloads(&mut self) {
         let manager = ownership::workload_field_manager(self.spec);
-        let mut job_notes: Vec<String> = Vec::new();
+        let mut job_notes: Vec<Warning> = Vec::new();
         for w in self.observed.workloads.iter() {
             if !self.in_only(&w.namespace) {
                 continue;
@@ -718,11 +758,11 @@ impl<'a> Planner<'a> {
                 continue;
             }
             if c.restarts_pods {
-                self.warnings.push(format!(
-                    "will restart pods of {} {}/{}",
-                    kind.lowercase(),
-                    w.namespace,
-                    w.name
+                let subject = format!("{} {}/{}", kind.lowercase(), w.namespace, w.name);
+                self.warnings.push(Warning::new(
+                    WarningKind::RestartsPods,
+                    subject.clone(),
+                    format!("will restart pods of {subject}"),
                 ));
             }
             self.changes.push(c);
@@ -750,7 +790,7 @@ impl<'a> Planner<'a> {
 }
 
 /// Where the pull secret can go for a Job, which is never patched.
-fn job_note(w: &crate::observed::Workload) -> String {
+fn job_note(w: &crate::observed::Workload) -> Warning {
     let instead = match &w.controller {
         Some((owner_kind, owner)) if ObjectKind::parse(owner_kind) == Some(ObjectKind::CronJob) => {
             format!(
@@ -759,9 +799,13 @@ fn job_note(w: &crate::observed::Workload) -> String {
         }
         _ => "bind the ServiceAccount it runs as, or the workload that creates it".to_string(),
     };
-    format!(
-        "job {}/{} is not patched: a Job's pod template cannot change once it exists; {instead}",
-        w.namespace, w.name
+    let subject = format!("job {}/{}", w.namespace, w.name);
+    Warning::new(
+        WarningKind::JobNotPatched,
+        subject.clone(),
+        format!(
+            "{subject} is not patched: a Job's pod template cannot change once it exists; {instead}"
+        ),
     )
 }
 
@@ -813,10 +857,14 @@ pub fn compute(
     p.workloads();
     if !p.blocked.is_empty() {
         let n = p.blocked.len();
-        p.warnings.push(format!(
-            "references to {n} Secret{} in conflict are held back until the conflict{} resolved",
-            if n == 1 { "" } else { "s" },
-            if n == 1 { " is" } else { "s are" }
+        p.warnings.push(Warning::new(
+            WarningKind::HeldBack,
+            format!("{n} Secret{}", if n == 1 { "" } else { "s" }),
+            format!(
+                "references to {n} Secret{} in conflict are held back until the conflict{} resolved",
+                if n == 1 { "" } else { "s" },
+                if n == 1 { " is" } else { "s are" }
+            ),
         ));
     }
     let last_applied_commits = p.last_applied_commits();
@@ -828,15 +876,19 @@ pub fn compute(
     } = p;
     changes.extend(deletes);
     let summary = summarize(&changes, conflicts.len());
-    Plan {
+    let mut plan = Plan {
         format_version: FORMAT_VERSION.into(),
         spec: spec.into(),
         target: target.into(),
         source,
         last_applied_commits,
+        groups: crate::group::of(&changes),
         changes,
         conflicts,
         warnings,
+        warning_groups: Vec::new(),
         summary,
-    }
+    };
+    plan.warning_groups = crate::warning::groups(&plan.warnings);
+    plan
 }

@@ -226,7 +226,7 @@ pub fn drift_json(plan: &Plan, drift: &[Drift]) -> String {
         "driftedObjects": drifted_objects(drift),
         "checked": plan.changes.len(),
         "drift": drift,
-        "warnings": plan.warnings,
+        "warnings": plan.warnings.iter().map(|w| w.message.as_str()).collect::<Vec<_>>(),
     }))
 }
 
@@ -355,7 +355,13 @@ mod tests {
                 name: "pull".into(),
                 message: "would overwrite a Secret owned by someone else".into(),
             }],
-            warnings: vec!["will restart pods of deployment web/api".into()],
+            warnings: vec![crate::warning::Warning::new(
+                crate::warning::WarningKind::RestartsPods,
+                "deployment web/api",
+                "will restart pods of deployment web/api",
+            )],
+            groups: Vec::new(),
+            warning_groups: Vec::new(),
             summary: Summary::default(),
         }
     }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::kind::ObjectKind;
+use crate::group::{self, Group};
 use crate::plan::{Action, Change, Plan};
 
 struct Style {
@@ -61,6 +61,21 @@ fn summary_line(plan: &Plan) -> String {
     )
 }
 
+/// How much of a large plan the text view lists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Detail {
+    /// Alike changes as one line per group, warnings by kind.
+    #[default]
+    Summary,
+    /// Every change and every warning, one by one.
+    Full,
+}
+
+/// Whether a change touches a workload's pod template.
+fn template_changes(c: &Change) -> bool {
+    !c.add.is_empty() || !c.remove.is_empty() || c.kubesphere_annotation.is_some()
+}
+
 fn change_note(c: &Change) -> String {
     let mut notes = Vec::new();
     if !c.logins.is_empty() && matches!(c.action, Action::Create | Action::Replace) {
@@ -69,11 +84,11 @@ fn change_note(c: &Change) -> String {
     if let Some(r) = &c.reason {
         notes.push(r.clone());
     }
-    if c.restarts_pods {
-        notes.push("will restart its pods".into());
-    }
-    if c.kind == ObjectKind::CronJob && c.action == Action::Patch {
-        notes.push("its next Jobs get this; running Jobs are unchanged".into());
+    if c.action == Action::Patch
+        && template_changes(c)
+        && let Some((one, _)) = c.kind.facts().template_note
+    {
+        notes.push(one.to_string());
     }
     if notes.is_empty() {
         String::new()
@@ -82,8 +97,159 @@ fn change_note(c: &Change) -> String {
     }
 }
 
-/// The human view.
-pub fn text(plan: &Plan, color: bool) -> String {
+fn group_note(g: &Group) -> String {
+    let mut notes = Vec::new();
+    if !g.logins.is_empty() && g.action == Action::Create {
+        notes.push(g.logins.join(", "));
+    }
+    if let Some(r) = &g.reason {
+        notes.push(r.clone());
+    }
+    if g.action == Action::Patch
+        && (!g.add.is_empty() || !g.remove.is_empty() || !g.fields.is_empty())
+        && let Some((_, several)) = g.kind.facts().template_note
+    {
+        notes.push(several.to_string());
+    }
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!("  ({})", notes.join("; "))
+    }
+}
+
+/// What a group does to each member, in a few words: `imagePullSecrets +pull -old`, and the
+/// other fields it changes.
+fn group_effect(g: &Group) -> String {
+    let mut parts = Vec::new();
+    if !g.add.is_empty() || !g.remove.is_empty() {
+        let entries: Vec<String> = g
+            .add
+            .iter()
+            .map(|a| format!("+{a}"))
+            .chain(g.remove.iter().map(|r| format!("-{r}")))
+            .collect();
+        parts.push(format!("imagePullSecrets {}", entries.join(" ")));
+    }
+    parts.extend(g.fields.iter().cloned());
+    parts.join("; ")
+}
+
+/// At most `n` of a list, then "… and N more".
+fn some_of(items: &[String], n: usize) -> String {
+    if items.len() <= n {
+        items.join(", ")
+    } else {
+        format!("{}, … and {} more", items[..n].join(", "), items.len() - n)
+    }
+}
+
+fn warning_lines(plan: &Plan, detail: Detail) -> Vec<String> {
+    match detail {
+        Detail::Full => plan.warnings.iter().map(|w| w.message.clone()).collect(),
+        // A kind with few warnings is listed one by one: each says more than the count would.
+        Detail::Summary => plan
+            .warning_groups
+            .iter()
+            .flat_map(|g| {
+                if g.count < group::GROUP_MIN {
+                    plan.warnings
+                        .iter()
+                        .filter(|w| w.kind == g.kind)
+                        .map(|w| w.message.clone())
+                        .collect()
+                } else {
+                    vec![format!("{}: {}", g.message, some_of(&g.subjects, 3))]
+                }
+            })
+            .collect(),
+    }
+}
+
+fn write_change(out: &mut String, st: &Style, c: &Change) {
+    let (sym, code) = symbol(c.action);
+    let _ = writeln!(
+        out,
+        "  {} {} {}{}",
+        st.paint(code, &format!("{sym:>3}")),
+        c.kind,
+        c.name,
+        change_note(c)
+    );
+    if !c.entries_before.is_empty() || !c.entries_after.is_empty() {
+        let _ = writeln!(out, "        imagePullSecrets:");
+        for (tag, entry) in list_diff(&c.entries_before, &c.entries_after) {
+            let line = format!("          {tag} {entry}");
+            let painted = match tag {
+                '+' => st.paint("32", &line),
+                '-' => st.paint("31", &line),
+                _ => line,
+            };
+            let _ = writeln!(out, "{painted}");
+        }
+    }
+    for f in &c.fields {
+        let before = f.before.as_deref().unwrap_or("(none)");
+        let after = f.after.as_deref().unwrap_or("(none)");
+        let _ = writeln!(out, "        {}: {} → {}", f.field, before, after);
+    }
+}
+
+/// The changes, for the text view: each group on one line, then the rest one block per
+/// namespace, each in the plan's (apply) order.
+fn write_changes(out: &mut String, st: &Style, plan: &Plan, groups: &[Group], in_group: &[bool]) {
+    if !groups.is_empty() {
+        let _ = writeln!(out, "\nin many namespaces");
+        for g in groups {
+            let (sym, code) = symbol(g.action);
+            let effect = group_effect(g);
+            let _ = writeln!(
+                out,
+                "  {} {} in {}{}{}",
+                st.paint(code, &format!("{sym:>3}")),
+                g.what(),
+                g.where_(),
+                if effect.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {effect}")
+                },
+                group_note(g)
+            );
+        }
+    }
+    // The other changes, one block per namespace, each keeping the plan's (apply) order.
+    let mut by_namespace: std::collections::BTreeMap<&str, Vec<&Change>> =
+        std::collections::BTreeMap::new();
+    for (c, _) in plan
+        .changes
+        .iter()
+        .zip(in_group)
+        .filter(|(c, grouped)| c.action != Action::Noop && !**grouped)
+    {
+        by_namespace
+            .entry(c.namespace.as_str())
+            .or_default()
+            .push(c);
+    }
+    for (ns, changes) in by_namespace {
+        let _ = writeln!(out, "\nnamespace {ns}");
+        for c in changes {
+            write_change(out, st, c);
+        }
+    }
+    if !groups.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{} changes are shown in groups; `--detail full` lists each.",
+            in_group.iter().filter(|g| **g).count()
+        );
+    }
+}
+
+/// The human view. With [`Detail::Summary`], alike changes in many namespaces are one line
+/// each (the rest one by one, by namespace) and warnings are counted by kind.
+pub fn text(plan: &Plan, color: bool, detail: Detail) -> String {
     let st = Style { color };
     let mut out = String::new();
     let _ = writeln!(out, "regops plan: {}", headline(plan));
@@ -94,20 +260,26 @@ pub fn text(plan: &Plan, color: bool) -> String {
             plan.last_applied_commits.join(", ")
         );
     }
-    let shown: Vec<&Change> = plan
-        .changes
-        .iter()
-        .filter(|c| c.action != Action::Noop)
-        .collect();
-    if shown.is_empty() && plan.conflicts.is_empty() {
+    let any = plan.changes.iter().any(|c| c.action != Action::Noop);
+    let groups: &[Group] = match detail {
+        Detail::Summary => &plan.groups,
+        Detail::Full => &[],
+    };
+    let in_group = group::grouped(groups, plan.changes.len());
+    if !any && plan.conflicts.is_empty() {
         let _ = writeln!(
             out,
             "\nNo changes. The cluster matches the spec ({} object{} checked).",
             plan.summary.noop,
             if plan.summary.noop == 1 { "" } else { "s" }
         );
-    } else if !shown.is_empty() {
-        let mut used: Vec<Action> = shown.iter().map(|c| c.action).collect();
+    } else if any {
+        let mut used: Vec<Action> = plan
+            .changes
+            .iter()
+            .map(|c| c.action)
+            .filter(|a| *a != Action::Noop)
+            .collect();
         used.sort();
         used.dedup();
         let legend: Vec<String> = used
@@ -115,46 +287,7 @@ pub fn text(plan: &Plan, color: bool) -> String {
             .map(|a| format!("{} {}", st.paint(symbol(*a).1, symbol(*a).0), verb(*a)))
             .collect();
         let _ = writeln!(out, "\nSymbols: {}", legend.join("   "));
-        // One block per namespace, each keeping the plan's (apply) order.
-        let mut by_namespace: std::collections::BTreeMap<&str, Vec<&Change>> =
-            std::collections::BTreeMap::new();
-        for c in &shown {
-            by_namespace
-                .entry(c.namespace.as_str())
-                .or_default()
-                .push(c);
-        }
-        for (ns, changes) in by_namespace {
-            let _ = writeln!(out, "\nnamespace {ns}");
-            for c in changes {
-                let (sym, code) = symbol(c.action);
-                let _ = writeln!(
-                    out,
-                    "  {} {} {}{}",
-                    st.paint(code, &format!("{sym:>3}")),
-                    c.kind,
-                    c.name,
-                    change_note(c)
-                );
-                if !c.entries_before.is_empty() || !c.entries_after.is_empty() {
-                    let _ = writeln!(out, "        imagePullSecrets:");
-                    for (tag, entry) in list_diff(&c.entries_before, &c.entries_after) {
-                        let line = format!("          {tag} {entry}");
-                        let painted = match tag {
-                            '+' => st.paint("32", &line),
-                            '-' => st.paint("31", &line),
-                            _ => line,
-                        };
-                        let _ = writeln!(out, "{painted}");
-                    }
-                }
-                for f in &c.fields {
-                    let before = f.before.as_deref().unwrap_or("(none)");
-                    let after = f.after.as_deref().unwrap_or("(none)");
-                    let _ = writeln!(out, "        {}: {} → {}", f.field, before, after);
-                }
-            }
-        }
+        write_changes(&mut out, &st, plan, groups, &in_group);
     }
     if !plan.conflicts.is_empty() {
         let _ = writeln!(out, "\n{}", st.paint("31", "Conflicts (not applied):"));
@@ -166,13 +299,14 @@ pub fn text(plan: &Plan, color: bool) -> String {
             );
         }
     }
-    if !plan.warnings.is_empty() {
+    let warnings = warning_lines(plan, detail);
+    if !warnings.is_empty() {
         let _ = writeln!(out, "\nWarnings:");
-        for w in &plan.warnings {
+        for w in &warnings {
             let _ = writeln!(out, "  - {w}");
         }
     }
-    if !shown.is_empty() || !plan.conflicts.is_empty() {
+    if any || !plan.conflicts.is_empty() {
         let _ = writeln!(
             out,
             "\nPlan: {}{}",
@@ -228,17 +362,133 @@ fn md_escape(s: &str) -> String {
     s.replace('|', "\\|").replace('$', "\\$").replace('\n', " ")
 }
 
-/// The Markdown view, for a pull-request comment.
-pub fn markdown(plan: &Plan) -> String {
+/// GitHub's limit on a comment is 65,536 characters; the default budget leaves room for what
+/// a CI step adds around the plan.
+pub const MARKDOWN_BUDGET: usize = 60_000;
+
+/// One change's details cell.
+fn md_details(c: &Change) -> String {
+    let mut details: Vec<String> = Vec::new();
+    let note = change_note(c);
+    if !note.is_empty() {
+        details.push(
+            note.trim()
+                .trim_start_matches('(')
+                .trim_end_matches(')')
+                .to_string(),
+        );
+    }
+    if !c.entries_before.is_empty() || !c.entries_after.is_empty() {
+        let entries: Vec<String> = list_diff(&c.entries_before, &c.entries_after)
+            .into_iter()
+            .filter(|(t, _)| *t != ' ')
+            .map(|(t, e)| format!("{t}{e}"))
+            .collect();
+        details.push(format!("`imagePullSecrets`: {}", entries.join(" ")));
+    }
+    details.extend(c.fields.iter().map(|f| {
+        format!(
+            "`{}`: {} → {}",
+            f.field,
+            f.before.as_deref().unwrap_or("(none)"),
+            f.after.as_deref().unwrap_or("(none)")
+        )
+    }));
+    md_escape(&details.join("<br>"))
+}
+
+fn md_change_row(c: &Change) -> String {
+    format!(
+        "| {} | {} | {} | {} | {} |\n",
+        verb(c.action),
+        c.kind,
+        c.namespace,
+        c.name,
+        md_details(c)
+    )
+}
+
+fn md_group_row(g: &Group) -> String {
+    let note = group_note(g);
+    let mut details = vec![group_effect(g)];
+    if !note.is_empty() {
+        details.insert(
+            0,
+            note.trim()
+                .trim_start_matches('(')
+                .trim_end_matches(')')
+                .to_string(),
+        );
+    }
+    details.retain(|d| !d.is_empty());
+    format!(
+        "| {} | {} | {} | {} | {} |\n",
+        verb(g.action),
+        if g.name.is_some() {
+            g.kind.to_string()
+        } else {
+            format!("{} × {}", g.count, g.kind)
+        },
+        md_escape(&g.where_()),
+        g.name
+            .as_deref()
+            .map_or_else(|| "(various)".to_string(), md_escape),
+        md_escape(&details.join("; "))
+    )
+}
+
+/// A group's members in full, folded.
+fn md_group_details(plan: &Plan, g: &Group) -> String {
+    let mut out = format!(
+        "<details><summary>{} {} in {}</summary>\n\n",
+        verb(g.action),
+        md_escape(&g.what()),
+        md_escape(&g.where_())
+    );
+    for &i in &g.members {
+        if let Some(c) = plan.changes.get(i) {
+            let _ = writeln!(out, "- `{}/{}`", c.namespace, c.name);
+        }
+    }
+    out.push_str("\n</details>\n");
+    out
+}
+
+/// Adds `items` to `out` in order while the total stays within `budget`, keeping room for
+/// one "… N more" line; returns how many were left out.
+fn fill(
+    out: &mut String,
+    items: &[String],
+    budget: usize,
+    more: impl Fn(usize) -> String,
+) -> usize {
+    for (i, item) in items.iter().enumerate() {
+        let left = items.len() - i - 1;
+        let reserve = if left > 0 { more(left).len() } else { 0 };
+        if out.len() + item.len() + reserve > budget {
+            let skipped = items.len() - i;
+            out.push_str(&more(skipped));
+            return skipped;
+        }
+        out.push_str(item);
+    }
+    0
+}
+
+/// The Markdown view, for a pull-request comment, within `max_bytes` where it can be.
+///
+/// What always stays: the headline and summary, every conflict and every deletion. The rest
+/// goes in by importance while it fits, each part cut short with a "… N more" line: the other
+/// changes (groups first), then the warnings, then each group's members in full. A plan whose
+/// conflicts and deletions alone exceed the budget is shown whole.
+// Kept whole (over 80 lines): the comment's parts in the order they are filled into the budget;
+// the order is the point.
+pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### regops plan: `{}`\n", plan.spec);
     let _ = writeln!(out, "{}\n", md_escape(&headline(plan)));
-    let shown: Vec<&Change> = plan
-        .changes
-        .iter()
-        .filter(|c| c.action != Action::Noop)
-        .collect();
-    if shown.is_empty() && plan.conflicts.is_empty() {
+    let any = plan.changes.iter().any(|c| c.action != Action::Noop);
+    if !any && plan.conflicts.is_empty() {
         let _ = writeln!(
             out,
             "**No changes.** The cluster matches the spec ({} objects checked).",
@@ -256,55 +506,14 @@ pub fn markdown(plan: &Plan) -> String {
             String::new()
         }
     );
-    if !shown.is_empty() {
-        let _ = writeln!(
-            out,
-            "| action | kind | namespace | name | details |\n|---|---|---|---|---|"
-        );
-        for c in &shown {
-            let mut details: Vec<String> = Vec::new();
-            if !c.entries_before.is_empty() || !c.entries_after.is_empty() {
-                let entries: Vec<String> = list_diff(&c.entries_before, &c.entries_after)
-                    .into_iter()
-                    .filter(|(t, _)| *t != ' ')
-                    .map(|(t, e)| format!("{t}{e}"))
-                    .collect();
-                details.push(format!("`imagePullSecrets`: {}", entries.join(" ")));
-            }
-            details.extend(c.fields.iter().map(|f| {
-                format!(
-                    "`{}`: {} → {}",
-                    f.field,
-                    f.before.as_deref().unwrap_or("(none)"),
-                    f.after.as_deref().unwrap_or("(none)")
-                )
-            }));
-            let note = change_note(c);
-            if !note.is_empty() {
-                details.insert(
-                    0,
-                    note.trim()
-                        .trim_start_matches('(')
-                        .trim_end_matches(')')
-                        .to_string(),
-                );
-            }
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} |",
-                verb(c.action),
-                c.kind,
-                c.namespace,
-                c.name,
-                md_escape(&details.join("<br>"))
-            );
-        }
-    }
+    let in_group = group::grouped(&plan.groups, plan.changes.len());
+    // What always stays.
+    let mut kept = String::new();
     if !plan.conflicts.is_empty() {
-        let _ = writeln!(out, "\n#### Conflicts\n");
+        let _ = writeln!(kept, "#### Conflicts\n");
         for c in &plan.conflicts {
             let _ = writeln!(
-                out,
+                kept,
                 "- `{} {}/{}`: {}",
                 c.kind,
                 c.namespace,
@@ -312,12 +521,87 @@ pub fn markdown(plan: &Plan) -> String {
                 md_escape(&c.message)
             );
         }
+        kept.push('\n');
     }
-    if !plan.warnings.is_empty() {
-        let _ = writeln!(out, "\n#### Warnings\n");
-        for w in &plan.warnings {
-            let _ = writeln!(out, "- {}", md_escape(w));
+    let deletions: Vec<&Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .collect();
+    if !deletions.is_empty() {
+        let _ = writeln!(
+            kept,
+            "#### Deletions (with `--prune`)\n\n| action | kind | namespace | name | details |\n|---|---|---|---|---|"
+        );
+        for c in &deletions {
+            kept.push_str(&md_change_row(c));
         }
+        kept.push('\n');
+    }
+    // The rest, most important first.
+    let rows: Vec<String> = plan
+        .groups
+        .iter()
+        .map(md_group_row)
+        .chain(
+            plan.changes
+                .iter()
+                .zip(&in_group)
+                .filter(|(c, g)| !**g && !matches!(c.action, Action::Noop | Action::Delete))
+                .map(|(c, _)| md_change_row(c)),
+        )
+        .collect();
+    let warnings: Vec<String> = warning_lines(plan, Detail::Summary)
+        .iter()
+        .map(|w| format!("- {}\n", md_escape(w)))
+        .collect();
+    let details: Vec<String> = plan
+        .groups
+        .iter()
+        .map(|g| md_group_details(plan, g))
+        .collect();
+    const POINTER: &str =
+        "\n_Cut to fit a comment: the JSON plan (`regops plan --output json`) lists everything._\n";
+    let mut body = String::new();
+    let budget = max_bytes.saturating_sub(out.len() + kept.len() + POINTER.len());
+    let mut cut = 0;
+    // Each part ends with a blank line (one byte more than what `fill` counts).
+    if !rows.is_empty() {
+        body.push_str("| action | kind | namespace | name | details |\n|---|---|---|---|---|\n");
+        cut += fill(&mut body, &rows, budget.saturating_sub(1), |n| {
+            format!(
+                "| … | | | | {n} more change{} |\n",
+                if n == 1 { "" } else { "s" }
+            )
+        });
+        body.push('\n');
+    }
+    const WARNINGS: &str = "#### Warnings\n\n";
+    if !warnings.is_empty() && body.len() + WARNINGS.len() + 64 < budget {
+        body.push_str(WARNINGS);
+        cut += fill(&mut body, &warnings, budget.saturating_sub(1), |n| {
+            format!("- … {n} more warning{}\n", if n == 1 { "" } else { "s" })
+        });
+        body.push('\n');
+    } else {
+        cut += warnings.len();
+    }
+    if !details.is_empty() {
+        let mut folded = String::from("#### Groups in full\n\n");
+        let room = budget.saturating_sub(body.len() + 1);
+        let skipped = fill(&mut folded, &details, room, |n| {
+            format!("… {n} more group{}\n", if n == 1 { "" } else { "s" })
+        });
+        if skipped < details.len() && folded.len() <= room {
+            body.push_str(&folded);
+            body.push('\n');
+        }
+        cut += skipped;
+    }
+    out.push_str(&body);
+    out.push_str(&kept);
+    if cut > 0 {
+        out.push_str(POINTER);
     }
     out
 }

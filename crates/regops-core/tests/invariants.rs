@@ -411,7 +411,12 @@ fn check(seed: u64) {
     let (observed, skipped) = Observed::from_objects(&objects);
     assert!(skipped.is_empty(), "seed {seed}: {skipped:?}");
     let (desired, plan) = compute(spec, &observed);
-    let ctx = || format!("seed {seed}\n{spec_text}\n{}", view::text(&plan, false));
+    let ctx = || {
+        format!(
+            "seed {seed}\n{spec_text}\n{}",
+            view::text(&plan, false, view::Detail::Full)
+        )
+    };
     let adopted: BTreeSet<&str> = spec
         .pull_secrets
         .values()
@@ -514,9 +519,9 @@ fn check(seed: u64) {
         let pw = l.password.expose_secret();
         let b64 = STANDARD.encode(pw);
         for shown in [
-            view::text(&plan, false),
+            view::text(&plan, false, view::Detail::Full),
             view::json(&plan),
-            view::markdown(&plan),
+            view::markdown(&plan, view::MARKDOWN_BUDGET),
         ] {
             assert!(
                 !shown.contains(pw) && !shown.contains(&b64),
@@ -561,7 +566,7 @@ fn check(seed: u64) {
         left.is_empty(),
         "after applying, the plan still has {left:?}: {}\nsecond plan:\n{}",
         ctx(),
-        view::text(&again, false)
+        view::text(&again, false, view::Detail::Full)
     );
     assert_eq!(
         again.conflicts.len(),

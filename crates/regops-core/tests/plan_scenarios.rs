@@ -98,12 +98,14 @@ fn run_scenario(dir: &std::path::Path) -> String {
         &observed,
         only.as_ref(),
     );
-    let text = view::text(&p, false);
+    let text = view::text(&p, false, view::Detail::Summary);
     // No password ever appears in a view.
     for l in logins.values() {
         let pw = l.password.expose_secret();
         assert!(
-            !text.contains(pw) && !view::json(&p).contains(pw) && !view::markdown(&p).contains(pw),
+            !text.contains(pw)
+                && !view::json(&p).contains(pw)
+                && !view::markdown(&p, view::MARKDOWN_BUDGET).contains(pw),
             "{pw} leaked"
         );
     }

@@ -263,6 +263,8 @@ impl<'d> Decoder<'d> {
         out
     }
 
+    // Kept whole (over 80 lines): the top-level fields, one after another, as the schema lists
+    // them.
     pub(crate) fn spec(&mut self, root: &Node) -> Spec {
         let mut spec = Spec::default();
         let Some(entries) = self.mapping(root, "the spec", SPEC_FIELDS) else {
@@ -453,6 +455,8 @@ impl<'d> Decoder<'d> {
         })
     }
 
+    // Kept whole (over 80 lines): one arm per way a password can be given, each with its own
+    // diagnostics.
     fn secret_source(
         &mut self,
         node: &Node,
@@ -602,6 +606,8 @@ impl<'d> Decoder<'d> {
         })
     }
 
+    // Kept whole (over 80 lines): matchLabels then matchExpressions, with the API's rules for
+    // each, as metav1.LabelSelector reads.
     fn selector(&mut self, node: &Node, desc: &str) -> Option<LabelSelector> {
         let e = self.mapping(node, desc, SELECTOR_FIELDS)?;
         let mut sel = LabelSelector {

@@ -28,6 +28,8 @@ fn unknown(what: &str, section: &str, r: &Spanned<String>, known: &BTreeSet<Stri
     })
 }
 
+// Kept whole (over 80 lines): every cross-reference in the spec checked in one pass, in the
+// spec's order.
 pub(crate) fn references(spec: &Spec, diags: &mut Diagnostics) {
     for reg in spec.registries.values() {
         if !spec.declared.credentials.contains(reg.credential.as_str()) {

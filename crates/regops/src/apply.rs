@@ -339,6 +339,8 @@ async fn read_workload(
 /// with KubeSphere's console, which may have written it last: it is merged from the version
 /// read and applied with that version as a precondition (so forcing takes nothing newer);
 /// when the workload changed since, it is read again and merged again.
+// Kept whole (over 80 lines): one retry loop: build, apply, and on a conflict read and merge
+// again; its state is the loop's.
 async fn write_workload(
     client: &Client,
     c: &Change,
@@ -594,6 +596,7 @@ impl Run<'_> {
 
 /// Carries out the plan's changes: Secrets, then the references to them, then deletions,
 /// each phase with bounded concurrency. `progress` is told of each object as it finishes.
+// Kept whole (over 80 lines): the three phases in apply order, each waiting for the last.
 pub async fn run(
     client: &Client,
     plan: &Plan,

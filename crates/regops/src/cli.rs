@@ -163,6 +163,24 @@ pub enum SchemaKind {
     Plan,
 }
 
+/// How much of a large plan the text view lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DetailLevel {
+    /// Changes alike across namespaces as one line per group; warnings counted by kind.
+    Summary,
+    /// Every change and every warning, one by one.
+    Full,
+}
+
+impl DetailLevel {
+    pub fn view(self) -> regops_core::view::Detail {
+        match self {
+            DetailLevel::Summary => regops_core::view::Detail::Summary,
+            DetailLevel::Full => regops_core::view::Detail::Full,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     /// For people, like terraform plan.
@@ -203,6 +221,15 @@ pub struct PlanArgs {
     /// multi-document YAML) instead of a cluster.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["kubeconfig", "context"])]
     pub live_state: Option<PathBuf>,
+    /// How much the text view lists: `summary` shows changes alike across three or more
+    /// namespaces as one line per group and counts warnings by kind; `full` lists each.
+    #[arg(long, value_enum, default_value_t = DetailLevel::Summary)]
+    pub detail: DetailLevel,
+    /// The Markdown view's size budget in bytes (a GitHub comment holds 65,536 characters).
+    /// Past it the least important detail is cut, with a "… N more" line and a pointer to the
+    /// JSON plan; the summary, every conflict and every deletion always stay.
+    #[arg(long, value_name = "BYTES", default_value_t = regops_core::view::MARKDOWN_BUDGET)]
+    pub max_bytes: usize,
 }
 
 #[derive(Debug, Args)]
@@ -263,6 +290,9 @@ pub struct ApplyArgs {
     /// Apply without asking (required when not on a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// How much of the plan shown before applying is listed (see `plan --detail`).
+    #[arg(long, value_enum, default_value_t = DetailLevel::Summary)]
+    pub detail: DetailLevel,
     /// How many independent writes at once.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,

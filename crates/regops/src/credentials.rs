@@ -63,6 +63,7 @@ pub fn resolve(
     }
 }
 
+// Kept whole (over 80 lines): one arm per password source, each with its own errors.
 fn password(
     cred: &Credential,
     sources: &Sources,

@@ -124,6 +124,8 @@ impl Observation {
 /// renewing is taken over once this process has watched its Lease stay the same for a whole
 /// lease duration, so `wait` must exceed the duration for a crashed holder to be taken over
 /// (`--lock-wait` defaults to 90 s, the lease to 60 s); `warn` hears of a takeover.
+// Kept whole (over 80 lines): one loop over the Lease's states (absent, ours, someone else's
+// and live, expired), as client-go's tryAcquireOrRenew.
 #[allow(clippy::too_many_arguments)] // each is one of the lock's settings, named at the call
 pub async fn acquire(
     client: &Client,

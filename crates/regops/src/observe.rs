@@ -138,6 +138,8 @@ async fn list_into(
 ///   (to find collisions), or whole where the spec would adopt them;
 /// - ServiceAccounts, when a binding names some, and else those marked with this spec's label;
 /// - each workload kind a binding selects, and of the other kinds those marked.
+// Kept whole (over 80 lines): the LIST calls in order, one per kind, so the request count can
+// be read off it.
 pub async fn from_cluster(
     client: &Client,
     target: &Target,

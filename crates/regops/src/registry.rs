@@ -319,6 +319,8 @@ pub async fn check(
     }
 }
 
+// Kept whole (over 80 lines): the registry login as the protocol runs: ping, challenge, token,
+// manifest.
 async fn check_with(
     client: &HttpClient,
     base: &str,

@@ -277,7 +277,7 @@ fn plan_against_the_cluster_in_text_json_and_markdown() {
         "+ Secret payments-pull",
         "~ ServiceAccount default",
         "        imagePullSecrets:\n            legacy-pull\n          + harbor-pull\n",
-        "~ StatefulSet cache  (will restart its pods)",
+        "~ StatefulSet cache  (will roll its pods)",
         "Plan: 6 to create, 0 to update, 0 to replace, 3 to patch, 0 to delete.",
     ] {
         assert!(

@@ -82,11 +82,12 @@ fn take_lock(
 
 /// Shows the plan: on stdout with the text report, on stderr (coloured by stderr's setting)
 /// when the report on stdout is JSON, so `regops apply | tee log` gets no escapes.
-fn show_plan(plan: &Plan, output: ReportFormat, term: &Term) {
-    if output == ReportFormat::Text {
-        term.stdout(&regops_core::view::text(plan, term.color_stdout()));
+fn show_plan(plan: &Plan, args: &ApplyArgs, term: &Term) {
+    let detail = args.detail.view();
+    if args.output == ReportFormat::Text {
+        term.stdout(&regops_core::view::text(plan, term.color_stdout(), detail));
     } else {
-        term.note(regops_core::view::text(plan, term.color).trim_end());
+        term.note(regops_core::view::text(plan, term.color, detail).trim_end());
     }
 }
 
@@ -135,7 +136,7 @@ fn read_plan_write(
         &loaded.name,
     ))?;
     let (desired, plan) = prepared.plan(&observed, &target.to_string());
-    show_plan(&plan, args.output, term);
+    show_plan(&plan, args, term);
     let in_conflict = !plan.conflicts.is_empty();
     if !plan.has_changes() {
         if args.output == ReportFormat::Json {

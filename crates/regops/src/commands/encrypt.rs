@@ -58,6 +58,8 @@ pub(super) fn read_new_secret(credential: &str) -> Result<SecretString, Failure>
     Ok(SecretString::from(value.as_str().to_owned()))
 }
 
+// Kept whole (over 80 lines): the edit in its order: find, check, read the secret, encrypt,
+// write, verify; each step needs the last's results.
 pub(super) fn encrypt(args: EncryptArgs, term: &Term) -> Outcome {
     let sources = read_sources(&args.spec.files)?;
     let (file, cred_node) =

@@ -1,5 +1,7 @@
 //! `regops plan`: the changes an apply would make, against a cluster or a state file.
 
+use regops_core::warning::{Warning, WarningKind};
+
 use super::load::{prepare, read_cluster};
 use super::{Failure, Outcome};
 use crate::ExitStatus;
@@ -14,11 +16,15 @@ pub(super) fn plan(args: PlanArgs, term: &Term) -> Outcome {
             let (observed, skipped) =
                 crate::observe::from_file(path).map_err(|e| Failure::msg(e.to_string()))?;
             for s in skipped {
-                extra_warnings.push(format!(
-                    "{}: object {} skipped: {}",
-                    path.display(),
-                    s.index + 1,
-                    s.reason
+                extra_warnings.push(Warning::new(
+                    WarningKind::SkippedObject,
+                    format!("object {}", s.index + 1),
+                    format!(
+                        "{}: object {} skipped: {}",
+                        path.display(),
+                        s.index + 1,
+                        s.reason
+                    ),
                 ));
             }
             (observed, format!("state file {}", path.display()))
@@ -26,14 +32,16 @@ pub(super) fn plan(args: PlanArgs, term: &Term) -> Outcome {
         None => read_cluster(&args.run, &prepared.loaded)?,
     };
     let (desired, mut plan) = prepared.plan(&observed, &target);
-    plan.warnings.extend(extra_warnings);
+    plan.warn(extra_warnings);
     // The cluster as read and the desired state are not needed to show the plan: free them
     // before the view is built, so the two never add up.
     drop((desired, observed));
     let rendered = match args.output {
-        OutputFormat::Text => regops_core::view::text(&plan, term.color_stdout()),
+        OutputFormat::Text => {
+            regops_core::view::text(&plan, term.color_stdout(), args.detail.view())
+        }
         OutputFormat::Json => regops_core::view::json(&plan),
-        OutputFormat::Markdown => regops_core::view::markdown(&plan),
+        OutputFormat::Markdown => regops_core::view::markdown(&plan, args.max_bytes),
     };
     term.stdout(&rendered);
     Ok(if !plan.conflicts.is_empty() {

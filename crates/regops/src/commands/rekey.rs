@@ -14,6 +14,8 @@ use crate::crypto;
 use crate::edit::{self, NewPassword};
 use crate::output::Term;
 
+// Kept whole (over 80 lines): all-or-nothing: everything is decrypted and re-encrypted before
+// the first write.
 pub(super) fn rekey(args: RekeyArgs, term: &Term) -> Outcome {
     let loaded = load(&args.spec.files, term)?;
     let recipients =

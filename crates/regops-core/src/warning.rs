@@ -1,0 +1,110 @@
+//! What the plan warns of, by kind, so that a view can say "600 workloads will roll their
+//! pods" once instead of 600 times.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum WarningKind {
+    /// A namespace a scope names does not exist.
+    MissingNamespace,
+    /// A ServiceAccount a binding names does not exist in a namespace of its scope.
+    MissingServiceAccount,
+    /// A namespace in scope is being deleted.
+    NamespaceTerminating,
+    /// A workload's pod template changes, so its pods roll.
+    RestartsPods,
+    /// A Job wants a pull secret, and a Job's template cannot change.
+    JobNotPatched,
+    /// References to Secrets in conflict are held back.
+    HeldBack,
+    /// A ServiceAccount regops patches is also managed by Argo CD, Flux or Helm.
+    GitopsManaged,
+    /// An object of a state file could not be read.
+    SkippedObject,
+}
+
+/// One warning: its kind, what it is about, and what it says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    pub kind: WarningKind,
+    /// The object or namespace concerned (`deployment web/api`), for lists.
+    pub subject: String,
+    pub message: String,
+}
+
+impl Warning {
+    pub fn new(kind: WarningKind, subject: impl Into<String>, message: impl Into<String>) -> Self {
+        Warning {
+            kind,
+            subject: subject.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Every warning of one kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WarningGroup {
+    pub kind: WarningKind,
+    pub count: usize,
+    /// The warning itself when there is one; else what they say together.
+    pub message: String,
+    /// What each is about, in order.
+    pub subjects: Vec<String>,
+}
+
+fn together(kind: WarningKind, n: usize) -> String {
+    match kind {
+        WarningKind::MissingNamespace => {
+            format!("{n} namespaces named by scopes do not exist; nothing is planned for them")
+        }
+        WarningKind::MissingServiceAccount => {
+            format!("{n} bound ServiceAccounts do not exist; skipped")
+        }
+        WarningKind::NamespaceTerminating => {
+            format!("{n} namespaces are being deleted; nothing is planned for them")
+        }
+        WarningKind::RestartsPods => format!("{n} workloads will roll their pods"),
+        WarningKind::JobNotPatched => format!(
+            "{n} Jobs are not patched: a Job's pod template cannot change once it exists; bind their CronJob, or the ServiceAccount they run as"
+        ),
+        WarningKind::HeldBack => format!("{n} sets of references are held back"),
+        WarningKind::GitopsManaged => format!(
+            "{n} ServiceAccounts to patch are also managed by Argo CD, Flux or Helm: their `imagePullSecrets` lists will flap between the two writers (see the README's \"Living beside Argo CD, Flux and Helm\")"
+        ),
+        WarningKind::SkippedObject => format!("{n} objects of the state file were skipped"),
+    }
+}
+
+/// The warnings by kind, in the order each kind first appears.
+pub fn groups(warnings: &[Warning]) -> Vec<WarningGroup> {
+    let mut order: Vec<WarningKind> = Vec::new();
+    let mut by_kind: BTreeMap<WarningKind, Vec<&Warning>> = BTreeMap::new();
+    for w in warnings {
+        let list = by_kind.entry(w.kind).or_default();
+        if list.is_empty() {
+            order.push(w.kind);
+        }
+        list.push(w);
+    }
+    order
+        .into_iter()
+        .map(|kind| {
+            let list = &by_kind[&kind];
+            WarningGroup {
+                kind,
+                count: list.len(),
+                message: match list.as_slice() {
+                    [one] => one.message.clone(),
+                    _ => together(kind, list.len()),
+                },
+                subjects: list.iter().map(|w| w.subject.clone()).collect(),
+            }
+        })
+        .collect()
+}
