@@ -561,8 +561,10 @@ fn entries_change(
         c.record = Some(ownership::record_value(&new_record));
     }
     // Wanted and missing: removed by someone since regops added it, or never there.
-    let (removed, missing): (Vec<String>, Vec<String>) =
+    let (mut removed, mut missing): (Vec<String>, Vec<String>) =
         c.add.iter().cloned().partition(|a| recorded.contains(a));
+    removed.shrink_to_fit();
+    missing.shrink_to_fit();
     if !removed.is_empty() {
         c.causes.push(Cause::EntryRemoved { entries: removed });
     }
@@ -614,6 +616,16 @@ struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
+    /// Keeps a change, its lists trimmed to their length: a plan holds tens of thousands of
+    /// changes, and a vector's first push reserves room for four.
+    fn push(&mut self, mut c: Change) {
+        c.causes.shrink_to_fit();
+        c.add.shrink_to_fit();
+        c.remove.shrink_to_fit();
+        c.entries_after.shrink_to_fit();
+        self.changes.push(c);
+    }
+
     fn in_only(&self, ns: &str) -> bool {
         self.only.is_none_or(|o| o.contains(ns)) && !self.terminating.contains(ns)
     }
@@ -641,7 +653,7 @@ impl<'a> Planner<'a> {
                 self.commit,
                 owned_in.contains(d.namespace.as_str()),
             ) {
-                Ok(c) => self.changes.push(c),
+                Ok(c) => self.push(c),
                 Err(conflict) => {
                     self.blocked.insert((d.namespace.clone(), d.name.clone()));
                     self.conflicts.push(conflict);
@@ -715,7 +727,7 @@ impl<'a> Planner<'a> {
                     ),
                 ));
             }
-            self.changes.push(c);
+            self.push(c);
         }
     }
 
@@ -765,7 +777,7 @@ impl<'a> Planner<'a> {
                     format!("will restart pods of {subject}"),
                 ));
             }
-            self.changes.push(c);
+            self.push(c);
         }
         self.warnings.extend(job_notes);
     }

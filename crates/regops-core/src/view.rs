@@ -135,15 +135,6 @@ fn group_effect(g: &Group) -> String {
     parts.join("; ")
 }
 
-/// At most `n` of a list, then "… and N more".
-fn some_of(items: &[String], n: usize) -> String {
-    if items.len() <= n {
-        items.join(", ")
-    } else {
-        format!("{}, … and {} more", items[..n].join(", "), items.len() - n)
-    }
-}
-
 fn warning_lines(plan: &Plan, detail: Detail) -> Vec<String> {
     match detail {
         Detail::Full => plan.warnings.iter().map(|w| w.message.clone()).collect(),
@@ -159,7 +150,19 @@ fn warning_lines(plan: &Plan, detail: Detail) -> Vec<String> {
                         .map(|w| w.message.clone())
                         .collect()
                 } else {
-                    vec![format!("{}: {}", g.message, some_of(&g.subjects, 3))]
+                    let subjects: Vec<&str> = plan
+                        .warnings
+                        .iter()
+                        .filter(|w| w.kind == g.kind)
+                        .take(3)
+                        .map(|w| w.subject.as_str())
+                        .collect();
+                    let rest = g.count - subjects.len();
+                    vec![if rest == 0 {
+                        format!("{}: {}", g.message, subjects.join(", "))
+                    } else {
+                        format!("{}: {}, … and {rest} more", g.message, subjects.join(", "))
+                    }]
                 }
             })
             .collect(),
@@ -321,6 +324,12 @@ pub fn text(plan: &Plan, color: bool, detail: Detail) -> String {
     out
 }
 
+/// The JSON view, written as it is produced (no copy of the whole text is kept).
+pub fn write_json(plan: &Plan, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *w, plan)?;
+    w.write_all(b"\n")
+}
+
 /// The JSON view: the plan model, versioned by `formatVersion`.
 pub fn json(plan: &Plan) -> String {
     let mut s = serde_json::to_string_pretty(plan).unwrap_or_else(|_| "{}".into());
@@ -437,20 +446,28 @@ fn md_group_row(g: &Group) -> String {
     )
 }
 
-/// A group's members in full, folded.
-fn md_group_details(plan: &Plan, g: &Group) -> String {
+/// A group's members, folded, within about `allowance` bytes: past it, "… and N more".
+fn md_group_details(plan: &Plan, g: &Group, allowance: usize) -> String {
     let mut out = format!(
         "<details><summary>{} {} in {}</summary>\n\n",
         verb(g.action),
         md_escape(&g.what()),
         md_escape(&g.where_())
     );
-    for &i in &g.members {
-        if let Some(c) = plan.changes.get(i) {
-            let _ = writeln!(out, "- `{}/{}`", c.namespace, c.name);
+    const END: &str = "\n</details>\n";
+    for (n, &i) in g.members.iter().enumerate() {
+        let Some(c) = plan.changes.get(i) else {
+            continue;
+        };
+        let line = format!("- `{}/{}`\n", c.namespace, c.name);
+        let more = format!("- … and {} more\n", g.members.len() - n);
+        if out.len() + line.len() + more.len() + END.len() > allowance {
+            out.push_str(&more);
+            break;
         }
+        out.push_str(&line);
     }
-    out.push_str("\n</details>\n");
+    out.push_str(END);
     out
 }
 
@@ -555,11 +572,14 @@ pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
         .iter()
         .map(|w| format!("- {}\n", md_escape(w)))
         .collect();
-    let details: Vec<String> = plan
-        .groups
-        .iter()
-        .map(|g| md_group_details(plan, g))
-        .collect();
+    // Each group's list gets an equal share of what the budget leaves (measured below).
+    let details_for = |room: usize| -> Vec<String> {
+        let share = room / plan.groups.len().max(1);
+        plan.groups
+            .iter()
+            .map(|g| md_group_details(plan, g, share))
+            .collect()
+    };
     const POINTER: &str =
         "\n_Cut to fit a comment: the JSON plan (`regops plan --output json`) lists everything._\n";
     let mut body = String::new();
@@ -586,9 +606,10 @@ pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
     } else {
         cut += warnings.len();
     }
-    if !details.is_empty() {
+    if !plan.groups.is_empty() {
         let mut folded = String::from("#### Groups in full\n\n");
         let room = budget.saturating_sub(body.len() + 1);
+        let details = details_for(room.saturating_sub(folded.len() + 32));
         let skipped = fill(&mut folded, &details, room, |n| {
             format!("… {n} more group{}\n", if n == 1 { "" } else { "s" })
         });
@@ -596,7 +617,8 @@ pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
             body.push_str(&folded);
             body.push('\n');
         }
-        cut += skipped;
+        // Lists cut short count as cut (a namespace name never holds "… and").
+        cut += skipped + details.iter().filter(|d| d.contains("- … and ")).count();
     }
     out.push_str(&body);
     out.push_str(&kept);

@@ -54,8 +54,6 @@ pub struct WarningGroup {
     pub count: usize,
     /// The warning itself when there is one; else what they say together.
     pub message: String,
-    /// What each is about, in order.
-    pub subjects: Vec<String>,
 }
 
 fn together(kind: WarningKind, n: usize) -> String {
@@ -103,7 +101,6 @@ pub fn groups(warnings: &[Warning]) -> Vec<WarningGroup> {
                     [one] => one.message.clone(),
                     _ => together(kind, list.len()),
                 },
-                subjects: list.iter().map(|w| w.subject.clone()).collect(),
             }
         })
         .collect()

@@ -40,6 +40,14 @@ impl Term {
         let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
     }
 
+    /// Writes to stdout through a buffer as it is produced, for output too large to build
+    /// first (a JSON plan of a large cluster).
+    pub fn stdout_with(&self, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) {
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+        // A closed pipe is not an error worth reporting (as in `stdout`).
+        let _ = write(&mut out).and_then(|_| out.flush());
+    }
+
     pub fn note(&self, text: &str) {
         eprintln!("{text}");
     }

@@ -36,14 +36,16 @@ pub(super) fn plan(args: PlanArgs, term: &Term) -> Outcome {
     // The cluster as read and the desired state are not needed to show the plan: free them
     // before the view is built, so the two never add up.
     drop((desired, observed));
-    let rendered = match args.output {
-        OutputFormat::Text => {
-            regops_core::view::text(&plan, term.color_stdout(), args.detail.view())
-        }
-        OutputFormat::Json => regops_core::view::json(&plan),
-        OutputFormat::Markdown => regops_core::view::markdown(&plan, args.max_bytes),
-    };
-    term.stdout(&rendered);
+    match args.output {
+        OutputFormat::Text => term.stdout(&regops_core::view::text(
+            &plan,
+            term.color_stdout(),
+            args.detail.view(),
+        )),
+        // Streamed: at 10,000 namespaces the JSON plan is tens of megabytes.
+        OutputFormat::Json => term.stdout_with(|w| regops_core::view::write_json(&plan, w)),
+        OutputFormat::Markdown => term.stdout(&regops_core::view::markdown(&plan, args.max_bytes)),
+    }
     Ok(if !plan.conflicts.is_empty() {
         ExitStatus::Failure
     } else if plan.has_changes() {
