@@ -140,3 +140,52 @@ fn a_state_file_over_the_limit_is_refused_naming_the_limit() {
         r.stderr
     );
 }
+
+#[test]
+fn a_large_plan_reads_in_a_few_lines_and_its_comment_fits_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dump(dir.path(), 300);
+    let state = dir.path().join("state.json");
+    std::fs::write(&state, serde_json::to_vec(&list).unwrap()).unwrap();
+    let with = |args: &[&str]| {
+        run(regops()
+            .current_dir(dir.path())
+            .env("REGOPS_BENCH_PASSWORD", "state-file-password")
+            .args(["plan", "-f", "spec.yaml", "--live-state"])
+            .arg(&state)
+            .args(args))
+    };
+    // Summary (the default): one line per group, not one per object.
+    let summary = with(&[]);
+    assert_summary(&summary, 300, 1200);
+    assert!(
+        summary.stdout.lines().count() < 30,
+        "{} lines:\n{}",
+        summary.stdout.lines().count(),
+        summary.stdout
+    );
+    assert!(
+        summary
+            .stdout
+            .contains("Secret harbor-pull in 300 namespaces")
+    );
+    // Full: every object.
+    let full = with(&["--detail", "full"]);
+    assert_summary(&full, 300, 1200);
+    assert_eq!(full.stdout.matches("\nnamespace ").count(), 300);
+    // Markdown within the budget asked for, the summary kept.
+    for budget in ["60000", "2000"] {
+        let md = with(&["--output", "markdown", "--max-bytes", budget]);
+        assert_eq!(md.code, 2, "{}", md.stderr);
+        assert!(md.stdout.len() <= budget.parse().unwrap(), "{budget}");
+        assert!(
+            md.stdout
+                .contains("300 to create, 0 to update, 0 to replace, 1200 to patch")
+        );
+    }
+    // The JSON plan keeps every object, and lists the groups.
+    let json = with(&["--output", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["changes"].as_array().unwrap().len(), 1500);
+    assert_eq!(v["groups"].as_array().unwrap().len(), 3);
+}
