@@ -2,7 +2,7 @@
 //! resource. No I/O here: a [`Request`] in, a [`Response`] out.
 
 use std::cell::OnceCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 
 use base64::Engine;
@@ -201,13 +201,67 @@ struct Selection<'a> {
     remaining: Option<usize>,
 }
 
-/// The store: every object of every kind, and the global resourceVersion.
+/// The store: every object of every kind, the global resourceVersion, and the recent changes
+/// for watches.
 #[derive(Default)]
 pub struct Store {
     objects: BTreeMap<Key, Stored>,
     rv: u64,
     uids: u64,
     names: u64,
+    /// The latest changes, oldest first: a watch replays those after its resourceVersion.
+    events: VecDeque<Event>,
+    /// How many changes are kept (0: [`DEFAULT_WATCH_HISTORY`]).
+    history: usize,
+    /// The resourceVersion of the newest change no longer kept: a watch from before it is
+    /// answered 410 Gone, as the API server's once etcd has compacted that far.
+    compacted: u64,
+}
+
+/// Changes kept for watches by default (kube-apiserver's watch cache keeps a bounded window
+/// per resource, `--default-watch-cache-size`; a watch older than it relists).
+pub const DEFAULT_WATCH_HISTORY: usize = 1_000;
+
+/// One change of one object, as a watch sends it.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub rv: u64,
+    pub plural: &'static str,
+    /// `ADDED`, `MODIFIED` or `DELETED`.
+    pub type_: &'static str,
+    /// The object as a GET returns it (for `DELETED`, as it was, at the deletion's version).
+    pub object: Value,
+}
+
+/// What a watch asks for: a resource, perhaps one namespace, and selectors.
+pub struct WatchFilter {
+    pub plural: &'static str,
+    pub namespace: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl WatchFilter {
+    pub fn matches(&self, e: &Event) -> bool {
+        e.plural == self.plural
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| e.object["metadata"]["namespace"].as_str() == Some(ns))
+            && self
+                .labels
+                .matches(e.object["metadata"]["labels"].as_object())
+            && self.fields.matches(&e.object)
+    }
+}
+
+/// Where a watch starts, from its `resourceVersion` parameter.
+pub enum WatchStart {
+    /// Unset or "0": the current objects as `ADDED` events, then changes after the current
+    /// version ("Get State and Start at Most Recent").
+    Now,
+    /// Changes after this version.
+    After(u64),
 }
 
 /// The time as the API server writes it (RFC 3339, seconds, UTC).
@@ -238,6 +292,155 @@ fn parse_body(req: &Request) -> Result<Value, ApiError> {
 impl Store {
     pub fn resource_version(&self) -> u64 {
         self.rv
+    }
+
+    /// Keeps only the latest `n` changes for watches (tests of 410 Gone set it low).
+    pub fn set_watch_history(&mut self, n: usize) {
+        self.history = n.max(1);
+        self.trim_events();
+    }
+
+    fn trim_events(&mut self) {
+        let cap = if self.history == 0 {
+            DEFAULT_WATCH_HISTORY
+        } else {
+            self.history
+        };
+        while self.events.len() > cap {
+            if let Some(e) = self.events.pop_front() {
+                self.compacted = e.rv;
+            }
+        }
+    }
+
+    fn emit(&mut self, type_: &'static str, rt: &ResourceType, stored: &Stored) {
+        let rv = stored.obj["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(self.rv);
+        let object = self.render(rt, stored);
+        self.events.push_back(Event {
+            rv,
+            plural: rt.plural,
+            type_,
+            object,
+        });
+        self.trim_events();
+    }
+
+    /// Stores an object, and records the change for watches (`ADDED` or `MODIFIED`; a write
+    /// that kept the resourceVersion changed nothing and is not an event).
+    fn put(&mut self, key: Key, stored: Stored) {
+        let rt = resources::RESOURCES.iter().find(|r| r.plural == key.0);
+        let old_rv = self
+            .objects
+            .get(&key)
+            .map(|o| o.obj["metadata"]["resourceVersion"].clone());
+        let new_rv = &stored.obj["metadata"]["resourceVersion"];
+        if let Some(rt) = rt
+            && old_rv.as_ref() != Some(new_rv)
+        {
+            let type_ = if old_rv.is_some() {
+                "MODIFIED"
+            } else {
+                "ADDED"
+            };
+            self.emit(type_, rt, &stored);
+        }
+        self.objects.insert(key, stored);
+    }
+
+    /// Removes an object at a new resourceVersion, and records `DELETED` for watches.
+    fn take(&mut self, key: &Key) {
+        let Some(mut stored) = self.objects.remove(key) else {
+            return;
+        };
+        let rv = self.bump();
+        stored.obj["metadata"]["resourceVersion"] = json!(rv);
+        stored.listed = OnceCell::new();
+        if let Some(rt) = resources::RESOURCES.iter().find(|r| r.plural == key.0) {
+            self.emit("DELETED", rt, &stored);
+        }
+    }
+
+    /// Removes everything in a namespace (the namespace controller's work once it is deleted).
+    fn take_namespace_content(&mut self, ns: &str) {
+        let keys: Vec<Key> = self
+            .objects
+            .keys()
+            .filter(|(_, ons, _)| ons == ns)
+            .cloned()
+            .collect();
+        for k in keys {
+            self.take(&k);
+        }
+    }
+
+    /// Parses a watch request: what it selects and where it starts. A start older than the
+    /// changes kept is an error the caller sends as a 410 `Expired` event.
+    pub fn watch_request(
+        &self,
+        p: &ResourcePath,
+        req: &Request,
+    ) -> Result<(WatchFilter, WatchStart), ApiError> {
+        let labels = LabelSelector::parse(req.param("labelSelector").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+        let fields = FieldSelector::parse(req.param("fieldSelector").unwrap_or(""))
+            .map_err(ApiError::bad_request)?;
+        let start = match req.param("resourceVersion").filter(|v| !v.is_empty()) {
+            None | Some("0") => WatchStart::Now,
+            Some(v) => WatchStart::After(
+                v.parse()
+                    .map_err(|_| ApiError::bad_request(format!("invalid resource version: {v}")))?,
+            ),
+        };
+        let filter = WatchFilter {
+            plural: p.resource.plural,
+            namespace: p.namespace.clone().filter(|_| p.resource.namespaced),
+            labels,
+            fields,
+        };
+        Ok((filter, start))
+    }
+
+    /// The current objects a watch selects, as `ADDED` events, and the version they are at.
+    pub fn watch_snapshot(&self, filter: &WatchFilter) -> (Vec<Event>, u64) {
+        let Some(rt) = resources::RESOURCES
+            .iter()
+            .find(|r| r.plural == filter.plural)
+        else {
+            return (Vec::new(), self.rv);
+        };
+        let events = self
+            .objects
+            .range((filter.plural, String::new(), String::new())..)
+            .take_while(|((plural, _, _), _)| *plural == filter.plural)
+            .map(|(_, stored)| Event {
+                rv: stored.obj["metadata"]["resourceVersion"]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+                plural: filter.plural,
+                type_: "ADDED",
+                object: self.render(rt, stored),
+            })
+            .filter(|e| filter.matches(e))
+            .collect();
+        (events, self.rv)
+    }
+
+    /// The changes a watch selects after `after`, or `Err(compacted)` when some of them are
+    /// no longer kept ("too old resource version").
+    pub fn watch_events(&self, filter: &WatchFilter, after: u64) -> Result<Vec<Event>, u64> {
+        if after < self.compacted {
+            return Err(self.compacted);
+        }
+        Ok(self
+            .events
+            .iter()
+            .filter(|e| e.rv > after && filter.matches(e))
+            .cloned()
+            .collect())
     }
 
     fn key(rt: &ResourceType, ns: &str, name: &str) -> Key {
@@ -315,10 +518,11 @@ impl Store {
             None => Response::ok(200, stored.obj.clone()),
         };
         if stuck {
-            self.objects.insert(key, stored);
+            self.put(key, stored);
         } else {
-            self.objects.remove(&key);
-            self.objects.retain(|(_, ons, _), _| ons != name);
+            self.put(key.clone(), stored);
+            self.take_namespace_content(name);
+            self.take(&key);
         }
         out
     }
@@ -384,13 +588,7 @@ impl Store {
         match (req.method.as_str(), &p.name) {
             ("GET", Some(name)) => self.get(&p, name),
             ("GET", None) => {
-                if req.param("watch").is_some_and(|w| w == "true" || w == "1") {
-                    return Err(ApiError::new(
-                        405,
-                        "MethodNotAllowed",
-                        "watch is not supported by this test server",
-                    ));
-                }
+                // A watch is served by the HTTP layer, which streams (see `server::watch`).
                 self.list(&p, req)
             }
             ("POST", None) => self.create(&p, req, dry_run),
@@ -694,7 +892,7 @@ impl Store {
         let name = key.2.clone();
         let stored = Stored::new(obj, managed);
         let out = Self::answer(rt, 201, &stored);
-        self.objects.insert(key, stored);
+        self.put(key, stored);
         if rt.kind == "Namespace" {
             self.create_default_service_account(&name);
         }
@@ -738,7 +936,7 @@ impl Store {
             return;
         }
         sa["metadata"]["resourceVersion"] = json!(self.bump());
-        self.objects.insert(
+        self.put(
             Self::key(rt, ns, "default"),
             Stored::new(sa, Managed::new()),
         );
@@ -832,11 +1030,11 @@ impl Store {
                 .is_none_or(Vec::is_empty);
         let stored = Stored::new(new, managed);
         let out = Self::answer(rt, 200, &stored);
-        self.objects.insert(key.clone(), stored);
+        self.put(key.clone(), stored);
         if finalized {
             // The last finalizer of a terminating namespace is gone: it and its content go.
-            self.objects.remove(&key);
-            self.objects.retain(|(_, ons, _), _| *ons != key.2);
+            self.take_namespace_content(&key.2);
+            self.take(&key);
         }
         Ok(out)
     }
@@ -1052,8 +1250,7 @@ impl Store {
         if rt.kind == "Namespace" {
             return Ok(self.terminate_namespace(name));
         }
-        self.objects.remove(&key);
-        self.bump();
+        self.take(&key);
         Ok(Response::ok(200, out))
     }
 
@@ -1081,13 +1278,11 @@ impl Store {
                 .map(|(k, _)| k.clone())
                 .collect();
             for key in keys {
-                let name = key.2.clone();
-                self.objects.remove(&key);
                 if p.resource.kind == "Namespace" {
-                    self.objects.retain(|(_, ons, _), _| *ons != name);
+                    self.take_namespace_content(&key.2);
                 }
+                self.take(&key);
             }
-            self.bump();
         }
         Ok(listed)
     }

@@ -27,6 +27,7 @@ pub mod server;
 pub mod status;
 mod tls;
 pub mod validation;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -88,6 +89,8 @@ impl TestServer {
                 policy: config.policy.clone(),
             }),
             token: config.token.clone(),
+            changed: tokio::sync::Notify::new(),
+            bookmark_ms: std::sync::atomic::AtomicU64::new(60_000),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -182,7 +185,27 @@ impl TestServer {
     /// Creates an object as a client would (validation, defaults, managedFields by `seed`).
     /// A namespace's `default` ServiceAccount may be seeded to replace the automatic one.
     pub fn seed(&self, obj: Value) -> Result<Value, ApiError> {
-        self.shared.lock().store.seed(obj, "seed")
+        let seeded = self.shared.lock().store.seed(obj, "seed");
+        self.shared.changed.notify_waiters();
+        seeded
+    }
+
+    /// The store's current resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.lock().store.resource_version()
+    }
+
+    /// Keeps only the latest `n` changes for watches: a watch from an older version gets 410.
+    pub fn set_watch_history(&self, n: usize) {
+        self.shared.lock().store.set_watch_history(n);
+    }
+
+    /// How often a quiet watch that allows bookmarks gets one (the API server: about a minute).
+    pub fn set_bookmark_interval(&self, every: std::time::Duration) {
+        let ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+        self.shared
+            .bookmark_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn add_fault(&self, fault: Fault) {

@@ -48,9 +48,21 @@ pub(crate) struct Inner {
 pub(crate) struct Shared {
     pub(crate) inner: Mutex<Inner>,
     pub(crate) token: Option<String>,
+    /// Woken after every request that reached the store, for watches.
+    pub(crate) changed: tokio::sync::Notify,
+    /// How often a quiet watch that allows bookmarks gets one, in milliseconds.
+    pub(crate) bookmark_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
+    pub(crate) fn bookmark_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.bookmark_ms
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .max(1),
+        )
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock (a bug in a test) must not hide every later request.
         self.inner
@@ -96,7 +108,10 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn http_response(r: Response) -> hyper::Response<Full<Bytes>> {
+/// A response body: whole, or streamed (a watch).
+pub(crate) type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+fn http_response(r: Response) -> hyper::Response<Body> {
     let mut b = hyper::Response::builder()
         .status(r.status)
         .header("content-type", "application/json");
@@ -107,8 +122,8 @@ fn http_response(r: Response) -> hyper::Response<Full<Bytes>> {
         Some(raw) => raw,
         None => serde_json::to_vec(&r.body).unwrap_or_default(),
     };
-    b.body(Full::new(Bytes::from(body)))
-        .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
+    b.body(Full::new(Bytes::from(body)).boxed())
+        .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new()).boxed()))
 }
 
 /// The error a service returns to make hyper drop the connection.
@@ -121,7 +136,7 @@ pub struct Dropped;
 async fn serve(
     req: hyper::Request<Incoming>,
     shared: Arc<Shared>,
-) -> Result<hyper::Response<Full<Bytes>>, Dropped> {
+) -> Result<hyper::Response<Body>, Dropped> {
     // Injected latency counts from here: a server "answering in 10 ms" answers 10 ms after the
     // request arrived, however long the request waited for the store.
     let arrived = tokio::time::Instant::now();
@@ -248,8 +263,28 @@ async fn serve(
                 );
                 e.details = serde_json::json!({"kind": resource, "group": group});
                 Response::from(e)
+            } else if action.as_ref().is_some_and(|a| a.verb == "watch") {
+                drop(inner);
+                match crate::watch::start(&request, shared.clone()) {
+                    Ok(rx) => {
+                        entry.status = 200;
+                        entry.server_time = started.elapsed();
+                        shared.lock().log.push(entry);
+                        return Ok(hyper::Response::builder()
+                            .status(200)
+                            .header("content-type", "application/json")
+                            .body(crate::watch::Channel::new(rx).boxed())
+                            .unwrap_or_else(|_| {
+                                hyper::Response::new(Full::new(Bytes::new()).boxed())
+                            }));
+                    }
+                    Err(e) => Response::from(e),
+                }
             } else {
-                inner.store.handle(&request)
+                let r = inner.store.handle(&request);
+                drop(inner);
+                shared.changed.notify_waiters();
+                r
             }
         }
     };
