@@ -782,14 +782,15 @@ impl<'a> Planner<'a> {
         self.warnings.extend(job_notes);
     }
 
-    /// Commits the cluster's Secrets were last applied from, when other than this one.
+    /// Commits the planned namespaces' Secrets were last applied from, when other than this
+    /// one (with `-n`, only those namespaces are looked at, however the cluster was read).
     fn last_applied_commits(&self) -> Vec<String> {
         let mut last: BTreeSet<&str> = BTreeSet::new();
         for s in self
             .observed
             .secrets
             .iter()
-            .filter(|s| s.owned_by(self.spec))
+            .filter(|s| s.owned_by(self.spec) && self.in_only(&s.namespace))
         {
             if let Some(c) = s.annotations.get(ownership::SOURCE_COMMIT_ANNOTATION)
                 && self.commit != Some(c.as_str())

@@ -200,7 +200,9 @@ pub struct RunArgs {
     pub identity: IdentityArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// Only these namespaces (comma-separated or repeated).
+    /// Only these namespaces (comma-separated or repeated). Up to eight are read on their own
+    /// (a few LISTs in each), so a run for one namespace costs what it holds, not what the
+    /// cluster does.
     #[arg(
         short = 'n',
         long = "namespace",

@@ -5,6 +5,7 @@
 //! every field planning does not read), moved into the observed model, and dropped before the
 //! next page is asked for: memory follows what the plan needs, not the cluster's size.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
 
@@ -49,11 +50,12 @@ impl<'a> Listing<'a> {
         }
     }
 
-    /// A kind the plan changes, as its table row says.
-    fn kind(kind: ObjectKind) -> Self {
+    /// A kind the plan changes, as its table row says: across the cluster, or in one
+    /// namespace.
+    fn kind(kind: ObjectKind, namespace: Option<&str>) -> Self {
         let f = kind.facts();
         Listing {
-            path: kind.collection_path(None),
+            path: kind.collection_path(namespace),
             kind: f.name,
             resource: f.plural,
             group: f.group,
@@ -131,6 +133,10 @@ async fn list_into(
     }
 }
 
+/// Up to this many namespaces given with `-n`, each is read on its own (namespaced LISTs, a
+/// few per namespace); past it, or without `-n`, the whole cluster is (a few per kind).
+pub const NAMESPACED_READ_MAX: usize = 8;
+
 /// Reads what the plan needs:
 /// - namespaces (metadata only);
 /// - Secrets labelled as regops' (all namespaces);
@@ -138,6 +144,11 @@ async fn list_into(
 ///   (to find collisions), or whole where the spec would adopt them;
 /// - ServiceAccounts, when a binding names some, and else those marked with this spec's label;
 /// - each workload kind a binding selects, and of the other kinds those marked.
+///
+/// With `only` (`-n`) of at most [`NAMESPACED_READ_MAX`] namespaces, the same LISTs are made
+/// in each of those namespaces instead of across the cluster, so a plan for one namespace costs
+/// what that namespace holds, not what the cluster does. The plan is the same either way: it
+/// looks at nothing outside `only`.
 // Kept whole (over 80 lines): the LIST calls in order, one per kind, so the request count can
 // be read off it.
 pub async fn from_cluster(
@@ -145,41 +156,35 @@ pub async fn from_cluster(
     target: &Target,
     spec: &Spec,
     spec_name: &str,
+    only: Option<&BTreeSet<String>>,
 ) -> Result<Observed, ClusterError> {
+    // Where each LIST is made: across the cluster (`None`), or in each namespace given.
+    let places: Vec<Option<&str>> = match only {
+        Some(set) if set.len() <= NAMESPACED_READ_MAX => {
+            set.iter().map(|n| Some(n.as_str())).collect()
+        }
+        _ => vec![None],
+    };
     let mut observed = Observed::default();
-    list_into(
-        client,
-        target,
-        &Listing::of::<Namespace>("Namespace", "namespaces", "").metadata_only(),
-        ListParams::default(),
-        &mut observed,
-    )
-    .await?;
+    for place in &places {
+        let params = match place {
+            Some(ns) => ListParams::default().fields(&format!("metadata.name={ns}")),
+            None => ListParams::default(),
+        };
+        list_into(
+            client,
+            target,
+            &Listing::of::<Namespace>("Namespace", "namespaces", "").metadata_only(),
+            params,
+            &mut observed,
+        )
+        .await?;
+    }
     let owned = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
-    list_into(
-        client,
-        target,
-        &Listing::kind(ObjectKind::Secret),
-        ListParams::default().labels(&owned),
-        &mut observed,
-    )
-    .await?;
     // Secrets bearing a pull secret's name that regops does not own are collisions: their
     // metadata is enough, and their data stays out of regops' memory. Only where the spec
-    // would adopt them is the whole object read. Those regops owns were read above.
+    // would adopt them is the whole object read.
     let not_owned = format!("{MANAGED_BY_LABEL}!={MANAGED_BY_VALUE}");
-    for (name, ps) in &spec.pull_secrets {
-        let by_name = ListParams::default()
-            .fields(&format!("metadata.name={name}"))
-            .labels(&not_owned);
-        let listing = Listing::kind(ObjectKind::Secret);
-        let listing = if ps.adopt {
-            listing
-        } else {
-            listing.metadata_only()
-        };
-        list_into(client, target, &listing, by_name, &mut observed).await?;
-    }
     // What the bindings select is listed whole; of the rest, only objects marked as carrying
     // this spec's entries (so that entries are removed when a binding leaves the spec).
     let marked = ListParams::default().labels(&ownership::added_key(spec_name));
@@ -191,14 +196,6 @@ pub async fn from_cluster(
         }
     };
     let sas_wanted = spec.bindings.iter().any(|b| !b.service_accounts.is_empty());
-    list_into(
-        client,
-        target,
-        &Listing::kind(ObjectKind::ServiceAccount),
-        select(sas_wanted),
-        &mut observed,
-    )
-    .await?;
     let kinds: Vec<WorkloadKind> = spec
         .bindings
         .iter()
@@ -211,16 +208,47 @@ pub async fn from_cluster(
             }
         })
         .collect();
-    for kind in WorkloadKind::ALL {
-        let listing = Listing::kind(ObjectKind::from(kind));
+    for &place in &places {
+        let secrets = Listing::kind(ObjectKind::Secret, place);
         list_into(
             client,
             target,
-            &listing,
-            select(kinds.contains(&kind)),
+            &secrets,
+            ListParams::default().labels(&owned),
             &mut observed,
         )
         .await?;
+        for (name, ps) in &spec.pull_secrets {
+            let by_name = ListParams::default()
+                .fields(&format!("metadata.name={name}"))
+                .labels(&not_owned);
+            let listing = Listing::kind(ObjectKind::Secret, place);
+            let listing = if ps.adopt {
+                listing
+            } else {
+                listing.metadata_only()
+            };
+            list_into(client, target, &listing, by_name, &mut observed).await?;
+        }
+        list_into(
+            client,
+            target,
+            &Listing::kind(ObjectKind::ServiceAccount, place),
+            select(sas_wanted),
+            &mut observed,
+        )
+        .await?;
+        for kind in WorkloadKind::ALL {
+            let listing = Listing::kind(ObjectKind::from(kind), place);
+            list_into(
+                client,
+                target,
+                &listing,
+                select(kinds.contains(&kind)),
+                &mut observed,
+            )
+            .await?;
+        }
     }
     observed.finish();
     Ok(observed)

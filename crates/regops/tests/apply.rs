@@ -1248,16 +1248,21 @@ fn writes_whose_answers_are_lost_converge_and_none_is_reported_failed() {
     let e = base_env();
     // A replacement and a deletion (with --prune) in the plan, besides creates and patches.
     seed_replacement_and_orphan(&e, "api");
+    // Each fault fires at most three times: six lost answers in a row at most for any one
+    // write, fewer than the retry policy's eight attempts, so convergence in one run is
+    // certain, not likely (uncapped, a write lost all eight about once in 200).
     for verb in ["create", "update", "patch", "delete"] {
         e.server.add_fault(
             Fault::new(FaultAction::CommitThenStatus(503))
                 .verb(verb)
-                .share(0.3),
+                .share(0.3)
+                .times(3),
         );
         e.server.add_fault(
             Fault::new(FaultAction::CommitThenDrop)
                 .verb(verb)
-                .share(0.3),
+                .share(0.3)
+                .times(3),
         );
     }
     let r = e.apply(&["--prune", "--concurrency", "2"]);

@@ -570,3 +570,67 @@ fn in_cluster_configuration_is_used_without_a_kubeconfig() {
         r.stdout
     );
 }
+
+/// `-n` with a few namespaces reads only those namespaces (namespaced LISTs, a few per
+/// namespace), and plans exactly what a read of the whole cluster, filtered to them, plans.
+#[test]
+fn plan_for_a_few_namespaces_reads_only_those() {
+    let c = Cluster::start(Config::default());
+    c.seed("namespaces.yaml");
+    c.seed("workloads.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), PLAN_SPEC);
+    c.server.clear_log();
+    let scoped = plan(&c, &spec, &["-n", "web", "-n", "api"]);
+    assert_eq!(scoped.code, 2, "{}", scoped.transcript());
+    let log = c.server.log();
+    assert!(!log.is_empty());
+    for e in &log {
+        assert_eq!(e.verb, "list", "{e:?}");
+        // Namespaces by name; everything else inside `web` or `api`.
+        if e.resource == "namespaces" {
+            assert!(
+                e.query.contains("metadata.name%3Dweb") || e.query.contains("metadata.name%3Dapi"),
+                "{e:?}"
+            );
+        } else {
+            assert!(
+                matches!(e.namespace.as_deref(), Some("web" | "api")),
+                "a LIST outside the namespaces asked for: {e:?}"
+            );
+        }
+    }
+    // The same plan as from the whole cluster: a state file of everything, filtered by `-n`.
+    let mut everything = Vec::new();
+    for plural in [
+        "namespaces",
+        "secrets",
+        "serviceaccounts",
+        "deployments",
+        "statefulsets",
+        "daemonsets",
+        "jobs",
+        "cronjobs",
+    ] {
+        everything.extend(c.server.objects(plural));
+    }
+    let state = dir.path().join("state.json");
+    std::fs::write(
+        &state,
+        serde_json::to_vec(
+            &serde_json::json!({"apiVersion": "v1", "kind": "List", "items": everything}),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let whole = run(regops()
+        .env("HARBOR_TOKEN", HARBOR_TOKEN)
+        .env("QUAY_TOKEN", "MARKER-quay-e2e-77aa")
+        .args(["plan", "-f"])
+        .arg(&spec)
+        .args(["-n", "web", "-n", "api", "--live-state"])
+        .arg(&state));
+    assert_eq!(whole.code, 2, "{}", whole.transcript());
+    let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&scoped.stdout), body(&whole.stdout));
+}

@@ -134,6 +134,7 @@ fn read_plan_write(
         target,
         &loaded.spec,
         &loaded.name,
+        prepared.only.as_ref(),
     ))?;
     let (desired, plan) = prepared.plan(&observed, &target.to_string());
     show_plan(&plan, args, term);

@@ -38,7 +38,7 @@ pub(super) fn drift_inner(
     term: &Term,
 ) -> Result<(String, usize, ExitStatus), Failure> {
     let prepared = prepare(&args.run, term)?;
-    let (observed, target) = read_cluster(&args.run, &prepared.loaded)?;
+    let (observed, target) = read_cluster(&args.run, &prepared)?;
     let (desired, plan) = prepared.plan(&observed, &target);
     let drift = regops_core::drift::drift(&plan);
     drop((desired, observed));

@@ -120,8 +120,9 @@ pub(super) fn prepare(run: &crate::cli::RunArgs, term: &Term) -> Result<Prepared
 /// Connects as `run` says and reads what the plan needs; the target, for messages.
 pub(super) fn read_cluster(
     run: &crate::cli::RunArgs,
-    loaded: &Loaded,
+    prepared: &Prepared,
 ) -> Result<(regops_core::observed::Observed, String), Failure> {
+    let (loaded, only) = (&prepared.loaded, prepared.only.as_ref());
     crate::retry::set_request_timeout(run.cluster.request_timeout);
     let read = async {
         let (client, target) = crate::cluster::connect(
@@ -130,7 +131,8 @@ pub(super) fn read_cluster(
         )
         .await?;
         let observed =
-            crate::observe::from_cluster(&client, &target, &loaded.spec, &loaded.name).await?;
+            crate::observe::from_cluster(&client, &target, &loaded.spec, &loaded.name, only)
+                .await?;
         Ok::<_, crate::cluster::ClusterError>((observed, target.to_string()))
     };
     Ok(runtime()?.block_on(read)?)

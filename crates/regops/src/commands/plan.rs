@@ -29,7 +29,7 @@ pub(super) fn plan(args: PlanArgs, term: &Term) -> Outcome {
             }
             (observed, format!("state file {}", path.display()))
         }
-        None => read_cluster(&args.run, &prepared.loaded)?,
+        None => read_cluster(&args.run, &prepared)?,
     };
     let (desired, mut plan) = prepared.plan(&observed, &target);
     plan.warn(extra_warnings);
