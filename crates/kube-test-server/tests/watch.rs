@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::sync::mpsc;
@@ -286,16 +288,7 @@ fn timeout_seconds_ends_the_stream() {
 
 #[test]
 fn kubectl_get_watch_sees_a_new_namespace() {
-    if std::process::Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("REGOPS_REQUIRE_TOOLS").is_none(),
-            "kubectl is required (REGOPS_REQUIRE_TOOLS) but not installed"
-        );
-        eprintln!("kubectl is not installed: skipping");
+    if !common::have_kubectl() {
         return;
     }
     // kubectl sends its bearer token only over TLS.

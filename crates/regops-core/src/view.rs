@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use crate::group::{self, Group};
+use crate::kind::ObjectKind;
 use crate::plan::{Action, Change, Plan};
 
 struct Style {
@@ -76,41 +77,54 @@ fn template_changes(c: &Change) -> bool {
     !c.add.is_empty() || !c.remove.is_empty() || c.kubesphere_annotation.is_some()
 }
 
-fn change_note(c: &Change) -> String {
-    let mut notes = Vec::new();
-    if !c.logins.is_empty() && matches!(c.action, Action::Create | Action::Replace) {
-        notes.push(c.logins.join(", "));
+/// The notes on a change or a group: its logins (creations, replacements), its reason, and
+/// what a change to a pod template does, said of one object or of several.
+fn notes(
+    (action, kind): (Action, ObjectKind),
+    logins: &[String],
+    reason: Option<&str>,
+    template_changes: bool,
+    several: bool,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if !logins.is_empty() && matches!(action, Action::Create | Action::Replace) {
+        out.push(logins.join(", "));
     }
-    if let Some(r) = &c.reason {
-        notes.push(r.clone());
+    if let Some(r) = reason {
+        out.push(r.to_string());
     }
-    if c.action == Action::Patch
-        && template_changes(c)
-        && let Some((one, _)) = c.kind.facts().template_note
+    if action == Action::Patch
+        && template_changes
+        && let Some((one, many)) = kind.facts().template_note
     {
-        notes.push(one.to_string());
+        out.push(if several { many } else { one }.to_string());
     }
-    if notes.is_empty() {
-        String::new()
-    } else {
-        format!("  ({})", notes.join("; "))
-    }
+    out
 }
 
-fn group_note(g: &Group) -> String {
-    let mut notes = Vec::new();
-    if !g.logins.is_empty() && g.action == Action::Create {
-        notes.push(g.logins.join(", "));
-    }
-    if let Some(r) = &g.reason {
-        notes.push(r.clone());
-    }
-    if g.action == Action::Patch
-        && (!g.add.is_empty() || !g.remove.is_empty() || !g.fields.is_empty())
-        && let Some((_, several)) = g.kind.facts().template_note
-    {
-        notes.push(several.to_string());
-    }
+fn change_notes(c: &Change) -> Vec<String> {
+    notes(
+        (c.action, c.kind),
+        &c.logins,
+        c.reason.as_deref(),
+        template_changes(c),
+        false,
+    )
+}
+
+fn group_notes(g: &Group) -> Vec<String> {
+    let touches_template = !g.add.is_empty() || !g.remove.is_empty() || !g.fields.is_empty();
+    notes(
+        (g.action, g.kind),
+        &g.logins,
+        g.reason.as_deref(),
+        touches_template,
+        true,
+    )
+}
+
+/// Notes as the text view writes them after an object: `  (a; b)`, or nothing.
+fn in_parentheses(notes: &[String]) -> String {
     if notes.is_empty() {
         String::new()
     } else {
@@ -177,7 +191,7 @@ fn write_change(out: &mut String, st: &Style, c: &Change) {
         st.paint(code, &format!("{sym:>3}")),
         c.kind,
         c.name,
-        change_note(c)
+        in_parentheses(&change_notes(c))
     );
     if !c.entries_before.is_empty() || !c.entries_after.is_empty() {
         let _ = writeln!(out, "        imagePullSecrets:");
@@ -217,7 +231,7 @@ fn write_changes(out: &mut String, st: &Style, plan: &Plan, groups: &[Group], in
                 } else {
                     format!(": {effect}")
                 },
-                group_note(g)
+                in_parentheses(&group_notes(g))
             );
         }
     }
@@ -377,16 +391,7 @@ pub const MARKDOWN_BUDGET: usize = 60_000;
 
 /// One change's details cell.
 fn md_details(c: &Change) -> String {
-    let mut details: Vec<String> = Vec::new();
-    let note = change_note(c);
-    if !note.is_empty() {
-        details.push(
-            note.trim()
-                .trim_start_matches('(')
-                .trim_end_matches(')')
-                .to_string(),
-        );
-    }
+    let mut details = change_notes(c);
     if !c.entries_before.is_empty() || !c.entries_after.is_empty() {
         let entries: Vec<String> = list_diff(&c.entries_before, &c.entries_after)
             .into_iter()
@@ -418,17 +423,8 @@ fn md_change_row(c: &Change) -> String {
 }
 
 fn md_group_row(g: &Group) -> String {
-    let note = group_note(g);
-    let mut details = vec![group_effect(g)];
-    if !note.is_empty() {
-        details.insert(
-            0,
-            note.trim()
-                .trim_start_matches('(')
-                .trim_end_matches(')')
-                .to_string(),
-        );
-    }
+    let mut details = group_notes(g);
+    details.push(group_effect(g));
     details.retain(|d| !d.is_empty());
     format!(
         "| {} | {} | {} | {} | {} |\n",
