@@ -130,6 +130,9 @@ pub struct LogEntry {
     /// The server's own time for this request: handling and serialising the answer, not
     /// injected latency (so a benchmark can tell the server's cost from the client's).
     pub server_time: Duration,
+    /// When the request arrived (before any injected latency): latencies between requests,
+    /// such as a namespace's create and the Secret written for it, are read off these.
+    pub at: std::time::Instant,
 }
 
 impl LogEntry {

@@ -91,6 +91,7 @@ impl TestServer {
             token: config.token.clone(),
             changed: tokio::sync::Notify::new(),
             bookmark_ms: std::sync::atomic::AtomicU64::new(60_000),
+            watch_epoch: std::sync::atomic::AtomicU64::new(0),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -206,6 +207,16 @@ impl TestServer {
         self.shared
             .bookmark_ms
             .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Ends every open watch cleanly, as an API server restart or a proxy dropping idle
+    /// connections does: clients resume from the last version they saw (or get 410 Gone if
+    /// it is no longer kept).
+    pub fn end_watches(&self) {
+        self.shared
+            .watch_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.shared.changed.notify_waiters();
     }
 
     pub fn add_fault(&self, fault: Fault) {

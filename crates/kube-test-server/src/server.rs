@@ -52,6 +52,9 @@ pub(crate) struct Shared {
     pub(crate) changed: tokio::sync::Notify,
     /// How often a quiet watch that allows bookmarks gets one, in milliseconds.
     pub(crate) bookmark_ms: std::sync::atomic::AtomicU64,
+    /// Raised to end every open watch (as an API server restart or a proxy's idle timeout
+    /// does); a watch ends when it finds the epoch it started in has passed.
+    pub(crate) watch_epoch: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -180,6 +183,7 @@ async fn serve(
         status: 0,
         dry_run: crate::api::is_dry_run(&request),
         server_time: std::time::Duration::ZERO,
+        at: arrived.into_std(),
     };
 
     // Authentication.

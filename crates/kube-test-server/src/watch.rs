@@ -137,6 +137,7 @@ async fn stream(
     tx: tokio::sync::mpsc::Sender<Bytes>,
 ) {
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let epoch = shared.watch_epoch.load(std::sync::atomic::Ordering::SeqCst);
     let mut cursor = match start {
         WatchStart::After(rv) => rv,
         WatchStart::Now => {
@@ -154,6 +155,9 @@ async fn stream(
         let changed = shared.changed.notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
+        if shared.watch_epoch.load(std::sync::atomic::Ordering::SeqCst) != epoch {
+            return;
+        }
         if drain(&shared, &filter, &mut cursor, &tx).await.is_err() {
             return;
         }

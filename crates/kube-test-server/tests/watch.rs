@@ -286,6 +286,40 @@ fn timeout_seconds_ends_the_stream() {
     );
 }
 
+/// `end_watches` closes every open stream cleanly (the terminating zero-length chunk), as an
+/// API server restart does; a client resuming from its last version sees the changes since.
+#[test]
+fn end_watches_closes_open_streams_and_a_resume_misses_nothing() {
+    let s = server();
+    let rv = list_rv(&s, "/api/v1/namespaces");
+    let w = Watch::open(
+        &s,
+        &format!("/api/v1/namespaces?watch=true&resourceVersion={rv}"),
+    );
+    s.seed(namespace("before-end", json!({}))).unwrap();
+    let seen = w.next();
+    let last = seen["object"]["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.end_watches();
+    match w.events.recv_timeout(Duration::from_secs(5)) {
+        Ok(v) => panic!("no event after the end: {v}"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {}
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("the stream did not end"),
+    }
+    s.seed(namespace("while-away", json!({}))).unwrap();
+    let resumed = Watch::open(
+        &s,
+        &format!("/api/v1/namespaces?watch=true&resourceVersion={last}"),
+    );
+    assert_eq!(resumed.status, 200);
+    assert_eq!(
+        names(&[resumed.next()]),
+        [("ADDED".to_string(), "while-away".to_string())]
+    );
+}
+
 #[test]
 fn kubectl_get_watch_sees_a_new_namespace() {
     if !common::have_kubectl() {

@@ -70,7 +70,8 @@ fn namespace_terminating(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 403 && s.message.contains("because it is being terminated"))
 }
 
-fn describe(e: &kube::Error) -> String {
+/// A failed request in a sentence: the API's message, or the root cause of a transport error.
+pub fn describe(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s)
             if s.code == 409 && s.reason == "Conflict" && s.message.starts_with("Apply failed") =>

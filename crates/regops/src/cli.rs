@@ -144,7 +144,16 @@ Examples:
   regops apply -f regops.yaml                         # asks before writing, on a terminal
   regops apply -f regops.yaml --yes --prune           # in CI on merge
   regops apply -f regops.yaml --dry-run=server        # the API server validates every write
-  regops apply -f regops.yaml --yes --output json     # a machine-readable report")]
+  regops apply -f regops.yaml --yes --output json     # a machine-readable report
+  regops apply -f regops.yaml --watch --listen 0.0.0.0:8080 --prune
+                                                      # a controller: see --watch
+
+With --watch, regops runs until SIGTERM: one full apply, then a namespace that is created or
+relabelled into a scope (or a ServiceAccount or workload that appears or loses its entry) is
+planned and applied on its own within a second. The spec file is read again when it changes
+(a ConfigMap mount) and on SIGHUP; an invalid new spec is reported and the last good one stays
+in force. Replicas share the Lease: one writes, the others wait and take over within the
+Lease's duration when it dies. On SIGTERM, writes in flight finish and the Lease is released.")]
     Apply(ApplyArgs),
 
     /// Connect to the cluster and report what regops sees (server, version, namespaces).
@@ -316,8 +325,25 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 90)]
     pub lock_wait: u64,
     /// How long the lock lasts without renewal, in seconds (it is renewed every third of it).
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, hide = true)]
+    /// With --watch, a standby replica takes over within this long of the leader's death.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u16).range(1..))]
     pub lock_duration: u16,
+    /// Keep running as a controller: one full apply, then watch the cluster and apply what
+    /// each change needs at once (implies --yes; see below).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub watch: bool,
+    /// With --watch: how often the whole cluster is read and applied again, whatever the
+    /// watches said (`1h`, `30m`).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub resync: std::time::Duration,
+    /// With --watch: serve `/healthz`, `/readyz` and `/metrics` (Prometheus) over HTTP on this
+    /// address, such as `0.0.0.0:8080` (default: none).
+    #[arg(long, value_name = "ADDR", requires = "watch")]
+    pub listen: Option<String>,
+    /// With --watch: how often the spec files are looked at for a change (SIGHUP rereads them
+    /// at once).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub spec_poll: std::time::Duration,
 }
 
 /// Which cluster: kubectl's flags, with kubectl's defaults.

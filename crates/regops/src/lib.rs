@@ -7,7 +7,9 @@
 //! - [`cluster`]: kubeconfig, context and client; cluster errors that say what to do.
 //! - [`crypto`]: age identities, recipients, encryption and decryption.
 //! - [`credentials`]: the spec's credentials resolved to logins (decrypted, env, file).
-//! - [`lock`]: the Lease that keeps two applies apart.
+//! - [`listen`]: `apply --watch`'s HTTP endpoint: `/healthz`, `/readyz`, `/metrics`.
+//! - [`lock`]: the Lease that keeps two applies apart (and elects `apply --watch`'s leader).
+//! - [`metrics`]: what `apply --watch` counts, in the Prometheus text format.
 //! - [`manifest`]: the Kubernetes objects regops owns (pure).
 //! - [`edit`]: in-place edits of spec files that keep comments and layout.
 //! - [`fuzz_entry`]: the untrusted-input parsers behind one bytes-in function each, for fuzzing.
@@ -16,6 +18,7 @@
 //! - [`retry`]: one retry policy (backoff, Retry-After, timeouts) for reads, writes and the lock.
 //! - [`output`]: the only place that prints (and [`request_log`], the `-v` log).
 //! - [`request_log`]: `-v`/`-vv`: each API request and retry on stderr, never a header or body.
+//! - [`watch`]: `apply --watch`'s watches, and the queue of namespaces they feed.
 
 pub mod apply;
 pub mod cli;
@@ -25,13 +28,16 @@ pub mod credentials;
 pub mod crypto;
 pub mod edit;
 pub mod fuzz_entry;
+pub mod listen;
 pub mod lock;
+pub mod metrics;
 pub mod observe;
 pub mod output;
 pub mod provenance;
 pub mod registry;
 pub mod request_log;
 pub mod retry;
+pub mod watch;
 
 /// The process exit status, in one place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

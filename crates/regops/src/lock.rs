@@ -120,30 +120,53 @@ impl Observation {
     }
 }
 
+/// Which Lease, held by whom, for how long, and how patiently it is waited for.
+#[derive(Clone, Copy)]
+pub struct Settings<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    /// This process, as the Lease's `holderIdentity` names it.
+    pub holder: &'a str,
+    pub duration_secs: i32,
+    /// How long to wait for another holder; `None`: until the Lease is taken (a standby
+    /// replica of `apply --watch`).
+    pub wait: Option<Duration>,
+    /// How often a waiting process reads the Lease again (client-go's `RetryPeriod`).
+    pub poll: Duration,
+    /// Told once, with the holder's identity, when the Lease is found held by another live
+    /// process (this one waits).
+    pub on_wait: &'a (dyn Fn(&str) + Sync),
+}
+
 /// Takes the lock, waiting up to `wait` for another holder to finish. A holder that stopped
 /// renewing is taken over once this process has watched its Lease stay the same for a whole
 /// lease duration, so `wait` must exceed the duration for a crashed holder to be taken over
 /// (`--lock-wait` defaults to 90 s, the lease to 60 s); `warn` hears of a takeover.
 // Kept whole (over 80 lines): one loop over the Lease's states (absent, ours, someone else's
 // and live, expired), as client-go's tryAcquireOrRenew.
-#[allow(clippy::too_many_arguments)] // each is one of the lock's settings, named at the call
 pub async fn acquire(
     client: &Client,
-    namespace: &str,
-    name: &str,
-    holder: &str,
-    duration_secs: i32,
-    wait: Duration,
+    settings: &Settings<'_>,
     warn: &(dyn Fn(&str) + Sync),
     connect: Connect,
 ) -> Result<Lock, LockError> {
+    let Settings {
+        namespace,
+        name,
+        holder,
+        duration_secs,
+        wait,
+        poll,
+        on_wait,
+    } = *settings;
+    let mut told = false;
     let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let api_err = |e: kube::Error| LockError::Api {
         namespace: namespace.into(),
         name: name.into(),
         detail: e.to_string(),
     };
-    let deadline = Instant::now() + wait;
+    let deadline = wait.map(|w| Instant::now() + w);
     let pp = PostParams::default();
     let mut seen: Option<Observation> = None;
     loop {
@@ -185,7 +208,11 @@ pub async fn acquire(
                 r
             }
             Some(l) => {
-                if Instant::now() >= deadline {
+                if !told {
+                    on_wait(holder_of(l).unwrap_or_default());
+                    told = true;
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
                     let spec = l.spec.clone().unwrap_or_default();
                     return Err(LockError::Held {
                         namespace: namespace.into(),
@@ -197,7 +224,7 @@ pub async fn acquire(
                             .unwrap_or_else(|| "an unknown time".into()),
                     });
                 }
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                tokio::time::sleep(poll).await;
                 continue;
             }
         };

@@ -133,3 +133,49 @@ impl Progress {
         }
     }
 }
+
+/// The log of `apply --watch`: one line per event worth knowing, on standard error, as text
+/// (`TIME LEVEL message`) or, with `--output json`, JSON lines with the same fields.
+#[derive(Clone, Copy, Debug)]
+pub struct Log {
+    pub json: bool,
+}
+
+impl Log {
+    pub fn info(&self, msg: &str) {
+        self.line("info", msg, &serde_json::Map::new());
+    }
+
+    pub fn warn(&self, msg: &str) {
+        self.line("warn", msg, &serde_json::Map::new());
+    }
+
+    pub fn error(&self, msg: &str) {
+        self.line("error", msg, &serde_json::Map::new());
+    }
+
+    /// A line with structured fields (in JSON; in text, only the message is shown).
+    pub fn line(
+        &self,
+        level: &str,
+        msg: &str,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) {
+        // RFC 3339 in UTC with milliseconds, always three digits (lines align).
+        let time = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ");
+        let text = if self.json {
+            let mut o = serde_json::Map::new();
+            o.insert("time".into(), time.to_string().into());
+            o.insert("level".into(), level.into());
+            o.insert("msg".into(), msg.into());
+            for (k, v) in fields {
+                o.insert(k.clone(), v.clone());
+            }
+            serde_json::Value::Object(o).to_string()
+        } else {
+            format!("{time} {level:<5} {msg}")
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{text}");
+    }
+}

@@ -11,7 +11,8 @@ use crate::ExitStatus;
 use crate::cli::{ApplyArgs, ReportFormat};
 use crate::output::Term;
 
-fn holder_identity() -> String {
+/// This process in the Lease: the host (a pod's name) and the process id.
+pub(super) fn holder_identity() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_string())
@@ -63,21 +64,26 @@ fn take_lock(
                 .map(|(client, _)| client)
         })
     });
-    rt.block_on(crate::lock::acquire(
-        client,
-        &args.lock_namespace,
-        &name,
-        &holder_identity(),
-        i32::from(args.lock_duration),
-        std::time::Duration::from_secs(args.lock_wait),
-        &warn,
-        connect,
-    ))
-    .map(Some)
-    .map_err(|e| Failure::Message {
-        help: e.help(),
-        message: e.to_string(),
-    })
+    let settings = crate::lock::Settings {
+        namespace: &args.lock_namespace,
+        name: &name,
+        holder: &holder_identity(),
+        duration_secs: i32::from(args.lock_duration),
+        wait: Some(std::time::Duration::from_secs(args.lock_wait)),
+        poll: std::time::Duration::from_millis(250),
+        on_wait: &|holder: &str| {
+            term.note(&format!(
+                "waiting up to {} s for the lock: another apply holds it (`{holder}`)",
+                args.lock_wait
+            ));
+        },
+    };
+    rt.block_on(crate::lock::acquire(client, &settings, &warn, connect))
+        .map(Some)
+        .map_err(|e| Failure::Message {
+            help: e.help(),
+            message: e.to_string(),
+        })
 }
 
 /// Shows the plan: on stdout with the text report, on stderr (coloured by stderr's setting)

@@ -159,19 +159,25 @@ impl Prepared {
         observed: &regops_core::observed::Observed,
         target: &str,
     ) -> (regops_core::desired::Desired, regops_core::plan::Plan) {
-        let desired = regops_core::desired::compute(
-            &self.loaded.spec,
-            &self.logins,
-            observed,
-            self.only.as_ref(),
-        );
+        self.plan_for(observed, target, self.only.as_ref())
+    }
+
+    /// As [`Prepared::plan`], for the namespaces in `only` (the watch's namespace passes).
+    pub(super) fn plan_for(
+        &self,
+        observed: &regops_core::observed::Observed,
+        target: &str,
+        only: Option<&std::collections::BTreeSet<String>>,
+    ) -> (regops_core::desired::Desired, regops_core::plan::Plan) {
+        let desired =
+            regops_core::desired::compute(&self.loaded.spec, &self.logins, observed, only);
         let plan = regops_core::plan::compute(
             &self.loaded.name,
             target,
             self.source.clone(),
             &desired,
             observed,
-            self.only.as_ref(),
+            only,
         );
         (desired, plan)
     }

@@ -13,6 +13,7 @@ mod plan;
 mod rekey;
 mod render;
 mod validate;
+mod watch;
 
 use regops_spec::{Diagnostic, Diagnostics, Sources};
 
@@ -75,6 +76,7 @@ pub fn run(command: Command, term: Term) -> ExitStatus {
         Command::Rekey(a) => rekey::rekey(a, &term),
         Command::ClusterInfo(a) => cluster_info::cluster_info(a, &term),
         Command::Plan(a) => plan::plan(a, &term),
+        Command::Apply(a) if a.watch => watch::watch(a, &term),
         Command::Apply(a) => apply::apply(a, &term),
         Command::Drift(a) => drift::drift(a, &term),
         Command::Validate(a) => validate::validate(a, &term),

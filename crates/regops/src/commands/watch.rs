@@ -1,0 +1,559 @@
+//! `regops apply --watch`: a controller with the cron apply's guarantees.
+//!
+//! The loop, on one thread:
+//! 1. take the Lease (a standby waits here, polling it every second, until the leader dies);
+//! 2. note where each watch starts (a one-item LIST per resource), start the watches, and
+//!    run one full apply: read, plan and write exactly as `regops apply` does;
+//! 3. then take work from the [`Queue`]: the namespaces the watches named, planned and applied
+//!    with namespaced reads (as `-n`), or a full apply (on `--resync`, after a watch had to list
+//!    again, after a spec reload, after a failure, or when many namespaces wait);
+//! 4. between passes, look at the spec files (`--spec-poll`) and SIGHUP; a valid new spec
+//!    replaces the old (new watches, then a full apply), an invalid one is reported and the
+//!    old one stays in force;
+//! 5. on SIGTERM or SIGINT, start no new write, let those in flight finish, release the
+//!    Lease and exit 0. A lost Lease (another replica took it) exits 1, as client-go's leader
+//!    election does, so the replica restarts as a standby.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use regops_core::plan::Action;
+use regops_core::report::{ItemResult, Outcome as ItemOutcome, Report};
+use tokio::time::Instant;
+
+use super::load::{Prepared, prepare, read_sources, runtime};
+use super::{Failure, Outcome};
+use crate::ExitStatus;
+use crate::cli::{ApplyArgs, ReportFormat};
+use crate::metrics::{Metrics, Pass, Scope};
+use crate::output::{Log, Term};
+use crate::watch::{Queue, Work};
+
+/// After a failed pass, the next full apply waits this long, doubling up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_secs(2);
+const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// How often a standby reads the Lease (client-go's RetryPeriod is 2 s).
+const STANDBY_POLL: Duration = Duration::from_secs(1);
+
+pub(super) fn watch(args: ApplyArgs, term: &Term) -> Outcome {
+    let prepared = prepare(&args.run, term)?;
+    let print = spec_print(&args)?;
+    let rt = runtime()?;
+    crate::retry::set_request_timeout(args.run.cluster.request_timeout);
+    let (client, target) = rt.block_on(crate::cluster::connect(
+        args.run.cluster.kubeconfig.as_deref(),
+        args.run.cluster.context.as_deref(),
+    ))?;
+    let metrics = Arc::new(Metrics::new(&prepared.loaded.name));
+    let log = Log {
+        json: args.output == ReportFormat::Json,
+    };
+    let listener = match &args.listen {
+        Some(addr) => Some(
+            rt.block_on(crate::listen::bind(addr))
+                .map_err(|e| Failure::msg(format!("cannot listen on {addr}: {e}")))?,
+        ),
+        None => None,
+    };
+    let mut controller = Controller {
+        args: &args,
+        term,
+        log,
+        client,
+        target,
+        prepared,
+        spec_print: print,
+        rejected_print: None,
+        metrics,
+        queue: Arc::new(Queue::default()),
+        stop: Arc::new(AtomicBool::new(false)),
+        hangup: Arc::new(AtomicBool::new(false)),
+        watches: Vec::new(),
+        retry: None,
+        retry_wait: RETRY_FIRST,
+    };
+    rt.block_on(controller.run(listener))
+}
+
+/// A hash of the spec files' contents: a change (a ConfigMap's symlink swapped, an edit) is a
+/// new hash.
+fn spec_print(args: &ApplyArgs) -> Result<u64, Failure> {
+    let sources = read_sources(&args.run.spec.files)?;
+    let mut h = DefaultHasher::new();
+    for f in sources.files() {
+        f.path.hash(&mut h);
+        f.text.hash(&mut h);
+    }
+    Ok(h.finish())
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+struct Controller<'a> {
+    args: &'a ApplyArgs,
+    term: &'a Term,
+    log: Log,
+    client: kube::Client,
+    target: crate::cluster::Target,
+    prepared: Prepared,
+    /// The spec in force, and the last one rejected (so it is reported once, not every poll).
+    spec_print: u64,
+    rejected_print: Option<u64>,
+    metrics: Arc<Metrics>,
+    queue: Arc<Queue>,
+    /// SIGTERM or SIGINT: no new writes; leave after the pass.
+    stop: Arc<AtomicBool>,
+    /// SIGHUP: read the spec again.
+    hangup: Arc<AtomicBool>,
+    watches: Vec<(Arc<AtomicBool>, tokio::task::JoinHandle<()>)>,
+    /// A full apply scheduled after a failure.
+    retry: Option<Instant>,
+    retry_wait: Duration,
+}
+
+impl Controller<'_> {
+    async fn run(&mut self, listener: Option<tokio::net::TcpListener>) -> Outcome {
+        if let Some(l) = listener {
+            tokio::spawn(crate::listen::serve(l, self.metrics.clone()));
+        }
+        self.listen_for_signals()?;
+        let Some(lock) = self.lead().await? else {
+            self.log.info("stopped while waiting for the Lease");
+            return Ok(ExitStatus::Success);
+        };
+        self.metrics.set_leader(true);
+        self.metrics.set_ready(false);
+        let status = self.control(&lock).await;
+        self.stop_watches();
+        let lost = lock.lost();
+        lock.release().await;
+        self.metrics.set_leader(false);
+        if lost {
+            self.log.error("lost the Lease (another replica holds it, or it could not be renewed in time): exiting so this replica restarts as a standby");
+            return Ok(ExitStatus::Failure);
+        }
+        self.log
+            .info("stopped: writes in flight finished and the Lease was released");
+        status
+    }
+
+    /// SIGTERM and SIGINT set the stop flag, SIGHUP the reload flag; both wake the loop.
+    fn listen_for_signals(&self) -> Result<(), Failure> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let fail = |e: std::io::Error| Failure::msg(format!("cannot listen for signals: {e}"));
+        let mut term = signal(SignalKind::terminate()).map_err(fail)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(fail)?;
+        let mut hup = signal(SignalKind::hangup()).map_err(fail)?;
+        let (stop, hangup, queue) = (self.stop.clone(), self.hangup.clone(), self.queue.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = term.recv() => stop.store(true, Ordering::SeqCst),
+                    _ = int.recv() => stop.store(true, Ordering::SeqCst),
+                    _ = hup.recv() => hangup.store(true, Ordering::SeqCst),
+                }
+                queue.wake();
+            }
+        });
+        Ok(())
+    }
+
+    /// Waits for the Lease (until stopped); `None` if stopped first.
+    async fn lead(&self) -> Result<Option<crate::lock::Lock>, Failure> {
+        let args = self.args;
+        let name = args
+            .lock_name
+            .clone()
+            .unwrap_or_else(|| format!("regops-{}", self.prepared.loaded.name));
+        let holder = super::apply::holder_identity();
+        let settings = crate::lock::Settings {
+            namespace: &args.lock_namespace,
+            name: &name,
+            holder: &holder,
+            duration_secs: i32::from(args.lock_duration),
+            wait: None,
+            poll: STANDBY_POLL,
+            on_wait: &|other: &str| {
+                // A standby is ready: it can take over (a rollout must not wait on it).
+                self.log
+                    .info(&format!("standby: the Lease is held by `{other}`; waiting"));
+                self.metrics.set_ready(true);
+            },
+        };
+        let (kubeconfig, context) = (
+            args.run.cluster.kubeconfig.clone(),
+            args.run.cluster.context.clone(),
+        );
+        let connect: crate::lock::Connect = Box::new(move || {
+            Box::pin(async move {
+                crate::cluster::connect(kubeconfig.as_deref(), context.as_deref())
+                    .await
+                    .ok()
+                    .map(|(client, _)| client)
+            })
+        });
+        let log = self.log;
+        let warn = move |m: &str| log.warn(m);
+        self.log.info(&format!(
+            "taking the Lease {}/{name} as `{holder}`",
+            args.lock_namespace
+        ));
+        let acquire = crate::lock::acquire(&self.client, &settings, &warn, connect);
+        let stopped = async {
+            while !self.stop.load(Ordering::SeqCst) {
+                self.queue.wait().await;
+            }
+        };
+        tokio::select! {
+            taken = acquire => {
+                let lock = taken.map_err(|e| Failure::Message { help: e.help(), message: e.to_string() })?;
+                self.log.info(&format!("leader: holding the Lease {}/{name}", args.lock_namespace));
+                Ok(Some(lock))
+            }
+            () = stopped => Ok(None),
+        }
+    }
+
+    /// The leader's loop; returns when stopped or when the Lease is lost.
+    async fn control(&mut self, lock: &crate::lock::Lock) -> Outcome {
+        if !self.start_watches().await {
+            return Ok(ExitStatus::Success);
+        }
+        self.queue.full();
+        let mut next_resync = Instant::now() + self.args.resync;
+        let mut next_poll = Instant::now() + self.args.spec_poll;
+        loop {
+            if self.stop.load(Ordering::SeqCst) || lock.lost() {
+                return Ok(ExitStatus::Success);
+            }
+            if self.hangup.swap(false, Ordering::SeqCst) {
+                self.log.info("SIGHUP: reading the spec again");
+                self.reload(true).await;
+            }
+            if Instant::now() >= next_poll {
+                self.reload(false).await;
+                next_poll = Instant::now() + self.args.spec_poll;
+            }
+            if let Some(work) = self.queue.take() {
+                if work == Work::Full {
+                    next_resync = Instant::now() + self.args.resync;
+                }
+                self.pass(work, lock).await;
+                continue;
+            }
+            let retry_at = self.retry.unwrap_or(next_resync);
+            tokio::select! {
+                () = self.queue.wait() => {}
+                () = tokio::time::sleep_until(next_resync) => {
+                    self.log.info("resync: a full apply");
+                    self.queue.full();
+                }
+                () = tokio::time::sleep_until(retry_at) => {
+                    if self.retry.take().is_some() {
+                        self.queue.full();
+                    }
+                }
+                () = tokio::time::sleep_until(next_poll) => {}
+                // The Lease's renewal runs on its own thread: look at it every second.
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// Starts a watch per resource the spec depends on, from versions read now; false if
+    /// stopped before they could be read.
+    async fn start_watches(&mut self) -> bool {
+        self.stop_watches();
+        let watched = crate::watch::watched(&self.prepared.loaded.spec);
+        let mut wait = RETRY_FIRST;
+        let versions = loop {
+            match crate::watch::versions(&self.client, &watched).await {
+                Ok(v) => break v,
+                Err(e) => {
+                    self.log.error(&format!(
+                        "cannot read where to start watching: {}; trying again in {} s",
+                        crate::apply::describe(&e),
+                        wait.as_secs()
+                    ));
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = async { while !self.stop.load(Ordering::SeqCst) { self.queue.wait().await } } => {}
+                    }
+                    if self.stop.load(Ordering::SeqCst) {
+                        return false;
+                    }
+                    wait = (wait * 2).min(RETRY_MAX);
+                }
+            }
+        };
+        let log = self.log;
+        let log: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |m: &str| log.warn(m));
+        for (w, version) in watched.into_iter().zip(versions) {
+            let stop = Arc::new(AtomicBool::new(false));
+            let task = tokio::spawn(crate::watch::run(
+                self.client.clone(),
+                w,
+                version,
+                self.queue.clone(),
+                self.metrics.clone(),
+                stop.clone(),
+                log.clone(),
+            ));
+            self.watches.push((stop, task));
+        }
+        true
+    }
+
+    fn stop_watches(&mut self) {
+        for (stop, task) in self.watches.drain(..) {
+            stop.store(true, Ordering::SeqCst);
+            task.abort();
+        }
+    }
+
+    /// Reads the spec again if its files changed (or `forced`, for SIGHUP). A valid spec
+    /// replaces the one in force (new watches, then a full apply); an invalid one is reported
+    /// once and the one in force stays.
+    async fn reload(&mut self, forced: bool) {
+        let print = match spec_print(self.args) {
+            Ok(p) => p,
+            Err(f) => {
+                if forced || self.rejected_print != Some(0) {
+                    f.report(self.term);
+                    self.log
+                        .error("cannot read the spec files; the spec in force stays");
+                    self.metrics.reload(false);
+                }
+                self.rejected_print = Some(0);
+                return;
+            }
+        };
+        if !forced && (print == self.spec_print || self.rejected_print == Some(print)) {
+            return;
+        }
+        let name = self.prepared.loaded.name.clone();
+        match prepare(&self.args.run, self.term) {
+            Ok(p) if p.loaded.name != name => {
+                self.log.error(&format!(
+                    "the new spec is named `{}`, not `{name}`: its Secrets and Lease would be another spec's; the spec in force stays (restart regops to switch)",
+                    p.loaded.name
+                ));
+                self.rejected_print = Some(print);
+                self.metrics.reload(false);
+            }
+            Ok(p) => {
+                self.prepared = p;
+                self.spec_print = print;
+                self.rejected_print = None;
+                self.metrics.reload(true);
+                self.log
+                    .info("spec reloaded: restarting the watches, then a full apply");
+                if self.start_watches().await {
+                    self.queue.full();
+                }
+            }
+            Err(f) => {
+                f.report(self.term);
+                self.log
+                    .error("the new spec is invalid (above); the last good spec stays in force");
+                self.rejected_print = Some(print);
+                self.metrics.reload(false);
+            }
+        }
+    }
+
+    /// One pass: read (the whole cluster, or the namespaces), plan, write, log, count.
+    async fn pass(&mut self, work: Work, lock: &crate::lock::Lock) {
+        let started = Instant::now();
+        let (scope, only) = match work {
+            Work::Full => (Scope::Full, self.prepared.only.clone()),
+            Work::Namespaces(mut set) => {
+                if let Some(filter) = &self.prepared.only {
+                    set.retain(|n| filter.contains(n));
+                }
+                if set.is_empty() {
+                    return;
+                }
+                (Scope::Namespaces, Some(set))
+            }
+        };
+        let what = match &only {
+            Some(set) if scope == Scope::Namespaces => format!(
+                "namespace{} {}",
+                if set.len() == 1 { "" } else { "s" },
+                set.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            _ => "full apply".to_string(),
+        };
+        let loaded = &self.prepared.loaded;
+        let observed = match crate::observe::from_cluster(
+            &self.client,
+            &self.target,
+            &loaded.spec,
+            &loaded.name,
+            only.as_ref(),
+        )
+        .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                self.log
+                    .error(&format!("{what}: cannot read the cluster: {e}"));
+                self.metrics.pass(&Pass {
+                    scope,
+                    success: false,
+                    seconds: started.elapsed().as_secs_f64(),
+                    applied: 0,
+                    failed: 0,
+                    skipped: 0,
+                });
+                self.schedule_retry();
+                return;
+            }
+        };
+        let (desired, plan) =
+            self.prepared
+                .plan_for(&observed, &self.target.to_string(), only.as_ref());
+        for w in &plan.warnings {
+            self.log.warn(&format!("{what}: {}", w.message));
+        }
+        for c in &plan.conflicts {
+            self.log.warn(&format!(
+                "{what}: conflict, left alone: {} {}/{}: {}",
+                c.kind, c.namespace, c.name, c.message
+            ));
+        }
+        let changes = plan
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::Noop)
+            .count();
+        let report = if plan.has_changes() {
+            let opts = crate::apply::Options {
+                spec: loaded.name.clone(),
+                commit: self.prepared.source.commit.clone(),
+                prune: self.args.prune,
+                dry_run: false,
+                force_conflicts: self.args.force_conflicts,
+                concurrency: usize::from(self.args.concurrency),
+            };
+            let log = self.log;
+            let item = move |r: &ItemResult| log_item(log, r);
+            let stop = &self.stop;
+            let halt = || lock.lost() || stop.load(Ordering::SeqCst);
+            crate::apply::run(
+                &self.client,
+                &plan,
+                &desired,
+                &observed,
+                &opts,
+                &item,
+                &halt,
+            )
+            .await
+        } else {
+            Report::default()
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let failed = report.failed();
+        self.metrics.pass(&Pass {
+            scope,
+            success: failed == 0,
+            seconds,
+            applied: report.count(ItemOutcome::Applied) as u64,
+            failed: failed as u64,
+            skipped: report.count(ItemOutcome::Skipped) as u64,
+        });
+        if scope == Scope::Full {
+            self.metrics
+                .full_sync(changes, plan.conflicts.len(), (failed == 0).then(unix_now));
+            if !self.metrics.ready() {
+                self.log.info("first full apply ended: ready");
+            }
+            self.metrics.set_ready(true);
+        }
+        if changes > 0 || scope == Scope::Full {
+            let mut fields = serde_json::Map::new();
+            fields.insert("scope".into(), format!("{scope:?}").to_lowercase().into());
+            fields.insert("applied".into(), report.count(ItemOutcome::Applied).into());
+            fields.insert("failed".into(), failed.into());
+            fields.insert("skipped".into(), report.count(ItemOutcome::Skipped).into());
+            fields.insert("durationMs".into(), (seconds * 1000.0).round().into());
+            let summary = if changes == 0 {
+                "in sync".to_string()
+            } else {
+                format!(
+                    "{} applied, {failed} failed, {} skipped",
+                    report.count(ItemOutcome::Applied),
+                    report.count(ItemOutcome::Skipped)
+                )
+            };
+            self.log.line(
+                if failed > 0 { "error" } else { "info" },
+                &format!("{what}: {summary} in {} ms", (seconds * 1000.0).round()),
+                &fields,
+            );
+        }
+        if failed > 0 {
+            self.schedule_retry();
+        } else {
+            self.retry_wait = RETRY_FIRST;
+        }
+    }
+
+    /// A pass failed: a full apply follows after a wait that grows with each failure in a
+    /// row (what failed may be anywhere the pass looked).
+    fn schedule_retry(&mut self) {
+        let at = Instant::now() + self.retry_wait;
+        self.log.warn(&format!(
+            "a full apply follows in {} s",
+            self.retry_wait.as_secs()
+        ));
+        self.retry = Some(self.retry.map_or(at, |r| r.min(at)));
+        self.retry_wait = (self.retry_wait * 2).min(RETRY_MAX);
+    }
+}
+
+/// Each write, as it ends: applied and failed ones, and deletions left for `--prune` (drift a
+/// person may want to know of).
+fn log_item(log: Log, r: &ItemResult) {
+    let verb = format!("{:?}", r.action).to_lowercase();
+    let object = format!("{} {}/{}", r.kind, r.namespace, r.name);
+    let detail = r
+        .message
+        .as_deref()
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+    let mut fields = serde_json::Map::new();
+    fields.insert("action".into(), verb.clone().into());
+    fields.insert("kind".into(), r.kind.to_string().into());
+    fields.insert("namespace".into(), r.namespace.clone().into());
+    fields.insert("name".into(), r.name.clone().into());
+    match r.outcome {
+        ItemOutcome::Applied | ItemOutcome::DryRun => {
+            log.line("info", &format!("{verb} {object}{detail}"), &fields);
+        }
+        ItemOutcome::Failed => log.line(
+            "error",
+            &format!("failed: {verb} {object}{detail}"),
+            &fields,
+        ),
+        ItemOutcome::Skipped if r.action == Action::Delete => log.line(
+            "warn",
+            &format!("drift: {object} is no longer wanted; not deleted without --prune"),
+            &fields,
+        ),
+        ItemOutcome::Skipped => log.line(
+            "info",
+            &format!("skipped: {verb} {object}{detail}"),
+            &fields,
+        ),
+    }
+}

@@ -1,0 +1,338 @@
+//! What `apply --watch` counts, and its Prometheus text form (served on `/metrics`).
+//!
+//! Every series carries the spec's name (`spec="…"`), as the drift metrics file does:
+//! - `regops_leader`: 1 while this replica holds the Lease and writes, else 0;
+//! - `regops_ready`: 1 once the first full apply has ended (or while waiting as a standby);
+//! - `regops_reconciles_total{scope="full|namespaces",outcome="success|failure"}`;
+//! - `regops_reconcile_duration_seconds{scope}`: a histogram of passes (read, plan, write);
+//! - `regops_writes_total{outcome="applied|failed|skipped"}`: writes carried out;
+//! - `regops_objects_in_drift`: objects the latest full apply found out of step (before writing);
+//! - `regops_conflicts`: conflicts the latest full apply found (left alone, for a person);
+//! - `regops_watch_restarts_total{resource,reason="closed|expired|error"}`;
+//! - `regops_spec_reloads_total{outcome="success|failure"}`;
+//! - `regops_last_full_sync_timestamp_seconds` and `regops_seconds_since_last_full_sync`
+//!   (successful full applies; the second is computed at each scrape, for simple alerts).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Mutex, PoisonError};
+
+/// The histogram's upper bounds, in seconds: a namespace pass takes milliseconds, a full apply
+/// of a large cluster seconds.
+pub const BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Scope of a pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    Full,
+    Namespaces,
+}
+
+impl Scope {
+    fn label(self) -> &'static str {
+        match self {
+            Scope::Full => "full",
+            Scope::Namespaces => "namespaces",
+        }
+    }
+}
+
+#[derive(Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if seconds <= *le {
+                self.counts[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+}
+
+#[derive(Default, Clone)]
+struct Values {
+    leader: bool,
+    ready: bool,
+    reconciles: BTreeMap<(Scope, bool), u64>,
+    durations: BTreeMap<Scope, Histogram>,
+    writes: BTreeMap<&'static str, u64>,
+    in_drift: u64,
+    conflicts: u64,
+    watch_restarts: BTreeMap<(String, &'static str), u64>,
+    reloads: BTreeMap<bool, u64>,
+    last_full_sync: Option<f64>,
+}
+
+/// The counters, shared between the controller and the HTTP listener.
+pub struct Metrics {
+    spec: String,
+    values: Mutex<Values>,
+}
+
+/// The outcome of one pass, as counted.
+pub struct Pass {
+    pub scope: Scope,
+    pub success: bool,
+    pub seconds: f64,
+    pub applied: u64,
+    pub failed: u64,
+    pub skipped: u64,
+}
+
+impl Metrics {
+    pub fn new(spec: &str) -> Self {
+        Metrics {
+            spec: spec.to_string(),
+            values: Mutex::default(),
+        }
+    }
+
+    fn values(&self) -> std::sync::MutexGuard<'_, Values> {
+        // Plain counters: a panic elsewhere cannot leave them inconsistent in a way that
+        // matters more than losing them.
+        self.values.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.values().leader = leader;
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.values().ready = ready;
+    }
+
+    pub fn ready(&self) -> bool {
+        self.values().ready
+    }
+
+    pub fn pass(&self, p: &Pass) {
+        let mut v = self.values();
+        *v.reconciles.entry((p.scope, p.success)).or_default() += 1;
+        v.durations.entry(p.scope).or_default().observe(p.seconds);
+        *v.writes.entry("applied").or_default() += p.applied;
+        *v.writes.entry("failed").or_default() += p.failed;
+        *v.writes.entry("skipped").or_default() += p.skipped;
+    }
+
+    /// What the latest full apply found, and when it succeeded (Unix seconds).
+    pub fn full_sync(&self, in_drift: usize, conflicts: usize, succeeded_at: Option<f64>) {
+        let mut v = self.values();
+        v.in_drift = in_drift as u64;
+        v.conflicts = conflicts as u64;
+        if succeeded_at.is_some() {
+            v.last_full_sync = succeeded_at;
+        }
+    }
+
+    pub fn watch_restart(&self, resource: &str, reason: &'static str) {
+        *self
+            .values()
+            .watch_restarts
+            .entry((resource.to_string(), reason))
+            .or_default() += 1;
+    }
+
+    pub fn reload(&self, success: bool) {
+        *self.values().reloads.entry(success).or_default() += 1;
+    }
+
+    /// The Prometheus text exposition (version 0.0.4), at `now` (Unix seconds).
+    pub fn render(&self, now: f64) -> String {
+        render(&self.spec, &self.values().clone(), now)
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+// Kept whole (over 80 lines): the exposition in order, one block per series.
+fn render(spec: &str, v: &Values, now: f64) -> String {
+    let s = escape(spec);
+    let mut o = String::new();
+    let head = |o: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    head(
+        &mut o,
+        "regops_leader",
+        "gauge",
+        "Whether this replica holds the Lease and writes.",
+    );
+    let _ = writeln!(o, "regops_leader{{spec=\"{s}\"}} {}", u8::from(v.leader));
+    head(
+        &mut o,
+        "regops_ready",
+        "gauge",
+        "Whether the first full apply has ended (or this replica is a standby).",
+    );
+    let _ = writeln!(o, "regops_ready{{spec=\"{s}\"}} {}", u8::from(v.ready));
+    head(
+        &mut o,
+        "regops_reconciles_total",
+        "counter",
+        "Passes (read, plan, write) by scope and outcome.",
+    );
+    for scope in [Scope::Full, Scope::Namespaces] {
+        for (ok, outcome) in [(true, "success"), (false, "failure")] {
+            let n = v.reconciles.get(&(scope, ok)).copied().unwrap_or(0);
+            let _ = writeln!(
+                o,
+                "regops_reconciles_total{{spec=\"{s}\",scope=\"{}\",outcome=\"{outcome}\"}} {n}",
+                scope.label()
+            );
+        }
+    }
+    head(
+        &mut o,
+        "regops_reconcile_duration_seconds",
+        "histogram",
+        "How long passes take, by scope.",
+    );
+    for scope in [Scope::Full, Scope::Namespaces] {
+        let h = v.durations.get(&scope).cloned().unwrap_or_default();
+        let l = scope.label();
+        for (i, le) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "regops_reconcile_duration_seconds_bucket{{spec=\"{s}\",scope=\"{l}\",le=\"{le}\"}} {}",
+                h.counts[i]
+            );
+        }
+        let _ = writeln!(
+            o,
+            "regops_reconcile_duration_seconds_bucket{{spec=\"{s}\",scope=\"{l}\",le=\"+Inf\"}} {}\nregops_reconcile_duration_seconds_sum{{spec=\"{s}\",scope=\"{l}\"}} {}\nregops_reconcile_duration_seconds_count{{spec=\"{s}\",scope=\"{l}\"}} {}",
+            h.count, h.sum, h.count
+        );
+    }
+    head(
+        &mut o,
+        "regops_writes_total",
+        "counter",
+        "Writes by outcome.",
+    );
+    for outcome in ["applied", "failed", "skipped"] {
+        let n = v.writes.get(outcome).copied().unwrap_or(0);
+        let _ = writeln!(
+            o,
+            "regops_writes_total{{spec=\"{s}\",outcome=\"{outcome}\"}} {n}"
+        );
+    }
+    head(
+        &mut o,
+        "regops_objects_in_drift",
+        "gauge",
+        "Objects the latest full apply found out of step, before writing.",
+    );
+    let _ = writeln!(o, "regops_objects_in_drift{{spec=\"{s}\"}} {}", v.in_drift);
+    head(
+        &mut o,
+        "regops_conflicts",
+        "gauge",
+        "Conflicts the latest full apply found and left for a person.",
+    );
+    let _ = writeln!(o, "regops_conflicts{{spec=\"{s}\"}} {}", v.conflicts);
+    head(
+        &mut o,
+        "regops_watch_restarts_total",
+        "counter",
+        "Watch requests renewed, by resource and reason.",
+    );
+    for ((resource, reason), n) in &v.watch_restarts {
+        let _ = writeln!(
+            o,
+            "regops_watch_restarts_total{{spec=\"{s}\",resource=\"{}\",reason=\"{reason}\"}} {n}",
+            escape(resource)
+        );
+    }
+    head(
+        &mut o,
+        "regops_spec_reloads_total",
+        "counter",
+        "Spec reloads by outcome (a failed one keeps the last good spec).",
+    );
+    for (ok, outcome) in [(true, "success"), (false, "failure")] {
+        let n = v.reloads.get(&ok).copied().unwrap_or(0);
+        let _ = writeln!(
+            o,
+            "regops_spec_reloads_total{{spec=\"{s}\",outcome=\"{outcome}\"}} {n}"
+        );
+    }
+    if let Some(t) = v.last_full_sync {
+        head(
+            &mut o,
+            "regops_last_full_sync_timestamp_seconds",
+            "gauge",
+            "When the latest successful full apply ended.",
+        );
+        let _ = writeln!(
+            o,
+            "regops_last_full_sync_timestamp_seconds{{spec=\"{s}\"}} {t:.3}"
+        );
+        head(
+            &mut o,
+            "regops_seconds_since_last_full_sync",
+            "gauge",
+            "Seconds since the latest successful full apply ended.",
+        );
+        let _ = writeln!(
+            o,
+            "regops_seconds_since_last_full_sync{{spec=\"{s}\"}} {:.3}",
+            (now - t).max(0.0)
+        );
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_counts_what_happened() {
+        let m = Metrics::new("web\"x");
+        m.set_leader(true);
+        m.set_ready(true);
+        m.pass(&Pass {
+            scope: Scope::Namespaces,
+            success: true,
+            seconds: 0.02,
+            applied: 2,
+            failed: 0,
+            skipped: 1,
+        });
+        m.pass(&Pass {
+            scope: Scope::Full,
+            success: false,
+            seconds: 3.0,
+            applied: 0,
+            failed: 1,
+            skipped: 0,
+        });
+        m.full_sync(4, 1, Some(1000.0));
+        m.watch_restart("namespaces", "expired");
+        m.reload(false);
+        insta::assert_snapshot!(m.render(1012.5));
+    }
+
+    #[test]
+    fn no_full_sync_yet_means_no_age() {
+        let text = Metrics::new("web").render(5.0);
+        assert!(
+            !text.contains("regops_seconds_since_last_full_sync"),
+            "{text}"
+        );
+        assert!(text.contains("regops_leader{spec=\"web\"} 0"), "{text}");
+    }
+}

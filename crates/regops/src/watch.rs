@@ -1,0 +1,768 @@
+//! Watching the cluster for what `apply --watch` reacts to, and the queue of work it feeds.
+//!
+//! One watch per resource the spec depends on:
+//! - namespaces (metadata only): a new namespace, or one relabelled or re-annotated into or
+//!   out of a scope;
+//! - the Secrets regops owns (metadata only: their data never reaches regops through a
+//!   watch): one deleted or edited by hand;
+//! - ServiceAccounts, when a binding names some (only the named ones count);
+//! - each workload kind a binding selects.
+//!
+//! An event only names a namespace for the [`Queue`]; the namespace is then planned and
+//! applied with the same code as a full apply. A watch starts from the resourceVersion of a
+//! one-item LIST made before the full apply that follows it, so no change between the two is
+//! missed. It resumes from the last resourceVersion seen (bookmarks keep that fresh). On
+//! `410 Gone` (the version is too old to resume from) it lists again and asks for a full
+//! apply, since events in between are lost; after any other error it resumes after a capped
+//! exponential backoff. Status-only updates (a Deployment scaling, a namespace's phase) do not
+//! count: each watch keeps a small fingerprint (two integers) of what planning reads, per object
+//! it has seen change, and ignores events that leave it as it was.
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::Client;
+use kube::api::{ListParams, WatchEvent, WatchParams};
+use regops_core::kind::ObjectKind;
+use regops_core::ownership::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use regops_spec::{Spec, WorkloadKind};
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::Metrics;
+
+/// Up to this many namespaces are planned together in one fast pass (each is read with
+/// namespaced LISTs, as `-n` does).
+pub const BATCH: usize = crate::observe::NAMESPACED_READ_MAX;
+
+/// With more namespaces than this waiting, one full apply (a few LISTs per kind) costs less
+/// than namespace passes (a few LISTs per namespace).
+pub const FULL_AFTER: usize = 8 * BATCH;
+
+/// What the controller does next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Work {
+    /// Read the whole cluster and apply (at the start, on resync, after a relist or a reload).
+    Full,
+    /// Plan and apply only these namespaces.
+    Namespaces(BTreeSet<String>),
+}
+
+/// Namespaces waiting to be planned, deduplicated, and whether a full apply is due: memory is
+/// bounded by the namespaces, however many events name them.
+#[derive(Default)]
+pub struct Queue {
+    state: Mutex<QueueState>,
+    wake: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct QueueState {
+    dirty: BTreeSet<String>,
+    full: bool,
+}
+
+impl Queue {
+    fn state(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        // A panic while holding the lock cannot leave the set half-changed: take it as it is.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Something in `namespace` changed.
+    pub fn touch(&self, namespace: &str) {
+        let mut s = self.state();
+        if !s.dirty.contains(namespace) {
+            s.dirty.insert(namespace.to_string());
+        }
+        drop(s);
+        self.wake.notify_one();
+    }
+
+    /// A full apply is due.
+    pub fn full(&self) {
+        self.state().full = true;
+        self.wake.notify_one();
+    }
+
+    /// The next piece of work, if any. A full apply covers every namespace waiting, so it
+    /// empties the set; namespaces touched while it runs are planned after it.
+    pub fn take(&self) -> Option<Work> {
+        let mut s = self.state();
+        if s.full || s.dirty.len() > FULL_AFTER {
+            s.full = false;
+            s.dirty.clear();
+            return Some(Work::Full);
+        }
+        if s.dirty.is_empty() {
+            return None;
+        }
+        let mut batch = BTreeSet::new();
+        while batch.len() < BATCH {
+            let Some(ns) = s.dirty.pop_first() else { break };
+            batch.insert(ns);
+        }
+        Some(Work::Namespaces(batch))
+    }
+
+    /// Waits until something is queued (or [`Queue::wake`] is called).
+    pub async fn wait(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Wakes a [`Queue::wait`] with nothing queued (to look at a stop flag).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// What an event's object tells the watch: the same lean reading as the LISTs, hashed.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct EventObject {
+    metadata: EventMeta,
+    /// A ServiceAccount's entries.
+    image_pull_secrets: Option<Vec<NameOnly>>,
+    /// A workload's spec: only its pod template counts.
+    spec: Option<WorkloadSpec>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct EventMeta {
+    name: String,
+    namespace: Option<String>,
+    resource_version: Option<String>,
+    labels: Option<std::collections::BTreeMap<String, String>>,
+    annotations: Option<std::collections::BTreeMap<String, String>>,
+    deletion_timestamp: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, Hash)]
+#[serde(default)]
+struct NameOnly {
+    name: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WorkloadSpec {
+    template: Option<Template>,
+    job_template: Option<JobTemplate>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+struct JobTemplate {
+    spec: Option<JobSpec>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+struct JobSpec {
+    template: Option<Template>,
+}
+
+/// What planning reads of a pod template: its annotations (KubeSphere's), its entries and
+/// its containers' images.
+#[derive(Clone, Debug, Default, Deserialize, Hash)]
+#[serde(default)]
+struct Template {
+    metadata: Option<TemplateMeta>,
+    spec: Option<PodSpec>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Hash)]
+#[serde(default)]
+struct TemplateMeta {
+    annotations: Option<std::collections::BTreeMap<String, String>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Hash)]
+#[serde(default, rename_all = "camelCase")]
+struct PodSpec {
+    image_pull_secrets: Option<Vec<NameOnly>>,
+    containers: Option<Vec<Container>>,
+    init_containers: Option<Vec<Container>>,
+    service_account_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Hash)]
+#[serde(default)]
+struct Container {
+    name: Option<String>,
+    image: Option<String>,
+}
+
+impl EventObject {
+    /// A hash of what planning reads of this object (not its status, not its
+    /// resourceVersion).
+    fn fingerprint(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        self.metadata.labels.hash(&mut h);
+        self.metadata.annotations.hash(&mut h);
+        self.image_pull_secrets.hash(&mut h);
+        if let Some(spec) = &self.spec {
+            spec.template.hash(&mut h);
+            spec.job_template
+                .as_ref()
+                .and_then(|j| j.spec.as_ref())
+                .and_then(|s| s.template.as_ref())
+                .hash(&mut h);
+        }
+        h.finish()
+    }
+
+    fn key(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        self.metadata.namespace.hash(&mut h);
+        self.metadata.name.hash(&mut h);
+        h.finish()
+    }
+}
+
+/// Which objects of a watched resource count.
+#[derive(Clone, Debug)]
+enum Filter {
+    /// Every object.
+    All,
+    /// ServiceAccounts with one of these names.
+    Named(BTreeSet<String>),
+}
+
+/// One resource to watch.
+#[derive(Clone, Debug)]
+pub struct Watched {
+    /// The resource's plural, for logs and metrics.
+    pub resource: &'static str,
+    namespaces: bool,
+    path: String,
+    labels: Option<String>,
+    metadata_only: bool,
+    filter: Filter,
+}
+
+/// What `spec` depends on, as watches: see the module's documentation.
+pub fn watched(spec: &Spec) -> Vec<Watched> {
+    let mut out = vec![
+        Watched {
+            resource: "namespaces",
+            namespaces: true,
+            path: "/api/v1/namespaces".into(),
+            labels: None,
+            metadata_only: true,
+            filter: Filter::All,
+        },
+        Watched {
+            resource: "secrets",
+            namespaces: false,
+            path: ObjectKind::Secret.collection_path(None),
+            labels: Some(format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
+            metadata_only: true,
+            filter: Filter::All,
+        },
+    ];
+    let names: BTreeSet<String> = spec
+        .bindings
+        .iter()
+        .flat_map(|b| b.service_accounts.iter().map(|s| s.value.clone()))
+        .collect();
+    if !names.is_empty() {
+        out.push(Watched {
+            resource: "serviceaccounts",
+            namespaces: false,
+            path: ObjectKind::ServiceAccount.collection_path(None),
+            labels: None,
+            metadata_only: false,
+            filter: Filter::Named(names),
+        });
+    }
+    let mut kinds: BTreeSet<WorkloadKind> = BTreeSet::new();
+    for w in spec.bindings.iter().filter_map(|b| b.workloads.as_ref()) {
+        if w.kinds.is_empty() {
+            kinds.extend(WorkloadKind::ALL);
+        } else {
+            kinds.extend(w.kinds.iter().map(|k| k.value));
+        }
+    }
+    for k in kinds {
+        let kind = ObjectKind::from(k);
+        out.push(Watched {
+            resource: kind.facts().plural,
+            namespaces: false,
+            path: kind.collection_path(None),
+            labels: None,
+            metadata_only: false,
+            filter: Filter::All,
+        });
+    }
+    out
+}
+
+/// Whether an event calls for planning its namespace; `seen` holds the fingerprints of the
+/// objects this watch has seen change.
+fn relevant(
+    w: &Watched,
+    event: &WatchEvent<EventObject>,
+    seen: &mut HashMap<u64, u64>,
+) -> Option<String> {
+    let (obj, deleted, added) = match event {
+        WatchEvent::Added(o) => (o, false, true),
+        WatchEvent::Modified(o) => (o, false, false),
+        WatchEvent::Deleted(o) => (o, true, false),
+        _ => return None,
+    };
+    if let Filter::Named(names) = &w.filter
+        && !names.contains(&obj.metadata.name)
+    {
+        return None;
+    }
+    let namespace = if w.namespaces {
+        obj.metadata.name.clone()
+    } else {
+        obj.metadata.namespace.clone()?
+    };
+    let key = obj.key();
+    if deleted {
+        seen.remove(&key);
+        // A namespace, ServiceAccount or workload that is gone needs nothing; a Secret of
+        // regops' that is gone must be put back.
+        return (w.resource == "secrets").then_some(namespace);
+    }
+    if w.namespaces && obj.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    if w.resource == "secrets" {
+        // Regops' own creates are ADDED events; edits by hand and deletions are the drift.
+        return (!added).then_some(namespace);
+    }
+    let print = obj.fingerprint();
+    match seen.insert(key, print) {
+        Some(before) if before == print && !added => None,
+        _ => Some(namespace),
+    }
+}
+
+/// A capped exponential backoff with jitter: 200 ms doubling to 30 s.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(200);
+    const MAX: Duration = Duration::from_secs(30);
+
+    fn new() -> Self {
+        Backoff { next: Self::FIRST }
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+
+    async fn wait(&mut self) {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        // Not for security: spreads the watches of several replicas apart.
+        let jitter = 0.75 + f64::from(nanos % 500) / 1000.0;
+        tokio::time::sleep(self.next.mul_f64(jitter)).await;
+        self.next = (self.next * 2).min(Self::MAX);
+    }
+}
+
+#[derive(Deserialize)]
+struct ListHead {
+    metadata: ListHeadMeta,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListHeadMeta {
+    resource_version: String,
+}
+
+/// The resourceVersion to watch from: a one-item LIST's.
+async fn current_version(client: &Client, w: &Watched) -> Result<String, kube::Error> {
+    let request = kube::core::Request::new(w.path.as_str());
+    let mut lp = ListParams::default().limit(1);
+    if let Some(l) = &w.labels {
+        lp = lp.labels(l);
+    }
+    crate::retry::retry(|| async {
+        let req = if w.metadata_only {
+            request.list_metadata(&lp)
+        } else {
+            request.list(&lp)
+        }
+        .map_err(kube::Error::BuildRequest)?;
+        let head: ListHead = client.request(req).await?;
+        Ok(head.metadata.resource_version)
+    })
+    .await
+}
+
+/// How long one watch request lasts before it is renewed (the server ends it then): about
+/// five minutes, spread so that the watches of a process do not all renew at once.
+fn watch_timeout(resource: &str) -> u32 {
+    let mut h = DefaultHasher::new();
+    resource.hash(&mut h);
+    std::process::id().hash(&mut h);
+    240 + u32::try_from(h.finish() % 60).unwrap_or(0)
+}
+
+/// Why a watch request ended.
+enum Ended {
+    /// The server closed it (its timeout): resume from the last version.
+    Closed,
+    /// The version is too old (410): list again.
+    Expired,
+    /// A failed request or a broken stream: resume after a backoff.
+    Failed(String),
+}
+
+/// Watches one resource until `stop`, touching the queue with each namespace an event calls
+/// for; starts from `version` (taken before the full apply the caller runs next).
+pub async fn run(
+    client: Client,
+    w: Watched,
+    mut version: String,
+    queue: Arc<Queue>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+    log: Arc<dyn Fn(&str) + Send + Sync>,
+) {
+    let mut backoff = Backoff::new();
+    let mut seen: HashMap<u64, u64> = HashMap::new();
+    let request = kube::core::Request::new(w.path.as_str());
+    let mut params = WatchParams::default().timeout(watch_timeout(w.resource));
+    // Bookmarks are on by default (`allowWatchBookmarks=true`): they keep the version to
+    // resume from fresh on a quiet watch.
+    params.bookmarks = true;
+    if let Some(l) = &w.labels {
+        params = params.labels(l);
+    }
+    while !stop.load(Ordering::SeqCst) {
+        let ended = watch_once(
+            &client,
+            &w,
+            &request,
+            &params,
+            &mut version,
+            &queue,
+            &mut seen,
+            &mut backoff,
+        )
+        .await;
+        match ended {
+            Ended::Closed => metrics.watch_restart(w.resource, "closed"),
+            Ended::Expired => {
+                metrics.watch_restart(w.resource, "expired");
+                log(&format!(
+                    "watch of {} expired (410 Gone): listing again, then a full apply",
+                    w.resource
+                ));
+                loop {
+                    match current_version(&client, &w).await {
+                        Ok(v) => {
+                            version = v;
+                            break;
+                        }
+                        Err(e) => {
+                            log(&format!("cannot list {} again: {e}", w.resource));
+                            backoff.wait().await;
+                            if stop.load(Ordering::SeqCst) {
+                                return;
+                            }
+                        }
+                    }
+                }
+                // Events between the expired version and the new one are lost.
+                seen.clear();
+                queue.full();
+            }
+            Ended::Failed(why) => {
+                metrics.watch_restart(w.resource, "error");
+                log(&format!("watch of {} failed ({why}); resuming", w.resource));
+                backoff.wait().await;
+            }
+        }
+    }
+}
+
+/// One watch request, read to its end.
+#[allow(clippy::too_many_arguments)] // the state of one watch, split out of its loop
+async fn watch_once(
+    client: &Client,
+    w: &Watched,
+    request: &kube::core::Request,
+    params: &WatchParams,
+    version: &mut String,
+    queue: &Queue,
+    seen: &mut HashMap<u64, u64>,
+    backoff: &mut Backoff,
+) -> Ended {
+    let built = if w.metadata_only {
+        request.watch_metadata(params, version)
+    } else {
+        request.watch(params, version)
+    };
+    let req = match built {
+        Ok(r) => r,
+        Err(e) => return Ended::Failed(e.to_string()),
+    };
+    let stream = match client.request_events::<EventObject>(req).await {
+        Ok(s) => s,
+        Err(kube::Error::Api(s)) if s.code == 410 => return Ended::Expired,
+        Err(e) => return Ended::Failed(e.to_string()),
+    };
+    let mut stream = std::pin::pin!(stream);
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(WatchEvent::Bookmark(b)) => {
+                *version = b.metadata.resource_version;
+                backoff.reset();
+            }
+            Ok(WatchEvent::Error(s)) if s.code == 410 => return Ended::Expired,
+            Ok(WatchEvent::Error(s)) => return Ended::Failed(format!("{} {}", s.code, s.message)),
+            Ok(event) => {
+                backoff.reset();
+                if let WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) =
+                    &event
+                    && let Some(v) = &o.metadata.resource_version
+                {
+                    version.clone_from(v);
+                }
+                if let Some(ns) = relevant(w, &event, seen) {
+                    queue.touch(&ns);
+                }
+            }
+            Err(kube::Error::Api(s)) if s.code == 410 => return Ended::Expired,
+            Err(e) => return Ended::Failed(e.to_string()),
+        }
+    }
+    Ended::Closed
+}
+
+/// The resourceVersion each watch starts from, read before the full apply that follows.
+pub async fn versions(client: &Client, watched: &[Watched]) -> Result<Vec<String>, kube::Error> {
+    let mut out = Vec::with_capacity(watched.len());
+    for w in watched {
+        out.push(current_version(client, w).await?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn event(kind: &str, json: serde_json::Value) -> WatchEvent<EventObject> {
+        serde_json::from_value(serde_json::json!({"type": kind, "object": json})).unwrap()
+    }
+
+    fn spec(yaml: &str) -> Spec {
+        let mut sources = regops_spec::Sources::default();
+        sources.add(
+            "t.yaml".into(),
+            yaml.into(),
+            regops_spec::source::Format::Yaml,
+        );
+        regops_spec::load(sources, "t").ok().unwrap().spec
+    }
+
+    const SPEC: &str = "apiVersion: regops.dev/v1
+kind: RegistryConfig
+metadata: { name: t }
+registries:
+  harbor: { server: harbor.example.com, credential: robot }
+credentials:
+  robot: { username: robot, password: { env: T } }
+scopes:
+  web: { selector: { matchLabels: { team: web } } }
+pullSecrets:
+  harbor-pull: { registries: [harbor], scope: web }
+bindings:
+  - { pullSecret: harbor-pull, serviceAccounts: [default, builder] }
+  - { pullSecret: harbor-pull, workloads: { kinds: [Deployment, CronJob] } }
+";
+
+    #[test]
+    fn the_watches_follow_the_bindings() {
+        let w = watched(&spec(SPEC));
+        let names: Vec<&str> = w.iter().map(|w| w.resource).collect();
+        assert_eq!(
+            names,
+            [
+                "namespaces",
+                "secrets",
+                "serviceaccounts",
+                "deployments",
+                "cronjobs"
+            ]
+        );
+        assert_eq!(
+            w[1].labels.as_deref(),
+            Some("app.kubernetes.io/managed-by=regops")
+        );
+        assert!(w[0].metadata_only && w[1].metadata_only && !w[2].metadata_only);
+        let bare = SPEC.replace(
+            "  - { pullSecret: harbor-pull, serviceAccounts: [default, builder] }\n",
+            "",
+        );
+        let names: Vec<&str> = watched(&spec(&bare)).iter().map(|w| w.resource).collect();
+        assert_eq!(names, ["namespaces", "secrets", "deployments", "cronjobs"]);
+    }
+
+    #[test]
+    fn only_changes_planning_reads_call_for_a_pass() {
+        let w = watched(&spec(SPEC));
+        let (ns, sas, deploys) = (&w[0], &w[2], &w[3]);
+        let mut seen = HashMap::new();
+        let team = |labels: serde_json::Value| serde_json::json!({"metadata": {"name": "a", "resourceVersion": "5", "labels": labels}});
+        // A new namespace; then a status-only change (same labels): ignored.
+        assert_eq!(
+            relevant(
+                ns,
+                &event("ADDED", team(serde_json::json!({"team": "web"}))),
+                &mut seen
+            ),
+            Some("a".into())
+        );
+        assert_eq!(
+            relevant(
+                ns,
+                &event("MODIFIED", team(serde_json::json!({"team": "web"}))),
+                &mut seen
+            ),
+            None
+        );
+        // Relabelled: a pass (in or out of scope).
+        assert_eq!(
+            relevant(
+                ns,
+                &event("MODIFIED", team(serde_json::json!({"team": "api"}))),
+                &mut seen
+            ),
+            Some("a".into())
+        );
+        // Being deleted, or gone: nothing to do.
+        let deleting = serde_json::json!({"metadata": {"name": "a", "deletionTimestamp": "2026-01-01T00:00:00Z", "labels": {"team": "x"}}});
+        assert_eq!(
+            relevant(ns, &event("MODIFIED", deleting.clone()), &mut seen),
+            None
+        );
+        assert_eq!(relevant(ns, &event("DELETED", deleting), &mut seen), None);
+
+        // ServiceAccounts: only the names the bindings give.
+        let sa = |name: &str, entries: serde_json::Value| serde_json::json!({"metadata": {"name": name, "namespace": "a"}, "imagePullSecrets": entries});
+        let mut seen = HashMap::new();
+        assert_eq!(
+            relevant(
+                sas,
+                &event("ADDED", sa("other", serde_json::json!([]))),
+                &mut seen
+            ),
+            None
+        );
+        assert_eq!(
+            relevant(
+                sas,
+                &event("ADDED", sa("builder", serde_json::json!([]))),
+                &mut seen
+            ),
+            Some("a".into())
+        );
+        // Its entry removed by hand: a pass.
+        assert_eq!(
+            relevant(
+                sas,
+                &event(
+                    "MODIFIED",
+                    sa("builder", serde_json::json!([{"name": "x"}]))
+                ),
+                &mut seen
+            ),
+            Some("a".into())
+        );
+        assert_eq!(
+            relevant(
+                sas,
+                &event("DELETED", sa("builder", serde_json::json!([]))),
+                &mut seen
+            ),
+            None
+        );
+
+        // A Deployment: scaling and status do not count, a new image does.
+        let deploy = |replicas: u32, image: &str| {
+            serde_json::json!({"metadata": {"name": "d", "namespace": "a"}, "spec": {"replicas": replicas,
+              "template": {"spec": {"containers": [{"name": "c", "image": image}]}}}, "status": {"replicas": replicas}})
+        };
+        let mut seen = HashMap::new();
+        assert!(relevant(deploys, &event("MODIFIED", deploy(1, "nginx")), &mut seen).is_some());
+        assert!(relevant(deploys, &event("MODIFIED", deploy(3, "nginx")), &mut seen).is_none());
+        assert!(
+            relevant(
+                deploys,
+                &event("MODIFIED", deploy(3, "harbor.example.com/web")),
+                &mut seen
+            )
+            .is_some()
+        );
+    }
+
+    #[test]
+    fn regops_secrets_count_when_edited_or_deleted() {
+        let w = watched(&spec(SPEC));
+        let secrets = &w[1];
+        let s = serde_json::json!({"metadata": {"name": "harbor-pull", "namespace": "a"}});
+        let mut seen = HashMap::new();
+        assert_eq!(
+            relevant(secrets, &event("ADDED", s.clone()), &mut seen),
+            None
+        );
+        assert_eq!(
+            relevant(secrets, &event("MODIFIED", s.clone()), &mut seen),
+            Some("a".into())
+        );
+        assert_eq!(
+            relevant(secrets, &event("DELETED", s), &mut seen),
+            Some("a".into())
+        );
+    }
+
+    #[test]
+    fn the_queue_batches_namespaces_and_a_full_apply_covers_them() {
+        let q = Queue::default();
+        assert_eq!(q.take(), None);
+        for i in 0..10 {
+            q.touch(&format!("ns-{i:02}"));
+            q.touch(&format!("ns-{i:02}"));
+        }
+        let Some(Work::Namespaces(first)) = q.take() else {
+            panic!()
+        };
+        assert_eq!(first.len(), BATCH);
+        let Some(Work::Namespaces(rest)) = q.take() else {
+            panic!()
+        };
+        assert_eq!(rest.len(), 10 - BATCH);
+        assert_eq!(q.take(), None);
+        q.touch("a");
+        q.full();
+        assert_eq!(q.take(), Some(Work::Full));
+        assert_eq!(q.take(), None, "the full apply covered `a`");
+        for i in 0..=FULL_AFTER {
+            q.touch(&format!("ns-{i}"));
+        }
+        assert_eq!(
+            q.take(),
+            Some(Work::Full),
+            "past FULL_AFTER, one full apply"
+        );
+    }
+}

@@ -1,0 +1,509 @@
+//! `regops apply --watch` end to end: the real binary as a long-running process against the
+//! test server, reached through a kubeconfig, with its probes and metrics over HTTP.
+//!
+//! Each test waits for what it checks with a deadline of several seconds (the behaviour is a
+//! reaction, not a timing: latency is measured in the `watch` benchmark, not here).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube_test_server::{Config, Fault, FaultAction, TestServer};
+use serde_json::{Value, json};
+
+const SPEC: &str = "apiVersion: regops.dev/v1
+kind: RegistryConfig
+metadata: { name: e2e }
+registries:
+  harbor: { server: harbor.example.com, credential: robot }
+credentials:
+  robot: { username: robot$ci, password: { env: HARBOR_TOKEN } }
+scopes:
+  web: { selector: { matchLabels: { team: web } }, exclude: [web-sandbox] }
+pullSecrets:
+  harbor-pull: { registries: [harbor], scope: web }
+bindings:
+  - { pullSecret: harbor-pull, serviceAccounts: [default] }
+  - { pullSecret: harbor-pull, workloads: { kinds: [Deployment] } }
+";
+
+struct Env {
+    server: TestServer,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+    spec: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let server = TestServer::start(Config::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        server.write_kubeconfig(&kubeconfig).unwrap();
+        let spec = dir.path().join("regops.yaml");
+        std::fs::write(&spec, SPEC).unwrap();
+        for name in ["namespaces.yaml", "workloads.yaml"] {
+            let text =
+                std::fs::read_to_string(common::fixtures().join("cluster").join(name)).unwrap();
+            let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+            for d in docs.into_iter().filter(|d| !d.is_null()) {
+                server.seed(d).unwrap();
+            }
+        }
+        Env {
+            server,
+            dir,
+            kubeconfig,
+            spec,
+        }
+    }
+
+    /// Waits until the server has had no request (but the Lease's) for 300 ms: regops' own
+    /// writes come back as events, and cost one more read of their namespace (no write).
+    fn settle(&self) {
+        let count = || {
+            self.server
+                .log()
+                .iter()
+                .filter(|l| l.resource != "leases")
+                .count()
+        };
+        let mut last = (count(), Instant::now());
+        wait_for("the server to settle", Duration::from_secs(15), || {
+            let n = count();
+            if n != last.0 {
+                last = (n, Instant::now());
+            }
+            last.1.elapsed() >= Duration::from_millis(300)
+        });
+    }
+
+    fn create_namespace(&self, name: &str, labels: Value) {
+        let (code, body) = self
+            .server
+            .request(
+                "POST",
+                "/api/v1/namespaces",
+                "application/json",
+                Some(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})),
+            )
+            .unwrap();
+        assert_eq!(code, 201, "{body}");
+    }
+
+    fn secret(&self, ns: &str) -> Option<Value> {
+        self.server.object("secrets", ns, "harbor-pull")
+    }
+
+    fn sa_entries(&self, ns: &str) -> Vec<String> {
+        self.server
+            .object("serviceaccounts", ns, "default")
+            .and_then(|o| o["imagePullSecrets"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn start(&self, extra: &[&str]) -> Controller {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut cmd = common::regops();
+        cmd.arg("apply")
+            .arg("--watch")
+            .arg("-f")
+            .arg(&self.spec)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--spec-poll", "200ms"])
+            .args(extra)
+            .env("HARBOR_TOKEN", "MARKER-watch-token")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { return };
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Controller { child, lines, port }
+    }
+}
+
+struct Controller {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    port: u16,
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let until = Instant::now() + timeout;
+    while Instant::now() < until {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+impl Controller {
+    fn log(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    fn wait_log(&self, needle: &str) {
+        let until = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < until {
+            if self.log().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no `{needle}` in the log:\n{}", self.log());
+    }
+
+    /// A GET on the listener: status and body.
+    fn get(&self, path: &str) -> (u16, String) {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return (0, String::new());
+        };
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        let code = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+        (code, body)
+    }
+
+    fn wait_ready(&self) {
+        wait_for("/readyz", Duration::from_secs(15), || {
+            self.get("/readyz").0 == 200
+        });
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig}");
+    }
+
+    fn wait_exit(&mut self) -> i32 {
+        let until = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < until {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("did not exit:\n{}", self.log());
+    }
+
+    fn assert_no_leak(&self) {
+        assert!(
+            !self.log().contains("MARKER"),
+            "a credential leaked:\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_new_namespace_is_covered_at_once_through_its_own_reads_and_an_idle_watch_costs_nothing() {
+    let e = Env::new();
+    let c = e.start(&[]);
+    // A standby-free start: the Lease, the first full apply, then ready.
+    c.wait_ready();
+    assert!(e.secret("web").is_some() && e.secret("api").is_some());
+    assert!(e.secret("web-sandbox").is_none(), "excluded");
+    e.settle();
+    e.server.clear_log();
+    e.create_namespace("team-new", json!({"team": "web"}));
+    wait_for(
+        "the Secret and the binding",
+        Duration::from_secs(10),
+        || e.secret("team-new").is_some() && e.sa_entries("team-new") == ["harbor-pull"],
+    );
+    // The fast path: every read after the create is inside the new namespace (or its
+    // namespace by name); nothing was listed across the cluster.
+    let log = e.server.log();
+    for entry in log.iter().filter(|l| l.verb == "list") {
+        let inside = entry.namespace.as_deref() == Some("team-new")
+            || (entry.resource == "namespaces" && entry.query.contains("metadata.name%3Dteam-new"));
+        assert!(inside, "a read outside the namespace: {entry:?}");
+    }
+    let writes: Vec<String> = log
+        .iter()
+        .filter(|l| l.is_write() && l.resource != "leases" && l.resource != "namespaces")
+        .map(|l| {
+            format!(
+                "{} {} {}",
+                l.verb,
+                l.resource,
+                l.namespace.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        writes,
+        ["patch secrets team-new", "patch serviceaccounts team-new"]
+    );
+    // Out of scope: looked at, and nothing written.
+    e.create_namespace("elsewhere", json!({"team": "data"}));
+    wait_for("a pass over `elsewhere`", Duration::from_secs(10), || {
+        e.server.log().iter().any(|l| {
+            l.verb == "list"
+                && l.namespace.as_deref() == Some("elsewhere")
+                && l.resource == "deployments"
+        })
+    });
+    assert!(e.secret("elsewhere").is_none());
+    // Idle: no request but the Lease's renewal (the watches stay open, bookmarks come on
+    // them).
+    e.settle();
+    e.server.clear_log();
+    std::thread::sleep(Duration::from_millis(1500));
+    let idle: Vec<_> = e
+        .server
+        .log()
+        .into_iter()
+        .filter(|l| l.resource != "leases")
+        .collect();
+    assert!(idle.is_empty(), "requests while idle: {idle:?}");
+    let (code, metrics) = c.get("/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("regops_leader{spec=\"e2e\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("regops_reconciles_total{spec=\"e2e\",scope=\"full\",outcome=\"success\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("regops_seconds_since_last_full_sync{spec=\"e2e\"}"),
+        "{metrics}"
+    );
+    assert_eq!(c.get("/healthz").0, 200);
+    assert_eq!(c.get("/nope").0, 404);
+    c.assert_no_leak();
+}
+
+#[test]
+fn sigterm_lets_the_write_in_flight_finish_and_releases_the_lease() {
+    let e = Env::new();
+    let mut c = e.start(&[]);
+    c.wait_ready();
+    assert!(e.server.object("leases", "default", "regops-e2e").is_some());
+    // The next Secret write takes a second: SIGTERM arrives while it is in flight.
+    e.server.add_fault(
+        Fault::new(FaultAction::Latency(Duration::from_millis(1000)))
+            .verb("patch")
+            .resource("secrets")
+            .times(1),
+    );
+    e.create_namespace("late", json!({"team": "web"}));
+    wait_for("the write to start", Duration::from_secs(10), || {
+        e.server.log().iter().any(|l| {
+            l.verb == "list"
+                && l.namespace.as_deref() == Some("late")
+                && l.resource == "deployments"
+        })
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    c.signal("TERM");
+    assert_eq!(c.wait_exit(), 0, "{}", c.log());
+    assert!(
+        e.secret("late").is_some(),
+        "the write in flight finished:\n{}",
+        c.log()
+    );
+    assert!(
+        e.server.object("leases", "default", "regops-e2e").is_none(),
+        "the Lease was released"
+    );
+    assert!(c.log().contains("writes in flight finished"), "{}", c.log());
+    c.assert_no_leak();
+}
+
+#[test]
+fn relabelled_out_of_scope_the_secret_goes_with_prune_and_is_drift_without() {
+    for prune in [true, false] {
+        let e = Env::new();
+        let args: &[&str] = if prune { &["--prune"] } else { &[] };
+        let c = e.start(args);
+        c.wait_ready();
+        assert!(e.secret("api").is_some());
+        let (code, body) = e
+            .server
+            .request(
+                "PATCH",
+                "/api/v1/namespaces/api",
+                "application/merge-patch+json",
+                Some(&json!({"metadata": {"labels": {"team": "data"}}})),
+            )
+            .unwrap();
+        assert_eq!(code, 200, "{body}");
+        if prune {
+            wait_for("the Secret to go", Duration::from_secs(10), || {
+                e.secret("api").is_none()
+            });
+            wait_for("the entry to go", Duration::from_secs(10), || {
+                e.sa_entries("api").is_empty()
+            });
+        } else {
+            c.wait_log(
+                "drift: Secret api/harbor-pull is no longer wanted; not deleted without --prune",
+            );
+            assert!(e.secret("api").is_some());
+        }
+        c.assert_no_leak();
+    }
+}
+
+#[test]
+fn a_changed_spec_takes_effect_an_invalid_one_is_reported_and_sighup_rereads() {
+    let e = Env::new();
+    let c = e.start(&[]);
+    c.wait_ready();
+    assert!(e.secret("web-sandbox").is_none());
+    // The file changes as a ConfigMap mount changes: a new file swapped in by rename.
+    let swap = |text: &str| {
+        let tmp = e.dir.path().join(".regops.yaml.new");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &e.spec).unwrap();
+    };
+    swap(&SPEC.replace(", exclude: [web-sandbox]", ""));
+    wait_for("web-sandbox covered", Duration::from_secs(10), || {
+        e.secret("web-sandbox").is_some()
+    });
+    c.wait_log("spec reloaded");
+    // An invalid spec: reported, and the last good one stays in force.
+    swap(&SPEC.replace(
+        "harbor-pull: { registries: [harbor]",
+        "harbor-pull: { registries: [nope]",
+    ));
+    c.wait_log("the last good spec stays in force");
+    e.create_namespace("still-covered", json!({"team": "web"}));
+    wait_for(
+        "a new namespace still covered",
+        Duration::from_secs(10),
+        || e.secret("still-covered").is_some(),
+    );
+    let (_, metrics) = c.get("/metrics");
+    assert!(
+        metrics.contains("regops_spec_reloads_total{spec=\"e2e\",outcome=\"failure\"} 1"),
+        "{metrics}"
+    );
+    // SIGHUP rereads even an unchanged file (a valid one now).
+    swap(SPEC);
+    c.wait_log("reloaded");
+    let reloads = || c.log().matches("spec reloaded").count();
+    let before = reloads();
+    c.signal("HUP");
+    wait_for("a reload on SIGHUP", Duration::from_secs(10), || {
+        reloads() > before
+    });
+    c.assert_no_leak();
+}
+
+#[test]
+fn a_standby_takes_over_when_the_leader_dies() {
+    let e = Env::new();
+    let lease = ["--lock-duration", "2"];
+    let mut leader = e.start(&lease);
+    leader.wait_ready();
+    let standby = e.start(&lease);
+    standby.wait_log("standby: the Lease is held by");
+    // The standby is ready (it can take over) but does not write.
+    standby.wait_ready();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !standby.log().contains("leader: holding"),
+        "{}",
+        standby.log()
+    );
+    let (_, m) = standby.get("/metrics");
+    assert!(m.contains("regops_leader{spec=\"e2e\"} 0"), "{m}");
+    leader.child.kill().unwrap();
+    leader.child.wait().unwrap();
+    e.create_namespace("after-failover", json!({"team": "web"}));
+    standby.wait_log("leader: holding");
+    wait_for(
+        "the new leader covers the namespace",
+        Duration::from_secs(10),
+        || e.secret("after-failover").is_some(),
+    );
+    let lease = e.server.object("leases", "default", "regops-e2e").unwrap();
+    assert_eq!(lease["spec"]["leaseTransitions"], 1, "{lease}");
+    standby.assert_no_leak();
+}
+
+#[test]
+fn a_watch_that_cannot_resume_lists_again_and_misses_nothing() {
+    let e = Env::new();
+    let c = e.start(&[]);
+    c.wait_ready();
+    // The server keeps few changes, and the watches are cut; while they reconnect (each
+    // reconnection is held back 600 ms), more changes happen than are kept.
+    e.server.set_watch_history(2);
+    e.server.add_fault(
+        Fault::new(FaultAction::Latency(Duration::from_millis(600)))
+            .verb("watch")
+            .times(10),
+    );
+    e.server.end_watches();
+    for i in 0..4 {
+        e.create_namespace(&format!("gap-{i}"), json!({"team": "web"}));
+    }
+    c.wait_log("expired (410 Gone)");
+    wait_for(
+        "every namespace of the gap covered",
+        Duration::from_secs(15),
+        || (0..4).all(|i| e.secret(&format!("gap-{i}")).is_some()),
+    );
+    let (_, metrics) = c.get("/metrics");
+    assert!(metrics.contains("reason=\"expired\""), "{metrics}");
+    // After the new list, watching goes on: a later namespace is covered too.
+    e.create_namespace("after-gap", json!({"team": "web"}));
+    wait_for("after-gap covered", Duration::from_secs(10), || {
+        e.secret("after-gap").is_some()
+    });
+    c.assert_no_leak();
+}
