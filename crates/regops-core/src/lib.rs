@@ -8,6 +8,7 @@
 pub mod desired;
 pub mod dockerconfig;
 pub mod drift;
+pub mod fingerprint;
 pub mod group;
 pub mod image;
 pub mod kind;

@@ -17,7 +17,7 @@ pub mod wire;
 /// Labels or annotations: a sorted vector of pairs. Objects carry a few each, and a
 /// `BTreeMap` spends a whole node (about 550 bytes) on even one entry; at 50,000 workloads that
 /// difference is most of the model.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Labels(Vec<(String, String)>);
 
 impl Labels {
@@ -164,7 +164,7 @@ pub struct ServiceAccount {
     pub managed_by: Option<&'static str>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Container {
     pub name: String,
     pub image: String,

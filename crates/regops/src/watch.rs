@@ -24,13 +24,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{AsyncBufReadExt, StreamExt};
 use kube::Client;
-use kube::api::{ListParams, WatchEvent, WatchParams};
+use kube::api::{ListParams, WatchParams};
+use regops_core::fingerprint;
 use regops_core::kind::ObjectKind;
+use regops_core::observed::{Observed, wire};
 use regops_core::ownership::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use regops_spec::{Spec, WorkloadKind};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::metrics::Metrics;
 
@@ -118,108 +120,47 @@ impl Queue {
     }
 }
 
-/// What an event's object tells the watch: the same lean reading as the LISTs, hashed.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct EventObject {
-    metadata: EventMeta,
-    /// A ServiceAccount's entries.
-    image_pull_secrets: Option<Vec<NameOnly>>,
-    /// A workload's spec: only its pod template counts.
-    spec: Option<WorkloadSpec>,
+/// The fingerprints of the objects the watches and the last reads have seen (see
+/// [`regops_core::fingerprint`]): an event whose object reads as before calls for nothing.
+/// A full apply replaces them all with what it read, so they follow the cluster, not the
+/// events: about 24 bytes per namespace, ServiceAccount and workload watched.
+#[derive(Default)]
+pub struct Prints {
+    known: Mutex<HashMap<u64, u64>>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct EventMeta {
-    name: String,
-    namespace: Option<String>,
-    resource_version: Option<String>,
-    labels: Option<std::collections::BTreeMap<String, String>>,
-    annotations: Option<std::collections::BTreeMap<String, String>>,
-    deletion_timestamp: Option<serde::de::IgnoredAny>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize, Hash)]
-#[serde(default)]
-struct NameOnly {
-    name: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct WorkloadSpec {
-    template: Option<Template>,
-    job_template: Option<JobTemplate>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
-struct JobTemplate {
-    spec: Option<JobSpec>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
-struct JobSpec {
-    template: Option<Template>,
-}
-
-/// What planning reads of a pod template: its annotations (KubeSphere's), its entries and
-/// its containers' images.
-#[derive(Clone, Debug, Default, Deserialize, Hash)]
-#[serde(default)]
-struct Template {
-    metadata: Option<TemplateMeta>,
-    spec: Option<PodSpec>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Hash)]
-#[serde(default)]
-struct TemplateMeta {
-    annotations: Option<std::collections::BTreeMap<String, String>>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Hash)]
-#[serde(default, rename_all = "camelCase")]
-struct PodSpec {
-    image_pull_secrets: Option<Vec<NameOnly>>,
-    containers: Option<Vec<Container>>,
-    init_containers: Option<Vec<Container>>,
-    service_account_name: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Hash)]
-#[serde(default)]
-struct Container {
-    name: Option<String>,
-    image: Option<String>,
-}
-
-impl EventObject {
-    /// A hash of what planning reads of this object (not its status, not its
-    /// resourceVersion).
-    fn fingerprint(&self) -> u64 {
-        let mut h = DefaultHasher::new();
-        self.metadata.labels.hash(&mut h);
-        self.metadata.annotations.hash(&mut h);
-        self.image_pull_secrets.hash(&mut h);
-        if let Some(spec) = &self.spec {
-            spec.template.hash(&mut h);
-            spec.job_template
-                .as_ref()
-                .and_then(|j| j.spec.as_ref())
-                .and_then(|s| s.template.as_ref())
-                .hash(&mut h);
-        }
-        h.finish()
+impl Prints {
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<u64, u64>> {
+        // Plain integers: a panic elsewhere cannot leave them inconsistent.
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn key(&self) -> u64 {
-        let mut h = DefaultHasher::new();
-        self.metadata.namespace.hash(&mut h);
-        self.metadata.name.hash(&mut h);
-        h.finish()
+    /// After a full read: exactly what it saw.
+    pub fn reset(&self, prints: impl Iterator<Item = (u64, u64)>) {
+        let fresh: HashMap<u64, u64> = prints.collect();
+        *self.known() = fresh;
+    }
+
+    /// After a read of some namespaces: what it saw there.
+    pub fn update(&self, prints: impl Iterator<Item = (u64, u64)>) {
+        self.known().extend(prints);
+    }
+
+    /// Records an object's fingerprint; whether it differs from the one known (or none was).
+    fn changed(&self, key: u64, print: u64) -> bool {
+        self.known().insert(key, print) != Some(print)
+    }
+
+    fn forget(&self, key: u64) {
+        self.known().remove(&key);
+    }
+
+    pub fn len(&self) -> usize {
+        self.known().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -237,6 +178,8 @@ enum Filter {
 pub struct Watched {
     /// The resource's plural, for logs and metrics.
     pub resource: &'static str,
+    /// The kind the items are (`Namespace`, `Deployment`).
+    kind: &'static str,
     namespaces: bool,
     path: String,
     labels: Option<String>,
@@ -249,6 +192,7 @@ pub fn watched(spec: &Spec) -> Vec<Watched> {
     let mut out = vec![
         Watched {
             resource: "namespaces",
+            kind: "Namespace",
             namespaces: true,
             path: "/api/v1/namespaces".into(),
             labels: None,
@@ -257,6 +201,7 @@ pub fn watched(spec: &Spec) -> Vec<Watched> {
         },
         Watched {
             resource: "secrets",
+            kind: "Secret",
             namespaces: false,
             path: ObjectKind::Secret.collection_path(None),
             labels: Some(format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
@@ -272,6 +217,7 @@ pub fn watched(spec: &Spec) -> Vec<Watched> {
     if !names.is_empty() {
         out.push(Watched {
             resource: "serviceaccounts",
+            kind: "ServiceAccount",
             namespaces: false,
             path: ObjectKind::ServiceAccount.collection_path(None),
             labels: None,
@@ -291,6 +237,7 @@ pub fn watched(spec: &Spec) -> Vec<Watched> {
         let kind = ObjectKind::from(k);
         out.push(Watched {
             resource: kind.facts().plural,
+            kind: kind.facts().name,
             namespaces: false,
             path: kind.collection_path(None),
             labels: None,
@@ -301,48 +248,49 @@ pub fn watched(spec: &Spec) -> Vec<Watched> {
     out
 }
 
-/// Whether an event calls for planning its namespace; `seen` holds the fingerprints of the
-/// objects this watch has seen change.
-fn relevant(
-    w: &Watched,
-    event: &WatchEvent<EventObject>,
-    seen: &mut HashMap<u64, u64>,
-) -> Option<String> {
-    let (obj, deleted, added) = match event {
-        WatchEvent::Added(o) => (o, false, true),
-        WatchEvent::Modified(o) => (o, false, false),
-        WatchEvent::Deleted(o) => (o, true, false),
-        _ => return None,
-    };
+/// What a watch event is: its type and object (read as LIST items are).
+struct Event {
+    type_: String,
+    object: wire::Object,
+}
+
+/// Whether an event calls for planning its namespace, and which.
+fn relevant(w: &Watched, event: Event, prints: &Prints) -> Option<String> {
+    let meta = &event.object.metadata;
+    let name = meta.name.clone()?;
     if let Filter::Named(names) = &w.filter
-        && !names.contains(&obj.metadata.name)
+        && !names.contains(&name)
     {
         return None;
     }
     let namespace = if w.namespaces {
-        obj.metadata.name.clone()
+        name.clone()
     } else {
-        obj.metadata.namespace.clone()?
+        meta.namespace.clone()?
     };
-    let key = obj.key();
-    if deleted {
-        seen.remove(&key);
+    let key = fingerprint::key(w.kind, if w.namespaces { "" } else { &namespace }, &name);
+    match event.type_.as_str() {
         // A namespace, ServiceAccount or workload that is gone needs nothing; a Secret of
         // regops' that is gone must be put back.
-        return (w.resource == "secrets").then_some(namespace);
+        "DELETED" => {
+            prints.forget(key);
+            return (w.resource == "secrets").then_some(namespace);
+        }
+        // Regops' own creates are ADDED events; edits by hand are the drift.
+        _ if w.resource == "secrets" => return (event.type_ != "ADDED").then_some(namespace),
+        _ => {}
     }
-    if w.namespaces && obj.metadata.deletion_timestamp.is_some() {
+    // The watch says what the items are; metadata-only items call themselves
+    // `PartialObjectMetadata`.
+    let mut object = event.object;
+    object.kind = None;
+    let mut one = Observed::default();
+    one.push(0, Some(w.kind), object, &mut Vec::new());
+    if one.namespaces.iter().any(|n| n.terminating) {
         return None;
     }
-    if w.resource == "secrets" {
-        // Regops' own creates are ADDED events; edits by hand and deletions are the drift.
-        return (!added).then_some(namespace);
-    }
-    let print = obj.fingerprint();
-    match seen.insert(key, print) {
-        Some(before) if before == print && !added => None,
-        _ => Some(namespace),
-    }
+    let (key, print) = fingerprint::only(&one)?;
+    prints.changed(key, print).then_some(namespace)
 }
 
 /// A capped exponential backoff with jitter: 200 ms doubling to 30 s.
@@ -404,14 +352,18 @@ async fn current_version(client: &Client, w: &Watched) -> Result<String, kube::E
     .await
 }
 
-/// How long one watch request lasts before it is renewed (the server ends it then): about
-/// five minutes, spread so that the watches of a process do not all renew at once.
+/// How long one watch request lasts before it is renewed (the server ends it then): three to
+/// four minutes, spread so that the watches of a process do not all renew at once.
 fn watch_timeout(resource: &str) -> u32 {
     let mut h = DefaultHasher::new();
     resource.hash(&mut h);
     std::process::id().hash(&mut h);
-    240 + u32::try_from(h.finish() % 60).unwrap_or(0)
+    180 + u32::try_from(h.finish() % 60).unwrap_or(0)
 }
+
+/// A watch whose server has not ended it this long after its own timeout is taken as a
+/// connection that died without a word, and is resumed.
+const SILENCE_GRACE: Duration = Duration::from_secs(30);
 
 /// Why a watch request ended.
 enum Ended {
@@ -423,22 +375,28 @@ enum Ended {
     Failed(String),
 }
 
+/// What one watch shares with the controller.
+#[derive(Clone)]
+pub struct Shared {
+    pub queue: Arc<Queue>,
+    pub prints: Arc<Prints>,
+    pub metrics: Arc<Metrics>,
+    pub log: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
 /// Watches one resource until `stop`, touching the queue with each namespace an event calls
 /// for; starts from `version` (taken before the full apply the caller runs next).
 pub async fn run(
     client: Client,
     w: Watched,
     mut version: String,
-    queue: Arc<Queue>,
-    metrics: Arc<Metrics>,
+    shared: Shared,
     stop: Arc<AtomicBool>,
-    log: Arc<dyn Fn(&str) + Send + Sync>,
 ) {
     let mut backoff = Backoff::new();
-    let mut seen: HashMap<u64, u64> = HashMap::new();
     let request = kube::core::Request::new(w.path.as_str());
     let mut params = WatchParams::default().timeout(watch_timeout(w.resource));
-    // Bookmarks are on by default (`allowWatchBookmarks=true`): they keep the version to
+    // Bookmarks (`allowWatchBookmarks=true`, on by default in WatchParams) keep the version to
     // resume from fresh on a quiet watch.
     params.bookmarks = true;
     if let Some(l) = &w.labels {
@@ -451,16 +409,15 @@ pub async fn run(
             &request,
             &params,
             &mut version,
-            &queue,
-            &mut seen,
+            &shared,
             &mut backoff,
         )
         .await;
         match ended {
-            Ended::Closed => metrics.watch_restart(w.resource, "closed"),
+            Ended::Closed => shared.metrics.watch_restart(w.resource, "closed"),
             Ended::Expired => {
-                metrics.watch_restart(w.resource, "expired");
-                log(&format!(
+                shared.metrics.watch_restart(w.resource, "expired");
+                (shared.log)(&format!(
                     "watch of {} expired (410 Gone): listing again, then a full apply",
                     w.resource
                 ));
@@ -471,7 +428,7 @@ pub async fn run(
                             break;
                         }
                         Err(e) => {
-                            log(&format!("cannot list {} again: {e}", w.resource));
+                            (shared.log)(&format!("cannot list {} again: {e}", w.resource));
                             backoff.wait().await;
                             if stop.load(Ordering::SeqCst) {
                                 return;
@@ -480,28 +437,25 @@ pub async fn run(
                     }
                 }
                 // Events between the expired version and the new one are lost.
-                seen.clear();
-                queue.full();
+                shared.queue.full();
             }
             Ended::Failed(why) => {
-                metrics.watch_restart(w.resource, "error");
-                log(&format!("watch of {} failed ({why}); resuming", w.resource));
+                shared.metrics.watch_restart(w.resource, "error");
+                (shared.log)(&format!("watch of {} failed ({why}); resuming", w.resource));
                 backoff.wait().await;
             }
         }
     }
 }
 
-/// One watch request, read to its end.
-#[allow(clippy::too_many_arguments)] // the state of one watch, split out of its loop
+/// One watch request, read line by line (one event per line) to its end.
 async fn watch_once(
     client: &Client,
     w: &Watched,
     request: &kube::core::Request,
     params: &WatchParams,
     version: &mut String,
-    queue: &Queue,
-    seen: &mut HashMap<u64, u64>,
+    shared: &Shared,
     backoff: &mut Backoff,
 ) -> Ended {
     let built = if w.metadata_only {
@@ -513,37 +467,62 @@ async fn watch_once(
         Ok(r) => r,
         Err(e) => return Ended::Failed(e.to_string()),
     };
-    let stream = match client.request_events::<EventObject>(req).await {
-        Ok(s) => s,
+    let body = match client.request_stream(req).await {
+        Ok(b) => b,
         Err(kube::Error::Api(s)) if s.code == 410 => return Ended::Expired,
-        Err(e) => return Ended::Failed(e.to_string()),
+        Err(e) => return Ended::Failed(crate::apply::describe(&e)),
     };
-    let mut stream = std::pin::pin!(stream);
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(WatchEvent::Bookmark(b)) => {
-                *version = b.metadata.resource_version;
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_secs(u64::from(params.timeout.unwrap_or(0)))
+        + SILENCE_GRACE;
+    let mut lines = std::pin::pin!(body.lines());
+    loop {
+        let line = match tokio::time::timeout_at(deadline, lines.next()).await {
+            Err(_) => {
+                return Ended::Failed("the server sent nothing past the watch's timeout".into());
+            }
+            Ok(None) => return Ended::Closed,
+            Ok(Some(Err(e))) => return Ended::Failed(e.to_string()),
+            Ok(Some(Ok(line))) => line,
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&line) else {
+            return Ended::Failed("an event that is not JSON".into());
+        };
+        let type_ = value["type"].as_str().unwrap_or("").to_string();
+        let object = value["object"].take();
+        match type_.as_str() {
+            "ERROR" if object["code"] == 410 => return Ended::Expired,
+            "ERROR" => {
+                return Ended::Failed(format!(
+                    "{} {}",
+                    object["code"],
+                    object["message"].as_str().unwrap_or("")
+                ));
+            }
+            "BOOKMARK" => {
+                if let Some(v) = object["metadata"]["resourceVersion"].as_str() {
+                    v.clone_into(version);
+                }
                 backoff.reset();
             }
-            Ok(WatchEvent::Error(s)) if s.code == 410 => return Ended::Expired,
-            Ok(WatchEvent::Error(s)) => return Ended::Failed(format!("{} {}", s.code, s.message)),
-            Ok(event) => {
+            "ADDED" | "MODIFIED" | "DELETED" => {
                 backoff.reset();
-                if let WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) =
-                    &event
-                    && let Some(v) = &o.metadata.resource_version
-                {
+                let Ok(object) = wire::Object::from_value(&object) else {
+                    continue;
+                };
+                if let Some(v) = &object.metadata.resource_version {
                     version.clone_from(v);
                 }
-                if let Some(ns) = relevant(w, &event, seen) {
-                    queue.touch(&ns);
+                if let Some(ns) = relevant(w, Event { type_, object }, &shared.prints) {
+                    shared.queue.touch(&ns);
                 }
             }
-            Err(kube::Error::Api(s)) if s.code == 410 => return Ended::Expired,
-            Err(e) => return Ended::Failed(e.to_string()),
+            _ => {}
         }
     }
-    Ended::Closed
 }
 
 /// The resourceVersion each watch starts from, read before the full apply that follows.
@@ -560,8 +539,11 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn event(kind: &str, json: serde_json::Value) -> WatchEvent<EventObject> {
-        serde_json::from_value(serde_json::json!({"type": kind, "object": json})).unwrap()
+    fn event(kind: &str, json: serde_json::Value) -> Event {
+        Event {
+            type_: kind.into(),
+            object: wire::Object::from_value(&json).unwrap(),
+        }
     }
 
     fn spec(yaml: &str) -> Spec {
@@ -621,22 +603,22 @@ bindings:
     fn only_changes_planning_reads_call_for_a_pass() {
         let w = watched(&spec(SPEC));
         let (ns, sas, deploys) = (&w[0], &w[2], &w[3]);
-        let mut seen = HashMap::new();
+        let prints = Prints::default();
         let team = |labels: serde_json::Value| serde_json::json!({"metadata": {"name": "a", "resourceVersion": "5", "labels": labels}});
         // A new namespace; then a status-only change (same labels): ignored.
         assert_eq!(
             relevant(
                 ns,
-                &event("ADDED", team(serde_json::json!({"team": "web"}))),
-                &mut seen
+                event("ADDED", team(serde_json::json!({"team": "web"}))),
+                &prints
             ),
             Some("a".into())
         );
         assert_eq!(
             relevant(
                 ns,
-                &event("MODIFIED", team(serde_json::json!({"team": "web"}))),
-                &mut seen
+                event("MODIFIED", team(serde_json::json!({"team": "web"}))),
+                &prints
             ),
             None
         );
@@ -644,35 +626,35 @@ bindings:
         assert_eq!(
             relevant(
                 ns,
-                &event("MODIFIED", team(serde_json::json!({"team": "api"}))),
-                &mut seen
+                event("MODIFIED", team(serde_json::json!({"team": "api"}))),
+                &prints
             ),
             Some("a".into())
         );
         // Being deleted, or gone: nothing to do.
         let deleting = serde_json::json!({"metadata": {"name": "a", "deletionTimestamp": "2026-01-01T00:00:00Z", "labels": {"team": "x"}}});
         assert_eq!(
-            relevant(ns, &event("MODIFIED", deleting.clone()), &mut seen),
+            relevant(ns, event("MODIFIED", deleting.clone()), &prints),
             None
         );
-        assert_eq!(relevant(ns, &event("DELETED", deleting), &mut seen), None);
+        assert_eq!(relevant(ns, event("DELETED", deleting), &prints), None);
 
         // ServiceAccounts: only the names the bindings give.
         let sa = |name: &str, entries: serde_json::Value| serde_json::json!({"metadata": {"name": name, "namespace": "a"}, "imagePullSecrets": entries});
-        let mut seen = HashMap::new();
+        let prints = Prints::default();
         assert_eq!(
             relevant(
                 sas,
-                &event("ADDED", sa("other", serde_json::json!([]))),
-                &mut seen
+                event("ADDED", sa("other", serde_json::json!([]))),
+                &prints
             ),
             None
         );
         assert_eq!(
             relevant(
                 sas,
-                &event("ADDED", sa("builder", serde_json::json!([]))),
-                &mut seen
+                event("ADDED", sa("builder", serde_json::json!([]))),
+                &prints
             ),
             Some("a".into())
         );
@@ -680,19 +662,19 @@ bindings:
         assert_eq!(
             relevant(
                 sas,
-                &event(
+                event(
                     "MODIFIED",
                     sa("builder", serde_json::json!([{"name": "x"}]))
                 ),
-                &mut seen
+                &prints
             ),
             Some("a".into())
         );
         assert_eq!(
             relevant(
                 sas,
-                &event("DELETED", sa("builder", serde_json::json!([]))),
-                &mut seen
+                event("DELETED", sa("builder", serde_json::json!([]))),
+                &prints
             ),
             None
         );
@@ -702,17 +684,41 @@ bindings:
             serde_json::json!({"metadata": {"name": "d", "namespace": "a"}, "spec": {"replicas": replicas,
               "template": {"spec": {"containers": [{"name": "c", "image": image}]}}}, "status": {"replicas": replicas}})
         };
-        let mut seen = HashMap::new();
-        assert!(relevant(deploys, &event("MODIFIED", deploy(1, "nginx")), &mut seen).is_some());
-        assert!(relevant(deploys, &event("MODIFIED", deploy(3, "nginx")), &mut seen).is_none());
+        let prints = Prints::default();
+        assert!(relevant(deploys, event("MODIFIED", deploy(1, "nginx")), &prints).is_some());
+        assert!(relevant(deploys, event("MODIFIED", deploy(3, "nginx")), &prints).is_none());
         assert!(
             relevant(
                 deploys,
-                &event("MODIFIED", deploy(3, "harbor.example.com/web")),
-                &mut seen
+                event("MODIFIED", deploy(3, "harbor.example.com/web")),
+                &prints
             )
             .is_some()
         );
+    }
+
+    /// The objects a full read saw are known: their first status-only event is no pass (the
+    /// read and the event are fingerprinted alike).
+    #[test]
+    fn a_full_read_makes_objects_known() {
+        let w = watched(&spec(SPEC));
+        let deploys = &w[3];
+        let deploy = |replicas: u32| {
+            serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+              "metadata": {"name": "d", "namespace": "a", "labels": {"app": "d"}},
+              "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})
+        };
+        let prints = Prints::default();
+        let (read, _) = Observed::from_objects(&[deploy(1)]);
+        prints.reset(fingerprint::all(&read));
+        assert_eq!(prints.len(), 1);
+        assert_eq!(
+            relevant(deploys, event("MODIFIED", deploy(4)), &prints),
+            None
+        );
+        // Unknown to the read (a reset forgets what it did not see): a pass.
+        prints.reset(std::iter::empty());
+        assert!(relevant(deploys, event("MODIFIED", deploy(4)), &prints).is_some());
     }
 
     #[test]
@@ -720,17 +726,14 @@ bindings:
         let w = watched(&spec(SPEC));
         let secrets = &w[1];
         let s = serde_json::json!({"metadata": {"name": "harbor-pull", "namespace": "a"}});
-        let mut seen = HashMap::new();
+        let prints = Prints::default();
+        assert_eq!(relevant(secrets, event("ADDED", s.clone()), &prints), None);
         assert_eq!(
-            relevant(secrets, &event("ADDED", s.clone()), &mut seen),
-            None
-        );
-        assert_eq!(
-            relevant(secrets, &event("MODIFIED", s.clone()), &mut seen),
+            relevant(secrets, event("MODIFIED", s.clone()), &prints),
             Some("a".into())
         );
         assert_eq!(
-            relevant(secrets, &event("DELETED", s), &mut seen),
+            relevant(secrets, event("DELETED", s), &prints),
             Some("a".into())
         );
     }

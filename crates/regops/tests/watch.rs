@@ -112,6 +112,10 @@ impl Env {
     }
 
     fn start(&self, extra: &[&str]) -> Controller {
+        self.start_with(&self.spec, extra)
+    }
+
+    fn start_with(&self, spec: &std::path::Path, extra: &[&str]) -> Controller {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -120,7 +124,7 @@ impl Env {
         cmd.arg("apply")
             .arg("--watch")
             .arg("-f")
-            .arg(&self.spec)
+            .arg(spec)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -397,18 +401,45 @@ fn relabelled_out_of_scope_the_secret_goes_with_prune_and_is_drift_without() {
     }
 }
 
+/// A ConfigMap volume as the kubelet lays it out (pkg/volume/util/atomic_writer.go): the
+/// files live in a timestamped directory, `..data` links to it, and each key is a link through
+/// `..data`. An update writes a new directory and swaps `..data` by rename.
+struct ConfigMapVolume {
+    dir: PathBuf,
+    generation: std::cell::Cell<u32>,
+}
+
+impl ConfigMapVolume {
+    fn new(dir: PathBuf, text: &str) -> Self {
+        std::fs::create_dir_all(&dir).unwrap();
+        let v = ConfigMapVolume {
+            dir,
+            generation: std::cell::Cell::new(0),
+        };
+        v.update(text);
+        std::os::unix::fs::symlink("..data/regops.yaml", v.dir.join("regops.yaml")).unwrap();
+        v
+    }
+
+    fn update(&self, text: &str) {
+        let n = self.generation.get() + 1;
+        self.generation.set(n);
+        let version = format!("..2026_11_23_00_00_0{n}.000000000");
+        std::fs::create_dir(self.dir.join(&version)).unwrap();
+        std::fs::write(self.dir.join(&version).join("regops.yaml"), text).unwrap();
+        std::os::unix::fs::symlink(&version, self.dir.join("..data_tmp")).unwrap();
+        std::fs::rename(self.dir.join("..data_tmp"), self.dir.join("..data")).unwrap();
+    }
+}
+
 #[test]
 fn a_changed_spec_takes_effect_an_invalid_one_is_reported_and_sighup_rereads() {
     let e = Env::new();
-    let c = e.start(&[]);
+    let volume = ConfigMapVolume::new(e.dir.path().join("spec"), SPEC);
+    let c = e.start_with(&volume.dir, &[]);
     c.wait_ready();
     assert!(e.secret("web-sandbox").is_none());
-    // The file changes as a ConfigMap mount changes: a new file swapped in by rename.
-    let swap = |text: &str| {
-        let tmp = e.dir.path().join(".regops.yaml.new");
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(&tmp, &e.spec).unwrap();
-    };
+    let swap = |text: &str| volume.update(text);
     swap(&SPEC.replace(", exclude: [web-sandbox]", ""));
     wait_for("web-sandbox covered", Duration::from_secs(10), || {
         e.secret("web-sandbox").is_some()

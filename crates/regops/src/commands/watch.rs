@@ -29,7 +29,7 @@ use crate::ExitStatus;
 use crate::cli::{ApplyArgs, ReportFormat};
 use crate::metrics::{Metrics, Pass, Scope};
 use crate::output::{Log, Term};
-use crate::watch::{Queue, Work};
+use crate::watch::{Prints, Queue, Work};
 
 /// After a failed pass, the next full apply waits this long, doubling up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_secs(2);
@@ -69,6 +69,7 @@ pub(super) fn watch(args: ApplyArgs, term: &Term) -> Outcome {
         rejected_print: None,
         metrics,
         queue: Arc::new(Queue::default()),
+        prints: Arc::new(Prints::default()),
         stop: Arc::new(AtomicBool::new(false)),
         hangup: Arc::new(AtomicBool::new(false)),
         watches: Vec::new(),
@@ -108,6 +109,8 @@ struct Controller<'a> {
     rejected_print: Option<u64>,
     metrics: Arc<Metrics>,
     queue: Arc<Queue>,
+    /// What the reads and watches have seen of each object (to ignore status-only events).
+    prints: Arc<Prints>,
     /// SIGTERM or SIGINT: no new writes; leave after the pass.
     stop: Arc<AtomicBool>,
     /// SIGHUP: read the spec again.
@@ -294,17 +297,20 @@ impl Controller<'_> {
             }
         };
         let log = self.log;
-        let log: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |m: &str| log.warn(m));
+        let shared = crate::watch::Shared {
+            queue: self.queue.clone(),
+            prints: self.prints.clone(),
+            metrics: self.metrics.clone(),
+            log: Arc::new(move |m: &str| log.warn(m)),
+        };
         for (w, version) in watched.into_iter().zip(versions) {
             let stop = Arc::new(AtomicBool::new(false));
             let task = tokio::spawn(crate::watch::run(
                 self.client.clone(),
                 w,
                 version,
-                self.queue.clone(),
-                self.metrics.clone(),
+                shared.clone(),
                 stop.clone(),
-                log.clone(),
             ));
             self.watches.push((stop, task));
         }
@@ -418,6 +424,13 @@ impl Controller<'_> {
                 return;
             }
         };
+        // What this read saw is what later events are compared with.
+        let prints = regops_core::fingerprint::all(&observed);
+        if scope == Scope::Full {
+            self.prints.reset(prints);
+        } else {
+            self.prints.update(prints);
+        }
         let (desired, plan) =
             self.prepared
                 .plan_for(&observed, &self.target.to_string(), only.as_ref());
