@@ -385,8 +385,9 @@ impl Store {
     ) -> Result<(WatchFilter, WatchStart), ApiError> {
         let labels = LabelSelector::parse(req.param("labelSelector").unwrap_or(""))
             .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
-        let fields = FieldSelector::parse(req.param("fieldSelector").unwrap_or(""))
-            .map_err(ApiError::bad_request)?;
+        let fields =
+            FieldSelector::parse_for(p.resource.kind, req.param("fieldSelector").unwrap_or(""))
+                .map_err(ApiError::bad_request)?;
         let start = match req.param("resourceVersion").filter(|v| !v.is_empty()) {
             None | Some("0") => WatchStart::Now,
             Some(v) => WatchStart::After(
@@ -620,7 +621,7 @@ impl Store {
         let rt = p.resource;
         let labels = LabelSelector::parse(req.param("labelSelector").unwrap_or(""))
             .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
-        let fields = FieldSelector::parse(req.param("fieldSelector").unwrap_or(""))
+        let fields = FieldSelector::parse_for(rt.kind, req.param("fieldSelector").unwrap_or(""))
             .map_err(ApiError::bad_request)?;
         let limit: usize = match req.param("limit") {
             Some(l) => l

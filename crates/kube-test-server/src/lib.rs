@@ -191,6 +191,33 @@ impl TestServer {
         seeded
     }
 
+    /// A write as the cluster's administrator: carried out in the store as a request would be
+    /// (validation, field managers, watch events), but outside the request log, the faults
+    /// and the RBAC policy, so a test can change the cluster while regops runs under a policy.
+    pub fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &Value,
+    ) -> (u16, Value) {
+        let req = crate::api::Request {
+            method: method.into(),
+            path: path.into(),
+            content_type: content_type.into(),
+            user_agent: "kubectl/admin".into(),
+            body: body.to_string().into_bytes(),
+            ..crate::api::Request::default()
+        };
+        let r = self.shared.lock().store.handle(&req);
+        self.shared.changed.notify_waiters();
+        let body = match r.raw {
+            Some(raw) => serde_json::from_slice(&raw).unwrap_or(Value::Null),
+            None => r.body,
+        };
+        (r.status, body)
+    }
+
     /// The store's current resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.shared.lock().store.resource_version()

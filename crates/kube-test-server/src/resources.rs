@@ -97,6 +97,15 @@ pub const RESOURCES: &[ResourceType] = &[
         short_names: &["cj"],
     },
     ResourceType {
+        group: "",
+        version: "v1",
+        plural: "pods",
+        singular: "pod",
+        kind: "Pod",
+        namespaced: true,
+        short_names: &["po"],
+    },
+    ResourceType {
         group: "coordination.k8s.io",
         version: "v1",
         plural: "leases",
@@ -190,7 +199,7 @@ mod tests {
             (p.resource.kind, p.name.as_deref()),
             ("Namespace", Some("secrets"))
         );
-        assert!(parse_path("/api/v1/pods").is_none());
+        assert!(parse_path("/api/v1/configmaps").is_none());
         assert!(parse_path("/apis/apps/v2/deployments").is_none());
     }
 }

@@ -94,12 +94,21 @@ impl LabelSelector {
     }
 }
 
-/// A parsed `fieldSelector`: `metadata.name` and `metadata.namespace`, `=`/`==`/`!=`.
+/// A parsed `fieldSelector`: `metadata.name` and `metadata.namespace` for every kind, and
+/// `status.phase` for pods, with `=`/`==`/`!=`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FieldSelector(pub Vec<(String, bool, String)>);
 
 impl FieldSelector {
     pub fn parse(s: &str) -> Result<Self, String> {
+        Self::parse_for("", s)
+    }
+
+    /// As [`FieldSelector::parse`], with the fields `kind` adds: the API server registers
+    /// selectable fields per resource (`status.phase` and others for pods, in
+    /// pkg/registry/core/pod/strategy.go `PodToSelectableFields`); any other field is
+    /// refused with "field label not supported".
+    pub fn parse_for(kind: &str, s: &str) -> Result<Self, String> {
         let mut out = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (field, eq, value) = if let Some((f, v)) = part.split_once("!=") {
@@ -112,7 +121,8 @@ impl FieldSelector {
                 return Err(format!("invalid field selector: `{part}`"));
             };
             let field = field.trim();
-            if !matches!(field, "metadata.name" | "metadata.namespace") {
+            let for_kind = kind == "Pod" && field == "status.phase";
+            if !for_kind && !matches!(field, "metadata.name" | "metadata.namespace") {
                 return Err(format!("field label not supported: {field}"));
             }
             out.push((field.to_string(), eq, value.trim().to_string()));
@@ -124,6 +134,7 @@ impl FieldSelector {
         self.0.iter().all(|(field, eq, value)| {
             let actual = match field.as_str() {
                 "metadata.name" => obj["metadata"]["name"].as_str().unwrap_or(""),
+                "status.phase" => obj["status"]["phase"].as_str().unwrap_or(""),
                 _ => obj["metadata"]["namespace"].as_str().unwrap_or(""),
             };
             (actual == value) == *eq

@@ -47,6 +47,9 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(
     if rt.kind == "Lease" {
         lease(obj, &mut causes);
     }
+    if rt.kind == "Pod" {
+        pod(obj, old, &mut causes);
+    }
     if matches!(
         rt.kind,
         "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob"
@@ -57,6 +60,53 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(
         Ok(())
     } else {
         Err(ApiError::invalid(rt.kind, rt.group, name, causes))
+    }
+}
+
+/// A pod needs containers, each named and with an image (ValidatePodSpec); after creation
+/// its spec may change only in container images and a few scheduling fields
+/// (ValidatePodUpdate: "pod updates may not change fields other than
+/// `spec.containers[*].image`, ..."), both in pkg/apis/core/validation/validation.go.
+fn pod(obj: &Value, old: Option<&Value>, causes: &mut Vec<(String, String)>) {
+    let containers = obj["spec"]["containers"].as_array();
+    if containers.is_none_or(|c| c.is_empty()) {
+        causes.push(("spec.containers".into(), "Required value".into()));
+    }
+    for (i, c) in containers.into_iter().flatten().enumerate() {
+        for field in ["name", "image"] {
+            if c[field].as_str().is_none_or(str::is_empty) {
+                causes.push((
+                    format!("spec.containers[{i}].{field}"),
+                    "Required value".into(),
+                ));
+            }
+        }
+    }
+    if let Some(old) = old {
+        let without_images = |spec: &Value| {
+            let mut spec = spec.clone();
+            for list in ["containers", "initContainers"] {
+                if let Some(cs) = spec[list].as_array_mut() {
+                    for c in cs {
+                        c["image"] = Value::Null;
+                    }
+                }
+            }
+            for field in [
+                "activeDeadlineSeconds",
+                "tolerations",
+                "terminationGracePeriodSeconds",
+            ] {
+                spec[field] = Value::Null;
+            }
+            spec
+        };
+        if without_images(&obj["spec"]) != without_images(&old["spec"]) {
+            causes.push((
+                "spec".into(),
+                "Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations) or `spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)".into(),
+            ));
+        }
     }
 }
 

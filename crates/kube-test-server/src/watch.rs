@@ -109,6 +109,10 @@ async fn drain(
                 tx.send(event_line(e)).await.map_err(|_| ())?;
                 *cursor = e.rv;
             }
+            // Every change up to `now` has been looked at: a live watch is never behind, so
+            // changes to other resources cannot age it into 410 (the API server feeds live
+            // watchers from its cache as changes happen; only a resumed watch can be too old).
+            *cursor = (*cursor).max(now);
             Ok(now)
         }
         Err(compacted) => {

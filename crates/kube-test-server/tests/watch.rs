@@ -286,6 +286,33 @@ fn timeout_seconds_ends_the_stream() {
     );
 }
 
+/// A live watch is never too old, however many changes to other resources pass it by: only
+/// a watch started (or resumed) from a version older than the kept changes gets 410.
+#[test]
+fn a_quiet_live_watch_is_not_aged_out_by_other_changes() {
+    let s = server();
+    s.set_watch_history(3);
+    let rv = list_rv(&s, "/api/v1/secrets");
+    let w = Watch::open(
+        &s,
+        &format!("/api/v1/secrets?watch=true&resourceVersion={rv}"),
+    );
+    assert_eq!(w.status, 200);
+    // Live: it has delivered a change.
+    s.seed(secret("default", "first")).unwrap();
+    assert_eq!(w.next()["object"]["metadata"]["name"], "first");
+    // Each change (a namespace and its `default` ServiceAccount: two) is let through before
+    // the next; ten namespaces are far more than the three changes kept.
+    for i in 0..10 {
+        s.seed(namespace(&format!("busy-{i}"), json!({}))).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    s.seed(secret("busy-9", "late")).unwrap();
+    let e = w.next();
+    assert_eq!(e["type"], "ADDED", "{e}");
+    assert_eq!(e["object"]["metadata"]["name"], "late");
+}
+
 /// `end_watches` closes every open stream cleanly (the terminating zero-length chunk), as an
 /// API server restart does; a client resuming from its last version sees the changes since.
 #[test]

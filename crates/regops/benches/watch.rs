@@ -91,8 +91,12 @@ fn mb(b: u64) -> String {
 }
 
 fn get(port: u16, path: &str) -> u16 {
+    fetch(port, path).0
+}
+
+fn fetch(port: u16, path: &str) -> (u16, String) {
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
+        return (0, String::new());
     };
     let _ = write!(
         s,
@@ -100,10 +104,13 @@ fn get(port: u16, path: &str) -> u16 {
     );
     let mut text = String::new();
     let _ = s.read_to_string(&mut text);
-    text.split_whitespace()
+    let code = text
+        .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (code, body)
 }
 
 /// Waits until the server has had no request but the Lease's for `quiet`.
@@ -328,6 +335,22 @@ fn main() {
         mb(after),
         mb(hwm)
     ));
+    let (_, metrics) = fetch(port, "/metrics");
+    let counted: Vec<&str> = metrics
+        .lines()
+        .filter(|l| {
+            (l.starts_with("regops_watch_restarts_total")
+                || l.starts_with("regops_reconciles_total"))
+                && !l.ends_with(" 0")
+        })
+        .collect();
+    out(format!(
+        "| regops' own counts (/metrics) | {} |",
+        counted.join("<br>")
+    ));
+    let kept = std::env::temp_dir().join("regops-watch-bench.log");
+    let _ = std::fs::copy(dir.path().join("regops.log"), &kept);
+    out(format!("| regops' log | {} |", kept.display()));
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();

@@ -340,6 +340,11 @@ pub struct ApplyArgs {
     /// address, such as `0.0.0.0:8080` (default: none).
     #[arg(long, value_name = "ADDR", requires = "watch")]
     pub listen: Option<String>,
+    /// With --watch: delete pods stuck in ImagePullBackOff or ErrImagePull on a registry that
+    /// regops has just provided a pull secret for, when a controller owns them (so they are
+    /// recreated at once, with the secret). At most 5 a second; each deletion is logged.
+    #[arg(long, requires = "watch")]
+    pub recycle_stuck_pods: bool,
     /// With --watch: how often the spec files are looked at for a change (SIGHUP rereads them
     /// at once).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]

@@ -15,6 +15,7 @@
 //! - [`fuzz_entry`]: the untrusted-input parsers behind one bytes-in function each, for fuzzing.
 //! - [`observe`]: reading the cluster (a few paged LISTs) or a state file.
 //! - [`provenance`]: the spec's git commit and whether it is dirty.
+//! - [`recycle`]: `--recycle-stuck-pods`: which pods are stuck on a registry just provided.
 //! - [`retry`]: one retry policy (backoff, Retry-After, timeouts) for reads, writes and the lock.
 //! - [`output`]: the only place that prints (and [`request_log`], the `-v` log).
 //! - [`request_log`]: `-v`/`-vv`: each API request and retry on stderr, never a header or body.
@@ -34,6 +35,7 @@ pub mod metrics;
 pub mod observe;
 pub mod output;
 pub mod provenance;
+pub mod recycle;
 pub mod registry;
 pub mod request_log;
 pub mod retry;

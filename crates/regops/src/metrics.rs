@@ -10,6 +10,7 @@
 //! - `regops_conflicts`: conflicts the latest full apply found (left alone, for a person);
 //! - `regops_watch_restarts_total{resource,reason="closed|expired|error"}`;
 //! - `regops_spec_reloads_total{outcome="success|failure"}`;
+//! - `regops_pods_recycled_total`: pods deleted by `--recycle-stuck-pods`;
 //! - `regops_last_full_sync_timestamp_seconds` and `regops_seconds_since_last_full_sync`
 //!   (successful full applies; the second is computed at each scrape, for simple alerts).
 
@@ -69,6 +70,7 @@ struct Values {
     conflicts: u64,
     watch_restarts: BTreeMap<(String, &'static str), u64>,
     reloads: BTreeMap<bool, u64>,
+    recycled: u64,
     last_full_sync: Option<f64>,
 }
 
@@ -139,6 +141,10 @@ impl Metrics {
             .watch_restarts
             .entry((resource.to_string(), reason))
             .or_default() += 1;
+    }
+
+    pub fn recycled(&self, pods: usize) {
+        self.values().recycled += pods as u64;
     }
 
     pub fn reload(&self, success: bool) {
@@ -269,6 +275,17 @@ fn render(spec: &str, v: &Values, now: f64) -> String {
             "regops_spec_reloads_total{{spec=\"{s}\",outcome=\"{outcome}\"}} {n}"
         );
     }
+    head(
+        &mut o,
+        "regops_pods_recycled_total",
+        "counter",
+        "Pods stuck pulling from a registry just provided, deleted for their controller to recreate.",
+    );
+    let _ = writeln!(
+        o,
+        "regops_pods_recycled_total{{spec=\"{s}\"}} {}",
+        v.recycled
+    );
     if let Some(t) = v.last_full_sync {
         head(
             &mut o,

@@ -116,20 +116,24 @@ impl Env {
     }
 
     fn start_with(&self, spec: &std::path::Path, extra: &[&str]) -> Controller {
+        let mut args: Vec<String> = vec!["apply".into(), "--watch".into(), "-f".into()];
+        args.push(spec.display().to_string());
+        args.extend(["--listen".into(), "127.0.0.1:{port}".into()]);
+        args.extend(["--spec-poll".into(), "200ms".into()]);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        self.run(&args)
+    }
+
+    /// Runs regops with `args` (where `{port}` is the listener's port) and the kubeconfig.
+    fn run(&self, args: &[String]) -> Controller {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
         let mut cmd = common::regops();
-        cmd.arg("apply")
-            .arg("--watch")
-            .arg("-f")
-            .arg(spec)
+        cmd.args(args.iter().map(|a| a.replace("{port}", &port.to_string())))
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--spec-poll", "200ms"])
-            .args(extra)
             .env("HARBOR_TOKEN", "MARKER-watch-token")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -327,6 +331,38 @@ fn a_new_namespace_is_covered_at_once_through_its_own_reads_and_an_idle_watch_co
     assert_eq!(c.get("/healthz").0, 200);
     assert_eq!(c.get("/nope").0, 404);
     c.assert_no_leak();
+}
+
+/// An update planning does not read (a scale, a status) is no pass: the full apply's read
+/// and the watch fingerprint objects alike, so not even the first such event after start, or
+/// after regops' own write to the object, costs a request.
+#[test]
+fn updates_planning_does_not_read_cost_no_request() {
+    let e = Env::new();
+    let c = e.start(&[]);
+    c.wait_ready();
+    e.settle();
+    e.server.clear_log();
+    for replicas in [3, 4] {
+        let (code, body) = e
+            .server
+            .request(
+                "PATCH",
+                "/apis/apps/v1/namespaces/web/deployments/frontend",
+                "application/merge-patch+json",
+                Some(&json!({"spec": {"replicas": replicas}})),
+            )
+            .unwrap();
+        assert_eq!(code, 200, "{body}");
+    }
+    e.settle();
+    let reads: Vec<_> = e
+        .server
+        .log()
+        .into_iter()
+        .filter(|l| l.resource != "leases" && l.verb != "patch")
+        .collect();
+    assert!(reads.is_empty(), "{reads:?}\n{}", c.log());
 }
 
 #[test]
@@ -536,5 +572,187 @@ fn a_watch_that_cannot_resume_lists_again_and_misses_nothing() {
     wait_for("after-gap covered", Duration::from_secs(10), || {
         e.secret("after-gap").is_some()
     });
+    c.assert_no_leak();
+}
+
+fn stuck_pod(ns: &str, name: &str, image: &str, controlled: bool) -> Value {
+    let owners = if controlled {
+        json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "frontend-7d9", "uid": "rs-1", "controller": true}])
+    } else {
+        json!([])
+    };
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "ownerReferences": owners},
+        "spec": {"containers": [{"name": "app", "image": image}]},
+        "status": {"phase": "Pending", "containerStatuses": [{"name": "app", "image": image, "ready": false,
+            "restartCount": 0, "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}}]}})
+}
+
+#[test]
+fn pods_stuck_on_a_registry_just_provided_are_recycled_and_no_others() {
+    let e = Env::new();
+    let harbor = "harbor.example.com/web/frontend:1";
+    for pod in [
+        stuck_pod("web", "stuck", harbor, true),
+        stuck_pod("web", "bare", harbor, false),
+        stuck_pod("web", "other-registry", "quay.io/team/app:1", true),
+        stuck_pod("web-sandbox", "out-of-scope", harbor, true),
+    ] {
+        e.server.seed(pod).unwrap();
+    }
+    let c = e.start(&["--recycle-stuck-pods"]);
+    c.wait_ready();
+    wait_for("the stuck pod recycled", Duration::from_secs(10), || {
+        e.server.object("pods", "web", "stuck").is_none()
+    });
+    c.wait_log("recycled pod web/stuck (ImagePullBackOff for harbor.example.com/web/frontend:1): ReplicaSet/frontend-7d9 recreates it");
+    for (ns, name) in [
+        ("web", "bare"),
+        ("web", "other-registry"),
+        ("web-sandbox", "out-of-scope"),
+    ] {
+        assert!(
+            e.server.object("pods", ns, name).is_some(),
+            "{ns}/{name} was deleted"
+        );
+    }
+    // Without the flag, nothing is deleted.
+    let e2 = Env::new();
+    e2.server
+        .seed(stuck_pod("web", "stuck", harbor, true))
+        .unwrap();
+    let c2 = e2.start(&[]);
+    c2.wait_ready();
+    assert!(e2.server.log().iter().all(|l| l.resource != "pods"));
+    assert!(e2.server.object("pods", "web", "stuck").is_some());
+    let (_, metrics) = c.get("/metrics");
+    assert!(
+        metrics.contains("regops_pods_recycled_total{spec=\"e2e\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// The example controller (examples/controller): its Deployment's arguments, run with only the
+/// example RBAC's rules allowed (everything else denied), meet no 403 through a full apply, a
+/// new namespace, a namespace leaving the scope (a prune), a stuck pod, Lease renewals and
+/// SIGTERM; every verb granted on what the test spec binds (Deployments, ServiceAccounts) is
+/// used; no rule has a wildcard.
+#[test]
+fn the_example_controller_runs_with_the_example_rbac_alone() {
+    let repo = common::repo().join("examples/controller");
+    let rbac = std::fs::read_to_string(repo.join("rbac.yaml")).unwrap();
+    let mut rules = Vec::new();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&rbac).unwrap();
+    for d in docs
+        .iter()
+        .filter(|d| matches!(d["kind"].as_str(), Some("ClusterRole" | "Role")))
+    {
+        for r in d["rules"].as_array().unwrap() {
+            let list = |k: &str| -> Vec<String> {
+                r[k].as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect()
+            };
+            let (verbs, resources) = (list("verbs"), list("resources"));
+            assert!(
+                !verbs.contains(&"*".into()) && !resources.contains(&"*".into()),
+                "wildcard in {r}"
+            );
+            rules.push(kube_test_server::Rule { verbs, resources });
+        }
+    }
+    let deployment: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(repo.join("deployment.yaml")).unwrap())
+            .unwrap();
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let e = Env::new();
+    let args: Vec<String> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| match a.as_str().unwrap() {
+            "/spec" => e.spec.display().to_string(),
+            "0.0.0.0:8080" => "127.0.0.1:{port}".to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    assert!(
+        args.contains(&"--recycle-stuck-pods".to_string()),
+        "{args:?}"
+    );
+    e.server
+        .seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "regops"}}))
+        .unwrap();
+    e.server
+        .seed(stuck_pod(
+            "web",
+            "stuck",
+            "harbor.example.com/web/frontend:1",
+            true,
+        ))
+        .unwrap();
+    e.server
+        .set_policy(Some(kube_test_server::Policy { rules }));
+    let mut c = e.run(&args);
+    c.wait_ready();
+    // The test's own changes bypass the policy (as an administrator's would).
+    let (code, body) = e.server.admin(
+        "POST",
+        "/api/v1/namespaces",
+        "application/json",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-new", "labels": {"team": "web"}}}),
+    );
+    assert_eq!(code, 201, "{body}");
+    wait_for("team-new covered", Duration::from_secs(10), || {
+        e.secret("team-new").is_some()
+    });
+    let (code, body) = e.server.admin(
+        "PATCH",
+        "/api/v1/namespaces/api",
+        "application/merge-patch+json",
+        &json!({"metadata": {"labels": {"team": "data"}}}),
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_for("the prune", Duration::from_secs(10), || {
+        e.secret("api").is_none()
+    });
+    // The Lease is renewed every third of --lock-duration (15 s).
+    wait_for("a Lease renewal", Duration::from_secs(15), || {
+        e.server
+            .log()
+            .iter()
+            .any(|l| l.verb == "update" && l.resource == "leases")
+    });
+    c.signal("TERM");
+    assert_eq!(c.wait_exit(), 0, "{}", c.log());
+    let log = e.server.log();
+    let denied: Vec<_> = log.iter().filter(|l| l.status == 403).collect();
+    assert!(denied.is_empty(), "denied: {denied:?}");
+    for (verb, resource) in [
+        ("list", "namespaces"),
+        ("watch", "namespaces"),
+        ("list", "secrets"),
+        ("watch", "secrets"),
+        ("get", "secrets"),
+        ("patch", "secrets"),
+        ("delete", "secrets"),
+        ("list", "serviceaccounts"),
+        ("watch", "serviceaccounts"),
+        ("patch", "serviceaccounts"),
+        ("list", "deployments"),
+        ("watch", "deployments"),
+        ("patch", "deployments"),
+        ("list", "pods"),
+        ("delete", "pods"),
+        ("get", "leases"),
+        ("create", "leases"),
+        ("update", "leases"),
+        ("delete", "leases"),
+    ] {
+        let used = log.iter().any(|l| l.verb == verb && l.resource == resource);
+        assert!(used, "{verb} {resource} was granted but not used");
+    }
     c.assert_no_leak();
 }

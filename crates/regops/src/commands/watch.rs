@@ -35,6 +35,10 @@ use crate::watch::{Prints, Queue, Work};
 const RETRY_FIRST: Duration = Duration::from_secs(2);
 const RETRY_MAX: Duration = Duration::from_secs(300);
 
+/// With --recycle-stuck-pods, the namespaces just provided are looked at again this long after
+/// (a pod admitted just before may not have failed its first pull yet).
+const RECHECK: Duration = Duration::from_secs(20);
+
 /// How often a standby reads the Lease (client-go's RetryPeriod is 2 s).
 const STANDBY_POLL: Duration = Duration::from_secs(1);
 
@@ -75,6 +79,8 @@ pub(super) fn watch(args: ApplyArgs, term: &Term) -> Outcome {
         watches: Vec::new(),
         retry: None,
         retry_wait: RETRY_FIRST,
+        limiter: crate::recycle::Limiter::default(),
+        rechecks: Vec::new(),
     };
     rt.block_on(controller.run(listener))
 }
@@ -119,7 +125,14 @@ struct Controller<'a> {
     /// A full apply scheduled after a failure.
     retry: Option<Instant>,
     retry_wait: Duration,
+    /// --recycle-stuck-pods: the deletions' pace, and the namespaces to look at again.
+    limiter: crate::recycle::Limiter,
+    rechecks: Vec<(Instant, Provided)>,
 }
+
+/// Namespaces where regops just wrote a pull secret (or a reference to one), with the
+/// registries those pull secrets log in to.
+type Provided = Vec<(String, Vec<String>)>;
 
 impl Controller<'_> {
     async fn run(&mut self, listener: Option<tokio::net::TcpListener>) -> Outcome {
@@ -244,6 +257,15 @@ impl Controller<'_> {
                 self.reload(false).await;
                 next_poll = Instant::now() + self.args.spec_poll;
             }
+            if self
+                .rechecks
+                .first()
+                .is_some_and(|(at, _)| *at <= Instant::now())
+            {
+                let (_, provided) = self.rechecks.remove(0);
+                self.recycle(&provided).await;
+                continue;
+            }
             if let Some(work) = self.queue.take() {
                 if work == Work::Full {
                     next_resync = Instant::now() + self.args.resync;
@@ -252,6 +274,7 @@ impl Controller<'_> {
                 continue;
             }
             let retry_at = self.retry.unwrap_or(next_resync);
+            let recheck_at = self.rechecks.first().map_or(next_resync, |(at, _)| *at);
             tokio::select! {
                 () = self.queue.wait() => {}
                 () = tokio::time::sleep_until(next_resync) => {
@@ -264,6 +287,7 @@ impl Controller<'_> {
                     }
                 }
                 () = tokio::time::sleep_until(next_poll) => {}
+                () = tokio::time::sleep_until(recheck_at) => {}
                 // The Lease's renewal runs on its own thread: look at it every second.
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
@@ -434,8 +458,9 @@ impl Controller<'_> {
         let (desired, plan) =
             self.prepared
                 .plan_for(&observed, &self.target.to_string(), only.as_ref());
-        for w in &plan.warnings {
-            self.log.warn(&format!("{what}: {}", w.message));
+        // Warnings by kind: one line for many alike (as the plan's views show them).
+        for g in &plan.warning_groups {
+            self.log.warn(&format!("{what}: {}", g.message));
         }
         for c in &plan.conflicts {
             self.log.warn(&format!(
@@ -514,10 +539,30 @@ impl Controller<'_> {
                 &fields,
             );
         }
+        if self.args.recycle_stuck_pods {
+            let provided = provided(&report, &desired);
+            if !provided.is_empty() {
+                self.recycle(&provided).await;
+                self.rechecks.push((Instant::now() + RECHECK, provided));
+            }
+        }
         if failed > 0 {
             self.schedule_retry();
         } else {
             self.retry_wait = RETRY_FIRST;
+        }
+    }
+
+    /// Deletes the pods stuck on the registries just provided (--recycle-stuck-pods).
+    async fn recycle(&mut self, provided: &Provided) {
+        let log = self.log;
+        let told = |m: &str| log.warn(m);
+        match crate::recycle::recycle(&self.client, provided, &mut self.limiter, &told).await {
+            Ok(n) => self.metrics.recycled(n),
+            Err(e) => self.log.error(&format!(
+                "cannot look for pods stuck pulling images: {}",
+                crate::apply::describe(&e)
+            )),
         }
     }
 
@@ -532,6 +577,40 @@ impl Controller<'_> {
         self.retry = Some(self.retry.map_or(at, |r| r.min(at)));
         self.retry_wait = (self.retry_wait * 2).min(RETRY_MAX);
     }
+}
+
+/// The namespaces where a pull secret was just written or referenced by a ServiceAccount,
+/// with the registries of the pull secrets regops wants there.
+fn provided(report: &Report, desired: &regops_core::desired::Desired) -> Provided {
+    let namespaces: std::collections::BTreeSet<&str> = report
+        .results
+        .iter()
+        .filter(|r| {
+            r.outcome == ItemOutcome::Applied
+                && r.action != Action::Delete
+                && matches!(
+                    r.kind,
+                    regops_core::kind::ObjectKind::Secret
+                        | regops_core::kind::ObjectKind::ServiceAccount
+                )
+        })
+        .map(|r| r.namespace.as_str())
+        .collect();
+    namespaces
+        .into_iter()
+        .map(|ns| {
+            let mut servers: Vec<String> = desired
+                .secrets
+                .iter()
+                .filter(|s| s.namespace == ns)
+                .flat_map(|s| s.logins.iter().map(|(server, _)| server.clone()))
+                .collect();
+            servers.sort();
+            servers.dedup();
+            (ns.to_string(), servers)
+        })
+        .filter(|(_, servers)| !servers.is_empty())
+        .collect()
 }
 
 /// Each write, as it ends: applied and failed ones, and deletions left for `--prune` (drift a
