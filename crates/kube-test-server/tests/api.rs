@@ -168,7 +168,7 @@ fn discovery_documents() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["namespaces", "secrets", "serviceaccounts"]);
+    assert_eq!(names, ["namespaces", "secrets", "serviceaccounts", "pods"]);
     let groups = req(&s, "GET", "/apis", None).body;
     let g: Vec<&str> = groups["groups"]
         .as_array()
