@@ -402,6 +402,11 @@ pub async fn run(
     if let Some(l) = &w.labels {
         params = params.labels(l);
     }
+    // Resuming from the last version loses nothing (the server answers 410 when it cannot);
+    // after this many failed watches in a row, regops lists again all the same, as
+    // client-go's reflector does after a watch error.
+    const RELIST_AFTER: u32 = 3;
+    let mut failures = 0;
     while !stop.load(Ordering::SeqCst) {
         let ended = watch_once(
             &client,
@@ -413,13 +418,33 @@ pub async fn run(
             &mut backoff,
         )
         .await;
+        // What happened, as counted, and whether to list again.
+        let (reason, relist) = match &ended {
+            Ended::Closed => ("closed", false),
+            Ended::Expired => ("expired", true),
+            Ended::Failed(_) => ("error", failures + 1 >= RELIST_AFTER),
+        };
+        shared.metrics.watch_restart(w.resource, reason);
         match ended {
-            Ended::Closed => shared.metrics.watch_restart(w.resource, "closed"),
-            Ended::Expired => {
-                shared.metrics.watch_restart(w.resource, "expired");
+            Ended::Closed => failures = 0,
+            Ended::Failed(why) if !relist => {
+                failures += 1;
+                (shared.log)(&format!("watch of {} failed ({why}); resuming", w.resource));
+                backoff.wait().await;
+            }
+            Ended::Failed(_) | Ended::Expired => {
+                if failures > 0 {
+                    backoff.wait().await;
+                }
+                failures = 0;
                 (shared.log)(&format!(
-                    "watch of {} expired (410 Gone): listing again, then a full apply",
-                    w.resource
+                    "watch of {}: listing again, then a full apply ({})",
+                    w.resource,
+                    if reason == "expired" {
+                        "410 Gone: the version is too old to resume from".to_string()
+                    } else {
+                        format!("{RELIST_AFTER} failed watches in a row")
+                    }
                 ));
                 loop {
                     match current_version(&client, &w).await {
@@ -436,13 +461,8 @@ pub async fn run(
                         }
                     }
                 }
-                // Events between the expired version and the new one are lost.
+                // Events between the old version and the new one may be lost.
                 shared.queue.full();
-            }
-            Ended::Failed(why) => {
-                shared.metrics.watch_restart(w.resource, "error");
-                (shared.log)(&format!("watch of {} failed ({why}); resuming", w.resource));
-                backoff.wait().await;
             }
         }
     }

@@ -559,7 +559,7 @@ fn a_watch_that_cannot_resume_lists_again_and_misses_nothing() {
     for i in 0..4 {
         e.create_namespace(&format!("gap-{i}"), json!({"team": "web"}));
     }
-    c.wait_log("expired (410 Gone)");
+    c.wait_log("listing again, then a full apply");
     wait_for(
         "every namespace of the gap covered",
         Duration::from_secs(15),
@@ -754,5 +754,34 @@ fn the_example_controller_runs_with_the_example_rbac_alone() {
         let used = log.iter().any(|l| l.verb == verb && l.resource == resource);
         assert!(used, "{verb} {resource} was granted but not used");
     }
+    c.assert_no_leak();
+}
+
+/// A watch that keeps failing (here, three 500s in a row when it resumes) is given up for a
+/// new list and a full apply, as client-go's reflector does; nothing is missed meanwhile.
+#[test]
+fn a_watch_that_keeps_failing_lists_again() {
+    let e = Env::new();
+    let c = e.start(&[]);
+    c.wait_ready();
+    e.server.add_fault(
+        Fault::status(500)
+            .verb("watch")
+            .resource("namespaces")
+            .times(3),
+    );
+    e.server.end_watches();
+    e.create_namespace("during-failures", json!({"team": "web"}));
+    c.wait_log("watch of namespaces: listing again, then a full apply (3 failed watches in a row)");
+    wait_for("the namespace covered", Duration::from_secs(15), || {
+        e.secret("during-failures").is_some()
+    });
+    let (_, metrics) = c.get("/metrics");
+    assert!(
+        metrics.contains(
+            "regops_watch_restarts_total{spec=\"e2e\",resource=\"namespaces\",reason=\"error\"} 3"
+        ),
+        "{metrics}"
+    );
     c.assert_no_leak();
 }
