@@ -785,3 +785,29 @@ fn a_watch_that_keeps_failing_lists_again() {
     );
     c.assert_no_leak();
 }
+
+/// With `-n`, only those namespaces are planned: an event elsewhere costs no read.
+#[test]
+fn with_namespaces_given_events_elsewhere_are_ignored() {
+    let e = Env::new();
+    let c = e.start(&["-n", "web,team-a"]);
+    c.wait_ready();
+    assert!(e.secret("web").is_some());
+    assert!(e.secret("api").is_none(), "api is not among -n");
+    e.settle();
+    e.server.clear_log();
+    e.create_namespace("team-b", json!({"team": "web"}));
+    e.create_namespace("team-a", json!({"team": "web"}));
+    wait_for("team-a covered", Duration::from_secs(10), || {
+        e.secret("team-a").is_some()
+    });
+    e.settle();
+    assert!(e.secret("team-b").is_none());
+    let outside: Vec<_> = e
+        .server
+        .log()
+        .into_iter()
+        .filter(|l| l.verb == "list" && l.namespace.as_deref() == Some("team-b"))
+        .collect();
+    assert!(outside.is_empty(), "{outside:?}");
+}
