@@ -18,7 +18,7 @@
 //!
 //! `--regops PATH` runs another binary (a before/after comparison).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -94,24 +94,7 @@ fn get(port: u16, path: &str) -> u16 {
     fetch(port, path).0
 }
 
-fn fetch(port: u16, path: &str) -> (u16, String) {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, String::new());
-    };
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    );
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (code, body)
-}
+use regops_bench::http_get as fetch;
 
 /// Waits until the server has had no request but the Lease's for `quiet`.
 fn settle(server: &kube_test_server::TestServer, quiet: Duration) {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{Run, regops, run};
-use kube_test_server::{Config, Fault, FaultAction, TestServer};
+use kube_test_server::{Fault, FaultAction, TestServer};
 use serde_json::{Value, json};
 
 const SPEC: &str = "apiVersion: regops.dev/v1
@@ -43,26 +43,22 @@ struct Env {
 
 impl Env {
     fn new(spec: &str) -> Env {
-        let server = TestServer::start(Config::default()).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        server.write_kubeconfig(&kubeconfig).unwrap();
-        let spec_path = dir.path().join("regops.yaml");
-        std::fs::write(&spec_path, spec).unwrap();
+        let common::Cluster {
+            server,
+            dir,
+            kubeconfig,
+            spec,
+        } = common::Cluster::new(spec);
         Env {
             server,
             _dir: dir,
             kubeconfig,
-            spec: spec_path,
+            spec,
         }
     }
 
     fn seed_fixture(&self, name: &str) {
-        let text = std::fs::read_to_string(common::fixtures().join("cluster").join(name)).unwrap();
-        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
-        for d in docs.into_iter().filter(|d| !d.is_null()) {
-            self.server.seed(d).unwrap();
-        }
+        common::seed_fixture(&self.server, name);
     }
 
     fn regops(&self, sub: &str, extra: &[&str]) -> std::process::Command {
@@ -829,29 +825,7 @@ fn drift_reports_how_the_cluster_drifted_with_exit_codes_and_metrics() {
 /// wildcards.
 #[test]
 fn the_example_rbac_covers_apply_and_drift() {
-    let text = std::fs::read_to_string(common::repo().join("examples/cronjob/rbac.yaml")).unwrap();
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
-    let mut rules = Vec::new();
-    for d in docs
-        .iter()
-        .filter(|d| matches!(d["kind"].as_str(), Some("ClusterRole" | "Role")))
-    {
-        for r in d["rules"].as_array().unwrap() {
-            let list = |k: &str| -> Vec<String> {
-                r[k].as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_str().unwrap().to_string())
-                    .collect()
-            };
-            let (verbs, resources) = (list("verbs"), list("resources"));
-            assert!(
-                !verbs.contains(&"*".to_string()) && !resources.contains(&"*".to_string()),
-                "wildcard in {r}"
-            );
-            rules.push(kube_test_server::Rule { verbs, resources });
-        }
-    }
+    let rules = common::rbac_rules(&common::repo().join("examples/cronjob/rbac.yaml"));
     let e = base_env();
     // Something to replace (a Secret of this spec with the wrong type) and, later, to prune.
     e.server

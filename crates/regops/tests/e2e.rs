@@ -33,14 +33,7 @@ impl Cluster {
 
     /// Seeds every document of a multi-document YAML fixture.
     fn seed(&self, fixture: &str) {
-        let text =
-            std::fs::read_to_string(common::fixtures().join("cluster").join(fixture)).unwrap();
-        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
-        for doc in docs {
-            self.server
-                .seed(doc.clone())
-                .unwrap_or_else(|e| panic!("seeding {doc}: {e}"));
-        }
+        common::seed_fixture(&self.server, fixture);
     }
 
     fn kubeconfig(&self) -> &Path {

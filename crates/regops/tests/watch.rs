@@ -8,13 +8,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kube_test_server::{Config, Fault, FaultAction, TestServer};
+use kube_test_server::{Fault, FaultAction, TestServer};
 use serde_json::{Value, json};
 
 const SPEC: &str = "apiVersion: regops.dev/v1
@@ -42,19 +42,14 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        let server = TestServer::start(Config::default()).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        server.write_kubeconfig(&kubeconfig).unwrap();
-        let spec = dir.path().join("regops.yaml");
-        std::fs::write(&spec, SPEC).unwrap();
+        let common::Cluster {
+            server,
+            dir,
+            kubeconfig,
+            spec,
+        } = common::Cluster::new(SPEC);
         for name in ["namespaces.yaml", "workloads.yaml"] {
-            let text =
-                std::fs::read_to_string(common::fixtures().join("cluster").join(name)).unwrap();
-            let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
-            for d in docs.into_iter().filter(|d| !d.is_null()) {
-                server.seed(d).unwrap();
-            }
+            common::seed_fixture(&server, name);
         }
         Env {
             server,
@@ -190,23 +185,7 @@ impl Controller {
 
     /// A GET on the listener: status and body.
     fn get(&self, path: &str) -> (u16, String) {
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
-            return (0, String::new());
-        };
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut text = String::new();
-        let _ = s.read_to_string(&mut text);
-        let code = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-        (code, body)
+        regops_bench::http_get(self.port, path)
     }
 
     fn wait_ready(&self) {
@@ -640,29 +619,7 @@ fn pods_stuck_on_a_registry_just_provided_are_recycled_and_no_others() {
 #[test]
 fn the_example_controller_runs_with_the_example_rbac_alone() {
     let repo = common::repo().join("examples/controller");
-    let rbac = std::fs::read_to_string(repo.join("rbac.yaml")).unwrap();
-    let mut rules = Vec::new();
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&rbac).unwrap();
-    for d in docs
-        .iter()
-        .filter(|d| matches!(d["kind"].as_str(), Some("ClusterRole" | "Role")))
-    {
-        for r in d["rules"].as_array().unwrap() {
-            let list = |k: &str| -> Vec<String> {
-                r[k].as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_str().unwrap().to_string())
-                    .collect()
-            };
-            let (verbs, resources) = (list("verbs"), list("resources"));
-            assert!(
-                !verbs.contains(&"*".into()) && !resources.contains(&"*".into()),
-                "wildcard in {r}"
-            );
-            rules.push(kube_test_server::Rule { verbs, resources });
-        }
-    }
+    let rules = common::rbac_rules(&repo.join("rbac.yaml"));
     let deployment: Value =
         serde_saphyr::from_str(&std::fs::read_to_string(repo.join("deployment.yaml")).unwrap())
             .unwrap();

@@ -101,3 +101,67 @@ pub fn have_tool(program: &str, probe: &str) -> bool {
     );
     present
 }
+
+/// A test API server, its kubeconfig and a spec file, in a directory of their own.
+pub struct Cluster {
+    pub server: kube_test_server::TestServer,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    pub spec: PathBuf,
+}
+
+impl Cluster {
+    pub fn new(spec: &str) -> Cluster {
+        let server =
+            kube_test_server::TestServer::start(kube_test_server::Config::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        server.write_kubeconfig(&kubeconfig).unwrap();
+        let spec_path = dir.path().join("regops.yaml");
+        std::fs::write(&spec_path, spec).unwrap();
+        Cluster {
+            server,
+            dir,
+            kubeconfig,
+            spec: spec_path,
+        }
+    }
+}
+
+/// Seeds `server` with the objects of a YAML fixture in `tests/fixtures/cluster/`.
+pub fn seed_fixture(server: &kube_test_server::TestServer, name: &str) {
+    let text = std::fs::read_to_string(fixtures().join("cluster").join(name)).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    for d in docs.into_iter().filter(|d| !d.is_null()) {
+        server.seed(d).unwrap();
+    }
+}
+
+/// The rules of the Roles and ClusterRoles in an RBAC example, as the test server's policy;
+/// none may hold a wildcard.
+pub fn rbac_rules(path: &Path) -> Vec<kube_test_server::Rule> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let mut rules = Vec::new();
+    for d in docs
+        .iter()
+        .filter(|d| matches!(d["kind"].as_str(), Some("ClusterRole" | "Role")))
+    {
+        for r in d["rules"].as_array().unwrap() {
+            let list = |k: &str| -> Vec<String> {
+                r[k].as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect()
+            };
+            let (verbs, resources) = (list("verbs"), list("resources"));
+            assert!(
+                !verbs.contains(&"*".to_string()) && !resources.contains(&"*".to_string()),
+                "wildcard in {r}"
+            );
+            rules.push(kube_test_server::Rule { verbs, resources });
+        }
+    }
+    rules
+}
