@@ -54,16 +54,7 @@ fn take_lock(
         .clone()
         .unwrap_or_else(|| format!("regops-{spec_name}"));
     let warn = |m: &str| term.note(&format!("warning: {m}"));
-    let kubeconfig = args.run.cluster.kubeconfig.clone();
-    let context = args.run.cluster.context.clone();
-    let connect: crate::lock::Connect = Box::new(move || {
-        Box::pin(async move {
-            crate::cluster::connect(kubeconfig.as_deref(), context.as_deref())
-                .await
-                .ok()
-                .map(|(client, _)| client)
-        })
-    });
+    let connect = super::load::lock_connect(&args.run.cluster);
     let settings = crate::lock::Settings {
         namespace: &args.lock_namespace,
         name: &name,
@@ -100,11 +91,7 @@ fn show_plan(plan: &Plan, args: &ApplyArgs, term: &Term) {
 pub(super) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
     let prepared = prepare(&args.run, term)?;
     let rt = runtime()?;
-    crate::retry::set_request_timeout(args.run.cluster.request_timeout);
-    let (client, target) = rt.block_on(crate::cluster::connect(
-        args.run.cluster.kubeconfig.as_deref(),
-        args.run.cluster.context.as_deref(),
-    ))?;
+    let (client, target) = super::load::connect(&args.run.cluster, &rt)?;
     // The lock is taken before reading, so the plan is made from a cluster no other apply of
     // this spec is writing to.
     let lock = take_lock(&args, &rt, &client, &prepared.loaded.name, term)?;

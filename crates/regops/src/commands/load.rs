@@ -117,6 +117,32 @@ pub(super) fn prepare(run: &crate::cli::RunArgs, term: &Term) -> Result<Prepared
     })
 }
 
+/// Connects as `cluster` says, on `rt`, with its request timeout.
+pub(super) fn connect(
+    cluster: &crate::cli::ClusterArgs,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(kube::Client, crate::cluster::Target), Failure> {
+    crate::retry::set_request_timeout(cluster.request_timeout);
+    Ok(rt.block_on(crate::cluster::connect(
+        cluster.kubeconfig.as_deref(),
+        cluster.context.as_deref(),
+    ))?)
+}
+
+/// How the lock's renewal connects on its own thread (a client is driven by the runtime it
+/// was built on), as `cluster` says.
+pub(super) fn lock_connect(cluster: &crate::cli::ClusterArgs) -> crate::lock::Connect {
+    let (kubeconfig, context) = (cluster.kubeconfig.clone(), cluster.context.clone());
+    Box::new(move || {
+        Box::pin(async move {
+            crate::cluster::connect(kubeconfig.as_deref(), context.as_deref())
+                .await
+                .ok()
+                .map(|(client, _)| client)
+        })
+    })
+}
+
 /// Connects as `run` says and reads what the plan needs; the target, for messages.
 pub(super) fn read_cluster(
     run: &crate::cli::RunArgs,

@@ -46,11 +46,7 @@ pub(super) fn watch(args: ApplyArgs, term: &Term) -> Outcome {
     let prepared = prepare(&args.run, term)?;
     let print = spec_print(&args)?;
     let rt = runtime()?;
-    crate::retry::set_request_timeout(args.run.cluster.request_timeout);
-    let (client, target) = rt.block_on(crate::cluster::connect(
-        args.run.cluster.kubeconfig.as_deref(),
-        args.run.cluster.context.as_deref(),
-    ))?;
+    let (client, target) = super::load::connect(&args.run.cluster, &rt)?;
     let metrics = Arc::new(Metrics::new(&prepared.loaded.name));
     let log = Log {
         json: args.output == ReportFormat::Json,
@@ -203,18 +199,7 @@ impl Controller<'_> {
                 self.metrics.set_ready(true);
             },
         };
-        let (kubeconfig, context) = (
-            args.run.cluster.kubeconfig.clone(),
-            args.run.cluster.context.clone(),
-        );
-        let connect: crate::lock::Connect = Box::new(move || {
-            Box::pin(async move {
-                crate::cluster::connect(kubeconfig.as_deref(), context.as_deref())
-                    .await
-                    .ok()
-                    .map(|(client, _)| client)
-            })
-        });
+        let connect = super::load::lock_connect(&args.run.cluster);
         let log = self.log;
         let warn = move |m: &str| log.warn(m);
         self.log.info(&format!(
