@@ -106,8 +106,9 @@ impl FieldSelector {
 
     /// As [`FieldSelector::parse`], with the fields `kind` adds: the API server registers
     /// selectable fields per resource (`status.phase` and others for pods, in
-    /// pkg/registry/core/pod/strategy.go `PodToSelectableFields`); any other field is
-    /// refused with "field label not supported".
+    /// pkg/registry/core/pod/strategy.go `PodToSelectableFields`; `type` for secrets, in
+    /// pkg/registry/core/secret/strategy.go `SelectableFields`); any other field is refused
+    /// with "field label not supported".
     pub fn parse_for(kind: &str, s: &str) -> Result<Self, String> {
         let mut out = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -121,7 +122,8 @@ impl FieldSelector {
                 return Err(format!("invalid field selector: `{part}`"));
             };
             let field = field.trim();
-            let for_kind = kind == "Pod" && field == "status.phase";
+            let for_kind =
+                (kind == "Pod" && field == "status.phase") || (kind == "Secret" && field == "type");
             if !for_kind && !matches!(field, "metadata.name" | "metadata.namespace") {
                 return Err(format!("field label not supported: {field}"));
             }
@@ -135,6 +137,7 @@ impl FieldSelector {
             let actual = match field.as_str() {
                 "metadata.name" => obj["metadata"]["name"].as_str().unwrap_or(""),
                 "status.phase" => obj["status"]["phase"].as_str().unwrap_or(""),
+                "type" => obj["type"].as_str().unwrap_or(""),
                 _ => obj["metadata"]["namespace"].as_str().unwrap_or(""),
             };
             (actual == value) == *eq

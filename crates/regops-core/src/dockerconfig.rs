@@ -50,6 +50,117 @@ pub fn build<'a>(logins: impl IntoIterator<Item = (&'a str, &'a Login)>) -> Secr
     SecretString::from(out.as_str().to_owned())
 }
 
+/// One entry of a document as found in a cluster (see [`parse`]).
+#[derive(serde::Deserialize)]
+struct Entry {
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default, deserialize_with = "secret")]
+    password: Option<SecretString>,
+    #[serde(default)]
+    email: Option<String>,
+    /// base64 of `username:password`.
+    #[serde(default, deserialize_with = "secret")]
+    auth: Option<SecretString>,
+}
+
+#[derive(serde::Deserialize)]
+struct Document {
+    #[serde(default)]
+    auths: Option<std::collections::BTreeMap<String, Entry>>,
+}
+
+fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    let s: Option<String> = serde::Deserialize::deserialize(d)?;
+    Ok(s.map(SecretString::from))
+}
+
+/// The logins of a `.dockerconfigjson` document (`{"auths": {server: {…}}}`), or of a legacy
+/// `.dockercfg` one (the `auths` map alone) when `legacy`, by server, in the document's order
+/// of servers (sorted). A missing username or password is read from `auth` (base64 of
+/// `username:password`), as the kubelet reads it. Errors say what is wrong, never a value.
+pub fn parse(doc: &SecretString, legacy: bool) -> Result<Vec<(String, Login)>, String> {
+    let auths: std::collections::BTreeMap<String, Entry> = if legacy {
+        serde_json::from_str(doc.expose_secret()).map_err(|e| {
+            format!(
+                "`.dockercfg` is not a JSON object of logins (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        })?
+    } else {
+        serde_json::from_str::<Document>(doc.expose_secret())
+            .map_err(|e| {
+                format!(
+                    "`.dockerconfigjson` is not JSON of the expected shape (line {}, column {})",
+                    e.line(),
+                    e.column()
+                )
+            })?
+            .auths
+            .ok_or("`.dockerconfigjson` has no `auths`")?
+    };
+    if auths.is_empty() {
+        return Err("it holds no login".into());
+    }
+    let mut out = Vec::with_capacity(auths.len());
+    for (server, e) in auths {
+        let from_auth = match &e.auth {
+            Some(a) if !a.expose_secret().is_empty() => {
+                let bytes =
+                    Zeroizing::new(STANDARD.decode(a.expose_secret().trim()).map_err(|_| {
+                        format!("the login for `{server}` has an `auth` that is not base64")
+                    })?);
+                let text = std::str::from_utf8(&bytes).map_err(|_| {
+                    format!("the login for `{server}` has an `auth` that is not text")
+                })?;
+                let (user, pass) = text.split_once(':').ok_or_else(|| {
+                    format!("the login for `{server}` has an `auth` without `user:password`")
+                })?;
+                Some((user.to_string(), SecretString::from(pass.to_string())))
+            }
+            _ => None,
+        };
+        let username = e
+            .username
+            .filter(|u| !u.is_empty())
+            .or_else(|| from_auth.as_ref().map(|(u, _)| u.clone()))
+            .ok_or_else(|| format!("the login for `{server}` has no username"))?;
+        let password = e
+            .password
+            .filter(|p| !p.expose_secret().is_empty())
+            .or_else(|| from_auth.map(|(_, p)| p))
+            .ok_or_else(|| format!("the login for `{server}` has no password"))?;
+        out.push((
+            server,
+            Login {
+                username,
+                password,
+                email: e.email.filter(|m| !m.is_empty()),
+                source_digest: None,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// Two documents hold the same logins (servers, usernames, passwords, emails), whatever their
+/// bytes: field order, an empty `email`, `auth` present or not.
+pub fn same_logins(a: &SecretString, b: &SecretString) -> bool {
+    match (parse(a, false), parse(b, false)) {
+        (Ok(x), Ok(y)) => {
+            x.len() == y.len()
+                && x.iter().zip(&y).all(|((s1, l1), (s2, l2))| {
+                    s1 == s2
+                        && l1.username == l2.username
+                        && l1.email == l2.email
+                        && l1.password.expose_secret() == l2.password.expose_secret()
+                })
+        }
+        _ => false,
+    }
+}
+
 /// A JSON string as Go's `json.Marshal` writes it.
 fn go_string(out: &mut String, s: &str) {
     out.push('"');
@@ -87,6 +198,56 @@ mod tests {
     /// --docker-server=harbor.example.com --docker-username='robot$ci'
     /// --docker-password='p<&>"\x' --docker-email=a@b.c --dry-run=client -o json`, decoded.
     const KUBECTL_1_32: &str = r#"{"auths":{"harbor.example.com":{"username":"robot$ci","password":"p\u003c\u0026\u003e\"\\x","email":"a@b.c","auth":"cm9ib3QkY2k6cDwmPiJceA=="}}}"#;
+
+    #[test]
+    fn parses_what_kubectl_and_consoles_write() {
+        let doc = SecretString::from(KUBECTL_1_32.to_string());
+        let found = parse(&doc, false).unwrap();
+        assert_eq!(found.len(), 1);
+        let (server, l) = &found[0];
+        assert_eq!(
+            (server.as_str(), l.username.as_str()),
+            ("harbor.example.com", "robot$ci")
+        );
+        assert_eq!(l.password.expose_secret(), "p<&>\"\\x");
+        assert_eq!(l.email.as_deref(), Some("a@b.c"));
+        // Rebuilt, byte for byte.
+        assert_eq!(build([(server.as_str(), l)]).expose_secret(), KUBECTL_1_32);
+        // Only `auth`, an empty email, other field order: the same logins.
+        let console = SecretString::from(
+            r#"{"auths":{"harbor.example.com":{"auth":"cm9ib3QkY2k6cDwmPiJceA==","email":"a@b.c"}}}"#.to_string(),
+        );
+        assert!(same_logins(&console, &doc));
+        let other = SecretString::from(
+            r#"{"auths":{"harbor.example.com":{"username":"robot$ci","password":"other","email":"a@b.c"}}}"#.to_string(),
+        );
+        assert!(!same_logins(&other, &doc));
+        // Legacy `.dockercfg`: the map alone.
+        let legacy = SecretString::from(
+            r#"{"quay.io":{"username":"bot","password":"pw","email":"x@y.z"}}"#.to_string(),
+        );
+        let found = parse(&legacy, true).unwrap();
+        assert_eq!(found[0].0, "quay.io");
+    }
+
+    #[test]
+    fn a_bad_document_is_described_without_its_values() {
+        for (doc, want) in [
+            ("not json MARKER", "not JSON"),
+            (r#"{"auths":{}}"#, "holds no login"),
+            (r#"{"other":1}"#, "has no `auths`"),
+            (
+                r#"{"auths":{"h":{"password":"MARKER"}}}"#,
+                "has no username",
+            ),
+            (r#"{"auths":{"h":{"auth":"!!MARKER"}}}"#, "not base64"),
+        ] {
+            let Err(e) = parse(&SecretString::from(doc.to_string()), false) else {
+                panic!("{doc} parsed");
+            };
+            assert!(e.contains(want) && !e.contains("MARKER"), "{e}");
+        }
+    }
 
     #[test]
     fn matches_kubectl_byte_for_byte() {

@@ -11,6 +11,7 @@ pub mod drift;
 pub mod fingerprint;
 pub mod group;
 pub mod image;
+pub mod import;
 pub mod kind;
 pub mod login;
 pub mod observed;

@@ -334,12 +334,18 @@ impl Observed {
                 terminating: deletion_timestamp.is_some(),
             }),
             "Secret" => {
-                let dockerconfigjson = match data.and_then(|d| d.dockerconfigjson) {
+                let (json, cfg) = data.map_or((None, None), |d| (d.dockerconfigjson, d.dockercfg));
+                let legacy = type_.as_deref() == Some("kubernetes.io/dockercfg");
+                // A legacy Secret's document is its `.dockercfg` (the `auths` map alone).
+                let (doc, key) = if legacy && json.is_none() {
+                    (cfg, ".dockercfg")
+                } else {
+                    (json, ".dockerconfigjson")
+                };
+                let dockerconfigjson = match doc {
                     Some(wire::SecretBase64::Decoded(s)) => Some(s),
                     Some(wire::SecretBase64::Invalid) => {
-                        return Err(format!(
-                            "secret {namespace}/{name}: .dockerconfigjson is not base64"
-                        ));
+                        return Err(format!("secret {namespace}/{name}: {key} is not base64"));
                     }
                     None => string_data.and_then(|d| d.dockerconfigjson),
                 };

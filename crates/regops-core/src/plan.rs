@@ -407,7 +407,15 @@ fn plan_secret(
         .dockerconfigjson
         .as_ref()
         .map(|s| s.expose_secret().to_string());
-    let data_same = have_doc.as_deref() == Some(want);
+    // What an adopted Secret holds is taken as is when its logins are the spec's, whatever
+    // its bytes (a console's field order, an empty email): adoption changes no data.
+    let data_same = have_doc.as_deref() == Some(want)
+        || (d.adopt
+            && have.type_ == SECRET_TYPE
+            && have
+                .dockerconfigjson
+                .as_ref()
+                .is_some_and(|h| crate::dockerconfig::same_logins(h, &d.dockerconfigjson)));
     let mut c = Change::new(Action::Update, ObjectKind::Secret, &d.namespace, &d.name);
     c.logins = logins;
     if have.type_ != SECRET_TYPE {

@@ -78,6 +78,21 @@ Examples:
   regops encrypt -f regops.yaml --credential quay --age-file secrets/quay.age")]
     Encrypt(EncryptArgs),
 
+    /// Write a spec from the pull secrets a cluster already has (read only; nothing is written
+    /// to the cluster).
+    #[command(after_help = "\
+Reads every kubernetes.io/dockerconfigjson (and legacy dockercfg) Secret, the namespaces, the
+ServiceAccounts and the workloads, and writes a spec whose pull secrets carry `adopt: true`:
+`regops plan` with it shows only adoption (regops' label and annotations on each Secret), and
+nothing after one apply. Passwords are written only as age ciphertext to the recipients given;
+the file is created with mode 0600, atomically, and an existing one is kept unless --force.
+
+Examples:
+  regops import -o regops.yaml --recipient age1...            # the current kubeconfig context
+  regops import --context prod -n web,api -o web.yaml --recipients-file team.txt
+  regops import --selector team=web --dry-run --recipient age1...   # print it, passwords redacted")]
+    Import(ImportArgs),
+
     /// Re-encrypt every credential to the current `recipients` (after someone joins or leaves).
     #[command(after_help = "Examples:\n  regops rekey -f regops.yaml -i ~/.config/regops/key.txt")]
     Rekey(RekeyArgs),
@@ -454,6 +469,47 @@ pub struct EncryptArgs {
     /// `{ ageFile: PATH }`, instead of inline.
     #[arg(long, value_name = "PATH")]
     pub age_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Only these namespaces (comma-separated or repeated).
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        value_name = "NS",
+        value_delimiter = ','
+    )]
+    pub namespaces: Vec<String>,
+    /// Only the namespaces this label selector selects (`team=web`, `env in (prod)`).
+    #[arg(long, short = 'l', value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// The spec file to write (YAML).
+    #[arg(
+        long,
+        short = 'o',
+        value_name = "FILE",
+        required_unless_present = "dry_run"
+    )]
+    pub output: Option<PathBuf>,
+    /// An age recipient (`age1...`) or SSH public key the passwords are encrypted to
+    /// (repeatable). At least one, here or in --recipients-file, is required.
+    #[arg(long, short = 'r', value_name = "RECIPIENT")]
+    pub recipient: Vec<String>,
+    /// A file of recipients, one per line (`#` comments and blank lines skipped).
+    #[arg(long, short = 'R', value_name = "FILE")]
+    pub recipients_file: Vec<PathBuf>,
+    /// The spec's `metadata.name` (default: the output file's name without extension).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the spec (passwords redacted) instead of writing it.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -254,6 +254,76 @@ pub async fn from_cluster(
     Ok(observed)
 }
 
+/// Reads what `regops import` needs: the namespaces (metadata; with `selector`, those it
+/// selects), every `kubernetes.io/dockerconfigjson` and `kubernetes.io/dockercfg` Secret whole
+/// (their logins are what is imported; the LIST asks for those types only), and every
+/// ServiceAccount and workload. With `only` of at most [`NAMESPACED_READ_MAX`] namespaces, the
+/// LISTs are made inside them.
+pub async fn for_import(
+    client: &Client,
+    target: &Target,
+    only: Option<&BTreeSet<String>>,
+    selector: Option<&str>,
+) -> Result<Observed, ClusterError> {
+    let places: Vec<Option<&str>> = match only {
+        Some(set) if set.len() <= NAMESPACED_READ_MAX => {
+            set.iter().map(|n| Some(n.as_str())).collect()
+        }
+        _ => vec![None],
+    };
+    let mut observed = Observed::default();
+    for place in &places {
+        let mut params = match place {
+            Some(ns) => ListParams::default().fields(&format!("metadata.name={ns}")),
+            None => ListParams::default(),
+        };
+        if let Some(sel) = selector {
+            params = params.labels(sel);
+        }
+        list_into(
+            client,
+            target,
+            &Listing::of::<Namespace>("Namespace", "namespaces", "").metadata_only(),
+            params,
+            &mut observed,
+        )
+        .await?;
+        for ty in [
+            regops_core::import::DOCKERCONFIGJSON,
+            regops_core::import::DOCKERCFG,
+        ] {
+            list_into(
+                client,
+                target,
+                &Listing::kind(ObjectKind::Secret, *place),
+                ListParams::default().fields(&format!("type={ty}")),
+                &mut observed,
+            )
+            .await?;
+        }
+        list_into(
+            client,
+            target,
+            &Listing::kind(ObjectKind::ServiceAccount, *place),
+            ListParams::default(),
+            &mut observed,
+        )
+        .await?;
+        for kind in WorkloadKind::ALL {
+            list_into(
+                client,
+                target,
+                &Listing::kind(ObjectKind::from(kind), *place),
+                ListParams::default(),
+                &mut observed,
+            )
+            .await?;
+        }
+    }
+    observed.finish();
+    Ok(observed)
+}
+
 /// The largest state file regops reads. JSON is streamed, so this bounds time, not memory.
 pub const STATE_FILE_MAX_BYTES: u64 = 1 << 30;
 

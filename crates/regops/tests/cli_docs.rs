@@ -7,11 +7,12 @@ mod common;
 
 use common::{regops, run};
 
-const SUBCOMMANDS: [&str; 13] = [
+const SUBCOMMANDS: [&str; 14] = [
     "check",
     "render",
     "keygen",
     "encrypt",
+    "import",
     "rekey",
     "plan",
     "apply",

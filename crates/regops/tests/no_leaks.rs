@@ -247,4 +247,55 @@ fn cluster_commands_at_every_verbosity_print_no_credential() {
     let r = run(&mut cmd("apply", &["--yes", "-vv"], None));
     assert_eq!(r.code, 1, "{}", r.transcript());
     assert_clean("failing apply -vv", &r);
+    // `regops import` reads a hand-made Secret back, plaintext and all: its output, its log at
+    // every verbosity and the file it writes hold none of it.
+    server.clear_faults();
+    let doc = format!(
+        r#"{{"auths":{{"harbor.example.com":{{"username":"robot","password":"{AGE_MARKER}","auth":"{}"}}}}}}"#,
+        STANDARD.encode(format!("robot:{AGE_MARKER}"))
+    );
+    server
+        .seed(serde_json::json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": "hand-made", "namespace": "web"},
+            "data": {".dockerconfigjson": STANDARD.encode(doc)}}))
+        .unwrap();
+    let public = std::fs::read_to_string(&key)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string();
+    let imported = dir.path().join("imported.yaml");
+    for (what, extra, env) in [
+        ("import --dry-run -vv", vec!["--dry-run", "-vv"], None),
+        (
+            "import -v, RUST_LOG=trace",
+            vec!["-v", "-o", "imported.yaml"],
+            Some(("RUST_LOG", "trace")),
+        ),
+    ] {
+        let mut c = regops();
+        c.args(["import", "--recipient", &public, "--kubeconfig"])
+            .arg(&kubeconfig)
+            .args(&extra)
+            .env_remove("RUST_LOG")
+            .current_dir(dir.path());
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        let r = run(&mut c);
+        assert_eq!(r.code, 0, "{}", r.transcript());
+        assert_clean(what, &r);
+        assert!(
+            r.stdout.contains("adopt: true") || imported.exists(),
+            "{}",
+            r.transcript()
+        );
+    }
+    let text = std::fs::read_to_string(&imported).unwrap();
+    assert!(
+        leaked(&text).is_empty(),
+        "the imported spec leaked:\n{text}"
+    );
+    assert!(text.contains("BEGIN AGE ENCRYPTED FILE"), "{text}");
 }

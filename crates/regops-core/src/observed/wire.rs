@@ -126,6 +126,9 @@ pub struct OwnerRef {
 pub struct SecretData {
     #[serde(rename = ".dockerconfigjson")]
     pub dockerconfigjson: Option<SecretBase64>,
+    /// A legacy `kubernetes.io/dockercfg` Secret's document (read by `regops import`).
+    #[serde(rename = ".dockercfg")]
+    pub dockercfg: Option<SecretBase64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,6 +7,7 @@ mod check;
 mod cluster_info;
 mod drift;
 mod encrypt;
+mod import;
 mod keygen;
 mod load;
 mod plan;
@@ -74,6 +75,7 @@ pub fn run(command: Command, term: Term) -> ExitStatus {
         Command::Keygen(a) => keygen::keygen(a, &term),
         Command::Encrypt(a) => encrypt::encrypt(a, &term),
         Command::Rekey(a) => rekey::rekey(a, &term),
+        Command::Import(a) => import::import(a, &term),
         Command::ClusterInfo(a) => cluster_info::cluster_info(a, &term),
         Command::Plan(a) => plan::plan(a, &term),
         Command::Apply(a) if a.watch => watch::watch(a, &term),

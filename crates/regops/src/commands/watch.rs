@@ -408,27 +408,19 @@ impl Controller<'_> {
             _ => "full apply".to_string(),
         };
         let loaded = &self.prepared.loaded;
-        let observed = match crate::observe::from_cluster(
+        let read = crate::observe::from_cluster(
             &self.client,
             &self.target,
             &loaded.spec,
             &loaded.name,
             only.as_ref(),
-        )
-        .await
-        {
+        );
+        let observed = match read.await {
             Ok(o) => o,
             Err(e) => {
                 self.log
                     .error(&format!("{what}: cannot read the cluster: {e}"));
-                self.metrics.pass(&Pass {
-                    scope,
-                    success: false,
-                    seconds: started.elapsed().as_secs_f64(),
-                    applied: 0,
-                    failed: 0,
-                    skipped: 0,
-                });
+                self.account(scope, started, None, &Report::default());
                 self.schedule_retry();
                 return;
             }
@@ -443,7 +435,31 @@ impl Controller<'_> {
         let (desired, plan) =
             self.prepared
                 .plan_for(&observed, &self.target.to_string(), only.as_ref());
-        // Warnings by kind: one line for many alike (as the plan's views show them).
+        self.log_plan(&what, &plan);
+        let report = if plan.has_changes() {
+            self.write(&plan, &desired, &observed, lock).await
+        } else {
+            Report::default()
+        };
+        self.account(scope, started, Some(&plan), &report);
+        self.log_pass(scope, &what, started, &plan, &report);
+        if self.args.recycle_stuck_pods {
+            let provided = provided(&report, &desired);
+            if !provided.is_empty() {
+                self.recycle(&provided).await;
+                self.rechecks.push((Instant::now() + RECHECK, provided));
+            }
+        }
+        if report.failed() > 0 {
+            self.schedule_retry();
+        } else {
+            self.retry_wait = RETRY_FIRST;
+        }
+    }
+
+    /// The plan's warnings (by kind: one line for many alike, as the plan's views show them)
+    /// and conflicts.
+    fn log_plan(&self, what: &str, plan: &regops_core::plan::Plan) {
         for g in &plan.warning_groups {
             self.log.warn(&format!("{what}: {}", g.message));
         }
@@ -453,48 +469,56 @@ impl Controller<'_> {
                 c.kind, c.namespace, c.name, c.message
             ));
         }
-        let changes = plan
-            .changes
-            .iter()
-            .filter(|c| c.action != Action::Noop)
-            .count();
-        let report = if plan.has_changes() {
-            let opts = crate::apply::Options {
-                spec: loaded.name.clone(),
-                commit: self.prepared.source.commit.clone(),
-                prune: self.args.prune,
-                dry_run: false,
-                force_conflicts: self.args.force_conflicts,
-                concurrency: usize::from(self.args.concurrency),
-            };
-            let log = self.log;
-            let item = move |r: &ItemResult| log_item(log, r);
-            let stop = &self.stop;
-            let halt = || lock.lost() || stop.load(Ordering::SeqCst);
-            crate::apply::run(
-                &self.client,
-                &plan,
-                &desired,
-                &observed,
-                &opts,
-                &item,
-                &halt,
-            )
-            .await
-        } else {
-            Report::default()
+    }
+
+    /// Carries the plan out as `apply` does; new writes stop when the Lease is lost or a
+    /// SIGTERM came.
+    async fn write(
+        &self,
+        plan: &regops_core::plan::Plan,
+        desired: &regops_core::desired::Desired,
+        observed: &regops_core::observed::Observed,
+        lock: &crate::lock::Lock,
+    ) -> Report {
+        let opts = crate::apply::Options {
+            spec: self.prepared.loaded.name.clone(),
+            commit: self.prepared.source.commit.clone(),
+            prune: self.args.prune,
+            dry_run: false,
+            force_conflicts: self.args.force_conflicts,
+            concurrency: usize::from(self.args.concurrency),
         };
-        let seconds = started.elapsed().as_secs_f64();
+        let log = self.log;
+        let item = move |r: &ItemResult| log_item(log, r);
+        let stop = &self.stop;
+        let halt = || lock.lost() || stop.load(Ordering::SeqCst);
+        crate::apply::run(&self.client, plan, desired, observed, &opts, &item, &halt).await
+    }
+
+    /// Counts a pass (`plan`: `None` when the read failed); a full one also sets the drift
+    /// gauges and readiness.
+    fn account(
+        &self,
+        scope: Scope,
+        started: Instant,
+        plan: Option<&regops_core::plan::Plan>,
+        report: &Report,
+    ) {
         let failed = report.failed();
         self.metrics.pass(&Pass {
             scope,
-            success: failed == 0,
-            seconds,
+            success: plan.is_some() && failed == 0,
+            seconds: started.elapsed().as_secs_f64(),
             applied: report.count(ItemOutcome::Applied) as u64,
             failed: failed as u64,
             skipped: report.count(ItemOutcome::Skipped) as u64,
         });
-        if scope == Scope::Full {
+        if let (Scope::Full, Some(plan)) = (scope, plan) {
+            let changes = plan
+                .changes
+                .iter()
+                .filter(|c| c.action != Action::Noop)
+                .count();
             self.metrics
                 .full_sync(changes, plan.conflicts.len(), (failed == 0).then(unix_now));
             if !self.metrics.ready() {
@@ -502,40 +526,47 @@ impl Controller<'_> {
             }
             self.metrics.set_ready(true);
         }
-        if changes > 0 || scope == Scope::Full {
-            let mut fields = serde_json::Map::new();
-            fields.insert("scope".into(), format!("{scope:?}").to_lowercase().into());
-            fields.insert("applied".into(), report.count(ItemOutcome::Applied).into());
-            fields.insert("failed".into(), failed.into());
-            fields.insert("skipped".into(), report.count(ItemOutcome::Skipped).into());
-            fields.insert("durationMs".into(), (seconds * 1000.0).round().into());
-            let summary = if changes == 0 {
-                "in sync".to_string()
-            } else {
-                format!(
-                    "{} applied, {failed} failed, {} skipped",
-                    report.count(ItemOutcome::Applied),
-                    report.count(ItemOutcome::Skipped)
-                )
-            };
-            self.log.line(
-                if failed > 0 { "error" } else { "info" },
-                &format!("{what}: {summary} in {} ms", (seconds * 1000.0).round()),
-                &fields,
-            );
+    }
+
+    /// A line for a pass that changed something, and for every full one.
+    fn log_pass(
+        &self,
+        scope: Scope,
+        what: &str,
+        started: Instant,
+        plan: &regops_core::plan::Plan,
+        report: &Report,
+    ) {
+        let changes = plan
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::Noop)
+            .count();
+        if changes == 0 && scope != Scope::Full {
+            return;
         }
-        if self.args.recycle_stuck_pods {
-            let provided = provided(&report, &desired);
-            if !provided.is_empty() {
-                self.recycle(&provided).await;
-                self.rechecks.push((Instant::now() + RECHECK, provided));
-            }
-        }
-        if failed > 0 {
-            self.schedule_retry();
+        let (applied, failed, skipped) = (
+            report.count(ItemOutcome::Applied),
+            report.failed(),
+            report.count(ItemOutcome::Skipped),
+        );
+        let ms = (started.elapsed().as_secs_f64() * 1000.0).round();
+        let mut fields = serde_json::Map::new();
+        fields.insert("scope".into(), format!("{scope:?}").to_lowercase().into());
+        fields.insert("applied".into(), applied.into());
+        fields.insert("failed".into(), failed.into());
+        fields.insert("skipped".into(), skipped.into());
+        fields.insert("durationMs".into(), ms.into());
+        let summary = if changes == 0 {
+            "in sync".to_string()
         } else {
-            self.retry_wait = RETRY_FIRST;
-        }
+            format!("{applied} applied, {failed} failed, {skipped} skipped")
+        };
+        self.log.line(
+            if failed > 0 { "error" } else { "info" },
+            &format!("{what}: {summary} in {ms} ms"),
+            &fields,
+        );
     }
 
     /// Deletes the pods stuck on the registries just provided (--recycle-stuck-pods).
