@@ -146,6 +146,16 @@ fn seed(c: &common::Cluster) {
     c.server
         .seed(deployment("api", "cache", "quay.io/opstree/redis:7", &[]))
         .unwrap();
+    // A workload set up in KubeSphere's console: the entry and its annotation.
+    let mut report = deployment(
+        "analytics-prod",
+        "report",
+        "registry.analytics.io/bi/report:3",
+        &["ks-pull"],
+    );
+    report["spec"]["template"]["metadata"]["annotations"] =
+        json!({"kubesphere.io/imagepullsecrets": "{\"app\":\"ks-pull\"}"});
+    c.server.seed(report).unwrap();
 }
 
 fn no_leak(r: &Run) {
@@ -206,6 +216,7 @@ fn an_imported_spec_plans_adoption_only_then_nothing() {
         "adopt: true",
         "serviceAccounts: [default]",
         "workloads: { kinds: [Deployment] }",
+        "kubesphereAnnotation: true",
     ] {
         assert!(text.contains(expected), "no `{expected}` in:\n{text}");
     }
@@ -371,6 +382,26 @@ fn dry_run_prints_the_spec_with_passwords_redacted() {
     assert!(!r.stdout.contains("BEGIN AGE"), "{}", r.stdout);
     assert!(!r.stdout.contains("quay-pull"), "-n web,api: {}", r.stdout);
     assert!(r.stdout.contains("harbor-pull"), "{}", r.stdout);
+    // --selector: the namespaces a label selector selects.
+    let r = with_cluster(
+        &c,
+        regops().args([
+            "import",
+            "--dry-run",
+            "--recipient",
+            &public,
+            "--selector",
+            "kubesphere.io/workspace=analytics",
+        ]),
+    );
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let names: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ").and_then(|l| l.strip_suffix(':')))
+        .filter(|l| l.ends_with("-pull"))
+        .collect();
+    assert_eq!(names, ["ks-pull"], "{}", r.stdout);
 }
 
 /// The spec as written, passwords redacted: sorted, one comment per pull secret.
