@@ -1253,3 +1253,123 @@ fn label_keys_values_and_annotation_keys_are_validated() {
     let r = req(&s, "POST", "/api/v1/namespaces/a/secrets", Some(&fine));
     assert_eq!(r.status, 201, "{}", r.body);
 }
+
+/// Pods, as regops' `--recycle-stuck-pods` meets them: `spec.containers` is required, each with
+/// a name and an image (ValidatePodSpec), and after creation the spec may change only in
+/// images and a few scheduling fields (ValidatePodUpdate: "pod updates may not change fields
+/// other than `spec.containers[*].image`, ..."), both in
+/// pkg/apis/core/validation/validation.go. A DELETE with a stale uid precondition is 409.
+#[test]
+fn pods_need_containers_and_keep_their_spec() {
+    let s = start();
+    ns(&s, "web", json!({}));
+    let pods = "/api/v1/namespaces/web/pods";
+    let bare = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}});
+    let r = req(&s, "POST", pods, Some(&bare));
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.containers"),
+        "{}",
+        r.body
+    );
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "app", "image": "nginx:1"}], "restartPolicy": "Always"}});
+    let created = req(&s, "POST", pods, Some(&pod));
+    assert_eq!(created.status, 201, "{}", created.body);
+    // A new image: allowed.
+    let r = patch(
+        &s,
+        &format!("{pods}/p"),
+        "application/merge-patch+json",
+        &json!({"spec": {"containers": [{"name": "app", "image": "nginx:2"}]}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Anything else in the spec: forbidden.
+    let r = patch(
+        &s,
+        &format!("{pods}/p"),
+        "application/merge-patch+json",
+        &json!({"spec": {"restartPolicy": "Never"}}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("pod updates may not change fields"),
+        "{}",
+        r.body
+    );
+    let stale = json!({"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": "not-its-uid"}});
+    let r = req(&s, "DELETE", &format!("{pods}/p"), Some(&stale));
+    assert_eq!(r.status, 409, "{}", r.body);
+    let uid = created.body["metadata"]["uid"].clone();
+    let r = req(
+        &s,
+        "DELETE",
+        &format!("{pods}/p"),
+        Some(&json!({"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Field selectors beyond `metadata.name`/`metadata.namespace` are registered per resource:
+/// `status.phase` for pods (pkg/registry/core/pod/strategy.go, `PodToSelectableFields`) and
+/// `type` for secrets (pkg/registry/core/secret/strategy.go, `SelectableFields`); any other
+/// is a 400 "field label not supported".
+#[test]
+fn field_selectors_are_per_resource() {
+    let s = start();
+    ns(&s, "web", json!({}));
+    s.seed(docker_secret("pull")).unwrap();
+    s.seed(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "plain", "namespace": "web"},
+        "type": "Opaque", "data": {"k": "dg=="}}))
+        .unwrap();
+    let names = |r: &Reply| -> Vec<String> {
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let r = req(
+        &s,
+        "GET",
+        "/api/v1/secrets?fieldSelector=type%3Dkubernetes.io%2Fdockerconfigjson",
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(names(&r), ["pull"]);
+    for (phase, pod) in [("Pending", "stuck"), ("Running", "fine")] {
+        s.seed(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": "web"},
+            "spec": {"containers": [{"name": "app", "image": "nginx:1"}]}, "status": {"phase": phase}}))
+            .unwrap();
+    }
+    let r = req(
+        &s,
+        "GET",
+        "/api/v1/pods?fieldSelector=status.phase%3DPending",
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(names(&r), ["stuck"]);
+    for path in [
+        "/api/v1/secrets?fieldSelector=status.phase%3DPending",
+        "/api/v1/pods?fieldSelector=type%3DOpaque",
+    ] {
+        let r = req(&s, "GET", path, None);
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert!(
+            r.body["message"]
+                .as_str()
+                .unwrap()
+                .contains("field label not supported"),
+            "{}",
+            r.body
+        );
+    }
+}
