@@ -133,6 +133,43 @@ async fn list_into(
     }
 }
 
+/// Where each LIST is made: across the cluster (`None`), or in each namespace of `only` when
+/// there are at most [`NAMESPACED_READ_MAX`].
+fn places(only: Option<&BTreeSet<String>>) -> Vec<Option<&str>> {
+    match only {
+        Some(set) if set.len() <= NAMESPACED_READ_MAX => {
+            set.iter().map(|n| Some(n.as_str())).collect()
+        }
+        _ => vec![None],
+    }
+}
+
+/// Lists the namespaces (metadata only): all, or the one `place` names (by
+/// `metadata.name`), and of those the ones `selector` selects.
+async fn list_namespaces(
+    client: &Client,
+    target: &Target,
+    place: Option<&str>,
+    selector: Option<&str>,
+    observed: &mut Observed,
+) -> Result<(), ClusterError> {
+    let mut params = match place {
+        Some(ns) => ListParams::default().fields(&format!("metadata.name={ns}")),
+        None => ListParams::default(),
+    };
+    if let Some(sel) = selector {
+        params = params.labels(sel);
+    }
+    list_into(
+        client,
+        target,
+        &Listing::of::<Namespace>("Namespace", "namespaces", "").metadata_only(),
+        params,
+        observed,
+    )
+    .await
+}
+
 /// Up to this many namespaces given with `-n`, each is read on its own (namespaced LISTs, a
 /// few per namespace); past it, or without `-n`, the whole cluster is (a few per kind).
 pub const NAMESPACED_READ_MAX: usize = 8;
@@ -158,27 +195,10 @@ pub async fn from_cluster(
     spec_name: &str,
     only: Option<&BTreeSet<String>>,
 ) -> Result<Observed, ClusterError> {
-    // Where each LIST is made: across the cluster (`None`), or in each namespace given.
-    let places: Vec<Option<&str>> = match only {
-        Some(set) if set.len() <= NAMESPACED_READ_MAX => {
-            set.iter().map(|n| Some(n.as_str())).collect()
-        }
-        _ => vec![None],
-    };
+    let places = places(only);
     let mut observed = Observed::default();
     for place in &places {
-        let params = match place {
-            Some(ns) => ListParams::default().fields(&format!("metadata.name={ns}")),
-            None => ListParams::default(),
-        };
-        list_into(
-            client,
-            target,
-            &Listing::of::<Namespace>("Namespace", "namespaces", "").metadata_only(),
-            params,
-            &mut observed,
-        )
-        .await?;
+        list_namespaces(client, target, *place, None, &mut observed).await?;
     }
     let owned = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
     // Secrets bearing a pull secret's name that regops does not own are collisions: their
@@ -265,29 +285,9 @@ pub async fn for_import(
     only: Option<&BTreeSet<String>>,
     selector: Option<&str>,
 ) -> Result<Observed, ClusterError> {
-    let places: Vec<Option<&str>> = match only {
-        Some(set) if set.len() <= NAMESPACED_READ_MAX => {
-            set.iter().map(|n| Some(n.as_str())).collect()
-        }
-        _ => vec![None],
-    };
     let mut observed = Observed::default();
-    for place in &places {
-        let mut params = match place {
-            Some(ns) => ListParams::default().fields(&format!("metadata.name={ns}")),
-            None => ListParams::default(),
-        };
-        if let Some(sel) = selector {
-            params = params.labels(sel);
-        }
-        list_into(
-            client,
-            target,
-            &Listing::of::<Namespace>("Namespace", "namespaces", "").metadata_only(),
-            params,
-            &mut observed,
-        )
-        .await?;
+    for place in &places(only) {
+        list_namespaces(client, target, *place, selector, &mut observed).await?;
         for ty in [
             regops_core::import::DOCKERCONFIGJSON,
             regops_core::import::DOCKERCFG,

@@ -98,49 +98,18 @@ fn prove(
     ))
 }
 
-/// Writes `text` to `path` with mode 0600: through a temporary file in the same directory,
-/// renamed into place (`force`) or linked (which fails if the file appeared meanwhile).
+/// Writes the spec with mode 0600, atomically; an existing file only with `force`.
 fn write_private(path: &Path, text: &str, force: bool) -> Result<(), Failure> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let fail = |what: &str, e: std::io::Error| {
-        Failure::msg(format!("cannot {what} {}: {e}", path.display()))
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "regops.yaml".into());
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| fail("create a temporary file beside", e))?;
-    let written = f
-        .write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .and_then(|()| {
-            if force {
-                std::fs::rename(&tmp, path)
-            } else {
-                std::fs::hard_link(&tmp, path)
-            }
-        });
-    let _ = std::fs::remove_file(&tmp);
-    written.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
+    crate::edit::write_private(path, text, force).map_err(|e| match e {
+        crate::edit::EditError::Write { source, .. }
+            if source.kind() == std::io::ErrorKind::AlreadyExists =>
+        {
             Failure::Message {
                 message: format!("{} exists; nothing was written", path.display()),
                 help: Some("pass --force to overwrite it".into()),
             }
-        } else {
-            fail("write", e)
         }
+        other => Failure::msg(other.to_string()),
     })
 }
 
