@@ -355,22 +355,22 @@ fn import_refuses_without_a_recipient_and_keeps_an_existing_file() {
     );
 }
 
+/// `regops import --dry-run --recipient PUBLIC` with `extra`, against the cluster.
+fn dry_run(c: &common::Cluster, public: &str, extra: &[&str]) -> Run {
+    with_cluster(
+        c,
+        regops()
+            .args(["import", "--dry-run", "--recipient", public])
+            .args(extra),
+    )
+}
+
 #[test]
 fn dry_run_prints_the_spec_with_passwords_redacted() {
     let c = common::Cluster::new("");
     seed(&c);
     let (_, public) = common::keygen(c.dir.path(), "key.txt");
-    let r = with_cluster(
-        &c,
-        regops().args([
-            "import",
-            "--dry-run",
-            "--recipient",
-            &public,
-            "-n",
-            "web,api",
-        ]),
-    );
+    let r = dry_run(&c, &public, &["-n", "web,api"]);
     assert_eq!(r.code, 0, "{}", r.transcript());
     no_leak(&r);
     assert!(
@@ -383,16 +383,10 @@ fn dry_run_prints_the_spec_with_passwords_redacted() {
     assert!(!r.stdout.contains("quay-pull"), "-n web,api: {}", r.stdout);
     assert!(r.stdout.contains("harbor-pull"), "{}", r.stdout);
     // --selector: the namespaces a label selector selects.
-    let r = with_cluster(
+    let r = dry_run(
         &c,
-        regops().args([
-            "import",
-            "--dry-run",
-            "--recipient",
-            &public,
-            "--selector",
-            "kubesphere.io/workspace=analytics",
-        ]),
+        &public,
+        &["--selector", "kubesphere.io/workspace=analytics"],
     );
     assert_eq!(r.code, 0, "{}", r.transcript());
     let names: Vec<&str> = r
@@ -410,17 +404,7 @@ fn the_spec_reads_as_a_person_would_write_it() {
     let c = common::Cluster::new("");
     seed(&c);
     let (_, public) = common::keygen(c.dir.path(), "key.txt");
-    let r = with_cluster(
-        &c,
-        regops().args([
-            "import",
-            "--dry-run",
-            "--name",
-            "platform",
-            "--recipient",
-            &public,
-        ]),
-    );
+    let r = dry_run(&c, &public, &["--name", "platform"]);
     assert_eq!(r.code, 0, "{}", r.transcript());
     insta::with_settings!({filters => vec![
         (r"\d{4}-\d{2}-\d{2}", "[date]"),

@@ -184,12 +184,7 @@ pub(super) fn import(args: ImportArgs, term: &Term) -> Outcome {
             help: Some("pass --force to overwrite it".into()),
         });
     }
-    for ns in &args.namespaces {
-        regops_spec::rules::dns1123_label(ns)
-            .map_err(|why| Failure::msg(format!("-n: `{ns}` is not a namespace name: it {why}")))?;
-    }
-    let only: Option<BTreeSet<String>> =
-        (!args.namespaces.is_empty()).then(|| args.namespaces.iter().cloned().collect());
+    let only = super::load::only_namespaces(&args.namespaces, "-n")?;
     let rt = runtime()?;
     let (client, target) = super::load::connect(&args.cluster, &rt)?;
     let observed = rt.block_on(crate::observe::for_import(

@@ -89,14 +89,23 @@ pub(super) struct Prepared {
     pub(super) source: regops_core::plan::Source,
 }
 
+/// The namespaces given with `flag` (`-n`), checked to be namespace names; `None` for none.
+pub(super) fn only_namespaces(
+    namespaces: &[String],
+    flag: &str,
+) -> Result<Option<std::collections::BTreeSet<String>>, Failure> {
+    for ns in namespaces {
+        regops_spec::rules::dns1123_label(ns).map_err(|why| {
+            Failure::msg(format!("{flag}: `{ns}` is not a namespace name: it {why}"))
+        })?;
+    }
+    Ok((!namespaces.is_empty()).then(|| namespaces.iter().cloned().collect()))
+}
+
 pub(super) fn prepare(run: &crate::cli::RunArgs, term: &Term) -> Result<Prepared, Failure> {
     let (spec, identity, namespaces) = (&run.spec, &run.identity, &run.namespaces);
     let loaded = load(&spec.files, term)?;
-    for ns in namespaces {
-        regops_spec::rules::dns1123_label(ns)
-            .map_err(|why| Failure::msg(format!("-n: `{ns}` is not a namespace name: it {why}")))?;
-    }
-    let only = (!namespaces.is_empty()).then(|| namespaces.iter().cloned().collect());
+    let only = only_namespaces(namespaces, "-n")?;
     let logins = resolve_logins(
         &loaded,
         &identity.identity,

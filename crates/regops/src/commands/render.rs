@@ -2,8 +2,8 @@
 
 use regops_core::render;
 
+use super::Outcome;
 use super::load::{load, resolve_logins, used_credentials};
-use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::cli::RenderArgs;
 use crate::output::Term;
@@ -18,13 +18,7 @@ pub(super) fn render(args: RenderArgs, term: &Term) -> Outcome {
             ));
         }
     }
-    for ns in &args.namespaces {
-        regops_spec::rules::dns1123_label(ns).map_err(|why| {
-            Failure::msg(format!(
-                "--namespaces: `{ns}` is not a namespace name: it {why}"
-            ))
-        })?;
-    }
+    super::load::only_namespaces(&args.namespaces, "--namespaces")?;
     let logins = resolve_logins(
         &loaded,
         &args.identity.identity,
