@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use regops_spec::{LabelSelector, Scope, SelectorOperator, Spec, WorkloadKind};
+use regops_spec::{LabelSelector, Scope, Spec, WorkloadKind};
 use secrecy::SecretString;
 
 use crate::dockerconfig;
@@ -138,19 +138,7 @@ pub fn is_system_namespace(ns: &str) -> bool {
 }
 
 pub fn selector_matches(sel: &LabelSelector, labels: &Labels) -> bool {
-    sel.match_labels
-        .iter()
-        .all(|(k, v)| labels.get(k) == Some(&v.value))
-        && sel.match_expressions.iter().all(|r| {
-            let value = labels.get(r.key.as_str());
-            let in_values = value.is_some_and(|v| r.values.iter().any(|x| x.value == *v));
-            match r.operator.value {
-                SelectorOperator::In => in_values,
-                SelectorOperator::NotIn => !in_values,
-                SelectorOperator::Exists => value.is_some(),
-                SelectorOperator::DoesNotExist => value.is_none(),
-            }
-        })
+    sel.matches(|k| labels.get(k).map(String::as_str))
 }
 
 /// Which namespaces one scope takes: the one rule the plan (with a cluster's namespaces) and

@@ -9,6 +9,7 @@ pub mod desired;
 pub mod dockerconfig;
 pub mod drift;
 pub mod fingerprint;
+pub mod fleet;
 pub mod group;
 pub mod image;
 pub mod import;

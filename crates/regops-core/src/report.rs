@@ -13,7 +13,7 @@ use crate::plan::{Action, Plan};
 /// The version of the JSON reports of `apply`, `drift` and `validate`.
 pub const FORMAT_VERSION: &str = "1";
 
-fn pretty(v: &serde_json::Value) -> String {
+pub(crate) fn pretty(v: &serde_json::Value) -> String {
     // Serialising a `Value` cannot fail (its map keys are strings).
     let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
     s.push('\n');
@@ -149,7 +149,12 @@ pub fn apply_text(report: &Report, dry_run: bool, conflicts: usize) -> String {
 
 /// The JSON report after an apply.
 pub fn apply_json(plan: &Plan, report: &Report, dry_run: bool) -> String {
-    pretty(&json!({
+    pretty(&apply_value(plan, report, dry_run))
+}
+
+/// The JSON report after an apply, as a value (a fleet report nests one per cluster).
+pub fn apply_value(plan: &Plan, report: &Report, dry_run: bool) -> serde_json::Value {
+    json!({
         "formatVersion": FORMAT_VERSION,
         "spec": plan.spec,
         "target": plan.target,
@@ -163,7 +168,7 @@ pub fn apply_json(plan: &Plan, report: &Report, dry_run: bool) -> String {
             "skipped": report.count(Outcome::Skipped),
             "conflicts": plan.conflicts.len(),
         },
-    }))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -218,7 +223,12 @@ pub fn drift_text(plan: &Plan, drift: &[Drift]) -> String {
 
 /// The JSON report of `regops drift`.
 pub fn drift_json(plan: &Plan, drift: &[Drift]) -> String {
-    pretty(&json!({
+    pretty(&drift_value(plan, drift))
+}
+
+/// The JSON report of `regops drift`, as a value (a fleet report nests one per cluster).
+pub fn drift_value(plan: &Plan, drift: &[Drift]) -> serde_json::Value {
+    json!({
         "formatVersion": FORMAT_VERSION,
         "spec": plan.spec,
         "target": plan.target,
@@ -227,7 +237,7 @@ pub fn drift_json(plan: &Plan, drift: &[Drift]) -> String {
         "checked": plan.changes.len(),
         "drift": drift,
         "warnings": plan.warnings.iter().map(|w| w.message.as_str()).collect::<Vec<_>>(),
-    }))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

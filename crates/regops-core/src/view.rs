@@ -54,7 +54,7 @@ fn headline(plan: &Plan) -> String {
     h
 }
 
-fn summary_line(plan: &Plan) -> String {
+pub(crate) fn summary_line(plan: &Plan) -> String {
     let s = &plan.summary;
     format!(
         "{} to create, {} to update, {} to replace, {} to patch, {} to delete.",
@@ -353,7 +353,7 @@ pub fn json(plan: &Plan) -> String {
 
 /// The JSON Schema of the JSON view (`schemas/plan.schema.json`).
 pub fn json_schema() -> String {
-    let mut schema = schemars::schema_for!(Plan);
+    let mut schema = serialize_schema::<Plan>();
     schema.insert(
         "$id".into(),
         "https://regops.dev/schemas/plan.schema.json".into(),
@@ -361,6 +361,14 @@ pub fn json_schema() -> String {
     let mut out = serde_json::to_string_pretty(&schema).unwrap_or_default();
     out.push('\n');
     out
+}
+
+/// The schema of what `T` serialises to: fields left out when empty are not required.
+pub(crate) fn serialize_schema<T: schemars::JsonSchema>() -> schemars::Schema {
+    schemars::generate::SchemaSettings::default()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<T>()
 }
 
 /// A list's entries with `+`, `-` or ` ` for added, removed and kept, in order (Myers diff).
@@ -380,7 +388,7 @@ pub fn list_diff(before: &[String], after: &[String]) -> Vec<(char, String)> {
     out
 }
 
-fn md_escape(s: &str) -> String {
+pub(crate) fn md_escape(s: &str) -> String {
     // `|` ends a table cell; `$` starts math on GitHub (Harbor robot names contain it).
     s.replace('|', "\\|").replace('$', "\\$").replace('\n', " ")
 }

@@ -109,6 +109,15 @@ fn run_scenario(dir: &std::path::Path) -> String {
             "{pw} leaked"
         );
     }
+    // The JSON view is what the committed schema says (fields left out when empty included).
+    let schema: serde_json::Value = serde_json::from_str(&view::json_schema()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&view::json(&p)).unwrap();
+    let invalid: Vec<String> = jsonschema::validator_for(&schema)
+        .unwrap()
+        .iter_errors(&json)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(invalid.is_empty(), "{}: {invalid:?}", dir.display());
     let lines: Vec<String> = p
         .changes
         .iter()
@@ -179,5 +188,11 @@ fn committed_plan_schema_is_generated_schema() {
     assert!(
         committed == view::json_schema(),
         "schemas/plan.schema.json is stale: run `cargo run -q -- schema plan > schemas/plan.schema.json`"
+    );
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../schemas/fleet-plan.schema.json");
+    assert!(
+        std::fs::read_to_string(path).unwrap() == regops_core::fleet::plan_json_schema(),
+        "schemas/fleet-plan.schema.json is stale: run `cargo run -q -- schema fleet-plan > schemas/fleet-plan.schema.json`"
     );
 }

@@ -21,6 +21,7 @@ pub const SPEC_FIELDS: &[&str] = &[
     "scopes",
     "pullSecrets",
     "bindings",
+    "clusters",
 ];
 pub const METADATA_FIELDS: &[&str] = &["name"];
 pub const REGISTRY_FIELDS: &[&str] = &["server", "credential", "insecure", "caFile"];
@@ -32,7 +33,10 @@ pub const SCOPE_FIELDS: &[&str] = &[
     "rancherProject",
     "kubesphereWorkspace",
     "exclude",
+    "clusters",
 ];
+pub const CLUSTER_FIELDS: &[&str] = &["context", "kubeconfig", "labels", "rancherId"];
+pub const CLUSTER_SELECTOR_FIELDS: &[&str] = &["names", "matchLabels", "matchExpressions"];
 pub const SELECTOR_FIELDS: &[&str] = &["matchLabels", "matchExpressions"];
 pub const REQUIREMENT_FIELDS: &[&str] = &["key", "operator", "values"];
 pub const PULL_SECRET_FIELDS: &[&str] = &["registries", "scope", "adopt"];
@@ -58,6 +62,8 @@ pub const FIELD_TABLE: &[(&str, &[&str])] = &[
     ("PullSecret", PULL_SECRET_FIELDS),
     ("Binding", BINDING_FIELDS),
     ("WorkloadSelector", WORKLOAD_FIELDS),
+    ("Cluster", CLUSTER_FIELDS),
+    ("ClusterSelector", CLUSTER_SELECTOR_FIELDS),
 ];
 
 type Entries<'n> = &'n [(Spanned<String>, Node)];
@@ -359,7 +365,85 @@ impl<'d> Decoder<'d> {
                 }
             }
         }
+        if let Some(n) = field(entries, "clusters") {
+            for (name, node) in self.named(n, "cluster", rules::dns1123_label) {
+                spec.declared.clusters.insert(name.value.clone());
+                if let Some(c) = self.cluster(name.clone(), node) {
+                    spec.clusters.insert(name.value, c);
+                }
+            }
+        }
         spec
+    }
+
+    fn cluster(&mut self, name: Spanned<String>, node: &Node) -> Option<Cluster> {
+        let desc = format!("cluster `{}`", name.value);
+        if node.is_null() {
+            // `prod:` alone: the context of that name in the default kubeconfig.
+            return Some(Cluster {
+                name,
+                context: None,
+                kubeconfig: None,
+                labels: BTreeMap::new(),
+                rancher_id: None,
+            });
+        }
+        let e = self.mapping(node, &desc, CLUSTER_FIELDS)?;
+        let context = field(e, "context").and_then(|n| {
+            self.checked_string(n, "kubeconfig context", |s| {
+                if s.is_empty() {
+                    Err("must not be empty".into())
+                } else {
+                    Ok(())
+                }
+            })
+        });
+        let kubeconfig = field(e, "kubeconfig")
+            .and_then(|n| self.string(n, "a file path"))
+            .map(|s| Spanned::new(PathBuf::from(s.value), s.loc));
+        let mut labels = BTreeMap::new();
+        if let Some(l) = field(e, "labels") {
+            for (key, value) in self.named(l, "label key", rules::label_key) {
+                if let Some(v) =
+                    self.checked_string_allow_empty(value, "label value", rules::label_value)
+                {
+                    labels.insert(key.value, v);
+                }
+            }
+        }
+        let rancher_id = field(e, "rancherId")
+            .and_then(|n| self.checked_string(n, "Rancher cluster id", rules::dns1123_label));
+        Some(Cluster {
+            name,
+            context,
+            kubeconfig,
+            labels,
+            rancher_id,
+        })
+    }
+
+    fn cluster_selector(&mut self, node: &Node, scope: &str) -> Option<ClusterSelector> {
+        let e = self.mapping(
+            node,
+            &format!("`clusters` of {scope}"),
+            CLUSTER_SELECTOR_FIELDS,
+        )?;
+        let names = self.string_list(field(e, "names"), "cluster", rules::dns1123_label);
+        let labels = self.selector_terms(e, node.loc);
+        if names.is_empty() && labels.match_labels.is_empty() && labels.match_expressions.is_empty()
+        {
+            self.push(
+                Diagnostic::error("spec::empty-list", format!("`clusters` of {scope} is empty"))
+                    .with_label(node.loc, "empty")
+                    .with_help("give `names`, `matchLabels` or `matchExpressions`; leave `clusters` out for every cluster"),
+            );
+        }
+        Some(ClusterSelector {
+            names,
+            match_labels: labels.match_labels,
+            match_expressions: labels.match_expressions,
+            loc: node.loc,
+        })
     }
 
     fn registry(&mut self, name: Spanned<String>, node: &Node) -> Option<Registry> {
@@ -568,6 +652,7 @@ impl<'d> Decoder<'d> {
         let kubesphere_workspace = field(e, "kubesphereWorkspace")
             .and_then(|n| self.checked_string(n, "KubeSphere workspace", rules::label_value));
         let exclude = self.string_list(field(e, "exclude"), "namespace", rules::dns1123_label);
+        let clusters = field(e, "clusters").and_then(|n| self.cluster_selector(n, &desc));
         if namespaces.is_empty()
             && selector.is_none()
             && rancher_project.is_none()
@@ -603,15 +688,21 @@ impl<'d> Decoder<'d> {
             rancher_project,
             kubesphere_workspace,
             exclude,
+            clusters,
         })
     }
 
-    // Kept whole (over 80 lines): matchLabels then matchExpressions, with the API's rules for
-    // each, as metav1.LabelSelector reads.
     fn selector(&mut self, node: &Node, desc: &str) -> Option<LabelSelector> {
         let e = self.mapping(node, desc, SELECTOR_FIELDS)?;
+        Some(self.selector_terms(e, node.loc))
+    }
+
+    /// `matchLabels` and `matchExpressions` among `e`, with the API's rules for each.
+    // Kept whole (over 80 lines): matchLabels then matchExpressions, with the API's rules for
+    // each, as metav1.LabelSelector reads.
+    fn selector_terms(&mut self, e: Entries<'_>, loc: Loc) -> LabelSelector {
         let mut sel = LabelSelector {
-            loc: node.loc,
+            loc,
             ..LabelSelector::default()
         };
         if let Some(ml) = field(e, "matchLabels") {
@@ -687,7 +778,7 @@ impl<'d> Decoder<'d> {
                 }
             }
         }
-        Some(sel)
+        sel
     }
 
     fn checked_string_allow_empty(
@@ -872,6 +963,7 @@ pub(crate) fn merge(into: &mut Spec, from: Spec, diags: &mut Diagnostics) {
     into.declared
         .pull_secrets
         .extend(from.declared.pull_secrets);
+    into.declared.clusters.extend(from.declared.clusters);
     merge_map(
         &mut into.registries,
         from.registries,
@@ -898,6 +990,13 @@ pub(crate) fn merge(into: &mut Spec, from: Spec, diags: &mut Diagnostics) {
         from.pull_secrets,
         "pull secret",
         |p| p.name.loc,
+        diags,
+    );
+    merge_map(
+        &mut into.clusters,
+        from.clusters,
+        "cluster",
+        |c| c.name.loc,
         diags,
     );
     into.bindings.extend(from.bindings);

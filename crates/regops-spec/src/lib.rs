@@ -9,6 +9,7 @@
 
 pub mod decode;
 pub mod diagnostic;
+pub mod fleet;
 pub mod model;
 pub mod node;
 pub mod rules;
@@ -65,6 +66,7 @@ pub fn load(mut sources: Sources, default_name: &str) -> Result<Loaded, Box<Inva
     // into it would be reported too.
     if parsed_all {
         validate::references(&merged, &mut diags);
+        validate::clusters(&merged, &mut diags);
     }
     // Without `metadata.name`, the file name stands in; it names the Lease, the label key
     // `pull-secrets.regops.dev/<name>` and the field manager, so it must be a DNS label too.

@@ -50,6 +50,12 @@ pub struct Spec {
     /// What references the pull secrets: ServiceAccounts and workloads.
     #[serde(default)]
     pub bindings: Vec<Binding>,
+    /// The clusters this spec is applied to, by name. Without it, regops works on the one
+    /// cluster `--kubeconfig` and `--context` name; with it, `plan`, `apply`, `drift` and
+    /// `render` work on every cluster listed (or those `--cluster` names), and scopes may be
+    /// limited to some of them with `clusters`.
+    #[serde(default)]
+    pub clusters: BTreeMap<String, Cluster>,
     /// Every name defined, including entries that had errors of their own, so that a broken
     /// entry is reported once and not again by everything that refers to it.
     #[schemars(skip)]
@@ -62,6 +68,7 @@ pub struct Declared {
     pub credentials: std::collections::BTreeSet<String>,
     pub scopes: std::collections::BTreeSet<String>,
     pub pull_secrets: std::collections::BTreeSet<String>,
+    pub clusters: std::collections::BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, Default, JsonSchema)]
@@ -156,6 +163,96 @@ pub struct Scope {
     /// kube-node-lease, cattle-*, kubesphere-*) are excluded unless named in `namespaces`.
     #[serde(default)]
     pub exclude: Vec<Spanned<String>>,
+    /// The clusters (of the spec's `clusters`) this scope is on: those named and those whose
+    /// labels match. Every cluster when omitted; a scope with `rancherProject` is then on the
+    /// clusters whose `rancherId` is the project's cluster id.
+    pub clusters: Option<ClusterSelector>,
+}
+
+/// A cluster the spec is applied to.
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Cluster {
+    #[schemars(skip)]
+    pub name: Spanned<String>,
+    /// The kubeconfig context that reaches the cluster; the cluster's name when omitted.
+    pub context: Option<Spanned<String>>,
+    /// The kubeconfig file holding the context (relative to the spec file; `~/` is the home
+    /// directory). When omitted: `--kubeconfig`, else `$KUBECONFIG`, else `~/.kube/config`.
+    pub kubeconfig: Option<Spanned<PathBuf>>,
+    /// Labels that scopes select clusters by (`env: prod`, `region: eu`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, Spanned<String>>,
+    /// The cluster's id in Rancher (`c-m-abcd1234`, `local`): a scope's `rancherProject`
+    /// must name a project of it.
+    pub rancher_id: Option<Spanned<String>>,
+}
+
+impl Cluster {
+    /// The kubeconfig context: `context`, or the cluster's name.
+    pub fn context(&self) -> &str {
+        self.context
+            .as_ref()
+            .map_or(self.name.value.as_str(), |c| c.value.as_str())
+    }
+}
+
+/// Which clusters a scope is on: those in `names`, and those whose labels match
+/// `matchLabels` and `matchExpressions` (when given).
+#[derive(Clone, Debug, Default, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterSelector {
+    /// Clusters by name.
+    #[serde(default)]
+    pub names: Vec<Spanned<String>>,
+    /// Clusters by label, as a label selector's `matchLabels`.
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, Spanned<String>>,
+    /// Clusters by label, as a label selector's `matchExpressions`.
+    #[serde(default)]
+    pub match_expressions: Vec<LabelRequirement>,
+    #[schemars(skip)]
+    pub loc: Loc,
+}
+
+impl ClusterSelector {
+    /// Whether it selects `cluster`: by name, or by labels when it has label terms.
+    pub fn selects(&self, cluster: &Cluster) -> bool {
+        self.names.iter().any(|n| n.value == cluster.name.value)
+            || ((!self.match_labels.is_empty() || !self.match_expressions.is_empty())
+                && labels_match(&self.match_labels, &self.match_expressions, |k| {
+                    cluster.labels.get(k).map(|v| v.value.as_str())
+                }))
+    }
+}
+
+/// Whether labels (looked up with `get`) satisfy `match_labels` and `match_expressions`, as
+/// `metav1.LabelSelector` defines: every term must hold.
+pub fn labels_match<'a>(
+    match_labels: &BTreeMap<String, Spanned<String>>,
+    match_expressions: &[LabelRequirement],
+    get: impl Fn(&str) -> Option<&'a str>,
+) -> bool {
+    match_labels
+        .iter()
+        .all(|(k, v)| get(k) == Some(v.value.as_str()))
+        && match_expressions.iter().all(|r| {
+            let value = get(r.key.as_str());
+            let in_values = value.is_some_and(|v| r.values.iter().any(|x| x.value == v));
+            match r.operator.value {
+                SelectorOperator::In => in_values,
+                SelectorOperator::NotIn => !in_values,
+                SelectorOperator::Exists => value.is_some(),
+                SelectorOperator::DoesNotExist => value.is_none(),
+            }
+        })
+}
+
+impl LabelSelector {
+    /// Whether labels (looked up with `get`) match this selector.
+    pub fn matches<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
+        labels_match(&self.match_labels, &self.match_expressions, get)
+    }
 }
 
 /// A Kubernetes label selector.

@@ -28,6 +28,117 @@ fn unknown(what: &str, section: &str, r: &Spanned<String>, known: &BTreeSet<Stri
     })
 }
 
+/// The `clusters` section and what refers to it: scopes' cluster selectors, Rancher projects
+/// pinned to their cluster, two clusters that are one.
+pub(crate) fn clusters(spec: &Spec, diags: &mut Diagnostics) {
+    let mut reached: BTreeMap<(Option<&std::path::Path>, &str), &Spanned<String>> = BTreeMap::new();
+    for c in spec.clusters.values() {
+        let key = (
+            c.kubeconfig.as_ref().map(|k| k.value.as_path()),
+            c.context(),
+        );
+        if let Some(first) = reached.insert(key, &c.name) {
+            diags.push(
+                Diagnostic::error(
+                    "spec::duplicate-cluster",
+                    format!(
+                        "clusters `{}` and `{}` are the same kubeconfig context `{}`",
+                        first.value,
+                        c.name.value,
+                        c.context()
+                    ),
+                )
+                .with_label(c.name.loc, "this cluster")
+                .with_label(first.loc, "and this one reach the same context")
+                .with_help("each cluster needs its own `context` (or `kubeconfig`); a cluster listed twice would be written twice"),
+            );
+        }
+    }
+    for scope in spec.scopes.values() {
+        let Some(sel) = &scope.clusters else {
+            if let Some(p) = &scope.rancher_project
+                && !spec.clusters.is_empty()
+                && crate::fleet::scope_clusters(spec, scope).is_empty()
+            {
+                let id = crate::fleet::rancher_cluster(p.as_str());
+                diags.push(
+                    Diagnostic::error(
+                        "spec::rancher-cluster",
+                        format!("no cluster in `clusters` has Rancher id `{id}`, the cluster of project `{}`", p.value),
+                    )
+                    .with_label(p.loc, format!("a project of Rancher cluster `{id}`"))
+                    .with_help(format!("set `rancherId: {id}` on the cluster this project is in")),
+                );
+            }
+            continue;
+        };
+        if spec.clusters.is_empty() {
+            diags.push(
+                Diagnostic::error(
+                    "spec::no-clusters",
+                    format!("scope `{}` selects clusters, but the spec has no `clusters`", scope.name.value),
+                )
+                .with_label(sel.loc, "cluster selector")
+                .with_help("list the clusters in a top-level `clusters` section, or leave this out to use the cluster --context names"),
+            );
+            continue;
+        }
+        for n in &sel.names {
+            if !spec.declared.clusters.contains(n.as_str()) {
+                diags.push(unknown("cluster", "clusters", n, &spec.declared.clusters));
+            }
+        }
+        let on = crate::fleet::scope_clusters(spec, scope);
+        let has_terms = !sel.names.is_empty()
+            || !sel.match_labels.is_empty()
+            || !sel.match_expressions.is_empty();
+        if on.is_empty()
+            && has_terms
+            && sel
+                .names
+                .iter()
+                .all(|n| spec.declared.clusters.contains(n.as_str()))
+        {
+            diags.push(
+                Diagnostic::warning(
+                    "spec::no-cluster",
+                    format!(
+                        "scope `{}` is on no cluster: its selector matches none",
+                        scope.name.value
+                    ),
+                )
+                .with_label(sel.loc, "matches no cluster"),
+            );
+        }
+        if let Some(p) = &scope.rancher_project {
+            let id = crate::fleet::rancher_cluster(p.as_str());
+            for name in on {
+                let c = &spec.clusters[name];
+                let theirs = c.rancher_id.as_ref();
+                if theirs.map(|r| r.as_str()) == Some(id) {
+                    continue;
+                }
+                let d = Diagnostic::error(
+                    "spec::rancher-cluster",
+                    format!(
+                        "scope `{}` puts Rancher project `{}` on cluster `{name}`, which is not Rancher cluster `{id}`",
+                        scope.name.value, p.value
+                    ),
+                )
+                .with_label(p.loc, format!("a project of Rancher cluster `{id}`"));
+                diags.push(match theirs {
+                    Some(r) => d
+                        .with_label(r.loc, format!("cluster `{name}` is Rancher cluster `{}`", r.value))
+                        .with_help("a Rancher project lives in one cluster: select only that cluster, or split the scope"),
+                    None => d
+                        .with_label(sel.loc, format!("selects cluster `{name}`, which has no `rancherId`"))
+                        .with_help(format!("set `rancherId: {id}` on cluster `{name}` if it is that cluster, or select only the cluster that is")),
+                });
+            }
+        }
+    }
+}
+
 // Kept whole (over 80 lines): every cross-reference in the spec checked in one pass, in the
 // spec's order.
 pub(crate) fn references(spec: &Spec, diags: &mut Diagnostics) {

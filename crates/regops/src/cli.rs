@@ -125,7 +125,11 @@ Examples:
   regops plan -f regops.yaml                              # the current kubeconfig context
   regops plan -f regops.yaml --context prod -n web,api
   regops plan -f regops.yaml --output markdown > plan.md  # for a pull-request comment
-  regops plan -f regops.yaml --live-state cluster.yaml    # no cluster: kubectl get ... -o yaml")]
+  regops plan -f regops.yaml --live-state cluster.yaml    # no cluster: kubectl get ... -o yaml
+  regops plan -f fleet.yaml --cluster prod-eu --cluster prod-us   # some of the spec's clusters
+
+With `clusters` in the spec, every cluster listed is planned at once (--cluster-concurrency),
+and the report is grouped by cluster with a fleet total; the exit code is the worst of them.")]
     Plan(PlanArgs),
 
     /// Prove the registries accept the credentials: log in as `docker login` does.
@@ -144,7 +148,8 @@ Exit codes: 0 in sync, 2 drift, 1 error.
 Examples:
   regops drift -f regops.yaml
   regops drift -f regops.yaml --output json
-  regops drift -f regops.yaml --metrics-file /var/lib/node_exporter/textfile/regops.prom")]
+  regops drift -f regops.yaml --metrics-file /var/lib/node_exporter/textfile/regops.prom
+  regops drift -f fleet.yaml --cluster prod-eu        # one of the spec's clusters")]
     Drift(DriftArgs),
 
     /// Make the cluster match the spec: show the plan, then carry it out (idempotently).
@@ -162,6 +167,11 @@ Examples:
   regops apply -f regops.yaml --yes --output json     # a machine-readable report
   regops apply -f regops.yaml --watch --listen 0.0.0.0:8080 --prune
                                                       # a controller: see --watch
+  regops apply -f fleet.yaml --yes                    # every cluster in the spec's `clusters`
+
+With `clusters` in the spec, every cluster (or each --cluster) is planned at once, under its
+own Lease; one confirmation covers the fleet; an unreachable or refusing cluster is reported
+and the others are still applied (exit code 1).
 
 With --watch, regops runs until SIGTERM: one full apply, then a namespace that is created or
 relabelled into a scope (or a ServiceAccount or workload that appears or loses its entry) is
@@ -185,6 +195,8 @@ pub enum SchemaKind {
     Spec,
     /// The JSON plan (schemas/plan.schema.json).
     Plan,
+    /// The JSON plan of a spec with `clusters` (schemas/fleet-plan.schema.json).
+    FleetPlan,
 }
 
 /// How much of a large plan the text view lists.
@@ -234,6 +246,21 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub namespaces: Vec<String>,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// How many of the spec's clusters are worked on at once: a run over N clusters takes
+    /// about as long as the slowest, up to this many.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub cluster_concurrency: u16,
+}
+
+/// Which of the spec's `clusters` a run works on.
+#[derive(Clone, Debug, Default, Args)]
+pub struct FleetArgs {
+    /// Only this cluster of the spec's `clusters` (repeat for several); every cluster when
+    /// omitted. Needs a spec with `clusters`.
+    #[arg(long = "cluster", value_name = "NAME")]
+    pub clusters: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -445,6 +472,8 @@ pub struct RenderArgs {
     /// Without it, secret data is replaced by a placeholder.
     #[arg(long)]
     pub show_secrets: bool,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 #[derive(Debug, Args)]

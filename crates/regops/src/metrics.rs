@@ -1,6 +1,7 @@
 //! What `apply --watch` counts, and its Prometheus text form (served on `/metrics`).
 //!
-//! Every series carries the spec's name (`spec="…"`), as the drift metrics file does:
+//! Every series carries the spec's name (`spec="…"`), as the drift metrics file does, and for a
+//! spec with `clusters` the cluster's (`cluster="…"`):
 //! - `regops_leader`: 1 while this replica holds the Lease and writes, else 0;
 //! - `regops_ready`: 1 once the first full apply has ended (or while waiting as a standby);
 //! - `regops_reconciles_total{scope="full|namespaces",outcome="success|failure"}`;
@@ -76,7 +77,8 @@ struct Values {
 
 /// The counters, shared between the controller and the HTTP listener.
 pub struct Metrics {
-    spec: String,
+    /// The labels every series carries, rendered: `spec="web"` or `spec="web",cluster="eu"`.
+    labels: String,
     values: Mutex<Values>,
 }
 
@@ -91,9 +93,14 @@ pub struct Pass {
 }
 
 impl Metrics {
-    pub fn new(spec: &str) -> Self {
+    /// Counters for `spec`, labelled with `cluster` too when the spec lists clusters.
+    pub fn new(spec: &str, cluster: Option<&str>) -> Self {
+        let mut labels = format!("spec=\"{}\"", escape(spec));
+        if let Some(c) = cluster {
+            labels.push_str(&format!(",cluster=\"{}\"", escape(c)));
+        }
         Metrics {
-            spec: spec.to_string(),
+            labels,
             values: Mutex::default(),
         }
     }
@@ -153,7 +160,7 @@ impl Metrics {
 
     /// The Prometheus text exposition (version 0.0.4), at `now` (Unix seconds).
     pub fn render(&self, now: f64) -> String {
-        render(&self.spec, &self.values().clone(), now)
+        render(&self.labels, &self.values().clone(), now)
     }
 }
 
@@ -164,8 +171,8 @@ fn escape(v: &str) -> String {
 }
 
 // Kept whole (over 80 lines): the exposition in order, one block per series.
-fn render(spec: &str, v: &Values, now: f64) -> String {
-    let s = escape(spec);
+fn render(labels: &str, v: &Values, now: f64) -> String {
+    let s = labels;
     let mut o = String::new();
     let head = |o: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -176,14 +183,14 @@ fn render(spec: &str, v: &Values, now: f64) -> String {
         "gauge",
         "Whether this replica holds the Lease and writes.",
     );
-    let _ = writeln!(o, "regops_leader{{spec=\"{s}\"}} {}", u8::from(v.leader));
+    let _ = writeln!(o, "regops_leader{{{s}}} {}", u8::from(v.leader));
     head(
         &mut o,
         "regops_ready",
         "gauge",
         "Whether the first full apply has ended (or this replica is a standby).",
     );
-    let _ = writeln!(o, "regops_ready{{spec=\"{s}\"}} {}", u8::from(v.ready));
+    let _ = writeln!(o, "regops_ready{{{s}}} {}", u8::from(v.ready));
     head(
         &mut o,
         "regops_reconciles_total",
@@ -195,7 +202,7 @@ fn render(spec: &str, v: &Values, now: f64) -> String {
             let n = v.reconciles.get(&(scope, ok)).copied().unwrap_or(0);
             let _ = writeln!(
                 o,
-                "regops_reconciles_total{{spec=\"{s}\",scope=\"{}\",outcome=\"{outcome}\"}} {n}",
+                "regops_reconciles_total{{{s},scope=\"{}\",outcome=\"{outcome}\"}} {n}",
                 scope.label()
             );
         }
@@ -212,13 +219,13 @@ fn render(spec: &str, v: &Values, now: f64) -> String {
         for (i, le) in BUCKETS.iter().enumerate() {
             let _ = writeln!(
                 o,
-                "regops_reconcile_duration_seconds_bucket{{spec=\"{s}\",scope=\"{l}\",le=\"{le}\"}} {}",
+                "regops_reconcile_duration_seconds_bucket{{{s},scope=\"{l}\",le=\"{le}\"}} {}",
                 h.counts[i]
             );
         }
         let _ = writeln!(
             o,
-            "regops_reconcile_duration_seconds_bucket{{spec=\"{s}\",scope=\"{l}\",le=\"+Inf\"}} {}\nregops_reconcile_duration_seconds_sum{{spec=\"{s}\",scope=\"{l}\"}} {}\nregops_reconcile_duration_seconds_count{{spec=\"{s}\",scope=\"{l}\"}} {}",
+            "regops_reconcile_duration_seconds_bucket{{{s},scope=\"{l}\",le=\"+Inf\"}} {}\nregops_reconcile_duration_seconds_sum{{{s},scope=\"{l}\"}} {}\nregops_reconcile_duration_seconds_count{{{s},scope=\"{l}\"}} {}",
             h.count, h.sum, h.count
         );
     }
@@ -230,10 +237,7 @@ fn render(spec: &str, v: &Values, now: f64) -> String {
     );
     for outcome in ["applied", "failed", "skipped"] {
         let n = v.writes.get(outcome).copied().unwrap_or(0);
-        let _ = writeln!(
-            o,
-            "regops_writes_total{{spec=\"{s}\",outcome=\"{outcome}\"}} {n}"
-        );
+        let _ = writeln!(o, "regops_writes_total{{{s},outcome=\"{outcome}\"}} {n}");
     }
     head(
         &mut o,
@@ -241,14 +245,14 @@ fn render(spec: &str, v: &Values, now: f64) -> String {
         "gauge",
         "Objects the latest full apply found out of step, before writing.",
     );
-    let _ = writeln!(o, "regops_objects_in_drift{{spec=\"{s}\"}} {}", v.in_drift);
+    let _ = writeln!(o, "regops_objects_in_drift{{{s}}} {}", v.in_drift);
     head(
         &mut o,
         "regops_conflicts",
         "gauge",
         "Conflicts the latest full apply found and left for a person.",
     );
-    let _ = writeln!(o, "regops_conflicts{{spec=\"{s}\"}} {}", v.conflicts);
+    let _ = writeln!(o, "regops_conflicts{{{s}}} {}", v.conflicts);
     head(
         &mut o,
         "regops_watch_restarts_total",
@@ -258,7 +262,7 @@ fn render(spec: &str, v: &Values, now: f64) -> String {
     for ((resource, reason), n) in &v.watch_restarts {
         let _ = writeln!(
             o,
-            "regops_watch_restarts_total{{spec=\"{s}\",resource=\"{}\",reason=\"{reason}\"}} {n}",
+            "regops_watch_restarts_total{{{s},resource=\"{}\",reason=\"{reason}\"}} {n}",
             escape(resource)
         );
     }
@@ -272,7 +276,7 @@ fn render(spec: &str, v: &Values, now: f64) -> String {
         let n = v.reloads.get(&ok).copied().unwrap_or(0);
         let _ = writeln!(
             o,
-            "regops_spec_reloads_total{{spec=\"{s}\",outcome=\"{outcome}\"}} {n}"
+            "regops_spec_reloads_total{{{s},outcome=\"{outcome}\"}} {n}"
         );
     }
     head(
@@ -281,11 +285,7 @@ fn render(spec: &str, v: &Values, now: f64) -> String {
         "counter",
         "Pods stuck pulling from a registry just provided, deleted for their controller to recreate.",
     );
-    let _ = writeln!(
-        o,
-        "regops_pods_recycled_total{{spec=\"{s}\"}} {}",
-        v.recycled
-    );
+    let _ = writeln!(o, "regops_pods_recycled_total{{{s}}} {}", v.recycled);
     if let Some(t) = v.last_full_sync {
         head(
             &mut o,
@@ -293,10 +293,7 @@ fn render(spec: &str, v: &Values, now: f64) -> String {
             "gauge",
             "When the latest successful full apply ended.",
         );
-        let _ = writeln!(
-            o,
-            "regops_last_full_sync_timestamp_seconds{{spec=\"{s}\"}} {t:.3}"
-        );
+        let _ = writeln!(o, "regops_last_full_sync_timestamp_seconds{{{s}}} {t:.3}");
         head(
             &mut o,
             "regops_seconds_since_last_full_sync",
@@ -305,7 +302,7 @@ fn render(spec: &str, v: &Values, now: f64) -> String {
         );
         let _ = writeln!(
             o,
-            "regops_seconds_since_last_full_sync{{spec=\"{s}\"}} {:.3}",
+            "regops_seconds_since_last_full_sync{{{s}}} {:.3}",
             (now - t).max(0.0)
         );
     }
@@ -318,7 +315,7 @@ mod tests {
 
     #[test]
     fn the_exposition_counts_what_happened() {
-        let m = Metrics::new("web\"x");
+        let m = Metrics::new("web\"x", None);
         m.set_leader(true);
         m.set_ready(true);
         m.pass(&Pass {
@@ -345,7 +342,7 @@ mod tests {
 
     #[test]
     fn no_full_sync_yet_means_no_age() {
-        let text = Metrics::new("web").render(5.0);
+        let text = Metrics::new("web", None).render(5.0);
         assert!(
             !text.contains("regops_seconds_since_last_full_sync"),
             "{text}"

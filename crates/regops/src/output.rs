@@ -104,6 +104,11 @@ impl Progress {
     }
 
     pub fn item(&self, r: &regops_core::report::ItemResult) {
+        self.item_in(None, r);
+    }
+
+    /// As [`Progress::item`], naming the cluster of a fleet run.
+    pub fn item_in(&self, cluster: Option<&str>, r: &regops_core::report::ItemResult) {
         let n = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         if !self.enabled {
             return;
@@ -114,7 +119,8 @@ impl Progress {
             regops_core::report::Outcome::Failed => "FAILED",
         };
         let verb = format!("{:?}", r.action).to_lowercase();
-        let line = format!("{mark:<7} {verb} {} {}/{}", r.kind, r.namespace, r.name);
+        let at = cluster.map_or(String::new(), |c| format!("cluster {c}: "));
+        let line = format!("{mark:<7} {at}{verb} {} {}/{}", r.kind, r.namespace, r.name);
         match &self.bar {
             Some(bar) => {
                 if r.outcome == regops_core::report::Outcome::Failed {

@@ -2,6 +2,8 @@
 
 use std::io::IsTerminal;
 
+use futures::StreamExt;
+
 use regops_core::plan::{Action, Plan};
 use regops_core::report;
 
@@ -37,24 +39,26 @@ fn confirm(term: &Term) -> Result<bool, Failure> {
     Ok(answer.trim() == "yes")
 }
 
-/// Takes this spec's lock (a Lease), renewed on its own thread with its own client until
-/// released. A dry run takes none: it writes nothing.
-fn take_lock(
+/// Takes this spec's lock (a Lease), renewed on its own thread with its own client (from
+/// `connect`) until released. A dry run takes none: it writes nothing. `cluster` names the
+/// cluster of a fleet run in the messages.
+async fn acquire_lock(
     args: &ApplyArgs,
-    rt: &tokio::runtime::Runtime,
     client: &kube::Client,
     spec_name: &str,
+    connect: crate::lock::Connect,
+    cluster: Option<&str>,
     term: &Term,
 ) -> Result<Option<crate::lock::Lock>, Failure> {
     if args.dry_run.is_some() {
         return Ok(None);
     }
+    let at = cluster.map_or(String::new(), |c| format!("cluster {c}: "));
     let name = args
         .lock_name
         .clone()
         .unwrap_or_else(|| format!("regops-{spec_name}"));
-    let warn = |m: &str| term.note(&format!("warning: {m}"));
-    let connect = super::load::lock_connect(&args.run.cluster);
+    let warn = |m: &str| term.note(&format!("warning: {at}{m}"));
     let settings = crate::lock::Settings {
         namespace: &args.lock_namespace,
         name: &name,
@@ -64,12 +68,13 @@ fn take_lock(
         poll: std::time::Duration::from_millis(250),
         on_wait: &|holder: &str| {
             term.note(&format!(
-                "waiting up to {} s for the lock: another apply holds it (`{holder}`)",
+                "{at}waiting up to {} s for the lock: another apply holds it (`{holder}`)",
                 args.lock_wait
             ));
         },
     };
-    rt.block_on(crate::lock::acquire(client, &settings, &warn, connect))
+    crate::lock::acquire(client, &settings, &warn, connect)
+        .await
         .map(Some)
         .map_err(|e| Failure::Message {
             help: e.help(),
@@ -90,16 +95,39 @@ fn show_plan(plan: &Plan, args: &ApplyArgs, term: &Term) {
 
 pub(super) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
     let prepared = prepare(&args.run, term)?;
+    if let Some(members) = super::load::fleet_members(&args.run, &prepared)? {
+        return apply_fleet(&args, &prepared, &members, term);
+    }
     let rt = runtime()?;
     let (client, target) = super::load::connect(&args.run.cluster, &rt)?;
     // The lock is taken before reading, so the plan is made from a cluster no other apply of
     // this spec is writing to.
-    let lock = take_lock(&args, &rt, &client, &prepared.loaded.name, term)?;
+    let connect = super::load::lock_connect(&args.run.cluster);
+    let lock = rt.block_on(acquire_lock(
+        &args,
+        &client,
+        &prepared.loaded.name,
+        connect,
+        None,
+        term,
+    ))?;
     let result = read_plan_write(&args, prepared, &rt, &client, &target, lock.as_ref(), term);
     if let Some(lock) = lock {
         rt.block_on(lock.release());
     }
     result
+}
+
+/// The options of the writes.
+fn options(args: &ApplyArgs, prepared: &Prepared) -> crate::apply::Options {
+    crate::apply::Options {
+        spec: prepared.loaded.name.clone(),
+        commit: prepared.source.commit.clone(),
+        prune: args.prune,
+        dry_run: args.dry_run.is_some(),
+        force_conflicts: args.force_conflicts,
+        concurrency: usize::from(args.concurrency),
+    }
 }
 
 /// Under the lock: read, plan, confirm, write, report.
@@ -114,14 +142,7 @@ fn read_plan_write(
 ) -> Outcome {
     let dry_run = args.dry_run.is_some();
     let loaded = &prepared.loaded;
-    let opts = crate::apply::Options {
-        spec: loaded.name.clone(),
-        commit: prepared.source.commit.clone(),
-        prune: args.prune,
-        dry_run,
-        force_conflicts: args.force_conflicts,
-        concurrency: usize::from(args.concurrency),
-    };
+    let opts = options(args, &prepared);
     let observed = rt.block_on(crate::observe::from_cluster(
         client,
         target,
@@ -181,4 +202,188 @@ fn read_plan_write(
     } else {
         ExitStatus::Success
     })
+}
+
+/// One cluster of a fleet apply, read and planned under its Lease, waiting to be written.
+struct Staged {
+    client: kube::Client,
+    lock: Option<crate::lock::Lock>,
+    observed: regops_core::observed::Observed,
+    desired: regops_core::desired::Desired,
+    plan: Plan,
+}
+
+/// Connects to one cluster, takes its Lease, reads and plans (the Lease is released again if
+/// the read fails).
+async fn stage(
+    args: &ApplyArgs,
+    prepared: &Prepared,
+    m: &super::fleet::Member,
+    term: &Term,
+) -> Result<Staged, regops_core::fleet::ClusterError> {
+    use super::fleet::error;
+    let name = &prepared.loaded.name;
+    let (client, target) = m.connect().await.map_err(error)?;
+    let lock = acquire_lock(args, &client, name, m.lock_connect(), Some(&m.name), term)
+        .await
+        .map_err(error)?;
+    let only = prepared.only.as_ref();
+    let observed = match crate::observe::from_cluster(&client, &target, &m.spec, name, only).await {
+        Ok(o) => o,
+        Err(e) => {
+            if let Some(lock) = lock {
+                lock.release().await;
+            }
+            return Err(error(e));
+        }
+    };
+    let (desired, plan) = prepared.plan_with(&m.spec, &observed, &target.to_string(), only);
+    Ok(Staged {
+        client,
+        lock,
+        observed,
+        desired,
+        plan,
+    })
+}
+
+/// `apply` over the spec's clusters: every cluster read and planned at once under its own
+/// Lease, one plan shown and one confirmation, then every cluster written at once. A cluster
+/// that cannot be reached or refuses is reported; the others are still applied.
+fn apply_fleet(
+    args: &ApplyArgs,
+    prepared: &Prepared,
+    members: &[super::fleet::Member],
+    term: &Term,
+) -> Outcome {
+    use regops_core::fleet::{Applied, Member};
+    let rt = runtime()?;
+    crate::retry::set_request_timeout(args.run.cluster.request_timeout);
+    let limit = usize::from(args.run.cluster_concurrency);
+    let staged: Vec<Member<Staged>> = rt.block_on(super::fleet::each(members, limit, |m| {
+        stage(args, prepared, m, term)
+    }));
+    let any_changes = staged
+        .iter()
+        .any(|m| m.result.as_ref().is_ok_and(|s| s.plan.has_changes()));
+    show_fleet_plan(&staged, args, prepared, term);
+    let dry_run = args.dry_run.is_some();
+    if any_changes && !args.yes && !dry_run {
+        let answer = confirm(term);
+        if !matches!(answer, Ok(true)) {
+            rt.block_on(release_all(staged));
+            answer?;
+            term.note("Apply cancelled; nothing was written to any cluster.");
+            return Ok(ExitStatus::Failure);
+        }
+    }
+    let total = staged
+        .iter()
+        .filter_map(|m| m.result.as_ref().ok())
+        .flat_map(|s| s.plan.changes.iter())
+        .filter(|c| c.action != Action::Noop)
+        .count();
+    let progress = crate::output::Progress::new(
+        term,
+        total,
+        args.output == ReportFormat::Text && any_changes,
+    );
+    let opts = options(args, prepared);
+    let (progress, opts) = (&progress, &opts);
+    let applied: Vec<Member<Applied>> = rt.block_on(
+        futures::stream::iter(staged.into_iter().map(|m| async move {
+            let cluster = m.cluster;
+            let result = match m.result {
+                Ok(s) => Ok(write(s, &cluster, opts, progress).await),
+                Err(e) => Err(e),
+            };
+            Member { cluster, result }
+        }))
+        .buffered(limit)
+        .collect(),
+    );
+    progress.finish();
+    term.stdout(&match args.output {
+        ReportFormat::Text => regops_core::fleet::apply_text(&applied, dry_run),
+        ReportFormat::Json => {
+            regops_core::fleet::apply_json(&prepared.loaded.name, &applied, dry_run)
+        }
+    });
+    let failed = applied
+        .iter()
+        .any(|m| m.result.as_ref().map_or(true, Applied::failed));
+    Ok(if failed {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
+}
+
+/// Shows a fleet's plans as [`show_plan`] shows one.
+fn show_fleet_plan(
+    staged: &[regops_core::fleet::Member<Staged>],
+    args: &ApplyArgs,
+    prepared: &Prepared,
+    term: &Term,
+) {
+    let plans: Vec<regops_core::fleet::Member<&Plan>> = staged
+        .iter()
+        .map(|m| regops_core::fleet::Member {
+            cluster: m.cluster.clone(),
+            result: m.result.as_ref().map(|s| &s.plan).map_err(Clone::clone),
+        })
+        .collect();
+    let (spec, detail) = (prepared.loaded.name.as_str(), args.detail.view());
+    if args.output == ReportFormat::Text {
+        let text = regops_core::fleet::plan_text(spec, &plans, term.color_stdout(), detail);
+        term.stdout(&text);
+    } else {
+        let text = regops_core::fleet::plan_text(spec, &plans, term.color, detail);
+        term.note(text.trim_end());
+    }
+}
+
+/// Writes one staged cluster's plan (when it has changes), then releases its Lease.
+async fn write(
+    s: Staged,
+    cluster: &str,
+    opts: &crate::apply::Options,
+    progress: &crate::output::Progress,
+) -> regops_core::fleet::Applied {
+    let lost = || s.lock.as_ref().is_some_and(crate::lock::Lock::lost);
+    let report = if s.plan.has_changes() {
+        crate::apply::run(
+            &s.client,
+            &s.plan,
+            &s.desired,
+            &s.observed,
+            opts,
+            &|item| progress.item_in(Some(cluster), item),
+            &lost,
+        )
+        .await
+    } else {
+        report::Report::default()
+    };
+    let lock_lost = lost();
+    if let Some(lock) = s.lock {
+        lock.release().await;
+    }
+    regops_core::fleet::Applied {
+        plan: s.plan,
+        report,
+        lock_lost,
+    }
+}
+
+/// Releases the Lease of every staged cluster (an apply that was not confirmed).
+async fn release_all(staged: Vec<regops_core::fleet::Member<Staged>>) {
+    for m in staged {
+        if let Ok(Staged {
+            lock: Some(lock), ..
+        }) = m.result
+        {
+            lock.release().await;
+        }
+    }
 }

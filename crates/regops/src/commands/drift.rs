@@ -1,43 +1,67 @@
 //! `regops drift`: how the cluster differs from the spec, for cron and CronJobs; optionally a
-//! Prometheus textfile.
+//! Prometheus textfile. With `clusters` in the spec, every cluster at once, one report.
 
+use regops_core::fleet::{Drifted, Member};
 use regops_core::report;
 
-use super::load::{default_name, prepare, read_cluster};
+use super::load::{Prepared, default_name, fleet_members, prepare, read_cluster};
 use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::cli::{DriftArgs, ReportFormat};
 use crate::output::Term;
 
+/// What a drift run found, for the metrics file.
+enum Found {
+    /// One cluster (a spec without `clusters`): the objects in drift.
+    One(usize),
+    /// Each cluster's objects in drift, `None` for one that could not be read.
+    Fleet(Vec<(String, Option<usize>)>),
+}
+
 pub(super) fn drift(args: DriftArgs, term: &Term) -> Outcome {
-    // The spec's name for the metrics, even when the run failed after reading it.
-    let spec_name = || {
-        let fallback = default_name(&args.run.spec.files);
-        regops_spec::source::read_paths(&args.run.spec.files)
-            .ok()
-            .and_then(|sources| regops_spec::load(sources, &fallback).ok())
-            .map_or(fallback.clone(), |l| l.name)
-    };
     let result = drift_inner(&args, term);
     if let Some(path) = &args.metrics_file {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let (name, drifted, ok) = match &result {
-            Ok((name, n, _)) => (name.clone(), Some(*n), true),
-            Err(_) => (spec_name(), None, false),
+        let text = match &result {
+            Ok((name, Found::One(n), _)) => regops_core::drift::metrics(name, Some(*n), true, now),
+            Ok((name, Found::Fleet(clusters), _)) => {
+                regops_core::fleet::metrics(name, clusters, now)
+            }
+            Err(_) => failed_metrics(&args, now),
         };
-        crate::edit::write_atomic(path, &regops_core::drift::metrics(&name, drifted, ok, now))
-            .map_err(|e| Failure::msg(e.to_string()))?;
+        crate::edit::write_atomic(path, &text).map_err(|e| Failure::msg(e.to_string()))?;
     }
     result.map(|(_, _, status)| status)
 }
 
-pub(super) fn drift_inner(
-    args: &DriftArgs,
-    term: &Term,
-) -> Result<(String, usize, ExitStatus), Failure> {
+/// The metrics of a run that failed before any cluster was read: the spec's name (even from a
+/// spec with errors) and, for a fleet, every cluster it lists, each marked failed.
+fn failed_metrics(args: &DriftArgs, now: u64) -> String {
+    let fallback = default_name(&args.run.spec.files);
+    let spec = regops_spec::source::read_paths(&args.run.spec.files)
+        .ok()
+        .map(|sources| match regops_spec::load(sources, &fallback) {
+            Ok(l) => (l.name, l.spec),
+            Err(inv) => (fallback.clone(), inv.partial),
+        });
+    match spec {
+        Some((name, spec)) if !spec.clusters.is_empty() => {
+            let clusters: Vec<(String, Option<usize>)> =
+                spec.clusters.keys().map(|c| (c.clone(), None)).collect();
+            regops_core::fleet::metrics(&name, &clusters, now)
+        }
+        Some((name, _)) => regops_core::drift::metrics(&name, None, false, now),
+        None => regops_core::drift::metrics(&fallback, None, false, now),
+    }
+}
+
+fn drift_inner(args: &DriftArgs, term: &Term) -> Result<(String, Found, ExitStatus), Failure> {
     let prepared = prepare(&args.run, term)?;
+    if let Some(members) = fleet_members(&args.run, &prepared)? {
+        return drift_fleet(args, &prepared, &members, term);
+    }
     let (observed, target) = read_cluster(&args.run, &prepared)?;
     let (desired, plan) = prepared.plan(&observed, &target);
     let drift = regops_core::drift::drift(&plan);
@@ -53,7 +77,48 @@ pub(super) fn drift_inner(
     };
     Ok((
         prepared.loaded.name,
-        report::drifted_objects(&drift),
+        Found::One(report::drifted_objects(&drift)),
         status,
+    ))
+}
+
+/// `drift` over the spec's clusters, at once: one report grouped by cluster.
+fn drift_fleet(
+    args: &DriftArgs,
+    prepared: &Prepared,
+    members: &[super::fleet::Member],
+    term: &Term,
+) -> Result<(String, Found, ExitStatus), Failure> {
+    crate::retry::set_request_timeout(args.run.cluster.request_timeout);
+    let only = prepared.only.as_ref();
+    let limit = usize::from(args.run.cluster_concurrency);
+    let results: Vec<Member<Drifted>> =
+        super::load::runtime()?.block_on(super::fleet::each(members, limit, |m| async move {
+            let (observed, target) = super::load::read_member(m, prepared).await?;
+            let (_, plan) = prepared.plan_with(&m.spec, &observed, &target, only);
+            let drift = regops_core::drift::drift(&plan);
+            Ok(Drifted { plan, drift })
+        }));
+    let spec = prepared.loaded.name.as_str();
+    term.stdout(&match args.output {
+        ReportFormat::Json => regops_core::fleet::drift_json(spec, &results),
+        ReportFormat::Text => regops_core::fleet::drift_text(spec, &results),
+    });
+    let found: Vec<(String, Option<usize>)> = results
+        .iter()
+        .map(|m| {
+            let n = m.result.as_ref().ok();
+            (
+                m.cluster.clone(),
+                n.map(|d| report::drifted_objects(&d.drift)),
+            )
+        })
+        .collect();
+    let failed = found.iter().any(|(_, n)| n.is_none());
+    let drifted = found.iter().any(|(_, n)| n.is_some_and(|n| n > 0));
+    Ok((
+        prepared.loaded.name.clone(),
+        Found::Fleet(found),
+        super::fleet::exit(failed, drifted),
     ))
 }

@@ -152,6 +152,37 @@ pub(super) fn lock_connect(cluster: &crate::cli::ClusterArgs) -> crate::lock::Co
     })
 }
 
+/// The clusters of a fleet run as `run` says; `None` for a spec without `clusters`.
+pub(super) fn fleet_members(
+    run: &crate::cli::RunArgs,
+    prepared: &Prepared,
+) -> Result<Option<Vec<super::fleet::Member>>, Failure> {
+    super::fleet::members(
+        &prepared.loaded,
+        &run.fleet,
+        run.cluster.kubeconfig.as_deref(),
+        run.cluster.context.as_deref(),
+    )
+}
+
+/// Connects to one cluster of a fleet and reads what its plan needs.
+pub(super) async fn read_member(
+    member: &super::fleet::Member,
+    prepared: &Prepared,
+) -> Result<(regops_core::observed::Observed, String), regops_core::fleet::ClusterError> {
+    let (client, target) = member.connect().await.map_err(super::fleet::error)?;
+    let observed = crate::observe::from_cluster(
+        &client,
+        &target,
+        &member.spec,
+        &prepared.loaded.name,
+        prepared.only.as_ref(),
+    )
+    .await
+    .map_err(super::fleet::error)?;
+    Ok((observed, target.to_string()))
+}
+
 /// Connects as `run` says and reads what the plan needs; the target, for messages.
 pub(super) fn read_cluster(
     run: &crate::cli::RunArgs,
@@ -204,8 +235,18 @@ impl Prepared {
         target: &str,
         only: Option<&std::collections::BTreeSet<String>>,
     ) -> (regops_core::desired::Desired, regops_core::plan::Plan) {
-        let desired =
-            regops_core::desired::compute(&self.loaded.spec, &self.logins, observed, only);
+        self.plan_with(&self.loaded.spec, observed, target, only)
+    }
+
+    /// As [`Prepared::plan_for`], for `spec` (one cluster's view of the spec in a fleet).
+    pub(super) fn plan_with(
+        &self,
+        spec: &regops_spec::Spec,
+        observed: &regops_core::observed::Observed,
+        target: &str,
+        only: Option<&std::collections::BTreeSet<String>>,
+    ) -> (regops_core::desired::Desired, regops_core::plan::Plan) {
+        let desired = regops_core::desired::compute(spec, &self.logins, observed, only);
         let plan = regops_core::plan::compute(
             &self.loaded.name,
             target,

@@ -7,6 +7,7 @@ mod check;
 mod cluster_info;
 mod drift;
 mod encrypt;
+mod fleet;
 mod import;
 mod keygen;
 mod load;
@@ -104,6 +105,7 @@ pub fn run(command: Command, term: Term) -> ExitStatus {
             term.stdout(&match which {
                 crate::cli::SchemaKind::Spec => regops_spec::schema::json_schema(),
                 crate::cli::SchemaKind::Plan => regops_core::view::json_schema(),
+                crate::cli::SchemaKind::FleetPlan => regops_core::fleet::plan_json_schema(),
             });
             Ok(ExitStatus::Success)
         }

@@ -2,34 +2,47 @@
 
 use regops_core::warning::{Warning, WarningKind};
 
-use super::load::{prepare, read_cluster};
+use super::load::{Prepared, fleet_members, prepare, read_cluster};
 use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::cli::{OutputFormat, PlanArgs};
 use crate::output::Term;
 
+/// A state file read as a cluster, with a warning for each object it could not use.
+fn read_state_file(
+    path: &std::path::Path,
+) -> Result<(regops_core::observed::Observed, String, Vec<Warning>), Failure> {
+    let (observed, skipped) =
+        crate::observe::from_file(path).map_err(|e| Failure::msg(e.to_string()))?;
+    let warnings = skipped
+        .into_iter()
+        .map(|s| {
+            Warning::new(
+                WarningKind::SkippedObject,
+                format!("object {}", s.index + 1),
+                format!(
+                    "{}: object {} skipped: {}",
+                    path.display(),
+                    s.index + 1,
+                    s.reason
+                ),
+            )
+        })
+        .collect();
+    Ok((observed, format!("state file {}", path.display()), warnings))
+}
+
 pub(super) fn plan(args: PlanArgs, term: &Term) -> Outcome {
     let prepared = prepare(&args.run, term)?;
-    let mut extra_warnings = Vec::new();
-    let (observed, target) = match &args.live_state {
-        Some(path) => {
-            let (observed, skipped) =
-                crate::observe::from_file(path).map_err(|e| Failure::msg(e.to_string()))?;
-            for s in skipped {
-                extra_warnings.push(Warning::new(
-                    WarningKind::SkippedObject,
-                    format!("object {}", s.index + 1),
-                    format!(
-                        "{}: object {} skipped: {}",
-                        path.display(),
-                        s.index + 1,
-                        s.reason
-                    ),
-                ));
-            }
-            (observed, format!("state file {}", path.display()))
+    if let Some(members) = fleet_members(&args.run, &prepared)? {
+        return plan_fleet(&args, &prepared, &members, term);
+    }
+    let (observed, target, extra_warnings) = match &args.live_state {
+        Some(path) => read_state_file(path)?,
+        None => {
+            let (observed, target) = read_cluster(&args.run, &prepared)?;
+            (observed, target, Vec::new())
         }
-        None => read_cluster(&args.run, &prepared)?,
     };
     let (desired, mut plan) = prepared.plan(&observed, &target);
     plan.warn(extra_warnings);
@@ -53,4 +66,66 @@ pub(super) fn plan(args: PlanArgs, term: &Term) -> Outcome {
     } else {
         ExitStatus::Success
     })
+}
+
+/// `plan` over the spec's clusters, at once: one report grouped by cluster. A state file
+/// stands for one cluster, named with `--cluster`.
+fn plan_fleet(
+    args: &PlanArgs,
+    prepared: &Prepared,
+    members: &[super::fleet::Member],
+    term: &Term,
+) -> Outcome {
+    let only = prepared.only.as_ref();
+    let results = match &args.live_state {
+        Some(path) => {
+            let [member] = members else {
+                return Err(Failure::Message {
+                    message:
+                        "--live-state: a state file is one cluster, and the spec lists several"
+                            .into(),
+                    help: Some("name the cluster it was read from with --cluster NAME".into()),
+                });
+            };
+            let (observed, target, warnings) = read_state_file(path)?;
+            let (_, mut plan) = prepared.plan_with(&member.spec, &observed, &target, only);
+            plan.warn(warnings);
+            vec![regops_core::fleet::Member {
+                cluster: member.name.clone(),
+                result: Ok(plan),
+            }]
+        }
+        None => {
+            crate::retry::set_request_timeout(args.run.cluster.request_timeout);
+            let limit = usize::from(args.run.cluster_concurrency);
+            super::load::runtime()?.block_on(super::fleet::each(members, limit, |m| async move {
+                let (observed, target) = super::load::read_member(m, prepared).await?;
+                Ok(prepared.plan_with(&m.spec, &observed, &target, only).1)
+            }))
+        }
+    };
+    let spec = prepared.loaded.name.as_str();
+    match args.output {
+        OutputFormat::Text => term.stdout(&regops_core::fleet::plan_text(
+            spec,
+            &results,
+            term.color_stdout(),
+            args.detail.view(),
+        )),
+        OutputFormat::Json => term.stdout_with(|w| {
+            regops_core::fleet::write_plan_json(spec, &prepared.source, &results, w)
+        }),
+        OutputFormat::Markdown => term.stdout(&regops_core::fleet::plan_markdown(
+            spec,
+            &results,
+            args.max_bytes,
+        )),
+    }
+    let failed = results
+        .iter()
+        .any(|m| m.result.as_ref().map_or(true, |p| !p.conflicts.is_empty()));
+    Ok(super::fleet::exit(
+        failed,
+        regops_core::fleet::any_changes(&results),
+    ))
 }

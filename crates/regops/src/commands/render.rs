@@ -25,6 +25,27 @@ pub(super) fn render(args: RenderArgs, term: &Term) -> Outcome {
         Some(&used_credentials(spec)),
     )?;
     let given = (!args.namespaces.is_empty()).then_some(args.namespaces.as_slice());
+    if let Some(members) = super::fleet::members(&loaded, &args.fleet, None, None)? {
+        // One YAML stream per cluster, each under a comment naming it: `--cluster NAME` gives
+        // one cluster's manifests alone, ready for `kubectl apply`.
+        let mut any = false;
+        for m in &members {
+            let objects = render::pull_secrets(&m.spec, &logins, given);
+            any |= !objects.is_empty();
+            term.stdout(&format!(
+                "# cluster: {} (context `{}`)
+",
+                m.name, m.context
+            ));
+            term.stdout(&render::to_yaml(&objects, &loaded.name, args.show_secrets));
+        }
+        if !any {
+            term.note(
+                "nothing to render: no pull secret has a namespace in scope on these clusters",
+            );
+        }
+        return Ok(ExitStatus::Success);
+    }
     let objects = render::pull_secrets(spec, &logins, given);
     if objects.is_empty() {
         term.note("nothing to render: no pull secret has a namespace in scope");

@@ -42,12 +42,46 @@ const RECHECK: Duration = Duration::from_secs(20);
 /// How often a standby reads the Lease (client-go's RetryPeriod is 2 s).
 const STANDBY_POLL: Duration = Duration::from_secs(1);
 
-pub(super) fn watch(args: ApplyArgs, term: &Term) -> Outcome {
-    let prepared = prepare(&args.run, term)?;
+/// For a spec with `clusters`, the one cluster a controller works on (`--cluster`): the spec
+/// narrowed to what that cluster sees, and `args` set to reach it. `None` for a spec without.
+fn fleet_member(args: &mut ApplyArgs, prepared: &mut Prepared) -> Result<Option<String>, Failure> {
+    let Some(members) = super::load::fleet_members(&args.run, prepared)? else {
+        return Ok(None);
+    };
+    let [member] = members.as_slice() else {
+        return Err(Failure::Message {
+            message: "--watch works on one cluster, and the spec lists several".into(),
+            help: Some("run one controller per cluster, each with --cluster NAME".into()),
+        });
+    };
+    args.run.cluster.context = Some(member.context.clone());
+    args.run.cluster.kubeconfig.clone_from(&member.kubeconfig);
+    args.run.fleet.clusters = vec![member.name.clone()];
+    prepared.loaded.spec = member.spec.clone();
+    Ok(Some(member.name.clone()))
+}
+
+/// The spec read again (a reload), narrowed to the controller's cluster as at the start.
+fn reprepare(args: &ApplyArgs, cluster: Option<&str>, term: &Term) -> Result<Prepared, Failure> {
+    let mut prepared = prepare(&args.run, term)?;
+    if let Some(name) = cluster {
+        if !prepared.loaded.spec.clusters.contains_key(name) {
+            return Err(Failure::msg(format!(
+                "the new spec has no cluster `{name}`, the one this controller works on"
+            )));
+        }
+        prepared.loaded.spec = regops_spec::fleet::for_cluster(&prepared.loaded.spec, name);
+    }
+    Ok(prepared)
+}
+
+pub(super) fn watch(mut args: ApplyArgs, term: &Term) -> Outcome {
+    let mut prepared = prepare(&args.run, term)?;
+    let cluster = fleet_member(&mut args, &mut prepared)?;
     let print = spec_print(&args)?;
     let rt = runtime()?;
     let (client, target) = super::load::connect(&args.run.cluster, &rt)?;
-    let metrics = Arc::new(Metrics::new(&prepared.loaded.name));
+    let metrics = Arc::new(Metrics::new(&prepared.loaded.name, cluster.as_deref()));
     let log = Log {
         json: args.output == ReportFormat::Json,
     };
@@ -65,6 +99,7 @@ pub(super) fn watch(args: ApplyArgs, term: &Term) -> Outcome {
         client,
         target,
         prepared,
+        cluster,
         spec_print: print,
         rejected_print: None,
         metrics,
@@ -106,6 +141,8 @@ struct Controller<'a> {
     client: kube::Client,
     target: crate::cluster::Target,
     prepared: Prepared,
+    /// The cluster of the spec's `clusters` this controller works on, if the spec lists any.
+    cluster: Option<String>,
     /// The spec in force, and the last one rejected (so it is reported once, not every poll).
     spec_print: u64,
     rejected_print: Option<u64>,
@@ -354,7 +391,7 @@ impl Controller<'_> {
             return;
         }
         let name = self.prepared.loaded.name.clone();
-        match prepare(&self.args.run, self.term) {
+        match reprepare(self.args, self.cluster.as_deref(), self.term) {
             Ok(p) if p.loaded.name != name => {
                 self.log.error(&format!(
                     "the new spec is named `{}`, not `{name}`: its Secrets and Lease would be another spec's; the spec in force stays (restart regops to switch)",

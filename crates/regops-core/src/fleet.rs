@@ -1,0 +1,581 @@
+//! One report for a run over several clusters: each cluster's plan, apply or drift report
+//! under its name, a line per cluster, and the fleet's total. Pure: the shell works on the
+//! clusters and hands each one's outcome (or why it failed) here.
+//!
+//! The JSON reports are `formatVersion: "2"`: a `clusters` list whose entries carry the
+//! cluster's name, `status` (`ok` or `failed`), the `error` when failed, and the cluster's
+//! own report (a version-1 plan, apply or drift document) when not; then a fleet `summary`.
+//! A spec without `clusters` still gets the version-1 documents.
+
+use std::borrow::Borrow;
+use std::fmt::Write as _;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::drift::Drift;
+use crate::plan::{Action, Plan, Source};
+use crate::report::{Outcome, Report};
+
+/// The version of the fleet JSON reports.
+pub const FORMAT_VERSION: &str = "2";
+
+/// Why a cluster's part of the run failed, as the user is told.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct ClusterError {
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+}
+
+/// One cluster's part of a fleet run.
+#[derive(Clone, Debug)]
+pub struct Member<T> {
+    pub cluster: String,
+    pub result: Result<T, ClusterError>,
+}
+
+/// What an apply did on one cluster.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub plan: Plan,
+    pub report: Report,
+    /// The cluster's Lease was lost during the writes.
+    pub lock_lost: bool,
+}
+
+impl Applied {
+    pub fn failed(&self) -> bool {
+        self.report.failed() > 0 || !self.plan.conflicts.is_empty() || self.lock_lost
+    }
+}
+
+/// What drift found on one cluster.
+#[derive(Clone, Debug)]
+pub struct Drifted {
+    pub plan: Plan,
+    pub drift: Vec<Drift>,
+}
+
+fn failed_count<T>(members: &[Member<T>]) -> usize {
+    members.iter().filter(|m| m.result.is_err()).count()
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn width<T>(members: &[Member<T>]) -> usize {
+    members.iter().map(|m| m.cluster.len()).max().unwrap_or(0)
+}
+
+fn error_text(out: &mut String, e: &ClusterError) {
+    let _ = writeln!(out, "error: {}", e.message);
+    if let Some(h) = &e.help {
+        for line in h.lines() {
+            let _ = writeln!(out, "  help: {line}");
+        }
+    }
+}
+
+fn header(out: &mut String, cluster: &str) {
+    let _ = writeln!(out, "=== cluster {cluster} ===");
+}
+
+// ---------------------------------------------------------------------------------------------
+// plan
+
+/// The plan summed over the clusters that were planned.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetSummary {
+    pub clusters: usize,
+    pub failed: usize,
+    pub with_changes: usize,
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub patch: usize,
+    pub delete: usize,
+    pub noop: usize,
+    pub conflicts: usize,
+}
+
+pub fn plan_summary<P: Borrow<Plan>>(members: &[Member<P>]) -> FleetSummary {
+    let mut s = FleetSummary {
+        clusters: members.len(),
+        failed: failed_count(members),
+        ..FleetSummary::default()
+    };
+    for plan in members.iter().filter_map(|m| m.result.as_ref().ok()) {
+        let plan = plan.borrow();
+        let p = &plan.summary;
+        s.with_changes += usize::from(plan.has_changes());
+        s.create += p.create;
+        s.update += p.update;
+        s.replace += p.replace;
+        s.patch += p.patch;
+        s.delete += p.delete;
+        s.noop += p.noop;
+        s.conflicts += p.conflicts;
+    }
+    s
+}
+
+fn plan_line(plan: &Plan) -> String {
+    if !plan.has_changes() && plan.conflicts.is_empty() {
+        return format!(
+            "no changes ({} checked)",
+            plural(plan.summary.noop, "object", "objects")
+        );
+    }
+    let mut line = crate::view::summary_line(plan);
+    if plan.summary.conflicts > 0 {
+        let _ = write!(line, " {} in conflict.", plan.summary.conflicts);
+    }
+    line
+}
+
+fn total_line(s: &FleetSummary) -> String {
+    format!(
+        "{} to create, {} to update, {} to replace, {} to patch, {} to delete on {} of {}{}.",
+        s.create,
+        s.update,
+        s.replace,
+        s.patch,
+        s.delete,
+        s.with_changes,
+        plural(s.clusters, "cluster", "clusters"),
+        if s.failed > 0 {
+            format!("; {} failed", s.failed)
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// The text view: each cluster's plan under its name, then one line per cluster and the total.
+pub fn plan_text<P: Borrow<Plan>>(
+    spec: &str,
+    members: &[Member<P>],
+    color: bool,
+    detail: crate::view::Detail,
+) -> String {
+    let mut out = String::new();
+    for m in members {
+        header(&mut out, &m.cluster);
+        match &m.result {
+            Ok(plan) => out.push_str(&crate::view::text(plan.borrow(), color, detail)),
+            Err(e) => error_text(&mut out, e),
+        }
+        out.push('\n');
+    }
+    let w = width(members);
+    let _ = writeln!(
+        out,
+        "Fleet plan: spec `{spec}` on {}",
+        plural(members.len(), "cluster", "clusters")
+    );
+    for m in members {
+        let line = match &m.result {
+            Ok(plan) => plan_line(plan.borrow()),
+            Err(e) => format!("FAILED: {}", e.message),
+        };
+        let _ = writeln!(out, "  {:<w$}  {line}", m.cluster);
+    }
+    let _ = writeln!(out, "Total: {}", total_line(&plan_summary(members)));
+    out
+}
+
+/// One cluster in the JSON fleet plan.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterPlan<'a> {
+    pub cluster: &'a str,
+    /// `ok` or `failed`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a ClusterError>,
+    /// The cluster's plan, as `regops plan -o json` shows one cluster's (format 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<&'a Plan>,
+}
+
+/// The JSON view of a fleet plan (`schemas/fleet-plan.schema.json`).
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(title = "regops fleet plan")]
+pub struct FleetPlan<'a> {
+    /// Always "2" for this format.
+    pub format_version: &'static str,
+    pub spec: &'a str,
+    pub source: &'a Source,
+    pub clusters: Vec<ClusterPlan<'a>>,
+    pub summary: FleetSummary,
+}
+
+pub fn fleet_plan<'a>(
+    spec: &'a str,
+    source: &'a Source,
+    members: &'a [Member<Plan>],
+) -> FleetPlan<'a> {
+    FleetPlan {
+        format_version: FORMAT_VERSION,
+        spec,
+        source,
+        clusters: members
+            .iter()
+            .map(|m| ClusterPlan {
+                cluster: &m.cluster,
+                status: if m.result.is_ok() { "ok" } else { "failed" },
+                error: m.result.as_ref().err(),
+                plan: m.result.as_ref().ok(),
+            })
+            .collect(),
+        summary: plan_summary(members),
+    }
+}
+
+/// The JSON view, written as it is produced.
+pub fn write_plan_json(
+    spec: &str,
+    source: &Source,
+    members: &[Member<Plan>],
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *w, &fleet_plan(spec, source, members))?;
+    w.write_all(b"\n")
+}
+
+/// The JSON Schema of the fleet plan.
+pub fn plan_json_schema() -> String {
+    let mut schema = crate::view::serialize_schema::<FleetPlan<'static>>();
+    schema.insert(
+        "$id".into(),
+        "https://regops.dev/schemas/fleet-plan.schema.json".into(),
+    );
+    let mut out = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    out.push('\n');
+    out
+}
+
+/// The Markdown view for one pull-request comment: a table of the clusters and the total,
+/// then each cluster's plan (in a collapsed section when it has no changes), sharing
+/// `max_bytes` between them.
+pub fn plan_markdown(spec: &str, members: &[Member<Plan>], max_bytes: usize) -> String {
+    let mut out = String::new();
+    let s = plan_summary(members);
+    let _ = writeln!(
+        out,
+        "### regops plan: `{spec}` on {}\n",
+        plural(members.len(), "cluster", "clusters")
+    );
+    let _ = writeln!(out, "**Total: {}**\n", total_line(&s));
+    let _ = writeln!(
+        out,
+        "| cluster | create | update | replace | patch | delete | conflicts | status |\n|---|---|---|---|---|---|---|---|"
+    );
+    for m in members {
+        match &m.result {
+            Ok(plan) => {
+                let p = &plan.summary;
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
+                    m.cluster,
+                    p.create,
+                    p.update,
+                    p.replace,
+                    p.patch,
+                    p.delete,
+                    p.conflicts,
+                    if plan.has_changes() {
+                        "changes"
+                    } else {
+                        "no changes"
+                    }
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    out,
+                    "| `{}` | | | | | | | **failed**: {} |",
+                    m.cluster,
+                    crate::view::md_escape(&e.message)
+                );
+            }
+        }
+    }
+    out.push('\n');
+    let planned = members.iter().filter(|m| m.result.is_ok()).count().max(1);
+    let share = max_bytes.saturating_sub(out.len()) / planned;
+    for m in members {
+        let Ok(plan) = &m.result else { continue };
+        let open = plan.has_changes() || !plan.conflicts.is_empty();
+        let _ = writeln!(
+            out,
+            "<details{}><summary>cluster <code>{}</code>: {}</summary>\n",
+            if open { " open" } else { "" },
+            m.cluster,
+            crate::view::md_escape(&plan_line(plan))
+        );
+        out.push_str(&crate::view::markdown(plan, share));
+        out.push_str("\n</details>\n\n");
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// apply
+
+/// The text report after a fleet apply: each cluster's report, then a line per cluster.
+pub fn apply_text(members: &[Member<Applied>], dry_run: bool) -> String {
+    let mut out = String::new();
+    for m in members {
+        header(&mut out, &m.cluster);
+        match &m.result {
+            Ok(a) if !a.plan.has_changes() => {
+                let _ = writeln!(out, "No changes.");
+            }
+            Ok(a) => {
+                out.push_str(
+                    crate::report::apply_text(&a.report, dry_run, a.plan.conflicts.len())
+                        .trim_start(),
+                );
+                if a.lock_lost {
+                    let _ = writeln!(
+                        out,
+                        "error: the Lease was lost during the apply; writes not yet started were not made."
+                    );
+                }
+            }
+            Err(e) => error_text(&mut out, e),
+        }
+        out.push('\n');
+    }
+    let w = width(members);
+    let _ = writeln!(
+        out,
+        "Fleet apply{}: {}",
+        if dry_run { " (dry run)" } else { "" },
+        plural(members.len(), "cluster", "clusters")
+    );
+    let (mut applied, mut failed, mut skipped) = (0, 0, 0);
+    let done = if dry_run {
+        Outcome::DryRun
+    } else {
+        Outcome::Applied
+    };
+    for m in members {
+        let line = match &m.result {
+            Ok(a) => {
+                let (d, f, s) = (
+                    a.report.count(done),
+                    a.report.failed(),
+                    a.report.count(Outcome::Skipped),
+                );
+                applied += d;
+                failed += f;
+                skipped += s;
+                let mut line = format!("{d} applied, {f} failed, {s} skipped");
+                if !a.plan.conflicts.is_empty() {
+                    let _ = write!(line, ", {} in conflict", a.plan.conflicts.len());
+                }
+                if a.lock_lost {
+                    line.push_str(", Lease lost");
+                }
+                line
+            }
+            Err(e) => format!("FAILED: {}", e.message),
+        };
+        let _ = writeln!(out, "  {:<w$}  {line}", m.cluster);
+    }
+    let down = failed_count(members);
+    let _ = writeln!(
+        out,
+        "Total: {applied} applied, {failed} failed, {skipped} skipped{}.",
+        if down > 0 {
+            format!(
+                "; {} could not be worked on",
+                plural(down, "cluster", "clusters")
+            )
+        } else {
+            String::new()
+        }
+    );
+    if down > 0
+        || failed > 0
+        || members
+            .iter()
+            .any(|m| m.result.as_ref().is_ok_and(|a| a.lock_lost))
+    {
+        let _ = writeln!(out, "What was applied stays; run apply again to converge.");
+    }
+    out
+}
+
+fn status<T>(r: &Result<T, ClusterError>) -> &'static str {
+    if r.is_ok() { "ok" } else { "failed" }
+}
+
+/// The JSON report after a fleet apply (format 2).
+pub fn apply_json(spec: &str, members: &[Member<Applied>], dry_run: bool) -> String {
+    let done = if dry_run {
+        Outcome::DryRun
+    } else {
+        Outcome::Applied
+    };
+    let ok = || members.iter().filter_map(|m| m.result.as_ref().ok());
+    let clusters: Vec<serde_json::Value> = members
+        .iter()
+        .map(|m| {
+            let mut v = json!({"cluster": m.cluster, "status": status(&m.result)});
+            match &m.result {
+                Ok(a) => {
+                    v["report"] = crate::report::apply_value(&a.plan, &a.report, dry_run);
+                    v["lockLost"] = json!(a.lock_lost);
+                }
+                Err(e) => v["error"] = json!(e),
+            }
+            v
+        })
+        .collect();
+    crate::report::pretty(&json!({
+        "formatVersion": FORMAT_VERSION,
+        "spec": spec,
+        "dryRun": dry_run,
+        "clusters": clusters,
+        "summary": {
+            "clusters": members.len(),
+            "failed": failed_count(members),
+            "applied": ok().map(|a| a.report.count(done)).sum::<usize>(),
+            "failedChanges": ok().map(|a| a.report.failed()).sum::<usize>(),
+            "skipped": ok().map(|a| a.report.count(Outcome::Skipped)).sum::<usize>(),
+            "conflicts": ok().map(|a| a.plan.conflicts.len()).sum::<usize>(),
+        },
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// drift
+
+/// The text report of a fleet drift: each cluster's, then a line per cluster.
+pub fn drift_text(spec: &str, members: &[Member<Drifted>]) -> String {
+    let mut out = String::new();
+    for m in members {
+        header(&mut out, &m.cluster);
+        match &m.result {
+            Ok(d) => out.push_str(&crate::report::drift_text(&d.plan, &d.drift)),
+            Err(e) => error_text(&mut out, e),
+        }
+        out.push('\n');
+    }
+    let w = width(members);
+    let _ = writeln!(
+        out,
+        "Fleet drift: spec `{spec}` on {}",
+        plural(members.len(), "cluster", "clusters")
+    );
+    let mut drifted = 0;
+    for m in members {
+        let line = match &m.result {
+            Ok(d) if d.drift.is_empty() => "in sync".to_string(),
+            Ok(d) => {
+                drifted += 1;
+                let n = crate::report::drifted_objects(&d.drift);
+                format!(
+                    "{} from the spec",
+                    plural(n, "object differs", "objects differ")
+                )
+            }
+            Err(e) => format!("FAILED: {}", e.message),
+        };
+        let _ = writeln!(out, "  {:<w$}  {line}", m.cluster);
+    }
+    let down = failed_count(members);
+    let _ = writeln!(
+        out,
+        "Total: {} of {} in drift{}.",
+        drifted,
+        plural(members.len(), "cluster", "clusters"),
+        if down > 0 {
+            format!("; {down} could not be read")
+        } else {
+            String::new()
+        }
+    );
+    out
+}
+
+/// The JSON report of a fleet drift (format 2).
+pub fn drift_json(spec: &str, members: &[Member<Drifted>]) -> String {
+    let ok = || members.iter().filter_map(|m| m.result.as_ref().ok());
+    let clusters: Vec<serde_json::Value> = members
+        .iter()
+        .map(|m| {
+            let mut v = json!({"cluster": m.cluster, "status": status(&m.result)});
+            match &m.result {
+                Ok(d) => v["report"] = crate::report::drift_value(&d.plan, &d.drift),
+                Err(e) => v["error"] = json!(e),
+            }
+            v
+        })
+        .collect();
+    crate::report::pretty(&json!({
+        "formatVersion": FORMAT_VERSION,
+        "spec": spec,
+        "clusters": clusters,
+        "summary": {
+            "clusters": members.len(),
+            "failed": failed_count(members),
+            "inDrift": ok().filter(|d| !d.drift.is_empty()).count(),
+            "driftedObjects": ok().map(|d| crate::report::drifted_objects(&d.drift)).sum::<usize>(),
+        },
+    }))
+}
+
+/// The Prometheus textfile of a fleet drift: the series of [`crate::drift::metrics`], one per
+/// cluster, each with a `cluster` label. `drifted` is `None` for a cluster that failed.
+pub fn metrics(spec: &str, clusters: &[(String, Option<usize>)], now_seconds: u64) -> String {
+    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let spec = esc(spec);
+    let mut out = String::from(
+        "# HELP regops_drift_objects Objects that differ from the spec.\n# TYPE regops_drift_objects gauge\n",
+    );
+    for (c, n) in clusters {
+        if let Some(n) = n {
+            let _ = writeln!(
+                out,
+                "regops_drift_objects{{spec=\"{spec}\",cluster=\"{}\"}} {n}",
+                esc(c)
+            );
+        }
+    }
+    out.push_str("# HELP regops_last_run_timestamp_seconds When regops drift last ran.\n# TYPE regops_last_run_timestamp_seconds gauge\n");
+    for (c, _) in clusters {
+        let _ = writeln!(
+            out,
+            "regops_last_run_timestamp_seconds{{spec=\"{spec}\",cluster=\"{}\"}} {now_seconds}",
+            esc(c)
+        );
+    }
+    out.push_str("# HELP regops_run_success Whether the last regops drift run could read the cluster and the spec (1) or not (0).\n# TYPE regops_run_success gauge\n");
+    for (c, n) in clusters {
+        let _ = writeln!(
+            out,
+            "regops_run_success{{spec=\"{spec}\",cluster=\"{}\"}} {}",
+            esc(c),
+            u8::from(n.is_some())
+        );
+    }
+    out
+}
+
+/// Whether any planned cluster has changes other than `noop`.
+pub fn any_changes(members: &[Member<Plan>]) -> bool {
+    members
+        .iter()
+        .filter_map(|m| m.result.as_ref().ok())
+        .any(|p| p.changes.iter().any(|c| c.action != Action::Noop))
+}

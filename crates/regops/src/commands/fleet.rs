@@ -1,0 +1,157 @@
+//! Runs over the spec's `clusters`: which clusters a run works on, how each is reached, working
+//! on them at once within `--cluster-concurrency`, and the exit code of the whole. What each
+//! command does on one cluster stays in that command's module.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use futures::StreamExt;
+use regops_core::fleet::{ClusterError, Member as Outcome};
+use regops_spec::Loaded;
+
+use super::Failure;
+use crate::ExitStatus;
+use crate::cli::FleetArgs;
+
+/// One cluster of the run: how to reach it and the spec as it sees it.
+pub(super) struct Member {
+    pub(super) name: String,
+    pub(super) context: String,
+    pub(super) kubeconfig: Option<PathBuf>,
+    pub(super) spec: regops_spec::Spec,
+}
+
+impl Member {
+    pub(super) async fn connect(
+        &self,
+    ) -> Result<(kube::Client, crate::cluster::Target), crate::cluster::ClusterError> {
+        crate::cluster::connect(self.kubeconfig.as_deref(), Some(&self.context)).await
+    }
+
+    /// How the lock's renewal thread connects to this cluster.
+    pub(super) fn lock_connect(&self) -> crate::lock::Connect {
+        let (kubeconfig, context) = (self.kubeconfig.clone(), self.context.clone());
+        Box::new(move || {
+            Box::pin(async move {
+                crate::cluster::connect(kubeconfig.as_deref(), Some(&context))
+                    .await
+                    .ok()
+                    .map(|(client, _)| client)
+            })
+        })
+    }
+}
+
+/// A path in a cluster entry: `~/` is the home directory, a relative path is relative to the
+/// spec file.
+fn entry_path(loaded: &Loaded, path: &regops_spec::Spanned<PathBuf>) -> PathBuf {
+    if let Ok(rest) = path.value.strip_prefix("~")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return Path::new(&home).join(rest);
+    }
+    crate::credentials::resolve_path(&loaded.sources, path.loc, &path.value)
+}
+
+/// The clusters a run works on: `None` for a spec without `clusters` (the one cluster
+/// `--kubeconfig` and `--context` reach); else those `--cluster` names, or all of them.
+/// `kubeconfig` (`--kubeconfig`) is the file for clusters that name none; `context`
+/// (`--context`) is refused, since the spec says which context each cluster is.
+pub(super) fn members(
+    loaded: &Loaded,
+    fleet: &FleetArgs,
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<Option<Vec<Member>>, Failure> {
+    let spec = &loaded.spec;
+    if spec.clusters.is_empty() {
+        if let Some(name) = fleet.clusters.first() {
+            return Err(Failure::Message {
+                message: format!("--cluster {name}: the spec has no `clusters`"),
+                help: Some("list the clusters in a top-level `clusters` section, or choose the cluster with --kubeconfig and --context".into()),
+            });
+        }
+        return Ok(None);
+    }
+    if let Some(c) = context {
+        return Err(Failure::Message {
+            message: format!("--context {c}: the spec lists its clusters, each with its context"),
+            help: Some("choose among the spec's clusters with --cluster NAME".into()),
+        });
+    }
+    for name in &fleet.clusters {
+        if !spec.clusters.contains_key(name) {
+            return Err(Failure::Message {
+                message: format!("--cluster {name}: the spec has no cluster of this name"),
+                help: Some(format!(
+                    "the spec's clusters: {}",
+                    spec.clusters.keys().cloned().collect::<Vec<_>>().join(", ")
+                )),
+            });
+        }
+    }
+    Ok(Some(
+        spec.clusters
+            .values()
+            .filter(|c| fleet.clusters.is_empty() || fleet.clusters.contains(&c.name.value))
+            .map(|c| Member {
+                name: c.name.value.clone(),
+                context: c.context().to_string(),
+                kubeconfig: c
+                    .kubeconfig
+                    .as_ref()
+                    .map(|k| entry_path(loaded, k))
+                    .or_else(|| kubeconfig.map(Path::to_path_buf)),
+                spec: regops_spec::fleet::for_cluster(spec, &c.name.value),
+            })
+            .collect(),
+    ))
+}
+
+/// Runs `work` on every member, at most `limit` at once, and returns each one's outcome in
+/// the members' order. One cluster's failure is its own: the others go on.
+pub(super) async fn each<'m, T, F, Fut>(
+    members: &'m [Member],
+    limit: usize,
+    work: F,
+) -> Vec<Outcome<T>>
+where
+    F: Fn(&'m Member) -> Fut,
+    Fut: Future<Output = Result<T, ClusterError>>,
+{
+    let results: Vec<Result<T, ClusterError>> = futures::stream::iter(members.iter().map(work))
+        .buffered(limit.max(1))
+        .collect()
+        .await;
+    members
+        .iter()
+        .zip(results)
+        .map(|(m, result)| Outcome {
+            cluster: m.name.clone(),
+            result,
+        })
+        .collect()
+}
+
+/// A cluster's failure as the report shows it.
+pub(super) fn error(e: impl Into<Failure>) -> ClusterError {
+    match e.into() {
+        Failure::Message { message, help } => ClusterError { message, help },
+        Failure::Spec { diagnostics, .. } => ClusterError {
+            message: format!("{} error(s) in the spec", diagnostics.error_count()),
+            help: None,
+        },
+    }
+}
+
+/// The exit code of a fleet run: 1 if any cluster failed, else 2 if any has changes (or
+/// drift), else 0.
+pub(super) fn exit(failed: bool, changes: bool) -> ExitStatus {
+    if failed {
+        ExitStatus::Failure
+    } else if changes {
+        ExitStatus::Changes
+    } else {
+        ExitStatus::Success
+    }
+}
