@@ -133,6 +133,17 @@ pub struct LogEntry {
     /// When the request arrived (before any injected latency): latencies between requests,
     /// such as a namespace's create and the Secret written for it, are read off these.
     pub at: std::time::Instant,
+    /// When the answer was handed back (after any injected latency or response time): with
+    /// `at`, the span the request was in flight, so that requests in flight at once (to one
+    /// server or to several) can be counted from the logs instead of timed.
+    pub answered: std::time::Instant,
+}
+
+impl LogEntry {
+    /// Whether this request and `other` were in flight at the same time.
+    pub fn overlaps(&self, other: &LogEntry) -> bool {
+        self.at < other.answered && other.at < self.answered
+    }
 }
 
 impl LogEntry {

@@ -53,6 +53,10 @@ pub struct Config {
     /// Serve HTTPS with a generated CA (written into the kubeconfig) instead of plain HTTP.
     /// kubectl sends bearer tokens only over TLS.
     pub tls: bool,
+    /// Serve the API under this path (`/k8s/clusters/c-m-abc`), as Rancher's proxy serves
+    /// each downstream cluster; the kubeconfig's server URL then ends with it, and requests
+    /// outside it are 404.
+    pub path_prefix: Option<String>,
 }
 
 impl Default for Config {
@@ -63,6 +67,7 @@ impl Default for Config {
             seed: 42,
             port: 0,
             tls: false,
+            path_prefix: None,
         }
     }
 }
@@ -92,6 +97,7 @@ impl TestServer {
             changed: tokio::sync::Notify::new(),
             bookmark_ms: std::sync::atomic::AtomicU64::new(60_000),
             watch_epoch: std::sync::atomic::AtomicU64::new(0),
+            path_prefix: config.path_prefix.clone(),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -134,15 +140,17 @@ impl TestServer {
         self.addr
     }
 
+    /// The server's URL, with the path prefix when it has one (as a kubeconfig's `server`).
     pub fn url(&self) -> String {
         format!(
-            "{}://{}",
+            "{}://{}{}",
             if self.ca_pem.is_some() {
                 "https"
             } else {
                 "http"
             },
-            self.addr
+            self.addr,
+            self.shared.path_prefix.as_deref().unwrap_or("")
         )
     }
 
@@ -283,6 +291,7 @@ impl TestServer {
         body: Option<&Value>,
     ) -> std::io::Result<(u16, Value)> {
         use std::io::{Read, Write};
+        let path = format!("{}{path}", self.shared.path_prefix.as_deref().unwrap_or(""));
         let mut s = std::net::TcpStream::connect(self.addr)?;
         let payload = body.map(Value::to_string).unwrap_or_default();
         let auth = self

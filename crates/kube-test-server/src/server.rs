@@ -55,6 +55,9 @@ pub(crate) struct Shared {
     /// Raised to end every open watch (as an API server restart or a proxy's idle timeout
     /// does); a watch ends when it finds the epoch it started in has passed.
     pub(crate) watch_epoch: std::sync::atomic::AtomicU64,
+    /// Served under this path, as behind Rancher's cluster proxy (`/k8s/clusters/<id>`);
+    /// other paths are 404.
+    pub(crate) path_prefix: Option<String>,
 }
 
 impl Shared {
@@ -157,9 +160,23 @@ async fn serve(
             .unwrap_or("")
             .to_string()
     };
+    let path = match &shared.path_prefix {
+        None => parts.uri.path().to_string(),
+        Some(prefix) => match parts.uri.path().strip_prefix(prefix.as_str()) {
+            Some(rest) if rest.starts_with('/') => rest.to_string(),
+            _ => {
+                let e = ApiError::new(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                );
+                return Ok(http_response(e.into()));
+            }
+        },
+    };
     let request = Request {
         method: parts.method.as_str().to_string(),
-        path: parts.uri.path().to_string(),
+        path,
         query: parse_query(parts.uri.query().unwrap_or("")),
         content_type: header("content-type"),
         user_agent: header("user-agent"),
@@ -184,6 +201,7 @@ async fn serve(
         dry_run: crate::api::is_dry_run(&request),
         server_time: std::time::Duration::ZERO,
         at: arrived.into_std(),
+        answered: arrived.into_std(),
     };
 
     // Authentication.
@@ -192,6 +210,7 @@ async fn serve(
     {
         let r: Response = ApiError::new(401, "Unauthorized", "Unauthorized").into();
         entry.status = r.status;
+        entry.answered = std::time::Instant::now();
         shared.lock().log.push(entry);
         return Ok(http_response(r));
     }
@@ -225,6 +244,7 @@ async fn serve(
     let response = match outcome {
         Some(FaultAction::CloseConnection) => {
             entry.status = 0;
+            entry.answered = std::time::Instant::now();
             shared.lock().log.push(entry);
             return Err(Dropped);
         }
@@ -296,6 +316,7 @@ async fn serve(
     let response = match outcome {
         Some(FaultAction::CommitThenDrop) => {
             entry.status = 0;
+            entry.answered = std::time::Instant::now();
             shared.lock().log.push(entry);
             return Err(Dropped);
         }
@@ -317,6 +338,7 @@ async fn serve(
     entry.status = response.status;
     let answer = http_response(response);
     entry.server_time = started.elapsed();
+    entry.answered = std::time::Instant::now().max((arrived + delay + response_time).into_std());
     shared.lock().log.push(entry);
     if !response_time.is_zero() {
         sleep_precisely_until(arrived + delay + response_time).await;

@@ -1373,3 +1373,71 @@ fn field_selectors_are_per_resource() {
         );
     }
 }
+
+/// Several servers run in one process, each with its own store and log; each log entry's span
+/// (`at` to `answered`) tells requests that were in flight at once from those that were not,
+/// so a client's parallelism is counted from the logs instead of timed.
+#[test]
+fn several_servers_in_one_process_and_requests_in_flight_at_once() {
+    let (a, b) = (start(), start());
+    ns(&a, "only-in-a", json!({}));
+    assert!(a.object("namespaces", "", "only-in-a").is_some());
+    assert!(b.object("namespaces", "", "only-in-a").is_none());
+    for s in [&a, &b] {
+        s.add_fault(
+            Fault::new(FaultAction::Latency(std::time::Duration::from_millis(100))).verb("list"),
+        );
+        s.clear_log();
+    }
+    // At once: one thread per server.
+    std::thread::scope(|scope| {
+        for s in [&a, &b] {
+            scope.spawn(move || assert_eq!(req(s, "GET", "/api/v1/namespaces", None).status, 200));
+        }
+    });
+    let (la, lb) = (a.log(), b.log());
+    assert_eq!((la.len(), lb.len()), (1, 1));
+    assert!(la[0].answered >= la[0].at + std::time::Duration::from_millis(100));
+    assert!(la[0].overlaps(&lb[0]) && lb[0].overlaps(&la[0]));
+    // One after the other.
+    for s in [&a, &b] {
+        s.clear_log();
+        assert_eq!(req(s, "GET", "/api/v1/namespaces", None).status, 200);
+    }
+    let (la, lb) = (a.log(), b.log());
+    assert!(!la[0].overlaps(&lb[0]) && !lb[0].overlaps(&la[0]));
+}
+
+/// Behind Rancher's proxy a downstream cluster's API is under `/k8s/clusters/<id>`: Rancher's
+/// kubeconfig contexts have `server: https://rancher.example.com/k8s/clusters/c-m-abc`, and
+/// clients put the API paths after it (client-go's rest.Config Host with a path; kube-rs's
+/// base-URI layer joins the two the same way). Paths outside the prefix are not the cluster's.
+#[test]
+fn a_path_prefix_serves_the_api_under_it_as_rancher_proxy_does() {
+    let s = TestServer::start(kube_test_server::Config {
+        path_prefix: Some("/k8s/clusters/c-m-abc".into()),
+        ..kube_test_server::Config::default()
+    })
+    .unwrap();
+    assert!(s.url().ends_with("/k8s/clusters/c-m-abc"), "{}", s.url());
+    assert!(s.kubeconfig().contains("/k8s/clusters/c-m-abc\n"));
+    let under = req(&s, "GET", "/k8s/clusters/c-m-abc/api/v1/namespaces", None);
+    assert_eq!(under.status, 200);
+    assert_eq!(under.body["items"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        req(&s, "GET", "/api/v1/namespaces", None).status,
+        404,
+        "not at the root"
+    );
+    assert_eq!(
+        req(&s, "GET", "/k8s/clusters/c-m-abcd/api/v1/namespaces", None).status,
+        404
+    );
+    // `request`, the harness's kubectl, puts the prefix in front.
+    assert_eq!(
+        s.request("GET", "/api/v1/namespaces", "application/json", None)
+            .unwrap()
+            .0,
+        200
+    );
+}

@@ -197,7 +197,8 @@ pub fn describe_transient(err: &kube::Error) -> String {
     }
 }
 
-fn root_cause(err: &dyn std::error::Error) -> String {
+/// The innermost error's text (`Connection refused (os error 111)`).
+pub(crate) fn root_cause(err: &dyn std::error::Error) -> String {
     let mut cur = err;
     while let Some(next) = cur.source() {
         cur = next;

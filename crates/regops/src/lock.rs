@@ -46,6 +46,12 @@ pub enum LockError {
         name: String,
         detail: String,
     },
+    /// The lock is the first request an apply makes: a cluster that cannot be reached fails
+    /// here, and must be told as such (not as missing permissions).
+    #[error("cannot reach the cluster to take the lock: {detail}")]
+    Unreachable { detail: String },
+    #[error("the cluster refused the credentials (401 Unauthorized) when taking the lock")]
+    Unauthorized,
 }
 
 impl LockError {
@@ -53,6 +59,8 @@ impl LockError {
         match self {
             LockError::Held { .. } => Some("wait for it to finish (--lock-wait SECONDS), or, if it died, for the lease to expire".into()),
             LockError::Api { .. } => Some("regops needs get, create, update and delete on leases.coordination.k8s.io in the lock's namespace".into()),
+            LockError::Unreachable { .. } => Some("check the server address and that the cluster is up (`kubectl cluster-info` with the same kubeconfig)".into()),
+            LockError::Unauthorized => Some("the token or certificate in the kubeconfig is missing, expired or wrong".into()),
         }
     }
 }
@@ -161,10 +169,16 @@ pub async fn acquire(
     } = *settings;
     let mut told = false;
     let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
-    let api_err = |e: kube::Error| LockError::Api {
-        namespace: namespace.into(),
-        name: name.into(),
-        detail: e.to_string(),
+    let api_err = |e: kube::Error| match e {
+        kube::Error::Api(s) if s.code == 401 => LockError::Unauthorized,
+        kube::Error::Api(_) => LockError::Api {
+            namespace: namespace.into(),
+            name: name.into(),
+            detail: e.to_string(),
+        },
+        other => LockError::Unreachable {
+            detail: crate::cluster::root_cause(&other),
+        },
     };
     let deadline = wait.map(|w| Instant::now() + w);
     let pp = PostParams::default();

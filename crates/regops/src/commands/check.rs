@@ -24,6 +24,9 @@ pub(super) fn check(args: CheckArgs, term: &Term) -> Outcome {
         plural(spec.pull_secrets.len(), "pull secret"),
         plural(spec.bindings.len(), "binding"),
     );
+    if !spec.clusters.is_empty() {
+        summary.push_str(&format!(", {}", plural(spec.clusters.len(), "cluster")));
+    }
     if let Some(n) = decrypted {
         summary.push_str(&format!(
             "; {n} of {} credentials readable",
