@@ -524,6 +524,31 @@ fn the_lock_is_taken_released_and_a_held_one_refuses_cleanly() {
         .seed(json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "regops-e2e", "namespace": "default"},
                      "spec": {"holderIdentity": "ci-job-41", "leaseDurationSeconds": 60, "acquireTime": now, "renewTime": now}}))
         .unwrap();
+    // Nothing to write: the cluster is read, found in step, and the Lease is not touched.
+    e.server.clear_log();
+    let r = e.apply(&["--lock-wait", "1"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(e.server.log().iter().all(|l| l.resource != "leases"));
+    assert_eq!(lease(&e).unwrap()["spec"]["holderIdentity"], "ci-job-41");
+    // Something to write: the held lock refuses.
+    let owned = e
+        .server
+        .objects("secrets")
+        .into_iter()
+        .find(|s| s["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "regops")
+        .unwrap();
+    let path = format!(
+        "/api/v1/namespaces/{}/secrets/{}",
+        owned["metadata"]["namespace"].as_str().unwrap(),
+        owned["metadata"]["name"].as_str().unwrap()
+    );
+    assert_eq!(
+        e.server
+            .request("DELETE", &path, "application/json", None)
+            .unwrap()
+            .0,
+        200
+    );
     let r = e.apply(&["--lock-wait", "1"]);
     assert_eq!(r.code, 1);
     let err = r.flat_stderr().replace("- ", "-");

@@ -227,8 +227,8 @@ fn scopes_go_to_the_clusters_they_select_and_a_second_apply_writes_nothing() {
             "{name}: no Lease taken"
         );
     }
-    // Idempotence across the fleet: the second apply changes nothing anywhere (its only
-    // writes are each cluster's own Lease).
+    // Idempotence across the fleet: the second apply sends no write to any cluster, not
+    // even a Lease (a cluster that matches the spec is read, found so, and left alone).
     for s in &f.servers {
         s.clear_log();
     }
@@ -252,6 +252,34 @@ fn scopes_go_to_the_clusters_they_select_and_a_second_apply_writes_nothing() {
         "{}",
         plan.stdout
     );
+}
+
+/// A cluster whose read under its Lease fails (after a first read found changes) releases the
+/// Lease and writes nothing; the other clusters are applied.
+#[test]
+fn a_cluster_that_fails_under_its_lease_releases_it() {
+    let f = Fleet::healthy();
+    // The second LIST of namespaces on `staging` (the one under the Lease) is refused.
+    f.server("staging").add_fault(
+        Fault::status(403)
+            .verb("list")
+            .resource("namespaces")
+            .nth(2),
+    );
+    let apply = f.regops(&["apply", "--yes"]);
+    assert_eq!(apply.code, 1, "{}", apply.transcript());
+    let log = f.server("staging").log();
+    let done: Vec<String> = log
+        .iter()
+        .filter(|e| e.is_write() || e.resource == "leases")
+        .map(|e| format!("{} {}", e.verb, e.resource))
+        .collect();
+    assert_eq!(
+        done,
+        ["get leases", "create leases", "get leases", "delete leases"]
+    );
+    assert!(f.secrets("staging").is_empty());
+    assert_eq!(f.secrets("us"), ["api/pull-prod", "web/pull-all"]);
 }
 
 #[test]
@@ -402,12 +430,9 @@ fn a_cluster_down_and_one_refusing_are_reported_while_the_third_is_applied() {
         "{}",
         apply.stdout
     );
-    // `us` released the Lease it had taken before the refused read.
+    // `us` refused the first read: nothing was written there, not even a Lease.
     assert!(
-        f.server("us")
-            .log()
-            .iter()
-            .any(|e| e.resource == "leases" && e.verb == "delete"),
+        f.server("us").log().iter().all(|e| !e.is_write()),
         "{:?}",
         f.server("us")
             .log()

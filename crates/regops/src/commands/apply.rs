@@ -100,8 +100,23 @@ pub(super) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
     }
     let rt = runtime()?;
     let (client, target) = super::load::connect(&args.run.cluster, &rt)?;
-    // The lock is taken before reading, so the plan is made from a cluster no other apply of
-    // this spec is writing to.
+    // A cluster that already matches the spec gets not a single write, not even the Lease:
+    // a first read without the lock settles it. When there is something to write, the lock
+    // is taken and the cluster read again under it, so the plan carried out is made from a
+    // cluster no other apply of this spec is writing to.
+    if args.dry_run.is_none() {
+        let observed = rt.block_on(crate::observe::from_cluster(
+            &client,
+            &target,
+            &prepared.loaded.spec,
+            &prepared.loaded.name,
+            prepared.only.as_ref(),
+        ))?;
+        let (_, plan) = prepared.plan(&observed, &target.to_string());
+        if !plan.has_changes() {
+            return Ok(unchanged(&plan, &args, term));
+        }
+    }
     let connect = super::load::lock_connect(&args.run.cluster);
     let lock = rt.block_on(acquire_lock(
         &args,
@@ -116,6 +131,24 @@ pub(super) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
         rt.block_on(lock.release());
     }
     result
+}
+
+/// A plan with nothing to write: shown (with the JSON report when asked); exit 1 if it has
+/// conflicts, else 0.
+fn unchanged(plan: &Plan, args: &ApplyArgs, term: &Term) -> ExitStatus {
+    show_plan(plan, args, term);
+    if args.output == ReportFormat::Json {
+        term.stdout(&report::apply_json(
+            plan,
+            &report::Report::default(),
+            args.dry_run.is_some(),
+        ));
+    }
+    if plan.conflicts.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    }
 }
 
 /// The options of the writes.
@@ -151,22 +184,11 @@ fn read_plan_write(
         prepared.only.as_ref(),
     ))?;
     let (desired, plan) = prepared.plan(&observed, &target.to_string());
+    if !plan.has_changes() {
+        return Ok(unchanged(&plan, args, term));
+    }
     show_plan(&plan, args, term);
     let in_conflict = !plan.conflicts.is_empty();
-    if !plan.has_changes() {
-        if args.output == ReportFormat::Json {
-            term.stdout(&report::apply_json(
-                &plan,
-                &report::Report::default(),
-                dry_run,
-            ));
-        }
-        return Ok(if in_conflict {
-            ExitStatus::Failure
-        } else {
-            ExitStatus::Success
-        });
-    }
     if !args.yes && !dry_run && !confirm(term)? {
         term.note("Apply cancelled; nothing was written.");
         return Ok(ExitStatus::Failure);
@@ -213,8 +235,9 @@ struct Staged {
     plan: Plan,
 }
 
-/// Connects to one cluster, takes its Lease, reads and plans (the Lease is released again if
-/// the read fails).
+/// Connects to one cluster and reads and plans it; when there is something to write, takes
+/// its Lease and reads and plans again under it (as a single-cluster apply does). The Lease
+/// is released again if that read fails.
 async fn stage(
     args: &ApplyArgs,
     prepared: &Prepared,
@@ -223,28 +246,42 @@ async fn stage(
 ) -> Result<Staged, regops_core::fleet::ClusterError> {
     use super::fleet::error;
     let name = &prepared.loaded.name;
+    let only = prepared.only.as_ref();
     let (client, target) = m.connect().await.map_err(error)?;
+    let read = || async {
+        let observed = crate::observe::from_cluster(&client, &target, &m.spec, name, only).await?;
+        let (desired, plan) = prepared.plan_with(&m.spec, &observed, &target.to_string(), only);
+        Ok::<_, crate::cluster::ClusterError>((observed, desired, plan))
+    };
+    let (observed, desired, plan) = read().await.map_err(error)?;
+    if !plan.has_changes() || args.dry_run.is_some() {
+        return Ok(Staged {
+            client,
+            lock: None,
+            observed,
+            desired,
+            plan,
+        });
+    }
+    drop((observed, desired, plan));
     let lock = acquire_lock(args, &client, name, m.lock_connect(), Some(&m.name), term)
         .await
         .map_err(error)?;
-    let only = prepared.only.as_ref();
-    let observed = match crate::observe::from_cluster(&client, &target, &m.spec, name, only).await {
-        Ok(o) => o,
+    match read().await {
+        Ok((observed, desired, plan)) => Ok(Staged {
+            client,
+            lock,
+            observed,
+            desired,
+            plan,
+        }),
         Err(e) => {
             if let Some(lock) = lock {
                 lock.release().await;
             }
-            return Err(error(e));
+            Err(error(e))
         }
-    };
-    let (desired, plan) = prepared.plan_with(&m.spec, &observed, &target.to_string(), only);
-    Ok(Staged {
-        client,
-        lock,
-        observed,
-        desired,
-        plan,
-    })
+    }
 }
 
 /// `apply` over the spec's clusters: every cluster read and planned at once under its own
