@@ -129,7 +129,8 @@ Examples:
   regops plan -f fleet.yaml --cluster prod-eu --cluster prod-us   # some of the spec's clusters
 
 With `clusters` in the spec, every cluster listed is planned at once (--cluster-concurrency),
-and the report is grouped by cluster with a fleet total; the exit code is the worst of them.")]
+and the report is grouped by cluster with a fleet total; exit 1 if any cluster failed, else
+2 if any has changes, else 0.")]
     Plan(PlanArgs),
 
     /// Prove the registries accept the credentials: log in as `docker login` does.
