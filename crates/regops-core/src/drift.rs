@@ -109,10 +109,18 @@ pub fn drift(plan: &Plan) -> Vec<Drift> {
     out
 }
 
-/// A Prometheus textfile for node-exporter's textfile collector.
-pub fn metrics(spec: &str, drifted: Option<usize>, success: bool, now_seconds: u64) -> String {
+/// A Prometheus textfile for node-exporter's textfile collector. `expiries` are the
+/// credentials in use with an `expires` (`regops_credential_expiry_timestamp_seconds`).
+pub fn metrics(
+    spec: &str,
+    drifted: Option<usize>,
+    success: bool,
+    now_seconds: u64,
+    expiries: &[crate::expiry::Expiry],
+) -> String {
     let label = spec.replace('\\', "\\\\").replace('"', "\\\"");
     let mut out = String::new();
+    out.push_str(&expiry_series(&format!("spec=\"{label}\""), expiries));
     if let Some(n) = drifted {
         out.push_str(&format!(
             "# HELP regops_drift_objects Objects that differ from the spec.\n# TYPE regops_drift_objects gauge\nregops_drift_objects{{spec=\"{label}\"}} {n}\n"
@@ -128,18 +136,49 @@ pub fn metrics(spec: &str, drifted: Option<usize>, success: bool, now_seconds: u
     out
 }
 
+/// `regops_credential_expiry_timestamp_seconds` for each credential, with `labels` (the
+/// rendered spec and cluster labels) before its own.
+pub fn expiry_series(labels: &str, expiries: &[crate::expiry::Expiry]) -> String {
+    if expiries.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "# HELP regops_credential_expiry_timestamp_seconds When a credential in use expires (its `expires`), as Unix seconds.\n# TYPE regops_credential_expiry_timestamp_seconds gauge\n",
+    );
+    for e in expiries {
+        let c = e.credential.replace('\\', "\\\\").replace('"', "\\\"");
+        out.push_str(&format!(
+            "regops_credential_expiry_timestamp_seconds{{{labels},credential=\"{c}\"}} {}\n",
+            e.at
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn metrics_are_prometheus_text() {
-        let m = metrics("web\"x", Some(3), true, 1_700_000_000);
+        let m = metrics("web\"x", Some(3), true, 1_700_000_000, &[]);
         assert!(m.contains("regops_drift_objects{spec=\"web\\\"x\"} 3\n"));
         assert!(m.contains(
             "# TYPE regops_run_success gauge\nregops_run_success{spec=\"web\\\"x\"} 1\n"
         ));
-        let failed = metrics("web", None, false, 1);
+        let failed = metrics("web", None, false, 1, &[]);
+        assert!(!failed.contains("regops_credential_expiry"));
+        let expiring = crate::expiry::Expiry {
+            credential: "robot".into(),
+            written: "2027-03-01".into(),
+            at: 1_803_859_200,
+            warn_before: 0,
+        };
+        let with = metrics("web", Some(0), true, 1, &[expiring]);
+        assert!(
+            with.contains("# TYPE regops_credential_expiry_timestamp_seconds gauge\nregops_credential_expiry_timestamp_seconds{spec=\"web\",credential=\"robot\"} 1803859200\n"),
+            "{with}"
+        );
         assert!(
             !failed.contains("regops_drift_objects")
                 && failed.contains("regops_run_success{spec=\"web\"} 0")

@@ -537,10 +537,32 @@ pub fn drift_json(spec: &str, members: &[Member<Drifted>]) -> String {
 
 /// The Prometheus textfile of a fleet drift: the series of [`crate::drift::metrics`], one per
 /// cluster, each with a `cluster` label. `drifted` is `None` for a cluster that failed.
-pub fn metrics(spec: &str, clusters: &[(String, Option<usize>)], now_seconds: u64) -> String {
+pub fn metrics(
+    spec: &str,
+    clusters: &[(String, Option<usize>)],
+    now_seconds: u64,
+    expiries: &[crate::expiry::Expiry],
+) -> String {
     let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     let spec = esc(spec);
-    let mut out = String::from(
+    let mut series = String::new();
+    for (c, _) in clusters {
+        let labels = format!("spec=\"{spec}\",cluster=\"{}\"", esc(c));
+        let block = crate::drift::expiry_series(&labels, expiries);
+        // One HELP/TYPE header for all clusters.
+        if series.is_empty() {
+            series = block;
+        } else {
+            series.extend(
+                block
+                    .lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .map(|l| format!("{l}\n")),
+            );
+        }
+    }
+    let mut out = series;
+    out.push_str(
         "# HELP regops_drift_objects Objects that differ from the spec.\n# TYPE regops_drift_objects gauge\n",
     );
     for (c, n) in clusters {

@@ -196,11 +196,20 @@ pub fn drift_text(plan: &Plan, drift: &[Drift]) -> String {
         "regops drift: spec `{}` against {}\n",
         plan.spec, plan.target
     );
+    let warnings = |out: &mut String| {
+        if !plan.warnings.is_empty() {
+            out.push_str("Warnings:\n");
+            for w in &plan.warnings {
+                out.push_str(&format!("  - {}\n", w.message));
+            }
+        }
+    };
     if drift.is_empty() {
         out.push_str(&format!(
             "In sync: {} checked.\n",
             plural(plan.changes.len(), "object", "objects")
         ));
+        warnings(&mut out);
         return out;
     }
     for d in drift {
@@ -218,6 +227,7 @@ pub fn drift_text(plan: &Plan, drift: &[Drift]) -> String {
         "Drift: {n} object{} from the spec; `regops apply` converges.\n",
         if n == 1 { " differs" } else { "s differ" }
     ));
+    warnings(&mut out);
     out
 }
 
@@ -293,6 +303,8 @@ pub struct Checked {
     pub registry: String,
     pub server: String,
     pub verdict: Verdict,
+    /// The credential's `expires`, said at the time of the check, and as Unix seconds.
+    pub expires: Option<(String, i64)>,
 }
 
 /// The text report of `regops validate`: a table.
@@ -322,6 +334,11 @@ pub fn validate_text(rows: &[Checked]) -> String {
             r.verdict.detail()
         ));
     }
+    for r in rows {
+        if let Some((note, _)) = &r.expires {
+            out.push_str(&format!("{}: the credential {note}\n", r.registry));
+        }
+    }
     out
 }
 
@@ -330,12 +347,17 @@ pub fn validate_json(rows: &[Checked]) -> String {
     let registries: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
-            json!({
+            let mut v = json!({
                 "registry": r.registry,
                 "server": r.server,
                 "result": r.verdict.label(),
                 "detail": r.verdict.detail(),
-            })
+            });
+            if let Some((note, at)) = &r.expires {
+                v["expires"] = json!(note);
+                v["expiresAt"] = json!(at);
+            }
+            v
         })
         .collect();
     pretty(&json!({
@@ -528,11 +550,13 @@ mod tests {
                 registry: "harbor".into(),
                 server: "harbor.example.com".into(),
                 verdict: Verdict::Ok("logged in as robot$ci".into()),
+                expires: Some(("expires at 2027-03-01 (in 9 days)".into(), 1_803_859_200)),
             },
             Checked {
                 registry: "dockerhub".into(),
                 server: "https://index.docker.io/v1/".into(),
                 verdict: Verdict::BadCredentials("401 Unauthorized from the token service".into()),
+                expires: None,
             },
         ];
         insta::assert_snapshot!("validate_text", validate_text(&rows));

@@ -25,6 +25,10 @@ pub enum WarningKind {
     GitopsManaged,
     /// An object of a state file could not be read.
     SkippedObject,
+    /// A credential in use expires within its `warnBefore`.
+    CredentialExpiring,
+    /// A credential in use has expired.
+    CredentialExpired,
 }
 
 /// One warning: its kind, what it is about, and what it says.
@@ -76,6 +80,8 @@ fn together(kind: WarningKind, n: usize) -> String {
             "{n} ServiceAccounts to patch are also managed by Argo CD, Flux or Helm: their `imagePullSecrets` lists will flap between the two writers (see the README's \"Living beside Argo CD, Flux and Helm\")"
         ),
         WarningKind::SkippedObject => format!("{n} objects of the state file were skipped"),
+        WarningKind::CredentialExpiring => format!("{n} credentials expire soon"),
+        WarningKind::CredentialExpired => format!("{n} credentials have expired"),
     }
 }
 

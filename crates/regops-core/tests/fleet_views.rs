@@ -266,6 +266,12 @@ fn drift_reports_each_cluster_and_metrics_label_every_series_with_it() {
             ("us".into(), None),
         ],
         1_700_000_000,
+        &[regops_core::expiry::Expiry {
+            credential: "robot".into(),
+            written: "2027-03-01".into(),
+            at: 1_803_859_200,
+            warn_before: 0,
+        }],
     );
     for line in m.lines().filter(|l| !l.starts_with('#')) {
         assert!(line.contains(",cluster=\""), "{line}");
@@ -274,4 +280,12 @@ fn drift_reports_each_cluster_and_metrics_label_every_series_with_it() {
     assert!(!m.contains("regops_drift_objects{spec=\"team\",cluster=\"us\"}"));
     assert!(m.contains("regops_run_success{spec=\"team\",cluster=\"us\"} 0\n"));
     assert!(m.contains("regops_run_success{spec=\"team\",cluster=\"staging\"} 1\n"));
+    assert_eq!(
+        m.matches("# TYPE regops_credential_expiry_timestamp_seconds")
+            .count(),
+        1
+    );
+    assert!(m.contains(
+        "regops_credential_expiry_timestamp_seconds{spec=\"team\",cluster=\"us\",credential=\"robot\"} 1803859200\n"
+    ));
 }

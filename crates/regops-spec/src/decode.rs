@@ -25,7 +25,7 @@ pub const SPEC_FIELDS: &[&str] = &[
 ];
 pub const METADATA_FIELDS: &[&str] = &["name"];
 pub const REGISTRY_FIELDS: &[&str] = &["server", "credential", "insecure", "caFile"];
-pub const CREDENTIAL_FIELDS: &[&str] = &["username", "password", "email"];
+pub const CREDENTIAL_FIELDS: &[&str] = &["username", "password", "email", "expires", "warnBefore"];
 pub const SECRET_SOURCE_FIELDS: &[&str] = &["ageFile", "env", "file"];
 pub const SCOPE_FIELDS: &[&str] = &[
     "namespaces",
@@ -531,11 +531,56 @@ impl<'d> Decoder<'d> {
             Some(n) => self.secret_source(n, &desc, &name),
         };
         let email = field(e, "email").and_then(|n| self.string(n, "an e-mail address"));
+        let expires = field(e, "expires").and_then(|n| self.string(n, "a date"));
+        let expires_at = expires.as_ref().and_then(|x| match rules::expiry(x) {
+            Ok(at) => Some(at),
+            Err(why) => {
+                self.push(
+                    Diagnostic::error("spec::invalid-date", format!("`expires` of {desc} {why}"))
+                        .with_label(x.loc, "not a date")
+                        .with_help("write a date (`2027-03-01`, midnight UTC) or an RFC 3339 time (`2027-03-01T12:00:00Z`)"),
+                );
+                None
+            }
+        });
+        let warn_before = field(e, "warnBefore").and_then(|n| self.string(n, "a duration"));
+        let warn_before_secs = match &warn_before {
+            None => DEFAULT_WARN_BEFORE_SECS,
+            Some(w) => {
+                match rules::whole_duration(w) {
+                    Ok(secs) => secs,
+                    Err(why) => {
+                        self.push(
+                        Diagnostic::error(
+                            "spec::invalid-duration",
+                            format!("`warnBefore` of {desc} {why}"),
+                        )
+                        .with_label(w.loc, "not a duration")
+                        .with_help("write a whole number of days, hours, minutes or seconds: `14d`, `72h`"),
+                    );
+                        DEFAULT_WARN_BEFORE_SECS
+                    }
+                }
+            }
+        };
+        if let (Some(w), None) = (&warn_before, &expires) {
+            self.push(
+                Diagnostic::warning(
+                    "spec::warn-before-unused",
+                    format!("{desc} has `warnBefore` but no `expires`"),
+                )
+                .with_label(w.loc, "nothing to warn about"),
+            );
+        }
         Some(Credential {
             name,
             username: username?,
             password: password?,
             email,
+            expires,
+            warn_before,
+            expires_at,
+            warn_before_secs,
         })
     }
 

@@ -107,7 +107,24 @@ pub struct Credential {
     pub password: SecretSource,
     /// Optional e-mail, written into the docker config as `kubectl` does.
     pub email: Option<Spanned<String>>,
+    /// When the password stops working (Harbor robot accounts, Docker Hub and GitLab tokens
+    /// expire): a date (`2027-03-01`, midnight UTC) or an RFC 3339 time. `plan` and `drift`
+    /// warn from `warnBefore` ahead, `validate` reports it, and the drift metrics file has it.
+    #[schemars(regex(pattern = r"^\d{4}-\d{2}-\d{2}([T ].+)?$"))]
+    pub expires: Option<Spanned<String>>,
+    /// How long before `expires` to start warning: `14d` (the default), `72h`, `30m`.
+    #[schemars(regex(pattern = r"^[0-9]+(d|h|m|s)$"))]
+    pub warn_before: Option<Spanned<String>>,
+    /// `expires` as Unix seconds, once validated.
+    #[schemars(skip)]
+    pub expires_at: Option<i64>,
+    /// `warnBefore` in seconds, once validated (14 days when not given).
+    #[schemars(skip)]
+    pub warn_before_secs: u64,
 }
+
+/// How long before a credential's `expires` plan and drift warn, when `warnBefore` is not given.
+pub const DEFAULT_WARN_BEFORE_SECS: u64 = 14 * 86_400;
 
 /// Where a secret value comes from.
 #[derive(Clone, Debug, JsonSchema)]

@@ -255,8 +255,8 @@ registries:
   untrusted: {{ server: \"127.0.0.1:{t}\", credential: alice }}
   gone: {{ server: \"127.0.0.1:{g}\", credential: alice, insecure: true }}
 credentials:
-  alice: {{ username: alice, password: {{ env: ALICE_PASSWORD }} }}
-  wrong-password: {{ username: alice, password: {{ env: WRONG_PASSWORD }} }}
+  alice: {{ username: alice, password: {{ env: ALICE_PASSWORD }}, expires: \"2099-01-01\" }}
+  wrong-password: {{ username: alice, password: {{ env: WRONG_PASSWORD }}, expires: \"2020-01-01T00:00:00Z\" }}
   mallory: {{ username: mallory, password: {{ env: ALICE_PASSWORD }} }}
 ",
             t = tls.port,
@@ -285,6 +285,30 @@ credentials:
         r.transcript()
     );
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    // Each credential's `expires` is reported beside the login's result.
+    let row = |name: &str| {
+        v["registries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["registry"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(row("tls")["expiresAt"], 4_070_908_800_i64);
+    assert!(
+        row("tls")["expires"]
+            .as_str()
+            .unwrap()
+            .starts_with("expires at 2099-01-01 (in ")
+    );
+    assert!(
+        row("wrong-password")["expires"]
+            .as_str()
+            .unwrap()
+            .starts_with("expired at 2020-01-01T00:00:00Z (")
+    );
+    assert!(row("unknown-user").get("expires").is_none());
     let result = |name: &str| {
         v["registries"]
             .as_array()

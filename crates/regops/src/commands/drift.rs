@@ -11,7 +11,13 @@ use crate::cli::{DriftArgs, ReportFormat};
 use crate::output::Term;
 
 /// What a drift run found, for the metrics file.
-enum Found {
+struct Found {
+    clusters: Clusters,
+    /// The credentials in use with an `expires`.
+    expiries: Vec<regops_core::expiry::Expiry>,
+}
+
+enum Clusters {
     /// One cluster (a spec without `clusters`): the objects in drift.
     One(usize),
     /// Each cluster's objects in drift, `None` for one that could not be read.
@@ -25,10 +31,14 @@ pub(super) fn drift(args: DriftArgs, term: &Term) -> Outcome {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let text = match &result {
-            Ok((name, Found::One(n), _)) => regops_core::drift::metrics(name, Some(*n), true, now),
-            Ok((name, Found::Fleet(clusters), _)) => {
-                regops_core::fleet::metrics(name, clusters, now)
-            }
+            Ok((name, found, _)) => match &found.clusters {
+                Clusters::One(n) => {
+                    regops_core::drift::metrics(name, Some(*n), true, now, &found.expiries)
+                }
+                Clusters::Fleet(clusters) => {
+                    regops_core::fleet::metrics(name, clusters, now, &found.expiries)
+                }
+            },
             Err(_) => failed_metrics(&args, now),
         };
         crate::edit::write_atomic(path, &text).map_err(|e| Failure::msg(e.to_string()))?;
@@ -50,10 +60,14 @@ fn failed_metrics(args: &DriftArgs, now: u64) -> String {
         Some((name, spec)) if !spec.clusters.is_empty() => {
             let clusters: Vec<(String, Option<usize>)> =
                 spec.clusters.keys().map(|c| (c.clone(), None)).collect();
-            regops_core::fleet::metrics(&name, &clusters, now)
+            let expiries = regops_core::expiry::expiries(&spec);
+            regops_core::fleet::metrics(&name, &clusters, now, &expiries)
         }
-        Some((name, _)) => regops_core::drift::metrics(&name, None, false, now),
-        None => regops_core::drift::metrics(&fallback, None, false, now),
+        Some((name, spec)) => {
+            let expiries = regops_core::expiry::expiries(&spec);
+            regops_core::drift::metrics(&name, None, false, now, &expiries)
+        }
+        None => regops_core::drift::metrics(&fallback, None, false, now, &[]),
     }
 }
 
@@ -75,11 +89,11 @@ fn drift_inner(args: &DriftArgs, term: &Term) -> Result<(String, Found, ExitStat
     } else {
         ExitStatus::Changes
     };
-    Ok((
-        prepared.loaded.name,
-        Found::One(report::drifted_objects(&drift)),
-        status,
-    ))
+    let found = Found {
+        clusters: Clusters::One(report::drifted_objects(&drift)),
+        expiries: regops_core::expiry::expiries(&prepared.loaded.spec),
+    };
+    Ok((prepared.loaded.name, found, status))
 }
 
 /// `drift` over the spec's clusters, at once: one report grouped by cluster.
@@ -116,9 +130,13 @@ fn drift_fleet(
         .collect();
     let failed = found.iter().any(|(_, n)| n.is_none());
     let drifted = found.iter().any(|(_, n)| n.is_some_and(|n| n > 0));
+    let found = Found {
+        clusters: Clusters::Fleet(found),
+        expiries: regops_core::expiry::expiries(&prepared.loaded.spec),
+    };
     Ok((
         prepared.loaded.name.clone(),
-        Found::Fleet(found),
+        found,
         super::fleet::exit(failed, drifted),
     ))
 }

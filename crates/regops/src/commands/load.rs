@@ -72,6 +72,13 @@ pub(super) fn resolve_logins(
     )
 }
 
+/// The time now, as Unix seconds (credential expiry is measured against it).
+pub(super) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// A runtime for the commands that talk to a cluster.
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
@@ -247,7 +254,7 @@ impl Prepared {
         only: Option<&std::collections::BTreeSet<String>>,
     ) -> (regops_core::desired::Desired, regops_core::plan::Plan) {
         let desired = regops_core::desired::compute(spec, &self.logins, observed, only);
-        let plan = regops_core::plan::compute(
+        let mut plan = regops_core::plan::compute(
             &self.loaded.name,
             target,
             self.source.clone(),
@@ -255,6 +262,10 @@ impl Prepared {
             observed,
             only,
         );
+        let expiring = regops_core::expiry::warnings(spec, unix_now());
+        if !expiring.is_empty() {
+            plan.warn(expiring);
+        }
         (desired, plan)
     }
 }

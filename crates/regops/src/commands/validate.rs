@@ -58,10 +58,15 @@ pub(super) fn validate(args: ValidateArgs, term: &Term) -> Outcome {
             login,
             image,
         ));
+        let expires = spec
+            .credentials
+            .get(reg.credential.as_str())
+            .and_then(|c| regops_core::expiry::note(c, super::load::unix_now()));
         rows.push(Checked {
             registry: reg.name.value.clone(),
             server: reg.server.value.clone(),
             verdict,
+            expires,
         });
     }
     let ok = rows.iter().all(|r| r.verdict.is_ok());
