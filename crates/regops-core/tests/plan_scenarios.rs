@@ -27,7 +27,11 @@ fn logins(spec: &regops_spec::Spec, suffix: &str) -> BTreeMap<String, Login> {
             (
                 c.name.value.clone(),
                 Login {
-                    username: c.username.value.clone(),
+                    username: c
+                        .username
+                        .as_ref()
+                        .map(|u| u.value.clone())
+                        .unwrap_or_default(),
                     password: SecretString::from(format!("pw-{}{suffix}", c.name.value)),
                     email: None,
                     source_digest: Some(format!("age:{:0>8}", c.name.value.len())),

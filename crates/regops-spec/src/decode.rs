@@ -26,7 +26,7 @@ pub const SPEC_FIELDS: &[&str] = &[
 pub const METADATA_FIELDS: &[&str] = &["name"];
 pub const REGISTRY_FIELDS: &[&str] = &["server", "credential", "insecure", "caFile"];
 pub const CREDENTIAL_FIELDS: &[&str] = &["username", "password", "email", "expires", "warnBefore"];
-pub const SECRET_SOURCE_FIELDS: &[&str] = &["ageFile", "env", "file"];
+pub const SECRET_SOURCE_FIELDS: &[&str] = &["ageFile", "env", "file", "helper"];
 pub const SCOPE_FIELDS: &[&str] = &[
     "namespaces",
     "selector",
@@ -499,9 +499,16 @@ impl<'d> Decoder<'d> {
     fn credential(&mut self, name: Spanned<String>, node: &Node) -> Option<Credential> {
         let desc = format!("credential `{}`", name.value);
         let e = self.mapping(node, &desc, CREDENTIAL_FIELDS)?;
-        let username = self
-            .required(e, "username", name.loc, &desc)
-            .and_then(|n| self.string(n, "a user name"));
+        let from_helper = field(e, "password").is_some_and(
+            |n| matches!(&n.value, Value::Map(m) if m.iter().any(|(k, _)| k.value == "helper")),
+        );
+        let username = if from_helper {
+            field(e, "username").and_then(|n| self.string(n, "a user name"))
+        } else {
+            self.required(e, "username", name.loc, &desc)
+                .and_then(|n| self.string(n, "a user name"))
+        };
+        let missing_username = username.is_none() && !from_helper;
         if let Some(u) = &username
             && u.contains(':')
         {
@@ -572,9 +579,12 @@ impl<'d> Decoder<'d> {
                 .with_label(w.loc, "nothing to warn about"),
             );
         }
+        if missing_username {
+            return None;
+        }
         Some(Credential {
             name,
-            username: username?,
+            username,
             password: password?,
             email,
             expires,
@@ -628,7 +638,7 @@ impl<'d> Decoder<'d> {
                     .collect();
                 if present.len() != 1 {
                     self.push(
-                        Diagnostic::error("spec::secret-source", format!("the password of {desc} needs exactly one of `ageFile`, `env`, `file`"))
+                        Diagnostic::error("spec::secret-source", format!("the password of {desc} needs exactly one of `ageFile`, `env`, `file`, `helper`"))
                             .with_label(node.loc, if present.is_empty() { "none given".to_string() } else { format!("{} given", present.join(" and ")) }),
                     );
                     return None;
@@ -663,6 +673,29 @@ impl<'d> Decoder<'d> {
                     "file" => Some(SecretSource::File {
                         file: Spanned::new(PathBuf::from(value.value), value.loc),
                     }),
+                    "helper" => {
+                        // A program name on PATH, never a path: a spec from a pull request
+                        // can name only a `docker-credential-*` program already installed.
+                        let ok = value
+                            .chars()
+                            .next()
+                            .is_some_and(|c| c.is_ascii_alphanumeric())
+                            && value
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                        if !ok {
+                            self.push(
+                                Diagnostic::error(
+                                    "spec::invalid-name",
+                                    format!("`{}` is not a credential helper name", value.value),
+                                )
+                                .with_label(value.loc, "letters, digits, '-', '_' and '.', no path")
+                                .with_help("name the helper as docker's `credHelpers` does: `ecr-login` runs `docker-credential-ecr-login` from PATH"),
+                            );
+                            return None;
+                        }
+                        Some(SecretSource::Helper { helper: value })
+                    }
                     _ => Some(SecretSource::AgeFile {
                         age_file: Spanned::new(PathBuf::from(value.value), value.loc),
                     }),

@@ -101,8 +101,9 @@ pub struct Registry {
 pub struct Credential {
     #[schemars(skip)]
     pub name: Spanned<String>,
-    /// The login name (for Harbor robot accounts, `robot$name`).
-    pub username: Spanned<String>,
+    /// The login name (for Harbor robot accounts, `robot$name`). Required, but for a password
+    /// from a credential helper, which gives the login name itself.
+    pub username: Option<Spanned<String>>,
     /// The password or token.
     pub password: SecretSource,
     /// Optional e-mail, written into the docker config as `kubectl` does.
@@ -149,6 +150,13 @@ pub enum SecretSource {
         /// The file's path, relative to the spec file.
         file: Spanned<PathBuf>,
     },
+    /// Asked of a docker credential helper when regops runs: `docker-credential-NAME get`
+    /// (found on PATH) with the registry's server on its standard input, as docker does. It
+    /// gives the login name and the password; the credential serves one registry server.
+    Helper {
+        /// The helper's name: `ecr-login`, `gcr`, `pass`, `secretservice`, ...
+        helper: Spanned<String>,
+    },
 }
 
 impl SecretSource {
@@ -157,6 +165,7 @@ impl SecretSource {
             SecretSource::Age(s) => s.loc,
             SecretSource::AgeFile { age_file: s } | SecretSource::File { file: s } => s.loc,
             SecretSource::Env { env } => env.loc,
+            SecretSource::Helper { helper } => helper.loc,
         }
     }
 }

@@ -192,6 +192,36 @@ pub(crate) fn references(spec: &Spec, diags: &mut Diagnostics) {
             ));
         }
     }
+    // A credential helper answers for one server: a credential asked of one serves one.
+    for c in spec.credentials.values() {
+        let SecretSource::Helper { helper } = &c.password else {
+            continue;
+        };
+        let servers: BTreeMap<&str, &Spanned<String>> = spec
+            .registries
+            .values()
+            .filter(|r| r.credential.value == c.name.value)
+            .map(|r| (r.server.value.as_str(), &r.name))
+            .collect();
+        if servers.len() > 1 {
+            let mut d = Diagnostic::error(
+                "spec::helper-servers",
+                format!(
+                    "credential `{}` comes from credential helper `{}`, which answers for one server, but registries of {} servers use it",
+                    c.name.value,
+                    helper.value,
+                    servers.len()
+                ),
+            )
+            .with_label(helper.loc, "one server's login");
+            for (server, reg) in servers {
+                d = d.with_label(reg.loc, format!("registry `{}` is {server}", reg.value));
+            }
+            diags.push(
+                d.with_help("give each registry its own credential, each with `{ helper: NAME }`"),
+            );
+        }
+    }
     let used: BTreeSet<&str> = spec
         .registries
         .values()

@@ -41,12 +41,36 @@ pub fn resolve(
         if wanted.is_some_and(|w| !w.contains(&name.as_str())) {
             continue;
         }
+        if let SecretSource::Helper { helper } = &cred.password {
+            // Asked for the one server it serves (the spec checks there is one); a credential
+            // no registry uses is not asked at all.
+            let Some(server) = spec
+                .registries
+                .values()
+                .find(|r| r.credential.value == *name)
+                .map(|r| r.server.value.as_str())
+            else {
+                continue;
+            };
+            match from_helper(cred, helper, server) {
+                Ok(login) => {
+                    out.insert(name.clone(), login);
+                }
+                Err(d) => diags.push(d),
+            }
+            continue;
+        }
         match password(cred, sources, &mut identities, lookup, env) {
             Ok((password, source_digest)) => {
                 out.insert(
                     name.clone(),
                     Login {
-                        username: cred.username.value.clone(),
+                        // Only a helper credential may leave it out (the spec checks).
+                        username: cred
+                            .username
+                            .as_ref()
+                            .map(|u| u.value.clone())
+                            .unwrap_or_default(),
                         password,
                         email: cred.email.as_ref().map(|e| e.value.clone()),
                         source_digest,
@@ -61,6 +85,65 @@ pub fn resolve(
     } else {
         Err(diags)
     }
+}
+
+/// A credential's login from its docker credential helper, for `server`: the helper's user
+/// name, unless the spec names one, which must then be the helper's.
+fn from_helper(
+    cred: &Credential,
+    helper: &regops_spec::Spanned<String>,
+    server: &str,
+) -> Result<Login, Diagnostic> {
+    let name = &cred.name.value;
+    let got = crate::helper::get(&helper.value, server).map_err(|e| {
+        let help = match &e {
+            crate::helper::HelperError::NotFound { program } => format!(
+                "install {program} on PATH (docker's credential helpers are named so), or use another password source"
+            ),
+            crate::helper::HelperError::Failed { .. } => {
+                "run it by hand to see why: `echo -n SERVER | docker-credential-NAME get`".into()
+            }
+            _ => "check the helper works with docker (`docker pull` from this registry)".into(),
+        };
+        Diagnostic::error(
+            "credential::helper",
+            format!("cannot get credential `{name}` for {server} from its helper: {e}"),
+        )
+        .with_label(helper.loc, "this helper")
+        .with_help(help)
+    })?;
+    let username = match &cred.username {
+        Some(u) if u.value != got.username => {
+            return Err(Diagnostic::error(
+                "credential::helper",
+                format!(
+                    "credential helper `{}` logs in to {server} as `{}`, but credential `{name}` says `{}`",
+                    helper.value, got.username, u.value
+                ),
+            )
+            .with_label(u.loc, "not the helper's user")
+            .with_help("leave `username` out to use the helper's"));
+        }
+        Some(u) => u.value.clone(),
+        None if got.username.is_empty() => {
+            return Err(Diagnostic::error(
+                "credential::helper",
+                format!(
+                    "credential helper `{}` gave no user name for {server} (credential `{name}`)",
+                    helper.value
+                ),
+            )
+            .with_label(helper.loc, "no user name")
+            .with_help("give `username` in the credential"));
+        }
+        None => got.username,
+    };
+    Ok(Login {
+        username,
+        password: got.secret,
+        email: cred.email.as_ref().map(|e| e.value.clone()),
+        source_digest: None,
+    })
 }
 
 // Kept whole (over 80 lines): one arm per password source, each with its own errors.
@@ -81,6 +164,16 @@ fn password(
         .with_help(help)
     };
     let ciphertext: (Zeroizing<String>, Loc) = match &cred.password {
+        // Resolved with its server, in `from_helper`.
+        SecretSource::Helper { helper } => {
+            return Err(Diagnostic::error(
+                "credential::helper",
+                format!(
+                    "credential `{name}` comes from a helper, which needs its registry's server"
+                ),
+            )
+            .with_label(helper.loc, "helper"));
+        }
         SecretSource::Env { env: var } => {
             return env(var)
                 .map(|v| (SecretString::from(v), None))

@@ -29,6 +29,7 @@ pub mod credentials;
 pub mod crypto;
 pub mod edit;
 pub mod fuzz_entry;
+pub mod helper;
 pub mod listen;
 pub mod lock;
 pub mod metrics;

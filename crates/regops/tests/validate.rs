@@ -254,7 +254,9 @@ registries:
   unknown-user: {{ server: \"127.0.0.1:{t}\", credential: mallory, caFile: ca.pem }}
   untrusted: {{ server: \"127.0.0.1:{t}\", credential: alice }}
   gone: {{ server: \"127.0.0.1:{g}\", credential: alice, insecure: true }}
+  helped: {{ server: \"127.0.0.1:{p}\", credential: from-helper, insecure: true }}
 credentials:
+  from-helper: {{ password: {{ helper: fake }} }}
   alice: {{ username: alice, password: {{ env: ALICE_PASSWORD }}, expires: \"2099-01-01\" }}
   wrong-password: {{ username: alice, password: {{ env: WRONG_PASSWORD }}, expires: \"2020-01-01T00:00:00Z\" }}
   mallory: {{ username: mallory, password: {{ env: ALICE_PASSWORD }} }}
@@ -273,7 +275,16 @@ credentials:
             .args(["--output", "json"])
             .args(extra)
             .env("ALICE_PASSWORD", "s3cret")
-            .env("WRONG_PASSWORD", "MARKER-wrong"))
+            .env("WRONG_PASSWORD", "MARKER-wrong")
+            // The fake docker credential helper answers alice's login.
+            .env(
+                "PATH",
+                format!(
+                    "{}:/usr/bin:/bin",
+                    common::fixtures().join("helpers").display()
+                ),
+            )
+            .env("FAKE_HELPER_SECRET", "s3cret"))
     };
     let r = validate(&[]);
     assert_eq!(r.code, 1, "{}", r.transcript());
@@ -325,6 +336,9 @@ credentials:
     };
     assert_eq!(result("tls").0, "OK", "{:?}", result("tls"));
     assert_eq!(result("plain").0, "OK", "{:?}", result("plain"));
+    // The user and password from a docker credential helper log in (only alice is in the
+    // registry's htpasswd).
+    assert_eq!(result("helped").0, "OK", "{:?}", result("helped"));
     assert_eq!(result("wrong-password").0, "bad credentials");
     assert_eq!(result("unknown-user").0, "bad credentials");
     assert_eq!(

@@ -1,0 +1,154 @@
+//! The docker credential-helper protocol: `docker-credential-NAME get` with the server on
+//! standard input answers `{"ServerURL", "Username", "Secret"}` on standard output, as docker
+//! itself asks it (docker-credential-helpers' `client.Get`). The secret goes straight into a
+//! `SecretString`; the helper's output is never shown, and its error output only on failure.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use zeroize::Zeroizing;
+
+/// How long a helper may take (one that prompts, or hangs on a locked keychain, is stopped).
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    #[error("`{program}` is not on PATH")]
+    NotFound { program: String },
+    #[error("`{program} get` could not be run: {detail}")]
+    Spawn { program: String, detail: String },
+    #[error("`{program} get` failed ({status}): {message}")]
+    Failed {
+        program: String,
+        status: String,
+        message: String,
+    },
+    #[error("`{program} get` did not answer within {} s", TIMEOUT.as_secs())]
+    Timeout { program: String },
+    #[error(
+        "`{program} get` did not answer with the helper protocol's JSON ({{\"Username\", \"Secret\"}})"
+    )]
+    Protocol { program: String },
+}
+
+/// A login a helper gave.
+pub struct HelperLogin {
+    pub username: String,
+    pub secret: SecretString,
+}
+
+#[derive(serde::Deserialize)]
+struct Answer {
+    #[serde(rename = "Username", default)]
+    username: String,
+    #[serde(rename = "Secret", default, deserialize_with = "zeroizing")]
+    secret: Zeroizing<String>,
+}
+
+/// The secret, moved (not copied) into a buffer zeroed on drop.
+fn zeroizing<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Zeroizing<String>, D::Error> {
+    <String as serde::Deserialize>::deserialize(d).map(Zeroizing::new)
+}
+
+/// The first line of what a failed helper said, short, for the message.
+fn first_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let mut short: String = line.chars().take(200).collect();
+    if short.is_empty() {
+        short = "no message".into();
+    }
+    short
+}
+
+/// Asks helper `name` for `server`'s login.
+pub fn get(name: &str, server: &str) -> Result<HelperLogin, HelperError> {
+    let program = format!("docker-credential-{name}");
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => HelperError::NotFound {
+                program: program.clone(),
+            },
+            _ => HelperError::Spawn {
+                program: program.clone(),
+                detail: e.to_string(),
+            },
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that exits without reading is reported by its status below.
+        let _ = stdin.write_all(server.as_bytes());
+    }
+    // Read both pipes on threads so a chatty helper cannot block on a full pipe.
+    let mut out_pipe = child.stdout.take();
+    let mut err_pipe = child.stderr.take();
+    let out = std::thread::spawn(move || {
+        let mut buf = Zeroizing::new(Vec::new());
+        if let Some(p) = out_pipe.as_mut() {
+            let _ = p.read_to_end(&mut buf);
+        }
+        buf
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(p) = err_pipe.as_mut() {
+            let _ = p.read_to_end(&mut buf);
+        }
+        buf
+    });
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() > TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(HelperError::Timeout { program });
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => {
+                return Err(HelperError::Spawn {
+                    program,
+                    detail: e.to_string(),
+                });
+            }
+        }
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    if !status.success() {
+        // Helpers print their error on stdout (docker-credential-helpers' convention) or
+        // stderr; a failed helper has no secret to print.
+        let said = if stdout.iter().any(|b| !b.is_ascii_whitespace()) {
+            first_line(&stdout)
+        } else {
+            first_line(&stderr)
+        };
+        return Err(HelperError::Failed {
+            program,
+            status: status.to_string(),
+            message: said,
+        });
+    }
+    let mut answer: Answer =
+        serde_json::from_slice(&stdout).map_err(|_| HelperError::Protocol {
+            program: program.clone(),
+        })?;
+    if answer.secret.is_empty() {
+        return Err(HelperError::Protocol { program });
+    }
+    Ok(HelperLogin {
+        username: answer.username,
+        secret: SecretString::from(std::mem::take(&mut *answer.secret)),
+    })
+}
