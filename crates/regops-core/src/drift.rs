@@ -109,8 +109,15 @@ pub fn drift(plan: &Plan) -> Vec<Drift> {
     out
 }
 
-/// A Prometheus textfile for node-exporter's textfile collector. `expiries` are the
-/// credentials in use with an `expires` (`regops_credential_expiry_timestamp_seconds`).
+/// A label value escaped for the Prometheus text format.
+pub fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// A Prometheus textfile for node-exporter's textfile collector, for one cluster. `expiries`
+/// are the credentials in use with an `expires` (`regops_credential_expiry_timestamp_seconds`).
 pub fn metrics(
     spec: &str,
     drifted: Option<usize>,
@@ -118,38 +125,73 @@ pub fn metrics(
     now_seconds: u64,
     expiries: &[crate::expiry::Expiry],
 ) -> String {
-    let label = spec.replace('\\', "\\\\").replace('"', "\\\"");
-    let mut out = String::new();
-    out.push_str(&expiry_series(&format!("spec=\"{label}\""), expiries));
-    if let Some(n) = drifted {
-        out.push_str(&format!(
-            "# HELP regops_drift_objects Objects that differ from the spec.\n# TYPE regops_drift_objects gauge\nregops_drift_objects{{spec=\"{label}\"}} {n}\n"
-        ));
-    }
-    out.push_str(&format!(
-        "# HELP regops_last_run_timestamp_seconds When regops drift last ran.\n# TYPE regops_last_run_timestamp_seconds gauge\nregops_last_run_timestamp_seconds{{spec=\"{label}\"}} {now_seconds}\n"
-    ));
-    out.push_str(&format!(
-        "# HELP regops_run_success Whether the last regops drift run could read the cluster and the spec (1) or not (0).\n# TYPE regops_run_success gauge\nregops_run_success{{spec=\"{label}\"}} {}\n",
-        u8::from(success)
-    ));
-    out
+    let labels = format!("spec=\"{}\"", label_value(spec));
+    metrics_for(
+        &[(labels, drifted.filter(|_| success))],
+        now_seconds,
+        expiries,
+    )
 }
 
-/// `regops_credential_expiry_timestamp_seconds` for each credential, with `labels` (the
-/// rendered spec and cluster labels) before its own.
-pub fn expiry_series(labels: &str, expiries: &[crate::expiry::Expiry]) -> String {
-    if expiries.is_empty() {
-        return String::new();
+/// The textfile for runs, each given as its rendered labels (`spec="web"` or
+/// `spec="web",cluster="eu"`) and the objects in drift (`None` for a run that failed): each
+/// series once per run, under one HELP and TYPE.
+pub fn metrics_for(
+    runs: &[(String, Option<usize>)],
+    now_seconds: u64,
+    expiries: &[crate::expiry::Expiry],
+) -> String {
+    let mut out = String::new();
+    let head = |out: &mut String, name: &str, help: &str| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+    };
+    if !expiries.is_empty() {
+        head(
+            &mut out,
+            "regops_credential_expiry_timestamp_seconds",
+            "When a credential in use expires (its `expires`), as Unix seconds.",
+        );
+        for (labels, _) in runs {
+            for e in expiries {
+                out.push_str(&format!(
+                    "regops_credential_expiry_timestamp_seconds{{{labels},credential=\"{}\"}} {}\n",
+                    label_value(&e.credential),
+                    e.at
+                ));
+            }
+        }
     }
-    let mut out = String::from(
-        "# HELP regops_credential_expiry_timestamp_seconds When a credential in use expires (its `expires`), as Unix seconds.\n# TYPE regops_credential_expiry_timestamp_seconds gauge\n",
+    if runs.iter().any(|(_, n)| n.is_some()) {
+        head(
+            &mut out,
+            "regops_drift_objects",
+            "Objects that differ from the spec.",
+        );
+        for (labels, n) in runs {
+            if let Some(n) = n {
+                out.push_str(&format!("regops_drift_objects{{{labels}}} {n}\n"));
+            }
+        }
+    }
+    head(
+        &mut out,
+        "regops_last_run_timestamp_seconds",
+        "When regops drift last ran.",
     );
-    for e in expiries {
-        let c = e.credential.replace('\\', "\\\\").replace('"', "\\\"");
+    for (labels, _) in runs {
         out.push_str(&format!(
-            "regops_credential_expiry_timestamp_seconds{{{labels},credential=\"{c}\"}} {}\n",
-            e.at
+            "regops_last_run_timestamp_seconds{{{labels}}} {now_seconds}\n"
+        ));
+    }
+    head(
+        &mut out,
+        "regops_run_success",
+        "Whether the last regops drift run could read the cluster and the spec (1) or not (0).",
+    );
+    for (labels, n) in runs {
+        out.push_str(&format!(
+            "regops_run_success{{{labels}}} {}\n",
+            u8::from(n.is_some())
         ));
     }
     out

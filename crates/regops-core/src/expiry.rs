@@ -17,13 +17,7 @@ pub struct Expiry {
 
 /// The credentials with `expires` that the pull secrets use, by name.
 pub fn expiries(spec: &Spec) -> Vec<Expiry> {
-    let used: std::collections::BTreeSet<&str> = spec
-        .pull_secrets
-        .values()
-        .flat_map(|p| p.registries.iter())
-        .filter_map(|r| spec.registries.get(r.as_str()))
-        .map(|r| r.credential.as_str())
-        .collect();
+    let used = spec.used_credentials();
     spec.credentials
         .values()
         .filter(|c| used.contains(c.name.as_str()))

@@ -543,55 +543,18 @@ pub fn metrics(
     now_seconds: u64,
     expiries: &[crate::expiry::Expiry],
 ) -> String {
-    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    let spec = esc(spec);
-    let mut series = String::new();
-    for (c, _) in clusters {
-        let labels = format!("spec=\"{spec}\",cluster=\"{}\"", esc(c));
-        let block = crate::drift::expiry_series(&labels, expiries);
-        // One HELP/TYPE header for all clusters.
-        if series.is_empty() {
-            series = block;
-        } else {
-            series.extend(
-                block
-                    .lines()
-                    .filter(|l| !l.starts_with('#'))
-                    .map(|l| format!("{l}\n")),
+    let spec = crate::drift::label_value(spec);
+    let runs: Vec<(String, Option<usize>)> = clusters
+        .iter()
+        .map(|(c, n)| {
+            let labels = format!(
+                "spec=\"{spec}\",cluster=\"{}\"",
+                crate::drift::label_value(c)
             );
-        }
-    }
-    let mut out = series;
-    out.push_str(
-        "# HELP regops_drift_objects Objects that differ from the spec.\n# TYPE regops_drift_objects gauge\n",
-    );
-    for (c, n) in clusters {
-        if let Some(n) = n {
-            let _ = writeln!(
-                out,
-                "regops_drift_objects{{spec=\"{spec}\",cluster=\"{}\"}} {n}",
-                esc(c)
-            );
-        }
-    }
-    out.push_str("# HELP regops_last_run_timestamp_seconds When regops drift last ran.\n# TYPE regops_last_run_timestamp_seconds gauge\n");
-    for (c, _) in clusters {
-        let _ = writeln!(
-            out,
-            "regops_last_run_timestamp_seconds{{spec=\"{spec}\",cluster=\"{}\"}} {now_seconds}",
-            esc(c)
-        );
-    }
-    out.push_str("# HELP regops_run_success Whether the last regops drift run could read the cluster and the spec (1) or not (0).\n# TYPE regops_run_success gauge\n");
-    for (c, n) in clusters {
-        let _ = writeln!(
-            out,
-            "regops_run_success{{spec=\"{spec}\",cluster=\"{}\"}} {}",
-            esc(c),
-            u8::from(n.is_some())
-        );
-    }
-    out
+            (labels, *n)
+        })
+        .collect();
+    crate::drift::metrics_for(&runs, now_seconds, expiries)
 }
 
 /// Whether any planned cluster has changes other than `noop`.

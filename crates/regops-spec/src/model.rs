@@ -62,6 +62,18 @@ pub struct Spec {
     pub declared: Declared,
 }
 
+impl Spec {
+    /// The credentials the pull secrets use (through their registries), by name.
+    pub fn used_credentials(&self) -> std::collections::BTreeSet<&str> {
+        self.pull_secrets
+            .values()
+            .flat_map(|p| p.registries.iter())
+            .filter_map(|r| self.registries.get(r.as_str()))
+            .map(|r| r.credential.as_str())
+            .collect()
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Declared {
     pub registries: std::collections::BTreeSet<String>,

@@ -213,16 +213,7 @@ pub(super) fn read_cluster(
 
 /// The credentials the pull secrets use.
 pub(super) fn used_credentials(spec: &regops_spec::Spec) -> Vec<&str> {
-    let mut used: Vec<&str> = spec
-        .pull_secrets
-        .values()
-        .flat_map(|p| p.registries.iter())
-        .filter_map(|r| spec.registries.get(r.as_str()))
-        .map(|r| r.credential.as_str())
-        .collect();
-    used.sort();
-    used.dedup();
-    used
+    spec.used_credentials().into_iter().collect()
 }
 
 impl Prepared {
