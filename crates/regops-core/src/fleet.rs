@@ -79,8 +79,33 @@ fn error_text(out: &mut String, e: &ClusterError) {
     }
 }
 
-fn header(out: &mut String, cluster: &str) {
-    let _ = writeln!(out, "=== cluster {cluster} ===");
+/// Each cluster's own report (`section`) under `=== cluster NAME ===`, then `title` and a line
+/// per cluster (`line`); a failed cluster shows its error in both. The caller adds the total.
+fn grouped<T>(
+    members: &[Member<T>],
+    title: &str,
+    mut section: impl FnMut(&mut String, &T),
+    mut line: impl FnMut(&T) -> String,
+) -> String {
+    let mut out = String::new();
+    for m in members {
+        let _ = writeln!(out, "=== cluster {} ===", m.cluster);
+        match &m.result {
+            Ok(t) => section(&mut out, t),
+            Err(e) => error_text(&mut out, e),
+        }
+        out.push('\n');
+    }
+    let w = width(members);
+    let _ = writeln!(out, "{title}");
+    for m in members {
+        let l = match &m.result {
+            Ok(t) => line(t),
+            Err(e) => format!("FAILED: {}", e.message),
+        };
+        let _ = writeln!(out, "  {:<w$}  {l}", m.cluster);
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,28 +187,16 @@ pub fn plan_text<P: Borrow<Plan>>(
     color: bool,
     detail: crate::view::Detail,
 ) -> String {
-    let mut out = String::new();
-    for m in members {
-        header(&mut out, &m.cluster);
-        match &m.result {
-            Ok(plan) => out.push_str(&crate::view::text(plan.borrow(), color, detail)),
-            Err(e) => error_text(&mut out, e),
-        }
-        out.push('\n');
-    }
-    let w = width(members);
-    let _ = writeln!(
-        out,
+    let title = format!(
         "Fleet plan: spec `{spec}` on {}",
         plural(members.len(), "cluster", "clusters")
     );
-    for m in members {
-        let line = match &m.result {
-            Ok(plan) => plan_line(plan.borrow()),
-            Err(e) => format!("FAILED: {}", e.message),
-        };
-        let _ = writeln!(out, "  {:<w$}  {line}", m.cluster);
-    }
+    let mut out = grouped(
+        members,
+        &title,
+        |out, plan| out.push_str(&crate::view::text(plan.borrow(), color, detail)),
+        |plan| plan_line(plan.borrow()),
+    );
     let _ = writeln!(out, "Total: {}", total_line(&plan_summary(members)));
     out
 }
@@ -331,32 +344,7 @@ pub fn plan_markdown(spec: &str, members: &[Member<Plan>], max_bytes: usize) -> 
 
 /// The text report after a fleet apply: each cluster's report, then a line per cluster.
 pub fn apply_text(members: &[Member<Applied>], dry_run: bool) -> String {
-    let mut out = String::new();
-    for m in members {
-        header(&mut out, &m.cluster);
-        match &m.result {
-            Ok(a) if !a.plan.has_changes() => {
-                let _ = writeln!(out, "No changes.");
-            }
-            Ok(a) => {
-                out.push_str(
-                    crate::report::apply_text(&a.report, dry_run, a.plan.conflicts.len())
-                        .trim_start(),
-                );
-                if a.lock_lost {
-                    let _ = writeln!(
-                        out,
-                        "error: the Lease was lost during the apply; writes not yet started were not made."
-                    );
-                }
-            }
-            Err(e) => error_text(&mut out, e),
-        }
-        out.push('\n');
-    }
-    let w = width(members);
-    let _ = writeln!(
-        out,
+    let title = format!(
         "Fleet apply{}: {}",
         if dry_run { " (dry run)" } else { "" },
         plural(members.len(), "cluster", "clusters")
@@ -367,30 +355,40 @@ pub fn apply_text(members: &[Member<Applied>], dry_run: bool) -> String {
     } else {
         Outcome::Applied
     };
-    for m in members {
-        let line = match &m.result {
-            Ok(a) => {
-                let (d, f, s) = (
-                    a.report.count(done),
-                    a.report.failed(),
-                    a.report.count(Outcome::Skipped),
-                );
-                applied += d;
-                failed += f;
-                skipped += s;
-                let mut line = format!("{d} applied, {f} failed, {s} skipped");
-                if !a.plan.conflicts.is_empty() {
-                    let _ = write!(line, ", {} in conflict", a.plan.conflicts.len());
-                }
-                if a.lock_lost {
-                    line.push_str(", Lease lost");
-                }
-                line
-            }
-            Err(e) => format!("FAILED: {}", e.message),
-        };
-        let _ = writeln!(out, "  {:<w$}  {line}", m.cluster);
-    }
+    let section = |out: &mut String, a: &Applied| {
+        if !a.plan.has_changes() {
+            let _ = writeln!(out, "No changes.");
+            return;
+        }
+        out.push_str(
+            crate::report::apply_text(&a.report, dry_run, a.plan.conflicts.len()).trim_start(),
+        );
+        if a.lock_lost {
+            let _ = writeln!(
+                out,
+                "error: the Lease was lost during the apply; writes not yet started were not made."
+            );
+        }
+    };
+    let line = |a: &Applied| {
+        let (d, f, s) = (
+            a.report.count(done),
+            a.report.failed(),
+            a.report.count(Outcome::Skipped),
+        );
+        applied += d;
+        failed += f;
+        skipped += s;
+        let mut line = format!("{d} applied, {f} failed, {s} skipped");
+        if !a.plan.conflicts.is_empty() {
+            let _ = write!(line, ", {} in conflict", a.plan.conflicts.len());
+        }
+        if a.lock_lost {
+            line.push_str(", Lease lost");
+        }
+        line
+    };
+    let mut out = grouped(members, &title, section, line);
     let down = failed_count(members);
     let _ = writeln!(
         out,
@@ -462,37 +460,27 @@ pub fn apply_json(spec: &str, members: &[Member<Applied>], dry_run: bool) -> Str
 
 /// The text report of a fleet drift: each cluster's, then a line per cluster.
 pub fn drift_text(spec: &str, members: &[Member<Drifted>]) -> String {
-    let mut out = String::new();
-    for m in members {
-        header(&mut out, &m.cluster);
-        match &m.result {
-            Ok(d) => out.push_str(&crate::report::drift_text(&d.plan, &d.drift)),
-            Err(e) => error_text(&mut out, e),
-        }
-        out.push('\n');
-    }
-    let w = width(members);
-    let _ = writeln!(
-        out,
+    let title = format!(
         "Fleet drift: spec `{spec}` on {}",
         plural(members.len(), "cluster", "clusters")
     );
     let mut drifted = 0;
-    for m in members {
-        let line = match &m.result {
-            Ok(d) if d.drift.is_empty() => "in sync".to_string(),
-            Ok(d) => {
-                drifted += 1;
-                let n = crate::report::drifted_objects(&d.drift);
-                format!(
-                    "{} from the spec",
-                    plural(n, "object differs", "objects differ")
-                )
+    let mut out = grouped(
+        members,
+        &title,
+        |out, d| out.push_str(&crate::report::drift_text(&d.plan, &d.drift)),
+        |d| {
+            if d.drift.is_empty() {
+                return "in sync".to_string();
             }
-            Err(e) => format!("FAILED: {}", e.message),
-        };
-        let _ = writeln!(out, "  {:<w$}  {line}", m.cluster);
-    }
+            drifted += 1;
+            let n = crate::report::drifted_objects(&d.drift);
+            format!(
+                "{} from the spec",
+                plural(n, "object differs", "objects differ")
+            )
+        },
+    );
     let down = failed_count(members);
     let _ = writeln!(
         out,
