@@ -413,8 +413,24 @@ pub fn apply_text(members: &[Member<Applied>], dry_run: bool) -> String {
     out
 }
 
-fn status<T>(r: &Result<T, ClusterError>) -> &'static str {
-    if r.is_ok() { "ok" } else { "failed" }
+/// Each cluster's entry in a format-2 JSON report: `cluster`, `status`, and the `error`, or
+/// what `fill` adds for a cluster that was worked on.
+fn cluster_entries<T>(
+    members: &[Member<T>],
+    fill: impl Fn(&T, &mut serde_json::Value),
+) -> Vec<serde_json::Value> {
+    members
+        .iter()
+        .map(|m| {
+            let status = if m.result.is_ok() { "ok" } else { "failed" };
+            let mut v = json!({"cluster": m.cluster, "status": status});
+            match &m.result {
+                Ok(t) => fill(t, &mut v),
+                Err(e) => v["error"] = json!(e),
+            }
+            v
+        })
+        .collect()
 }
 
 /// The JSON report after a fleet apply (format 2).
@@ -425,20 +441,10 @@ pub fn apply_json(spec: &str, members: &[Member<Applied>], dry_run: bool) -> Str
         Outcome::Applied
     };
     let ok = || members.iter().filter_map(|m| m.result.as_ref().ok());
-    let clusters: Vec<serde_json::Value> = members
-        .iter()
-        .map(|m| {
-            let mut v = json!({"cluster": m.cluster, "status": status(&m.result)});
-            match &m.result {
-                Ok(a) => {
-                    v["report"] = crate::report::apply_value(&a.plan, &a.report, dry_run);
-                    v["lockLost"] = json!(a.lock_lost);
-                }
-                Err(e) => v["error"] = json!(e),
-            }
-            v
-        })
-        .collect();
+    let clusters = cluster_entries(members, |a, v| {
+        v["report"] = crate::report::apply_value(&a.plan, &a.report, dry_run);
+        v["lockLost"] = json!(a.lock_lost);
+    });
     crate::report::pretty(&json!({
         "formatVersion": FORMAT_VERSION,
         "spec": spec,
@@ -499,17 +505,9 @@ pub fn drift_text(spec: &str, members: &[Member<Drifted>]) -> String {
 /// The JSON report of a fleet drift (format 2).
 pub fn drift_json(spec: &str, members: &[Member<Drifted>]) -> String {
     let ok = || members.iter().filter_map(|m| m.result.as_ref().ok());
-    let clusters: Vec<serde_json::Value> = members
-        .iter()
-        .map(|m| {
-            let mut v = json!({"cluster": m.cluster, "status": status(&m.result)});
-            match &m.result {
-                Ok(d) => v["report"] = crate::report::drift_value(&d.plan, &d.drift),
-                Err(e) => v["error"] = json!(e),
-            }
-            v
-        })
-        .collect();
+    let clusters = cluster_entries(members, |d, v| {
+        v["report"] = crate::report::drift_value(&d.plan, &d.drift);
+    });
     crate::report::pretty(&json!({
         "formatVersion": FORMAT_VERSION,
         "spec": spec,
