@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use crate::dockerconfig;
 use crate::image::{self, ImageRef};
 use crate::login::Login;
-use crate::observed::{Labels, Namespace, Observed, Workload};
+use crate::observed::{Labels, Namespace, Observed, Secret, Workload};
 use crate::warning::{Warning, WarningKind};
 
 /// One pull secret in one namespace.
@@ -23,6 +23,18 @@ pub struct DesiredSecret {
     /// Per server, the digest of the ciphertext its password comes from (see `Login`).
     pub digests: BTreeMap<String, String>,
     pub adopt: bool,
+    /// When the first minted token in it expires (the `regops.dev/expires-at` annotation);
+    /// `None` when it holds none.
+    pub expires_at: Option<i64>,
+    /// Minted credentials whose token it needs renewed (none yet, expiring within
+    /// `refreshBefore`, unreadable) and that the run has not minted. Until then, what the
+    /// Secret holds is kept.
+    pub due: Vec<String>,
+    /// Minted credentials whose token it renews from a fresh one.
+    pub renewed: Vec<String>,
+    /// Why it cannot be written: a credential it needs failed (minting, a helper). It is left
+    /// as it is, and references to it are held back.
+    pub held: Option<String>,
 }
 
 /// A small sorted set of names. A ServiceAccount or workload wants one or two pull secrets;
@@ -89,6 +101,162 @@ pub struct Desired {
     /// The namespaces each scope resolved to.
     pub scopes: BTreeMap<String, BTreeSet<String>>,
     pub warnings: Vec<Warning>,
+    /// The minted credentials some Secret needs a fresh token from (see `DesiredSecret::due`).
+    pub due: BTreeSet<String>,
+    /// When the first minted token held or written comes within its `refreshBefore` (Unix
+    /// seconds): when a long-running apply renews.
+    pub renew_at: Option<i64>,
+}
+
+/// The minted tokens (`ecr`, `gcp`, `acr`) of a run, and the time they are measured against.
+/// A credential not in `fresh` was not minted: Secrets keep the token they hold while it has
+/// more than `refreshBefore` left, so a run asks the cloud only when one is due.
+#[derive(Debug, Default)]
+pub struct Tokens {
+    /// Unix seconds.
+    pub now: i64,
+    /// Per credential: a fresh token, or why there is none (for people; never a token).
+    pub fresh: BTreeMap<String, Result<Login, String>>,
+}
+
+/// A minted token a Secret holds, if it may be kept: it is the login for `server` with
+/// `username`, and the Secret's `regops.dev/expires-at` is more than `margin` seconds after
+/// `now`. With `due_ok`, a token that is due is returned too (what a Secret keeps until it is
+/// renewed). The token and when the Secret says it expires.
+fn held_token(
+    have: &Secret,
+    server: &str,
+    username: &str,
+    margin: u64,
+    now: i64,
+    due_ok: bool,
+) -> Option<(Login, Option<i64>)> {
+    let expires = have
+        .annotations
+        .get(crate::ownership::EXPIRES_AT_ANNOTATION)
+        .and_then(|a| regops_spec::rules::expiry(a).ok());
+    let fresh_enough = expires
+        .is_some_and(|at| at.saturating_sub(now) > i64::try_from(margin).unwrap_or(i64::MAX));
+    if !fresh_enough && !due_ok {
+        return None;
+    }
+    let doc = have.dockerconfigjson.as_ref()?;
+    let (_, mut login) = dockerconfig::parse(doc, false)
+        .ok()?
+        .into_iter()
+        .find(|(s, l)| s == server && l.username == username)?;
+    login.expires_at = expires;
+    Some((login, expires))
+}
+
+/// The largest `refreshBefore` of a pull secret's minted credentials, in seconds.
+fn refresh_margin(spec: &Spec, ps: &regops_spec::PullSecret) -> i64 {
+    ps.registries
+        .iter()
+        .filter_map(|r| spec.registries.get(r.as_str()))
+        .filter_map(|reg| spec.credentials.get(reg.credential.as_str()))
+        .map(|c| i64::try_from(c.refresh_before_secs).unwrap_or(i64::MAX))
+        .max()
+        .unwrap_or(0)
+}
+
+/// One pull secret with minted tokens in one namespace: each minted login kept from the Secret
+/// while it has time left, else a fresh one, else due (or held, when minting failed).
+fn minted_secret(
+    spec: &Spec,
+    ps: &regops_spec::PullSecret,
+    logins: &BTreeMap<String, Login>,
+    tokens: &Tokens,
+    namespace: &str,
+    have: Option<&Secret>,
+) -> DesiredSecret {
+    let mut pairs: Vec<(String, Login)> = Vec::new();
+    let mut out = DesiredSecret {
+        namespace: namespace.to_string(),
+        name: ps.name.value.clone(),
+        logins: Vec::new(),
+        digests: BTreeMap::new(),
+        dockerconfigjson: SecretString::from(String::new()),
+        adopt: ps.adopt,
+        expires_at: None,
+        due: Vec::new(),
+        renewed: Vec::new(),
+        held: None,
+    };
+    let earliest = |at: Option<i64>, out: &mut DesiredSecret| {
+        let at = at.unwrap_or(0);
+        out.expires_at = Some(out.expires_at.map_or(at, |e| e.min(at)));
+    };
+    for r in &ps.registries {
+        let Some(reg) = spec.registries.get(r.as_str()) else {
+            continue;
+        };
+        let server = reg.server.value.as_str();
+        let Some(cred) = spec.credentials.get(reg.credential.as_str()) else {
+            continue;
+        };
+        let name = &cred.name.value;
+        let Some(minted) = cred.minted() else {
+            match (logins.get(name.as_str()), tokens.fresh.get(name.as_str())) {
+                (Some(l), _) => pairs.push((server.to_string(), l.clone())),
+                (None, Some(Err(why))) => {
+                    out.held
+                        .get_or_insert_with(|| format!("credential `{name}`: {why}"));
+                }
+                (None, _) => {
+                    out.held
+                        .get_or_insert_with(|| format!("credential `{name}` is not available"));
+                }
+            }
+            continue;
+        };
+        let user = minted.username();
+        let now = tokens.now;
+        let margin = cred.refresh_before_secs;
+        if let Some((login, at)) =
+            have.and_then(|h| held_token(h, server, user, margin, now, false))
+        {
+            earliest(at, &mut out);
+            pairs.push((server.to_string(), login));
+            continue;
+        }
+        match tokens.fresh.get(name.as_str()) {
+            Some(Ok(login)) => {
+                earliest(login.expires_at, &mut out);
+                if have.is_some() {
+                    out.renewed.push(name.clone());
+                }
+                pairs.push((server.to_string(), login.clone()));
+            }
+            Some(Err(why)) => {
+                out.held
+                    .get_or_insert_with(|| format!("credential `{name}`: {why}"));
+            }
+            None => {
+                out.due.push(name.clone());
+                if let Some((login, at)) =
+                    have.and_then(|h| held_token(h, server, user, margin, now, true))
+                {
+                    earliest(at, &mut out);
+                    pairs.push((server.to_string(), login));
+                }
+            }
+        }
+    }
+    out.due.dedup();
+    out.renewed.dedup();
+    let mut review: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(s, l)| (s.clone(), l.username.clone()))
+        .collect();
+    review.sort();
+    out.logins = review;
+    out.digests = pairs
+        .iter()
+        .filter_map(|(s, l)| Some((s.clone(), l.source_digest.clone()?)))
+        .collect();
+    out.dockerconfigjson = dockerconfig::build(pairs.iter().map(|(s, l)| (s.as_str(), l)));
+    out
 }
 
 /// A pull secret's `.dockerconfigjson` and, for review, its logins and their sources.
@@ -98,6 +266,26 @@ pub struct PullSecretDocument {
     /// Per server, the digest of the ciphertext its password comes from.
     pub digests: BTreeMap<String, String>,
     pub doc: SecretString,
+    /// When the first minted token in it expires.
+    pub expires_at: Option<i64>,
+}
+
+impl DesiredSecret {
+    /// The pull secret `name` in `namespace`, holding `doc`.
+    pub fn new(namespace: String, name: &str, doc: &PullSecretDocument, adopt: bool) -> Self {
+        DesiredSecret {
+            namespace,
+            name: name.to_string(),
+            logins: doc.logins.clone(),
+            digests: doc.digests.clone(),
+            dockerconfigjson: doc.doc.clone(),
+            adopt,
+            expires_at: doc.expires_at,
+            due: Vec::new(),
+            renewed: Vec::new(),
+            held: None,
+        }
+    }
 }
 
 /// Builds a pull secret's document from the logins of its registries.
@@ -109,6 +297,7 @@ pub fn pull_secret_document(
     let mut pairs: Vec<(&str, &Login)> = Vec::new();
     let mut review = Vec::new();
     let mut digests = BTreeMap::new();
+    let mut expires_at: Option<i64> = None;
     for r in &ps.registries {
         let Some(reg) = spec.registries.get(r.as_str()) else {
             continue;
@@ -121,12 +310,16 @@ pub fn pull_secret_document(
         if let Some(d) = &login.source_digest {
             digests.insert(reg.server.value.clone(), d.clone());
         }
+        if let Some(at) = login.expires_at {
+            expires_at = Some(expires_at.map_or(at, |e| e.min(at)));
+        }
     }
     review.sort();
     PullSecretDocument {
         logins: review,
         digests,
         doc: dockerconfig::build(pairs.iter().copied()),
+        expires_at,
     }
 }
 
@@ -215,23 +408,68 @@ pub fn compute(
     observed: &Observed,
     only: Option<&BTreeSet<String>>,
 ) -> Desired {
+    compute_with(spec, logins, &Tokens::default(), observed, only)
+}
+
+/// As [`compute`], with the run's minted tokens.
+pub fn compute_with(
+    spec: &Spec,
+    logins: &BTreeMap<String, Login>,
+    tokens: &Tokens,
+    observed: &Observed,
+    only: Option<&BTreeSet<String>>,
+) -> Desired {
     let mut d = Desired::default();
     resolve_scopes(&mut d, spec, observed, only);
+    // The Secrets regops wrote, for the tokens they hold; only when some pull secret mints.
+    // (Whose they are is the plan's concern: another's is a conflict, whatever it holds.)
+    // Pull secrets built Secret by Secret: those with a minted token, and those missing a
+    // login (its helper failed), which are held back.
+    let mints = |ps: &regops_spec::PullSecret| {
+        ps.registries.iter().any(|r| {
+            spec.registries
+                .get(r.as_str())
+                .and_then(|reg| spec.credentials.get(reg.credential.as_str()))
+                .is_some_and(|c| c.minted().is_some() || !logins.contains_key(c.name.as_str()))
+        })
+    };
+    let held: BTreeMap<(&str, &str), &Secret> = if spec.pull_secrets.values().any(mints) {
+        observed
+            .secrets
+            .iter()
+            .filter(|s| {
+                s.labels
+                    .get(crate::ownership::MANAGED_BY_LABEL)
+                    .map(String::as_str)
+                    == Some(crate::ownership::MANAGED_BY_VALUE)
+            })
+            .map(|s| ((s.namespace.as_str(), s.name.as_str()), s))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
     for ps in spec.pull_secrets.values() {
-        let PullSecretDocument {
-            logins: review,
-            digests,
-            doc,
-        } = pull_secret_document(spec, ps, logins);
+        if mints(ps) {
+            for ns in d.scopes.get(ps.scope.as_str()).into_iter().flatten() {
+                let have = held.get(&(ns.as_str(), ps.name.as_str())).copied();
+                let s = minted_secret(spec, ps, logins, tokens, ns, have);
+                d.due.extend(s.due.iter().cloned());
+                if let Some(at) = s.expires_at {
+                    let renew = at.saturating_sub(refresh_margin(spec, ps));
+                    d.renew_at = Some(d.renew_at.map_or(renew, |r| r.min(renew)));
+                }
+                d.secrets.push(s);
+            }
+            continue;
+        }
+        let doc = pull_secret_document(spec, ps, logins);
         for ns in d.scopes.get(ps.scope.as_str()).into_iter().flatten() {
-            d.secrets.push(DesiredSecret {
-                namespace: ns.clone(),
-                name: ps.name.value.clone(),
-                logins: review.clone(),
-                digests: digests.clone(),
-                dockerconfigjson: doc.clone(),
-                adopt: ps.adopt,
-            });
+            d.secrets.push(DesiredSecret::new(
+                ns.clone(),
+                &ps.name.value,
+                &doc,
+                ps.adopt,
+            ));
         }
     }
     d.secrets

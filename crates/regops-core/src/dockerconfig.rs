@@ -138,6 +138,7 @@ pub fn parse(doc: &SecretString, legacy: bool) -> Result<Vec<(String, Login)>, S
                 password,
                 email: e.email.filter(|m| !m.is_empty()),
                 source_digest: None,
+                expires_at: None,
             },
         ));
     }
@@ -191,6 +192,7 @@ mod tests {
             password: SecretString::from(pass.to_string()),
             email: email.map(str::to_string),
             source_digest: None,
+            expires_at: None,
         }
     }
 

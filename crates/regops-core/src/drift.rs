@@ -30,6 +30,9 @@ pub enum How {
     Orphaned,
     /// A Secret of the wanted name that regops does not own.
     Conflict,
+    /// A Secret's minted token expires before the next run (`--next-run`), or it does not say
+    /// when.
+    Expiring,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
@@ -76,7 +79,10 @@ fn as_drift(change: &Change, cause: &Cause) -> Option<(How, String)> {
         ),
         Cause::EntryUnwanted { entries } => (How::EntryUnwanted, entries.join(", ")),
         Cause::Orphaned => (How::Orphaned, "owned by this spec, no longer in it".into()),
-        Cause::Adopted | Cause::AnnotationMoved | Cause::RecordOutdated => return None,
+        Cause::Adopted
+        | Cause::AnnotationMoved
+        | Cause::RecordOutdated
+        | Cause::TokenRenewal { .. } => return None,
     })
 }
 
@@ -107,6 +113,39 @@ pub fn drift(plan: &Plan) -> Vec<Drift> {
         });
     }
     out
+}
+
+/// The Secrets whose minted token expires before `now + next_run` (seconds): the next run
+/// would find them expired unless something renews them first.
+pub fn expiring(desired: &crate::desired::Desired, now: i64, next_run: u64) -> Vec<Drift> {
+    let horizon = now.saturating_add(i64::try_from(next_run).unwrap_or(i64::MAX));
+    desired
+        .secrets
+        .iter()
+        .filter_map(|d| {
+            let at = d.expires_at.filter(|at| *at < horizon)?;
+            let detail = if at <= 0 {
+                "the Secret does not say when its token expires".to_string()
+            } else if at <= now {
+                format!(
+                    "its token expired at {}",
+                    regops_spec::rules::format_timestamp(at)
+                )
+            } else {
+                format!(
+                    "its token expires at {}, before the next run",
+                    regops_spec::rules::format_timestamp(at)
+                )
+            };
+            Some(Drift {
+                kind: ObjectKind::Secret,
+                namespace: d.namespace.clone(),
+                name: d.name.clone(),
+                how: How::Expiring,
+                detail,
+            })
+        })
+        .collect()
 }
 
 /// A label value escaped for the Prometheus text format.

@@ -433,6 +433,7 @@ fn place(
                     password: SecretString::from(login.password.expose_secret().to_string()),
                     email: login.email.clone(),
                     source_digest: None,
+                    expires_at: None,
                 },
             });
             n
@@ -889,6 +890,7 @@ pub fn logins(im: &Import) -> BTreeMap<String, Login> {
                     password: SecretString::from(c.login.password.expose_secret().to_string()),
                     email: c.login.email.clone(),
                     source_digest: None,
+                    expires_at: None,
                 },
             )
         })

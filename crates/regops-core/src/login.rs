@@ -10,6 +10,34 @@ pub struct Login {
     /// names which encrypted value a plan writes without saying anything about the plaintext.
     /// `None` for passwords from the environment or a file.
     pub source_digest: Option<String>,
+    /// When a minted token (`ecr`, `gcp`, `acr`) stops working, as Unix seconds; `None` for
+    /// other passwords.
+    pub expires_at: Option<i64>,
+}
+
+impl Login {
+    /// A login with nothing but a user name and password.
+    pub fn new(username: impl Into<String>, password: SecretString) -> Self {
+        Login {
+            username: username.into(),
+            password,
+            email: None,
+            source_digest: None,
+            expires_at: None,
+        }
+    }
+}
+
+impl Clone for Login {
+    fn clone(&self) -> Self {
+        Login {
+            username: self.username.clone(),
+            password: self.password.clone(),
+            email: self.email.clone(),
+            source_digest: self.source_digest.clone(),
+            expires_at: self.expires_at,
+        }
+    }
 }
 
 impl std::fmt::Debug for Login {

@@ -12,6 +12,8 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "regops";
 pub const SPEC_ANNOTATION: &str = "regops.dev/spec";
 pub const SOURCE_COMMIT_ANNOTATION: &str = "regops.dev/source-commit";
+/// On a Secret holding minted tokens: when the first of them expires (RFC 3339, UTC).
+pub const EXPIRES_AT_ANNOTATION: &str = "regops.dev/expires-at";
 pub const ADDED_ANNOTATION_PREFIX: &str = "pull-secrets.regops.dev/";
 pub const KUBESPHERE_ANNOTATION: &str = "kubesphere.io/imagepullsecrets";
 pub const SECRET_TYPE: &str = "kubernetes.io/dockerconfigjson";

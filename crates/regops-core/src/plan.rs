@@ -86,6 +86,9 @@ pub enum Cause {
     RecordOutdated,
     /// A Secret this spec owns that the spec no longer wants.
     Orphaned,
+    /// The minted tokens of these credentials in the Secret expire within `refreshBefore`
+    /// (or it does not say when): they are renewed.
+    TokenRenewal { credentials: Vec<String> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
@@ -477,6 +480,36 @@ fn plan_secret(
     if c.fields.len() > before {
         c.causes.push(Cause::OwnershipChanged);
     }
+    if let Some(at) = d.expires_at {
+        let at = regops_spec::rules::format_timestamp(at);
+        labels_diff(
+            "metadata.annotations",
+            &have.annotations,
+            &[(ownership::EXPIRES_AT_ANNOTATION, &at)],
+            &mut c.fields,
+        );
+    }
+    if !d.renewed.is_empty() && !c.fields.is_empty() {
+        // A renewal, not drift: say so first, in place of "differs from the spec".
+        c.causes
+            .retain(|k| !matches!(k, Cause::DataChanged { by, .. } if by.is_empty()));
+        c.causes.insert(
+            0,
+            Cause::TokenRenewal {
+                credentials: d.renewed.clone(),
+            },
+        );
+        if owned && changed_by.is_empty() {
+            c.reason = Some(format!(
+                "renews the token of {}, which expires within `refreshBefore`",
+                d.renewed
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
     if c.fields.is_empty() {
         c.action = Action::Noop;
         c.reason = None;
@@ -654,6 +687,18 @@ impl<'a> Planner<'a> {
             .map(|s| s.namespace.as_str())
             .collect();
         for d in &self.desired.secrets {
+            if let Some(why) = &d.held {
+                // Its credential failed: the Secret is left as it is, and references to it
+                // wait, as for a conflict; the other Secrets go ahead.
+                self.blocked.insert((d.namespace.clone(), d.name.clone()));
+                self.conflicts.push(Conflict {
+                    kind: ObjectKind::Secret,
+                    namespace: d.namespace.clone(),
+                    name: d.name.clone(),
+                    message: format!("held back: {why}"),
+                });
+                continue;
+            }
             match plan_secret(
                 self.spec,
                 d,

@@ -10,7 +10,7 @@ use regops_spec::Spec;
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
-use crate::desired::{DesiredSecret, Membership, PullSecretDocument, pull_secret_document};
+use crate::desired::{DesiredSecret, Membership, pull_secret_document};
 use crate::login::Login;
 use crate::ownership::{
     MANAGED_BY_LABEL, MANAGED_BY_VALUE, SECRET_KEY, SECRET_TYPE, SPEC_ANNOTATION,
@@ -57,20 +57,9 @@ pub fn pull_secrets(
         let Some(scope) = spec.scopes.get(ps.scope.as_str()) else {
             continue;
         };
-        let PullSecretDocument {
-            logins: review,
-            digests,
-            doc,
-        } = pull_secret_document(spec, ps, logins);
+        let doc = pull_secret_document(spec, ps, logins);
         for ns in scope_namespaces(&Membership::new(scope), given) {
-            out.push(DesiredSecret {
-                namespace: ns,
-                name: ps.name.value.clone(),
-                logins: review.clone(),
-                digests: digests.clone(),
-                dockerconfigjson: doc.clone(),
-                adopt: ps.adopt,
-            });
+            out.push(DesiredSecret::new(ns, &ps.name.value, &doc, ps.adopt));
         }
     }
     out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
@@ -179,6 +168,7 @@ pullSecrets:
                 password: SecretString::from("pw-marker".to_string()),
                 email: None,
                 source_digest: None,
+                expires_at: None,
             },
         )])
     }

@@ -46,6 +46,13 @@ impl SecretApply<'_> {
         if let Some(c) = self.commit {
             annotations.insert(SOURCE_COMMIT_ANNOTATION, c);
         }
+        let expires = self
+            .desired
+            .expires_at
+            .map(regops_spec::rules::format_timestamp);
+        if let Some(at) = &expires {
+            annotations.insert(ownership::EXPIRES_AT_ANNOTATION, at);
+        }
         let mut metadata = json!({
             "name": self.desired.name,
             "namespace": self.desired.namespace,
@@ -201,6 +208,10 @@ mod tests {
             ),
             digests: BTreeMap::new(),
             adopt: false,
+            expires_at: None,
+            due: Vec::new(),
+            renewed: Vec::new(),
+            held: None,
         }
     }
 

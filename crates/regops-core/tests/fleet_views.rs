@@ -44,6 +44,7 @@ fn plan_of(cluster: &str, namespaces: &[&str], synced: &[&str]) -> Plan {
             password: SecretString::from("pw-marker".to_string()),
             email: None,
             source_digest: None,
+            expires_at: None,
         },
     )]);
     let mut objects: Vec<Value> = namespaces

@@ -264,6 +264,7 @@ fn logins() -> BTreeMap<String, Login> {
                     password: SecretString::from(format!("SECRET-MARKER-{r}-9f8e")),
                     email: None,
                     source_digest: None,
+                    expires_at: None,
                 },
             )
         })

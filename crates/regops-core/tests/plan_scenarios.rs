@@ -35,6 +35,7 @@ fn logins(spec: &regops_spec::Spec, suffix: &str) -> BTreeMap<String, Login> {
                     password: SecretString::from(format!("pw-{}{suffix}", c.name.value)),
                     email: None,
                     source_digest: Some(format!("age:{:0>8}", c.name.value.len())),
+                    expires_at: None,
                 },
             )
         })

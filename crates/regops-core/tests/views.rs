@@ -81,6 +81,7 @@ fn plan_of(n: usize) -> Plan {
             password: SecretString::from("pw-marker".to_string()),
             email: None,
             source_digest: None,
+            expires_at: None,
         },
     )]);
     let (observed, skipped) = Observed::from_objects(&objects);

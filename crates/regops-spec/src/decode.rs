@@ -25,8 +25,19 @@ pub const SPEC_FIELDS: &[&str] = &[
 ];
 pub const METADATA_FIELDS: &[&str] = &["name"];
 pub const REGISTRY_FIELDS: &[&str] = &["server", "credential", "insecure", "caFile"];
-pub const CREDENTIAL_FIELDS: &[&str] = &["username", "password", "email", "expires", "warnBefore"];
-pub const SECRET_SOURCE_FIELDS: &[&str] = &["ageFile", "env", "file", "helper"];
+pub const CREDENTIAL_FIELDS: &[&str] = &[
+    "username",
+    "password",
+    "email",
+    "expires",
+    "warnBefore",
+    "refreshBefore",
+];
+pub const SECRET_SOURCE_FIELDS: &[&str] =
+    &["ageFile", "env", "file", "helper", "ecr", "gcp", "acr"];
+pub const ECR_FIELDS: &[&str] = &["region", "registryId", "roleArn"];
+pub const GCP_FIELDS: &[&str] = &[];
+pub const ACR_FIELDS: &[&str] = &["tenantId", "clientId"];
 pub const SCOPE_FIELDS: &[&str] = &[
     "namespaces",
     "selector",
@@ -56,6 +67,9 @@ pub const FIELD_TABLE: &[(&str, &[&str])] = &[
     ("Registry", REGISTRY_FIELDS),
     ("Credential", CREDENTIAL_FIELDS),
     ("SecretSource", SECRET_SOURCE_FIELDS),
+    ("EcrSource", ECR_FIELDS),
+    ("GcpSource", GCP_FIELDS),
+    ("AcrSource", ACR_FIELDS),
     ("Scope", SCOPE_FIELDS),
     ("LabelSelector", SELECTOR_FIELDS),
     ("LabelRequirement", REQUIREMENT_FIELDS),
@@ -499,9 +513,15 @@ impl<'d> Decoder<'d> {
     fn credential(&mut self, name: Spanned<String>, node: &Node) -> Option<Credential> {
         let desc = format!("credential `{}`", name.value);
         let e = self.mapping(node, &desc, CREDENTIAL_FIELDS)?;
-        let from_helper = field(e, "password").is_some_and(
-            |n| matches!(&n.value, Value::Map(m) if m.iter().any(|(k, _)| k.value == "helper")),
-        );
+        // A helper gives the user name; a minted token has its cloud's.
+        let source_key = field(e, "password").and_then(|n| match &n.value {
+            Value::Map(m) => m
+                .iter()
+                .map(|(k, _)| k.value.as_str())
+                .find(|k| matches!(*k, "helper" | "ecr" | "gcp" | "acr")),
+            _ => None,
+        });
+        let from_helper = source_key.is_some();
         let username = if from_helper {
             field(e, "username").and_then(|n| self.string(n, "a user name"))
         } else {
@@ -582,16 +602,199 @@ impl<'d> Decoder<'d> {
         if missing_username {
             return None;
         }
+        let password = password?;
+        let refresh_before = field(e, "refreshBefore").and_then(|n| self.string(n, "a duration"));
+        let refresh_before_secs = self.minted_checks(
+            &desc,
+            &password,
+            username.as_ref(),
+            expires.as_ref(),
+            refresh_before.as_ref(),
+        );
         Some(Credential {
             name,
             username,
-            password: password?,
+            password,
             email,
             expires,
             warn_before,
             expires_at,
             warn_before_secs,
+            refresh_before,
+            refresh_before_secs,
         })
+    }
+
+    /// What only a minted token (`ecr`, `gcp`, `acr`) may have, and what it may not: its
+    /// cloud's user name, no `expires` (the token says), `refreshBefore` shorter than its
+    /// lifetime. The refresh margin in seconds (0 for other credentials).
+    fn minted_checks(
+        &mut self,
+        desc: &str,
+        password: &SecretSource,
+        username: Option<&Spanned<String>>,
+        expires: Option<&Spanned<String>>,
+        refresh_before: Option<&Spanned<String>>,
+    ) -> u64 {
+        let Some(minted) = Minted::of(password) else {
+            if let Some(r) = refresh_before {
+                self.push(
+                    Diagnostic::error(
+                        "spec::refresh-before",
+                        format!("{desc} has `refreshBefore`, but its password is not minted"),
+                    )
+                    .with_label(r.loc, "only for `ecr`, `gcp` and `acr` tokens")
+                    .with_help("a static password that expires takes `expires` and `warnBefore`"),
+                );
+            }
+            return 0;
+        };
+        let key = minted.key();
+        if let Some(u) = username
+            && u.value != minted.username()
+        {
+            self.push(
+                Diagnostic::error(
+                    "spec::minted-username",
+                    format!(
+                        "{desc} logs in with a token from `{key}`, whose user name is `{}`",
+                        minted.username()
+                    ),
+                )
+                .with_label(u.loc, "not the token's user name")
+                .with_help("leave `username` out"),
+            );
+        }
+        if let Some(x) = expires {
+            self.push(
+                Diagnostic::error(
+                    "spec::minted-expires",
+                    format!(
+                        "{desc} has `expires`, but its tokens from `{key}` say when they expire"
+                    ),
+                )
+                .with_label(x.loc, "not for a minted token")
+                .with_help("use `refreshBefore` to choose when a Secret's token is renewed"),
+            );
+        }
+        let lifetime = minted.lifetime_secs();
+        let Some(r) = refresh_before else {
+            return lifetime / 3;
+        };
+        match rules::whole_duration(r) {
+            Ok(secs) if secs > 0 && secs < lifetime => secs,
+            Ok(_) => {
+                self.push(
+                    Diagnostic::error(
+                        "spec::refresh-before",
+                        format!(
+                            "`refreshBefore` of {desc} is not shorter than a `{key}` token's lifetime ({}h)",
+                            lifetime / 3_600
+                        ),
+                    )
+                    .with_label(r.loc, "every run would renew the token")
+                    .with_help(format!("leave it out for a third of the lifetime ({}m)", lifetime / 180)),
+                );
+                lifetime / 3
+            }
+            Err(why) => {
+                self.push(
+                    Diagnostic::error(
+                        "spec::invalid-duration",
+                        format!("`refreshBefore` of {desc} {why}"),
+                    )
+                    .with_label(r.loc, "not a duration")
+                    .with_help("write a whole number of hours, minutes or seconds: `4h`, `20m`"),
+                );
+                lifetime / 3
+            }
+        }
+    }
+
+    /// `{ ecr: { region, registryId?, roleArn? } }`, `{ gcp: {} }`, `{ acr: { tenantId?, clientId? } }`.
+    fn minted_source(&mut self, key: &str, node: &Node, desc: &str) -> Option<SecretSource> {
+        let what = format!("`{key}` of the password of {desc}");
+        let known = match key {
+            "ecr" => ECR_FIELDS,
+            "gcp" => GCP_FIELDS,
+            _ => ACR_FIELDS,
+        };
+        // `gcp: {}` and a bare `gcp:` both mean: no options.
+        let e: Entries<'_> = if node.is_null() {
+            &[]
+        } else {
+            self.mapping(node, &what, known)?
+        };
+        let checked =
+            |this: &mut Self, k: &str, rule: fn(&str) -> Result<(), String>, label: &str| {
+                let v = field(e, k).and_then(|n| this.string(n, label))?;
+                if let Err(why) = rule(&v) {
+                    this.push(
+                        Diagnostic::error(
+                            "spec::invalid-value",
+                            format!("`{k}` of {what}: `{}` {why}", v.value),
+                        )
+                        .with_label(v.loc, format!("not {label}")),
+                    );
+                    return None;
+                }
+                Some(v)
+            };
+        match key {
+            "ecr" => {
+                let region = self.required(e, "region", node.loc, &what);
+                let region = region.and_then(|n| self.string(n, "an AWS region"));
+                let region_ok = region.as_ref().is_some_and(|r| match rules::aws_region(r) {
+                    Ok(()) => true,
+                    Err(why) => {
+                        self.push(
+                            Diagnostic::error(
+                                "spec::invalid-value",
+                                format!("`region` of {what}: `{}` {why}", r.value),
+                            )
+                            .with_label(r.loc, "not an AWS region"),
+                        );
+                        false
+                    }
+                });
+                let registry_id =
+                    checked(self, "registryId", rules::aws_account, "an AWS account id");
+                let role_arn = checked(self, "roleArn", rules::aws_role_arn, "an IAM role ARN");
+                if !region_ok
+                    || (field(e, "registryId").is_some() && registry_id.is_none())
+                    || (field(e, "roleArn").is_some() && role_arn.is_none())
+                {
+                    return None;
+                }
+                Some(SecretSource::Ecr {
+                    ecr: EcrSource {
+                        region: region?,
+                        registry_id,
+                        role_arn,
+                        loc: node.loc,
+                    },
+                })
+            }
+            "gcp" => Some(SecretSource::Gcp {
+                gcp: GcpSource { loc: node.loc },
+            }),
+            _ => {
+                let tenant_id = checked(self, "tenantId", rules::entra_tenant, "an Entra tenant");
+                let client_id = checked(self, "clientId", rules::uuid, "a client id");
+                if (field(e, "tenantId").is_some() && tenant_id.is_none())
+                    || (field(e, "clientId").is_some() && client_id.is_none())
+                {
+                    return None;
+                }
+                Some(SecretSource::Acr {
+                    acr: AcrSource {
+                        tenant_id,
+                        client_id,
+                        loc: node.loc,
+                    },
+                })
+            }
+        }
     }
 
     // Kept whole (over 80 lines): one arm per way a password can be given, each with its own
@@ -638,12 +841,15 @@ impl<'d> Decoder<'d> {
                     .collect();
                 if present.len() != 1 {
                     self.push(
-                        Diagnostic::error("spec::secret-source", format!("the password of {desc} needs exactly one of `ageFile`, `env`, `file`, `helper`"))
+                        Diagnostic::error("spec::secret-source", format!("the password of {desc} needs exactly one of `ageFile`, `env`, `file`, `helper`, `ecr`, `gcp`, `acr`"))
                             .with_label(node.loc, if present.is_empty() { "none given".to_string() } else { format!("{} given", present.join(" and ")) }),
                     );
                     return None;
                 }
                 let key = present[0];
+                if matches!(key, "ecr" | "gcp" | "acr") {
+                    return self.minted_source(key, field(e, key)?, desc);
+                }
                 let value = self.string(field(e, key)?, "a name or path")?;
                 match key {
                     "env" => {

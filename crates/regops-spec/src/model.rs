@@ -134,6 +134,111 @@ pub struct Credential {
     /// `warnBefore` in seconds, once validated (14 days when not given).
     #[schemars(skip)]
     pub warn_before_secs: u64,
+    /// For a token minted from a cloud identity (`ecr`, `gcp`, `acr`): how long before it
+    /// expires a Secret holding it is renewed (`4h`, `20m`). A third of the token's lifetime
+    /// when not given; Secrets with more time left are not touched, nor is the cloud asked.
+    #[schemars(regex(pattern = r"^[0-9]+(d|h|m|s)$"))]
+    pub refresh_before: Option<Spanned<String>>,
+    /// `refreshBefore` in seconds, once validated (a third of the lifetime when not given).
+    #[schemars(skip)]
+    pub refresh_before_secs: u64,
+}
+
+impl Credential {
+    /// Where a minted credential's tokens come from; `None` for a password given in the spec,
+    /// the environment, a file or a helper.
+    pub fn minted(&self) -> Option<Minted> {
+        Minted::of(&self.password)
+    }
+}
+
+/// A cloud that mints short-lived registry tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Minted {
+    Ecr,
+    Gcp,
+    Acr,
+}
+
+impl Minted {
+    pub fn of(source: &SecretSource) -> Option<Minted> {
+        match source {
+            SecretSource::Ecr { .. } => Some(Minted::Ecr),
+            SecretSource::Gcp { .. } => Some(Minted::Gcp),
+            SecretSource::Acr { .. } => Some(Minted::Acr),
+            _ => None,
+        }
+    }
+
+    /// The user name the registry expects with the token.
+    pub fn username(self) -> &'static str {
+        match self {
+            Minted::Ecr => "AWS",
+            Minted::Gcp => "oauth2accesstoken",
+            Minted::Acr => ACR_TOKEN_USER,
+        }
+    }
+
+    /// How long a token lives: ECR's authorization token 12 hours, a Google access token
+    /// one hour, an ACR refresh token three hours.
+    pub fn lifetime_secs(self) -> u64 {
+        match self {
+            Minted::Ecr => 12 * 3_600,
+            Minted::Gcp => 3_600,
+            Minted::Acr => 3 * 3_600,
+        }
+    }
+
+    /// The spec's key for it.
+    pub fn key(self) -> &'static str {
+        match self {
+            Minted::Ecr => "ecr",
+            Minted::Gcp => "gcp",
+            Minted::Acr => "acr",
+        }
+    }
+}
+
+/// The user name ACR takes with a refresh token from `/oauth2/exchange`.
+pub const ACR_TOKEN_USER: &str = "00000000-0000-0000-0000-000000000000";
+
+/// Amazon ECR: `GetAuthorizationToken`, with the AWS credentials regops finds (environment,
+/// shared config, web identity, EKS Pod Identity, instance metadata), as `roleArn` if given.
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EcrSource {
+    /// The registry's AWS region (`eu-west-1`).
+    pub region: Spanned<String>,
+    /// The account whose registry to log in to (12 digits); the caller's own when not given.
+    pub registry_id: Option<Spanned<String>>,
+    /// A role to assume through STS first (`arn:aws:iam::123456789012:role/puller`).
+    pub role_arn: Option<Spanned<String>>,
+    #[schemars(skip)]
+    pub loc: Loc,
+}
+
+/// Google Artifact Registry and GCR: an access token from Application Default Credentials
+/// (`GOOGLE_APPLICATION_CREDENTIALS`: a service-account key or an `external_account`
+/// configuration; else the metadata server, as on GKE with Workload Identity).
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GcpSource {
+    #[schemars(skip)]
+    pub loc: Loc,
+}
+
+/// Azure Container Registry: an Entra ID token (a client secret from `AZURE_CLIENT_SECRET`, or
+/// the workload identity's federated token file), exchanged at the registry's
+/// `/oauth2/exchange` for a refresh token.
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AcrSource {
+    /// The Entra tenant; `AZURE_TENANT_ID` when not given.
+    pub tenant_id: Option<Spanned<String>>,
+    /// The application (client) id; `AZURE_CLIENT_ID` when not given.
+    pub client_id: Option<Spanned<String>>,
+    #[schemars(skip)]
+    pub loc: Loc,
 }
 
 /// How long before a credential's `expires` plan and drift warn, when `warnBefore` is not given.
@@ -169,6 +274,12 @@ pub enum SecretSource {
         /// The helper's name: `ecr-login`, `gcr`, `pass`, `secretservice`, ...
         helper: Spanned<String>,
     },
+    /// A token minted from Amazon ECR when a Secret needs a new one.
+    Ecr { ecr: EcrSource },
+    /// A token minted from Google Cloud when a Secret needs a new one.
+    Gcp { gcp: GcpSource },
+    /// A token minted from Azure Container Registry when a Secret needs a new one.
+    Acr { acr: AcrSource },
 }
 
 impl SecretSource {
@@ -178,6 +289,9 @@ impl SecretSource {
             SecretSource::AgeFile { age_file: s } | SecretSource::File { file: s } => s.loc,
             SecretSource::Env { env } => env.loc,
             SecretSource::Helper { helper } => helper.loc,
+            SecretSource::Ecr { ecr } => ecr.loc,
+            SecretSource::Gcp { gcp } => gcp.loc,
+            SecretSource::Acr { acr } => acr.loc,
         }
     }
 }

@@ -209,6 +209,84 @@ pub fn expiry(s: &str) -> Result<i64, String> {
         .map_err(|e| format!("is out of range: {e}"))
 }
 
+/// An AWS region: `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`.
+pub fn aws_region(s: &str) -> Result<(), String> {
+    let parts: Vec<&str> = s.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok();
+    if ok {
+        Ok(())
+    } else {
+        Err("is not an AWS region (like `eu-west-1`)".into())
+    }
+}
+
+/// An AWS account id: twelve digits.
+pub fn aws_account(s: &str) -> Result<(), String> {
+    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err("is not twelve digits".into())
+    }
+}
+
+/// An IAM role ARN: `arn:<partition>:iam::<account>:role/<path/name>`.
+pub fn aws_role_arn(s: &str) -> Result<(), String> {
+    let bad = || "is not an IAM role ARN (`arn:aws:iam::123456789012:role/NAME`)".to_string();
+    let rest = s.strip_prefix("arn:").ok_or_else(bad)?;
+    let (partition, rest) = rest.split_once(':').ok_or_else(bad)?;
+    let rest = rest.strip_prefix("iam::").ok_or_else(bad)?;
+    let (account, role) = rest.split_once(':').ok_or_else(bad)?;
+    let name = role.strip_prefix("role/").ok_or_else(bad)?;
+    let name_ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c));
+    if partition.starts_with("aws") && aws_account(account).is_ok() && name_ok {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}
+
+/// A UUID in its usual text form (an Entra client or tenant id).
+pub fn uuid(s: &str) -> Result<(), String> {
+    let groups: Vec<&str> = s.split('-').collect();
+    let lens = [8, 4, 4, 4, 12];
+    if groups.len() == 5
+        && groups
+            .iter()
+            .zip(lens)
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        Ok(())
+    } else {
+        Err("is not a UUID".into())
+    }
+}
+
+/// An Entra tenant: its id (a UUID) or a domain (`contoso.onmicrosoft.com`).
+pub fn entra_tenant(s: &str) -> Result<(), String> {
+    if uuid(s).is_ok()
+        || (s.contains('.')
+            && s.split('.')
+                .all(|l| dns1123_label(&l.to_ascii_lowercase()).is_ok()))
+    {
+        Ok(())
+    } else {
+        Err("is not a tenant id (a UUID) or domain".into())
+    }
+}
+
+/// Unix seconds as an RFC 3339 time in UTC (`2026-12-04T16:00:00Z`), as regops writes a
+/// minted token's expiry on its Secret.
+pub fn format_timestamp(secs: i64) -> String {
+    jiff::Timestamp::from_second(secs).map_or_else(|_| secs.to_string(), |t| t.to_string())
+}
+
 /// A whole duration in seconds: `14d`, `72h`, `30m`, `90s`.
 pub fn whole_duration(s: &str) -> Result<u64, String> {
     let unit = s.chars().last().unwrap_or(' ');
@@ -230,6 +308,33 @@ pub fn whole_duration(s: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cloud_names() {
+        for ok in ["us-east-1", "eu-central-2", "us-gov-west-1", "cn-north-1"] {
+            assert_eq!(aws_region(ok), Ok(()), "{ok}");
+        }
+        for bad in ["us-east", "US-EAST-1", "us--1", "useast1", "us-east-1a", ""] {
+            assert!(aws_region(bad).is_err(), "{bad}");
+        }
+        assert!(aws_account("123456789012").is_ok());
+        assert!(aws_account("12345678901").is_err());
+        assert!(aws_role_arn("arn:aws:iam::123456789012:role/ci/puller").is_ok());
+        assert!(aws_role_arn("arn:aws-cn:iam::123456789012:role/p").is_ok());
+        for bad in [
+            "arn:aws:iam::123456789012:user/p",
+            "arn:aws:iam::1234:role/p",
+            "arn:aws:sts::123456789012:role/p",
+            "arn:aws:iam::123456789012:role/",
+            "role/p",
+        ] {
+            assert!(aws_role_arn(bad).is_err(), "{bad}");
+        }
+        assert!(uuid("8f4a1e02-5b1c-4a8e-9d3f-0c2b7e6a9d11").is_ok());
+        assert!(uuid("8f4a1e02-5b1c-4a8e-9d3f-0c2b7e6a9d1").is_err());
+        assert!(entra_tenant("contoso.onmicrosoft.com").is_ok());
+        assert!(entra_tenant("contoso").is_err());
+    }
 
     #[test]
     fn docker_hub_spellings_normalise() {

@@ -192,10 +192,24 @@ pub(crate) fn references(spec: &Spec, diags: &mut Diagnostics) {
             ));
         }
     }
-    // A credential helper answers for one server: a credential asked of one serves one.
+    // A credential helper answers for one server, and an ACR refresh token is exchanged at
+    // one registry: a credential from either serves one server.
     for c in spec.credentials.values() {
-        let SecretSource::Helper { helper } = &c.password else {
-            continue;
+        let (loc, from, fix) = match &c.password {
+            SecretSource::Helper { helper } => (
+                helper.loc,
+                format!(
+                    "credential helper `{}`, which answers for one server",
+                    helper.value
+                ),
+                "`{ helper: NAME }`",
+            ),
+            SecretSource::Acr { acr } => (
+                acr.loc,
+                "`acr`, whose token is exchanged at one registry".to_string(),
+                "`{ acr: {} }`",
+            ),
+            _ => continue,
         };
         let servers: BTreeMap<&str, &Spanned<String>> = spec
             .registries
@@ -207,19 +221,18 @@ pub(crate) fn references(spec: &Spec, diags: &mut Diagnostics) {
             let mut d = Diagnostic::error(
                 "spec::helper-servers",
                 format!(
-                    "credential `{}` comes from credential helper `{}`, which answers for one server, but registries of {} servers use it",
+                    "credential `{}` comes from {from}, but registries of {} servers use it",
                     c.name.value,
-                    helper.value,
                     servers.len()
                 ),
             )
-            .with_label(helper.loc, "one server's login");
+            .with_label(loc, "one server's login");
             for (server, reg) in servers {
                 d = d.with_label(reg.loc, format!("registry `{}` is {server}", reg.value));
             }
-            diags.push(
-                d.with_help("give each registry its own credential, each with `{ helper: NAME }`"),
-            );
+            diags.push(d.with_help(format!(
+                "give each registry its own credential, each with {fix}"
+            )));
         }
     }
     let used: BTreeSet<&str> = spec

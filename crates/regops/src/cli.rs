@@ -316,6 +316,10 @@ pub struct DriftArgs {
     /// errors too.
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+    /// How long until the next drift run (the CronJob's interval): a Secret whose minted token
+    /// (ecr, gcp, acr) expires before then is reported `expiring`. Drift never mints.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub next_run: std::time::Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -26,7 +26,8 @@ pub fn resolve_path(sources: &Sources, loc: Loc, path: &std::path::Path) -> Path
 }
 
 /// Resolves the credentials named in `wanted` (all when `None`). Identities are looked up
-/// only if an encrypted credential needs them.
+/// only if an encrypted credential needs them. Minted credentials (`ecr`, `gcp`, `acr`) are
+/// left out: they are minted when a Secret needs a token (see [`crate::mint`]).
 pub fn resolve(
     spec: &Spec,
     sources: &Sources,
@@ -34,11 +35,35 @@ pub fn resolve(
     env: &dyn Fn(&str) -> Option<String>,
     wanted: Option<&[&str]>,
 ) -> Result<BTreeMap<String, Login>, Diagnostics> {
+    resolve_inner(spec, sources, lookup, env, wanted, None)
+}
+
+/// As [`resolve`], but a credential helper that fails is not an error: its diagnostic goes to
+/// `failed`, and only the Secrets that need it are held back.
+pub fn resolve_lenient(
+    spec: &Spec,
+    sources: &Sources,
+    lookup: &IdentityLookup<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+    wanted: Option<&[&str]>,
+    failed: &mut Vec<(String, Diagnostic)>,
+) -> Result<BTreeMap<String, Login>, Diagnostics> {
+    resolve_inner(spec, sources, lookup, env, wanted, Some(failed))
+}
+
+fn resolve_inner(
+    spec: &Spec,
+    sources: &Sources,
+    lookup: &IdentityLookup<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+    wanted: Option<&[&str]>,
+    mut helper_failures: Option<&mut Vec<(String, Diagnostic)>>,
+) -> Result<BTreeMap<String, Login>, Diagnostics> {
     let mut identities: Option<Result<Identities, CryptoError>> = None;
     let mut out = BTreeMap::new();
     let mut diags = Diagnostics::default();
     for (name, cred) in &spec.credentials {
-        if wanted.is_some_and(|w| !w.contains(&name.as_str())) {
+        if wanted.is_some_and(|w| !w.contains(&name.as_str())) || cred.minted().is_some() {
             continue;
         }
         if let SecretSource::Helper { helper } = &cred.password {
@@ -56,7 +81,10 @@ pub fn resolve(
                 Ok(login) => {
                     out.insert(name.clone(), login);
                 }
-                Err(d) => diags.push(d),
+                Err(d) => match helper_failures.as_deref_mut() {
+                    Some(failed) => failed.push((name.clone(), d)),
+                    None => diags.push(d),
+                },
             }
             continue;
         }
@@ -74,6 +102,7 @@ pub fn resolve(
                         password,
                         email: cred.email.as_ref().map(|e| e.value.clone()),
                         source_digest,
+                        expires_at: None,
                     },
                 );
             }
@@ -143,6 +172,7 @@ fn from_helper(
         password: got.secret,
         email: cred.email.as_ref().map(|e| e.value.clone()),
         source_digest: None,
+        expires_at: None,
     })
 }
 
@@ -164,6 +194,14 @@ fn password(
         .with_help(help)
     };
     let ciphertext: (Zeroizing<String>, Loc) = match &cred.password {
+        // Minted when a Secret needs a token, never resolved here.
+        SecretSource::Ecr { .. } | SecretSource::Gcp { .. } | SecretSource::Acr { .. } => {
+            return Err(Diagnostic::error(
+                "credential::minted",
+                format!("credential `{name}` is minted from a cloud when a Secret needs it"),
+            )
+            .with_label(cred.password.loc(), "minted"));
+        }
         // Resolved with its server, in `from_helper`.
         SecretSource::Helper { helper } => {
             return Err(Diagnostic::error(

@@ -8,6 +8,7 @@
 //! - [`crypto`]: age identities, recipients, encryption and decryption.
 //! - [`credentials`]: the spec's credentials resolved to logins (decrypted, env, file).
 //! - [`listen`]: `apply --watch`'s HTTP endpoint: `/healthz`, `/readyz`, `/metrics`.
+//! - [`mint`]: short-lived registry tokens minted from ECR, Google Cloud and ACR identities.
 //! - [`lock`]: the Lease that keeps two applies apart (and elects `apply --watch`'s leader).
 //! - [`metrics`]: what `apply --watch` counts, in the Prometheus text format.
 //! - [`manifest`]: the Kubernetes objects regops owns (pure).
@@ -33,6 +34,7 @@ pub mod helper;
 pub mod listen;
 pub mod lock;
 pub mod metrics;
+pub mod mint;
 pub mod observe;
 pub mod output;
 pub mod provenance;

@@ -165,6 +165,14 @@ type HttpClient = Client<
 
 /// Roots: the registry's CA file when given, else the system's.
 fn client(ca_file: Option<&Path>) -> Result<HttpClient, String> {
+    Ok(Client::builder(TokioExecutor::new()).build(connector(ca_file)?))
+}
+
+/// HTTPS (and plain HTTP) connections, trusting `ca_file` when given, else the system's roots.
+pub(crate) fn connector(
+    ca_file: Option<&Path>,
+) -> Result<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, String>
+{
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {
@@ -191,12 +199,11 @@ fn client(ca_file: Option<&Path>) -> Result<HttpClient, String> {
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .build();
-    Ok(Client::builder(TokioExecutor::new()).build(https))
+        .build())
 }
 
 /// The certificates in a PEM bundle (other sections are skipped).

@@ -27,10 +27,22 @@ pub(super) fn check(args: CheckArgs, term: &Term) -> Outcome {
     if !spec.clusters.is_empty() {
         summary.push_str(&format!(", {}", plural(spec.clusters.len(), "cluster")));
     }
+    // Minted credentials are not read here: they are minted when a Secret needs a token.
+    let minted = spec
+        .credentials
+        .values()
+        .filter(|c| c.minted().is_some())
+        .count();
     if let Some(n) = decrypted {
         summary.push_str(&format!(
             "; {n} of {} credentials readable",
-            spec.credentials.len()
+            spec.credentials.len() - minted
+        ));
+    }
+    if minted > 0 {
+        summary.push_str(&format!(
+            "; {} minted from a cloud when needed",
+            plural(minted, "credential")
         ));
     }
     term.note(&summary);

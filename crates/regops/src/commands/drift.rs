@@ -72,13 +72,15 @@ fn failed_metrics(args: &DriftArgs, now: u64) -> String {
 }
 
 fn drift_inner(args: &DriftArgs, term: &Term) -> Result<(String, Found, ExitStatus), Failure> {
-    let prepared = prepare(&args.run, term)?;
+    let mut prepared = prepare(&args.run, term)?;
+    // Drift reports; it never asks a cloud for a token.
+    prepared.mint = false;
     if let Some(members) = fleet_members(&args.run, &prepared)? {
         return drift_fleet(args, &prepared, &members, term);
     }
     let (observed, target) = read_cluster(&args.run, &prepared)?;
     let (desired, plan) = prepared.plan(&observed, &target);
-    let drift = regops_core::drift::drift(&plan);
+    let drift = with_expiring(&plan, &desired, args);
     drop((desired, observed));
     term.stdout(&match args.output {
         ReportFormat::Json => report::drift_json(&plan, &drift),
@@ -96,6 +98,21 @@ fn drift_inner(args: &DriftArgs, term: &Term) -> Result<(String, Found, ExitStat
     Ok((prepared.loaded.name, found, status))
 }
 
+/// The plan's drift, and the Secrets whose minted token expires before the next run.
+fn with_expiring(
+    plan: &regops_core::plan::Plan,
+    desired: &regops_core::desired::Desired,
+    args: &DriftArgs,
+) -> Vec<regops_core::drift::Drift> {
+    let mut drift = regops_core::drift::drift(plan);
+    drift.extend(regops_core::drift::expiring(
+        desired,
+        super::load::unix_now(),
+        args.next_run.as_secs(),
+    ));
+    drift
+}
+
 /// `drift` over the spec's clusters, at once: one report grouped by cluster.
 fn drift_fleet(
     args: &DriftArgs,
@@ -109,8 +126,8 @@ fn drift_fleet(
     let results: Vec<Member<Drifted>> =
         super::load::runtime()?.block_on(super::fleet::each(members, limit, |m| async move {
             let (observed, target) = super::load::read_member(m, prepared).await?;
-            let (_, plan) = prepared.plan_with(&m.spec, &observed, &target, only);
-            let drift = regops_core::drift::drift(&plan);
+            let (desired, plan) = prepared.plan_with(&m.spec, &observed, &target, only);
+            let drift = with_expiring(&plan, &desired, args);
             Ok(Drifted { plan, drift })
         }));
     let spec = prepared.loaded.name.as_str();

@@ -72,6 +72,34 @@ pub(super) fn resolve_logins(
     )
 }
 
+/// Mints a token for each minted credential among `names` into `logins` (for `render` and
+/// `validate`, which need every token now). The first failure is the error: it names the
+/// credential and the step, never a token.
+pub(super) fn mint_all(
+    loaded: &Loaded,
+    logins: &mut BTreeMap<String, Login>,
+    names: &[&str],
+) -> Result<(), Failure> {
+    for name in names {
+        let Some(minted) = loaded.spec.credentials.get(*name).and_then(|c| c.minted()) else {
+            continue;
+        };
+        let login = crate::mint::mint_blocking(&loaded.spec, name).map_err(|e| Failure::Message {
+            message: format!(
+                "cannot mint a token for credential `{name}` from `{}`: {e}",
+                minted.key()
+            ),
+            help: Some(match minted {
+                regops_spec::Minted::Ecr => "see the README's ECR section for the identities regops finds (IRSA, Pod Identity, profiles)".into(),
+                regops_spec::Minted::Gcp => "see the README's Google Cloud section (GOOGLE_APPLICATION_CREDENTIALS, Workload Identity)".into(),
+                regops_spec::Minted::Acr => "see the README's ACR section (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE)".into(),
+            }),
+        })?;
+        logins.insert((*name).to_string(), login);
+    }
+    Ok(())
+}
+
 /// The time now, as Unix seconds (credential expiry is measured against it).
 pub(super) fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -94,6 +122,11 @@ pub(super) struct Prepared {
     pub(super) only: Option<std::collections::BTreeSet<String>>,
     pub(super) logins: BTreeMap<String, Login>,
     pub(super) source: regops_core::plan::Source,
+    /// Minted tokens of this run (shared by a fleet's clusters: minted once), and credentials
+    /// whose helper failed.
+    pub(super) tokens: std::sync::Mutex<regops_core::desired::Tokens>,
+    /// Whether planning may mint tokens that are due (not for `drift`, which only reports).
+    pub(super) mint: bool,
 }
 
 /// The namespaces given with `flag` (`-n`), checked to be namespace names; `None` for none.
@@ -113,11 +146,34 @@ pub(super) fn prepare(run: &crate::cli::RunArgs, term: &Term) -> Result<Prepared
     let (spec, identity, namespaces) = (&run.spec, &run.identity, &run.namespaces);
     let loaded = load(&spec.files, term)?;
     let only = only_namespaces(namespaces, "-n")?;
-    let logins = resolve_logins(
-        &loaded,
-        &identity.identity,
+    let lookup = IdentityLookup {
+        files: &identity.identity,
+        env: &env_var,
+    };
+    let mut failed = Vec::new();
+    let logins = credentials::resolve_lenient(
+        &loaded.spec,
+        &loaded.sources,
+        &lookup,
+        &env_var,
         Some(&used_credentials(&loaded.spec)),
-    )?;
+        &mut failed,
+    )
+    .map_err(|diagnostics| Failure::Spec {
+        sources: loaded.sources.clone(),
+        diagnostics,
+    })?;
+    // A helper that failed holds back only the Secrets that need it: said here in full, and
+    // in the plan as a conflict on each of them.
+    let mut tokens = regops_core::desired::Tokens::default();
+    if !failed.is_empty() {
+        let mut shown = regops_spec::Diagnostics::default();
+        for (name, d) in failed {
+            tokens.fresh.insert(name, Err(d.message.clone()));
+            shown.push(d);
+        }
+        term.diagnostics(&shown, &loaded.sources);
+    }
     let files: Vec<&Path> = loaded
         .sources
         .files()
@@ -130,6 +186,8 @@ pub(super) fn prepare(run: &crate::cli::RunArgs, term: &Term) -> Result<Prepared
         only,
         logins,
         source,
+        tokens: std::sync::Mutex::new(tokens),
+        mint: true,
     })
 }
 
@@ -217,6 +275,80 @@ pub(super) fn used_credentials(spec: &regops_spec::Spec) -> Vec<&str> {
 }
 
 impl Prepared {
+    /// The desired state against `observed`, minting the tokens that are due (once per run:
+    /// a fleet's clusters share them; a token is minted again only when it is itself due).
+    pub(super) fn desired(
+        &self,
+        spec: &regops_spec::Spec,
+        observed: &regops_core::observed::Observed,
+        only: Option<&std::collections::BTreeSet<String>>,
+    ) -> regops_core::desired::Desired {
+        use regops_core::desired::compute_with;
+        // A poisoned lock only means another cluster's plan panicked; the tokens are whole.
+        let mut tokens = self
+            .tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tokens.now = unix_now();
+        let desired = compute_with(spec, &self.logins, &tokens, observed, only);
+        if !self.mint || desired.due.is_empty() {
+            return desired;
+        }
+        let now = tokens.now;
+        let stale = |name: &str, held: Option<&Result<Login, String>>| match held {
+            None => true,
+            Some(Err(_)) => false,
+            Some(Ok(l)) => {
+                let margin = spec
+                    .credentials
+                    .get(name)
+                    .map_or(0, |c| i64::try_from(c.refresh_before_secs).unwrap_or(0));
+                l.expires_at.is_none_or(|at| at - now <= margin)
+            }
+        };
+        let wanted: Vec<String> = desired
+            .due
+            .iter()
+            .filter(|c| stale(c, tokens.fresh.get(c.as_str())))
+            .cloned()
+            .collect();
+        if wanted.is_empty() {
+            return desired;
+        }
+        drop(desired);
+        for name in wanted {
+            let minted = crate::mint::mint_blocking(&self.loaded.spec, &name).map_err(|e| {
+                let kind = self
+                    .loaded
+                    .spec
+                    .credentials
+                    .get(&name)
+                    .and_then(|c| c.minted())
+                    .map_or("", |m| m.key());
+                format!("cannot mint a token from `{kind}`: {e}")
+            });
+            tokens.fresh.insert(name, minted);
+        }
+        compute_with(spec, &self.logins, &tokens, observed, only)
+    }
+
+    /// Forgets the minted credentials that failed, so the next plan tries them again (a
+    /// long-running apply's next full pass).
+    pub(super) fn forget_failed_tokens(&self) {
+        let spec = &self.loaded.spec;
+        let mut tokens = self
+            .tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tokens.fresh.retain(|name, t| {
+            t.is_ok()
+                || spec
+                    .credentials
+                    .get(name)
+                    .is_none_or(|c| c.minted().is_none())
+        });
+    }
+
     /// The desired state and the plan against the cluster as `observed` (at `target`).
     pub(super) fn plan(
         &self,
@@ -244,7 +376,7 @@ impl Prepared {
         target: &str,
         only: Option<&std::collections::BTreeSet<String>>,
     ) -> (regops_core::desired::Desired, regops_core::plan::Plan) {
-        let desired = regops_core::desired::compute(spec, &self.logins, observed, only);
+        let desired = self.desired(spec, observed, only);
         let mut plan = regops_core::plan::compute(
             &self.loaded.name,
             target,

@@ -19,11 +19,9 @@ pub(super) fn render(args: RenderArgs, term: &Term) -> Outcome {
         }
     }
     super::load::only_namespaces(&args.namespaces, "--namespaces")?;
-    let logins = resolve_logins(
-        &loaded,
-        &args.identity.identity,
-        Some(&used_credentials(spec)),
-    )?;
+    let used = used_credentials(spec);
+    let mut logins = resolve_logins(&loaded, &args.identity.identity, Some(&used))?;
+    super::load::mint_all(&loaded, &mut logins, &used)?;
     let given = (!args.namespaces.is_empty()).then_some(args.namespaces.as_slice());
     if let Some(members) = super::fleet::members(&loaded, &args.fleet, None, None)? {
         // One YAML stream per cluster, each under a comment naming it: `--cluster NAME` gives

@@ -30,7 +30,8 @@ pub(super) fn validate(args: ValidateArgs, term: &Term) -> Outcome {
         .filter(|r| args.registry.is_empty() || args.registry.contains(&r.name.value))
         .collect();
     let wanted: Vec<&str> = chosen.iter().map(|r| r.credential.as_str()).collect();
-    let logins = resolve_logins(&loaded, &args.identity.identity, Some(&wanted))?;
+    let mut logins = resolve_logins(&loaded, &args.identity.identity, Some(&wanted))?;
+    super::load::mint_all(&loaded, &mut logins, &wanted)?;
     let image_ref = args
         .image
         .as_deref()
@@ -58,10 +59,22 @@ pub(super) fn validate(args: ValidateArgs, term: &Term) -> Outcome {
             login,
             image,
         ));
+        let now = super::load::unix_now();
         let expires = spec
             .credentials
             .get(reg.credential.as_str())
-            .and_then(|c| regops_core::expiry::note(c, super::load::unix_now()));
+            .and_then(|c| regops_core::expiry::note(c, now))
+            .or_else(|| {
+                // A minted token: when this one expires.
+                let at = login.expires_at?;
+                Some((
+                    format!(
+                        "minted token expires at {}",
+                        regops_spec::rules::format_timestamp(at)
+                    ),
+                    at,
+                ))
+            });
         rows.push(Checked {
             registry: reg.name.value.clone(),
             server: reg.server.value.clone(),

@@ -109,6 +109,7 @@ pub(super) fn watch(mut args: ApplyArgs, term: &Term) -> Outcome {
         hangup: Arc::new(AtomicBool::new(false)),
         watches: Vec::new(),
         retry: None,
+        renew_at: None,
         retry_wait: RETRY_FIRST,
         limiter: crate::recycle::Limiter::default(),
         rechecks: Vec::new(),
@@ -157,6 +158,8 @@ struct Controller<'a> {
     watches: Vec<(Arc<AtomicBool>, tokio::task::JoinHandle<()>)>,
     /// A full apply scheduled after a failure.
     retry: Option<Instant>,
+    /// When the first minted token comes within its `refreshBefore` (from the last full pass).
+    renew_at: Option<Instant>,
     retry_wait: Duration,
     /// --recycle-stuck-pods: the deletions' pace, and the namespaces to look at again.
     limiter: crate::recycle::Limiter,
@@ -297,8 +300,15 @@ impl Controller<'_> {
             }
             let retry_at = self.retry.unwrap_or(next_resync);
             let recheck_at = self.rechecks.first().map_or(next_resync, |(at, _)| *at);
+            let renew_at = self.renew_at.unwrap_or(next_resync);
             tokio::select! {
                 () = self.queue.wait() => {}
+                () = tokio::time::sleep_until(renew_at) => {
+                    if self.renew_at.take().is_some() {
+                        self.log.info("renewal: a minted token is within refreshBefore; a full apply");
+                        self.queue.full();
+                    }
+                }
                 () = tokio::time::sleep_until(next_resync) => {
                     self.log.info("resync: a full apply");
                     self.queue.full();
@@ -469,9 +479,19 @@ impl Controller<'_> {
         } else {
             self.prints.update(prints);
         }
+        if scope == Scope::Full {
+            self.prepared.forget_failed_tokens();
+        }
         let (desired, plan) =
             self.prepared
                 .plan_for(&observed, &self.target.to_string(), only.as_ref());
+        if scope == Scope::Full {
+            // The next renewal, on a timer: when the first token held comes due.
+            self.renew_at = desired.renew_at.map(|at| {
+                let wait = u64::try_from(at.saturating_sub(super::load::unix_now())).unwrap_or(0);
+                Instant::now() + Duration::from_secs(wait.max(1))
+            });
+        }
         self.log_plan(&what, &plan);
         let report = if plan.has_changes() {
             self.write(&plan, &desired, &observed, lock).await

@@ -1,6 +1,8 @@
 //! Running the real binary with a clean environment, as a user would.
 #![allow(dead_code)]
 
+pub mod cloud;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 

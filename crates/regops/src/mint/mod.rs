@@ -1,0 +1,262 @@
+//! Minting short-lived registry tokens from a cloud identity: Amazon ECR ([`aws`]), Google
+//! Artifact Registry and GCR ([`gcp`]), Azure Container Registry ([`acr`]). Each source finds
+//! its identity the way its cloud's SDKs do (environment, files, the workload identity of a
+//! pod, the metadata server), asks for a token over HTTPS and says when it expires.
+//!
+//! Every endpoint can be moved with the cloud's standard override (`AWS_ENDPOINT_URL_ECR`,
+//! `AWS_ENDPOINT_URL_STS`, `GCE_METADATA_HOST`, the key file's `token_uri`,
+//! `AZURE_AUTHORITY_HOST`), which is how the tests reach local fakes. Tokens live in
+//! `secrecy` types; an error names the step that failed and never holds a token or a body.
+
+pub mod acr;
+pub mod aws;
+pub mod gcp;
+pub mod sigv4;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use regops_spec::{SecretSource, Spec};
+use zeroize::Zeroizing;
+
+use crate::credentials::Login;
+
+/// Why a token could not be minted: the step, and what went wrong there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MintError {
+    pub step: String,
+    pub message: String,
+}
+
+impl MintError {
+    pub fn new(step: impl Into<String>, message: impl Into<String>) -> Self {
+        MintError {
+            step: step.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for MintError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failed: {}", self.step, self.message)
+    }
+}
+
+/// Where a source reads its settings: the process environment, or a test's.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// An answer: status, the headers a source reads, the body (zeroed on drop: it holds tokens).
+pub struct Reply {
+    pub status: u16,
+    /// The `Date` header, for telling a clock-skew refusal.
+    pub date: Option<String>,
+    pub body: Zeroizing<Vec<u8>>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// One HTTP request to a cloud endpoint: at most `timeout`, the body zeroed after sending.
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    pub headers: Vec<(&'a str, String)>,
+    pub body: Zeroizing<Vec<u8>>,
+    pub timeout: Duration,
+}
+
+impl<'a> Request<'a> {
+    pub fn get(url: &'a str) -> Self {
+        Request {
+            method: "GET",
+            url,
+            headers: Vec::new(),
+            body: Zeroizing::new(Vec::new()),
+            timeout: Duration::from_secs(20),
+        }
+    }
+
+    pub fn post(url: &'a str, content_type: &str, body: Zeroizing<Vec<u8>>) -> Self {
+        Request {
+            method: "POST",
+            url,
+            headers: vec![("content-type", content_type.to_string())],
+            body,
+            timeout: Duration::from_secs(20),
+        }
+    }
+
+    pub fn header(mut self, name: &'a str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Sends it. The error says where it could not be sent, never what.
+    pub async fn send(self) -> Result<Reply, String> {
+        let connector = crate::registry::connector(None)?;
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
+        let mut req = hyper::Request::builder()
+            .method(self.method)
+            .uri(self.url)
+            .header("user-agent", concat!("regops/", env!("CARGO_PKG_VERSION")));
+        for (k, v) in &self.headers {
+            req = req.header(*k, v.as_str());
+        }
+        let req = req
+            .body(Full::new(Bytes::copy_from_slice(&self.body)))
+            .map_err(|e| format!("bad request to {}: {e}", self.url))?;
+        let url = self.url;
+        let resp = tokio::time::timeout(self.timeout, client.request(req))
+            .await
+            .map_err(|_| format!("no answer from {url} in {} s", self.timeout.as_secs()))?
+            .map_err(|e| {
+                let mut text = e.to_string();
+                let mut cur = std::error::Error::source(&e);
+                while let Some(s) = cur {
+                    text = format!("{text}: {s}");
+                    cur = s.source();
+                }
+                format!("cannot reach {url}: {text}")
+            })?;
+        let status = resp.status().as_u16();
+        let date = resp
+            .headers()
+            .get("date")
+            .and_then(|d| d.to_str().ok())
+            .map(str::to_string);
+        let body = tokio::time::timeout(self.timeout, resp.into_body().collect())
+            .await
+            .map_err(|_| format!("{url} stopped answering"))?
+            .map_err(|e| format!("reading the answer of {url}: {e}"))?;
+        Ok(Reply {
+            status,
+            date,
+            body: Zeroizing::new(body.to_bytes().to_vec()),
+        })
+    }
+}
+
+/// How far the service's clock (its `Date` header) is from ours, in seconds, when it says.
+pub fn skew(reply: &Reply, now: i64) -> Option<i64> {
+    let date = reply.date.as_deref()?;
+    let t = jiff::fmt::rfc2822::parse(date).ok()?;
+    Some(t.timestamp().as_second() - now)
+}
+
+/// The sentence for a refusal that may come of a wrong clock: the skew when the service's
+/// `Date` shows one over five minutes.
+pub fn skew_note(reply: &Reply, now: i64) -> Option<String> {
+    let s = skew(reply, now)?;
+    (s.abs() > 300).then(|| {
+        format!(
+            "this machine's clock is {} minutes {} the service's (its Date: {}); fix the clock (NTP) and run again",
+            s.abs() / 60,
+            if s > 0 { "behind" } else { "ahead of" },
+            reply.date.as_deref().unwrap_or("?")
+        )
+    })
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Mints a token for credential `name` of `spec`: its source, and the registry that uses it
+/// (ACR exchanges at the registry).
+pub async fn mint(spec: &Spec, name: &str, env: Env<'_>) -> Result<Login, MintError> {
+    let cred = spec
+        .credentials
+        .get(name)
+        .ok_or_else(|| MintError::new("find the credential", "not in the spec"))?;
+    let registry = spec
+        .registries
+        .values()
+        .find(|r| r.credential.value == name);
+    match &cred.password {
+        SecretSource::Ecr { ecr } => aws::mint(ecr, env).await,
+        SecretSource::Gcp { .. } => gcp::mint(env).await,
+        SecretSource::Acr { acr } => {
+            let reg = registry.ok_or_else(|| {
+                MintError::new("find the registry", "no registry uses this credential")
+            })?;
+            acr::mint(acr, &reg.server.value, reg.insecure, env).await
+        }
+        _ => Err(MintError::new(
+            "mint a token",
+            "its password is not minted from a cloud",
+        )),
+    }
+}
+
+/// [`mint`] from synchronous code, on a thread of its own with its own runtime (it may be
+/// called from inside another runtime, as a fleet's plans are).
+pub fn mint_blocking(spec: &Spec, name: &str) -> Result<Login, MintError> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| MintError::new("start the async runtime", e.to_string()))?;
+            let env = |k: &str| std::env::var(k).ok();
+            rt.block_on(mint(spec, name, &env))
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(MintError::new(
+                "mint a token",
+                "the minting thread panicked",
+            ))
+        })
+    })
+}
+
+/// The home directory, for `~/.aws` and gcloud's well-known file.
+pub fn home(env: Env<'_>) -> Option<std::path::PathBuf> {
+    env("HOME").map(std::path::PathBuf::from)
+}
+
+/// `error` and `error_description` of an OAuth 2.0 error answer (RFC 6749 §5.2), or the status.
+pub fn oauth_error(reply: &Reply) -> String {
+    let v = reply.json();
+    let field = |k: &str| {
+        v.as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(|e| e.as_str())
+            .map(str::to_string)
+    };
+    match (field("error"), field("error_description")) {
+        (Some(e), Some(d)) => format!("HTTP {}: {e}: {d}", reply.status),
+        (Some(e), None) => format!("HTTP {}: {e}", reply.status),
+        _ => match v
+            .as_ref()
+            .and_then(|v| v.pointer("/error/message"))
+            .and_then(|m| m.as_str())
+        {
+            Some(m) => format!("HTTP {}: {m}", reply.status),
+            None => format!("HTTP {}", reply.status),
+        },
+    }
+}
+
+/// Form-encodes `pairs` (values may be secret; the result is zeroed on drop).
+pub fn form(pairs: &[(&str, &str)]) -> Zeroizing<Vec<u8>> {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    Zeroizing::new(s.finish().into_bytes())
+}

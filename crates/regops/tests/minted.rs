@@ -1,0 +1,614 @@
+//! Tokens minted from cloud identities (`ecr`, `gcp`, `acr`), against local fakes of the
+//! clouds (tests/common/cloud.rs) reached through the standard endpoint overrides, and the
+//! test API server: minted once and fanned out; a Secret whose token has more than
+//! `refreshBefore` left is not touched and the cloud not asked; renewal inside the margin;
+//! drift's `expiring`; each failure named with its credential and step, holding back only
+//! its Secrets; no token in any output.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod common;
+
+use base64::Engine;
+use common::cloud::{self, Cloud};
+use common::{Cluster, regops, run};
+
+const ECR_SERVER: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+
+fn ecr_spec(extra_ecr: &str, namespaces: &str) -> String {
+    ecr_spec_with(extra_ecr, "", namespaces)
+}
+
+fn ecr_spec_with(extra_ecr: &str, extra_credential: &str, namespaces: &str) -> String {
+    format!(
+        "apiVersion: regops.dev/v1
+kind: RegistryConfig
+metadata: {{ name: minted }}
+registries:
+  ecr: {{ server: {ECR_SERVER}, credential: aws }}
+  harbor: {{ server: harbor.example.com, credential: robot }}
+credentials:
+  aws:
+    password: {{ ecr: {{ region: eu-west-1{extra_ecr} }} }}{extra_credential}
+  robot: {{ username: robot, password: {{ env: ROBOT_PW }} }}
+scopes:
+  apps: {{ namespaces: [{namespaces}] }}
+pullSecrets:
+  ecr-pull: {{ registries: [ecr], scope: apps }}
+  harbor-pull: {{ registries: [harbor], scope: apps }}
+"
+    )
+}
+
+fn namespace(c: &Cluster, name: &str) {
+    c.server
+        .seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
+        .unwrap();
+}
+
+/// Runs regops against the cluster with the fake cloud's endpoints and `env`; asserts no
+/// token, key or password is in what it printed.
+fn on(c: &Cluster, cloud: &Cloud, args: &[&str], env: &[(&str, &str)]) -> common::Run {
+    let mut cmd = regops();
+    cmd.env("ROBOT_PW", "robot-password-MARKER")
+        .env("AWS_ENDPOINT_URL_ECR", cloud.url())
+        .env("AWS_ENDPOINT_URL_STS", cloud.url())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("GCE_METADATA_HOST", cloud.addr.to_string())
+        .env("AZURE_AUTHORITY_HOST", cloud.url());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.arg(args[0]).arg("-f").arg(&c.spec);
+    if args[0] != "validate" {
+        cmd.arg("--kubeconfig").arg(&c.kubeconfig);
+    }
+    cmd.args(&args[1..]);
+    let r = run(&mut cmd);
+    assert!(
+        !r.stdout.contains("MARKER") && !r.stderr.contains("MARKER"),
+        "a secret leaked:\n{}",
+        r.transcript()
+    );
+    r
+}
+
+const KEYS: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", cloud::ACCESS_KEY),
+    ("AWS_SECRET_ACCESS_KEY", cloud::SECRET_KEY),
+];
+
+/// The Secret's login for `server`, and its `regops.dev/expires-at`.
+fn login(c: &Cluster, ns: &str, name: &str, server: &str) -> (String, String, Option<String>) {
+    let s = c.server.object("secrets", ns, name).expect("the Secret");
+    let doc = base64::engine::general_purpose::STANDARD
+        .decode(s["data"][".dockerconfigjson"].as_str().unwrap())
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+    let entry = &doc["auths"][server];
+    (
+        entry["username"].as_str().unwrap().to_string(),
+        entry["password"].as_str().unwrap().to_string(),
+        s["metadata"]["annotations"]["regops.dev/expires-at"]
+            .as_str()
+            .map(str::to_string),
+    )
+}
+
+fn secret_writes(c: &Cluster) -> usize {
+    c.server
+        .log()
+        .iter()
+        .filter(|e| e.resource == "secrets" && e.method != "GET")
+        .count()
+}
+
+#[test]
+fn an_ecr_token_is_minted_once_fanned_out_and_left_alone_while_it_has_time() {
+    let cloud = Cloud::start();
+    let c = Cluster::new(&ecr_spec("", "web, api, jobs"));
+    for ns in ["web", "api", "jobs"] {
+        namespace(&c, ns);
+    }
+    let first = on(&c, &cloud, &["apply", "--yes"], KEYS);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    assert_eq!(cloud.calls("ecr"), 1, "one token for all three namespaces");
+    let (user, token, expires) = login(&c, "web", "ecr-pull", ECR_SERVER);
+    assert_eq!(user, "AWS");
+    assert_eq!(token, "ecr-token-1-MARKER");
+    let expires = expires.expect("regops.dev/expires-at");
+    let at = regops_spec::rules::expiry(&expires).unwrap();
+    let now = jiff::Timestamp::now().as_second();
+    assert!((at - (now + 12 * 3_600)).abs() < 120, "{expires}");
+    for ns in ["api", "jobs"] {
+        assert_eq!(login(&c, ns, "ecr-pull", ECR_SERVER).1, token);
+    }
+    // Signed with the environment's key, and the fake checked the signature.
+    assert_eq!(
+        cloud.state.lock().unwrap().ecr_signed_by,
+        vec![cloud::ACCESS_KEY]
+    );
+
+    // Nothing due: no cloud call, no write, for plan, apply and drift alike.
+    c.server.clear_log();
+    let plan = on(&c, &cloud, &["plan"], KEYS);
+    assert_eq!(plan.code, 0, "{}", plan.transcript());
+    let again = on(&c, &cloud, &["apply", "--yes"], KEYS);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    let drift = on(&c, &cloud, &["drift"], &[]);
+    assert_eq!(drift.code, 0, "{}", drift.transcript());
+    assert_eq!(cloud.total_calls(), 1);
+    assert_eq!(secret_writes(&c), 0);
+
+    // A new namespace: one new token for its Secret; the others keep theirs.
+    namespace(&c, "batch");
+    std::fs::write(&c.spec, ecr_spec("", "web, api, jobs, batch")).unwrap();
+    let grown = on(&c, &cloud, &["apply", "--yes"], KEYS);
+    assert_eq!(grown.code, 0, "{}", grown.transcript());
+    assert_eq!(cloud.calls("ecr"), 2);
+    assert_eq!(
+        login(&c, "batch", "ecr-pull", ECR_SERVER).1,
+        "ecr-token-2-MARKER"
+    );
+    assert_eq!(
+        login(&c, "web", "ecr-pull", ECR_SERVER).1,
+        "ecr-token-1-MARKER"
+    );
+}
+
+#[test]
+fn a_token_within_refresh_before_is_renewed_and_only_then() {
+    let cloud = Cloud::start();
+    let c = Cluster::new(&ecr_spec("", "web"));
+    namespace(&c, "web");
+    // Tokens that live 3 hours: inside the default margin (4 hours) as soon as written.
+    cloud.state.lock().unwrap().ecr_lifetime = Some(3 * 3_600);
+    assert_eq!(on(&c, &cloud, &["apply", "--yes"], KEYS).code, 0);
+    assert_eq!(
+        login(&c, "web", "ecr-pull", ECR_SERVER).1,
+        "ecr-token-1-MARKER"
+    );
+    cloud.state.lock().unwrap().ecr_lifetime = None;
+    let plan = on(&c, &cloud, &["plan"], KEYS);
+    assert_eq!(plan.code, 2, "{}", plan.transcript());
+    assert!(
+        plan.stdout.contains("renews the token of `aws`"),
+        "{}",
+        plan.stdout
+    );
+    let json = on(&c, &cloud, &["plan", "-o", "json"], KEYS);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let change = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|ch| ch["name"] == "ecr-pull")
+        .unwrap();
+    assert_eq!(change["causes"][0]["cause"], "token-renewal");
+    assert_eq!(change["causes"][0]["credentials"][0], "aws");
+    // Each plan that finds it due asks (the first token is cached only within a run).
+    let before = cloud.calls("ecr");
+    c.server.clear_log();
+    let renew = on(&c, &cloud, &["apply", "--yes"], KEYS);
+    assert_eq!(renew.code, 0, "{}", renew.transcript());
+    assert_eq!(cloud.calls("ecr"), before + 1);
+    assert_eq!(secret_writes(&c), 1, "only the ECR Secret is written");
+    let (_, token, _) = login(&c, "web", "ecr-pull", ECR_SERVER);
+    assert_ne!(token, "ecr-token-1-MARKER");
+    // Now 12 hours: outside the margin, so the next runs neither ask nor write.
+    let calls = cloud.total_calls();
+    c.server.clear_log();
+    assert_eq!(on(&c, &cloud, &["apply", "--yes"], KEYS).code, 0);
+    assert_eq!(cloud.total_calls(), calls);
+    assert_eq!(secret_writes(&c), 0);
+}
+
+#[test]
+fn drift_reports_a_token_expiring_before_the_next_run_and_never_mints() {
+    let cloud = Cloud::start();
+    let c = Cluster::new(&ecr_spec_with("", "\n    refreshBefore: 1h", "web"));
+    namespace(&c, "web");
+    let first = on(&c, &cloud, &["apply", "--yes"], KEYS);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    let calls = cloud.total_calls();
+    let soon = on(&c, &cloud, &["drift", "--next-run", "1h"], &[]);
+    assert_eq!(soon.code, 0, "{}", soon.transcript());
+    let later = on(
+        &c,
+        &cloud,
+        &["drift", "--next-run", "13h", "-o", "json"],
+        &[],
+    );
+    assert_eq!(later.code, 2, "{}", later.transcript());
+    let v: serde_json::Value = serde_json::from_str(&later.stdout).unwrap();
+    let found = v.to_string();
+    assert!(found.contains("\"how\":\"expiring\""), "{found}");
+    assert!(found.contains("before the next run"), "{found}");
+    let text = on(&c, &cloud, &["drift", "--next-run", "13h"], &[]);
+    assert!(text.stdout.contains("expiring"), "{}", text.stdout);
+    // Drift reads; it asks no cloud, even with nothing to mint with.
+    assert_eq!(cloud.total_calls(), calls);
+    // A deleted Secret is drift too, and still no mint.
+    c.server
+        .request(
+            "DELETE",
+            "/api/v1/namespaces/web/secrets/ecr-pull",
+            "application/json",
+            None,
+        )
+        .unwrap();
+    let missing = on(&c, &cloud, &["drift"], &[]);
+    assert_eq!(missing.code, 2, "{}", missing.transcript());
+    assert_eq!(cloud.total_calls(), calls);
+}
+
+#[test]
+fn aws_identities_irsa_pod_identity_instance_metadata_profiles_and_role_arn() {
+    let cloud = Cloud::start();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("web-identity");
+    std::fs::write(&token_file, cloud::WEB_IDENTITY_TOKEN).unwrap();
+    let pod_token = dir.path().join("pod-identity");
+    std::fs::write(&pod_token, cloud::POD_IDENTITY_TOKEN).unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    std::fs::write(
+        home.join(".aws/credentials"),
+        format!(
+            "[ci]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            cloud::ACCESS_KEY,
+            cloud::SECRET_KEY
+        ),
+    )
+    .unwrap();
+    let pod_uri = format!("{}/v1/credentials", cloud.url());
+    // (which identity, its environment, the fake endpoint it must reach)
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "IRSA",
+            vec![
+                (
+                    "AWS_WEB_IDENTITY_TOKEN_FILE",
+                    token_file.display().to_string(),
+                ),
+                ("AWS_ROLE_ARN", cloud::ROLE.to_string()),
+            ],
+            "sts:AssumeRoleWithWebIdentity",
+        ),
+        (
+            "EKS Pod Identity",
+            vec![
+                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", pod_uri),
+                (
+                    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                    pod_token.display().to_string(),
+                ),
+            ],
+            "pod-identity",
+        ),
+        (
+            "IMDSv2",
+            vec![
+                ("AWS_EC2_METADATA_DISABLED", "false".to_string()),
+                ("AWS_EC2_METADATA_SERVICE_ENDPOINT", cloud.url()),
+            ],
+            "imds:credentials",
+        ),
+        (
+            "profile",
+            vec![
+                ("HOME", home.display().to_string()),
+                ("AWS_PROFILE", "ci".to_string()),
+            ],
+            "ecr",
+        ),
+    ];
+    for (name, env, endpoint) in cases {
+        let c = Cluster::new(&ecr_spec("", "web"));
+        namespace(&c, "web");
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let before = cloud.calls(endpoint);
+        let r = on(&c, &cloud, &["apply", "--yes"], &env);
+        assert_eq!(r.code, 0, "{name}: {}", r.transcript());
+        assert!(
+            cloud.calls(endpoint) > before,
+            "{name}: {endpoint} was not asked"
+        );
+        assert_eq!(login(&c, "web", "ecr-pull", ECR_SERVER).0, "AWS", "{name}");
+    }
+    // roleArn: the environment's key assumes the role, and ECR is asked as the role.
+    let c = Cluster::new(&ecr_spec(&format!(", roleArn: \"{}\"", cloud::ROLE), "web"));
+    namespace(&c, "web");
+    let r = on(&c, &cloud, &["apply", "--yes"], KEYS);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert_eq!(cloud.calls("sts:AssumeRole"), 1);
+    assert_eq!(
+        cloud
+            .state
+            .lock()
+            .unwrap()
+            .ecr_signed_by
+            .last()
+            .map(String::as_str),
+        Some("ASIATEMPREGOPS")
+    );
+}
+
+#[test]
+fn each_failure_names_the_credential_and_step_and_holds_back_only_its_secrets() {
+    let cloud = Cloud::start();
+    let c = Cluster::new(&ecr_spec("", "web"));
+    namespace(&c, "web");
+    // No AWS credentials at all.
+    let none = on(&c, &cloud, &["apply", "--yes"], &[]);
+    assert_eq!(none.code, 1, "{}", none.transcript());
+    let text = none.stdout.clone() + &none.stderr;
+    assert!(
+        text.contains("credential `aws`")
+            && text.contains("cannot mint a token from `ecr`")
+            && text.contains("find AWS credentials failed: none found"),
+        "{text}"
+    );
+    // The static pull secret went ahead; the ECR one was held back.
+    assert!(c.server.object("secrets", "web", "harbor-pull").is_some());
+    assert!(c.server.object("secrets", "web", "ecr-pull").is_none());
+
+    // Denied.
+    cloud.state.lock().unwrap().deny_ecr = true;
+    let denied = on(&c, &cloud, &["plan"], KEYS);
+    assert_eq!(denied.code, 1, "{}", denied.transcript());
+    assert!(
+        denied
+            .stdout
+            .contains("ECR GetAuthorizationToken in eu-west-1")
+            && denied.stdout.contains("AccessDeniedException"),
+        "{}",
+        denied.stdout
+    );
+    cloud.state.lock().unwrap().deny_ecr = false;
+
+    // A clock an hour off: the signature is refused as expired, and regops says why.
+    cloud.state.lock().unwrap().clock_ahead = 3_600;
+    let skewed = on(&c, &cloud, &["plan"], KEYS);
+    assert_eq!(skewed.code, 1, "{}", skewed.transcript());
+    assert!(
+        skewed.stdout.contains("InvalidSignatureException")
+            && skewed.stdout.contains("clock is 60 minutes behind"),
+        "{}",
+        skewed.stdout
+    );
+    cloud.state.lock().unwrap().clock_ahead = 0;
+
+    // A wrong key: the fake checks the signature and refuses.
+    let wrong = on(
+        &c,
+        &cloud,
+        &["plan"],
+        &[
+            ("AWS_ACCESS_KEY_ID", cloud::ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", "not-the-key"),
+        ],
+    );
+    assert_eq!(wrong.code, 1, "{}", wrong.transcript());
+    assert!(
+        wrong.stdout.contains("does not match the signature"),
+        "{}",
+        wrong.stdout
+    );
+
+    // A web identity token file that is not there.
+    let gone = on(
+        &c,
+        &cloud,
+        &["plan"],
+        &[
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", "/nonexistent/token"),
+            ("AWS_ROLE_ARN", cloud::ROLE),
+        ],
+    );
+    assert!(
+        gone.stdout.contains("read the web identity token failed"),
+        "{}",
+        gone.stdout
+    );
+
+    // With keys, the held-back Secret is written on the next run: it converges.
+    let ok = on(&c, &cloud, &["apply", "--yes"], KEYS);
+    assert_eq!(ok.code, 0, "{}", ok.transcript());
+    assert!(c.server.object("secrets", "web", "ecr-pull").is_some());
+}
+
+fn gcp_spec() -> String {
+    "apiVersion: regops.dev/v1
+kind: RegistryConfig
+metadata: { name: minted }
+registries:
+  gar: { server: europe-docker.pkg.dev, credential: google }
+credentials:
+  google:
+    password: { gcp: {} }
+scopes:
+  apps: { namespaces: [web] }
+pullSecrets:
+  gar-pull: { registries: [gar], scope: apps }
+"
+    .into()
+}
+
+#[test]
+fn gcp_tokens_from_the_metadata_server_a_service_account_key_and_workload_identity_federation() {
+    let cloud = Cloud::start();
+    let dir = tempfile::tempdir().unwrap();
+    // The metadata server (GKE Workload Identity).
+    let c = Cluster::new(&gcp_spec());
+    namespace(&c, "web");
+    let r = on(&c, &cloud, &["apply", "--yes"], &[]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let (user, token, expires) = login(&c, "web", "gar-pull", "europe-docker.pkg.dev");
+    assert_eq!(user, "oauth2accesstoken");
+    assert!(token.starts_with("gcp-token-"), "{token}");
+    assert!(expires.is_some());
+    assert_eq!(cloud.calls("gcp:metadata"), 1);
+
+    // A service-account key: the fake checks the JWT's RS256 signature with its public key.
+    if common::have_tool("openssl", "version") {
+        let key_pem = dir.path().join("key.pem");
+        let out = std::process::Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
+            .arg(&key_pem)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let pem = std::fs::read_to_string(&key_pem).unwrap();
+        let der = {
+            use rustls_pki_types::PrivatePkcs8KeyDer;
+            use rustls_pki_types::pem::PemObject;
+            PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).unwrap()
+        };
+        let pair = ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).unwrap();
+        use ring::signature::KeyPair;
+        cloud.state.lock().unwrap().google_public_key = Some(pair.public_key().as_ref().to_vec());
+        let key_file = dir.path().join("sa.json");
+        std::fs::write(
+            &key_file,
+            serde_json::json!({
+                "type": "service_account", "client_email": "puller@p.iam.gserviceaccount.com",
+                "private_key": pem, "token_uri": format!("{}/google/token", cloud.url()),
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let c = Cluster::new(&gcp_spec());
+        namespace(&c, "web");
+        let creds = key_file.display().to_string();
+        let r = on(
+            &c,
+            &cloud,
+            &["apply", "--yes"],
+            &[("GOOGLE_APPLICATION_CREDENTIALS", &creds)],
+        );
+        assert_eq!(r.code, 0, "{}", r.transcript());
+        assert_eq!(cloud.calls("gcp:token"), 1);
+        assert!(
+            login(&c, "web", "gar-pull", "europe-docker.pkg.dev")
+                .1
+                .starts_with("gcp-token-")
+        );
+    }
+
+    // Workload identity federation: a subject token from a file, exchanged at the STS URL.
+    let subject = dir.path().join("oidc-token");
+    std::fs::write(&subject, cloud::GOOGLE_SUBJECT_TOKEN).unwrap();
+    let config = dir.path().join("external.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({
+            "type": "external_account",
+            "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k8s",
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+            "token_url": format!("{}/google/sts", cloud.url()),
+            "credential_source": { "file": subject },
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let c = Cluster::new(&gcp_spec());
+    namespace(&c, "web");
+    let creds = config.display().to_string();
+    let r = on(
+        &c,
+        &cloud,
+        &["apply", "--yes"],
+        &[("GOOGLE_APPLICATION_CREDENTIALS", &creds)],
+    );
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(
+        login(&c, "web", "gar-pull", "europe-docker.pkg.dev")
+            .1
+            .starts_with("gcp-federated-")
+    );
+    // A key file that is not JSON: named with its path and step.
+    std::fs::write(&config, "not json").unwrap();
+    let bad = on(
+        &c,
+        &cloud,
+        &["validate"],
+        &[("GOOGLE_APPLICATION_CREDENTIALS", &creds)],
+    );
+    assert_eq!(bad.code, 1, "{}", bad.transcript());
+    assert!(
+        bad.flat_stderr()
+            .contains("cannot mint a token for credential `google` from `gcp`")
+            && bad.flat_stderr().contains("read the credentials file"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn acr_exchanges_an_entra_token_at_the_registry_for_a_refresh_token() {
+    let cloud = Cloud::start();
+    let dir = tempfile::tempdir().unwrap();
+    let federated = dir.path().join("azure-token");
+    std::fs::write(&federated, cloud::AZURE_FEDERATED).unwrap();
+    let spec = format!(
+        "apiVersion: regops.dev/v1
+kind: RegistryConfig
+metadata: {{ name: minted }}
+registries:
+  acr: {{ server: \"{}\", credential: azure, insecure: true }}
+credentials:
+  azure:
+    password: {{ acr: {{ tenantId: 72f988bf-86f1-41af-91ab-2d7cd011db47 }} }}
+scopes:
+  apps: {{ namespaces: [web] }}
+pullSecrets:
+  acr-pull: {{ registries: [acr], scope: apps }}
+",
+        cloud.addr
+    );
+    let c = Cluster::new(&spec);
+    namespace(&c, "web");
+    let client = ("AZURE_CLIENT_ID", "8f4a1e02-5b1c-4a8e-9d3f-0c2b7e6a9d11");
+    let token_file = federated.display().to_string();
+    let r = on(
+        &c,
+        &cloud,
+        &["apply", "--yes"],
+        &[client, ("AZURE_FEDERATED_TOKEN_FILE", &token_file)],
+    );
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let (user, token, expires) = login(&c, "web", "acr-pull", &cloud.addr.to_string());
+    assert_eq!(user, "00000000-0000-0000-0000-000000000000");
+    assert!(token.ends_with(".sig-MARKER"));
+    // Its expiry is the refresh token's `exp` (three hours).
+    let at = regops_spec::rules::expiry(&expires.unwrap()).unwrap();
+    assert!((at - (jiff::Timestamp::now().as_second() + 3 * 3_600)).abs() < 120);
+    assert_eq!(
+        cloud.state.lock().unwrap().acr_service.as_deref(),
+        Some(cloud.addr.to_string().as_str())
+    );
+    // A wrong client secret: Entra's refusal, named.
+    let c2 = Cluster::new(&spec);
+    namespace(&c2, "web");
+    let denied = on(
+        &c2,
+        &cloud,
+        &["plan"],
+        &[client, ("AZURE_CLIENT_SECRET", "wrong")],
+    );
+    assert_eq!(denied.code, 1, "{}", denied.transcript());
+    assert!(
+        denied.stdout.contains("get an Entra ID token") && denied.stdout.contains("invalid_client"),
+        "{}",
+        denied.stdout
+    );
+}
