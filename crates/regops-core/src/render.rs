@@ -93,6 +93,13 @@ pub fn to_yaml(
             "  annotations:\n    {SPEC_ANNOTATION}: {}\n",
             q(spec_name)
         ));
+        if let Some(at) = o.expires_at {
+            out.push_str(&format!(
+                "    {}: {}\n",
+                crate::ownership::EXPIRES_AT_ANNOTATION,
+                q(&regops_spec::rules::format_timestamp(at))
+            ));
+        }
         out.push_str(&format!("type: {SECRET_TYPE}\ndata:\n"));
         let logins: Vec<String> = o
             .logins

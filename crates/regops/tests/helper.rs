@@ -127,3 +127,63 @@ fn a_missing_failing_or_garbled_helper_is_named_with_its_credential() {
     );
     assert!(!r.stdout.contains(SECRET));
 }
+
+/// A helper that fails when `apply` runs holds back only the Secrets that need it: the others
+/// are written, the failure is said with its credential and helper, the held-back Secret is a
+/// conflict in the report, exit 1; the next run with a working helper converges.
+#[test]
+fn a_failing_helper_holds_back_only_its_secrets() {
+    let c = common::Cluster::new(
+        "apiVersion: regops.dev/v1
+kind: RegistryConfig
+metadata: { name: helper }
+registries:
+  harbor: { server: harbor.example.com, credential: robot }
+  quay: { server: quay.io, credential: bot }
+credentials:
+  robot: { password: { helper: fake } }
+  bot: { username: bot, password: { env: BOT_PW } }
+scopes:
+  apps: { namespaces: [web] }
+pullSecrets:
+  harbor-pull: { registries: [harbor], scope: apps }
+  quay-pull: { registries: [quay], scope: apps }
+",
+    );
+    c.server
+        .seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}))
+        .unwrap();
+    let apply = |fail: bool| {
+        let mut cmd = regops();
+        cmd.env("PATH", path())
+            .env("FAKE_HELPER_SECRET", SECRET)
+            .env("BOT_PW", "bot-password-MARKER");
+        if fail {
+            cmd.env("FAKE_HELPER_FAIL", "1");
+        }
+        let r = run(cmd
+            .args(["apply", "--yes", "-f"])
+            .arg(&c.spec)
+            .arg("--kubeconfig")
+            .arg(&c.kubeconfig));
+        assert!(!r.stdout.contains("MARKER") && !r.stderr.contains("MARKER"));
+        r
+    };
+    let r = apply(true);
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    let text = r.flat_stderr().replace("- ", "-") + &r.stdout;
+    assert!(
+        text.contains("cannot get credential `robot` for harbor.example.com from its helper"),
+        "{text}"
+    );
+    assert!(
+        r.stdout.contains("held back: credential `robot`"),
+        "{}",
+        r.stdout
+    );
+    assert!(c.server.object("secrets", "web", "quay-pull").is_some());
+    assert!(c.server.object("secrets", "web", "harbor-pull").is_none());
+    let r = apply(false);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(c.server.object("secrets", "web", "harbor-pull").is_some());
+}

@@ -19,7 +19,12 @@ const MARKERS: [&str; 3] = [AGE_MARKER, ENV_MARKER, FILE_MARKER];
 
 /// Every marker found in `text`, directly or in any base64 token in it.
 fn leaked(text: &str) -> Vec<String> {
-    let mut found: Vec<String> = MARKERS
+    leaked_of(text, &MARKERS)
+}
+
+/// Every one of `markers` found in `text`, directly or in any base64 token in it.
+fn leaked_of(text: &str, markers: &[&str]) -> Vec<String> {
+    let mut found: Vec<String> = markers
         .iter()
         .filter(|m| text.contains(*m))
         .map(|m| m.to_string())
@@ -35,7 +40,7 @@ fn leaked(text: &str) -> Vec<String> {
             if let Ok(bytes) = STANDARD.decode(&padded) {
                 let decoded = String::from_utf8_lossy(&bytes).into_owned();
                 found.extend(
-                    leaked(&decoded)
+                    leaked_of(&decoded, markers)
                         .into_iter()
                         .map(|m| format!("{m} (base64)")),
                 );
@@ -298,4 +303,101 @@ fn cluster_commands_at_every_verbosity_print_no_credential() {
         "the imported spec leaked:\n{text}"
     );
     assert!(text.contains("BEGIN AGE ENCRYPTED FILE"), "{text}");
+}
+
+/// Tokens minted from the fake clouds (each holds `MARKER`), the AWS secret key, the web
+/// identity, federated and client-secret inputs: none is printed, on success or failure, at
+/// any verbosity, in plain text or base64; `render --show-secrets` alone shows the tokens.
+#[test]
+fn minted_tokens_and_cloud_identities_never_print() {
+    use common::cloud::{self, Cloud};
+    let cloud = Cloud::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = kube_test_server::TestServer::start(kube_test_server::Config::default()).unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    server
+        .seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}))
+        .unwrap();
+    let federated = dir.path().join("azure-token");
+    std::fs::write(&federated, cloud::AZURE_FEDERATED).unwrap();
+    let spec = dir.path().join("regops.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "apiVersion: regops.dev/v1
+kind: RegistryConfig
+registries:
+  ecr: {{ server: 123456789012.dkr.ecr.eu-west-1.amazonaws.com, credential: aws }}
+  gar: {{ server: europe-docker.pkg.dev, credential: google }}
+  acr: {{ server: \"{}\", credential: azure, insecure: true }}
+credentials:
+  aws: {{ password: {{ ecr: {{ region: eu-west-1, roleArn: \"{}\" }} }} }}
+  google: {{ password: {{ gcp: {{}} }} }}
+  azure: {{ password: {{ acr: {{ tenantId: 72f988bf-86f1-41af-91ab-2d7cd011db47, clientId: 8f4a1e02-5b1c-4a8e-9d3f-0c2b7e6a9d11 }} }} }}
+scopes:
+  web: {{ namespaces: [web] }}
+pullSecrets:
+  pull: {{ registries: [ecr, gar, acr], scope: web }}
+",
+            cloud.addr,
+            cloud::ROLE
+        ),
+    )
+    .unwrap();
+    let cmd = |sub: &str, extra: &[&str], secret: &str| {
+        let mut c = regops();
+        c.arg(sub).arg("-f").arg(&spec);
+        if sub != "render" {
+            c.arg("--kubeconfig").arg(&kubeconfig);
+        }
+        c.args(extra)
+            .env("AWS_ACCESS_KEY_ID", cloud::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_ENDPOINT_URL_ECR", cloud.url())
+            .env("AWS_ENDPOINT_URL_STS", cloud.url())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("GCE_METADATA_HOST", cloud.addr.to_string())
+            .env("AZURE_AUTHORITY_HOST", cloud.url())
+            .env("AZURE_FEDERATED_TOKEN_FILE", &federated)
+            .env_remove("RUST_LOG");
+        c
+    };
+    let markers = ["MARKER"];
+    let good = cloud::SECRET_KEY;
+    let cases: Vec<(&str, std::process::Command)> = vec![
+        ("plan -vv", cmd("plan", &["-vv"], good)),
+        ("plan -o json", cmd("plan", &["-o", "json"], good)),
+        ("apply -vv", cmd("apply", &["--yes", "-vv"], good)),
+        (
+            "drift -vv",
+            cmd("drift", &["-vv", "-o", "json", "--next-run", "24h"], good),
+        ),
+        ("render", cmd("render", &["-n", "web"], good)),
+        (
+            "plan, refused key",
+            cmd("plan", &["-vv"], "wrong-secret-MARKER"),
+        ),
+        (
+            "render, refused key",
+            cmd("render", &["-n", "web"], "wrong-secret-MARKER"),
+        ),
+    ];
+    for (what, mut c) in cases {
+        let r = run(&mut c);
+        let l: Vec<String> = leaked_of(&r.stdout, &markers)
+            .into_iter()
+            .chain(leaked_of(&r.stderr, &markers))
+            .collect();
+        assert!(l.is_empty(), "`{what}` leaked {l:?}:\n{}", r.transcript());
+    }
+    // What was written holds the tokens; only --show-secrets prints them.
+    let s = server.object("secrets", "web", "pull").unwrap();
+    let doc = STANDARD
+        .decode(s["data"][".dockerconfigjson"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&doc).matches("MARKER").count(), 3);
+    let shown = run(&mut cmd("render", &["-n", "web", "--show-secrets"], good));
+    assert_eq!(shown.code, 0, "{}", shown.transcript());
+    assert!(!leaked_of(&shown.stdout, &markers).is_empty());
 }

@@ -289,27 +289,28 @@ impl Prepared {
             .tokens
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        tokens.now = unix_now();
-        let desired = compute_with(spec, &self.logins, &tokens, observed, only);
-        if !self.mint || desired.due.is_empty() {
-            return desired;
-        }
-        let now = tokens.now;
-        let stale = |name: &str, held: Option<&Result<Login, String>>| match held {
-            None => true,
-            Some(Err(_)) => false,
-            Some(Ok(l)) => {
+        let now = unix_now();
+        tokens.now = now;
+        // A token minted by an earlier plan of this process that has come within its own
+        // margin is dropped, so that it is minted again (a long-running apply's renewal).
+        tokens.fresh.retain(|name, t| match t {
+            Err(_) => true,
+            Ok(l) => {
                 let margin = spec
                     .credentials
                     .get(name)
                     .map_or(0, |c| i64::try_from(c.refresh_before_secs).unwrap_or(0));
-                l.expires_at.is_none_or(|at| at - now <= margin)
+                l.expires_at.is_some_and(|at| at - now > margin)
             }
-        };
+        });
+        let desired = compute_with(spec, &self.logins, &tokens, observed, only);
+        if !self.mint || desired.due.is_empty() {
+            return desired;
+        }
         let wanted: Vec<String> = desired
             .due
             .iter()
-            .filter(|c| stale(c, tokens.fresh.get(c.as_str())))
+            .filter(|c| !tokens.fresh.contains_key(c.as_str()))
             .cloned()
             .collect();
         if wanted.is_empty() {
