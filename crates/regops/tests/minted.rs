@@ -611,6 +611,15 @@ pullSecrets:
         "{}",
         denied.stdout
     );
+    // With the right client secret, it goes through.
+    let ok = on(
+        &c2,
+        &cloud,
+        &["apply", "--yes"],
+        &[client, ("AZURE_CLIENT_SECRET", cloud::AZURE_SECRET)],
+    );
+    assert_eq!(ok.code, 0, "{}", ok.transcript());
+    assert!(c2.server.object("secrets", "web", "acr-pull").is_some());
 }
 
 /// `apply --watch` renews on a timer: with no event at all, a Secret whose token comes within
@@ -702,5 +711,59 @@ impl Output for std::process::Child {
             let _ = o.read_to_string(&mut s);
         }
         s
+    }
+}
+
+/// Over a fleet, a token is minted once for every cluster that needs it.
+#[test]
+fn a_fleet_mints_once_for_all_its_clusters() {
+    let cloud = Cloud::start();
+    let dir = tempfile::tempdir().unwrap();
+    let servers: Vec<kube_test_server::TestServer> = (0..2)
+        .map(|_| kube_test_server::TestServer::start(kube_test_server::Config::default()).unwrap())
+        .collect();
+    for (name, s) in ["eu", "us"].iter().zip(&servers) {
+        std::fs::write(
+            dir.path().join(format!("kubeconfig-{name}")),
+            s.kubeconfig().replace("kube-test-server", name),
+        )
+        .unwrap();
+        s.seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}))
+            .unwrap();
+    }
+    let spec = dir.path().join("regops.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "apiVersion: regops.dev/v1
+kind: RegistryConfig
+metadata: {{ name: fleet }}
+registries:
+  ecr: {{ server: {ECR_SERVER}, credential: aws }}
+credentials:
+  aws: {{ password: {{ ecr: {{ region: eu-west-1 }} }} }}
+clusters:
+  eu: {{ kubeconfig: kubeconfig-eu }}
+  us: {{ kubeconfig: kubeconfig-us }}
+scopes:
+  apps: {{ namespaces: [web] }}
+pullSecrets:
+  ecr-pull: {{ registries: [ecr], scope: apps }}
+"
+        ),
+    )
+    .unwrap();
+    let mut cmd = regops();
+    cmd.env("AWS_ENDPOINT_URL_ECR", cloud.url())
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    for (k, v) in KEYS {
+        cmd.env(k, v);
+    }
+    let r = run(cmd.args(["apply", "--yes", "-f"]).arg(&spec));
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(!r.stdout.contains("MARKER") && !r.stderr.contains("MARKER"));
+    assert_eq!(cloud.calls("ecr"), 1, "one token for both clusters");
+    for s in &servers {
+        assert!(s.object("secrets", "web", "ecr-pull").is_some());
     }
 }

@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::{Env, MintError, Request};
+use super::{Env, MintError};
 use crate::credentials::Login;
 
 const ENTRA_SCOPE: &str = "https://containerregistry.azure.net/.default";
@@ -92,17 +92,8 @@ async fn entra_token(
         ));
     };
     let step = format!("get an Entra ID token for {client} with {how}");
-    let reply = Request::post(&url, "application/x-www-form-urlencoded", body)
-        .send()
-        .await
-        .map_err(|e| MintError::new(&step, e))?;
-    if !reply.ok() {
-        return Err(MintError::new(step, super::oauth_error(&reply)));
-    }
-    let token = reply
-        .json()
-        .and_then(|v| v.get("access_token")?.as_str().map(str::to_string))
-        .ok_or_else(|| MintError::new(&step, "the answer has no access_token"))?;
+    let reply = super::post_form(&url, &step, body).await?;
+    let token = super::json_field(&reply, "access_token", &step)?;
     Ok((Zeroizing::new(token), tenant))
 }
 
@@ -126,17 +117,8 @@ pub async fn mint(
         ("tenant", &tenant),
         ("access_token", &aad),
     ]);
-    let reply = Request::post(&url, "application/x-www-form-urlencoded", body)
-        .send()
-        .await
-        .map_err(|e| MintError::new(&step, e))?;
-    if !reply.ok() {
-        return Err(MintError::new(step, super::oauth_error(&reply)));
-    }
-    let refresh = reply
-        .json()
-        .and_then(|v| v.get("refresh_token")?.as_str().map(str::to_string))
-        .ok_or_else(|| MintError::new(&step, "the answer has no refresh_token"))?;
+    let reply = super::post_form(&url, &step, body).await?;
+    let refresh = super::json_field(&reply, "refresh_token", &step)?;
     let expires = jwt_expiry(&refresh).unwrap_or(super::now() + 3 * 3_600);
     let mut login = Login::new(ACR_TOKEN_USER, SecretString::from(refresh));
     login.expires_at = Some(expires);

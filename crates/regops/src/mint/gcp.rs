@@ -28,15 +28,12 @@ fn token_answer(step: &str, reply: &Reply) -> Result<Login, MintError> {
     if !reply.ok() {
         return Err(MintError::new(step, super::oauth_error(reply)));
     }
-    let v = reply
+    let token = Zeroizing::new(super::json_field(reply, "access_token", step)?);
+    let lifetime = reply
         .json()
-        .ok_or_else(|| MintError::new(step, "the answer is not JSON"))?;
-    let token = v
-        .get("access_token")
-        .and_then(Value::as_str)
-        .ok_or_else(|| MintError::new(step, "the answer has no access_token"))?;
-    let lifetime = v.get("expires_in").and_then(Value::as_i64).unwrap_or(3_600);
-    Ok(login(token, super::now() + lifetime))
+        .and_then(|v| v.get("expires_in")?.as_i64())
+        .unwrap_or(3_600);
+    Ok(login(&token, super::now() + lifetime))
 }
 
 fn login(token: &str, expires_at: i64) -> Login {
@@ -122,10 +119,7 @@ async fn service_account(v: &Value) -> Result<Login, MintError> {
         ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
         ("assertion", &jwt),
     ]);
-    let reply = Request::post(token_uri, "application/x-www-form-urlencoded", body)
-        .send()
-        .await
-        .map_err(|e| MintError::new(&step, e))?;
+    let reply = super::post_form(token_uri, &step, body).await?;
     token_answer(&step, &reply)
 }
 
@@ -142,10 +136,7 @@ async fn authorized_user(v: &Value) -> Result<Login, MintError> {
         .get("token_uri")
         .and_then(Value::as_str)
         .unwrap_or(DEFAULT_TOKEN_URI);
-    let reply = Request::post(uri, "application/x-www-form-urlencoded", body)
-        .send()
-        .await
-        .map_err(|e| MintError::new(step, e))?;
+    let reply = super::post_form(uri, step, body).await?;
     token_answer(step, &reply)
 }
 
@@ -222,10 +213,7 @@ async fn external_account(v: &Value, _env: Env<'_>) -> Result<Login, MintError> 
         ("subject_token_type", field(v, "subject_token_type", step)?),
     ]);
     let step = format!("exchange the external account's token at {token_url}");
-    let reply = Request::post(token_url, "application/x-www-form-urlencoded", body)
-        .send()
-        .await
-        .map_err(|e| MintError::new(&step, e))?;
+    let reply = super::post_form(token_url, &step, body).await?;
     let federated = token_answer(&step, &reply)?;
     let Some(url) = v
         .get("service_account_impersonation_url")

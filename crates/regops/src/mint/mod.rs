@@ -161,7 +161,7 @@ pub fn skew_note(reply: &Reply, now: i64) -> Option<String> {
     (s.abs() > 300).then(|| {
         format!(
             "this machine's clock is {} minutes {} the service's (its Date: {}); fix the clock (NTP) and run again",
-            s.abs() / 60,
+            (s.abs() + 30) / 60,
             if s > 0 { "behind" } else { "ahead of" },
             reply.date.as_deref().unwrap_or("?")
         )
@@ -250,6 +250,32 @@ pub fn oauth_error(reply: &Reply) -> String {
             None => format!("HTTP {}", reply.status),
         },
     }
+}
+
+/// POSTs a form to an OAuth 2.0 endpoint as `step`: the answer when it is a success, else its
+/// `error` and `error_description`.
+pub async fn post_form(
+    url: &str,
+    step: &str,
+    body: Zeroizing<Vec<u8>>,
+) -> Result<Reply, MintError> {
+    let reply = Request::post(url, "application/x-www-form-urlencoded", body)
+        .send()
+        .await
+        .map_err(|e| MintError::new(step, e))?;
+    if reply.ok() {
+        Ok(reply)
+    } else {
+        Err(MintError::new(step, oauth_error(&reply)))
+    }
+}
+
+/// A string field of a JSON answer.
+pub fn json_field(reply: &Reply, field: &str, step: &str) -> Result<String, MintError> {
+    reply
+        .json()
+        .and_then(|v| v.get(field)?.as_str().map(str::to_string))
+        .ok_or_else(|| MintError::new(step, format!("the answer has no {field}")))
 }
 
 /// Form-encodes `pairs` (values may be secret; the result is zeroed on drop).
