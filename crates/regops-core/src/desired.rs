@@ -162,6 +162,8 @@ fn refresh_margin(spec: &Spec, ps: &regops_spec::PullSecret) -> i64 {
 
 /// One pull secret with minted tokens in one namespace: each minted login kept from the Secret
 /// while it has time left, else a fresh one, else due (or held, when minting failed).
+// Kept whole (over 80 lines): per registry of the pull secret, the one decision of where its
+// login comes from (static, kept, fresh, due or held), then the document.
 fn minted_secret(
     spec: &Spec,
     ps: &regops_spec::PullSecret,
@@ -412,6 +414,8 @@ pub fn compute(
 }
 
 /// As [`compute`], with the run's minted tokens.
+// Kept whole (over 80 lines): scopes, then Secrets (minted ones Secret by Secret), then
+// ServiceAccounts and workloads, in the order each needs the one before.
 pub fn compute_with(
     spec: &Spec,
     logins: &BTreeMap<String, Login>,

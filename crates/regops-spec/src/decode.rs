@@ -82,6 +82,14 @@ pub const FIELD_TABLE: &[(&str, &[&str])] = &[
 
 type Entries<'n> = &'n [(Spanned<String>, Node)];
 
+/// A credential's expiry fields, as written and as decoded.
+struct Expiry {
+    expires: Option<Spanned<String>>,
+    expires_at: Option<i64>,
+    warn_before: Option<Spanned<String>>,
+    warn_before_secs: u64,
+}
+
 fn field<'n>(entries: Entries<'n>, key: &str) -> Option<&'n Node> {
     entries.iter().find(|(k, _)| k.value == key).map(|(_, v)| v)
 }
@@ -558,6 +566,40 @@ impl<'d> Decoder<'d> {
             Some(n) => self.secret_source(n, &desc, &name),
         };
         let email = field(e, "email").and_then(|n| self.string(n, "an e-mail address"));
+        let Expiry {
+            expires,
+            expires_at,
+            warn_before,
+            warn_before_secs,
+        } = self.expiry(e, &desc);
+        if missing_username {
+            return None;
+        }
+        let password = password?;
+        let refresh_before = field(e, "refreshBefore").and_then(|n| self.string(n, "a duration"));
+        let refresh_before_secs = self.minted_checks(
+            &desc,
+            &password,
+            username.as_ref(),
+            expires.as_ref(),
+            refresh_before.as_ref(),
+        );
+        Some(Credential {
+            name,
+            username,
+            password,
+            email,
+            expires,
+            warn_before,
+            expires_at,
+            warn_before_secs,
+            refresh_before,
+            refresh_before_secs,
+        })
+    }
+
+    /// A credential's `expires` and `warnBefore`, each checked.
+    fn expiry(&mut self, e: Entries<'_>, desc: &str) -> Expiry {
         let expires = field(e, "expires").and_then(|n| self.string(n, "a date"));
         let expires_at = expires.as_ref().and_then(|x| match rules::expiry(x) {
             Ok(at) => Some(at),
@@ -599,35 +641,18 @@ impl<'d> Decoder<'d> {
                 .with_label(w.loc, "nothing to warn about"),
             );
         }
-        if missing_username {
-            return None;
-        }
-        let password = password?;
-        let refresh_before = field(e, "refreshBefore").and_then(|n| self.string(n, "a duration"));
-        let refresh_before_secs = self.minted_checks(
-            &desc,
-            &password,
-            username.as_ref(),
-            expires.as_ref(),
-            refresh_before.as_ref(),
-        );
-        Some(Credential {
-            name,
-            username,
-            password,
-            email,
+        Expiry {
             expires,
-            warn_before,
             expires_at,
+            warn_before,
             warn_before_secs,
-            refresh_before,
-            refresh_before_secs,
-        })
+        }
     }
 
     /// What only a minted token (`ecr`, `gcp`, `acr`) may have, and what it may not: its
     /// cloud's user name, no `expires` (the token says), `refreshBefore` shorter than its
     /// lifetime. The refresh margin in seconds (0 for other credentials).
+    // Kept whole (over 80 lines): each rule is a diagnostic of a few lines, in spec order.
     fn minted_checks(
         &mut self,
         desc: &str,
@@ -712,6 +737,7 @@ impl<'d> Decoder<'d> {
     }
 
     /// `{ ecr: { region, registryId?, roleArn? } }`, `{ gcp: {} }`, `{ acr: { tenantId?, clientId? } }`.
+    // Kept whole (over 80 lines): one arm per cloud, each checking its own fields.
     fn minted_source(&mut self, key: &str, node: &Node, desc: &str) -> Option<SecretSource> {
         let what = format!("`{key}` of the password of {desc}");
         let known = match key {
