@@ -437,7 +437,7 @@ pub fn compute_with(
                 .is_some_and(|c| c.minted().is_some() || !logins.contains_key(c.name.as_str()))
         })
     };
-    let held: BTreeMap<(&str, &str), &Secret> = if spec.pull_secrets.values().any(mints) {
+    let existing: BTreeMap<(&str, &str), &Secret> = if spec.pull_secrets.values().any(mints) {
         observed
             .secrets
             .iter()
@@ -455,7 +455,7 @@ pub fn compute_with(
     for ps in spec.pull_secrets.values() {
         if mints(ps) {
             for ns in d.scopes.get(ps.scope.as_str()).into_iter().flatten() {
-                let have = held.get(&(ns.as_str(), ps.name.as_str())).copied();
+                let have = existing.get(&(ns.as_str(), ps.name.as_str())).copied();
                 let s = minted_secret(spec, ps, logins, tokens, ns, have);
                 d.due.extend(s.due.iter().cloned());
                 if let Some(at) = s.expires_at {

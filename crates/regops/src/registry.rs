@@ -187,23 +187,47 @@ pub(crate) fn connector(
                 return Err(format!("CA file {} holds no certificate", path.display()));
             }
         }
-        None => {
+        None => return Ok(https(system_tls()?)),
+    }
+    Ok(https(tls_with(roots)?))
+}
+
+/// A TLS configuration trusting `roots`, on the ring provider.
+fn tls_with(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    ))
+}
+
+/// The TLS configuration trusting the system's roots, read from disk once per process (every
+/// registry login and every call a token is minted with would read them again).
+fn system_tls() -> Result<Arc<rustls::ClientConfig>, String> {
+    static SYSTEM: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> =
+        std::sync::OnceLock::new();
+    SYSTEM
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
             for cert in rustls_native_certs::load_native_certs().certs {
                 let _ = roots.add(cert);
             }
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
+            tls_with(roots)
+        })
+        .clone()
+}
+
+fn https(
+    tls: Arc<rustls::ClientConfig>,
+) -> hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector> {
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config((*tls).clone())
         .https_or_http()
         .enable_http1()
-        .build())
+        .build()
 }
 
 /// The certificates in a PEM bundle (other sections are skipped).

@@ -436,19 +436,31 @@ pullSecrets:
     .into()
 }
 
+/// Applies the Google spec to a new cluster with `GOOGLE_APPLICATION_CREDENTIALS` as given;
+/// asserts it succeeds and returns the token written.
+fn gcp_apply(cloud: &Cloud, credentials: Option<&std::path::Path>) -> String {
+    let c = Cluster::new(&gcp_spec());
+    namespace(&c, "web");
+    let creds = credentials.map(|p| p.display().to_string());
+    let env: Vec<(&str, &str)> = creds
+        .iter()
+        .map(|p| ("GOOGLE_APPLICATION_CREDENTIALS", p.as_str()))
+        .collect();
+    let r = on(&c, cloud, &["apply", "--yes"], &env);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let (user, token, expires) = login(&c, "web", "gar-pull", "europe-docker.pkg.dev");
+    assert_eq!(user, "oauth2accesstoken");
+    assert!(expires.is_some());
+    token
+}
+
 #[test]
 fn gcp_tokens_from_the_metadata_server_a_service_account_key_and_workload_identity_federation() {
     let cloud = Cloud::start();
     let dir = tempfile::tempdir().unwrap();
     // The metadata server (GKE Workload Identity).
-    let c = Cluster::new(&gcp_spec());
-    namespace(&c, "web");
-    let r = on(&c, &cloud, &["apply", "--yes"], &[]);
-    assert_eq!(r.code, 0, "{}", r.transcript());
-    let (user, token, expires) = login(&c, "web", "gar-pull", "europe-docker.pkg.dev");
-    assert_eq!(user, "oauth2accesstoken");
+    let token = gcp_apply(&cloud, None);
     assert!(token.starts_with("gcp-token-"), "{token}");
-    assert!(expires.is_some());
     assert_eq!(cloud.calls("gcp:metadata"), 1);
 
     // A service-account key: the fake checks the JWT's RS256 signature with its public key.
@@ -486,22 +498,9 @@ fn gcp_tokens_from_the_metadata_server_a_service_account_key_and_workload_identi
             .to_string(),
         )
         .unwrap();
-        let c = Cluster::new(&gcp_spec());
-        namespace(&c, "web");
-        let creds = key_file.display().to_string();
-        let r = on(
-            &c,
-            &cloud,
-            &["apply", "--yes"],
-            &[("GOOGLE_APPLICATION_CREDENTIALS", &creds)],
-        );
-        assert_eq!(r.code, 0, "{}", r.transcript());
+        let token = gcp_apply(&cloud, Some(&key_file));
         assert_eq!(cloud.calls("gcp:token"), 1);
-        assert!(
-            login(&c, "web", "gar-pull", "europe-docker.pkg.dev")
-                .1
-                .starts_with("gcp-token-")
-        );
+        assert!(token.starts_with("gcp-token-"), "{token}");
     }
 
     // Workload identity federation: a subject token from a file, exchanged at the STS URL.
@@ -520,21 +519,10 @@ fn gcp_tokens_from_the_metadata_server_a_service_account_key_and_workload_identi
         .to_string(),
     )
     .unwrap();
+    let token = gcp_apply(&cloud, Some(&config));
+    assert!(token.starts_with("gcp-federated-"), "{token}");
     let c = Cluster::new(&gcp_spec());
-    namespace(&c, "web");
     let creds = config.display().to_string();
-    let r = on(
-        &c,
-        &cloud,
-        &["apply", "--yes"],
-        &[("GOOGLE_APPLICATION_CREDENTIALS", &creds)],
-    );
-    assert_eq!(r.code, 0, "{}", r.transcript());
-    assert!(
-        login(&c, "web", "gar-pull", "europe-docker.pkg.dev")
-            .1
-            .starts_with("gcp-federated-")
-    );
     // A key file that is not JSON: named with its path and step.
     std::fs::write(&config, "not json").unwrap();
     let bad = on(

@@ -312,19 +312,7 @@ fn cluster_commands_at_every_verbosity_print_no_credential() {
 fn minted_tokens_and_cloud_identities_never_print() {
     use common::cloud::{self, Cloud};
     let cloud = Cloud::start();
-    let dir = tempfile::tempdir().unwrap();
-    let server = kube_test_server::TestServer::start(kube_test_server::Config::default()).unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
-    server
-        .seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}))
-        .unwrap();
-    let federated = dir.path().join("azure-token");
-    std::fs::write(&federated, cloud::AZURE_FEDERATED).unwrap();
-    let spec = dir.path().join("regops.yaml");
-    std::fs::write(
-        &spec,
-        format!(
+    let c = common::Cluster::new(&format!(
             "apiVersion: regops.dev/v1
 kind: RegistryConfig
 registries:
@@ -342,14 +330,18 @@ pullSecrets:
 ",
             cloud.addr,
             cloud::ROLE
-        ),
-    )
-    .unwrap();
+    ));
+    c.server
+        .seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}))
+        .unwrap();
+    let (server, kubeconfig, spec) = (&c.server, &c.kubeconfig, &c.spec);
+    let federated = c.dir.path().join("azure-token");
+    std::fs::write(&federated, cloud::AZURE_FEDERATED).unwrap();
     let cmd = |sub: &str, extra: &[&str], secret: &str| {
         let mut c = regops();
-        c.arg(sub).arg("-f").arg(&spec);
+        c.arg(sub).arg("-f").arg(spec);
         if sub != "render" {
-            c.arg("--kubeconfig").arg(&kubeconfig);
+            c.arg("--kubeconfig").arg(kubeconfig);
         }
         c.args(extra)
             .env("AWS_ACCESS_KEY_ID", cloud::ACCESS_KEY)

@@ -63,7 +63,7 @@ pub async fn mint(env: Env<'_>) -> Result<Login, MintError> {
         .map_err(|e| MintError::new(&step, format!("not JSON: line {}", e.line())))?;
     match v.get("type").and_then(Value::as_str) {
         Some("service_account") => service_account(&v).await,
-        Some("external_account") => external_account(&v, env).await,
+        Some("external_account") => external_account(&v).await,
         Some("authorized_user") => authorized_user(&v).await,
         other => Err(MintError::new(
             step,
@@ -188,7 +188,7 @@ async fn subject_token(source: &Value) -> Result<Zeroizing<String>, MintError> {
 }
 
 /// Workload identity federation: STS token exchange (RFC 8693), then impersonation if asked.
-async fn external_account(v: &Value, _env: Env<'_>) -> Result<Login, MintError> {
+async fn external_account(v: &Value) -> Result<Login, MintError> {
     let step = "exchange the external account's token";
     let source = v
         .get("credential_source")
