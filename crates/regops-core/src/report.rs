@@ -264,6 +264,8 @@ pub enum Verdict {
     NotFound(String),
     Unreachable(String),
     TlsError(String),
+    /// Not attempted: going on would have sent the credentials somewhere they must not go.
+    Refused(String),
     Error(String),
 }
 
@@ -280,6 +282,7 @@ impl Verdict {
             Verdict::NotFound(_) => "not found",
             Verdict::Unreachable(_) => "unreachable",
             Verdict::TlsError(_) => "TLS error",
+            Verdict::Refused(_) => "refused",
             Verdict::Error(_) => "error",
         }
     }
@@ -292,6 +295,7 @@ impl Verdict {
             | Verdict::NotFound(d)
             | Verdict::Unreachable(d)
             | Verdict::TlsError(d)
+            | Verdict::Refused(d)
             | Verdict::Error(d) => d,
         }
     }
@@ -305,6 +309,9 @@ pub struct Checked {
     pub verdict: Verdict,
     /// The credential's `expires`, said at the time of the check, and as Unix seconds.
     pub expires: Option<(String, i64)>,
+    /// Where the credentials went that a reader should know of: plain HTTP, a token service
+    /// on another host.
+    pub notes: Vec<String>,
 }
 
 /// The text report of `regops validate`: a table.
@@ -335,6 +342,9 @@ pub fn validate_text(rows: &[Checked]) -> String {
         ));
     }
     for r in rows {
+        for note in &r.notes {
+            out.push_str(&format!("{}: {note}\n", r.registry));
+        }
         if let Some((note, _)) = &r.expires {
             out.push_str(&format!("{}: the credential {note}\n", r.registry));
         }
@@ -356,6 +366,9 @@ pub fn validate_json(rows: &[Checked]) -> String {
             if let Some((note, at)) = &r.expires {
                 v["expires"] = json!(note);
                 v["expiresAt"] = json!(at);
+            }
+            if !r.notes.is_empty() {
+                v["notes"] = json!(r.notes);
             }
             v
         })
@@ -551,12 +564,23 @@ mod tests {
                 server: "harbor.example.com".into(),
                 verdict: Verdict::Ok("logged in as robot$ci".into()),
                 expires: Some(("expires at 2027-03-01 (in 9 days)".into(), 1_803_859_200)),
+                notes: Vec::new(),
             },
             Checked {
                 registry: "dockerhub".into(),
                 server: "https://index.docker.io/v1/".into(),
                 verdict: Verdict::BadCredentials("401 Unauthorized from the token service".into()),
                 expires: None,
+                notes: vec!["token service on another host: auth.docker.io".into()],
+            },
+            Checked {
+                registry: "lab".into(),
+                server: "harbor.lab:8080".into(),
+                verdict: Verdict::Refused(
+                    "the token realm http://harbor.lab/service/token is plain HTTP".into(),
+                ),
+                expires: None,
+                notes: vec!["plain HTTP: the credential crosses the network in clear".into()],
             },
         ];
         insta::assert_snapshot!("validate_text", validate_text(&rows));

@@ -16,6 +16,7 @@ pub mod rules;
 pub mod schema;
 pub mod source;
 mod toml;
+pub mod trust;
 mod validate;
 mod yaml;
 
@@ -32,6 +33,9 @@ pub struct Loaded {
     /// `metadata.name`, or the stem of the first file (the directory's name for a directory).
     pub name: String,
     pub warnings: Diagnostics,
+    /// What the operator let the spec reach beyond the defaults (checked by
+    /// [`trust::check`]; the readers of files, variables and kubeconfigs apply it again).
+    pub policy: trust::Policy,
 }
 
 /// A spec that did not validate: every problem found, errors and warnings.
@@ -101,5 +105,6 @@ pub fn load(mut sources: Sources, default_name: &str) -> Result<Loaded, Box<Inva
         spec: merged,
         name,
         warnings: diags,
+        policy: trust::Policy::default(),
     })
 }

@@ -5,6 +5,15 @@ use std::sync::Arc;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::node::{FileId, Loc, Node};
+use crate::trust::LoadRestrictor;
+
+/// The directory a file is in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -28,6 +37,9 @@ pub struct SourceFile {
     /// The path as the user gave it (or as found in a directory), for messages.
     pub name: String,
     pub path: PathBuf,
+    /// The spec's root for the paths this file names: the `-f` directory it was found in, or
+    /// the directory of the `-f` file (see [`crate::trust`]).
+    pub root: PathBuf,
     pub text: Arc<str>,
     pub format: Format,
 }
@@ -37,17 +49,67 @@ pub struct Sources {
     files: Vec<SourceFile>,
     /// Ranges holding plaintext secrets, masked whenever source text is shown.
     redacted: Vec<Loc>,
+    /// Whether the paths the files name must stay inside their root.
+    restrictor: LoadRestrictor,
 }
 
 impl Sources {
+    /// Adds a file whose root is its own directory.
     pub fn add(&mut self, path: PathBuf, text: String, format: Format) -> FileId {
+        let root = parent_dir(&path);
+        self.add_with_root(path, root, text, format)
+    }
+
+    /// Adds a file read from the `-f` directory `root`.
+    pub fn add_with_root(
+        &mut self,
+        path: PathBuf,
+        root: PathBuf,
+        text: String,
+        format: Format,
+    ) -> FileId {
         self.files.push(SourceFile {
             name: path.display().to_string(),
             path,
+            root,
             text: Arc::from(text),
             format,
         });
         self.files.len() - 1
+    }
+
+    /// Sets how far the paths a spec names may reach (`--load-restrictor`).
+    pub fn set_restrictor(&mut self, restrictor: LoadRestrictor) {
+        self.restrictor = restrictor;
+    }
+
+    pub fn restrictor(&self) -> LoadRestrictor {
+        self.restrictor
+    }
+
+    /// The root the paths of `loc`'s file are confined to; `None` when the load restrictor is
+    /// `none`.
+    pub fn confining_root(&self, loc: Loc) -> Option<&Path> {
+        match self.restrictor {
+            LoadRestrictor::None => None,
+            LoadRestrictor::RootOnly => self.files.get(loc.file).map(|f| f.root.as_path()),
+        }
+    }
+
+    /// The file a path at `loc` names: relative to the directory of the file that names it,
+    /// and (unless the load restrictor is `none`) inside that file's root once symlinks are
+    /// followed. See [`crate::trust::confine`].
+    pub fn resolve(&self, loc: Loc, path: &Path) -> Result<PathBuf, crate::trust::PathRefused> {
+        let (base, root) = self
+            .files
+            .get(loc.file)
+            .map(|f| (parent_dir(&f.path), f.root.clone()))
+            .unwrap_or_else(|| (PathBuf::from("."), PathBuf::from(".")));
+        let joined = base.join(path);
+        match self.restrictor {
+            LoadRestrictor::None => Ok(joined),
+            LoadRestrictor::RootOnly => crate::trust::confine(&root, &joined, path),
+        }
     }
 
     pub fn get(&self, id: FileId) -> Option<&SourceFile> {
@@ -149,6 +211,8 @@ pub enum LoadError {
     UnknownFormat { path: PathBuf },
     #[error("{path} holds no .yaml, .yml or .toml files")]
     EmptyDirectory { path: PathBuf },
+    #[error("spec file {refused}; a spec directory's files must be in it")]
+    Outside { refused: crate::trust::PathRefused },
     #[error("no spec given: pass -f FILE or -f DIRECTORY")]
     NoSpec,
     #[error(
@@ -165,11 +229,12 @@ pub const MAX_SPEC_FILE_BYTES: u64 = 16 << 20;
 
 /// Reads the given files and directories (each directory's `.yaml`, `.yml` and `.toml` files,
 /// in name order, not recursing) into [`Sources`].
-pub fn read_paths(paths: &[PathBuf]) -> Result<Sources, LoadError> {
+pub fn read_paths(paths: &[PathBuf], restrictor: LoadRestrictor) -> Result<Sources, LoadError> {
     if paths.is_empty() {
         return Err(LoadError::NoSpec);
     }
     let mut sources = Sources::default();
+    sources.set_restrictor(restrictor);
     for path in paths {
         if path.is_dir() {
             let entries = std::fs::read_dir(path).map_err(|source| LoadError::Read {
@@ -185,16 +250,24 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Sources, LoadError> {
                 return Err(LoadError::EmptyDirectory { path: path.clone() });
             }
             for file in files {
-                read_one(&mut sources, file)?;
+                // A file found in the directory is the spec's own only if it is in the
+                // directory (a symlink to `~/.kube/config` named `x.yaml` would otherwise be
+                // parsed and quoted in diagnostics).
+                if restrictor == LoadRestrictor::RootOnly {
+                    let written = file.strip_prefix(path).unwrap_or(&file).to_path_buf();
+                    crate::trust::confine(path, &file, &written)
+                        .map_err(|refused| LoadError::Outside { refused })?;
+                }
+                read_one(&mut sources, file, path.clone())?;
             }
         } else {
-            read_one(&mut sources, path.clone())?;
+            read_one(&mut sources, path.clone(), parent_dir(path))?;
         }
     }
     Ok(sources)
 }
 
-fn read_one(sources: &mut Sources, path: PathBuf) -> Result<FileId, LoadError> {
+fn read_one(sources: &mut Sources, path: PathBuf, root: PathBuf) -> Result<FileId, LoadError> {
     let format =
         Format::from_path(&path).ok_or_else(|| LoadError::UnknownFormat { path: path.clone() })?;
     let read_err = |source| LoadError::Read {
@@ -211,7 +284,7 @@ fn read_one(sources: &mut Sources, path: PathBuf) -> Result<FileId, LoadError> {
     if text.len() as u64 > MAX_SPEC_FILE_BYTES {
         return Err(LoadError::TooLarge { path });
     }
-    Ok(sources.add(path, text, format))
+    Ok(sources.add_with_root(path, root, text, format))
 }
 
 /// A diagnostic for a value that is not of the expected kind.

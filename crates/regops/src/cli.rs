@@ -442,6 +442,68 @@ pub struct SpecArgs {
     /// Spec file (.yaml, .yml, .toml) or directory of spec files; repeat to merge several.
     #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
     pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
+/// What a spec may reach. A spec is untrusted input (a pull request writes it): by default it
+/// may read files only inside its root, variables only named `REGOPS_CRED_*`, send minted
+/// tokens only to their cloud's registries, and name no kubeconfig that runs a program. Each
+/// flag widens one of these for a spec whose every author is trusted (README: "What a spec can
+/// do").
+#[derive(Clone, Debug, Default, Args)]
+#[command(next_help_heading = "What the spec may reach")]
+pub struct TrustArgs {
+    /// How far the paths the spec names (`file`, `ageFile`, `caFile`, a cluster's
+    /// `kubeconfig`) may reach, symlinks followed: `root-only` keeps them inside the spec's
+    /// directory (the -f directory, or the -f file's); `none` lets the spec name any file
+    /// regops can read, as kustomize's `--load-restrictor LoadRestrictionsNone`.
+    #[arg(long, value_enum, value_name = "RESTRICTOR", default_value_t = LoadRestrictor::RootOnly)]
+    pub load_restrictor: LoadRestrictor,
+    /// Also let `password: { env: NAME }` read variables starting with PREFIX (repeatable;
+    /// `REGOPS_CRED_` always may). The variables regops and the cloud SDKs take keys from
+    /// (`REGOPS_AGE_KEY*`, `SOPS_*`, `AWS_*`, `AZURE_*`, `GOOGLE_*`, `KUBECONFIG`, ...) stay
+    /// refused.
+    #[arg(long = "allow-env", value_name = "PREFIX")]
+    pub allow_env: Vec<String>,
+    /// Let a kubeconfig the spec names (a cluster's `kubeconfig`) run `exec` and
+    /// `auth-provider` plugins and skip TLS verification. The operator's own kubeconfig
+    /// (--kubeconfig, $KUBECONFIG, ~/.kube/config) may always.
+    #[arg(long)]
+    pub allow_kubeconfig_exec: bool,
+    /// Also let minted tokens (`ecr`, `gcp`, `acr`) be sent to this registry host[:port]
+    /// (repeatable), for a mirror or proxy you run in front of the cloud's registry.
+    #[arg(long = "allow-minted-host", value_name = "HOST")]
+    pub allow_minted_host: Vec<String>,
+}
+
+impl TrustArgs {
+    /// The policy the spec is checked and read under.
+    pub fn policy(&self) -> regops_spec::trust::Policy {
+        regops_spec::trust::Policy {
+            allow_env: self.allow_env.clone(),
+            allow_kubeconfig_exec: self.allow_kubeconfig_exec,
+            allow_minted_hosts: self.allow_minted_host.clone(),
+        }
+    }
+
+    pub fn restrictor(&self) -> regops_spec::trust::LoadRestrictor {
+        match self.load_restrictor {
+            LoadRestrictor::RootOnly => regops_spec::trust::LoadRestrictor::RootOnly,
+            LoadRestrictor::None => regops_spec::trust::LoadRestrictor::None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LoadRestrictor {
+    /// Files inside the spec's root only.
+    #[default]
+    #[value(alias = "LoadRestrictionsRootOnly")]
+    RootOnly,
+    /// Any file regops can read.
+    #[value(alias = "LoadRestrictionsNone")]
+    None,
 }
 
 #[derive(Debug, Args)]

@@ -89,10 +89,8 @@ pub async fn connect(
     };
     let (config, target_context) = match path {
         Some(path) => {
-            let kc = Kubeconfig::read_from(&path).map_err(|e| ClusterError::Kubeconfig {
-                path: path.clone(),
-                detail: root_cause(&e),
-            })?;
+            let mut kc = read_kubeconfig(&path)?;
+            withhold_keys_from_plugins(&mut kc);
             let chosen = context
                 .map(str::to_string)
                 .or_else(|| kc.current_context.clone());
@@ -139,6 +137,121 @@ pub async fn connect(
         .with_layer(&crate::request_log::RequestLog)
         .build();
     Ok((client, target))
+}
+
+/// A kubeconfig file, read if it is a regular file within [`crate::confined::KUBECONFIG_LIMIT`]
+/// (relative paths in it resolved against its directory, as kubectl does).
+fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, ClusterError> {
+    let err = |detail: String| ClusterError::Kubeconfig {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(err("it is not a regular file".into()));
+    }
+    if meta.len() > crate::confined::KUBECONFIG_LIMIT {
+        return Err(err(format!(
+            "it is larger than the {} MiB limit",
+            crate::confined::KUBECONFIG_LIMIT >> 20
+        )));
+    }
+    Kubeconfig::read_from(path).map_err(|e| err(root_cause(&e)))
+}
+
+/// Every `exec` and `auth-provider` plugin of `kc` is started without regops' keys and other
+/// clouds' credentials ([`crate::child_env`]).
+fn withhold_keys_from_plugins(kc: &mut Kubeconfig) {
+    for named in &mut kc.auth_infos {
+        let Some(auth) = named.auth_info.as_mut() else {
+            continue;
+        };
+        if let Some(exec) = auth.exec.as_mut() {
+            let program = exec.command.clone().unwrap_or_default();
+            exec.drop_env = Some(crate::child_env::withheld_vars(&program));
+        }
+        if let Some(provider) = auth.auth_provider.as_mut()
+            && let Some(program) = provider.config.get("cmd-path").cloned()
+        {
+            // kube splits this on spaces; variable names have none.
+            provider.config.insert(
+                "cmd-drop-env".into(),
+                crate::child_env::withheld_vars(&program).join(" "),
+            );
+        }
+    }
+}
+
+/// Why the kubeconfig at `path`, named by the spec, may not be used for `context`: its user
+/// runs a program (`exec`, `auth-provider`) or its cluster skips TLS verification (unless
+/// `allow_exec`), or a file it names is outside `root` (when given: the load restrictor). The
+/// operator's own kubeconfig is never checked so.
+pub fn spec_kubeconfig_refusals(
+    path: &Path,
+    context: &str,
+    root: Option<&Path>,
+    allow_exec: bool,
+) -> Result<Vec<String>, ClusterError> {
+    let kc = read_kubeconfig(path)?;
+    let mut why = Vec::new();
+    let Some(ctx) = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.as_ref())
+    else {
+        // Reported when connecting, with the contexts there are.
+        return Ok(why);
+    };
+    let mut files: Vec<(&str, &String)> = Vec::new();
+    if let Some(cluster) = kc
+        .clusters
+        .iter()
+        .find(|c| c.name == ctx.cluster)
+        .and_then(|c| c.cluster.as_ref())
+    {
+        if cluster.insecure_skip_tls_verify == Some(true) && !allow_exec {
+            why.push(format!(
+                "its cluster `{}` skips TLS verification (insecure-skip-tls-verify), so any server could stand in for it",
+                ctx.cluster
+            ));
+        }
+        files.extend(cluster.certificate_authority.iter().map(|f| ("certificate-authority", f)));
+    }
+    let user = ctx.user.as_deref().unwrap_or_default();
+    if let Some(auth) = kc
+        .auth_infos
+        .iter()
+        .find(|a| a.name == user)
+        .and_then(|a| a.auth_info.as_ref())
+    {
+        if !allow_exec {
+            if let Some(exec) = &auth.exec {
+                why.push(format!(
+                    "its user `{user}` runs a program (exec: `{}`)",
+                    exec.command.as_deref().unwrap_or("?")
+                ));
+            }
+            if let Some(p) = &auth.auth_provider {
+                why.push(format!(
+                    "its user `{user}` uses the `{}` auth-provider, which may run a program",
+                    p.name
+                ));
+            }
+        }
+        files.extend(auth.token_file.iter().map(|f| ("tokenFile", f)));
+        files.extend(auth.client_certificate.iter().map(|f| ("client-certificate", f)));
+        files.extend(auth.client_key.iter().map(|f| ("client-key", f)));
+    }
+    if let Some(root) = root {
+        for (field, file) in files {
+            let p = Path::new(file);
+            if let Err(e) = regops_spec::trust::confine(root, p, p) {
+                why.push(format!("its {field} {e}"));
+            }
+        }
+    }
+    Ok(why)
 }
 
 fn default_kubeconfig() -> Option<PathBuf> {

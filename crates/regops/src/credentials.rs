@@ -2,10 +2,9 @@
 //! sources read. Every failure is a diagnostic at the credential's position in the spec.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::PathBuf;
 
-use regops_spec::{Credential, Diagnostic, Diagnostics, Loc, SecretSource, Sources, Spec};
+use regops_spec::trust::Policy;
+use regops_spec::{Credential, Diagnostic, Diagnostics, Loaded, Loc, SecretSource, Sources, Spec};
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
@@ -13,52 +12,41 @@ use crate::crypto::{self, CryptoError, Identities, IdentityLookup};
 
 pub use regops_core::login::Login;
 
-/// A relative path in the spec, resolved against the directory of the file that names it.
-pub fn resolve_path(sources: &Sources, loc: Loc, path: &std::path::Path) -> PathBuf {
-    if path.is_absolute() {
-        return path.to_path_buf();
-    }
-    let base = sources
-        .get(loc.file)
-        .and_then(|f| f.path.parent().map(|p| p.to_path_buf()))
-        .unwrap_or_default();
-    base.join(path)
-}
-
 /// Resolves the credentials named in `wanted` (all when `None`). Identities are looked up
 /// only if an encrypted credential needs them. Minted credentials (`ecr`, `gcp`, `acr`) are
 /// left out: they are minted when a Secret needs a token (see [`crate::mint`]).
+///
+/// `env:` and the files are read as the spec's policy allows ([`regops_spec::trust`]): a
+/// variable or path outside it is an error here too, whatever checked the spec before.
 pub fn resolve(
-    spec: &Spec,
-    sources: &Sources,
+    loaded: &Loaded,
     lookup: &IdentityLookup<'_>,
     env: &dyn Fn(&str) -> Option<String>,
     wanted: Option<&[&str]>,
 ) -> Result<BTreeMap<String, Login>, Diagnostics> {
-    resolve_inner(spec, sources, lookup, env, wanted, None)
+    resolve_inner(loaded, lookup, env, wanted, None)
 }
 
 /// As [`resolve`], but a credential helper that fails is not an error: its diagnostic goes to
 /// `failed`, and only the Secrets that need it are held back.
 pub fn resolve_lenient(
-    spec: &Spec,
-    sources: &Sources,
+    loaded: &Loaded,
     lookup: &IdentityLookup<'_>,
     env: &dyn Fn(&str) -> Option<String>,
     wanted: Option<&[&str]>,
     failed: &mut Vec<(String, Diagnostic)>,
 ) -> Result<BTreeMap<String, Login>, Diagnostics> {
-    resolve_inner(spec, sources, lookup, env, wanted, Some(failed))
+    resolve_inner(loaded, lookup, env, wanted, Some(failed))
 }
 
 fn resolve_inner(
-    spec: &Spec,
-    sources: &Sources,
+    loaded: &Loaded,
     lookup: &IdentityLookup<'_>,
     env: &dyn Fn(&str) -> Option<String>,
     wanted: Option<&[&str]>,
     mut helper_failures: Option<&mut Vec<(String, Diagnostic)>>,
 ) -> Result<BTreeMap<String, Login>, Diagnostics> {
+    let (spec, sources): (&Spec, &Sources) = (&loaded.spec, &loaded.sources);
     let mut identities: Option<Result<Identities, CryptoError>> = None;
     let mut out = BTreeMap::new();
     let mut diags = Diagnostics::default();
@@ -88,7 +76,7 @@ fn resolve_inner(
             }
             continue;
         }
-        match password(cred, sources, &mut identities, lookup, env) {
+        match password(cred, sources, &loaded.policy, &mut identities, lookup, env) {
             Ok((password, source_digest)) => {
                 out.insert(
                     name.clone(),
@@ -180,6 +168,7 @@ fn from_helper(
 fn password(
     cred: &Credential,
     sources: &Sources,
+    policy: &Policy,
     identities: &mut Option<Result<Identities, CryptoError>>,
     lookup: &IdentityLookup<'_>,
     env: &dyn Fn(&str) -> Option<String>,
@@ -213,6 +202,13 @@ fn password(
             .with_label(helper.loc, "helper"));
         }
         SecretSource::Env { env: var } => {
+            if let Some(why) = regops_spec::trust::env_refusal(&var.value, policy) {
+                return Err(Diagnostic::error(
+                    "trust::env",
+                    format!("credential `{name}` reads {why}"),
+                )
+                .with_label(var.loc, "not readable by a spec"));
+            }
             return env(var)
                 .map(|v| (SecretString::from(v), None))
                 .ok_or_else(|| {
@@ -227,7 +223,7 @@ fn password(
                 });
         }
         SecretSource::File { file } => {
-            let path = resolve_path(sources, file.loc, file);
+            let path = crate::confined::path(sources, file, &format!("the password of `{name}`"))?;
             let mut text = read_secret_file(&path).map_err(|e| {
                 Diagnostic::error(
                     "credential::file",
@@ -256,7 +252,8 @@ fn password(
             )
         }
         SecretSource::AgeFile { age_file } => {
-            let path = resolve_path(sources, age_file.loc, age_file);
+            let path =
+                crate::confined::path(sources, age_file, &format!("the ciphertext of `{name}`"))?;
             let text = read_secret_file(&path).map_err(|e| {
                 Diagnostic::error(
                     "credential::file",
@@ -304,12 +301,8 @@ fn password(
     })
 }
 
-fn read_secret_file(path: &std::path::Path) -> std::io::Result<Zeroizing<String>> {
-    let mut text = Zeroizing::new(String::new());
-    std::fs::File::open(path)?
-        .take(1 << 20)
-        .read_to_string(&mut text)?;
-    Ok(text)
+fn read_secret_file(path: &std::path::Path) -> Result<Zeroizing<String>, crate::confined::ReadError> {
+    crate::confined::read_text(path, crate::confined::SECRET_FILE_LIMIT)
 }
 
 #[cfg(test)]
@@ -328,7 +321,7 @@ mod tests {
         let ct = crypto::encrypt(&SecretString::from("s3cret"), &recipients).unwrap();
         let block: String = ct.lines().map(|l| format!("      {l}\n")).collect();
         let text = format!(
-            "apiVersion: regops.dev/v1\nkind: RegistryConfig\nrecipients: [{}]\ncredentials:\n  a:\n    username: u\n    password: |\n{block}  b:\n    username: v\n    password: {{ env: B_PASS }}\n",
+            "apiVersion: regops.dev/v1\nkind: RegistryConfig\nrecipients: [{}]\ncredentials:\n  a:\n    username: u\n    password: |\n{block}  b:\n    username: v\n    password: {{ env: REGOPS_CRED_B }}\n",
             id.public
         );
         let mut sources = Sources::default();
@@ -337,14 +330,14 @@ mod tests {
         let secret = id.secret.expose_secret().to_string();
         let env = move |k: &str| match k {
             "REGOPS_AGE_KEY" => Some(secret.clone()),
-            "B_PASS" => Some("env-pass".to_string()),
+            "REGOPS_CRED_B" => Some("env-pass".to_string()),
             _ => None,
         };
         let lookup = IdentityLookup {
             files: &[],
             env: &env,
         };
-        let logins = resolve(&loaded.spec, &loaded.sources, &lookup, &env, None).unwrap();
+        let logins = resolve(&loaded, &lookup, &env, None).unwrap();
         use sha2::Digest;
         let expected: String = sha2::Sha256::digest(ct.trim().as_bytes())
             .iter()
@@ -357,5 +350,29 @@ mod tests {
         );
         assert_eq!(logins["a"].password.expose_secret(), "s3cret");
         assert_eq!(logins["b"].source_digest, None);
+    }
+
+    /// The readers apply the policy themselves: a spec that reached them unchecked still
+    /// cannot read a refused variable or a file outside its root.
+    #[test]
+    fn refused_variables_and_paths_are_refused_when_read_too() {
+        let dir = std::env::temp_dir().join(format!("regops-cred-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("spec")).unwrap();
+        std::fs::write(dir.join("secret"), "outside").unwrap();
+        let text = "apiVersion: regops.dev/v1\nkind: RegistryConfig\ncredentials:\n  a: { username: u, password: { env: REGOPS_AGE_KEY } }\n  b: { username: u, password: { file: ../secret } }\n";
+        let mut sources = Sources::default();
+        sources.add(dir.join("spec/x.yaml"), text.into(), regops_spec::Format::Yaml);
+        let loaded = regops_spec::load(sources, "x").unwrap();
+        let env = |k: &str| (k == "REGOPS_AGE_KEY").then(|| "AGE-SECRET-KEY-1XYZ".to_string());
+        let lookup = IdentityLookup {
+            files: &[],
+            env: &env,
+        };
+        let Err(diags) = resolve(&loaded, &lookup, &env, None) else {
+            panic!("resolved");
+        };
+        let codes: Vec<&str> = diags.iter().map(|d| d.code).collect();
+        assert_eq!(codes, ["trust::env", "trust::path"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

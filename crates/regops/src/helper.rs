@@ -1,7 +1,8 @@
 //! The docker credential-helper protocol: `docker-credential-NAME get` with the server on
 //! standard input answers `{"ServerURL", "Username", "Secret"}` on standard output, as docker
 //! itself asks it (docker-credential-helpers' `client.Get`). The secret goes straight into a
-//! `SecretString`; the helper's output is never shown, and its error output only on failure.
+//! `SecretString`; the helper's standard output is never shown (not even when it fails), its
+//! error output only on failure, and it runs without regops' keys in its environment.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -62,7 +63,7 @@ fn first_line(bytes: &[u8]) -> String {
         .trim();
     let mut short: String = line.chars().take(200).collect();
     if short.is_empty() {
-        short = "no message".into();
+        short = "nothing on stderr (its standard output is never shown)".into();
     }
     short
 }
@@ -70,7 +71,12 @@ fn first_line(bytes: &[u8]) -> String {
 /// Asks helper `name` for `server`'s login.
 pub fn get(name: &str, server: &str) -> Result<HelperLogin, HelperError> {
     let program = format!("docker-credential-{name}");
-    let mut child = Command::new(&program)
+    let mut command = Command::new(&program);
+    // Not regops' keys, nor another cloud's credentials (see crate::child_env).
+    for var in crate::child_env::withheld_vars(&program) {
+        command.env_remove(var);
+    }
+    let mut child = command
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -127,13 +133,11 @@ pub fn get(name: &str, server: &str) -> Result<HelperLogin, HelperError> {
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
     if !status.success() {
-        // Helpers print their error on stdout (docker-credential-helpers' convention) or
-        // stderr; a failed helper has no secret to print.
-        let said = if stdout.iter().any(|b| !b.is_ascii_whitespace()) {
-            first_line(&stdout)
-        } else {
-            first_line(&stderr)
-        };
+        // Only what it said on stderr: its stdout is where a secret would be, and a helper
+        // that printed its answer and then failed must not have it quoted in the error.
+        // (docker-credential-helpers print their own errors on stdout; those are lost here.)
+        drop(stdout);
+        let said = first_line(&stderr);
         return Err(HelperError::Failed {
             program,
             status: status.to_string(),

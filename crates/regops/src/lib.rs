@@ -4,14 +4,15 @@
 //! - [`apply`]: carrying out a plan: write strategy per kind, retries, ordering.
 //! - [`cli`]: flags and subcommands (clap), nothing else.
 //! - [`commands`]: one function per subcommand, wiring the others together.
+//! - [`child_env`]: what a credential helper or kubeconfig plugin is started without.
 //! - [`cluster`]: kubeconfig, context and client; cluster errors that say what to do.
+//! - [`confined`]: reading the files a spec names: inside its root, regular, size-capped.
 //! - [`crypto`]: age identities, recipients, encryption and decryption.
 //! - [`credentials`]: the spec's credentials resolved to logins (decrypted, env, file).
 //! - [`listen`]: `apply --watch`'s HTTP endpoint: `/healthz`, `/readyz`, `/metrics`.
 //! - [`mint`]: short-lived registry tokens minted from ECR, Google Cloud and ACR identities.
 //! - [`lock`]: the Lease that keeps two applies apart (and elects `apply --watch`'s leader).
 //! - [`metrics`]: what `apply --watch` counts, in the Prometheus text format.
-//! - [`manifest`]: the Kubernetes objects regops owns (pure).
 //! - [`edit`]: in-place edits of spec files that keep comments and layout.
 //! - [`fuzz_entry`]: the untrusted-input parsers behind one bytes-in function each, for fuzzing.
 //! - [`observe`]: reading the cluster (a few paged LISTs) or a state file.
@@ -23,8 +24,10 @@
 //! - [`watch`]: `apply --watch`'s watches, and the queue of namespaces they feed.
 
 pub mod apply;
+pub mod child_env;
 pub mod cli;
 pub mod cluster;
+pub mod confined;
 pub mod commands;
 pub mod credentials;
 pub mod crypto;

@@ -176,7 +176,7 @@ pub(crate) fn connector(
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {
-            let pem = std::fs::read_to_string(path)
+            let pem = crate::confined::read_text(path, crate::confined::CA_FILE_LIMIT)
                 .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
             for der in pem_certificates(&pem) {
                 roots
@@ -333,21 +333,61 @@ fn image_parts(image: &str) -> (String, String) {
 }
 
 /// Logs in to the registry at `server` and, with `image`, checks the manifest can be pulled.
+/// Besides the verdict: notes on where the credentials went (plain HTTP, a token service on
+/// another host), for the report.
 pub async fn check(
     server: &str,
     insecure: bool,
     ca_file: Option<&Path>,
     login: &Login,
     image: Option<&str>,
-) -> Verdict {
+) -> (Verdict, Vec<String>) {
+    let mut notes = Vec::new();
+    if insecure {
+        notes.push("plain HTTP: the credential crosses the network in clear".to_string());
+    }
     let client = match client(ca_file) {
         Ok(c) => c,
-        Err(e) => return Verdict::Error(e),
+        Err(e) => return (Verdict::Error(e), notes),
     };
     let base = base_url(server, insecure);
-    match check_with(&client, &base, login, image).await {
+    let verdict = match check_with(&client, &base, login, image, &mut notes).await {
         Ok(v) | Err(v) => v,
+    };
+    (verdict, notes)
+}
+
+/// Whether the Bearer `realm` may be given the credentials of the registry at `base`: an
+/// `https://` realm always (Docker Hub's is on another host); an `http://` one only for a
+/// registry that is plain HTTP itself (never a downgrade from HTTPS). Another host is said in
+/// `notes`.
+fn realm_allowed(base: &str, realm: &str, notes: &mut Vec<String>) -> Result<(), Verdict> {
+    let host_of = |url: &str| {
+        url.split_once("://")
+            .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(rest).to_string())
+    };
+    let scheme = realm.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("https") => {}
+        Some("http") if base.starts_with("http://") => {}
+        Some("http") => {
+            return Err(Verdict::Refused(format!(
+                "the registry is HTTPS but sends logins to the token service {realm} over plain HTTP; the credentials were not sent (a downgrade)"
+            )));
+        }
+        _ => {
+            return Err(Verdict::Refused(format!(
+                "the token service `{realm}` is not an http(s) URL; the credentials were not sent"
+            )));
+        }
     }
+    let (Some(realm_host), Some(base_host)) = (host_of(realm), host_of(base)) else {
+        return Ok(());
+    };
+    if !realm_host.eq_ignore_ascii_case(&base_host) {
+        notes.push(format!("token service on another host: {realm_host}"));
+    }
+    Ok(())
 }
 
 // Kept whole (over 80 lines): the registry login as the protocol runs: ping, challenge, token,
@@ -357,6 +397,7 @@ async fn check_with(
     base: &str,
     login: &Login,
     image: Option<&str>,
+    notes: &mut Vec<String>,
 ) -> Result<Verdict, Verdict> {
     let v2 = format!("{base}/v2/");
     let first = send(client, Method::GET, &v2, None, None).await?;
@@ -383,6 +424,7 @@ async fn check_with(
             let realm = challenge
                 .param("realm")
                 .ok_or_else(|| Verdict::Error("Bearer challenge without a realm".into()))?;
+            realm_allowed(base, realm, notes)?;
             let url = token_url(
                 realm,
                 challenge.param("service").unwrap_or(""),
@@ -518,6 +560,32 @@ mod tests {
             token_url("https://auth.example.com/token?account=x", "reg", None),
             "https://auth.example.com/token?account=x&service=reg"
         );
+    }
+
+    #[test]
+    fn a_realm_may_not_downgrade_and_another_host_is_noted() {
+        let mut notes = Vec::new();
+        assert_eq!(
+            realm_allowed(
+                "https://registry-1.docker.io",
+                "https://auth.docker.io/token",
+                &mut notes
+            ),
+            Ok(())
+        );
+        assert_eq!(notes, ["token service on another host: auth.docker.io"]);
+        let mut notes = Vec::new();
+        assert!(realm_allowed("https://h.example.com", "https://h.example.com/service/token", &mut notes).is_ok());
+        assert!(notes.is_empty());
+        assert!(matches!(
+            realm_allowed("https://h.example.com", "http://h.example.com/token", &mut notes),
+            Err(Verdict::Refused(_))
+        ));
+        assert!(matches!(
+            realm_allowed("https://h.example.com", "file:///etc/passwd", &mut notes),
+            Err(Verdict::Refused(_))
+        ));
+        assert!(realm_allowed("http://lab:5000", "http://lab:5000/token", &mut notes).is_ok());
     }
 
     #[test]

@@ -19,8 +19,8 @@ registries:
   harbor: { server: harbor.example.com, credential: robot }
   quay: { server: quay.io, credential: quay }
 credentials:
-  robot: { username: robot$ci, password: { env: HARBOR_TOKEN } }
-  quay: { username: bot, password: { env: QUAY_TOKEN } }
+  robot: { username: robot$ci, password: { env: REGOPS_CRED_HARBOR_TOKEN } }
+  quay: { username: bot, password: { env: REGOPS_CRED_QUAY_TOKEN } }
 scopes:
   web: { selector: { matchLabels: { team: web } }, exclude: [web-sandbox] }
 pullSecrets:
@@ -69,8 +69,8 @@ impl Env {
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(extra);
-        c.env("HARBOR_TOKEN", "MARKER-harbor-apply")
-            .env("QUAY_TOKEN", "MARKER-quay-apply");
+        c.env("REGOPS_CRED_HARBOR_TOKEN", "MARKER-harbor-apply")
+            .env("REGOPS_CRED_QUAY_TOKEN", "MARKER-quay-apply");
         c
     }
 

@@ -13,8 +13,8 @@ fn bad_specs_are_reported_with_locations() {
         let name = path.file_name().unwrap();
         let r = run(regops()
             .current_dir(path.parent().unwrap())
-            .env("HARBOR_TOKEN", "x")
-            .env("A_TOKEN", "x")
+            .env("REGOPS_CRED_HARBOR_TOKEN", "x")
+            .env("REGOPS_CRED_A_TOKEN", "x")
             .env("B_TOKEN", "x")
             .arg("check")
             .arg("-f")

@@ -218,8 +218,8 @@ registries:
   harbor: { server: harbor.example.com, credential: robot }
   quay: { server: quay.io, credential: quay }
 credentials:
-  robot: { username: robot$ci, password: { env: HARBOR_TOKEN } }
-  quay: { username: bot, password: { env: QUAY_TOKEN } }
+  robot: { username: robot$ci, password: { env: REGOPS_CRED_HARBOR_TOKEN } }
+  quay: { username: bot, password: { env: REGOPS_CRED_QUAY_TOKEN } }
 scopes:
   web:
     selector: { matchLabels: { team: web } }
@@ -234,7 +234,7 @@ bindings:
   - { pullSecret: quay-pull, workloads: { kinds: [StatefulSet] } }
 ";
 
-const HARBOR_TOKEN: &str = "MARKER-harbor-e2e-5d1f";
+const REGOPS_CRED_HARBOR_TOKEN: &str = "MARKER-harbor-e2e-5d1f";
 
 fn write_spec(dir: &Path, text: &str) -> PathBuf {
     let p = dir.join("regops.yaml");
@@ -250,8 +250,8 @@ fn plan(c: &Cluster, spec: &Path, extra: &[&str]) -> common::Run {
         .arg("--kubeconfig")
         .arg(c.kubeconfig())
         .args(extra)
-        .env("HARBOR_TOKEN", HARBOR_TOKEN)
-        .env("QUAY_TOKEN", "MARKER-quay-e2e-77aa"))
+        .env("REGOPS_CRED_HARBOR_TOKEN", REGOPS_CRED_HARBOR_TOKEN)
+        .env("REGOPS_CRED_QUAY_TOKEN", "MARKER-quay-e2e-77aa"))
 }
 
 #[test]
@@ -345,8 +345,8 @@ fn plan_is_clean_once_the_cluster_holds_what_render_shows() {
         .arg("-f")
         .arg(&spec)
         .args(["--show-secrets", "-n", "web,api,payments-api,payments-web"])
-        .env("HARBOR_TOKEN", HARBOR_TOKEN)
-        .env("QUAY_TOKEN", "MARKER-quay-e2e-77aa"));
+        .env("REGOPS_CRED_HARBOR_TOKEN", REGOPS_CRED_HARBOR_TOKEN)
+        .env("REGOPS_CRED_QUAY_TOKEN", "MARKER-quay-e2e-77aa"));
     assert_eq!(rendered.code, 0, "{}", rendered.stderr);
     let docs: Vec<Value> = serde_saphyr::from_multiple(&rendered.stdout).unwrap();
     for d in docs.into_iter().filter(|d| !d.is_null()) {
@@ -617,8 +617,8 @@ fn plan_for_a_few_namespaces_reads_only_those() {
     )
     .unwrap();
     let whole = run(regops()
-        .env("HARBOR_TOKEN", HARBOR_TOKEN)
-        .env("QUAY_TOKEN", "MARKER-quay-e2e-77aa")
+        .env("REGOPS_CRED_HARBOR_TOKEN", REGOPS_CRED_HARBOR_TOKEN)
+        .env("REGOPS_CRED_QUAY_TOKEN", "MARKER-quay-e2e-77aa")
         .args(["plan", "-f"])
         .arg(&spec)
         .args(["-n", "web", "-n", "api", "--live-state"])

@@ -18,8 +18,8 @@ registries:
   harbor: {{ server: harbor.example.com, credential: robot }}
   quay: {{ server: quay.io, credential: old }}
 credentials:
-  robot: {{ username: robot, password: {{ env: PW }}, expires: \"{expires}\", warnBefore: 7d }}
-  old: {{ username: old, password: {{ env: PW }}, expires: \"{expired}\" }}
+  robot: {{ username: robot, password: {{ env: REGOPS_CRED_PW }}, expires: \"{expires}\", warnBefore: 7d }}
+  old: {{ username: old, password: {{ env: REGOPS_CRED_PW }}, expires: \"{expired}\" }}
 scopes:
   apps: {{ namespaces: [web] }}
 pullSecrets:
@@ -51,7 +51,7 @@ fn plan_and_drift_warn_and_the_metrics_file_has_each_expiry() {
         .unwrap();
     let regops_on = |args: &[&str]| {
         let r = run(regops()
-            .env("PW", "expiry-password-MARKER")
+            .env("REGOPS_CRED_PW", "expiry-password-MARKER")
             .arg(args[0])
             .arg("-f")
             .arg(&c.spec)

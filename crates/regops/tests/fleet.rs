@@ -21,7 +21,7 @@ metadata: { name: fleet }
 registries:
   harbor: { server: harbor.example.com, credential: robot }
 credentials:
-  robot: { username: "robot$ci", password: { env: HARBOR_PASSWORD } }
+  robot: { username: "robot$ci", password: { env: REGOPS_CRED_HARBOR_PASSWORD } }
 clusters:
   eu:
     kubeconfig: kubeconfig-eu
@@ -121,7 +121,7 @@ impl Fleet {
     /// Runs regops on the fleet's spec; the password never shows, whatever the output.
     fn regops(&self, args: &[&str]) -> common::Run {
         let r = run(regops()
-            .env("HARBOR_PASSWORD", PASSWORD)
+            .env("REGOPS_CRED_HARBOR_PASSWORD", PASSWORD)
             .arg(args[0])
             .arg("-f")
             .arg(&self.spec)
@@ -555,7 +555,7 @@ fn a_controller_works_on_one_cluster_of_the_fleet() {
         l.local_addr().unwrap().port()
     };
     let mut child = regops()
-        .env("HARBOR_PASSWORD", PASSWORD)
+        .env("REGOPS_CRED_HARBOR_PASSWORD", PASSWORD)
         .args(["apply", "-f"])
         .arg(&f.spec)
         .args([

@@ -115,6 +115,16 @@ fn a_missing_failing_or_garbled_helper_is_named_with_its_credential() {
         "{}",
         r.stderr
     );
+    // A helper that printed its whole answer and then failed: only its stderr is quoted, never
+    // the line with the secret.
+    let r = render(&s, &[("FAKE_HELPER_ANSWER_THEN_FAIL", "1")]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.flat_stderr().replace("- ", "-").contains("`docker-credential-fake get` failed (exit status: 1): keychain locked"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stdout.contains(SECRET) && !r.stderr.contains("Secret"));
     // Output that is not the protocol's JSON is refused without being shown (it may hold the
     // secret).
     let r = render(&s, &[("FAKE_HELPER_GARBAGE", "1")]);
@@ -142,7 +152,7 @@ registries:
   quay: { server: quay.io, credential: bot }
 credentials:
   robot: { password: { helper: fake } }
-  bot: { username: bot, password: { env: BOT_PW } }
+  bot: { username: bot, password: { env: REGOPS_CRED_BOT_PW } }
 scopes:
   apps: { namespaces: [web] }
 pullSecrets:
@@ -157,7 +167,7 @@ pullSecrets:
         let mut cmd = regops();
         cmd.env("PATH", path())
             .env("FAKE_HELPER_SECRET", SECRET)
-            .env("BOT_PW", "bot-password-MARKER");
+            .env("REGOPS_CRED_BOT_PW", "bot-password-MARKER");
         if fail {
             cmd.env("FAKE_HELPER_FAIL", "1");
         }
@@ -186,4 +196,40 @@ pullSecrets:
     let r = apply(false);
     assert_eq!(r.code, 0, "{}", r.transcript());
     assert!(c.server.object("secrets", "web", "harbor-pull").is_some());
+}
+
+/// A helper is a program of someone else's: it runs without regops' age identity, sops' keys
+/// or another cloud's credentials in its environment (what it needs, PATH and HOME, it keeps).
+#[test]
+fn the_helper_gets_no_keys_in_its_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("env");
+    let s = spec(dir.path(), "{ password: { helper: fake } }");
+    let r = render(
+        &s,
+        &[
+            ("FAKE_HELPER_ENV", dump.to_str().unwrap()),
+            ("REGOPS_AGE_KEY", "AGE-SECRET-KEY-1INHERITED"),
+            ("REGOPS_AGE_KEY_FILE", "/keys/age.txt"),
+            ("SOPS_AGE_KEY", "AGE-SECRET-KEY-1SOPS"),
+            ("AWS_SECRET_ACCESS_KEY", "aws-secret-INHERITED"),
+            ("AZURE_CLIENT_SECRET", "azure-secret-INHERITED"),
+            ("GOOGLE_APPLICATION_CREDENTIALS", "/keys/google.json"),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "oidc-INHERITED"),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let env = std::fs::read_to_string(&dump).unwrap();
+    for name in [
+        "REGOPS_AGE_KEY",
+        "SOPS_AGE_KEY",
+        "AWS_SECRET_ACCESS_KEY",
+        "AZURE_CLIENT_SECRET",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    ] {
+        assert!(!env.contains(name), "{name} reached the helper:\n{env}");
+    }
+    assert!(!env.contains("INHERITED"), "{env}");
+    assert!(env.contains("PATH=") && env.contains("HOME="), "{env}");
 }

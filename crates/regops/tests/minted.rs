@@ -30,7 +30,7 @@ registries:
 credentials:
   aws:
     password: {{ ecr: {{ region: eu-west-1{extra_ecr} }} }}{extra_credential}
-  robot: {{ username: robot, password: {{ env: ROBOT_PW }} }}
+  robot: {{ username: robot, password: {{ env: REGOPS_CRED_ROBOT_PW }} }}
 scopes:
   apps: {{ namespaces: [{namespaces}] }}
 pullSecrets:
@@ -50,7 +50,7 @@ fn namespace(c: &Cluster, name: &str) {
 /// token, key or password is in what it printed.
 fn on(c: &Cluster, cloud: &Cloud, args: &[&str], env: &[(&str, &str)]) -> common::Run {
     let mut cmd = regops();
-    cmd.env("ROBOT_PW", "robot-password-MARKER")
+    cmd.env("REGOPS_CRED_ROBOT_PW", "robot-password-MARKER")
         .env("AWS_ENDPOINT_URL_ECR", cloud.url())
         .env("AWS_ENDPOINT_URL_STS", cloud.url())
         .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -620,7 +620,7 @@ fn apply_watch_renews_a_token_when_it_comes_due() {
     // The first token comes within its hour-long margin three seconds after it is minted.
     cloud.state.lock().unwrap().ecr_lifetime = Some(3_600 + 3);
     let mut cmd = regops();
-    cmd.env("ROBOT_PW", "robot-password-MARKER")
+    cmd.env("REGOPS_CRED_ROBOT_PW", "robot-password-MARKER")
         .env("AWS_ENDPOINT_URL_ECR", cloud.url())
         .env("AWS_EC2_METADATA_DISABLED", "true");
     for (k, v) in KEYS {

@@ -65,7 +65,7 @@ fn setup(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     std::fs::write(
         &spec,
         format!(
-            "apiVersion: regops.dev/v1\nkind: RegistryConfig\nrecipients: [{public}]\nregistries:\n  harbor: {{ server: harbor.example.com, credential: robot }}\n  hub: {{ server: docker.io, credential: hub }}\n  quay: {{ server: quay.io, credential: quay }}\ncredentials:\n  robot:\n    username: robot$ci\n  hub:\n    username: myorg\n    password: {{ env: HUB_TOKEN }}\n  quay:\n    username: bot\n    password: {{ file: token.txt }}\nscopes:\n  web:\n    namespaces: [web]\n    selector: {{ matchLabels: {{ team: web }} }}\npullSecrets:\n  pull: {{ registries: [harbor, hub, quay], scope: web }}\nbindings:\n  - pullSecret: pull\n    serviceAccounts: [default]\n"
+            "apiVersion: regops.dev/v1\nkind: RegistryConfig\nrecipients: [{public}]\nregistries:\n  harbor: {{ server: harbor.example.com, credential: robot }}\n  hub: {{ server: docker.io, credential: hub }}\n  quay: {{ server: quay.io, credential: quay }}\ncredentials:\n  robot:\n    username: robot$ci\n  hub:\n    username: myorg\n    password: {{ env: REGOPS_CRED_HUB_TOKEN }}\n  quay:\n    username: bot\n    password: {{ file: token.txt }}\nscopes:\n  web:\n    namespaces: [web]\n    selector: {{ matchLabels: {{ team: web }} }}\npullSecrets:\n  pull: {{ registries: [harbor, hub, quay], scope: web }}\nbindings:\n  - pullSecret: pull\n    serviceAccounts: [default]\n"
         ),
     )
     .unwrap();
@@ -90,7 +90,7 @@ fn no_subcommand_prints_a_credential() {
     let with = |args: &[&str]| {
         let mut c = regops();
         c.args(args)
-            .env("HUB_TOKEN", ENV_MARKER)
+            .env("REGOPS_CRED_HUB_TOKEN", ENV_MARKER)
             .current_dir(dir.path());
         c
     };
@@ -205,7 +205,7 @@ fn cluster_commands_at_every_verbosity_print_no_credential() {
             .arg("--kubeconfig")
             .arg(&kubeconfig)
             .args(extra)
-            .env("HUB_TOKEN", ENV_MARKER)
+            .env("REGOPS_CRED_HUB_TOKEN", ENV_MARKER)
             .env_remove("RUST_LOG")
             .current_dir(dir.path());
         if let Some((k, v)) = env {

@@ -257,9 +257,9 @@ registries:
   helped: {{ server: \"127.0.0.1:{p}\", credential: from-helper, insecure: true }}
 credentials:
   from-helper: {{ password: {{ helper: fake }} }}
-  alice: {{ username: alice, password: {{ env: ALICE_PASSWORD }}, expires: \"2099-01-01\" }}
-  wrong-password: {{ username: alice, password: {{ env: WRONG_PASSWORD }}, expires: \"2020-01-01T00:00:00Z\" }}
-  mallory: {{ username: mallory, password: {{ env: ALICE_PASSWORD }} }}
+  alice: {{ username: alice, password: {{ env: REGOPS_CRED_ALICE_PASSWORD }}, expires: \"2099-01-01\" }}
+  wrong-password: {{ username: alice, password: {{ env: REGOPS_CRED_WRONG_PASSWORD }}, expires: \"2020-01-01T00:00:00Z\" }}
+  mallory: {{ username: mallory, password: {{ env: REGOPS_CRED_ALICE_PASSWORD }} }}
 ",
             t = tls.port,
             p = plain.port,
@@ -274,8 +274,8 @@ credentials:
             .arg(&spec)
             .args(["--output", "json"])
             .args(extra)
-            .env("ALICE_PASSWORD", "s3cret")
-            .env("WRONG_PASSWORD", "MARKER-wrong")
+            .env("REGOPS_CRED_ALICE_PASSWORD", "s3cret")
+            .env("REGOPS_CRED_WRONG_PASSWORD", "MARKER-wrong")
             // The fake docker credential helper answers alice's login.
             .env(
                 "PATH",
@@ -369,7 +369,7 @@ credentials:
         .arg("-f")
         .arg(&spec)
         .args(["--registry", "tls", "--registry", "plain"])
-        .env("ALICE_PASSWORD", "s3cret"));
+        .env("REGOPS_CRED_ALICE_PASSWORD", "s3cret"));
     assert_eq!(r.code, 0, "{}", r.transcript());
     assert!(
         r.stdout.starts_with("REGISTRY") && r.stdout.contains("logged in (Basic)"),
@@ -591,8 +591,8 @@ registries:
   token-wrong-password: {{ server: \"127.0.0.1:{r}\", credential: wrong, insecure: true }}
   token-wrong-key: {{ server: \"127.0.0.1:{f}\", credential: alice, insecure: true }}
 credentials:
-  alice: {{ username: alice, password: {{ env: ALICE_PASSWORD }} }}
-  wrong: {{ username: alice, password: {{ env: WRONG_PASSWORD }} }}
+  alice: {{ username: alice, password: {{ env: REGOPS_CRED_ALICE_PASSWORD }} }}
+  wrong: {{ username: alice, password: {{ env: REGOPS_CRED_WRONG_PASSWORD }} }}
 ",
             r = registry.port,
             f = fooled.port
@@ -606,8 +606,8 @@ credentials:
             .arg(&spec)
             .args(["--output", "json"])
             .args(extra)
-            .env("ALICE_PASSWORD", "s3cret")
-            .env("WRONG_PASSWORD", "nope"))
+            .env("REGOPS_CRED_ALICE_PASSWORD", "s3cret")
+            .env("REGOPS_CRED_WRONG_PASSWORD", "nope"))
     };
     let result = |r: &common::Run, name: &str| {
         let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();

@@ -23,7 +23,7 @@ metadata: { name: e2e }
 registries:
   harbor: { server: harbor.example.com, credential: robot }
 credentials:
-  robot: { username: robot$ci, password: { env: HARBOR_TOKEN } }
+  robot: { username: robot$ci, password: { env: REGOPS_CRED_HARBOR_TOKEN } }
 scopes:
   web: { selector: { matchLabels: { team: web } }, exclude: [web-sandbox] }
 pullSecrets:
@@ -129,7 +129,7 @@ impl Env {
         cmd.args(args.iter().map(|a| a.replace("{port}", &port.to_string())))
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
-            .env("HARBOR_TOKEN", "MARKER-watch-token")
+            .env("REGOPS_CRED_HARBOR_TOKEN", "MARKER-watch-token")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();

@@ -293,7 +293,7 @@ fn render_for_given_namespaces_honours_scope_and_exclusions() {
     let spec = dir.path().join("regops.yaml");
     std::fs::write(
         &spec,
-        "apiVersion: regops.dev/v1\nkind: RegistryConfig\nregistries:\n  r: { server: r.example.com, credential: c }\ncredentials:\n  c: { username: u, password: { env: C_PASS } }\nscopes:\n  named: { namespaces: [a, b] }\n  labelled: { selector: { matchLabels: { team: x } }, exclude: [c] }\npullSecrets:\n  only-named: { registries: [r], scope: named }\n  by-label: { registries: [r], scope: labelled }\n",
+        "apiVersion: regops.dev/v1\nkind: RegistryConfig\nregistries:\n  r: { server: r.example.com, credential: c }\ncredentials:\n  c: { username: u, password: { env: REGOPS_CRED_C_PASS } }\nscopes:\n  named: { namespaces: [a, b] }\n  labelled: { selector: { matchLabels: { team: x } }, exclude: [c] }\npullSecrets:\n  only-named: { registries: [r], scope: named }\n  by-label: { registries: [r], scope: labelled }\n",
     )
     .unwrap();
     let r = run(regops()
@@ -301,7 +301,7 @@ fn render_for_given_namespaces_honours_scope_and_exclusions() {
         .arg("-f")
         .arg(&spec)
         .args(["--namespaces", "b,c,d"])
-        .env("C_PASS", "p"));
+        .env("REGOPS_CRED_C_PASS", "p"));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let pairs: Vec<(String, String)> = r
         .stdout
@@ -332,7 +332,7 @@ fn render_for_given_namespaces_honours_scope_and_exclusions() {
         .arg("-f")
         .arg(&spec)
         .args(["--namespaces", "Bad_NS"])
-        .env("C_PASS", "p"));
+        .env("REGOPS_CRED_C_PASS", "p"));
     assert_eq!(r.code, 1);
 }
 

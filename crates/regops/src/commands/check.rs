@@ -7,7 +7,7 @@ use crate::cli::CheckArgs;
 use crate::output::Term;
 
 pub(super) fn check(args: CheckArgs, term: &Term) -> Outcome {
-    let loaded = load(&args.spec.files, term)?;
+    let loaded = load(&args.spec, term)?;
     let spec = &loaded.spec;
     let decrypted = if args.no_decrypt {
         None

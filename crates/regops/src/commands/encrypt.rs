@@ -12,7 +12,6 @@ use super::load::{default_name, read_sources};
 use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::cli::EncryptArgs;
-use crate::credentials;
 use crate::crypto;
 use crate::edit::{self, NewPassword};
 use crate::output::Term;
@@ -61,7 +60,7 @@ pub(super) fn read_new_secret(credential: &str) -> Result<SecretString, Failure>
 // Kept whole (over 80 lines): the edit in its order: find, check, read the secret, encrypt,
 // write, verify; each step needs the last's results.
 pub(super) fn encrypt(args: EncryptArgs, term: &Term) -> Outcome {
-    let sources = read_sources(&args.spec.files)?;
+    let sources = read_sources(&args.spec)?;
     let (file, cred_node) =
         edit::find_credential(&sources, &args.credential).map_err(|e| Failure::Message {
             message: e.to_string(),
@@ -128,9 +127,15 @@ pub(super) fn encrypt(args: EncryptArgs, term: &Term) -> Outcome {
         .age_file
         .as_ref()
         .map(|p| p.to_string_lossy().to_string());
+    // Confined like every path the spec names: the spec will name this file as `ageFile`.
     let age_path = age_file
         .as_ref()
-        .map(|p| credentials::resolve_path(&sources, cred_node.loc, Path::new(p)));
+        .map(|p| sources.resolve(cred_node.loc, Path::new(p)))
+        .transpose()
+        .map_err(|e| Failure::Message {
+            message: format!("--age-file: {e}"),
+            help: Some(regops_spec::trust::PATH_HELP.into()),
+        })?;
     let new = match (&age_file, &age_path) {
         (Some(p), Some(full)) => {
             edit::write_atomic(full, &armor).map_err(|e| Failure::msg(e.to_string()))?;

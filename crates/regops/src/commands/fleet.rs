@@ -42,15 +42,44 @@ impl Member {
     }
 }
 
-/// A path in a cluster entry: `~/` is the home directory, a relative path is relative to the
-/// spec file.
-fn entry_path(loaded: &Loaded, path: &regops_spec::Spanned<PathBuf>) -> PathBuf {
-    if let Ok(rest) = path.value.strip_prefix("~")
-        && let Some(home) = std::env::var_os("HOME")
-    {
-        return Path::new(&home).join(rest);
+/// The kubeconfig a cluster entry names: `~/` is the home directory (refused by the spec's
+/// checks unless the load restrictor is `none`), a relative path is relative to the spec file;
+/// checked to stay in the spec's root, to run no program and to skip no TLS check, as
+/// [`crate::cluster::spec_kubeconfig_refusals`] says.
+fn entry_kubeconfig(
+    loaded: &Loaded,
+    cluster: &regops_spec::Cluster,
+    path: &regops_spec::Spanned<PathBuf>,
+) -> Result<PathBuf, regops_spec::Diagnostic> {
+    let what = format!("the kubeconfig of cluster `{}`", cluster.name.value);
+    let file = match path.value.strip_prefix("~") {
+        Ok(rest) if loaded.sources.confining_root(path.loc).is_none() => {
+            Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(rest)
+        }
+        _ => crate::confined::path(&loaded.sources, path, &what)?,
+    };
+    let refusals = crate::cluster::spec_kubeconfig_refusals(
+        &file,
+        cluster.context(),
+        loaded.sources.confining_root(path.loc),
+        loaded.policy.allow_kubeconfig_exec,
+    )
+    .map_err(|e| {
+        regops_spec::Diagnostic::error("trust::kubeconfig", format!("{what}: {e}"))
+            .with_label(path.loc, "unreadable")
+    })?;
+    if refusals.is_empty() {
+        return Ok(file);
     }
-    crate::credentials::resolve_path(&loaded.sources, path.loc, &path.value)
+    Err(regops_spec::Diagnostic::error(
+        "trust::kubeconfig",
+        format!(
+            "{what} may not be used: {}",
+            refusals.join("; ")
+        ),
+    )
+    .with_label(path.loc, "named by the spec")
+    .with_help("a kubeconfig in the spec is written by whoever edits the spec: give it a token or client certificate and a CA, or leave `kubeconfig` out and pass the operator's with --kubeconfig; if every author of this spec is trusted, --allow-kubeconfig-exec lets it run plugins and skip TLS checks"))
 }
 
 /// The clusters a run works on: `None` for a spec without `clusters` (the one cluster
@@ -90,22 +119,35 @@ pub(super) fn members(
             });
         }
     }
-    Ok(Some(
-        spec.clusters
-            .values()
-            .filter(|c| fleet.clusters.is_empty() || fleet.clusters.contains(&c.name.value))
-            .map(|c| Member {
-                name: c.name.value.clone(),
-                context: c.context().to_string(),
-                kubeconfig: c
-                    .kubeconfig
-                    .as_ref()
-                    .map(|k| entry_path(loaded, k))
-                    .or_else(|| kubeconfig.map(Path::to_path_buf)),
-                spec: regops_spec::fleet::for_cluster(spec, &c.name.value),
-            })
-            .collect(),
-    ))
+    let mut members = Vec::new();
+    let mut refused = regops_spec::Diagnostics::default();
+    for c in spec
+        .clusters
+        .values()
+        .filter(|c| fleet.clusters.is_empty() || fleet.clusters.contains(&c.name.value))
+    {
+        let own = match c.kubeconfig.as_ref().map(|k| entry_kubeconfig(loaded, c, k)) {
+            Some(Ok(path)) => Some(path),
+            Some(Err(d)) => {
+                refused.push(d);
+                continue;
+            }
+            None => None,
+        };
+        members.push(Member {
+            name: c.name.value.clone(),
+            context: c.context().to_string(),
+            kubeconfig: own.or_else(|| kubeconfig.map(Path::to_path_buf)),
+            spec: regops_spec::fleet::for_cluster(spec, &c.name.value),
+        });
+    }
+    if !refused.is_empty() {
+        return Err(Failure::Spec {
+            sources: loaded.sources.clone(),
+            diagnostics: refused,
+        });
+    }
+    Ok(Some(members))
 }
 
 /// Runs `work` on every member, at most `limit` at once, and returns each one's outcome in

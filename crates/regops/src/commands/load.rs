@@ -9,14 +9,16 @@ use regops_spec::{Loaded, Sources};
 use super::Failure;
 use crate::credentials::{self, Login};
 use crate::crypto::{self, IdentityLookup};
+use crate::cli::SpecArgs;
 use crate::output::Term;
 
 pub(super) fn env_var(key: &str) -> Option<String> {
     std::env::var(key).ok()
 }
 
-pub(super) fn read_sources(files: &[PathBuf]) -> Result<Sources, Failure> {
-    regops_spec::source::read_paths(files).map_err(|e| Failure::msg(e.to_string()))
+pub(super) fn read_sources(spec: &SpecArgs) -> Result<Sources, Failure> {
+    regops_spec::source::read_paths(&spec.files, spec.trust.restrictor())
+        .map_err(|e| Failure::msg(e.to_string()))
 }
 
 pub(super) fn default_name(files: &[PathBuf]) -> String {
@@ -35,23 +37,35 @@ pub(super) fn default_name(files: &[PathBuf]) -> String {
     stem.map_or_else(|| "regops".into(), |s| s.to_string_lossy().to_string())
 }
 
-/// Reads, parses and validates the spec (recipients included), printing warnings.
-pub(super) fn load(files: &[PathBuf], term: &Term) -> Result<Loaded, Failure> {
-    let sources = read_sources(files)?;
-    let mut loaded =
-        regops_spec::load(sources, &default_name(files)).map_err(|inv| Failure::Spec {
+/// Reads, parses and validates the spec (recipients included) and checks it stays within what
+/// a spec may reach ([`regops_spec::trust`]), printing warnings.
+pub(super) fn load(spec_args: &SpecArgs, term: &Term) -> Result<Loaded, Failure> {
+    let sources = read_sources(spec_args)?;
+    let mut loaded = regops_spec::load(sources, &default_name(&spec_args.files)).map_err(
+        |inv| Failure::Spec {
             sources: inv.sources,
             diagnostics: inv.diagnostics,
-        })?;
+        },
+    )?;
+    let policy = spec_args.trust.policy();
+    let mut problems = regops_spec::trust::check(&loaded.spec, &loaded.sources, &policy);
     if let Err(d) = crypto::parse_recipients(&loaded.spec.recipients) {
-        let mut all = d;
-        all.extend(std::mem::take(&mut loaded.warnings));
+        problems.extend(d);
+    }
+    loaded.policy = policy;
+    let mut warnings = std::mem::take(&mut loaded.warnings);
+    if problems.has_errors() {
+        problems.extend(warnings);
+        problems.sort();
         return Err(Failure::Spec {
             sources: loaded.sources,
-            diagnostics: all,
+            diagnostics: problems,
         });
     }
-    term.diagnostics(&loaded.warnings, &loaded.sources);
+    warnings.extend(problems);
+    warnings.sort();
+    term.diagnostics(&warnings, &loaded.sources);
+    loaded.warnings = warnings;
     Ok(loaded)
 }
 
@@ -64,7 +78,7 @@ pub(super) fn resolve_logins(
         files: identity_files,
         env: &env_var,
     };
-    credentials::resolve(&loaded.spec, &loaded.sources, &lookup, &env_var, wanted).map_err(
+    credentials::resolve(loaded, &lookup, &env_var, wanted).map_err(
         |diagnostics| Failure::Spec {
             sources: loaded.sources.clone(),
             diagnostics,
@@ -144,7 +158,7 @@ pub(super) fn only_namespaces(
 
 pub(super) fn prepare(run: &crate::cli::RunArgs, term: &Term) -> Result<Prepared, Failure> {
     let (spec, identity, namespaces) = (&run.spec, &run.identity, &run.namespaces);
-    let loaded = load(&spec.files, term)?;
+    let loaded = load(spec, term)?;
     let only = only_namespaces(namespaces, "-n")?;
     let lookup = IdentityLookup {
         files: &identity.identity,
@@ -152,8 +166,7 @@ pub(super) fn prepare(run: &crate::cli::RunArgs, term: &Term) -> Result<Prepared
     };
     let mut failed = Vec::new();
     let logins = credentials::resolve_lenient(
-        &loaded.spec,
-        &loaded.sources,
+        &loaded,
         &lookup,
         &env_var,
         Some(&used_credentials(&loaded.spec)),

@@ -9,7 +9,6 @@ use super::load::{load, resolve_logins};
 use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::cli::RekeyArgs;
-use crate::credentials;
 use crate::crypto;
 use crate::edit::{self, NewPassword};
 use crate::output::Term;
@@ -17,7 +16,7 @@ use crate::output::Term;
 // Kept whole (over 80 lines): all-or-nothing: everything is decrypted and re-encrypted before
 // the first write.
 pub(super) fn rekey(args: RekeyArgs, term: &Term) -> Outcome {
-    let loaded = load(&args.spec.files, term)?;
+    let loaded = load(&args.spec, term)?;
     let recipients =
         crypto::parse_recipients(&loaded.spec.recipients).map_err(|diagnostics| Failure::Spec {
             sources: loaded.sources.clone(),
@@ -64,7 +63,15 @@ pub(super) fn rekey(args: RekeyArgs, term: &Term) -> Outcome {
         let armor = &armors[name];
         match &cred.password {
             SecretSource::AgeFile { age_file } => {
-                let full = credentials::resolve_path(&loaded.sources, age_file.loc, age_file);
+                let full = crate::confined::path(
+                    &loaded.sources,
+                    age_file,
+                    &format!("the ciphertext of `{name}`"),
+                )
+                .map_err(|d| Failure::Spec {
+                    sources: loaded.sources.clone(),
+                    diagnostics: std::iter::once(d).collect(),
+                })?;
                 edit::write_atomic(&full, armor).map_err(|e| Failure::msg(e.to_string()))?;
             }
             _ => {

@@ -9,7 +9,7 @@ use crate::cli::RenderArgs;
 use crate::output::Term;
 
 pub(super) fn render(args: RenderArgs, term: &Term) -> Outcome {
-    let loaded = load(&args.spec.files, term)?;
+    let loaded = load(&args.spec, term)?;
     let spec = &loaded.spec;
     if args.namespaces.is_empty() {
         for scope in render::dynamic_scopes(spec) {

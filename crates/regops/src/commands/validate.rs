@@ -10,7 +10,7 @@ use crate::cli::{ReportFormat, ValidateArgs};
 use crate::output::Term;
 
 pub(super) fn validate(args: ValidateArgs, term: &Term) -> Outcome {
-    let loaded = load(&args.spec.files, term)?;
+    let loaded = load(&args.spec, term)?;
     let spec = &loaded.spec;
     for name in &args.registry {
         if !spec.registries.contains_key(name) {
@@ -51,8 +51,19 @@ pub(super) fn validate(args: ValidateArgs, term: &Term) -> Outcome {
         let ca = reg
             .ca_file
             .as_ref()
-            .map(|c| crate::credentials::resolve_path(&loaded.sources, c.loc, c));
-        let verdict = rt.block_on(crate::registry::check(
+            .map(|c| {
+                crate::confined::path(
+                    &loaded.sources,
+                    c,
+                    &format!("the CA file of registry `{}`", reg.name.value),
+                )
+            })
+            .transpose()
+            .map_err(|d| Failure::Spec {
+                sources: loaded.sources.clone(),
+                diagnostics: std::iter::once(d).collect(),
+            })?;
+        let (verdict, notes) = rt.block_on(crate::registry::check(
             &reg.server,
             reg.insecure,
             ca.as_deref(),
@@ -80,6 +91,7 @@ pub(super) fn validate(args: ValidateArgs, term: &Term) -> Outcome {
             server: reg.server.value.clone(),
             verdict,
             expires,
+            notes,
         });
     }
     let ok = rows.iter().all(|r| r.verdict.is_ok());

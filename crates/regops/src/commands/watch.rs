@@ -120,7 +120,7 @@ pub(super) fn watch(mut args: ApplyArgs, term: &Term) -> Outcome {
 /// A hash of the spec files' contents: a change (a ConfigMap's symlink swapped, an edit) is a
 /// new hash.
 fn spec_print(args: &ApplyArgs) -> Result<u64, Failure> {
-    let sources = read_sources(&args.run.spec.files)?;
+    let sources = read_sources(&args.run.spec)?;
     let mut h = DefaultHasher::new();
     for f in sources.files() {
         f.path.hash(&mut h);

@@ -43,10 +43,23 @@ pub fn endpoint(service: &str, region: &str, env: Env<'_>) -> String {
     env(&specific)
         .or_else(|| env("AWS_ENDPOINT_URL"))
         .map(|u| u.trim_end_matches('/').to_string())
-        .unwrap_or_else(|| match service {
-            "ecr" => format!("https://api.ecr.{region}.amazonaws.com"),
-            _ => format!("https://{service}.{region}.amazonaws.com"),
+        .unwrap_or_else(|| {
+            let domain = dns_suffix(region);
+            match service {
+                "ecr" => format!("https://api.ecr.{region}.{domain}"),
+                _ => format!("https://{service}.{region}.{domain}"),
+            }
         })
+}
+
+/// The DNS suffix of a region's partition: `amazonaws.com.cn` for China (`cn-north-1`,
+/// `cn-northwest-1`), `amazonaws.com` for the commercial and GovCloud partitions.
+pub fn dns_suffix(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    }
 }
 
 /// One INI file of the shared config: sections of `key = value`.
@@ -592,6 +605,14 @@ mod tests {
             "AWS_ENDPOINT_URL" => Some("http://general".to_string()),
             _ => None,
         };
+        assert_eq!(
+            endpoint("ecr", "cn-north-1", &|_: &str| None),
+            "https://api.ecr.cn-north-1.amazonaws.com.cn"
+        );
+        assert_eq!(
+            endpoint("sts", "cn-northwest-1", &|_: &str| None),
+            "https://sts.cn-northwest-1.amazonaws.com.cn"
+        );
         assert_eq!(endpoint("ecr", "eu-west-1", &env), "http://127.0.0.1:9");
         assert_eq!(endpoint("sts", "eu-west-1", &env), "http://general");
         let none = |_: &str| None;

@@ -104,6 +104,7 @@ impl<'a> Request<'a> {
 
     /// Sends it. The error says where it could not be sent, never what.
     pub async fn send(self) -> Result<Reply, String> {
+        plain_http_check(self.url)?;
         let connector = crate::registry::connector(None)?;
         let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
         let mut req = hyper::Request::builder()
@@ -145,6 +146,46 @@ impl<'a> Request<'a> {
             body: Zeroizing::new(body.to_bytes().to_vec()),
         })
     }
+}
+
+/// The clouds' metadata and container-credential endpoints, which speak plain HTTP on
+/// link-local addresses by design (EC2 IMDS, ECS and EKS Pod Identity, the GCE metadata
+/// server).
+const METADATA_HOSTS: &[&str] = &[
+    "169.254.169.254",
+    "169.254.170.2",
+    "169.254.170.23",
+    "[fd00:ec2::254]",
+    "[fd00:ec2::23]",
+    "metadata.google.internal",
+    "metadata",
+];
+
+/// Token endpoints speak HTTPS: an `http://` URL is refused unless it is on loopback (a local
+/// fake, in tests) or a cloud metadata address, whoever chose it (an environment override, a
+/// key file's `token_uri`, a registry).
+pub fn plain_http_check(url: &str) -> Result<(), String> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return if url.starts_with("https://") {
+            Ok(())
+        } else {
+            Err(format!("`{url}` is not an https:// URL"))
+        };
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let bare = match host.strip_prefix('[') {
+        Some(_) => host.split_inclusive(']').next().unwrap_or(host),
+        None => host.split(':').next().unwrap_or(host),
+    };
+    if regops_spec::trust::is_loopback_host(host)
+        || METADATA_HOSTS.iter().any(|m| m.eq_ignore_ascii_case(bare))
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "refused to send a token request to {url} over plain HTTP: token endpoints must be https:// (only loopback and the clouds' metadata addresses may be plain HTTP)"
+    ))
 }
 
 /// How far the service's clock (its `Date` header) is from ours, in seconds, when it says.
@@ -285,4 +326,35 @@ pub fn form(pairs: &[(&str, &str)]) -> Zeroizing<Vec<u8>> {
         s.append_pair(k, v);
     }
     Zeroizing::new(s.finish().into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_endpoints_must_be_https_but_on_loopback_and_metadata_addresses() {
+        for ok in [
+            "https://login.microsoftonline.com/t/oauth2/v2.0/token",
+            "http://127.0.0.1:8080/token",
+            "http://localhost/x",
+            "http://[::1]:9/x",
+            "http://169.254.169.254/latest/api/token",
+            "http://169.254.170.23/v1/credentials",
+            "http://metadata.google.internal/computeMetadata/v1/",
+            "http://[fd00:ec2::254]/latest",
+        ] {
+            assert_eq!(plain_http_check(ok), Ok(()), "{ok}");
+        }
+        for refused in [
+            "http://login.example.com/token",
+            "http://10.0.0.1/token",
+            "http://127.0.0.1.evil.com/token",
+            "http://user@evil.com/token",
+            "ftp://x/token",
+            "http://169.254.169.254.evil.com/",
+        ] {
+            assert!(plain_http_check(refused).is_err(), "{refused}");
+        }
+    }
 }

@@ -1,0 +1,532 @@
+//! What a spec may reach. The spec, and every file it names, is written by whoever opens a pull
+//! request, so it is untrusted input; the command line, the environment and the operator's own
+//! kubeconfig are trusted. This module holds the rules that follow from that boundary, as
+//! kustomize's load restrictor does for a kustomization (`LoadRestrictionsRootOnly` unless
+//! `--load-restrictor LoadRestrictionsNone`) and Helm's `.Files` does for a chart:
+//!
+//! - every path a spec names (`file:`, `ageFile:`, `caFile:`, a cluster's `kubeconfig:`)
+//!   resolves, symlinks followed, inside the spec's root ([`confine`]), unless the load
+//!   restrictor is `none`;
+//! - `env:` reads only variables with an allowed prefix (`REGOPS_CRED_` unless widened), and
+//!   never the ones regops itself and the cloud SDKs read keys from ([`env_refusal`]);
+//! - a minted token is sent only to its own cloud's registries ([`minted_host_refusal`]).
+//!
+//! [`check`] turns every breach into a located diagnostic before anything is read, decrypted
+//! or sent; the readers in the binary apply the same functions again when they read.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::model::{Minted, SecretSource, Spec};
+use crate::source::Sources;
+
+/// How far the paths a spec names may reach, as kustomize's `--load-restrictor`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LoadRestrictor {
+    /// Inside the spec's root only (the default).
+    #[default]
+    RootOnly,
+    /// Anywhere regops may read: for a spec whose every author is trusted.
+    None,
+}
+
+/// The variables a spec may read with `env:` unless `--allow-env` widens it.
+pub const DEFAULT_ENV_PREFIX: &str = "REGOPS_CRED_";
+
+/// Variables no spec may read, whatever `--allow-env` says: where regops and the cloud SDKs
+/// find keys (the age identity, sops' keys, AWS, Azure and Google credentials and endpoints),
+/// the kubeconfig, and the CI's own identity-token request.
+pub const REFUSED_ENV_PREFIXES: &[(&str, &str)] = &[
+    ("REGOPS_AGE_KEY", "regops' own age identity"),
+    ("SOPS_", "sops' keys"),
+    ("AWS_", "AWS credentials and endpoints"),
+    ("AZURE_", "Azure credentials and endpoints"),
+    ("GOOGLE_", "Google Cloud credentials"),
+    ("GCE_METADATA", "the Google metadata server"),
+    ("CLOUDSDK_", "gcloud's configuration"),
+    ("KUBECONFIG", "the operator's kubeconfig"),
+    ("ACTIONS_ID_TOKEN_REQUEST_", "the CI's identity-token request"),
+];
+
+/// What the operator allowed beyond the defaults (the command line's `--allow-*` flags).
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// Prefixes of the variables `env:` may read, besides [`DEFAULT_ENV_PREFIX`].
+    pub allow_env: Vec<String>,
+    /// Kubeconfigs a spec names may run `exec`/`auth-provider` plugins and skip TLS checks.
+    pub allow_kubeconfig_exec: bool,
+    /// Hosts (`host[:port]`) a minted token may be sent to beyond its cloud's registries.
+    pub allow_minted_hosts: Vec<String>,
+}
+
+/// A path that reaches outside the spec's root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathRefused {
+    /// The path as the spec wrote it.
+    pub written: PathBuf,
+    /// Where it leads, symlinks followed.
+    pub resolved: PathBuf,
+    pub root: PathBuf,
+}
+
+impl std::fmt::Display for PathRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` leads to {}, outside the spec's root {}",
+            self.written.display(),
+            self.resolved.display(),
+            self.root.display()
+        )
+    }
+}
+
+/// The help for a refused path: what to do, and what the flag that allows it costs.
+pub const PATH_HELP: &str = "keep the files a spec names in its directory (the -f directory, or the -f file's); if every author of this spec is trusted, --load-restrictor none lets it name any file regops can read (which a pull request could then put into a Secret)";
+
+/// `joined` (the spec's `written` path, joined to the directory of the file naming it), with
+/// symlinks followed, if it lies inside `root`. A path that does not exist yet is judged by its
+/// deepest existing ancestor and the rest of it, which may not hold `..`.
+pub fn confine(root: &Path, joined: &Path, written: &Path) -> Result<PathBuf, PathRefused> {
+    let root_real = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let resolved = resolve_existing(joined);
+    if resolved.starts_with(&root_real) {
+        Ok(resolved)
+    } else {
+        Err(PathRefused {
+            written: written.to_path_buf(),
+            resolved,
+            root: root_real,
+        })
+    }
+}
+
+/// `path` with symlinks followed as far as it exists; `..` after that is kept (so that the
+/// result is then outside any root: a path cannot be trusted to climb out of a directory that
+/// is not there).
+fn resolve_existing(path: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    let mut rest = Vec::new();
+    let mut cur = path.to_path_buf();
+    loop {
+        let Some(name) = cur.file_name().map(|n| n.to_os_string()) else {
+            // `..` or the root itself: nothing more to walk up through.
+            break;
+        };
+        rest.push(name);
+        if !cur.pop() {
+            break;
+        }
+        let base = if cur.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            cur.clone()
+        };
+        if let Ok(real) = std::fs::canonicalize(&base) {
+            let mut out = real;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return out;
+        }
+    }
+    // Nothing of it exists: judged as written, `..` marking it as outside.
+    let mut out = PathBuf::from("/nonexistent");
+    for c in path.components() {
+        if let Component::Normal(p) = c {
+            out.push(p);
+        } else if c == Component::ParentDir {
+            out.push("..");
+        }
+    }
+    out
+}
+
+/// Why `name` may not be read by `env:`, or `None` if it may.
+pub fn env_refusal(name: &str, policy: &Policy) -> Option<String> {
+    let upper = name.to_ascii_uppercase();
+    if let Some((prefix, what)) = REFUSED_ENV_PREFIXES
+        .iter()
+        .find(|(p, _)| upper.starts_with(p))
+    {
+        return Some(format!(
+            "`${name}` is never readable by a spec: `{prefix}*` holds {what}"
+        ));
+    }
+    let allowed = std::iter::once(DEFAULT_ENV_PREFIX)
+        .chain(policy.allow_env.iter().map(String::as_str))
+        .any(|p| !p.is_empty() && name.starts_with(p));
+    (!allowed).then(|| {
+        let prefixes: Vec<String> = std::iter::once(DEFAULT_ENV_PREFIX)
+            .chain(policy.allow_env.iter().map(String::as_str))
+            .map(|p| format!("{p}*"))
+            .collect();
+        format!(
+            "`${name}` is not among the variables a spec may read ({})",
+            prefixes.join(", ")
+        )
+    })
+}
+
+/// The host (and port) of a registry's `server`: what a token is sent to.
+pub fn server_host(server: &str) -> &str {
+    let s = server
+        .strip_prefix("https://")
+        .or_else(|| server.strip_prefix("http://"))
+        .unwrap_or(server);
+    s.split('/').next().unwrap_or(s)
+}
+
+/// The registry hosts a cloud's tokens may be sent to, in words, for messages.
+pub fn minted_hosts(minted: Minted) -> &'static str {
+    match minted {
+        Minted::Ecr => {
+            "`<account>.dkr.ecr.<region>.amazonaws.com` (`.amazonaws.com.cn` in China), in the credential's region"
+        }
+        Minted::Gcp => "`*.pkg.dev`, `gcr.io` and `*.gcr.io`",
+        Minted::Acr => "`*.azurecr.io`, `*.azurecr.cn` and `*.azurecr.us`",
+    }
+}
+
+/// Why a token minted by `minted` (for `region`, with ECR) may not be sent to `server`, or
+/// `None` if it may: the host must be one of the cloud's registries, or named by
+/// `--allow-minted-host`.
+pub fn minted_host_refusal(
+    minted: Minted,
+    region: Option<&str>,
+    server: &str,
+    policy: &Policy,
+) -> Option<String> {
+    let host = server_host(server);
+    if policy
+        .allow_minted_hosts
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(host))
+    {
+        return None;
+    }
+    let lower = host.to_ascii_lowercase();
+    let ok = match minted {
+        Minted::Ecr => ecr_host_region(&lower).is_some_and(|r| Some(r) == region),
+        Minted::Gcp => {
+            lower == "gcr.io"
+                || has_subdomain_label(&lower, ".gcr.io")
+                || has_subdomain_label(&lower, ".pkg.dev")
+        }
+        Minted::Acr => [".azurecr.io", ".azurecr.cn", ".azurecr.us"]
+            .iter()
+            .any(|s| has_subdomain_label(&lower, s)),
+    };
+    if ok {
+        return None;
+    }
+    let mut why = format!(
+        "a token minted from `{}` is sent only to {}, not to `{host}`",
+        minted.key(),
+        minted_hosts(minted)
+    );
+    if let (Minted::Ecr, Some(found), Some(want)) = (minted, ecr_host_region(&lower), region)
+        && found != want
+    {
+        why = format!("`{host}` is in region {found}, but the credential mints for {want}");
+    }
+    Some(why)
+}
+
+/// `host` ends with `suffix` (which starts with a dot) and has a name before it.
+fn has_subdomain_label(host: &str, suffix: &str) -> bool {
+    host.strip_suffix(suffix)
+        .is_some_and(|label| !label.is_empty() && !label.contains(':'))
+}
+
+/// The region of an ECR registry host: `<12 digits>.dkr.ecr.<region>.amazonaws.com[.cn]`.
+pub fn ecr_host_region(host: &str) -> Option<&str> {
+    let rest = host
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
+    let (account, rest) = rest.split_once(".dkr.ecr.")?;
+    let region_ok = !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    (account.len() == 12 && account.chars().all(|c| c.is_ascii_digit()) && region_ok)
+        .then_some(rest)
+}
+
+/// Every breach of the trust boundary in `spec`, located: paths outside the root, variables a
+/// spec may not read, minted tokens bound for foreign or plain-HTTP hosts; and a warning for
+/// each plain-HTTP registry. Kubeconfigs are checked for plugins where they are read (by the
+/// binary, which parses them).
+pub fn check(spec: &Spec, sources: &Sources, policy: &Policy) -> Diagnostics {
+    let mut diags = Diagnostics::default();
+    let path = |diags: &mut Diagnostics, what: &str, p: &crate::Spanned<PathBuf>| {
+        if let Err(e) = sources.resolve(p.loc, &p.value) {
+            diags.push(
+                Diagnostic::error("trust::path", format!("{what}: {e}"))
+                    .with_label(p.loc, "outside the spec's root")
+                    .with_help(PATH_HELP),
+            );
+        }
+    };
+    for (name, cred) in &spec.credentials {
+        match &cred.password {
+            SecretSource::File { file } => {
+                path(&mut diags, &format!("the password of `{name}`"), file);
+            }
+            SecretSource::AgeFile { age_file } => {
+                path(&mut diags, &format!("the ciphertext of `{name}`"), age_file);
+            }
+            SecretSource::Env { env } => {
+                if let Some(why) = env_refusal(&env.value, policy) {
+                    let help = if REFUSED_ENV_PREFIXES
+                        .iter()
+                        .any(|(p, _)| env.value.to_ascii_uppercase().starts_with(p))
+                    {
+                        format!(
+                            "put the password in a variable named {DEFAULT_ENV_PREFIX}..., set by the job for this credential alone"
+                        )
+                    } else {
+                        format!(
+                            "rename it {DEFAULT_ENV_PREFIX}{}, or pass --allow-env {} (whoever edits the spec may then read every variable starting so)",
+                            env.value, env.value
+                        )
+                    };
+                    diags.push(
+                        Diagnostic::error(
+                            "trust::env",
+                            format!("credential `{name}` reads {why}"),
+                        )
+                        .with_label(env.loc, "not readable by a spec")
+                        .with_help(help),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    for reg in spec.registries.values() {
+        if let Some(ca) = &reg.ca_file {
+            path(
+                &mut diags,
+                &format!("the CA file of registry `{}`", reg.name.value),
+                ca,
+            );
+        }
+        let minted = spec
+            .credentials
+            .get(reg.credential.as_str())
+            .and_then(|c| c.minted().map(|m| (m, c)));
+        if let Some((minted, cred)) = minted {
+            let region = match &cred.password {
+                SecretSource::Ecr { ecr } => Some(ecr.region.value.as_str()),
+                _ => None,
+            };
+            let allowed = policy
+                .allow_minted_hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(server_host(&reg.server.value)));
+            if let Some(why) = minted_host_refusal(minted, region, &reg.server.value, policy) {
+                diags.push(
+                    Diagnostic::error(
+                        "trust::minted-host",
+                        format!(
+                            "registry `{}` would receive credential `{}`'s minted token: {why}",
+                            reg.name.value, reg.credential.value
+                        ),
+                    )
+                    .with_label(reg.server.loc, "not this cloud's registry")
+                    .with_help(format!(
+                        "if `{}` really serves this cloud's registry (a mirror you run), pass --allow-minted-host {}",
+                        server_host(&reg.server.value),
+                        server_host(&reg.server.value)
+                    )),
+                );
+            } else if reg.insecure && !(allowed && is_loopback_host(server_host(&reg.server.value)))
+            {
+                diags.push(
+                    Diagnostic::error(
+                        "trust::minted-host",
+                        format!(
+                            "registry `{}` is plain HTTP, and credential `{}`'s minted token would cross the network in clear",
+                            reg.name.value, reg.credential.value
+                        ),
+                    )
+                    .with_label(reg.server.loc, "insecure: true")
+                    .with_help("cloud registries speak HTTPS: remove `insecure: true`"),
+                );
+            }
+        } else if reg.insecure {
+            diags.push(
+                Diagnostic::warning(
+                    "trust::plain-http",
+                    format!(
+                        "registry `{}` is plain HTTP: credential `{}` crosses the network in clear to {}",
+                        reg.name.value,
+                        reg.credential.value,
+                        server_host(&reg.server.value)
+                    ),
+                )
+                .with_label(reg.server.loc, "insecure: true")
+                .with_help("serve the registry over HTTPS (with `caFile` for a private CA) where you can"),
+            );
+        }
+    }
+    for cluster in spec.clusters.values() {
+        if let Some(k) = &cluster.kubeconfig {
+            if k.value.starts_with("~") && sources.restrictor() == LoadRestrictor::RootOnly {
+                diags.push(
+                    Diagnostic::error(
+                        "trust::path",
+                        format!(
+                            "the kubeconfig of cluster `{}`: `{}` is in the home directory, outside the spec's root",
+                            cluster.name.value,
+                            k.value.display()
+                        ),
+                    )
+                    .with_label(k.loc, "outside the spec's root")
+                    .with_help("leave `kubeconfig` out and pass the file with --kubeconfig (the operator's kubeconfig holds the contexts), or use --load-restrictor none if every author of this spec is trusted"),
+                );
+            } else if !k.value.starts_with("~") {
+                path(
+                    &mut diags,
+                    &format!("the kubeconfig of cluster `{}`", cluster.name.value),
+                    k,
+                );
+            }
+        }
+    }
+    diags
+}
+
+/// A loopback host (`127.0.0.0/8`, `::1`, `localhost`), with or without a port: the only
+/// place a plain-HTTP token endpoint or an `insecure` minted registry is allowed (local fakes
+/// in tests).
+pub fn is_loopback_host(host_port: &str) -> bool {
+    let host = if let Some(rest) = host_port.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        host_port.rsplit_once(':').map_or(host_port, |(h, p)| {
+            if p.chars().all(|c| c.is_ascii_digit()) && !h.contains(':') {
+                h
+            } else {
+                host_port
+            }
+        })
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_need_an_allowed_prefix_and_never_a_key_variable() {
+        let strict = Policy::default();
+        assert_eq!(env_refusal("REGOPS_CRED_HUB", &strict), None);
+        assert!(env_refusal("DOCKERHUB_TOKEN", &strict).is_some());
+        for refused in [
+            "REGOPS_AGE_KEY",
+            "REGOPS_AGE_KEY_FILE",
+            "SOPS_AGE_KEY",
+            "AWS_SECRET_ACCESS_KEY",
+            "aws_secret_access_key",
+            "AZURE_CLIENT_SECRET",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "KUBECONFIG",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+        ] {
+            assert!(env_refusal(refused, &strict).is_some(), "{refused}");
+        }
+        let wide = Policy {
+            allow_env: vec!["DOCKERHUB_".into(), "AWS_".into(), String::new()],
+            ..Policy::default()
+        };
+        assert_eq!(env_refusal("DOCKERHUB_TOKEN", &wide), None);
+        // Widening never reaches the refused names, and an empty prefix widens nothing.
+        assert!(env_refusal("AWS_SECRET_ACCESS_KEY", &wide).is_some());
+        assert!(env_refusal("HOME", &wide).is_some());
+    }
+
+    #[test]
+    fn minted_tokens_go_only_to_their_cloud() {
+        let p = Policy::default();
+        let ecr = |server: &str| minted_host_refusal(Minted::Ecr, Some("eu-west-1"), server, &p);
+        assert_eq!(ecr("123456789012.dkr.ecr.eu-west-1.amazonaws.com"), None);
+        assert_eq!(ecr("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team"), None);
+        assert!(ecr("123456789012.dkr.ecr.us-east-1.amazonaws.com").is_some());
+        assert!(ecr("evil.example.com").is_some());
+        assert!(ecr("123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.com").is_some());
+        assert!(ecr("12345.dkr.ecr.eu-west-1.amazonaws.com").is_some());
+        assert_eq!(
+            minted_host_refusal(
+                Minted::Ecr,
+                Some("cn-north-1"),
+                "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn",
+                &p
+            ),
+            None
+        );
+        let gcp = |server: &str| minted_host_refusal(Minted::Gcp, None, server, &p);
+        assert_eq!(gcp("europe-docker.pkg.dev/proj/repo"), None);
+        assert_eq!(gcp("gcr.io"), None);
+        assert_eq!(gcp("eu.gcr.io"), None);
+        assert!(gcp("pkg.dev").is_some());
+        assert!(gcp("evilgcr.io").is_some());
+        assert!(gcp("gcr.io.evil.com").is_some());
+        assert!(gcp("x.pkg.dev:8443").is_some());
+        let acr = |server: &str| minted_host_refusal(Minted::Acr, None, server, &p);
+        assert_eq!(acr("team.azurecr.io"), None);
+        assert_eq!(acr("team.azurecr.cn"), None);
+        assert_eq!(acr("team.azurecr.us"), None);
+        assert!(acr("azurecr.io").is_some());
+        assert!(acr("127.0.0.2:18702").is_some());
+        let allowed = Policy {
+            allow_minted_hosts: vec!["127.0.0.2:18702".into()],
+            ..Policy::default()
+        };
+        assert_eq!(
+            minted_host_refusal(Minted::Acr, None, "127.0.0.2:18702", &allowed),
+            None
+        );
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for h in ["127.0.0.1", "127.0.0.2:18702", "localhost:80", "[::1]:5000", "::1"] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in ["10.0.0.1", "example.com", "169.254.169.254", "[fe80::1]:80"] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn paths_are_confined_to_the_root_with_symlinks_followed() {
+        let dir = std::env::temp_dir().join(format!("regops-trust-{}", std::process::id()));
+        let root = dir.join("spec");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/token"), "t").unwrap();
+        std::fs::write(dir.join("outside"), "o").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(dir.join("outside"), root.join("link")).unwrap();
+        let ok = |p: &str| confine(&root, &root.join(p), Path::new(p));
+        assert!(ok("sub/token").is_ok());
+        assert!(ok("sub/../sub/token").is_ok());
+        assert!(ok("not-yet/there").is_ok(), "a new file inside the root");
+        assert!(ok("../outside").is_err());
+        assert!(ok("/etc/hostname").is_err());
+        assert!(ok("missing/../../outside").is_err());
+        #[cfg(unix)]
+        {
+            let e = ok("link").unwrap_err();
+            assert!(e.resolved.ends_with("outside"), "{e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
