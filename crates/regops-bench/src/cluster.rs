@@ -95,7 +95,7 @@ registries:
 credentials:
   robot:
     username: robot$bench
-    password: {{ env: REGOPS_BENCH_PASSWORD }}
+    password: {{ env: REGOPS_CRED_BENCH_PASSWORD }}
 scopes:
   everyone:
     selector: {{ matchLabels: {{ {SCOPE_LABEL}: \"yes\" }} }}

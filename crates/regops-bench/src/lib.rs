@@ -269,7 +269,7 @@ pub fn run(options: &Options, progress: &dyn Fn(&str)) -> Result<Report, String>
         .map_err(|e| e.to_string())?;
     let envs = vec![
         (
-            "REGOPS_BENCH_PASSWORD".to_string(),
+            "REGOPS_CRED_BENCH_PASSWORD".to_string(),
             "bench-password".to_string(),
         ),
         ("NO_COLOR".to_string(), "1".to_string()),

@@ -73,10 +73,9 @@ impl std::fmt::Display for PathRefused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "`{}` leads to {}, outside the spec's root {}",
+            "`{}` leads to {}, outside the spec's root",
             self.written.display(),
             self.resolved.display(),
-            self.root.display()
         )
     }
 }
@@ -152,20 +151,18 @@ pub fn env_refusal(name: &str, policy: &Policy) -> Option<String> {
         .find(|(p, _)| upper.starts_with(p))
     {
         return Some(format!(
-            "`${name}` is never readable by a spec: `{prefix}*` holds {what}"
+            "`{prefix}*` holds {what}, which no spec may read"
         ));
     }
-    let allowed = std::iter::once(DEFAULT_ENV_PREFIX)
+    let prefixes: Vec<&str> = std::iter::once(DEFAULT_ENV_PREFIX)
         .chain(policy.allow_env.iter().map(String::as_str))
-        .any(|p| !p.is_empty() && name.starts_with(p));
-    (!allowed).then(|| {
-        let prefixes: Vec<String> = std::iter::once(DEFAULT_ENV_PREFIX)
-            .chain(policy.allow_env.iter().map(String::as_str))
-            .map(|p| format!("{p}*"))
-            .collect();
+        .filter(|p| !p.is_empty())
+        .collect();
+    (!prefixes.iter().any(|p| name.starts_with(p))).then(|| {
+        let shown: Vec<String> = prefixes.iter().map(|p| format!("{p}*")).collect();
         format!(
-            "`${name}` is not among the variables a spec may read ({})",
-            prefixes.join(", ")
+            "a spec may read only {}",
+            shown.join(", ")
         )
     })
 }
@@ -296,7 +293,7 @@ pub fn check(spec: &Spec, sources: &Sources, policy: &Policy) -> Diagnostics {
                     diags.push(
                         Diagnostic::error(
                             "trust::env",
-                            format!("credential `{name}` reads {why}"),
+                            format!("credential `{name}` may not read `${}`: {why}", env.value),
                         )
                         .with_label(env.loc, "not readable by a spec")
                         .with_help(help),

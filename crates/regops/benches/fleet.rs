@@ -76,7 +76,7 @@ fn main() {
     let spec_path = dir.path().join("fleet.yaml");
     std::fs::write(&spec_path, spec).unwrap_or_else(|e| fail(&e.to_string()));
     let envs = vec![(
-        "REGOPS_BENCH_PASSWORD".to_string(),
+        "REGOPS_CRED_BENCH_PASSWORD".to_string(),
         "bench-password".to_string(),
     )];
     let time = |extra: &[String]| -> Usage {

@@ -163,7 +163,7 @@ fn main() {
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("REGOPS_BENCH_PASSWORD", "bench-password")
+        .env("REGOPS_CRED_BENCH_PASSWORD", "bench-password")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -205,7 +205,7 @@ fn password(
             if let Some(why) = regops_spec::trust::env_refusal(&var.value, policy) {
                 return Err(Diagnostic::error(
                     "trust::env",
-                    format!("credential `{name}` reads {why}"),
+                    format!("credential `{name}` may not read `${}`: {why}", var.value),
                 )
                 .with_label(var.loc, "not readable by a spec"));
             }

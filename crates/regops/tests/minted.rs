@@ -567,10 +567,12 @@ pullSecrets:
     namespace(&c, "web");
     let client = ("AZURE_CLIENT_ID", "8f4a1e02-5b1c-4a8e-9d3f-0c2b7e6a9d11");
     let token_file = federated.display().to_string();
+    // The fake registry is on loopback, which the operator allows by name.
+    let allowed = cloud.addr.to_string();
     let r = on(
         &c,
         &cloud,
-        &["apply", "--yes"],
+        &["apply", "--yes", "--allow-minted-host", &allowed],
         &[client, ("AZURE_FEDERATED_TOKEN_FILE", &token_file)],
     );
     assert_eq!(r.code, 0, "{}", r.transcript());
@@ -590,7 +592,7 @@ pullSecrets:
     let denied = on(
         &c2,
         &cloud,
-        &["plan"],
+        &["plan", "--allow-minted-host", &allowed],
         &[client, ("AZURE_CLIENT_SECRET", "wrong")],
     );
     assert_eq!(denied.code, 1, "{}", denied.transcript());
@@ -603,7 +605,7 @@ pullSecrets:
     let ok = on(
         &c2,
         &cloud,
-        &["apply", "--yes"],
+        &["apply", "--yes", "--allow-minted-host", &allowed],
         &[client, ("AZURE_CLIENT_SECRET", cloud::AZURE_SECRET)],
     );
     assert_eq!(ok.code, 0, "{}", ok.transcript());

@@ -343,7 +343,9 @@ pullSecrets:
         if sub != "render" {
             c.arg("--kubeconfig").arg(kubeconfig);
         }
+        // The fake ACR registry is on loopback: allowed by the operator.
         c.args(extra)
+            .args(["--allow-minted-host", &cloud.addr.to_string()])
             .env("AWS_ACCESS_KEY_ID", cloud::ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", secret)
             .env("AWS_ENDPOINT_URL_ECR", cloud.url())

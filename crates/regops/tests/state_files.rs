@@ -37,7 +37,7 @@ fn assert_summary(r: &common::Run, create: usize, patch: usize) {
 fn plan(dir: &Path, state: &Path) -> common::Run {
     run(regops()
         .current_dir(dir)
-        .env("REGOPS_BENCH_PASSWORD", "state-file-password")
+        .env("REGOPS_CRED_BENCH_PASSWORD", "state-file-password")
         .args(["plan", "-f", "spec.yaml", "--live-state"])
         .arg(state))
 }
@@ -150,7 +150,7 @@ fn a_large_plan_reads_in_a_few_lines_and_its_comment_fits_the_budget() {
     let with = |args: &[&str]| {
         run(regops()
             .current_dir(dir.path())
-            .env("REGOPS_BENCH_PASSWORD", "state-file-password")
+            .env("REGOPS_CRED_BENCH_PASSWORD", "state-file-password")
             .args(["plan", "-f", "spec.yaml", "--live-state"])
             .arg(&state)
             .args(args))

@@ -334,7 +334,7 @@ fn env_reads_only_allowed_variables_and_never_a_key() {
         assert_eq!(r.code, 1, "{var} {extra:?}: {}", r.transcript());
         assert!(r.stdout.is_empty());
         assert!(
-            says(&r, &format!("credential `c` reads `${var}`")),
+            says(&r, &format!("credential `c` may not read `${var}`")),
             "{}",
             r.stderr
         );

@@ -207,14 +207,9 @@ fn workdir() -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, storage)
 }
 
-#[test]
-fn validate_logs_in_to_a_real_registry() {
-    if !available() {
-        return;
-    }
-    let (dir, storage) = workdir();
-
-    // A CA and a server certificate for 127.0.0.1, made for this test.
+/// A CA and a server certificate for 127.0.0.1, made for a test: (certificate, key, CA), as
+/// PEM files in `dir`.
+fn tls_files(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -229,14 +224,25 @@ fn validate_logs_in_to_a_real_registry() {
             .signed_by(&key, &ca)
             .unwrap();
     let (cert_path, key_path, ca_path) = (
-        dir.path().join("cert.pem"),
-        dir.path().join("key.pem"),
-        dir.path().join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("ca.pem"),
     );
     std::fs::write(&cert_path, cert.pem()).unwrap();
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
     std::fs::write(&ca_path, ca.pem()).unwrap();
 
+    (cert_path, key_path, ca_path)
+}
+
+#[test]
+fn validate_logs_in_to_a_real_registry() {
+    if !available() {
+        return;
+    }
+    let (dir, storage) = workdir();
+
+    let (cert_path, key_path, _) = tls_files(dir.path());
     let tls = start(dir.path(), "tls", &storage, Some((&cert_path, &key_path)));
     let plain = start(dir.path(), "plain", &storage, None);
     push_image(plain.port, "team/app", "1.0");
@@ -664,4 +670,70 @@ credentials:
         "insufficient_scope: {}",
         refused.stdout
     );
+}
+
+/// An HTTPS registry whose Bearer challenge sends logins to a plain-HTTP token service (a
+/// downgrade, which would put the credentials on the network in clear): refused, and the
+/// token service never hears from regops. The real registry answers with the realm it is
+/// configured with.
+#[test]
+fn a_bearer_realm_that_downgrades_to_plain_http_gets_no_credentials() {
+    if !available() {
+        return;
+    }
+    let (dir, storage) = workdir();
+    let (cert, key, _) = tls_files(dir.path());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let realm_port = listener.local_addr().unwrap().port();
+    let heard = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = heard.clone();
+    std::thread::spawn(move || {
+        for _ in listener.incoming() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let bundle = dir.path().join("issuer.pem");
+    std::fs::write(&bundle, signing_key().cert_pem).unwrap();
+    let registry = start_with(
+        dir.path(),
+        "downgrade",
+        &storage,
+        Some((&cert, &key)),
+        &format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:{realm_port}/token\n    service: s\n    issuer: i\n    rootcertbundle: {}\n",
+            bundle.display()
+        ),
+    );
+    let spec = dir.path().join("regops.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "apiVersion: regops.dev/v1
+kind: RegistryConfig
+registries:
+  r: {{ server: \"127.0.0.1:{}\", credential: alice, caFile: ca.pem }}
+credentials:
+  alice: {{ username: alice, password: {{ env: REGOPS_CRED_ALICE_PASSWORD }} }}
+",
+            registry.port
+        ),
+    )
+    .unwrap();
+    let r = run(regops()
+        .args(["validate", "--output", "json", "-f"])
+        .arg(&spec)
+        .env("REGOPS_CRED_ALICE_PASSWORD", "s3cret-MARKER"));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let row = &v["registries"][0];
+    assert_eq!(row["result"], "refused", "{}", r.stdout);
+    assert!(
+        row["detail"].as_str().unwrap().contains(&format!(
+            "sends logins to the token service http://127.0.0.1:{realm_port}/token over plain HTTP"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(heard.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(!r.stdout.contains("MARKER") && !r.stderr.contains("MARKER"));
 }
