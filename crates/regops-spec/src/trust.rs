@@ -45,7 +45,10 @@ pub const REFUSED_ENV_PREFIXES: &[(&str, &str)] = &[
     ("GCE_METADATA", "the Google metadata server"),
     ("CLOUDSDK_", "gcloud's configuration"),
     ("KUBECONFIG", "the operator's kubeconfig"),
-    ("ACTIONS_ID_TOKEN_REQUEST_", "the CI's identity-token request"),
+    (
+        "ACTIONS_ID_TOKEN_REQUEST_",
+        "the CI's identity-token request",
+    ),
 ];
 
 /// What the operator allowed beyond the defaults (the command line's `--allow-*` flags).
@@ -109,11 +112,8 @@ fn resolve_existing(path: &Path) -> PathBuf {
     }
     let mut rest = Vec::new();
     let mut cur = path.to_path_buf();
-    loop {
-        let Some(name) = cur.file_name().map(|n| n.to_os_string()) else {
-            // `..` or the root itself: nothing more to walk up through.
-            break;
-        };
+    // Up to a `..` or the root itself: nothing more to walk up through.
+    while let Some(name) = cur.file_name().map(|n| n.to_os_string()) {
         rest.push(name);
         if !cur.pop() {
             break;
@@ -150,9 +150,7 @@ pub fn env_refusal(name: &str, policy: &Policy) -> Option<String> {
         .iter()
         .find(|(p, _)| upper.starts_with(p))
     {
-        return Some(format!(
-            "`{prefix}*` holds {what}, which no spec may read"
-        ));
+        return Some(format!("`{prefix}*` holds {what}, which no spec may read"));
     }
     let prefixes: Vec<&str> = std::iter::once(DEFAULT_ENV_PREFIX)
         .chain(policy.allow_env.iter().map(String::as_str))
@@ -160,10 +158,7 @@ pub fn env_refusal(name: &str, policy: &Policy) -> Option<String> {
         .collect();
     (!prefixes.iter().any(|p| name.starts_with(p))).then(|| {
         let shown: Vec<String> = prefixes.iter().map(|p| format!("{p}*")).collect();
-        format!(
-            "a spec may read only {}",
-            shown.join(", ")
-        )
+        format!("a spec may read only {}", shown.join(", "))
     })
 }
 
@@ -455,7 +450,10 @@ mod tests {
         let p = Policy::default();
         let ecr = |server: &str| minted_host_refusal(Minted::Ecr, Some("eu-west-1"), server, &p);
         assert_eq!(ecr("123456789012.dkr.ecr.eu-west-1.amazonaws.com"), None);
-        assert_eq!(ecr("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team"), None);
+        assert_eq!(
+            ecr("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team"),
+            None
+        );
         assert!(ecr("123456789012.dkr.ecr.us-east-1.amazonaws.com").is_some());
         assert!(ecr("evil.example.com").is_some());
         assert!(ecr("123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.com").is_some());
@@ -495,7 +493,13 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for h in ["127.0.0.1", "127.0.0.2:18702", "localhost:80", "[::1]:5000", "::1"] {
+        for h in [
+            "127.0.0.1",
+            "127.0.0.2:18702",
+            "localhost:80",
+            "[::1]:5000",
+            "::1",
+        ] {
             assert!(is_loopback_host(h), "{h}");
         }
         for h in ["10.0.0.1", "example.com", "169.254.169.254", "[fe80::1]:80"] {

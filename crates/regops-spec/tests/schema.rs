@@ -89,7 +89,11 @@ fn every_example_validates_against_the_schema_and_loads() {
         "expected the shipped examples, found {examples:?}"
     );
     for path in examples {
-        let sources = read_paths(std::slice::from_ref(&path), regops_spec::trust::LoadRestrictor::RootOnly).unwrap();
+        let sources = read_paths(
+            std::slice::from_ref(&path),
+            regops_spec::trust::LoadRestrictor::RootOnly,
+        )
+        .unwrap();
         let mut diags = regops_spec::Diagnostics::default();
         let root = sources
             .parse(0, &mut diags)

@@ -61,13 +61,22 @@ mod tests {
         }
         assert!(!withheld("/usr/local/bin/aws", "AWS_PROFILE"));
         assert!(!withheld("docker-credential-ecr-login", "AWS_ROLE_ARN"));
-        assert!(withheld("docker-credential-ecr-login", "AZURE_CLIENT_SECRET"));
-        assert!(!withheld("gke-gcloud-auth-plugin", "GOOGLE_APPLICATION_CREDENTIALS"));
+        assert!(withheld(
+            "docker-credential-ecr-login",
+            "AZURE_CLIENT_SECRET"
+        ));
+        assert!(!withheld(
+            "gke-gcloud-auth-plugin",
+            "GOOGLE_APPLICATION_CREDENTIALS"
+        ));
         assert!(!withheld("kubelogin", "AZURE_CLIENT_SECRET"));
         assert!(withheld("kubelogin", "AWS_SECRET_ACCESS_KEY"));
         // A program of no cloud gets none of them; other variables pass.
         assert!(withheld("/bin/sh", "AWS_SECRET_ACCESS_KEY"));
-        assert!(withheld("docker-credential-pass", "GOOGLE_APPLICATION_CREDENTIALS"));
+        assert!(withheld(
+            "docker-credential-pass",
+            "GOOGLE_APPLICATION_CREDENTIALS"
+        ));
         assert!(!withheld("/bin/sh", "PATH"));
         assert!(!withheld("docker-credential-pass", "HOME"));
         // A name that only contains a cloud's word inside another word is not that cloud's.

@@ -89,7 +89,10 @@ pub async fn connect(
     };
     let (config, target_context) = match path {
         Some(path) => {
-            let mut kc = read_kubeconfig(&path)?;
+            let mut kc = read_kubeconfig(&path).map_err(|detail| ClusterError::Kubeconfig {
+                path: path.clone(),
+                detail,
+            })?;
             withhold_keys_from_plugins(&mut kc);
             let chosen = context
                 .map(str::to_string)
@@ -141,22 +144,18 @@ pub async fn connect(
 
 /// A kubeconfig file, read if it is a regular file within [`crate::confined::KUBECONFIG_LIMIT`]
 /// (relative paths in it resolved against its directory, as kubectl does).
-fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, ClusterError> {
-    let err = |detail: String| ClusterError::Kubeconfig {
-        path: path.to_path_buf(),
-        detail,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     if !meta.is_file() {
-        return Err(err("it is not a regular file".into()));
+        return Err("it is not a regular file".into());
     }
     if meta.len() > crate::confined::KUBECONFIG_LIMIT {
-        return Err(err(format!(
+        return Err(format!(
             "it is larger than the {} MiB limit",
             crate::confined::KUBECONFIG_LIMIT >> 20
-        )));
+        ));
     }
-    Kubeconfig::read_from(path).map_err(|e| err(root_cause(&e)))
+    Kubeconfig::read_from(path).map_err(|e| root_cause(&e))
 }
 
 /// Every `exec` and `auth-provider` plugin of `kc` is started without regops' keys and other
@@ -191,8 +190,8 @@ pub fn spec_kubeconfig_refusals(
     context: &str,
     root: Option<&Path>,
     allow_exec: bool,
-) -> Result<Vec<String>, ClusterError> {
-    let kc = read_kubeconfig(path)?;
+) -> Result<Vec<String>, String> {
+    let kc = read_kubeconfig(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut why = Vec::new();
     let Some(ctx) = kc
         .contexts
@@ -216,7 +215,12 @@ pub fn spec_kubeconfig_refusals(
                 ctx.cluster
             ));
         }
-        files.extend(cluster.certificate_authority.iter().map(|f| ("certificate-authority", f)));
+        files.extend(
+            cluster
+                .certificate_authority
+                .iter()
+                .map(|f| ("certificate-authority", f)),
+        );
     }
     let user = ctx.user.as_deref().unwrap_or_default();
     if let Some(auth) = kc
@@ -240,7 +244,11 @@ pub fn spec_kubeconfig_refusals(
             }
         }
         files.extend(auth.token_file.iter().map(|f| ("tokenFile", f)));
-        files.extend(auth.client_certificate.iter().map(|f| ("client-certificate", f)));
+        files.extend(
+            auth.client_certificate
+                .iter()
+                .map(|f| ("client-certificate", f)),
+        );
         files.extend(auth.client_key.iter().map(|f| ("client-key", f)));
     }
     if let Some(root) = root {

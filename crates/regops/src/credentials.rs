@@ -301,7 +301,9 @@ fn password(
     })
 }
 
-fn read_secret_file(path: &std::path::Path) -> Result<Zeroizing<String>, crate::confined::ReadError> {
+fn read_secret_file(
+    path: &std::path::Path,
+) -> Result<Zeroizing<String>, crate::confined::ReadError> {
     crate::confined::read_text(path, crate::confined::SECRET_FILE_LIMIT)
 }
 
@@ -361,7 +363,11 @@ mod tests {
         std::fs::write(dir.join("secret"), "outside").unwrap();
         let text = "apiVersion: regops.dev/v1\nkind: RegistryConfig\ncredentials:\n  a: { username: u, password: { env: REGOPS_AGE_KEY } }\n  b: { username: u, password: { file: ../secret } }\n";
         let mut sources = Sources::default();
-        sources.add(dir.join("spec/x.yaml"), text.into(), regops_spec::Format::Yaml);
+        sources.add(
+            dir.join("spec/x.yaml"),
+            text.into(),
+            regops_spec::Format::Yaml,
+        );
         let loaded = regops_spec::load(sources, "x").unwrap();
         let env = |k: &str| (k == "REGOPS_AGE_KEY").then(|| "AGE-SECRET-KEY-1XYZ".to_string());
         let lookup = IdentityLookup {

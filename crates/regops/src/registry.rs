@@ -363,8 +363,12 @@ pub async fn check(
 /// `notes`.
 fn realm_allowed(base: &str, realm: &str, notes: &mut Vec<String>) -> Result<(), Verdict> {
     let host_of = |url: &str| {
-        url.split_once("://")
-            .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(rest).to_string())
+        url.split_once("://").map(|(_, rest)| {
+            rest.split(['/', '?', '#'])
+                .next()
+                .unwrap_or(rest)
+                .to_string()
+        })
     };
     let scheme = realm.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
@@ -575,10 +579,21 @@ mod tests {
         );
         assert_eq!(notes, ["token service on another host: auth.docker.io"]);
         let mut notes = Vec::new();
-        assert!(realm_allowed("https://h.example.com", "https://h.example.com/service/token", &mut notes).is_ok());
+        assert!(
+            realm_allowed(
+                "https://h.example.com",
+                "https://h.example.com/service/token",
+                &mut notes
+            )
+            .is_ok()
+        );
         assert!(notes.is_empty());
         assert!(matches!(
-            realm_allowed("https://h.example.com", "http://h.example.com/token", &mut notes),
+            realm_allowed(
+                "https://h.example.com",
+                "http://h.example.com/token",
+                &mut notes
+            ),
             Err(Verdict::Refused(_))
         ));
         assert!(matches!(

@@ -120,7 +120,9 @@ fn a_missing_failing_or_garbled_helper_is_named_with_its_credential() {
     let r = render(&s, &[("FAKE_HELPER_ANSWER_THEN_FAIL", "1")]);
     assert_eq!(r.code, 1);
     assert!(
-        r.flat_stderr().replace("- ", "-").contains("`docker-credential-fake get` failed (exit status: 1): keychain locked"),
+        r.flat_stderr()
+            .replace("- ", "-")
+            .contains("`docker-credential-fake get` failed (exit status: 1): keychain locked"),
         "{}",
         r.stderr
     );

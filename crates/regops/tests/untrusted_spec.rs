@@ -119,21 +119,31 @@ fn a_kubeconfig_the_spec_names_runs_no_program_reads_no_file_and_skips_no_tls_ch
         "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: /bin/sh\n      args: [\"-c\", {script:?}]\n      interactiveMode: Never\n"
     );
     let provider = format!(
-        "    auth-provider:\n      name: gcp\n      config:\n        cmd-path: /bin/sh\n        cmd-args: \"-c {}\"\n",
-        format!("env>{}", marker.display())
+        "    auth-provider:\n      name: gcp\n      config:\n        cmd-path: /bin/sh\n        cmd-args: \"-c env>{}\"\n",
+        marker.display()
     );
     let token_file = "    tokenFile: /etc/hostname\n".to_string();
     let plain_token = format!("    token: {token}\n");
     let cases: [(&str, String, &str, &str); 4] = [
         ("exec", exec.clone(), "", "runs a program (exec: `/bin/sh`)"),
-        ("auth-provider", provider, "", "uses the `gcp` auth-provider"),
+        (
+            "auth-provider",
+            provider,
+            "",
+            "uses the `gcp` auth-provider",
+        ),
         (
             "insecure",
             plain_token,
             "    insecure-skip-tls-verify: true\n",
             "skips TLS verification",
         ),
-        ("tokenFile", token_file, "", "its tokenFile `/etc/hostname` leads to"),
+        (
+            "tokenFile",
+            token_file,
+            "",
+            "its tokenFile `/etc/hostname` leads to",
+        ),
     ];
     let spec_path = write(
         dir.path(),
@@ -159,7 +169,10 @@ fn a_kubeconfig_the_spec_names_runs_no_program_reads_no_file_and_skips_no_tls_ch
             says(&r, "the kubeconfig of cluster `evil` may not be used") && says(&r, why),
             "{what}: {err}"
         );
-        assert!(says(&r, "--allow-kubeconfig-exec") || *what == "tokenFile", "{err}");
+        assert!(
+            says(&r, "--allow-kubeconfig-exec") || *what == "tokenFile",
+            "{err}"
+        );
         assert!(!marker.exists(), "{what}: the plugin ran");
         assert!(server.log().is_empty(), "{what}: the cluster was contacted");
         assert_no_secret(&r);
@@ -188,7 +201,11 @@ fn a_kubeconfig_the_spec_names_runs_no_program_reads_no_file_and_skips_no_tls_ch
 fn a_kubeconfig_outside_the_root_or_in_home_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("repo");
-    write(dir.path(), "stolen.kubeconfig", "apiVersion: v1\nkind: Config\n");
+    write(
+        dir.path(),
+        "stolen.kubeconfig",
+        "apiVersion: v1\nkind: Config\n",
+    );
     for (path, why) in [
         ("../stolen.kubeconfig", "outside the spec's root"),
         ("~/.kube/config", "is in the home directory"),
@@ -203,7 +220,11 @@ fn a_kubeconfig_outside_the_root_or_in_home_is_refused() {
         );
         let r = run(in_ci().args(["plan", "-f"]).arg(&s));
         assert_eq!(r.code, 1, "{}", r.transcript());
-        assert!(says(&r, why) && says(&r, "--load-restrictor none"), "{}", r.stderr);
+        assert!(
+            says(&r, why) && says(&r, "--load-restrictor none"),
+            "{}",
+            r.stderr
+        );
     }
 }
 
@@ -273,7 +294,10 @@ credentials:
         .env("REGOPS_CRED_C", "pw"));
     assert_eq!(r.code, 1, "{}", r.transcript());
     assert!(
-        says(&r, "the CA file of registry `r`: `/dev/zero` leads to /dev/zero, outside the spec's root"),
+        says(
+            &r,
+            "the CA file of registry `r`: `/dev/zero` leads to /dev/zero, outside the spec's root"
+        ),
         "{}",
         r.stderr
     );
@@ -284,7 +308,8 @@ credentials:
         .env("REGOPS_CRED_C", "pw"));
     assert_eq!(r.code, 1, "{}", r.transcript());
     assert!(
-        r.stdout.contains("cannot read CA file /dev/zero: it is not a regular file"),
+        r.stdout
+            .contains("cannot read CA file /dev/zero: it is not a regular file"),
         "{}",
         r.transcript()
     );
@@ -303,11 +328,7 @@ fn a_spec_directory_file_that_links_outside_is_not_read() {
     std::os::unix::fs::symlink(dir.path().join("kubeconfig.yaml"), specs.join("b.yaml")).unwrap();
     let r = run(in_ci().args(["check", "--no-decrypt", "-f"]).arg(&specs));
     assert_eq!(r.code, 1, "{}", r.transcript());
-    assert!(
-        says(&r, "spec file `b.yaml` leads to"),
-        "{}",
-        r.stderr
-    );
+    assert!(says(&r, "spec file `b.yaml` leads to"), "{}", r.stderr);
     assert_no_secret(&r);
 }
 
@@ -401,7 +422,10 @@ fn minted_tokens_are_sent_only_to_their_clouds_registries() {
         ("{ acr: {} }", "evil.example.com".to_string()),
         ("{ gcp: {} }", format!("\"{}\"", attacker.addr())),
         ("{ gcp: {} }", "gcr.io.evil.example.com".to_string()),
-        ("{ ecr: { region: eu-west-1 } }", format!("\"{}\"", attacker.addr())),
+        (
+            "{ ecr: { region: eu-west-1 } }",
+            format!("\"{}\"", attacker.addr()),
+        ),
         (
             "{ ecr: { region: eu-west-1 } }",
             "123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.example.com".to_string(),
@@ -441,7 +465,12 @@ pullSecrets:
                 .env("AWS_ENDPOINT_URL", &url)
                 .env("AWS_EC2_METADATA_DISABLED", "true")
                 .env("GCE_METADATA_HOST", attacker.addr()));
-            assert_eq!(r.code, 1, "{password} {server} {args:?}: {}", r.transcript());
+            assert_eq!(
+                r.code,
+                1,
+                "{password} {server} {args:?}: {}",
+                r.transcript()
+            );
             assert!(
                 says(&r, "would receive credential `c`'s minted token")
                     && says(&r, "--allow-minted-host"),
@@ -475,12 +504,20 @@ credentials:
 ",
     );
     let r = run(in_ci()
-        .args(["check", "--no-decrypt", "--allow-minted-host", "mirror.example.com", "-f"])
+        .args([
+            "check",
+            "--no-decrypt",
+            "--allow-minted-host",
+            "mirror.example.com",
+            "-f",
+        ])
         .arg(&s));
     assert_eq!(r.code, 1, "{}", r.transcript());
     assert!(
-        says(&r, "registry `r` is plain HTTP, and credential `c`'s minted token would cross the network in clear")
-            && says(&r, "registry `mirror` is plain HTTP, and credential `m`'s"),
+        says(
+            &r,
+            "registry `r` is plain HTTP, and credential `c`'s minted token would cross the network in clear"
+        ) && says(&r, "registry `mirror` is plain HTTP, and credential `m`'s"),
         "{}",
         r.stderr
     );

@@ -50,12 +50,13 @@ pub(super) fn drift(args: DriftArgs, term: &Term) -> Outcome {
 /// spec with errors) and, for a fleet, every cluster it lists, each marked failed.
 fn failed_metrics(args: &DriftArgs, now: u64) -> String {
     let fallback = default_name(&args.run.spec.files);
-    let spec = regops_spec::source::read_paths(&args.run.spec.files, args.run.spec.trust.restrictor())
-        .ok()
-        .map(|sources| match regops_spec::load(sources, &fallback) {
-            Ok(l) => (l.name, l.spec),
-            Err(inv) => (fallback.clone(), inv.partial),
-        });
+    let spec =
+        regops_spec::source::read_paths(&args.run.spec.files, args.run.spec.trust.restrictor())
+            .ok()
+            .map(|sources| match regops_spec::load(sources, &fallback) {
+                Ok(l) => (l.name, l.spec),
+                Err(inv) => (fallback.clone(), inv.partial),
+            });
     match spec {
         Some((name, spec)) if !spec.clusters.is_empty() => {
             let clusters: Vec<(String, Option<usize>)> =

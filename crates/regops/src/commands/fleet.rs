@@ -126,7 +126,11 @@ pub(super) fn members(
         .values()
         .filter(|c| fleet.clusters.is_empty() || fleet.clusters.contains(&c.name.value))
     {
-        let own = match c.kubeconfig.as_ref().map(|k| entry_kubeconfig(loaded, c, k)) {
+        let own = match c
+            .kubeconfig
+            .as_ref()
+            .map(|k| entry_kubeconfig(loaded, c, k))
+        {
             Some(Ok(path)) => Some(path),
             Some(Err(d)) => {
                 refused.push(d);

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use regops_spec::{Loaded, Sources};
 
 use super::Failure;
+use crate::cli::SpecArgs;
 use crate::credentials::{self, Login};
 use crate::crypto::{self, IdentityLookup};
-use crate::cli::SpecArgs;
 use crate::output::Term;
 
 pub(super) fn env_var(key: &str) -> Option<String> {
@@ -41,12 +41,13 @@ pub(super) fn default_name(files: &[PathBuf]) -> String {
 /// a spec may reach ([`regops_spec::trust`]), printing warnings.
 pub(super) fn load(spec_args: &SpecArgs, term: &Term) -> Result<Loaded, Failure> {
     let sources = read_sources(spec_args)?;
-    let mut loaded = regops_spec::load(sources, &default_name(&spec_args.files)).map_err(
-        |inv| Failure::Spec {
-            sources: inv.sources,
-            diagnostics: inv.diagnostics,
-        },
-    )?;
+    let mut loaded =
+        regops_spec::load(sources, &default_name(&spec_args.files)).map_err(|inv| {
+            Failure::Spec {
+                sources: inv.sources,
+                diagnostics: inv.diagnostics,
+            }
+        })?;
     let policy = spec_args.trust.policy();
     let mut problems = regops_spec::trust::check(&loaded.spec, &loaded.sources, &policy);
     if let Err(d) = crypto::parse_recipients(&loaded.spec.recipients) {
@@ -78,12 +79,10 @@ pub(super) fn resolve_logins(
         files: identity_files,
         env: &env_var,
     };
-    credentials::resolve(loaded, &lookup, &env_var, wanted).map_err(
-        |diagnostics| Failure::Spec {
-            sources: loaded.sources.clone(),
-            diagnostics,
-        },
-    )
+    credentials::resolve(loaded, &lookup, &env_var, wanted).map_err(|diagnostics| Failure::Spec {
+        sources: loaded.sources.clone(),
+        diagnostics,
+    })
 }
 
 /// Mints a token for each minted credential among `names` into `logins` (for `render` and
