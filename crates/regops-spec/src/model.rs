@@ -104,7 +104,8 @@ pub struct Registry {
     /// The registry speaks plain HTTP (for example Harbor without TLS).
     #[serde(default)]
     pub insecure: bool,
-    /// A PEM file of CA certificates to trust for this registry (relative to the spec file).
+    /// A PEM file of CA certificates to trust for this registry (relative to the spec file,
+    /// and inside the spec's directory unless `--load-restrictor none`).
     pub ca_file: Option<Spanned<PathBuf>>,
 }
 
@@ -252,19 +253,22 @@ pub enum SecretSource {
     Age(#[schemars(regex(pattern = r"^\s*-----BEGIN AGE ENCRYPTED FILE-----"))] Spanned<String>),
     /// ASCII-armored age ciphertext in a file beside the spec.
     AgeFile {
-        /// The file's path, relative to the spec file.
+        /// The file's path, relative to the spec file (inside the spec's directory unless
+        /// `--load-restrictor none`).
         #[serde(rename = "ageFile")]
         age_file: Spanned<PathBuf>,
     },
     /// Read from an environment variable when regops runs.
     Env {
-        /// The variable's name.
+        /// The variable's name: `REGOPS_CRED_*` (or a prefix given with `--allow-env`); the
+        /// variables holding regops' and the clouds' keys are never readable.
         env: Spanned<String>,
     },
     /// Read from a file when regops runs (a mounted Secret, for example); one trailing newline
     /// is dropped.
     File {
-        /// The file's path, relative to the spec file.
+        /// The file's path, relative to the spec file (inside the spec's directory unless
+        /// `--load-restrictor none`).
         file: Spanned<PathBuf>,
     },
     /// Asked of a docker credential helper when regops runs: `docker-credential-NAME get`
@@ -329,8 +333,11 @@ pub struct Cluster {
     pub name: Spanned<String>,
     /// The kubeconfig context that reaches the cluster; the cluster's name when omitted.
     pub context: Option<Spanned<String>>,
-    /// The kubeconfig file holding the context (relative to the spec file; `~/` is the home
-    /// directory). When omitted: `--kubeconfig`, else `$KUBECONFIG`, else `~/.kube/config`.
+    /// The kubeconfig file holding the context, relative to the spec file and inside the
+    /// spec's directory (`~/` and other paths outside only with `--load-restrictor none`); its
+    /// user may not run a plugin nor its cluster skip TLS checks unless
+    /// `--allow-kubeconfig-exec`. When omitted: the operator's `--kubeconfig`, else
+    /// `$KUBECONFIG`, else `~/.kube/config`.
     pub kubeconfig: Option<Spanned<PathBuf>>,
     /// Labels that scopes select clusters by (`env: prod`, `region: eu`).
     #[serde(default)]
