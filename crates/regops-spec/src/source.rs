@@ -211,7 +211,9 @@ pub enum LoadError {
     UnknownFormat { path: PathBuf },
     #[error("{path} holds no .yaml, .yml or .toml files")]
     EmptyDirectory { path: PathBuf },
-    #[error("spec file {refused}; a spec directory's files must be in it")]
+    #[error(
+        "spec file {refused}: a spec file is read only from the directory it is named in (--load-restrictor none lifts this)"
+    )]
     Outside { refused: crate::trust::PathRefused },
     #[error("no spec given: pass -f FILE or -f DIRECTORY")]
     NoSpec,
@@ -236,6 +238,13 @@ pub fn read_paths(paths: &[PathBuf], restrictor: LoadRestrictor) -> Result<Sourc
     let mut sources = Sources::default();
     sources.set_restrictor(restrictor);
     for path in paths {
+        // The `-f` path itself is the pull request's too: a `regops.yaml` (or a `specs/`)
+        // committed as a symlink to `~/.aws/credentials` (or `/etc`) would be read and quoted in
+        // diagnostics. It must stay in the directory it is named in.
+        if restrictor == LoadRestrictor::RootOnly {
+            crate::trust::confine(&parent_dir(path), path, path)
+                .map_err(|refused| LoadError::Outside { refused })?;
+        }
         if path.is_dir() {
             let entries = std::fs::read_dir(path).map_err(|source| LoadError::Read {
                 path: path.clone(),

@@ -35,7 +35,7 @@ pub const DEFAULT_ENV_PREFIX: &str = "REGOPS_CRED_";
 
 /// Variables no spec may read, whatever `--allow-env` says: where regops and the cloud SDKs
 /// find keys (the age identity, sops' keys, AWS, Azure and Google credentials and endpoints),
-/// the kubeconfig, and the CI's own identity-token request.
+/// the kubeconfig, and the CI's own tokens.
 pub const REFUSED_ENV_PREFIXES: &[(&str, &str)] = &[
     ("REGOPS_AGE_KEY", "regops' own age identity"),
     ("SOPS_", "sops' keys"),
@@ -45,10 +45,11 @@ pub const REFUSED_ENV_PREFIXES: &[(&str, &str)] = &[
     ("GCE_METADATA", "the Google metadata server"),
     ("CLOUDSDK_", "gcloud's configuration"),
     ("KUBECONFIG", "the operator's kubeconfig"),
-    (
-        "ACTIONS_ID_TOKEN_REQUEST_",
-        "the CI's identity-token request",
-    ),
+    ("ARM_", "Azure credentials (Terraform's azurerm names)"),
+    ("ACTIONS_", "the CI runner's tokens"),
+    ("GITHUB_TOKEN", "the CI job's GitHub token"),
+    ("CI_JOB_TOKEN", "the CI job's GitLab token"),
+    ("VAULT_TOKEN", "a Vault token"),
 ];
 
 /// What the operator allowed beyond the defaults (the command line's `--allow-*` flags).
@@ -62,53 +63,64 @@ pub struct Policy {
     pub allow_minted_hosts: Vec<String>,
 }
 
-/// A path that reaches outside the spec's root.
+/// A path that reaches outside the spec's root (or into a `.git` directory in it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PathRefused {
     /// The path as the spec wrote it.
     pub written: PathBuf,
-    /// Where it leads, symlinks followed.
-    pub resolved: PathBuf,
-    pub root: PathBuf,
+    /// Why, in words after the path: "leads outside the spec's root".
+    pub why: &'static str,
 }
 
 impl std::fmt::Display for PathRefused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "`{}` leads to {}, outside the spec's root",
-            self.written.display(),
-            self.resolved.display(),
-        )
+        // Where it leads is not said: that would tell a spec's author which files exist
+        // outside the root, and where links there point.
+        write!(f, "`{}` {}", self.written.display(), self.why)
     }
 }
+
+const OUTSIDE: &str = "leads outside the spec's root";
+const IN_GIT: &str = "is inside a `.git` directory, where a checkout keeps its credentials (actions/checkout writes the job's token into .git/config)";
 
 /// The help for a refused path: what to do, and what the flag that allows it costs.
 pub const PATH_HELP: &str = "keep the files a spec names in its directory (the -f directory, or the -f file's); if every author of this spec is trusted, --load-restrictor none lets it name any file regops can read (which a pull request could then put into a Secret)";
 
 /// `joined` (the spec's `written` path, joined to the directory of the file naming it), with
-/// symlinks followed, if it lies inside `root`. A path that does not exist yet is judged by its
-/// deepest existing ancestor and the rest of it, which may not hold `..`.
+/// symlinks followed, if it lies inside `root` and not in a `.git` directory there. A path
+/// that does not exist yet is judged by its deepest existing ancestor and the rest of it, which
+/// may hold only plain names (no `..`, no trailing `/` or `.`); one that exists but cannot be
+/// resolved (`link/` on a symlink to a file, a symlink loop, no permission) is refused.
 pub fn confine(root: &Path, joined: &Path, written: &Path) -> Result<PathBuf, PathRefused> {
+    let refused = |why| PathRefused {
+        written: written.to_path_buf(),
+        why,
+    };
     let root_real = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    let resolved = resolve_existing(joined);
-    if resolved.starts_with(&root_real) {
-        Ok(resolved)
-    } else {
-        Err(PathRefused {
-            written: written.to_path_buf(),
-            resolved,
-            root: root_real,
-        })
+    let resolved = resolve_existing(joined).ok_or_else(|| refused(OUTSIDE))?;
+    let inside = resolved
+        .strip_prefix(&root_real)
+        .map_err(|_| refused(OUTSIDE))?;
+    if inside.components().any(|c| c.as_os_str() == ".git") {
+        return Err(refused(IN_GIT));
     }
+    Ok(resolved)
 }
 
-/// `path` with symlinks followed as far as it exists; `..` after that is kept (so that the
-/// result is then outside any root: a path cannot be trusted to climb out of a directory that
-/// is not there).
-fn resolve_existing(path: &Path) -> PathBuf {
-    if let Ok(real) = std::fs::canonicalize(path) {
-        return real;
+/// `path` with every symlink followed; for a path that does not exist (yet), its deepest
+/// existing ancestor resolved and the plain names after it appended. `None` where that cannot
+/// be judged safely: the path exists but does not resolve, it ends in `/`, `.` or `..`, or it
+/// climbs with `..` out of a directory that is not there.
+fn resolve_existing(path: &Path) -> Option<PathBuf> {
+    match std::fs::canonicalize(path) {
+        Ok(real) => return Some(real),
+        // ENOTDIR (`file-link/`), ELOOP, EACCES: not a path that is simply not there yet.
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return None,
+        Err(_) => {}
+    }
+    let text = path.as_os_str().as_encoded_bytes();
+    if text.ends_with(b"/") || text.ends_with(b"/.") || path.ends_with("..") {
+        return None;
     }
     let mut rest = Vec::new();
     let mut cur = path.to_path_buf();
@@ -125,22 +137,21 @@ fn resolve_existing(path: &Path) -> PathBuf {
         };
         if let Ok(real) = std::fs::canonicalize(&base) {
             let mut out = real;
+            // The first name after the existing ancestor must really not exist: a dangling
+            // symlink there would be followed when the path is opened or written.
+            let first = rest.last().map(|n| out.join(n));
+            if let Some(first) = first
+                && !matches!(std::fs::symlink_metadata(&first), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+            {
+                return None;
+            }
             for part in rest.iter().rev() {
                 out.push(part);
             }
-            return out;
+            return Some(out);
         }
     }
-    // Nothing of it exists: judged as written, `..` marking it as outside.
-    let mut out = PathBuf::from("/nonexistent");
-    for c in path.components() {
-        if let Component::Normal(p) = c {
-            out.push(p);
-        } else if c == Component::ParentDir {
-            out.push("..");
-        }
-    }
-    out
+    None
 }
 
 /// Why `name` may not be read by `env:`, or `None` if it may.
@@ -234,17 +245,22 @@ fn has_subdomain_label(host: &str, suffix: &str) -> bool {
 }
 
 /// The region of an ECR registry host: `<12 digits>.dkr.ecr.<region>.amazonaws.com[.cn]`.
+/// The region is in the partition the host's domain is: `cn-*` regions under
+/// `amazonaws.com.cn`, every other under `amazonaws.com` (a token of one partition is never
+/// sent to the other's domain).
 pub fn ecr_host_region(host: &str) -> Option<&str> {
-    let rest = host
-        .strip_suffix(".amazonaws.com")
-        .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
-    let (account, rest) = rest.split_once(".dkr.ecr.")?;
-    let region_ok = !rest.is_empty()
-        && rest
+    let (rest, china) = match host.strip_suffix(".amazonaws.com.cn") {
+        Some(rest) => (rest, true),
+        None => (host.strip_suffix(".amazonaws.com")?, false),
+    };
+    let (account, region) = rest.split_once(".dkr.ecr.")?;
+    let region_ok = !region.is_empty()
+        && region
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && region.starts_with("cn-") == china;
     (account.len() == 12 && account.chars().all(|c| c.is_ascii_digit()) && region_ok)
-        .then_some(rest)
+        .then_some(region)
 }
 
 /// Every breach of the trust boundary in `spec`, located: paths outside the root, variables a
@@ -458,6 +474,17 @@ mod tests {
         assert!(ecr("evil.example.com").is_some());
         assert!(ecr("123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.com").is_some());
         assert!(ecr("12345.dkr.ecr.eu-west-1.amazonaws.com").is_some());
+        // Never across partitions.
+        assert!(ecr("123456789012.dkr.ecr.eu-west-1.amazonaws.com.cn").is_some());
+        assert!(
+            minted_host_refusal(
+                Minted::Ecr,
+                Some("cn-north-1"),
+                "123456789012.dkr.ecr.cn-north-1.amazonaws.com",
+                &p
+            )
+            .is_some()
+        );
         assert_eq!(
             minted_host_refusal(
                 Minted::Ecr,
@@ -512,22 +539,45 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("regops-trust-{}", std::process::id()));
         let root = dir.join("spec");
         std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::create_dir_all(root.join(".git")).unwrap();
         std::fs::write(root.join("sub/token"), "t").unwrap();
+        std::fs::write(root.join(".git/config"), "token").unwrap();
         std::fs::write(dir.join("outside"), "o").unwrap();
         #[cfg(unix)]
-        std::os::unix::fs::symlink(dir.join("outside"), root.join("link")).unwrap();
+        {
+            std::os::unix::fs::symlink(dir.join("outside"), root.join("link")).unwrap();
+            std::os::unix::fs::symlink(dir.join("gone"), root.join("dangling")).unwrap();
+        }
         let ok = |p: &str| confine(&root, &root.join(p), Path::new(p));
         assert!(ok("sub/token").is_ok());
         assert!(ok("sub/../sub/token").is_ok());
         assert!(ok("not-yet/there").is_ok(), "a new file inside the root");
-        assert!(ok("../outside").is_err());
-        assert!(ok("/etc/hostname").is_err());
-        assert!(ok("missing/../../outside").is_err());
-        #[cfg(unix)]
-        {
-            let e = ok("link").unwrap_err();
-            assert!(e.resolved.ends_with("outside"), "{e}");
+        for refused in [
+            "../outside",
+            "/etc/hostname",
+            "missing/../../outside",
+            "missing/..",
+            ".git/config",
+            "sub/../.git/config",
+        ] {
+            assert!(ok(refused).is_err(), "{refused}");
         }
+        #[cfg(unix)]
+        for refused in [
+            "link",
+            "link/",
+            "link/.",
+            "link//",
+            "dangling",
+            "dangling/x",
+        ] {
+            let e = ok(refused).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("`{refused}` leads outside the spec's root")
+            );
+        }
+        assert!(ok(".git/config").unwrap_err().why.contains(".git"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

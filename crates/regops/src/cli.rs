@@ -468,7 +468,10 @@ pub struct TrustArgs {
     pub allow_env: Vec<String>,
     /// Let a kubeconfig the spec names (a cluster's `kubeconfig`) run `exec` and
     /// `auth-provider` plugins and skip TLS verification. The operator's own kubeconfig
-    /// (--kubeconfig, $KUBECONFIG, ~/.kube/config) may always.
+    /// (--kubeconfig, $KUBECONFIG, ~/.kube/config) may always. A plugin is a program the
+    /// spec's author chose, running as this job: keys withheld from its environment are still
+    /// in regops' own (`/proc/PID/environ`), so give this only to specs whose every author is
+    /// trusted with them.
     #[arg(long)]
     pub allow_kubeconfig_exec: bool,
     /// Also let minted tokens (`ecr`, `gcp`, `acr`) be sent to this registry host[:port]

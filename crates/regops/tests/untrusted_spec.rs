@@ -64,7 +64,7 @@ fn says(r: &common::Run, text: &str) -> bool {
 }
 
 fn assert_no_secret(r: &common::Run) {
-    for s in [AGE_KEY, AWS_KEY, "OUTSIDE-MARKER"] {
+    for s in [AGE_KEY, AWS_KEY, "OUTSIDE-MARKER", "GIT-TOKEN-MARKER"] {
         assert!(
             !r.stdout.contains(s) && !r.stderr.contains(s),
             "{s} leaked:\n{}",
@@ -142,7 +142,7 @@ fn a_kubeconfig_the_spec_names_runs_no_program_reads_no_file_and_skips_no_tls_ch
             "tokenFile",
             token_file,
             "",
-            "its tokenFile `/etc/hostname` leads to",
+            "its tokenFile `/etc/hostname` leads outside the spec's root",
         ),
     ];
     let spec_path = write(
@@ -247,13 +247,19 @@ fn files_outside_the_root_directly_through_dots_or_a_symlink_are_refused() {
             .arg(&s)
             .args(extra))
     };
+    std::os::unix::fs::symlink("/proc/self/environ", root.join("envlink")).unwrap();
     for password in [
         "{ file: /etc/hostname }",
         "{ file: ../outside.txt }",
         "{ file: link.txt }",
+        "{ file: \"link.txt/\" }",
+        "{ file: \"link.txt/.\" }",
+        "{ file: \"link.txt//\" }",
+        "{ file: \"envlink/\" }",
         "{ file: sub/up/outside.txt }",
         "{ file: sub/../../outside.txt }",
         "{ ageFile: ../outside.txt }",
+        "{ ageFile: \"link.txt/\" }",
     ] {
         let r = render(password, &[]);
         assert_eq!(r.code, 1, "{password}: {}", r.transcript());
@@ -296,7 +302,7 @@ credentials:
     assert!(
         says(
             &r,
-            "the CA file of registry `r`: `/dev/zero` leads to /dev/zero, outside the spec's root"
+            "the CA file of registry `r`: `/dev/zero` leads outside the spec's root"
         ),
         "{}",
         r.stderr
@@ -328,7 +334,80 @@ fn a_spec_directory_file_that_links_outside_is_not_read() {
     std::os::unix::fs::symlink(dir.path().join("kubeconfig.yaml"), specs.join("b.yaml")).unwrap();
     let r = run(in_ci().args(["check", "--no-decrypt", "-f"]).arg(&specs));
     assert_eq!(r.code, 1, "{}", r.transcript());
-    assert!(says(&r, "spec file `b.yaml` leads to"), "{}", r.stderr);
+    assert!(
+        says(&r, "spec file `b.yaml` leads outside the spec's root"),
+        "{}",
+        r.stderr
+    );
+    assert_no_secret(&r);
+}
+
+/// The `-f` path itself is the pull request's: a `regops.yaml` or a `specs/` committed as a
+/// symlink out of the checkout is not read (nor quoted in a diagnostic).
+#[test]
+fn a_spec_file_or_directory_that_is_a_symlink_out_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    write(
+        &home,
+        "credentials.yaml",
+        "aws_secret_access_key: OUTSIDE-MARKER\n",
+    );
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::os::unix::fs::symlink(home.join("credentials.yaml"), repo.join("regops.yaml")).unwrap();
+    std::os::unix::fs::symlink(&home, repo.join("specs")).unwrap();
+    for f in ["regops.yaml", "specs"] {
+        let r = run(in_ci()
+            .current_dir(&repo)
+            .args(["check", "--no-decrypt", "-f", f]));
+        assert_eq!(r.code, 1, "{f}: {}", r.transcript());
+        assert!(
+            says(
+                &r,
+                &format!("spec file `{f}` leads outside the spec's root")
+            ),
+            "{f}: {}",
+            r.stderr
+        );
+        assert_no_secret(&r);
+    }
+    // A link inside the directory (a ConfigMap mount's `..data/regops.yaml`) is followed.
+    write(
+        &repo,
+        "..data/regops.yaml",
+        &spec("{ env: REGOPS_CRED_C }", ""),
+    );
+    std::fs::remove_file(repo.join("regops.yaml")).unwrap();
+    std::os::unix::fs::symlink("..data/regops.yaml", repo.join("regops.yaml")).unwrap();
+    let r = run(in_ci()
+        .current_dir(&repo)
+        .args(["check", "--no-decrypt", "-f", "regops.yaml"]));
+    assert_eq!(r.code, 0, "{}", r.transcript());
+}
+
+/// Inside the root but written by the CI, not the pull request: actions/checkout keeps the
+/// job's token in `.git/config`.
+#[test]
+fn files_in_a_git_directory_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        ".git/config",
+        "[http \"https://github.com/\"]\n\textraheader = AUTHORIZATION: basic GIT-TOKEN-MARKER\n",
+    );
+    let s = write(
+        dir.path(),
+        "regops.yaml",
+        &spec("{ file: .git/config }", ""),
+    );
+    let r = run(in_ci().args(["render", "--show-secrets", "-f"]).arg(&s));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        says(&r, "`.git/config` is inside a `.git` directory"),
+        "{}",
+        r.stderr
+    );
     assert_no_secret(&r);
 }
 
@@ -349,6 +428,8 @@ fn env_reads_only_allowed_variables_and_never_a_key() {
         ("REGOPS_AGE_KEY", &["--allow-env", "REGOPS_"][..]),
         ("AWS_SECRET_ACCESS_KEY", &["--allow-env", "AWS_"][..]),
         ("KUBECONFIG", &["--allow-env", "KUBE"][..]),
+        ("GITHUB_TOKEN", &["--allow-env", "GITHUB_"][..]),
+        ("ARM_CLIENT_SECRET", &["--allow-env", "ARM_"][..]),
         ("DOCKERHUB_TOKEN", &[][..]),
     ] {
         let r = render(&format!("{{ env: {var} }}"), extra);
