@@ -14,7 +14,7 @@
 //! [`check`] turns every breach into a located diagnostic before anything is read, decrypted
 //! or sent; the readers in the binary apply the same functions again when they read.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{Minted, SecretSource, Spec};

@@ -2,8 +2,6 @@
 //! and layout. An edit replaces exactly the source range of one value (or inserts one entry),
 //! and the result is parsed again and checked before anything is written.
 
-use std::path::Path;
-
 use regops_spec::{Diagnostics, FileId, Format, Node, Sources, Value};
 
 #[derive(Debug, thiserror::Error)]
@@ -204,64 +202,6 @@ pub fn verify(
             "credential `{name}` does not hold the new password"
         )))
     }
-}
-
-/// A temporary file beside `path` (same directory, so a rename is atomic).
-fn sibling_tmp(path: &Path) -> std::path::PathBuf {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    dir.join(format!(".{file_name}.{}.regops-tmp", std::process::id()))
-}
-
-/// Writes a file by writing a sibling temporary file and renaming it over, keeping the mode.
-pub fn write_atomic(path: &Path, text: &str) -> Result<(), EditError> {
-    let err = |source| EditError::Write {
-        path: path.display().to_string(),
-        source,
-    };
-    let tmp = sibling_tmp(path);
-    std::fs::write(&tmp, text).map_err(err)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        std::fs::set_permissions(&tmp, meta.permissions()).map_err(err)?;
-    }
-    std::fs::rename(&tmp, path).map_err(err)
-}
-
-/// Writes a new file readable by its owner only (mode 0600), through a sibling temporary
-/// file created with that mode: renamed over an existing file with `replace`, else linked into
-/// place, which fails (`AlreadyExists`) if the file exists, even one that appeared meanwhile.
-pub fn write_private(path: &Path, text: &str, replace: bool) -> Result<(), EditError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let err = |source| EditError::Write {
-        path: path.display().to_string(),
-        source,
-    };
-    let tmp = sibling_tmp(path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(err)?;
-    let written = f
-        .write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .and_then(|()| {
-            if replace {
-                std::fs::rename(&tmp, path)
-            } else {
-                std::fs::hard_link(&tmp, path)
-            }
-        });
-    let _ = std::fs::remove_file(&tmp);
-    written.map_err(err)
 }
 
 #[cfg(test)]

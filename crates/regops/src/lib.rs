@@ -2,6 +2,7 @@
 //!
 //! The binary's modules, each owning one concern:
 //! - [`apply`]: carrying out a plan: write strategy per kind, retries, ordering.
+//! - [`atomic`]: every file regops writes: exclusive, private, flushed, never through a link.
 //! - [`cli`]: flags and subcommands (clap), nothing else.
 //! - [`commands`]: one function per subcommand, wiring the others together.
 //! - [`child_env`]: what a credential helper or kubeconfig plugin is started without.
@@ -24,6 +25,7 @@
 //! - [`watch`]: `apply --watch`'s watches, and the queue of namespaces they feed.
 
 pub mod apply;
+pub mod atomic;
 pub mod child_env;
 pub mod cli;
 pub mod cluster;

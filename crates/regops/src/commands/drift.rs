@@ -41,7 +41,7 @@ pub(super) fn drift(args: DriftArgs, term: &Term) -> Outcome {
             },
             Err(_) => failed_metrics(&args, now),
         };
-        crate::edit::write_atomic(path, &text).map_err(|e| Failure::msg(e.to_string()))?;
+        super::load::write_file(path, text.as_bytes(), crate::atomic::Existing::Replace)?;
     }
     result.map(|(_, _, status)| status)
 }

@@ -8,9 +8,10 @@ use regops_spec::{Diagnostic, Diagnostics};
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use super::load::{default_name, read_sources};
+use super::load::{default_name, read_sources, write_file};
 use super::{Failure, Outcome};
 use crate::ExitStatus;
+use crate::atomic::Existing;
 use crate::cli::EncryptArgs;
 use crate::crypto;
 use crate::edit::{self, NewPassword};
@@ -138,7 +139,7 @@ pub(super) fn encrypt(args: EncryptArgs, term: &Term) -> Outcome {
         })?;
     let new = match (&age_file, &age_path) {
         (Some(p), Some(full)) => {
-            edit::write_atomic(full, &armor).map_err(|e| Failure::msg(e.to_string()))?;
+            write_file(full, armor.as_bytes(), Existing::Replace)?;
             NewPassword::AgeFile(p)
         }
         _ => NewPassword::Armored(&armor),
@@ -152,7 +153,7 @@ pub(super) fn encrypt(args: EncryptArgs, term: &Term) -> Outcome {
     for (_, text) in edit::apply(&sources, vec![e]) {
         edit::verify(format, &text, &args.credential, &new)
             .map_err(|e| Failure::msg(e.to_string()))?;
-        edit::write_atomic(&spec_path, &text).map_err(|e| Failure::msg(e.to_string()))?;
+        write_file(&spec_path, text.as_bytes(), Existing::Replace)?;
     }
     term.note(&format!(
         "encrypted credential `{}` to {} recipient{}; wrote {}",

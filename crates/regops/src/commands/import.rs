@@ -100,17 +100,13 @@ fn prove(
 
 /// Writes the spec with mode 0600, atomically; an existing file only with `force`.
 fn write_private(path: &Path, text: &str, force: bool) -> Result<(), Failure> {
-    crate::edit::write_private(path, text, force).map_err(|e| match e {
-        crate::edit::EditError::Write { source, .. }
-            if source.kind() == std::io::ErrorKind::AlreadyExists =>
-        {
-            Failure::Message {
-                message: format!("{} exists; nothing was written", path.display()),
-                help: Some("pass --force to overwrite it".into()),
-            }
-        }
-        other => Failure::msg(other.to_string()),
-    })
+    use crate::atomic::Existing;
+    let existing = if force {
+        Existing::Replace
+    } else {
+        Existing::Keep
+    };
+    super::load::write_file(path, text.as_bytes(), existing)
 }
 
 fn summary(im: &Import, beyond: usize, written: Option<&Path>) -> String {

@@ -1,6 +1,6 @@
 //! `regops keygen`: a new age identity, or the public key of one.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 
 use secrecy::ExposeSecret;
@@ -60,21 +60,13 @@ pub(super) fn keygen(args: KeygenArgs, term: &Term) -> Outcome {
     Ok(ExitStatus::Success)
 }
 
-/// Creates a new file readable only by its owner; an existing file is never overwritten.
+/// Creates a new file readable only by its owner (and its directory, if missing); an existing
+/// file is never overwritten.
 pub(super) fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = opts.open(path)?;
-    f.write_all(content.as_bytes())?;
-    f.sync_all()
+    crate::atomic::write(path, content.as_bytes(), crate::atomic::Existing::Keep)
 }
 
 pub(super) fn rfc3339_now() -> String {

@@ -37,6 +37,21 @@ pub(super) fn default_name(files: &[PathBuf]) -> String {
     stem.map_or_else(|| "regops".into(), |s| s.to_string_lossy().to_string())
 }
 
+/// Writes a file regops owns, atomically and privately ([`crate::atomic`]).
+pub(super) fn write_file(
+    path: &Path,
+    bytes: &[u8],
+    existing: crate::atomic::Existing,
+) -> Result<(), Failure> {
+    crate::atomic::write(path, bytes, existing).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => Failure::Message {
+            message: format!("{} exists; nothing was written", path.display()),
+            help: Some("pass --force to overwrite it".into()),
+        },
+        _ => Failure::msg(format!("cannot write {}: {e}", path.display())),
+    })
+}
+
 /// Reads, parses and validates the spec (recipients included) and checks it stays within what
 /// a spec may reach ([`regops_spec::trust`]), printing warnings.
 pub(super) fn load(spec_args: &SpecArgs, term: &Term) -> Result<Loaded, Failure> {

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use regops_spec::SecretSource;
 
-use super::load::{load, resolve_logins};
+use super::load::{load, resolve_logins, write_file};
 use super::{Failure, Outcome};
 use crate::ExitStatus;
+use crate::atomic::Existing;
 use crate::cli::RekeyArgs;
 use crate::crypto;
 use crate::edit::{self, NewPassword};
@@ -72,7 +73,7 @@ pub(super) fn rekey(args: RekeyArgs, term: &Term) -> Outcome {
                     sources: loaded.sources.clone(),
                     diagnostics: std::iter::once(d).collect(),
                 })?;
-                edit::write_atomic(&full, armor).map_err(|e| Failure::msg(e.to_string()))?;
+                write_file(&full, armor.as_bytes(), Existing::Replace)?;
             }
             _ => {
                 let new = NewPassword::Armored(armor);
@@ -97,7 +98,7 @@ pub(super) fn rekey(args: RekeyArgs, term: &Term) -> Outcome {
             )
             .map_err(|e| Failure::msg(e.to_string()))?;
         }
-        edit::write_atomic(&src.path, &text).map_err(|e| Failure::msg(e.to_string()))?;
+        write_file(&src.path, text.as_bytes(), Existing::Replace)?;
     }
     term.note(&format!(
         "re-encrypted {} credential{} to {} recipient{}",
