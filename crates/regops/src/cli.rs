@@ -302,6 +302,10 @@ pub struct ValidateArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text)]
     pub output: ReportFormat,
+    /// How long one request to a registry or a token service may take, its answer included:
+    /// `30s`, `1m`, `500ms`.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -409,7 +413,8 @@ pub struct ClusterArgs {
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
     /// How long one API request (a LIST page, a write, the Lease) may take before it is
-    /// abandoned and retried, as kubectl's flag: `30s`, `1m`, `500ms`, or plain seconds.
+    /// abandoned and retried, as kubectl's flag: `30s`, `1m`, `500ms`, or plain seconds. Also
+    /// the bound on each request to a cloud token endpoint, its answer included.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: std::time::Duration,
 }

@@ -4,7 +4,7 @@
 //! `SecretString`; the helper's standard output is never shown (not even when it fails), its
 //! error output only on failure, and it runs without regops' keys in its environment.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,8 @@ pub enum HelperError {
         status: String,
         message: String,
     },
+    #[error("`{program} get` answered more than the {} KiB an answer may hold", .limit >> 10)]
+    TooLarge { program: String, limit: usize },
     #[error("`{program} get` did not answer within {} s", TIMEOUT.as_secs())]
     Timeout { program: String },
     #[error(
@@ -98,20 +100,12 @@ pub fn get(name: &str, server: &str) -> Result<HelperLogin, HelperError> {
     // Read both pipes on threads so a chatty helper cannot block on a full pipe.
     let mut out_pipe = child.stdout.take();
     let mut err_pipe = child.stderr.take();
-    let out = std::thread::spawn(move || {
-        let mut buf = Zeroizing::new(Vec::new());
-        if let Some(p) = out_pipe.as_mut() {
-            let _ = p.read_to_end(&mut buf);
-        }
-        buf
-    });
-    let err = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(p) = err_pipe.as_mut() {
-            let _ = p.read_to_end(&mut buf);
-        }
-        buf
-    });
+    // Each capped: past the cap the helper blocks on a full pipe, and its timeout ends it.
+    let limit = crate::bounded::HELPER_OUTPUT_LIMIT;
+    let out =
+        std::thread::spawn(move || out_pipe.take().map(|p| crate::bounded::read_pipe(p, limit)));
+    let err =
+        std::thread::spawn(move || err_pipe.take().map(|p| crate::bounded::read_pipe(p, limit)));
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -130,8 +124,21 @@ pub fn get(name: &str, server: &str) -> Result<HelperLogin, HelperError> {
             }
         }
     };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
+    // A reader thread that panicked, or a pipe that was not there, read nothing.
+    let stdout = out.join().ok().flatten();
+    let stderr = err
+        .join()
+        .ok()
+        .flatten()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    // Past the cap its pipe was closed, so it may have died of SIGPIPE: the cap is the cause.
+    if let Some(Err(crate::bounded::BoundError::TooLarge(limit))) = &stdout {
+        return Err(HelperError::TooLarge {
+            program,
+            limit: *limit,
+        });
+    }
     if !status.success() {
         // Only what it said on stderr: its stdout is where a secret would be, and a helper
         // that printed its answer and then failed must not have it quoted in the error.
@@ -144,6 +151,10 @@ pub fn get(name: &str, server: &str) -> Result<HelperLogin, HelperError> {
             message: said,
         });
     }
+    let stdout = match stdout {
+        Some(Ok(bytes)) => bytes,
+        _ => Zeroizing::new(Vec::new()),
+    };
     let mut answer: Answer =
         serde_json::from_slice(&stdout).map_err(|_| HelperError::Protocol {
             program: program.clone(),

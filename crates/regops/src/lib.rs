@@ -3,6 +3,7 @@
 //! The binary's modules, each owning one concern:
 //! - [`apply`]: carrying out a plan: write strategy per kind, retries, ordering.
 //! - [`atomic`]: every file regops writes: exclusive, private, flushed, never through a link.
+//! - [`bounded`]: reading what a peer sends (answers, pages, watch lines, helper output), capped.
 //! - [`cli`]: flags and subcommands (clap), nothing else.
 //! - [`commands`]: one function per subcommand, wiring the others together.
 //! - [`child_env`]: what a credential helper or kubeconfig plugin is started without.
@@ -26,6 +27,7 @@
 
 pub mod apply;
 pub mod atomic;
+pub mod bounded;
 pub mod child_env;
 pub mod cli;
 pub mod cluster;

@@ -99,7 +99,7 @@ async fn list_into(
                     .request_stream(built.map_err(kube::Error::BuildRequest)?)
                     .await?;
                 let mut body = std::pin::pin!(body);
-                futures::AsyncReadExt::read_to_end(&mut body, &mut buf)
+                crate::bounded::read_to_end(&mut body, &mut buf, crate::bounded::PAGE_LIMIT)
                     .await
                     .map_err(|e| kube::Error::Service(Box::new(e)))?;
                 Ok(buf)

@@ -4,12 +4,11 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Empty;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -243,7 +242,8 @@ fn pem_certificates(pem: &str) -> Vec<Vec<u8>> {
 struct Reply {
     status: StatusCode,
     challenge: Option<Challenge>,
-    body: Vec<u8>,
+    /// Zeroed on drop: a token service's answer holds a token.
+    body: Zeroizing<Vec<u8>>,
 }
 
 fn classify_error(e: &(dyn std::error::Error + 'static)) -> Verdict {
@@ -283,9 +283,17 @@ async fn send(
     let req = req
         .body(Empty::<Bytes>::new())
         .map_err(|e| Verdict::Error(e.to_string()))?;
-    let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
+    // One deadline for the request and its answer (--request-timeout).
+    let deadline = crate::retry::request_timeout();
+    let started = tokio::time::Instant::now();
+    let resp = tokio::time::timeout(deadline, client.request(req))
         .await
-        .map_err(|_| Verdict::Unreachable(format!("no answer from {url} in 20 s")))?
+        .map_err(|_| {
+            Verdict::Unreachable(format!(
+                "no answer from {url} in {} s",
+                deadline.as_secs_f32()
+            ))
+        })?
         .map_err(|e| classify_error(&e))?;
     let status = resp.status();
     // Several WWW-Authenticate headers are one list of challenges.
@@ -296,12 +304,11 @@ async fn send(
         .filter_map(|v| v.to_str().ok())
         .collect();
     let challenge = parse_challenge(&all.join(", "));
-    let body = resp
-        .into_body()
-        .collect()
+    // The rest of the same deadline: headers then nothing is as dead as no answer at all.
+    let left = deadline.saturating_sub(started.elapsed());
+    let body = crate::bounded::body(resp.into_body(), crate::bounded::ANSWER_LIMIT, left)
         .await
-        .map(|b| b.to_bytes().to_vec())
-        .unwrap_or_default();
+        .map_err(|e| Verdict::Error(format!("{url}: {e}")))?;
     Ok(Reply {
         status,
         challenge,

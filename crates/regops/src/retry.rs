@@ -31,7 +31,9 @@ pub fn set_request_timeout(d: Duration) {
     TIMEOUT_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
 }
 
-fn request_timeout() -> Duration {
+/// The time one request may take: to the cluster, to a registry, to a cloud token endpoint
+/// (answer included).
+pub fn request_timeout() -> Duration {
     Duration::from_millis(TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed))
 }
 

@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::{AsyncBufReadExt, StreamExt};
 use kube::Client;
 use kube::api::{ListParams, WatchParams};
 use regops_core::fingerprint;
@@ -495,20 +494,22 @@ async fn watch_once(
     let deadline = tokio::time::Instant::now()
         + Duration::from_secs(u64::from(params.timeout.unwrap_or(0)))
         + SILENCE_GRACE;
-    let mut lines = std::pin::pin!(body.lines());
+    let mut body = std::pin::pin!(body);
+    let mut line = Vec::new();
     loop {
-        let line = match tokio::time::timeout_at(deadline, lines.next()).await {
+        let next = crate::bounded::next_line(&mut body, &mut line, crate::bounded::EVENT_LIMIT);
+        match tokio::time::timeout_at(deadline, next).await {
             Err(_) => {
                 return Ended::Failed("the server sent nothing past the watch's timeout".into());
             }
-            Ok(None) => return Ended::Closed,
-            Ok(Some(Err(e))) => return Ended::Failed(e.to_string()),
-            Ok(Some(Ok(line))) => line,
-        };
-        if line.trim().is_empty() {
+            Ok(Ok(false)) => return Ended::Closed,
+            Ok(Err(e)) => return Ended::Failed(format!("a watch event: {e}")),
+            Ok(Ok(true)) => {}
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&line) else {
+        let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&line) else {
             return Ended::Failed("an event that is not JSON".into());
         };
         let type_ = value["type"].as_str().unwrap_or("").to_string();

@@ -171,6 +171,8 @@ pub(super) fn only_namespaces(
 }
 
 pub(super) fn prepare(run: &crate::cli::RunArgs, term: &Term) -> Result<Prepared, Failure> {
+    // Before anything is minted: token requests are bounded by it too.
+    crate::retry::set_request_timeout(run.cluster.request_timeout);
     let (spec, identity, namespaces) = (&run.spec, &run.identity, &run.namespaces);
     let loaded = load(spec, term)?;
     let only = only_namespaces(namespaces, "-n")?;

@@ -10,6 +10,7 @@ use crate::cli::{ReportFormat, ValidateArgs};
 use crate::output::Term;
 
 pub(super) fn validate(args: ValidateArgs, term: &Term) -> Outcome {
+    crate::retry::set_request_timeout(args.request_timeout);
     let loaded = load(&args.spec, term)?;
     let spec = &loaded.spec;
     for name in &args.registry {

@@ -119,7 +119,7 @@ pub async fn mint(
     ]);
     let reply = super::post_form(&url, &step, body).await?;
     let refresh = super::json_field(&reply, "refresh_token", &step)?;
-    let expires = jwt_expiry(&refresh).unwrap_or(super::now() + 3 * 3_600);
+    let expires = super::token_expiry(super::now(), jwt_expiry(&refresh), 3 * 3_600, &step)?;
     let mut login = Login::new(ACR_TOKEN_USER, SecretString::from(refresh));
     login.expires_at = Some(expires);
     Ok(login)

@@ -552,16 +552,18 @@ pub async fn mint(source: &EcrSource, env: Env<'_>) -> Result<Login, MintError> 
     let (user, password) = text
         .split_once(':')
         .ok_or_else(|| MintError::new(&step, "the authorizationToken is not user:password"))?;
-    let expires_at = data
+    // A float of seconds; `as` saturates (NaN is 0), and the bounds below judge the result.
+    let at = data
         .get("expiresAt")
         .and_then(serde_json::Value::as_f64)
         .map(|f| f as i64);
+    let expires_at = super::token_expiry(super::now(), at, 12 * 3_600, &step)?;
     Ok(Login {
         username: user.to_string(),
         password: SecretString::from(password.to_string()),
         email: None,
         source_digest: None,
-        expires_at: expires_at.or(Some(super::now() + 12 * 3_600)),
+        expires_at: Some(expires_at),
     })
 }
 

@@ -29,11 +29,12 @@ fn token_answer(step: &str, reply: &Reply) -> Result<Login, MintError> {
         return Err(MintError::new(step, super::oauth_error(reply)));
     }
     let token = Zeroizing::new(super::json_field(reply, "access_token", step)?);
-    let lifetime = reply
+    let now = super::now();
+    let at = reply
         .json()
         .and_then(|v| v.get("expires_in")?.as_i64())
-        .unwrap_or(3_600);
-    Ok(login(&token, super::now() + lifetime))
+        .map(|lifetime| now.saturating_add(lifetime));
+    Ok(login(&token, super::token_expiry(now, at, 3_600, step)?))
 }
 
 fn login(token: &str, expires_at: i64) -> Login {
@@ -241,12 +242,14 @@ async fn external_account(v: &Value) -> Result<Login, MintError> {
         .get("accessToken")
         .and_then(Value::as_str)
         .ok_or_else(|| MintError::new(&step, "the answer has no accessToken"))?;
-    let expires = v
+    let at = v
         .get("expireTime")
         .and_then(Value::as_str)
-        .and_then(|t| regops_spec::rules::expiry(t).ok())
-        .unwrap_or(super::now() + 3_600);
-    Ok(login(token, expires))
+        .and_then(|t| regops_spec::rules::expiry(t).ok());
+    Ok(login(
+        token,
+        super::token_expiry(super::now(), at, 3_600, &step)?,
+    ))
 }
 
 /// The metadata server's token for the default service account (GKE Workload Identity).

@@ -16,7 +16,7 @@ pub mod sigv4;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use regops_spec::{SecretSource, Spec};
@@ -67,7 +67,8 @@ impl Reply {
     }
 }
 
-/// One HTTP request to a cloud endpoint: at most `timeout`, the body zeroed after sending.
+/// One HTTP request to a cloud endpoint: at most `timeout` (`--request-timeout`) for the
+/// answer's head and again for its body, the body zeroed after sending.
 pub struct Request<'a> {
     pub method: &'a str,
     pub url: &'a str,
@@ -83,7 +84,7 @@ impl<'a> Request<'a> {
             url,
             headers: Vec::new(),
             body: Zeroizing::new(Vec::new()),
-            timeout: Duration::from_secs(20),
+            timeout: crate::retry::request_timeout(),
         }
     }
 
@@ -93,7 +94,7 @@ impl<'a> Request<'a> {
             url,
             headers: vec![("content-type", content_type.to_string())],
             body,
-            timeout: Duration::from_secs(20),
+            timeout: crate::retry::request_timeout(),
         }
     }
 
@@ -136,15 +137,11 @@ impl<'a> Request<'a> {
             .get("date")
             .and_then(|d| d.to_str().ok())
             .map(str::to_string);
-        let body = tokio::time::timeout(self.timeout, resp.into_body().collect())
-            .await
-            .map_err(|_| format!("{url} stopped answering"))?
-            .map_err(|e| format!("reading the answer of {url}: {e}"))?;
-        Ok(Reply {
-            status,
-            date,
-            body: Zeroizing::new(body.to_bytes().to_vec()),
-        })
+        let body =
+            crate::bounded::body(resp.into_body(), crate::bounded::ANSWER_LIMIT, self.timeout)
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+        Ok(Reply { status, date, body })
     }
 }
 
@@ -186,6 +183,27 @@ pub fn plain_http_check(url: &str) -> Result<(), String> {
     Err(format!(
         "refused to send a token request to {url} over plain HTTP: token endpoints must be https:// (only loopback and the clouds' metadata addresses may be plain HTTP)"
     ))
+}
+
+/// The longest a minted token is believed to live (ECR's is 12 hours, the others' less): an
+/// answer saying longer is cut to this, so that a token is renewed in time whatever a cloud
+/// (or something posing as one) says.
+pub const MAX_TOKEN_LIFETIME: i64 = 24 * 3_600;
+
+/// When a token expires: `at` as the cloud said it (Unix seconds), else `now + default`;
+/// refused if already past, cut to [`MAX_TOKEN_LIFETIME`] from now, without overflow.
+pub fn token_expiry(now: i64, at: Option<i64>, default: i64, step: &str) -> Result<i64, MintError> {
+    let at = at.unwrap_or_else(|| now.saturating_add(default));
+    if at <= now {
+        return Err(MintError::new(
+            step,
+            format!(
+                "the token it gave has already expired (at {})",
+                regops_spec::rules::format_timestamp(at)
+            ),
+        ));
+    }
+    Ok(at.min(now.saturating_add(MAX_TOKEN_LIFETIME)))
 }
 
 /// How far the service's clock (its `Date` header) is from ours, in seconds, when it says.
@@ -331,6 +349,24 @@ pub fn form(pairs: &[(&str, &str)]) -> Zeroizing<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clouds_expiry_is_checked_and_cut_to_the_longest_lifetime() {
+        let now = 1_000_000;
+        assert_eq!(token_expiry(now, None, 3_600, "s"), Ok(now + 3_600));
+        assert_eq!(token_expiry(now, Some(now + 60), 3_600, "s"), Ok(now + 60));
+        assert_eq!(
+            token_expiry(now, Some(i64::MAX), 3_600, "s"),
+            Ok(now + MAX_TOKEN_LIFETIME)
+        );
+        assert!(token_expiry(now, Some(now), 3_600, "s").is_err());
+        assert!(token_expiry(now, Some(i64::MIN), 3_600, "s").is_err());
+        // expires_in added without overflow.
+        assert_eq!(
+            token_expiry(now, Some(now.saturating_add(i64::MAX)), 3_600, "s"),
+            Ok(now + MAX_TOKEN_LIFETIME)
+        );
+    }
 
     #[test]
     fn token_endpoints_must_be_https_but_on_loopback_and_metadata_addresses() {
