@@ -13,6 +13,7 @@
 
 pub mod baseline;
 pub mod cluster;
+pub mod hostile;
 pub mod measure;
 
 use std::collections::BTreeMap;

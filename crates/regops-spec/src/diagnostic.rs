@@ -38,7 +38,7 @@ impl Diagnostic {
         Diagnostic {
             severity: Severity::Error,
             code,
-            message: message.into(),
+            message: cut_quotes(message.into()),
             labels: Vec::new(),
             help: None,
         }
@@ -54,19 +54,19 @@ impl Diagnostic {
     pub fn with_label(mut self, loc: Loc, text: impl Into<String>) -> Self {
         self.labels.push(Label {
             loc,
-            text: text.into(),
+            text: cut_quotes(text.into()),
         });
         self
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(cut_quotes(help.into()));
         self
     }
 
     pub fn with_help_opt(mut self, help: Option<String>) -> Self {
-        if help.is_some() {
-            self.help = help;
+        if let Some(h) = help {
+            self.help = Some(cut_quotes(h));
         }
         self
     }
@@ -75,6 +75,43 @@ impl Diagnostic {
         self.labels.first().map(|l| l.loc)
     }
 }
+
+/// The longest a value quoted in a message (between backticks) is shown.
+pub const MAX_QUOTED: usize = 80;
+
+/// `text` with every backtick-quoted value longer than [`MAX_QUOTED`] bytes cut, marked with
+/// `…`: a 5 MB name in a spec is named, not echoed.
+fn cut_quotes(text: String) -> String {
+    if text.len() <= 2 * MAX_QUOTED {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len().min(4 * MAX_QUOTED));
+    let mut inside = false;
+    for (i, part) in text.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        if inside && part.len() > MAX_QUOTED {
+            out.push_str(&part[..floor_char(part, MAX_QUOTED)]);
+            out.push('…');
+        } else {
+            out.push_str(part);
+        }
+        inside = !inside;
+    }
+    // Text outside quotes is regops' own; a message still this long has quoted something
+    // without backticks: cut it whole.
+    if out.len() > 16 * MAX_QUOTED {
+        out.truncate(floor_char(&out, 16 * MAX_QUOTED));
+        out.push('…');
+    }
+    out
+}
+
+/// How many diagnostics are drawn; past it, a line says how many more there are (errors
+/// first: a spec with 50,000 problems is read in time linear in its size and shown in a
+/// screenful).
+pub const MAX_SHOWN: usize = 50;
 
 /// An ordered collection of diagnostics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -164,13 +201,39 @@ pub fn render(diags: &Diagnostics, sources: &Sources, opts: RenderOptions) -> St
         .with_width(opts.width)
         .with_links(false);
     let mut out = String::new();
-    for d in diags.iter() {
-        let adapter = MietteAdapter::new(d, sources);
+    // Errors first, then warnings, up to MAX_SHOWN; drawn in the order of the file.
+    let mut shown: Vec<usize> = (0..diags.0.len())
+        .filter(|&i| diags.0[i].severity == Severity::Error)
+        .chain((0..diags.0.len()).filter(|&i| diags.0[i].severity != Severity::Error))
+        .take(MAX_SHOWN)
+        .collect();
+    shown.sort_unstable();
+    // Each file's masked text is made once, not once per diagnostic.
+    let mut texts: std::collections::HashMap<usize, Arc<str>> = std::collections::HashMap::new();
+    for &i in &shown {
+        let d = &diags.0[i];
+        let text = d.primary().map(|l| {
+            texts
+                .entry(l.file)
+                .or_insert_with(|| sources.display_text(l.file))
+                .clone()
+        });
+        let adapter = MietteAdapter::new(d, sources, text);
         if handler.render_report(&mut out, &adapter).is_err() {
             // Rendering into a String cannot fail; fall back to the plain message regardless.
             out.push_str(&d.message);
             out.push('\n');
         }
+    }
+    let hidden = diags.0.len() - shown.len();
+    if hidden > 0 {
+        let errors = diags.error_count();
+        let warnings = diags.0.len() - errors;
+        out.push_str(&format!(
+            "… and {hidden} more not shown ({errors} error{} and {warnings} warning{} in all); fix these and run again\n",
+            if errors == 1 { "" } else { "s" },
+            if warnings == 1 { "" } else { "s" },
+        ));
     }
     out
 }
@@ -255,7 +318,7 @@ struct MietteAdapter {
 }
 
 impl MietteAdapter {
-    fn new(d: &Diagnostic, sources: &Sources) -> Self {
+    fn new(d: &Diagnostic, sources: &Sources, display: Option<Arc<str>>) -> Self {
         let primary_file = d.primary().map(|l| l.file);
         let mut help = d.help.clone();
         let mut labels = Vec::new();
@@ -280,8 +343,7 @@ impl MietteAdapter {
         // Long lines (minified JSON, a pasted blob, a hostile 200,000-character line) are cut
         // around the labels, so a diagnostic shows the place, not the whole line.
         let mut source = None;
-        if let Some(file) = primary_file.and_then(|f| sources.get(f)) {
-            let text = sources.display_text(primary_file.unwrap_or_default());
+        if let (Some(file), Some(text)) = (primary_file.and_then(|f| sources.get(f)), display) {
             let points: Vec<usize> = labels.iter().map(|l| l.offset()).collect();
             if let Some((short, map)) = shorten_long_lines(&text, &points) {
                 labels = labels
@@ -371,6 +433,11 @@ pub fn did_you_mean<'a>(
     wrong: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    // A hostile 5 MB name is no typo of a short one (and would cost its length times each
+    // candidate's to compare).
+    if wrong.len() > 4 * MAX_QUOTED {
+        return None;
+    }
     let limit = (wrong.chars().count() / 3).max(1) + 1;
     candidates
         .into_iter()

@@ -77,3 +77,32 @@ fn a_spec_file_over_the_size_limit_is_refused_unread() {
     );
     assert!(r.stderr.len() < 2000, "{}", r.stderr.len());
 }
+
+/// Specs made to be expensive (generated, see `regops_bench::hostile`): each is refused with
+/// at most a screenful of diagnostics and a line counting the rest, and no quoted value is
+/// echoed whole. Their time and memory bounds are asserted by the `hostile_specs` benchmark
+/// on a release build.
+#[test]
+fn hostile_specs_get_a_screenful_of_diagnostics() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in regops_bench::hostile::specs() {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &text).unwrap();
+        let r = run(regops().args(["check", "--no-decrypt", "-f"]).arg(&path));
+        assert_eq!(r.code, 1, "{name}");
+        let drawn = r.stderr.matches("\n  × ").count() + r.stderr.matches("\n  ⚠ ").count();
+        assert!(drawn <= 50, "{name}: {drawn} diagnostics drawn");
+        assert!(
+            r.stderr.len() < 64 * 1024,
+            "{name}: {} bytes",
+            r.stderr.len()
+        );
+        if name != "5mb-name.yaml" {
+            assert!(
+                r.stderr.contains("more not shown ("),
+                "{name}: the rest is counted: {}",
+                &r.stderr[r.stderr.len().saturating_sub(300)..]
+            );
+        }
+    }
+}
