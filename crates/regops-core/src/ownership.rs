@@ -17,6 +17,10 @@ pub const EXPIRES_AT_ANNOTATION: &str = "regops.dev/expires-at";
 pub const ADDED_ANNOTATION_PREFIX: &str = "pull-secrets.regops.dev/";
 pub const KUBESPHERE_ANNOTATION: &str = "kubesphere.io/imagepullsecrets";
 pub const SECRET_TYPE: &str = "kubernetes.io/dockerconfigjson";
+
+/// The Secret types that hold registry logins: `adopt: true` takes over only these (a legacy
+/// `kubernetes.io/dockercfg` is replaced by a `dockerconfigjson`, as its type cannot change).
+pub const PULL_SECRET_TYPES: &[&str] = &[SECRET_TYPE, "kubernetes.io/dockercfg"];
 pub const SECRET_KEY: &str = ".dockerconfigjson";
 
 /// Whether an object's metadata marks it as owned by regops for `spec`: the managed-by label

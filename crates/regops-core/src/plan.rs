@@ -405,6 +405,20 @@ fn plan_secret(
     if !owned && !d.adopt {
         return Err(collision(d, have));
     }
+    // Adoption takes over a pull secret someone made by hand; a Secret of another type (a TLS
+    // key, an application's Opaque settings) that happens to have the name is not one, and
+    // replacing it would delete it.
+    if !owned && !ownership::PULL_SECRET_TYPES.contains(&have.type_.as_str()) {
+        return Err(Conflict {
+            kind: ObjectKind::Secret,
+            namespace: d.namespace.clone(),
+            name: d.name.clone(),
+            message: format!(
+                "`adopt: true` takes over pull secrets only, and this Secret is of type `{}`; rename the pull secret",
+                have.type_
+            ),
+        });
+    }
     let want = d.dockerconfigjson.expose_secret();
     let have_doc = have
         .dockerconfigjson

@@ -117,14 +117,44 @@ async fn write_secret(
 ) -> Written {
     if c.action == Action::Replace {
         let api: Api<Secret> = Api::namespaced(client.clone(), &c.namespace);
-        let dp = DeleteParams {
-            dry_run: opts.dry_run,
-            ..DeleteParams::default()
-        };
-        match retry(|| api.delete(&c.name, &dp)).await {
-            Ok(_) => {}
+        // As prune does: ownership checked again on a fresh read, and the delete bound to the
+        // object read (uid and resourceVersion), so nothing that changed since is deleted.
+        match retry(|| api.get_metadata(&c.name)).await {
+            // Gone since the plan: the create below is all there is to do.
             Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(format!("delete before re-create: {}", describe(&e)).into()),
+            Err(e) => return Err(format!("read before replacing: {}", describe(&e)).into()),
+            Ok(fresh) => {
+                let planned = seen.and_then(|s| s.uid.as_deref());
+                let adoptable =
+                    d.adopt && planned.is_some() && fresh.metadata.uid.as_deref() == planned;
+                if !still_owned(&fresh.metadata, &opts.spec) && !adoptable {
+                    return Err("not replaced: since the plan, it is no longer this spec's (nor the Secret planned for adoption); left alone"
+                        .to_string()
+                        .into());
+                }
+                let dp = DeleteParams {
+                    dry_run: opts.dry_run,
+                    preconditions: Some(kube::api::Preconditions {
+                        resource_version: fresh.metadata.resource_version.clone(),
+                        uid: fresh.metadata.uid.clone(),
+                    }),
+                    ..DeleteParams::default()
+                };
+                match retry(|| api.delete(&c.name, &dp)).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(kube::Error::Api(s)) if s.code == 409 => {
+                        return Err(
+                            "not replaced: it changed while regops read it; run apply again"
+                                .to_string()
+                                .into(),
+                        );
+                    }
+                    Err(e) => {
+                        return Err(format!("delete before re-create: {}", describe(&e)).into());
+                    }
+                }
+            }
         }
         if opts.dry_run {
             // A dry-run delete removes nothing, so the create that follows would meet the old
