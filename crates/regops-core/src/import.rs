@@ -1,8 +1,9 @@
 //! `regops import`: the spec that a cluster's existing pull secrets amount to, proven by
 //! planning it against the same cluster (pure: the shell reads the cluster and encrypts).
 //!
-//! From the `kubernetes.io/dockerconfigjson` (and legacy `kubernetes.io/dockercfg`) Secrets
-//! found:
+//! From the `kubernetes.io/dockerconfigjson` Secrets found (a legacy `kubernetes.io/dockercfg`
+//! one is left out with a note: taking it over means replacing it, which is more than
+//! adoption):
 //! - **registries**: one per server (the document's key, kept as written so that adoption
 //!   changes no byte; Docker Hub's spellings are named `dockerhub`) and login;
 //! - **credentials**: one per distinct login (username, password, email);
@@ -10,7 +11,10 @@
 //!   logins are not merged: the variant found in the most namespaces is imported, the others
 //!   are left out, with a note naming where they are;
 //! - **scopes**: the smallest expression that selects exactly the namespaces where the Secret
-//!   was found: its Rancher project, its KubeSphere workspace, one label, or the names;
+//!   was found: its Rancher project, its KubeSphere workspace, or the names (one label only
+//!   when asked to infer selectors: a label that happens to select them today, such as
+//!   `pod-security.kubernetes.io/enforce`, would hand the credentials to any namespace given it
+//!   later);
 //! - **bindings**: the ServiceAccounts that reference it in every namespace of the scope where
 //!   they exist, the workload kinds whose workloads pulling from its registries all reference
 //!   it, and KubeSphere's annotation where the workloads carry it.
@@ -83,8 +87,6 @@ pub struct PullSecretOut {
     pub scope: String,
     /// Where it was found.
     pub found_in: Vec<String>,
-    /// Some of them are legacy `kubernetes.io/dockercfg` Secrets: apply replaces them.
-    pub legacy: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -233,8 +235,9 @@ fn owned_elsewhere(s: &Secret) -> Option<LeftOut> {
     None
 }
 
-/// The smallest expression that selects exactly `wanted` among `all`.
-fn scope_for(wanted: &BTreeSet<&str>, all: &[&Namespace]) -> ScopeExpr {
+/// The smallest expression that selects exactly `wanted` among `all`; a plain label only with
+/// `labels`.
+fn scope_for(wanted: &BTreeSet<&str>, all: &[&Namespace], labels: bool) -> ScopeExpr {
     let first = all.iter().find(|n| wanted.contains(n.name.as_str()));
     let exactly = |pick: &dyn Fn(&Namespace) -> bool| -> bool {
         all.iter()
@@ -254,7 +257,7 @@ fn scope_for(wanted: &BTreeSet<&str>, all: &[&Namespace]) -> ScopeExpr {
         {
             return ScopeExpr::KubesphereWorkspace(w.clone());
         }
-        if wanted.len() > 1 {
+        if labels && wanted.len() > 1 {
             for (k, v) in first.labels.iter() {
                 if k == "kubernetes.io/metadata.name"
                     || k == KUBESPHERE_WORKSPACE
@@ -299,6 +302,17 @@ fn found<'a>(
             left_out.push(l);
             continue;
         }
+        if s.type_ == DOCKERCFG {
+            left_out.push(LeftOut {
+                what: format!("Secret {}/{}", s.namespace, s.name),
+                why: "a legacy kubernetes.io/dockercfg Secret: its type cannot change, so taking it over deletes it and creates a dockerconfigjson one, which is more than adoption".into(),
+                todo: format!(
+                    "to have regops replace it, add pull secret `{}` with `adopt: true` and its registries to the spec yourself; or convert it by hand (kubectl create secret docker-registry) and import again",
+                    s.name
+                ),
+            });
+            continue;
+        }
         let parsed = match (&s.dockerconfigjson, s.type_.as_str()) {
             (Some(doc), DOCKERCONFIGJSON) => dockerconfig::parse(doc, false),
             (Some(doc), _) => dockerconfig::parse(doc, true),
@@ -324,6 +338,7 @@ pub fn infer(
     only: Option<&BTreeSet<String>>,
     name: &str,
     recipients: &[String],
+    infer_selectors: bool,
 ) -> Import {
     let mut im = Import {
         name: name.to_string(),
@@ -382,7 +397,7 @@ pub fn infer(
             })
             .collect();
         let wanted: BTreeSet<&str> = chosen.iter().map(|f| f.secret.namespace.as_str()).collect();
-        let expr = scope_for(&wanted, &all);
+        let expr = scope_for(&wanted, &all, infer_selectors);
         let scope = scope_named(&mut im, expr, ps_name);
         im.secrets += chosen.len();
         im.pull_secrets.push(PullSecretOut {
@@ -390,7 +405,6 @@ pub fn infer(
             registries,
             scope,
             found_in: wanted.iter().map(|s| s.to_string()).collect(),
-            legacy: chosen.iter().any(|f| f.secret.type_ == DOCKERCFG),
         });
         im.bindings.push(bindings_for(
             observed,
@@ -610,18 +624,15 @@ pub fn narrow(im: &mut Import, plan: &Plan) -> bool {
     changed
 }
 
-/// A change adoption makes: regops' label and annotations on a Secret (and, for a legacy
-/// one, its replacement by a dockerconfigjson Secret of the same logins).
+/// A change adoption makes: regops' label and annotations on a Secret.
 fn is_adoption(c: &crate::plan::Change) -> bool {
-    c.causes.iter().all(|k| {
-        matches!(
-            k,
-            Cause::Adopted
-                | Cause::OwnershipChanged
-                | Cause::RecordOutdated
-                | Cause::TypeDiffers { .. }
-        )
-    })
+    c.action == Action::Update
+        && c.causes.iter().all(|k| {
+            matches!(
+                k,
+                Cause::Adopted | Cause::OwnershipChanged | Cause::RecordOutdated
+            )
+        })
 }
 
 /// A Secret the scope reaches where none was found: the scope names the namespaces instead.
@@ -837,12 +848,6 @@ fn pull_secrets(o: &mut String, im: &Import) {
     );
     for p in &im.pull_secrets {
         let _ = writeln!(o, "  # Found in {}.", p.found_in.join(", "));
-        if p.legacy {
-            let _ = writeln!(
-                o,
-                "  # Some are legacy kubernetes.io/dockercfg Secrets: apply replaces them with dockerconfigjson ones of the same logins."
-            );
-        }
         let _ = writeln!(
             o,
             "  {}:\n    registries: [{}]\n    scope: {}\n    adopt: true",
@@ -950,20 +955,25 @@ mod tests {
         let all: Vec<&Namespace> = o.namespaces.iter().collect();
         let set = |names: &[&'static str]| names.iter().copied().collect::<BTreeSet<&str>>();
         assert_eq!(
-            scope_for(&set(&["a", "b"]), &all),
+            scope_for(&set(&["a", "b"]), &all, false),
             ScopeExpr::RancherProject("c-1:p-1".into())
         );
+        // A label only when asked: by default, the names.
         assert_eq!(
-            scope_for(&set(&["a", "b", "c"]), &all),
+            scope_for(&set(&["a", "b", "c"]), &all, true),
             ScopeExpr::Label("team".into(), "web".into())
+        );
+        assert_eq!(
+            scope_for(&set(&["a", "b", "c"]), &all, false),
+            ScopeExpr::Names(vec!["a".into(), "b".into(), "c".into()])
         );
         // One namespace: its name (a label matching only it says nothing more).
         assert_eq!(
-            scope_for(&set(&["d"]), &all),
+            scope_for(&set(&["d"]), &all, true),
             ScopeExpr::Names(vec!["d".into()])
         );
         assert_eq!(
-            scope_for(&set(&["a", "c"]), &all),
+            scope_for(&set(&["a", "c"]), &all, true),
             ScopeExpr::Names(vec!["a".into(), "c".into()])
         );
     }
@@ -975,7 +985,7 @@ mod tests {
     }
 
     #[test]
-    fn legacy_secrets_are_read_and_variants_are_not_merged() {
+    fn legacy_secrets_are_left_out_and_variants_are_not_merged() {
         let (o, skipped) = Observed::from_objects(&[
             ns("a", json!({}), json!({})),
             ns("b", json!({}), json!({})),
@@ -1003,23 +1013,24 @@ mod tests {
             ),
         ]);
         assert!(skipped.is_empty(), "{skipped:?}");
-        let im = infer(&o, None, "t", &[]);
+        let im = infer(&o, None, "t", &[], false);
         assert_eq!(im.pull_secrets.len(), 1);
         let p = &im.pull_secrets[0];
-        assert_eq!(
-            p.found_in,
-            ["a", "b"],
-            "the legacy and the new Secret hold the same logins"
-        );
-        assert!(p.legacy);
+        // b and c tie (one each): the first found is imported.
+        assert_eq!(p.found_in, ["b"]);
         assert_eq!(im.credentials.len(), 1);
-        assert_eq!(im.left_out.len(), 1);
-        assert_eq!(im.left_out[0].what, "Secret p in c");
+        let left: Vec<&str> = im.left_out.iter().map(|l| l.what.as_str()).collect();
+        assert_eq!(left, ["Secret a/p", "Secret p in c"]);
+        assert!(
+            im.left_out[0]
+                .why
+                .contains("legacy kubernetes.io/dockercfg")
+        );
+        assert!(im.left_out[0].todo.contains("adopt: true"));
         let text = render(&im, "", &|_| Password::Redacted);
         assert!(
             !text.contains("pw-first") && !text.contains("pw-second"),
             "{text}"
         );
-        assert!(text.contains("apply replaces them"), "{text}");
     }
 }

@@ -81,8 +81,9 @@ Examples:
     /// Write a spec from the pull secrets a cluster already has (read only; nothing is written
     /// to the cluster).
     #[command(after_help = "\
-Reads every kubernetes.io/dockerconfigjson (and legacy dockercfg) Secret, the namespaces, the
-ServiceAccounts and the workloads, and writes a spec whose pull secrets carry `adopt: true`:
+Reads every kubernetes.io/dockerconfigjson Secret (a legacy dockercfg one is left out, with a
+note), the namespaces, the ServiceAccounts and the workloads, and writes a spec whose pull
+secrets carry `adopt: true`:
 `regops plan` with it shows only adoption (regops' label and annotations on each Secret), and
 nothing after one apply. Passwords are written only as age ciphertext to the recipients given;
 the file is created with mode 0600, atomically, and an existing one is kept unless --force.
@@ -614,6 +615,13 @@ pub struct ImportArgs {
     /// Print the spec (passwords redacted) instead of writing it.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also write a scope as a label selector when one label selects exactly the namespaces a
+    /// pull secret was found in (by default the namespaces are listed by name: a label that
+    /// happens to fit today, `pod-security.kubernetes.io/enforce: baseline` say, would hand
+    /// the credentials to every namespace given it later). Rancher projects and KubeSphere
+    /// workspaces are always used.
+    #[arg(long)]
+    pub infer_selectors: bool,
 }
 
 #[derive(Debug, Args)]

@@ -46,8 +46,17 @@ fn deployment(ns: &str, name: &str, image: &str, entries: &[&str]) -> Value {
 fn seed(c: &common::Cluster) {
     let project = json!({"field.cattle.io/projectId": "c-m-x7k2:p-9fz2q"});
     for ns in [
-        namespace("web", json!({"team": "web"}), json!({})),
-        namespace("api", json!({"team": "web"}), json!({})),
+        // A label that happens to select exactly where harbor-pull is: not a scope to infer.
+        namespace(
+            "web",
+            json!({"team": "web", "pod-security.kubernetes.io/enforce": "baseline"}),
+            json!({}),
+        ),
+        namespace(
+            "api",
+            json!({"team": "web", "pod-security.kubernetes.io/enforce": "baseline"}),
+            json!({}),
+        ),
         namespace("web-sandbox", json!({"team": "web"}), json!({})),
         namespace("payments-api", json!({}), project.clone()),
         namespace("payments-web", json!({}), project.clone()),
@@ -103,6 +112,12 @@ fn seed(c: &common::Cluster) {
             .seed(secret(ns, "ks-pull", &ks, json!({})))
             .unwrap();
     }
+    // A legacy dockercfg Secret: taking it over would replace it, more than adoption.
+    c.server
+        .seed(json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockercfg",
+            "metadata": {"name": "old", "namespace": "analytics-prod"},
+            "data": {".dockercfg": STANDARD.encode(r#"{"quay.io":{"username":"old","password":"MARKER-old"}}"#)}}))
+        .unwrap();
     // A Rancher project-scoped copy, and a document without logins: left out.
     c.server
         .seed(secret(
@@ -203,6 +218,8 @@ fn an_imported_spec_plans_adoption_only_then_nothing() {
         "Secret harbor-pull in web-sandbox: the same name as the imported `harbor-pull` (2 namespaces), with other logins: not merged",
         "Secret other/project-copy: a copy Rancher keeps of a project's registry credential",
         "Secret other/broken-pull: cannot be read: `.dockerconfigjson` has no `auths`",
+        "Secret analytics-prod/old: a legacy kubernetes.io/dockercfg Secret",
+        "add pull secret `old` with `adopt: true`",
         "ServiceAccount `builder` is not bound",
     ] {
         assert!(summary.contains(expected), "no `{expected}` in:\n{summary}");
@@ -221,6 +238,11 @@ fn an_imported_spec_plans_adoption_only_then_nothing() {
         assert!(text.contains(expected), "no `{expected}` in:\n{text}");
     }
     assert!(!text.contains("builder"), "{text}");
+    // By name, not by the label that happens to fit.
+    assert!(
+        text.contains("    namespaces:\n      - api\n      - web\n") && !text.contains("pod-security"),
+        "{text}"
+    );
     let spec_args = |sub: &str| {
         let mut cmd = regops();
         cmd.arg(sub).arg("-f").arg(&out).arg("-i").arg(&key);
@@ -382,6 +404,19 @@ fn dry_run_prints_the_spec_with_passwords_redacted() {
     assert!(!r.stdout.contains("BEGIN AGE"), "{}", r.stdout);
     assert!(!r.stdout.contains("quay-pull"), "-n web,api: {}", r.stdout);
     assert!(r.stdout.contains("harbor-pull"), "{}", r.stdout);
+    // --infer-selectors: the label that selects exactly those namespaces.
+    let r = dry_run(
+        &c,
+        &public,
+        &["-n", "web,api,web-sandbox", "--infer-selectors"],
+    );
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(
+        r.stdout
+            .contains("\"pod-security.kubernetes.io/enforce\": \"baseline\""),
+        "{}",
+        r.stdout
+    );
     // --selector: the namespaces a label selector selects.
     let r = dry_run(
         &c,

@@ -199,7 +199,13 @@ pub(super) fn import(args: ImportArgs, term: &Term) -> Outcome {
                 .map(|s| s.to_string_lossy().to_string())
         })
         .unwrap_or_else(|| "imported".into());
-    let mut im = import::infer(&observed, only.as_ref(), &name, &recipients);
+    let mut im = import::infer(
+        &observed,
+        only.as_ref(),
+        &name,
+        &recipients,
+        args.infer_selectors,
+    );
     let beyond = prove(&mut im, &observed, only.as_ref(), &target.to_string())?;
     let header = format!(
         "Imported by `regops import` from {target} on {}.\nEach pull secret adopts the Secrets it was found as (`adopt: true`): `regops plan` shows\nonly adoption (regops' label and annotations), and nothing after one apply.",
