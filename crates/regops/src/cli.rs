@@ -392,6 +392,11 @@ pub struct ApplyArgs {
     /// address, such as `0.0.0.0:8080` (default: none).
     #[arg(long, value_name = "ADDR", requires = "watch")]
     pub listen: Option<String>,
+    /// With --watch and --listen: `/healthz` fails once the work loop has made no progress
+    /// (neither a turn of its loop nor an answer to an API request) for this long, so that the
+    /// kubelet restarts a stuck controller (`5m`, `90s`).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, requires = "listen")]
+    pub healthz_stall: std::time::Duration,
     /// With --watch: delete pods stuck in ImagePullBackOff or ErrImagePull on a registry that
     /// regops has just provided a pull secret for, when a controller owns them (so they are
     /// recreated at once, with the secret). At most 5 a second; each deletion is logged.

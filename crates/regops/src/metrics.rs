@@ -76,6 +76,30 @@ struct Values {
 }
 
 /// The counters, shared between the controller and the HTTP listener.
+/// When the work loop last made progress, in milliseconds since [`epoch`]: a pass of its loop,
+/// or an answer to one of its API requests ([`beat`]). One controller runs per process.
+static LAST_PROGRESS_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+
+/// The work loop made progress now.
+pub fn beat() {
+    let ms = u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX);
+    LAST_PROGRESS_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How long since the work loop last made progress (since the process started, before any).
+pub fn since_progress() -> std::time::Duration {
+    let now = epoch().elapsed();
+    let last = std::time::Duration::from_millis(
+        LAST_PROGRESS_MS.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    now.saturating_sub(last)
+}
+
 pub struct Metrics {
     /// The labels every series carries, rendered: `spec="web"` or `spec="web",cluster="eu"`.
     labels: String,

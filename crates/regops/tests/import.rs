@@ -240,7 +240,8 @@ fn an_imported_spec_plans_adoption_only_then_nothing() {
     assert!(!text.contains("builder"), "{text}");
     // By name, not by the label that happens to fit.
     assert!(
-        text.contains("    namespaces:\n      - api\n      - web\n") && !text.contains("pod-security"),
+        text.contains("    namespaces:\n      - api\n      - web\n")
+            && !text.contains("pod-security"),
         "{text}"
     );
     let spec_args = |sub: &str| {

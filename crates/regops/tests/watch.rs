@@ -768,3 +768,137 @@ fn with_namespaces_given_events_elsewhere_are_ignored() {
         .collect();
     assert!(outside.is_empty(), "{outside:?}");
 }
+
+/// The resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// 300 connections that send part of their headers and then nothing (a slowloris): each is cut
+/// after the header timeout, connections past the cap are closed at once, the listener answers
+/// probes again within seconds, and the process's memory does not grow with them.
+#[test]
+fn slow_headers_neither_hold_the_listener_nor_grow_its_memory() {
+    use std::io::Write;
+    let e = Env::new();
+    let c = e.start(&[]);
+    c.wait_ready();
+    let pid = c.child.id();
+    let before = rss_kib(pid);
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", c.port)) {
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+            held.push(s);
+        }
+    }
+    wait_for(
+        "a /healthz answer while the slow connections are held",
+        Duration::from_secs(10),
+        || c.get("/healthz").0 == 200,
+    );
+    // Every slow connection was closed by the server (end of stream or reset), none left
+    // waiting: a read that times out would mean one is still held open.
+    for s in &mut held {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 512];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                // A 408 or 400 the server chose to send before closing.
+                Ok(_) => {}
+                Err(err) => {
+                    assert!(
+                        !matches!(
+                            err.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ),
+                        "a slow connection is still open"
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    let after = rss_kib(pid);
+    assert!(
+        after < before + 16 * 1024,
+        "memory grew from {before} KiB to {after} KiB"
+    );
+    assert_eq!(c.get("/healthz").0, 200);
+}
+
+/// A work loop stuck on a request that does not come back fails `/healthz` once
+/// `--healthz-stall` has passed, and passes again when it moves on.
+#[test]
+fn healthz_fails_while_the_work_loop_is_stuck() {
+    let e = Env::new();
+    let c = e.start(&["--healthz-stall", "2s"]);
+    c.wait_ready();
+    e.settle();
+    assert_eq!(c.get("/healthz").0, 200);
+    // The next pass reads its namespace: its first LIST answers only after 6 s.
+    e.server.add_fault(
+        Fault::new(FaultAction::Latency(Duration::from_secs(6)))
+            .verb("list")
+            .times(1),
+    );
+    e.create_namespace("stuck", json!({"team": "web"}));
+    wait_for("/healthz to fail", Duration::from_secs(6), || {
+        c.get("/healthz").0 == 503
+    });
+    let (_, body) = c.get("/healthz");
+    assert!(body.contains("no progress"), "{body}");
+    wait_for("/healthz to pass again", Duration::from_secs(20), || {
+        c.get("/healthz").0 == 200
+    });
+    wait_for(
+        "the namespace to be covered",
+        Duration::from_secs(20),
+        || e.secret("stuck").is_some(),
+    );
+}
+
+/// The example NetworkPolicy lets Prometheus reach the example controller's listener: it
+/// selects the Deployment's pods and the port its --listen names.
+#[test]
+fn the_example_network_policy_covers_the_example_listener() {
+    let repo = common::repo().join("examples/controller");
+    let read = |f: &str| -> Value {
+        serde_saphyr::from_str(&std::fs::read_to_string(repo.join(f)).unwrap()).unwrap()
+    };
+    let (deployment, policy) = (read("deployment.yaml"), read("networkpolicy.yaml"));
+    assert_eq!(policy["kind"], "NetworkPolicy");
+    assert_eq!(
+        policy["metadata"]["namespace"],
+        deployment["metadata"]["namespace"]
+    );
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in policy["spec"]["podSelector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(
+            &pod_labels[k], v,
+            "the policy selects the controller's pods"
+        );
+    }
+    let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap();
+    let listen = args
+        .iter()
+        .position(|a| a == "--listen")
+        .map(|i| args[i + 1].as_str().unwrap().to_string())
+        .unwrap();
+    let port: u64 = listen.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(
+        policy["spec"]["ingress"][0]["ports"][0]["port"].as_u64(),
+        Some(port)
+    );
+}

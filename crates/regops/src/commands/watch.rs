@@ -173,7 +173,11 @@ type Provided = Vec<(String, Vec<String>)>;
 impl Controller<'_> {
     async fn run(&mut self, listener: Option<tokio::net::TcpListener>) -> Outcome {
         if let Some(l) = listener {
-            tokio::spawn(crate::listen::serve(l, self.metrics.clone()));
+            tokio::spawn(crate::listen::serve(
+                l,
+                self.metrics.clone(),
+                self.args.healthz_stall,
+            ));
         }
         self.listen_for_signals()?;
         let Some(lock) = self.lead().await? else {
@@ -271,6 +275,7 @@ impl Controller<'_> {
         let mut next_resync = Instant::now() + self.args.resync;
         let mut next_poll = Instant::now() + self.args.spec_poll;
         loop {
+            crate::metrics::beat();
             if self.stop.load(Ordering::SeqCst) || lock.lost() {
                 return Ok(ExitStatus::Success);
             }
