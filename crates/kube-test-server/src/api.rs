@@ -285,6 +285,26 @@ fn manager_of(req: &Request) -> String {
 }
 
 fn parse_body(req: &Request) -> Result<Value, ApiError> {
+    // kube-apiserver decodes protobuf for built-in kinds; this server reads a Namespace in it
+    // (what `kubectl create namespace` sends, see crate::protobuf) and otherwise says, as a
+    // server without a decoder for the body's type does, 415 (client-go then sends JSON on its
+    // next requests: `Request.request` in client-go's rest/request.go).
+    if req
+        .content_type
+        .starts_with("application/vnd.kubernetes.protobuf")
+    {
+        if let Ok(namespace) = crate::protobuf::decode_namespace(&req.body) {
+            return Ok(namespace);
+        }
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml; not {}",
+                req.content_type
+            ),
+        ));
+    }
     serde_json::from_slice(&req.body)
         .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
 }

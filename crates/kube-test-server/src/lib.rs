@@ -21,6 +21,7 @@ pub mod api;
 pub mod discovery;
 pub mod faults;
 pub mod fields;
+pub mod protobuf;
 pub mod resources;
 pub mod selector;
 pub mod server;

@@ -139,3 +139,52 @@ fn kubectl_gets_creates_and_deletes_secrets() {
     );
     assert!(!ok && out.contains("NotFound"), "{out}");
 }
+
+/// `--plain-http`: the kubeconfig it writes works with kubectl (which sends a bearer token only
+/// over TLS, so the server asks for none), and `kubectl create namespace` (a protobuf body, as
+/// client-go sends built-in kinds) creates the namespace.
+#[test]
+fn kubectl_works_over_plain_http_and_creates_a_namespace_in_protobuf() {
+    if !common::have_kubectl() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_kube-test-server"))
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--plain-http")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while !std::fs::read_to_string(&kubeconfig).is_ok_and(|t| t.contains("current-context")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the server did not write its kubeconfig"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (ok, out) = kubectl(&kubeconfig, &["get", "ns"], None);
+    assert!(ok && out.contains("default"), "{out}");
+    let (ok, out) = kubectl(
+        &kubeconfig,
+        &["create", "namespace", "made-by-kubectl", "-v=6"],
+        None,
+    );
+    assert!(
+        ok && out.contains("namespace/made-by-kubectl created"),
+        "{out}"
+    );
+    let (ok, out) = kubectl(
+        &kubeconfig,
+        &["get", "ns", "made-by-kubectl", "--show-labels"],
+        None,
+    );
+    assert!(
+        ok && out.contains("kubernetes.io/metadata.name=made-by-kubectl"),
+        "{out}"
+    );
+}

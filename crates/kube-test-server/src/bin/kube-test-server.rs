@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! kube-test-server --kubeconfig /tmp/kubeconfig [--port 6443] [--plain-http] [--no-auth]
+//! (--plain-http serves without a token too: kubectl sends one only over TLS)
 //! kubectl --kubeconfig /tmp/kubeconfig get ns
 //! ```
 #![allow(clippy::print_stderr, clippy::print_stdout)]
@@ -22,7 +23,12 @@ fn main() -> std::process::ExitCode {
             "--kubeconfig" => kubeconfig = args.next().map(PathBuf::from).unwrap_or(kubeconfig),
             "--port" => config.port = args.next().and_then(|p| p.parse().ok()).unwrap_or(0),
             "--no-auth" => config.token = None,
-            "--plain-http" => config.tls = false,
+            // kubectl (client-go) sends a bearer token only over TLS, so a plain-HTTP server
+            // that asked for one would refuse the kubeconfig it writes: it asks for none.
+            "--plain-http" => {
+                config.tls = false;
+                config.token = None;
+            }
             "-h" | "--help" => {
                 println!(
                     "usage: kube-test-server [--kubeconfig PATH] [--port N] [--plain-http] [--no-auth]"
