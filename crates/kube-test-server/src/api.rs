@@ -216,7 +216,14 @@ pub struct Store {
     /// The resourceVersion of the newest change no longer kept: a watch from before it is
     /// answered 410 Gone, as the API server's once etcd has compacted that far.
     compacted: u64,
+    /// Terminating namespaces the namespace controller is to finalize, and when.
+    finalizing: Vec<(String, std::time::Instant)>,
 }
+
+/// How long after a namespace's deletion the namespace controller has emptied it and removed
+/// its `kubernetes` finalizer (the real controller takes from milliseconds to minutes,
+/// depending on what the namespace holds).
+pub const NAMESPACE_FINALIZE_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Changes kept for watches by default (kube-apiserver's watch cache keeps a bounded window
 /// per resource, `--default-watch-cache-size`; a watch older than it relists).
@@ -282,6 +289,14 @@ fn manager_of(req: &Request) -> String {
                 ua.to_string()
             }
         })
+}
+
+/// Whether a namespace's `spec.finalizers` still holds `kubernetes` (the namespace
+/// controller's own finalizer).
+fn spec_finalized(ns: &Value) -> bool {
+    ns["spec"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|v| v == "kubernetes"))
 }
 
 fn parse_body(req: &Request) -> Result<Value, ApiError> {
@@ -512,10 +527,15 @@ impl Store {
         Ok(())
     }
 
-    /// Deleting a namespace marks it terminating (deletionTimestamp, phase `Terminating`).
-    /// With no finalizers in `metadata.finalizers`, the namespace controller's work is done at
-    /// once: its content and the namespace go. With finalizers, it stays terminating, as a
-    /// namespace stuck on a finalizer does for days, until an update removes them.
+    /// Deleting a namespace marks it terminating (deletionTimestamp, phase `Terminating`), as
+    /// kube-apiserver's namespace storage does while `spec.finalizers` holds `kubernetes`
+    /// (pkg/registry/core/namespace/storage/storage.go, `Delete`): the object stays, and the
+    /// namespace controller (pkg/controller/namespace/deletion/namespaced_resources_deleter.go)
+    /// deletes its content, then removes that finalizer through `/finalize`, after which the
+    /// namespace goes ([`Store::run_namespace_controller`], [`NAMESPACE_FINALIZE_DELAY`]
+    /// later). A finalizer in `metadata.finalizers` holds it longer, as a namespace stuck on a
+    /// finalizer does for days, until an update removes it. A namespace with neither goes at
+    /// once.
     fn terminate_namespace(&mut self, name: &str) -> Response {
         let key = ("namespaces", String::new(), name.to_string());
         let Some(stored) = self.objects.get(&key) else {
@@ -531,6 +551,7 @@ impl Store {
         let stuck = obj["metadata"]["finalizers"]
             .as_array()
             .is_some_and(|f| !f.is_empty());
+        let held = spec_finalized(&obj);
         obj["metadata"]["resourceVersion"] = json!(self.bump());
         let rt = resources::by_kind("v1", "Namespace");
         let stored = Stored::new(obj, managed);
@@ -538,7 +559,15 @@ impl Store {
             Some(rt) => Self::answer(rt, 200, &stored),
             None => Response::ok(200, stored.obj.clone()),
         };
-        if stuck {
+        if held {
+            self.put(key, stored);
+            if !self.finalizing.iter().any(|(n, _)| n == name) {
+                self.finalizing.push((
+                    name.to_string(),
+                    std::time::Instant::now() + NAMESPACE_FINALIZE_DELAY,
+                ));
+            }
+        } else if stuck {
             self.put(key, stored);
         } else {
             self.put(key.clone(), stored);
@@ -546,6 +575,40 @@ impl Store {
             self.take(&key);
         }
         out
+    }
+
+    /// The namespace controller's work on the namespaces due by `now`: their content deleted
+    /// (each a `DELETED` event), the `kubernetes` finalizer removed from `spec.finalizers` (a
+    /// `MODIFIED` event), and the namespace itself deleted when no `metadata.finalizers`
+    /// remain. True when anything changed.
+    pub fn run_namespace_controller(&mut self, now: std::time::Instant) -> bool {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.finalizing)
+            .into_iter()
+            .partition(|(_, at)| *at <= now);
+        self.finalizing = later;
+        let mut changed = false;
+        for (name, _) in due {
+            let key = ("namespaces", String::new(), name.clone());
+            let Some(stored) = self.objects.get(&key) else {
+                continue;
+            };
+            let mut obj = stored.obj.clone();
+            let managed = stored.managed.clone();
+            self.take_namespace_content(&name);
+            if let Some(f) = obj["spec"]["finalizers"].as_array_mut() {
+                f.retain(|v| v != "kubernetes");
+            }
+            obj["metadata"]["resourceVersion"] = json!(self.bump());
+            let stuck = obj["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty());
+            self.put(key.clone(), Stored::new(obj, managed));
+            if !stuck {
+                self.take(&key);
+            }
+            changed = true;
+        }
+        changed
     }
 
     /// The object's `metadata.managedFields`, ready to serialise.
@@ -1044,11 +1107,14 @@ impl Store {
         if !unchanged || managed != old.managed {
             new["metadata"]["resourceVersion"] = json!(self.bump());
         }
+        // The namespace controller removes the content, and the namespace once `kubernetes` is
+        // out of `spec.finalizers`; before that, it finishes the work itself.
         let finalized = rt.kind == "Namespace"
             && new["metadata"]["deletionTimestamp"].is_string()
             && new["metadata"]["finalizers"]
                 .as_array()
-                .is_none_or(Vec::is_empty);
+                .is_none_or(Vec::is_empty)
+            && !spec_finalized(&new);
         let stored = Stored::new(new, managed);
         let out = Self::answer(rt, 200, &stored);
         self.put(key.clone(), stored);

@@ -379,6 +379,21 @@ pub(crate) async fn run(
     tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: tokio::sync::oneshot::Receiver<()>,
 ) {
+    // The namespace controller: finalizes deleted namespaces when due (see
+    // api::Store::run_namespace_controller), waking the watches it changed.
+    let controller = shared.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            let changed = controller
+                .lock()
+                .store
+                .run_namespace_controller(std::time::Instant::now());
+            if changed {
+                controller.changed.notify_waiters();
+            }
+        }
+    });
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,

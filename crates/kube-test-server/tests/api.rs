@@ -276,14 +276,68 @@ fn crud_on_every_resource_namespaced_and_across_namespaces() {
         assert_eq!(req(&s, "DELETE", &one, None).status, 200);
         assert_eq!(req(&s, "GET", &one, None).status, 404);
     }
-    // Namespaces are cluster-scoped: get, list, delete (which removes their contents).
+    // Namespaces are cluster-scoped: get, list, delete (which removes their contents, once
+    // the namespace controller has run).
     assert_eq!(
         req(&s, "GET", "/api/v1/namespaces/b", None).body["status"]["phase"],
         "Active"
     );
     assert_eq!(req(&s, "DELETE", "/api/v1/namespaces/b", None).status, 200);
+    wait_until("namespace b's content to go", || {
+        req(&s, "GET", "/api/v1/namespaces/b/secrets/x", None).status == 404
+    });
+}
+
+/// Polls `done` for up to five seconds (the namespace controller's work is asynchronous, as
+/// in a real cluster).
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < until {
+        if done() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A namespace created through the API carries `spec.finalizers: [kubernetes]`; deleting it
+/// leaves it `Terminating` (kube-apiserver's namespace storage, `Delete` in
+/// pkg/registry/core/namespace/storage/storage.go, only marks it while that finalizer is
+/// there) until the namespace controller (pkg/controller/namespace/deletion) has deleted its
+/// content and removed the finalizer; then it goes (the watch events: tests/watch.rs).
+#[test]
+fn a_deleted_namespace_terminates_then_the_controller_finalizes_it() {
+    let s = start();
+    ns(&s, "going", json!({}));
+    let created = req(&s, "GET", "/api/v1/namespaces/going", None).body;
+    assert_eq!(created["spec"]["finalizers"], json!(["kubernetes"]));
     assert_eq!(
-        req(&s, "GET", "/api/v1/namespaces/b/secrets/x", None).status,
+        req(
+            &s,
+            "POST",
+            "/api/v1/namespaces/going/secrets",
+            Some(&docker_secret("inside"))
+        )
+        .status,
+        201
+    );
+    let r = req(&s, "DELETE", "/api/v1/namespaces/going", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["status"]["phase"], "Terminating");
+    // Right after the DELETE: still there, terminating, content and all.
+    let got = req(&s, "GET", "/api/v1/namespaces/going", None);
+    assert_eq!(got.status, 200);
+    assert!(got.body["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(
+        req(&s, "GET", "/api/v1/namespaces/going/secrets/inside", None).status,
+        200
+    );
+    wait_until("the namespace to go", || {
+        req(&s, "GET", "/api/v1/namespaces/going", None).status == 404
+    });
+    assert_eq!(
+        req(&s, "GET", "/api/v1/namespaces/going/secrets/inside", None).status,
         404
     );
 }
@@ -1080,8 +1134,8 @@ fn a_jobs_pod_template_is_immutable() {
 
 /// Deleting a namespace marks it terminating; while a finalizer holds it, creating anything
 /// in it is refused with 403 and the `NamespaceTerminating` cause
-/// (plugin/pkg/admission/namespace/lifecycle/admission.go), updates still work, and it goes,
-/// with its content, when the last finalizer is removed. Without finalizers it goes at once.
+/// (plugin/pkg/admission/namespace/lifecycle/admission.go), updates still work; the namespace
+/// controller empties it, and it goes when the last finalizer is removed.
 #[test]
 fn a_terminating_namespace_refuses_new_content_until_it_goes() {
     let s = start();
@@ -1138,7 +1192,12 @@ fn a_terminating_namespace_refuses_new_content_until_it_goes() {
         &json!({"metadata": {"labels": {"x": "y"}}}),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    // The finalizer is removed: the namespace and its content go.
+    // The namespace controller empties it, but the finalizer holds the namespace.
+    wait_until("its content to go", || {
+        req(&s, "GET", "/api/v1/namespaces/old/secrets/before", None).status == 404
+    });
+    assert_eq!(req(&s, "GET", "/api/v1/namespaces/old", None).status, 200);
+    // The finalizer is removed: the namespace goes.
     let r = patch(
         &s,
         "/api/v1/namespaces/old",
@@ -1147,17 +1206,6 @@ fn a_terminating_namespace_refuses_new_content_until_it_goes() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(req(&s, "GET", "/api/v1/namespaces/old", None).status, 404);
-    assert_eq!(
-        req(&s, "GET", "/api/v1/namespaces/old/secrets/before", None).status,
-        404
-    );
-    // Without finalizers a namespace goes at once.
-    ns(&s, "quick", json!({}));
-    assert_eq!(
-        req(&s, "DELETE", "/api/v1/namespaces/quick", None).status,
-        200
-    );
-    assert_eq!(req(&s, "GET", "/api/v1/namespaces/quick", None).status, 404);
 }
 
 /// kube-rs and client-go send a DELETE's dry run in the DeleteOptions body. It must delete

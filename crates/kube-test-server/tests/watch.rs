@@ -143,15 +143,17 @@ fn without_a_version_a_watch_sends_what_exists_then_every_change() {
         (e["type"].as_str(), e["object"]["metadata"]["name"].as_str()),
         (Some("ADDED"), Some("new"))
     );
-    // Deleted (no finalizers): marked terminating, then gone, at a newer version each time.
+    // Deleted: marked terminating, finalized by the namespace controller, then gone, at a
+    // newer version each time.
     let (code, _) = s
         .request("DELETE", "/api/v1/namespaces/new", "", None)
         .unwrap();
     assert_eq!(code, 200);
-    let after = names(&w.drain(Duration::from_millis(300)));
+    let after = names(&w.drain(Duration::from_millis(600)));
     assert_eq!(
         after,
         [
+            ("MODIFIED".to_string(), "new".to_string()),
             ("MODIFIED".to_string(), "new".to_string()),
             ("DELETED".to_string(), "new".to_string())
         ]
@@ -398,5 +400,63 @@ fn kubectl_get_watch_sees_a_new_namespace() {
         seen.iter().any(|l| l == "namespace/watched"),
         "kubectl saw {seen:?}; stderr: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A deleted namespace, as a watch sees it: `MODIFIED` (terminating, still holding the
+/// `kubernetes` finalizer), its content `DELETED`, `MODIFIED` (the finalizer removed by the
+/// namespace controller), `DELETED`: the order kube-apiserver and its namespace controller
+/// produce (pkg/controller/namespace/deletion/namespaced_resources_deleter.go deletes the
+/// content, then finalizes).
+#[test]
+fn a_deleted_namespace_is_watched_terminating_emptied_finalized_and_gone() {
+    let s = server();
+    s.seed(namespace("going", json!({}))).unwrap();
+    s.seed(secret("going", "inside")).unwrap();
+    let from = s.resource_version();
+    let nss = Watch::open(
+        &s,
+        &format!("/api/v1/namespaces?watch=true&resourceVersion={from}"),
+    );
+    let secrets = Watch::open(
+        &s,
+        &format!("/api/v1/namespaces/going/secrets?watch=true&resourceVersion={from}"),
+    );
+    assert_eq!((nss.status, secrets.status), (200, 200));
+    let (code, _) = s
+        .request(
+            "DELETE",
+            "/api/v1/namespaces/going",
+            "application/json",
+            None,
+        )
+        .unwrap();
+    assert_eq!(code, 200);
+    let next = |w: &Watch| {
+        w.events
+            .recv_timeout(Duration::from_secs(5))
+            .expect("an event")
+    };
+    let seen: Vec<(String, Value)> = (0..3)
+        .map(|_| {
+            let e = next(&nss);
+            (
+                e["type"].as_str().unwrap().to_string(),
+                e["object"]["spec"]["finalizers"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("MODIFIED".to_string(), json!(["kubernetes"])),
+            ("MODIFIED".to_string(), json!([])),
+            ("DELETED".to_string(), json!([])),
+        ]
+    );
+    let e = next(&secrets);
+    assert_eq!(
+        (e["type"].as_str(), e["object"]["metadata"]["name"].as_str()),
+        (Some("DELETED"), Some("inside"))
     );
 }
