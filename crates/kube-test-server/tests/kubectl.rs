@@ -46,31 +46,41 @@ fn kubectl(kubeconfig: &std::path::Path, args: &[&str], stdin: Option<&[u8]>) ->
     )
 }
 
-#[test]
-fn kubectl_gets_creates_and_deletes_secrets() {
-    // In CI (REGOPS_REQUIRE_TOOLS) a missing kubectl fails the test, never skips it.
-    if !common::have_kubectl() {
-        return;
-    }
+/// The server binary with `args`, writing its kubeconfig into a new directory; returns once
+/// the kubeconfig is whole (it is written after the server listens).
+fn start_server(args: &[&str]) -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    let _server = Server(
+    let server = Server(
         Command::new(env!("CARGO_BIN_EXE_kube-test-server"))
             .arg("--kubeconfig")
             .arg(&kubeconfig)
+            .args(args)
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
     let start = Instant::now();
-    while !kubeconfig.exists() {
+    while !std::fs::read_to_string(&kubeconfig)
+        .is_ok_and(|t| t.contains("users:") && t.ends_with('\n'))
+    {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "the server did not write its kubeconfig"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(50));
+    (server, dir)
+}
+
+#[test]
+fn kubectl_gets_creates_and_deletes_secrets() {
+    // In CI (REGOPS_REQUIRE_TOOLS) a missing kubectl fails the test, never skips it.
+    if !common::have_kubectl() {
+        return;
+    }
+    let (_server, dir) = start_server(&[]);
+    let kubeconfig = dir.path().join("kubeconfig");
     let text = std::fs::read_to_string(&kubeconfig).unwrap();
     assert!(
         text.contains("server: https://127.0.0.1:")
@@ -148,25 +158,8 @@ fn kubectl_works_over_plain_http_and_creates_a_namespace_in_protobuf() {
     if !common::have_kubectl() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let (_server, dir) = start_server(&["--plain-http"]);
     let kubeconfig = dir.path().join("kubeconfig");
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_kube-test-server"))
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .arg("--plain-http")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let start = Instant::now();
-    while !std::fs::read_to_string(&kubeconfig).is_ok_and(|t| t.contains("current-context")) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the server did not write its kubeconfig"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let (ok, out) = kubectl(&kubeconfig, &["get", "ns"], None);
     assert!(ok && out.contains("default"), "{out}");
     let (ok, out) = kubectl(

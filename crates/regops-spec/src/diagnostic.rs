@@ -82,7 +82,7 @@ pub const MAX_QUOTED: usize = 80;
 /// `text` with every backtick-quoted value longer than [`MAX_QUOTED`] bytes cut, marked with
 /// `…`: a 5 MB name in a spec is named, not echoed.
 fn cut_quotes(text: String) -> String {
-    if text.len() <= 2 * MAX_QUOTED {
+    if text.len() <= MAX_QUOTED {
         return text;
     }
     let mut out = String::with_capacity(text.len().min(4 * MAX_QUOTED));

@@ -116,45 +116,15 @@ async fn write_secret(
     opts: &Options,
 ) -> Written {
     if c.action == Action::Replace {
-        let api: Api<Secret> = Api::namespaced(client.clone(), &c.namespace);
-        // As prune does: ownership checked again on a fresh read, and the delete bound to the
-        // object read (uid and resourceVersion), so nothing that changed since is deleted.
-        match retry(|| api.get_metadata(&c.name)).await {
+        // The Secret to adopt is the one the plan read (by uid); one made anew since is not.
+        let adopting = seen.and_then(|s| s.uid.as_deref()).filter(|_| d.adopt);
+        match delete_if_still_ours(client, c, opts, adopting).await {
             // Gone since the plan: the create below is all there is to do.
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(format!("read before replacing: {}", describe(&e)).into()),
-            Ok(fresh) => {
-                let planned = seen.and_then(|s| s.uid.as_deref());
-                let adoptable =
-                    d.adopt && planned.is_some() && fresh.metadata.uid.as_deref() == planned;
-                if !still_owned(&fresh.metadata, &opts.spec) && !adoptable {
-                    return Err("not replaced: since the plan, it is no longer this spec's (nor the Secret planned for adoption); left alone"
-                        .to_string()
-                        .into());
-                }
-                let dp = DeleteParams {
-                    dry_run: opts.dry_run,
-                    preconditions: Some(kube::api::Preconditions {
-                        resource_version: fresh.metadata.resource_version.clone(),
-                        uid: fresh.metadata.uid.clone(),
-                    }),
-                    ..DeleteParams::default()
-                };
-                match retry(|| api.delete(&c.name, &dp)).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(kube::Error::Api(s)) if s.code == 409 => {
-                        return Err(
-                            "not replaced: it changed while regops read it; run apply again"
-                                .to_string()
-                                .into(),
-                        );
-                    }
-                    Err(e) => {
-                        return Err(format!("delete before re-create: {}", describe(&e)).into());
-                    }
-                }
+            Ok(Deleted::Now | Deleted::Already) => {}
+            Err(NotWritten::Failed(why)) => {
+                return Err(format!("not replaced: {why}").into());
             }
+            Err(other) => return Err(other),
         }
         if opts.dry_run {
             // A dry-run delete removes nothing, so the create that follows would meet the old
@@ -167,7 +137,10 @@ async fn write_secret(
         }
     }
     let mut pp = PatchParams::apply(FIELD_MANAGER);
-    pp.force = opts.force_conflicts || d.adopt;
+    // Adoption forces the take-over of a Secret someone made; after a replacement's delete
+    // there is none to take over, and one someone created meanwhile must not be (without
+    // force, their fields are a conflict).
+    pp.force = opts.force_conflicts || (d.adopt && c.action != Action::Replace);
     pp.dry_run = opts.dry_run;
     match apply_secret(client, c, d, opts, None, pp.clone()).await {
         Ok(()) => Ok(None),
@@ -471,19 +444,42 @@ async fn write_workload(
 }
 
 async fn delete_secret(client: &Client, c: &Change, opts: &Options) -> Written {
+    match delete_if_still_ours(client, c, opts, None).await? {
+        Deleted::Now => Ok(None),
+        Deleted::Already => Err(NotWritten::Skipped("already gone".into())),
+    }
+}
+
+/// How a delete ended.
+enum Deleted {
+    Now,
+    /// Gone before regops read it again.
+    Already,
+}
+
+/// Deletes a Secret regops owns (prune, and a replacement's first half): ownership checked
+/// again on a fresh read (this spec's marks, or, for `adopting`, that very uid), and the
+/// delete bound to what was read (uid and resourceVersion), so nothing that changed since the
+/// plan read it is deleted.
+async fn delete_if_still_ours(
+    client: &Client,
+    c: &Change,
+    opts: &Options,
+    adopting: Option<&str>,
+) -> Result<Deleted, NotWritten> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &c.namespace);
-    // Ownership was checked on the object read for the plan; check again on a fresh read.
     let fresh = match retry(|| api.get_metadata(&c.name)).await {
         Ok(f) => f,
-        Err(kube::Error::Api(s)) if s.code == 404 => {
-            return Err(NotWritten::Skipped("already gone".into()));
-        }
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Deleted::Already),
         Err(e) => return Err(describe(&e).into()),
     };
-    if !still_owned(&fresh.metadata, &opts.spec) {
-        return Err("no longer owned by this spec; left alone"
-            .to_string()
-            .into());
+    let adoptable = adopting.is_some() && fresh.metadata.uid.as_deref() == adopting;
+    if !still_owned(&fresh.metadata, &opts.spec) && !adoptable {
+        return Err(
+            "no longer owned by this spec (nor the Secret planned for adoption); left alone"
+                .to_string()
+                .into(),
+        );
     }
     let dp = DeleteParams {
         dry_run: opts.dry_run,
@@ -494,10 +490,15 @@ async fn delete_secret(client: &Client, c: &Change, opts: &Options) -> Written {
         ..DeleteParams::default()
     };
     match retry(|| api.delete(&c.name, &dp)).await {
-        Ok(_) => Ok(None),
+        Ok(_) => Ok(Deleted::Now),
         // Gone by the time the delete arrived (or deleted by a first try whose answer was
         // lost): what was asked for is done.
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Deleted::Now),
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            Err("it changed while regops read it; run apply again"
+                .to_string()
+                .into())
+        }
         Err(e) => Err(describe(&e).into()),
     }
 }
@@ -557,6 +558,8 @@ impl Run<'_> {
 
     fn finish(&self, item: ItemResult) -> ItemResult {
         (self.progress)(&item);
+        // A write done is the work loop's progress (/healthz).
+        crate::metrics::beat();
         item
     }
 

@@ -95,7 +95,9 @@ pub async fn next_line<R: AsyncBufRead + Unpin>(
             Some(i) => (i + 1, true),
             None => (available.len(), false),
         };
-        if line.len() + take > limit.saturating_add(1) {
+        // The newline itself is not counted.
+        let counted = if done { take - 1 } else { take };
+        if line.len() + counted > limit {
             return Err(BoundError::TooLarge(limit));
         }
         line.extend_from_slice(&available[..take]);
@@ -139,6 +141,12 @@ mod tests {
         let mut long = futures::io::Cursor::new(vec![b'x'; 100]);
         assert_eq!(
             next_line(&mut long, &mut line, 10).await,
+            Err(BoundError::TooLarge(10))
+        );
+        // A last line without a newline is held to the limit too.
+        let mut last = futures::io::Cursor::new(vec![b'x'; 11]);
+        assert_eq!(
+            next_line(&mut last, &mut line, 10).await,
             Err(BoundError::TooLarge(10))
         );
         // A line of exactly the limit passes.

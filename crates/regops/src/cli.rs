@@ -393,8 +393,8 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "ADDR", requires = "watch")]
     pub listen: Option<String>,
     /// With --watch and --listen: `/healthz` fails once the work loop has made no progress
-    /// (neither a turn of its loop nor an answer to an API request) for this long, so that the
-    /// kubelet restarts a stuck controller (`5m`, `90s`).
+    /// (a turn of its loop, a page read, a write; the Lease's renewals and the watches do not
+    /// count) for this long, so that the kubelet restarts a stuck controller (`5m`, `90s`).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, requires = "listen")]
     pub healthz_stall: std::time::Duration,
     /// With --watch: delete pods stuck in ImagePullBackOff or ErrImagePull on a registry that

@@ -72,7 +72,12 @@ fn first_line(bytes: &[u8]) -> String {
 
 /// Asks helper `name` for `server`'s login.
 pub fn get(name: &str, server: &str) -> Result<HelperLogin, HelperError> {
-    let program = format!("docker-credential-{name}");
+    ask(&format!("docker-credential-{name}"), server, TIMEOUT)
+}
+
+/// Runs `program get` for `server`, all of it (its output included) within `timeout`.
+fn ask(program: &str, server: &str, timeout: Duration) -> Result<HelperLogin, HelperError> {
+    let program = program.to_string();
     let mut command = Command::new(&program);
     // Not regops' keys, nor another cloud's credentials (see crate::child_env).
     for var in crate::child_env::withheld_vars(&program) {
@@ -102,15 +107,22 @@ pub fn get(name: &str, server: &str) -> Result<HelperLogin, HelperError> {
     let mut err_pipe = child.stderr.take();
     // Each capped: past the cap the helper blocks on a full pipe, and its timeout ends it.
     let limit = crate::bounded::HELPER_OUTPUT_LIMIT;
-    let out =
-        std::thread::spawn(move || out_pipe.take().map(|p| crate::bounded::read_pipe(p, limit)));
-    let err =
-        std::thread::spawn(move || err_pipe.take().map(|p| crate::bounded::read_pipe(p, limit)));
+    // The readers hand back what they read through channels, waited on within the helper's
+    // time: a process the helper left behind holding its pipes (`sleep &`) must not hang
+    // regops past it (the reader thread then ends when that process does).
+    let (out_tx, out) = std::sync::mpsc::channel();
+    let (err_tx, err) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = out_tx.send(out_pipe.take().map(|p| crate::bounded::read_pipe(p, limit)));
+    });
+    std::thread::spawn(move || {
+        let _ = err_tx.send(err_pipe.take().map(|p| crate::bounded::read_pipe(p, limit)));
+    });
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() > TIMEOUT => {
+            Ok(None) if started.elapsed() > timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(HelperError::Timeout { program });
@@ -125,13 +137,21 @@ pub fn get(name: &str, server: &str) -> Result<HelperLogin, HelperError> {
         }
     };
     // A reader thread that panicked, or a pipe that was not there, read nothing.
-    let stdout = out.join().ok().flatten();
-    let stderr = err
-        .join()
-        .ok()
-        .flatten()
-        .and_then(Result::ok)
-        .unwrap_or_default();
+    let left = || timeout.saturating_sub(started.elapsed());
+    let stdout = match out.recv_timeout(left()) {
+        Ok(read) => read,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            return Err(HelperError::Timeout { program });
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+    };
+    let stderr = match err.recv_timeout(left()) {
+        Ok(read) => read.and_then(Result::ok).unwrap_or_default(),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            return Err(HelperError::Timeout { program });
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Zeroizing::new(Vec::new()),
+    };
     // Past the cap its pipe was closed, so it may have died of SIGPIPE: the cap is the cause.
     if let Some(Err(crate::bounded::BoundError::TooLarge(limit))) = &stdout {
         return Err(HelperError::TooLarge {
@@ -166,4 +186,43 @@ pub fn get(name: &str, server: &str) -> Result<HelperLogin, HelperError> {
         username: answer.username,
         secret: SecretString::from(std::mem::take(&mut *answer.secret)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A helper that answers and exits, but leaves a process holding its output pipe open, is
+    /// given up on at its timeout, not waited on until that process ends.
+    #[test]
+    fn a_helper_that_leaves_its_pipes_held_is_given_up_on_in_time() {
+        let dir = std::env::temp_dir().join(format!("regops-helper-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let script = dir.join("docker-credential-lingers");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\n(sleep 20 &)\nprintf '{\"Username\":\"u\",\"Secret\":\"s\"}'\n",
+        )
+        .unwrap_or_default();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_default();
+        let started = Instant::now();
+        let r = ask(
+            &script.display().to_string(),
+            "r.example.com",
+            Duration::from_secs(1),
+        );
+        assert!(
+            matches!(r, Err(HelperError::Timeout { .. })),
+            "{:?}",
+            r.err()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

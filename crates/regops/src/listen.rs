@@ -1,9 +1,9 @@
 //! The `--listen` endpoint of `apply --watch`: plain HTTP/1.1 for the kubelet's probes and
 //! Prometheus.
 //!
-//! - `GET /healthz`: 200 while the work loop makes progress (a pass of its loop, or an answer
-//!   to one of its API requests) within `--healthz-stall`, else 503: a stuck loop is restarted
-//!   by the kubelet;
+//! - `GET /healthz`: 200 while the work loop makes progress (a turn of its loop, a page read,
+//!   a write, a look at the Lease while standing by) within `--healthz-stall`, else 503: a
+//!   stuck loop is restarted by the kubelet;
 //! - `GET /readyz`: 200 once the first full apply has ended, or while waiting as a standby
 //!   for the Lease (a standby is ready to take over; a rollout must not wait on it), else 503;
 //! - `GET /metrics`: [`crate::metrics`] in the Prometheus text format.

@@ -185,6 +185,8 @@ pub async fn acquire(
     let mut seen: Option<Observation> = None;
     loop {
         let existing = retry(|| api.get_opt(name)).await.map_err(api_err)?;
+        // A standby's work is this wait (/healthz).
+        crate::metrics::beat();
         let mine = Lease {
             metadata: ObjectMeta {
                 name: Some(name.into()),

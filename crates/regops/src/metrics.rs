@@ -75,9 +75,10 @@ struct Values {
     last_full_sync: Option<f64>,
 }
 
-/// The counters, shared between the controller and the HTTP listener.
-/// When the work loop last made progress, in milliseconds since [`epoch`]: a pass of its loop,
-/// or an answer to one of its API requests ([`beat`]). One controller runs per process.
+/// When the work loop last made progress, in milliseconds since [`epoch`]: a turn of its loop,
+/// a page it read, a write it made, a look at the Lease while standing by ([`beat`]); never
+/// the Lease's renewals or the watches, which go on while the loop is stuck. One controller
+/// runs per process.
 static LAST_PROGRESS_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn epoch() -> std::time::Instant {
@@ -100,6 +101,7 @@ pub fn since_progress() -> std::time::Duration {
     now.saturating_sub(last)
 }
 
+/// The counters, shared between the controller and the HTTP listener.
 pub struct Metrics {
     /// The labels every series carries, rendered: `spec="web"` or `spec="web",cluster="eu"`.
     labels: String,

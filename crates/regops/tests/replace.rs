@@ -42,6 +42,35 @@ fn secret(ns: &str, type_: &str, owned: bool) -> serde_json::Value {
     v
 }
 
+/// What apply would do now: the cluster read, the desired state and the plan.
+fn plan_now(
+    rt: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    target: &regops::cluster::Target,
+    spec: &regops_spec::Spec,
+    logins: &BTreeMap<String, regops::credentials::Login>,
+) -> (
+    regops_core::observed::Observed,
+    regops_core::desired::Desired,
+    regops_core::plan::Plan,
+) {
+    let observed = rt
+        .block_on(regops::observe::from_cluster(
+            client, target, spec, "team", None,
+        ))
+        .unwrap();
+    let desired = regops_core::desired::compute(spec, logins, &observed, None);
+    let plan = regops_core::plan::compute(
+        "team",
+        "test",
+        regops_core::plan::Source::default(),
+        &desired,
+        &observed,
+        None,
+    );
+    (observed, desired, plan)
+}
+
 #[test]
 fn a_replacement_whose_secret_changed_since_the_plan_deletes_nothing() {
     let server = kube_test_server::TestServer::start(kube_test_server::Config::default()).unwrap();
@@ -76,24 +105,7 @@ fn a_replacement_whose_secret_changed_since_the_plan_deletes_nothing() {
     let (client, target) = rt
         .block_on(regops::cluster::connect(Some(&kubeconfig), None))
         .unwrap();
-    let observed = rt
-        .block_on(regops::observe::from_cluster(
-            &client,
-            &target,
-            &loaded.spec,
-            "team",
-            None,
-        ))
-        .unwrap();
-    let desired = regops_core::desired::compute(&loaded.spec, &logins, &observed, None);
-    let plan = regops_core::plan::compute(
-        "team",
-        "test",
-        regops_core::plan::Source::default(),
-        &desired,
-        &observed,
-        None,
-    );
+    let (observed, desired, plan) = plan_now(&rt, &client, &target, &loaded.spec, &logins);
     let replaced: Vec<&str> = plan
         .changes
         .iter()
@@ -177,24 +189,7 @@ fn a_replacement_whose_secret_changed_since_the_plan_deletes_nothing() {
 
     // Planned afresh, the Secret to adopt (the new one) is replaced, bound to its uid; the
     // one handed to another team is now a conflict.
-    let observed = rt
-        .block_on(regops::observe::from_cluster(
-            &client,
-            &target,
-            &loaded.spec,
-            "team",
-            None,
-        ))
-        .unwrap();
-    let desired = regops_core::desired::compute(&loaded.spec, &logins, &observed, None);
-    let plan = regops_core::plan::compute(
-        "team",
-        "test",
-        regops_core::plan::Source::default(),
-        &desired,
-        &observed,
-        None,
-    );
+    let (observed, desired, plan) = plan_now(&rt, &client, &target, &loaded.spec, &logins);
     assert_eq!(plan.conflicts.len(), 1, "{:?}", plan.conflicts);
     let report = rt.block_on(regops::apply::run(
         &client,

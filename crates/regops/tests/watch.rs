@@ -781,7 +781,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// 300 connections that send part of their headers and then nothing (a slowloris): each is cut
 /// after the header timeout, connections past the cap are closed at once, the listener answers
-/// probes again within seconds, and the process's memory does not grow with them.
+/// probes again once the held ones are cut, and the process's memory does not grow with them.
 #[test]
 fn slow_headers_neither_hold_the_listener_nor_grow_its_memory() {
     use std::io::Write;
@@ -834,14 +834,24 @@ fn slow_headers_neither_hold_the_listener_nor_grow_its_memory() {
 }
 
 /// A work loop stuck on a request that does not come back fails `/healthz` once
-/// `--healthz-stall` has passed, and passes again when it moves on.
+/// `--healthz-stall` has passed, and passes again when it moves on. The Lease is renewed every
+/// second meanwhile (`--lock-duration 3`): renewals, which go on while the loop is stuck, are
+/// not progress.
 #[test]
 fn healthz_fails_while_the_work_loop_is_stuck() {
     let e = Env::new();
-    let c = e.start(&["--healthz-stall", "2s"]);
+    let c = e.start(&["--healthz-stall", "2s", "--lock-duration", "3"]);
     c.wait_ready();
     e.settle();
     assert_eq!(c.get("/healthz").0, 200);
+    let renewals = || {
+        e.server
+            .log()
+            .iter()
+            .filter(|l| l.resource == "leases" && l.verb == "update")
+            .count()
+    };
+    let before = renewals();
     // The next pass reads its namespace: its first LIST answers only after 6 s.
     e.server.add_fault(
         Fault::new(FaultAction::Latency(Duration::from_secs(6)))
@@ -854,6 +864,8 @@ fn healthz_fails_while_the_work_loop_is_stuck() {
     });
     let (_, body) = c.get("/healthz");
     assert!(body.contains("no progress"), "{body}");
+    // The Lease was renewed while the loop was stuck, and /healthz failed all the same.
+    assert!(renewals() > before, "no renewal happened during the stall");
     wait_for("/healthz to pass again", Duration::from_secs(20), || {
         c.get("/healthz").0 == 200
     });

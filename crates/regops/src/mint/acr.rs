@@ -59,8 +59,7 @@ async fn entra_token(
         authority.trim_end_matches('/')
     );
     let (how, body) = if let Some(file) = env("AZURE_FEDERATED_TOKEN_FILE") {
-        let assertion = std::fs::read_to_string(&file)
-            .map(Zeroizing::new)
+        let assertion = super::read_file(&file)
             .map_err(|e| MintError::new("read the federated token", format!("{file}: {e}")))?;
         (
             "the workload identity's federated token",

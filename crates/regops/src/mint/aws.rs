@@ -94,7 +94,7 @@ fn profile(name: &str, env: Env<'_>) -> Option<BTreeMap<String, String>> {
             .or_else(|| home.as_ref().map(|h| h.join(".aws").join(default)))
     };
     let read = |p: Option<std::path::PathBuf>| {
-        p.and_then(|p| std::fs::read_to_string(p).ok())
+        p.and_then(|p| super::read_file(p).ok())
             .map(|t| ini(&t))
             .unwrap_or_default()
     };
@@ -274,8 +274,7 @@ async fn web_identity(
     session: Option<String>,
     env: Env<'_>,
 ) -> Result<Credentials, MintError> {
-    let token = std::fs::read_to_string(file)
-        .map(Zeroizing::new)
+    let token = super::read_file(file)
         .map_err(|e| MintError::new("read the web identity token", format!("{file}: {e}")))?;
     let url = format!("{}/", endpoint("sts", region, env));
     let session = session.unwrap_or_else(session_name);
@@ -393,7 +392,7 @@ async fn container_credentials(url: &str, env: Env<'_>) -> Result<Credentials, M
     let step = "get credentials from the container endpoint (EKS Pod Identity)";
     let token = match env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") {
         Some(f) => Some(
-            std::fs::read_to_string(&f)
+            super::read_file(&f)
                 .map(|t| Zeroizing::new(t.trim().to_string()))
                 .map_err(|e| MintError::new(step, format!("{f}: {e}")))?,
         ),

@@ -57,9 +57,7 @@ pub async fn mint(env: Env<'_>) -> Result<Login, MintError> {
         return metadata(env).await;
     };
     let step = format!("read the credentials file {}", path.display());
-    let text = std::fs::read_to_string(&path)
-        .map(Zeroizing::new)
-        .map_err(|e| MintError::new(&step, e.to_string()))?;
+    let text = super::read_file(&path).map_err(|e| MintError::new(&step, e))?;
     let v: Value = serde_json::from_str(&text)
         .map_err(|e| MintError::new(&step, format!("not JSON: line {}", e.line())))?;
     match v.get("type").and_then(Value::as_str) {
@@ -145,9 +143,7 @@ async fn authorized_user(v: &Value) -> Result<Login, MintError> {
 async fn subject_token(source: &Value) -> Result<Zeroizing<String>, MintError> {
     let step = "read the external account's subject token";
     let raw = if let Some(file) = source.get("file").and_then(Value::as_str) {
-        std::fs::read_to_string(file)
-            .map(Zeroizing::new)
-            .map_err(|e| MintError::new(step, format!("{file}: {e}")))?
+        super::read_file(file).map_err(|e| MintError::new(step, format!("{file}: {e}")))?
     } else if let Some(url) = source.get("url").and_then(Value::as_str) {
         let mut req = Request::get(url);
         if let Some(h) = source.get("headers").and_then(Value::as_object) {

@@ -67,8 +67,8 @@ impl Reply {
     }
 }
 
-/// One HTTP request to a cloud endpoint: at most `timeout` (`--request-timeout`) for the
-/// answer's head and again for its body, the body zeroed after sending.
+/// One HTTP request to a cloud endpoint: at most `timeout` (`--request-timeout`), its answer
+/// included; the body zeroed after sending.
 pub struct Request<'a> {
     pub method: &'a str,
     pub url: &'a str,
@@ -119,6 +119,7 @@ impl<'a> Request<'a> {
             .body(Full::new(Bytes::copy_from_slice(&self.body)))
             .map_err(|e| format!("bad request to {}: {e}", self.url))?;
         let url = self.url;
+        let started = tokio::time::Instant::now();
         let resp = tokio::time::timeout(self.timeout, client.request(req))
             .await
             .map_err(|_| format!("no answer from {url} in {} s", self.timeout.as_secs()))?
@@ -137,10 +138,13 @@ impl<'a> Request<'a> {
             .get("date")
             .and_then(|d| d.to_str().ok())
             .map(str::to_string);
-        let body =
-            crate::bounded::body(resp.into_body(), crate::bounded::ANSWER_LIMIT, self.timeout)
-                .await
-                .map_err(|e| format!("{url}: {e}"))?;
+        let body = crate::bounded::body(
+            resp.into_body(),
+            crate::bounded::ANSWER_LIMIT,
+            self.timeout.saturating_sub(started.elapsed()),
+        )
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
         Ok(Reply { status, date, body })
     }
 }
@@ -155,7 +159,6 @@ const METADATA_HOSTS: &[&str] = &[
     "[fd00:ec2::254]",
     "[fd00:ec2::23]",
     "metadata.google.internal",
-    "metadata",
 ];
 
 /// Token endpoints speak HTTPS: an `http://` URL is refused unless it is on loopback (a local
@@ -204,6 +207,14 @@ pub fn token_expiry(now: i64, at: Option<i64>, default: i64, step: &str) -> Resu
         ));
     }
     Ok(at.min(now.saturating_add(MAX_TOKEN_LIFETIME)))
+}
+
+/// A credential file a cloud's SDK would read (a key file, a token file, the shared config):
+/// a regular file of at most 1 MiB, read into a buffer zeroed on drop. The path comes from the
+/// environment, not the spec, but `/dev/zero` or a FIFO there must not hang or fill regops.
+pub fn read_file(path: impl AsRef<std::path::Path>) -> Result<Zeroizing<String>, String> {
+    crate::confined::read_text(path.as_ref(), crate::confined::SECRET_FILE_LIMIT)
+        .map_err(|e| e.to_string())
 }
 
 /// How far the service's clock (its `Date` header) is from ours, in seconds, when it says.
