@@ -113,51 +113,82 @@ fn cut_quotes(text: String) -> String {
 /// screenful).
 pub const MAX_SHOWN: usize = 50;
 
-/// An ordered collection of diagnostics.
+/// How many diagnostics of each severity are kept; past it they are only counted (a 16 MiB
+/// spec can hold a million mistakes, and each kept one costs memory and time to sort).
+pub const MAX_KEPT: usize = 1_000;
+
+/// An ordered collection of diagnostics: the first [`MAX_KEPT`] of each severity, and a count
+/// of the rest.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Diagnostics(Vec<Diagnostic>);
+pub struct Diagnostics {
+    items: Vec<Diagnostic>,
+    kept: [usize; 2],
+    /// Not kept, by severity (errors, warnings).
+    dropped: [usize; 2],
+}
+
+fn slot(s: Severity) -> usize {
+    match s {
+        Severity::Error => 0,
+        Severity::Warning => 1,
+    }
+}
 
 impl FromIterator<Diagnostic> for Diagnostics {
     fn from_iter<I: IntoIterator<Item = Diagnostic>>(iter: I) -> Self {
-        Diagnostics(iter.into_iter().collect())
+        let mut d = Diagnostics::default();
+        for x in iter {
+            d.push(x);
+        }
+        d
     }
 }
 
 impl Diagnostics {
     pub fn push(&mut self, d: Diagnostic) {
-        self.0.push(d);
+        let i = slot(d.severity);
+        if self.kept[i] < MAX_KEPT {
+            self.kept[i] += 1;
+            self.items.push(d);
+        } else {
+            self.dropped[i] += 1;
+        }
     }
 
     pub fn extend(&mut self, other: Diagnostics) {
-        self.0.extend(other.0);
+        for d in other.items {
+            self.push(d);
+        }
+        self.dropped[0] += other.dropped[0];
+        self.dropped[1] += other.dropped[1];
     }
 
     pub fn has_errors(&self) -> bool {
-        self.0.iter().any(|d| d.severity == Severity::Error)
+        self.error_count() > 0
     }
 
+    /// Errors found, kept or not.
     pub fn error_count(&self) -> usize {
-        self.0
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count()
+        self.kept[0] + self.dropped[0]
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 
+    /// Diagnostics found, kept or not.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.items.len() + self.dropped[0] + self.dropped[1]
     }
 
+    /// The kept diagnostics.
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.0.iter()
+        self.items.iter()
     }
 
     /// Sorts by file and position, so output is stable and reads top to bottom.
     pub fn sort(&mut self) {
-        self.0.sort_by_key(|d| {
+        self.items.sort_by_key(|d| {
             d.primary()
                 .map(|l| (l.file, l.start, l.end))
                 .unwrap_or((usize::MAX, 0, 0))
@@ -168,8 +199,9 @@ impl Diagnostics {
 impl IntoIterator for Diagnostics {
     type Item = Diagnostic;
     type IntoIter = std::vec::IntoIter<Diagnostic>;
+    /// The kept diagnostics.
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+        self.items.into_iter()
     }
 }
 
@@ -202,20 +234,27 @@ pub fn render(diags: &Diagnostics, sources: &Sources, opts: RenderOptions) -> St
         .with_links(false);
     let mut out = String::new();
     // Errors first, then warnings, up to MAX_SHOWN; drawn in the order of the file.
-    let mut shown: Vec<usize> = (0..diags.0.len())
-        .filter(|&i| diags.0[i].severity == Severity::Error)
-        .chain((0..diags.0.len()).filter(|&i| diags.0[i].severity != Severity::Error))
+    let items = &diags.items;
+    let mut shown: Vec<usize> = (0..items.len())
+        .filter(|&i| items[i].severity == Severity::Error)
+        .chain((0..items.len()).filter(|&i| items[i].severity != Severity::Error))
         .take(MAX_SHOWN)
         .collect();
     shown.sort_unstable();
-    // Each file's masked text is made once, not once per diagnostic.
-    let mut texts: std::collections::HashMap<usize, Arc<str>> = std::collections::HashMap::new();
+    // Each file's masked text, and whether it has lines to cut, are made once, not once per
+    // diagnostic (each is a pass over the whole file).
+    let mut texts: std::collections::HashMap<usize, (Arc<str>, bool)> =
+        std::collections::HashMap::new();
     for &i in &shown {
-        let d = &diags.0[i];
+        let d = &items[i];
         let text = d.primary().map(|l| {
             texts
                 .entry(l.file)
-                .or_insert_with(|| sources.display_text(l.file))
+                .or_insert_with(|| {
+                    let text = sources.display_text(l.file);
+                    let long = text.split('\n').any(|line| line.len() > MAX_SHOWN_LINE);
+                    (text, long)
+                })
                 .clone()
         });
         let adapter = MietteAdapter::new(d, sources, text);
@@ -225,10 +264,10 @@ pub fn render(diags: &Diagnostics, sources: &Sources, opts: RenderOptions) -> St
             out.push('\n');
         }
     }
-    let hidden = diags.0.len() - shown.len();
+    let hidden = diags.len() - shown.len();
     if hidden > 0 {
         let errors = diags.error_count();
-        let warnings = diags.0.len() - errors;
+        let warnings = diags.len() - errors;
         out.push_str(&format!(
             "… and {hidden} more not shown ({errors} error{} and {warnings} warning{} in all); fix these and run again\n",
             if errors == 1 { "" } else { "s" },
@@ -318,7 +357,7 @@ struct MietteAdapter {
 }
 
 impl MietteAdapter {
-    fn new(d: &Diagnostic, sources: &Sources, display: Option<Arc<str>>) -> Self {
+    fn new(d: &Diagnostic, sources: &Sources, display: Option<(Arc<str>, bool)>) -> Self {
         let primary_file = d.primary().map(|l| l.file);
         let mut help = d.help.clone();
         let mut labels = Vec::new();
@@ -343,9 +382,11 @@ impl MietteAdapter {
         // Long lines (minified JSON, a pasted blob, a hostile 200,000-character line) are cut
         // around the labels, so a diagnostic shows the place, not the whole line.
         let mut source = None;
-        if let (Some(file), Some(text)) = (primary_file.and_then(|f| sources.get(f)), display) {
+        if let (Some(file), Some((text, long))) =
+            (primary_file.and_then(|f| sources.get(f)), display)
+        {
             let points: Vec<usize> = labels.iter().map(|l| l.offset()).collect();
-            if let Some((short, map)) = shorten_long_lines(&text, &points) {
+            if let Some((short, map)) = long.then(|| shorten_long_lines(&text, &points)).flatten() {
                 labels = labels
                     .into_iter()
                     .map(|l| {
@@ -468,6 +509,43 @@ mod tests {
         let last = text.find("last").unwrap_or_default();
         assert_eq!(&short[map.map(last)..map.map(last) + 4], "last");
         assert!(shorten_long_lines("a: 1\nb: 2\n", &[0]).is_none());
+    }
+
+    #[test]
+    fn past_the_kept_number_diagnostics_are_counted_not_kept() {
+        let mut d = Diagnostics::default();
+        for i in 0..MAX_KEPT + 10 {
+            d.push(Diagnostic::error("x", format!("error {i}")));
+        }
+        d.push(Diagnostic::warning("w", "a warning"));
+        assert_eq!(
+            d.iter().count(),
+            MAX_KEPT + 1,
+            "kept: each severity its own"
+        );
+        assert_eq!((d.len(), d.error_count()), (MAX_KEPT + 11, MAX_KEPT + 10));
+        let mut other = Diagnostics::default();
+        other.push(Diagnostic::error("y", "one more"));
+        d.extend(other);
+        assert_eq!(d.error_count(), MAX_KEPT + 11);
+        let shown = render(&d, &Sources::default(), RenderOptions::default());
+        assert!(
+            shown.contains(&format!(
+                "… and {} more not shown ({} errors and 1 warning in all)",
+                MAX_KEPT + 12 - MAX_SHOWN,
+                MAX_KEPT + 11
+            )),
+            "{}",
+            &shown[shown.len().saturating_sub(200)..]
+        );
+    }
+
+    #[test]
+    fn quoted_values_are_cut() {
+        let long = "a".repeat(500);
+        let d = Diagnostic::error("x", format!("name `{long}` is wrong"));
+        assert!(d.message.len() < 120, "{}", d.message);
+        assert!(d.message.ends_with("…` is wrong"), "{}", d.message);
     }
 
     #[test]

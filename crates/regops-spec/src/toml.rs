@@ -8,6 +8,35 @@ use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::node::{FileId, Loc, Node, Scalar, Spanned, Value};
 
 pub(crate) fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option<Node> {
+    // Every value follows a `=`, a `,` or a `[`, and every table starts with `[`: more of those
+    // than the spec may hold values, and the document is refused before it is built (a 16 MiB
+    // file of tiny tables would take a gigabyte as a tree).
+    let most = text
+        .bytes()
+        .filter(|b| matches!(b, b'=' | b',' | b'['))
+        .count();
+    if most > crate::yaml::MAX_NODES {
+        let at = text
+            .bytes()
+            .enumerate()
+            .filter(|(_, b)| matches!(b, b'=' | b',' | b'['))
+            .nth(crate::yaml::MAX_NODES)
+            .map_or(0, |(i, _)| i);
+        diags.push(
+            Diagnostic::error(
+                "spec::too-large",
+                format!(
+                    "this spec holds more than {} values",
+                    crate::yaml::MAX_NODES
+                ),
+            )
+            .with_label(
+                Loc::new(file, at, (at + 1).min(text.len())),
+                "the limit is reached here",
+            ),
+        );
+        return None;
+    }
     let (root, errors) = DeTable::parse_recoverable(text);
     if !errors.is_empty() {
         for err in errors {

@@ -1,7 +1,8 @@
 //! How long `regops check` takes on specs made to be expensive, and how much memory: `cargo
 //! bench -p regops --bench hostile_specs` (a release build; `-- --check` fails past the bounds:
 //! 1 s and 256 MB each). The specs are generated (`regops_bench::hostile`): 50,000 unknown
-//! TOML tables, 20,000 duplicate YAML keys, a 5 MB `metadata.name`.
+//! TOML tables, 20,000 duplicate YAML keys, a 5 MB `metadata.name`, and 16 MiB (the most a
+//! spec file may hold) of tiny TOML tables and of duplicate YAML keys.
 
 use std::io::Write;
 use std::time::Duration;

@@ -97,12 +97,19 @@ fn hostile_specs_get_a_screenful_of_diagnostics() {
             "{name}: {} bytes",
             r.stderr.len()
         );
-        if name != "5mb-name.yaml" {
-            assert!(
+        match name {
+            "5mb-name.yaml" => {}
+            // Refused before it is built: more values than a spec may hold.
+            "16mib-tiny-tables.toml" => assert!(
+                r.stderr.contains("this spec holds more than 250000 values"),
+                "{name}: {}",
+                &r.stderr[..r.stderr.len().min(600)]
+            ),
+            _ => assert!(
                 r.stderr.contains("more not shown ("),
                 "{name}: the rest is counted: {}",
                 &r.stderr[r.stderr.len().saturating_sub(300)..]
-            );
+            ),
         }
     }
 }
