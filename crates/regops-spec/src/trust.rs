@@ -331,10 +331,11 @@ pub fn check(spec: &Spec, sources: &Sources, policy: &Policy) -> Diagnostics {
                 SecretSource::Ecr { ecr } => Some(ecr.region.value.as_str()),
                 _ => None,
             };
+            let host = server_host(&reg.server.value);
             let allowed = policy
                 .allow_minted_hosts
                 .iter()
-                .any(|h| h.eq_ignore_ascii_case(server_host(&reg.server.value)));
+                .any(|h| h.eq_ignore_ascii_case(host));
             if let Some(why) = minted_host_refusal(minted, region, &reg.server.value, policy) {
                 diags.push(
                     Diagnostic::error(
@@ -346,13 +347,10 @@ pub fn check(spec: &Spec, sources: &Sources, policy: &Policy) -> Diagnostics {
                     )
                     .with_label(reg.server.loc, "not this cloud's registry")
                     .with_help(format!(
-                        "if `{}` really serves this cloud's registry (a mirror you run), pass --allow-minted-host {}",
-                        server_host(&reg.server.value),
-                        server_host(&reg.server.value)
+                        "if `{host}` really serves this cloud's registry (a mirror you run), pass --allow-minted-host {host}"
                     )),
                 );
-            } else if reg.insecure && !(allowed && is_loopback_host(server_host(&reg.server.value)))
-            {
+            } else if reg.insecure && !(allowed && is_loopback_host(host)) {
                 diags.push(
                     Diagnostic::error(
                         "trust::minted-host",
