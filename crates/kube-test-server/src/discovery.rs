@@ -51,6 +51,7 @@ pub fn document(path: &str) -> Option<Value> {
                 .map(|r| r.group)
                 .filter(|g| !g.is_empty())
                 .collect();
+            groups.sort_unstable();
             groups.dedup();
             let groups: Vec<Value> = groups
                 .iter()

@@ -15,10 +15,21 @@ Examples:
 
 Exit codes: 0 success, 1 error (with a diagnostic).";
 
+/// `regops --version`: the release, the commit and the date it was built from (see `build.rs`),
+/// as `cargo --version` prints them.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("REGOPS_BUILD_COMMIT"),
+    " ",
+    env!("REGOPS_BUILD_DATE"),
+    ")"
+);
+
 /// Keeps Kubernetes image-pull credentials in git, encrypted with age, and in step with the
 /// clusters.
 #[derive(Debug, Parser)]
-#[command(name = "regops", version, after_help = EXAMPLES, max_term_width = 100)]
+#[command(name = "regops", version = VERSION, after_help = EXAMPLES, max_term_width = 100)]
 pub struct Cli {
     /// When to use colour: `auto` uses it on a terminal unless NO_COLOR is set.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]

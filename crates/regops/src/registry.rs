@@ -244,6 +244,8 @@ struct Reply {
     challenge: Option<Challenge>,
     /// Zeroed on drop: a token service's answer holds a token.
     body: Zeroizing<Vec<u8>>,
+    /// `Docker-Content-Digest` (distribution-spec): the digest of the manifest a tag names.
+    digest: Option<String>,
 }
 
 fn classify_error(e: &(dyn std::error::Error + 'static)) -> Verdict {
@@ -304,6 +306,16 @@ async fn send(
         .filter_map(|v| v.to_str().ok())
         .collect();
     let challenge = parse_challenge(&all.join(", "));
+    // Only a well-formed digest is repeated in a report (the header is the peer's text).
+    let digest = resp
+        .headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .filter(|d| {
+            d.strip_prefix("sha256:")
+                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        })
+        .map(str::to_owned);
     // The rest of the same deadline: headers then nothing is as dead as no answer at all.
     let left = deadline.saturating_sub(started.elapsed());
     let body = crate::bounded::body(resp.into_body(), crate::bounded::ANSWER_LIMIT, left)
@@ -313,6 +325,7 @@ async fn send(
         status,
         challenge,
         body,
+        digest,
     })
 }
 
@@ -503,9 +516,10 @@ async fn check_with(
     )
     .await?;
     Ok(match r.status {
-        s if s.is_success() => {
-            Verdict::Ok(format!("logged in ({how}); may pull {repo}:{reference}"))
-        }
+        s if s.is_success() => Verdict::Ok(match &r.digest {
+            Some(d) => format!("logged in ({how}); may pull {repo}:{reference} ({d})"),
+            None => format!("logged in ({how}); may pull {repo}:{reference}"),
+        }),
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Verdict::Denied(format!(
             "logged in ({how}), but may not pull {repo} (insufficient scope)"
         )),

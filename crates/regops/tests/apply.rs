@@ -117,7 +117,26 @@ impl Env {
 }
 
 fn base_env() -> Env {
-    let e = Env::new(SPEC);
+    with_fixtures(Env::new(SPEC))
+}
+
+/// Over TLS, for kubectl (`common::install`).
+fn tls_env() -> Env {
+    let common::Cluster {
+        server,
+        dir,
+        kubeconfig,
+        spec,
+    } = common::Cluster::new_tls(SPEC);
+    with_fixtures(Env {
+        server,
+        _dir: dir,
+        kubeconfig,
+        spec,
+    })
+}
+
+fn with_fixtures(e: Env) -> Env {
     e.seed_fixture("namespaces.yaml");
     e.seed_fixture("workloads.yaml");
     e
@@ -845,20 +864,41 @@ fn drift_reports_how_the_cluster_drifted_with_exit_codes_and_metrics() {
     );
 }
 
-/// The example RBAC (examples/cronjob/rbac.yaml) allows every request an apply (with --prune
-/// and a replacement) and a drift make, with the server denying everything else; and it has no
-/// wildcards.
+/// The CronJob install (deploy/cronjob), applied with kubectl from `kubectl kustomize` of an
+/// overlay: its RBAC allows every request an apply with the CronJob's own arguments (with
+/// --prune and a replacement) and a drift make, with the server denying everything else; it
+/// has no wildcards.
 #[test]
-fn the_example_rbac_covers_apply_and_drift() {
-    let rules = common::rbac_rules(&common::repo().join("examples/cronjob/rbac.yaml"));
-    let e = base_env();
+fn the_cronjob_install_covers_apply_and_drift_with_its_own_rbac() {
+    let e = tls_env();
+    let spec = std::fs::read_to_string(&e.spec).unwrap();
+    let Some(installed) = common::install("cronjob", &e.server, &e.kubeconfig, &spec) else {
+        return;
+    };
+    let rules = installed.rules();
+    let cronjob = installed.get("CronJob", "regops");
+    let container = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "registry.test/regops:test");
+    let job_args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(job_args[..3], ["apply", "-f", "/spec/regops.yaml"]);
+    assert_eq!(
+        installed.get("ConfigMap", "regops-spec")["data"]["regops.yaml"],
+        spec.as_str()
+    );
+    let cron_args: Vec<&str> = job_args[3..]
+        .iter()
+        .copied()
+        .filter(|a| !["--yes", "--prune", "--lock-namespace", "regops"].contains(a))
+        .collect();
     // Something to replace (a Secret of this spec with the wrong type) and, later, to prune.
     e.server
         .seed(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "harbor-pull", "namespace": "api",
                        "labels": {"app.kubernetes.io/managed-by": "regops"}, "annotations": {"regops.dev/spec": "e2e"}}, "type": "Opaque"}))
-        .unwrap();
-    e.server
-        .seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "regops"}}))
         .unwrap();
     e.server
         .set_policy(Some(kube_test_server::Policy { rules }));
@@ -868,10 +908,14 @@ fn the_example_rbac_covers_apply_and_drift() {
             .resource("serviceaccounts")
             .nth(1),
     );
-    let r = e.apply(&["--prune", "--lock-namespace", "regops"]);
+    // The CronJob's own arguments (`--output json`; `--yes` the helper adds), with --prune and the
+    // lock as it has them.
+    let mut args = cron_args.clone();
+    args.extend(["--prune", "--lock-namespace", "regops"]);
+    let r = e.apply(&args);
     assert_eq!(r.code, 0, "{}", r.transcript());
     std::fs::write(&e.spec, SPEC.replace("  quay-pull: { registries: [quay], scope: web }\n", "").replace("  - pullSecret: quay-pull\n    workloads: { kinds: [Deployment, StatefulSet] }\n    kubesphereAnnotation: true\n", "")).unwrap();
-    let r = e.apply(&["--prune", "--lock-namespace", "regops"]);
+    let r = e.apply(&args);
     assert_eq!(r.code, 0, "{}", r.transcript());
     let r = run(&mut e.regops("drift", &[]));
     assert_eq!(r.code, 0, "{}", r.transcript());

@@ -42,12 +42,21 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
+        Env::from(common::Cluster::new(SPEC))
+    }
+
+    /// Over TLS, for kubectl (`common::install`).
+    fn new_tls() -> Env {
+        Env::from(common::Cluster::new_tls(SPEC))
+    }
+
+    fn from(cluster: common::Cluster) -> Env {
         let common::Cluster {
             server,
             dir,
             kubeconfig,
             spec,
-        } = common::Cluster::new(SPEC);
+        } = cluster;
         for name in ["namespaces.yaml", "workloads.yaml"] {
             common::seed_fixture(&server, name);
         }
@@ -611,20 +620,39 @@ fn pods_stuck_on_a_registry_just_provided_are_recycled_and_no_others() {
     );
 }
 
-/// The example controller (examples/controller): its Deployment's arguments, run with only the
-/// example RBAC's rules allowed (everything else denied), meet no 403 through a full apply, a
-/// new namespace, a namespace leaving the scope (a prune), a stuck pod, Lease renewals and
-/// SIGTERM; every verb granted on what the test spec binds (Deployments, ServiceAccounts) is
-/// used; no rule has a wildcard.
+/// The controller install (deploy/controller), applied with kubectl from `kubectl kustomize`
+/// of an overlay as a user's would be: its Deployment's arguments, its image as `images:` set
+/// it, and its spec from the ConfigMap, run with only the install's RBAC rules allowed
+/// (everything else denied), meet no 403 through a full apply, a new namespace, a namespace
+/// leaving the scope (a prune), a stuck pod, Lease renewals and SIGTERM; every verb granted on
+/// what the test spec binds (Deployments, ServiceAccounts) is used; no rule has a wildcard.
 #[test]
-fn the_example_controller_runs_with_the_example_rbac_alone() {
-    let repo = common::repo().join("examples/controller");
-    let rules = common::rbac_rules(&repo.join("rbac.yaml"));
-    let deployment: Value =
-        serde_saphyr::from_str(&std::fs::read_to_string(repo.join("deployment.yaml")).unwrap())
-            .unwrap();
+fn the_controller_install_runs_with_its_own_rbac_alone() {
+    let e = Env::new_tls();
+    let spec = std::fs::read_to_string(&e.spec).unwrap();
+    let Some(installed) = common::install("controller", &e.server, &e.kubeconfig, &spec) else {
+        return;
+    };
+    let rules = installed.rules();
+    let deployment = installed.get("Deployment", "regops");
+    assert_eq!(deployment["metadata"]["namespace"], "regops");
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
-    let e = Env::new();
+    assert_eq!(container["image"], "registry.test/regops:test");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["serviceAccountName"],
+        "regops"
+    );
+    // The spec the pod would read: the ConfigMap's, as the server holds it.
+    let config_map = installed.get("ConfigMap", "regops-spec");
+    std::fs::write(&e.spec, config_map["data"]["regops.yaml"].as_str().unwrap()).unwrap();
+    for kind in ["ServiceAccount", "NetworkPolicy"] {
+        let name = if kind == "NetworkPolicy" {
+            "regops-listen"
+        } else {
+            "regops"
+        };
+        assert_eq!(installed.get(kind, name)["metadata"]["namespace"], "regops");
+    }
     let args: Vec<String> = container["args"]
         .as_array()
         .unwrap()
@@ -639,9 +667,6 @@ fn the_example_controller_runs_with_the_example_rbac_alone() {
         args.contains(&"--recycle-stuck-pods".to_string()),
         "{args:?}"
     );
-    e.server
-        .seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "regops"}}))
-        .unwrap();
     e.server
         .seed(stuck_pod(
             "web",
@@ -876,11 +901,11 @@ fn healthz_fails_while_the_work_loop_is_stuck() {
     );
 }
 
-/// The example NetworkPolicy lets Prometheus reach the example controller's listener: it
-/// selects the Deployment's pods and the port its --listen names.
+/// The install's NetworkPolicy lets Prometheus reach the controller's listener: it selects the
+/// Deployment's pods and the port its --listen names.
 #[test]
-fn the_example_network_policy_covers_the_example_listener() {
-    let repo = common::repo().join("examples/controller");
+fn the_network_policy_covers_the_listener() {
+    let repo = common::repo().join("deploy/controller");
     let read = |f: &str| -> Value {
         serde_saphyr::from_str(&std::fs::read_to_string(repo.join(f)).unwrap()).unwrap()
     };

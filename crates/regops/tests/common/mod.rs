@@ -1,7 +1,8 @@
 //! Running the real binary with a clean environment, as a user would.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::print_stderr)]
 
 pub mod cloud;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -114,8 +115,22 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(spec: &str) -> Cluster {
-        let server =
-            kube_test_server::TestServer::start(kube_test_server::Config::default()).unwrap();
+        Cluster::with(spec, kube_test_server::Config::default())
+    }
+
+    /// Served over TLS, as kubectl needs to send the bearer token (`install`).
+    pub fn new_tls(spec: &str) -> Cluster {
+        Cluster::with(
+            spec,
+            kube_test_server::Config {
+                tls: true,
+                ..kube_test_server::Config::default()
+            },
+        )
+    }
+
+    pub fn with(spec: &str, config: kube_test_server::Config) -> Cluster {
+        let server = kube_test_server::TestServer::start(config).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         server.write_kubeconfig(&kubeconfig).unwrap();
@@ -139,11 +154,123 @@ pub fn seed_fixture(server: &kube_test_server::TestServer, name: &str) {
     }
 }
 
+/// What `kubectl apply -k` of an install in `deploy/` put on the server.
+pub struct Installed {
+    /// The objects as the server holds them after the apply.
+    pub objects: Vec<serde_json::Value>,
+}
+
+impl Installed {
+    /// The one object of `kind` named `name`.
+    pub fn get(&self, kind: &str, name: &str) -> &serde_json::Value {
+        self.objects
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("the install has no {kind} {name}"))
+    }
+
+    /// The Roles' and ClusterRoles' rules, as the test server's policy (none with a wildcard).
+    pub fn rules(&self) -> Vec<kube_test_server::Rule> {
+        rules_of(&self.objects)
+    }
+}
+
+/// Installs `deploy/<base>` on `server` as the README says a user does: an overlay that sets the
+/// image (`images:`) and puts `spec` in the spec's ConfigMap, rendered by `kubectl kustomize`
+/// and applied with `kubectl apply -f -` through `kubeconfig` (a TLS server's: kubectl sends
+/// a bearer token only over TLS, see `Cluster::new_tls`). Returns what the server then
+/// holds of each rendered object. None if kubectl is missing (see `have_tool`).
+pub fn install(
+    base: &str,
+    server: &kube_test_server::TestServer,
+    kubeconfig: &Path,
+    spec: &str,
+) -> Option<Installed> {
+    use std::io::Write;
+    if !have_tool("kubectl", "version") {
+        return None;
+    }
+    let overlay = tempfile::tempdir().unwrap();
+    std::fs::write(overlay.path().join("regops.yaml"), spec).unwrap();
+    // kustomize takes a base only by a relative path: up from the overlay to `/`, then down.
+    let overlay_abs = overlay.path().canonicalize().unwrap();
+    let ups = overlay_abs.components().count() - 1;
+    let base_abs = repo().join("deploy").join(base).canonicalize().unwrap();
+    let base_path = std::iter::repeat_n(Path::new(".."), ups)
+        .collect::<PathBuf>()
+        .join(base_abs.strip_prefix("/").unwrap());
+    std::fs::write(
+        overlay.path().join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {}\n\
+             images:\n  - name: ghcr.io/regops/regops\n    newName: registry.test/regops\n    newTag: test\n\
+             configMapGenerator:\n  - name: regops-spec\n    namespace: regops\n    behavior: replace\n\
+             \x20   files: [regops.yaml]\n    options: {{ disableNameSuffixHash: true }}\n",
+            base_path.display()
+        ),
+    )
+    .unwrap();
+    let rendered = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(overlay.path())
+        .output()
+        .unwrap();
+    assert!(
+        rendered.status.success(),
+        "kubectl kustomize: {}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let text = String::from_utf8(rendered.stdout).unwrap();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let mut apply = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        // The test server serves no OpenAPI documents, which kubectl's client-side validation
+        // downloads; the server validates what it stores itself.
+        .args(["apply", "--validate=false", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    apply
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = apply.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl apply: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let objects = docs
+        .iter()
+        .filter(|d| !d.is_null())
+        .map(|d| {
+            let plural = format!("{}s", d["kind"].as_str().unwrap().to_lowercase())
+                .replace("policys", "policies");
+            let ns = d["metadata"]["namespace"].as_str().unwrap_or("");
+            let name = d["metadata"]["name"].as_str().unwrap();
+            server
+                .object(&plural, ns, name)
+                .unwrap_or_else(|| panic!("{plural} {ns}/{name} is not on the server"))
+        })
+        .collect();
+    Some(Installed { objects })
+}
+
 /// The rules of the Roles and ClusterRoles in an RBAC example, as the test server's policy;
 /// none may hold a wildcard.
 pub fn rbac_rules(path: &Path) -> Vec<kube_test_server::Rule> {
     let text = std::fs::read_to_string(path).unwrap();
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    rules_of(&docs)
+}
+
+fn rules_of(docs: &[serde_json::Value]) -> Vec<kube_test_server::Rule> {
     let mut rules = Vec::new();
     for d in docs
         .iter()

@@ -1,0 +1,135 @@
+//! A real registry for tests: Debian's `docker-registry` (Docker Distribution) on 127.0.0.1,
+//! with htpasswd authentication (alice, `s3cret`), over TLS with a CA made for the test or
+//! over plain HTTP. `.ci/run` installs it and sets REGOPS_REQUIRE_REGISTRY=1, so in CI the tests
+//! that use it cannot be skipped.
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const REGISTRY: &str = "/usr/bin/docker-registry";
+
+pub struct Registry {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn start(dir: &Path, name: &str, storage: &Path, tls: Option<(&Path, &Path)>) -> Registry {
+    let auth = format!(
+        "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+        dir.join("htpasswd").display()
+    );
+    start_with(dir, name, storage, tls, &auth)
+}
+
+pub fn start_with(
+    dir: &Path,
+    name: &str,
+    storage: &Path,
+    tls: Option<(&Path, &Path)>,
+    auth: &str,
+) -> Registry {
+    let port = free_port();
+    let tls_conf = tls.map_or(String::new(), |(c, k)| {
+        format!(
+            "\n  tls:\n    certificate: {}\n    key: {}",
+            c.display(),
+            k.display()
+        )
+    });
+    let config = format!(
+        "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }} }}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: test-secret{tls_conf}\n{auth}",
+        storage.display()
+    );
+    let path = dir.join(format!("{name}.yml"));
+    std::fs::write(&path, config).unwrap();
+    let child = Command::new(REGISTRY)
+        .arg("serve")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "docker-registry did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Registry { child, port }
+}
+
+pub fn available() -> bool {
+    let present =
+        Path::new(REGISTRY).exists() && Command::new("htpasswd").arg("-h").output().is_ok();
+    if !present && std::env::var_os("REGOPS_REQUIRE_REGISTRY").is_some() {
+        panic!("docker-registry and htpasswd (apache2-utils) must be installed here");
+    }
+    if !present {
+        eprintln!("docker-registry or htpasswd not installed: skipping");
+    }
+    present
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A temporary directory with an htpasswd file for alice, and an empty registry storage in it.
+pub fn workdir() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("storage");
+    std::fs::create_dir(&storage).unwrap();
+    let out = Command::new("htpasswd")
+        .args(["-Bbn", "alice", "s3cret"])
+        .output()
+        .unwrap();
+    std::fs::write(dir.path().join("htpasswd"), out.stdout).unwrap();
+    (dir, storage)
+}
+
+/// A CA and a server certificate for 127.0.0.1, made for a test: (certificate, key, CA), as
+/// PEM files in `dir`.
+pub fn tls_files(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "regops test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+    let (cert_path, key_path, ca_path) = (
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("ca.pem"),
+    );
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+
+    (cert_path, key_path, ca_path)
+}
