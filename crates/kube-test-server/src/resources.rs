@@ -255,7 +255,7 @@ mod tests {
             (p.resource.kind, p.name.as_deref()),
             ("Namespace", Some("secrets"))
         );
-        assert!(parse_path("/api/v1/configmaps").is_none());
+        assert!(parse_path("/api/v1/endpoints").is_none());
         assert!(parse_path("/apis/apps/v2/deployments").is_none());
     }
 }

@@ -20,18 +20,32 @@ fn dns1123_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(dns1123_label)
 }
 
+/// `path.IsValidPathSegmentName`: anything but `.` and `..`, with no `/` or `%`.
+fn path_segment_name(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '%'])
+}
+
 /// Validates an object about to be stored; `old` is the stored object for updates.
 pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
     let name = obj["metadata"]["name"].as_str().unwrap_or("");
     let mut causes = Vec::new();
+    // RBAC objects are named as path segments, so `system:controller:foo` is valid
+    // (pkg/apis/rbac/validation/validation.go: ValidateRBACName = path.IsValidPathSegmentName,
+    // staging/src/k8s.io/apimachinery/pkg/api/validation/path/name.go); every other kind
+    // here is a DNS-1123 subdomain but Namespace, a label.
+    let rbac = rt.group == "rbac.authorization.k8s.io";
     let name_ok = if rt.kind == "Namespace" {
         dns1123_label(name)
+    } else if rbac {
+        path_segment_name(name)
     } else {
         dns1123_subdomain(name)
     };
     if !name_ok {
         let rule = if rt.kind == "Namespace" {
             "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
+        } else if rbac {
+            "may not be '.' or '..', and may not contain '/' or '%'"
         } else {
             "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
         };

@@ -168,7 +168,10 @@ fn discovery_documents() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["namespaces", "secrets", "serviceaccounts", "pods"]);
+    assert_eq!(
+        names,
+        ["namespaces", "secrets", "serviceaccounts", "pods", "configmaps"]
+    );
     let groups = req(&s, "GET", "/apis", None).body;
     let g: Vec<&str> = groups["groups"]
         .as_array()
@@ -176,7 +179,16 @@ fn discovery_documents() {
         .iter()
         .map(|g| g["name"].as_str().unwrap())
         .collect();
-    assert_eq!(g, ["apps", "batch", "coordination.k8s.io"]);
+    assert_eq!(
+        g,
+        [
+            "apps",
+            "batch",
+            "coordination.k8s.io",
+            "networking.k8s.io",
+            "rbac.authorization.k8s.io"
+        ]
+    );
     for (path, kinds) in [
         (
             "/apis/apps/v1",
@@ -1487,5 +1499,69 @@ fn a_path_prefix_serves_the_api_under_it_as_rancher_proxy_does() {
             .unwrap()
             .0,
         200
+    );
+}
+
+/// What an install applies is stored as the real API stores it: ConfigMaps and NetworkPolicies
+/// named as DNS-1123 subdomains, RBAC objects as path segments (`system:` names are valid,
+/// pkg/apis/rbac/validation: ValidateRBACName = path.IsValidPathSegmentName), ClusterRoles
+/// cluster-scoped, and each group in discovery.
+#[test]
+fn install_kinds_are_stored_with_the_real_naming_rules() {
+    let server = start();
+    let post = |path: &str, body: Value| {
+        send(&server, "POST", path, "application/json", Some(&body)).unwrap()
+    };
+    let r = post(
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": {"name": "system:regops:reader"}, "rules": []}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    for bad in ["a/b", "50%", ".."] {
+        let r = post(
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                   "metadata": {"name": bad}, "rules": []}),
+        );
+        assert_eq!(r.status, 422, "{bad}: {}", r.body);
+    }
+    let r = post(
+        "/api/v1/namespaces/default/configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Spec:1"}, "data": {}}),
+    );
+    assert_eq!(
+        r.status, 422,
+        "a ConfigMap's name is a DNS-1123 subdomain: {}",
+        r.body
+    );
+    let r = post(
+        "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies",
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+               "metadata": {"name": "regops-listen"}, "spec": {"podSelector": {}}}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let groups = send(&server, "GET", "/apis", "application/json", None).unwrap();
+    let names: Vec<&str> = groups.body["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    for g in [
+        "networking.k8s.io",
+        "rbac.authorization.k8s.io",
+        "apps",
+        "batch",
+    ] {
+        assert_eq!(names.iter().filter(|n| **n == g).count(), 1, "{names:?}");
+    }
+    let core = send(&server, "GET", "/api/v1", "application/json", None).unwrap();
+    assert!(
+        core.body["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "configmaps")
     );
 }
