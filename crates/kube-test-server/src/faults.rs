@@ -119,6 +119,9 @@ impl Fault {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogEntry {
     pub method: String,
+    /// The client's User-Agent (regops names its process there, as kubectl names itself), so
+    /// that the writes of two clients can be told apart.
+    pub user_agent: String,
     /// The RBAC verb (`list`, `patch`, ...), or empty for discovery and unknown paths.
     pub verb: String,
     pub resource: String,

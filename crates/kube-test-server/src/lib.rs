@@ -263,6 +263,13 @@ impl TestServer {
         self.shared.lock().faults.clear();
     }
 
+    /// How many times each fault added has fired, in the order they were added: a test
+    /// asserts its fault was met, including one whose request the client gave up on (a latency
+    /// past the client's timeout leaves no answered request in the log).
+    pub fn faults_fired(&self) -> Vec<u64> {
+        self.shared.lock().faults.iter().map(|f| f.fired).collect()
+    }
+
     pub fn set_policy(&self, policy: Option<Policy>) {
         self.shared.lock().policy = policy;
     }

@@ -185,6 +185,7 @@ async fn serve(
     };
     let action = api::classify(&request);
     let mut entry = LogEntry {
+        user_agent: header("user-agent"),
         method: request.method.clone(),
         verb: action
             .as_ref()

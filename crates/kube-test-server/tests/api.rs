@@ -170,7 +170,13 @@ fn discovery_documents() {
         .collect();
     assert_eq!(
         names,
-        ["namespaces", "secrets", "serviceaccounts", "pods", "configmaps"]
+        [
+            "namespaces",
+            "secrets",
+            "serviceaccounts",
+            "pods",
+            "configmaps"
+        ]
     );
     let groups = req(&s, "GET", "/apis", None).body;
     let g: Vec<&str> = groups["groups"]

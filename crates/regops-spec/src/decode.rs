@@ -615,22 +615,22 @@ impl<'d> Decoder<'d> {
         let warn_before = field(e, "warnBefore").and_then(|n| self.string(n, "a duration"));
         let warn_before_secs = match &warn_before {
             None => DEFAULT_WARN_BEFORE_SECS,
-            Some(w) => {
-                match rules::whole_duration(w) {
-                    Ok(secs) => secs,
-                    Err(why) => {
-                        self.push(
+            Some(w) => match crate::duration::whole_seconds(w) {
+                Ok(secs) => secs,
+                Err(why) => {
+                    self.push(
                         Diagnostic::error(
                             "spec::invalid-duration",
                             format!("`warnBefore` of {desc} {why}"),
                         )
                         .with_label(w.loc, "not a duration")
-                        .with_help("write a whole number of days, hours, minutes or seconds: `14d`, `72h`"),
+                        .with_help(
+                            "write a duration in whole seconds or more: `14d`, `72h`, `1h30m`",
+                        ),
                     );
-                        DEFAULT_WARN_BEFORE_SECS
-                    }
+                    DEFAULT_WARN_BEFORE_SECS
                 }
-            }
+            },
         };
         if let (Some(w), None) = (&warn_before, &expires) {
             self.push(
@@ -706,7 +706,7 @@ impl<'d> Decoder<'d> {
         let Some(r) = refresh_before else {
             return lifetime / 3;
         };
-        match rules::whole_duration(r) {
+        match crate::duration::whole_seconds(r) {
             Ok(secs) if secs > 0 && secs < lifetime => secs,
             Ok(_) => {
                 self.push(

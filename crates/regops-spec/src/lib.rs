@@ -9,6 +9,7 @@
 
 pub mod decode;
 pub mod diagnostic;
+pub mod duration;
 pub mod fleet;
 pub mod model;
 pub mod node;

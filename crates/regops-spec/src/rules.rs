@@ -287,24 +287,6 @@ pub fn format_timestamp(secs: i64) -> String {
     jiff::Timestamp::from_second(secs).map_or_else(|_| secs.to_string(), |t| t.to_string())
 }
 
-/// A whole duration in seconds: `14d`, `72h`, `30m`, `90s`.
-pub fn whole_duration(s: &str) -> Result<u64, String> {
-    let unit = s.chars().last().unwrap_or(' ');
-    let scale = match unit {
-        'd' => 86_400,
-        'h' => 3_600,
-        'm' => 60,
-        's' => 1,
-        _ => return Err("has no unit (d, h, m or s)".into()),
-    };
-    let n: u64 = s[..s.len() - 1]
-        .parse()
-        .map_err(|_| format!("is not a whole number before `{unit}`"))?;
-    n.checked_mul(scale)
-        .filter(|secs| *secs <= 10 * 365 * 86_400)
-        .ok_or_else(|| "is longer than ten years".to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,19 +386,5 @@ mod tests {
         assert_eq!(expiry("2027-03-01T02:00:00+02:00"), Ok(1_803_859_200));
         assert!(expiry("2027-02-30").is_err());
         assert!(expiry("next spring").is_err());
-    }
-
-    #[test]
-    fn whole_durations_have_a_unit() {
-        assert_eq!(whole_duration("14d"), Ok(14 * 86_400));
-        assert_eq!(whole_duration("72h"), Ok(72 * 3_600));
-        assert_eq!(whole_duration("30m"), Ok(1_800));
-        assert_eq!(whole_duration("90s"), Ok(90));
-        assert!(whole_duration("14").is_err());
-        assert!(whole_duration("1.5d").is_err());
-        assert!(whole_duration("d").is_err());
-        assert!(whole_duration("").is_err());
-        assert!(whole_duration("99999d").is_err());
-        assert!(whole_duration("7é").is_err());
     }
 }

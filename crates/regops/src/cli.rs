@@ -382,15 +382,24 @@ pub struct ApplyArgs {
     /// Name of that Lease (default: regops-<spec name>).
     #[arg(long, value_name = "NAME")]
     pub lock_name: Option<String>,
-    /// How long to wait for another apply to release the lock, in seconds. A holder that
+    /// How long to wait for another apply to release the lock (`90s`, `5m`). A holder that
     /// stopped renewing is taken over once its Lease has been seen unchanged for the lease's
-    /// duration (60 s), so keep this longer than that.
-    #[arg(long, value_name = "SECONDS", default_value_t = 90)]
-    pub lock_wait: u64,
-    /// How long the lock lasts without renewal, in seconds (it is renewed every third of it).
-    /// With --watch, a standby replica takes over within this long of the leader's death.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u16).range(1..))]
-    pub lock_duration: u16,
+    /// duration (--lock-duration), so keep this longer than that.
+    #[arg(long, value_name = "DURATION", default_value = "90s", value_parser = parse_wait)]
+    pub lock_wait: std::time::Duration,
+    /// How long the lock lasts without renewal (client-go's LeaseDuration). With --watch, a
+    /// standby replica takes over within this long of the leader's death.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lock_duration: std::time::Duration,
+    /// How long the holder goes on writing without a successful renewal (client-go's
+    /// RenewDeadline): past it, it stops writing and exits 1. Shorter than --lock-duration,
+    /// so it has stopped before a standby may take over.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub renew_deadline: std::time::Duration,
+    /// How often the holder renews the lock, and a standby looks at it (client-go's
+    /// RetryPeriod).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub retry_period: std::time::Duration,
     /// Keep running as a controller: one full apply, then watch the cluster and apply what
     /// each change needs at once (implies --yes; see below).
     #[arg(long, conflicts_with = "dry_run")]
@@ -436,27 +445,18 @@ pub struct ClusterArgs {
     pub request_timeout: std::time::Duration,
 }
 
-/// `30s`, `1m`, `2h`, `500ms`, `1.5` (seconds): a positive, finite duration.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (like 30s, 1m, 500ms)"))?;
-    let seconds = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        other => return Err(format!("unknown unit `{other}` (use ms, s, m or h)")),
-    };
-    if !(seconds > 0.0 && seconds.is_finite() && seconds < 1e9) {
-        return Err(format!("`{s}` must be a positive duration"));
+/// `--lock-wait`: a duration, or `0` (do not wait).
+pub fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    if s.trim() == "0" {
+        return Ok(std::time::Duration::ZERO);
     }
-    Ok(std::time::Duration::from_secs_f64(seconds))
+    parse_duration(s)
+}
+
+/// Every duration flag: Go's and kubectl's syntax (`90s`, `5m`, `1h30m`, `500ms`) or whole
+/// seconds (`15`); see `regops_spec::duration`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    regops_spec::duration::parse_flag(s)
 }
 
 #[derive(Debug, Args)]

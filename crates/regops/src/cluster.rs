@@ -135,6 +135,16 @@ pub async fn connect(
     // two stacked would multiply attempts and hide them from the request log.
     let mut config = config;
     config.default_retry = false;
+    // Who is asking, as kubectl says it: the API server's audit log (and the test server's
+    // request log) names the process behind each request, so two replicas' writes can be told
+    // apart.
+    if let Ok(agent) = hyper::header::HeaderValue::from_str(&format!(
+        "regops/{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        crate::lock::holder_identity()
+    )) {
+        config.headers.push((hyper::header::USER_AGENT, agent));
+    }
     let client = kube::client::ClientBuilder::try_from(config)
         .map_err(|e| ClusterError::Config(e.to_string()))?
         .with_layer(&crate::request_log::RequestLog)

@@ -11,16 +11,27 @@
 //!   waits for a typed `yes` or is busy. It renews only while the Lease still
 //!   names this process, with the resourceVersion it read (so a takeover in between is seen,
 //!   not overwritten).
-//! - **A lost lock stops the writing.** When the Lease names another holder, or could not be
-//!   renewed within its duration, [`Lock::lost`] turns true: apply starts no new write,
-//!   reports what was and was not done, and exits 1.
+//! - **Three times, as client-go's**: the Lease lasts `duration` (`--lock-duration`, 15 s) without
+//!   renewal; the holder renews every `retry_period` (`--retry-period`, 2 s); and it gives up
+//!   writing once `renew_deadline` (`--renew-deadline`, 10 s) has passed since its last
+//!   successful renewal, well before a standby may take over (one whole `duration` of seeing
+//!   the Lease unchanged). The gap between the two is what keeps two holders from writing at
+//!   once while the old one's renewals fail or are slow.
+//! - **A lost lock stops the writing.** When the Lease names another holder, or the renew
+//!   deadline has passed since the last renewal, [`Lock::lost`] is true: apply starts no new
+//!   write, reports what was and was not done, and exits 1. The deadline is judged by the
+//!   writer itself on the monotonic clock, not only by the renewal thread: a process that was
+//!   paused (SIGSTOP, a frozen VM) and resumes after a standby took over finds the lock lost
+//!   before its next write, whatever its renewal thread has had time to notice.
+//! - **A Lease that already names this process is renewed before it counts as held** (a
+//!   restarted container keeps its hostname and pid 1, so it finds its own name).
 //! - **Release deletes only this process's Lease**, with uid and resourceVersion
 //!   preconditions, so it never deletes the next holder's.
 //! - **A lost answer is not a lost lock**: a create retried after a dropped response that
 //!   meets 409 reads the Lease, and if it names this process, the lock is held.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -65,11 +76,66 @@ impl LockError {
     }
 }
 
+/// This process's identity in a Lease's `holderIdentity` (and in its User-Agent): the host
+/// name and the process id, as client-go's examples make it.
+pub fn holder_identity() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "regops".into());
+    format!("{host}/{}", std::process::id())
+}
+
+/// When the Lease was last renewed, as milliseconds after `base` on the monotonic clock:
+/// shared by the renewal thread (which writes it) and the writers (which judge the deadline).
+#[derive(Clone)]
+struct Renewed {
+    base: Instant,
+    millis: Arc<AtomicU64>,
+}
+
+impl Renewed {
+    fn new() -> Renewed {
+        Renewed {
+            base: Instant::now(),
+            millis: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn now(&self) {
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.millis.store(ms, Ordering::SeqCst);
+    }
+
+    fn elapsed(&self) -> Duration {
+        let at = self.base + Duration::from_millis(self.millis.load(Ordering::SeqCst));
+        Instant::now().saturating_duration_since(at)
+    }
+}
+
+/// Whether writing may go on: the Lease still ours as far as this process knows, and renewed
+/// within the renew deadline. Cheap; cloned into every writer.
+#[derive(Clone)]
+pub struct Held {
+    lost: Arc<AtomicBool>,
+    renewed: Renewed,
+    deadline: Duration,
+}
+
+impl Held {
+    /// Whether the lock is lost: another process may be writing now, or soon may be.
+    pub fn lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst) || self.renewed.elapsed() >= self.deadline
+    }
+}
+
 pub struct Lock {
     api: Api<Lease>,
     name: String,
     holder: String,
-    lost: Arc<AtomicBool>,
+    held: Held,
     stop: Arc<AtomicBool>,
     renewal: Option<std::thread::JoinHandle<()>>,
 }
@@ -128,6 +194,60 @@ impl Observation {
     }
 }
 
+/// client-go's three leader-election times (`LeaseDuration`, `RenewDeadline`,
+/// `RetryPeriod`), with its defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Times {
+    /// How long the Lease lasts without renewal (what a standby waits for).
+    pub duration: Duration,
+    /// How long the holder goes on writing without a successful renewal.
+    pub renew_deadline: Duration,
+    /// How often the holder renews, and a standby looks at the Lease.
+    pub retry_period: Duration,
+}
+
+impl Default for Times {
+    fn default() -> Times {
+        Times {
+            duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Times {
+    /// client-go's checks (leaderelection.NewLeaderElector): the duration longer than the
+    /// renew deadline, and the deadline longer than the retry period with its jitter (x1.2).
+    /// The Lease records whole seconds, so the duration is at least one.
+    pub fn check(&self) -> Result<(), String> {
+        if self.duration < Duration::from_secs(1) {
+            return Err(
+                "--lock-duration must be at least 1s (a Lease counts whole seconds)".into(),
+            );
+        }
+        if self.duration <= self.renew_deadline {
+            return Err(format!(
+                "--lock-duration ({:?}) must be longer than --renew-deadline ({:?}): a standby takes over after the duration, and the leader must have stopped writing before",
+                self.duration, self.renew_deadline
+            ));
+        }
+        if self.renew_deadline.as_secs_f64() <= 1.2 * self.retry_period.as_secs_f64() {
+            return Err(format!(
+                "--renew-deadline ({:?}) must be longer than 1.2 x --retry-period ({:?}), as client-go requires",
+                self.renew_deadline, self.retry_period
+            ));
+        }
+        Ok(())
+    }
+
+    /// The duration as the Lease's `leaseDurationSeconds`: whole seconds, rounded up.
+    fn lease_seconds(&self) -> i32 {
+        let secs = self.duration.as_secs() + u64::from(self.duration.subsec_nanos() > 0);
+        i32::try_from(secs).unwrap_or(i32::MAX)
+    }
+}
+
 /// Which Lease, held by whom, for how long, and how patiently it is waited for.
 #[derive(Clone, Copy)]
 pub struct Settings<'a> {
@@ -135,11 +255,12 @@ pub struct Settings<'a> {
     pub name: &'a str,
     /// This process, as the Lease's `holderIdentity` names it.
     pub holder: &'a str,
-    pub duration_secs: i32,
+    pub times: Times,
     /// How long to wait for another holder; `None`: until the Lease is taken (a standby
     /// replica of `apply --watch`).
     pub wait: Option<Duration>,
-    /// How often a waiting process reads the Lease again (client-go's `RetryPeriod`).
+    /// How often a waiting process reads the Lease again: the retry period for a standby,
+    /// quicker for a one-off apply waiting on another.
     pub poll: Duration,
     /// Told once, with the holder's identity, when the Lease is found held by another live
     /// process (this one waits).
@@ -149,7 +270,7 @@ pub struct Settings<'a> {
 /// Takes the lock, waiting up to `wait` for another holder to finish. A holder that stopped
 /// renewing is taken over once this process has watched its Lease stay the same for a whole
 /// lease duration, so `wait` must exceed the duration for a crashed holder to be taken over
-/// (`--lock-wait` defaults to 90 s, the lease to 60 s); `warn` hears of a takeover.
+/// (`--lock-wait` defaults to 90 s, the lease to 15 s); `warn` hears of a takeover.
 // Kept whole (over 80 lines): one loop over the Lease's states (absent, ours, someone else's
 // and live, expired), as client-go's tryAcquireOrRenew.
 pub async fn acquire(
@@ -162,11 +283,12 @@ pub async fn acquire(
         namespace,
         name,
         holder,
-        duration_secs,
+        times,
         wait,
         poll,
         on_wait,
     } = *settings;
+    let duration_secs = times.lease_seconds();
     let mut told = false;
     let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let api_err = |e: kube::Error| match e {
@@ -203,8 +325,17 @@ pub async fn acquire(
         };
         let taken = match &existing {
             None => retry(|| api.create(&pp, &mine)).await,
-            // Ours already (a create whose answer was lost, then retried): held.
-            Some(l) if holder_of(l) == Some(holder) => Ok(l.clone()),
+            // Ours already: a create whose answer was lost and was retried, or this process's
+            // name from before a restart (same host name, same pid). Renewed before it counts
+            // as held, with the resourceVersion read, so a takeover in between is a 409.
+            Some(l) if holder_of(l) == Some(holder) => {
+                let mut next = l.clone();
+                if let Some(spec) = next.spec.as_mut() {
+                    spec.renew_time = Some(now());
+                    spec.lease_duration_seconds = Some(duration_secs);
+                }
+                retry(|| api.replace(name, &pp, &next)).await
+            }
             Some(l) if Observation::expired(&mut seen, l, Instant::now()) => {
                 let previous = holder_of(l).map(str::to_string);
                 let mut next = mine.clone();
@@ -252,7 +383,11 @@ pub async fn acquire(
             Err(e) => return Err(api_err(e)),
         }
     }
-    let lost = Arc::new(AtomicBool::new(false));
+    let held = Held {
+        lost: Arc::new(AtomicBool::new(false)),
+        renewed: Renewed::new(),
+        deadline: times.renew_deadline,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     // The renewal has a thread, a runtime and a client of its own: it goes on whatever the
     // main thread is doing (waiting for a typed `yes`, or busy), and apply's own runtime stays
@@ -260,8 +395,7 @@ pub async fn acquire(
     let renewal = {
         let (lease_ns, lease_name, me) =
             (namespace.to_string(), name.to_string(), holder.to_string());
-        let (lost, stop) = (lost.clone(), stop.clone());
-        let duration = Duration::from_secs(u64::try_from(duration_secs).unwrap_or(1).max(1));
+        let (held, stop) = (held.clone(), stop.clone());
         std::thread::Builder::new()
             .name("regops-lock".into())
             .spawn(move || {
@@ -269,16 +403,16 @@ pub async fn acquire(
                     .enable_all()
                     .build()
                 else {
-                    lost.store(true, Ordering::SeqCst);
+                    held.lost.store(true, Ordering::SeqCst);
                     return;
                 };
                 rt.block_on(async move {
                     let Some(client) = connect().await else {
-                        lost.store(true, Ordering::SeqCst);
+                        held.lost.store(true, Ordering::SeqCst);
                         return;
                     };
                     let api: Api<Lease> = Api::namespaced(client, &lease_ns);
-                    renew(api, lease_name, me, duration, lost, stop).await;
+                    renew(api, lease_name, me, times, held, stop).await;
                 });
             })
             .map_err(|e| LockError::Api {
@@ -291,35 +425,35 @@ pub async fn acquire(
         api,
         name: name.to_string(),
         holder: holder.to_string(),
-        lost,
+        held,
         stop,
         renewal: Some(renewal),
     })
 }
 
-/// Renews every third of the duration while the Lease names `holder`; marks the lock lost
-/// (and stops) when it names another holder, is gone, or could not be renewed for a whole
-/// duration.
+/// Renews every retry period while the Lease names `holder`; marks the lock lost (and stops)
+/// when it names another holder or is gone, or when no renewal has succeeded within the renew
+/// deadline (client-go's renew loop). Each attempt gets what is left of the deadline.
 async fn renew(
     api: Api<Lease>,
     name: String,
     holder: String,
-    duration: Duration,
-    lost: Arc<AtomicBool>,
+    times: Times,
+    held: Held,
     stop: Arc<AtomicBool>,
 ) {
-    let every = (duration / 3).max(Duration::from_millis(200));
-    let mut renewed = Instant::now();
+    let every = times.retry_period.max(Duration::from_millis(50));
     loop {
-        // Wait a third of the duration, looking for the stop every 50 ms.
+        // Wait a retry period, looking for the stop every 50 ms.
         let until = Instant::now() + every;
         while Instant::now() < until {
             if stop.load(Ordering::SeqCst) {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(50).min(every)).await;
         }
-        if stop.load(Ordering::SeqCst) {
+        if stop.load(Ordering::SeqCst) || held.lost() {
+            held.lost.store(true, Ordering::SeqCst);
             return;
         }
         let attempt = async {
@@ -336,17 +470,18 @@ async fn renew(
             api.replace(&name, &PostParams::default(), &lease).await?;
             Ok(true)
         };
-        match tokio::time::timeout(every, attempt).await {
-            Ok(Ok(true)) => renewed = Instant::now(),
+        let left = times.renew_deadline.saturating_sub(held.renewed.elapsed());
+        match tokio::time::timeout(left, attempt).await {
+            Ok(Ok(true)) => held.renewed.now(),
             Ok(Ok(false)) => {
-                lost.store(true, Ordering::SeqCst);
+                held.lost.store(true, Ordering::SeqCst);
                 return;
             }
-            // A failed or slow renewal is tried again at the next tick, as long as the Lease
-            // can still be ours.
+            // A failed or slow renewal is tried again at the next tick, as long as the renew
+            // deadline has not passed.
             Ok(Err(_)) | Err(_) => {
-                if renewed.elapsed() >= duration {
-                    lost.store(true, Ordering::SeqCst);
+                if held.lost() {
+                    held.lost.store(true, Ordering::SeqCst);
                     return;
                 }
             }
@@ -357,12 +492,12 @@ async fn renew(
 impl Lock {
     /// Whether the lock was lost: another process may be applying now.
     pub fn lost(&self) -> bool {
-        self.lost.load(Ordering::SeqCst)
+        self.held.lost()
     }
 
     /// A cheap handle on [`Lock::lost`] for the writers.
-    pub fn lost_flag(&self) -> Arc<AtomicBool> {
-        self.lost.clone()
+    pub fn held(&self) -> Held {
+        self.held.clone()
     }
 
     /// Stops renewing and deletes the Lease if it still names this process, with its uid and
@@ -370,8 +505,12 @@ impl Lock {
     pub async fn release(mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(renewal) = self.renewal.take() {
-            // It stops within 50 ms, or after the renewal it is sending (bounded by a third of
-            // the duration). Nothing else runs on this runtime meanwhile: blocking is fine.
+            // It stops within 50 ms, or after the renewal it is sending (bounded by the renew
+            // deadline). Waited for without blocking the runtime: other clusters of a fleet,
+            // and the controller's listener, go on meanwhile.
+            while !renewal.is_finished() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             let _ = renewal.join();
         }
         let Ok(Some(lease)) = retry(|| self.api.get_opt(&self.name)).await else {
@@ -396,6 +535,86 @@ impl Lock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_three_times_are_checked_as_client_go_checks_them() {
+        assert_eq!(Times::default().check(), Ok(()));
+        let t = |d: u64, r: u64, p: u64| Times {
+            duration: Duration::from_millis(d),
+            renew_deadline: Duration::from_millis(r),
+            retry_period: Duration::from_millis(p),
+        };
+        assert!(
+            t(10_000, 10_000, 2_000).check().is_err(),
+            "duration = deadline"
+        );
+        assert!(
+            t(15_000, 2_400, 2_000).check().is_err(),
+            "deadline = 1.2 x retry"
+        );
+        assert!(t(15_000, 2_500, 2_000).check().is_ok());
+        assert!(t(500, 400, 100).check().is_err(), "under a second");
+        assert_eq!(t(2_500, 1_000, 100).lease_seconds(), 3, "rounded up");
+    }
+
+    /// A Lease that already names this process (a restarted container: same host name, same
+    /// pid) is renewed, with the resourceVersion read, before the lock counts as held.
+    #[test]
+    fn a_lease_in_this_processs_name_is_renewed_before_it_is_held() {
+        let server = kube_test_server::TestServer::start(kube_test_server::Config::default())
+            .expect("test server");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        let me = holder_identity();
+        server
+            .seed(serde_json::json!({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "regops-x", "namespace": "default"},
+                "spec": {"holderIdentity": me, "leaseDurationSeconds": 15,
+                         "renewTime": "2020-01-01T00:00:00.000000Z"}
+            }))
+            .expect("seed");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (client, _) = crate::cluster::connect(Some(&kubeconfig), None)
+                .await
+                .expect("client");
+            let settings = Settings {
+                namespace: "default",
+                name: "regops-x",
+                holder: &me,
+                times: Times::default(),
+                wait: Some(Duration::ZERO),
+                poll: Duration::from_millis(50),
+                on_wait: &|_: &str| {},
+            };
+            let path = kubeconfig.clone();
+            let connect: Connect = Box::new(move || {
+                Box::pin(async move {
+                    crate::cluster::connect(Some(&path), None)
+                        .await
+                        .ok()
+                        .map(|(c, _)| c)
+                })
+            });
+            let lock = acquire(&client, &settings, &|_: &str| {}, connect)
+                .await
+                .expect("held");
+            assert!(!lock.lost());
+            lock.release().await;
+        });
+        let renewals: Vec<_> = server
+            .log()
+            .into_iter()
+            .filter(|l| l.resource == "leases" && l.verb == "update")
+            .collect();
+        assert_eq!(renewals.len(), 1, "renewed once on taking it: {renewals:?}");
+        assert_eq!(renewals[0].status, 200);
+    }
 
     fn lease(holder: &str, rv: &str, renew_seconds_ago: i64) -> Lease {
         let t = jiff::Timestamp::now()

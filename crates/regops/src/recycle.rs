@@ -197,12 +197,15 @@ async fn list(
 }
 
 /// Finds and deletes the stuck pods of `namespaces`, each with the registries (`servers`)
-/// regops just provided there; `log` hears of each deletion. Returns how many were deleted.
+/// regops just provided there; `log` hears of each deletion. `halt` is asked before each
+/// deletion (the Lease lost, or a stop asked): once true, nothing more is deleted. Returns how
+/// many were deleted.
 pub async fn recycle(
     client: &Client,
     namespaces: &[(String, Vec<String>)],
     limiter: &mut Limiter,
     log: &(dyn Fn(&str) + Sync),
+    halt: &(dyn Fn() -> bool + Sync),
 ) -> Result<usize, kube::Error> {
     if namespaces.is_empty() {
         return Ok(0);
@@ -233,6 +236,9 @@ pub async fn recycle(
             continue;
         };
         limiter.wait().await;
+        if halt() {
+            break;
+        }
         let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
             kube::Api::namespaced(client.clone(), &s.namespace);
         let dp = DeleteParams {

@@ -709,7 +709,16 @@ fn the_lock_is_renewed_during_a_long_apply() {
     let e = base_env();
     e.server
         .add_fault(Fault::new(FaultAction::Latency(Duration::from_millis(400))).verb("patch"));
-    let r = e.apply(&["--lock-duration", "3", "--concurrency", "1"]);
+    let r = e.apply(&[
+        "--lock-duration",
+        "3s",
+        "--renew-deadline",
+        "2s",
+        "--retry-period",
+        "1s",
+        "--concurrency",
+        "1",
+    ]);
     assert_eq!(r.code, 0, "{}", r.transcript());
     let renewals = e
         .server
@@ -1357,7 +1366,17 @@ fn a_lease_stolen_mid_apply_stops_the_writes_and_is_not_released() {
     let child = e
         .regops(
             "apply",
-            &["--yes", "--concurrency", "1", "--lock-duration", "3"],
+            &[
+                "--yes",
+                "--concurrency",
+                "1",
+                "--lock-duration",
+                "3s",
+                "--renew-deadline",
+                "2s",
+                "--retry-period",
+                "1s",
+            ],
         )
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -1453,7 +1472,17 @@ fn a_slow_confirmation_keeps_the_lock() {
         return;
     }
     let e = base_env();
-    let cmd = e.regops("apply", &["--lock-duration", "2"]);
+    let cmd = e.regops(
+        "apply",
+        &[
+            "--lock-duration",
+            "2s",
+            "--renew-deadline",
+            "1s",
+            "--retry-period",
+            "250ms",
+        ],
+    );
     // `yes` is typed 5 s later: two and a half lease durations.
     let shell = format!(
         "(sleep 5; echo yes) | script -qec \"{}\" /dev/null",

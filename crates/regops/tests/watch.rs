@@ -501,7 +501,14 @@ fn a_changed_spec_takes_effect_an_invalid_one_is_reported_and_sighup_rereads() {
 #[test]
 fn a_standby_takes_over_when_the_leader_dies() {
     let e = Env::new();
-    let lease = ["--lock-duration", "2"];
+    let lease = [
+        "--lock-duration",
+        "2s",
+        "--renew-deadline",
+        "1s",
+        "--retry-period",
+        "250ms",
+    ];
     let mut leader = e.start(&lease);
     leader.wait_ready();
     let standby = e.start(&lease);
@@ -700,7 +707,7 @@ fn the_controller_install_runs_with_its_own_rbac_alone() {
     wait_for("the prune", Duration::from_secs(10), || {
         e.secret("api").is_none()
     });
-    // The Lease is renewed every third of --lock-duration (15 s).
+    // The Lease is renewed every --retry-period (2 s).
     wait_for("a Lease renewal", Duration::from_secs(15), || {
         e.server
             .log()
@@ -860,12 +867,21 @@ fn slow_headers_neither_hold_the_listener_nor_grow_its_memory() {
 
 /// A work loop stuck on a request that does not come back fails `/healthz` once
 /// `--healthz-stall` has passed, and passes again when it moves on. The Lease is renewed every
-/// second meanwhile (`--lock-duration 3`): renewals, which go on while the loop is stuck, are
+/// second meanwhile (`--retry-period 1s`): renewals, which go on while the loop is stuck, are
 /// not progress.
 #[test]
 fn healthz_fails_while_the_work_loop_is_stuck() {
     let e = Env::new();
-    let c = e.start(&["--healthz-stall", "2s", "--lock-duration", "3"]);
+    let c = e.start(&[
+        "--healthz-stall",
+        "2s",
+        "--lock-duration",
+        "3",
+        "--renew-deadline",
+        "2s",
+        "--retry-period",
+        "1s",
+    ]);
     c.wait_ready();
     e.settle();
     assert_eq!(c.get("/healthz").0, 200);
@@ -938,4 +954,144 @@ fn the_network_policy_covers_the_listener() {
         policy["spec"]["ingress"][0]["ports"][0]["port"].as_u64(),
         Some(port)
     );
+}
+
+/// The lease times the leader-election tests use: a 3 s Lease, a 2 s renew deadline, renewals
+/// every 500 ms (client-go's 15 s / 10 s / 2 s, scaled down).
+const QUICK_LEASE: [&str; 6] = [
+    "--lock-duration",
+    "3s",
+    "--renew-deadline",
+    "2s",
+    "--retry-period",
+    "500ms",
+];
+
+/// The writes (not the Lease's) the process `pid` made, from the server's request log, told
+/// apart by the User-Agent regops sends (`regops/<version> (<host>/<pid>)`).
+fn writes_of(e: &Env, pid: u32) -> Vec<kube_test_server::LogEntry> {
+    let me = format!("/{pid})");
+    e.server
+        .log()
+        .into_iter()
+        .filter(|l| l.is_write() && l.resource != "leases" && l.user_agent.ends_with(&me))
+        .collect()
+}
+
+/// No two holders wrote in the same instant: every write of the first leader was answered
+/// before the second leader's first write arrived, and the second did write.
+fn assert_one_writer_at_a_time(e: &Env, first: u32, second: u32) {
+    let (a, b) = (writes_of(e, first), writes_of(e, second));
+    assert!(!a.is_empty(), "the first leader wrote nothing");
+    let first_of_b = b
+        .iter()
+        .map(|l| l.at)
+        .min()
+        .expect("the second leader wrote nothing");
+    let late: Vec<_> = a.iter().filter(|l| l.answered > first_of_b).collect();
+    assert!(
+        late.is_empty(),
+        "the old leader wrote while the new one did: {late:?}"
+    );
+}
+
+/// Namespaces keep appearing, one every 200 ms, while `until` is false: each one is work for
+/// whichever process leads.
+fn keep_creating_namespaces(e: &Env, prefix: &str, until: impl Fn() -> bool) -> usize {
+    let mut n = 0;
+    let started = Instant::now();
+    while !until() && started.elapsed() < Duration::from_secs(30) {
+        e.create_namespace(&format!("{prefix}-{n}"), json!({"team": "web"}));
+        n += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    n
+}
+
+/// Renewals that fail (500) and then are slow (3 s, past the renew deadline): the leader stops
+/// writing and exits 1 once its renew deadline has passed, before the standby may take the
+/// Lease; the standby takes over and covers what the old leader left. Checked from the server's
+/// request log, by the User-Agent of each write: no write of the old leader after the new
+/// leader's first.
+#[test]
+fn a_leader_whose_renewals_fail_stops_writing_before_a_standby_takes_over() {
+    for fault in [
+        Fault::status(500)
+            .verb("update")
+            .resource("leases")
+            .times(5),
+        Fault::new(FaultAction::Latency(Duration::from_secs(3)))
+            .verb("update")
+            .resource("leases")
+            .times(2),
+    ] {
+        let e = Env::new();
+        let mut leader = e.start(&QUICK_LEASE);
+        leader.wait_ready();
+        let standby = e.start(&QUICK_LEASE);
+        standby.wait_log("standby: the Lease is held by");
+        e.create_namespace("before", json!({"team": "web"}));
+        wait_for(
+            "the leader covers `before`",
+            Duration::from_secs(10),
+            || e.secret("before").is_some(),
+        );
+        e.server.add_fault(fault.clone());
+        let created =
+            keep_creating_namespaces(&e, "during", || standby.log().contains("leader: holding"));
+        assert_eq!(leader.wait_exit(), 1, "{}", leader.log());
+        assert!(
+            leader.log().contains("lost"),
+            "the old leader says why it stopped: {}",
+            leader.log()
+        );
+        wait_for(
+            "the new leader covers them all",
+            Duration::from_secs(15),
+            || (0..created).all(|i| e.secret(&format!("during-{i}")).is_some()),
+        );
+        e.create_namespace("after", json!({"team": "web"}));
+        wait_for(
+            "the new leader covers `after`",
+            Duration::from_secs(10),
+            || e.secret("after").is_some(),
+        );
+        // The fault fired: renewals failed (or were held back) before the takeover.
+        assert!(e.server.faults_fired()[0] >= 1, "the fault never fired");
+        assert_one_writer_at_a_time(&e, leader.child.id(), standby.child.id());
+        standby.assert_no_leak();
+    }
+}
+
+/// A leader paused (SIGSTOP) long enough for the standby to take over, then resumed: it finds
+/// its renew deadline long past before its next write, writes nothing more, and exits 1.
+#[test]
+fn a_paused_leader_resumed_after_a_takeover_writes_nothing() {
+    let e = Env::new();
+    let mut leader = e.start(&QUICK_LEASE);
+    leader.wait_ready();
+    let standby = e.start(&QUICK_LEASE);
+    standby.wait_log("standby: the Lease is held by");
+    e.settle();
+    leader.signal("STOP");
+    let created =
+        keep_creating_namespaces(&e, "paused", || standby.log().contains("leader: holding"));
+    wait_for(
+        "the new leader covers them",
+        Duration::from_secs(15),
+        || (0..created).all(|i| e.secret(&format!("paused-{i}")).is_some()),
+    );
+    // The old leader's watches deliver all of it when it resumes; more keeps coming.
+    leader.signal("CONT");
+    for i in 0..5 {
+        e.create_namespace(&format!("resumed-{i}"), json!({"team": "web"}));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(leader.wait_exit(), 1, "{}", leader.log());
+    let after: Vec<_> = writes_of(&e, leader.child.id())
+        .into_iter()
+        .filter(|l| l.path.contains("paused-") || l.path.contains("resumed-"))
+        .collect();
+    assert!(after.is_empty(), "the resumed leader wrote: {after:?}");
+    assert_one_writer_at_a_time(&e, leader.child.id(), standby.child.id());
 }

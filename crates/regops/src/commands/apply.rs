@@ -15,13 +15,7 @@ use crate::output::Term;
 
 /// This process in the Lease: the host (a pod's name) and the process id.
 pub(super) fn holder_identity() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "regops".into());
-    format!("{host}/{}", std::process::id())
+    crate::lock::holder_identity()
 }
 
 fn confirm(term: &Term) -> Result<bool, Failure> {
@@ -63,12 +57,12 @@ async fn acquire_lock(
         namespace: &args.lock_namespace,
         name: &name,
         holder: &holder_identity(),
-        duration_secs: i32::from(args.lock_duration),
-        wait: Some(std::time::Duration::from_secs(args.lock_wait)),
+        times: lock_times(args)?,
+        wait: Some(args.lock_wait),
         poll: std::time::Duration::from_millis(250),
         on_wait: &|holder: &str| {
             term.note(&format!(
-                "{at}waiting up to {} s for the lock: another apply holds it (`{holder}`)",
+                "{at}waiting up to {:?} for the lock: another apply holds it (`{holder}`)",
                 args.lock_wait
             ));
         },
@@ -80,6 +74,23 @@ async fn acquire_lock(
             help: e.help(),
             message: e.to_string(),
         })
+}
+
+/// The Lease's three times from the flags, checked as client-go checks them.
+pub(super) fn lock_times(args: &ApplyArgs) -> Result<crate::lock::Times, Failure> {
+    let times = crate::lock::Times {
+        duration: args.lock_duration,
+        renew_deadline: args.renew_deadline,
+        retry_period: args.retry_period,
+    };
+    times.check().map_err(|message| Failure::Message {
+        message,
+        help: Some(
+            "client-go's defaults: --lock-duration 15s --renew-deadline 10s --retry-period 2s"
+                .into(),
+        ),
+    })?;
+    Ok(times)
 }
 
 /// Shows the plan: on stdout with the text report, on stderr (coloured by stderr's setting)

@@ -39,9 +39,6 @@ const RETRY_MAX: Duration = Duration::from_secs(300);
 /// (a pod admitted just before may not have failed its first pull yet).
 const RECHECK: Duration = Duration::from_secs(20);
 
-/// How often a standby reads the Lease (client-go's RetryPeriod is 2 s).
-const STANDBY_POLL: Duration = Duration::from_secs(1);
-
 /// For a spec with `clusters`, the one cluster a controller works on (`--cluster`): the spec
 /// narrowed to what that cluster sees, and `args` set to reach it. `None` for a spec without.
 fn fleet_member(args: &mut ApplyArgs, prepared: &mut Prepared) -> Result<Option<String>, Failure> {
@@ -233,9 +230,9 @@ impl Controller<'_> {
             namespace: &args.lock_namespace,
             name: &name,
             holder: &holder,
-            duration_secs: i32::from(args.lock_duration),
+            times: super::apply::lock_times(args)?,
             wait: None,
-            poll: STANDBY_POLL,
+            poll: args.retry_period,
             on_wait: &|other: &str| {
                 // A standby is ready: it can take over (a rollout must not wait on it).
                 self.log
@@ -293,7 +290,7 @@ impl Controller<'_> {
                 .is_some_and(|(at, _)| *at <= Instant::now())
             {
                 let (_, provided) = self.rechecks.remove(0);
-                self.recycle(&provided).await;
+                self.recycle(&provided, lock).await;
                 continue;
             }
             if let Some(work) = self.queue.take() {
@@ -508,7 +505,7 @@ impl Controller<'_> {
         if self.args.recycle_stuck_pods {
             let provided = provided(&report, &desired);
             if !provided.is_empty() {
-                self.recycle(&provided).await;
+                self.recycle(&provided, lock).await;
                 self.rechecks.push((Instant::now() + RECHECK, provided));
             }
         }
@@ -632,10 +629,14 @@ impl Controller<'_> {
     }
 
     /// Deletes the pods stuck on the registries just provided (--recycle-stuck-pods).
-    async fn recycle(&mut self, provided: &Provided) {
+    async fn recycle(&mut self, provided: &Provided, lock: &crate::lock::Lock) {
         let log = self.log;
         let told = |m: &str| log.warn(m);
-        match crate::recycle::recycle(&self.client, provided, &mut self.limiter, &told).await {
+        // Each deletion is a write: made only while the Lease is held and no stop was asked.
+        let stop = &self.stop;
+        let halt = || lock.lost() || stop.load(Ordering::SeqCst);
+        match crate::recycle::recycle(&self.client, provided, &mut self.limiter, &told, &halt).await
+        {
             Ok(n) => self.metrics.recycled(n),
             Err(e) => self.log.error(&format!(
                 "cannot look for pods stuck pulling images: {}",
