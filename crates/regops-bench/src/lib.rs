@@ -231,11 +231,20 @@ pub fn expected_requests(step: Step, namespaces: usize) -> BTreeMap<(String, Str
 fn regops_args(step: Step, spec: &Path, kubeconfig: &Path, concurrency: usize) -> Vec<String> {
     let mut a: Vec<String> = match step {
         Step::Plan => vec!["plan".into()],
+        // The Lease renewed every 20 s (not client-go's 2 s): renewals are driven by the clock,
+        // not by the work, and would make the exact request counts depend on the machine's
+        // speed.
         Step::FirstApply | Step::NoopApply => vec![
             "apply".into(),
             "--yes".into(),
             "--concurrency".into(),
             concurrency.to_string(),
+            "--lock-duration".into(),
+            "60s".into(),
+            "--renew-deadline".into(),
+            "40s".into(),
+            "--retry-period".into(),
+            "20s".into(),
         ],
         Step::Drift => vec!["drift".into()],
     };
