@@ -43,12 +43,16 @@ struct Env {
 
 impl Env {
     fn new(spec: &str) -> Env {
+        Env::from(common::Cluster::new(spec))
+    }
+
+    fn from(cluster: common::Cluster) -> Env {
         let common::Cluster {
             server,
             dir,
             kubeconfig,
             spec,
-        } = common::Cluster::new(spec);
+        } = cluster;
         Env {
             server,
             _dir: dir,
@@ -122,18 +126,7 @@ fn base_env() -> Env {
 
 /// Over TLS, for kubectl (`common::install`).
 fn tls_env() -> Env {
-    let common::Cluster {
-        server,
-        dir,
-        kubeconfig,
-        spec,
-    } = common::Cluster::new_tls(SPEC);
-    with_fixtures(Env {
-        server,
-        _dir: dir,
-        kubeconfig,
-        spec,
-    })
+    with_fixtures(Env::from(common::Cluster::new_tls(SPEC)))
 }
 
 fn with_fixtures(e: Env) -> Env {
