@@ -41,13 +41,20 @@ fn main() {
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
-    // Rebuild when HEAD moves: HEAD itself, and the ref it points at.
+    // Rebuild when HEAD moves: HEAD itself, the ref it points at, and packed-refs. Only files
+    // that exist are named: cargo takes a missing one as changed, and would rebuild regops on
+    // every build.
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
-        println!("cargo:rerun-if-changed={dir}/HEAD");
+        let mut watched = vec![format!("{dir}/HEAD"), format!("{dir}/packed-refs")];
         if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={dir}/{reference}");
+            watched.push(format!("{dir}/{reference}"));
         }
-        println!("cargo:rerun-if-changed={dir}/packed-refs");
+        for path in watched
+            .iter()
+            .filter(|p| std::path::Path::new(p).exists())
+        {
+            println!("cargo:rerun-if-changed={path}");
+        }
     }
 
     let commit = std::env::var("REGOPS_BUILD_COMMIT")
