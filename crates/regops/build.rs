@@ -49,10 +49,7 @@ fn main() {
         if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"]) {
             watched.push(format!("{dir}/{reference}"));
         }
-        for path in watched
-            .iter()
-            .filter(|p| std::path::Path::new(p).exists())
-        {
+        for path in watched.iter().filter(|p| std::path::Path::new(p).exists()) {
             println!("cargo:rerun-if-changed={path}");
         }
     }

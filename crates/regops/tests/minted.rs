@@ -757,3 +757,145 @@ pullSecrets:
         assert!(s.object("secrets", "web", "ecr-pull").is_some());
     }
 }
+
+/// A token endpoint that hangs (8 s here) holds up only what needs its token: in a fleet, the
+/// other cluster's reads go on meanwhile (minting no longer blocks the thread every cluster is
+/// planned on), and its Secret is written; the token comes when the endpoint answers.
+#[test]
+fn a_hung_token_endpoint_does_not_hold_up_another_clusters_plan() {
+    let cloud = Cloud::start();
+    cloud.state.lock().unwrap().hang_ecr = Some(std::time::Duration::from_secs(8));
+    let dir = tempfile::tempdir().unwrap();
+    let servers: Vec<kube_test_server::TestServer> = (0..2)
+        .map(|_| kube_test_server::TestServer::start(kube_test_server::Config::default()).unwrap())
+        .collect();
+    for (name, s) in ["eu", "us"].iter().zip(&servers) {
+        std::fs::write(
+            dir.path().join(format!("kubeconfig-{name}")),
+            s.kubeconfig().replace("kube-test-server", name),
+        )
+        .unwrap();
+        s.seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}))
+            .unwrap();
+    }
+    // The us cluster reads slowly (300 ms a request), so its reads are under way while the eu
+    // cluster, read at once, waits for its token.
+    servers[1].add_fault(
+        kube_test_server::Fault::new(kube_test_server::FaultAction::Latency(
+            std::time::Duration::from_millis(300),
+        ))
+        .verb("list"),
+    );
+    let spec = dir.path().join("regops.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "apiVersion: regops.dev/v1
+kind: RegistryConfig
+metadata: {{ name: fleet }}
+registries:
+  ecr: {{ server: {ECR_SERVER}, credential: aws }}
+  harbor: {{ server: harbor.example.com, credential: robot }}
+credentials:
+  aws: {{ password: {{ ecr: {{ region: eu-west-1 }} }} }}
+  robot: {{ username: robot, password: {{ env: REGOPS_CRED_ROBOT_PW }} }}
+clusters:
+  eu: {{ kubeconfig: kubeconfig-eu }}
+  us: {{ kubeconfig: kubeconfig-us }}
+scopes:
+  eu-apps: {{ namespaces: [web], clusters: {{ names: [eu] }} }}
+  us-apps: {{ namespaces: [web], clusters: {{ names: [us] }} }}
+pullSecrets:
+  ecr-pull: {{ registries: [ecr], scope: eu-apps }}
+  harbor-pull: {{ registries: [harbor], scope: us-apps }}
+"
+        ),
+    )
+    .unwrap();
+    let mut cmd = regops();
+    cmd.env("AWS_ENDPOINT_URL_ECR", cloud.url())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("REGOPS_CRED_ROBOT_PW", "robot-password-MARKER");
+    for (k, v) in KEYS {
+        cmd.env(k, v);
+    }
+    let r = run(cmd.args(["plan", "-f"]).arg(&spec));
+    assert_eq!(r.code, 2, "{}", r.transcript());
+    assert!(!r.stdout.contains("MARKER") && !r.stderr.contains("MARKER"));
+    assert_eq!(cloud.calls("ecr"), 1);
+    // The us cluster's reads went on while the token endpoint hung: its requests span the
+    // time its reads take (about ten at 300 ms), not the 8 s of the hang.
+    let us = servers[1].log();
+    let (first, last) = (
+        us.iter().map(|l| l.at).min().unwrap(),
+        us.iter().map(|l| l.answered).max().unwrap(),
+    );
+    assert!(
+        last.duration_since(first) < std::time::Duration::from_secs(6),
+        "the us cluster's reads waited for the eu cluster's token: {:?} over {} requests",
+        last.duration_since(first),
+        us.len()
+    );
+    assert!(
+        r.stdout.contains("harbor-pull") && r.stdout.contains("ecr-pull"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// The controller's listener answers while a token endpoint hangs: minting waits on the
+/// network without holding the thread the probes are served on.
+#[test]
+fn a_hung_token_endpoint_does_not_hold_up_healthz() {
+    let cloud = Cloud::start();
+    cloud.state.lock().unwrap().hang_ecr = Some(std::time::Duration::from_secs(8));
+    let c = Cluster::new(&ecr_spec("", "web"));
+    namespace(&c, "web");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = regops();
+    cmd.env("REGOPS_CRED_ROBOT_PW", "robot-password-MARKER")
+        .env("AWS_ENDPOINT_URL_ECR", cloud.url())
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    for (k, v) in KEYS {
+        cmd.env(k, v);
+    }
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(
+        cmd.args(["apply", "--watch", "-f"])
+            .arg(&c.spec)
+            .arg("--kubeconfig")
+            .arg(&c.kubeconfig)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Wait until the token is being asked for (the endpoint now hangs for 8 s).
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while cloud.calls("ecr") == 0 {
+        assert!(std::time::Instant::now() < until, "no token was asked for");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let asked = std::time::Instant::now();
+    let (status, _) = regops_bench::http_get(port, "/healthz");
+    assert_eq!(status, 200);
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(2),
+        "/healthz waited {:?} for the token",
+        asked.elapsed()
+    );
+    // The first full apply has not ended: not ready yet, and told so at once.
+    assert_eq!(regops_bench::http_get(port, "/readyz").0, 503);
+    assert!(asked.elapsed() < std::time::Duration::from_secs(4));
+}

@@ -123,7 +123,7 @@ pub(super) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
             &prepared.loaded.name,
             prepared.only.as_ref(),
         ))?;
-        let (_, plan) = prepared.plan(&observed, &target.to_string());
+        let (_, plan) = rt.block_on(prepared.plan(&observed, &target.to_string()));
         if !plan.has_changes() {
             return Ok(unchanged(&plan, &args, term));
         }
@@ -194,7 +194,7 @@ fn read_plan_write(
         &loaded.name,
         prepared.only.as_ref(),
     ))?;
-    let (desired, plan) = prepared.plan(&observed, &target.to_string());
+    let (desired, plan) = rt.block_on(prepared.plan(&observed, &target.to_string()));
     if !plan.has_changes() {
         return Ok(unchanged(&plan, args, term));
     }
@@ -261,7 +261,9 @@ async fn stage(
     let (client, target) = m.connect().await.map_err(error)?;
     let read = || async {
         let observed = crate::observe::from_cluster(&client, &target, &m.spec, name, only).await?;
-        let (desired, plan) = prepared.plan_with(&m.spec, &observed, &target.to_string(), only);
+        let (desired, plan) = prepared
+            .plan_with(&m.spec, &observed, &target.to_string(), only)
+            .await;
         Ok::<_, crate::cluster::ClusterError>((observed, desired, plan))
     };
     let (observed, desired, plan) = read().await.map_err(error)?;

@@ -80,7 +80,7 @@ fn drift_inner(args: &DriftArgs, term: &Term) -> Result<(String, Found, ExitStat
         return drift_fleet(args, &prepared, &members, term);
     }
     let (observed, target) = read_cluster(&args.run, &prepared)?;
-    let (desired, plan) = prepared.plan(&observed, &target);
+    let (desired, plan) = super::load::runtime()?.block_on(prepared.plan(&observed, &target));
     let drift = with_expiring(&plan, &desired, args);
     drop((desired, observed));
     term.stdout(&match args.output {
@@ -127,7 +127,7 @@ fn drift_fleet(
     let results: Vec<Member<Drifted>> =
         super::load::runtime()?.block_on(super::fleet::each(members, limit, |m| async move {
             let (observed, target) = super::load::read_member(m, prepared).await?;
-            let (desired, plan) = prepared.plan_with(&m.spec, &observed, &target, only);
+            let (desired, plan) = prepared.plan_with(&m.spec, &observed, &target, only).await;
             let drift = with_expiring(&plan, &desired, args);
             Ok(Drifted { plan, drift })
         }));

@@ -155,6 +155,9 @@ pub(super) struct Prepared {
     pub(super) tokens: std::sync::Mutex<regops_core::desired::Tokens>,
     /// Whether planning may mint tokens that are due (not for `drift`, which only reports).
     pub(super) mint: bool,
+    /// One gate per minted credential: a fleet's clusters planned at once mint each token
+    /// once, the others waiting for it without holding up anything else.
+    pub(super) minting: std::sync::Mutex<BTreeMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// The namespaces given with `flag` (`-n`), checked to be namespace names; `None` for none.
@@ -217,6 +220,7 @@ pub(super) fn prepare(run: &crate::cli::RunArgs, term: &Term) -> Result<Prepared
         source,
         tokens: std::sync::Mutex::new(tokens),
         mint: true,
+        minting: std::sync::Mutex::default(),
     })
 }
 
@@ -304,15 +308,13 @@ pub(super) fn used_credentials(spec: &regops_spec::Spec) -> Vec<&str> {
 }
 
 impl Prepared {
-    /// The desired state against `observed`, minting the tokens that are due (once per run:
-    /// a fleet's clusters share them; a token is minted again only when it is itself due).
-    pub(super) fn desired(
+    /// The tokens this run holds, with tokens minted by an earlier plan of this process that
+    /// have come within their own margin dropped (so they are minted again: a long-running
+    /// apply's renewal). Held only while no await is pending.
+    fn current_tokens(
         &self,
         spec: &regops_spec::Spec,
-        observed: &regops_core::observed::Observed,
-        only: Option<&std::collections::BTreeSet<String>>,
-    ) -> regops_core::desired::Desired {
-        use regops_core::desired::compute_with;
+    ) -> std::sync::MutexGuard<'_, regops_core::desired::Tokens> {
         // A poisoned lock only means another cluster's plan panicked; the tokens are whole.
         let mut tokens = self
             .tokens
@@ -320,8 +322,6 @@ impl Prepared {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = unix_now();
         tokens.now = now;
-        // A token minted by an earlier plan of this process that has come within its own
-        // margin is dropped, so that it is minted again (a long-running apply's renewal).
         tokens.fresh.retain(|name, t| match t {
             Err(_) => true,
             Ok(l) => {
@@ -332,34 +332,78 @@ impl Prepared {
                 l.expires_at.is_some_and(|at| at - now > margin)
             }
         });
-        let desired = compute_with(spec, &self.logins, &tokens, observed, only);
-        if !self.mint || desired.due.is_empty() {
-            return desired;
+        tokens
+    }
+
+    /// The desired state against `observed`, with the tokens this run holds (pure: nothing is
+    /// minted here; see [`Prepared::mint_due`]).
+    pub(super) fn desired(
+        &self,
+        spec: &regops_spec::Spec,
+        observed: &regops_core::observed::Observed,
+        only: Option<&std::collections::BTreeSet<String>>,
+    ) -> regops_core::desired::Desired {
+        let tokens = self.current_tokens(spec);
+        regops_core::desired::compute_with(spec, &self.logins, &tokens, observed, only)
+    }
+
+    /// Mints the tokens the desired state against `observed` needs and this run does not hold
+    /// (once per run: a fleet's clusters share them; a token is minted again only when it is
+    /// itself due). Async all through: a token endpoint that hangs holds up only the plans
+    /// that need its token, never another cluster's plan nor the controller's listener. A
+    /// failure is kept as the credential's token (a conflict on the Secrets that need it).
+    pub(super) async fn mint_due(
+        &self,
+        spec: &regops_spec::Spec,
+        observed: &regops_core::observed::Observed,
+        only: Option<&std::collections::BTreeSet<String>>,
+    ) {
+        if !self.mint {
+            return;
         }
-        let wanted: Vec<String> = desired
-            .due
-            .iter()
-            .filter(|c| !tokens.fresh.contains_key(c.as_str()))
-            .cloned()
-            .collect();
-        if wanted.is_empty() {
-            return desired;
-        }
-        drop(desired);
+        let wanted: Vec<String> = {
+            let tokens = self.current_tokens(spec);
+            let desired =
+                regops_core::desired::compute_with(spec, &self.logins, &tokens, observed, only);
+            desired
+                .due
+                .iter()
+                .filter(|c| !tokens.fresh.contains_key(c.as_str()))
+                .cloned()
+                .collect()
+        };
         for name in wanted {
-            let minted = crate::mint::mint_blocking(&self.loaded.spec, &name).map_err(|e| {
-                let kind = self
-                    .loaded
-                    .spec
-                    .credentials
-                    .get(&name)
-                    .and_then(|c| c.minted())
-                    .map_or("", |m| m.key());
-                format!("cannot mint a token from `{kind}`: {e}")
-            });
-            tokens.fresh.insert(name, minted);
+            let gate = self
+                .minting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(name.clone())
+                .or_default()
+                .clone();
+            let _one_at_a_time = gate.lock().await;
+            // Another cluster may have minted it while this one waited at the gate.
+            if self.current_tokens(spec).fresh.contains_key(&name) {
+                continue;
+            }
+            let env = |k: &str| std::env::var(k).ok();
+            let minted = crate::mint::mint(&self.loaded.spec, &name, &env)
+                .await
+                .map_err(|e| {
+                    let kind = self
+                        .loaded
+                        .spec
+                        .credentials
+                        .get(&name)
+                        .and_then(|c| c.minted())
+                        .map_or("", |m| m.key());
+                    format!("cannot mint a token from `{kind}`: {e}")
+                });
+            self.tokens
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .fresh
+                .insert(name, minted);
         }
-        compute_with(spec, &self.logins, &tokens, observed, only)
     }
 
     /// Forgets the minted credentials that failed, so the next plan tries them again (a
@@ -380,32 +424,35 @@ impl Prepared {
     }
 
     /// The desired state and the plan against the cluster as `observed` (at `target`).
-    pub(super) fn plan(
+    pub(super) async fn plan(
         &self,
         observed: &regops_core::observed::Observed,
         target: &str,
     ) -> (regops_core::desired::Desired, regops_core::plan::Plan) {
-        self.plan_for(observed, target, self.only.as_ref())
+        self.plan_for(observed, target, self.only.as_ref()).await
     }
 
     /// As [`Prepared::plan`], for the namespaces in `only` (the watch's namespace passes).
-    pub(super) fn plan_for(
+    pub(super) async fn plan_for(
         &self,
         observed: &regops_core::observed::Observed,
         target: &str,
         only: Option<&std::collections::BTreeSet<String>>,
     ) -> (regops_core::desired::Desired, regops_core::plan::Plan) {
         self.plan_with(&self.loaded.spec, observed, target, only)
+            .await
     }
 
-    /// As [`Prepared::plan_for`], for `spec` (one cluster's view of the spec in a fleet).
-    pub(super) fn plan_with(
+    /// As [`Prepared::plan_for`], for `spec` (one cluster's view of the spec in a fleet):
+    /// the tokens due minted first ([`Prepared::mint_due`]), then the pure plan.
+    pub(super) async fn plan_with(
         &self,
         spec: &regops_spec::Spec,
         observed: &regops_core::observed::Observed,
         target: &str,
         only: Option<&std::collections::BTreeSet<String>>,
     ) -> (regops_core::desired::Desired, regops_core::plan::Plan) {
+        self.mint_due(spec, observed, only).await;
         let desired = self.desired(spec, observed, only);
         let mut plan = regops_core::plan::compute(
             &self.loaded.name,

@@ -44,7 +44,7 @@ pub(super) fn plan(args: PlanArgs, term: &Term) -> Outcome {
             (observed, target, Vec::new())
         }
     };
-    let (desired, mut plan) = prepared.plan(&observed, &target);
+    let (desired, mut plan) = super::load::runtime()?.block_on(prepared.plan(&observed, &target));
     plan.warn(extra_warnings);
     // The cluster as read and the desired state are not needed to show the plan: free them
     // before the view is built, so the two never add up.
@@ -88,7 +88,12 @@ fn plan_fleet(
                 });
             };
             let (observed, target, warnings) = read_state_file(path)?;
-            let (_, mut plan) = prepared.plan_with(&member.spec, &observed, &target, only);
+            let (_, mut plan) = super::load::runtime()?.block_on(prepared.plan_with(
+                &member.spec,
+                &observed,
+                &target,
+                only,
+            ));
             plan.warn(warnings);
             vec![regops_core::fleet::Member {
                 cluster: member.name.clone(),
@@ -100,7 +105,10 @@ fn plan_fleet(
             let limit = usize::from(args.run.cluster_concurrency);
             super::load::runtime()?.block_on(super::fleet::each(members, limit, |m| async move {
                 let (observed, target) = super::load::read_member(m, prepared).await?;
-                Ok(prepared.plan_with(&m.spec, &observed, &target, only).1)
+                Ok(prepared
+                    .plan_with(&m.spec, &observed, &target, only)
+                    .await
+                    .1)
             }))
         }
     };

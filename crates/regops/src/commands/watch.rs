@@ -484,9 +484,10 @@ impl Controller<'_> {
         if scope == Scope::Full {
             self.prepared.forget_failed_tokens();
         }
-        let (desired, plan) =
-            self.prepared
-                .plan_for(&observed, &self.target.to_string(), only.as_ref());
+        let (desired, plan) = self
+            .prepared
+            .plan_for(&observed, &self.target.to_string(), only.as_ref())
+            .await;
         if scope == Scope::Full {
             // The next renewal, on a timer: when the first token held comes due.
             self.renew_at = desired.renew_at.map(|at| {

@@ -272,8 +272,9 @@ pub async fn mint(spec: &Spec, name: &str, env: Env<'_>) -> Result<Login, MintEr
     }
 }
 
-/// [`mint`] from synchronous code, on a thread of its own with its own runtime (it may be
-/// called from inside another runtime, as a fleet's plans are).
+/// [`mint`] from synchronous code (`render` and `validate`, which need every token before they
+/// start), on a thread of its own with its own runtime. Never from async code: planning mints
+/// with [`mint`] itself (`Prepared::mint_due`), so a hung endpoint blocks no runtime.
 pub fn mint_blocking(spec: &Spec, name: &str) -> Result<Login, MintError> {
     std::thread::scope(|s| {
         s.spawn(|| {

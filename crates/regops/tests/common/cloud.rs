@@ -42,6 +42,8 @@ pub struct State {
     pub calls: BTreeMap<String, usize>,
     /// ECR refuses with AccessDeniedException.
     pub deny_ecr: bool,
+    /// ECR answers only after this long (a hung endpoint).
+    pub hang_ecr: Option<std::time::Duration>,
     /// The fake's clock is this many seconds ahead of the machine's.
     pub clock_ahead: i64,
     /// Seconds an ECR token lives (12 hours by default).
@@ -256,6 +258,10 @@ async fn handle(
     // ECR
     if target == "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken" {
         count("ecr");
+        let hang = state.lock().unwrap().hang_ecr;
+        if let Some(d) = hang {
+            tokio::time::sleep(d).await;
+        }
         let json_err = |code: &str, msg: &str, status: u16| {
             reply(
                 status,
