@@ -34,6 +34,8 @@ pub struct Fault {
     pub verb: Option<String>,
     /// `secrets`, `serviceaccounts`, ...; `None` for any.
     pub resource: Option<String>,
+    /// Only requests in this namespace (its path's `/namespaces/{ns}/`).
+    pub namespace: Option<String>,
     pub action: FaultAction,
     /// Only the Nth matching request (1-based).
     pub nth: Option<u64>,
@@ -50,6 +52,7 @@ impl Fault {
         Fault {
             verb: None,
             resource: None,
+            namespace: None,
             action,
             nth: None,
             share: None,
@@ -71,6 +74,10 @@ impl Fault {
     }
     pub fn resource(mut self, resource: &str) -> Self {
         self.resource = Some(resource.into());
+        self
+    }
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.namespace = Some(namespace.into());
         self
     }
     pub fn nth(mut self, n: u64) -> Self {
@@ -96,7 +103,11 @@ impl Fault {
             .resource
             .as_deref()
             .is_none_or(|r| action.is_some_and(|a| a.resource == r));
-        if !(verb_ok && res_ok) {
+        let ns_ok = self
+            .namespace
+            .as_deref()
+            .is_none_or(|n| action.is_some_and(|a| a.namespace.as_deref() == Some(n)));
+        if !(verb_ok && res_ok && ns_ok) {
             return false;
         }
         self.matched += 1;

@@ -12,6 +12,9 @@
 //! - `regops_watch_restarts_total{resource,reason="closed|expired|error"}`;
 //! - `regops_spec_reloads_total{outcome="success|failure"}`;
 //! - `regops_pods_recycled_total`: pods deleted by `--recycle-stuck-pods`;
+//! - `regops_namespaces_awaiting_retry`: namespaces whose writes failed, waiting to be retried
+//!   alone (each with its own backoff);
+//! - `regops_mint_failures_total`: tokens that could not be minted (each retried with backoff);
 //! - `regops_last_full_sync_timestamp_seconds` and `regops_seconds_since_last_full_sync`
 //!   (successful full applies; the second is computed at each scrape, for simple alerts).
 
@@ -72,6 +75,8 @@ struct Values {
     watch_restarts: BTreeMap<(String, &'static str), u64>,
     reloads: BTreeMap<bool, u64>,
     recycled: u64,
+    awaiting_retry: u64,
+    mint_failures: u64,
     last_full_sync: Option<f64>,
 }
 
@@ -174,6 +179,16 @@ impl Metrics {
             .watch_restarts
             .entry((resource.to_string(), reason))
             .or_default() += 1;
+    }
+
+    /// How many namespaces wait to be retried.
+    pub fn awaiting_retry(&self, namespaces: usize) {
+        self.values().awaiting_retry = namespaces as u64;
+    }
+
+    /// A token could not be minted.
+    pub fn mint_failed(&self) {
+        self.values().mint_failures += 1;
     }
 
     pub fn recycled(&self, pods: usize) {
@@ -312,6 +327,24 @@ fn render(labels: &str, v: &Values, now: f64) -> String {
         "Pods stuck pulling from a registry just provided, deleted for their controller to recreate.",
     );
     let _ = writeln!(o, "regops_pods_recycled_total{{{s}}} {}", v.recycled);
+    head(
+        &mut o,
+        "regops_namespaces_awaiting_retry",
+        "gauge",
+        "Namespaces whose writes failed, waiting to be retried alone with their own backoff.",
+    );
+    let _ = writeln!(
+        o,
+        "regops_namespaces_awaiting_retry{{{s}}} {}",
+        v.awaiting_retry
+    );
+    head(
+        &mut o,
+        "regops_mint_failures_total",
+        "counter",
+        "Tokens that could not be minted from a cloud identity (each retried with backoff).",
+    );
+    let _ = writeln!(o, "regops_mint_failures_total{{{s}}} {}", v.mint_failures);
     if let Some(t) = v.last_full_sync {
         head(
             &mut o,
@@ -363,6 +396,8 @@ mod tests {
         m.full_sync(4, 1, Some(1000.0));
         m.watch_restart("namespaces", "expired");
         m.reload(false);
+        m.awaiting_retry(1);
+        m.mint_failed();
         insta::assert_snapshot!(m.render(1012.5));
     }
 

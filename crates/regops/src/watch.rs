@@ -18,11 +18,13 @@
 //! count: each watch keeps a small fingerprint (two integers) of what planning reads, per object
 //! it has seen change, and ignores events that leave it as it was.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use kube::Client;
 use kube::api::{ListParams, WatchParams};
@@ -116,6 +118,90 @@ impl Queue {
     /// Wakes a [`Queue::wait`] with nothing queued (to look at a stop flag).
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+}
+
+/// Retries, each key (a namespace, a minted credential) with its own exponential backoff, as
+/// kube-runtime's `error_policy` requeues one object and client-go's workqueue rate-limits
+/// one item: a failure waits `first`, doubling with each failure in a row up to `max`; a
+/// success forgets the key. One namespace that keeps failing costs a pass of its own now and
+/// then, never a full apply of the cluster. Pure: the caller gives the time.
+#[derive(Debug)]
+pub struct Retries {
+    first: Duration,
+    max: Duration,
+    waiting: BTreeMap<String, Retry>,
+}
+
+#[derive(Debug)]
+struct Retry {
+    failures: u32,
+    due: Option<Instant>,
+}
+
+impl Retries {
+    pub fn new(first: Duration, max: Duration) -> Retries {
+        Retries {
+            first,
+            max,
+            waiting: BTreeMap::new(),
+        }
+    }
+
+    /// `key` failed at `now`: it is due again after its backoff, which is returned.
+    pub fn failed(&mut self, key: &str, now: Instant) -> Duration {
+        let r = self.waiting.entry(key.to_string()).or_insert(Retry {
+            failures: 0,
+            due: None,
+        });
+        let wait = self
+            .first
+            .checked_mul(1u32 << r.failures.min(20))
+            .map_or(self.max, |w| w.min(self.max));
+        r.failures = r.failures.saturating_add(1);
+        r.due = Some(now + wait);
+        wait
+    }
+
+    /// `key` succeeded: its backoff starts again from `first` at its next failure.
+    pub fn succeeded(&mut self, key: &str) {
+        self.waiting.remove(key);
+    }
+
+    /// Keeps only the keys `keep` says (after a full pass: the ones that failed again).
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.waiting.retain(|k, _| keep(k));
+    }
+
+    /// Whether `key` is waiting for a retry.
+    pub fn waiting(&self, key: &str) -> bool {
+        self.waiting.get(key).is_some_and(|r| r.due.is_some())
+    }
+
+    /// The keys due at `now`, each taken once (its failure count is kept until it succeeds).
+    pub fn take_due(&mut self, now: Instant) -> Vec<String> {
+        let mut due = Vec::new();
+        for (k, r) in &mut self.waiting {
+            if r.due.is_some_and(|d| d <= now) {
+                r.due = None;
+                due.push(k.clone());
+            }
+        }
+        due
+    }
+
+    /// When the next key comes due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.waiting.values().filter_map(|r| r.due).min()
+    }
+
+    /// How many keys wait for a retry.
+    pub fn len(&self) -> usize {
+        self.waiting.values().filter(|r| r.due.is_some()).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -559,6 +645,64 @@ pub async fn versions(client: &Client, watched: &[Watched]) -> Result<Vec<String
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// Ten minutes of simulated time with one namespace failing at every pass and a thousand
+    /// others fine: the failing one is retried 9 times (after 1, 2, 4 ... 256 s, then every
+    /// 300 s), and nothing else is ever due.
+    #[test]
+    fn one_namespace_failing_forever_is_retried_nine_times_in_ten_minutes() {
+        let mut r = Retries::new(Duration::from_secs(1), Duration::from_secs(300));
+        let start = Instant::now();
+        let mut now = start;
+        r.failed("bad", now);
+        for i in 0..1000 {
+            r.succeeded(&format!("ns-{i}"));
+        }
+        let mut attempts = Vec::new();
+        let end = start + Duration::from_secs(600);
+        while let Some(at) = r.next_due() {
+            if at > end {
+                break;
+            }
+            now = at;
+            let due = r.take_due(now);
+            assert_eq!(due, ["bad"]);
+            attempts.push(now.duration_since(start).as_secs());
+            r.failed("bad", now);
+        }
+        assert_eq!(attempts, [1, 3, 7, 15, 31, 63, 127, 255, 511]);
+        assert_eq!(r.len(), 1);
+        // A success forgets it: the next failure waits the first backoff again.
+        r.succeeded("bad");
+        assert!(r.is_empty() && r.next_due().is_none());
+        assert_eq!(r.failed("bad", now), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn retries_are_taken_once_and_kept_until_they_succeed() {
+        let mut r = Retries::new(Duration::from_secs(2), Duration::from_secs(60));
+        let t = Instant::now();
+        assert_eq!(r.failed("a", t), Duration::from_secs(2));
+        assert_eq!(r.failed("b", t), Duration::from_secs(2));
+        assert!(r.take_due(t + Duration::from_secs(1)).is_empty());
+        assert_eq!(r.take_due(t + Duration::from_secs(2)), ["a", "b"]);
+        assert!(
+            r.take_due(t + Duration::from_secs(3)).is_empty(),
+            "taken once"
+        );
+        assert!(!r.waiting("a"));
+        // b failed again: 4 s now; a is dropped by a full pass that found it fine.
+        assert_eq!(
+            r.failed("b", t + Duration::from_secs(3)),
+            Duration::from_secs(4)
+        );
+        r.retain(|k| k == "b");
+        assert_eq!(r.failed("a", t), Duration::from_secs(2), "a starts over");
+        for _ in 0..40 {
+            r.failed("b", t);
+        }
+        assert_eq!(r.failed("b", t), Duration::from_secs(60), "capped");
+    }
 
     fn event(kind: &str, json: serde_json::Value) -> Event {
         Event {

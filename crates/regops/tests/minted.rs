@@ -899,3 +899,75 @@ fn a_hung_token_endpoint_does_not_hold_up_healthz() {
     assert_eq!(regops_bench::http_get(port, "/readyz").0, 503);
     assert!(asked.elapsed() < std::time::Duration::from_secs(4));
 }
+
+/// A token refused in the controller is asked for again with backoff (2 s, then 4 s, ...), not
+/// at the next resync an hour later, and counted on /metrics; once the cloud lets it through,
+/// the Secret is written.
+#[test]
+fn apply_watch_asks_again_for_a_token_that_failed_with_backoff() {
+    let cloud = Cloud::start();
+    cloud.state.lock().unwrap().deny_ecr = true;
+    let c = Cluster::new(&ecr_spec("", "web"));
+    namespace(&c, "web");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = regops();
+    cmd.env("REGOPS_CRED_ROBOT_PW", "robot-password-MARKER")
+        .env("AWS_ENDPOINT_URL_ECR", cloud.url())
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    for (k, v) in KEYS {
+        cmd.env(k, v);
+    }
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(
+        cmd.args(["apply", "--watch", "--resync", "1h", "-f"])
+            .arg(&c.spec)
+            .arg("--kubeconfig")
+            .arg(&c.kubeconfig)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let wait = |what: &str, secs: u64, ok: &dyn Fn() -> bool| {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < until {
+            if ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("timed out waiting for {what}");
+    };
+    wait("the first refusal", 15, &|| cloud.calls("ecr") >= 1);
+    let first = std::time::Instant::now();
+    wait("the token asked for again", 10, &|| cloud.calls("ecr") >= 2);
+    let gap = first.elapsed();
+    assert!(
+        gap >= std::time::Duration::from_millis(1500),
+        "asked again after {gap:?}, before its backoff"
+    );
+    let (_, metrics) = regops_bench::http_get(port, "/metrics");
+    assert!(
+        metrics.contains("regops_mint_failures_total{spec=\"minted\"} 2")
+            || metrics.contains("regops_mint_failures_total{spec=\"minted\"} 1"),
+        "{metrics}"
+    );
+    assert!(c.server.object("secrets", "web", "ecr-pull").is_none());
+    // The cloud lets it through: the next try (4 s later) writes the Secret.
+    cloud.state.lock().unwrap().deny_ecr = false;
+    wait("the Secret with the token", 15, &|| {
+        c.server.object("secrets", "web", "ecr-pull").is_some()
+    });
+    assert_eq!(cloud.calls("ecr"), 3, "asked once more, then held");
+}

@@ -1095,3 +1095,78 @@ fn a_paused_leader_resumed_after_a_takeover_writes_nothing() {
     assert!(after.is_empty(), "the resumed leader wrote: {after:?}");
     assert_one_writer_at_a_time(&e, leader.child.id(), standby.child.id());
 }
+
+/// At 1,000 namespaces, one namespace whose Secret write is refused (403) forever is retried
+/// alone, with its own backoff (2 s, then 4 s, ...): no full apply follows its failures (no
+/// cluster-wide LIST after the first full apply), and the requests it costs stay within a
+/// namespace pass per retry. Over ten minutes that is nine retries (the backoff's unit test,
+/// `watch::tests::one_namespace_failing_forever_is_retried_nine_times_in_ten_minutes`), about
+/// 100 requests, where a full apply per failure cost a whole cluster's LISTs each time.
+#[test]
+fn one_namespace_refused_forever_is_retried_alone_with_backoff() {
+    let e = Env::new();
+    for i in 0..1000 {
+        e.server
+            .seed(json!({"apiVersion": "v1", "kind": "Namespace",
+                          "metadata": {"name": format!("team-{i}"), "labels": {"team": "web"}}}))
+            .unwrap();
+    }
+    e.server
+        .seed(json!({"apiVersion": "v1", "kind": "Namespace",
+                      "metadata": {"name": "refused", "labels": {"team": "web"}}}))
+        .unwrap();
+    e.server.add_fault(
+        Fault::status(403)
+            .verb("patch")
+            .resource("secrets")
+            .namespace("refused"),
+    );
+    let c = e.start(&[]);
+    c.wait_ready();
+    assert!(e.secret("team-999").is_some());
+    // The first apply's own writes come back as events (a full pass of their own, as ever);
+    // from when that is over, only the refused namespace's retries may cost anything.
+    e.settle();
+    let ready_at = e.server.log().len();
+    let fired = e.server.faults_fired()[0];
+    wait_for(
+        "two more retries of the refused namespace",
+        Duration::from_secs(30),
+        || e.server.faults_fired()[0] >= fired + 2,
+    );
+    let after: Vec<_> = e.server.log()[ready_at..]
+        .iter()
+        .filter(|l| l.resource != "leases")
+        .cloned()
+        .collect();
+    let cluster_wide: Vec<_> = after
+        .iter()
+        .filter(|l| {
+            l.verb == "list" && !l.path.contains("/namespaces/") && l.resource != "namespaces"
+        })
+        .collect();
+    assert!(
+        cluster_wide.is_empty(),
+        "a failure of one namespace caused a full apply: {cluster_wide:?}"
+    );
+    let elsewhere: Vec<_> = after
+        .iter()
+        .filter(|l| l.namespace.as_deref().is_some_and(|n| n != "refused"))
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "other namespaces were read again: {elsewhere:?}"
+    );
+    assert!(
+        after.len() <= 2 * 20,
+        "two retries cost {} requests: {after:?}",
+        after.len()
+    );
+    c.wait_log("namespace refused: a write failed; it is retried alone in 4 s");
+    c.wait_log("namespace refused: a write failed; it is retried alone in 8 s");
+    let (_, metrics) = c.get("/metrics");
+    assert!(
+        metrics.contains("regops_namespaces_awaiting_retry{spec=\"e2e\"} 1"),
+        "{metrics}"
+    );
+}

@@ -406,6 +406,32 @@ impl Prepared {
         }
     }
 
+    /// The minted credentials whose token this run could not have, and those it holds.
+    pub(super) fn mint_outcomes(&self) -> (Vec<String>, Vec<String>) {
+        let spec = &self.loaded.spec;
+        let tokens = self
+            .tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut failed = Vec::new();
+        let mut held = Vec::new();
+        for (name, t) in &tokens.fresh {
+            if spec
+                .credentials
+                .get(name)
+                .is_none_or(|c| c.minted().is_none())
+            {
+                continue;
+            }
+            if t.is_ok() {
+                held.push(name.clone());
+            } else {
+                failed.push(name.clone());
+            }
+        }
+        (failed, held)
+    }
+
     /// Forgets the minted credentials that failed, so the next plan tries them again (a
     /// long-running apply's next full pass).
     pub(super) fn forget_failed_tokens(&self) {

@@ -31,7 +31,8 @@ use crate::metrics::{Metrics, Pass, Scope};
 use crate::output::{Log, Term};
 use crate::watch::{Prints, Queue, Work};
 
-/// After a failed pass, the next full apply waits this long, doubling up to [`RETRY_MAX`].
+/// After a failure (a full read, a namespace's write, a token), the retry waits this long,
+/// doubling with each failure in a row up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_secs(2);
 const RETRY_MAX: Duration = Duration::from_secs(300);
 
@@ -108,6 +109,8 @@ pub(super) fn watch(mut args: ApplyArgs, term: &Term) -> Outcome {
         retry: None,
         renew_at: None,
         retry_wait: RETRY_FIRST,
+        retries: crate::watch::Retries::new(RETRY_FIRST, RETRY_MAX),
+        mint_retries: crate::watch::Retries::new(RETRY_FIRST, RETRY_MAX),
         limiter: crate::recycle::Limiter::default(),
         rechecks: Vec::new(),
     };
@@ -153,8 +156,13 @@ struct Controller<'a> {
     /// SIGHUP: read the spec again.
     hangup: Arc<AtomicBool>,
     watches: Vec<(Arc<AtomicBool>, tokio::task::JoinHandle<()>)>,
-    /// A full apply scheduled after a failure.
+    /// A full apply scheduled after a full read failed.
     retry: Option<Instant>,
+    /// Namespaces whose writes failed, each retried alone with its own backoff.
+    retries: crate::watch::Retries,
+    /// Minted credentials whose token could not be had, each tried again with its own backoff
+    /// (by a full pass, which asks again for the tokens that failed).
+    mint_retries: crate::watch::Retries,
     /// When the first minted token comes within its `refreshBefore` (from the last full pass).
     renew_at: Option<Instant>,
     retry_wait: Duration,
@@ -293,6 +301,15 @@ impl Controller<'_> {
                 self.recycle(&provided, lock).await;
                 continue;
             }
+            let now = Instant::now();
+            for ns in self.retries.take_due(now) {
+                self.queue.touch(&ns);
+            }
+            if !self.mint_retries.take_due(now).is_empty() {
+                self.log
+                    .info("a token that failed is asked for again: a full apply");
+                self.queue.full();
+            }
             if let Some(work) = self.queue.take() {
                 if work == Work::Full {
                     next_resync = Instant::now() + self.args.resync;
@@ -303,6 +320,11 @@ impl Controller<'_> {
             let retry_at = self.retry.unwrap_or(next_resync);
             let recheck_at = self.rechecks.first().map_or(next_resync, |(at, _)| *at);
             let renew_at = self.renew_at.unwrap_or(next_resync);
+            let requeue_at = [self.retries.next_due(), self.mint_retries.next_due()]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(next_resync);
             tokio::select! {
                 () = self.queue.wait() => {}
                 () = tokio::time::sleep_until(renew_at) => {
@@ -321,6 +343,7 @@ impl Controller<'_> {
                     }
                 }
                 () = tokio::time::sleep_until(next_poll) => {}
+                () = tokio::time::sleep_until(requeue_at) => {}
                 () = tokio::time::sleep_until(recheck_at) => {}
                 // The Lease's renewal runs on its own thread: look at it every second.
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -470,7 +493,16 @@ impl Controller<'_> {
                 self.log
                     .error(&format!("{what}: cannot read the cluster: {e}"));
                 self.account(scope, started, None, &Report::default());
-                self.schedule_retry();
+                match (&scope, &only) {
+                    (Scope::Namespaces, Some(set)) => {
+                        let now = Instant::now();
+                        for ns in set {
+                            self.retries.failed(ns, now);
+                        }
+                        self.metrics.awaiting_retry(self.retries.len());
+                    }
+                    _ => self.schedule_retry(),
+                }
                 return;
             }
         };
@@ -510,10 +542,58 @@ impl Controller<'_> {
                 self.rechecks.push((Instant::now() + RECHECK, provided));
             }
         }
-        if report.failed() > 0 {
-            self.schedule_retry();
-        } else {
+        self.requeue_failures(scope, only.as_ref(), &report);
+        if scope == Scope::Full {
             self.retry_wait = RETRY_FIRST;
+        }
+    }
+
+    /// After a pass: each namespace with a failed write is retried alone, with its own
+    /// backoff (never a full apply); the namespaces of the pass that went through are
+    /// forgotten. Each minted credential whose token failed is tried again with its own
+    /// backoff; one that came through is forgotten.
+    fn requeue_failures(
+        &mut self,
+        scope: Scope,
+        only: Option<&std::collections::BTreeSet<String>>,
+        report: &Report,
+    ) {
+        let now = Instant::now();
+        let failed: std::collections::BTreeSet<&str> = report
+            .results
+            .iter()
+            .filter(|r| r.outcome == ItemOutcome::Failed)
+            .map(|r| r.namespace.as_str())
+            .collect();
+        match (scope, only) {
+            (Scope::Namespaces, Some(set)) => {
+                for ns in set.iter().filter(|ns| !failed.contains(ns.as_str())) {
+                    self.retries.succeeded(ns);
+                }
+            }
+            _ => self.retries.retain(|ns| failed.contains(ns)),
+        }
+        for ns in &failed {
+            let wait = self.retries.failed(ns, now);
+            self.log.warn(&format!(
+                "namespace {ns}: a write failed; it is retried alone in {} s",
+                wait.as_secs_f64()
+            ));
+        }
+        self.metrics.awaiting_retry(self.retries.len());
+        let (failed_mints, minted) = self.prepared.mint_outcomes();
+        for name in minted {
+            self.mint_retries.succeeded(&name);
+        }
+        for name in failed_mints {
+            if !self.mint_retries.waiting(&name) {
+                let wait = self.mint_retries.failed(&name, now);
+                self.metrics.mint_failed();
+                self.log.warn(&format!(
+                    "credential {name}: no token; asked again in {} s",
+                    wait.as_secs_f64()
+                ));
+            }
         }
     }
 
@@ -646,8 +726,8 @@ impl Controller<'_> {
         }
     }
 
-    /// A pass failed: a full apply follows after a wait that grows with each failure in a
-    /// row (what failed may be anywhere the pass looked).
+    /// A full read failed: a full apply follows after a wait that grows with each failure in
+    /// a row (what failed may be anywhere the read looked).
     fn schedule_retry(&mut self) {
         let at = Instant::now() + self.retry_wait;
         self.log.warn(&format!(
