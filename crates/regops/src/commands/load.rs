@@ -308,20 +308,24 @@ pub(super) fn used_credentials(spec: &regops_spec::Spec) -> Vec<&str> {
 }
 
 impl Prepared {
-    /// The tokens this run holds, with tokens minted by an earlier plan of this process that
-    /// have come within their own margin dropped (so they are minted again: a long-running
-    /// apply's renewal). Held only while no await is pending.
-    fn current_tokens(
-        &self,
-        spec: &regops_spec::Spec,
-    ) -> std::sync::MutexGuard<'_, regops_core::desired::Tokens> {
+    /// The tokens this run holds, as of now. Held only while no await is pending.
+    fn current_tokens(&self) -> std::sync::MutexGuard<'_, regops_core::desired::Tokens> {
         // A poisoned lock only means another cluster's plan panicked; the tokens are whole.
         let mut tokens = self
             .tokens
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = unix_now();
-        tokens.now = now;
+        tokens.now = unix_now();
+        tokens
+    }
+
+    /// Drops the tokens minted by an earlier plan of this process that have come within their
+    /// own margin, so this plan mints them again (a long-running apply's renewal). A token
+    /// minted by this plan is used even when it is due as soon as minted (a lifetime shorter
+    /// than `refresh_before`): it is the freshest there is.
+    fn drop_due_tokens(&self, spec: &regops_spec::Spec) {
+        let mut tokens = self.current_tokens();
+        let now = tokens.now;
         tokens.fresh.retain(|name, t| match t {
             Err(_) => true,
             Ok(l) => {
@@ -332,7 +336,6 @@ impl Prepared {
                 l.expires_at.is_some_and(|at| at - now > margin)
             }
         });
-        tokens
     }
 
     /// The desired state against `observed`, with the tokens this run holds (pure: nothing is
@@ -343,7 +346,7 @@ impl Prepared {
         observed: &regops_core::observed::Observed,
         only: Option<&std::collections::BTreeSet<String>>,
     ) -> regops_core::desired::Desired {
-        let tokens = self.current_tokens(spec);
+        let tokens = self.current_tokens();
         regops_core::desired::compute_with(spec, &self.logins, &tokens, observed, only)
     }
 
@@ -361,8 +364,9 @@ impl Prepared {
         if !self.mint {
             return;
         }
+        self.drop_due_tokens(spec);
         let wanted: Vec<String> = {
-            let tokens = self.current_tokens(spec);
+            let tokens = self.current_tokens();
             let desired =
                 regops_core::desired::compute_with(spec, &self.logins, &tokens, observed, only);
             desired
@@ -382,7 +386,7 @@ impl Prepared {
                 .clone();
             let _one_at_a_time = gate.lock().await;
             // Another cluster may have minted it while this one waited at the gate.
-            if self.current_tokens(spec).fresh.contains_key(&name) {
+            if self.current_tokens().fresh.contains_key(&name) {
                 continue;
             }
             let env = |k: &str| std::env::var(k).ok();
