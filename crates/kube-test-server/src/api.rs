@@ -208,6 +208,9 @@ pub struct Store {
     objects: BTreeMap<Key, Stored>,
     rv: u64,
     uids: u64,
+    /// This server's part of every uid (random, set at the first): two servers are two
+    /// clusters, and their `kube-system` namespaces have different uids, as real ones do.
+    uid_prefix: u64,
     names: u64,
     /// The latest changes, oldest first: a watch replays those after its resourceVersion.
     events: VecDeque<Event>,
@@ -902,7 +905,17 @@ impl Store {
             m.remove("namespace");
         }
         self.uids += 1;
-        obj["metadata"]["uid"] = json!(format!("00000000-0000-4000-8000-{:012x}", self.uids));
+        if self.uid_prefix == 0 {
+            use std::hash::BuildHasher;
+            // RandomState's keys are random per process and differ for each instance.
+            self.uid_prefix = std::collections::hash_map::RandomState::new().hash_one(0u8) | 1;
+        }
+        obj["metadata"]["uid"] = json!(format!(
+            "{:08x}-{:04x}-4000-8000-{:012x}",
+            self.uid_prefix >> 32,
+            (self.uid_prefix >> 16) & 0xffff,
+            self.uids
+        ));
         obj["metadata"]["creationTimestamp"] = json!(now());
         if let Some(m) = obj["metadata"].as_object_mut() {
             m.remove("resourceVersion");

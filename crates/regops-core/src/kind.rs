@@ -3,12 +3,14 @@
 //! Every other module asks this table; none spells these facts itself.
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use regops_spec::WorkloadKind;
 
 /// An object kind regops writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 pub enum ObjectKind {
     Secret,
     ServiceAccount,

@@ -22,5 +22,6 @@ pub mod plan;
 pub mod render;
 pub mod report;
 pub mod request;
+pub mod saved;
 pub mod view;
 pub mod warning;

@@ -94,6 +94,7 @@ pub struct Namespace {
     pub annotations: Labels,
     /// Being deleted (`metadata.deletionTimestamp` set): it accepts no new objects.
     pub terminating: bool,
+    pub resource_version: Option<String>,
 }
 
 /// A field manager of an object, as far as regops needs to know it.
@@ -332,6 +333,7 @@ impl Observed {
                 labels,
                 annotations,
                 terminating: deletion_timestamp.is_some(),
+                resource_version,
             }),
             "Secret" => {
                 let (json, cfg) = data.map_or((None, None), |d| (d.dockerconfigjson, d.dockercfg));

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use schemars::JsonSchema;
 use secrecy::ExposeSecret;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::desired::{Desired, DesiredSecret, Wanted};
@@ -20,7 +20,9 @@ use crate::warning::{Warning, WarningGroup, WarningKind};
 /// The version of the JSON plan format (`schemas/plan.schema.json`).
 pub const FORMAT_VERSION: &str = "1";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Create,
@@ -36,20 +38,20 @@ pub enum Action {
 
 /// One field's change. Secret values never appear: `sensitive` changes say only that they
 /// changed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldChange {
     pub field: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
     pub sensitive: bool,
 }
 
 /// Why an object is in the plan: what differs between the cluster and the spec, one entry per
 /// difference. Drift reports these; the text view shows `reason`, written for people.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "cause", rename_all = "kebab-case")]
 pub enum Cause {
     /// A Secret the spec wants is not there, and others of this spec are in its namespace: it
@@ -91,43 +93,51 @@ pub enum Cause {
     TokenRenewal { credentials: Vec<String> },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Change {
     pub action: Action,
     pub kind: ObjectKind,
     pub namespace: String,
     pub name: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldChange>,
     /// Why, for people (replacements, drift).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Why, one entry per difference; empty for `noop`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub causes: Vec<Cause>,
     /// `imagePullSecrets` entries to add / remove (patches).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub add: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remove: Vec<String>,
     /// `imagePullSecrets` before and after (patches that change it).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entries_before: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entries_after: Vec<String>,
     /// The KubeSphere annotation's new value on the pod template, when it changes (`null`:
     /// removed).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub kubesphere_annotation: Option<Option<String>>,
     /// The regops record of added entries after this change (the `pull-secrets.regops.dev/<spec>`
     /// annotation), when it changes.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub record: Option<Option<String>>,
     /// Changing the pod template rolls the workload's pods.
     pub restarts_pods: bool,
     /// For Secrets: `server as user` per login (usernames are not secret).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logins: Vec<String>,
 }
 
@@ -155,7 +165,7 @@ impl Change {
 }
 
 /// Something the plan cannot do as the spec asks.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Conflict {
     pub kind: ObjectKind,
@@ -164,7 +174,7 @@ pub struct Conflict {
     pub message: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
     pub create: usize,
     pub update: usize,
@@ -176,15 +186,15 @@ pub struct Summary {
 }
 
 /// Where the spec came from (git).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Source {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
     pub dirty: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(title = "regops plan")]
 pub struct Plan {
@@ -195,23 +205,29 @@ pub struct Plan {
     pub target: String,
     pub source: Source,
     /// Commits the cluster's objects were last applied from, when other than `source.commit`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub last_applied_commits: Vec<String>,
     /// Every object the spec touches, in apply order; `noop` entries included.
     pub changes: Vec<Change>,
     /// Changes alike but for their namespace, as the views show them (indices into
     /// `changes`); every change is in `changes` too.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<Group>,
     pub conflicts: Vec<Conflict>,
     /// Each warning's text.
-    #[serde(serialize_with = "warning_messages")]
+    #[serde(serialize_with = "warning_messages", skip_deserializing)]
     #[schemars(with = "Vec<String>")]
     pub warnings: Vec<Warning>,
     /// The warnings by kind, with counts.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warning_groups: Vec<WarningGroup>,
     pub summary: Summary,
+}
+
+/// A field that is present, `null` included (`Some(None)`: removed); absent is `None` (by
+/// `default`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 fn warning_messages<S: serde::Serializer>(w: &[Warning], s: S) -> Result<S::Ok, S::Error> {

@@ -191,8 +191,24 @@ relabelled into a scope (or a ServiceAccount or workload that appears or loses i
 planned and applied on its own within a second. The spec file is read again when it changes
 (a ConfigMap mount) and on SIGHUP; an invalid new spec is reported and the last good one stays
 in force. Replicas share the Lease: one writes, the others wait and take over within the
-Lease's duration when it dies. On SIGTERM, writes in flight finish and the Lease is released.")]
+Lease's duration when it dies. On SIGTERM, writes in flight finish and the Lease is released.
+
+With a saved plan (`regops plan --out FILE`), apply carries out exactly that plan, or nothing:
+it refuses, naming what moved, when the spec's files or ciphertext differ from those planned,
+when the cluster is another, or when an object read then has changed, appeared or gone since.
+-f may be left out: the plan names the spec's files.
+  regops plan -f regops.yaml --out plan.json          # on the pull request
+  regops apply plan.json --yes                        # after merge, from the same checkout")]
+    #[command(mut_arg("files", |a| a.required(false).required_unless_present("plan_file")))]
     Apply(ApplyArgs),
+
+    /// Show a saved plan (`plan --out`): its changes, and what it was made from.
+    #[command(after_help = "\
+Examples:
+  regops show plan.json                              # as `regops plan` shows it
+  regops show plan.json --output markdown > plan.md  # for the pull request
+  regops show plan.json --output json                # the plan model (schemas/plan.schema.json)")]
+    Show(ShowArgs),
 
     /// Connect to the cluster and report what regops sees (server, version, namespaces).
     #[command(
@@ -296,6 +312,28 @@ pub struct PlanArgs {
     /// JSON plan; the summary, every conflict and every deletion always stay.
     #[arg(long, value_name = "BYTES", default_value_t = regops_core::view::MARKDOWN_BUDGET)]
     pub max_bytes: usize,
+    /// Also save the plan to FILE, for `regops apply FILE` to carry out exactly this plan: the
+    /// changes, the spec's digest and commit, the cluster's identity and the version of each
+    /// object read; never a credential. Written atomically, mode 0600. Not with --live-state
+    /// (a state file is not a cluster that can be checked again) nor a spec with `clusters`.
+    #[arg(long, value_name = "FILE", conflicts_with = "live_state")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The saved plan (`regops plan --out FILE`).
+    #[arg(value_name = "PLAN_FILE")]
+    pub file: PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// How much the text view lists (see `plan --detail`).
+    #[arg(long, value_enum, default_value_t = DetailLevel::Summary)]
+    pub detail: DetailLevel,
+    /// The Markdown view's size budget in bytes (see `plan --max-bytes`).
+    #[arg(long, value_name = "BYTES", default_value_t = regops_core::view::MARKDOWN_BUDGET)]
+    pub max_bytes: usize,
 }
 
 #[derive(Debug, Args)]
@@ -353,6 +391,11 @@ pub enum ReportFormat {
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
+    /// A saved plan (`regops plan --out FILE`) to carry out instead of planning anew; the
+    /// spec's files are those it names unless -f is given. Refused if anything it was made
+    /// from has moved.
+    #[arg(value_name = "PLAN_FILE", conflicts_with_all = ["watch", "namespaces", "clusters"])]
+    pub plan_file: Option<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
     /// Also delete Secrets this spec owns and no longer wants.
@@ -680,6 +723,22 @@ mod tests {
     #[test]
     fn spec_file_is_required() {
         assert!(Cli::try_parse_from(["regops", "check"]).is_err());
+        assert!(Cli::try_parse_from(["regops", "apply"]).is_err());
+        assert!(Cli::try_parse_from(["regops", "plan"]).is_err());
+    }
+
+    /// `apply FILE` finds the spec in the saved plan; with -f too, that spec is used.
+    #[test]
+    fn a_saved_plan_makes_the_spec_file_optional() {
+        let cli = Cli::try_parse_from(["regops", "apply", "plan.json", "--yes"]).unwrap();
+        let Command::Apply(a) = cli.command else {
+            panic!("not apply")
+        };
+        assert_eq!(a.plan_file, Some(PathBuf::from("plan.json")));
+        assert!(a.run.spec.files.is_empty());
+        assert!(Cli::try_parse_from(["regops", "apply", "plan.json", "-f", "x.yaml"]).is_ok());
+        assert!(Cli::try_parse_from(["regops", "apply", "plan.json", "--watch"]).is_err());
+        assert!(Cli::try_parse_from(["regops", "apply", "plan.json", "-n", "web"]).is_err());
     }
 
     #[test]

@@ -23,6 +23,8 @@
 //! - [`retry`]: one retry policy (backoff, Retry-After, timeouts) for reads, writes and the lock.
 //! - [`output`]: the only place that prints (and [`request_log`], the `-v` log).
 //! - [`request_log`]: `-v`/`-vv`: each API request and retry on stderr, never a header or body.
+//! - [`saved_plan`]: `plan --out` and `apply FILE`: the spec's digest, the cluster's identity,
+//!   the plan file.
 //! - [`watch`]: `apply --watch`'s watches, and the queue of namespaces they feed.
 
 pub mod apply;
@@ -49,6 +51,7 @@ pub mod recycle;
 pub mod registry;
 pub mod request_log;
 pub mod retry;
+pub mod saved_plan;
 pub mod watch;
 
 /// The process exit status, in one place.

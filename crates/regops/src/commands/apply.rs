@@ -18,7 +18,7 @@ pub(super) fn holder_identity() -> String {
     crate::lock::holder_identity()
 }
 
-fn confirm(term: &Term) -> Result<bool, Failure> {
+pub(super) fn confirm(term: &Term) -> Result<bool, Failure> {
     if !std::io::stdin().is_terminal() {
         return Err(Failure::Message {
             message: "not applying without confirmation: standard input is not a terminal".into(),
@@ -36,7 +36,7 @@ fn confirm(term: &Term) -> Result<bool, Failure> {
 /// Takes this spec's lock (a Lease), renewed on its own thread with its own client (from
 /// `connect`) until released. A dry run takes none: it writes nothing. `cluster` names the
 /// cluster of a fleet run in the messages.
-async fn acquire_lock(
+pub(super) async fn acquire_lock(
     args: &ApplyArgs,
     client: &kube::Client,
     spec_name: &str,
@@ -95,7 +95,7 @@ pub(super) fn lock_times(args: &ApplyArgs) -> Result<crate::lock::Times, Failure
 
 /// Shows the plan: on stdout with the text report, on stderr (coloured by stderr's setting)
 /// when the report on stdout is JSON, so `regops apply | tee log` gets no escapes.
-fn show_plan(plan: &Plan, args: &ApplyArgs, term: &Term) {
+pub(super) fn show_plan(plan: &Plan, args: &ApplyArgs, term: &Term) {
     let detail = args.detail.view();
     if args.output == ReportFormat::Text {
         term.stdout(&regops_core::view::text(plan, term.color_stdout(), detail));
@@ -146,7 +146,7 @@ pub(super) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
 
 /// A plan with nothing to write: shown (with the JSON report when asked); exit 1 if it has
 /// conflicts, else 0.
-fn unchanged(plan: &Plan, args: &ApplyArgs, term: &Term) -> ExitStatus {
+pub(super) fn unchanged(plan: &Plan, args: &ApplyArgs, term: &Term) -> ExitStatus {
     show_plan(plan, args, term);
     if args.output == ReportFormat::Json {
         term.stdout(&report::apply_json(
@@ -163,7 +163,7 @@ fn unchanged(plan: &Plan, args: &ApplyArgs, term: &Term) -> ExitStatus {
 }
 
 /// The options of the writes.
-fn options(args: &ApplyArgs, prepared: &Prepared) -> crate::apply::Options {
+pub(super) fn options(args: &ApplyArgs, prepared: &Prepared) -> crate::apply::Options {
     crate::apply::Options {
         spec: prepared.loaded.name.clone(),
         commit: prepared.source.commit.clone(),
@@ -199,11 +199,30 @@ fn read_plan_write(
         return Ok(unchanged(&plan, args, term));
     }
     show_plan(&plan, args, term);
-    let in_conflict = !plan.conflicts.is_empty();
     if !args.yes && !dry_run && !confirm(term)? {
         term.note("Apply cancelled; nothing was written.");
         return Ok(ExitStatus::Failure);
     }
+    write_and_report(
+        args, rt, client, &plan, &desired, &observed, &opts, lock, term,
+    )
+}
+
+/// Carries out a confirmed plan, with progress, and reports what was and was not done.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn write_and_report(
+    args: &ApplyArgs,
+    rt: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    plan: &Plan,
+    desired: &regops_core::desired::Desired,
+    observed: &regops_core::observed::Observed,
+    opts: &crate::apply::Options,
+    lock: Option<&crate::lock::Lock>,
+    term: &Term,
+) -> Outcome {
+    let dry_run = args.dry_run.is_some();
+    let in_conflict = !plan.conflicts.is_empty();
     let total = plan
         .changes
         .iter()
@@ -213,17 +232,17 @@ fn read_plan_write(
     let lost = || lock.is_some_and(crate::lock::Lock::lost);
     let report = rt.block_on(crate::apply::run(
         client,
-        &plan,
-        &desired,
-        &observed,
-        &opts,
+        plan,
+        desired,
+        observed,
+        opts,
         &|item| progress.item(item),
         &lost,
     ));
     progress.finish();
     term.stdout(&match args.output {
         ReportFormat::Text => report::apply_text(&report, dry_run, plan.conflicts.len()),
-        ReportFormat::Json => report::apply_json(&plan, &report, dry_run),
+        ReportFormat::Json => report::apply_json(plan, &report, dry_run),
     });
     if lost() {
         term.note(

@@ -55,7 +55,20 @@ pub(super) fn write_file(
 /// Reads, parses and validates the spec (recipients included) and checks it stays within what
 /// a spec may reach ([`regops_spec::trust`]), printing warnings.
 pub(super) fn load(spec_args: &SpecArgs, term: &Term) -> Result<Loaded, Failure> {
+    load_checked(spec_args, term, &|_| Ok(()))
+}
+
+/// Checks the spec's files as read, before they are parsed (a saved plan's digest).
+pub(super) type SourcesCheck<'a> = &'a dyn Fn(&Sources) -> Result<(), Failure>;
+
+/// As [`load`], with `check` run on the files as read, before anything is parsed or shown.
+pub(super) fn load_checked(
+    spec_args: &SpecArgs,
+    term: &Term,
+    check: SourcesCheck<'_>,
+) -> Result<Loaded, Failure> {
     let sources = read_sources(spec_args)?;
+    check(&sources)?;
     let mut loaded =
         regops_spec::load(sources, &default_name(&spec_args.files)).map_err(|inv| {
             Failure::Spec {
@@ -174,10 +187,19 @@ pub(super) fn only_namespaces(
 }
 
 pub(super) fn prepare(run: &crate::cli::RunArgs, term: &Term) -> Result<Prepared, Failure> {
+    prepare_checked(run, term, &|_| Ok(()))
+}
+
+/// As [`prepare`], with `check` run on the spec's files as read ([`load_checked`]).
+pub(super) fn prepare_checked(
+    run: &crate::cli::RunArgs,
+    term: &Term,
+    check: SourcesCheck<'_>,
+) -> Result<Prepared, Failure> {
     // Before anything is minted: token requests are bounded by it too.
     crate::retry::set_request_timeout(run.cluster.request_timeout);
     let (spec, identity, namespaces) = (&run.spec, &run.identity, &run.namespaces);
-    let loaded = load(spec, term)?;
+    let loaded = load_checked(spec, term, check)?;
     let only = only_namespaces(namespaces, "-n")?;
     let lookup = IdentityLookup {
         files: &identity.identity,

@@ -14,6 +14,7 @@ mod load;
 mod plan;
 mod rekey;
 mod render;
+mod saved;
 mod validate;
 mod watch;
 
@@ -80,6 +81,8 @@ pub fn run(command: Command, term: Term) -> ExitStatus {
         Command::ClusterInfo(a) => cluster_info::cluster_info(a, &term),
         Command::Plan(a) => plan::plan(a, &term),
         Command::Apply(a) if a.watch => watch::watch(a, &term),
+        Command::Apply(a) if a.plan_file.is_some() => saved::apply_saved(a, &term),
+        Command::Show(a) => saved::show(a, &term),
         Command::Apply(a) => apply::apply(a, &term),
         Command::Drift(a) => drift::drift(a, &term),
         Command::Validate(a) => validate::validate(a, &term),

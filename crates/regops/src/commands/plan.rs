@@ -35,20 +35,33 @@ fn read_state_file(
 pub(super) fn plan(args: PlanArgs, term: &Term) -> Outcome {
     let prepared = prepare(&args.run, term)?;
     if let Some(members) = fleet_members(&args.run, &prepared)? {
+        if args.out.is_some() {
+            return Err(Failure::Message {
+                message: "--out: a spec with `clusters` has no saved plans".into(),
+                help: Some("plan and apply each cluster with its own spec".into()),
+            });
+        }
         return plan_fleet(&args, &prepared, &members, term);
     }
-    let (observed, target, extra_warnings) = match &args.live_state {
-        Some(path) => read_state_file(path)?,
+    let plan = match &args.out {
+        Some(out) => super::saved::plan_and_save(&args, &prepared, out, term)?,
         None => {
-            let (observed, target) = read_cluster(&args.run, &prepared)?;
-            (observed, target, Vec::new())
+            let (observed, target, extra_warnings) = match &args.live_state {
+                Some(path) => read_state_file(path)?,
+                None => {
+                    let (observed, target) = read_cluster(&args.run, &prepared)?;
+                    (observed, target, Vec::new())
+                }
+            };
+            let (desired, mut plan) =
+                super::load::runtime()?.block_on(prepared.plan(&observed, &target));
+            plan.warn(extra_warnings);
+            // The cluster as read and the desired state are not needed to show the plan: free
+            // them before the view is built, so the two never add up.
+            drop((desired, observed));
+            plan
         }
     };
-    let (desired, mut plan) = super::load::runtime()?.block_on(prepared.plan(&observed, &target));
-    plan.warn(extra_warnings);
-    // The cluster as read and the desired state are not needed to show the plan: free them
-    // before the view is built, so the two never add up.
-    drop((desired, observed));
     match args.output {
         OutputFormat::Text => term.stdout(&regops_core::view::text(
             &plan,

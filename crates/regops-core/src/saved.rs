@@ -1,0 +1,460 @@
+//! A saved plan (`regops plan --out FILE`): the plan, and what it was made from, so that
+//! `regops apply FILE` can refuse to carry it out once any of that has moved. Pure: the file's
+//! shape, what to record of a cluster as read, and the comparisons.
+//!
+//! What is recorded, and what counts as moved:
+//!
+//! - the spec: a digest of its files and of the age ciphertext files its credentials name
+//!   (never plaintext), its commit; a different digest refuses the plan;
+//! - the cluster: its server and the uid of its `kube-system` namespace (which lives as long
+//!   as the cluster: a cluster rebuilt behind the same address is another cluster);
+//! - every object read: its resourceVersion. Secrets and ServiceAccounts moved when their
+//!   resourceVersion changed. Namespaces and workloads carry a status their controllers
+//!   rewrite without anyone editing them (a Deployment's replicas), so for them what counts is
+//!   what planning reads (labels, annotations, containers, entries: [`crate::fingerprint`]);
+//!   the resourceVersion is shown.
+//!
+//! No credential is in it: Secret data is derived again at apply from the same spec.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::observed::Observed;
+use crate::plan::Plan;
+use crate::warning::Warning;
+
+/// What `kind:` a saved plan file says it is.
+pub const KIND: &str = "SavedPlan";
+/// The version of the saved plan format.
+pub const FORMAT_VERSION: &str = "1";
+
+/// A saved plan, as written to the file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedPlan {
+    /// Always [`KIND`].
+    pub kind: String,
+    /// Always [`FORMAT_VERSION`].
+    pub format_version: String,
+    /// The regops that made it; only the same version applies it (the fingerprints of what
+    /// planning reads are that version's).
+    pub regops_version: String,
+    /// When it was made (RFC 3339), for people.
+    pub created: String,
+    pub spec: SpecRecord,
+    pub cluster: ClusterRecord,
+    /// The namespaces it was limited to (`-n`), if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// Every object read, by kind, namespace and name.
+    pub objects: Vec<ObjectVersion>,
+    /// The plan, as `plan -o json` shows it.
+    pub plan: Plan,
+    /// The plan's warnings whole (the plan's JSON keeps only their text).
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
+}
+
+/// Which spec a plan was made from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpecRecord {
+    pub name: String,
+    /// The spec's files as given (`-f`), so that `apply FILE` finds them without `-f`.
+    pub files: Vec<String>,
+    /// `sha256:<hex>` of the spec's files: each one's path inside its root and its bytes.
+    pub digest: String,
+    /// For each credential whose password is age ciphertext, the digest of that ciphertext
+    /// (`age:<hex>`: an `ageFile` is outside the spec's files, and its bytes count too). Never
+    /// a digest of plaintext: a password given in clear (`env`, `file`) is not recorded.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ciphertexts: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default)]
+    pub dirty: bool,
+}
+
+/// Which cluster a plan was made against.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRecord {
+    /// The kubeconfig context and server, for people.
+    pub target: String,
+    /// The API server's URL.
+    pub server: String,
+    /// The uid of the `kube-system` namespace: the cluster's identity.
+    pub kube_system_uid: String,
+}
+
+/// One object as it was read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectVersion {
+    /// `Namespace`, `Secret`, `ServiceAccount` or a workload kind.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub resource_version: String,
+    /// For namespaces and workloads: a fingerprint of what planning reads of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reads: Option<String>,
+}
+
+impl ObjectVersion {
+    fn key(&self) -> (&str, &str, &str) {
+        (&self.kind, &self.namespace, &self.name)
+    }
+
+    /// `Namespace web`, `Secret web/pull`.
+    fn shown(&self) -> String {
+        if self.namespace.is_empty() {
+            format!("{} {}", self.kind, self.name)
+        } else {
+            format!("{} {}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// Every object of `observed`, in a fixed order, with what [`moved`] compares.
+pub fn versions(observed: &Observed) -> Vec<ObjectVersion> {
+    let hex = |fp: u64| Some(format!("{fp:016x}"));
+    let rv = |v: &Option<String>| v.clone().unwrap_or_default();
+    let mut out: Vec<ObjectVersion> = Vec::new();
+    for n in &observed.namespaces {
+        out.push(ObjectVersion {
+            kind: "Namespace".into(),
+            namespace: String::new(),
+            name: n.name.clone(),
+            resource_version: rv(&n.resource_version),
+            reads: hex(crate::fingerprint::namespace(n).1),
+        });
+    }
+    for s in &observed.secrets {
+        out.push(ObjectVersion {
+            kind: "Secret".into(),
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+            resource_version: rv(&s.resource_version),
+            reads: None,
+        });
+    }
+    for s in &observed.service_accounts {
+        out.push(ObjectVersion {
+            kind: "ServiceAccount".into(),
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+            resource_version: rv(&s.resource_version),
+            reads: None,
+        });
+    }
+    for w in &observed.workloads {
+        out.push(ObjectVersion {
+            kind: w.kind.as_str().into(),
+            namespace: w.namespace.clone(),
+            name: w.name.clone(),
+            resource_version: rv(&w.resource_version),
+            reads: hex(crate::fingerprint::workload(w).1),
+        });
+    }
+    out.sort_by(|a, b| a.key().cmp(&b.key()));
+    // The same Secret can be read by two LISTs (regops' own, and those bearing a pull
+    // secret's name); it is one object.
+    out.dedup_by(|a, b| a.key() == b.key());
+    out
+}
+
+/// How one object differs from what the plan was made from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Moved {
+    /// Edited since: the resourceVersions before and now.
+    Changed {
+        object: String,
+        from: String,
+        to: String,
+    },
+    /// There now, not when planned.
+    Appeared { object: String },
+    /// Gone since the plan.
+    Gone { object: String },
+}
+
+impl std::fmt::Display for Moved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Moved::Changed { object, from, to } => {
+                write!(f, "{object} changed (resourceVersion {from} → {to})")
+            }
+            Moved::Appeared { object } => write!(f, "{object} appeared"),
+            Moved::Gone { object } => write!(f, "{object} is gone"),
+        }
+    }
+}
+
+/// What moved between the objects a plan was made from (`then`) and those read now (`now`,
+/// both as [`versions`] makes them).
+pub fn moved(then: &[ObjectVersion], now: &[ObjectVersion]) -> Vec<Moved> {
+    let index = |v: &[ObjectVersion]| -> BTreeMap<(String, String, String), ObjectVersion> {
+        v.iter()
+            .map(|o| {
+                (
+                    (o.kind.clone(), o.namespace.clone(), o.name.clone()),
+                    o.clone(),
+                )
+            })
+            .collect()
+    };
+    let (then, now) = (index(then), index(now));
+    let mut out = Vec::new();
+    for (key, before) in &then {
+        match now.get(key) {
+            None => out.push(Moved::Gone {
+                object: before.shown(),
+            }),
+            Some(after) => {
+                let changed = match (&before.reads, &after.reads) {
+                    (Some(a), Some(b)) => a != b,
+                    _ => before.resource_version != after.resource_version,
+                };
+                if changed {
+                    out.push(Moved::Changed {
+                        object: before.shown(),
+                        from: before.resource_version.clone(),
+                        to: after.resource_version.clone(),
+                    });
+                }
+            }
+        }
+    }
+    for (key, after) in &now {
+        if !then.contains_key(key) {
+            out.push(Moved::Appeared {
+                object: after.shown(),
+            });
+        }
+    }
+    out
+}
+
+/// Where the plan made now differs from the saved one, one line per object, in plan order
+/// (empty: the same plan). Compared: each change's action and everything it would write, and
+/// the conflicts.
+pub fn differences(saved: &Plan, now: &Plan) -> Vec<String> {
+    type Key<'a> = (crate::kind::ObjectKind, &'a str, &'a str);
+    fn index(p: &Plan) -> BTreeMap<Key<'_>, &crate::plan::Change> {
+        p.changes
+            .iter()
+            .map(|c| ((c.kind, c.namespace.as_str(), c.name.as_str()), c))
+            .collect()
+    }
+    fn shown(k: &Key<'_>) -> String {
+        format!("{} {}/{}", k.0, k.1, k.2)
+    }
+    let (a, b) = (index(saved), index(now));
+    let mut out = Vec::new();
+    for (k, was) in &a {
+        match b.get(k) {
+            None => out.push(format!(
+                "{}: planned {}, now not in the plan",
+                shown(k),
+                action(was.action)
+            )),
+            Some(is) if is != was => out.push(if is.action == was.action {
+                format!(
+                    "{}: {} differently than planned",
+                    shown(k),
+                    action(is.action)
+                )
+            } else {
+                format!(
+                    "{}: planned {}, now {}",
+                    shown(k),
+                    action(was.action),
+                    action(is.action)
+                )
+            }),
+            Some(_) => {}
+        }
+    }
+    for (k, is) in &b {
+        if !a.contains_key(k) {
+            out.push(format!(
+                "{}: not in the saved plan, now {}",
+                shown(k),
+                action(is.action)
+            ));
+        }
+    }
+    if saved.conflicts != now.conflicts {
+        out.push(format!(
+            "conflicts: {} planned, {} now",
+            saved.conflicts.len(),
+            now.conflicts.len()
+        ));
+    }
+    out
+}
+
+fn action(a: crate::plan::Action) -> &'static str {
+    use crate::plan::Action;
+    match a {
+        Action::Create => "create",
+        Action::Update => "update",
+        Action::Replace => "replace",
+        Action::Patch => "patch",
+        Action::Delete => "delete",
+        Action::Noop => "no change",
+    }
+}
+
+/// Why a saved plan file cannot be used at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("not a saved regops plan: {0}")]
+    Malformed(String),
+    #[error("a saved plan of format {found}; this regops reads format {FORMAT_VERSION}")]
+    Format { found: String },
+}
+
+/// Reads a saved plan from its file's bytes (already bounded in size by the caller).
+pub fn parse(bytes: &[u8]) -> Result<SavedPlan, ReadError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Head {
+        kind: Option<String>,
+        format_version: Option<String>,
+    }
+    let head: Head =
+        serde_json::from_slice(bytes).map_err(|e| ReadError::Malformed(e.to_string()))?;
+    if head.kind.as_deref() != Some(KIND) {
+        return Err(ReadError::Malformed(format!("`kind` is not `{KIND}`")));
+    }
+    if head.format_version.as_deref() != Some(FORMAT_VERSION) {
+        return Err(ReadError::Format {
+            found: head.format_version.unwrap_or_default(),
+        });
+    }
+    let mut saved: SavedPlan =
+        serde_json::from_slice(bytes).map_err(|e| ReadError::Malformed(e.to_string()))?;
+    saved.plan.warnings = std::mem::take(&mut saved.warnings);
+    Ok(saved)
+}
+
+/// The file's bytes (JSON): the plan's warnings are kept whole beside it.
+pub fn to_bytes(saved: &SavedPlan) -> Result<Vec<u8>, serde_json::Error> {
+    let mut saved = saved.clone();
+    saved.warnings = saved.plan.warnings.clone();
+    let mut out = serde_json::to_vec_pretty(&saved)?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::observed::{Labels, Namespace};
+
+    fn ns(name: &str, team: &str, rv: &str) -> Namespace {
+        let mut labels = Labels::new();
+        labels.insert("team".into(), team.into());
+        Namespace {
+            name: name.into(),
+            labels,
+            annotations: Labels::new(),
+            terminating: false,
+            resource_version: Some(rv.into()),
+        }
+    }
+
+    fn observed(namespaces: Vec<Namespace>) -> Observed {
+        Observed {
+            namespaces,
+            ..Observed::default()
+        }
+    }
+
+    /// A namespace counts as moved when what planning reads of it changed, not when only its
+    /// resourceVersion did (a controller's status write); one that appears or goes is named.
+    #[test]
+    fn what_moved_is_what_planning_reads() {
+        let then = versions(&observed(vec![ns("a", "web", "1"), ns("b", "web", "2")]));
+        let same_reads = versions(&observed(vec![ns("a", "web", "7"), ns("b", "web", "2")]));
+        assert_eq!(moved(&then, &same_reads), []);
+        let relabelled = versions(&observed(vec![
+            ns("a", "data", "8"),
+            ns("b", "web", "2"),
+            ns("c", "web", "9"),
+        ]));
+        let shown: Vec<String> = moved(&then, &relabelled)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "Namespace a changed (resourceVersion 1 → 8)",
+                "Namespace c appeared"
+            ]
+        );
+        let gone = versions(&observed(vec![ns("a", "web", "1")]));
+        assert_eq!(
+            moved(&then, &gone),
+            [Moved::Gone {
+                object: "Namespace b".into()
+            }]
+        );
+    }
+
+    /// The file is read back as written, and a file of another kind or format is refused.
+    #[test]
+    fn a_saved_plan_reads_back_as_written() {
+        let plan = crate::plan::compute(
+            "s",
+            "t",
+            crate::plan::Source::default(),
+            &crate::desired::Desired::default(),
+            &Observed::default(),
+            None,
+        );
+        let saved = SavedPlan {
+            kind: KIND.into(),
+            format_version: FORMAT_VERSION.into(),
+            regops_version: "0".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            spec: SpecRecord {
+                name: "s".into(),
+                files: vec!["regops.yaml".into()],
+                digest: "sha256:00".into(),
+                ciphertexts: BTreeMap::new(),
+                commit: None,
+                dirty: false,
+            },
+            cluster: ClusterRecord {
+                target: "t".into(),
+                server: "https://k".into(),
+                kube_system_uid: "u".into(),
+            },
+            namespaces: Vec::new(),
+            objects: versions(&observed(vec![ns("a", "web", "1")])),
+            plan,
+            warnings: Vec::new(),
+        };
+        let back = parse(&to_bytes(&saved).unwrap()).unwrap();
+        assert_eq!(back.objects, saved.objects);
+        assert_eq!(back.spec, saved.spec);
+        assert_eq!(differences(&back.plan, &saved.plan), Vec::<String>::new());
+        assert!(matches!(
+            parse(br#"{"kind":"SavedPlan","formatVersion":"9"}"#),
+            Err(ReadError::Format { .. })
+        ));
+        assert!(matches!(
+            parse(br#"{"kind":"Plan"}"#),
+            Err(ReadError::Malformed(_))
+        ));
+    }
+}

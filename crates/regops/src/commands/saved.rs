@@ -1,0 +1,339 @@
+//! Saved plans: `regops plan --out FILE` records a plan with what it was made from, `regops
+//! apply FILE` carries out exactly that plan or nothing, `regops show FILE` renders it.
+
+use std::path::Path;
+
+use regops_core::saved::{self, SavedPlan, SpecRecord};
+
+use super::apply::{acquire_lock, confirm, options, show_plan, unchanged, write_and_report};
+use super::load::{Prepared, connect, prepare_checked, runtime};
+use super::{Failure, Outcome};
+use crate::ExitStatus;
+use crate::cli::{ApplyArgs, OutputFormat, PlanArgs, ShowArgs};
+use crate::output::Term;
+
+/// How many moved objects a refusal lists before "… and N more".
+const SHOWN: usize = 20;
+
+/// `plan --out`: reads the cluster, plans, and saves the plan with the spec's digest, the
+/// cluster's identity and the version of every object read. The plan is returned to be shown
+/// as `plan` shows it.
+pub(super) fn plan_and_save(
+    args: &PlanArgs,
+    prepared: &Prepared,
+    out: &Path,
+    term: &Term,
+) -> Result<regops_core::plan::Plan, Failure> {
+    let rt = runtime()?;
+    let (client, target) = connect(&args.run.cluster, &rt)?;
+    let cluster = rt.block_on(crate::saved_plan::cluster_identity(&client, &target))?;
+    let loaded = &prepared.loaded;
+    let observed = rt.block_on(crate::observe::from_cluster(
+        &client,
+        &target,
+        &loaded.spec,
+        &loaded.name,
+        prepared.only.as_ref(),
+    ))?;
+    let (desired, plan) = rt.block_on(prepared.plan(&observed, &target.to_string()));
+    drop(desired);
+    let objects = saved::versions(&observed);
+    drop(observed);
+    let record = SavedPlan {
+        kind: saved::KIND.into(),
+        format_version: saved::FORMAT_VERSION.into(),
+        regops_version: crate::cli::VERSION.into(),
+        created: jiff::Timestamp::now().to_string(),
+        spec: SpecRecord {
+            name: loaded.name.clone(),
+            files: args
+                .run
+                .spec
+                .files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect(),
+            digest: crate::saved_plan::files_digest(&loaded.sources),
+            ciphertexts: crate::saved_plan::ciphertext_digests(&loaded.spec, &loaded.sources),
+            commit: prepared.source.commit.clone(),
+            dirty: prepared.source.dirty,
+        },
+        cluster,
+        namespaces: args.run.namespaces.clone(),
+        objects,
+        plan,
+        warnings: Vec::new(),
+    };
+    crate::saved_plan::write(out, &record).map_err(|e| Failure::Message {
+        message: format!("cannot write the plan to {}: {e}", out.display()),
+        help: None,
+    })?;
+    term.note(&format!(
+        "Saved the plan to {}: `regops apply {}` carries out exactly this plan, or nothing if \
+         the spec or the cluster has moved.",
+        out.display(),
+        out.display()
+    ));
+    Ok(record.plan)
+}
+
+/// `regops show FILE`: the plan as `plan` shows it, after what it was made from.
+pub(super) fn show(args: ShowArgs, term: &Term) -> Outcome {
+    let saved = crate::saved_plan::read(&args.file).map_err(|e| Failure::msg(e.to_string()))?;
+    match args.output {
+        OutputFormat::Text => {
+            term.stdout(&provenance(&saved));
+            term.stdout(&regops_core::view::text(
+                &saved.plan,
+                term.color_stdout(),
+                args.detail.view(),
+            ));
+        }
+        OutputFormat::Json => {
+            term.stdout_with(|w| regops_core::view::write_json(&saved.plan, w));
+        }
+        OutputFormat::Markdown => {
+            let mut md = format!(
+                "_Saved plan of `{}`{}, against `{}`, made {} by regops {}._\n\n",
+                saved.spec.name,
+                saved
+                    .spec
+                    .commit
+                    .as_deref()
+                    .map_or(String::new(), |c| format!(" at commit `{c}`")),
+                saved.cluster.server,
+                saved.created,
+                saved.regops_version,
+            );
+            md.push_str(&regops_core::view::markdown(&saved.plan, args.max_bytes));
+            term.stdout(&md);
+        }
+    }
+    Ok(if !saved.plan.conflicts.is_empty() {
+        ExitStatus::Failure
+    } else if saved.plan.has_changes() {
+        ExitStatus::Changes
+    } else {
+        ExitStatus::Success
+    })
+}
+
+/// What a saved plan was made from, for people.
+fn provenance(saved: &SavedPlan) -> String {
+    let mut out = format!(
+        "Saved plan of spec `{}` ({}{}{}), made {} by regops {}.\nCluster: {} (kube-system uid {}); {} objects read{}.\n\n",
+        saved.spec.name,
+        saved.spec.digest,
+        saved
+            .spec
+            .commit
+            .as_deref()
+            .map_or(String::new(), |c| format!(", commit {c}")),
+        if saved.spec.dirty {
+            ", with uncommitted changes"
+        } else {
+            ""
+        },
+        saved.created,
+        saved.regops_version,
+        saved.cluster.target,
+        saved.cluster.kube_system_uid,
+        saved.objects.len(),
+        if saved.namespaces.is_empty() {
+            String::new()
+        } else {
+            format!(" in namespaces {}", saved.namespaces.join(", "))
+        },
+    );
+    out.truncate(out.trim_end().len());
+    out.push_str("\n\n");
+    out
+}
+
+/// A refusal: the plan is not applied, and why, with what to do.
+fn refuse(what: String, lines: &[String]) -> Failure {
+    let mut message = format!("the saved plan was not applied; nothing was written: {what}");
+    for l in lines.iter().take(SHOWN) {
+        message.push_str("\n  ");
+        message.push_str(l);
+    }
+    if lines.len() > SHOWN {
+        message.push_str(&format!("\n  … and {} more", lines.len() - SHOWN));
+    }
+    Failure::Message {
+        message,
+        help: Some(
+            "plan again (`regops plan -f SPEC --out FILE`), review that plan, and apply it".into(),
+        ),
+    }
+}
+
+/// The objects that moved since the plan, as a refusal.
+fn check_unmoved(
+    saved: &SavedPlan,
+    observed: &regops_core::observed::Observed,
+) -> Result<(), Failure> {
+    let now = saved::versions(observed);
+    let moved = saved::moved(&saved.objects, &now);
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = moved.iter().map(ToString::to_string).collect();
+    Err(refuse(
+        format!(
+            "{} object{} read for the plan changed since it was made",
+            moved.len(),
+            if moved.len() == 1 { "" } else { "s" }
+        ),
+        &lines,
+    ))
+}
+
+/// `regops apply FILE`: exactly the saved plan, or nothing. Checked in this order, each before
+/// anything is written: the regops version; the spec's files (before they are parsed); the
+/// ciphertext files; the cluster; every object read (once before the Lease is taken, again
+/// under it); the plan made again from all of these, which must be the saved one.
+pub(super) fn apply_saved(mut args: ApplyArgs, term: &Term) -> Outcome {
+    let Some(path) = args.plan_file.clone() else {
+        return Err(Failure::msg("no saved plan given"));
+    };
+    let saved = crate::saved_plan::read(&path).map_err(|e| Failure::msg(e.to_string()))?;
+    if saved.regops_version != crate::cli::VERSION {
+        return Err(refuse(
+            format!(
+                "it was made by regops {}, and this is regops {}",
+                saved.regops_version,
+                crate::cli::VERSION
+            ),
+            &[],
+        ));
+    }
+    if args.run.spec.files.is_empty() {
+        args.run.spec.files =
+            crate::saved_plan::recorded_files(&saved).map_err(|e| Failure::Message {
+                message: e,
+                help: Some("name the spec with -f".into()),
+            })?;
+    }
+    args.run.namespaces = saved.namespaces.clone();
+    let check = |sources: &regops_spec::Sources| {
+        let now = crate::saved_plan::files_digest(sources);
+        if now == saved.spec.digest {
+            Ok(())
+        } else {
+            Err(refuse(
+                "the spec's files differ from those planned".into(),
+                &[format!("planned from {}, now {now}", saved.spec.digest)],
+            ))
+        }
+    };
+    let prepared = prepare_checked(&args.run, term, &check)?;
+    if super::load::fleet_members(&args.run, &prepared)?.is_some() {
+        return Err(Failure::msg(
+            "a spec with `clusters` has no saved plans: plan and apply each cluster's spec",
+        ));
+    }
+    let ciphertexts =
+        crate::saved_plan::ciphertext_digests(&prepared.loaded.spec, &prepared.loaded.sources);
+    if ciphertexts != saved.spec.ciphertexts {
+        let names: Vec<String> = ciphertexts
+            .keys()
+            .chain(saved.spec.ciphertexts.keys())
+            .filter(|k| ciphertexts.get(*k) != saved.spec.ciphertexts.get(*k))
+            .map(|k| format!("credential `{k}`"))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        return Err(refuse(
+            "the ciphertext files of the spec differ from those planned".into(),
+            &names,
+        ));
+    }
+    let rt = runtime()?;
+    let (client, target) = connect(&args.run.cluster, &rt)?;
+    let cluster = rt.block_on(crate::saved_plan::cluster_identity(&client, &target))?;
+    if cluster.kube_system_uid != saved.cluster.kube_system_uid {
+        return Err(refuse(
+            "this is another cluster".into(),
+            &[
+                format!(
+                    "planned against {} (kube-system uid {})",
+                    saved.cluster.target, saved.cluster.kube_system_uid
+                ),
+                format!(
+                    "connected to {} (kube-system uid {})",
+                    cluster.target, cluster.kube_system_uid
+                ),
+            ],
+        ));
+    }
+    if cluster.server != saved.cluster.server {
+        term.note(&format!(
+            "note: the cluster is the one planned (same kube-system uid), reached at {} instead of {}",
+            cluster.server, saved.cluster.server
+        ));
+    }
+    let loaded = &prepared.loaded;
+    let read = || async {
+        crate::observe::from_cluster(
+            &client,
+            &target,
+            &loaded.spec,
+            &loaded.name,
+            prepared.only.as_ref(),
+        )
+        .await
+    };
+    // A first read without the Lease: a stale plan is refused with nothing written, not even
+    // the Lease; a plan with nothing to write needs no more.
+    let observed = rt.block_on(read())?;
+    check_unmoved(&saved, &observed)?;
+    drop(observed);
+    if !saved.plan.has_changes() {
+        return Ok(unchanged(&saved.plan, &args, term));
+    }
+    let connect_lock = super::load::lock_connect(&args.run.cluster);
+    let lock = rt.block_on(acquire_lock(
+        &args,
+        &client,
+        &loaded.name,
+        connect_lock,
+        None,
+        term,
+    ))?;
+    let result = (|| {
+        let observed = rt.block_on(read())?;
+        check_unmoved(&saved, &observed)?;
+        let (desired, plan) = rt.block_on(prepared.plan(&observed, &target.to_string()));
+        let differs = saved::differences(&saved.plan, &plan);
+        if !differs.is_empty() {
+            return Err(refuse(
+                "planned again from the same spec and objects, it differs (a password from \
+                 the environment or a file, or a minted token, may have changed)"
+                    .into(),
+                &differs,
+            ));
+        }
+        show_plan(&plan, &args, term);
+        if !args.yes && args.dry_run.is_none() && !confirm(term)? {
+            term.note("Apply cancelled; nothing was written.");
+            return Ok(ExitStatus::Failure);
+        }
+        let opts = options(&args, &prepared);
+        write_and_report(
+            &args,
+            &rt,
+            &client,
+            &plan,
+            &desired,
+            &observed,
+            &opts,
+            lock.as_ref(),
+            term,
+        )
+    })();
+    if let Some(lock) = lock {
+        rt.block_on(lock.release());
+    }
+    result
+}
