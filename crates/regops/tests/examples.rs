@@ -72,3 +72,34 @@ fn the_fleet_example_puts_each_pull_secret_on_its_clusters() {
         ["harbor-data", "harbor-payments", "harbor-pull"]
     );
 }
+
+/// Every regops command in the CI examples is one regops accepts (flags and their values as
+/// written there; the shell's variables stand for paths).
+#[test]
+fn every_regops_command_in_the_ci_examples_parses() {
+    use clap::Parser;
+    let mut seen = 0;
+    for file in std::fs::read_dir(repo().join("examples/ci")).unwrap() {
+        let file = file.unwrap().path();
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in text.lines().map(str::trim) {
+            let Some(rest) = line.strip_prefix("regops ") else {
+                continue;
+            };
+            // The command ends at a redirection, a pipe or a `||`.
+            let words: Vec<String> = std::iter::once("regops")
+                .chain(
+                    rest.split_whitespace()
+                        .take_while(|w| !w.starts_with('>') && *w != "|" && *w != "||"),
+                )
+                .map(|w| w.trim_matches('"').to_string())
+                .collect();
+            if let Err(e) = regops::cli::Cli::try_parse_from(&words) {
+                panic!("{}: `{line}` does not parse:\n{e}", file.display());
+            }
+            seen += 1;
+        }
+    }
+    // The plan, show and apply of the saved-plan workflow, and the others'.
+    assert!(seen >= 6, "only {seen} commands found");
+}
