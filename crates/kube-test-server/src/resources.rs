@@ -114,6 +114,16 @@ pub const RESOURCES: &[ResourceType] = &[
         namespaced: true,
         short_names: &[],
     },
+    // What regops records of an apply (validated as events.k8s.io/v1 Events are).
+    ResourceType {
+        group: "events.k8s.io",
+        version: "v1",
+        plural: "events",
+        singular: "event",
+        kind: "Event",
+        namespaced: true,
+        short_names: &["ev"],
+    },
     // Stored as they are, for what an install applies (deploy/): the ConfigMap the spec
     // comes from, the RBAC and the NetworkPolicy. Nothing regops itself reads.
     ResourceType {

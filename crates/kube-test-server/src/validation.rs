@@ -61,6 +61,9 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(
     if rt.kind == "Lease" {
         lease(obj, &mut causes);
     }
+    if rt.kind == "Event" {
+        event(obj, old, &mut causes);
+    }
     if rt.kind == "Pod" {
         pod(obj, old, &mut causes);
     }
@@ -278,6 +281,130 @@ fn lease(obj: &Value, causes: &mut Vec<(String, String)>) {
             format!("Invalid value: {t}: must be greater than or equal to 0"),
         ));
     }
+}
+
+/// An events.k8s.io/v1 Event as `ValidateEventCreate` and `ValidateEventUpdate` check it
+/// (pkg/apis/core/validation/events.go): `eventTime` set, `type` Normal or Warning,
+/// `reportingController` a qualified name, `reportingInstance`, `action` and `reason` set and
+/// at most 128 characters, `note` at most 1024; the Event in its object's namespace (a
+/// cluster-scoped object's in `default` or `kube-system`); a `series` of at least 2 with a
+/// `lastObservedTime`; the deprecated core fields unset; and on update, everything but the
+/// series immutable.
+// Kept whole (over 80 lines): the rules of events.go one after another.
+fn event(obj: &Value, old: Option<&Value>, causes: &mut Vec<(String, String)>) {
+    let text = |f: &str| obj[f].as_str().unwrap_or("");
+    if text("eventTime").is_empty() {
+        causes.push(("eventTime".into(), "Required value".into()));
+    }
+    let type_ = text("type");
+    if type_ != "Normal" && type_ != "Warning" {
+        causes.push((
+            "type".into(),
+            format!("Invalid value: \"\": has invalid value: {type_}"),
+        ));
+    }
+    let controller = text("reportingController");
+    if controller.is_empty() {
+        causes.push(("reportingController".into(), "Required value".into()));
+    } else if !qualified_name(controller) {
+        causes.push((
+            "reportingController".into(),
+            format!("Invalid value: \"{controller}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"),
+        ));
+    }
+    for (field, limit) in [("reportingInstance", 128), ("action", 128), ("reason", 128)] {
+        let v = text(field);
+        if v.is_empty() {
+            causes.push((field.into(), "Required value".into()));
+        } else if v.chars().count() > limit {
+            causes.push((
+                field.into(),
+                format!("Invalid value: \"\": can have at most {limit} characters"),
+            ));
+        }
+    }
+    if text("note").chars().count() > 1024 {
+        causes.push((
+            "note".into(),
+            "Invalid value: \"\": can have at most 1024 characters".into(),
+        ));
+    }
+    let ns = obj["metadata"]["namespace"].as_str().unwrap_or("");
+    let regarding_ns = obj["regarding"]["namespace"].as_str().unwrap_or("");
+    let agrees = if regarding_ns.is_empty() {
+        ns == "default" || ns == "kube-system"
+    } else {
+        ns == regarding_ns
+    };
+    if !agrees {
+        causes.push((
+            "regarding.namespace".into(),
+            format!("Invalid value: \"{regarding_ns}\": does not match event.namespace"),
+        ));
+    }
+    let series = &obj["series"];
+    let series_changed = old.is_none_or(|o| o["series"] != *series);
+    if !series.is_null() && series_changed {
+        if series["count"].as_i64().is_none_or(|c| c < 2) {
+            causes.push((
+                "series.count".into(),
+                "Invalid value: \"\": should be at least 2".into(),
+            ));
+        }
+        if series["lastObservedTime"]
+            .as_str()
+            .is_none_or(str::is_empty)
+        {
+            causes.push(("series.lastObservedTime".into(), "Required value".into()));
+        }
+    }
+    for field in [
+        "deprecatedFirstTimestamp",
+        "deprecatedLastTimestamp",
+        "deprecatedCount",
+        "deprecatedSource",
+    ] {
+        if !obj[field].is_null() && old.is_none() {
+            causes.push((
+                field.into(),
+                "Invalid value: \"\": needs to be unset".into(),
+            ));
+        }
+    }
+    if let Some(old) = old {
+        for field in [
+            "regarding",
+            "reason",
+            "note",
+            "type",
+            "eventTime",
+            "action",
+            "related",
+            "reportingController",
+            "reportingInstance",
+        ] {
+            if obj[field] != old[field] {
+                causes.push((field.into(), "Invalid value: field is immutable".into()));
+            }
+        }
+    }
+}
+
+/// `validation.IsQualifiedName`: an optional DNS-subdomain prefix and `/`, then a name of at
+/// most 63 alphanumerics, `-`, `_` or `.`, starting and ending alphanumeric.
+fn qualified_name(s: &str) -> bool {
+    let (prefix, name) = match s.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, s),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    name_ok && prefix.is_none_or(dns1123_subdomain)
 }
 
 /// The required fields of workloads, as `ValidateDeploymentSpec`, `ValidateStatefulSetSpec`,

@@ -8,6 +8,7 @@
 pub mod desired;
 pub mod dockerconfig;
 pub mod drift;
+pub mod events;
 pub mod expiry;
 pub mod fingerprint;
 pub mod fleet;

@@ -736,7 +736,12 @@ impl<'a> Planner<'a> {
                 self.commit,
                 owned_in.contains(d.namespace.as_str()),
             ) {
-                Ok(c) => self.push(c),
+                Ok(c) => {
+                    if let Some(w) = rotation_warning(&c, d.expires_at.is_some()) {
+                        self.warnings.push(w);
+                    }
+                    self.push(c);
+                }
                 Err(conflict) => {
                     self.blocked.insert((d.namespace.clone(), d.name.clone()));
                     self.conflicts.push(conflict);
@@ -921,6 +926,47 @@ fn summarize(changes: &[Change], conflicts: usize) -> Summary {
         }
     }
     summary
+}
+
+/// What a Secret's new credentials mean for the kubelet (KEP-2535, "ensure secret pulled
+/// images", beta and on by default from Kubernetes 1.35). The kubelet records which
+/// credentials pulled each image, by the Secret's namespace, name and uid and a hash of the
+/// credentials; a pod that starts with credentials it has no record of pulls the image again
+/// (a registry round trip) even with `IfNotPresent`. A Secret whose credentials change in
+/// place keeps its coordinates, and the kubelet takes the new hash as a rotation of a known
+/// Secret (the KEP's "cache writes upon successful credentials match", case 2): no round trip,
+/// but the new credentials are first proven at the next real pull. A Secret made anew (a new
+/// uid) with new credentials matches nothing, so every pod that starts with it goes to the
+/// registry. Minted tokens rotate by design and are not warned of.
+fn rotation_warning(c: &Change, minted: bool) -> Option<Warning> {
+    let data_changed = c
+        .causes
+        .iter()
+        .any(|cause| matches!(cause, Cause::DataChanged { .. } | Cause::Immutable));
+    let subject = format!("secret {}/{}", c.namespace, c.name);
+    match c.action {
+        Action::Replace => Some(Warning::new(
+            WarningKind::ReverifiesImages,
+            subject,
+            format!(
+                "Secret {}/{} is made anew (a new uid): pods in namespace `{}` that start with it \
+                 will pull their images from the registry again, even those present on their \
+                 node (KEP-2535), so the registry must be up; run `regops validate` first",
+                c.namespace, c.name, c.namespace
+            ),
+        )),
+        Action::Update if data_changed && !minted => Some(Warning::new(
+            WarningKind::Rotation,
+            subject,
+            format!(
+                "Secret {}/{}'s credentials change in place (same uid, so the kubelet takes it \
+                 as a rotation and pulls nothing again); they are first used at the next pull \
+                 in namespace `{}`: prove them with `regops validate` before applying",
+                c.namespace, c.name, c.namespace
+            ),
+        )),
+        _ => None,
+    }
 }
 
 /// Computes the plan: Secrets first, then the ServiceAccounts and workloads that reference

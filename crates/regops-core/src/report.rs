@@ -48,6 +48,9 @@ pub struct ItemResult {
     /// Why it failed or was skipped, or a note on what was done.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The uid of the object written, when the answer said it (for the Events about it).
+    #[serde(skip)]
+    pub uid: Option<String>,
 }
 
 /// Every change's outcome.
@@ -430,6 +433,7 @@ mod tests {
             .into(),
             outcome,
             message: message.map(str::to_string),
+            uid: None,
         }
     }
 

@@ -31,6 +31,11 @@ pub enum WarningKind {
     CredentialExpiring,
     /// A credential in use has expired.
     CredentialExpired,
+    /// A Secret's credentials change in place (same uid): a rotation the kubelet recognises.
+    Rotation,
+    /// A Secret is made anew (new uid): pods starting with it pull their images again
+    /// (KEP-2535).
+    ReverifiesImages,
 }
 
 /// One warning: its kind, what it is about, and what it says.
@@ -84,6 +89,12 @@ fn together(kind: WarningKind, n: usize) -> String {
         WarningKind::SkippedObject => format!("{n} objects of the state file were skipped"),
         WarningKind::CredentialExpiring => format!("{n} credentials expire soon"),
         WarningKind::CredentialExpired => format!("{n} credentials have expired"),
+        WarningKind::Rotation => format!(
+            "{n} Secrets' credentials change in place (same uid: the kubelet takes it as a rotation and pulls nothing again); they are first used at the next pull: prove them with `regops validate` before applying"
+        ),
+        WarningKind::ReverifiesImages => format!(
+            "{n} Secrets are made anew (new uid): pods starting with them pull their images from the registry again, even those present on their node (KEP-2535); run `regops validate` first"
+        ),
     }
 }
 

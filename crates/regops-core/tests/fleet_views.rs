@@ -179,6 +179,7 @@ fn applied() -> Vec<Member<Applied>> {
                 Outcome::Applied
             },
             message: (i == 0).then(|| "403 Forbidden: secrets is forbidden".to_string()),
+            uid: None,
         })
         .collect();
     vec![

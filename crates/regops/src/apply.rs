@@ -108,13 +108,16 @@ fn still_owned(
     )
 }
 
+/// A Secret's write: as [`Written`], with the uid the answer gave.
+type SecretWritten = Result<(Option<String>, Option<String>), NotWritten>;
+
 async fn write_secret(
     client: &Client,
     c: &Change,
     d: &DesiredSecret,
     seen: Option<&ObservedSecret>,
     opts: &Options,
-) -> Written {
+) -> SecretWritten {
     if c.action == Action::Replace {
         // The Secret to adopt is the one the plan read (by uid); one made anew since is not.
         let adopting = seen.and_then(|s| s.uid.as_deref()).filter(|_| d.adopt);
@@ -130,9 +133,12 @@ async fn write_secret(
             // A dry-run delete removes nothing, so the create that follows would meet the old
             // Secret ("field is immutable"): the server validated the delete; the create is
             // what the plan shows.
-            return Ok(Some(
-                "would replace: the server accepted the delete; the new Secret is as planned"
-                    .into(),
+            return Ok((
+                Some(
+                    "would replace: the server accepted the delete; the new Secret is as planned"
+                        .into(),
+                ),
+                None,
             ));
         }
     }
@@ -143,7 +149,7 @@ async fn write_secret(
     pp.force = opts.force_conflicts || (d.adopt && c.action != Action::Replace);
     pp.dry_run = opts.dry_run;
     match apply_secret(client, c, d, opts, None, pp.clone()).await {
-        Ok(()) => Ok(None),
+        Ok(uid) => Ok((None, uid)),
         Err(e) if namespace_terminating(&e) => {
             Err(NotWritten::Skipped("its namespace is being deleted".into()))
         }
@@ -169,7 +175,7 @@ async fn restore_secret(
     opts: &Options,
     pp: PatchParams,
     conflict: &kube::Error,
-) -> Written {
+) -> SecretWritten {
     let api: Api<Secret> = Api::namespaced(client.clone(), &c.namespace);
     let fresh = retry(|| api.get_metadata(&c.name))
         .await
@@ -197,17 +203,18 @@ async fn restore_secret(
         .collect();
     let mut forced = pp;
     forced.force = true;
-    apply_secret(client, c, d, opts, fresh.metadata.resource_version, forced)
+    let uid = apply_secret(client, c, d, opts, fresh.metadata.resource_version, forced)
         .await
         .map_err(|e| describe(&e))?;
-    Ok(Some(if others.is_empty() {
+    let note = if others.is_empty() {
         "restored: it had been changed outside regops".to_string()
     } else {
         format!(
             "restored: overwrote the change made by {}",
             others.join(", ")
         )
-    }))
+    };
+    Ok((Some(note), uid))
 }
 
 /// One server-side apply of a Secret, retried on transient failures.
@@ -218,7 +225,7 @@ async fn apply_secret(
     opts: &Options,
     resource_version: Option<String>,
     pp: PatchParams,
-) -> Result<(), kube::Error> {
+) -> Result<Option<String>, kube::Error> {
     let body = SecretApply {
         desired: d,
         spec: &opts.spec,
@@ -230,27 +237,56 @@ async fn apply_secret(
     retry(|| send(client, request.patch(&c.name, &pp, &patch))).await
 }
 
-/// Sends a write and reads its answer past without keeping it: regops needs nothing from it,
-/// so it is neither deserialised nor held (a Secret's answer would hold its data; the small
-/// buffer it passes through is zeroized).
+/// Sends a write and reads its answer, keeping only the object's uid (for the Events about
+/// it): the answer is neither held nor deserialised into an object (a Secret's would hold its
+/// data); it passes through a buffer zeroized on drop, and only `metadata.uid` is picked out.
 async fn send(
     client: &Client,
     request: Result<hyper::Request<Vec<u8>>, kube::core::request::Error>,
-) -> Result<(), kube::Error> {
+) -> Result<Option<String>, kube::Error> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        metadata: Option<Meta>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        uid: Option<String>,
+    }
     let body = client
         .request_stream(request.map_err(kube::Error::BuildRequest)?)
         .await?;
     let mut body = std::pin::pin!(body);
     let mut chunk = Zeroizing::new([0u8; 4096]);
+    let mut answer: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::new());
     loop {
         let n = futures::AsyncReadExt::read(&mut body, &mut chunk[..])
             .await
             .map_err(|e| kube::Error::Service(Box::new(e)))?;
         if n == 0 {
-            return Ok(());
+            break;
+        }
+        // An answer is the object written: a Secret is at most 1 MiB. Past a bound, the uid
+        // is not worth holding more.
+        if answer.len() < ANSWER_LIMIT {
+            // Grown by hand so that no reallocation leaves a copy behind unzeroized.
+            if answer.capacity() < answer.len() + n {
+                let mut bigger = Zeroizing::new(Vec::with_capacity(
+                    (answer.len() + n).max(answer.capacity() * 2),
+                ));
+                bigger.extend_from_slice(&answer);
+                answer = bigger;
+            }
+            answer.extend_from_slice(&chunk[..n]);
         }
     }
+    Ok(serde_json::from_slice::<Answer>(&answer)
+        .ok()
+        .and_then(|a| a.metadata)
+        .and_then(|m| m.uid))
 }
+
+/// The most of a write's answer read for its uid.
+const ANSWER_LIMIT: usize = 2 << 20;
 
 /// Read, union, write with the read resourceVersion; on 409 read again.
 async fn write_service_account(
@@ -404,7 +440,7 @@ async fn write_workload(
         pp.dry_run = opts.dry_run;
         let patch = Patch::Apply(&body);
         match retry(|| send(client, request.patch(&c.name, &pp, &patch))).await {
-            Ok(()) => return Ok(None),
+            Ok(_) => return Ok(None),
             Err(kube::Error::Api(s)) if s.code == 409 && shared => {
                 let Some(fresh) = read_workload(client, kind, &c.namespace, &c.name)
                     .await
@@ -511,6 +547,7 @@ fn result(c: &Change, outcome: Outcome, message: Option<String>) -> ItemResult {
         name: c.name.clone(),
         outcome,
         message,
+        uid: None,
     }
 }
 
@@ -577,7 +614,14 @@ impl Run<'_> {
                 .to_string()
                 .into()),
         };
-        self.finish(done(c, r, self.opts.dry_run))
+        let mut uid = None;
+        let r = r.map(|(note, written)| {
+            uid = written;
+            note
+        });
+        let mut item = done(c, r, self.opts.dry_run);
+        item.uid = uid;
+        self.finish(item)
     }
 
     /// A ServiceAccount or workload. `blocked`: Secrets that failed or are in conflict, which

@@ -16,6 +16,7 @@
 //! - [`lock`]: the Lease that keeps two applies apart (and elects `apply --watch`'s leader).
 //! - [`metrics`]: what `apply --watch` counts, in the Prometheus text format.
 //! - [`edit`]: in-place edits of spec files that keep comments and layout.
+//! - [`events`]: Kubernetes Events of what an apply did, repeats folded into series.
 //! - [`fuzz_entry`]: the untrusted-input parsers behind one bytes-in function each, for fuzzing.
 //! - [`observe`]: reading the cluster (a few paged LISTs) or a state file.
 //! - [`provenance`]: the spec's git commit and whether it is dirty.
@@ -38,6 +39,7 @@ pub mod confined;
 pub mod credentials;
 pub mod crypto;
 pub mod edit;
+pub mod events;
 pub mod fuzz_entry;
 pub mod helper;
 pub mod listen;

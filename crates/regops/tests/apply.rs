@@ -205,6 +205,67 @@ fn apply_converges_and_a_second_apply_writes_nothing() {
     assert_eq!(plan.code, 0, "{}", plan.transcript());
 }
 
+/// A rotated password is written in place: the Secret keeps its name and uid (so the kubelet
+/// takes it as a rotation of a Secret it knows, KEP-2535), only the Secrets whose bytes
+/// differ are written, the plan says so and suggests `validate`, and the next apply writes
+/// nothing.
+#[test]
+fn a_rotation_updates_the_secret_in_place_and_keeps_its_uid() {
+    let e = base_env();
+    assert_eq!(e.apply(&[]).code, 0);
+    let uid = |ns: &str, name: &str| {
+        let s = e.server.object("secrets", ns, name).unwrap();
+        (
+            s["metadata"]["uid"].as_str().unwrap().to_string(),
+            s["data"][".dockerconfigjson"].as_str().unwrap().to_string(),
+        )
+    };
+    let (harbor_uid, harbor_data) = uid("web", "harbor-pull");
+    let (quay_uid, quay_data) = uid("web", "quay-pull");
+    e.server.clear_log();
+    let rotated = |sub: &str, extra: &[&str]| {
+        let mut c = e.regops(sub, extra);
+        c.env("REGOPS_CRED_HARBOR_TOKEN", "MARKER-harbor-rotated");
+        let r = run(&mut c);
+        assert!(!r.stdout.contains("MARKER") && !r.stderr.contains("MARKER"));
+        r
+    };
+    let plan = rotated("plan", &["--detail", "full"]);
+    assert_eq!(plan.code, 2, "{}", plan.transcript());
+    assert!(
+        plan.stdout
+            .contains("Secret web/harbor-pull's credentials change in place (same uid"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("regops validate"), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("quay-pull's credentials change"));
+    let r = rotated("apply", &["--yes"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let (after_uid, after_data) = uid("web", "harbor-pull");
+    assert_eq!(
+        after_uid, harbor_uid,
+        "the Secret was replaced, not updated"
+    );
+    assert_ne!(after_data, harbor_data);
+    assert_eq!(uid("web", "quay-pull"), (quay_uid, quay_data));
+    let writes = e.writes();
+    assert!(
+        writes
+            .iter()
+            .all(|w| !w.contains("quay-pull") && !w.starts_with("delete")),
+        "{writes:?}"
+    );
+    assert!(
+        writes.iter().any(|w| w.contains("harbor-pull")),
+        "{writes:?}"
+    );
+    e.server.clear_log();
+    let again = rotated("apply", &["--yes"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert_eq!(e.writes(), Vec::<String>::new());
+}
+
 #[test]
 fn dry_run_sends_every_write_with_dry_run_all_and_changes_nothing() {
     let e = base_env();
@@ -933,6 +994,7 @@ fn the_cronjob_install_covers_apply_and_drift_with_its_own_rbac() {
         ("patch", "statefulsets"),
         ("create", "leases"),
         ("delete", "leases"),
+        ("create", "events"),
     ] {
         let used = log.iter().any(|l| l.verb == verb && l.resource == resource);
         assert!(used, "{verb} {resource} was granted but not used: {log:?}");

@@ -48,10 +48,7 @@ pub(super) async fn acquire_lock(
         return Ok(None);
     }
     let at = cluster.map_or(String::new(), |c| format!("cluster {c}: "));
-    let name = args
-        .lock_name
-        .clone()
-        .unwrap_or_else(|| format!("regops-{spec_name}"));
+    let name = lock_name(args, spec_name);
     let warn = |m: &str| term.note(&format!("warning: {at}{m}"));
     let settings = crate::lock::Settings {
         namespace: &args.lock_namespace,
@@ -74,6 +71,37 @@ pub(super) async fn acquire_lock(
             help: e.help(),
             message: e.to_string(),
         })
+}
+
+/// The Lease's name: `--lock-name`, or `regops-<spec>`.
+pub(super) fn lock_name(args: &ApplyArgs, spec_name: &str) -> String {
+    args.lock_name
+        .clone()
+        .unwrap_or_else(|| format!("regops-{spec_name}"))
+}
+
+/// Records the Events of an apply (not of a dry run, nor once the lock is lost: another
+/// process may be writing), and warns when some could not be.
+pub(super) async fn record_events(
+    args: &ApplyArgs,
+    client: &kube::Client,
+    plan: &Plan,
+    report: &report::Report,
+    observed: &regops_core::observed::Observed,
+    lost: bool,
+    term: &Term,
+) {
+    if args.dry_run.is_some() || lost {
+        return;
+    }
+    let recorder = crate::events::Recorder::new(&plan.spec, &holder_identity());
+    let lease = crate::events::lease(&args.lock_namespace, &lock_name(args, &plan.spec));
+    let recorded = recorder
+        .record_apply(client, plan, report, observed, Some(lease))
+        .await;
+    if let Some(w) = recorded.warning() {
+        term.note(&format!("warning: {w}"));
+    }
 }
 
 /// The Lease's three times from the flags, checked as client-go checks them.
@@ -240,6 +268,15 @@ pub(super) fn write_and_report(
         &lost,
     ));
     progress.finish();
+    rt.block_on(record_events(
+        args,
+        client,
+        plan,
+        &report,
+        observed,
+        lost(),
+        term,
+    ));
     term.stdout(&match args.output {
         ReportFormat::Text => report::apply_text(&report, dry_run, plan.conflicts.len()),
         ReportFormat::Json => report::apply_json(plan, &report, dry_run),
@@ -363,7 +400,7 @@ fn apply_fleet(
         futures::stream::iter(staged.into_iter().map(|m| async move {
             let cluster = m.cluster;
             let result = match m.result {
-                Ok(s) => Ok(write(s, &cluster, opts, progress).await),
+                Ok(s) => Ok(write(s, &cluster, args, opts, progress, term).await),
                 Err(e) => Err(e),
             };
             Member { cluster, result }
@@ -416,8 +453,10 @@ fn show_fleet_plan(
 async fn write(
     s: Staged,
     cluster: &str,
+    args: &ApplyArgs,
     opts: &crate::apply::Options,
     progress: &crate::output::Progress,
+    term: &Term,
 ) -> regops_core::fleet::Applied {
     let lost = || s.lock.as_ref().is_some_and(crate::lock::Lock::lost);
     let report = if s.plan.has_changes() {
@@ -434,6 +473,9 @@ async fn write(
     } else {
         report::Report::default()
     };
+    if s.plan.has_changes() || !s.plan.conflicts.is_empty() {
+        record_events(args, &s.client, &s.plan, &report, &s.observed, lost(), term).await;
+    }
     let lock_lost = lost();
     if let Some(lock) = s.lock {
         lock.release().await;

@@ -90,6 +90,8 @@ pub(super) fn watch(mut args: ApplyArgs, term: &Term) -> Outcome {
         ),
         None => None,
     };
+    let recorder =
+        crate::events::Recorder::new(&prepared.loaded.name, &super::apply::holder_identity());
     let mut controller = Controller {
         args: &args,
         term,
@@ -113,6 +115,7 @@ pub(super) fn watch(mut args: ApplyArgs, term: &Term) -> Outcome {
         mint_retries: crate::watch::Retries::new(RETRY_FIRST, RETRY_MAX),
         limiter: crate::recycle::Limiter::default(),
         rechecks: Vec::new(),
+        recorder,
     };
     rt.block_on(controller.run(listener))
 }
@@ -169,6 +172,8 @@ struct Controller<'a> {
     /// --recycle-stuck-pods: the deletions' pace, and the namespaces to look at again.
     limiter: crate::recycle::Limiter,
     rechecks: Vec<(Instant, Provided)>,
+    /// The Events of every pass, so that repeats (a conflict every resync) are one series.
+    recorder: crate::events::Recorder,
 }
 
 /// Namespaces where regops just wrote a pull secret (or a reference to one), with the
@@ -632,7 +637,22 @@ impl Controller<'_> {
         let item = move |r: &ItemResult| log_item(log, r);
         let stop = &self.stop;
         let halt = || lock.lost() || stop.load(Ordering::SeqCst);
-        crate::apply::run(&self.client, plan, desired, observed, &opts, &item, &halt).await
+        let report =
+            crate::apply::run(&self.client, plan, desired, observed, &opts, &item, &halt).await;
+        if !lock.lost() {
+            let lease = crate::events::lease(
+                &self.args.lock_namespace,
+                &super::apply::lock_name(self.args, &opts.spec),
+            );
+            let recorded = self
+                .recorder
+                .record_apply(&self.client, plan, &report, observed, Some(lease))
+                .await;
+            if let Some(w) = recorded.warning() {
+                self.log.warn(&w);
+            }
+        }
+        report
     }
 
     /// Counts a pass (`plan`: `None` when the read failed); a full one also sets the drift
