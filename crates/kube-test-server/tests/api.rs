@@ -191,6 +191,7 @@ fn discovery_documents() {
             "apps",
             "batch",
             "coordination.k8s.io",
+            "events.k8s.io",
             "networking.k8s.io",
             "rbac.authorization.k8s.io"
         ]

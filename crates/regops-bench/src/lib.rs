@@ -149,7 +149,7 @@ pub struct Report {
     pub baseline: Option<BaselineResult>,
 }
 
-/// The limits the project holds regops to (see the README's scale section).
+/// The limits the project holds regops to (see docs/scale.md).
 pub mod limits {
     use std::time::Duration;
 

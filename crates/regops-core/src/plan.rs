@@ -811,7 +811,7 @@ impl<'a> Planner<'a> {
                     WarningKind::GitopsManaged,
                     format!("{object} ({tool})"),
                     format!(
-                        "{object} is also managed by {tool}: its `imagePullSecrets` list is written whole, so {tool} and regops will undo each other's entries; bind the pull secret in {tool}'s manifest instead, or have regops bind the workloads (see the README's \"Living beside Argo CD, Flux and Helm\")"
+                        "{object} is also managed by {tool}: its `imagePullSecrets` list is written whole, so {tool} and regops will undo each other's entries; bind the pull secret in {tool}'s manifest instead, or have regops bind the workloads (see docs/ci.md, \"Living beside Argo CD, Flux and Helm\")"
                     ),
                 ));
             }

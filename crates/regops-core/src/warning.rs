@@ -84,7 +84,7 @@ fn together(kind: WarningKind, n: usize) -> String {
         ),
         WarningKind::HeldBack => format!("{n} sets of references are held back"),
         WarningKind::GitopsManaged => format!(
-            "{n} ServiceAccounts to patch are also managed by Argo CD, Flux or Helm: their `imagePullSecrets` lists will flap between the two writers (see the README's \"Living beside Argo CD, Flux and Helm\")"
+            "{n} ServiceAccounts to patch are also managed by Argo CD, Flux or Helm: their `imagePullSecrets` lists will flap between the two writers (see docs/ci.md, \"Living beside Argo CD, Flux and Helm\")"
         ),
         WarningKind::SkippedObject => format!("{n} objects of the state file were skipped"),
         WarningKind::CredentialExpiring => format!("{n} credentials expire soon"),

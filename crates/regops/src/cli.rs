@@ -514,8 +514,8 @@ pub struct SpecArgs {
 /// What a spec may reach. A spec is untrusted input (a pull request writes it): by default it
 /// may read files only inside its root, variables only named `REGOPS_CRED_*`, send minted
 /// tokens only to their cloud's registries, and name no kubeconfig that runs a program. Each
-/// flag widens one of these for a spec whose every author is trusted (README: "What a spec can
-/// do").
+/// flag widens one of these for a spec whose every author is trusted (docs/security.md: "What a spec
+/// can do").
 #[derive(Clone, Debug, Default, Args)]
 #[command(next_help_heading = "What the spec may reach")]
 pub struct TrustArgs {

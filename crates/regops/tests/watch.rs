@@ -275,9 +275,14 @@ fn a_new_namespace_is_covered_at_once_through_its_own_reads_and_an_idle_watch_co
             )
         })
         .collect();
+    // The Secret, the binding, and the Event recording the Secret's creation.
     assert_eq!(
         writes,
-        ["patch secrets team-new", "patch serviceaccounts team-new"]
+        [
+            "patch secrets team-new",
+            "patch serviceaccounts team-new",
+            "create events team-new"
+        ]
     );
     // Out of scope: looked at, and nothing written.
     e.create_namespace("elsewhere", json!({"team": "data"}));

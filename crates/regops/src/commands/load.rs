@@ -131,9 +131,9 @@ pub(super) fn mint_all(
                 minted.key()
             ),
             help: Some(match minted {
-                regops_spec::Minted::Ecr => "see the README's ECR section for the identities regops finds (IRSA, Pod Identity, profiles)".into(),
-                regops_spec::Minted::Gcp => "see the README's Google Cloud section (GOOGLE_APPLICATION_CREDENTIALS, Workload Identity)".into(),
-                regops_spec::Minted::Acr => "see the README's ACR section (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE)".into(),
+                regops_spec::Minted::Ecr => "see docs/drift.md, ECR, for the identities regops finds (IRSA, Pod Identity, profiles)".into(),
+                regops_spec::Minted::Gcp => "see docs/drift.md, Google Cloud, (GOOGLE_APPLICATION_CREDENTIALS, Workload Identity)".into(),
+                regops_spec::Minted::Acr => "see docs/drift.md, ACR, (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE)".into(),
             }),
         })?;
         logins.insert((*name).to_string(), login);
