@@ -134,3 +134,157 @@ fn schema_rejects_what_the_decoder_rejects() {
         "{errors:?}"
     );
 }
+
+/// A spec that uses every definition of the schema, each field of each in at least one
+/// place: valid for the schema and for the decoder alike.
+const EVERY_FIELD: &str = r#"{
+  "apiVersion": "regops.dev/v1", "kind": "RegistryConfig",
+  "metadata": {"name": "every-field"},
+  "recipients": ["age1rqurtv6hcs5xk5hdnjnhyhd9zfmgy6hw0hlrqpqpg772dzarddfq9gqnwl"],
+  "registries": {
+    "harbor": {"server": "harbor.example.com", "credential": "robot", "insecure": false, "caFile": "ca.pem"},
+    "local": {"server": "registry.local:5000", "credential": "files", "insecure": true},
+    "aged": {"server": "aged.example.com", "credential": "aged"},
+    "helped": {"server": "helped.example.com", "credential": "helped"},
+    "ecr": {"server": "123456789012.dkr.ecr.eu-west-1.amazonaws.com", "credential": "aws"},
+    "gar": {"server": "europe-docker.pkg.dev", "credential": "google"},
+    "acr": {"server": "a.azurecr.io", "credential": "azure"}
+  },
+  "credentials": {
+    "robot": {"username": "robot$ci", "password": {"env": "REGOPS_CRED_ROBOT"},
+              "email": "ci@example.com", "expires": "2030-01-01", "warnBefore": "14d"},
+    "files": {"username": "u", "password": {"file": "password.txt"}},
+    "aged": {"username": "u", "password": {"ageFile": "aged.age"}},
+    "helped": {"password": {"helper": "pass"}},
+    "aws": {"password": {"ecr": {"region": "eu-west-1", "registryId": "123456789012",
+                                  "roleArn": "arn:aws:iam::123456789012:role/pull"}},
+            "refreshBefore": "1h"},
+    "google": {"password": {"gcp": {}}},
+    "azure": {"password": {"acr": {"tenantId": "contoso.onmicrosoft.com", "clientId": "00000000-0000-0000-0000-000000000000"}}}
+  },
+  "clusters": {
+    "prod": {"context": "prod-admin", "kubeconfig": "prod.kubeconfig", "labels": {"env": "prod"}, "rancherId": "c-m-x7k2"}
+  },
+  "scopes": {
+    "web": {
+      "namespaces": ["web"],
+      "selector": {"matchLabels": {"team": "web"},
+                   "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a"]}]},
+      "rancherProject": "c-m-x7k2:p-9fz2q",
+      "kubesphereWorkspace": "team-a",
+      "exclude": ["web-sandbox"],
+      "clusters": {"names": ["prod"], "matchLabels": {"env": "prod"},
+                   "matchExpressions": [{"key": "env", "operator": "Exists"}]}
+    }
+  },
+  "pullSecrets": {
+    "pull": {"registries": ["harbor", "local", "aged", "helped"], "scope": "web", "adopt": true},
+    "cloud": {"registries": ["ecr", "gar", "acr"], "scope": "web"}
+  },
+  "bindings": [
+    {"pullSecret": "pull", "serviceAccounts": ["default"]},
+    {"pullSecret": "cloud",
+     "workloads": {"kinds": ["Deployment"], "selector": {"matchLabels": {"app": "web"}}, "images": ["harbor.example.com/*"]},
+     "kubesphereAnnotation": true}
+  ]
+}"#;
+
+/// Where each definition sits in [`EVERY_FIELD`] (a JSON pointer to one object of it).
+const PLACES: &[(&str, &str)] = &[
+    ("Spec", ""),
+    ("Metadata", "/metadata"),
+    ("Registry", "/registries/harbor"),
+    ("Credential", "/credentials/robot"),
+    ("SecretSource", "/credentials/robot/password"),
+    ("EcrSource", "/credentials/aws/password/ecr"),
+    ("GcpSource", "/credentials/google/password/gcp"),
+    ("AcrSource", "/credentials/azure/password/acr"),
+    ("Scope", "/scopes/web"),
+    ("LabelSelector", "/scopes/web/selector"),
+    (
+        "LabelRequirement",
+        "/scopes/web/selector/matchExpressions/0",
+    ),
+    ("PullSecret", "/pullSecrets/pull"),
+    ("Binding", "/bindings/0"),
+    ("WorkloadSelector", "/bindings/1/workloads"),
+    ("Cluster", "/clusters/prod"),
+    ("ClusterSelector", "/scopes/web/clusters"),
+];
+
+/// Decodes a spec (as JSON, which is YAML) and returns the decoder's errors.
+fn decoder_errors(spec: &serde_json::Value) -> Vec<String> {
+    let mut sources = regops_spec::Sources::default();
+    sources.add(
+        PathBuf::from("spec.yaml"),
+        serde_json::to_string_pretty(spec).unwrap(),
+        regops_spec::Format::Yaml,
+    );
+    match regops_spec::load(sources, "spec") {
+        Ok(_) => Vec::new(),
+        Err(invalid) => invalid
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == regops_spec::diagnostic::Severity::Error)
+            .map(|d| d.message.clone())
+            .collect(),
+    }
+}
+
+fn schema_errors(spec: &serde_json::Value) -> Vec<String> {
+    let validator = jsonschema::validator_for(&schema()).unwrap();
+    validator
+        .iter_errors(spec)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+/// A sample that uses every definition and field is valid for both; each definition's
+/// fields, as the decoder knows them, are all used in it.
+#[test]
+fn a_sample_with_every_field_is_valid_for_the_schema_and_decodes() {
+    let spec: serde_json::Value = serde_json::from_str(EVERY_FIELD).unwrap();
+    assert_eq!(schema_errors(&spec), Vec::<String>::new());
+    assert_eq!(decoder_errors(&spec), Vec::<String>::new());
+    // Every field of every definition appears somewhere in the sample.
+    let text = EVERY_FIELD;
+    for (def, fields) in FIELD_TABLE {
+        for f in *fields {
+            assert!(
+                text.contains(&format!("\"{f}\"")),
+                "{def}.{f} is not in the sample"
+            );
+        }
+        assert!(
+            PLACES.iter().any(|(d, _)| d == def),
+            "{def} has no place in the sample"
+        );
+    }
+}
+
+/// An unknown field, and a known field misspelt, in each definition: the decoder refuses it
+/// and so does the schema (so an editor using the schema warns where `regops check` fails).
+#[test]
+fn every_field_the_decoder_refuses_the_schema_refuses() {
+    let base: serde_json::Value = serde_json::from_str(EVERY_FIELD).unwrap();
+    for (def, place) in PLACES {
+        for bad in ["notAField", "sever", "namespace", "usrname"] {
+            let mut spec = base.clone();
+            let target = spec.pointer_mut(place).unwrap();
+            target
+                .as_object_mut()
+                .unwrap_or_else(|| panic!("{def} at {place} is not an object"))
+                .insert(bad.into(), serde_json::json!("x"));
+            let decoded = decoder_errors(&spec);
+            let schema = schema_errors(&spec);
+            assert!(
+                !decoded.is_empty(),
+                "the decoder accepts `{bad}` in {def} ({place})"
+            );
+            assert!(
+                !schema.is_empty(),
+                "the schema accepts `{bad}` in {def} ({place}), the decoder refuses it: {decoded:?}"
+            );
+        }
+    }
+}
