@@ -90,6 +90,7 @@ impl TestServer {
             inner: Mutex::new(server::Inner {
                 store: api::Store::default(),
                 faults: Vec::new(),
+                unfired: Vec::new(),
                 rng: faults::Rng::new(config.seed),
                 log: Vec::new(),
                 policy: config.policy.clone(),
@@ -260,7 +261,25 @@ impl TestServer {
     }
 
     pub fn clear_faults(&self) {
-        self.shared.lock().faults.clear();
+        let mut inner = self.shared.lock();
+        let cleared = std::mem::take(&mut inner.faults);
+        inner
+            .unfired
+            .extend(cleared.into_iter().filter(|f| f.fired == 0));
+        drop(inner);
+    }
+
+    /// Every fault added that never fired, cleared or not: a test asserts this is empty (the
+    /// tests' shared harness does so when its cluster is dropped), so that a fault test cannot
+    /// pass without meeting its fault.
+    pub fn faults_never_fired(&self) -> Vec<Fault> {
+        let inner = self.shared.lock();
+        inner
+            .unfired
+            .iter()
+            .chain(inner.faults.iter().filter(|f| f.fired == 0))
+            .cloned()
+            .collect()
     }
 
     /// How many times each fault added has fired, in the order they were added: a test
@@ -335,12 +354,21 @@ impl TestServer {
 }
 
 impl Drop for TestServer {
+    /// Stops the server; then, unless the test is already failing, fails it if a fault it
+    /// added never fired: a fault test that never met its fault tests nothing.
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        if !std::thread::panicking() {
+            let never = self.faults_never_fired();
+            assert!(
+                never.is_empty(),
+                "faults the test added never fired, so it did not test them: {never:?}"
+            );
         }
     }
 }

@@ -40,6 +40,8 @@ impl Rule {
 pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) faults: Vec<Fault>,
+    /// Faults cleared before they ever fired (a test whose fault was never met tests nothing).
+    pub(crate) unfired: Vec<Fault>,
     pub(crate) rng: Rng,
     pub(crate) log: Vec<LogEntry>,
     pub(crate) policy: Option<Policy>,

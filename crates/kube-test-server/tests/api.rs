@@ -1572,3 +1572,13 @@ fn install_kinds_are_stored_with_the_real_naming_rules() {
             .any(|r| r["name"] == "configmaps")
     );
 }
+
+/// A fault a test adds must fire: the server fails the test when it goes away otherwise (even
+/// one cleared before the end), so a fault test cannot pass without meeting its fault.
+#[test]
+#[should_panic(expected = "never fired")]
+fn a_fault_that_never_fires_fails_the_test() {
+    let s = kube_test_server::TestServer::start(kube_test_server::Config::default()).unwrap();
+    s.add_fault(kube_test_server::Fault::status(500).verb("delete"));
+    s.clear_faults();
+}

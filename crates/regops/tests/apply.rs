@@ -1358,21 +1358,34 @@ fn writes_whose_answers_are_lost_converge_and_none_is_reported_failed() {
     // Each fault fires at most three times: six lost answers in a row at most for any one
     // write, fewer than the retry policy's eight attempts, so convergence in one run is
     // certain, not likely (uncapped, a write lost all eight about once in 200).
-    for verb in ["create", "update", "patch", "delete"] {
-        e.server.add_fault(
-            Fault::new(FaultAction::CommitThenStatus(503))
-                .verb(verb)
-                .share(0.3)
-                .times(3),
-        );
-        e.server.add_fault(
-            Fault::new(FaultAction::CommitThenDrop)
-                .verb(verb)
-                .share(0.3)
-                .times(3),
-        );
+    // Patches (every Secret and reference) are many: a share of them. Creates (the Lease),
+    // deletes (the replacement, the prune, the Lease's release) and updates (the Lease's
+    // renewals, every --retry-period) are few: the first one's answer is an error after it
+    // was stored, the next one's is lost (a fault checked first and fired is not seen by the
+    // next, so both are `nth(1)` of what each sees). Every fault is met: the test server fails
+    // a test whose fault never fired.
+    for action in [
+        FaultAction::CommitThenStatus(503),
+        FaultAction::CommitThenDrop,
+    ] {
+        e.server
+            .add_fault(Fault::new(action.clone()).verb("patch").share(0.3).times(3));
+        for verb in ["create", "delete", "update"] {
+            e.server
+                .add_fault(Fault::new(action.clone()).verb(verb).nth(1));
+        }
     }
-    let r = e.apply(&["--prune", "--concurrency", "2"]);
+    let r = e.apply(&[
+        "--prune",
+        "--concurrency",
+        "2",
+        "--retry-period",
+        "50ms",
+        "--renew-deadline",
+        "1s",
+        "--lock-duration",
+        "2s",
+    ]);
     assert_eq!(r.code, 0, "{}", r.transcript());
     assert!(r.stdout.contains(", 0 failed, 0 skipped"), "{}", r.stdout);
     let lost = e
@@ -1548,7 +1561,25 @@ fn a_slow_confirmation_keeps_the_lock() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(4000));
+    // The second apply starts once the first has held the lock, renewing it, for longer than
+    // the lease lasts (2 s) while it waits for `yes`: read from the Lease's own times, not
+    // from a fixed sleep.
+    let micro = |v: &Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let held_for = lease(&e).map(|l| {
+            micro(&l["spec"]["renewTime"]).duration_since(micro(&l["spec"]["acquireTime"]))
+        });
+        if held_for.is_some_and(|d| d >= jiff::SignedDuration::from_millis(2500)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first apply did not hold the lock past its duration: {:?}",
+            lease(&e)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let second = e.apply(&["--lock-wait", "0"]);
     let out = first.wait_with_output().unwrap();
     let first_out = String::from_utf8_lossy(&out.stdout);
