@@ -269,15 +269,22 @@ impl TestServer {
         drop(inner);
     }
 
-    /// Every fault added that never fired, cleared or not: a test asserts this is empty (the
-    /// tests' shared harness does so when its cluster is dropped), so that a fault test cannot
-    /// pass without meeting its fault.
+    /// Every failure fault added that never fired, cleared or not (the server checks this is
+    /// empty when it goes away), so that a fault test cannot pass without meeting its fault.
+    /// Latency and answer-time faults shape timing rather than fail a request (a benchmark
+    /// slows every write verb, some of which a run may not use), and are not counted.
     pub fn faults_never_fired(&self) -> Vec<Fault> {
         let inner = self.shared.lock();
         inner
             .unfired
             .iter()
             .chain(inner.faults.iter().filter(|f| f.fired == 0))
+            .filter(|f| {
+                !matches!(
+                    f.action,
+                    FaultAction::Latency(_) | FaultAction::ResponseTime(_)
+                )
+            })
             .cloned()
             .collect()
     }
