@@ -222,6 +222,11 @@ pub fn expected_requests(step: Step, namespaces: usize) -> BTreeMap<(String, Str
                 "deployments",
                 (namespaces * cluster::PULLING_PER_NAMESPACE) as u64,
             );
+            // The Events of the Secrets created: the first of a pass one by one, the rest in
+            // one summary Event on the Lease (regops_core::events::PER_REASON).
+            let per_reason = 25;
+            let created = namespaces.min(per_reason) + usize::from(namespaces > per_reason);
+            add("create", "events", created as u64);
         }
         Step::Plan | Step::Drift | Step::NoopApply => {}
     }

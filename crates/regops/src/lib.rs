@@ -17,7 +17,8 @@
 //! - [`metrics`]: what `apply --watch` counts, in the Prometheus text format.
 //! - [`edit`]: in-place edits of spec files that keep comments and layout.
 //! - [`events`]: Kubernetes Events of what an apply did, repeats folded into series.
-//! - [`fuzz_entry`]: the untrusted-input parsers behind one bytes-in function each, for fuzzing.
+//! - `fuzz_entry` (feature `test-support`): the untrusted-input parsers behind one bytes-in
+//!   function each, for the fuzz targets and their replay in the tests.
 //! - [`observe`]: reading the cluster (a few paged LISTs) or a state file.
 //! - [`provenance`]: the spec's git commit and whether it is dirty.
 //! - [`recycle`]: `--recycle-stuck-pods`: which pods are stuck on a registry just provided.
@@ -40,6 +41,7 @@ pub mod credentials;
 pub mod crypto;
 pub mod edit;
 pub mod events;
+#[cfg(feature = "test-support")]
 pub mod fuzz_entry;
 pub mod helper;
 pub mod listen;

@@ -158,7 +158,9 @@ pub fn amz_date(unix: i64) -> String {
         .to_string()
 }
 
-/// Why a service refuses a signed request.
+/// Why a service refuses a signed request (the verifying side, which only the tests' fake
+/// AWS services use: `test-support`).
+#[cfg(any(test, feature = "test-support"))]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// No or a malformed `Authorization` header, or no `x-amz-date`.
@@ -171,6 +173,7 @@ pub enum Refusal {
     Mismatch,
 }
 
+#[cfg(any(test, feature = "test-support"))]
 /// Checks a request as an AWS service does: the access key is known (`secret_for`), the
 /// `x-amz-date` is within five minutes of `now`, and the signature over the signed headers
 /// matches. `headers` are the request's, as received.
