@@ -29,6 +29,7 @@ use regops_core::report::{ItemResult, Outcome, Report};
 use regops_core::request::{self as bodies, SecretApply};
 use zeroize::Zeroizing;
 
+use crate::errors::describe;
 use crate::retry::retry;
 
 /// The field manager for Secrets.
@@ -68,29 +69,6 @@ fn is_apply_conflict(e: &kube::Error) -> bool {
 /// The 403 a namespace being deleted answers to a create (NamespaceLifecycle admission).
 fn namespace_terminating(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 403 && s.message.contains("because it is being terminated"))
-}
-
-/// A failed request in a sentence: the API's message, or the root cause of a transport error.
-pub fn describe(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s)
-            if s.code == 409 && s.reason == "Conflict" && s.message.starts_with("Apply failed") =>
-        {
-            format!(
-                "{} (another field manager owns it; pass --force-conflicts to take ownership)",
-                s.message
-            )
-        }
-        kube::Error::Api(s) if s.code == 403 => format!("forbidden: {}", s.message),
-        kube::Error::Api(s) => format!("{} {}: {}", s.code, s.reason, s.message),
-        other => {
-            let mut cur: &dyn std::error::Error = other;
-            while let Some(next) = cur.source() {
-                cur = next;
-            }
-            cur.to_string()
-        }
-    }
 }
 
 /// Whether a Secret as just read still carries this spec's ownership marks.

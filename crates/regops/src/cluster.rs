@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::errors::root_cause;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// Where regops is connecting, for messages.
@@ -318,23 +319,6 @@ pub fn api_error(
             detail: root_cause(&other),
         },
     }
-}
-
-/// A transient failure in a few words, for the retry log: the status, or the root cause.
-pub fn describe_transient(err: &kube::Error) -> String {
-    match err {
-        kube::Error::Api(s) => format!("{} {}", s.code, s.reason),
-        other => root_cause(other),
-    }
-}
-
-/// The innermost error's text (`Connection refused (os error 111)`).
-pub(crate) fn root_cause(err: &dyn std::error::Error) -> String {
-    let mut cur = err;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 /// What `regops cluster-info` reports.

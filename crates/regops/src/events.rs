@@ -233,7 +233,7 @@ impl Recorder {
                             crate::retry::retry(|| api.create(&pp, &event))
                                 .await
                                 .map(|_| true)
-                                .map_err(|e| crate::apply::describe(&e))
+                                .map_err(|e| crate::errors::describe(&e))
                         }
                         Send::Patch(ns, name, count, observed) => {
                             let api: Api<k8s_openapi::api::events::v1::Event> =
@@ -244,7 +244,7 @@ impl Recorder {
                             crate::retry::retry(|| api.patch(&name, &pp, &patch))
                                 .await
                                 .map(|_| false)
-                                .map_err(|e| crate::apply::describe(&e))
+                                .map_err(|e| crate::errors::describe(&e))
                         }
                     }
                 }

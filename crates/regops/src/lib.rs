@@ -16,6 +16,7 @@
 //! - [`lock`]: the Lease that keeps two applies apart (and elects `apply --watch`'s leader).
 //! - [`metrics`]: what `apply --watch` counts, in the Prometheus text format.
 //! - [`edit`]: in-place edits of spec files that keep comments and layout.
+//! - [`errors`]: errors in words: the chain of causes, what a failed API request means.
 //! - [`events`]: Kubernetes Events of what an apply did, repeats folded into series.
 //! - `fuzz_entry` (feature `test-support`): the untrusted-input parsers behind one bytes-in
 //!   function each, for the fuzz targets and their replay in the tests.
@@ -40,6 +41,7 @@ pub mod confined;
 pub mod credentials;
 pub mod crypto;
 pub mod edit;
+pub mod errors;
 pub mod events;
 #[cfg(feature = "test-support")]
 pub mod fuzz_entry;

@@ -299,7 +299,7 @@ pub async fn acquire(
             detail: e.to_string(),
         },
         other => LockError::Unreachable {
-            detail: crate::cluster::root_cause(&other),
+            detail: crate::errors::root_cause(&other),
         },
     };
     let deadline = wait.map(|w| Instant::now() + w);

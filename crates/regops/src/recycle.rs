@@ -262,7 +262,7 @@ pub async fn recycle(
                 "cannot recycle pod {}/{}: {}",
                 s.namespace,
                 s.name,
-                crate::apply::describe(&e)
+                crate::errors::describe(&e)
             )),
         }
     }

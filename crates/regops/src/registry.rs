@@ -249,12 +249,7 @@ struct Reply {
 }
 
 fn classify_error(e: &(dyn std::error::Error + 'static)) -> Verdict {
-    let mut chain = Vec::new();
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        chain.push(err.to_string());
-        cur = err.source();
-    }
+    let chain = crate::errors::chain(e);
     let text = chain.join(": ");
     if chain.iter().any(|c| {
         c.contains("certificate") || c.contains("InvalidCertificate") || c.contains("UnknownIssuer")

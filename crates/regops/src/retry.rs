@@ -82,7 +82,7 @@ where
                 "retrying in {} ms (attempt {}/{ATTEMPTS}): {}",
                 wait.as_millis(),
                 attempt + 1,
-                crate::cluster::describe_transient(&err)
+                crate::errors::describe_transient(&err)
             )
         });
         tokio::time::sleep(wait).await;

@@ -575,7 +575,7 @@ async fn watch_once(
     let body = match client.request_stream(req).await {
         Ok(b) => b,
         Err(kube::Error::Api(s)) if s.code == 410 => return Ended::Expired,
-        Err(e) => return Ended::Failed(crate::apply::describe(&e)),
+        Err(e) => return Ended::Failed(crate::errors::describe(&e)),
     };
     let deadline = tokio::time::Instant::now()
         + Duration::from_secs(u64::from(params.timeout.unwrap_or(0)))

@@ -368,7 +368,7 @@ impl Controller<'_> {
                 Err(e) => {
                     self.log.error(&format!(
                         "cannot read where to start watching: {}; trying again in {} s",
-                        crate::apply::describe(&e),
+                        crate::errors::describe(&e),
                         wait.as_secs()
                     ));
                     tokio::select! {
@@ -741,7 +741,7 @@ impl Controller<'_> {
             Ok(n) => self.metrics.recycled(n),
             Err(e) => self.log.error(&format!(
                 "cannot look for pods stuck pulling images: {}",
-                crate::apply::describe(&e)
+                crate::errors::describe(&e)
             )),
         }
     }

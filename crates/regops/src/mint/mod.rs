@@ -124,13 +124,10 @@ impl<'a> Request<'a> {
             .await
             .map_err(|_| format!("no answer from {url} in {} s", self.timeout.as_secs()))?
             .map_err(|e| {
-                let mut text = e.to_string();
-                let mut cur = std::error::Error::source(&e);
-                while let Some(s) = cur {
-                    text = format!("{text}: {s}");
-                    cur = s.source();
-                }
-                format!("cannot reach {url}: {text}")
+                format!(
+                    "cannot reach {url}: {}",
+                    crate::errors::chain(&e).join(": ")
+                )
             })?;
         let status = resp.status().as_u16();
         let date = resp
