@@ -148,13 +148,6 @@ pub fn expiring(desired: &crate::desired::Desired, now: i64, next_run: u64) -> V
         .collect()
 }
 
-/// A label value escaped for the Prometheus text format.
-pub fn label_value(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 /// A Prometheus textfile for node-exporter's textfile collector, for one cluster. `expiries`
 /// are the credentials in use with an `expires` (`regops_credential_expiry_timestamp_seconds`).
 pub fn metrics(
@@ -164,7 +157,7 @@ pub fn metrics(
     now_seconds: u64,
     expiries: &[crate::expiry::Expiry],
 ) -> String {
-    let labels = format!("spec=\"{}\"", label_value(spec));
+    let labels = crate::prometheus::labels(&[("spec", spec)]);
     metrics_for(
         &[(labels, drifted.filter(|_| success))],
         now_seconds,
@@ -173,67 +166,53 @@ pub fn metrics(
 }
 
 /// The textfile for runs, each given as its rendered labels (`spec="web"` or
-/// `spec="web",cluster="eu"`) and the objects in drift (`None` for a run that failed): each
-/// series once per run, under one HELP and TYPE.
+/// `spec="web",cluster="eu"`, by [`crate::prometheus::labels`]) and the objects in drift
+/// (`None` for a run that failed): each series once per run, under one HELP and TYPE.
 pub fn metrics_for(
     runs: &[(String, Option<usize>)],
     now_seconds: u64,
     expiries: &[crate::expiry::Expiry],
 ) -> String {
-    let mut out = String::new();
-    let head = |out: &mut String, name: &str, help: &str| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
-    };
+    use crate::prometheus::{Exposition, Type, escape};
+    let mut out = Exposition::new();
     if !expiries.is_empty() {
-        head(
-            &mut out,
-            "regops_credential_expiry_timestamp_seconds",
+        let name = "regops_credential_expiry_timestamp_seconds";
+        out.family(
+            name,
+            Type::Gauge,
             "When a credential in use expires (its `expires`), as Unix seconds.",
         );
         for (labels, _) in runs {
             for e in expiries {
-                out.push_str(&format!(
-                    "regops_credential_expiry_timestamp_seconds{{{labels},credential=\"{}\"}} {}\n",
-                    label_value(&e.credential),
-                    e.at
-                ));
+                let labels = format!("{labels},credential=\"{}\"", escape(&e.credential));
+                out.sample(name, &labels, e.at);
             }
         }
     }
     if runs.iter().any(|(_, n)| n.is_some()) {
-        head(
-            &mut out,
-            "regops_drift_objects",
-            "Objects that differ from the spec.",
-        );
+        let name = "regops_drift_objects";
+        out.family(name, Type::Gauge, "Objects that differ from the spec.");
         for (labels, n) in runs {
             if let Some(n) = n {
-                out.push_str(&format!("regops_drift_objects{{{labels}}} {n}\n"));
+                out.sample(name, labels, n);
             }
         }
     }
-    head(
-        &mut out,
-        "regops_last_run_timestamp_seconds",
-        "When regops drift last ran.",
-    );
+    let name = "regops_last_run_timestamp_seconds";
+    out.family(name, Type::Gauge, "When regops drift last ran.");
     for (labels, _) in runs {
-        out.push_str(&format!(
-            "regops_last_run_timestamp_seconds{{{labels}}} {now_seconds}\n"
-        ));
+        out.sample(name, labels, now_seconds);
     }
-    head(
-        &mut out,
-        "regops_run_success",
+    let name = "regops_run_success";
+    out.family(
+        name,
+        Type::Gauge,
         "Whether the last regops drift run could read the cluster and the spec (1) or not (0).",
     );
     for (labels, n) in runs {
-        out.push_str(&format!(
-            "regops_run_success{{{labels}}} {}\n",
-            u8::from(n.is_some())
-        ));
+        out.sample(name, labels, u8::from(n.is_some()));
     }
-    out
+    out.into_string()
 }
 
 #[cfg(test)]

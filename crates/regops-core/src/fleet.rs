@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::drift::Drift;
 use crate::plan::{Action, Plan, Source};
+use crate::report::plural;
 use crate::report::{Outcome, Report};
 
 /// The version of the fleet JSON reports.
@@ -60,10 +61,6 @@ pub struct Drifted {
 
 fn failed_count<T>(members: &[Member<T>]) -> usize {
     members.iter().filter(|m| m.result.is_err()).count()
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn width<T>(members: &[Member<T>]) -> usize {
@@ -529,14 +526,10 @@ pub fn metrics(
     now_seconds: u64,
     expiries: &[crate::expiry::Expiry],
 ) -> String {
-    let spec = crate::drift::label_value(spec);
     let runs: Vec<(String, Option<usize>)> = clusters
         .iter()
         .map(|(c, n)| {
-            let labels = format!(
-                "spec=\"{spec}\",cluster=\"{}\"",
-                crate::drift::label_value(c)
-            );
+            let labels = crate::prometheus::labels(&[("spec", spec), ("cluster", c)]);
             (labels, *n)
         })
         .collect();

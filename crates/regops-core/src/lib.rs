@@ -20,6 +20,7 @@ pub mod login;
 pub mod observed;
 pub mod ownership;
 pub mod plan;
+pub mod prometheus;
 pub mod render;
 pub mod report;
 pub mod request;

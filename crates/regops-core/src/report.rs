@@ -20,7 +20,8 @@ pub(crate) fn pretty(v: &serde_json::Value) -> String {
     s
 }
 
-fn plural(n: usize, one: &str, many: &str) -> String {
+/// `1 Secret`, `3 Secrets`: a count and the word for it (every view says counts this way).
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 

@@ -18,8 +18,8 @@
 //! - `regops_last_full_sync_timestamp_seconds` and `regops_seconds_since_last_full_sync`
 //!   (successful full applies; the second is computed at each scrape, for simple alerts).
 
+use regops_core::prometheus::{Exposition, Type, escape};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
 
 /// The histogram's upper bounds, in seconds: a namespace pass takes milliseconds, a full apply
@@ -205,167 +205,131 @@ impl Metrics {
     }
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-// Kept whole (over 80 lines): the exposition in order, one block per series.
+// Kept whole (over 80 lines): the exposition in order, one family after another.
 fn render(labels: &str, v: &Values, now: f64) -> String {
+    use Type::{Counter, Gauge, Histogram};
     let s = labels;
-    let mut o = String::new();
-    let head = |o: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
-    head(
-        &mut o,
+    let with = |more: &str| format!("{s},{more}");
+    let mut o = Exposition::new();
+    o.family(
         "regops_leader",
-        "gauge",
+        Gauge,
         "Whether this replica holds the Lease and writes.",
     );
-    let _ = writeln!(o, "regops_leader{{{s}}} {}", u8::from(v.leader));
-    head(
-        &mut o,
+    o.sample("regops_leader", s, u8::from(v.leader));
+    o.family(
         "regops_ready",
-        "gauge",
+        Gauge,
         "Whether the first full apply has ended (or this replica is a standby).",
     );
-    let _ = writeln!(o, "regops_ready{{{s}}} {}", u8::from(v.ready));
-    head(
-        &mut o,
-        "regops_reconciles_total",
-        "counter",
+    o.sample("regops_ready", s, u8::from(v.ready));
+    let name = "regops_reconciles_total";
+    o.family(
+        name,
+        Counter,
         "Passes (read, plan, write) by scope and outcome.",
     );
     for scope in [Scope::Full, Scope::Namespaces] {
         for (ok, outcome) in [(true, "success"), (false, "failure")] {
             let n = v.reconciles.get(&(scope, ok)).copied().unwrap_or(0);
-            let _ = writeln!(
-                o,
-                "regops_reconciles_total{{{s},scope=\"{}\",outcome=\"{outcome}\"}} {n}",
-                scope.label()
-            );
+            let more = format!("scope=\"{}\",outcome=\"{outcome}\"", scope.label());
+            o.sample(name, &with(&more), n);
         }
     }
-    head(
-        &mut o,
-        "regops_reconcile_duration_seconds",
-        "histogram",
-        "How long passes take, by scope.",
-    );
+    let name = "regops_reconcile_duration_seconds";
+    o.family(name, Histogram, "How long passes take, by scope.");
     for scope in [Scope::Full, Scope::Namespaces] {
         let h = v.durations.get(&scope).cloned().unwrap_or_default();
         let l = scope.label();
         for (i, le) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "regops_reconcile_duration_seconds_bucket{{{s},scope=\"{l}\",le=\"{le}\"}} {}",
-                h.counts[i]
-            );
+            let more = format!("scope=\"{l}\",le=\"{le}\"");
+            o.sample(&format!("{name}_bucket"), &with(&more), h.counts[i]);
         }
-        let _ = writeln!(
-            o,
-            "regops_reconcile_duration_seconds_bucket{{{s},scope=\"{l}\",le=\"+Inf\"}} {}\nregops_reconcile_duration_seconds_sum{{{s},scope=\"{l}\"}} {}\nregops_reconcile_duration_seconds_count{{{s},scope=\"{l}\"}} {}",
-            h.count, h.sum, h.count
-        );
+        let more = format!("scope=\"{l}\",le=\"+Inf\"");
+        o.sample(&format!("{name}_bucket"), &with(&more), h.count);
+        let scoped = with(&format!("scope=\"{l}\""));
+        o.sample(&format!("{name}_sum"), &scoped, h.sum);
+        o.sample(&format!("{name}_count"), &scoped, h.count);
     }
-    head(
-        &mut o,
-        "regops_writes_total",
-        "counter",
-        "Writes by outcome.",
-    );
+    let name = "regops_writes_total";
+    o.family(name, Counter, "Writes by outcome.");
     for outcome in ["applied", "failed", "skipped"] {
         let n = v.writes.get(outcome).copied().unwrap_or(0);
-        let _ = writeln!(o, "regops_writes_total{{{s},outcome=\"{outcome}\"}} {n}");
+        o.sample(name, &with(&format!("outcome=\"{outcome}\"")), n);
     }
-    head(
-        &mut o,
+    o.family(
         "regops_objects_in_drift",
-        "gauge",
+        Gauge,
         "Objects the latest full apply found out of step, before writing.",
     );
-    let _ = writeln!(o, "regops_objects_in_drift{{{s}}} {}", v.in_drift);
-    head(
-        &mut o,
+    o.sample("regops_objects_in_drift", s, v.in_drift);
+    o.family(
         "regops_conflicts",
-        "gauge",
+        Gauge,
         "Conflicts the latest full apply found and left for a person.",
     );
-    let _ = writeln!(o, "regops_conflicts{{{s}}} {}", v.conflicts);
-    head(
-        &mut o,
-        "regops_watch_restarts_total",
-        "counter",
+    o.sample("regops_conflicts", s, v.conflicts);
+    let name = "regops_watch_restarts_total";
+    o.family(
+        name,
+        Counter,
         "Watch requests renewed, by resource and reason.",
     );
     for ((resource, reason), n) in &v.watch_restarts {
-        let _ = writeln!(
-            o,
-            "regops_watch_restarts_total{{{s},resource=\"{}\",reason=\"{reason}\"}} {n}",
-            escape(resource)
-        );
+        let more = format!("resource=\"{}\",reason=\"{reason}\"", escape(resource));
+        o.sample(name, &with(&more), n);
     }
-    head(
-        &mut o,
-        "regops_spec_reloads_total",
-        "counter",
+    let name = "regops_spec_reloads_total";
+    o.family(
+        name,
+        Counter,
         "Spec reloads by outcome (a failed one keeps the last good spec).",
     );
     for (ok, outcome) in [(true, "success"), (false, "failure")] {
         let n = v.reloads.get(&ok).copied().unwrap_or(0);
-        let _ = writeln!(
-            o,
-            "regops_spec_reloads_total{{{s},outcome=\"{outcome}\"}} {n}"
-        );
+        o.sample(name, &with(&format!("outcome=\"{outcome}\"")), n);
     }
-    head(
-        &mut o,
+    o.family(
         "regops_pods_recycled_total",
-        "counter",
+        Counter,
         "Pods stuck pulling from a registry just provided, deleted for their controller to recreate.",
     );
-    let _ = writeln!(o, "regops_pods_recycled_total{{{s}}} {}", v.recycled);
-    head(
-        &mut o,
+    o.sample("regops_pods_recycled_total", s, v.recycled);
+    o.family(
         "regops_namespaces_awaiting_retry",
-        "gauge",
+        Gauge,
         "Namespaces whose writes failed, waiting to be retried alone with their own backoff.",
     );
-    let _ = writeln!(
-        o,
-        "regops_namespaces_awaiting_retry{{{s}}} {}",
-        v.awaiting_retry
-    );
-    head(
-        &mut o,
+    o.sample("regops_namespaces_awaiting_retry", s, v.awaiting_retry);
+    o.family(
         "regops_mint_failures_total",
-        "counter",
+        Counter,
         "Tokens that could not be minted from a cloud identity (each retried with backoff).",
     );
-    let _ = writeln!(o, "regops_mint_failures_total{{{s}}} {}", v.mint_failures);
+    o.sample("regops_mint_failures_total", s, v.mint_failures);
     if let Some(t) = v.last_full_sync {
-        head(
-            &mut o,
+        o.family(
             "regops_last_full_sync_timestamp_seconds",
-            "gauge",
+            Gauge,
             "When the latest successful full apply ended.",
         );
-        let _ = writeln!(o, "regops_last_full_sync_timestamp_seconds{{{s}}} {t:.3}");
-        head(
-            &mut o,
+        o.sample(
+            "regops_last_full_sync_timestamp_seconds",
+            s,
+            format!("{t:.3}"),
+        );
+        o.family(
             "regops_seconds_since_last_full_sync",
-            "gauge",
+            Gauge,
             "Seconds since the latest successful full apply ended.",
         );
-        let _ = writeln!(
-            o,
-            "regops_seconds_since_last_full_sync{{{s}}} {:.3}",
-            (now - t).max(0.0)
+        o.sample(
+            "regops_seconds_since_last_full_sync",
+            s,
+            format!("{:.3}", (now - t).max(0.0)),
         );
     }
-    o
+    o.into_string()
 }
 
 #[cfg(test)]
