@@ -924,10 +924,7 @@ impl Store {
         if rt.kind == "Secret" {
             validation::normalize_secret(obj)?;
         }
-        if matches!(
-            rt.kind,
-            "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob"
-        ) {
+        if rt.is_workload() {
             obj["metadata"]["generation"] = json!(1);
         }
         if rt.kind == "Namespace" {
@@ -1102,11 +1099,7 @@ impl Store {
         if let Some(manager) = manager {
             fields::record_update(Some(&old.obj), &new, manager, &mut managed);
         }
-        if matches!(
-            rt.kind,
-            "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob"
-        ) && new["spec"] != old.obj["spec"]
-        {
+        if rt.is_workload() && new["spec"] != old.obj["spec"] {
             let g = old.obj["metadata"]["generation"].as_i64().unwrap_or(1);
             new["metadata"]["generation"] = json!(g + 1);
         }

@@ -1,7 +1,7 @@
 //! A Kubernetes API server for tests.
 //!
-//! It serves namespaces, secrets, serviceaccounts, deployments, statefulsets, daemonsets, jobs,
-//! cronjobs and leases over HTTP, with the API's real semantics for what regops relies on:
+//! It serves namespaces, secrets, serviceaccounts, deployments, statefulsets, daemonsets,
+//! replicasets, jobs, cronjobs and leases over HTTP, with the API's real semantics for what regops relies on:
 //! discovery, resourceVersion and conflicts, Status errors, label and field selectors, paging,
 //! merge / JSON / strategic merge patch and server-side apply with managedFields, Secret
 //! validation, `dryRun=All`, a `default` ServiceAccount per namespace, bearer-token

@@ -12,7 +12,22 @@ pub struct ResourceType {
     pub short_names: &'static [&'static str],
 }
 
+/// The kinds with a pod template (and a `metadata.generation` that moves with their spec).
+const WORKLOAD_KINDS: &[&str] = &[
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "Job",
+    "CronJob",
+];
+
 impl ResourceType {
+    /// Whether this is a workload: a kind with a pod template.
+    pub fn is_workload(&self) -> bool {
+        WORKLOAD_KINDS.contains(&self.kind)
+    }
+
     /// `v1` or `apps/v1`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -77,6 +92,15 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "DaemonSet",
         namespaced: true,
         short_names: &["ds"],
+    },
+    ResourceType {
+        group: "apps",
+        version: "v1",
+        plural: "replicasets",
+        singular: "replicaset",
+        kind: "ReplicaSet",
+        namespaced: true,
+        short_names: &["rs"],
     },
     ResourceType {
         group: "batch",

@@ -67,10 +67,7 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(
     if rt.kind == "Pod" {
         pod(obj, old, &mut causes);
     }
-    if matches!(
-        rt.kind,
-        "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob"
-    ) {
+    if rt.is_workload() {
         workload(rt.kind, obj, old, &mut causes);
     }
     if causes.is_empty() {
@@ -408,7 +405,7 @@ fn qualified_name(s: &str) -> bool {
 }
 
 /// The required fields of workloads, as `ValidateDeploymentSpec`, `ValidateStatefulSetSpec`,
-/// `ValidateDaemonSetSpec` (pkg/apis/apps/validation/validation.go), `ValidateJobSpec`,
+/// `ValidateDaemonSetSpec`, `ValidateReplicaSetSpec` (pkg/apis/apps/validation/validation.go), `ValidateJobSpec`,
 /// `ValidateCronJobSpec` and `ValidateJobSpecUpdate` (pkg/apis/batch/validation/validation.go)
 /// and `ValidatePodTemplateSpec` (pkg/apis/core/validation/validation.go) check them: a
 /// selector that the template's labels match, at least one container with a name and an image,
@@ -431,7 +428,10 @@ fn workload(kind: &str, obj: &Value, old: Option<&Value>, causes: &mut Vec<(Stri
     } else {
         (&spec["template"], "spec.template")
     };
-    if matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet") {
+    if matches!(
+        kind,
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet"
+    ) {
         match spec["selector"].as_object() {
             None => causes.push(("spec.selector".into(), "Required value".into())),
             Some(sel) => {

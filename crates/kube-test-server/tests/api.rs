@@ -199,7 +199,7 @@ fn discovery_documents() {
     for (path, kinds) in [
         (
             "/apis/apps/v1",
-            vec!["Deployment", "StatefulSet", "DaemonSet"],
+            vec!["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"],
         ),
         ("/apis/batch/v1", vec!["Job", "CronJob"]),
         ("/apis/coordination.k8s.io/v1", vec!["Lease"]),
@@ -242,6 +242,11 @@ fn crud_on_every_resource_namespaced_and_across_namespaces() {
             "/apis/apps/v1",
             "daemonsets",
             workload("apps/v1", "DaemonSet", "x"),
+        ),
+        (
+            "/apis/apps/v1",
+            "replicasets",
+            workload("apps/v1", "ReplicaSet", "x"),
         ),
         ("/apis/batch/v1", "jobs", workload("batch/v1", "Job", "x")),
         (
@@ -1060,6 +1065,19 @@ fn workloads_require_their_fields_so_an_apply_cannot_create_a_half_empty_one() {
         .status,
         404
     );
+    // A ReplicaSet needs the same selector (ValidateReplicaSetSpec: "spec.selector: Required
+    // value", pkg/apis/apps/validation/validation.go), so a ReplicaSet deleted under regops is
+    // not re-created from its entries either.
+    let r = patch(
+        &s,
+        "/apis/apps/v1/namespaces/web/replicasets/gone?fieldManager=regops.x",
+        "application/apply-patch+yaml",
+        &json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "gone"},
+            "spec": {"template": {"spec": {"imagePullSecrets": [{"name": "harbor-pull"}]}}}}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    let msg = r.body["message"].as_str().unwrap();
+    assert!(msg.contains("spec.selector: Required value"), "{msg}");
     // Labels that the selector does not match, a container without an image, a Job that
     // would restart `Always`, a CronJob without a schedule.
     let mut d = workload("apps/v1", "Deployment", "d");

@@ -588,11 +588,7 @@ fn bind_workloads(
         .filter_map(|r| spec.registries.get(r.as_str()))
         .map(|r| r.server.as_str())
         .collect();
-    let kinds: Vec<WorkloadKind> = if sel.kinds.is_empty() {
-        WorkloadKind::ALL.to_vec()
-    } else {
-        sel.kinds.iter().map(|k| k.value).collect()
-    };
+    let kinds: Vec<WorkloadKind> = sel.selected_kinds();
     let pulls = |image: &str| {
         if sel.images.is_empty() {
             let r = ImageRef::parse(image);
@@ -641,7 +637,7 @@ fn bind_workloads(
 pub fn describe_workload(w: &Workload) -> String {
     format!(
         "{} {}/{}",
-        crate::kind::ObjectKind::from(w.kind).lowercase(),
+        regops_spec::kind::ObjectKind::from(w.kind).lowercase(),
         w.namespace,
         w.name
     )

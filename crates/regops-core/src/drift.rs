@@ -3,9 +3,9 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::kind::ObjectKind;
 use crate::ownership;
 use crate::plan::{Action, Cause, Change, Plan};
+use regops_spec::kind::ObjectKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]

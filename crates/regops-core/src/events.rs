@@ -4,9 +4,9 @@
 //! namespaces records tens of Events, not 10,000 (the rest are counted in one summary Event).
 //! The binary's recorder sends them and aggregates repeats into series, as client-go's does.
 
-use crate::kind::ObjectKind;
 use crate::plan::{Action, Cause, Plan};
 use crate::report::{Outcome, Report};
+use regops_spec::kind::ObjectKind;
 
 /// How many Events of one reason a pass records one by one; past it, one summary Event says
 /// how many more there were (client-go's aggregator folds similar Events past 10 into one).

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::kind::ObjectKind;
 use crate::plan::{Action, Change};
+use regops_spec::kind::ObjectKind;
 
 /// The fewest changes shown as a group; fewer are shown one by one.
 pub const GROUP_MIN: usize = 3;

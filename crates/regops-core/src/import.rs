@@ -609,8 +609,8 @@ pub fn narrow(im: &mut Import, plan: &Plan) -> bool {
             })
             .collect();
         changed |= match c.kind {
-            crate::kind::ObjectKind::Secret => name_the_namespaces(im, c),
-            crate::kind::ObjectKind::ServiceAccount => unbind_service_account(im, c, &adds),
+            regops_spec::kind::ObjectKind::Secret => name_the_namespaces(im, c),
+            regops_spec::kind::ObjectKind::ServiceAccount => unbind_service_account(im, c, &adds),
             kind => kind
                 .workload()
                 .is_some_and(|wk| unbind_workloads(im, c, wk, &adds)),

@@ -15,7 +15,6 @@ pub mod fleet;
 pub mod group;
 pub mod image;
 pub mod import;
-pub mod kind;
 pub mod login;
 pub mod observed;
 pub mod ownership;

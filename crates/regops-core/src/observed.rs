@@ -453,12 +453,10 @@ fn pod_template(
     kind: regops_spec::WorkloadKind,
     spec: Option<wire::WorkloadSpec>,
 ) -> (Labels, wire::PodSpec) {
-    let template = spec.and_then(|s| {
-        if kind == regops_spec::WorkloadKind::CronJob {
-            s.job_template.and_then(|j| j.spec).and_then(|j| j.template)
-        } else {
-            s.template
-        }
+    use regops_spec::kind::TemplateAt;
+    let template = spec.and_then(|s| match kind.facts().template {
+        TemplateAt::JobTemplate => s.job_template.and_then(|j| j.spec).and_then(|j| j.template),
+        TemplateAt::Spec => s.template,
     });
     match template {
         Some(t) => (

@@ -10,12 +10,12 @@ use serde_json::Value;
 
 use crate::desired::{Desired, DesiredSecret, Wanted};
 use crate::group::Group;
-use crate::kind::ObjectKind;
 use crate::observed::{Labels, Observed, Secret};
 use crate::ownership::{
     self, KUBESPHERE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SECRET_TYPE, SPEC_ANNOTATION,
 };
 use crate::warning::{Warning, WarningGroup, WarningKind};
+use regops_spec::kind::{ObjectKind, WorkloadKind};
 
 /// The version of the JSON plan format (`schemas/plan.schema.json`).
 pub const FORMAT_VERSION: &str = "1";
@@ -569,9 +569,8 @@ fn kubesphere_change(c: &mut Change, ks: &KubeSphere<'_>, wanted: Option<&Wanted
     if merged.as_ref() != current {
         let template = c
             .kind
-            .facts()
-            .template_metadata
-            .unwrap_or("spec.template.metadata");
+            .workload()
+            .map_or("spec.template.metadata", |w| w.facts().template.metadata());
         c.fields.push(FieldChange {
             field: format!("{template}.annotations[{KUBESPHERE_ANNOTATION}]"),
             before: current.cloned(),
@@ -658,7 +657,7 @@ fn entries_change(
     // template is used by its next Jobs).
     let template_changes =
         !c.add.is_empty() || !c.remove.is_empty() || c.kubesphere_annotation.is_some();
-    c.restarts_pods = template_changes && kind.facts().rolls_pods;
+    c.restarts_pods = template_changes && kind.workload().is_some_and(|w| w.facts().rolls_pods);
     if c.add.is_empty() && c.remove.is_empty() && c.fields.is_empty() && c.record.is_none() {
         c.action = Action::Noop;
     } else if c.causes.is_empty() {
@@ -848,12 +847,21 @@ impl<'a> Planner<'a> {
                     legacy,
                 }),
             );
-            if !kind.facts().template_mutable {
+            if !w.kind.facts().template_mutable {
                 // A Job's pod template cannot change once the Job exists (the API server
                 // answers 422 "field is immutable"), so a Job is never patched; the plan says
                 // where the pull secret can go instead.
                 if !c.add.is_empty() {
                     job_notes.push(job_note(w));
+                }
+                continue;
+            }
+            if let Some((owner_kind, owner)) = workload_controller(w) {
+                // A ReplicaSet a Deployment controls: the Deployment writes its template, and
+                // one that differs from the Deployment's makes the Deployment roll out a new
+                // ReplicaSet. Its controller is what to bind.
+                if !c.add.is_empty() {
+                    job_notes.push(controlled_note(w, owner_kind, owner));
                 }
                 continue;
             }
@@ -888,6 +896,35 @@ impl<'a> Planner<'a> {
         }
         last.into_iter().map(str::to_string).collect()
     }
+}
+
+/// The workload that controls `w`, when its controller is a kind a binding can select (a
+/// ReplicaSet's Deployment, a Job's CronJob).
+fn workload_controller(w: &crate::observed::Workload) -> Option<(WorkloadKind, &str)> {
+    let (kind, name) = w.controller.as_ref()?;
+    let kind = ObjectKind::parse(kind)?.workload()?;
+    Some((kind, name.as_str()))
+}
+
+/// Why a workload another workload controls is not patched, and what to bind instead.
+fn controlled_note(
+    w: &crate::observed::Workload,
+    owner_kind: WorkloadKind,
+    owner: &str,
+) -> Warning {
+    let subject = format!(
+        "{} {}/{}",
+        ObjectKind::from(w.kind).lowercase(),
+        w.namespace,
+        w.name
+    );
+    Warning::new(
+        WarningKind::ControlledNotPatched,
+        subject.clone(),
+        format!(
+            "{subject} is not patched: its {owner_kind} `{owner}` writes its pod template; bind the {owner_kind} instead"
+        ),
+    )
 }
 
 /// Where the pull secret can go for a Job, which is never patched.

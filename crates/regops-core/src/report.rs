@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::drift::Drift;
-use crate::kind::ObjectKind;
 use crate::plan::{Action, Plan};
+use regops_spec::kind::ObjectKind;
 
 /// The version of the JSON reports of `apply`, `drift` and `validate`.
 pub const FORMAT_VERSION: &str = "1";

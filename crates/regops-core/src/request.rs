@@ -12,11 +12,11 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::desired::DesiredSecret;
-use crate::kind::ObjectKind;
 use crate::ownership::{
     self, KUBESPHERE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SECRET_KEY, SECRET_TYPE,
     SOURCE_COMMIT_ANNOTATION, SPEC_ANNOTATION,
 };
+use regops_spec::kind::ObjectKind;
 
 /// The applied configuration of one Secret (server-side apply, field manager `regops`). It
 /// serialises the data without keeping a copy, and its `Debug` shows none.
@@ -180,7 +180,9 @@ pub fn workload_apply(
     if !template.is_empty() {
         // Nest the template where the kind keeps it (`spec.template`, or a CronJob's
         // `spec.jobTemplate.spec.template`).
-        let path = facts.template.unwrap_or(&["spec", "template"]);
+        let path = kind
+            .workload()
+            .map_or(&["spec", "template"][..], |w| w.facts().template.path());
         let mut nested = Value::Object(template);
         for key in path.iter().rev() {
             nested = json!({ *key: nested });

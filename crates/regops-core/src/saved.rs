@@ -243,7 +243,7 @@ pub fn moved(then: &[ObjectVersion], now: &[ObjectVersion]) -> Vec<Moved> {
 /// (empty: the same plan). Compared: each change's action and everything it would write, and
 /// the conflicts.
 pub fn differences(saved: &Plan, now: &Plan) -> Vec<String> {
-    type Key<'a> = (crate::kind::ObjectKind, &'a str, &'a str);
+    type Key<'a> = (regops_spec::kind::ObjectKind, &'a str, &'a str);
     fn index(p: &Plan) -> BTreeMap<Key<'_>, &crate::plan::Change> {
         p.changes
             .iter()

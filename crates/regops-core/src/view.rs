@@ -5,8 +5,8 @@
 use std::fmt::Write;
 
 use crate::group::{self, Group};
-use crate::kind::ObjectKind;
 use crate::plan::{Action, Change, Plan};
+use regops_spec::kind::ObjectKind;
 
 struct Style {
     color: bool,
@@ -95,7 +95,7 @@ fn notes(
     }
     if action == Action::Patch
         && template_changes
-        && let Some((one, many)) = kind.facts().template_note
+        && let Some((one, many)) = kind.workload().map(|w| w.facts().template_note)
     {
         out.push(if several { many } else { one }.to_string());
     }

@@ -21,6 +21,9 @@ pub enum WarningKind {
     RestartsPods,
     /// A Job wants a pull secret, and a Job's template cannot change.
     JobNotPatched,
+    /// A workload wants a pull secret, and another workload controls its template (a
+    /// ReplicaSet's Deployment).
+    ControlledNotPatched,
     /// References to Secrets in conflict are held back.
     HeldBack,
     /// A ServiceAccount regops patches is also managed by Argo CD, Flux or Helm.
@@ -81,6 +84,9 @@ fn together(kind: WarningKind, n: usize) -> String {
         WarningKind::RestartsPods => format!("{n} workloads will roll their pods"),
         WarningKind::JobNotPatched => format!(
             "{n} Jobs are not patched: a Job's pod template cannot change once it exists; bind their CronJob, or the ServiceAccount they run as"
+        ),
+        WarningKind::ControlledNotPatched => format!(
+            "{n} workloads are not patched: another workload controls their pod template (a ReplicaSet's Deployment); bind their controller instead"
         ),
         WarningKind::HeldBack => format!("{n} sets of references are held back"),
         WarningKind::GitopsManaged => format!(

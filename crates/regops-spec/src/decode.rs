@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use crate::kind::WorkloadKind;
 use crate::model::*;
 use crate::node::{Loc, Node, Scalar, Spanned, Value};
 use crate::rules;
@@ -1194,8 +1195,12 @@ impl<'d> Decoder<'d> {
                                 format!("unknown workload kind `{}`", s.value),
                             )
                             .with_label(s.loc, "unknown kind")
-                            .with_help(hint.map_or(
-                                "use Deployment, StatefulSet, DaemonSet, Job or CronJob".into(),
+                            .with_help(hint.map_or_else(
+                                || {
+                                    let names: Vec<&str> =
+                                        WorkloadKind::ALL.iter().map(|k| k.as_str()).collect();
+                                    format!("use one of {}", names.join(", "))
+                                },
                                 |h| format!("did you mean `{h}`?"),
                             )),
                         );

@@ -11,6 +11,7 @@ pub mod decode;
 pub mod diagnostic;
 pub mod duration;
 pub mod fleet;
+pub mod kind;
 pub mod model;
 pub mod node;
 pub mod rules;
@@ -22,6 +23,7 @@ mod validate;
 mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics, RenderOptions, Severity};
+pub use kind::{ObjectKind, WorkloadKind};
 pub use model::*;
 pub use node::{FileId, Loc, Node, Spanned, Value};
 pub use source::{Format, LoadError, SourceFile, Sources};

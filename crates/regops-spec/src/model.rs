@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use schemars::JsonSchema;
 
+use crate::kind::WorkloadKind;
 use crate::node::{Loc, Spanned};
 
 pub const API_VERSION: &str = "regops.dev/v1";
@@ -481,7 +482,8 @@ pub struct Binding {
 #[derive(Clone, Debug, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkloadSelector {
-    /// Workload kinds; all five when omitted.
+    /// Workload kinds; when omitted, Deployment, StatefulSet, DaemonSet, Job and CronJob
+    /// (a ReplicaSet is selected only when named).
     #[serde(default)]
     pub kinds: Vec<Spanned<WorkloadKind>>,
     /// Workloads by label.
@@ -496,44 +498,15 @@ pub struct WorkloadSelector {
     pub loc: Loc,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
-pub enum WorkloadKind {
-    Deployment,
-    StatefulSet,
-    DaemonSet,
-    Job,
-    CronJob,
-}
-
-impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 5] = [
-        WorkloadKind::Deployment,
-        WorkloadKind::StatefulSet,
-        WorkloadKind::DaemonSet,
-        WorkloadKind::Job,
-        WorkloadKind::CronJob,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkloadKind::Deployment => "Deployment",
-            WorkloadKind::StatefulSet => "StatefulSet",
-            WorkloadKind::DaemonSet => "DaemonSet",
-            WorkloadKind::Job => "Job",
-            WorkloadKind::CronJob => "CronJob",
+impl WorkloadSelector {
+    /// The kinds this selector selects: those it names, or the kinds selected by default
+    /// ([`WorkloadKind::defaults`]) when it names none.
+    pub fn selected_kinds(&self) -> Vec<WorkloadKind> {
+        if self.kinds.is_empty() {
+            WorkloadKind::defaults().collect()
+        } else {
+            self.kinds.iter().map(|k| k.value).collect()
         }
-    }
-
-    /// The kind named exactly `name` (`kind:` is case-sensitive).
-    pub fn parse(name: &str) -> Option<WorkloadKind> {
-        Some(match name {
-            "Deployment" => WorkloadKind::Deployment,
-            "StatefulSet" => WorkloadKind::StatefulSet,
-            "DaemonSet" => WorkloadKind::DaemonSet,
-            "Job" => WorkloadKind::Job,
-            "CronJob" => WorkloadKind::CronJob,
-            _ => return None,
-        })
     }
 }
 

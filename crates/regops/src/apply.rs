@@ -19,7 +19,6 @@ use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client};
 use regops_core::desired::{Desired, DesiredSecret};
-use regops_core::kind::ObjectKind;
 use regops_core::observed::{
     Observed, Secret as ObservedSecret, ServiceAccount as ObservedServiceAccount, Workload,
 };
@@ -27,6 +26,7 @@ use regops_core::ownership::{self, KUBESPHERE_ANNOTATION, MANAGED_BY_LABEL, SPEC
 use regops_core::plan::{Action, Change, Plan};
 use regops_core::report::{ItemResult, Outcome, Report};
 use regops_core::request::{self as bodies, SecretApply};
+use regops_spec::kind::ObjectKind;
 use zeroize::Zeroizing;
 
 use crate::errors::describe;

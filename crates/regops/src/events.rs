@@ -281,8 +281,8 @@ pub fn lease(namespace: &str, name: &str) -> Regarding {
 pub fn uids(
     observed: &regops_core::observed::Observed,
     report: &regops_core::report::Report,
-) -> HashMap<(regops_core::kind::ObjectKind, String, String), String> {
-    use regops_core::kind::ObjectKind;
+) -> HashMap<(regops_spec::kind::ObjectKind, String, String), String> {
+    use regops_spec::kind::ObjectKind;
     let mut out = HashMap::new();
     for s in &observed.secrets {
         if let Some(uid) = &s.uid {

@@ -12,9 +12,9 @@ use std::path::Path;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::ListParams;
-use regops_core::kind::ObjectKind;
 use regops_core::observed::{Observed, Skipped, wire};
 use regops_core::ownership::{self, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use regops_spec::kind::ObjectKind;
 use regops_spec::{Spec, WorkloadKind};
 
 use crate::cluster::{ClusterError, Target, api_error};
@@ -222,13 +222,7 @@ pub async fn from_cluster(
         .bindings
         .iter()
         .filter_map(|b| b.workloads.as_ref())
-        .flat_map(|w| {
-            if w.kinds.is_empty() {
-                WorkloadKind::ALL.to_vec()
-            } else {
-                w.kinds.iter().map(|k| k.value).collect()
-            }
-        })
+        .flat_map(|w| w.selected_kinds())
         .collect();
     for &place in &places {
         let secrets = Listing::kind(ObjectKind::Secret, place);
@@ -260,7 +254,12 @@ pub async fn from_cluster(
             &mut observed,
         )
         .await?;
-        for kind in WorkloadKind::ALL {
+        // A kind no binding selects by default (ReplicaSet) is read only by specs that name
+        // it: it cannot carry entries of a spec that never did.
+        for kind in WorkloadKind::ALL
+            .into_iter()
+            .filter(|k| k.facts().by_default || kinds.contains(k))
+        {
             let listing = Listing::kind(ObjectKind::from(kind), place);
             list_into(
                 client,
@@ -311,7 +310,7 @@ pub async fn for_import(
             &mut observed,
         )
         .await?;
-        for kind in WorkloadKind::ALL {
+        for kind in WorkloadKind::defaults() {
             list_into(
                 client,
                 target,
@@ -459,13 +458,13 @@ fn read_state<R: std::io::BufRead>(
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
     use k8s_openapi::api::batch::v1::{CronJob, Job};
     use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
     use k8s_openapi::{Metadata, Resource};
-    use regops_core::kind::ObjectKind;
+    use regops_spec::kind::ObjectKind;
 
-    /// regops-core's table of per-kind facts (it has no Kubernetes types) against
+    /// regops-spec's table of per-kind facts (it has no Kubernetes types) against
     /// k8s-openapi's, which are generated from the API's OpenAPI document.
     #[test]
     fn the_kind_table_agrees_with_the_api() {
@@ -495,6 +494,7 @@ mod tests {
                 ObjectKind::Deployment => check::<Deployment>(kind),
                 ObjectKind::StatefulSet => check::<StatefulSet>(kind),
                 ObjectKind::DaemonSet => check::<DaemonSet>(kind),
+                ObjectKind::ReplicaSet => check::<ReplicaSet>(kind),
                 ObjectKind::Job => check::<Job>(kind),
                 ObjectKind::CronJob => check::<CronJob>(kind),
             }

@@ -29,9 +29,9 @@ use tokio::time::Instant;
 use kube::Client;
 use kube::api::{ListParams, WatchParams};
 use regops_core::fingerprint;
-use regops_core::kind::ObjectKind;
 use regops_core::observed::{Observed, wire};
 use regops_core::ownership::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use regops_spec::kind::ObjectKind;
 use regops_spec::{Spec, WorkloadKind};
 use serde::Deserialize;
 
@@ -312,11 +312,7 @@ pub fn watched(spec: &Spec) -> Vec<Watched> {
     }
     let mut kinds: BTreeSet<WorkloadKind> = BTreeSet::new();
     for w in spec.bindings.iter().filter_map(|b| b.workloads.as_ref()) {
-        if w.kinds.is_empty() {
-            kinds.extend(WorkloadKind::ALL);
-        } else {
-            kinds.extend(w.kinds.iter().map(|k| k.value));
-        }
+        kinds.extend(w.selected_kinds());
     }
     for k in kinds {
         let kind = ObjectKind::from(k);

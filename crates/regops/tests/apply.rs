@@ -1097,6 +1097,102 @@ fn an_existing_jobs_pod_template_is_never_patched_and_its_cronjob_is() {
     assert_eq!(e.plan().code, 0);
 }
 
+/// A ReplicaSet of its own and one a Deployment controls (the Deployment controller's
+/// `pod-template-hash` label, as kube-controller-manager writes it).
+fn seed_replica_sets(e: &Env) {
+    let frontend = e.server.object("deployments", "web", "frontend").unwrap();
+    let pod = |app: &str| {
+        json!({"metadata": {"labels": {"app": app, "pod-template-hash": "7d4b9c"}},
+               "spec": {"containers": [{"name": app, "image": "harbor.example.com/web/app:1"}]}})
+    };
+    e.server
+        .seed(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "legacy", "namespace": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "legacy"}}, "template": pod("legacy")}}))
+        .unwrap();
+    e.server
+        .seed(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "frontend-7d4b9c", "namespace": "web",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "frontend",
+                                     "uid": frontend["metadata"]["uid"], "controller": true}]},
+            "spec": {"selector": {"matchLabels": {"app": "web", "pod-template-hash": "7d4b9c"}},
+                     "template": pod("web")}}))
+        .unwrap();
+}
+
+/// ReplicaSet is one row of the kind table (regops-spec `kind.rs`): a spec that names it
+/// patches a ReplicaSet of its own, never one a Deployment controls, and a second apply writes
+/// nothing.
+#[test]
+fn a_replica_set_named_by_a_binding_is_patched_unless_a_deployment_controls_it() {
+    let e = Env::new(&SPEC.replace(
+        "workloads: { kinds: [Deployment] }",
+        "workloads: { kinds: [Deployment, ReplicaSet] }",
+    ));
+    e.seed_fixture("namespaces.yaml");
+    e.seed_fixture("workloads.yaml");
+    seed_replica_sets(&e);
+    let plan = e.plan();
+    assert_eq!(plan.code, 2, "{}", plan.transcript());
+    assert!(
+        plan.stdout.contains(
+            "replicaset web/frontend-7d4b9c is not patched: its Deployment `frontend` writes its pod template; bind the Deployment instead"
+        ),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("the pods it makes next get this; running pods are unchanged"),
+        "{}",
+        plan.stdout
+    );
+    let r = e.apply(&[]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert_eq!(
+        e.pull_secrets_of("replicasets", "web", "legacy"),
+        ["harbor-pull"]
+    );
+    assert!(
+        e.pull_secrets_of("replicasets", "web", "frontend-7d4b9c")
+            .is_empty()
+    );
+    e.server.clear_log();
+    let again = e.apply(&[]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert!(e.writes().is_empty(), "{:?}", e.writes());
+}
+
+/// A binding that names no kinds selects the five of `WorkloadKind::defaults`: ReplicaSets are
+/// neither read nor patched, so RBAC without them keeps working.
+#[test]
+fn replica_sets_are_not_read_unless_a_binding_names_them() {
+    let e = Env::new(&SPEC.replace("workloads: { kinds: [Deployment] }", "workloads: {}"));
+    e.seed_fixture("namespaces.yaml");
+    e.seed_fixture("workloads.yaml");
+    seed_replica_sets(&e);
+    let r = e.apply(&[]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let log = e.server.log();
+    assert!(
+        log.iter().any(|l| l.resource == "cronjobs"),
+        "the default kinds are read"
+    );
+    assert!(
+        !log.iter().any(|l| l.resource == "replicasets"),
+        "{:?}",
+        log.iter()
+            .filter(|l| l.resource == "replicasets")
+            .map(|l| &l.path)
+            .collect::<Vec<_>>()
+    );
+    assert!(e.pull_secrets_of("replicasets", "web", "legacy").is_empty());
+    assert!(
+        e.pull_secrets_of("deployments", "web", "frontend")
+            .contains(&"harbor-pull".to_string())
+    );
+}
+
 #[test]
 fn the_kubesphere_annotation_is_merged_on_the_pod_template_keeping_the_consoles_containers() {
     let e = base_env();

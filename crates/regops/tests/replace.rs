@@ -161,7 +161,7 @@ fn a_replacement_whose_secret_changed_since_the_plan_deletes_nothing() {
         let r = report
             .results
             .iter()
-            .find(|r| r.namespace == ns && r.kind == regops_core::kind::ObjectKind::Secret)
+            .find(|r| r.namespace == ns && r.kind == regops_spec::kind::ObjectKind::Secret)
             .unwrap();
         assert_eq!(r.outcome, regops_core::report::Outcome::Failed, "{r:?}");
         assert!(

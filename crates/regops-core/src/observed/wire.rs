@@ -155,7 +155,7 @@ pub fn names(list: Option<Vec<NameRef>>) -> Vec<String> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct WorkloadSpec {
-    /// Deployment, StatefulSet, DaemonSet, Job.
+    /// Deployment, StatefulSet, DaemonSet, ReplicaSet, Job.
     pub template: Option<PodTemplate>,
     /// CronJob.
     pub job_template: Option<JobTemplate>,

@@ -770,8 +770,8 @@ fn provided(report: &Report, desired: &regops_core::desired::Desired) -> Provide
                 && r.action != Action::Delete
                 && matches!(
                     r.kind,
-                    regops_core::kind::ObjectKind::Secret
-                        | regops_core::kind::ObjectKind::ServiceAccount
+                    regops_spec::kind::ObjectKind::Secret
+                        | regops_spec::kind::ObjectKind::ServiceAccount
                 )
         })
         .map(|r| r.namespace.as_str())
