@@ -9,6 +9,11 @@
 
 use std::time::Duration;
 
+/// The syntax of a spec's duration field for the JSON Schema: one or more numbers with a unit,
+/// as [`parse`] reads them (a schema cannot say "whole seconds" or "not zero"; the decoder
+/// does).
+pub const SCHEMA_PATTERN: &str = r"^(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h|d))+$";
+
 /// The longest duration regops accepts anywhere: ten years.
 pub const MAX: Duration = Duration::from_secs(10 * 365 * 86_400);
 

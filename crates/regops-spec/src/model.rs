@@ -127,8 +127,9 @@ pub struct Credential {
     /// warn from `warnBefore` ahead, `validate` reports it, and the drift metrics file has it.
     #[schemars(regex(pattern = r"^\d{4}-\d{2}-\d{2}([T ].+)?$"))]
     pub expires: Option<Spanned<String>>,
-    /// How long before `expires` to start warning: `14d` (the default), `72h`, `30m`.
-    #[schemars(regex(pattern = r"^[0-9]+(d|h|m|s)$"))]
+    /// How long before `expires` to start warning: `14d` (the default), `72h`, `1h30m` (Go's
+    /// duration syntax, plus `d` for days).
+    #[schemars(regex(pattern = crate::duration::SCHEMA_PATTERN))]
     pub warn_before: Option<Spanned<String>>,
     /// `expires` as Unix seconds, once validated.
     #[schemars(skip)]
@@ -137,9 +138,9 @@ pub struct Credential {
     #[schemars(skip)]
     pub warn_before_secs: u64,
     /// For a token minted from a cloud identity (`ecr`, `gcp`, `acr`): how long before it
-    /// expires a Secret holding it is renewed (`4h`, `20m`). A third of the token's lifetime
+    /// expires a Secret holding it is renewed (`4h`, `20m`, `1h30m`). A third of the token's lifetime
     /// when not given; Secrets with more time left are not touched, nor is the cloud asked.
-    #[schemars(regex(pattern = r"^[0-9]+(d|h|m|s)$"))]
+    #[schemars(regex(pattern = crate::duration::SCHEMA_PATTERN))]
     pub refresh_before: Option<Spanned<String>>,
     /// `refreshBefore` in seconds, once validated (a third of the lifetime when not given).
     #[schemars(skip)]

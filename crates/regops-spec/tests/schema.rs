@@ -288,3 +288,61 @@ fn every_field_the_decoder_refuses_the_schema_refuses() {
         }
     }
 }
+
+/// Durations (`warnBefore`, `refreshBefore`) in Go's syntax: what the decoder reads the schema
+/// allows, and what the schema refuses the decoder refuses (the schema cannot say "whole
+/// seconds" or "not zero", so `0s` and `1500ms` are the decoder's alone to refuse).
+#[test]
+fn durations_the_decoder_reads_the_schema_allows() {
+    let base: serde_json::Value = serde_json::from_str(EVERY_FIELD).unwrap();
+    let with = |field: &str, value: &str| {
+        let mut spec = base.clone();
+        let place = if field == "warnBefore" {
+            "/credentials/robot"
+        } else {
+            "/credentials/aws"
+        };
+        let target = spec
+            .pointer_mut(place)
+            .unwrap_or_else(|| panic!("no {place} in the sample"));
+        target[field] = serde_json::json!(value);
+        spec
+    };
+    // `refreshBefore` must also be shorter than an ECR token's 12 hours.
+    for (field, goods) in [
+        (
+            "warnBefore",
+            [
+                "14d", "72h", "30m", "1h30m", "1.5h", "90s", "2h45m30s", "0.5d",
+            ],
+        ),
+        (
+            "refreshBefore",
+            [
+                "4h", "20m", "30m", "1h30m", "1.5h", "90s", "2h45m30s", "0.25d",
+            ],
+        ),
+    ] {
+        for good in goods {
+            let spec = with(field, good);
+            assert_eq!(
+                decoder_errors(&spec),
+                Vec::<String>::new(),
+                "{field}: {good}"
+            );
+            assert_eq!(
+                schema_errors(&spec),
+                Vec::<String>::new(),
+                "{field}: {good}"
+            );
+        }
+        for bad in ["14", "1x", "h", "-5m", "1h 30m", "", "5 m", "P1D"] {
+            let spec = with(field, bad);
+            assert!(
+                !decoder_errors(&spec).is_empty(),
+                "decoder, {field}: {bad:?}"
+            );
+            assert!(!schema_errors(&spec).is_empty(), "schema, {field}: {bad:?}");
+        }
+    }
+}

@@ -68,7 +68,7 @@ pub enum LockError {
 impl LockError {
     pub fn help(&self) -> Option<String> {
         match self {
-            LockError::Held { .. } => Some("wait for it to finish (--lock-wait SECONDS), or, if it died, for the lease to expire".into()),
+            LockError::Held { .. } => Some("wait for it to finish (--lock-wait 5m, say), or, if it died, for the lease to expire".into()),
             LockError::Api { .. } => Some("regops needs get, create, update and delete on leases.coordination.k8s.io in the lock's namespace".into()),
             LockError::Unreachable { .. } => Some("check the server address and that the cluster is up (`kubectl cluster-info` with the same kubeconfig)".into()),
             LockError::Unauthorized => Some("the token or certificate in the kubeconfig is missing, expired or wrong".into()),
@@ -76,13 +76,22 @@ impl LockError {
     }
 }
 
-/// This process's identity in a Lease's `holderIdentity` (and in its User-Agent): the host
-/// name and the process id, as client-go's examples make it.
+/// This process's identity in a Lease's `holderIdentity` (and in its User-Agent): the pod's
+/// name (`POD_NAME`, from the downward API, as deploy/controller sets it) or else the host
+/// name, and the process id, as client-go's examples make it. The pod's name comes first
+/// because pods with `hostNetwork` all have their node's host name, and each its own pid 1:
+/// two replicas on one node would otherwise share an identity and each take the Lease as
+/// its own.
 pub fn holder_identity() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
+    let host = std::env::var("POD_NAME")
         .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
+        .filter(|p| !p.trim().is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "regops".into());
     format!("{host}/{}", std::process::id())
@@ -97,16 +106,23 @@ struct Renewed {
 }
 
 impl Renewed {
-    fn new() -> Renewed {
+    /// Renewed by a request sent at `at`.
+    fn since(at: Instant) -> Renewed {
         Renewed {
-            base: Instant::now(),
+            base: at,
             millis: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    fn now(&self) {
-        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.millis.store(ms, Ordering::SeqCst);
+    /// Renewed by a request sent at `at`: the time it was *sent*, not answered. A standby
+    /// starts its clock when it sees the new version, which is after the request was sent, so
+    /// judging the renew deadline from the sending keeps the leader's writes inside the
+    /// standby's wait however late the answer comes (an answer stamped on arrival would
+    /// stretch the leader's window by the answer's delay).
+    fn set(&self, at: Instant) {
+        let ms =
+            u64::try_from(at.saturating_duration_since(self.base).as_millis()).unwrap_or(u64::MAX);
+        self.millis.fetch_max(ms, Ordering::SeqCst);
     }
 
     fn elapsed(&self) -> Duration {
@@ -305,7 +321,7 @@ pub async fn acquire(
     let deadline = wait.map(|w| Instant::now() + w);
     let pp = PostParams::default();
     let mut seen: Option<Observation> = None;
-    loop {
+    let sent = loop {
         let existing = retry(|| api.get_opt(name)).await.map_err(api_err)?;
         // A standby's work is this wait (/healthz).
         crate::metrics::beat();
@@ -323,6 +339,9 @@ pub async fn acquire(
                 ..LeaseSpec::default()
             }),
         };
+        // The Lease counts as renewed from here, before the request is sent (see
+        // `Renewed::set`).
+        let sent = Instant::now();
         let taken = match &existing {
             None => retry(|| api.create(&pp, &mine)).await,
             // Ours already: a create whose answer was lost and was retried, or this process's
@@ -376,16 +395,16 @@ pub async fn acquire(
             }
         };
         match taken {
-            Ok(_) => break,
+            Ok(_) => break sent,
             // Someone else was quicker, or our own create's answer was lost: look again (a
             // Lease naming this process is then taken as held).
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
             Err(e) => return Err(api_err(e)),
         }
-    }
+    };
     let held = Held {
         lost: Arc::new(AtomicBool::new(false)),
-        renewed: Renewed::new(),
+        renewed: Renewed::since(sent),
         deadline: times.renew_deadline,
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -458,22 +477,23 @@ async fn renew(
         }
         let attempt = async {
             let Some(mut lease) = api.get_opt(&name).await? else {
-                return Ok::<bool, kube::Error>(false);
+                return Ok::<Option<Instant>, kube::Error>(None);
             };
             if holder_of(&lease) != Some(holder.as_str()) {
-                return Ok(false);
+                return Ok(None);
             }
             if let Some(spec) = lease.spec.as_mut() {
                 spec.renew_time = Some(now());
             }
+            let sent = Instant::now();
             // The resourceVersion read is sent back: a takeover in between is a 409.
             api.replace(&name, &PostParams::default(), &lease).await?;
-            Ok(true)
+            Ok(Some(sent))
         };
         let left = times.renew_deadline.saturating_sub(held.renewed.elapsed());
         match tokio::time::timeout(left, attempt).await {
-            Ok(Ok(true)) => held.renewed.now(),
-            Ok(Ok(false)) => {
+            Ok(Ok(Some(sent))) => held.renewed.set(sent),
+            Ok(Ok(None)) => {
                 held.lost.store(true, Ordering::SeqCst);
                 return;
             }

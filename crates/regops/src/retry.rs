@@ -22,6 +22,34 @@ fn transient(e: &kube::Error) -> Option<Option<Duration>> {
 
 const ATTEMPTS: u32 = 8;
 
+tokio::task_local! {
+    /// The Lease the requests of this task are made under ([`fenced`]).
+    static FENCE: crate::lock::Held;
+}
+
+/// Runs `f` with every request it sends through [`retry`] checked against `held` first:
+/// once the Lease's renew deadline has passed (another process may be writing), no attempt
+/// is sent, the first or a repeat, and the request fails as "not sent". Without this a write
+/// that began while the Lease was held could be repeated for minutes after it was lost.
+pub async fn fenced<F: Future>(held: Option<crate::lock::Held>, f: F) -> F::Output {
+    match held {
+        Some(h) => FENCE.scope(h, f).await,
+        None => f.await,
+    }
+}
+
+/// Whether this task's Lease ([`fenced`]) is lost.
+fn fence_lost() -> bool {
+    FENCE.try_with(crate::lock::Held::lost).unwrap_or(false)
+}
+
+/// The error of a request not sent because the Lease is lost.
+fn not_sent() -> kube::Error {
+    kube::Error::Service(Box::new(std::io::Error::other(
+        "not sent: the lock was lost (another process may be writing)",
+    )))
+}
+
 /// The time one request may take before it is abandoned and retried (`--request-timeout`).
 /// One command runs per process, so this is set once, at the start.
 static TIMEOUT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(30_000);
@@ -59,6 +87,9 @@ where
 {
     let mut attempt = 0;
     loop {
+        if fence_lost() {
+            return Err(not_sent());
+        }
         let err = match tokio::time::timeout(request_timeout(), op()).await {
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) => e,

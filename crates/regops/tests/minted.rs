@@ -970,4 +970,23 @@ fn apply_watch_asks_again_for_a_token_that_failed_with_backoff() {
         c.server.object("secrets", "web", "ecr-pull").is_some()
     });
     assert_eq!(cloud.calls("ecr"), 3, "asked once more, then held");
+    // Each time the token was asked for again, the namespace waiting for it was planned, not
+    // the whole cluster: the cluster-wide LISTs are those of the first full apply alone.
+    let full_lists: Vec<String> = c
+        .server
+        .log()
+        .iter()
+        .filter(|l| l.verb == "list" && l.namespace.is_none() && !l.query.contains("watch"))
+        .map(|l| format!("{}?{}", l.path, l.query))
+        .collect();
+    let whole_reads = full_lists
+        .iter()
+        .filter(|l| l.as_str() == "/api/v1/namespaces?&limit=500")
+        .count();
+    assert_eq!(whole_reads, 1, "{full_lists:#?}");
+    let of_web = full_lists
+        .iter()
+        .filter(|l| l.contains("fieldSelector=metadata.name%3Dweb"))
+        .count();
+    assert!(of_web >= 2, "{full_lists:#?}");
 }

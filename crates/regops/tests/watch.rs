@@ -986,7 +986,8 @@ fn writes_of(e: &Env, pid: u32) -> Vec<kube_test_server::LogEntry> {
 }
 
 /// No two holders wrote in the same instant: every write of the first leader was answered
-/// before the second leader's first write arrived, and the second did write.
+/// before the second took the Lease (its first Lease write that succeeded), and so before the
+/// second's first write; and the second did write.
 fn assert_one_writer_at_a_time(e: &Env, first: u32, second: u32) {
     let (a, b) = (writes_of(e, first), writes_of(e, second));
     assert!(!a.is_empty(), "the first leader wrote nothing");
@@ -995,16 +996,33 @@ fn assert_one_writer_at_a_time(e: &Env, first: u32, second: u32) {
         .map(|l| l.at)
         .min()
         .expect("the second leader wrote nothing");
-    let late: Vec<_> = a.iter().filter(|l| l.answered > first_of_b).collect();
+    let second_ua = format!("/{second})");
+    let takeover = e
+        .server
+        .log()
+        .into_iter()
+        .filter(|l| {
+            l.resource == "leases"
+                && l.is_write()
+                && l.status < 300
+                && l.user_agent.ends_with(&second_ua)
+        })
+        .map(|l| l.at)
+        .min()
+        .expect("the second leader never took the Lease");
+    let late: Vec<_> = a
+        .iter()
+        .filter(|l| l.answered > takeover.min(first_of_b))
+        .collect();
     assert!(
         late.is_empty(),
-        "the old leader wrote while the new one did: {late:?}"
+        "the old leader wrote after the new one took the Lease: {late:?}"
     );
 }
 
 /// Namespaces keep appearing, one every 200 ms, while `until` is false: each one is work for
 /// whichever process leads.
-fn keep_creating_namespaces(e: &Env, prefix: &str, until: impl Fn() -> bool) -> usize {
+fn keep_creating_namespaces(e: &Env, prefix: &str, mut until: impl FnMut() -> bool) -> usize {
     let mut n = 0;
     let started = Instant::now();
     while !until() && started.elapsed() < Duration::from_secs(30) {
@@ -1015,59 +1033,104 @@ fn keep_creating_namespaces(e: &Env, prefix: &str, until: impl Fn() -> bool) -> 
     n
 }
 
-/// Renewals that fail (500) and then are slow (3 s, past the renew deadline): the leader stops
-/// writing and exits 1 once its renew deadline has passed, before the standby may take the
-/// Lease; the standby takes over and covers what the old leader left. Checked from the server's
-/// request log, by the User-Agent of each write: no write of the old leader after the new
-/// leader's first.
+/// Renewals that fail (500), or that are slow (3 s, past the renew deadline): the leader
+/// stops writing and exits 1 once its renew deadline has passed, before the standby may take
+/// the Lease; the standby takes over and covers what the old leader left. Checked from the
+/// server's request log, by the User-Agent of each write: no write of the old leader after
+/// the new leader took the Lease.
 #[test]
 fn a_leader_whose_renewals_fail_stops_writing_before_a_standby_takes_over() {
-    for fault in [
-        Fault::status(500)
+    leader_stops_before_a_takeover(&QUICK_LEASE, &[renewals_fail().times(5)]);
+    leader_stops_before_a_takeover(
+        &QUICK_LEASE,
+        &[Fault::new(FaultAction::Latency(Duration::from_secs(3)))
             .verb("update")
             .resource("leases")
-            .times(5),
-        Fault::new(FaultAction::Latency(Duration::from_secs(3)))
-            .verb("update")
-            .resource("leases")
-            .times(2),
-    ] {
-        let e = Env::new();
-        let mut leader = e.start(&QUICK_LEASE);
-        leader.wait_ready();
-        let standby = e.start(&QUICK_LEASE);
-        standby.wait_log("standby: the Lease is held by");
-        e.create_namespace("before", json!({"team": "web"}));
-        wait_for(
-            "the leader covers `before`",
-            Duration::from_secs(10),
-            || e.secret("before").is_some(),
-        );
+            .times(2)],
+    );
+}
+
+/// A renewal committed at once but answered 6 s late, then renewals that fail. The standby's
+/// clock starts when it sees the renewal's new version, right after the commit; a leader that
+/// counted its renew deadline from the answer would go on writing about 3 s into the new
+/// leader's term (with 10 s / 8 s / 1 s). Counted from the sending (`Renewed::set`), it stops
+/// before the standby may take over.
+#[test]
+fn a_renewal_answered_late_does_not_stretch_the_leaders_term() {
+    leader_stops_before_a_takeover(
+        &[
+            "--lock-duration",
+            "10s",
+            "--renew-deadline",
+            "8s",
+            "--retry-period",
+            "1s",
+        ],
+        &[
+            Fault::new(FaultAction::ResponseTime(Duration::from_secs(6)))
+                .verb("update")
+                .resource("leases")
+                .times(1),
+            renewals_fail().times(10),
+        ],
+    );
+}
+
+fn renewals_fail() -> Fault {
+    Fault::status(500).verb("update").resource("leases")
+}
+
+/// A leader and a standby under `lease`; `faults` added in turn once the leader has written; new
+/// namespaces keep coming until the standby leads. The old leader exits 1 saying why, the new
+/// one covers everything, and the two never wrote at once.
+fn leader_stops_before_a_takeover(lease: &[&str], faults: &[Fault]) {
+    let e = Env::new();
+    let mut leader = e.start(lease);
+    leader.wait_ready();
+    let standby = e.start(lease);
+    standby.wait_log("standby: the Lease is held by");
+    e.create_namespace("before", json!({"team": "web"}));
+    wait_for(
+        "the leader covers `before`",
+        Duration::from_secs(10),
+        || e.secret("before").is_some(),
+    );
+    // One after another: each fault is added once the one before it has fired (all the
+    // faults a request matches fire together).
+    for (i, fault) in faults.iter().enumerate() {
         e.server.add_fault(fault.clone());
-        let created =
-            keep_creating_namespaces(&e, "during", || standby.log().contains("leader: holding"));
-        assert_eq!(leader.wait_exit(), 1, "{}", leader.log());
-        assert!(
-            leader.log().contains("lost"),
-            "the old leader says why it stopped: {}",
-            leader.log()
-        );
-        wait_for(
-            "the new leader covers them all",
-            Duration::from_secs(15),
-            || (0..created).all(|i| e.secret(&format!("during-{i}")).is_some()),
-        );
-        e.create_namespace("after", json!({"team": "web"}));
-        wait_for(
-            "the new leader covers `after`",
-            Duration::from_secs(10),
-            || e.secret("after").is_some(),
-        );
-        // The fault fired: renewals failed (or were held back) before the takeover.
-        assert!(e.server.faults_fired()[0] >= 1, "the fault never fired");
-        assert_one_writer_at_a_time(&e, leader.child.id(), standby.child.id());
-        standby.assert_no_leak();
+        if i + 1 < faults.len() {
+            wait_for("the fault fires", Duration::from_secs(10), || {
+                e.server.faults_fired()[i] >= 1
+            });
+        }
     }
+    // Work keeps coming until the old leader has gone, so that a leader writing past its term
+    // would have something to write.
+    let created = keep_creating_namespaces(&e, "during", || {
+        standby.log().contains("leader: holding") && leader.child.try_wait().unwrap().is_some()
+    });
+    assert_eq!(leader.wait_exit(), 1, "{}", leader.log());
+    assert!(
+        leader.log().contains("lost"),
+        "the old leader says why it stopped: {}",
+        leader.log()
+    );
+    wait_for(
+        "the new leader covers them all",
+        Duration::from_secs(15),
+        || (0..created).all(|i| e.secret(&format!("during-{i}")).is_some()),
+    );
+    e.create_namespace("after", json!({"team": "web"}));
+    wait_for(
+        "the new leader covers `after`",
+        Duration::from_secs(10),
+        || e.secret("after").is_some(),
+    );
+    // The faults fired: renewals failed (or were held back) before the takeover.
+    assert!(e.server.faults_fired()[0] >= 1, "the fault never fired");
+    assert_one_writer_at_a_time(&e, leader.child.id(), standby.child.id());
+    standby.assert_no_leak();
 }
 
 /// A leader paused (SIGSTOP) long enough for the standby to take over, then resumed: it finds
@@ -1106,9 +1169,10 @@ fn a_paused_leader_resumed_after_a_takeover_writes_nothing() {
 /// At 1,000 namespaces, one namespace whose Secret write is refused (403) forever is retried
 /// alone, with its own backoff (2 s, then 4 s, ...): no full apply follows its failures (no
 /// cluster-wide LIST after the first full apply), and the requests it costs stay within a
-/// namespace pass per retry. Over ten minutes that is nine retries (the backoff's unit test,
-/// `watch::tests::one_namespace_failing_forever_is_retried_nine_times_in_ten_minutes`), about
-/// 100 requests, where a full apply per failure cost a whole cluster's LISTs each time.
+/// namespace pass per retry (at most 20 requests). Over ten minutes that is eight retries (the
+/// backoff's unit test over simulated time,
+/// `watch::tests::one_namespace_failing_forever_is_retried_eight_times_in_ten_minutes`), at
+/// most 160 requests, where a full apply per failure cost a whole cluster's LISTs each time.
 #[test]
 fn one_namespace_refused_forever_is_retried_alone_with_backoff() {
     let e = Env::new();

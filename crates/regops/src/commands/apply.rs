@@ -258,14 +258,17 @@ pub(super) fn write_and_report(
         .count();
     let progress = crate::output::Progress::new(term, total, args.output == ReportFormat::Text);
     let lost = || lock.is_some_and(crate::lock::Lock::lost);
-    let report = rt.block_on(crate::apply::run(
-        client,
-        plan,
-        desired,
-        observed,
-        opts,
-        &|item| progress.item(item),
-        &lost,
+    let report = rt.block_on(crate::retry::fenced(
+        lock.map(crate::lock::Lock::held),
+        crate::apply::run(
+            client,
+            plan,
+            desired,
+            observed,
+            opts,
+            &|item| progress.item(item),
+            &lost,
+        ),
     ));
     progress.finish();
     rt.block_on(record_events(
@@ -460,14 +463,17 @@ async fn write(
 ) -> regops_core::fleet::Applied {
     let lost = || s.lock.as_ref().is_some_and(crate::lock::Lock::lost);
     let report = if s.plan.has_changes() {
-        crate::apply::run(
-            &s.client,
-            &s.plan,
-            &s.desired,
-            &s.observed,
-            opts,
-            &|item| progress.item_in(Some(cluster), item),
-            &lost,
+        crate::retry::fenced(
+            s.lock.as_ref().map(crate::lock::Lock::held),
+            crate::apply::run(
+                &s.client,
+                &s.plan,
+                &s.desired,
+                &s.observed,
+                opts,
+                &|item| progress.item_in(Some(cluster), item),
+                &lost,
+            ),
         )
         .await
     } else {

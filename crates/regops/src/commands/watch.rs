@@ -31,10 +31,7 @@ use crate::metrics::{Metrics, Pass, Scope};
 use crate::output::{Log, Term};
 use crate::watch::{Prints, Queue, Work};
 
-/// After a failure (a full read, a namespace's write, a token), the retry waits this long,
-/// doubling with each failure in a row up to [`RETRY_MAX`].
-const RETRY_FIRST: Duration = Duration::from_secs(2);
-const RETRY_MAX: Duration = Duration::from_secs(300);
+use crate::watch::{RETRY_FIRST, RETRY_MAX};
 
 /// With --recycle-stuck-pods, the namespaces just provided are looked at again this long after
 /// (a pod admitted just before may not have failed its first pull yet).
@@ -113,6 +110,7 @@ pub(super) fn watch(mut args: ApplyArgs, term: &Term) -> Outcome {
         retry_wait: RETRY_FIRST,
         retries: crate::watch::Retries::new(RETRY_FIRST, RETRY_MAX),
         mint_retries: crate::watch::Retries::new(RETRY_FIRST, RETRY_MAX),
+        held_back: std::collections::BTreeSet::new(),
         limiter: crate::recycle::Limiter::default(),
         rechecks: Vec::new(),
         recorder,
@@ -164,8 +162,11 @@ struct Controller<'a> {
     /// Namespaces whose writes failed, each retried alone with its own backoff.
     retries: crate::watch::Retries,
     /// Minted credentials whose token could not be had, each tried again with its own backoff
-    /// (by a full pass, which asks again for the tokens that failed).
+    /// by a pass over the namespaces whose Secrets were held back for want of it.
     mint_retries: crate::watch::Retries,
+    /// The namespaces with a Secret held back (a token or helper that failed), as the last
+    /// passes over them planned: what a token asked for again is needed in.
+    held_back: std::collections::BTreeSet<String>,
     /// When the first minted token comes within its `refreshBefore` (from the last full pass).
     renew_at: Option<Instant>,
     retry_wait: Duration,
@@ -311,9 +312,22 @@ impl Controller<'_> {
                 self.queue.touch(&ns);
             }
             if !self.mint_retries.take_due(now).is_empty() {
-                self.log
-                    .info("a token that failed is asked for again: a full apply");
-                self.queue.full();
+                // Asked again by planning the namespaces that wait for it (the tokens that
+                // failed are forgotten first); a full apply only when none is known.
+                self.prepared.forget_failed_tokens();
+                if self.held_back.is_empty() {
+                    self.log
+                        .info("a token that failed is asked for again: a full apply");
+                    self.queue.full();
+                } else {
+                    self.log.info(&format!(
+                        "a token that failed is asked for again, for the {} namespaces waiting for it",
+                        self.held_back.len()
+                    ));
+                    for ns in &self.held_back {
+                        self.queue.touch(ns);
+                    }
+                }
             }
             if let Some(work) = self.queue.take() {
                 if work == Work::Full {
@@ -532,6 +546,17 @@ impl Controller<'_> {
                 Instant::now() + Duration::from_secs(wait.max(1))
             });
         }
+        match (&scope, &only) {
+            (Scope::Namespaces, Some(set)) => self.held_back.retain(|ns| !set.contains(ns)),
+            _ => self.held_back.clear(),
+        }
+        self.held_back.extend(
+            desired
+                .secrets
+                .iter()
+                .filter(|d| d.held.is_some())
+                .map(|d| d.namespace.clone()),
+        );
         self.log_plan(&what, &plan);
         let report = if plan.has_changes() {
             self.write(&plan, &desired, &observed, lock).await
@@ -637,8 +662,11 @@ impl Controller<'_> {
         let item = move |r: &ItemResult| log_item(log, r);
         let stop = &self.stop;
         let halt = || lock.lost() || stop.load(Ordering::SeqCst);
-        let report =
-            crate::apply::run(&self.client, plan, desired, observed, &opts, &item, &halt).await;
+        let report = crate::retry::fenced(
+            Some(lock.held()),
+            crate::apply::run(&self.client, plan, desired, observed, &opts, &item, &halt),
+        )
+        .await;
         if !lock.lost() {
             let lease = crate::events::lease(
                 &self.args.lock_namespace,
@@ -736,8 +764,12 @@ impl Controller<'_> {
         // Each deletion is a write: made only while the Lease is held and no stop was asked.
         let stop = &self.stop;
         let halt = || lock.lost() || stop.load(Ordering::SeqCst);
-        match crate::recycle::recycle(&self.client, provided, &mut self.limiter, &told, &halt).await
-        {
+        let recycled = crate::retry::fenced(
+            Some(lock.held()),
+            crate::recycle::recycle(&self.client, provided, &mut self.limiter, &told, &halt),
+        )
+        .await;
+        match recycled {
             Ok(n) => self.metrics.recycled(n),
             Err(e) => self.log.error(&format!(
                 "cannot look for pods stuck pulling images: {}",
