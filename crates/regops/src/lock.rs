@@ -145,6 +145,17 @@ impl Held {
     pub fn lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst) || self.renewed.elapsed() >= self.deadline
     }
+
+    /// A lock renewed now with a long deadline, lost when `lost` is set (for tests of what
+    /// checks it).
+    #[cfg(test)]
+    pub(crate) fn for_test(lost: Arc<AtomicBool>) -> Held {
+        Held {
+            lost,
+            renewed: Renewed::since(Instant::now()),
+            deadline: Duration::from_secs(3600),
+        }
+    }
 }
 
 pub struct Lock {

@@ -119,3 +119,64 @@ where
         tokio::time::sleep(wait).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    fn unavailable() -> kube::Error {
+        kube::Error::Api(Box::new(
+            kube::core::Status::failure("unavailable", "ServiceUnavailable").with_code(503),
+        ))
+    }
+
+    /// A write that failed while the Lease was held is not sent again once it is lost: the
+    /// fence is checked before every attempt, not only before the first.
+    #[tokio::test]
+    async fn a_fenced_request_is_not_repeated_once_the_lease_is_lost() {
+        let lost = Arc::new(AtomicBool::new(false));
+        let held = crate::lock::Held::for_test(lost.clone());
+        let sent = Arc::new(AtomicU32::new(0));
+        let r: Result<(), kube::Error> = fenced(
+            Some(held),
+            retry(|| {
+                let (sent, lost) = (sent.clone(), lost.clone());
+                async move {
+                    sent.fetch_add(1, Ordering::SeqCst);
+                    // The Lease is lost while the first attempt is out.
+                    lost.store(true, Ordering::SeqCst);
+                    Err(unavailable())
+                }
+            }),
+        )
+        .await;
+        assert_eq!(sent.load(Ordering::SeqCst), 1, "sent again after the loss");
+        let e = r.unwrap_err();
+        assert!(e.to_string().contains("the lock was lost"), "{e}");
+    }
+
+    /// Without a fence (reads, commands that take no Lease), a transient failure is retried.
+    #[tokio::test]
+    async fn without_a_fence_a_transient_failure_is_retried() {
+        let sent = Arc::new(AtomicU32::new(0));
+        let r: Result<(), kube::Error> = fenced(
+            None,
+            retry(|| {
+                let sent = sent.clone();
+                async move {
+                    if sent.fetch_add(1, Ordering::SeqCst) == 0 {
+                        Err(unavailable())
+                    } else {
+                        Ok(())
+                    }
+                }
+            }),
+        )
+        .await;
+        assert!(r.is_ok());
+        assert_eq!(sent.load(Ordering::SeqCst), 2);
+    }
+}
