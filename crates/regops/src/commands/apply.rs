@@ -494,13 +494,15 @@ async fn write(
 }
 
 /// Releases the Lease of every staged cluster (an apply that was not confirmed).
+/// Releases every cluster's Lease at once: each release waits for its renewal to stop (up to
+/// a renew deadline when a renewal is out), and one slow cluster must not hold up the others'
+/// standbys.
 async fn release_all(staged: Vec<regops_core::fleet::Member<Staged>>) {
-    for m in staged {
-        if let Ok(Staged {
+    let locks = staged.into_iter().filter_map(|m| match m.result {
+        Ok(Staged {
             lock: Some(lock), ..
-        }) = m.result
-        {
-            lock.release().await;
-        }
-    }
+        }) => Some(lock.release()),
+        _ => None,
+    });
+    futures::future::join_all(locks).await;
 }
