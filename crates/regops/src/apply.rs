@@ -574,7 +574,7 @@ impl Run<'_> {
     fn finish(&self, item: ItemResult) -> ItemResult {
         (self.progress)(&item);
         // A write done is the work loop's progress (/healthz).
-        crate::metrics::beat();
+        crate::controller::metrics::beat();
         item
     }
 

@@ -8,13 +8,13 @@
 //! - [`commands`]: one function per subcommand, wiring the others together.
 //! - [`child_env`]: what a credential helper or kubeconfig plugin is started without.
 //! - [`cluster`]: kubeconfig, context and client; cluster errors that say what to do.
+//! - [`controller`]: `apply --watch`: its loop, watches and queue, `--recycle-stuck-pods`, its
+//!   HTTP endpoint and metrics.
 //! - [`confined`]: reading the files a spec names: inside its root, regular, size-capped.
 //! - [`crypto`]: age identities, recipients, encryption and decryption.
 //! - [`credentials`]: the spec's credentials resolved to logins (decrypted, env, file).
-//! - [`listen`]: `apply --watch`'s HTTP endpoint: `/healthz`, `/readyz`, `/metrics`.
 //! - [`mint`]: short-lived registry tokens minted from ECR, Google Cloud and ACR identities.
 //! - [`lock`]: the Lease that keeps two applies apart (and elects `apply --watch`'s leader).
-//! - [`metrics`]: what `apply --watch` counts, in the Prometheus text format.
 //! - [`edit`]: in-place edits of spec files that keep comments and layout.
 //! - [`errors`]: errors in words: the chain of causes, what a failed API request means.
 //! - [`events`]: Kubernetes Events of what an apply did, repeats folded into series.
@@ -22,13 +22,11 @@
 //!   function each, for the fuzz targets and their replay in the tests.
 //! - [`observe`]: reading the cluster (a few paged LISTs) or a state file.
 //! - [`provenance`]: the spec's git commit and whether it is dirty.
-//! - [`recycle`]: `--recycle-stuck-pods`: which pods are stuck on a registry just provided.
 //! - [`retry`]: one retry policy (backoff, Retry-After, timeouts) for reads, writes and the lock.
 //! - [`output`]: the only place that prints (and [`request_log`], the `-v` log).
 //! - [`request_log`]: `-v`/`-vv`: each API request and retry on stderr, never a header or body.
 //! - [`saved_plan`]: `plan --out` and `apply FILE`: the spec's digest, the cluster's identity,
 //!   the plan file.
-//! - [`watch`]: `apply --watch`'s watches, and the queue of namespaces they feed.
 
 pub mod apply;
 pub mod atomic;
@@ -38,6 +36,7 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod confined;
+pub mod controller;
 pub mod credentials;
 pub mod crypto;
 pub mod edit;
@@ -46,19 +45,15 @@ pub mod events;
 #[cfg(feature = "test-support")]
 pub mod fuzz_entry;
 pub mod helper;
-pub mod listen;
 pub mod lock;
-pub mod metrics;
 pub mod mint;
 pub mod observe;
 pub mod output;
 pub mod provenance;
-pub mod recycle;
 pub mod registry;
 pub mod request_log;
 pub mod retry;
 pub mod saved_plan;
-pub mod watch;
 
 /// The process exit status, in one place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

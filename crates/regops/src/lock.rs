@@ -335,7 +335,7 @@ pub async fn acquire(
     let sent = loop {
         let existing = retry(|| api.get_opt(name)).await.map_err(api_err)?;
         // A standby's work is this wait (/healthz).
-        crate::metrics::beat();
+        crate::controller::metrics::beat();
         let mine = Lease {
             metadata: ObjectMeta {
                 name: Some(name.into()),

@@ -108,7 +108,7 @@ async fn list_into(
         .await
         .map_err(fail)?;
         // A page read is the work loop's progress (/healthz).
-        crate::metrics::beat();
+        crate::controller::metrics::beat();
         let page: wire::Page =
             serde_json::from_slice(&bytes).map_err(|e| fail(kube::Error::SerdeError(e)))?;
         spare.set(bytes);

@@ -14,11 +14,11 @@ use crate::cli::{ApplyArgs, ReportFormat};
 use crate::output::Term;
 
 /// This process in the Lease: the host (a pod's name) and the process id.
-pub(super) fn holder_identity() -> String {
+pub(crate) fn holder_identity() -> String {
     crate::lock::holder_identity()
 }
 
-pub(super) fn confirm(term: &Term) -> Result<bool, Failure> {
+pub(crate) fn confirm(term: &Term) -> Result<bool, Failure> {
     if !std::io::stdin().is_terminal() {
         return Err(Failure::Message {
             message: "not applying without confirmation: standard input is not a terminal".into(),
@@ -36,7 +36,7 @@ pub(super) fn confirm(term: &Term) -> Result<bool, Failure> {
 /// Takes this spec's lock (a Lease), renewed on its own thread with its own client (from
 /// `connect`) until released. A dry run takes none: it writes nothing. `cluster` names the
 /// cluster of a fleet run in the messages.
-pub(super) async fn acquire_lock(
+pub(crate) async fn acquire_lock(
     args: &ApplyArgs,
     client: &kube::Client,
     spec_name: &str,
@@ -74,7 +74,7 @@ pub(super) async fn acquire_lock(
 }
 
 /// The Lease's name: `--lock-name`, or `regops-<spec>`.
-pub(super) fn lock_name(args: &ApplyArgs, spec_name: &str) -> String {
+pub(crate) fn lock_name(args: &ApplyArgs, spec_name: &str) -> String {
     args.lock_name
         .clone()
         .unwrap_or_else(|| format!("regops-{spec_name}"))
@@ -82,7 +82,7 @@ pub(super) fn lock_name(args: &ApplyArgs, spec_name: &str) -> String {
 
 /// Records the Events of an apply (not of a dry run, nor once the lock is lost: another
 /// process may be writing), and warns when some could not be.
-pub(super) async fn record_events(
+pub(crate) async fn record_events(
     args: &ApplyArgs,
     client: &kube::Client,
     plan: &Plan,
@@ -105,7 +105,7 @@ pub(super) async fn record_events(
 }
 
 /// The Lease's three times from the flags, checked as client-go checks them.
-pub(super) fn lock_times(args: &ApplyArgs) -> Result<crate::lock::Times, Failure> {
+pub(crate) fn lock_times(args: &ApplyArgs) -> Result<crate::lock::Times, Failure> {
     let times = crate::lock::Times {
         duration: args.lock_duration,
         renew_deadline: args.renew_deadline,
@@ -123,7 +123,7 @@ pub(super) fn lock_times(args: &ApplyArgs) -> Result<crate::lock::Times, Failure
 
 /// Shows the plan: on stdout with the text report, on stderr (coloured by stderr's setting)
 /// when the report on stdout is JSON, so `regops apply | tee log` gets no escapes.
-pub(super) fn show_plan(plan: &Plan, args: &ApplyArgs, term: &Term) {
+pub(crate) fn show_plan(plan: &Plan, args: &ApplyArgs, term: &Term) {
     let detail = args.detail.view();
     if args.output == ReportFormat::Text {
         term.stdout(&regops_core::view::text(plan, term.color_stdout(), detail));
@@ -132,7 +132,7 @@ pub(super) fn show_plan(plan: &Plan, args: &ApplyArgs, term: &Term) {
     }
 }
 
-pub(super) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
+pub(crate) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
     let prepared = prepare(&args.run, term)?;
     if let Some(members) = super::load::fleet_members(&args.run, &prepared)? {
         return apply_fleet(&args, &prepared, &members, term);
@@ -174,7 +174,7 @@ pub(super) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
 
 /// A plan with nothing to write: shown (with the JSON report when asked); exit 1 if it has
 /// conflicts, else 0.
-pub(super) fn unchanged(plan: &Plan, args: &ApplyArgs, term: &Term) -> ExitStatus {
+pub(crate) fn unchanged(plan: &Plan, args: &ApplyArgs, term: &Term) -> ExitStatus {
     show_plan(plan, args, term);
     if args.output == ReportFormat::Json {
         term.stdout(&report::apply_json(
@@ -191,7 +191,7 @@ pub(super) fn unchanged(plan: &Plan, args: &ApplyArgs, term: &Term) -> ExitStatu
 }
 
 /// The options of the writes.
-pub(super) fn options(args: &ApplyArgs, prepared: &Prepared) -> crate::apply::Options {
+pub(crate) fn options(args: &ApplyArgs, prepared: &Prepared) -> crate::apply::Options {
     crate::apply::Options {
         spec: prepared.loaded.name.clone(),
         commit: prepared.source.commit.clone(),
@@ -238,7 +238,7 @@ fn read_plan_write(
 
 /// Carries out a confirmed plan, with progress, and reports what was and was not done.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn write_and_report(
+pub(crate) fn write_and_report(
     args: &ApplyArgs,
     rt: &tokio::runtime::Runtime,
     client: &kube::Client,

@@ -12,16 +12,16 @@ use crate::credentials::{self, Login};
 use crate::crypto::{self, IdentityLookup};
 use crate::output::Term;
 
-pub(super) fn env_var(key: &str) -> Option<String> {
+pub(crate) fn env_var(key: &str) -> Option<String> {
     std::env::var(key).ok()
 }
 
-pub(super) fn read_sources(spec: &SpecArgs) -> Result<Sources, Failure> {
+pub(crate) fn read_sources(spec: &SpecArgs) -> Result<Sources, Failure> {
     regops_spec::source::read_paths(&spec.files, spec.trust.restrictor())
         .map_err(|e| Failure::msg(e.to_string()))
 }
 
-pub(super) fn default_name(files: &[PathBuf]) -> String {
+pub(crate) fn default_name(files: &[PathBuf]) -> String {
     let first = files
         .first()
         .map(PathBuf::as_path)
@@ -38,7 +38,7 @@ pub(super) fn default_name(files: &[PathBuf]) -> String {
 }
 
 /// Writes a file regops owns, atomically and privately ([`crate::atomic`]).
-pub(super) fn write_file(
+pub(crate) fn write_file(
     path: &Path,
     bytes: &[u8],
     existing: crate::atomic::Existing,
@@ -54,15 +54,15 @@ pub(super) fn write_file(
 
 /// Reads, parses and validates the spec (recipients included) and checks it stays within what
 /// a spec may reach ([`regops_spec::trust`]), printing warnings.
-pub(super) fn load(spec_args: &SpecArgs, term: &Term) -> Result<Loaded, Failure> {
+pub(crate) fn load(spec_args: &SpecArgs, term: &Term) -> Result<Loaded, Failure> {
     load_checked(spec_args, term, &|_| Ok(()))
 }
 
 /// Checks the spec's files as read, before they are parsed (a saved plan's digest).
-pub(super) type SourcesCheck<'a> = &'a dyn Fn(&Sources) -> Result<(), Failure>;
+pub(crate) type SourcesCheck<'a> = &'a dyn Fn(&Sources) -> Result<(), Failure>;
 
 /// As [`load`], with `check` run on the files as read, before anything is parsed or shown.
-pub(super) fn load_checked(
+pub(crate) fn load_checked(
     spec_args: &SpecArgs,
     term: &Term,
     check: SourcesCheck<'_>,
@@ -98,7 +98,7 @@ pub(super) fn load_checked(
     Ok(loaded)
 }
 
-pub(super) fn resolve_logins(
+pub(crate) fn resolve_logins(
     loaded: &Loaded,
     identity_files: &[PathBuf],
     wanted: Option<&[&str]>,
@@ -116,7 +116,7 @@ pub(super) fn resolve_logins(
 /// Mints a token for each minted credential among `names` into `logins` (for `render` and
 /// `validate`, which need every token now). The first failure is the error: it names the
 /// credential and the step, never a token.
-pub(super) fn mint_all(
+pub(crate) fn mint_all(
     loaded: &Loaded,
     logins: &mut BTreeMap<String, Login>,
     names: &[&str],
@@ -142,14 +142,14 @@ pub(super) fn mint_all(
 }
 
 /// The time now, as Unix seconds (credential expiry is measured against it).
-pub(super) fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A runtime for the commands that talk to a cluster.
-pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -158,23 +158,23 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 /// What plan and apply start from: the validated spec, the namespace filter, the logins the
 /// pull secrets need, and the spec's provenance.
-pub(super) struct Prepared {
-    pub(super) loaded: Loaded,
-    pub(super) only: Option<std::collections::BTreeSet<String>>,
-    pub(super) logins: BTreeMap<String, Login>,
-    pub(super) source: regops_core::plan::Source,
+pub(crate) struct Prepared {
+    pub(crate) loaded: Loaded,
+    pub(crate) only: Option<std::collections::BTreeSet<String>>,
+    pub(crate) logins: BTreeMap<String, Login>,
+    pub(crate) source: regops_core::plan::Source,
     /// Minted tokens of this run (shared by a fleet's clusters: minted once), and credentials
     /// whose helper failed.
-    pub(super) tokens: std::sync::Mutex<regops_core::desired::Tokens>,
+    pub(crate) tokens: std::sync::Mutex<regops_core::desired::Tokens>,
     /// Whether planning may mint tokens that are due (not for `drift`, which only reports).
-    pub(super) mint: bool,
+    pub(crate) mint: bool,
     /// One gate per minted credential: a fleet's clusters planned at once mint each token
     /// once, the others waiting for it without holding up anything else.
-    pub(super) minting: std::sync::Mutex<BTreeMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) minting: std::sync::Mutex<BTreeMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// The namespaces given with `flag` (`-n`), checked to be namespace names; `None` for none.
-pub(super) fn only_namespaces(
+pub(crate) fn only_namespaces(
     namespaces: &[String],
     flag: &str,
 ) -> Result<Option<std::collections::BTreeSet<String>>, Failure> {
@@ -186,12 +186,12 @@ pub(super) fn only_namespaces(
     Ok((!namespaces.is_empty()).then(|| namespaces.iter().cloned().collect()))
 }
 
-pub(super) fn prepare(run: &crate::cli::RunArgs, term: &Term) -> Result<Prepared, Failure> {
+pub(crate) fn prepare(run: &crate::cli::RunArgs, term: &Term) -> Result<Prepared, Failure> {
     prepare_checked(run, term, &|_| Ok(()))
 }
 
 /// As [`prepare`], with `check` run on the spec's files as read ([`load_checked`]).
-pub(super) fn prepare_checked(
+pub(crate) fn prepare_checked(
     run: &crate::cli::RunArgs,
     term: &Term,
     check: SourcesCheck<'_>,
@@ -247,7 +247,7 @@ pub(super) fn prepare_checked(
 }
 
 /// Connects as `cluster` says, on `rt`, with its request timeout.
-pub(super) fn connect(
+pub(crate) fn connect(
     cluster: &crate::cli::ClusterArgs,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(kube::Client, crate::cluster::Target), Failure> {
@@ -260,7 +260,7 @@ pub(super) fn connect(
 
 /// How the lock's renewal connects on its own thread (a client is driven by the runtime it
 /// was built on), as `cluster` says.
-pub(super) fn lock_connect(cluster: &crate::cli::ClusterArgs) -> crate::lock::Connect {
+pub(crate) fn lock_connect(cluster: &crate::cli::ClusterArgs) -> crate::lock::Connect {
     let (kubeconfig, context) = (cluster.kubeconfig.clone(), cluster.context.clone());
     Box::new(move || {
         Box::pin(async move {
@@ -304,7 +304,7 @@ pub(super) async fn read_member(
 }
 
 /// Connects as `run` says and reads what the plan needs; the target, for messages.
-pub(super) fn read_cluster(
+pub(crate) fn read_cluster(
     run: &crate::cli::RunArgs,
     prepared: &Prepared,
 ) -> Result<(regops_core::observed::Observed, String), Failure> {
@@ -325,7 +325,7 @@ pub(super) fn read_cluster(
 }
 
 /// The credentials the pull secrets use.
-pub(super) fn used_credentials(spec: &regops_spec::Spec) -> Vec<&str> {
+pub(crate) fn used_credentials(spec: &regops_spec::Spec) -> Vec<&str> {
     spec.used_credentials().into_iter().collect()
 }
 
@@ -362,7 +362,7 @@ impl Prepared {
 
     /// The desired state against `observed`, with the tokens this run holds (pure: nothing is
     /// minted here; see [`Prepared::mint_due`]).
-    pub(super) fn desired(
+    pub(crate) fn desired(
         &self,
         spec: &regops_spec::Spec,
         observed: &regops_core::observed::Observed,
@@ -377,7 +377,7 @@ impl Prepared {
     /// itself due). Async all through: a token endpoint that hangs holds up only the plans
     /// that need its token, never another cluster's plan nor the controller's listener. A
     /// failure is kept as the credential's token (a conflict on the Secrets that need it).
-    pub(super) async fn mint_due(
+    pub(crate) async fn mint_due(
         &self,
         spec: &regops_spec::Spec,
         observed: &regops_core::observed::Observed,
@@ -433,7 +433,7 @@ impl Prepared {
     }
 
     /// The minted credentials whose token this run could not have, and those it holds.
-    pub(super) fn mint_outcomes(&self) -> (Vec<String>, Vec<String>) {
+    pub(crate) fn mint_outcomes(&self) -> (Vec<String>, Vec<String>) {
         let spec = &self.loaded.spec;
         let tokens = self
             .tokens
@@ -460,7 +460,7 @@ impl Prepared {
 
     /// Forgets the minted credentials that failed, so the next plan tries them again (a
     /// long-running apply's next full pass).
-    pub(super) fn forget_failed_tokens(&self) {
+    pub(crate) fn forget_failed_tokens(&self) {
         let spec = &self.loaded.spec;
         let mut tokens = self
             .tokens
@@ -476,7 +476,7 @@ impl Prepared {
     }
 
     /// The desired state and the plan against the cluster as `observed` (at `target`).
-    pub(super) async fn plan(
+    pub(crate) async fn plan(
         &self,
         observed: &regops_core::observed::Observed,
         target: &str,
@@ -485,7 +485,7 @@ impl Prepared {
     }
 
     /// As [`Prepared::plan`], for the namespaces in `only` (the watch's namespace passes).
-    pub(super) async fn plan_for(
+    pub(crate) async fn plan_for(
         &self,
         observed: &regops_core::observed::Observed,
         target: &str,
@@ -497,7 +497,7 @@ impl Prepared {
 
     /// As [`Prepared::plan_for`], for `spec` (one cluster's view of the spec in a fleet):
     /// the tokens due minted first ([`Prepared::mint_due`]), then the pure plan.
-    pub(super) async fn plan_with(
+    pub(crate) async fn plan_with(
         &self,
         spec: &regops_spec::Spec,
         observed: &regops_core::observed::Observed,

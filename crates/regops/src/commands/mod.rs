@@ -2,7 +2,7 @@
 //! hands the results to [`Term`]. What several share (loading the spec, the identities, the
 //! credentials, the cluster) is in [`load`].
 
-mod apply;
+pub(crate) mod apply;
 mod check;
 mod cluster_info;
 mod drift;
@@ -10,13 +10,13 @@ mod encrypt;
 mod fleet;
 mod import;
 mod keygen;
-mod load;
+pub(crate) mod load;
 mod plan;
 mod rekey;
 mod render;
 mod saved;
 mod validate;
-mod watch;
+pub(crate) mod watch;
 
 use regops_spec::{Diagnostic, Diagnostics, Sources};
 
@@ -39,14 +39,14 @@ pub enum Failure {
 }
 
 impl Failure {
-    fn msg(message: impl Into<String>) -> Self {
+    pub(crate) fn msg(message: impl Into<String>) -> Self {
         Failure::Message {
             message: message.into(),
             help: None,
         }
     }
 
-    fn report(self, term: &Term) {
+    pub(crate) fn report(self, term: &Term) {
         match self {
             Failure::Spec {
                 sources,
@@ -68,7 +68,7 @@ impl Failure {
     }
 }
 
-type Outcome = Result<ExitStatus, Failure>;
+pub(crate) type Outcome = Result<ExitStatus, Failure>;
 
 pub fn run(command: Command, term: Term) -> ExitStatus {
     let result = match command {

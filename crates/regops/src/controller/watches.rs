@@ -35,7 +35,7 @@ use regops_spec::kind::ObjectKind;
 use regops_spec::{Spec, WorkloadKind};
 use serde::Deserialize;
 
-use crate::metrics::Metrics;
+use crate::controller::metrics::Metrics;
 
 /// Up to this many namespaces are planned together in one fast pass (each is read with
 /// namespaced LISTs, as `-n` does).

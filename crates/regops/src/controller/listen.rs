@@ -26,7 +26,7 @@ use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 
-use crate::metrics::Metrics;
+use crate::controller::metrics::Metrics;
 
 fn answer(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -57,7 +57,7 @@ fn route(
         );
     }
     match req.uri().path() {
-        "/healthz" | "/livez" => match crate::metrics::since_progress() {
+        "/healthz" | "/livez" => match crate::controller::metrics::since_progress() {
             quiet if quiet > stall => answer(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "text/plain",
