@@ -543,3 +543,88 @@ pub fn any_changes(members: &[Member<Plan>]) -> bool {
         .filter_map(|m| m.result.as_ref().ok())
         .any(|p| p.changes.iter().any(|c| c.action != Action::Noop))
 }
+
+// views
+
+/// `regops plan` over a fleet: each cluster's plan view under its name, and the totals.
+pub struct FleetPlanView<'a> {
+    pub spec: &'a str,
+    pub source: &'a Source,
+    pub members: &'a [Member<Plan>],
+}
+
+impl crate::format::View for FleetPlanView<'_> {
+    const FORMATS: &'static [(crate::format::Format, &'static str)] =
+        <crate::view::PlanView<'_> as crate::format::View>::FORMATS;
+
+    fn write(
+        &self,
+        format: crate::format::Format,
+        style: &crate::format::Style,
+        w: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        use crate::format::Format;
+        match format {
+            Format::Text => w.write_all(
+                plan_text(self.spec, self.members, style.color, style.detail).as_bytes(),
+            ),
+            Format::Json => write_plan_json(self.spec, self.source, self.members, w),
+            Format::Markdown => {
+                w.write_all(plan_markdown(self.spec, self.members, style.max_bytes).as_bytes())
+            }
+        }
+    }
+}
+
+/// `regops apply` over a fleet.
+pub struct FleetApplyView<'a> {
+    pub spec: &'a str,
+    pub members: &'a [Member<Applied>],
+    pub dry_run: bool,
+}
+
+impl crate::format::View for FleetApplyView<'_> {
+    const FORMATS: &'static [(crate::format::Format, &'static str)] =
+        <crate::report::ApplyView<'_> as crate::format::View>::FORMATS;
+
+    fn write(
+        &self,
+        format: crate::format::Format,
+        _: &crate::format::Style,
+        w: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        use crate::format::Format;
+        let text = match format {
+            Format::Text => apply_text(self.members, self.dry_run),
+            Format::Json => apply_json(self.spec, self.members, self.dry_run),
+            Format::Markdown => return Err(crate::format::unsupported::<Self>(format)),
+        };
+        w.write_all(text.as_bytes())
+    }
+}
+
+/// `regops drift` over a fleet.
+pub struct FleetDriftView<'a> {
+    pub spec: &'a str,
+    pub members: &'a [Member<Drifted>],
+}
+
+impl crate::format::View for FleetDriftView<'_> {
+    const FORMATS: &'static [(crate::format::Format, &'static str)] =
+        <crate::report::DriftView<'_> as crate::format::View>::FORMATS;
+
+    fn write(
+        &self,
+        format: crate::format::Format,
+        _: &crate::format::Style,
+        w: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        use crate::format::Format;
+        let text = match format {
+            Format::Text => drift_text(self.spec, self.members),
+            Format::Json => drift_json(self.spec, self.members),
+            Format::Markdown => return Err(crate::format::unsupported::<Self>(format)),
+        };
+        w.write_all(text.as_bytes())
+    }
+}

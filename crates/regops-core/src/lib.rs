@@ -12,6 +12,7 @@ pub mod events;
 pub mod expiry;
 pub mod fingerprint;
 pub mod fleet;
+pub mod format;
 pub mod group;
 pub mod image;
 pub mod import;

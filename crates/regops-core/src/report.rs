@@ -384,6 +384,88 @@ pub fn validate_json(rows: &[Checked]) -> String {
     }))
 }
 
+/// The two formats of the reports below.
+const REPORT_FORMATS: &[(crate::format::Format, &str)] = &[
+    (crate::format::Format::Text, "For people"),
+    (
+        crate::format::Format::Json,
+        "Every action and its outcome, as JSON on standard output",
+    ),
+];
+
+/// `regops apply`'s report.
+pub struct ApplyView<'a> {
+    pub plan: &'a Plan,
+    pub report: &'a Report,
+    pub dry_run: bool,
+}
+
+impl crate::format::View for ApplyView<'_> {
+    const FORMATS: &'static [(crate::format::Format, &'static str)] = REPORT_FORMATS;
+
+    fn write(
+        &self,
+        format: crate::format::Format,
+        _: &crate::format::Style,
+        w: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        use crate::format::Format;
+        let text = match format {
+            Format::Text => apply_text(self.report, self.dry_run, self.plan.conflicts.len()),
+            Format::Json => apply_json(self.plan, self.report, self.dry_run),
+            Format::Markdown => return Err(crate::format::unsupported::<Self>(format)),
+        };
+        w.write_all(text.as_bytes())
+    }
+}
+
+/// `regops drift`'s report.
+pub struct DriftView<'a> {
+    pub plan: &'a Plan,
+    pub drift: &'a [Drift],
+}
+
+impl crate::format::View for DriftView<'_> {
+    const FORMATS: &'static [(crate::format::Format, &'static str)] = REPORT_FORMATS;
+
+    fn write(
+        &self,
+        format: crate::format::Format,
+        _: &crate::format::Style,
+        w: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        use crate::format::Format;
+        let text = match format {
+            Format::Text => drift_text(self.plan, self.drift),
+            Format::Json => drift_json(self.plan, self.drift),
+            Format::Markdown => return Err(crate::format::unsupported::<Self>(format)),
+        };
+        w.write_all(text.as_bytes())
+    }
+}
+
+/// `regops validate`'s verdicts.
+pub struct ValidateView<'a>(pub &'a [Checked]);
+
+impl crate::format::View for ValidateView<'_> {
+    const FORMATS: &'static [(crate::format::Format, &'static str)] = REPORT_FORMATS;
+
+    fn write(
+        &self,
+        format: crate::format::Format,
+        _: &crate::format::Style,
+        w: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        use crate::format::Format;
+        let text = match format {
+            Format::Text => validate_text(self.0),
+            Format::Json => validate_json(self.0),
+            Format::Markdown => return Err(crate::format::unsupported::<Self>(format)),
+        };
+        w.write_all(text.as_bytes())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

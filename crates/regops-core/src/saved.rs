@@ -352,6 +352,75 @@ pub fn to_bytes(saved: &SavedPlan) -> Result<Vec<u8>, serde_json::Error> {
     Ok(out)
 }
 
+/// What a saved plan was made from, for people.
+fn provenance(saved: &SavedPlan) -> String {
+    let mut out = format!(
+        "Saved plan of spec `{}` ({}{}{}), made {} by regops {}.\nCluster: {} (kube-system uid {}); {} objects read{}.\n\n",
+        saved.spec.name,
+        saved.spec.digest,
+        saved
+            .spec
+            .commit
+            .as_deref()
+            .map_or(String::new(), |c| format!(", commit {c}")),
+        if saved.spec.dirty {
+            ", with uncommitted changes"
+        } else {
+            ""
+        },
+        saved.created,
+        saved.regops_version,
+        saved.cluster.target,
+        saved.cluster.kube_system_uid,
+        saved.objects.len(),
+        if saved.namespaces.is_empty() {
+            String::new()
+        } else {
+            format!(" in namespaces {}", saved.namespaces.join(", "))
+        },
+    );
+    out.truncate(out.trim_end().len());
+    out.push_str("\n\n");
+    out
+}
+
+/// `regops show FILE`: the plan's own views, after what it was made from (in JSON, the plan
+/// alone, equal to `plan --output json`).
+pub struct SavedPlanView<'a>(pub &'a SavedPlan);
+
+impl crate::format::View for SavedPlanView<'_> {
+    const FORMATS: &'static [(crate::format::Format, &'static str)] =
+        <crate::view::PlanView<'_> as crate::format::View>::FORMATS;
+
+    fn write(
+        &self,
+        format: crate::format::Format,
+        style: &crate::format::Style,
+        w: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        use crate::format::Format;
+        let saved = self.0;
+        match format {
+            Format::Text => w.write_all(provenance(saved).as_bytes())?,
+            Format::Json => {}
+            Format::Markdown => write!(
+                w,
+                "_Saved plan of `{}`{}, against `{}`, made {} by regops {}._\n\n",
+                saved.spec.name,
+                saved
+                    .spec
+                    .commit
+                    .as_deref()
+                    .map_or(String::new(), |c| format!(" at commit `{c}`")),
+                saved.cluster.server,
+                saved.created,
+                saved.regops_version,
+            )?,
+        }
+        crate::view::PlanView(&saved.plan).write(format, style, w)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

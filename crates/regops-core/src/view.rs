@@ -631,3 +631,38 @@ pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
     }
     out
 }
+
+/// `regops plan` (and `show`): the plan in each of its three views.
+pub struct PlanView<'a>(pub &'a Plan);
+
+impl crate::format::View for PlanView<'_> {
+    const FORMATS: &'static [(crate::format::Format, &'static str)] = &[
+        (
+            crate::format::Format::Text,
+            "For people, like terraform plan",
+        ),
+        (
+            crate::format::Format::Json,
+            "For programs: the versioned plan model (schemas/plan.schema.json)",
+        ),
+        (
+            crate::format::Format::Markdown,
+            "For a pull-request comment",
+        ),
+    ];
+
+    fn write(
+        &self,
+        format: crate::format::Format,
+        style: &crate::format::Style,
+        w: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        use crate::format::Format;
+        match format {
+            Format::Text => w.write_all(text(self.0, style.color, style.detail).as_bytes()),
+            // Streamed: at 10,000 namespaces the JSON plan is tens of megabytes.
+            Format::Json => write_json(self.0, w),
+            Format::Markdown => w.write_all(markdown(self.0, style.max_bytes).as_bytes()),
+        }
+    }
+}

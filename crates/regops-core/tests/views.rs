@@ -200,3 +200,104 @@ fn grouped_views_of_ten_namespaces() {
         }
     }
 }
+
+/// Every view writes each format it offers (what `--output` accepts for its command) and
+/// refuses the others, naming those it has; the fleet views offer what their single-cluster
+/// views do.
+#[test]
+fn every_view_writes_the_formats_it_offers_and_refuses_the_others() {
+    use regops_core::fleet::{
+        Applied, Drifted, FleetApplyView, FleetDriftView, FleetPlanView, Member,
+    };
+    use regops_core::format::{Format, Style, View};
+    use regops_core::report::{ApplyView, DriftView, Report, ValidateView};
+
+    fn check<V: View>(name: &str, v: &V) {
+        let offered: Vec<Format> = V::FORMATS.iter().map(|(f, _)| *f).collect();
+        assert_eq!(
+            offered.first(),
+            Some(&Format::Text),
+            "{name}: text comes first"
+        );
+        for f in Format::ALL {
+            let out = v.render(f, &Style::default());
+            if offered.contains(&f) {
+                let text = out.unwrap_or_else(|e| panic!("{name} {}: {e}", f.name()));
+                assert!(!text.is_empty(), "{name} {}", f.name());
+                if f == Format::Json {
+                    serde_json::from_str::<Value>(&text)
+                        .unwrap_or_else(|e| panic!("{name}: JSON that does not parse: {e}"));
+                }
+            } else {
+                let e = out.unwrap_err();
+                assert!(e.to_string().contains("text, json"), "{name}: {e}");
+            }
+        }
+    }
+    let plan = plan_of(20);
+    let report = Report::default();
+    check("plan", &view::PlanView(&plan));
+    check(
+        "apply",
+        &ApplyView {
+            plan: &plan,
+            report: &report,
+            dry_run: false,
+        },
+    );
+    check(
+        "drift",
+        &DriftView {
+            plan: &plan,
+            drift: &[],
+        },
+    );
+    check("validate", &ValidateView(&[]));
+    let member = |p: Plan| Member {
+        cluster: "prod".into(),
+        result: Ok(p),
+    };
+    let plans = [member(plan_of(5))];
+    check(
+        "fleet plan",
+        &FleetPlanView {
+            spec: "team",
+            source: &Source::default(),
+            members: &plans,
+        },
+    );
+    let applied = [Member {
+        cluster: "prod".into(),
+        result: Ok(Applied {
+            plan: plan_of(5),
+            report: Report::default(),
+            lock_lost: false,
+        }),
+    }];
+    check(
+        "fleet apply",
+        &FleetApplyView {
+            spec: "team",
+            members: &applied,
+            dry_run: true,
+        },
+    );
+    let drifted = [Member {
+        cluster: "prod".into(),
+        result: Ok(Drifted {
+            plan: plan_of(5),
+            drift: Vec::new(),
+        }),
+    }];
+    check(
+        "fleet drift",
+        &FleetDriftView {
+            spec: "team",
+            members: &drifted,
+        },
+    );
+    assert_eq!(
+        <FleetPlanView<'_> as View>::FORMATS.len(),
+        <view::PlanView<'_> as View>::FORMATS.len()
+    );
+}

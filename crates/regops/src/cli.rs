@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use regops_core::format::{Format, View};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -246,14 +248,15 @@ impl DetailLevel {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// For people, like terraform plan.
-    Text,
-    /// For programs: the versioned plan model (schemas/plan.schema.json).
-    Json,
-    /// For a pull-request comment.
-    Markdown,
+/// `--output`'s values: exactly the formats of the command's view
+/// ([`regops_core::format::View::FORMATS`]), each with what it gives there.
+fn formats<V: View>() -> impl clap::builder::TypedValueParser<Value = Format> {
+    clap::builder::PossibleValuesParser::new(
+        V::FORMATS
+            .iter()
+            .map(|(f, help)| clap::builder::PossibleValue::new(f.name()).help(*help)),
+    )
+    .try_map(|name| Format::parse(&name).ok_or("not a format"))
 }
 
 /// What plan and apply share: which spec, which keys, which cluster, which namespaces.
@@ -297,8 +300,8 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub run: RunArgs,
     /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
+    #[arg(short = 'o', long, default_value = "text", value_parser = formats::<regops_core::view::PlanView>())]
+    pub output: Format,
     /// Plan against a file of Kubernetes objects (a `kubectl get ... -o yaml` List, or
     /// multi-document YAML) instead of a cluster.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["kubeconfig", "context"])]
@@ -326,8 +329,8 @@ pub struct ShowArgs {
     #[arg(value_name = "PLAN_FILE")]
     pub file: PathBuf,
     /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
+    #[arg(short = 'o', long, default_value = "text", value_parser = formats::<regops_core::view::PlanView>())]
+    pub output: Format,
     /// How much the text view lists (see `plan --detail`).
     #[arg(long, value_enum, default_value_t = DetailLevel::Summary)]
     pub detail: DetailLevel,
@@ -350,8 +353,8 @@ pub struct ValidateArgs {
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<String>,
     /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text)]
-    pub output: ReportFormat,
+    #[arg(short = 'o', long, default_value = "text", value_parser = formats::<regops_core::report::ValidateView>())]
+    pub output: Format,
     /// How long one request to a registry or a token service may take, its answer included:
     /// `30s`, `1m`, `500ms`.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
@@ -363,8 +366,8 @@ pub struct DriftArgs {
     #[command(flatten)]
     pub run: RunArgs,
     /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text)]
-    pub output: ReportFormat,
+    #[arg(short = 'o', long, default_value = "text", value_parser = formats::<regops_core::report::DriftView>())]
+    pub output: Format,
     /// Also write a Prometheus textfile (regops_drift_objects, regops_last_run_timestamp_seconds,
     /// regops_run_success) for node-exporter's textfile collector; written atomically, and on
     /// errors too.
@@ -380,13 +383,6 @@ pub struct DriftArgs {
 pub enum DryRun {
     /// Send every write with `dryRun=All`: the API server validates it and stores nothing.
     Server,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ReportFormat {
-    Text,
-    /// Every action and its outcome, as JSON on standard output.
-    Json,
 }
 
 #[derive(Debug, Args)]
@@ -417,8 +413,8 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub force_conflicts: bool,
     /// Report format.
-    #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Text)]
-    pub output: ReportFormat,
+    #[arg(short = 'o', long, default_value = "text", value_parser = formats::<regops_core::report::ApplyView>())]
+    pub output: Format,
     /// Namespace of the Lease that keeps two applies of this spec apart.
     #[arg(long, value_name = "NS", default_value = "default")]
     pub lock_namespace: String,

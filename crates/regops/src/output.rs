@@ -48,6 +48,16 @@ impl Term {
         let _ = write(&mut out).and_then(|_| out.flush());
     }
 
+    /// Writes a result in the format asked for (`--output`), as it is produced.
+    pub fn view<V: regops_core::format::View>(
+        &self,
+        view: &V,
+        format: regops_core::format::Format,
+        style: &regops_core::format::Style,
+    ) {
+        self.stdout_with(|w| view.write(format, style, w));
+    }
+
     pub fn note(&self, text: &str) {
         eprintln!("{text}");
     }

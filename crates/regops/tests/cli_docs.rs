@@ -71,3 +71,35 @@ fn the_man_page_is_roff_and_lists_the_subcommands() {
         assert!(r.stdout.contains(sub), "man page lacks {sub}");
     }
 }
+
+/// `--output` offers exactly the formats of each command's view (regops-core `format::View`):
+/// Markdown for plan and show, not for the reports, which say what they have.
+#[test]
+fn output_offers_the_formats_of_each_commands_view() {
+    for (sub, markdown) in [
+        ("plan", true),
+        ("show", true),
+        ("apply", false),
+        ("drift", false),
+        ("validate", false),
+    ] {
+        let help = run(regops().args([sub, "--help"]));
+        assert_eq!(help.code, 0, "{sub}");
+        assert!(help.stdout.contains("- json:"), "{sub}: {}", help.stdout);
+        assert_eq!(
+            help.stdout.contains("- markdown:"),
+            markdown,
+            "{sub}: {}",
+            help.stdout
+        );
+        if !markdown {
+            let r = run(regops().args([sub, "-f", "spec.yaml", "--output", "markdown"]));
+            assert_eq!(r.code, 2, "{sub}: {}", r.stderr);
+            assert!(
+                r.stderr.contains("[possible values: text, json]"),
+                "{sub}: {}",
+                r.stderr
+            );
+        }
+    }
+}

@@ -10,8 +10,9 @@ use regops_core::report;
 use super::load::{Prepared, prepare, runtime};
 use super::{Failure, Outcome};
 use crate::ExitStatus;
-use crate::cli::{ApplyArgs, ReportFormat};
+use crate::cli::ApplyArgs;
 use crate::output::Term;
+use regops_core::format::{Format, Style};
 
 /// This process in the Lease: the host (a pod's name) and the process id.
 pub(crate) fn holder_identity() -> String {
@@ -125,7 +126,7 @@ pub(crate) fn lock_times(args: &ApplyArgs) -> Result<crate::lock::Times, Failure
 /// when the report on stdout is JSON, so `regops apply | tee log` gets no escapes.
 pub(crate) fn show_plan(plan: &Plan, args: &ApplyArgs, term: &Term) {
     let detail = args.detail.view();
-    if args.output == ReportFormat::Text {
+    if args.output == Format::Text {
         term.stdout(&regops_core::view::text(plan, term.color_stdout(), detail));
     } else {
         term.note(regops_core::view::text(plan, term.color, detail).trim_end());
@@ -176,7 +177,7 @@ pub(crate) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
 /// conflicts, else 0.
 pub(crate) fn unchanged(plan: &Plan, args: &ApplyArgs, term: &Term) -> ExitStatus {
     show_plan(plan, args, term);
-    if args.output == ReportFormat::Json {
+    if args.output == Format::Json {
         term.stdout(&report::apply_json(
             plan,
             &report::Report::default(),
@@ -256,7 +257,7 @@ pub(crate) fn write_and_report(
         .iter()
         .filter(|c| c.action != Action::Noop)
         .count();
-    let progress = crate::output::Progress::new(term, total, args.output == ReportFormat::Text);
+    let progress = crate::output::Progress::new(term, total, args.output == Format::Text);
     let lost = || lock.is_some_and(crate::lock::Lock::lost);
     let report = rt.block_on(crate::retry::fenced(
         lock.map(crate::lock::Lock::held),
@@ -280,10 +281,15 @@ pub(crate) fn write_and_report(
         lost(),
         term,
     ));
-    term.stdout(&match args.output {
-        ReportFormat::Text => report::apply_text(&report, dry_run, plan.conflicts.len()),
-        ReportFormat::Json => report::apply_json(plan, &report, dry_run),
-    });
+    term.view(
+        &report::ApplyView {
+            plan,
+            report: &report,
+            dry_run,
+        },
+        args.output,
+        &Style::default(),
+    );
     if lost() {
         term.note(
             "error: the lock was lost during the apply (another apply took it over, or it could not be renewed); writes not yet started were not made. Run apply again.",
@@ -392,11 +398,8 @@ fn apply_fleet(
         .flat_map(|s| s.plan.changes.iter())
         .filter(|c| c.action != Action::Noop)
         .count();
-    let progress = crate::output::Progress::new(
-        term,
-        total,
-        args.output == ReportFormat::Text && any_changes,
-    );
+    let progress =
+        crate::output::Progress::new(term, total, args.output == Format::Text && any_changes);
     let opts = options(args, prepared);
     let (progress, opts) = (&progress, &opts);
     let applied: Vec<Member<Applied>> = rt.block_on(
@@ -412,12 +415,15 @@ fn apply_fleet(
         .collect(),
     );
     progress.finish();
-    term.stdout(&match args.output {
-        ReportFormat::Text => regops_core::fleet::apply_text(&applied, dry_run),
-        ReportFormat::Json => {
-            regops_core::fleet::apply_json(&prepared.loaded.name, &applied, dry_run)
-        }
-    });
+    term.view(
+        &regops_core::fleet::FleetApplyView {
+            spec: &prepared.loaded.name,
+            members: &applied,
+            dry_run,
+        },
+        args.output,
+        &Style::default(),
+    );
     let failed = applied
         .iter()
         .any(|m| m.result.as_ref().map_or(true, Applied::failed));
@@ -443,7 +449,7 @@ fn show_fleet_plan(
         })
         .collect();
     let (spec, detail) = (prepared.loaded.name.as_str(), args.detail.view());
-    if args.output == ReportFormat::Text {
+    if args.output == Format::Text {
         let text = regops_core::fleet::plan_text(spec, &plans, term.color_stdout(), detail);
         term.stdout(&text);
     } else {

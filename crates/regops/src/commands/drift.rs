@@ -7,8 +7,9 @@ use regops_core::report;
 use super::load::{Prepared, default_name, fleet_members, prepare, read_cluster};
 use super::{Failure, Outcome};
 use crate::ExitStatus;
-use crate::cli::{DriftArgs, ReportFormat};
+use crate::cli::DriftArgs;
 use crate::output::Term;
+use regops_core::format::Style;
 
 /// What a drift run found, for the metrics file.
 struct Found {
@@ -83,10 +84,14 @@ fn drift_inner(args: &DriftArgs, term: &Term) -> Result<(String, Found, ExitStat
     let (desired, plan) = super::load::runtime()?.block_on(prepared.plan(&observed, &target));
     let drift = with_expiring(&plan, &desired, args);
     drop((desired, observed));
-    term.stdout(&match args.output {
-        ReportFormat::Json => report::drift_json(&plan, &drift),
-        ReportFormat::Text => report::drift_text(&plan, &drift),
-    });
+    term.view(
+        &report::DriftView {
+            plan: &plan,
+            drift: &drift,
+        },
+        args.output,
+        &Style::default(),
+    );
     let status = if drift.is_empty() {
         ExitStatus::Success
     } else {
@@ -132,10 +137,14 @@ fn drift_fleet(
             Ok(Drifted { plan, drift })
         }));
     let spec = prepared.loaded.name.as_str();
-    term.stdout(&match args.output {
-        ReportFormat::Json => regops_core::fleet::drift_json(spec, &results),
-        ReportFormat::Text => regops_core::fleet::drift_text(spec, &results),
-    });
+    term.view(
+        &regops_core::fleet::FleetDriftView {
+            spec,
+            members: &results,
+        },
+        args.output,
+        &Style::default(),
+    );
     let found: Vec<(String, Option<usize>)> = results
         .iter()
         .map(|m| {

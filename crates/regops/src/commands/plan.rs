@@ -5,8 +5,9 @@ use regops_core::warning::{Warning, WarningKind};
 use super::load::{Prepared, fleet_members, prepare, read_cluster};
 use super::{Failure, Outcome};
 use crate::ExitStatus;
-use crate::cli::{OutputFormat, PlanArgs};
+use crate::cli::PlanArgs;
 use crate::output::Term;
+use regops_core::format::Style;
 
 /// A state file read as a cluster, with a warning for each object it could not use.
 fn read_state_file(
@@ -30,6 +31,15 @@ fn read_state_file(
         })
         .collect();
     Ok((observed, format!("state file {}", path.display()), warnings))
+}
+
+/// How the plan's text and Markdown views are drawn.
+fn style(args: &PlanArgs, term: &Term) -> Style {
+    Style {
+        color: term.color_stdout(),
+        detail: args.detail.view(),
+        max_bytes: args.max_bytes,
+    }
 }
 
 pub(super) fn plan(args: PlanArgs, term: &Term) -> Outcome {
@@ -62,16 +72,11 @@ pub(super) fn plan(args: PlanArgs, term: &Term) -> Outcome {
             plan
         }
     };
-    match args.output {
-        OutputFormat::Text => term.stdout(&regops_core::view::text(
-            &plan,
-            term.color_stdout(),
-            args.detail.view(),
-        )),
-        // Streamed: at 10,000 namespaces the JSON plan is tens of megabytes.
-        OutputFormat::Json => term.stdout_with(|w| regops_core::view::write_json(&plan, w)),
-        OutputFormat::Markdown => term.stdout(&regops_core::view::markdown(&plan, args.max_bytes)),
-    }
+    term.view(
+        &regops_core::view::PlanView(&plan),
+        args.output,
+        &style(&args, term),
+    );
     Ok(if !plan.conflicts.is_empty() {
         ExitStatus::Failure
     } else if plan.has_changes() {
@@ -126,22 +131,15 @@ fn plan_fleet(
         }
     };
     let spec = prepared.loaded.name.as_str();
-    match args.output {
-        OutputFormat::Text => term.stdout(&regops_core::fleet::plan_text(
+    term.view(
+        &regops_core::fleet::FleetPlanView {
             spec,
-            &results,
-            term.color_stdout(),
-            args.detail.view(),
-        )),
-        OutputFormat::Json => term.stdout_with(|w| {
-            regops_core::fleet::write_plan_json(spec, &prepared.source, &results, w)
-        }),
-        OutputFormat::Markdown => term.stdout(&regops_core::fleet::plan_markdown(
-            spec,
-            &results,
-            args.max_bytes,
-        )),
-    }
+            source: &prepared.source,
+            members: &results,
+        },
+        args.output,
+        &style(args, term),
+    );
     let failed = results
         .iter()
         .any(|m| m.result.as_ref().map_or(true, |p| !p.conflicts.is_empty()));

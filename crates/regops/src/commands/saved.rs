@@ -9,7 +9,7 @@ use super::apply::{acquire_lock, confirm, options, show_plan, unchanged, write_a
 use super::load::{Prepared, connect, prepare_checked, runtime};
 use super::{Failure, Outcome};
 use crate::ExitStatus;
-use crate::cli::{ApplyArgs, OutputFormat, PlanArgs, ShowArgs};
+use crate::cli::{ApplyArgs, PlanArgs, ShowArgs};
 use crate::output::Term;
 
 /// How many moved objects a refusal lists before "… and N more".
@@ -80,35 +80,15 @@ pub(super) fn plan_and_save(
 /// `regops show FILE`: the plan as `plan` shows it, after what it was made from.
 pub(super) fn show(args: ShowArgs, term: &Term) -> Outcome {
     let saved = crate::saved_plan::read(&args.file).map_err(|e| Failure::msg(e.to_string()))?;
-    match args.output {
-        OutputFormat::Text => {
-            term.stdout(&provenance(&saved));
-            term.stdout(&regops_core::view::text(
-                &saved.plan,
-                term.color_stdout(),
-                args.detail.view(),
-            ));
-        }
-        OutputFormat::Json => {
-            term.stdout_with(|w| regops_core::view::write_json(&saved.plan, w));
-        }
-        OutputFormat::Markdown => {
-            let mut md = format!(
-                "_Saved plan of `{}`{}, against `{}`, made {} by regops {}._\n\n",
-                saved.spec.name,
-                saved
-                    .spec
-                    .commit
-                    .as_deref()
-                    .map_or(String::new(), |c| format!(" at commit `{c}`")),
-                saved.cluster.server,
-                saved.created,
-                saved.regops_version,
-            );
-            md.push_str(&regops_core::view::markdown(&saved.plan, args.max_bytes));
-            term.stdout(&md);
-        }
-    }
+    term.view(
+        &regops_core::saved::SavedPlanView(&saved),
+        args.output,
+        &regops_core::format::Style {
+            color: term.color_stdout(),
+            detail: args.detail.view(),
+            max_bytes: args.max_bytes,
+        },
+    );
     Ok(if !saved.plan.conflicts.is_empty() {
         ExitStatus::Failure
     } else if saved.plan.has_changes() {
@@ -116,38 +96,6 @@ pub(super) fn show(args: ShowArgs, term: &Term) -> Outcome {
     } else {
         ExitStatus::Success
     })
-}
-
-/// What a saved plan was made from, for people.
-fn provenance(saved: &SavedPlan) -> String {
-    let mut out = format!(
-        "Saved plan of spec `{}` ({}{}{}), made {} by regops {}.\nCluster: {} (kube-system uid {}); {} objects read{}.\n\n",
-        saved.spec.name,
-        saved.spec.digest,
-        saved
-            .spec
-            .commit
-            .as_deref()
-            .map_or(String::new(), |c| format!(", commit {c}")),
-        if saved.spec.dirty {
-            ", with uncommitted changes"
-        } else {
-            ""
-        },
-        saved.created,
-        saved.regops_version,
-        saved.cluster.target,
-        saved.cluster.kube_system_uid,
-        saved.objects.len(),
-        if saved.namespaces.is_empty() {
-            String::new()
-        } else {
-            format!(" in namespaces {}", saved.namespaces.join(", "))
-        },
-    );
-    out.truncate(out.trim_end().len());
-    out.push_str("\n\n");
-    out
 }
 
 /// A refusal: the plan is not applied, and why, with what to do.

@@ -6,8 +6,9 @@ use regops_core::report::{self, Checked};
 use super::load::{load, resolve_logins, runtime};
 use super::{Failure, Outcome};
 use crate::ExitStatus;
-use crate::cli::{ReportFormat, ValidateArgs};
+use crate::cli::ValidateArgs;
 use crate::output::Term;
+use regops_core::format::Style;
 
 pub(super) fn validate(args: ValidateArgs, term: &Term) -> Outcome {
     crate::retry::set_request_timeout(args.request_timeout);
@@ -96,10 +97,7 @@ pub(super) fn validate(args: ValidateArgs, term: &Term) -> Outcome {
         });
     }
     let ok = rows.iter().all(|r| r.verdict.is_ok());
-    term.stdout(&match args.output {
-        ReportFormat::Json => report::validate_json(&rows),
-        ReportFormat::Text => report::validate_text(&rows),
-    });
+    term.view(&report::ValidateView(&rows), args.output, &Style::default());
     Ok(if ok {
         ExitStatus::Success
     } else {

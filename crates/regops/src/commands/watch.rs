@@ -7,11 +7,12 @@ use std::sync::atomic::AtomicBool;
 
 use super::load::{Prepared, prepare, read_sources, runtime};
 use super::{Failure, Outcome};
-use crate::cli::{ApplyArgs, ReportFormat};
+use crate::cli::ApplyArgs;
 use crate::controller::Controller;
 use crate::controller::metrics::Metrics;
 use crate::controller::watches::{Prints, Queue, RETRY_FIRST, RETRY_MAX};
 use crate::output::{Log, Term};
+use regops_core::format::Format;
 
 /// For a spec with `clusters`, the one cluster a controller works on (`--cluster`): the spec
 /// narrowed to what that cluster sees, and `args` set to reach it. `None` for a spec without.
@@ -58,7 +59,7 @@ pub(super) fn watch(mut args: ApplyArgs, term: &Term) -> Outcome {
     let (client, target) = super::load::connect(&args.run.cluster, &rt)?;
     let metrics = Arc::new(Metrics::new(&prepared.loaded.name, cluster.as_deref()));
     let log = Log {
-        json: args.output == ReportFormat::Json,
+        json: args.output == Format::Json,
     };
     let listener = match &args.listen {
         Some(addr) => Some(
