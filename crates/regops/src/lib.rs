@@ -21,6 +21,7 @@
 //! - `fuzz_entry` (feature `test-support`): the untrusted-input parsers behind one bytes-in
 //!   function each, for the fuzz targets and their replay in the tests.
 //! - [`observe`]: reading the cluster (a few paged LISTs) or a state file.
+//! - [`prepared`]: a spec made ready to plan: logins, the run's minted tokens, planning.
 //! - [`provenance`]: the spec's git commit and whether it is dirty.
 //! - [`retry`]: one retry policy (backoff, Retry-After, timeouts) for reads, writes and the lock.
 //! - [`output`]: the only place that prints (and [`request_log`], the `-v` log).
@@ -49,6 +50,7 @@ pub mod lock;
 pub mod mint;
 pub mod observe;
 pub mod output;
+pub mod prepared;
 pub mod provenance;
 pub mod registry;
 pub mod request_log;

@@ -7,11 +7,12 @@ use futures::StreamExt;
 use regops_core::plan::{Action, Plan};
 use regops_core::report;
 
-use super::load::{Prepared, prepare, runtime};
+use super::load::{prepare, runtime};
 use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::cli::ApplyArgs;
 use crate::output::Term;
+use crate::prepared::Prepared;
 use regops_core::format::{Format, Style};
 
 /// This process in the Lease: the host (a pod's name) and the process id.

@@ -4,11 +4,12 @@
 use regops_core::fleet::{Drifted, Member};
 use regops_core::report;
 
-use super::load::{Prepared, default_name, fleet_members, prepare, read_cluster};
+use super::load::{default_name, fleet_members, prepare, read_cluster};
 use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::cli::DriftArgs;
 use crate::output::Term;
+use crate::prepared::Prepared;
 use regops_core::format::Style;
 
 /// What a drift run found, for the metrics file.
@@ -113,7 +114,7 @@ fn with_expiring(
     let mut drift = regops_core::drift::drift(plan);
     drift.extend(regops_core::drift::expiring(
         desired,
-        super::load::unix_now(),
+        crate::prepared::unix_now(),
         args.next_run.as_secs(),
     ));
     drift

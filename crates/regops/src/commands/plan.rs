@@ -2,11 +2,12 @@
 
 use regops_core::warning::{Warning, WarningKind};
 
-use super::load::{Prepared, fleet_members, prepare, read_cluster};
+use super::load::{fleet_members, prepare, read_cluster};
 use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::cli::PlanArgs;
 use crate::output::Term;
+use crate::prepared::Prepared;
 use regops_core::format::Style;
 
 /// A state file read as a cluster, with a warning for each object it could not use.

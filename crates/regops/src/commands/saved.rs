@@ -6,11 +6,12 @@ use std::path::Path;
 use regops_core::saved::{self, SavedPlan, SpecRecord};
 
 use super::apply::{acquire_lock, confirm, options, show_plan, unchanged, write_and_report};
-use super::load::{Prepared, connect, prepare_checked, runtime};
+use super::load::{connect, prepare_checked, runtime};
 use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::cli::{ApplyArgs, PlanArgs, ShowArgs};
 use crate::output::Term;
+use crate::prepared::Prepared;
 
 /// How many moved objects a refusal lists before "… and N more".
 const SHOWN: usize = 20;

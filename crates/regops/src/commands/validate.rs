@@ -72,7 +72,7 @@ pub(super) fn validate(args: ValidateArgs, term: &Term) -> Outcome {
             login,
             image,
         ));
-        let now = super::load::unix_now();
+        let now = crate::prepared::unix_now();
         let expires = spec
             .credentials
             .get(reg.credential.as_str())

@@ -5,13 +5,14 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use super::load::{Prepared, prepare, read_sources, runtime};
+use super::load::{prepare, read_sources, runtime};
 use super::{Failure, Outcome};
 use crate::cli::ApplyArgs;
 use crate::controller::Controller;
 use crate::controller::metrics::Metrics;
 use crate::controller::watches::{Prints, Queue, RETRY_FIRST, RETRY_MAX};
 use crate::output::{Log, Term};
+use crate::prepared::Prepared;
 use regops_core::format::Format;
 
 /// For a spec with `clusters`, the one cluster a controller works on (`--cluster`): the spec

@@ -37,9 +37,9 @@ use tokio::time::Instant;
 
 use crate::ExitStatus;
 use crate::cli::ApplyArgs;
-use crate::commands::load::Prepared;
 use crate::commands::{Failure, Outcome};
 use crate::output::{Log, Term};
+use crate::prepared::Prepared;
 use metrics::{Metrics, Pass, Scope};
 use watches::{Prints, Queue, RETRY_FIRST, RETRY_MAX, Work};
 
@@ -459,8 +459,8 @@ impl Controller<'_> {
         if scope == Scope::Full {
             // The next renewal, on a timer: when the first token held comes due.
             self.renew_at = desired.renew_at.map(|at| {
-                let wait = u64::try_from(at.saturating_sub(crate::commands::load::unix_now()))
-                    .unwrap_or(0);
+                let wait =
+                    u64::try_from(at.saturating_sub(crate::prepared::unix_now())).unwrap_or(0);
                 Instant::now() + Duration::from_secs(wait.max(1))
             });
         }
