@@ -205,7 +205,13 @@ pub fn expected_requests(step: Step, namespaces: usize) -> BTreeMap<(String, Str
     add("list", "secrets", reads * (pages(owned) + 1));
     add("list", "serviceaccounts", reads * pages(all_namespaces));
     add("list", "deployments", reads * pages(deployments));
-    for kind in ["statefulsets", "daemonsets", "jobs", "cronjobs"] {
+    for kind in [
+        "statefulsets",
+        "daemonsets",
+        "replicasets",
+        "jobs",
+        "cronjobs",
+    ] {
         add("list", kind, reads);
     }
     match step {

@@ -15,7 +15,7 @@ use crate::ownership::{
     self, KUBESPHERE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SECRET_TYPE, SPEC_ANNOTATION,
 };
 use crate::warning::{Warning, WarningGroup, WarningKind};
-use regops_spec::kind::{ObjectKind, WorkloadKind};
+use regops_spec::kind::ObjectKind;
 
 /// The version of the JSON plan format (`schemas/plan.schema.json`).
 pub const FORMAT_VERSION: &str = "1";
@@ -898,31 +898,42 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// The workload that controls `w`, when its controller is a kind a binding can select (a
-/// ReplicaSet's Deployment, a Job's CronJob).
-fn workload_controller(w: &crate::observed::Workload) -> Option<(WorkloadKind, &str)> {
+/// The controller that writes `w`'s pod template, `(kind, name)`: its controller when that is
+/// a kind a binding can select (a Job's CronJob), or any controller of a kind whose copies
+/// are their controller's (a ReplicaSet's Deployment or Argo Rollout).
+fn workload_controller(w: &crate::observed::Workload) -> Option<(&str, &str)> {
     let (kind, name) = w.controller.as_ref()?;
-    let kind = ObjectKind::parse(kind)?.workload()?;
-    Some((kind, name.as_str()))
+    let known = ObjectKind::parse(kind)
+        .and_then(ObjectKind::workload)
+        .is_some();
+    (known || w.kind.facts().copied_by_controller).then_some((kind.as_str(), name.as_str()))
 }
 
 /// Why a workload another workload controls is not patched, and what to bind instead.
-fn controlled_note(
-    w: &crate::observed::Workload,
-    owner_kind: WorkloadKind,
-    owner: &str,
-) -> Warning {
+fn controlled_note(w: &crate::observed::Workload, owner_kind: &str, owner: &str) -> Warning {
     let subject = format!(
         "{} {}/{}",
         ObjectKind::from(w.kind).lowercase(),
         w.namespace,
         w.name
     );
+    // A controller regops can bind is what to bind; another (an Argo Rollout) takes the pull
+    // secret in its own manifest.
+    let instead = if ObjectKind::parse(owner_kind)
+        .and_then(ObjectKind::workload)
+        .is_some()
+    {
+        format!("bind the {owner_kind} instead")
+    } else {
+        format!(
+            "add the pull secret to the {owner_kind}'s pod template, or bind the ServiceAccount its pods run as"
+        )
+    };
     Warning::new(
         WarningKind::ControlledNotPatched,
         subject.clone(),
         format!(
-            "{subject} is not patched: its {owner_kind} `{owner}` writes its pod template; bind the {owner_kind} instead"
+            "{subject} is not patched: its {owner_kind} `{owner}` writes its pod template; {instead}"
         ),
     )
 }

@@ -64,6 +64,11 @@ pub struct WorkloadFacts {
     /// every spec would cost reads and memory for objects regops must not patch, and RBAC that
     /// grants no ReplicaSets would fail every plan.
     pub by_default: bool,
+    /// Whether one with a controlling owner, of any kind, has its template written by that
+    /// owner (a ReplicaSet by its Deployment, or by an Argo Rollout): it is never patched, and
+    /// the plan says to bind the owner. (A workload whose controller is itself a kind in this
+    /// table is never patched, whatever this says.)
+    pub copied_by_controller: bool,
 }
 
 /// Where a workload keeps its pod template.
@@ -126,6 +131,7 @@ const FACTS: [KindFacts; 8] = [
             template_note: ROLLS,
             template_mutable: true,
             by_default: true,
+            copied_by_controller: false,
         }),
     },
     KindFacts {
@@ -140,6 +146,7 @@ const FACTS: [KindFacts; 8] = [
             template_note: ROLLS,
             template_mutable: true,
             by_default: true,
+            copied_by_controller: false,
         }),
     },
     KindFacts {
@@ -154,12 +161,14 @@ const FACTS: [KindFacts; 8] = [
             template_note: ROLLS,
             template_mutable: true,
             by_default: true,
+            copied_by_controller: false,
         }),
     },
     // The ReplicaSet controller makes pods from the template as it needs them and never
     // replaces a running pod because the template changed (pkg/controller/replicaset), so a
-    // change reaches the pods made next. One a Deployment controls is never patched (the plan
-    // says to bind the Deployment): its template is the Deployment's to write.
+    // change reaches the pods made next. One with a controller (a Deployment, an Argo Rollout)
+    // is never patched (the plan says to bind the controller): its template is the
+    // controller's to write, and one that differs makes a Deployment roll out a new one.
     KindFacts {
         kind: ObjectKind::ReplicaSet,
         name: "ReplicaSet",
@@ -175,6 +184,7 @@ const FACTS: [KindFacts; 8] = [
             ),
             template_mutable: true,
             by_default: false,
+            copied_by_controller: true,
         }),
     },
     KindFacts {
@@ -192,6 +202,7 @@ const FACTS: [KindFacts; 8] = [
             ),
             template_mutable: false,
             by_default: true,
+            copied_by_controller: false,
         }),
     },
     KindFacts {
@@ -209,6 +220,7 @@ const FACTS: [KindFacts; 8] = [
             ),
             template_mutable: true,
             by_default: true,
+            copied_by_controller: false,
         }),
     },
 ];

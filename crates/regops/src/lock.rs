@@ -146,6 +146,11 @@ impl Held {
         self.lost.load(Ordering::SeqCst) || self.renewed.elapsed() >= self.deadline
     }
 
+    /// How long writing may go on if no renewal succeeds from now.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_sub(self.renewed.elapsed())
+    }
+
     /// A lock renewed now with a long deadline, lost when `lost` is set (for tests of what
     /// checks it).
     #[cfg(test)]
@@ -350,11 +355,17 @@ pub async fn acquire(
                 ..LeaseSpec::default()
             }),
         };
-        // The Lease counts as renewed from here, before the request is sent (see
-        // `Renewed::set`).
-        let sent = Instant::now();
+        // The Lease counts as renewed from when the attempt that took it was sent (see
+        // `Renewed::set`): each attempt stamps it, so retries do not eat the renew deadline.
+        let mut sent = Instant::now();
         let taken = match &existing {
-            None => retry(|| api.create(&pp, &mine)).await,
+            None => {
+                retry(|| {
+                    sent = Instant::now();
+                    api.create(&pp, &mine)
+                })
+                .await
+            }
             // Ours already: a create whose answer was lost and was retried, or this process's
             // name from before a restart (same host name, same pid). Renewed before it counts
             // as held, with the resourceVersion read, so a takeover in between is a 409.
@@ -364,7 +375,11 @@ pub async fn acquire(
                     spec.renew_time = Some(now());
                     spec.lease_duration_seconds = Some(duration_secs);
                 }
-                retry(|| api.replace(name, &pp, &next)).await
+                retry(|| {
+                    sent = Instant::now();
+                    api.replace(name, &pp, &next)
+                })
+                .await
             }
             Some(l) if Observation::expired(&mut seen, l, Instant::now()) => {
                 let previous = holder_of(l).map(str::to_string);
@@ -374,7 +389,11 @@ pub async fn acquire(
                 if let Some(spec) = next.spec.as_mut() {
                     spec.lease_transitions = Some(transitions.unwrap_or(0) + 1);
                 }
-                let r = retry(|| api.replace(name, &pp, &next)).await;
+                let r = retry(|| {
+                    sent = Instant::now();
+                    api.replace(name, &pp, &next)
+                })
+                .await;
                 if r.is_ok()
                     && let Some(p) = previous
                 {

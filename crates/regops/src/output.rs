@@ -55,7 +55,19 @@ impl Term {
         format: regops_core::format::Format,
         style: &regops_core::format::Style,
     ) {
-        self.stdout_with(|w| view.write(format, style, w));
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+        match view
+            .write(format, style, &mut out)
+            .and_then(|()| out.flush())
+        {
+            // A closed pipe is not an error worth reporting (as in `stdout`); a view that has
+            // no such format is (the flags offer only those it has).
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                drop(out);
+                self.note(&format!("error: {e}"));
+            }
+            _ => {}
+        }
     }
 
     pub fn note(&self, text: &str) {

@@ -90,7 +90,12 @@ where
         if fence_lost() {
             return Err(not_sent());
         }
-        let err = match tokio::time::timeout(request_timeout(), op()).await {
+        // Under a Lease, an attempt is given no longer than the Lease has left: one still out
+        // when the renew deadline passes is abandoned rather than waited for.
+        let limit = FENCE
+            .try_with(crate::lock::Held::remaining)
+            .map_or(request_timeout(), |left| left.min(request_timeout()));
+        let err = match tokio::time::timeout(limit, op()).await {
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) => e,
             Err(_) => kube::Error::Service(Box::new(std::io::Error::new(

@@ -1025,6 +1025,7 @@ fn the_cronjob_install_covers_apply_and_drift_with_its_own_rbac() {
         ("get", "secrets"),
         ("get", "serviceaccounts"),
         ("patch", "statefulsets"),
+        ("list", "replicasets"),
         ("create", "leases"),
         ("delete", "leases"),
         ("create", "events"),
@@ -1193,9 +1194,10 @@ fn a_replica_set_named_by_a_binding_is_patched_unless_a_deployment_controls_it()
 }
 
 /// A binding that names no kinds selects the five of `WorkloadKind::defaults`: ReplicaSets are
-/// neither read nor patched, so RBAC without them keeps working.
+/// not patched, and only those this spec marked are read (a label-selected LIST); RBAC that
+/// grants no ReplicaSets is no error then.
 #[test]
-fn replica_sets_are_not_read_unless_a_binding_names_them() {
+fn replica_sets_are_read_only_where_marked_unless_a_binding_names_them() {
     let e = Env::new(&SPEC.replace("workloads: { kinds: [Deployment] }", "workloads: {}"));
     e.seed_fixture("namespaces.yaml");
     e.seed_fixture("workloads.yaml");
@@ -1207,19 +1209,79 @@ fn replica_sets_are_not_read_unless_a_binding_names_them() {
         log.iter().any(|l| l.resource == "cronjobs"),
         "the default kinds are read"
     );
+    let rs: Vec<_> = log.iter().filter(|l| l.resource == "replicasets").collect();
+    assert!(!rs.is_empty());
     assert!(
-        !log.iter().any(|l| l.resource == "replicasets"),
+        rs.iter()
+            .all(|l| l.verb == "list" && l.query.contains("labelSelector=pull-secrets.regops.dev")),
         "{:?}",
-        log.iter()
-            .filter(|l| l.resource == "replicasets")
-            .map(|l| &l.path)
-            .collect::<Vec<_>>()
+        rs.iter().map(|l| (&l.verb, &l.query)).collect::<Vec<_>>()
     );
     assert!(e.pull_secrets_of("replicasets", "web", "legacy").is_empty());
     assert!(
         e.pull_secrets_of("deployments", "web", "frontend")
             .contains(&"harbor-pull".to_string())
     );
+    // Without any RBAC on ReplicaSets (as before they were a kind), the same spec plans.
+    e.server.set_policy(Some(kube_test_server::Policy {
+        rules: vec![kube_test_server::Rule::new(
+            &["list"],
+            &[
+                "namespaces",
+                "secrets",
+                "serviceaccounts",
+                "deployments",
+                "statefulsets",
+                "daemonsets",
+                "jobs",
+                "cronjobs",
+            ],
+        )],
+    }));
+    let plan = e.plan();
+    assert_eq!(plan.code, 0, "{}", plan.transcript());
+    assert!(
+        e.server
+            .log()
+            .iter()
+            .any(|l| l.resource == "replicasets" && l.status == 403),
+        "the LIST was refused, and that was no error"
+    );
+}
+
+/// A binding that named ReplicaSets and no longer does: the entries it added are removed (the
+/// ReplicaSets regops marked are still read), and nothing else of the ReplicaSet changes.
+#[test]
+fn entries_on_replica_sets_are_removed_when_the_binding_stops_naming_them() {
+    let named = SPEC.replace(
+        "workloads: { kinds: [Deployment] }",
+        "workloads: { kinds: [Deployment, ReplicaSet] }",
+    );
+    let e = Env::new(&named);
+    e.seed_fixture("namespaces.yaml");
+    e.seed_fixture("workloads.yaml");
+    seed_replica_sets(&e);
+    assert_eq!(e.apply(&[]).code, 0);
+    assert_eq!(
+        e.pull_secrets_of("replicasets", "web", "legacy"),
+        ["harbor-pull"]
+    );
+    std::fs::write(&e.spec, SPEC).unwrap();
+    let r = e.apply(&[]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(
+        e.pull_secrets_of("replicasets", "web", "legacy").is_empty(),
+        "{}",
+        r.transcript()
+    );
+    let legacy = e.server.object("replicasets", "web", "legacy").unwrap();
+    assert!(
+        legacy["metadata"]["labels"]
+            .as_object()
+            .is_none_or(|l| !l.keys().any(|k| k.starts_with("pull-secrets.regops.dev"))),
+        "{legacy}"
+    );
+    assert_eq!(e.plan().code, 0, "converged");
 }
 
 #[test]

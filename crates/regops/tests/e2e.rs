@@ -431,13 +431,15 @@ fn plan_requests_do_not_grow_with_namespaces() {
     );
     // 4 built-in namespaces + N: namespaces and ServiceAccounts take one page under 500 items
     // and two over it; Secrets and StatefulSets (none here) one LIST each per query.
-    // The other workload kinds: only objects carrying this spec's marker label, one LIST each.
+    // The other workload kinds (ReplicaSets too, which no binding names here): only objects
+    // carrying this spec's marker label, one LIST each.
     let expected_small = [
         ("cronjobs", 1),
         ("daemonsets", 1),
         ("deployments", 1),
         ("jobs", 1),
         ("namespaces", 1),
+        ("replicasets", 1),
         ("secrets", 4),
         ("serviceaccounts", 1),
         ("statefulsets", 1),
@@ -448,6 +450,7 @@ fn plan_requests_do_not_grow_with_namespaces() {
         ("deployments", 1),
         ("jobs", 1),
         ("namespaces", 2),
+        ("replicasets", 1),
         ("secrets", 4),
         ("serviceaccounts", 2),
         ("statefulsets", 1),

@@ -737,6 +737,7 @@ fn the_controller_install_runs_with_its_own_rbac_alone() {
         ("patch", "serviceaccounts"),
         ("list", "deployments"),
         ("watch", "deployments"),
+        ("list", "replicasets"),
         ("patch", "deployments"),
         ("list", "pods"),
         ("delete", "pods"),

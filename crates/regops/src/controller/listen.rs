@@ -6,7 +6,7 @@
 //!   stuck loop is restarted by the kubelet;
 //! - `GET /readyz`: 200 once the first full apply has ended, or while waiting as a standby
 //!   for the Lease (a standby is ready to take over; a rollout must not wait on it), else 503;
-//! - `GET /metrics`: [`crate::metrics`] in the Prometheus text format.
+//! - `GET /metrics`: [`crate::controller::metrics`] in the Prometheus text format.
 //!
 //! Nothing else is served (404), and nothing served holds a credential. The port may be
 //! reachable by anyone in the cluster, so each connection is bounded: at most

@@ -456,14 +456,18 @@ impl Controller<'_> {
             .prepared
             .plan_for(&observed, &self.target.to_string(), only.as_ref())
             .await;
-        if scope == Scope::Full {
-            // The next renewal, on a timer: when the first token held comes due.
-            self.renew_at = desired.renew_at.map(|at| {
-                let wait =
-                    u64::try_from(at.saturating_sub(crate::prepared::unix_now())).unwrap_or(0);
-                Instant::now() + Duration::from_secs(wait.max(1))
-            });
-        }
+        // The next renewal, on a timer: when the first token held comes due. A full pass
+        // sees every token; a namespace pass may hold one newly minted (a token that failed
+        // and was asked for again), which must not wait for the next full pass.
+        let due = desired.renew_at.map(|at| {
+            let wait = u64::try_from(at.saturating_sub(crate::prepared::unix_now())).unwrap_or(0);
+            Instant::now() + Duration::from_secs(wait.max(1))
+        });
+        self.renew_at = if scope == Scope::Full {
+            due
+        } else {
+            [self.renew_at, due].into_iter().flatten().min()
+        };
         match (&scope, &only) {
             (Scope::Namespaces, Some(set)) => self.held_back.retain(|ns| !set.contains(ns)),
             _ => self.held_back.clear(),
