@@ -593,13 +593,12 @@ impl crate::format::View for FleetApplyView<'_> {
         _: &crate::format::Style,
         w: &mut dyn std::io::Write,
     ) -> std::io::Result<()> {
-        use crate::format::Format;
-        let text = match format {
-            Format::Text => apply_text(self.members, self.dry_run),
-            Format::Json => apply_json(self.spec, self.members, self.dry_run),
-            Format::Markdown => return Err(crate::format::unsupported::<Self>(format)),
-        };
-        w.write_all(text.as_bytes())
+        crate::format::write_report::<Self>(
+            format,
+            w,
+            || apply_text(self.members, self.dry_run),
+            || apply_json(self.spec, self.members, self.dry_run),
+        )
     }
 }
 
@@ -619,12 +618,11 @@ impl crate::format::View for FleetDriftView<'_> {
         _: &crate::format::Style,
         w: &mut dyn std::io::Write,
     ) -> std::io::Result<()> {
-        use crate::format::Format;
-        let text = match format {
-            Format::Text => drift_text(self.spec, self.members),
-            Format::Json => drift_json(self.spec, self.members),
-            Format::Markdown => return Err(crate::format::unsupported::<Self>(format)),
-        };
-        w.write_all(text.as_bytes())
+        crate::format::write_report::<Self>(
+            format,
+            w,
+            || drift_text(self.spec, self.members),
+            || drift_json(self.spec, self.members),
+        )
     }
 }

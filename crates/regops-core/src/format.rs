@@ -70,6 +70,22 @@ pub trait View {
     }
 }
 
+/// Writes a report that has a text and a JSON view (apply, drift, validate, and their fleet
+/// forms): the one asked for, built by `text` or `json`.
+pub fn write_report<V: View + ?Sized>(
+    format: Format,
+    w: &mut dyn Write,
+    text: impl FnOnce() -> String,
+    json: impl FnOnce() -> String,
+) -> io::Result<()> {
+    let out = match format {
+        Format::Text => text(),
+        Format::Json => json(),
+        Format::Markdown => return Err(unsupported::<V>(format)),
+    };
+    w.write_all(out.as_bytes())
+}
+
 /// The answer of a view asked for a format it does not have.
 pub fn unsupported<V: View + ?Sized>(format: Format) -> io::Error {
     let have: Vec<&str> = V::FORMATS.iter().map(|(f, _)| f.name()).collect();

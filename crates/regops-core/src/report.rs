@@ -409,13 +409,12 @@ impl crate::format::View for ApplyView<'_> {
         _: &crate::format::Style,
         w: &mut dyn std::io::Write,
     ) -> std::io::Result<()> {
-        use crate::format::Format;
-        let text = match format {
-            Format::Text => apply_text(self.report, self.dry_run, self.plan.conflicts.len()),
-            Format::Json => apply_json(self.plan, self.report, self.dry_run),
-            Format::Markdown => return Err(crate::format::unsupported::<Self>(format)),
-        };
-        w.write_all(text.as_bytes())
+        crate::format::write_report::<Self>(
+            format,
+            w,
+            || apply_text(self.report, self.dry_run, self.plan.conflicts.len()),
+            || apply_json(self.plan, self.report, self.dry_run),
+        )
     }
 }
 
@@ -434,13 +433,12 @@ impl crate::format::View for DriftView<'_> {
         _: &crate::format::Style,
         w: &mut dyn std::io::Write,
     ) -> std::io::Result<()> {
-        use crate::format::Format;
-        let text = match format {
-            Format::Text => drift_text(self.plan, self.drift),
-            Format::Json => drift_json(self.plan, self.drift),
-            Format::Markdown => return Err(crate::format::unsupported::<Self>(format)),
-        };
-        w.write_all(text.as_bytes())
+        crate::format::write_report::<Self>(
+            format,
+            w,
+            || drift_text(self.plan, self.drift),
+            || drift_json(self.plan, self.drift),
+        )
     }
 }
 
@@ -456,13 +454,12 @@ impl crate::format::View for ValidateView<'_> {
         _: &crate::format::Style,
         w: &mut dyn std::io::Write,
     ) -> std::io::Result<()> {
-        use crate::format::Format;
-        let text = match format {
-            Format::Text => validate_text(self.0),
-            Format::Json => validate_json(self.0),
-            Format::Markdown => return Err(crate::format::unsupported::<Self>(format)),
-        };
-        w.write_all(text.as_bytes())
+        crate::format::write_report::<Self>(
+            format,
+            w,
+            || validate_text(self.0),
+            || validate_json(self.0),
+        )
     }
 }
 
