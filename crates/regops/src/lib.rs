@@ -5,7 +5,8 @@
 //! - [`atomic`]: every file regops writes: exclusive, private, flushed, never through a link.
 //! - [`bounded`]: reading what a peer sends (answers, pages, watch lines, helper output), capped.
 //! - [`cli`]: flags and subcommands (clap), nothing else.
-//! - [`commands`]: one function per subcommand, wiring the others together.
+//! - [`commands`]: one module per subcommand: its flags turned into calls on the others, and
+//!   what the user sees (the plan, the confirmation, the report).
 //! - [`child_env`]: what a credential helper or kubeconfig plugin is started without.
 //! - [`cluster`]: kubeconfig, context and client; cluster errors that say what to do.
 //! - [`controller`]: `apply --watch`: its loop, watches and queue, `--recycle-stuck-pods`, its
@@ -28,6 +29,8 @@
 //! - [`request_log`]: `-v`/`-vv`: each API request and retry on stderr, never a header or body.
 //! - [`saved_plan`]: `plan --out` and `apply FILE`: the spec's digest, the cluster's identity,
 //!   the plan file.
+//! - [`session`]: an apply session, shared by `apply`, a fleet's apply and the controller: read
+//!   and plan, take the Lease, read again under it, write fenced by it, record the Events.
 
 pub mod apply;
 pub mod atomic;
@@ -56,6 +59,7 @@ pub mod registry;
 pub mod request_log;
 pub mod retry;
 pub mod saved_plan;
+pub mod session;
 
 /// The process exit status, in one place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

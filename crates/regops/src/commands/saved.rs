@@ -5,7 +5,7 @@ use std::path::Path;
 
 use regops_core::saved::{self, SavedPlan, SpecRecord};
 
-use super::apply::{acquire_lock, confirm, options, show_plan, unchanged, write_and_report};
+use super::apply::{confirm, session, show_plan, take_lease, unchanged, write_and_report};
 use super::load::{connect, prepare_checked, runtime};
 use super::{Failure, Outcome};
 use crate::ExitStatus;
@@ -241,15 +241,20 @@ pub(super) fn apply_saved(mut args: ApplyArgs, term: &Term) -> Outcome {
     if !saved.plan.has_changes() {
         return Ok(unchanged(&saved.plan, &args, term));
     }
+    let session = session(&args, &loaded.name)?;
     let connect_lock = super::load::lock_connect(&args.run.cluster);
-    let lock = rt.block_on(acquire_lock(
-        &args,
-        &client,
-        &loaded.name,
-        connect_lock,
-        None,
-        term,
-    ))?;
+    let lock = if args.dry_run.is_some() {
+        None
+    } else {
+        Some(rt.block_on(take_lease(
+            &session,
+            &args,
+            &client,
+            connect_lock,
+            None,
+            term,
+        ))?)
+    };
     let result = (|| {
         let observed = rt.block_on(read())?;
         check_unmoved(&saved, &observed)?;
@@ -268,15 +273,12 @@ pub(super) fn apply_saved(mut args: ApplyArgs, term: &Term) -> Outcome {
             term.note("Apply cancelled; nothing was written.");
             return Ok(ExitStatus::Failure);
         }
-        let opts = options(&args, &prepared);
+        let commit = prepared.source.commit.as_deref();
         write_and_report(
             &args,
             &rt,
-            &client,
-            &plan,
-            &desired,
-            &observed,
-            &opts,
+            (&session, &client, commit),
+            (&plan, &desired, &observed),
             lock.as_ref(),
             term,
         )

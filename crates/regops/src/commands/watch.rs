@@ -69,8 +69,7 @@ pub(super) fn watch(mut args: ApplyArgs, term: &Term) -> Outcome {
         ),
         None => None,
     };
-    let recorder =
-        crate::events::Recorder::new(&prepared.loaded.name, &super::apply::holder_identity());
+    let session = super::apply::session(&args, &prepared.loaded.name)?;
     let mut controller = Controller {
         args: &args,
         term,
@@ -95,7 +94,7 @@ pub(super) fn watch(mut args: ApplyArgs, term: &Term) -> Outcome {
         held_back: std::collections::BTreeSet::new(),
         limiter: crate::controller::recycle::Limiter::default(),
         rechecks: Vec::new(),
-        recorder,
+        session,
     };
     rt.block_on(controller.run(listener))
 }

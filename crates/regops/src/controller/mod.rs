@@ -90,8 +90,9 @@ pub(crate) struct Controller<'a> {
     /// --recycle-stuck-pods: the deletions' pace, and the namespaces to look at again.
     pub(crate) limiter: recycle::Limiter,
     pub(crate) rechecks: Vec<(Instant, Provided)>,
-    /// The Events of every pass, so that repeats (a conflict every resync) are one series.
-    pub(crate) recorder: crate::events::Recorder,
+    /// The apply session: the Lease, the writes, and the Events of every pass (one recorder,
+    /// so that repeats, a conflict every resync, are one series).
+    pub(crate) session: crate::session::Session,
 }
 
 /// Namespaces where regops just wrote a pull secret (or a reference to one), with the
@@ -151,34 +152,26 @@ impl Controller<'_> {
 
     /// Waits for the Lease (until stopped); `None` if stopped first.
     async fn lead(&self) -> Result<Option<crate::lock::Lock>, Failure> {
-        let args = self.args;
-        let name = args
-            .lock_name
-            .clone()
-            .unwrap_or_else(|| format!("regops-{}", self.prepared.loaded.name));
-        let holder = crate::commands::apply::holder_identity();
-        let settings = crate::lock::Settings {
-            namespace: &args.lock_namespace,
-            name: &name,
-            holder: &holder,
-            times: crate::commands::apply::lock_times(args)?,
-            wait: None,
-            poll: args.retry_period,
-            on_wait: &|other: &str| {
-                // A standby is ready: it can take over (a rollout must not wait on it).
-                self.log
-                    .info(&format!("standby: the Lease is held by `{other}`; waiting"));
-                self.metrics.set_ready(true);
-            },
+        let session = &self.session;
+        let on_wait = |other: &str| {
+            // A standby is ready: it can take over (a rollout must not wait on it).
+            self.log
+                .info(&format!("standby: the Lease is held by `{other}`; waiting"));
+            self.metrics.set_ready(true);
         };
-        let connect = crate::commands::load::lock_connect(&args.run.cluster);
         let log = self.log;
         let warn = move |m: &str| log.warn(m);
-        self.log.info(&format!(
-            "taking the Lease {}/{name} as `{holder}`",
-            args.lock_namespace
-        ));
-        let acquire = crate::lock::acquire(&self.client, &settings, &warn, connect);
+        let waiting = crate::session::Waiting {
+            wait: None,
+            poll: session.times.retry_period,
+            on_wait: &on_wait,
+            warn: &warn,
+        };
+        let connect = crate::commands::load::lock_connect(&self.args.run.cluster);
+        let lease = format!("{}/{}", session.lease_namespace, session.lease_name);
+        self.log
+            .info(&format!("taking the Lease {lease} as `{}`", session.holder));
+        let acquire = session.take_lease(&self.client, connect, &waiting);
         let stopped = async {
             while !self.stop.load(Ordering::SeqCst) {
                 self.queue.wait().await;
@@ -187,7 +180,7 @@ impl Controller<'_> {
         tokio::select! {
             taken = acquire => {
                 let lock = taken.map_err(|e| Failure::Message { help: e.help(), message: e.to_string() })?;
-                self.log.info(&format!("leader: holding the Lease {}/{name}", args.lock_namespace));
+                self.log.info(&format!("leader: holding the Lease {lease}"));
                 Ok(Some(lock))
             }
             () = stopped => Ok(None),
@@ -563,8 +556,8 @@ impl Controller<'_> {
         }
     }
 
-    /// Carries the plan out as `apply` does; new writes stop when the Lease is lost or a
-    /// SIGTERM came.
+    /// Carries the plan out as `apply` does, with the session; new writes stop when the
+    /// Lease is lost or a SIGTERM came.
     async fn write(
         &self,
         plan: &regops_core::plan::Plan,
@@ -572,37 +565,26 @@ impl Controller<'_> {
         observed: &regops_core::observed::Observed,
         lock: &crate::lock::Lock,
     ) -> Report {
-        let opts = crate::apply::Options {
-            spec: self.prepared.loaded.name.clone(),
-            commit: self.prepared.source.commit.clone(),
-            prune: self.args.prune,
-            dry_run: false,
-            force_conflicts: self.args.force_conflicts,
-            concurrency: usize::from(self.args.concurrency),
-        };
         let log = self.log;
         let item = move |r: &ItemResult| log_item(log, r);
         let stop = &self.stop;
-        let halt = || lock.lost() || stop.load(Ordering::SeqCst);
-        let report = crate::retry::fenced(
-            Some(lock.held()),
-            crate::apply::run(&self.client, plan, desired, observed, &opts, &item, &halt),
-        )
-        .await;
-        if !lock.lost() {
-            let lease = crate::events::lease(
-                &self.args.lock_namespace,
-                &crate::commands::apply::lock_name(self.args, &opts.spec),
-            );
-            let recorded = self
-                .recorder
-                .record_apply(&self.client, plan, &report, observed, Some(lease))
-                .await;
-            if let Some(w) = recorded.warning() {
-                self.log.warn(&w);
-            }
+        let written = self
+            .session
+            .write(
+                &self.client,
+                self.prepared.source.commit.as_deref(),
+                plan,
+                desired,
+                observed,
+                Some(lock),
+                &item,
+                &|| stop.load(Ordering::SeqCst),
+            )
+            .await;
+        if let Some(w) = written.events_warning {
+            self.log.warn(&w);
         }
-        report
+        written.report
     }
 
     /// Counts a pass (`plan`: `None` when the read failed); a full one also sets the drift
