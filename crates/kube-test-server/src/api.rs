@@ -219,6 +219,13 @@ pub struct Store {
     /// The resourceVersion of the newest change no longer kept: a watch from before it is
     /// answered 410 Gone, as the API server's once etcd has compacted that far.
     compacted: u64,
+    /// The open watches past their start, each with the version it has been given changes
+    /// up to. The API server hands every change to its live watchers as it happens (the
+    /// watch cache's dispatch, staging/src/k8s.io/apiserver/pkg/storage/cacher/cacher.go), so
+    /// a live watch never misses a change however many others pass it by: changes after the
+    /// oldest of these stay in `events` past `compacted` until the watch has taken them.
+    live: BTreeMap<u64, u64>,
+    live_ids: u64,
     /// Terminating namespaces the namespace controller is to finalize, and when.
     finalizing: Vec<(String, std::time::Instant)>,
 }
@@ -344,10 +351,18 @@ impl Store {
         } else {
             self.history
         };
-        while self.events.len() > cap {
-            if let Some(e) = self.events.pop_front() {
-                self.compacted = e.rv;
-            }
+        if self.events.len() > cap {
+            self.compacted = self
+                .compacted
+                .max(self.events[self.events.len() - cap - 1].rv);
+        }
+        let taken = self.live.values().min().copied().unwrap_or(u64::MAX);
+        while self
+            .events
+            .front()
+            .is_some_and(|e| e.rv <= self.compacted && e.rv <= taken)
+        {
+            self.events.pop_front();
         }
     }
 
@@ -474,12 +489,39 @@ impl Store {
         if after < self.compacted {
             return Err(self.compacted);
         }
-        Ok(self
-            .events
+        Ok(self.changes_after(filter, after))
+    }
+
+    fn changes_after(&self, filter: &WatchFilter, after: u64) -> Vec<Event> {
+        self.events
             .iter()
             .filter(|e| e.rv > after && filter.matches(e))
             .cloned()
-            .collect())
+            .collect()
+    }
+
+    /// Makes a watch that has been given every change up to `taken` live: from now on it
+    /// gets every change after that, however far the history moves on. Returns its id for
+    /// [`Store::live_changes`] and [`Store::end_live`].
+    pub fn start_live(&mut self, taken: u64) -> u64 {
+        self.live_ids += 1;
+        self.live.insert(self.live_ids, taken);
+        self.live_ids
+    }
+
+    /// A live watch's changes after `after`, all of them (they were kept for it); it has then
+    /// been given every change up to the store's version.
+    pub fn live_changes(&mut self, id: u64, filter: &WatchFilter, after: u64) -> Vec<Event> {
+        let events = self.changes_after(filter, after);
+        self.live.insert(id, self.rv);
+        self.trim_events();
+        events
+    }
+
+    /// A live watch has ended: the changes kept only for it may go.
+    pub fn end_live(&mut self, id: u64) {
+        self.live.remove(&id);
+        self.trim_events();
     }
 
     fn key(rt: &ResourceType, ns: &str, name: &str) -> Key {

@@ -88,20 +88,46 @@ pub(crate) fn start(
     Ok(rx)
 }
 
-/// Sends the changes after `cursor` and moves it on; `Err` when the client has gone or the
-/// changes are no longer kept (after sending the 410 event). Returns the store's version.
+/// A watch past its start: the store keeps every change it has not been given yet.
+struct Live {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.shared.lock().store.end_live(self.id);
+    }
+}
+
+/// Sends the changes after `cursor` and moves it on; `Err` when the client has gone or (for
+/// a watch not yet live) the changes are no longer kept, after sending the 410 event. The
+/// first call that succeeds makes the watch live. Returns the store's version.
 async fn drain(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     filter: &WatchFilter,
     cursor: &mut u64,
+    live: &mut Option<Live>,
     tx: &tokio::sync::mpsc::Sender<Bytes>,
 ) -> Result<u64, ()> {
     let (batch, now) = {
-        let inner = shared.lock();
-        (
-            inner.store.watch_events(filter, *cursor),
-            inner.store.resource_version(),
-        )
+        let mut inner = shared.lock();
+        let now = inner.store.resource_version();
+        let batch = match live {
+            Some(l) => Ok(inner.store.live_changes(l.id, filter, *cursor)),
+            None => {
+                let batch = inner.store.watch_events(filter, *cursor);
+                if batch.is_ok() {
+                    let id = inner.store.start_live(now);
+                    *live = Some(Live {
+                        shared: shared.clone(),
+                        id,
+                    });
+                }
+                batch
+            }
+        };
+        (batch, now)
     };
     match batch {
         Ok(events) => {
@@ -109,9 +135,7 @@ async fn drain(
                 tx.send(event_line(e)).await.map_err(|_| ())?;
                 *cursor = e.rv;
             }
-            // Every change up to `now` has been looked at: a live watch is never behind, so
-            // changes to other resources cannot age it into 410 (the API server feeds live
-            // watchers from its cache as changes happen; only a resumed watch can be too old).
+            // Every change up to `now` has been looked at.
             *cursor = (*cursor).max(now);
             Ok(now)
         }
@@ -142,10 +166,20 @@ async fn stream(
 ) {
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let epoch = shared.watch_epoch.load(std::sync::atomic::Ordering::SeqCst);
+    let mut live = None;
     let mut cursor = match start {
         WatchStart::After(rv) => rv,
         WatchStart::Now => {
-            let (existing, rv) = shared.lock().store.watch_snapshot(&filter);
+            let (existing, rv) = {
+                let mut inner = shared.lock();
+                let (existing, rv) = inner.store.watch_snapshot(&filter);
+                let id = inner.store.start_live(rv);
+                live = Some(Live {
+                    shared: shared.clone(),
+                    id,
+                });
+                (existing, rv)
+            };
             for e in &existing {
                 if tx.send(event_line(e)).await.is_err() {
                     return;
@@ -162,7 +196,10 @@ async fn stream(
         if shared.watch_epoch.load(std::sync::atomic::Ordering::SeqCst) != epoch {
             return;
         }
-        if drain(&shared, &filter, &mut cursor, &tx).await.is_err() {
+        if drain(&shared, &filter, &mut cursor, &mut live, &tx)
+            .await
+            .is_err()
+        {
             return;
         }
         let interval = shared.bookmark_interval();
@@ -170,7 +207,7 @@ async fn stream(
             () = &mut changed => {}
             () = tokio::time::sleep(interval), if bookmarks => {
                 // Nothing of this watch's happened up to `now`: it may resume from there.
-                let Ok(now) = drain(&shared, &filter, &mut cursor, &tx).await else {
+                let Ok(now) = drain(&shared, &filter, &mut cursor, &mut live, &tx).await else {
                     return;
                 };
                 cursor = cursor.max(now);

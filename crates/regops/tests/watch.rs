@@ -372,14 +372,13 @@ fn sigterm_lets_the_write_in_flight_finish_and_releases_the_lease() {
             .times(1),
     );
     e.create_namespace("late", json!({"team": "web"}));
-    wait_for("the write to start", Duration::from_secs(10), || {
-        e.server.log().iter().any(|l| {
-            l.verb == "list"
-                && l.namespace.as_deref() == Some("late")
-                && l.resource == "deployments"
-        })
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    // The latency fault counts as fired when the Secret's PATCH arrives, before its second of
+    // latency: from then on the write is in flight.
+    wait_for(
+        "the Secret write to be in flight",
+        Duration::from_secs(10),
+        || e.server.faults_fired() == [1],
+    );
     c.signal("TERM");
     assert_eq!(c.wait_exit(), 0, "{}", c.log());
     assert!(
