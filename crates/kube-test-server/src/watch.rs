@@ -94,6 +94,16 @@ struct Live {
     id: u64,
 }
 
+impl Live {
+    /// Registers a watch that has been given every change up to `taken`.
+    fn start(shared: &Arc<Shared>, store: &mut crate::api::Store, taken: u64) -> Live {
+        Live {
+            shared: shared.clone(),
+            id: store.start_live(taken),
+        }
+    }
+}
+
 impl Drop for Live {
     fn drop(&mut self) {
         self.shared.lock().store.end_live(self.id);
@@ -118,11 +128,7 @@ async fn drain(
             None => {
                 let batch = inner.store.watch_events(filter, *cursor);
                 if batch.is_ok() {
-                    let id = inner.store.start_live(now);
-                    *live = Some(Live {
-                        shared: shared.clone(),
-                        id,
-                    });
+                    *live = Some(Live::start(shared, &mut inner.store, now));
                 }
                 batch
             }
@@ -173,11 +179,7 @@ async fn stream(
             let (existing, rv) = {
                 let mut inner = shared.lock();
                 let (existing, rv) = inner.store.watch_snapshot(&filter);
-                let id = inner.store.start_live(rv);
-                live = Some(Live {
-                    shared: shared.clone(),
-                    id,
-                });
+                live = Some(Live::start(&shared, &mut inner.store, rv));
                 (existing, rv)
             };
             for e in &existing {
