@@ -65,6 +65,23 @@ pub fn write(path: &Path, bytes: &[u8], existing: Existing) -> std::io::Result<(
     written
 }
 
+/// [`write`], its failure in words for the user: a file that exists is kept, and says how to
+/// replace it (`--force`).
+pub(crate) fn write_file(
+    path: &Path,
+    bytes: &[u8],
+    existing: Existing,
+) -> Result<(), crate::failure::Failure> {
+    use crate::failure::Failure;
+    write(path, bytes, existing).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => Failure::Message {
+            message: format!("{} exists; nothing was written", path.display()),
+            help: Some("pass --force to overwrite it".into()),
+        },
+        _ => Failure::msg(format!("cannot write {}: {e}", path.display())),
+    })
+}
+
 /// A new, empty, private file beside `path`, under a name no other process chose first.
 fn create_temporary(dir: &Path, path: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
     use std::os::unix::fs::OpenOptionsExt;

@@ -75,6 +75,44 @@ impl ClusterError {
     }
 }
 
+/// A runtime for the commands that talk to a cluster (one thread: the work is waiting on the
+/// API server, and the concurrency is bounded by the flags, not by threads).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, crate::failure::Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::failure::Failure::msg(format!("cannot start the async runtime: {e}")))
+}
+
+/// Connects as the flags say (`--kubeconfig`, `--context`), on `rt`, with their request
+/// timeout.
+pub(crate) fn connect_as(
+    flags: &crate::cli::ClusterArgs,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(kube::Client, Target), crate::failure::Failure> {
+    crate::retry::set_request_timeout(flags.request_timeout);
+    Ok(rt.block_on(connect(
+        flags.kubeconfig.as_deref(),
+        flags.context.as_deref(),
+    ))?)
+}
+
+/// How the lock's renewal connects on its own thread (a client is driven by the runtime it
+/// was built on): to `context` of `kubeconfig`, as [`connect`] does.
+pub(crate) fn lock_connect(
+    kubeconfig: Option<PathBuf>,
+    context: Option<String>,
+) -> crate::lock::Connect {
+    Box::new(move || {
+        Box::pin(async move {
+            connect(kubeconfig.as_deref(), context.as_deref())
+                .await
+                .ok()
+                .map(|(client, _)| client)
+        })
+    })
+}
+
 /// Reads the kubeconfig (`--kubeconfig`, else `$KUBECONFIG`, else `~/.kube/config`), or the
 /// in-cluster service account when there is none, and builds a client.
 pub async fn connect(

@@ -5,8 +5,8 @@
 //! - [`atomic`]: every file regops writes: exclusive, private, flushed, never through a link.
 //! - [`bounded`]: reading what a peer sends (answers, pages, watch lines, helper output), capped.
 //! - [`cli`]: flags and subcommands (clap), nothing else.
-//! - [`commands`]: one module per subcommand: its flags turned into calls on the others, and
-//!   what the user sees (the plan, the confirmation, the report).
+//! - [`commands`]: one module per subcommand, argument handling only: its flags turned into
+//!   calls on the others, and what the user sees (the plan, the confirmation, the report).
 //! - [`child_env`]: what a credential helper or kubeconfig plugin is started without.
 //! - [`cluster`]: kubeconfig, context and client; cluster errors that say what to do.
 //! - [`controller`]: `apply --watch`: its loop, watches and queue, `--recycle-stuck-pods`, its
@@ -15,14 +15,20 @@
 //! - [`crypto`]: age identities, recipients, encryption and decryption.
 //! - [`credentials`]: the spec's credentials resolved to logins (decrypted, env, file).
 //! - [`mint`]: short-lived registry tokens minted from ECR, Google Cloud and ACR identities.
+//! - [`helper`]: docker credential helpers, asked as docker asks them.
+//! - [`load`]: the spec loaded from its files as the flags say, its credentials resolved, a
+//!   [`prepared::Prepared`] spec built.
 //! - [`lock`]: the Lease that keeps two applies apart (and elects `apply --watch`'s leader).
 //! - [`edit`]: in-place edits of spec files that keep comments and layout.
 //! - [`errors`]: errors in words: the chain of causes, what a failed API request means.
 //! - [`events`]: Kubernetes Events of what an apply did, repeats folded into series.
+//! - [`failure`]: why a command failed, ready to be shown; the one place a failure is shown.
+//! - [`fleet`]: running over a spec's `clusters`: which, how each is reached, how many at once.
 //! - `fuzz_entry` (feature `test-support`): the untrusted-input parsers behind one bytes-in
 //!   function each, for the fuzz targets and their replay in the tests.
 //! - [`observe`]: reading the cluster (a few paged LISTs) or a state file.
 //! - [`prepared`]: a spec made ready to plan: logins, the run's minted tokens, planning.
+//! - [`registry`]: logging in to a registry as `docker login` does (`regops validate`).
 //! - [`provenance`]: the spec's git commit and whether it is dirty.
 //! - [`retry`]: one retry policy (backoff, Retry-After, timeouts) for reads, writes and the lock.
 //! - [`output`]: the only place that prints (and [`request_log`], the `-v` log).
@@ -46,9 +52,12 @@ pub mod crypto;
 pub mod edit;
 pub mod errors;
 pub mod events;
+pub mod failure;
+pub mod fleet;
 #[cfg(feature = "test-support")]
 pub mod fuzz_entry;
 pub mod helper;
+pub mod load;
 pub mod lock;
 pub mod mint;
 pub mod observe;

@@ -323,6 +323,23 @@ pub async fn for_import(
     Ok(observed)
 }
 
+/// Connects as the flags say and reads what the plan of `prepared` needs; the target, for
+/// messages.
+pub(crate) fn read_cluster(
+    flags: &crate::cli::ClusterArgs,
+    prepared: &crate::prepared::Prepared,
+) -> Result<(Observed, String), crate::failure::Failure> {
+    let (loaded, only) = (&prepared.loaded, prepared.only.as_ref());
+    crate::retry::set_request_timeout(flags.request_timeout);
+    let read = async {
+        let (client, target) =
+            crate::cluster::connect(flags.kubeconfig.as_deref(), flags.context.as_deref()).await?;
+        let observed = from_cluster(&client, &target, &loaded.spec, &loaded.name, only).await?;
+        Ok::<_, ClusterError>((observed, target.to_string()))
+    };
+    Ok(crate::cluster::runtime()?.block_on(read)?)
+}
+
 /// The largest state file regops reads. JSON is streamed, so this bounds time, not memory.
 pub const STATE_FILE_MAX_BYTES: u64 = 1 << 30;
 

@@ -2,7 +2,7 @@
 //! sources (minted tokens, kept for the run and shared by a fleet's clusters, minting at most
 //! once at a time per credential). Planning against what was read of a cluster is here too,
 //! so the commands and the controller plan the same way. Built from the flags by
-//! `commands/load.rs`.
+//! [`crate::load`].
 
 use std::collections::BTreeMap;
 

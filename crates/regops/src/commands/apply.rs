@@ -10,10 +10,11 @@ use regops_core::format::{Format, Style};
 use regops_core::plan::{Action, Plan};
 use regops_core::report;
 
-use super::load::{prepare, runtime};
-use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::cli::ApplyArgs;
+use crate::cluster::runtime;
+use crate::failure::{Failure, Outcome};
+use crate::load::prepare;
 use crate::lock::Lock;
 use crate::output::Term;
 use crate::prepared::Prepared;
@@ -113,11 +114,11 @@ pub(crate) fn show_plan(plan: &Plan, args: &ApplyArgs, term: &Term) {
 
 pub(crate) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
     let prepared = prepare(&args.run, term)?;
-    if let Some(members) = super::load::fleet_members(&args.run, &prepared)? {
+    if let Some(members) = crate::fleet::fleet_members(&args.run, &prepared)? {
         return apply_fleet(&args, &prepared, &members, term);
     }
     let rt = runtime()?;
-    let (client, target) = super::load::connect(&args.run.cluster, &rt)?;
+    let (client, target) = crate::cluster::connect_as(&args.run.cluster, &rt)?;
     let session = session(&args, &prepared.loaded.name)?;
     let loaded = &prepared.loaded;
     let read = async || {
@@ -132,7 +133,10 @@ pub(crate) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
         let (desired, plan) = prepared.plan(&observed, &target.to_string()).await;
         Ok::<_, Failure>((observed, desired, plan))
     };
-    let connect = super::load::lock_connect(&args.run.cluster);
+    let connect = crate::cluster::lock_connect(
+        args.run.cluster.kubeconfig.clone(),
+        args.run.cluster.context.clone(),
+    );
     let take = async || take_lease(&session, &args, &client, connect, None, term).await;
     let Staged {
         observed,
@@ -253,10 +257,10 @@ async fn stage(
     session: &Session,
     args: &ApplyArgs,
     prepared: &Prepared,
-    m: &super::fleet::Member,
+    m: &crate::fleet::Member,
     term: &Term,
 ) -> Result<Reached, regops_core::fleet::ClusterError> {
-    use super::fleet::error;
+    use crate::fleet::error;
     let only = prepared.only.as_ref();
     let (client, target) = m.connect().await.map_err(error)?;
     let read = async || {
@@ -290,7 +294,7 @@ async fn stage(
 fn apply_fleet(
     args: &ApplyArgs,
     prepared: &Prepared,
-    members: &[super::fleet::Member],
+    members: &[crate::fleet::Member],
     term: &Term,
 ) -> Outcome {
     use regops_core::fleet::{Applied, Member};
@@ -298,7 +302,7 @@ fn apply_fleet(
     crate::retry::set_request_timeout(args.run.cluster.request_timeout);
     let session = &session(args, &prepared.loaded.name)?;
     let limit = usize::from(args.run.cluster_concurrency);
-    let staged: Vec<Member<Reached>> = rt.block_on(super::fleet::each(members, limit, |m| {
+    let staged: Vec<Member<Reached>> = rt.block_on(crate::fleet::each(members, limit, |m| {
         stage(session, args, prepared, m, term)
     }));
     let any_changes = staged

@@ -1,9 +1,9 @@
 //! `regops check`: the spec is valid, and (unless `--no-decrypt`) its credentials readable.
 
-use super::Outcome;
-use super::load::{load, resolve_logins};
 use crate::ExitStatus;
 use crate::cli::CheckArgs;
+use crate::failure::Outcome;
+use crate::load::{load, resolve_logins};
 use crate::output::Term;
 
 pub(super) fn check(args: CheckArgs, term: &Term) -> Outcome {

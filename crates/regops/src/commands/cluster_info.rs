@@ -1,9 +1,9 @@
 //! `regops cluster-info`: which cluster the kubeconfig reaches, and that regops can read it.
 
-use super::Outcome;
-use super::load::runtime;
 use crate::ExitStatus;
 use crate::cli::ClusterArgs;
+use crate::cluster::runtime;
+use crate::failure::Outcome;
 use crate::output::Term;
 
 pub(super) fn cluster_info(args: ClusterArgs, term: &Term) -> Outcome {

@@ -4,10 +4,12 @@
 use regops_core::fleet::{Drifted, Member};
 use regops_core::report;
 
-use super::load::{default_name, fleet_members, prepare, read_cluster};
-use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::cli::DriftArgs;
+use crate::failure::{Failure, Outcome};
+use crate::fleet::fleet_members;
+use crate::load::{default_name, prepare};
+use crate::observe::read_cluster;
 use crate::output::Term;
 use crate::prepared::Prepared;
 use regops_core::format::Style;
@@ -43,7 +45,7 @@ pub(super) fn drift(args: DriftArgs, term: &Term) -> Outcome {
             },
             Err(_) => failed_metrics(&args, now),
         };
-        super::load::write_file(path, text.as_bytes(), crate::atomic::Existing::Replace)?;
+        crate::atomic::write_file(path, text.as_bytes(), crate::atomic::Existing::Replace)?;
     }
     result.map(|(_, _, status)| status)
 }
@@ -81,8 +83,8 @@ fn drift_inner(args: &DriftArgs, term: &Term) -> Result<(String, Found, ExitStat
     if let Some(members) = fleet_members(&args.run, &prepared)? {
         return drift_fleet(args, &prepared, &members, term);
     }
-    let (observed, target) = read_cluster(&args.run, &prepared)?;
-    let (desired, plan) = super::load::runtime()?.block_on(prepared.plan(&observed, &target));
+    let (observed, target) = read_cluster(&args.run.cluster, &prepared)?;
+    let (desired, plan) = crate::cluster::runtime()?.block_on(prepared.plan(&observed, &target));
     let drift = with_expiring(&plan, &desired, args);
     drop((desired, observed));
     term.view(
@@ -124,15 +126,15 @@ fn with_expiring(
 fn drift_fleet(
     args: &DriftArgs,
     prepared: &Prepared,
-    members: &[super::fleet::Member],
+    members: &[crate::fleet::Member],
     term: &Term,
 ) -> Result<(String, Found, ExitStatus), Failure> {
     crate::retry::set_request_timeout(args.run.cluster.request_timeout);
     let only = prepared.only.as_ref();
     let limit = usize::from(args.run.cluster_concurrency);
     let results: Vec<Member<Drifted>> =
-        super::load::runtime()?.block_on(super::fleet::each(members, limit, |m| async move {
-            let (observed, target) = super::load::read_member(m, prepared).await?;
+        crate::cluster::runtime()?.block_on(crate::fleet::each(members, limit, |m| async move {
+            let (observed, target) = crate::fleet::read_member(m, prepared).await?;
             let (desired, plan) = prepared.plan_with(&m.spec, &observed, &target, only).await;
             let drift = with_expiring(&plan, &desired, args);
             Ok(Drifted { plan, drift })
@@ -165,6 +167,6 @@ fn drift_fleet(
     Ok((
         prepared.loaded.name.clone(),
         found,
-        super::fleet::exit(failed, drifted),
+        crate::fleet::exit(failed, drifted),
     ))
 }

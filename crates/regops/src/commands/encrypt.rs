@@ -8,13 +8,14 @@ use regops_spec::{Diagnostic, Diagnostics};
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use super::load::{default_name, read_sources, write_file};
-use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::atomic::Existing;
+use crate::atomic::write_file;
 use crate::cli::EncryptArgs;
 use crate::crypto;
 use crate::edit::{self, NewPassword};
+use crate::failure::{Failure, Outcome};
+use crate::load::{default_name, read_sources};
 use crate::output::Term;
 
 /// Reads the new secret: from the terminal without echo (asked twice), or all of standard input.

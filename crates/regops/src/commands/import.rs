@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use regops_core::import::{self, Import, Password};
 use regops_spec::{Loc, Sources, Spanned};
 
-use super::load::runtime;
-use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::cli::ImportArgs;
+use crate::cluster::runtime;
 use crate::crypto;
+use crate::failure::{Failure, Outcome};
 use crate::output::Term;
 
 /// The environment variable the import's own check names for every password (never read:
@@ -106,7 +106,7 @@ fn write_private(path: &Path, text: &str, force: bool) -> Result<(), Failure> {
     } else {
         Existing::Keep
     };
-    super::load::write_file(path, text.as_bytes(), existing)
+    crate::atomic::write_file(path, text.as_bytes(), existing)
 }
 
 fn summary(im: &Import, beyond: usize, written: Option<&Path>) -> String {
@@ -180,9 +180,9 @@ pub(super) fn import(args: ImportArgs, term: &Term) -> Outcome {
             help: Some("pass --force to overwrite it".into()),
         });
     }
-    let only = super::load::only_namespaces(&args.namespaces, "-n")?;
+    let only = crate::load::only_namespaces(&args.namespaces, "-n")?;
     let rt = runtime()?;
-    let (client, target) = super::load::connect(&args.cluster, &rt)?;
+    let (client, target) = crate::cluster::connect_as(&args.cluster, &rt)?;
     let observed = rt.block_on(crate::observe::for_import(
         &client,
         &target,

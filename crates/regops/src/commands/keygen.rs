@@ -6,10 +6,10 @@ use std::path::Path;
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
-use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::cli::KeygenArgs;
 use crate::crypto;
+use crate::failure::{Failure, Outcome};
 use crate::output::Term;
 
 pub(super) fn keygen(args: KeygenArgs, term: &Term) -> Outcome {

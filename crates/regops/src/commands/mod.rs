@@ -1,74 +1,27 @@
-//! One module per subcommand: each reads its input, calls the pure parts (regops-core) and
-//! hands the results to [`Term`]. What several share (loading the spec, the identities, the
-//! credentials, the cluster) is in [`load`].
+//! One module per subcommand, and nothing but argument handling: each turns its flags into
+//! calls on the modules that own the work (loading the spec is [`crate::load`]'s, connecting
+//! [`crate::cluster`]'s, reading [`crate::observe`]'s, running over a fleet [`crate::fleet`]'s,
+//! writing [`crate::session`]'s, the controller [`crate::controller`]'s) and hands the results
+//! to [`Term`]. Failing is [`crate::failure`]'s.
 
 pub(crate) mod apply;
 mod check;
 mod cluster_info;
 mod drift;
 mod encrypt;
-mod fleet;
 mod import;
 mod keygen;
-pub(crate) mod load;
 mod plan;
 mod rekey;
 mod render;
 mod saved;
 mod validate;
-pub(crate) mod watch;
-
-use regops_spec::{Diagnostic, Diagnostics, Sources};
+mod watch;
 
 use crate::ExitStatus;
 use crate::cli::Command;
+use crate::failure::Failure;
 use crate::output::Term;
-
-/// Why a command failed, ready to be shown.
-pub enum Failure {
-    /// Problems located in the spec.
-    Spec {
-        sources: Sources,
-        diagnostics: Diagnostics,
-    },
-    /// Anything else: a message and what to do about it.
-    Message {
-        message: String,
-        help: Option<String>,
-    },
-}
-
-impl Failure {
-    pub(crate) fn msg(message: impl Into<String>) -> Self {
-        Failure::Message {
-            message: message.into(),
-            help: None,
-        }
-    }
-
-    pub(crate) fn report(self, term: &Term) {
-        match self {
-            Failure::Spec {
-                sources,
-                diagnostics,
-            } => {
-                term.diagnostics(&diagnostics, &sources);
-                let n = diagnostics.error_count();
-                term.note(&format!(
-                    "regops: {n} error{} in the spec; nothing was done",
-                    if n == 1 { "" } else { "s" }
-                ));
-            }
-            Failure::Message { message, help } => {
-                let mut d = Diagnostics::default();
-                d.push(Diagnostic::error("", message).with_help_opt(help));
-                term.diagnostics(&d, &Sources::default());
-            }
-        }
-    }
-}
-
-pub(crate) type Outcome = Result<ExitStatus, Failure>;
 
 pub fn run(command: Command, term: Term) -> ExitStatus {
     let result = match command {
@@ -117,13 +70,4 @@ pub fn run(command: Command, term: Term) -> ExitStatus {
         f.report(&term);
         ExitStatus::Failure
     })
-}
-
-impl From<crate::cluster::ClusterError> for Failure {
-    fn from(e: crate::cluster::ClusterError) -> Self {
-        Failure::Message {
-            help: e.help(),
-            message: e.to_string(),
-        }
-    }
 }

@@ -2,10 +2,12 @@
 
 use regops_core::warning::{Warning, WarningKind};
 
-use super::load::{fleet_members, prepare, read_cluster};
-use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::cli::PlanArgs;
+use crate::failure::{Failure, Outcome};
+use crate::fleet::fleet_members;
+use crate::load::prepare;
+use crate::observe::read_cluster;
 use crate::output::Term;
 use crate::prepared::Prepared;
 use regops_core::format::Style;
@@ -60,12 +62,12 @@ pub(super) fn plan(args: PlanArgs, term: &Term) -> Outcome {
             let (observed, target, extra_warnings) = match &args.live_state {
                 Some(path) => read_state_file(path)?,
                 None => {
-                    let (observed, target) = read_cluster(&args.run, &prepared)?;
+                    let (observed, target) = read_cluster(&args.run.cluster, &prepared)?;
                     (observed, target, Vec::new())
                 }
             };
             let (desired, mut plan) =
-                super::load::runtime()?.block_on(prepared.plan(&observed, &target));
+                crate::cluster::runtime()?.block_on(prepared.plan(&observed, &target));
             plan.warn(extra_warnings);
             // The cluster as read and the desired state are not needed to show the plan: free
             // them before the view is built, so the two never add up.
@@ -92,7 +94,7 @@ pub(super) fn plan(args: PlanArgs, term: &Term) -> Outcome {
 fn plan_fleet(
     args: &PlanArgs,
     prepared: &Prepared,
-    members: &[super::fleet::Member],
+    members: &[crate::fleet::Member],
     term: &Term,
 ) -> Outcome {
     let only = prepared.only.as_ref();
@@ -107,7 +109,7 @@ fn plan_fleet(
                 });
             };
             let (observed, target, warnings) = read_state_file(path)?;
-            let (_, mut plan) = super::load::runtime()?.block_on(prepared.plan_with(
+            let (_, mut plan) = crate::cluster::runtime()?.block_on(prepared.plan_with(
                 &member.spec,
                 &observed,
                 &target,
@@ -122,13 +124,17 @@ fn plan_fleet(
         None => {
             crate::retry::set_request_timeout(args.run.cluster.request_timeout);
             let limit = usize::from(args.run.cluster_concurrency);
-            super::load::runtime()?.block_on(super::fleet::each(members, limit, |m| async move {
-                let (observed, target) = super::load::read_member(m, prepared).await?;
-                Ok(prepared
-                    .plan_with(&m.spec, &observed, &target, only)
-                    .await
-                    .1)
-            }))
+            crate::cluster::runtime()?.block_on(crate::fleet::each(
+                members,
+                limit,
+                |m| async move {
+                    let (observed, target) = crate::fleet::read_member(m, prepared).await?;
+                    Ok(prepared
+                        .plan_with(&m.spec, &observed, &target, only)
+                        .await
+                        .1)
+                },
+            ))
         }
     };
     let spec = prepared.loaded.name.as_str();
@@ -144,7 +150,7 @@ fn plan_fleet(
     let failed = results
         .iter()
         .any(|m| m.result.as_ref().map_or(true, |p| !p.conflicts.is_empty()));
-    Ok(super::fleet::exit(
+    Ok(crate::fleet::exit(
         failed,
         regops_core::fleet::any_changes(&results),
     ))

@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 
 use regops_spec::SecretSource;
 
-use super::load::{load, resolve_logins, write_file};
-use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::atomic::Existing;
+use crate::atomic::write_file;
 use crate::cli::RekeyArgs;
 use crate::crypto;
 use crate::edit::{self, NewPassword};
+use crate::failure::{Failure, Outcome};
+use crate::load::{load, resolve_logins};
 use crate::output::Term;
 
 // Kept whole (over 80 lines): all-or-nothing: everything is decrypted and re-encrypted before

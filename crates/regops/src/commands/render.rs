@@ -2,10 +2,10 @@
 
 use regops_core::render;
 
-use super::Outcome;
-use super::load::{load, resolve_logins, used_credentials};
 use crate::ExitStatus;
 use crate::cli::RenderArgs;
+use crate::failure::Outcome;
+use crate::load::{load, resolve_logins, used_credentials};
 use crate::output::Term;
 
 pub(super) fn render(args: RenderArgs, term: &Term) -> Outcome {
@@ -18,12 +18,12 @@ pub(super) fn render(args: RenderArgs, term: &Term) -> Outcome {
             ));
         }
     }
-    super::load::only_namespaces(&args.namespaces, "--namespaces")?;
+    crate::load::only_namespaces(&args.namespaces, "--namespaces")?;
     let used = used_credentials(spec);
     let mut logins = resolve_logins(&loaded, &args.identity.identity, Some(&used))?;
-    super::load::mint_all(&loaded, &mut logins, &used)?;
+    crate::load::mint_all(&loaded, &mut logins, &used)?;
     let given = (!args.namespaces.is_empty()).then_some(args.namespaces.as_slice());
-    if let Some(members) = super::fleet::members(&loaded, &args.fleet, None, None)? {
+    if let Some(members) = crate::fleet::members(&loaded, &args.fleet, None, None)? {
         // One YAML stream per cluster, each under a comment naming it: `--cluster NAME` gives
         // one cluster's manifests alone, ready for `kubectl apply`.
         let mut any = false;

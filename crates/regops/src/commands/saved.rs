@@ -6,10 +6,11 @@ use std::path::Path;
 use regops_core::saved::{self, SavedPlan, SpecRecord};
 
 use super::apply::{confirm, session, show_plan, take_lease, unchanged, write_and_report};
-use super::load::{connect, prepare_checked, runtime};
-use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::cli::{ApplyArgs, PlanArgs, ShowArgs};
+use crate::cluster::{connect_as, runtime};
+use crate::failure::{Failure, Outcome};
+use crate::load::prepare_checked;
 use crate::output::Term;
 use crate::prepared::Prepared;
 
@@ -26,7 +27,7 @@ pub(super) fn plan_and_save(
     term: &Term,
 ) -> Result<regops_core::plan::Plan, Failure> {
     let rt = runtime()?;
-    let (client, target) = connect(&args.run.cluster, &rt)?;
+    let (client, target) = connect_as(&args.run.cluster, &rt)?;
     let cluster = rt.block_on(crate::saved_plan::cluster_identity(&client, &target))?;
     let loaded = &prepared.loaded;
     let observed = rt.block_on(crate::observe::from_cluster(
@@ -177,7 +178,7 @@ pub(super) fn apply_saved(mut args: ApplyArgs, term: &Term) -> Outcome {
         }
     };
     let prepared = prepare_checked(&args.run, term, &check)?;
-    if super::load::fleet_members(&args.run, &prepared)?.is_some() {
+    if crate::fleet::fleet_members(&args.run, &prepared)?.is_some() {
         return Err(Failure::msg(
             "a spec with `clusters` has no saved plans: plan and apply each cluster's spec",
         ));
@@ -199,7 +200,7 @@ pub(super) fn apply_saved(mut args: ApplyArgs, term: &Term) -> Outcome {
         ));
     }
     let rt = runtime()?;
-    let (client, target) = connect(&args.run.cluster, &rt)?;
+    let (client, target) = connect_as(&args.run.cluster, &rt)?;
     let cluster = rt.block_on(crate::saved_plan::cluster_identity(&client, &target))?;
     if cluster.kube_system_uid != saved.cluster.kube_system_uid {
         return Err(refuse(
@@ -242,7 +243,10 @@ pub(super) fn apply_saved(mut args: ApplyArgs, term: &Term) -> Outcome {
         return Ok(unchanged(&saved.plan, &args, term));
     }
     let session = session(&args, &loaded.name)?;
-    let connect_lock = super::load::lock_connect(&args.run.cluster);
+    let connect_lock = crate::cluster::lock_connect(
+        args.run.cluster.kubeconfig.clone(),
+        args.run.cluster.context.clone(),
+    );
     let lock = if args.dry_run.is_some() {
         None
     } else {

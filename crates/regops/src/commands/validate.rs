@@ -3,10 +3,11 @@
 
 use regops_core::report::{self, Checked};
 
-use super::load::{load, resolve_logins, runtime};
-use super::{Failure, Outcome};
 use crate::ExitStatus;
 use crate::cli::ValidateArgs;
+use crate::cluster::runtime;
+use crate::failure::{Failure, Outcome};
+use crate::load::{load, resolve_logins};
 use crate::output::Term;
 use regops_core::format::Style;
 
@@ -33,7 +34,7 @@ pub(super) fn validate(args: ValidateArgs, term: &Term) -> Outcome {
         .collect();
     let wanted: Vec<&str> = chosen.iter().map(|r| r.credential.as_str()).collect();
     let mut logins = resolve_logins(&loaded, &args.identity.identity, Some(&wanted))?;
-    super::load::mint_all(&loaded, &mut logins, &wanted)?;
+    crate::load::mint_all(&loaded, &mut logins, &wanted)?;
     let image_ref = args
         .image
         .as_deref()

@@ -6,7 +6,8 @@
 //! - [`metrics`]: what it counts.
 //!
 //! The Lease it is elected on is [`crate::lock`]'s, the same one `regops apply` takes; the
-//! command's flags are turned into a [`Controller`] by `commands/watch.rs`.
+//! command's flags are turned into a `Controller` by `commands/watch.rs`; a reload reads the
+//! spec as at the start ([`crate::load`]).
 //!
 //! The loop, on one thread:
 //! 1. take the Lease (a standby waits here, polling it every second, until the leader dies);
@@ -37,7 +38,7 @@ use tokio::time::Instant;
 
 use crate::ExitStatus;
 use crate::cli::ApplyArgs;
-use crate::commands::{Failure, Outcome};
+use crate::failure::{Failure, Outcome};
 use crate::output::{Log, Term};
 use crate::prepared::Prepared;
 use metrics::{Metrics, Pass, Scope};
@@ -54,50 +55,102 @@ fn unix_now() -> f64 {
 const RECHECK: Duration = Duration::from_secs(20);
 
 pub(crate) struct Controller<'a> {
-    pub(crate) args: &'a ApplyArgs,
-    pub(crate) term: &'a Term,
-    pub(crate) log: Log,
-    pub(crate) client: kube::Client,
-    pub(crate) target: crate::cluster::Target,
-    pub(crate) prepared: Prepared,
+    args: &'a ApplyArgs,
+    term: &'a Term,
+    log: Log,
+    client: kube::Client,
+    target: crate::cluster::Target,
+    prepared: Prepared,
     /// The cluster of the spec's `clusters` this controller works on, if the spec lists any.
-    pub(crate) cluster: Option<String>,
+    cluster: Option<String>,
     /// The spec in force, and the last one rejected (so it is reported once, not every poll).
-    pub(crate) spec_print: u64,
-    pub(crate) rejected_print: Option<u64>,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) queue: Arc<Queue>,
+    spec_print: u64,
+    rejected_print: Option<u64>,
+    metrics: Arc<Metrics>,
+    queue: Arc<Queue>,
     /// What the reads and watches have seen of each object (to ignore status-only events).
-    pub(crate) prints: Arc<Prints>,
+    prints: Arc<Prints>,
     /// SIGTERM or SIGINT: no new writes; leave after the pass.
-    pub(crate) stop: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
     /// SIGHUP: read the spec again.
-    pub(crate) hangup: Arc<AtomicBool>,
-    pub(crate) watches: Vec<(Arc<AtomicBool>, tokio::task::JoinHandle<()>)>,
+    hangup: Arc<AtomicBool>,
+    watches: Vec<(Arc<AtomicBool>, tokio::task::JoinHandle<()>)>,
     /// A full apply scheduled after a full read failed.
-    pub(crate) retry: Option<Instant>,
+    retry: Option<Instant>,
     /// Namespaces whose writes failed, each retried alone with its own backoff.
-    pub(crate) retries: watches::Retries,
+    retries: watches::Retries,
     /// Minted credentials whose token could not be had, each tried again with its own backoff
     /// by a pass over the namespaces whose Secrets were held back for want of it.
-    pub(crate) mint_retries: watches::Retries,
+    mint_retries: watches::Retries,
     /// The namespaces with a Secret held back (a token or helper that failed), as the last
     /// passes over them planned: what a token asked for again is needed in.
-    pub(crate) held_back: std::collections::BTreeSet<String>,
+    held_back: std::collections::BTreeSet<String>,
     /// When the first minted token comes within its `refreshBefore` (from the last full pass).
-    pub(crate) renew_at: Option<Instant>,
-    pub(crate) retry_wait: Duration,
+    renew_at: Option<Instant>,
+    retry_wait: Duration,
     /// --recycle-stuck-pods: the deletions' pace, and the namespaces to look at again.
-    pub(crate) limiter: recycle::Limiter,
-    pub(crate) rechecks: Vec<(Instant, Provided)>,
+    limiter: recycle::Limiter,
+    rechecks: Vec<(Instant, Provided)>,
     /// The apply session: the Lease, the writes, and the Events of every pass (one recorder,
     /// so that repeats, a conflict every resync, are one series).
-    pub(crate) session: crate::session::Session,
+    session: crate::session::Session,
 }
 
 /// Namespaces where regops just wrote a pull secret (or a reference to one), with the
 /// registries those pull secrets log in to.
 type Provided = Vec<(String, Vec<String>)>;
+
+/// The spec a controller starts with: prepared, narrowed to its cluster of a fleet (if the spec
+/// lists any), and the print of its files ([`crate::load::spec_print`]) that a reload compares.
+pub(crate) struct Spec {
+    pub(crate) prepared: Prepared,
+    pub(crate) cluster: Option<String>,
+    pub(crate) print: u64,
+}
+
+impl<'a> Controller<'a> {
+    /// A controller as the flags say, on a connected client, before it has done anything.
+    pub(crate) fn new(
+        args: &'a ApplyArgs,
+        term: &'a Term,
+        (client, target): (kube::Client, crate::cluster::Target),
+        spec: Spec,
+        session: crate::session::Session,
+    ) -> Self {
+        let metrics = Arc::new(Metrics::new(
+            &spec.prepared.loaded.name,
+            spec.cluster.as_deref(),
+        ));
+        Controller {
+            args,
+            term,
+            log: Log {
+                json: args.output == regops_core::format::Format::Json,
+            },
+            client,
+            target,
+            prepared: spec.prepared,
+            cluster: spec.cluster,
+            spec_print: spec.print,
+            rejected_print: None,
+            metrics,
+            queue: Arc::new(Queue::default()),
+            prints: Arc::new(Prints::default()),
+            stop: Arc::new(AtomicBool::new(false)),
+            hangup: Arc::new(AtomicBool::new(false)),
+            watches: Vec::new(),
+            retry: None,
+            renew_at: None,
+            retry_wait: RETRY_FIRST,
+            retries: watches::Retries::new(RETRY_FIRST, RETRY_MAX),
+            mint_retries: watches::Retries::new(RETRY_FIRST, RETRY_MAX),
+            held_back: std::collections::BTreeSet::new(),
+            limiter: recycle::Limiter::default(),
+            rechecks: Vec::new(),
+            session,
+        }
+    }
+}
 
 impl Controller<'_> {
     pub(crate) async fn run(&mut self, listener: Option<tokio::net::TcpListener>) -> Outcome {
@@ -167,7 +220,10 @@ impl Controller<'_> {
             on_wait: &on_wait,
             warn: &warn,
         };
-        let connect = crate::commands::load::lock_connect(&self.args.run.cluster);
+        let connect = crate::cluster::lock_connect(
+            self.args.run.cluster.kubeconfig.clone(),
+            self.args.run.cluster.context.clone(),
+        );
         let lease = format!("{}/{}", session.lease_namespace, session.lease_name);
         self.log
             .info(&format!("taking the Lease {lease} as `{}`", session.holder));
@@ -327,6 +383,20 @@ impl Controller<'_> {
         true
     }
 
+    /// The spec read again (a reload), narrowed to the controller's cluster as at the start.
+    fn reprepare(&self) -> Result<Prepared, Failure> {
+        let mut prepared = crate::load::prepare(&self.args.run, self.term)?;
+        if let Some(name) = self.cluster.as_deref() {
+            if !prepared.loaded.spec.clusters.contains_key(name) {
+                return Err(Failure::msg(format!(
+                    "the new spec has no cluster `{name}`, the one this controller works on"
+                )));
+            }
+            prepared.loaded.spec = regops_spec::fleet::for_cluster(&prepared.loaded.spec, name);
+        }
+        Ok(prepared)
+    }
+
     fn stop_watches(&mut self) {
         for (stop, task) in self.watches.drain(..) {
             stop.store(true, Ordering::SeqCst);
@@ -338,7 +408,7 @@ impl Controller<'_> {
     /// replaces the one in force (new watches, then a full apply); an invalid one is reported
     /// once and the one in force stays.
     async fn reload(&mut self, forced: bool) {
-        let print = match crate::commands::watch::spec_print(self.args) {
+        let print = match crate::load::spec_print(&self.args.run.spec) {
             Ok(p) => p,
             Err(f) => {
                 if forced || self.rejected_print != Some(0) {
@@ -355,7 +425,7 @@ impl Controller<'_> {
             return;
         }
         let name = self.prepared.loaded.name.clone();
-        match crate::commands::watch::reprepare(self.args, self.cluster.as_deref(), self.term) {
+        match self.reprepare() {
             Ok(p) if p.loaded.name != name => {
                 self.log.error(&format!(
                     "the new spec is named `{}`, not `{name}`: its Secrets and Lease would be another spec's; the spec in force stays (restart regops to switch)",

@@ -1,16 +1,19 @@
-//! What the subcommands share, from their flags: the spec files read and validated, the
-//! credentials resolved with the identities, a [`Prepared`] spec (its token sources and
-//! planning are [`crate::prepared`]'s), the cluster connected to and read.
+//! The spec loaded from its files, as the flags say: read within what a spec may reach
+//! ([`regops_spec::trust`]), parsed, validated, its recipients checked; the credentials
+//! resolved with the identities (and minted, for the commands that need every token now); a
+//! [`Prepared`] spec, whose token sources and planning are [`crate::prepared`]'s. Used by the
+//! commands and by the controller's reloads.
 
 use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use regops_spec::{Loaded, Sources};
 
-use super::Failure;
 use crate::cli::SpecArgs;
 use crate::credentials::{self, Login};
 use crate::crypto::{self, IdentityLookup};
+use crate::failure::Failure;
 use crate::output::Term;
 use crate::prepared::Prepared;
 
@@ -37,21 +40,6 @@ pub(crate) fn default_name(files: &[PathBuf]) -> String {
         first.file_stem().map(|s| s.to_os_string())
     };
     stem.map_or_else(|| "regops".into(), |s| s.to_string_lossy().to_string())
-}
-
-/// Writes a file regops owns, atomically and privately ([`crate::atomic`]).
-pub(crate) fn write_file(
-    path: &Path,
-    bytes: &[u8],
-    existing: crate::atomic::Existing,
-) -> Result<(), Failure> {
-    crate::atomic::write(path, bytes, existing).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => Failure::Message {
-            message: format!("{} exists; nothing was written", path.display()),
-            help: Some("pass --force to overwrite it".into()),
-        },
-        _ => Failure::msg(format!("cannot write {}: {e}", path.display())),
-    })
 }
 
 /// Reads, parses and validates the spec (recipients included) and checks it stays within what
@@ -143,14 +131,6 @@ pub(crate) fn mint_all(
     Ok(())
 }
 
-/// A runtime for the commands that talk to a cluster.
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::msg(format!("cannot start the async runtime: {e}")))
-}
-
 /// The namespaces given with `flag` (`-n`), checked to be namespace names; `None` for none.
 pub(crate) fn only_namespaces(
     namespaces: &[String],
@@ -224,85 +204,19 @@ pub(crate) fn prepare_checked(
     })
 }
 
-/// Connects as `cluster` says, on `rt`, with its request timeout.
-pub(crate) fn connect(
-    cluster: &crate::cli::ClusterArgs,
-    rt: &tokio::runtime::Runtime,
-) -> Result<(kube::Client, crate::cluster::Target), Failure> {
-    crate::retry::set_request_timeout(cluster.request_timeout);
-    Ok(rt.block_on(crate::cluster::connect(
-        cluster.kubeconfig.as_deref(),
-        cluster.context.as_deref(),
-    ))?)
-}
-
-/// How the lock's renewal connects on its own thread (a client is driven by the runtime it
-/// was built on), as `cluster` says.
-pub(crate) fn lock_connect(cluster: &crate::cli::ClusterArgs) -> crate::lock::Connect {
-    let (kubeconfig, context) = (cluster.kubeconfig.clone(), cluster.context.clone());
-    Box::new(move || {
-        Box::pin(async move {
-            crate::cluster::connect(kubeconfig.as_deref(), context.as_deref())
-                .await
-                .ok()
-                .map(|(client, _)| client)
-        })
-    })
-}
-
-/// The clusters of a fleet run as `run` says; `None` for a spec without `clusters`.
-pub(super) fn fleet_members(
-    run: &crate::cli::RunArgs,
-    prepared: &Prepared,
-) -> Result<Option<Vec<super::fleet::Member>>, Failure> {
-    super::fleet::members(
-        &prepared.loaded,
-        &run.fleet,
-        run.cluster.kubeconfig.as_deref(),
-        run.cluster.context.as_deref(),
-    )
-}
-
-/// Connects to one cluster of a fleet and reads what its plan needs.
-pub(super) async fn read_member(
-    member: &super::fleet::Member,
-    prepared: &Prepared,
-) -> Result<(regops_core::observed::Observed, String), regops_core::fleet::ClusterError> {
-    let (client, target) = member.connect().await.map_err(super::fleet::error)?;
-    let observed = crate::observe::from_cluster(
-        &client,
-        &target,
-        &member.spec,
-        &prepared.loaded.name,
-        prepared.only.as_ref(),
-    )
-    .await
-    .map_err(super::fleet::error)?;
-    Ok((observed, target.to_string()))
-}
-
-/// Connects as `run` says and reads what the plan needs; the target, for messages.
-pub(crate) fn read_cluster(
-    run: &crate::cli::RunArgs,
-    prepared: &Prepared,
-) -> Result<(regops_core::observed::Observed, String), Failure> {
-    let (loaded, only) = (&prepared.loaded, prepared.only.as_ref());
-    crate::retry::set_request_timeout(run.cluster.request_timeout);
-    let read = async {
-        let (client, target) = crate::cluster::connect(
-            run.cluster.kubeconfig.as_deref(),
-            run.cluster.context.as_deref(),
-        )
-        .await?;
-        let observed =
-            crate::observe::from_cluster(&client, &target, &loaded.spec, &loaded.name, only)
-                .await?;
-        Ok::<_, crate::cluster::ClusterError>((observed, target.to_string()))
-    };
-    Ok(runtime()?.block_on(read)?)
-}
-
 /// The credentials the pull secrets use.
 pub(crate) fn used_credentials(spec: &regops_spec::Spec) -> Vec<&str> {
     spec.used_credentials().into_iter().collect()
+}
+
+/// A hash of the spec files' contents: a change (a ConfigMap's symlink swapped, an edit) is a
+/// new hash.
+pub(crate) fn spec_print(spec: &SpecArgs) -> Result<u64, Failure> {
+    let sources = read_sources(spec)?;
+    let mut h = DefaultHasher::new();
+    for f in sources.files() {
+        f.path.hash(&mut h);
+        f.text.hash(&mut h);
+    }
+    Ok(h.finish())
 }

@@ -1,6 +1,7 @@
-//! Runs over the spec's `clusters`: which clusters a run works on, how each is reached, working
-//! on them at once within `--cluster-concurrency`, and the exit code of the whole. What each
-//! command does on one cluster stays in that command's module.
+//! Runs over the spec's `clusters`: which clusters a run works on, how each is reached (its
+//! kubeconfig checked as untrusted input), reading each, working on them at once within
+//! `--cluster-concurrency`, and the exit code of the whole. What each command does on one
+//! cluster stays in that command's module.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -9,36 +10,28 @@ use futures::StreamExt;
 use regops_core::fleet::{ClusterError, Member as Outcome};
 use regops_spec::Loaded;
 
-use super::Failure;
 use crate::ExitStatus;
 use crate::cli::FleetArgs;
+use crate::failure::Failure;
 
 /// One cluster of the run: how to reach it and the spec as it sees it.
-pub(super) struct Member {
-    pub(super) name: String,
-    pub(super) context: String,
-    pub(super) kubeconfig: Option<PathBuf>,
-    pub(super) spec: regops_spec::Spec,
+pub(crate) struct Member {
+    pub(crate) name: String,
+    pub(crate) context: String,
+    pub(crate) kubeconfig: Option<PathBuf>,
+    pub(crate) spec: regops_spec::Spec,
 }
 
 impl Member {
-    pub(super) async fn connect(
+    pub(crate) async fn connect(
         &self,
     ) -> Result<(kube::Client, crate::cluster::Target), crate::cluster::ClusterError> {
         crate::cluster::connect(self.kubeconfig.as_deref(), Some(&self.context)).await
     }
 
     /// How the lock's renewal thread connects to this cluster.
-    pub(super) fn lock_connect(&self) -> crate::lock::Connect {
-        let (kubeconfig, context) = (self.kubeconfig.clone(), self.context.clone());
-        Box::new(move || {
-            Box::pin(async move {
-                crate::cluster::connect(kubeconfig.as_deref(), Some(&context))
-                    .await
-                    .ok()
-                    .map(|(client, _)| client)
-            })
-        })
+    pub(crate) fn lock_connect(&self) -> crate::lock::Connect {
+        crate::cluster::lock_connect(self.kubeconfig.clone(), Some(self.context.clone()))
     }
 }
 
@@ -86,7 +79,7 @@ fn entry_kubeconfig(
 /// `--kubeconfig` and `--context` reach); else those `--cluster` names, or all of them.
 /// `kubeconfig` (`--kubeconfig`) is the file for clusters that name none; `context`
 /// (`--context`) is refused, since the spec says which context each cluster is.
-pub(super) fn members(
+pub(crate) fn members(
     loaded: &Loaded,
     fleet: &FleetArgs,
     kubeconfig: Option<&Path>,
@@ -156,7 +149,7 @@ pub(super) fn members(
 
 /// Runs `work` on every member, at most `limit` at once, and returns each one's outcome in
 /// the members' order. One cluster's failure is its own: the others go on.
-pub(super) async fn each<'m, T, F, Fut>(
+pub(crate) async fn each<'m, T, F, Fut>(
     members: &'m [Member],
     limit: usize,
     work: F,
@@ -180,7 +173,7 @@ where
 }
 
 /// A cluster's failure as the report shows it.
-pub(super) fn error(e: impl Into<Failure>) -> ClusterError {
+pub(crate) fn error(e: impl Into<Failure>) -> ClusterError {
     match e.into() {
         Failure::Message { message, help } => ClusterError { message, help },
         Failure::Spec { diagnostics, .. } => ClusterError {
@@ -192,7 +185,7 @@ pub(super) fn error(e: impl Into<Failure>) -> ClusterError {
 
 /// The exit code of a fleet run: 1 if any cluster failed, else 2 if any has changes (or
 /// drift), else 0.
-pub(super) fn exit(failed: bool, changes: bool) -> ExitStatus {
+pub(crate) fn exit(failed: bool, changes: bool) -> ExitStatus {
     if failed {
         ExitStatus::Failure
     } else if changes {
@@ -200,4 +193,35 @@ pub(super) fn exit(failed: bool, changes: bool) -> ExitStatus {
     } else {
         ExitStatus::Success
     }
+}
+
+/// The clusters of a fleet run as `run` says; `None` for a spec without `clusters`.
+pub(crate) fn fleet_members(
+    run: &crate::cli::RunArgs,
+    prepared: &crate::prepared::Prepared,
+) -> Result<Option<Vec<Member>>, Failure> {
+    members(
+        &prepared.loaded,
+        &run.fleet,
+        run.cluster.kubeconfig.as_deref(),
+        run.cluster.context.as_deref(),
+    )
+}
+
+/// Connects to one cluster of a fleet and reads what its plan needs.
+pub(crate) async fn read_member(
+    member: &Member,
+    prepared: &crate::prepared::Prepared,
+) -> Result<(regops_core::observed::Observed, String), regops_core::fleet::ClusterError> {
+    let (client, target) = member.connect().await.map_err(error)?;
+    let observed = crate::observe::from_cluster(
+        &client,
+        &target,
+        &member.spec,
+        &prepared.loaded.name,
+        prepared.only.as_ref(),
+    )
+    .await
+    .map_err(error)?;
+    Ok((observed, target.to_string()))
 }
