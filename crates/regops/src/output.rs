@@ -98,6 +98,64 @@ impl Term {
     }
 }
 
+/// The longest secret read from the terminal; a longer line is refused, not cut.
+const HIDDEN_MAX: usize = 64 * 1024;
+
+/// Asks for a secret on the controlling terminal as OpenSSH's `readpassphrase` does: echo is
+/// turned off (and what was typed ahead discarded) *before* the prompt is written, so nothing
+/// typed or pasted once the prompt shows is ever echoed, and it is turned back on however the
+/// read ends. The line is read into one buffer allocated up front (never grown, so no copy is
+/// left behind) that is zeroed when dropped.
+pub fn read_hidden(prompt: &str) -> std::io::Result<zeroize::Zeroizing<String>> {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    use std::io::Read;
+    use zeroize::Zeroizing;
+
+    /// Puts the terminal's modes back when dropped.
+    struct Restore<'a>(&'a std::fs::File, rustix::termios::Termios);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            let _ = tcsetattr(self.0, OptionalActions::Now, &self.1);
+        }
+    }
+
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")?;
+    let saved = tcgetattr(&tty)?;
+    let mut hidden = saved.clone();
+    hidden.local_modes.remove(LocalModes::ECHO);
+    hidden.local_modes.insert(LocalModes::ECHONL);
+    tcsetattr(&tty, OptionalActions::Flush, &hidden)?;
+    let restore = Restore(&tty, saved);
+    // `&File` reads and writes: the terminal stays borrowed by `restore`.
+    let mut io: &std::fs::File = &tty;
+    io.write_all(prompt.as_bytes())?;
+    io.flush()?;
+    let mut buf = Zeroizing::new(vec![0u8; HIDDEN_MAX + 1]);
+    let mut len = 0;
+    while len < buf.len() {
+        let n = io.read(&mut buf[len..])?;
+        len += n;
+        if n == 0 || buf[..len].contains(&b'\n') {
+            break;
+        }
+    }
+    drop(restore);
+    let line = buf[..len].split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if len > HIDDEN_MAX {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("longer than {HIDDEN_MAX} bytes"),
+        ));
+    }
+    let text = std::str::from_utf8(line)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))?;
+    Ok(Zeroizing::new(text.to_owned()))
+}
+
 /// Progress of a long apply on standard error: a progress bar on a terminal, a plain line per
 /// object otherwise (CI logs).
 pub struct Progress {

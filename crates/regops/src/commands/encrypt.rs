@@ -22,14 +22,12 @@ use crate::output::Term;
 pub(super) fn read_new_secret(credential: &str) -> Result<SecretString, Failure> {
     let stdin = std::io::stdin();
     let value = if stdin.is_terminal() {
-        let first = Zeroizing::new(
-            rpassword::prompt_password(format!("Password for credential `{credential}`: "))
-                .map_err(|e| Failure::msg(format!("cannot read the password: {e}")))?,
-        );
-        let again = Zeroizing::new(
-            rpassword::prompt_password("Again: ")
-                .map_err(|e| Failure::msg(format!("cannot read the password: {e}")))?,
-        );
+        let ask = |prompt: &str| {
+            crate::output::read_hidden(prompt)
+                .map_err(|e| Failure::msg(format!("cannot read the password: {e}")))
+        };
+        let first = ask(&format!("Password for credential `{credential}`: "))?;
+        let again = ask("Again: ")?;
         if *first != *again {
             return Err(Failure::msg(
                 "the two passwords differ; nothing was written",
