@@ -98,62 +98,109 @@ impl Term {
     }
 }
 
-/// The longest secret read from the terminal; a longer line is refused, not cut.
+/// The longest secret read from the terminal; a longer answer is refused, not cut.
 const HIDDEN_MAX: usize = 64 * 1024;
 
-/// Asks for a secret on the controlling terminal as OpenSSH's `readpassphrase` does: echo is
-/// turned off (and what was typed ahead discarded) *before* the prompt is written, so nothing
-/// typed or pasted once the prompt shows is ever echoed, and it is turned back on however the
-/// read ends. The line is read into one buffer allocated up front (never grown, so no copy is
-/// left behind) that is zeroed when dropped.
-pub fn read_hidden(prompt: &str) -> std::io::Result<zeroize::Zeroizing<String>> {
-    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
-    use std::io::Read;
-    use zeroize::Zeroizing;
+/// The terminal, asking for secrets: from [`Hidden::open`] until it is dropped, nothing typed
+/// is echoed. As OpenSSH's `readpassphrase` does, echo is turned off (and what was typed ahead
+/// discarded) *before* any prompt is written, so an answer typed or pasted the moment a prompt
+/// shows is never echoed; and it stays off between prompts. The line is read a byte at a time
+/// (not in canonical mode, which would cap it at 4095 bytes and let Ctrl-C kill regops with
+/// echo still off): Enter ends it, Backspace and Ctrl-U edit it, Ctrl-C or Ctrl-\\ cancels,
+/// Ctrl-D on an empty line is end of input. The terminal's modes are put back when this is
+/// dropped, whichever way the read ended. (A signal sent from elsewhere, `kill`, while a prompt
+/// is up ends regops with echo off, as it would any program; `stty sane` restores it.)
+pub struct Hidden {
+    tty: std::fs::File,
+    saved: rustix::termios::Termios,
+}
 
-    /// Puts the terminal's modes back when dropped.
-    struct Restore<'a>(&'a std::fs::File, rustix::termios::Termios);
-    impl Drop for Restore<'_> {
-        fn drop(&mut self) {
-            let _ = tcsetattr(self.0, OptionalActions::Now, &self.1);
+impl Hidden {
+    /// Opens the controlling terminal and turns echo, line editing and the keys that send
+    /// signals off.
+    pub fn open() -> std::io::Result<Hidden> {
+        use rustix::termios::{
+            LocalModes, OptionalActions, SpecialCodeIndex, tcgetattr, tcsetattr,
+        };
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")?;
+        let saved = tcgetattr(&tty)?;
+        let mut hidden = saved.clone();
+        hidden
+            .local_modes
+            .remove(LocalModes::ECHO | LocalModes::ICANON | LocalModes::ISIG | LocalModes::IEXTEN);
+        hidden.special_codes[SpecialCodeIndex::VMIN] = 1;
+        hidden.special_codes[SpecialCodeIndex::VTIME] = 0;
+        tcsetattr(&tty, OptionalActions::Flush, &hidden)?;
+        Ok(Hidden { tty, saved })
+    }
+
+    /// Writes `prompt` and reads one answer. The answer is read into one buffer allocated up
+    /// front (never grown, so no copy is left behind) that becomes the returned string, zeroed
+    /// when dropped.
+    pub fn ask(&self, prompt: &str) -> std::io::Result<zeroize::Zeroizing<String>> {
+        use std::io::{ErrorKind, Read};
+        use zeroize::{Zeroize, Zeroizing};
+        let mut io: &std::fs::File = &self.tty;
+        io.write_all(prompt.as_bytes())?;
+        io.flush()?;
+        let mut line = Zeroizing::new(Vec::with_capacity(HIDDEN_MAX));
+        let mut byte = Zeroizing::new([0u8; 1]);
+        let end = loop {
+            if io.read(&mut *byte)? == 0 {
+                break Err(ErrorKind::UnexpectedEof.into());
+            }
+            match byte[0] {
+                b'\r' | b'\n' => break Ok(()),
+                // Ctrl-C, Ctrl-\\: cancelled.
+                0x03 | 0x1c => {
+                    break Err(std::io::Error::new(ErrorKind::Interrupted, "cancelled"));
+                }
+                // Ctrl-D: end of input on an empty line, else nothing (Enter ends a line).
+                0x04 if line.is_empty() => break Err(ErrorKind::UnexpectedEof.into()),
+                0x04 => {}
+                // Backspace: the last character, all of its UTF-8 bytes.
+                0x7f | 0x08 => {
+                    while let Some(b) = line.pop() {
+                        if b & 0xc0 != 0x80 {
+                            break;
+                        }
+                    }
+                }
+                // Ctrl-U: the whole line.
+                0x15 => line.zeroize(),
+                _ if line.len() == HIDDEN_MAX => {
+                    break Err(std::io::Error::new(
+                        ErrorKind::InvalidInput,
+                        format!("longer than {HIDDEN_MAX} bytes; give it on standard input"),
+                    ));
+                }
+                b => line.push(b),
+            }
+        };
+        // Echo is off: the line the person ended is ended on the screen by us.
+        io.write_all(b"\n")?;
+        end?;
+        match String::from_utf8(std::mem::take(&mut *line)) {
+            Ok(text) => Ok(Zeroizing::new(text)),
+            Err(e) => {
+                e.into_bytes().zeroize();
+                Err(std::io::Error::new(ErrorKind::InvalidData, "not UTF-8"))
+            }
         }
     }
+}
 
-    let tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")?;
-    let saved = tcgetattr(&tty)?;
-    let mut hidden = saved.clone();
-    hidden.local_modes.remove(LocalModes::ECHO);
-    hidden.local_modes.insert(LocalModes::ECHONL);
-    tcsetattr(&tty, OptionalActions::Flush, &hidden)?;
-    let restore = Restore(&tty, saved);
-    // `&File` reads and writes: the terminal stays borrowed by `restore`.
-    let mut io: &std::fs::File = &tty;
-    io.write_all(prompt.as_bytes())?;
-    io.flush()?;
-    let mut buf = Zeroizing::new(vec![0u8; HIDDEN_MAX + 1]);
-    let mut len = 0;
-    while len < buf.len() {
-        let n = io.read(&mut buf[len..])?;
-        len += n;
-        if n == 0 || buf[..len].contains(&b'\n') {
-            break;
-        }
+impl Drop for Hidden {
+    fn drop(&mut self) {
+        let _ = rustix::termios::tcsetattr(
+            &self.tty,
+            rustix::termios::OptionalActions::Now,
+            &self.saved,
+        );
     }
-    drop(restore);
-    let line = buf[..len].split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if len > HIDDEN_MAX {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("longer than {HIDDEN_MAX} bytes"),
-        ));
-    }
-    let text = std::str::from_utf8(line)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))?;
-    Ok(Zeroizing::new(text.to_owned()))
 }
 
 /// Progress of a long apply on standard error: a progress bar on a terminal, a plain line per

@@ -172,31 +172,56 @@ impl Reader {
             .spawn()
             .unwrap();
         let (mut input, mut output) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
-        let (mut seen, mut from, mut buf) = (Vec::new(), 0, [0u8; 4096]);
+        // What the terminal shows, as it comes (a read blocks until there is more or the
+        // command has ended), so a prompt that never comes fails after a while, not never.
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let reading = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = output.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mut seen, mut from) = (Vec::<u8>::new(), 0);
         for (prompt, answer) in answers {
             loop {
-                let text = String::from_utf8_lossy(&seen[from..]).into_owned();
-                if let Some(at) = text.find(prompt) {
+                if let Some(at) = seen[from..]
+                    .windows(prompt.len())
+                    .position(|w| w == prompt.as_bytes())
+                {
                     from += at + prompt.len();
                     break;
                 }
-                let n = output.read(&mut buf).unwrap();
-                assert!(
-                    n > 0,
-                    "`{line}` ended without asking {prompt:?}:\n{}",
-                    String::from_utf8_lossy(&seen)
-                );
-                seen.extend_from_slice(&buf[..n]);
+                match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+                    Ok(more) => seen.extend(more),
+                    Err(why) => {
+                        let _ = child.kill();
+                        panic!(
+                            "`{line}` did not ask {prompt:?} ({why:?}); the terminal showed:\n{}",
+                            String::from_utf8_lossy(&seen)
+                        );
+                    }
+                }
             }
             input.write_all(format!("{answer}\n").as_bytes()).unwrap();
         }
-        output.read_to_end(&mut seen).unwrap();
+        // Nothing more is typed: a prompt the test did not expect ends the command.
         drop(input);
-        let out = child.wait_with_output().unwrap();
+        let status = child.wait().unwrap();
+        reading.join().unwrap();
+        seen.extend(rx.try_iter().flatten());
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
         Ran {
-            code: out.status.code().unwrap_or(-1),
+            code: status.code().unwrap_or(-1),
             out: String::from_utf8_lossy(&seen).into_owned(),
-            err: String::from_utf8_lossy(&out.stderr).into_owned(),
+            err,
         }
     }
 }
@@ -360,7 +385,7 @@ const TYPED_TWICE: Answers = &[
 /// unattended, rendered (and piped to kubectl), rekeyed.
 #[test]
 fn the_readme_first_session_runs_as_written() {
-    if !common::have_tool("script", "--version") || !common::have_tool("kubectl", "version") {
+    if !common::have_tool("script", "--version") || !common::have_tool("kubectl", "--help") {
         return;
     }
     let readme = block("README.md", "A first session:");
@@ -737,5 +762,42 @@ fn a_password_typed_at_the_prompt_is_never_echoed_and_must_match_itself() {
         "echoed:\n{}",
         ran.out
     );
+    assert_eq!(std::fs::read_to_string(&spec).unwrap(), before);
+}
+
+/// Ctrl-C at the prompt cancels, writes nothing, and leaves the terminal as it was: echo, line
+/// editing and the signal keys back on (`stty -a`, run on the same terminal after regops).
+#[test]
+fn ctrl_c_at_the_password_prompt_cancels_and_gives_the_terminal_back() {
+    if !common::have_tool("script", "--version") {
+        return;
+    }
+    let reader = Reader::new(&kubeconfig(&[("dev", &tls_server())]));
+    let spec = reader.work().join("regops.yaml");
+    std::fs::copy(
+        common::repo().join("examples/dockerhub-harbor/regops.yaml"),
+        &spec,
+    )
+    .unwrap();
+    let before = std::fs::read_to_string(&spec).unwrap();
+    let ran = reader.run(
+        "regops encrypt -f regops.yaml --credential harbor-robot; echo \"regops exited $?\"; stty -a",
+        Some(&[("Password for credential `harbor-robot`: ", "half-typ\u{3}")]),
+    );
+    assert!(
+        ran.out.contains("cannot read the password: cancelled"),
+        "{}",
+        ran.out
+    );
+    assert!(ran.out.contains("regops exited 1"), "{}", ran.out);
+    let modes: Vec<&str> = ran.out.split_whitespace().collect();
+    for mode in ["echo", "icanon", "isig"] {
+        assert!(
+            modes.contains(&mode) && !modes.contains(&format!("-{mode}").as_str()),
+            "{mode} is not back on:\n{}",
+            ran.out
+        );
+    }
+    assert!(!ran.out.contains("half-typ"), "{}", ran.out);
     assert_eq!(std::fs::read_to_string(&spec).unwrap(), before);
 }

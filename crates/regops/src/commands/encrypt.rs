@@ -22,12 +22,14 @@ use crate::output::Term;
 pub(super) fn read_new_secret(credential: &str) -> Result<SecretString, Failure> {
     let stdin = std::io::stdin();
     let value = if stdin.is_terminal() {
-        let ask = |prompt: &str| {
-            crate::output::read_hidden(prompt)
-                .map_err(|e| Failure::msg(format!("cannot read the password: {e}")))
-        };
-        let first = ask(&format!("Password for credential `{credential}`: "))?;
-        let again = ask("Again: ")?;
+        // One terminal session for both prompts: echo stays off between them.
+        let fail = |e: std::io::Error| Failure::msg(format!("cannot read the password: {e}"));
+        let tty = crate::output::Hidden::open().map_err(fail)?;
+        let first = tty
+            .ask(&format!("Password for credential `{credential}`: "))
+            .map_err(fail)?;
+        let again = tty.ask("Again: ").map_err(fail)?;
+        drop(tty);
         if *first != *again {
             return Err(Failure::msg(
                 "the two passwords differ; nothing was written",

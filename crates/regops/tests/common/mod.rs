@@ -102,6 +102,9 @@ pub fn have_tool(program: &str, probe: &str) -> bool {
         present || std::env::var_os("REGOPS_REQUIRE_TOOLS").is_none(),
         "{program} is required (REGOPS_REQUIRE_TOOLS) but not installed"
     );
+    if !present {
+        eprintln!("{program} is not installed: skipping");
+    }
     present
 }
 
