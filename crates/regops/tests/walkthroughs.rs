@@ -724,14 +724,9 @@ fn the_rotation_walkthrough_runs_as_written() {
     assert!(!everything_shown(&done).contains("s3cret"));
 }
 
-/// The prompt of `regops encrypt` on a terminal: echo is off before the prompt shows, so an
-/// answer typed (or pasted) the moment it appears is never echoed; two different answers
-/// write nothing.
-#[test]
-fn a_password_typed_at_the_prompt_is_never_echoed_and_must_match_itself() {
-    if !common::have_tool("script", "--version") {
-        return;
-    }
+/// A reader whose `regops.yaml` is the Docker Hub and Harbor example: the reader, the spec's
+/// path, and its text as it starts.
+fn with_example_spec() -> (Reader, PathBuf, String) {
     let reader = Reader::new(&kubeconfig(&[("dev", &tls_server())]));
     let spec = reader.work().join("regops.yaml");
     std::fs::copy(
@@ -740,6 +735,18 @@ fn a_password_typed_at_the_prompt_is_never_echoed_and_must_match_itself() {
     )
     .unwrap();
     let before = std::fs::read_to_string(&spec).unwrap();
+    (reader, spec, before)
+}
+
+/// The prompt of `regops encrypt` on a terminal: echo is off before the prompt shows, so an
+/// answer typed (or pasted) the moment it appears is never echoed; two different answers
+/// write nothing.
+#[test]
+fn a_password_typed_at_the_prompt_is_never_echoed_and_must_match_itself() {
+    if !common::have_tool("script", "--version") {
+        return;
+    }
+    let (reader, spec, before) = with_example_spec();
     let ran = reader.run(
         "regops encrypt -f regops.yaml --credential harbor-robot",
         Some(&[
@@ -772,14 +779,7 @@ fn ctrl_c_at_the_password_prompt_cancels_and_gives_the_terminal_back() {
     if !common::have_tool("script", "--version") {
         return;
     }
-    let reader = Reader::new(&kubeconfig(&[("dev", &tls_server())]));
-    let spec = reader.work().join("regops.yaml");
-    std::fs::copy(
-        common::repo().join("examples/dockerhub-harbor/regops.yaml"),
-        &spec,
-    )
-    .unwrap();
-    let before = std::fs::read_to_string(&spec).unwrap();
+    let (reader, spec, before) = with_example_spec();
     let ran = reader.run(
         "regops encrypt -f regops.yaml --credential harbor-robot; echo \"regops exited $?\"; stty -a",
         Some(&[("Password for credential `harbor-robot`: ", "half-typ\u{3}")]),
