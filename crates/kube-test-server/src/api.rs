@@ -1478,6 +1478,34 @@ impl Store {
         }
     }
 
+    /// Stores an object as [`Store::seed`] does, but without the API's validation: its name,
+    /// namespace, labels and fields are kept whatever they hold (a hostile server's store, see
+    /// [`crate::hostile`]). The server still fills its own metadata (uid, resourceVersion,
+    /// managedFields, a namespace's `default` ServiceAccount), and a namespaced object still
+    /// needs its namespace to exist.
+    pub fn seed_unvalidated(&mut self, obj: Value, manager: &str) -> Result<Value, ApiError> {
+        let av = obj["apiVersion"].as_str().unwrap_or("");
+        let kind = obj["kind"].as_str().unwrap_or("");
+        let rt = resources::by_kind(av, kind)
+            .ok_or_else(|| ApiError::bad_request(format!("unknown kind {av}/{kind}")))?;
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        let mut obj = obj;
+        let wanted_name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+        self.check_create_in(rt, &ns, &wanted_name)?;
+        self.prepare_new(rt, &ns, &mut obj)?;
+        let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let key = Self::key(rt, &ns, &name);
+        if self.objects.contains_key(&key) {
+            return Err(ApiError::already_exists(rt.plural, rt.group, &name));
+        }
+        let mut managed = Managed::new();
+        fields::record_update(None, &obj, manager, &mut managed);
+        Ok(self.store_new(rt, key, obj, managed).json())
+    }
+
     /// Every stored object of a kind (all namespaces), for assertions.
     pub fn objects(&self, plural: &str) -> Vec<Value> {
         RESOURCES

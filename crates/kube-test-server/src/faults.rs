@@ -9,6 +9,10 @@ use crate::api::Action;
 pub enum FaultAction {
     /// Answer with this status (a Kubernetes `Status` body), without touching the store.
     Status { code: u16, retry_after: Option<u64> },
+    /// Answer with a `Status` of this code whose `message` is this text, as it is, without
+    /// touching the store: what a server says is data to its client, and a hostile server
+    /// (see [`crate::hostile`]) says what it likes there.
+    StatusMessage { code: u16, message: String },
     /// Wait before handling the request normally (the store is untouched until then: a
     /// client that gives up meanwhile has changed nothing).
     Latency(Duration),
@@ -66,6 +70,13 @@ impl Fault {
         Fault::new(FaultAction::Status {
             code,
             retry_after: None,
+        })
+    }
+    /// A fault answering with `code` and a `Status` whose `message` is `message`.
+    pub fn status_message(code: u16, message: impl Into<String>) -> Self {
+        Fault::new(FaultAction::StatusMessage {
+            code,
+            message: message.into(),
         })
     }
     pub fn verb(mut self, verb: &str) -> Self {

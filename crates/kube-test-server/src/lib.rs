@@ -6,7 +6,8 @@
 //! merge / JSON / strategic merge patch and server-side apply with managedFields, Secret
 //! validation, `dryRun=All`, a `default` ServiceAccount per namespace, bearer-token
 //! authentication and RBAC-like denial. Tests inject faults (statuses, latency, dropped
-//! connections) and read a log of every request.
+//! connections) and read a log of every request. It can also play a hostile server
+//! ([`hostile`]): names no real API server stores, and `Status` messages made to do harm.
 //!
 //! ```no_run
 //! let server = kube_test_server::TestServer::start(kube_test_server::Config::default()).unwrap();
@@ -21,6 +22,7 @@ pub mod api;
 pub mod discovery;
 pub mod faults;
 pub mod fields;
+pub mod hostile;
 pub mod protobuf;
 pub mod resources;
 pub mod selector;

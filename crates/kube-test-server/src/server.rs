@@ -264,6 +264,9 @@ async fn serve(
             e.retry_after = retry_after;
             Response::from(e)
         }
+        Some(FaultAction::StatusMessage { code, ref message }) => {
+            Response::from(ApiError::new(code, status_reason(code), message.clone()))
+        }
         _ => {
             let mut inner = shared.lock();
             let denied = match (&inner.policy, &action) {
@@ -422,4 +425,25 @@ pub(crate) async fn run(
 
 pub(crate) fn bound_addr(listener: &TcpListener) -> std::io::Result<SocketAddr> {
     listener.local_addr()
+}
+
+/// The `reason` the API server gives with `code` (`metav1.StatusReason`, in
+/// staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/types.go).
+fn status_reason(code: u16) -> &'static str {
+    match code {
+        400 => "BadRequest",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        405 => "MethodNotAllowed",
+        409 => "Conflict",
+        410 => "Expired",
+        413 => "RequestEntityTooLarge",
+        415 => "UnsupportedMediaType",
+        422 => "Invalid",
+        429 => "TooManyRequests",
+        503 => "ServiceUnavailable",
+        504 => "Timeout",
+        _ => "InternalError",
+    }
 }

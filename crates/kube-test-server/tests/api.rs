@@ -1600,3 +1600,61 @@ fn a_fault_that_never_fires_fails_the_test() {
     s.add_fault(kube_test_server::Fault::status(500).verb("delete"));
     s.clear_faults();
 }
+
+/// The hostile fixture (issue 37): names the API refuses are refused on `seed` as on a request,
+/// stored as they are through `seed_unvalidated`, listed back byte for byte by label; and a
+/// `status_message` fault answers with its message as it is.
+#[test]
+fn a_hostile_server_serves_names_the_api_refuses_and_says_what_it_likes() {
+    use kube_test_server::hostile;
+    let s = start();
+    for name in hostile::NAMESPACES {
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        let e = s.seed(obj.clone()).unwrap_err();
+        assert_eq!(e.code, 422, "{name:?}: {e}");
+        let r = req(&s, "POST", "/api/v1/namespaces", Some(&obj));
+        assert_eq!(r.status, 422, "{name:?}");
+    }
+    s.seed_hostile_namespaces().unwrap();
+    let r = req(
+        &s,
+        "GET",
+        &format!(
+            "/api/v1/namespaces?labelSelector={}%3D{}",
+            hostile::LABEL.0,
+            hostile::LABEL.1
+        ),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let mut names: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    let mut want = hostile::NAMESPACES;
+    want.sort_unstable();
+    assert_eq!(names, want);
+    // Each has its `default` ServiceAccount, as every namespace has.
+    let sas = s.objects("serviceaccounts");
+    for name in hostile::NAMESPACES {
+        assert!(
+            sas.iter().any(|sa| sa["metadata"]["namespace"] == name),
+            "{name:?}"
+        );
+    }
+
+    s.add_fault(
+        Fault::status_message(400, hostile::STATUS_MESSAGE)
+            .verb("list")
+            .resource("secrets")
+            .times(1),
+    );
+    let r = req(&s, "GET", "/api/v1/secrets", None);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["kind"], "Status");
+    assert_eq!(r.body["reason"], "BadRequest");
+    assert_eq!(r.body["message"], hostile::STATUS_MESSAGE);
+}
