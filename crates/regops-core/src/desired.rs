@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use regops_spec::untrusted::Message;
 use regops_spec::{LabelSelector, Scope, Spec, WorkloadKind};
 use secrecy::SecretString;
 
@@ -500,10 +501,11 @@ pub fn compute_with(
                     d.warnings.push(Warning::new(
                         WarningKind::MissingServiceAccount,
                         format!("serviceaccount {ns}/{}", sa.value),
-                        format!(
-                            "service account `{}` does not exist in namespace `{ns}`; skipped",
-                            sa.value
-                        ),
+                        Message::own("service account ")
+                            .code(&sa.value)
+                            .and(" does not exist in namespace ")
+                            .code(ns)
+                            .and("; skipped"),
                     ));
                 }
             }
@@ -551,10 +553,11 @@ fn resolve_scopes(
                 d.warnings.push(Warning::new(
                     WarningKind::MissingNamespace,
                     format!("namespace {}", named.value),
-                    format!(
-                        "namespace `{}` (scope `{}`) does not exist; nothing is planned for it",
-                        named.value, scope.name.value
-                    ),
+                    Message::own("namespace ")
+                        .code(&named.value)
+                        .and(" (scope ")
+                        .code(&scope.name.value)
+                        .and(") does not exist; nothing is planned for it"),
                 ));
             }
         }
@@ -564,7 +567,9 @@ fn resolve_scopes(
         d.warnings.push(Warning::new(
             WarningKind::NamespaceTerminating,
             format!("namespace {ns}"),
-            format!("namespace `{ns}` is being deleted; nothing is planned for it"),
+            Message::own("namespace ")
+                .code(ns)
+                .and(" is being deleted; nothing is planned for it"),
         ));
     }
 }

@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::ownership;
 use crate::plan::{Action, Cause, Change, Plan};
 use regops_spec::kind::ObjectKind;
+use regops_spec::untrusted::Message;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -42,13 +43,13 @@ pub struct Drift {
     pub namespace: String,
     pub name: String,
     pub how: How,
-    pub detail: String,
+    pub detail: Message,
 }
 
 /// How one cause reads as drift, or `None` for a cause that is housekeeping rather than a
 /// difference from the spec (regops' own record, an annotation an earlier regops misplaced, a
 /// takeover the spec asked for).
-fn as_drift(change: &Change, cause: &Cause) -> Option<(How, String)> {
+fn as_drift(change: &Change, cause: &Cause) -> Option<(How, Message)> {
     Some(match cause {
         Cause::Missing => (How::Missing, "the Secret is gone".into()),
         Cause::NewNamespace => (
@@ -58,9 +59,13 @@ fn as_drift(change: &Change, cause: &Cause) -> Option<(How, String)> {
         Cause::DataChanged { fields, by } => (
             How::DataChanged,
             if by.is_empty() {
-                fields.join(", ")
+                Message::default().quote_all(fields, ", ")
             } else {
-                format!("{} (by {})", fields.join(", "), by.join(", "))
+                Message::default()
+                    .quote_all(fields, ", ")
+                    .and(" (by ")
+                    .quote_all(by, ", ")
+                    .and(")")
             },
         ),
         Cause::OwnershipChanged => (
@@ -71,13 +76,22 @@ fn as_drift(change: &Change, cause: &Cause) -> Option<(How, String)> {
             How::NeedsReplacement,
             change.reason.clone().unwrap_or_default(),
         ),
-        Cause::EntryRemoved { entries } => (How::EntryRemoved, entries.join(", ")),
-        Cause::EntryMissing { entries } => (How::EntryMissing, entries.join(", ")),
+        Cause::EntryRemoved { entries } => (
+            How::EntryRemoved,
+            Message::default().quote_all(entries, ", "),
+        ),
+        Cause::EntryMissing { entries } => (
+            How::EntryMissing,
+            Message::default().quote_all(entries, ", "),
+        ),
         Cause::AnnotationDiffers => (
             How::EntryMissing,
-            format!("annotation {}", ownership::KUBESPHERE_ANNOTATION),
+            Message::own(format!("annotation {}", ownership::KUBESPHERE_ANNOTATION)),
         ),
-        Cause::EntryUnwanted { entries } => (How::EntryUnwanted, entries.join(", ")),
+        Cause::EntryUnwanted { entries } => (
+            How::EntryUnwanted,
+            Message::default().quote_all(entries, ", "),
+        ),
         Cause::Orphaned => (How::Orphaned, "owned by this spec, no longer in it".into()),
         Cause::Adopted
         | Cause::AnnotationMoved
@@ -124,7 +138,7 @@ pub fn expiring(desired: &crate::desired::Desired, now: i64, next_run: u64) -> V
         .iter()
         .filter_map(|d| {
             let at = d.expires_at.filter(|at| *at < horizon)?;
-            let detail = if at <= 0 {
+            let detail = Message::own(if at <= 0 {
                 "the Secret does not say when its token expires".to_string()
             } else if at <= now {
                 format!(
@@ -136,7 +150,7 @@ pub fn expiring(desired: &crate::desired::Desired, now: i64, next_run: u64) -> V
                     "its token expires at {}, before the next run",
                     regops_spec::rules::format_timestamp(at)
                 )
-            };
+            });
             Some(Drift {
                 kind: ObjectKind::Secret,
                 namespace: d.namespace.clone(),

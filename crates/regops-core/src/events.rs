@@ -7,6 +7,7 @@
 use crate::plan::{Action, Cause, Plan};
 use crate::report::{Outcome, Report};
 use regops_spec::kind::ObjectKind;
+use regops_spec::untrusted::Message;
 
 /// How many Events of one reason a pass records one by one; past it, one summary Event says
 /// how many more there were (client-go's aggregator folds similar Events past 10 into one).
@@ -161,8 +162,8 @@ pub fn of_apply(
                 format!(
                     "Deleted and created again by regops for spec `{spec}`: {}{logins}",
                     c.reason
-                        .as_deref()
-                        .unwrap_or("it could not be changed in place")
+                        .as_ref()
+                        .map_or_else(|| "it could not be changed in place".into(), Message::raw)
                 ),
             )),
             (Outcome::Applied, ObjectKind::Secret, Action::Delete) => Some((
@@ -191,9 +192,9 @@ pub fn of_apply(
                         format!(
                             "Restored by regops to spec `{spec}`: {}",
                             r.message
-                                .as_deref()
-                                .or(c.reason.as_deref())
-                                .unwrap_or("it had been changed outside regops")
+                                .clone()
+                                .or_else(|| c.reason.as_ref().map(Message::raw))
+                                .unwrap_or_else(|| "it had been changed outside regops".into())
                         ),
                     ))
                 } else if data {
@@ -229,7 +230,9 @@ pub fn of_apply(
         }
     }
     for conflict in &plan.conflicts {
-        let held = conflict.message.starts_with("held back");
+        // An Event's note goes to the API server as it is (kubectl escapes what it shows).
+        let message = conflict.message.raw();
+        let held = message.starts_with("held back");
         all.push(Event {
             regarding: Regarding::of(
                 conflict.kind,
@@ -240,10 +243,7 @@ pub fn of_apply(
             type_: Type::Warning,
             reason: if held { "HeldBack" } else { "Conflict" },
             action: "Plan",
-            note: cut(format!(
-                "regops (spec `{spec}`) left it alone: {}",
-                conflict.message
-            )),
+            note: cut(format!("regops (spec `{spec}`) left it alone: {message}")),
         });
     }
     cap(all, per_reason)

@@ -2,6 +2,7 @@
 //! warnings `plan` and `drift` give from `warnBefore` ahead. Pure: the shell passes the time.
 
 use regops_spec::Spec;
+use regops_spec::untrusted::Message;
 
 use crate::warning::{Warning, WarningKind};
 
@@ -72,19 +73,27 @@ pub fn warnings(spec: &Spec, now: i64) -> Vec<Warning> {
                 Some(Warning::new(
                     WarningKind::CredentialExpired,
                     subject,
-                    format!(
-                        "credential `{}` expired at {} ({}): registries refuse it; renew it and `regops encrypt` the new one",
-                        e.credential, e.written, distance(left)
-                    ),
+                    Message::own("credential ")
+                        .code(&e.credential)
+                        .and(" expired at ")
+                        .quote(&e.written)
+                        .and(format!(
+                            " ({}): registries refuse it; renew it and `regops encrypt` the new one",
+                            distance(left)
+                        )),
                 ))
             } else if left.unsigned_abs() <= e.warn_before {
                 Some(Warning::new(
                     WarningKind::CredentialExpiring,
                     subject,
-                    format!(
-                        "credential `{}` expires at {} ({}): renew it and `regops encrypt` the new one",
-                        e.credential, e.written, distance(left)
-                    ),
+                    Message::own("credential ")
+                        .code(&e.credential)
+                        .and(" expires at ")
+                        .quote(&e.written)
+                        .and(format!(
+                            " ({}): renew it and `regops encrypt` the new one",
+                            distance(left)
+                        )),
                 ))
             } else {
                 None
@@ -149,9 +158,17 @@ pullSecrets:
         );
         let w = warnings(&s, AT + 2 * day + 60);
         assert_eq!(w[0].kind, WarningKind::CredentialExpired);
-        assert!(w[0].message.contains("(2 days ago)"), "{}", w[0].message);
+        assert!(
+            w[0].message.raw().contains("(2 days ago)"),
+            "{:?}",
+            w[0].message
+        );
         let w = warnings(&s, AT - 3 * 3600);
-        assert!(w[0].message.contains("(in 3 hours)"), "{}", w[0].message);
+        assert!(
+            w[0].message.raw().contains("(in 3 hours)"),
+            "{:?}",
+            w[0].message
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::drift::Drift;
 use crate::plan::{Action, Plan, Source};
 use crate::report::plural;
 use crate::report::{Outcome, Report};
+use regops_spec::untrusted;
 
 /// The version of the fleet JSON reports.
 pub const FORMAT_VERSION: &str = "2";
@@ -64,15 +65,19 @@ fn failed_count<T>(members: &[Member<T>]) -> usize {
 }
 
 fn width<T>(members: &[Member<T>]) -> usize {
-    members.iter().map(|m| m.cluster.len()).max().unwrap_or(0)
+    members
+        .iter()
+        .map(|m| untrusted::terminal(&m.cluster).chars().count())
+        .max()
+        .unwrap_or(0)
 }
 
+// A cluster's name comes from the spec and its error from the cluster: both are data, shown by
+// `regops_spec::untrusted`'s rule.
 fn error_text(out: &mut String, e: &ClusterError) {
-    let _ = writeln!(out, "error: {}", e.message);
+    let _ = writeln!(out, "error: {}", untrusted::terminal(&e.message));
     if let Some(h) = &e.help {
-        for line in h.lines() {
-            let _ = writeln!(out, "  help: {line}");
-        }
+        let _ = writeln!(out, "  help: {}", untrusted::terminal(h));
     }
 }
 
@@ -86,7 +91,7 @@ fn grouped<T>(
 ) -> String {
     let mut out = String::new();
     for m in members {
-        let _ = writeln!(out, "=== cluster {} ===", m.cluster);
+        let _ = writeln!(out, "=== cluster {} ===", untrusted::terminal(&m.cluster));
         match &m.result {
             Ok(t) => section(&mut out, t),
             Err(e) => error_text(&mut out, e),
@@ -98,9 +103,9 @@ fn grouped<T>(
     for m in members {
         let l = match &m.result {
             Ok(t) => line(t),
-            Err(e) => format!("FAILED: {}", e.message),
+            Err(e) => format!("FAILED: {}", untrusted::terminal(&e.message)),
         };
-        let _ = writeln!(out, "  {:<w$}  {l}", m.cluster);
+        let _ = writeln!(out, "  {:<w$}  {l}", untrusted::terminal(&m.cluster));
     }
     out
 }
@@ -185,7 +190,8 @@ pub fn plan_text<P: Borrow<Plan>>(
     detail: crate::view::Detail,
 ) -> String {
     let title = format!(
-        "Fleet plan: spec `{spec}` on {}",
+        "Fleet plan: spec `{}` on {}",
+        untrusted::terminal(spec),
         plural(members.len(), "cluster", "clusters")
     );
     let mut out = grouped(
@@ -278,7 +284,8 @@ pub fn plan_markdown(spec: &str, members: &[Member<Plan>], max_bytes: usize) -> 
     let s = plan_summary(members);
     let _ = writeln!(
         out,
-        "### regops plan: `{spec}` on {}\n",
+        "### regops plan: {} on {}\n",
+        untrusted::code(spec),
         plural(members.len(), "cluster", "clusters")
     );
     let _ = writeln!(out, "**Total: {}**\n", total_line(&s));
@@ -292,8 +299,8 @@ pub fn plan_markdown(spec: &str, members: &[Member<Plan>], max_bytes: usize) -> 
                 let p = &plan.summary;
                 let _ = writeln!(
                     out,
-                    "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
-                    m.cluster,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    untrusted::cell(&m.cluster),
                     p.create,
                     p.update,
                     p.replace,
@@ -310,9 +317,9 @@ pub fn plan_markdown(spec: &str, members: &[Member<Plan>], max_bytes: usize) -> 
             Err(e) => {
                 let _ = writeln!(
                     out,
-                    "| `{}` | | | | | | | **failed**: {} |",
-                    m.cluster,
-                    crate::view::md_escape(&e.message)
+                    "| {} | | | | | | | **failed**: {} |",
+                    untrusted::cell(&m.cluster),
+                    untrusted::cell(&e.message)
                 );
             }
         }
@@ -320,15 +327,19 @@ pub fn plan_markdown(spec: &str, members: &[Member<Plan>], max_bytes: usize) -> 
     out.push('\n');
     let planned = members.iter().filter(|m| m.result.is_ok()).count().max(1);
     let share = max_bytes.saturating_sub(out.len()) / planned;
-    for m in members {
+    for (i, m) in members.iter().enumerate() {
         let Ok(plan) = &m.result else { continue };
         let open = plan.has_changes() || !plan.conflicts.is_empty();
+        // The summary is HTML, where no code span can hold the cluster's name: it says only
+        // regops' own words, and the name follows as Markdown.
         let _ = writeln!(
             out,
-            "<details{}><summary>cluster <code>{}</code>: {}</summary>\n",
+            "<details{}><summary>cluster {} of {}: {}</summary>\n\nCluster {}:\n",
             if open { " open" } else { "" },
-            m.cluster,
-            crate::view::md_escape(&plan_line(plan))
+            i + 1,
+            members.len(),
+            plan_line(plan),
+            untrusted::code(&m.cluster),
         );
         out.push_str(&crate::view::markdown(plan, share));
         out.push_str("\n</details>\n\n");
@@ -464,7 +475,8 @@ pub fn apply_json(spec: &str, members: &[Member<Applied>], dry_run: bool) -> Str
 /// The text report of a fleet drift: each cluster's, then a line per cluster.
 pub fn drift_text(spec: &str, members: &[Member<Drifted>]) -> String {
     let title = format!(
-        "Fleet drift: spec `{spec}` on {}",
+        "Fleet drift: spec `{}` on {}",
+        untrusted::terminal(spec),
         plural(members.len(), "cluster", "clusters")
     );
     let mut drifted = 0;

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use regops_spec::untrusted::Message;
+
 use crate::plan::{Action, Change};
 use regops_spec::kind::ObjectKind;
 
@@ -33,7 +35,7 @@ pub struct Group {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Message>,
     pub restarts_pods: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logins: Vec<String>,
@@ -74,7 +76,7 @@ fn key(c: &Change) -> Option<Key> {
         add: c.add.clone(),
         remove: c.remove.clone(),
         fields: c.fields.iter().map(|f| f.field.clone()).collect(),
-        reason: c.reason.clone(),
+        reason: c.reason.as_ref().map(Message::raw),
         restarts_pods: c.restarts_pods,
         logins: c.logins.clone(),
     })
@@ -105,7 +107,8 @@ pub fn of(changes: &[Change]) -> Vec<Group> {
                 add: k.add,
                 remove: k.remove,
                 fields: k.fields,
-                reason: k.reason,
+                // Members share the reason's text; the first one's says which parts are data.
+                reason: members.first().and_then(|&i| changes[i].reason.clone()),
                 restarts_pods: k.restarts_pods,
                 logins: k.logins,
                 count: members.len(),
@@ -138,25 +141,27 @@ pub fn grouped(groups: &[Group], changes: usize) -> Vec<bool> {
 
 impl Group {
     /// "300 namespaces (team-001 … team-300)", or the namespace itself.
-    pub fn where_(&self) -> String {
+    pub fn where_(&self) -> Message {
         match self.namespaces {
-            1 => format!("namespace {}", self.first_namespace),
-            2 => format!(
-                "2 namespaces ({}, {})",
-                self.first_namespace, self.last_namespace
-            ),
-            n => format!(
-                "{n} namespaces ({} … {})",
-                self.first_namespace, self.last_namespace
-            ),
+            1 => Message::own("namespace ").quote(&self.first_namespace),
+            2 => Message::own("2 namespaces (")
+                .quote(&self.first_namespace)
+                .and(", ")
+                .quote(&self.last_namespace)
+                .and(")"),
+            n => Message::own(format!("{n} namespaces ("))
+                .quote(&self.first_namespace)
+                .and(" … ")
+                .quote(&self.last_namespace)
+                .and(")"),
         }
     }
 
     /// "Secret pull", "ServiceAccount default", "600 Deployments".
-    pub fn what(&self) -> String {
+    pub fn what(&self) -> Message {
         match &self.name {
-            Some(name) => format!("{} {name}", self.kind),
-            None => format!("{} {}s", self.count, self.kind),
+            Some(name) => Message::own(format!("{} ", self.kind)).quote(name),
+            None => Message::own(format!("{} {}s", self.count, self.kind)),
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::ownership::{
 };
 use crate::warning::{Warning, WarningGroup, WarningKind};
 use regops_spec::kind::ObjectKind;
+use regops_spec::untrusted::Message;
 
 /// The version of the JSON plan format (`schemas/plan.schema.json`).
 pub const FORMAT_VERSION: &str = "1";
@@ -104,7 +105,7 @@ pub struct Change {
     pub fields: Vec<FieldChange>,
     /// Why, for people (replacements, drift).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Message>,
     /// Why, one entry per difference; empty for `noop`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub causes: Vec<Cause>,
@@ -171,7 +172,7 @@ pub struct Conflict {
     pub kind: ObjectKind,
     pub namespace: String,
     pub name: String,
-    pub message: String,
+    pub message: Message,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -231,7 +232,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 }
 
 fn warning_messages<S: serde::Serializer>(w: &[Warning], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(w.iter().map(|w| w.message.as_str()))
+    s.collect_seq(w.iter().map(|w| w.message.raw()))
 }
 
 impl Plan {
@@ -356,12 +357,12 @@ fn auths_diff(
 /// The conflict of a wanted Secret with one of that name regops may not take.
 fn collision(d: &DesiredSecret, have: &Secret) -> Conflict {
     let message = match have.owning_spec() {
-        Some(other) => format!(
-            "would overwrite a Secret owned by regops spec `{other}`; rename the pull secret, or set `adopt: true` to take it over"
+        Some(other) => Message::own("would overwrite a Secret owned by regops spec ")
+            .code(other)
+            .and("; rename the pull secret, or set `adopt: true` to take it over"),
+        None => Message::own(
+            "would overwrite a Secret owned by someone else; rename, or set `adopt: true`",
         ),
-        None => {
-            "would overwrite a Secret owned by someone else; rename, or set `adopt: true`".into()
-        }
     };
     Conflict {
         kind: ObjectKind::Secret,
@@ -373,17 +374,15 @@ fn collision(d: &DesiredSecret, have: &Secret) -> Conflict {
 
 /// Why an owned Secret's data differs, for people: changed by hand (by whom, when the field
 /// managers say), changed since it was applied from this very commit, or the spec changed.
-fn data_change_reason(have: &Secret, changed_by: &[String], commit: Option<&str>) -> String {
+fn data_change_reason(have: &Secret, changed_by: &[String], commit: Option<&str>) -> Message {
     let applied_from = have
         .annotations
         .get(ownership::SOURCE_COMMIT_ANNOTATION)
         .map(String::as_str);
     if !changed_by.is_empty() {
-        let who: Vec<String> = changed_by.iter().map(|m| format!("`{m}`")).collect();
-        format!(
-            "changed by {} outside regops; apply restores it",
-            who.join(", ")
-        )
+        Message::own("changed by ")
+            .code_all(changed_by, ", ")
+            .and(" outside regops; apply restores it")
     } else if commit.is_some() && applied_from == commit {
         "changed outside regops since it was applied from this commit".into()
     } else {
@@ -429,10 +428,11 @@ fn plan_secret(
             kind: ObjectKind::Secret,
             namespace: d.namespace.clone(),
             name: d.name.clone(),
-            message: format!(
-                "`adopt: true` takes over pull secrets only, and this Secret is of type `{}`; rename the pull secret",
-                have.type_
-            ),
+            message: Message::own(
+                "`adopt: true` takes over pull secrets only, and this Secret is of type ",
+            )
+            .code(&have.type_)
+            .and("; rename the pull secret"),
         });
     }
     let want = d.dockerconfigjson.expose_secret();
@@ -453,10 +453,11 @@ fn plan_secret(
     c.logins = logins;
     if have.type_ != SECRET_TYPE {
         c.action = Action::Replace;
-        c.reason = Some(format!(
-            "type `{}` cannot be changed to `{SECRET_TYPE}`",
-            have.type_
-        ));
+        c.reason = Some(
+            Message::own("type ")
+                .code(&have.type_)
+                .and(format!(" cannot be changed to `{SECRET_TYPE}`")),
+        );
         c.causes.push(Cause::TypeDiffers {
             from: have.type_.clone(),
         });
@@ -530,14 +531,11 @@ fn plan_secret(
             },
         );
         if owned && changed_by.is_empty() {
-            c.reason = Some(format!(
-                "renews the token of {}, which expires within `refreshBefore`",
-                d.renewed
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            c.reason = Some(
+                Message::own("renews the token of ")
+                    .code_all(&d.renewed, ", ")
+                    .and(", which expires within `refreshBefore`"),
+            );
         }
     }
     if c.fields.is_empty() {
@@ -724,7 +722,7 @@ impl<'a> Planner<'a> {
                     kind: ObjectKind::Secret,
                     namespace: d.namespace.clone(),
                     name: d.name.clone(),
-                    message: format!("held back: {why}"),
+                    message: Message::own("held back: ").quote(why),
                 });
                 continue;
             }
@@ -805,13 +803,15 @@ impl<'a> Planner<'a> {
             if let Some(tool) = sa.managed_by
                 && (!c.add.is_empty() || !c.remove.is_empty())
             {
-                let object = format!("serviceaccount {}/{}", sa.namespace, sa.name);
+                let object = format!("{}/{}", sa.namespace, sa.name);
                 self.warnings.push(Warning::new(
                     WarningKind::GitopsManaged,
-                    format!("{object} ({tool})"),
-                    format!(
-                        "{object} is also managed by {tool}: its `imagePullSecrets` list is written whole, so {tool} and regops will undo each other's entries; bind the pull secret in {tool}'s manifest instead, or have regops bind the workloads (see docs/ci.md, \"Living beside Argo CD, Flux and Helm\")"
-                    ),
+                    format!("serviceaccount {object} ({tool})"),
+                    Message::own("serviceaccount ")
+                        .quote(object)
+                        .and(format!(
+                            " is also managed by {tool}: its `imagePullSecrets` list is written whole, so {tool} and regops will undo each other's entries; bind the pull secret in {tool}'s manifest instead, or have regops bind the workloads (see docs/ci.md, \"Living beside Argo CD, Flux and Helm\")"
+                        )),
                 ));
             }
             self.push(c);
@@ -866,11 +866,12 @@ impl<'a> Planner<'a> {
                 continue;
             }
             if c.restarts_pods {
-                let subject = format!("{} {}/{}", kind.lowercase(), w.namespace, w.name);
+                let object = format!("{}/{}", w.namespace, w.name);
                 self.warnings.push(Warning::new(
                     WarningKind::RestartsPods,
-                    subject.clone(),
-                    format!("will restart pods of {subject}"),
+                    format!("{} {object}", kind.lowercase()),
+                    Message::own(format!("will restart pods of {} ", kind.lowercase()))
+                        .quote(object),
                 ));
             }
             self.push(c);
@@ -911,30 +912,31 @@ fn workload_controller(w: &crate::observed::Workload) -> Option<(&str, &str)> {
 
 /// Why a workload another workload controls is not patched, and what to bind instead.
 fn controlled_note(w: &crate::observed::Workload, owner_kind: &str, owner: &str) -> Warning {
-    let subject = format!(
-        "{} {}/{}",
-        ObjectKind::from(w.kind).lowercase(),
-        w.namespace,
-        w.name
-    );
+    let kind = ObjectKind::from(w.kind).lowercase();
+    let object = format!("{}/{}", w.namespace, w.name);
     // A controller regops can bind is what to bind; another (an Argo Rollout) takes the pull
     // secret in its own manifest.
     let instead = if ObjectKind::parse(owner_kind)
         .and_then(ObjectKind::workload)
         .is_some()
     {
-        format!("bind the {owner_kind} instead")
+        Message::own("bind the ").quote(owner_kind).and(" instead")
     } else {
-        format!(
-            "add the pull secret to the {owner_kind}'s pod template, or bind the ServiceAccount its pods run as"
-        )
+        Message::own("add the pull secret to the ")
+            .quote(owner_kind)
+            .and("'s pod template, or bind the ServiceAccount its pods run as")
     };
     Warning::new(
         WarningKind::ControlledNotPatched,
-        subject.clone(),
-        format!(
-            "{subject} is not patched: its {owner_kind} `{owner}` writes its pod template; {instead}"
-        ),
+        format!("{kind} {object}"),
+        Message::own(format!("{kind} "))
+            .quote(object)
+            .and(" is not patched: its ")
+            .quote(owner_kind)
+            .and(" ")
+            .code(owner)
+            .and(" writes its pod template; ")
+            .then(&instead),
     )
 }
 
@@ -942,19 +944,20 @@ fn controlled_note(w: &crate::observed::Workload, owner_kind: &str, owner: &str)
 fn job_note(w: &crate::observed::Workload) -> Warning {
     let instead = match &w.controller {
         Some((owner_kind, owner)) if ObjectKind::parse(owner_kind) == Some(ObjectKind::CronJob) => {
-            format!(
-                "bind its CronJob `{owner}`, so its next Jobs get it, or the ServiceAccount it runs as"
-            )
+            Message::own("bind its CronJob ")
+                .code(owner)
+                .and(", so its next Jobs get it, or the ServiceAccount it runs as")
         }
-        _ => "bind the ServiceAccount it runs as, or the workload that creates it".to_string(),
+        _ => Message::own("bind the ServiceAccount it runs as, or the workload that creates it"),
     };
-    let subject = format!("job {}/{}", w.namespace, w.name);
+    let object = format!("{}/{}", w.namespace, w.name);
     Warning::new(
         WarningKind::JobNotPatched,
-        subject.clone(),
-        format!(
-            "{subject} is not patched: a Job's pod template cannot change once it exists; {instead}"
-        ),
+        format!("job {object}"),
+        Message::own("job ")
+            .quote(object)
+            .and(" is not patched: a Job's pod template cannot change once it exists; ")
+            .then(&instead),
     )
 }
 
@@ -996,22 +999,28 @@ fn rotation_warning(c: &Change, minted: bool) -> Option<Warning> {
         Action::Replace => Some(Warning::new(
             WarningKind::ReverifiesImages,
             subject,
-            format!(
-                "Secret {}/{} is made anew (a new uid): pods in namespace `{}` that start with it \
-                 will pull their images from the registry again, even those present on their \
-                 node (KEP-2535), so the registry must be up; run `regops validate` first",
-                c.namespace, c.name, c.namespace
-            ),
+            Message::own("Secret ")
+                .quote(format!("{}/{}", c.namespace, c.name))
+                .and(" is made anew (a new uid): pods in namespace ")
+                .code(&c.namespace)
+                .and(
+                    " that start with it will pull their images from the registry again, even \
+                     those present on their node (KEP-2535), so the registry must be up; run \
+                     `regops validate` first",
+                ),
         )),
         Action::Update if data_changed && !minted => Some(Warning::new(
             WarningKind::Rotation,
             subject,
-            format!(
-                "Secret {}/{}'s credentials change in place (same uid, so the kubelet takes it \
-                 as a rotation and pulls nothing again); they are first used at the next pull \
-                 in namespace `{}`: prove them with `regops validate` before applying",
-                c.namespace, c.name, c.namespace
-            ),
+            Message::own("Secret ")
+                .quote(format!("{}/{}", c.namespace, c.name))
+                .and(
+                    "'s credentials change in place (same uid, so the kubelet takes it as a \
+                     rotation and pulls nothing again); they are first used at the next pull in \
+                     namespace ",
+                )
+                .code(&c.namespace)
+                .and(": prove them with `regops validate` before applying"),
         )),
         _ => None,
     }
@@ -1050,11 +1059,11 @@ pub fn compute(
         p.warnings.push(Warning::new(
             WarningKind::HeldBack,
             format!("{n} Secret{}", if n == 1 { "" } else { "s" }),
-            format!(
+            Message::own(format!(
                 "references to {n} Secret{} in conflict are held back until the conflict{} resolved",
                 if n == 1 { "" } else { "s" },
                 if n == 1 { " is" } else { "s are" }
-            ),
+            )),
         ));
     }
     let last_applied_commits = p.last_applied_commits();

@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::drift::Drift;
 use crate::plan::{Action, Plan};
 use regops_spec::kind::ObjectKind;
+use regops_spec::untrusted;
 
 /// The version of the JSON reports of `apply`, `drift` and `validate`.
 pub const FORMAT_VERSION: &str = "1";
@@ -117,12 +118,13 @@ pub fn apply_text(report: &Report, dry_run: bool, conflicts: usize) -> String {
             } else {
                 String::new()
             };
+            // The message is the API server's answer, or a note naming objects: data.
             out.push_str(&format!(
                 "  {mark} {verb}{} {}/{}: {}\n",
                 r.kind,
-                r.namespace,
-                r.name,
-                r.message.as_deref().unwrap_or("")
+                untrusted::terminal(&r.namespace),
+                untrusted::terminal(&r.name),
+                untrusted::terminal(r.message.as_deref().unwrap_or(""))
             ));
         }
     }
@@ -198,13 +200,14 @@ fn how_name(d: &Drift) -> String {
 pub fn drift_text(plan: &Plan, drift: &[Drift]) -> String {
     let mut out = format!(
         "regops drift: spec `{}` against {}\n",
-        plan.spec, plan.target
+        untrusted::terminal(&plan.spec),
+        untrusted::terminal(&plan.target)
     );
     let warnings = |out: &mut String| {
         if !plan.warnings.is_empty() {
             out.push_str("Warnings:\n");
             for w in &plan.warnings {
-                out.push_str(&format!("  - {}\n", w.message));
+                out.push_str(&format!("  - {}\n", w.message.terminal()));
             }
         }
     };
@@ -221,9 +224,9 @@ pub fn drift_text(plan: &Plan, drift: &[Drift]) -> String {
             "  {:<17} {} {}/{}: {}\n",
             how_name(d),
             d.kind,
-            d.namespace,
-            d.name,
-            d.detail
+            untrusted::terminal(&d.namespace),
+            untrusted::terminal(&d.name),
+            d.detail.terminal()
         ));
     }
     let n = drifted_objects(drift);
@@ -250,7 +253,7 @@ pub fn drift_value(plan: &Plan, drift: &[Drift]) -> serde_json::Value {
         "driftedObjects": drifted_objects(drift),
         "checked": plan.changes.len(),
         "drift": drift,
-        "warnings": plan.warnings.iter().map(|w| w.message.as_str()).collect::<Vec<_>>(),
+        "warnings": plan.warnings.iter().map(|w| w.message.raw()).collect::<Vec<_>>(),
     })
 }
 
@@ -320,15 +323,17 @@ pub struct Checked {
 
 /// The text report of `regops validate`: a table.
 pub fn validate_text(rows: &[Checked]) -> String {
+    // Names from the spec, and what the registry answered: data.
+    let shown = |s: &str| untrusted::terminal(s).into_owned();
     let w1 = rows
         .iter()
-        .map(|r| r.registry.len())
+        .map(|r| shown(&r.registry).chars().count())
         .max()
         .unwrap_or(8)
         .max(8);
     let w2 = rows
         .iter()
-        .map(|r| r.server.len())
+        .map(|r| shown(&r.server).chars().count())
         .max()
         .unwrap_or(6)
         .max(6);
@@ -339,18 +344,22 @@ pub fn validate_text(rows: &[Checked]) -> String {
     for r in rows {
         out.push_str(&format!(
             "{:<w1$}  {:<w2$}  {:<15}  {}\n",
-            r.registry,
-            r.server,
+            shown(&r.registry),
+            shown(&r.server),
             r.verdict.label(),
-            r.verdict.detail()
+            shown(r.verdict.detail())
         ));
     }
     for r in rows {
         for note in &r.notes {
-            out.push_str(&format!("{}: {note}\n", r.registry));
+            out.push_str(&format!("{}: {}\n", shown(&r.registry), shown(note)));
         }
         if let Some((note, _)) = &r.expires {
-            out.push_str(&format!("{}: the credential {note}\n", r.registry));
+            out.push_str(&format!(
+                "{}: the credential {}\n",
+                shown(&r.registry),
+                shown(note)
+            ));
         }
     }
     out

@@ -353,30 +353,33 @@ pub fn to_bytes(saved: &SavedPlan) -> Result<Vec<u8>, serde_json::Error> {
 }
 
 /// What a saved plan was made from, for people.
+/// What a saved plan says of itself. The file is data (anyone may hand one over): every
+/// string read from it is escaped by `regops_spec::untrusted`.
 fn provenance(saved: &SavedPlan) -> String {
+    use regops_spec::untrusted::terminal;
     let mut out = format!(
         "Saved plan of spec `{}` ({}{}{}), made {} by regops {}.\nCluster: {} (kube-system uid {}); {} objects read{}.\n\n",
-        saved.spec.name,
-        saved.spec.digest,
+        terminal(&saved.spec.name),
+        terminal(&saved.spec.digest),
         saved
             .spec
             .commit
             .as_deref()
-            .map_or(String::new(), |c| format!(", commit {c}")),
+            .map_or(String::new(), |c| format!(", commit {}", terminal(c))),
         if saved.spec.dirty {
             ", with uncommitted changes"
         } else {
             ""
         },
-        saved.created,
-        saved.regops_version,
-        saved.cluster.target,
-        saved.cluster.kube_system_uid,
+        terminal(&saved.created),
+        terminal(&saved.regops_version),
+        terminal(&saved.cluster.target),
+        terminal(&saved.cluster.kube_system_uid),
         saved.objects.len(),
         if saved.namespaces.is_empty() {
             String::new()
         } else {
-            format!(" in namespaces {}", saved.namespaces.join(", "))
+            format!(" in namespaces {}", terminal(&saved.namespaces.join(", ")))
         },
     );
     out.truncate(out.trim_end().len());
@@ -403,19 +406,22 @@ impl crate::format::View for SavedPlanView<'_> {
         match format {
             Format::Text => w.write_all(provenance(saved).as_bytes())?,
             Format::Json => {}
-            Format::Markdown => write!(
-                w,
-                "_Saved plan of `{}`{}, against `{}`, made {} by regops {}._\n\n",
-                saved.spec.name,
-                saved
-                    .spec
-                    .commit
-                    .as_deref()
-                    .map_or(String::new(), |c| format!(" at commit `{c}`")),
-                saved.cluster.server,
-                saved.created,
-                saved.regops_version,
-            )?,
+            Format::Markdown => {
+                use regops_spec::untrusted::code;
+                write!(
+                    w,
+                    "_Saved plan of {}{}, against {}, made {} by regops {}._\n\n",
+                    code(&saved.spec.name),
+                    saved
+                        .spec
+                        .commit
+                        .as_deref()
+                        .map_or(String::new(), |c| format!(" at commit {}", code(c))),
+                    code(&saved.cluster.server),
+                    code(&saved.created),
+                    code(&saved.regops_version),
+                )?
+            }
         }
         crate::view::PlanView(&saved.plan).write(format, style, w)
     }

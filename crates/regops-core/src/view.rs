@@ -7,6 +7,7 @@ use std::fmt::Write;
 use crate::group::{self, Group};
 use crate::plan::{Action, Change, Plan};
 use regops_spec::kind::ObjectKind;
+use regops_spec::untrusted::{self, Message};
 
 struct Style {
     color: bool,
@@ -43,15 +44,30 @@ fn verb(a: Action) -> &'static str {
     }
 }
 
-fn headline(plan: &Plan) -> String {
-    let mut h = format!("spec `{}` against {}", plan.spec, plan.target);
+/// What was planned against what: the spec's name (from the spec), the target (a context,
+/// a server or a file path) and the commit (read from a saved plan) are data.
+fn headline(plan: &Plan) -> Message {
+    let mut h = Message::own("spec ")
+        .code(&plan.spec)
+        .and(" against ")
+        .quote(&plan.target);
     if let Some(c) = &plan.source.commit {
-        let _ = write!(h, ", from commit {}", &c[..c.len().min(12)]);
+        let short: String = c.chars().take(12).collect();
+        h = h.and(", from commit ").quote(short);
         if plan.source.dirty {
-            h.push_str(" with uncommitted changes");
+            h = h.and(" with uncommitted changes");
         }
     }
     h
+}
+
+/// The commits the cluster was last applied from (read from annotations: data).
+fn last_applied(plan: &Plan) -> Option<Message> {
+    (!plan.last_applied_commits.is_empty()).then(|| {
+        Message::own("The cluster was last applied from commit ")
+            .quote_all(&plan.last_applied_commits, ", ")
+            .and(".")
+    })
 }
 
 pub(crate) fn summary_line(plan: &Plan) -> String {
@@ -82,74 +98,98 @@ fn template_changes(c: &Change) -> bool {
 fn notes(
     (action, kind): (Action, ObjectKind),
     logins: &[String],
-    reason: Option<&str>,
+    reason: Option<&Message>,
     template_changes: bool,
     several: bool,
-) -> Vec<String> {
+) -> Vec<Message> {
     let mut out = Vec::new();
     if !logins.is_empty() && matches!(action, Action::Create | Action::Replace) {
-        out.push(logins.join(", "));
+        out.push(Message::default().quote_all(logins, ", "));
     }
     if let Some(r) = reason {
-        out.push(r.to_string());
+        out.push(r.clone());
     }
     if action == Action::Patch
         && template_changes
         && let Some((one, many)) = kind.workload().map(|w| w.facts().template_note)
     {
-        out.push(if several { many } else { one }.to_string());
+        out.push(Message::own(if several { many } else { one }));
     }
     out
 }
 
-fn change_notes(c: &Change) -> Vec<String> {
+fn change_notes(c: &Change) -> Vec<Message> {
     notes(
         (c.action, c.kind),
         &c.logins,
-        c.reason.as_deref(),
+        c.reason.as_ref(),
         template_changes(c),
         false,
     )
 }
 
-fn group_notes(g: &Group) -> Vec<String> {
+fn group_notes(g: &Group) -> Vec<Message> {
     let touches_template = !g.add.is_empty() || !g.remove.is_empty() || !g.fields.is_empty();
     notes(
         (g.action, g.kind),
         &g.logins,
-        g.reason.as_deref(),
+        g.reason.as_ref(),
         touches_template,
         true,
     )
 }
 
+/// Messages joined by regops' `sep`.
+fn joined(messages: &[Message], sep: &'static str) -> Message {
+    messages
+        .iter()
+        .enumerate()
+        .fold(Message::default(), |m, (i, x)| {
+            if i == 0 {
+                m.then(x)
+            } else {
+                m.and(sep).then(x)
+            }
+        })
+}
+
 /// Notes as the text view writes them after an object: `  (a; b)`, or nothing.
-fn in_parentheses(notes: &[String]) -> String {
+fn in_parentheses(notes: &[Message]) -> String {
     if notes.is_empty() {
         String::new()
     } else {
-        format!("  ({})", notes.join("; "))
+        format!("  ({})", joined(notes, "; ").terminal())
     }
 }
 
 /// What a group does to each member, in a few words: `imagePullSecrets +pull -old`, and the
 /// other fields it changes.
-fn group_effect(g: &Group) -> String {
-    let mut parts = Vec::new();
+fn group_effect(g: &Group) -> Message {
+    let mut m = Message::default();
     if !g.add.is_empty() || !g.remove.is_empty() {
-        let entries: Vec<String> = g
-            .add
-            .iter()
-            .map(|a| format!("+{a}"))
-            .chain(g.remove.iter().map(|r| format!("-{r}")))
-            .collect();
-        parts.push(format!("imagePullSecrets {}", entries.join(" ")));
+        m = m.and("imagePullSecrets");
+        for a in &g.add {
+            m = m.and(" +").quote(a);
+        }
+        for r in &g.remove {
+            m = m.and(" -").quote(r);
+        }
     }
-    parts.extend(g.fields.iter().cloned());
-    parts.join("; ")
+    for (i, f) in g.fields.iter().enumerate() {
+        if i > 0 || !m.is_empty() {
+            m = m.and("; ");
+        }
+        m = m.quote(f);
+    }
+    m
 }
 
-fn warning_lines(plan: &Plan, detail: Detail) -> Vec<String> {
+/// Data items joined for a list, as a message (`a, b, c`).
+fn list(items: &[&str]) -> Message {
+    Message::default().quote_all(items, ", ")
+}
+
+fn warning_lines(plan: &Plan, detail: Detail) -> Vec<Message> {
     match detail {
         Detail::Full => plan.warnings.iter().map(|w| w.message.clone()).collect(),
         // A kind with few warnings is listed one by one: each says more than the count would.
@@ -172,10 +212,11 @@ fn warning_lines(plan: &Plan, detail: Detail) -> Vec<String> {
                         .map(|w| w.subject.as_str())
                         .collect();
                     let rest = g.count - subjects.len();
+                    let line = g.message.clone().and(": ").then(&list(&subjects));
                     vec![if rest == 0 {
-                        format!("{}: {}", g.message, subjects.join(", "))
+                        line
                     } else {
-                        format!("{}: {}, … and {rest} more", g.message, subjects.join(", "))
+                        line.and(format!(", … and {rest} more"))
                     }]
                 }
             })
@@ -190,13 +231,13 @@ fn write_change(out: &mut String, st: &Style, c: &Change) {
         "  {} {} {}{}",
         st.paint(code, &format!("{sym:>3}")),
         c.kind,
-        c.name,
+        untrusted::terminal(&c.name),
         in_parentheses(&change_notes(c))
     );
     if !c.entries_before.is_empty() || !c.entries_after.is_empty() {
         let _ = writeln!(out, "        imagePullSecrets:");
         for (tag, entry) in list_diff(&c.entries_before, &c.entries_after) {
-            let line = format!("          {tag} {entry}");
+            let line = format!("          {tag} {}", untrusted::terminal(&entry));
             let painted = match tag {
                 '+' => st.paint("32", &line),
                 '-' => st.paint("31", &line),
@@ -208,7 +249,13 @@ fn write_change(out: &mut String, st: &Style, c: &Change) {
     for f in &c.fields {
         let before = f.before.as_deref().unwrap_or("(none)");
         let after = f.after.as_deref().unwrap_or("(none)");
-        let _ = writeln!(out, "        {}: {} → {}", f.field, before, after);
+        let _ = writeln!(
+            out,
+            "        {}: {} → {}",
+            untrusted::terminal(&f.field),
+            untrusted::terminal(before),
+            untrusted::terminal(after)
+        );
     }
 }
 
@@ -224,12 +271,12 @@ fn write_changes(out: &mut String, st: &Style, plan: &Plan, groups: &[Group], in
                 out,
                 "  {} {} in {}{}{}",
                 st.paint(code, &format!("{sym:>3}")),
-                g.what(),
-                g.where_(),
+                g.what().terminal(),
+                g.where_().terminal(),
                 if effect.is_empty() {
                     String::new()
                 } else {
-                    format!(": {effect}")
+                    format!(": {}", effect.terminal())
                 },
                 in_parentheses(&group_notes(g))
             );
@@ -250,7 +297,7 @@ fn write_changes(out: &mut String, st: &Style, plan: &Plan, groups: &[Group], in
             .push(c);
     }
     for (ns, changes) in by_namespace {
-        let _ = writeln!(out, "\nnamespace {ns}");
+        let _ = writeln!(out, "\nnamespace {}", untrusted::terminal(ns));
         for c in changes {
             write_change(out, st, c);
         }
@@ -269,13 +316,9 @@ fn write_changes(out: &mut String, st: &Style, plan: &Plan, groups: &[Group], in
 pub fn text(plan: &Plan, color: bool, detail: Detail) -> String {
     let st = Style { color };
     let mut out = String::new();
-    let _ = writeln!(out, "regops plan: {}", headline(plan));
-    if !plan.last_applied_commits.is_empty() {
-        let _ = writeln!(
-            out,
-            "The cluster was last applied from commit {}.",
-            plan.last_applied_commits.join(", ")
-        );
+    let _ = writeln!(out, "regops plan: {}", headline(plan).terminal());
+    if let Some(last) = last_applied(plan) {
+        let _ = writeln!(out, "{}", last.terminal());
     }
     let any = plan.changes.iter().any(|c| c.action != Action::Noop);
     let groups: &[Group] = match detail {
@@ -312,7 +355,10 @@ pub fn text(plan: &Plan, color: bool, detail: Detail) -> String {
             let _ = writeln!(
                 out,
                 "  ! {} {}/{}: {}",
-                c.kind, c.namespace, c.name, c.message
+                c.kind,
+                untrusted::terminal(&c.namespace),
+                untrusted::terminal(&c.name),
+                c.message.terminal()
             );
         }
     }
@@ -320,7 +366,7 @@ pub fn text(plan: &Plan, color: bool, detail: Detail) -> String {
     if !warnings.is_empty() {
         let _ = writeln!(out, "\nWarnings:");
         for w in &warnings {
-            let _ = writeln!(out, "  - {w}");
+            let _ = writeln!(out, "  - {}", w.terminal());
         }
     }
     if any || !plan.conflicts.is_empty() {
@@ -388,35 +434,40 @@ pub fn list_diff(before: &[String], after: &[String]) -> Vec<(char, String)> {
     out
 }
 
-pub(crate) fn md_escape(s: &str) -> String {
-    // `|` ends a table cell; `$` starts math on GitHub (Harbor robot names contain it).
-    s.replace('|', "\\|").replace('$', "\\$").replace('\n', " ")
-}
-
 /// GitHub's limit on a comment is 65,536 characters; the default budget leaves room for what
 /// a CI step adds around the plan.
 pub const MARKDOWN_BUDGET: usize = 60_000;
 
+// In Markdown every string from outside is a code span (`untrusted::code`, and
+// `untrusted::cell` in a table), and regops' own words stand around them: see
+// `regops_spec::untrusted`. The `<details>` blocks are HTML, where Markdown is not read until
+// the blank line after them, so what stands in them is regops' own words only.
+
+/// A value of a field change in a table cell: the value as a code span, or `(none)`.
+fn md_value(v: Option<&str>) -> String {
+    v.map_or_else(|| "(none)".to_string(), untrusted::cell)
+}
+
 /// One change's details cell.
 fn md_details(c: &Change) -> String {
-    let mut details = change_notes(c);
+    let mut details: Vec<String> = change_notes(c).iter().map(Message::markdown_cell).collect();
     if !c.entries_before.is_empty() || !c.entries_after.is_empty() {
         let entries: Vec<String> = list_diff(&c.entries_before, &c.entries_after)
             .into_iter()
             .filter(|(t, _)| *t != ' ')
-            .map(|(t, e)| format!("{t}{e}"))
+            .map(|(t, e)| format!("{t}{}", untrusted::cell(&e)))
             .collect();
         details.push(format!("`imagePullSecrets`: {}", entries.join(" ")));
     }
     details.extend(c.fields.iter().map(|f| {
         format!(
-            "`{}`: {} → {}",
-            f.field,
-            f.before.as_deref().unwrap_or("(none)"),
-            f.after.as_deref().unwrap_or("(none)")
+            "{}: {} → {}",
+            untrusted::cell(&f.field),
+            md_value(f.before.as_deref()),
+            md_value(f.after.as_deref())
         )
     }));
-    md_escape(&details.join("<br>"))
+    details.join("<br>")
 }
 
 fn md_change_row(c: &Change) -> String {
@@ -424,8 +475,8 @@ fn md_change_row(c: &Change) -> String {
         "| {} | {} | {} | {} | {} |\n",
         verb(c.action),
         c.kind,
-        c.namespace,
-        c.name,
+        untrusted::cell(&c.namespace),
+        untrusted::cell(&c.name),
         md_details(c)
     )
 }
@@ -442,37 +493,44 @@ fn md_group_row(g: &Group) -> String {
         } else {
             format!("{} × {}", g.count, g.kind)
         },
-        md_escape(&g.where_()),
+        g.where_().markdown_cell(),
         g.name
             .as_deref()
-            .map_or_else(|| "(various)".to_string(), md_escape),
-        md_escape(&details.join("; "))
+            .map_or_else(|| "(various)".to_string(), untrusted::cell),
+        joined(&details, "; ").markdown_cell()
     )
 }
 
-/// A group's members, folded, within about `allowance` bytes: past it, "… and N more".
-fn md_group_details(plan: &Plan, g: &Group, allowance: usize) -> String {
+/// A group's members, folded, within about `allowance` bytes: past it, "… and N more"; and
+/// whether the list was cut.
+fn md_group_details(plan: &Plan, g: &Group, allowance: usize) -> (String, bool) {
     let mut out = format!(
-        "<details><summary>{} {} in {}</summary>\n\n",
+        "<details><summary>{} {} × {} in {}</summary>\n\n",
         verb(g.action),
-        md_escape(&g.what()),
-        md_escape(&g.where_())
+        g.count,
+        g.kind,
+        crate::report::plural(g.namespaces, "namespace", "namespaces"),
     );
     const END: &str = "\n</details>\n";
+    let mut cut = false;
     for (n, &i) in g.members.iter().enumerate() {
         let Some(c) = plan.changes.get(i) else {
             continue;
         };
-        let line = format!("- `{}/{}`\n", c.namespace, c.name);
+        let line = format!(
+            "- {}\n",
+            untrusted::code(&format!("{}/{}", c.namespace, c.name))
+        );
         let more = format!("- … and {} more\n", g.members.len() - n);
         if out.len() + line.len() + more.len() + END.len() > allowance {
             out.push_str(&more);
+            cut = true;
             break;
         }
         out.push_str(&line);
     }
     out.push_str(END);
-    out
+    (out, cut)
 }
 
 /// Adds `items` to `out` in order while the total stays within `budget`, keeping room for
@@ -506,8 +564,8 @@ fn fill(
 // the order is the point.
 pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "### regops plan: `{}`\n", plan.spec);
-    let _ = writeln!(out, "{}\n", md_escape(&headline(plan)));
+    let _ = writeln!(out, "### regops plan: {}\n", untrusted::code(&plan.spec));
+    let _ = writeln!(out, "{}\n", headline(plan).markdown());
     let any = plan.changes.iter().any(|c| c.action != Action::Noop);
     if !any && plan.conflicts.is_empty() {
         let _ = writeln!(
@@ -535,11 +593,10 @@ pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
         for c in &plan.conflicts {
             let _ = writeln!(
                 kept,
-                "- `{} {}/{}`: {}",
+                "- {} {}: {}",
                 c.kind,
-                c.namespace,
-                c.name,
-                md_escape(&c.message)
+                untrusted::code(&format!("{}/{}", c.namespace, c.name)),
+                c.message.markdown()
             );
         }
         kept.push('\n');
@@ -574,15 +631,22 @@ pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
         .collect();
     let warnings: Vec<String> = warning_lines(plan, Detail::Summary)
         .iter()
-        .map(|w| format!("- {}\n", md_escape(w)))
+        .map(|w| format!("- {}\n", w.markdown()))
         .collect();
     // Each group's list gets an equal share of what the budget leaves (measured below).
-    let details_for = |room: usize| -> Vec<String> {
+    let details_for = |room: usize| -> (Vec<String>, usize) {
         let share = room / plan.groups.len().max(1);
-        plan.groups
+        let mut cut = 0;
+        let details = plan
+            .groups
             .iter()
-            .map(|g| md_group_details(plan, g, share))
-            .collect()
+            .map(|g| {
+                let (d, was_cut) = md_group_details(plan, g, share);
+                cut += usize::from(was_cut);
+                d
+            })
+            .collect();
+        (details, cut)
     };
     const POINTER: &str =
         "\n_Cut to fit a comment: the JSON plan (`regops plan --output json`) lists everything._\n";
@@ -613,7 +677,7 @@ pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
     if !plan.groups.is_empty() {
         let mut folded = String::from("#### Groups in full\n\n");
         let room = budget.saturating_sub(body.len() + 1);
-        let details = details_for(room.saturating_sub(folded.len() + 32));
+        let (details, lists_cut) = details_for(room.saturating_sub(folded.len() + 32));
         let skipped = fill(&mut folded, &details, room, |n| {
             format!("… {n} more group{}\n", if n == 1 { "" } else { "s" })
         });
@@ -621,8 +685,8 @@ pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
             body.push_str(&folded);
             body.push('\n');
         }
-        // Lists cut short count as cut (a namespace name never holds "… and").
-        cut += skipped + details.iter().filter(|d| d.contains("- … and ")).count();
+        // Lists cut short count as cut.
+        cut += skipped + lists_cut;
     }
     out.push_str(&body);
     out.push_str(&kept);

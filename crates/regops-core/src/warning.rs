@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use regops_spec::untrusted::Message;
+
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
@@ -13,6 +15,10 @@ use serde::{Deserialize, Serialize};
 pub enum WarningKind {
     /// A namespace a scope names does not exist.
     MissingNamespace,
+    /// A namespace given with `-n` does not exist (in the cluster, or the state file).
+    NoSuchNamespace,
+    /// A namespace given with `-n` exists, and no scope selects it.
+    UnselectedNamespace,
     /// A ServiceAccount a binding names does not exist in a namespace of its scope.
     MissingServiceAccount,
     /// A namespace in scope is being deleted.
@@ -47,11 +53,12 @@ pub struct Warning {
     pub kind: WarningKind,
     /// The object or namespace concerned (`deployment web/api`), for lists.
     pub subject: String,
-    pub message: String,
+    /// What it says: regops' words, and the data from outside they quote.
+    pub message: Message,
 }
 
 impl Warning {
-    pub fn new(kind: WarningKind, subject: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(kind: WarningKind, subject: impl Into<String>, message: impl Into<Message>) -> Self {
         Warning {
             kind,
             subject: subject.into(),
@@ -67,14 +74,20 @@ pub struct WarningGroup {
     pub kind: WarningKind,
     pub count: usize,
     /// The warning itself when there is one; else what they say together.
-    pub message: String,
+    pub message: Message,
 }
 
-fn together(kind: WarningKind, n: usize) -> String {
-    match kind {
+fn together(kind: WarningKind, n: usize) -> Message {
+    Message::own(match kind {
         WarningKind::MissingNamespace => {
             format!("{n} namespaces named by scopes do not exist; nothing is planned for them")
         }
+        WarningKind::NoSuchNamespace => {
+            format!("{n} namespaces given with `-n` do not exist; nothing is planned for them")
+        }
+        WarningKind::UnselectedNamespace => format!(
+            "{n} namespaces given with `-n` are selected by no scope of the spec; no pull secret is planned for them"
+        ),
         WarningKind::MissingServiceAccount => {
             format!("{n} bound ServiceAccounts do not exist; skipped")
         }
@@ -101,7 +114,7 @@ fn together(kind: WarningKind, n: usize) -> String {
         WarningKind::ReverifiesImages => format!(
             "{n} Secrets are made anew (new uid): pods starting with them pull their images from the registry again, even those present on their node (KEP-2535); run `regops validate` first"
         ),
-    }
+    })
 }
 
 /// The warnings by kind, in the order each kind first appears.

@@ -156,9 +156,11 @@ fn plan_json_is_format_2_with_each_cluster_plan_and_the_total() {
 #[test]
 fn plan_markdown_has_a_table_of_clusters_and_each_plan() {
     let md = fleet::plan_markdown("team", &plans(), view::MARKDOWN_BUDGET);
-    assert!(md.contains("| `us` | | | | | | | **failed**: cannot reach"));
-    assert!(md.contains("<details open><summary>cluster <code>eu</code>"));
-    assert!(md.contains("<details><summary>cluster <code>staging</code>: no changes"));
+    assert!(md.contains("| `us` | | | | | | | **failed**: ``cannot reach"));
+    assert!(md.contains("<details open><summary>cluster 1 of 3: 2 to create"));
+    assert!(md.contains("Cluster `eu`:"));
+    assert!(md.contains("<details><summary>cluster 2 of 3: no changes"));
+    assert!(md.contains("Cluster `staging`:"));
     insta::assert_snapshot!(md);
 }
 

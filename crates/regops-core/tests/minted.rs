@@ -161,7 +161,7 @@ fn a_fresh_token_renews_only_the_due_secrets_and_creates_the_missing() {
         }
     );
     assert_eq!(
-        b.reason.as_deref(),
+        b.reason.as_ref().map(|r| r.raw()).as_deref(),
         Some("renews the token of `aws`, which expires within `refreshBefore`")
     );
     assert_eq!(change(&p, "c", "ecr-pull").action, Action::Create);
@@ -194,10 +194,10 @@ fn a_failed_credential_holds_back_only_its_secrets() {
             Err("cannot mint a token from `ecr`: find AWS credentials failed: none found".into()),
         )]),
     });
-    let held: Vec<(&str, &str)> = p
+    let held: Vec<(&str, String)> = p
         .conflicts
         .iter()
-        .map(|c| (c.namespace.as_str(), c.message.as_str()))
+        .map(|c| (c.namespace.as_str(), c.message.raw()))
         .collect();
     assert_eq!(held.len(), 2, "{held:?}");
     assert!(held.iter().all(|(_, m)| m.starts_with(
@@ -232,7 +232,7 @@ fn drift_reports_tokens_expiring_before_the_next_run() {
     assert_eq!(names(11 * 3_600), ["a/ecr-pull", "b/ecr-pull"]);
     let detail = &drift::expiring(&d, NOW, 2 * 3_600)[0].detail;
     assert_eq!(
-        detail,
+        detail.raw(),
         "its token expires at 2027-01-15T09:00:00Z, before the next run"
     );
 }

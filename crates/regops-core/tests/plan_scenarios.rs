@@ -154,7 +154,7 @@ fn run_scenario(dir: &std::path::Path) -> String {
                 d.kind,
                 d.namespace,
                 d.name,
-                d.detail
+                d.detail.terminal()
             )
         })
         .collect();

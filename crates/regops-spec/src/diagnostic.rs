@@ -364,7 +364,8 @@ impl MietteAdapter {
         for (i, label) in d.labels.iter().enumerate() {
             if Some(label.loc.file) == primary_file {
                 let span = SourceSpan::new(label.loc.start.into(), label.loc.end - label.loc.start);
-                let text = (!label.text.is_empty()).then(|| label.text.clone());
+                let text =
+                    (!label.text.is_empty()).then(|| crate::untrusted::lines(&label.text).into());
                 labels.push(if i == 0 {
                     LabeledSpan::new_primary_with_span(text, span)
                 } else {
@@ -401,7 +402,10 @@ impl MietteAdapter {
                         }
                     })
                     .collect();
-                source = Some(NamedSource::new(file.name.clone(), Arc::from(short)));
+                source = Some(NamedSource::new(
+                    crate::untrusted::terminal(&file.name),
+                    Arc::from(crate::untrusted::same_offsets(&short)),
+                ));
                 // The excerpt's columns are the cut line's: say where the place really is.
                 if let Some(primary) = d.primary() {
                     let real = format!(
@@ -414,17 +418,27 @@ impl MietteAdapter {
                     });
                 }
             } else {
-                source = Some(NamedSource::new(file.name.clone(), text));
+                // The spec is data: a control character in it is shown as `?`, in place.
+                let text = match crate::untrusted::same_offsets(&text) {
+                    std::borrow::Cow::Borrowed(_) => text,
+                    std::borrow::Cow::Owned(o) => Arc::from(o),
+                };
+                source = Some(NamedSource::new(
+                    crate::untrusted::terminal(&file.name),
+                    text,
+                ));
             }
         }
+        // What a diagnostic says quotes the spec, a file or a cluster: data, escaped line by
+        // line (its line breaks are regops' own).
         MietteAdapter {
-            message: d.message.clone(),
+            message: crate::untrusted::lines(&d.message).into_owned(),
             code: d.code,
             severity: match d.severity {
                 Severity::Error => miette::Severity::Error,
                 Severity::Warning => miette::Severity::Warning,
             },
-            help,
+            help: help.map(|h| crate::untrusted::lines(&h).into_owned()),
             source,
             labels,
         }

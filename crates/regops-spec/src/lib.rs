@@ -19,6 +19,7 @@ pub mod schema;
 pub mod source;
 mod toml;
 pub mod trust;
+pub mod untrusted;
 mod validate;
 mod yaml;
 

@@ -43,6 +43,10 @@ impl Failure {
                 ));
             }
             Failure::Message { message, help } => {
+                // The message is one sentence, often quoting a cluster's or a file's text: a
+                // line break in it is data and is shown escaped, as the render escapes the
+                // rest (`regops_spec::untrusted`).
+                let message = regops_spec::untrusted::terminal(&message).into_owned();
                 let mut d = Diagnostics::default();
                 d.push(Diagnostic::error("", message).with_help_opt(help));
                 term.diagnostics(&d, &Sources::default());

@@ -70,8 +70,10 @@ impl Term {
         }
     }
 
+    /// A note on stderr. Its line breaks are regops' own; anything else that is control in
+    /// it (from a cluster, a file, a helper) is shown escaped.
     pub fn note(&self, text: &str) {
-        eprintln!("{text}");
+        eprintln!("{}", regops_spec::untrusted::lines(text));
     }
 
     pub fn diagnostics(&self, diags: &Diagnostics, sources: &Sources) {
@@ -247,7 +249,12 @@ impl Progress {
         };
         let verb = format!("{:?}", r.action).to_lowercase();
         let at = cluster.map_or(String::new(), |c| format!("cluster {c}: "));
-        let line = format!("{mark:<7} {at}{verb} {} {}/{}", r.kind, r.namespace, r.name);
+        // Names from the spec and the cluster: data, one line whatever they hold.
+        let line = regops_spec::untrusted::terminal(&format!(
+            "{mark:<7} {at}{verb} {} {}/{}",
+            r.kind, r.namespace, r.name
+        ))
+        .into_owned();
         match &self.bar {
             Some(bar) => {
                 if r.outcome == regops_core::report::Outcome::Failed {
@@ -306,7 +313,12 @@ impl Log {
             }
             serde_json::Value::Object(o).to_string()
         } else {
-            format!("{time} {level:<5} {msg}")
+            // A text log line is one line: what it quotes from outside (names, an API
+            // server's message) cannot break it or reach the terminal as control.
+            format!(
+                "{time} {level:<5} {}",
+                regops_spec::untrusted::terminal(msg)
+            )
         };
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{text}");

@@ -51,7 +51,7 @@ pub fn level_from(verbose: u8, rust_log: Option<&str>) -> u8 {
 /// Logs a line at `-vv`.
 pub fn detail(line: impl FnOnce() -> String) {
     if level() >= 2 {
-        eprintln!("regops: {}", line());
+        eprintln!("regops: {}", regops_spec::untrusted::terminal(&line()));
     }
 }
 
@@ -106,7 +106,10 @@ where
                 // The status line's reason phrase is the standard one for the code, not the
                 // server's text.
                 Ok(resp) => eprintln!("regops: {line} {} in {ms} ms", resp.status()),
-                Err(e) => eprintln!("regops: {line} failed after {ms} ms: {e}"),
+                Err(e) => eprintln!(
+                    "regops: {line} failed after {ms} ms: {}",
+                    regops_spec::untrusted::terminal(&e.to_string())
+                ),
             }
             r
         })

@@ -79,11 +79,18 @@ pub(crate) async fn take_lease(
     term: &Term,
 ) -> Result<crate::lock::Lock, Failure> {
     let at = cluster.map_or(String::new(), |c| format!("cluster {c}: "));
-    let warn = |m: &str| term.note(&format!("warning: {at}{m}"));
+    let at = regops_spec::untrusted::terminal(&at).into_owned();
+    let warn = |m: &str| {
+        term.note(&format!(
+            "warning: {at}{}",
+            regops_spec::untrusted::terminal(m)
+        ))
+    };
     let on_wait = |holder: &str| {
         term.note(&format!(
-            "{at}waiting up to {:?} for the lock: another apply holds it (`{holder}`)",
-            args.lock_wait
+            "{at}waiting up to {:?} for the lock: another apply holds it (`{}`)",
+            args.lock_wait,
+            regops_spec::untrusted::terminal(holder)
         ));
     };
     let waiting = Waiting {
@@ -221,7 +228,7 @@ pub(crate) fn write_and_report(
     ));
     progress.finish();
     if let Some(w) = &written.events_warning {
-        term.note(&format!("warning: {w}"));
+        term.note(&format!("warning: {}", regops_spec::untrusted::terminal(w)));
     }
     term.view(
         &report::ApplyView {
@@ -414,7 +421,10 @@ async fn write(
         )
         .await;
     if let Some(w) = &written.events_warning {
-        term.note(&format!("warning: cluster {cluster}: {w}"));
+        term.note(&format!(
+            "warning: {}",
+            regops_spec::untrusted::terminal(&format!("cluster {cluster}: {w}"))
+        ));
     }
     if let Some(lock) = staged.lock {
         lock.release().await;

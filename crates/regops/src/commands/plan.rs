@@ -24,12 +24,10 @@ fn read_state_file(
             Warning::new(
                 WarningKind::SkippedObject,
                 format!("object {}", s.index + 1),
-                format!(
-                    "{}: object {} skipped: {}",
-                    path.display(),
-                    s.index + 1,
-                    s.reason
-                ),
+                regops_spec::untrusted::Message::default()
+                    .quote(path.display().to_string())
+                    .and(format!(": object {} skipped: ", s.index + 1))
+                    .quote(s.reason),
             )
         })
         .collect();

@@ -616,12 +616,15 @@ impl Controller<'_> {
     /// and conflicts.
     fn log_plan(&self, what: &str, plan: &regops_core::plan::Plan) {
         for g in &plan.warning_groups {
-            self.log.warn(&format!("{what}: {}", g.message));
+            self.log.warn(&format!("{what}: {}", g.message.raw()));
         }
         for c in &plan.conflicts {
             self.log.warn(&format!(
                 "{what}: conflict, left alone: {} {}/{}: {}",
-                c.kind, c.namespace, c.name, c.message
+                c.kind,
+                c.namespace,
+                c.name,
+                c.message.raw()
             ));
         }
     }
