@@ -15,7 +15,12 @@ Examples:
   regops render -f regops.yaml --namespaces web,api
   regops rekey -f regops.yaml                      # after editing `recipients`
 
-Exit codes: 0 success, 1 error (with a diagnostic).";
+Exit status, for every command (docs/using.md#exit-codes):
+  0  success, nothing pending; --help and --version
+  1  an error, with a diagnostic: a usage error, a spec error, a cluster that cannot be reached;
+     also `plan` with conflicts and `apply` that left something undone (a failed write, a
+     conflict)
+  2  changes pending (`plan`) or drift found (`drift`, conflicts included), and only that";
 
 /// `regops --version`: the release, the commit and the date it was built from (see `build.rs`),
 /// as `cargo --version` prints them.
@@ -133,7 +138,7 @@ Examples:
     /// Show what apply would change: read the cluster (or a state file), compare with the spec.
     #[command(after_help = "\
 Exit codes: 0 no changes, 2 changes pending, 1 error or conflicts (like terraform plan
--detailed-exitcode).
+-detailed-exitcode; a usage error is 1 too).
 
 Examples:
   regops plan -f regops.yaml                              # the current kubeconfig context
@@ -158,7 +163,7 @@ Examples:
 
     /// Check, read-only, whether the cluster still matches the spec (for cron and CronJobs).
     #[command(after_help = "\
-Exit codes: 0 in sync, 2 drift, 1 error.
+Exit codes: 0 in sync, 2 drift (conflicts included), 1 error.
 
 Examples:
   regops drift -f regops.yaml
@@ -172,8 +177,8 @@ Examples:
 Order: Secrets first, then the ServiceAccounts and workloads that reference them, deletions
 (with --prune) last. A second apply of the same spec writes nothing.
 
-Exit codes: 0 converged, 1 error (the report says what was and was not applied; run again to
-converge).
+Exit codes: 0 converged, 1 error or conflicts (the report says what was and was not applied;
+run again to converge). apply never exits 2.
 
 Examples:
   regops apply -f regops.yaml                         # asks before writing, on a terminal
@@ -206,6 +211,8 @@ when the cluster is another, or when an object read then has changed, appeared o
 
     /// Show a saved plan (`plan --out`): its changes, and what it was made from.
     #[command(after_help = "\
+Exit codes: 0 shown (whatever changes or conflicts the plan holds), 1 error.
+
 Examples:
   regops show plan.json                              # as `regops plan` shows it
   regops show plan.json --output markdown > plan.md  # for the pull request

@@ -70,15 +70,37 @@ pub mod retry;
 pub mod saved_plan;
 pub mod session;
 
-/// The process exit status, in one place.
+/// The process exit status, in one place: every command's outcome is one of these, and this is
+/// the only mapping from outcomes to codes (the table in `docs/using.md` and in `regops --help`).
+///
+/// | code | meaning |
+/// | --- | --- |
+/// | 0 | success, nothing pending |
+/// | 1 | an error, usage errors included (and `plan` with conflicts, `apply` that left something undone) |
+/// | 2 | `plan`: changes pending; `drift`: drift found (conflicts included); and nothing else |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
-    /// Success (and, for plan and drift, no changes).
+    /// Success: done, or (plan, drift) nothing pending. `--help`, `--version`, `show`.
     Success = 0,
-    /// An error: bad input, a failed request, something not done.
+    /// An error: a usage error, bad input, a failed request, something planned not done, a plan
+    /// with conflicts.
     Failure = 1,
-    /// plan and drift: changes pending.
+    /// plan: changes pending; drift: drift found. Nothing else exits 2.
     Changes = 2,
+}
+
+impl ExitStatus {
+    /// The status of a command line clap handled itself: `--help`, `--version` and `regops
+    /// help` are success; a usage error is a failure, as is a bare `regops` (clap shows the
+    /// help, on stderr, and nothing was done). Never 2, clap's own code for usage errors,
+    /// which would read as "changes pending".
+    pub fn of_usage(e: &clap::Error) -> ExitStatus {
+        use clap::error::ErrorKind;
+        match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitStatus::Success,
+            _ => ExitStatus::Failure,
+        }
+    }
 }
 
 impl From<ExitStatus> for std::process::ExitCode {

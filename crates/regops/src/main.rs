@@ -1,4 +1,5 @@
 use clap::Parser;
+use regops::ExitStatus;
 use regops::cli::Cli;
 use regops::output::Term;
 
@@ -7,7 +8,16 @@ fn main() -> std::process::ExitCode {
     // enable a second rustls provider, the client would otherwise panic when it is built.
     // An error only means one is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    // Not `Cli::parse()`: clap exits 2 on a usage error, regops' code for "changes pending".
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and the version on stdout, a usage error (and a bare `regops`'s help) on
+            // stderr. Nothing more can be said if that write fails.
+            let _ = e.print();
+            return ExitStatus::of_usage(&e).into();
+        }
+    };
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let term = Term::new(cli.color, no_color);
     regops::request_log::set_level(regops::request_log::level_from(

@@ -1524,8 +1524,8 @@ fn a_failed_or_stalled_list_is_retried_by_plan_and_drift() {
     let bad = run(&mut e.regops("plan", &["--request-timeout", "0"]));
     assert_eq!(
         bad.code,
-        2,
-        "clap refuses a zero timeout: {}",
+        1,
+        "clap refuses a zero timeout, a usage error: {}",
         bad.transcript()
     );
     assert!(

@@ -94,7 +94,7 @@ fn output_offers_the_formats_of_each_commands_view() {
         );
         if !markdown {
             let r = run(regops().args([sub, "-f", "spec.yaml", "--output", "markdown"]));
-            assert_eq!(r.code, 2, "{sub}: {}", r.stderr);
+            assert_eq!(r.code, 1, "a usage error is 1: {sub}: {}", r.stderr);
             assert!(
                 r.stderr.contains("[possible values: text, json]"),
                 "{sub}: {}",

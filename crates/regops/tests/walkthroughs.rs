@@ -611,7 +611,7 @@ fn the_saved_plan_walkthrough_runs_as_written() {
     let done = follow(
         &reader,
         &lines,
-        &[step(2), step(2), step(1)],
+        &[step(2), step(0), step(1)],
         &mut |_, before| {
             // Between the review and the merge, someone changes the namespace.
             if let Before::Command(2) = before {
