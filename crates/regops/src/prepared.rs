@@ -186,23 +186,45 @@ impl Prepared {
         observed: &regops_core::observed::Observed,
         target: &str,
     ) -> (regops_core::desired::Desired, regops_core::plan::Plan) {
-        self.plan_for(observed, target, self.only.as_ref()).await
+        self.plan_with(&self.loaded.spec, observed, target, self.only.as_ref())
+            .await
     }
 
-    /// As [`Prepared::plan`], for the namespaces in `only` (the watch's namespace passes).
+    /// As [`Prepared::plan`], for the namespaces in `only` (the watch's namespace passes:
+    /// namespaces an event touched, which may be gone or outside every scope, so nothing is
+    /// said of them; see [`Prepared::plan_with`]).
     pub async fn plan_for(
         &self,
         observed: &regops_core::observed::Observed,
         target: &str,
         only: Option<&std::collections::BTreeSet<String>>,
     ) -> (regops_core::desired::Desired, regops_core::plan::Plan) {
-        self.plan_with(&self.loaded.spec, observed, target, only)
+        self.plan_in(&self.loaded.spec, observed, target, only)
             .await
     }
 
-    /// As [`Prepared::plan_for`], for `spec` (one cluster's view of the spec in a fleet):
-    /// the tokens due minted first ([`Prepared::mint_due`]), then the pure plan.
+    /// As [`Prepared::plan`], for `spec` (one cluster's view of the spec in a fleet), with
+    /// `only` the namespaces the user gave (`-n`): each of them that the plan wants no pull
+    /// secret in, because it does not exist or because no scope selects it, is warned of, so
+    /// that a mistyped `-n` is not an empty plan that looks like a clean one.
     pub async fn plan_with(
+        &self,
+        spec: &regops_spec::Spec,
+        observed: &regops_core::observed::Observed,
+        target: &str,
+        only: Option<&std::collections::BTreeSet<String>>,
+    ) -> (regops_core::desired::Desired, regops_core::plan::Plan) {
+        let (desired, mut plan) = self.plan_in(spec, observed, target, only).await;
+        let unplanned = unplanned_namespaces(spec, observed, only);
+        if !unplanned.is_empty() {
+            plan.warn(unplanned);
+        }
+        (desired, plan)
+    }
+
+    /// The plan of `spec` against `observed` in `only`: the tokens due minted first
+    /// ([`Prepared::mint_due`]), then the pure plan.
+    async fn plan_in(
         &self,
         spec: &regops_spec::Spec,
         observed: &regops_core::observed::Observed,
@@ -225,4 +247,62 @@ impl Prepared {
         }
         (desired, plan)
     }
+}
+
+/// A warning for each namespace of `only` (`-n`) the plan of `spec` wants no pull secret in:
+/// one that is not among the namespaces read (the cluster's, or the state file's), and one
+/// that is but that no scope selects (where the plan may still remove what regops added
+/// before). A missing namespace a scope names is warned of already, by the desired state
+/// (`MissingNamespace`), and is not said twice.
+fn unplanned_namespaces(
+    spec: &regops_spec::Spec,
+    observed: &regops_core::observed::Observed,
+    only: Option<&std::collections::BTreeSet<String>>,
+) -> Vec<regops_core::warning::Warning> {
+    use regops_core::warning::{Warning, WarningKind};
+    use regops_spec::untrusted::Message;
+    let Some(only) = only else {
+        return Vec::new();
+    };
+    // Only the namespaces given are looked at: the scopes' selection of those, not of the
+    // whole cluster (read whole when `-n` names more than a few).
+    let present: Vec<regops_core::observed::Namespace> = observed
+        .namespaces
+        .iter()
+        .filter(|n| only.contains(&n.name))
+        .cloned()
+        .collect();
+    let selected: std::collections::BTreeSet<String> = spec
+        .scopes
+        .values()
+        .flat_map(|scope| regops_core::desired::scope_namespaces(scope, &present))
+        .collect();
+    let named = |ns: &str| {
+        spec.scopes
+            .values()
+            .any(|scope| scope.namespaces.iter().any(|n| n.value == ns))
+    };
+    let mut warnings = Vec::new();
+    for ns in only {
+        if !present.iter().any(|n| n.name == *ns) {
+            if !named(ns) {
+                warnings.push(Warning::new(
+                    WarningKind::NoSuchNamespace,
+                    format!("namespace {ns}"),
+                    Message::own("namespace ")
+                        .code(ns.as_str())
+                        .and(" (given with `-n`) does not exist; nothing is planned for it"),
+                ));
+            }
+        } else if !selected.contains(ns) {
+            warnings.push(Warning::new(
+                WarningKind::UnselectedNamespace,
+                format!("namespace {ns}"),
+                Message::own("namespace ")
+                    .code(ns.as_str())
+                    .and(" (given with `-n`) is selected by no scope of the spec; no pull secret is planned for it"),
+            ));
+        }
+    }
+    warnings
 }

@@ -630,3 +630,72 @@ fn plan_for_a_few_namespaces_reads_only_those() {
     let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
     assert_eq!(body(&scoped.stdout), body(&whole.stdout));
 }
+
+/// `-n` naming a namespace the cluster does not have, or one no scope selects (issue 37), is
+/// warned of by plan and by drift, in text and in JSON (drift's `warnings`); one a scope
+/// selects is not. Nothing pending: both still exit 0.
+#[test]
+fn namespaces_given_with_n_that_nothing_is_planned_for_are_warned_of() {
+    let c = Cluster::start(Config::default());
+    c.seed("namespaces.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), PLAN_SPEC);
+    let drift = |extra: &[&str]| {
+        run(regops()
+            .arg("drift")
+            .arg("-f")
+            .arg(&spec)
+            .arg("--kubeconfig")
+            .arg(c.kubeconfig())
+            .args(extra)
+            .env("REGOPS_CRED_HARBOR_TOKEN", REGOPS_CRED_HARBOR_TOKEN)
+            .env("REGOPS_CRED_QUAY_TOKEN", "MARKER-quay-e2e-77aa"))
+    };
+    for (ns, says) in [
+        ("ghost", "does not exist"),
+        ("web-sandbox", "selected by no scope"),
+    ] {
+        let warned = |text: &str| text.contains(ns) && text.contains(says);
+        for r in [plan(&c, &spec, &["-n", ns]), drift(&["-n", ns])] {
+            assert_eq!(r.code, 0, "{}", r.transcript());
+            assert!(r.stdout.lines().any(warned), "{}", r.transcript());
+        }
+        let json = plan(&c, &spec, &["-n", ns, "--output", "json"]);
+        assert_eq!(json.code, 0, "{}", json.transcript());
+        let v: Value = serde_json::from_str(&json.stdout).unwrap();
+        assert!(
+            v["warnings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| warned(w.as_str().unwrap())),
+            "{}",
+            json.stdout
+        );
+        let json = drift(&["-n", ns, "--output", "json"]);
+        assert_eq!(json.code, 0, "{}", json.transcript());
+        let v: Value = serde_json::from_str(&json.stdout).unwrap();
+        assert_eq!(v["inSync"], true);
+        assert!(
+            v["warnings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| warned(w.as_str().unwrap())),
+            "{}",
+            json.stdout
+        );
+    }
+    let selected = drift(&["-n", "web", "--output", "json"]);
+    let v: Value = serde_json::from_str(&selected.stdout).unwrap();
+    assert!(
+        v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| !w.as_str().unwrap().contains("given with `-n`")),
+        "{}",
+        selected.stdout
+    );
+    assert!(v["checked"].as_u64().unwrap() > 0, "{}", selected.stdout);
+}

@@ -189,3 +189,125 @@ fn a_large_plan_reads_in_a_few_lines_and_its_comment_fits_the_budget() {
     assert_eq!(v["changes"].as_array().unwrap().len(), 1500);
     assert_eq!(v["groups"].as_array().unwrap().len(), 3);
 }
+
+/// The quickstart planned against its state file, with `args`.
+fn quickstart(args: &[&str]) -> common::Run {
+    let q = common::repo().join("examples/quickstart");
+    run(regops()
+        .arg("plan")
+        .arg("-f")
+        .arg(q.join("regops.yaml"))
+        .arg("-i")
+        .arg(q.join("example-key.txt"))
+        .arg("--live-state")
+        .arg(q.join("state.yaml"))
+        .args(args))
+}
+
+/// The JSON plan's warnings: each text, and each group's kind.
+fn json_warnings(r: &common::Run) -> (Vec<String>, Vec<String>) {
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let texts = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap().to_string())
+        .collect();
+    let kinds = v["warningGroups"]
+        .as_array()
+        .map(|g| {
+            g.iter()
+                .map(|g| g["kind"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    (texts, kinds)
+}
+
+/// `-n` naming a namespace the state file does not hold (issue 37): the plan is empty, as
+/// before, but no longer silently: a warning names the namespace and says it does not exist,
+/// in text and JSON. The exit code stays the plan's (nothing pending: 0).
+#[test]
+fn a_namespace_given_with_n_that_does_not_exist_is_warned_of() {
+    let text = quickstart(&["-n", "doesnotexist"]);
+    assert_eq!(text.code, 0, "{}", text.transcript());
+    assert!(
+        text.stdout
+            .lines()
+            .any(|l| l.contains("doesnotexist") && l.contains("does not exist")),
+        "{}",
+        text.transcript()
+    );
+    let json = quickstart(&["-n", "doesnotexist", "--output", "json"]);
+    assert_eq!(json.code, 0, "{}", json.transcript());
+    let (texts, kinds) = json_warnings(&json);
+    assert!(
+        texts
+            .iter()
+            .any(|w| w.contains("doesnotexist") && w.contains("does not exist")),
+        "{texts:?}"
+    );
+    assert_eq!(kinds, ["no-such-namespace"]);
+}
+
+/// `-n` naming a namespace that exists but that no scope selects (the quickstart's `web` scope
+/// excludes `web-sandbox`): warned of as such, in text and JSON.
+#[test]
+fn a_namespace_given_with_n_that_no_scope_selects_is_warned_of() {
+    let text = quickstart(&["-n", "web-sandbox"]);
+    assert_eq!(text.code, 0, "{}", text.transcript());
+    assert!(
+        text.stdout
+            .lines()
+            .any(|l| l.contains("web-sandbox") && l.contains("selected by no scope")),
+        "{}",
+        text.transcript()
+    );
+    assert!(!text.stdout.contains("does not exist"), "{}", text.stdout);
+    let json = quickstart(&["-n", "web-sandbox", "--output", "json"]);
+    assert_eq!(json.code, 0, "{}", json.transcript());
+    let (texts, kinds) = json_warnings(&json);
+    assert!(
+        texts
+            .iter()
+            .any(|w| w.contains("web-sandbox") && w.contains("selected by no scope")),
+        "{texts:?}"
+    );
+    assert_eq!(kinds, ["unselected-namespace"]);
+}
+
+/// `-n` naming a namespace a scope selects plans it, with no such warning; with another that
+/// does not exist, only that one is warned of.
+#[test]
+fn a_namespace_given_with_n_that_a_scope_selects_is_not_warned_of() {
+    let json = quickstart(&["-n", "web", "--output", "json"]);
+    let (texts, kinds) = json_warnings(&json);
+    assert!(
+        !kinds
+            .iter()
+            .any(|k| k == "no-such-namespace" || k == "unselected-namespace"),
+        "{texts:?}"
+    );
+    assert!(
+        !texts.iter().any(|w| w.contains("given with `-n`")),
+        "{texts:?}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert!(
+        v["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["namespace"] == "web"),
+        "{}",
+        json.stdout
+    );
+    let text = quickstart(&["-n", "web,doesnotexist"]);
+    let warned: Vec<&str> = text
+        .stdout
+        .lines()
+        .filter(|l| l.contains("given with `-n`"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{}", text.stdout);
+    assert!(warned[0].contains("doesnotexist"), "{}", text.stdout);
+}
