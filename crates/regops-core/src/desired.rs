@@ -23,6 +23,9 @@ pub struct DesiredSecret {
     pub dockerconfigjson: SecretString,
     /// Per server, the digest of the ciphertext its password comes from (see `Login`).
     pub digests: BTreeMap<String, String>,
+    /// Per credential, the same digest: what the Secret's record of its sources says
+    /// (`ownership::APPLIED_SOURCES_ANNOTATION`).
+    pub sources: BTreeMap<String, String>,
     pub adopt: bool,
     /// When the first minted token in it expires (the `regops.dev/expires-at` annotation);
     /// `None` when it holds none.
@@ -179,6 +182,7 @@ fn minted_secret(
         name: ps.name.value.clone(),
         logins: Vec::new(),
         digests: BTreeMap::new(),
+        sources: BTreeMap::new(),
         dockerconfigjson: SecretString::from(String::new()),
         adopt: ps.adopt,
         expires_at: None,
@@ -201,7 +205,12 @@ fn minted_secret(
         let name = &cred.name.value;
         let Some(minted) = cred.minted() else {
             match (logins.get(name.as_str()), tokens.fresh.get(name.as_str())) {
-                (Some(l), _) => pairs.push((server.to_string(), l.clone())),
+                (Some(l), _) => {
+                    if let Some(d) = &l.source_digest {
+                        out.sources.insert(name.clone(), d.clone());
+                    }
+                    pairs.push((server.to_string(), l.clone()));
+                }
                 (None, Some(Err(why))) => {
                     out.held
                         .get_or_insert_with(|| format!("credential `{name}`: {why}"));
@@ -268,6 +277,8 @@ pub struct PullSecretDocument {
     pub logins: Vec<(String, String)>,
     /// Per server, the digest of the ciphertext its password comes from.
     pub digests: BTreeMap<String, String>,
+    /// Per credential, the same digest.
+    pub sources: BTreeMap<String, String>,
     pub doc: SecretString,
     /// When the first minted token in it expires.
     pub expires_at: Option<i64>,
@@ -281,6 +292,7 @@ impl DesiredSecret {
             name: name.to_string(),
             logins: doc.logins.clone(),
             digests: doc.digests.clone(),
+            sources: doc.sources.clone(),
             dockerconfigjson: doc.doc.clone(),
             adopt,
             expires_at: doc.expires_at,
@@ -300,6 +312,7 @@ pub fn pull_secret_document(
     let mut pairs: Vec<(&str, &Login)> = Vec::new();
     let mut review = Vec::new();
     let mut digests = BTreeMap::new();
+    let mut sources = BTreeMap::new();
     let mut expires_at: Option<i64> = None;
     for r in &ps.registries {
         let Some(reg) = spec.registries.get(r.as_str()) else {
@@ -312,6 +325,7 @@ pub fn pull_secret_document(
         review.push((reg.server.value.clone(), login.username.clone()));
         if let Some(d) = &login.source_digest {
             digests.insert(reg.server.value.clone(), d.clone());
+            sources.insert(reg.credential.value.clone(), d.clone());
         }
         if let Some(at) = login.expires_at {
             expires_at = Some(expires_at.map_or(at, |e| e.min(at)));
@@ -321,6 +335,7 @@ pub fn pull_secret_document(
     PullSecretDocument {
         logins: review,
         digests,
+        sources,
         doc: dockerconfig::build(pairs.iter().copied()),
         expires_at,
     }

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::ownership;
-use crate::plan::{Action, Cause, Change, Plan};
+use crate::plan::{Action, Cause, Change, Origin, Plan};
 use regops_spec::kind::ObjectKind;
 use regops_spec::untrusted::Message;
 
@@ -43,6 +43,10 @@ pub struct Drift {
     pub namespace: String,
     pub name: String,
     pub how: How,
+    /// Who moved: the spec, the cluster, both; deleted in the cluster, or new in scope (the
+    /// change's [`Origin`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Origin>,
     pub detail: Message,
 }
 
@@ -56,16 +60,20 @@ fn as_drift(change: &Change, cause: &Cause) -> Option<(How, Message)> {
             How::NewNamespace,
             "the namespace has no Secret of this spec yet".into(),
         ),
-        Cause::DataChanged { fields, by } => (
+        // What differs, then who moved, in the plan's words.
+        Cause::DataChanged { fields, by, .. } => (
             How::DataChanged,
-            if by.is_empty() {
-                Message::default().quote_all(fields, ", ")
-            } else {
-                Message::default()
+            match &change.reason {
+                Some(why) => Message::default()
+                    .quote_all(fields, ", ")
+                    .and(": ")
+                    .then(why),
+                None if by.is_empty() => Message::default().quote_all(fields, ", "),
+                None => Message::default()
                     .quote_all(fields, ", ")
                     .and(" (by ")
                     .quote_all(by, ", ")
-                    .and(")")
+                    .and(")"),
             },
         ),
         Cause::OwnershipChanged => (
@@ -112,6 +120,7 @@ pub fn drift(plan: &Plan) -> Vec<Drift> {
                     namespace: c.namespace.clone(),
                     name: c.name.clone(),
                     how,
+                    cause: c.cause,
                     detail,
                 });
             }
@@ -123,6 +132,7 @@ pub fn drift(plan: &Plan) -> Vec<Drift> {
             namespace: c.namespace.clone(),
             name: c.name.clone(),
             how: How::Conflict,
+            cause: None,
             detail: c.message.clone(),
         });
     }
@@ -156,6 +166,7 @@ pub fn expiring(desired: &crate::desired::Desired, now: i64, next_run: u64) -> V
                 namespace: d.namespace.clone(),
                 name: d.name.clone(),
                 how: How::Expiring,
+                cause: None,
                 detail,
             })
         })

@@ -4,7 +4,7 @@
 //! namespaces records tens of Events, not 10,000 (the rest are counted in one summary Event).
 //! The binary's recorder sends them and aggregates repeats into series, as client-go's does.
 
-use crate::plan::{Action, Cause, Plan};
+use crate::plan::{Action, Cause, Origin, Plan};
 use crate::report::{Outcome, Report};
 use regops_spec::kind::ObjectKind;
 use regops_spec::untrusted::Message;
@@ -173,13 +173,14 @@ pub fn of_apply(
                 format!("Deleted by regops: spec `{spec}` no longer wants it"),
             )),
             (Outcome::Applied, ObjectKind::Secret, Action::Update) => {
+                // Who moved decides: a change in the cluster undone is a restoration (a
+                // warning), the spec's own change a rotation; the note says it in the plan's
+                // words.
                 let restored = r
                     .message
                     .as_deref()
                     .is_some_and(|m| m.starts_with("restored"))
-                    || c.causes
-                        .iter()
-                        .any(|k| matches!(k, Cause::DataChanged { by, .. } if !by.is_empty()));
+                    || matches!(c.cause, Some(Origin::ChangedInCluster | Origin::Both));
                 let data = c
                     .causes
                     .iter()
@@ -194,7 +195,7 @@ pub fn of_apply(
                             r.message
                                 .clone()
                                 .or_else(|| c.reason.as_ref().map(Message::raw))
-                                .unwrap_or_else(|| "it had been changed outside regops".into())
+                                .unwrap_or_else(|| "it had been changed in the cluster".into())
                         ),
                     ))
                 } else if data {
@@ -203,7 +204,10 @@ pub fn of_apply(
                         "Rotated",
                         "Apply",
                         format!(
-                            "Credentials updated in place by regops from spec `{spec}` (same uid){logins}"
+                            "Credentials updated in place by regops from spec `{spec}` (same uid){}{logins}",
+                            c.reason
+                                .as_ref()
+                                .map_or_else(String::new, |why| format!(": {}", why.raw()))
                         ),
                     ))
                 } else if c.causes.iter().any(|k| matches!(k, Cause::Adopted)) {

@@ -14,6 +14,14 @@ pub const SPEC_ANNOTATION: &str = "regops.dev/spec";
 pub const SOURCE_COMMIT_ANNOTATION: &str = "regops.dev/source-commit";
 /// On a Secret holding minted tokens: when the first of them expires (RFC 3339, UTC).
 pub const EXPIRES_AT_ANNOTATION: &str = "regops.dev/expires-at";
+/// On a Secret regops writes: where each credential's password came from when it was last
+/// applied, as `credential=digest` pairs sorted by credential (`robot=age:1a2b3c4d`). The
+/// digest is that of the credential's age ciphertext, which is in git already: it reveals
+/// nothing of the password (never a hash of the password, which a weak password would not
+/// survive). Only credentials read from ciphertext have one. With it, a plan tells a change of
+/// the spec (a rotation) from an edit in the cluster, as `kubectl apply`'s three-way merge does
+/// with its last-applied record.
+pub const APPLIED_SOURCES_ANNOTATION: &str = "regops.dev/applied-sources";
 pub const ADDED_ANNOTATION_PREFIX: &str = "pull-secrets.regops.dev/";
 pub const KUBESPHERE_ANNOTATION: &str = "kubesphere.io/imagepullsecrets";
 pub const SECRET_TYPE: &str = "kubernetes.io/dockerconfigjson";
@@ -51,6 +59,40 @@ pub fn gitops_owner(
     } else {
         None
     }
+}
+
+/// The value of [`APPLIED_SOURCES_ANNOTATION`] for `sources` (credential → digest).
+pub fn sources_value(sources: &std::collections::BTreeMap<String, String>) -> String {
+    sources
+        .iter()
+        .map(|(c, d)| format!("{c}={d}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The credentials whose source differs between a recorded value and `sources` (changed,
+/// added or gone), sorted.
+pub fn sources_changed(
+    recorded: &str,
+    sources: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    let then: std::collections::BTreeMap<&str, &str> = recorded
+        .split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .collect();
+    let mut out: Vec<String> = sources
+        .iter()
+        .filter(|(c, d)| then.get(c.as_str()) != Some(&d.as_str()))
+        .map(|(c, _)| c.clone())
+        .chain(
+            then.keys()
+                .filter(|c| !sources.contains_key(**c))
+                .map(|c| c.to_string()),
+        )
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The annotation key recording what `spec` added.

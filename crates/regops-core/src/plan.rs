@@ -50,6 +50,64 @@ pub struct FieldChange {
     pub sensitive: bool,
 }
 
+/// Who moved, as `kubectl apply`'s three-way merge sees it: what regops last applied (its
+/// records on the object: the sources of a Secret's credentials, the entries it added to a
+/// ServiceAccount or workload), the spec now, and the cluster now. One per change; the causes
+/// say what differs, this says why. `docs/drift.md` has the table.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// This commit changes it: the spec (or the source of a credential) differs from what regops
+    /// last applied.
+    SpecChanged,
+    /// Someone changed it in the cluster since regops applied it.
+    ChangedInCluster,
+    /// The spec changes it, and someone changed it in the cluster too.
+    Both,
+    /// regops had applied it, and it was deleted in the cluster.
+    Missing,
+    /// A namespace or object the spec now reaches: regops has not applied anything to it yet.
+    NewInScope,
+}
+
+impl Origin {
+    /// The words every view uses for it.
+    pub fn words(self) -> &'static str {
+        match self {
+            Origin::SpecChanged => "the spec changes it",
+            Origin::ChangedInCluster => "changed in the cluster",
+            Origin::Both => "the spec changes it, and it was changed in the cluster",
+            Origin::Missing => "deleted in the cluster",
+            Origin::NewInScope => "new in scope",
+        }
+    }
+
+    /// As `--output json` spells it (`spec-changed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::SpecChanged => "spec-changed",
+            Origin::ChangedInCluster => "changed-in-cluster",
+            Origin::Both => "both",
+            Origin::Missing => "missing",
+            Origin::NewInScope => "new-in-scope",
+        }
+    }
+
+    /// One change's origin from two of its causes': a spec change and a cluster change make
+    /// both; a deletion or a new object says more than the rest.
+    fn and(self, other: Origin) -> Origin {
+        use Origin::*;
+        match (self, other) {
+            (a, b) if a == b => a,
+            (Missing, _) | (_, Missing) => Missing,
+            (NewInScope, x) | (x, NewInScope) => x,
+            _ => Both,
+        }
+    }
+}
+
 /// Why an object is in the plan: what differs between the cluster and the spec, one entry per
 /// difference. Drift reports these; the text view shows `reason`, written for people.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -61,10 +119,14 @@ pub enum Cause {
     /// A namespace entered a scope and holds no Secret of this spec yet.
     NewNamespace,
     /// A Secret's data differs from the spec: `fields` names what differs (per login), `by`
-    /// the field managers other than regops that hold the data (who changed it by hand).
+    /// the field managers other than regops that hold the data (who changed it by hand),
+    /// `rotated` the credentials whose source (ciphertext) changed since regops last applied
+    /// the Secret (what the spec changes).
     DataChanged {
         fields: Vec<String>,
         by: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        rotated: Vec<String>,
     },
     /// regops' label or annotation is missing from a Secret it manages or adopts.
     OwnershipChanged,
@@ -85,7 +147,8 @@ pub enum Cause {
     /// The KubeSphere annotation an earlier regops wrote on the workload's own metadata moves
     /// to the pod template, where KubeSphere reads it.
     AnnotationMoved,
-    /// Only regops' record of the entries it added changes.
+    /// Only regops' record changes: of the entries it added (a ServiceAccount, a workload), or
+    /// of the sources of a Secret's credentials.
     RecordOutdated,
     /// A Secret this spec owns that the spec no longer wants.
     Orphaned,
@@ -109,6 +172,10 @@ pub struct Change {
     /// Why, one entry per difference; empty for `noop`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub causes: Vec<Cause>,
+    /// Who moved: the spec, the cluster, both; or deleted in the cluster, or new in scope.
+    /// `None` for housekeeping (a renewal, regops' own records) and `noop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Origin>,
     /// `imagePullSecrets` entries to add / remove (patches).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub add: Vec<String>,
@@ -153,6 +220,7 @@ impl Change {
             fields: Vec::new(),
             reason: None,
             causes: Vec::new(),
+            cause: None,
             add: Vec::new(),
             remove: Vec::new(),
             entries_before: Vec::new(),
@@ -372,26 +440,102 @@ fn collision(d: &DesiredSecret, have: &Secret) -> Conflict {
     }
 }
 
-/// Why an owned Secret's data differs, for people: changed by hand (by whom, when the field
-/// managers say), changed since it was applied from this very commit, or the spec changed.
-fn data_change_reason(have: &Secret, changed_by: &[String], commit: Option<&str>) -> Message {
+/// Who moved when an owned Secret's data differs from the spec, three ways: what regops last
+/// applied (its record of the credentials' sources, or, from a regops before the record, the
+/// commit it applied from), the spec now, and the cluster now (the field managers other than
+/// regops that hold the data).
+struct DataMove {
+    origin: Origin,
+    /// The credentials whose source changed since the last apply.
+    rotated: Vec<String>,
+}
+
+fn data_move(
+    have: &Secret,
+    d: &DesiredSecret,
+    changed_by: &[String],
+    commit: Option<&str>,
+) -> DataMove {
+    // Whether the spec moved: the record of the sources says, or (a Secret written before the
+    // record) the commit it was applied from, when both commits are known.
+    let recorded = have.annotations.get(ownership::APPLIED_SOURCES_ANNOTATION);
+    let rotated = recorded.map_or_else(Vec::new, |r| ownership::sources_changed(r, &d.sources));
     let applied_from = have
         .annotations
         .get(ownership::SOURCE_COMMIT_ANNOTATION)
         .map(String::as_str);
-    if !changed_by.is_empty() {
-        Message::own("changed by ")
-            .code_all(changed_by, ", ")
-            .and(" outside regops; apply restores it")
-    } else if commit.is_some() && applied_from == commit {
-        "changed outside regops since it was applied from this commit".into()
+    let spec_moved = match (recorded, commit, applied_from) {
+        (Some(_), ..) => Some(!rotated.is_empty()),
+        (None, Some(now), Some(then)) => Some(now != then),
+        _ => None,
+    };
+    // Whether the cluster moved: another field manager holds the data (the API server records
+    // every writer: `kubectl edit`, `patch`, `replace`, a console).
+    let cluster_moved = !changed_by.is_empty();
+    let origin = match (spec_moved, cluster_moved) {
+        (Some(true), true) => Origin::Both,
+        (Some(true), false) | (None, false) => Origin::SpecChanged,
+        (Some(false), true) | (None, true) => Origin::ChangedInCluster,
+        // Neither, as far as the records go: a credential with no ciphertext (from the
+        // environment, a file, a helper) changed at its source; else the Secret was changed in
+        // a way its field managers do not show.
+        (Some(false), false) if d.sources.len() < d.logins.len() => Origin::SpecChanged,
+        (Some(false), false) => Origin::ChangedInCluster,
+    };
+    DataMove { origin, rotated }
+}
+
+/// Why an owned Secret's data differs, for people, in the words of its [`Origin`]: the spec's
+/// rotation (naming the credentials), a change in the cluster (naming who made it), or both.
+fn data_change_reason(m: &DataMove, changed_by: &[String]) -> Message {
+    let spec = if m.rotated.is_empty() {
+        Message::own("the spec changes it")
     } else {
-        "differs from the spec".into()
+        Message::own(if m.rotated.len() == 1 {
+            "the spec rotates credential "
+        } else {
+            "the spec rotates credentials "
+        })
+        .code_all(&m.rotated, ", ")
+    };
+    let cluster = if changed_by.is_empty() {
+        Message::own("changed in the cluster")
+    } else {
+        Message::own("changed in the cluster by ").code_all(changed_by, ", ")
+    };
+    match m.origin {
+        Origin::Both => spec
+            .and(", and it was ")
+            .then(&cluster)
+            .and("; apply writes the spec's"),
+        Origin::ChangedInCluster => cluster.and("; apply restores it"),
+        _ => spec,
     }
 }
 
-/// `others_here`: the namespace holds another Secret of this spec (so a missing one was
-/// deleted, rather than the namespace being new to the scope).
+/// What regops once applied in a namespace: a Secret's name that a ServiceAccount's or
+/// workload's record (`pull-secrets.regops.dev/<spec>`) lists as added there.
+fn recorded_secrets<'o>(observed: &'o Observed, spec: &str) -> BTreeSet<(&'o str, String)> {
+    let sa = observed
+        .service_accounts
+        .iter()
+        .map(|s| (s.namespace.as_str(), &s.annotations));
+    let workloads = observed
+        .workloads
+        .iter()
+        .map(|w| (w.namespace.as_str(), &w.annotations));
+    sa.chain(workloads)
+        .flat_map(|(ns, a)| {
+            ownership::added_by(a, spec)
+                .into_iter()
+                .map(move |name| (ns, name))
+        })
+        .collect()
+}
+
+/// `applied_here`: regops applied this Secret here before (the namespace holds another Secret
+/// of this spec, or a ServiceAccount or workload records having been given this one), so a
+/// missing one was deleted, rather than the namespace being new to the scope.
 // Kept whole (over 80 lines): the decisions about one Secret, top to bottom: create, conflict,
 // replace, update, ownership, no-op.
 fn plan_secret(
@@ -399,7 +543,7 @@ fn plan_secret(
     d: &DesiredSecret,
     have: Option<&Secret>,
     commit: Option<&str>,
-    others_here: bool,
+    applied_here: bool,
 ) -> Result<Change, Conflict> {
     let logins: Vec<String> = d
         .logins
@@ -409,11 +553,14 @@ fn plan_secret(
     let Some(have) = have else {
         let mut c = Change::new(Action::Create, ObjectKind::Secret, &d.namespace, &d.name);
         c.logins = logins;
-        c.causes.push(if others_here {
-            Cause::Missing
+        if applied_here {
+            c.causes.push(Cause::Missing);
+            c.cause = Some(Origin::Missing);
+            c.reason = Some(Origin::Missing.words().into());
         } else {
-            Cause::NewNamespace
-        });
+            c.causes.push(Cause::NewNamespace);
+            c.cause = Some(Origin::NewInScope);
+        }
         return Ok(c);
     };
     let owned = have.owned_by(spec);
@@ -461,22 +608,39 @@ fn plan_secret(
         c.causes.push(Cause::TypeDiffers {
             from: have.type_.clone(),
         });
+        // regops writes only its own type: a Secret of its of another type was made anew in
+        // the cluster; one taken over (`adopt: true`) is the spec's doing.
+        c.cause = Some(if owned {
+            Origin::ChangedInCluster
+        } else {
+            Origin::SpecChanged
+        });
         return Ok(c);
     }
+    // Field managers other than regops' own that hold the data: who changed it by hand. A
+    // writer that changes a field takes it from every other manager (server-side apply's
+    // field ownership), so while regops still holds the data nobody changed it since regops
+    // wrote it: another manager holding it too only wrote the same bytes (the `kubectl apply`
+    // that made a Secret regops adopted).
+    let regops_holds_data = have
+        .managers
+        .iter()
+        .any(|m| m.owns_data && m.name == ownership::SECRET_FIELD_MANAGER);
+    let changed_by: Vec<String> = have
+        .managers
+        .iter()
+        .filter(|m| !regops_holds_data && m.owns_data && m.name != ownership::SECRET_FIELD_MANAGER)
+        .map(|m| m.name.clone())
+        .collect();
+    let moved = (owned && !data_same).then(|| data_move(have, d, &changed_by, commit));
     if have.immutable && !data_same {
         c.action = Action::Replace;
         c.reason = Some("the Secret is immutable and its data must change".into());
         c.fields = auths_diff(have_doc.as_deref(), want, &d.digests);
         c.causes.push(Cause::Immutable);
+        c.cause = Some(moved.map_or(Origin::SpecChanged, |m| m.origin));
         return Ok(c);
     }
-    // Field managers other than regops' own that hold the data: who changed it by hand.
-    let changed_by: Vec<String> = have
-        .managers
-        .iter()
-        .filter(|m| m.owns_data && m.name != ownership::SECRET_FIELD_MANAGER)
-        .map(|m| m.name.clone())
-        .collect();
     if !data_same {
         c.fields = auths_diff(have_doc.as_deref(), want, &d.digests);
         c.causes.push(Cause::DataChanged {
@@ -486,14 +650,20 @@ fn plan_secret(
             } else {
                 Vec::new()
             },
+            rotated: moved
+                .as_ref()
+                .map(|m| m.rotated.clone())
+                .unwrap_or_default(),
         });
-        if owned {
-            c.reason = Some(data_change_reason(have, &changed_by, commit));
+        if let Some(m) = &moved {
+            c.reason = Some(data_change_reason(m, &changed_by));
+            c.cause = Some(m.origin);
         }
     }
     if !owned {
         c.reason = Some("adopted (`adopt: true`)".into());
         c.causes.push(Cause::Adopted);
+        c.cause = Some(Origin::SpecChanged);
     }
     let before = c.fields.len();
     labels_diff(
@@ -510,6 +680,29 @@ fn plan_secret(
     );
     if c.fields.len() > before {
         c.causes.push(Cause::OwnershipChanged);
+        if owned {
+            c.cause = Some(c.cause.map_or(Origin::ChangedInCluster, |o| {
+                o.and(Origin::ChangedInCluster)
+            }));
+        }
+    }
+    // The record of the credentials' sources follows the spec (a `regops rekey` changes every
+    // ciphertext, not the passwords): kept up to date once a regops that writes it has written
+    // the Secret; a Secret without one gets it at its next write, not before.
+    if owned
+        && data_same
+        && let Some(recorded) = have.annotations.get(ownership::APPLIED_SOURCES_ANNOTATION)
+    {
+        let now = ownership::sources_value(&d.sources);
+        if !now.is_empty() && *recorded != now {
+            labels_diff(
+                "metadata.annotations",
+                &have.annotations,
+                &[(ownership::APPLIED_SOURCES_ANNOTATION, &now)],
+                &mut c.fields,
+            );
+            c.causes.push(Cause::RecordOutdated);
+        }
     }
     if let Some(at) = d.expires_at {
         let at = regops_spec::rules::format_timestamp(at);
@@ -536,12 +729,15 @@ fn plan_secret(
                     .code_all(&d.renewed, ", ")
                     .and(", which expires within `refreshBefore`"),
             );
+            // A renewal is housekeeping: no one moved.
+            c.cause = None;
         }
     }
     if c.fields.is_empty() {
         c.action = Action::Noop;
         c.reason = None;
         c.causes.clear();
+        c.cause = None;
     }
     Ok(c)
 }
@@ -647,6 +843,24 @@ fn entries_change(
     if let Some(ks) = &kubesphere {
         kubesphere_change(&mut c, ks, wanted);
     }
+    // Entries regops added and someone removed moved in the cluster; entries wanted and never
+    // added are the spec's change on an object regops already keeps entries on, or new in
+    // scope on one it does not; entries no longer wanted are the spec's change.
+    let new_here = if recorded.is_empty() {
+        Origin::NewInScope
+    } else {
+        Origin::SpecChanged
+    };
+    c.cause = c
+        .causes
+        .iter()
+        .filter_map(|k| match k {
+            Cause::EntryRemoved { .. } => Some(Origin::ChangedInCluster),
+            Cause::EntryMissing { .. } | Cause::AnnotationDiffers => Some(new_here),
+            Cause::EntryUnwanted { .. } => Some(Origin::SpecChanged),
+            _ => None,
+        })
+        .reduce(Origin::and);
     if !c.add.is_empty() || !c.remove.is_empty() {
         c.entries_before = present.to_vec();
         c.entries_after = crate::request::entries_after(present, &c.add, &c.remove);
@@ -707,6 +921,9 @@ impl<'a> Planner<'a> {
             .map(|s| ((s.namespace.as_str(), s.name.as_str()), s))
             .collect();
         // Namespaces holding a Secret of this spec: one to create there was deleted.
+        // ServiceAccounts and workloads recording that this spec gave them a Secret: it was
+        // there (and so was deleted, if it is not now).
+        let recorded = recorded_secrets(observed, self.spec);
         let owned_in: BTreeSet<&str> = observed
             .secrets
             .iter()
@@ -731,7 +948,8 @@ impl<'a> Planner<'a> {
                 d,
                 have.get(&(d.namespace.as_str(), d.name.as_str())).copied(),
                 self.commit,
-                owned_in.contains(d.namespace.as_str()),
+                owned_in.contains(d.namespace.as_str())
+                    || recorded.contains(&(d.namespace.as_str(), d.name.clone())),
             ) {
                 Ok(c) => {
                     if let Some(w) = rotation_warning(&c, d.expires_at.is_some()) {
@@ -764,6 +982,7 @@ impl<'a> Planner<'a> {
                 let mut c = Change::new(Action::Delete, ObjectKind::Secret, &s.namespace, &s.name);
                 c.reason = Some("no longer in the spec; deleted only with --prune".into());
                 c.causes.push(Cause::Orphaned);
+                c.cause = Some(Origin::SpecChanged);
                 c
             })
             .collect()

@@ -476,7 +476,8 @@ impl crate::format::View for ValidateView<'_> {
 mod tests {
     use super::*;
     use crate::drift::How;
-    use crate::plan::{Conflict, Source, Summary};
+    use crate::plan::{Conflict, Origin, Source, Summary};
+    use regops_spec::untrusted::Message;
 
     fn plan() -> Plan {
         Plan {
@@ -625,13 +626,19 @@ mod tests {
                 namespace: "web".into(),
                 name: "pull".into(),
                 how: How::DataChanged,
-                detail: "auths[harbor.example.com].password (by kubectl-edit)".into(),
+                cause: Some(Origin::ChangedInCluster),
+                detail: Message::own(
+                    "auths[harbor.example.com].password: changed in the cluster by ",
+                )
+                .code("kubectl-edit")
+                .and("; apply restores it"),
             },
             Drift {
                 kind: ObjectKind::Secret,
                 namespace: "web".into(),
                 name: "pull".into(),
                 how: How::OwnershipChanged,
+                cause: Some(Origin::ChangedInCluster),
                 detail: "regops' label or annotation is missing".into(),
             },
             Drift {
@@ -639,6 +646,7 @@ mod tests {
                 namespace: "web".into(),
                 name: "default".into(),
                 how: How::EntryRemoved,
+                cause: Some(Origin::ChangedInCluster),
                 detail: "pull".into(),
             },
         ];

@@ -46,6 +46,10 @@ impl SecretApply<'_> {
         if let Some(c) = self.commit {
             annotations.insert(SOURCE_COMMIT_ANNOTATION, c);
         }
+        let sources = ownership::sources_value(&self.desired.sources);
+        if !sources.is_empty() {
+            annotations.insert(ownership::APPLIED_SOURCES_ANNOTATION, &sources);
+        }
         let expires = self
             .desired
             .expires_at
@@ -209,6 +213,7 @@ mod tests {
                     .to_string(),
             ),
             digests: BTreeMap::new(),
+            sources: BTreeMap::new(),
             adopt: false,
             expires_at: None,
             due: Vec::new(),

@@ -573,6 +573,15 @@ pub fn markdown(plan: &Plan, max_bytes: usize) -> String {
             "**No changes.** The cluster matches the spec ({} objects checked).",
             plan.summary.noop
         );
+        // Nothing to change is not nothing to say: a `-n` that selected nothing, a credential
+        // about to expire.
+        let warnings = warning_lines(plan, Detail::Summary);
+        if !warnings.is_empty() {
+            let _ = writeln!(out, "\n#### Warnings\n");
+            for w in &warnings {
+                let _ = writeln!(out, "- {}", w.markdown());
+            }
+        }
         return out;
     }
     let _ = writeln!(

@@ -133,14 +133,16 @@ fn run_scenario(dir: &std::path::Path) -> String {
                 .map(|k| serde_json::to_string(k).unwrap())
                 .collect();
             format!(
-                "{:?} {} {}/{} +{:?} -{:?} causes: [{}]",
+                "{:?} {} {}/{} +{:?} -{:?} causes: [{}]{}",
                 c.action,
                 c.kind,
                 c.namespace,
                 c.name,
                 c.add,
                 c.remove,
-                causes.join(", ")
+                causes.join(", "),
+                c.cause
+                    .map_or(String::new(), |o| format!(" cause: {}", o.name()))
             )
         })
         .collect();

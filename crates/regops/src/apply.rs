@@ -185,7 +185,7 @@ async fn restore_secret(
         .await
         .map_err(|e| describe(&e))?;
     let note = if others.is_empty() {
-        "restored: it had been changed outside regops".to_string()
+        "restored: it had been changed in the cluster".to_string()
     } else {
         format!(
             "restored: overwrote the change made by {}",

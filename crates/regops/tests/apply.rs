@@ -459,7 +459,7 @@ fn a_secret_regops_owns_is_restored_after_a_hand_edit_without_a_flag() {
         plan.stdout.contains("auths[harbor.example.com]")
             && plan
                 .stdout
-                .contains("changed by `kubectl-edit` outside regops; apply restores it"),
+                .contains("changed in the cluster by `kubectl-edit`; apply restores it"),
         "{}",
         plan.stdout
     );

@@ -313,8 +313,8 @@ fn plan_against_the_cluster_in_text_json_and_markdown() {
         md.stdout
     );
     assert!(
-        md.stdout.contains("robot\\$ci"),
-        "dollar signs escaped for GitHub: {}",
+        md.stdout.contains("as robot$ci`"),
+        "a user name with a dollar sign (math on GitHub) inside a code span: {}",
         md.stdout
     );
 

@@ -12,11 +12,13 @@ pub(super) fn cluster_info(args: ClusterArgs, term: &Term) -> Outcome {
         args.kubeconfig.as_deref(),
         args.context.as_deref(),
     ))?;
+    // The server's version string and the kubeconfig's names are data.
+    use regops_spec::untrusted::terminal;
     term.stdout(&format!(
         "server:     {}\ncontext:    {}\nversion:    {}\nnamespaces: {}\n",
-        info.target.server,
-        info.target.context.as_deref().unwrap_or("(in-cluster)"),
-        info.version,
+        terminal(&info.target.server),
+        terminal(info.target.context.as_deref().unwrap_or("(in-cluster)")),
+        terminal(&info.version.to_string()),
         info.namespaces
     ));
     Ok(ExitStatus::Success)

@@ -132,15 +132,19 @@ fn summary(im: &Import, beyond: usize, written: Option<&Path>) -> String {
             "Left out ({}; Secrets of other types are not read):\n",
             im.left_out.len()
         ));
+        // What was left out and why name the cluster's objects (data): one line each.
+        use regops_spec::untrusted::terminal;
         for l in &im.left_out {
             o.push_str(&format!(
                 "  - {}: {}.\n    What to do: {}.\n",
-                l.what, l.why, l.todo
+                terminal(&l.what),
+                terminal(&l.why),
+                terminal(&l.todo)
             ));
         }
     }
     for n in &im.notes {
-        o.push_str(&format!("Note: {n}\n"));
+        o.push_str(&format!("Note: {}\n", regops_spec::untrusted::terminal(n)));
     }
     if beyond > 0 {
         o.push_str(&format!(
