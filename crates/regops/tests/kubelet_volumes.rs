@@ -1,0 +1,285 @@
+//! The installs' pods can read what they mount, under the kubelet's rules: each base in
+//! deploy/ rendered as a user renders it (`kubectl kustomize`), each Secret and ConfigMap volume
+//! laid out as the kubelet lays it out, and `regops check` run with the pod's uid, gid and
+//! supplementary groups against the mounted spec and age key.
+//!
+//! How the kubelet lays a Secret or ConfigMap volume out (kubernetes/kubernetes):
+//! - `pkg/volume/util/atomic_writer.go` (`AtomicWriter.writePayloadToDir`): each key is a file
+//!   written by the kubelet, which runs as root, so owned by root:root, with the item's mode,
+//!   else the volume's `defaultMode` (0644 when unset: `SecretVolumeSourceDefaultMode`).
+//! - `pkg/volume/volume_linux.go` (`SetVolumeOwnership`, `changeFilePermission`): only when the
+//!   pod sets `fsGroup`, every file is chowned to group fsGroup (`os.Lchown(name, -1, fsGroup)`)
+//!   and given the group's read bits: `mode | 0440` for a read-only volume, which Secret and
+//!   ConfigMap volumes are (`GetAttributes().ReadOnly`); without fsGroup nothing changes
+//!   (kubernetes/kubernetes#57923: a `defaultMode: 0400` Secret is then readable by root only).
+//! - The container's processes run as `runAsUser`, with primary group `runAsGroup` (else the
+//!   image's: 65532 for distroless `nonroot`) and fsGroup among their supplementary groups
+//!   (`pkg/kubelet/kuberuntime/security_context.go`, `SupplementalGroups` gets `FSGroup`).
+//!
+//! The test needs root (to chown and to drop to the pod's uid with setpriv); CI runs as root.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr, unreachable_pub)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+const DISTROLESS_NONROOT_GID: u32 = 65532;
+
+/// The Pods' templates of a rendered base: `(what, pod spec)`.
+fn pods(base: &str) -> Vec<(String, Value)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new("kubectl")
+        .args(["kustomize", base])
+        .current_dir(&root)
+        .output()
+        .expect("kubectl kustomize");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    docs.into_iter()
+        .filter_map(|d| {
+            let name = format!(
+                "{}/{}",
+                d["kind"].as_str()?,
+                d["metadata"]["name"].as_str()?
+            );
+            let spec = match d["kind"].as_str()? {
+                "Deployment" => d["spec"]["template"]["spec"].clone(),
+                "CronJob" => d["spec"]["jobTemplate"]["spec"]["template"]["spec"].clone(),
+                _ => return None,
+            };
+            Some((name, spec))
+        })
+        .collect()
+}
+
+/// The rendered ConfigMaps' data, by name.
+fn config_maps(base: &str) -> Vec<(String, Value)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new("kubectl")
+        .args(["kustomize", base])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    docs.into_iter()
+        .filter(|d| d["kind"] == "ConfigMap")
+        .map(|d| {
+            (
+                d["metadata"]["name"].as_str().unwrap().to_string(),
+                d["data"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn chown(path: &Path, uid: Option<u32>, gid: Option<u32>) {
+    std::os::unix::fs::chown(path, uid, gid).unwrap();
+}
+
+/// One volume's files, laid out as the kubelet does: owned by root, `mode`, then (with an
+/// fsGroup) the group and `| 0440`.
+fn lay_out(dir: &Path, files: &[(&str, &[u8])], mode: u32, fs_group: Option<u32>) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        chown(&path, Some(0), Some(0));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        if let Some(g) = fs_group {
+            chown(&path, None, Some(g));
+            let m = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m | 0o440)).unwrap();
+        }
+    }
+}
+
+fn u32_at(v: &Value) -> Option<u32> {
+    v.as_u64().and_then(|n| u32::try_from(n).ok())
+}
+
+/// Runs `regops check` in the pod's container as the kubelet would start it (its uid, gid and
+/// groups), with the volumes laid out under `root` and its env's paths pointing there.
+fn check_in_pod(
+    what: &str,
+    pod: &Value,
+    spec_data: &Value,
+    root: &Path,
+    bin: &Path,
+) -> (bool, String) {
+    let sc = &pod["securityContext"];
+    let uid = u32_at(&sc["runAsUser"]).unwrap_or_else(|| panic!("{what}: no runAsUser"));
+    let gid = u32_at(&sc["runAsGroup"]).unwrap_or(DISTROLESS_NONROOT_GID);
+    let fs_group = u32_at(&sc["fsGroup"]);
+    let container = &pod["containers"][0];
+    let mut mounts: Vec<(String, PathBuf)> = Vec::new();
+    for m in container["volumeMounts"].as_array().unwrap() {
+        let name = m["name"].as_str().unwrap();
+        let at = m["mountPath"].as_str().unwrap();
+        let volume = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap();
+        let dir = root.join(name);
+        if let Some(secret) = volume.get("secret") {
+            // The age identity's Secret: the example key, under the key the README creates.
+            let mode = u32_at(&secret["defaultMode"]).unwrap_or(0o644);
+            let key = std::fs::read(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../examples/quickstart/example-key.txt"),
+            )
+            .unwrap();
+            lay_out(&dir, &[("key.txt", &key)], mode, fs_group);
+        } else if let Some(cm) = volume.get("configMap") {
+            let mode = u32_at(&cm["defaultMode"]).unwrap_or(0o644);
+            let files: Vec<(String, Vec<u8>)> = spec_data
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().as_bytes().to_vec()))
+                .collect();
+            let refs: Vec<(&str, &[u8])> = files
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_slice()))
+                .collect();
+            lay_out(&dir, &refs, mode, fs_group);
+        } else {
+            panic!("{what}: a volume of a kind this test does not lay out: {volume}");
+        }
+        mounts.push((at.to_string(), dir));
+    }
+    // The container's paths, mapped to where the volumes are laid out.
+    let map = |p: &str| -> String {
+        for (at, dir) in &mounts {
+            if let Some(rest) = p.strip_prefix(at.as_str()) {
+                return format!("{}{rest}", dir.display());
+            }
+        }
+        p.to_string()
+    };
+    let args: Vec<String> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let spec_arg = args
+        .iter()
+        .position(|a| a == "-f")
+        .map(|i| args[i + 1].clone())
+        .unwrap_or_else(|| panic!("{what}: no -f"));
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"));
+    match fs_group {
+        Some(g) => cmd.arg(format!("--groups={g}")),
+        None => cmd.arg("--clear-groups"),
+    };
+    cmd.arg(bin).args(["check", "-f", &map(&spec_arg)]);
+    cmd.env_clear()
+        .env("HOME", root)
+        .env("PATH", "/usr/bin:/bin");
+    for e in container["env"].as_array().into_iter().flatten() {
+        if let Some(v) = e["value"].as_str() {
+            cmd.env(e["name"].as_str().unwrap(), map(v));
+        }
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Whether the test runs as root: a file it makes is root's.
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let f = tempfile::NamedTempFile::new().unwrap();
+    f.as_file().metadata().unwrap().uid() == 0
+}
+
+/// The binary, where the pod's user can run it (the target directory is under root's home).
+fn binary_for_others(dir: &Path) -> PathBuf {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.join("regops");
+    std::fs::copy(env!("CARGO_BIN_EXE_regops"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+#[test]
+fn every_install_reads_its_spec_and_key_as_the_kubelet_mounts_them() {
+    if !is_root() {
+        assert!(
+            std::env::var_os("REGOPS_REQUIRE_TOOLS").is_none(),
+            "this test lays volumes out as the kubelet (root) does: run it as root"
+        );
+        eprintln!("not root: skipping");
+        return;
+    }
+    if !common::have_tool("kubectl", "version") || !common::have_tool("setpriv", "--version") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = binary_for_others(tmp.path());
+    let mut checked = 0;
+    for base in ["deploy/controller", "deploy/cronjob"] {
+        let spec = config_maps(base)
+            .into_iter()
+            .find(|(n, _)| n == "regops-spec")
+            .map(|(_, d)| d)
+            .expect("the spec's ConfigMap");
+        for (what, pod) in pods(base) {
+            let root = tmp.path().join(format!("{base}-{what}").replace('/', "-"));
+            let (ok, out) = check_in_pod(&what, &pod, &spec, &root, &bin);
+            assert!(
+                ok,
+                "{base} {what}: `regops check` failed in the pod:\n{out}"
+            );
+            assert!(!out.contains("Permission denied"), "{out}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2, "a Deployment and a CronJob");
+}
+
+/// The model above can fail: the same Secret volume without an fsGroup (as the bases had it)
+/// is unreadable to the pod's user, as on a real kubelet.
+#[test]
+fn without_fs_group_a_0400_secret_is_unreadable_to_the_pod() {
+    if !is_root() {
+        return;
+    }
+    if !common::have_tool("kubectl", "version") || !common::have_tool("setpriv", "--version") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = binary_for_others(tmp.path());
+    let (what, mut pod) = pods("deploy/controller").remove(0);
+    pod["securityContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("fsGroup");
+    let spec = config_maps("deploy/controller").remove(0).1;
+    let (ok, out) = check_in_pod(&what, &pod, &spec, &tmp.path().join("pod"), &bin);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("Permission denied"),
+        "the key is root's alone without fsGroup:\n{out}"
+    );
+}
