@@ -729,12 +729,69 @@ fn q(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
+/// What an import did, for people: what it found, what it left out and why, and what to do
+/// next. Names and reasons from the cluster are escaped (`regops_spec::untrusted`).
+pub fn summary(im: &Import, beyond: usize, written: Option<&std::path::Path>) -> String {
+    use regops_spec::untrusted::terminal;
+    let mut o = format!(
+        "Imported {} Secret{} as {} pull secret{} ({} registr{}, {} credential{}) from {} namespace{} looked at; {} binding{}.\n",
+        im.secrets,
+        if im.secrets == 1 { "" } else { "s" },
+        im.pull_secrets.len(),
+        if im.pull_secrets.len() == 1 { "" } else { "s" },
+        im.registries.len(),
+        if im.registries.len() == 1 { "y" } else { "ies" },
+        im.credentials.len(),
+        if im.credentials.len() == 1 { "" } else { "s" },
+        im.namespaces,
+        if im.namespaces == 1 { "" } else { "s" },
+        im.bindings.len(),
+        if im.bindings.len() == 1 { "" } else { "s" },
+    );
+    if im.left_out.is_empty() {
+        o.push_str("Nothing was left out. (Secrets of other types are not read.)\n");
+    } else {
+        o.push_str(&format!(
+            "Left out ({}; Secrets of other types are not read):\n",
+            im.left_out.len()
+        ));
+        // What was left out and why name the cluster's objects (data): one line each.
+        for l in &im.left_out {
+            o.push_str(&format!(
+                "  - {}: {}.\n    What to do: {}.\n",
+                terminal(&l.what),
+                terminal(&l.why),
+                terminal(&l.todo)
+            ));
+        }
+    }
+    for n in &im.notes {
+        o.push_str(&format!("Note: {}\n", terminal(n)));
+    }
+    if beyond > 0 {
+        o.push_str(&format!(
+            "Warning: {beyond} change{} beyond adoption remain in its plan; review them with `regops plan`.\n",
+            if beyond == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(path) = written {
+        o.push_str(&format!(
+            "Wrote {} (mode 0600). Next: `regops plan -f {} -i KEY` shows only adoption; `regops apply` takes the Secrets over.\n",
+            terminal(&path.display().to_string()),
+            terminal(&path.display().to_string())
+        ));
+    }
+    o
+}
+
 /// The spec as a person would write it: sorted, a comment per pull secret saying where it
 /// was found. `password` gives each credential's password (by credential name).
 pub fn render(im: &Import, header: &str, password: &dyn Fn(&CredentialOut) -> Password) -> String {
     let mut o = String::new();
+    // Comments quote the cluster (its address, namespaces' names): escaped, so that no line
+    // break of theirs (`\r`, NEL, U+2028 end a YAML line too) ends a comment and writes spec.
     for line in header.lines() {
-        let _ = writeln!(o, "# {line}");
+        let _ = writeln!(o, "# {}", regops_spec::untrusted::terminal(line));
     }
     let _ = writeln!(
         o,
@@ -847,7 +904,11 @@ fn pull_secrets(o: &mut String, im: &Import) {
         }
     );
     for p in &im.pull_secrets {
-        let _ = writeln!(o, "  # Found in {}.", p.found_in.join(", "));
+        let _ = writeln!(
+            o,
+            "  # Found in {}.",
+            regops_spec::untrusted::terminal(&p.found_in.join(", "))
+        );
         let _ = writeln!(
             o,
             "  {}:\n    registries: [{}]\n    scope: {}\n    adopt: true",

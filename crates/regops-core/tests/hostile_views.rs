@@ -23,7 +23,7 @@ use regops_core::observed::Observed;
 use regops_core::plan::{Plan, Source};
 use regops_core::report::{self, Checked, ItemResult, Outcome, Report, Verdict};
 use regops_core::saved::{self, ClusterRecord, SavedPlan, SpecRecord};
-use regops_core::{desired, plan, view};
+use regops_core::{desired, import, plan, view};
 use regops_spec::untrusted::is_hidden;
 use regops_spec::{Format as SpecFormat, Sources};
 use secrecy::SecretString;
@@ -164,6 +164,24 @@ fn dockerconfig(user: &str) -> String {
 /// another type, a new namespace with a Deployment and a CronJob's Job), and a namespace out of
 /// scope holding an owned Secret (a deletion).
 fn plan_with(n: &Names) -> Plan {
+    let (observed, d) = cluster_with(n);
+    let source = Source {
+        commit: Some("fedcba9876543210".into()),
+        dirty: false,
+    };
+    plan::compute(&n.spec, &n.target, source, &d, &observed, None)
+}
+
+/// What `regops import` says after reading the same cluster (names, reasons and notes from
+/// it), with the file it wrote named by data too.
+fn import_summary(n: &Names) -> String {
+    let (observed, _) = cluster_with(n);
+    let mut im = import::infer(&observed, None, &n.spec, &[], true);
+    im.notes.push(n.message.clone());
+    import::summary(&im, 1, Some(std::path::Path::new(&n.target)))
+}
+
+fn cluster_with(n: &Names) -> (Observed, desired::Desired) {
     let ns = &n.namespaces;
     let mut objects = Vec::new();
     for name in &ns[..3] {
@@ -230,11 +248,7 @@ fn plan_with(n: &Names) -> Plan {
     let (observed, skipped) = Observed::from_objects(&objects);
     assert!(skipped.is_empty(), "{skipped:?}");
     let d = desired::compute(&loaded.spec, &logins, &observed, None);
-    let source = Source {
-        commit: Some("fedcba9876543210".into()),
-        dirty: false,
-    };
-    plan::compute(&n.spec, &n.target, source, &d, &observed, None)
+    (observed, d)
 }
 
 fn applied(p: &Plan, n: &Names) -> Report {
@@ -340,6 +354,7 @@ fn texts(n: &Names) -> Vec<(&'static str, String)> {
             fleet::plan_text(&n.spec, &members, false, view::Detail::Summary),
         ),
         ("fleet drift", fleet::drift_text(&n.spec, &drift_members)),
+        ("import", import_summary(n)),
     ]
 }
 

@@ -109,59 +109,6 @@ fn write_private(path: &Path, text: &str, force: bool) -> Result<(), Failure> {
     crate::atomic::write_file(path, text.as_bytes(), existing)
 }
 
-fn summary(im: &Import, beyond: usize, written: Option<&Path>) -> String {
-    let mut o = format!(
-        "Imported {} Secret{} as {} pull secret{} ({} registr{}, {} credential{}) from {} namespace{} looked at; {} binding{}.\n",
-        im.secrets,
-        if im.secrets == 1 { "" } else { "s" },
-        im.pull_secrets.len(),
-        if im.pull_secrets.len() == 1 { "" } else { "s" },
-        im.registries.len(),
-        if im.registries.len() == 1 { "y" } else { "ies" },
-        im.credentials.len(),
-        if im.credentials.len() == 1 { "" } else { "s" },
-        im.namespaces,
-        if im.namespaces == 1 { "" } else { "s" },
-        im.bindings.len(),
-        if im.bindings.len() == 1 { "" } else { "s" },
-    );
-    if im.left_out.is_empty() {
-        o.push_str("Nothing was left out. (Secrets of other types are not read.)\n");
-    } else {
-        o.push_str(&format!(
-            "Left out ({}; Secrets of other types are not read):\n",
-            im.left_out.len()
-        ));
-        // What was left out and why name the cluster's objects (data): one line each.
-        use regops_spec::untrusted::terminal;
-        for l in &im.left_out {
-            o.push_str(&format!(
-                "  - {}: {}.\n    What to do: {}.\n",
-                terminal(&l.what),
-                terminal(&l.why),
-                terminal(&l.todo)
-            ));
-        }
-    }
-    for n in &im.notes {
-        o.push_str(&format!("Note: {}\n", regops_spec::untrusted::terminal(n)));
-    }
-    if beyond > 0 {
-        o.push_str(&format!(
-            "Warning: {beyond} change{} beyond adoption remain in its plan; review them with `regops plan`.\n",
-            if beyond == 1 { "" } else { "s" }
-        ));
-    }
-    if let Some(path) = written {
-        o.push_str(&format!(
-            "Wrote {} (mode 0600). Next: `regops plan -f {} -i KEY` shows only adoption; `regops apply` takes the Secrets over.\n",
-            path.display(),
-            path.display()
-        ));
-    }
-    o
-}
-
 // Kept whole (over 80 lines): the command's steps in order (recipients, refusal to
 // overwrite, read, infer, prove, encrypt, check, write).
 pub(super) fn import(args: ImportArgs, term: &Term) -> Outcome {
@@ -217,7 +164,7 @@ pub(super) fn import(args: ImportArgs, term: &Term) -> Outcome {
     );
     if args.dry_run {
         term.stdout(&import::render(&im, &header, &|_| Password::Redacted));
-        term.note(summary(&im, beyond, None).trim_end());
+        term.note(import::summary(&im, beyond, None).trim_end());
         return Ok(ExitStatus::Success);
     }
     let mut ciphertexts = std::collections::BTreeMap::new();
@@ -235,6 +182,6 @@ pub(super) fn import(args: ImportArgs, term: &Term) -> Outcome {
         return Err(Failure::msg("--output FILE is required without --dry-run"));
     };
     write_private(out, &text, args.force)?;
-    term.note(summary(&im, beyond, Some(out)).trim_end());
+    term.note(import::summary(&im, beyond, Some(out)).trim_end());
     Ok(ExitStatus::Success)
 }
