@@ -77,7 +77,9 @@ fn width<T>(members: &[Member<T>]) -> usize {
 fn error_text(out: &mut String, e: &ClusterError) {
     let _ = writeln!(out, "error: {}", untrusted::terminal(&e.message));
     if let Some(h) = &e.help {
-        let _ = writeln!(out, "  help: {}", untrusted::terminal(h));
+        for line in h.lines() {
+            let _ = writeln!(out, "  help: {}", untrusted::terminal(line));
+        }
     }
 }
 

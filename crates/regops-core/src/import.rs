@@ -726,7 +726,25 @@ pub fn beyond_adoption(plan: &Plan) -> usize {
 
 /// A YAML double-quoted string.
 fn q(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+    regops_spec::untrusted::yaml_string(s)
+}
+
+/// A name as the spec is written: plain where it is a plain name (`web`, `harbor-pull`), else
+/// quoted (a name read from a hostile API server may hold anything, `: ` and line breaks
+/// included, which plain would turn into spec).
+fn n(s: &str) -> String {
+    let plain = s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
+        && !matches!(
+            s,
+            "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null"
+        );
+    if plain { s.to_string() } else { q(s) }
+}
+
+fn names(list: &[String]) -> String {
+    list.iter().map(|s| n(s)).collect::<Vec<_>>().join(", ")
 }
 
 /// What an import did, for people: what it found, what it left out and why, and what to do
@@ -813,9 +831,9 @@ pub fn render(im: &Import, header: &str, password: &dyn Fn(&CredentialOut) -> Pa
         let _ = writeln!(
             o,
             "  {}:\n    server: {}\n    credential: {}",
-            r.name,
+            n(&r.name),
             q(&r.server),
-            r.credential
+            n(&r.credential)
         );
     }
     credentials(&mut o, im, password);
@@ -834,7 +852,12 @@ fn credentials(o: &mut String, im: &Import, password: &dyn Fn(&CredentialOut) ->
     let mut credentials: Vec<&CredentialOut> = im.credentials.iter().collect();
     credentials.sort_by(|a, b| a.name.cmp(&b.name));
     for c in credentials {
-        let _ = writeln!(o, "  {}:\n    username: {}", c.name, q(&c.login.username));
+        let _ = writeln!(
+            o,
+            "  {}:\n    username: {}",
+            n(&c.name),
+            q(&c.login.username)
+        );
         if let Some(e) = &c.login.email {
             let _ = writeln!(o, "    email: {}", q(e));
         }
@@ -867,7 +890,7 @@ fn scopes(o: &mut String, im: &Import) {
     let mut scopes: Vec<&ScopeOut> = im.scopes.iter().collect();
     scopes.sort_by(|a, b| a.name.cmp(&b.name));
     for s in scopes {
-        let _ = writeln!(o, "  {}:", s.name);
+        let _ = writeln!(o, "  {}:", n(&s.name));
         match &s.expr {
             ScopeExpr::RancherProject(p) => {
                 let _ = writeln!(o, "    rancherProject: {}", q(p));
@@ -885,8 +908,8 @@ fn scopes(o: &mut String, im: &Import) {
             }
             ScopeExpr::Names(names) => {
                 let _ = writeln!(o, "    namespaces:");
-                for n in names {
-                    let _ = writeln!(o, "      - {n}");
+                for name in names {
+                    let _ = writeln!(o, "      - {}", n(name));
                 }
             }
         }
@@ -912,9 +935,9 @@ fn pull_secrets(o: &mut String, im: &Import) {
         let _ = writeln!(
             o,
             "  {}:\n    registries: [{}]\n    scope: {}\n    adopt: true",
-            p.name,
-            p.registries.join(", "),
-            p.scope
+            n(&p.name),
+            names(&p.registries),
+            n(&p.scope)
         );
     }
 }
@@ -926,13 +949,9 @@ fn bindings(o: &mut String, im: &Import) {
         let _ = writeln!(o, "bindings:");
     }
     for b in &im.bindings {
-        let _ = writeln!(o, "  - pullSecret: {}", b.pull_secret);
+        let _ = writeln!(o, "  - pullSecret: {}", n(&b.pull_secret));
         if !b.service_accounts.is_empty() {
-            let _ = writeln!(
-                o,
-                "    serviceAccounts: [{}]",
-                b.service_accounts.join(", ")
-            );
+            let _ = writeln!(o, "    serviceAccounts: [{}]", names(&b.service_accounts));
         }
         if !b.kinds.is_empty() {
             let kinds: Vec<&str> = b.kinds.iter().map(|k| k.as_str()).collect();

@@ -459,13 +459,20 @@ fn data_move(
     // Whether the spec moved: the record of the sources says, or (a Secret written before the
     // record) the commit it was applied from, when both commits are known.
     let recorded = have.annotations.get(ownership::APPLIED_SOURCES_ANNOTATION);
-    let rotated = recorded.map_or_else(Vec::new, |r| ownership::sources_changed(r, &d.sources));
+    let changed = recorded.map_or_else(Vec::new, |r| ownership::sources_changed(r, &d.sources));
+    // The record is the cluster's to edit: only the spec's own credentials are named (one the
+    // record lists and the spec no longer has still counts as the spec's change).
+    let rotated: Vec<String> = changed
+        .iter()
+        .filter(|c| d.sources.contains_key(c.as_str()))
+        .cloned()
+        .collect();
     let applied_from = have
         .annotations
         .get(ownership::SOURCE_COMMIT_ANNOTATION)
         .map(String::as_str);
     let spec_moved = match (recorded, commit, applied_from) {
-        (Some(_), ..) => Some(!rotated.is_empty()),
+        (Some(_), ..) => Some(!changed.is_empty()),
         (None, Some(now), Some(then)) => Some(now != then),
         _ => None,
     };
@@ -608,7 +615,7 @@ fn plan_secret(
         c.causes.push(Cause::TypeDiffers {
             from: have.type_.clone(),
         });
-        // regops writes only its own type: a Secret of its of another type was made anew in
+        // regops writes only its own type: a Secret of its with another type was made anew in
         // the cluster; one taken over (`adopt: true`) is the spec's doing.
         c.cause = Some(if owned {
             Origin::ChangedInCluster

@@ -67,8 +67,7 @@ pub fn pull_secrets(
 }
 
 fn q(s: &str) -> String {
-    // A JSON string is a valid YAML double-quoted scalar; serialising a `&str` cannot fail.
-    serde_json::to_string(s).unwrap_or_else(|_| String::from("\"\""))
+    regops_spec::untrusted::yaml_string(s)
 }
 
 /// Multi-document YAML, as `kubectl apply -f -` and Argo CD read it. Secret data is shown only

@@ -352,8 +352,7 @@ pub fn to_bytes(saved: &SavedPlan) -> Result<Vec<u8>, serde_json::Error> {
     Ok(out)
 }
 
-/// What a saved plan was made from, for people.
-/// What a saved plan says of itself. The file is data (anyone may hand one over): every
+/// What a saved plan was made from, for people. What a saved plan says of itself. The file is data (anyone may hand one over): every
 /// string read from it is escaped by `regops_spec::untrusted`.
 fn provenance(saved: &SavedPlan) -> String {
     use regops_spec::untrusted::terminal;

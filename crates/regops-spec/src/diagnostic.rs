@@ -364,8 +364,8 @@ impl MietteAdapter {
         for (i, label) in d.labels.iter().enumerate() {
             if Some(label.loc.file) == primary_file {
                 let span = SourceSpan::new(label.loc.start.into(), label.loc.end - label.loc.start);
-                let text =
-                    (!label.text.is_empty()).then(|| crate::untrusted::lines(&label.text).into());
+                let text = (!label.text.is_empty())
+                    .then(|| crate::untrusted::terminal(&label.text).into_owned());
                 labels.push(if i == 0 {
                     LabeledSpan::new_primary_with_span(text, span)
                 } else {
@@ -429,10 +429,17 @@ impl MietteAdapter {
                 ));
             }
         }
-        // What a diagnostic says quotes the spec, a file or a cluster: data, escaped line by
-        // line (its line breaks are regops' own).
+        // What a diagnostic says quotes the spec, a file or a cluster: data, escaped. A spec's
+        // diagnostic (it has a code) is one line, so a line break in it is the spec's and is
+        // escaped too; a command's failure (no code) may list things on lines of its own, and
+        // escapes what it quotes where it is made (`Failure::msg`).
+        let message = if d.code.is_empty() {
+            crate::untrusted::lines(&d.message)
+        } else {
+            crate::untrusted::terminal(&d.message)
+        };
         MietteAdapter {
-            message: crate::untrusted::lines(&d.message).into_owned(),
+            message: message.into_owned(),
             code: d.code,
             severity: match d.severity {
                 Severity::Error => miette::Severity::Error,

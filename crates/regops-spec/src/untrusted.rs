@@ -35,7 +35,11 @@ pub fn is_hidden(c: char) -> bool {
             | '\u{7f}'..='\u{9f}'
             | '\u{ad}'              // soft hyphen
             | '\u{34f}'             // combining grapheme joiner
+            | '\u{600}'..='\u{605}' // Arabic number signs (prepended format characters)
             | '\u{61c}'             // Arabic letter mark
+            | '\u{6dd}'
+            | '\u{70f}'
+            | '\u{8e2}'
             | '\u{115f}'..='\u{1160}'
             | '\u{17b4}'..='\u{17b5}'
             | '\u{180b}'..='\u{180f}'
@@ -47,6 +51,10 @@ pub fn is_hidden(c: char) -> bool {
             | '\u{feff}'            // zero-width no-break space (BOM)
             | '\u{ffa0}'
             | '\u{fff9}'..='\u{fffb}' // interlinear annotation
+            | '\u{110bd}'
+            | '\u{110cd}'
+            | '\u{13430}'..='\u{1343f}' // Egyptian hieroglyph format controls
+            | '\u{1bca0}'..='\u{1bca3}' // shorthand format controls
             | '\u{1d173}'..='\u{1d17a}'
             | '\u{e0000}'..='\u{e007f}' // tag characters
             | '\u{e0100}'..='\u{e01ef}'
@@ -106,9 +114,12 @@ pub fn same_offsets(s: &str) -> Cow<'_, str> {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
             '\n' => out.push('\n'),
+            // A file's own line ends (CRLF) stay as they are; a lone CR is escaped.
+            '\r' if chars.peek() == Some(&'\n') => out.push('\r'),
             '\t' => out.push(' '),
             c if is_hidden(c) => {
                 for _ in 0..c.len_utf8() {
@@ -127,30 +138,41 @@ pub fn code(s: &str) -> String {
 }
 
 /// `s` as a Markdown inline code span inside a GFM table cell: as [`code`], with every `|`
-/// escaped as `\|`. GitHub (cmark-gfm) splits a row on a `|` that no backslash escapes before
-/// it parses code spans, and turns `\|` back into `|` inside them; a backslash of the data
-/// just before a `|` is doubled, so that it cannot escape the escape.
+/// escaped as `\|`. GitHub (cmark-gfm) splits a row on a `|` that a backslash does not
+/// escape, before it parses code spans, and turns every `\|` back into `|` inside the cell (a
+/// backslash before it included: data `a\|b` is written `a\\|b` and shown as it is).
 pub fn cell(s: &str) -> String {
-    let shown = terminal(s);
-    if !shown.contains('|') {
-        return span(&shown);
-    }
-    let mut out = String::with_capacity(shown.len() + 8);
-    let mut backslashes = 0;
-    for c in shown.chars() {
-        if c == '|' {
-            // An odd run of backslashes before the pipe would escape our own backslash.
-            for _ in 0..backslashes {
-                out.push('\\');
+    span(&terminal(s).replace('|', "\\|"))
+}
+
+/// `s` as a YAML double-quoted scalar (the spec `import` writes, the manifests `render`
+/// writes): JSON's escapes, which YAML reads the same, and every [`is_hidden`] character
+/// escaped too (`\u202e`, `\x85`), so that a YAML reader sees the string and nothing else, and
+/// so does a person reading the file on a terminal.
+pub fn yaml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if is_hidden(c) && (c as u32) <= 0xff => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
             }
-            out.push_str("\\|");
-            backslashes = 0;
-            continue;
+            c if is_hidden(c) && (c as u32) <= 0xffff => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c if is_hidden(c) => {
+                let _ = write!(out, "\\U{:08x}", c as u32);
+            }
+            c => out.push(c),
         }
-        backslashes = if c == '\\' { backslashes + 1 } else { 0 };
-        out.push(c);
     }
-    span(&out)
+    out.push('"');
+    out
 }
 
 /// A code span around text that holds no newline: a fence one backtick longer than the
@@ -308,7 +330,14 @@ impl Message {
     /// For Markdown in a table cell: the data as code spans ([`cell`]), and `|` in regops'
     /// own words escaped.
     pub fn markdown_cell(&self) -> String {
-        self.markdown_with(cell)
+        let mut out = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Own(s) => out.push_str(&s.replace('|', "\\|")),
+                Part::Data(s, _) => out.push_str(&cell(s)),
+            }
+        }
+        out
     }
 
     fn markdown_with(&self, quote: fn(&str) -> String) -> String {
@@ -415,9 +444,9 @@ mod tests {
     }
 
     #[test]
-    fn cells_escape_pipes_and_the_backslash_before_one() {
+    fn cells_escape_every_pipe() {
         assert_eq!(cell("a|b"), "`a\\|b`");
-        assert_eq!(cell("a\\|b"), "`a\\\\\\|b`");
+        assert_eq!(cell("a\\|b"), "`a\\\\|b`");
         assert_eq!(code("a|b"), "`a|b`");
     }
 

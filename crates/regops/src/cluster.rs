@@ -63,7 +63,7 @@ impl ClusterError {
     pub fn help(&self) -> Option<String> {
         match self {
             ClusterError::NoSuchContext { available, .. } if available.is_empty() => Some("the kubeconfig defines no contexts".into()),
-            ClusterError::NoSuchContext { available, .. } => Some(format!("available contexts: {}", available.join(", "))),
+            ClusterError::NoSuchContext { available, .. } => Some(format!("available contexts: {}", regops_spec::untrusted::terminal(&available.join(", ")))),
             ClusterError::NoConfig => Some("pass --kubeconfig FILE, set KUBECONFIG, or run in a pod with a service account".into()),
             ClusterError::Unreachable { .. } => Some("check the server address and that the cluster is up (`kubectl cluster-info` with the same kubeconfig)".into()),
             ClusterError::Unauthorized { .. } => Some("the token or certificate in the kubeconfig is missing, expired or wrong".into()),

@@ -22,9 +22,11 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// A failure said in one sentence, which may quote a file, a cluster or a helper: shown on
+    /// one line whatever it quotes (`regops_spec::untrusted::terminal`).
     pub(crate) fn msg(message: impl Into<String>) -> Self {
         Failure::Message {
-            message: message.into(),
+            message: regops_spec::untrusted::terminal(&message.into()).into_owned(),
             help: None,
         }
     }
@@ -43,10 +45,9 @@ impl Failure {
                 ));
             }
             Failure::Message { message, help } => {
-                // The message is one sentence, often quoting a cluster's or a file's text: a
-                // line break in it is data and is shown escaped, as the render escapes the
-                // rest (`regops_spec::untrusted`).
-                let message = regops_spec::untrusted::terminal(&message).into_owned();
+                // Its line breaks are regops' own (a refusal lists what moved, one line each);
+                // what it quotes was escaped where it was made (`Failure::msg`, the cluster's
+                // errors, the saved plan's refusals), and the render escapes any control left.
                 let mut d = Diagnostics::default();
                 d.push(Diagnostic::error("", message).with_help_opt(help));
                 term.diagnostics(&d, &Sources::default());
@@ -60,9 +61,10 @@ pub(crate) type Outcome = Result<ExitStatus, Failure>;
 
 impl From<crate::cluster::ClusterError> for Failure {
     fn from(e: crate::cluster::ClusterError) -> Self {
+        // One sentence, quoting the cluster (an API server's message): shown on one line.
         Failure::Message {
             help: e.help(),
-            message: e.to_string(),
+            message: regops_spec::untrusted::terminal(&e.to_string()).into_owned(),
         }
     }
 }

@@ -76,6 +76,12 @@ impl Term {
         eprintln!("{}", regops_spec::untrusted::lines(text));
     }
 
+    /// A view regops drew (the plan's text view, before an apply), on stderr as it is: its
+    /// colour is regops' own, and the view escaped the data in it.
+    pub fn note_view(&self, text: &str) {
+        eprintln!("{text}");
+    }
+
     pub fn diagnostics(&self, diags: &Diagnostics, sources: &Sources) {
         if diags.is_empty() {
             return;

@@ -18,7 +18,12 @@
 //!
 //! The test needs root (to chown and to drop to the pod's uid with setpriv); CI runs as root.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stderr,
+    unreachable_pub
+)]
 
 mod common;
 

@@ -115,7 +115,7 @@ pub(crate) fn show_plan(plan: &Plan, args: &ApplyArgs, term: &Term) {
     if args.output == Format::Text {
         term.stdout(&regops_core::view::text(plan, term.color_stdout(), detail));
     } else {
-        term.note(regops_core::view::text(plan, term.color, detail).trim_end());
+        term.note_view(regops_core::view::text(plan, term.color, detail).trim_end());
     }
 }
 
@@ -394,7 +394,7 @@ fn show_fleet_plan(
         term.stdout(&text);
     } else {
         let text = regops_core::fleet::plan_text(spec, &plans, term.color, detail);
-        term.note(text.trim_end());
+        term.note_view(text.trim_end());
     }
 }
 

@@ -33,7 +33,8 @@ pub(super) fn render(args: RenderArgs, term: &Term) -> Outcome {
             term.stdout(&format!(
                 "# cluster: {} (context `{}`)
 ",
-                m.name, m.context
+                regops_spec::untrusted::terminal(&m.name),
+                regops_spec::untrusted::terminal(&m.context)
             ));
             term.stdout(&render::to_yaml(&objects, &loaded.name, args.show_secrets));
         }

@@ -99,10 +99,16 @@ pub(super) fn show(args: ShowArgs, term: &Term) -> Outcome {
 
 /// A refusal: the plan is not applied, and why, with what to do.
 fn refuse(what: String, lines: &[String]) -> Failure {
-    let mut message = format!("the saved plan was not applied; nothing was written: {what}");
+    // What moved names the cluster's objects and the file's contents: each on its own line,
+    // and only there.
+    use regops_spec::untrusted::terminal;
+    let mut message = format!(
+        "the saved plan was not applied; nothing was written: {}",
+        terminal(&what)
+    );
     for l in lines.iter().take(SHOWN) {
         message.push_str("\n  ");
-        message.push_str(l);
+        message.push_str(&terminal(l));
     }
     if lines.len() > SHOWN {
         message.push_str(&format!("\n  … and {} more", lines.len() - SHOWN));
@@ -217,7 +223,8 @@ pub(super) fn apply_saved(mut args: ApplyArgs, term: &Term) -> Outcome {
     if cluster.server != saved.cluster.server {
         term.note(&format!(
             "note: the cluster is the one planned (same kube-system uid), reached at {} instead of {}",
-            cluster.server, saved.cluster.server
+            regops_spec::untrusted::terminal(&cluster.server),
+            regops_spec::untrusted::terminal(&saved.cluster.server)
         ));
     }
     let loaded = &prepared.loaded;
