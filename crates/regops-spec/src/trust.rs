@@ -8,7 +8,8 @@
 //!   resolves, symlinks followed, inside the spec's root ([`confine`]), unless the load
 //!   restrictor is `none`;
 //! - `env:` reads only variables with an allowed prefix (`REGOPS_CRED_` unless widened), and
-//!   never the ones regops itself and the cloud SDKs read keys from ([`env_refusal`]);
+//!   never the ones regops itself, the cloud SDKs and the CI systems keep keys and tokens in
+//!   ([`env_refusal`], [`refused_env_rule`]);
 //! - a minted token is sent only to its own cloud's registries ([`minted_host_refusal`]).
 //!
 //! [`check`] turns every breach into a located diagnostic before anything is read, decrypted
@@ -51,6 +52,47 @@ pub const REFUSED_ENV_PREFIXES: &[(&str, &str)] = &[
     ("CI_JOB_TOKEN", "the CI job's GitLab token"),
     ("VAULT_TOKEN", "a Vault token"),
 ];
+
+/// Names the CI systems put their own credentials under, refused as [`REFUSED_ENV_PREFIXES`]
+/// are: GitLab's job JWTs and registry and deploy passwords, the GitHub CLI's token.
+pub const REFUSED_CI_PREFIXES: &[(&str, &str)] = &[
+    ("CI_JOB_JWT", "the GitLab job's OIDC token"),
+    ("CI_REGISTRY_PASSWORD", "the GitLab job's registry password"),
+    ("CI_DEPLOY_PASSWORD", "a GitLab deploy token's password"),
+    ("GH_TOKEN", "a GitHub token (the gh CLI's)"),
+];
+
+/// The CI systems' own namespaces: a name in one of them that holds one of
+/// [`CI_SECRET_WORDS`] is one of the CI's credentials (`GITLAB_NOTE_TOKEN`,
+/// `RUNNER_TOKEN`, `BUILDKITE_AGENT_ACCESS_TOKEN`, `CIRCLE_OIDC_TOKEN`), whatever follows.
+pub const CI_NAMESPACES: &[&str] = &[
+    "CI_",
+    "GITHUB_",
+    "ACTIONS_",
+    "GITLAB_",
+    "RUNNER_",
+    "BUILDKITE_",
+    "CIRCLE_",
+];
+
+/// The words that mark a CI namespace's variable as a credential.
+pub const CI_SECRET_WORDS: &[&str] = &["TOKEN", "JWT", "PASSWORD", "SECRET"];
+
+/// The rule that refuses `name` to every spec whatever `--allow-env` says (`SOPS_*`,
+/// `CI_JOB_JWT*`, `GITLAB_*TOKEN*`), and what such variables hold; `None` if no rule does.
+pub fn refused_env_rule(name: &str) -> Option<(String, &'static str)> {
+    let upper = name.to_ascii_uppercase();
+    if let Some((prefix, what)) = REFUSED_ENV_PREFIXES
+        .iter()
+        .chain(REFUSED_CI_PREFIXES)
+        .find(|(p, _)| upper.starts_with(p))
+    {
+        return Some((format!("{prefix}*"), what));
+    }
+    let namespace = CI_NAMESPACES.iter().find(|n| upper.starts_with(*n))?;
+    let word = CI_SECRET_WORDS.iter().find(|w| upper.contains(*w))?;
+    Some((format!("{namespace}*{word}*"), "the CI's own credentials"))
+}
 
 /// What the operator allowed beyond the defaults (the command line's `--allow-*` flags).
 #[derive(Clone, Debug, Default)]
@@ -156,12 +198,8 @@ fn resolve_existing(path: &Path) -> Option<PathBuf> {
 
 /// Why `name` may not be read by `env:`, or `None` if it may.
 pub fn env_refusal(name: &str, policy: &Policy) -> Option<String> {
-    let upper = name.to_ascii_uppercase();
-    if let Some((prefix, what)) = REFUSED_ENV_PREFIXES
-        .iter()
-        .find(|(p, _)| upper.starts_with(p))
-    {
-        return Some(format!("`{prefix}*` holds {what}, which no spec may read"));
+    if let Some((rule, what)) = refused_env_rule(name) {
+        return Some(format!("`{rule}` holds {what}, which no spec may read"));
     }
     let prefixes: Vec<&str> = std::iter::once(DEFAULT_ENV_PREFIX)
         .chain(policy.allow_env.iter().map(String::as_str))
@@ -288,10 +326,7 @@ pub fn check(spec: &Spec, sources: &Sources, policy: &Policy) -> Diagnostics {
             }
             SecretSource::Env { env } => {
                 if let Some(why) = env_refusal(&env.value, policy) {
-                    let help = if REFUSED_ENV_PREFIXES
-                        .iter()
-                        .any(|(p, _)| env.value.to_ascii_uppercase().starts_with(p))
-                    {
+                    let help = if refused_env_rule(&env.value).is_some() {
                         format!(
                             "put the password in a variable named {DEFAULT_ENV_PREFIX}..., set by the job for this credential alone"
                         )
@@ -478,6 +513,42 @@ mod tests {
             minted_host_refusal(
                 Minted::Ecr,
                 Some("cn-north-1"),
+    /// The CIs' own credentials stay refused under any prefix `--allow-env` widens to.
+    #[test]
+    fn ci_credentials_are_refused_whatever_the_prefix() {
+        let wide = Policy {
+            allow_env: ["CI_", "G", "ACTIONS_", "RUNNER_", "BUILDKITE_", "CIRCLE_"]
+                .map(String::from)
+                .to_vec(),
+            ..Policy::default()
+        };
+        for (name, rule) in [
+            ("CI_JOB_JWT", "CI_JOB_JWT*"),
+            ("CI_JOB_JWT_V2", "CI_JOB_JWT*"),
+            ("CI_REGISTRY_PASSWORD", "CI_REGISTRY_PASSWORD*"),
+            ("CI_DEPLOY_PASSWORD", "CI_DEPLOY_PASSWORD*"),
+            ("CI_JOB_TOKEN", "CI_JOB_TOKEN*"),
+            ("CI_BUILD_TOKEN", "CI_*TOKEN*"),
+            ("GH_TOKEN", "GH_TOKEN*"),
+            ("GITHUB_TOKEN", "GITHUB_TOKEN*"),
+            ("GITHUB_PAT_TOKEN", "GITHUB_*TOKEN*"),
+            ("GITLAB_NOTE_TOKEN", "GITLAB_*TOKEN*"),
+            ("GITLAB_TOKEN_FOR_BOT", "GITLAB_*TOKEN*"),
+            ("ACTIONS_RUNTIME_TOKEN", "ACTIONS_*"),
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_*"),
+            ("RUNNER_TOKEN", "RUNNER_*TOKEN*"),
+            ("BUILDKITE_AGENT_ACCESS_TOKEN", "BUILDKITE_*TOKEN*"),
+            ("CIRCLE_OIDC_TOKEN_V2", "CIRCLE_*TOKEN*"),
+        ] {
+            let why = env_refusal(name, &wide).unwrap_or_default();
+            assert!(why.contains(&format!("`{rule}`")), "{name}: {why}");
+        }
+        // The rest of those namespaces is what the flag widens to.
+        for name in ["CI_COMMIT_SHA", "GITHUB_SHA", "GOPATH", "RUNNER_OS"] {
+            assert_eq!(env_refusal(name, &wide), None, "{name}");
+        }
+    }
+
                 "123456789012.dkr.ecr.cn-north-1.amazonaws.com",
                 &p
             )

@@ -452,6 +452,59 @@ fn env_reads_only_allowed_variables_and_never_a_key() {
     assert_eq!(r.code, 0, "{}", r.transcript());
 }
 
+/// A CI's own credentials stay out of reach whatever prefix `--allow-env` widens to: GitLab's
+/// job JWT under `CI_`, the gh CLI's and a GitLab bot's token under `G`, and so on.
+#[test]
+fn allow_env_never_reaches_the_ci_s_own_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, prefix, rule) in [
+        ("CI_JOB_JWT", "CI_", "CI_JOB_JWT*"),
+        ("CI_JOB_JWT_V2", "CI_", "CI_JOB_JWT*"),
+        ("CI_REGISTRY_PASSWORD", "CI_", "CI_REGISTRY_PASSWORD*"),
+        ("CI_DEPLOY_PASSWORD", "CI_", "CI_DEPLOY_PASSWORD*"),
+        ("GH_TOKEN", "G", "GH_TOKEN*"),
+        ("GITLAB_NOTE_TOKEN", "G", "GITLAB_*TOKEN*"),
+        ("RUNNER_TOKEN", "RUNNER_", "RUNNER_*TOKEN*"),
+        (
+            "BUILDKITE_AGENT_ACCESS_TOKEN",
+            "BUILDKITE_",
+            "BUILDKITE_*TOKEN*",
+        ),
+        ("CIRCLE_OIDC_TOKEN", "C", "CIRCLE_*TOKEN*"),
+    ] {
+        let s = write(
+            dir.path(),
+            "regops.yaml",
+            &spec(&format!("{{ env: {var} }}"), ""),
+        );
+        let r = run(in_ci()
+            .args(["render", "--show-secrets", "--allow-env", prefix, "-f"])
+            .arg(&s)
+            .env(var, "CI-SECRET-MARKER"));
+        assert_eq!(r.code, 1, "{var} under {prefix}: {}", r.transcript());
+        assert!(
+            says(
+                &r,
+                &format!("credential `c` may not read `${var}`: `{rule}` holds")
+            ) && says(&r, "which no spec may read"),
+            "{var}: {}",
+            r.stderr
+        );
+        assert!(
+            !r.stdout.contains("CI-SECRET-MARKER") && !r.stderr.contains("CI-SECRET-MARKER"),
+            "{}",
+            r.transcript()
+        );
+    }
+    // What the prefix is for still reads.
+    let s = write(dir.path(), "regops.yaml", &spec("{ env: CI_HUB_PULL }", ""));
+    let r = run(in_ci()
+        .args(["render", "--allow-env", "CI_", "-f"])
+        .arg(&s)
+        .env("CI_HUB_PULL", "pw"));
+    assert_eq!(r.code, 0, "{}", r.transcript());
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. Minted tokens go to a host the spec picks.
 
