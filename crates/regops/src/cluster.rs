@@ -231,8 +231,8 @@ fn withhold_keys_from_plugins(kc: &mut Kubeconfig) {
 }
 
 /// Why the kubeconfig at `path`, named by the spec, may not be used for `context`: its user
-/// runs a program (`exec`, `auth-provider`) or its cluster skips TLS verification (unless
-/// `allow_exec`), or a file it names is outside `root` (when given: the load restrictor). The
+/// runs a program (`exec`, `auth-provider`), or its cluster skips TLS verification or is
+/// served over plain `http://`, loopback included (unless `allow_exec`), or a file it names is outside `root` (when given: the load restrictor). The
 /// operator's own kubeconfig is never checked so.
 pub fn spec_kubeconfig_refusals(
     path: &Path,
@@ -271,6 +271,19 @@ pub fn spec_kubeconfig_refusals(
                 .map(|f| ("certificate-authority", f)),
         );
     }
+        // Plain HTTP, loopback included: its token would cross in clear, and anything on the
+        // path (or any local process on the port) could answer as the cluster.
+        let plain_http = cluster.server.as_deref().is_some_and(|s| {
+            s.trim_start()
+                .get(..7)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
+        });
+        if plain_http && !allow_exec {
+            why.push(format!(
+                "its cluster `{}` is served over plain HTTP (`http://`), so its credentials would cross in clear and any server could stand in for it",
+                ctx.cluster
+            ));
+        }
     let user = ctx.user.as_deref().unwrap_or_default();
     if let Some(auth) = kc
         .auth_infos

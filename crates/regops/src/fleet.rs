@@ -72,7 +72,7 @@ fn entry_kubeconfig(
         ),
     )
     .with_label(path.loc, "named by the spec")
-    .with_help("a kubeconfig in the spec is written by whoever edits the spec: give it a token or client certificate and a CA, or leave `kubeconfig` out and pass the operator's with --kubeconfig; if every author of this spec is trusted, --allow-kubeconfig-exec lets it run plugins and skip TLS checks"))
+    .with_help("a kubeconfig in the spec is written by whoever edits the spec: give it a token or client certificate and a CA, or leave `kubeconfig` out and pass the operator's with --kubeconfig; if every author of this spec is trusted, --allow-kubeconfig-exec lets it run plugins, skip TLS checks and use plain HTTP"))
 }
 
 /// The clusters a run works on: `None` for a spec without `clusters` (the one cluster

@@ -197,6 +197,53 @@ fn a_kubeconfig_the_spec_names_runs_no_program_reads_no_file_and_skips_no_tls_ch
     }
 }
 
+/// A kubeconfig the spec names may not point at a plain-HTTP server, loopback included: its
+/// token would cross in clear, and whatever answers there plays the cluster. The test server
+/// serves TLS; the flag that lets it skip TLS checks lets it use plain HTTP too.
+#[test]
+fn a_kubeconfig_the_spec_names_may_not_speak_plain_http() {
+    let server = kube_test_server::TestServer::start(kube_test_server::Config::default()).unwrap();
+    assert!(server.url().starts_with("http://"), "{}", server.url());
+    let dir = tempfile::tempdir().unwrap();
+    let spec_path = write(
+        dir.path(),
+        "regops.yaml",
+        &spec(
+            "{ env: REGOPS_CRED_C }",
+            "clusters:\n  evil: { kubeconfig: evil.kubeconfig, context: kube-test-server }\n",
+        ),
+    );
+    for scheme in ["http://", "HTTP://"] {
+        let text = server
+            .kubeconfig()
+            .replace("http://", scheme)
+            .replace("user:\n    {}\n", "user:\n    token: TOKEN-MARKER\n");
+        write(dir.path(), "evil.kubeconfig", &text);
+        let r = run(in_ci()
+            .args(["plan", "--kubeconfig", "/dev/null", "-f"])
+            .arg(&spec_path)
+            .env("REGOPS_CRED_C", "pw"));
+        assert_eq!(r.code, 1, "{scheme}: {}", r.transcript());
+        assert!(
+            says(&r, "the kubeconfig of cluster `evil` may not be used")
+                && says(&r, "is served over plain HTTP")
+                && says(&r, "--allow-kubeconfig-exec"),
+            "{}",
+            r.stderr
+        );
+        assert!(server.log().is_empty(), "the cluster was contacted");
+        assert!(!r.stderr.contains("TOKEN-MARKER"), "{}", r.stderr);
+        assert_no_secret(&r);
+    }
+    // Allowed by the operator, it is used.
+    let r = run(in_ci()
+        .args(["plan", "--allow-kubeconfig-exec", "-f"])
+        .arg(&spec_path)
+        .env("REGOPS_CRED_C", "pw"));
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(!server.log().is_empty(), "planned over plain HTTP");
+}
+
 #[test]
 fn a_kubeconfig_outside_the_root_or_in_home_is_refused() {
     let dir = tempfile::tempdir().unwrap();
