@@ -13,7 +13,14 @@
 //! [`MAX_CONNECTIONS`] at once (more are closed at once), [`HEADER_TIMEOUT`] to send its
 //! headers, one request per connection, [`CONNECTION_DEADLINE`] in all, 8 KiB of buffer.
 //!
+//! And the kubelet keeps its place: one peer (an address) holds at most [`PER_PEER`]
+//! connections, and the last [`RESERVE`] places go only to a peer that holds none, so a pod
+//! that keeps opening connections cannot starve the probes (they come from the node's address,
+//! one at a time).
+//!
 //! [`MAX_CONNECTIONS`]: MAX_CONNECTIONS
+//! [`PER_PEER`]: PER_PEER
+//! [`RESERVE`]: RESERVE
 //! [`HEADER_TIMEOUT`]: HEADER_TIMEOUT
 //! [`CONNECTION_DEADLINE`]: CONNECTION_DEADLINE
 
@@ -39,6 +46,60 @@ fn answer(status: StatusCode, content_type: &str, body: String) -> Response<Full
 
 /// Connections served at once; one more is closed as soon as it is accepted.
 pub const MAX_CONNECTIONS: usize = 64;
+/// Connections one peer address may hold at once.
+pub const PER_PEER: usize = 8;
+/// Places kept for a peer that holds no connection (the kubelet's next probe).
+pub const RESERVE: usize = 16;
+
+/// Who holds the connections: how many in all, and per peer address.
+#[derive(Default)]
+struct Places {
+    held: std::sync::Mutex<(usize, std::collections::HashMap<std::net::IpAddr, usize>)>,
+}
+
+/// A place taken; given back when dropped.
+struct Place {
+    places: Arc<Places>,
+    peer: std::net::IpAddr,
+}
+
+impl Places {
+    /// A place for a connection from `peer`, or `None`: all taken, the peer holds its share, or
+    /// only the reserve is left and the peer already holds one.
+    fn take(self: &Arc<Self>, peer: std::net::IpAddr) -> Option<Place> {
+        // A poisoned lock only means a thread panicked while counting: the counts stand.
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, by_peer) = &mut *held;
+        let mine = by_peer.get(&peer).copied().unwrap_or(0);
+        let open = *total < MAX_CONNECTIONS
+            && mine < PER_PEER
+            && (*total < MAX_CONNECTIONS - RESERVE || mine == 0);
+        if !open {
+            return None;
+        }
+        *total += 1;
+        *by_peer.entry(peer).or_default() += 1;
+        Some(Place {
+            places: self.clone(),
+            peer,
+        })
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut held = self.places.held.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, by_peer) = &mut *held;
+        *total = total.saturating_sub(1);
+        if let Some(n) = by_peer.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                by_peer.remove(&self.peer);
+            }
+        }
+    }
+}
+
 /// How long a client has to send its request's headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one connection lasts, whatever it does.
@@ -97,15 +158,15 @@ pub async fn bind(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
 /// Serves connections until the task is dropped; `/healthz` fails after `stall` without
 /// progress.
 pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, stall: Duration) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let places = Arc::new(Places::default());
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             // Out of descriptors or similar: wait a little rather than spin.
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        // Full: this one is closed (dropped) at once, and the ones held time out soon.
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        // No place: this one is closed (dropped) at once, and the ones held time out soon.
+        let Some(slot) = places.take(peer.ip()) else {
             continue;
         };
         let metrics = metrics.clone();
@@ -128,5 +189,34 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, sta
             )
             .await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_holds_its_share_and_the_reserve_is_for_newcomers() {
+        let places = Arc::new(Places::default());
+        let greedy: std::net::IpAddr = [127, 0, 0, 2].into();
+        let mine: Vec<Place> = (0..20).filter_map(|_| places.take(greedy)).collect();
+        assert_eq!(mine.len(), PER_PEER);
+        // Many peers fill the shared places; then only peers holding none get the reserve.
+        let mut others: Vec<Place> = Vec::new();
+        for i in 0..200u8 {
+            let peer: std::net::IpAddr = [10, 0, 1, i].into();
+            others.extend(places.take(peer));
+            others.extend(places.take(peer));
+        }
+        assert_eq!(mine.len() + others.len(), MAX_CONNECTIONS);
+        drop(others.pop());
+        let kubelet: std::net::IpAddr = [192, 168, 0, 1].into();
+        assert!(places.take(kubelet).is_some(), "a newcomer gets the place");
+        drop(mine);
+        assert!(
+            places.take(greedy).is_some(),
+            "places come back when dropped"
+        );
     }
 }
