@@ -57,6 +57,13 @@ pub enum ClusterError {
         reason: String,
         message: String,
     },
+    /// A LIST went past one of [`crate::observe::ListLimits`].
+    #[error("the API server's LIST of {resource} at {target} {exceeded}")]
+    ListLimit {
+        target: Target,
+        resource: String,
+        exceeded: crate::observe::Exceeded,
+    },
 }
 
 impl ClusterError {
@@ -91,6 +98,7 @@ pub(crate) fn connect_as(
     rt: &tokio::runtime::Runtime,
 ) -> Result<(kube::Client, Target), crate::failure::Failure> {
     crate::retry::set_request_timeout(flags.request_timeout);
+    crate::retry::set_connect_timeout(Some(flags.connect_timeout));
     Ok(rt.block_on(connect(
         flags.kubeconfig.as_deref(),
         flags.context.as_deref(),
@@ -204,7 +212,69 @@ fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, String> {
             crate::confined::KUBECONFIG_LIMIT >> 20
         ));
     }
-    Kubeconfig::read_from(path).map_err(|e| root_cause(&e))
+    Kubeconfig::read_from(path).map_err(|e| match &e {
+        // The parser's message quotes the file (an excerpt of the line, `token: …` included):
+        // only where and what kind of error is said.
+        kube::config::KubeconfigError::Parse(parse) => {
+            format!("it is not a valid kubeconfig: {}", yaml_failure(parse))
+        }
+        _ => root_cause(&e),
+    })
+}
+
+/// A YAML parse error of a file that may hold a secret: its line and column, and its kind
+/// from the error's variant (serde's own message when it is serde's), never the text it quotes
+/// ([`regops_spec::masked`]).
+pub(crate) fn yaml_failure(err: &serde_saphyr::Error) -> regops_spec::masked::ParseFailure {
+    let err = err.without_snippet();
+    let location = err.location();
+    // The variant's name (`SerdeInvalidType`, `Eof`); its fields hold the quoted text.
+    let debug = zeroize::Zeroizing::new(format!("{err:?}"));
+    let variant: String = debug
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
+    let kind = match variant.as_str() {
+        "Message"
+        | "SerdeInvalidType"
+        | "SerdeInvalidValue"
+        | "SerdeInvalidLength"
+        | "SerdeUnknownVariant"
+        | "SerdeUnknownField"
+        | "SerdeMissingField" => {
+            let text = zeroize::Zeroizing::new(err.to_string());
+            let message = text
+                .rsplit_once(" at line ")
+                .map_or(text.as_str(), |(m, _)| m);
+            regops_spec::masked::serde_kind(message, "a value of the wrong shape")
+        }
+        // The YAML scanner's own message may quote the character it stopped at.
+        "ExternalMessage" => "malformed YAML (a syntax error)".to_string(),
+        }
+        "Eof" => "the file ends too early".to_string(),
+        "" => "malformed YAML".to_string(),
+        name => {
+            // `DuplicateMappingKey` is "duplicate mapping key".
+            let mut words = String::from("malformed YAML (");
+            for (i, c) in name.trim_start_matches("Serde").chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    words.push(' ');
+                }
+                words.push(c.to_ascii_lowercase());
+            }
+            words.push(')');
+            words
+        }
+    };
+    regops_spec::masked::ParseFailure {
+        line: location
+            .and_then(|l| usize::try_from(l.line()).ok())
+            .filter(|l| *l > 0),
+        column: location
+            .and_then(|l| usize::try_from(l.column()).ok())
+            .filter(|c| *c > 0),
+        kind,
+    }
 }
 
 /// Every `exec` and `auth-provider` plugin of `kc` is started without regops' keys and other
@@ -264,13 +334,6 @@ pub fn spec_kubeconfig_refusals(
                 ctx.cluster
             ));
         }
-        files.extend(
-            cluster
-                .certificate_authority
-                .iter()
-                .map(|f| ("certificate-authority", f)),
-        );
-    }
         // Plain HTTP, loopback included: its token would cross in clear, and anything on the
         // path (or any local process on the port) could answer as the cluster.
         let plain_http = cluster.server.as_deref().is_some_and(|s| {
@@ -284,6 +347,13 @@ pub fn spec_kubeconfig_refusals(
                 ctx.cluster
             ));
         }
+        files.extend(
+            cluster
+                .certificate_authority
+                .iter()
+                .map(|f| ("certificate-authority", f)),
+        );
+    }
     let user = ctx.user.as_deref().unwrap_or_default();
     if let Some(auth) = kc
         .auth_infos

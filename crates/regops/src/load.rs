@@ -156,6 +156,7 @@ pub(crate) fn prepare_checked(
 ) -> Result<Prepared, Failure> {
     // Before anything is minted: token requests are bounded by it too.
     crate::retry::set_request_timeout(run.cluster.request_timeout);
+    crate::retry::set_connect_timeout(Some(run.cluster.connect_timeout));
     let (spec, identity, namespaces) = (&run.spec, &run.identity, &run.namespaces);
     let loaded = load_checked(spec, term, check)?;
     let only = only_namespaces(namespaces, "-n")?;

@@ -48,6 +48,14 @@ pub fn level_from(verbose: u8, rust_log: Option<&str>) -> u8 {
     verbose.max(from_env).min(2)
 }
 
+/// Says a retry: on a terminal always (a person waiting sees why), elsewhere at `-v`.
+pub fn retrying(line: impl FnOnce() -> String) {
+    use std::io::IsTerminal;
+    if level() >= 1 || std::io::stderr().is_terminal() {
+        eprintln!("regops: {}", regops_spec::untrusted::terminal(&line()));
+    }
+}
+
 /// Logs a line at `-vv`.
 pub fn detail(line: impl FnOnce() -> String) {
     if level() >= 2 {

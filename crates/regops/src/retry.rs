@@ -1,7 +1,13 @@
 //! One retry policy for every request regops sends (LIST pages, writes, the Lease): 429 after
 //! its Retry-After, 500/502/503/504, dropped connections and requests slower than
 //! `--request-timeout` are retried up to 8 times, after a capped exponential backoff with
-//! jitter (100 ms doubling to 3 s).
+//! jitter (from 50–150 ms, doubling, never over 3 s).
+//!
+//! A cluster never reached is not waited on for long: until a first request has been answered,
+//! a failure to connect (refused, unreachable, timed out) is retried for `--connect-timeout`
+//! (5 s) at most, then reported, as kubectl fails at once. Once the cluster has answered, an
+//! outage gets the full retries; the controller (`apply --watch`) keeps retrying as ever. Each
+//! retry is said on a terminal (and at `-v` elsewhere).
 
 use std::future::Future;
 use std::time::Duration;
@@ -21,6 +27,51 @@ fn transient(e: &kube::Error) -> Option<Option<Duration>> {
 }
 
 const ATTEMPTS: u32 = 8;
+
+/// How long a cluster never reached is retried (`--connect-timeout`), in ms; 0: as long as
+/// the retries go.
+static CONNECT_BUDGET_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(5_000);
+/// Whether a request of this process has been answered.
+static CONNECTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// How long a cluster never reached is retried: `None` for as long as the retries go (the
+/// controller).
+pub fn set_connect_timeout(d: Option<Duration>) {
+    let ms = d.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
+    CONNECT_BUDGET_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn connect_budget() -> Option<Duration> {
+    match CONNECT_BUDGET_MS.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        ms => Some(Duration::from_millis(ms)),
+    }
+}
+
+/// Whether `e` is a failure to reach the server at all (nothing was sent).
+fn is_connect_error(e: &kube::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(c) = err.downcast_ref::<hyper_util::client::legacy::Error>()
+            && c.is_connect()
+        {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+                    | std::io::ErrorKind::AddrNotAvailable
+            )
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
 
 tokio::task_local! {
     /// The Lease the requests of this task are made under ([`fenced`]).
@@ -86,6 +137,7 @@ where
     Fut: Future<Output = Result<T, kube::Error>>,
 {
     let mut attempt = 0;
+    let started = tokio::time::Instant::now();
     loop {
         if fence_lost() {
             return Err(not_sent());
@@ -96,7 +148,10 @@ where
             .try_with(crate::lock::Held::remaining)
             .map_or(request_timeout(), |left| left.min(request_timeout()));
         let err = match tokio::time::timeout(limit, op()).await {
-            Ok(Ok(v)) => return Ok(v),
+            Ok(Ok(v)) => {
+                CONNECTED.store(true, std::sync::atomic::Ordering::Relaxed);
+                return Ok(v);
+            }
             Ok(Err(e)) => e,
             Err(_) => kube::Error::Service(Box::new(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -110,15 +165,23 @@ where
         if attempt >= ATTEMPTS {
             return Err(err);
         }
-        let backoff =
-            Duration::from_millis((100u64 << attempt.min(5)).min(3000)).mul_f64(jitter(attempt));
+        let backoff = Duration::from_millis(100u64 << attempt.min(5))
+            .mul_f64(jitter(attempt))
+            .min(Duration::from_secs(3));
         let wait = at_least.map_or(backoff, |d| d.max(backoff));
-        crate::request_log::detail(|| {
+        // A cluster never reached: give up once the connect budget is spent.
+        if !CONNECTED.load(std::sync::atomic::Ordering::Relaxed)
+            && is_connect_error(&err)
+            && connect_budget().is_some_and(|b| started.elapsed() + wait > b)
+        {
+            return Err(err);
+        }
+        crate::request_log::retrying(|| {
             format!(
-                "retrying in {} ms (attempt {}/{ATTEMPTS}): {}",
+                "{}; retrying in {} ms (attempt {}/{ATTEMPTS})",
+                crate::errors::describe_transient(&err),
                 wait.as_millis(),
                 attempt + 1,
-                crate::errors::describe_transient(&err)
             )
         });
         tokio::time::sleep(wait).await;

@@ -486,3 +486,56 @@ fn an_unreachable_cluster_exits_1() {
         }
     });
 }
+
+/// A cluster that refuses the connection and has never answered is given up on after
+/// `--connect-timeout` (5 s by default), not after every retry (about 12 s before), and each
+/// retry is said (issue 39: kubectl fails at once, and silence for 15 s reads as a hang). With a
+/// longer `--connect-timeout`, regops keeps trying for longer.
+#[test]
+fn a_cluster_never_reached_is_given_up_on_after_the_connect_timeout() {
+    let e = Env::new();
+    let closed = e.dir().join("closed-kubeconfig");
+    {
+        let gone = TestServer::start(Config::default()).unwrap();
+        gone.write_kubeconfig(&closed).unwrap();
+    }
+    let closed = closed.to_str().unwrap();
+    let key = quickstart("example-key.txt");
+    let key = key.to_str().unwrap();
+    let run = |connect: &str| {
+        let start = std::time::Instant::now();
+        let out = regops()
+            .current_dir(e.dir())
+            .args([
+                "plan",
+                "-v",
+                "-f",
+                "regops.yaml",
+                "-i",
+                key,
+                "--kubeconfig",
+                closed,
+                "--connect-timeout",
+                connect,
+            ])
+            .output()
+            .unwrap();
+        (out, start.elapsed())
+    };
+    let (short, short_took) = run("1s");
+    assert_eq!(short.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&short.stderr);
+    assert!(stderr.contains("cannot reach the cluster"), "{stderr}");
+    assert!(
+        stderr.contains("retrying in"),
+        "each retry is said: {stderr}"
+    );
+    let (long, long_took) = run("4s");
+    assert_eq!(long.status.code(), Some(1));
+    // The budget is what ends it: a longer one waits longer, and neither takes the ~12 s of
+    // every retry.
+    assert!(
+        short_took < long_took && long_took < std::time::Duration::from_secs(9),
+        "1s budget: {short_took:?}, 4s budget: {long_took:?}"
+    );
+}

@@ -35,6 +35,8 @@ pub(super) fn watch(mut args: ApplyArgs, term: &Term) -> Outcome {
     let print = crate::load::spec_print(&args.run.spec)?;
     let rt = runtime()?;
     let (client, target) = crate::cluster::connect_as(&args.run.cluster, &rt)?;
+    // The controller waits for its cluster as long as it takes (its loop retries too).
+    crate::retry::set_connect_timeout(None);
     let listener = match &args.listen {
         Some(addr) => Some(
             rt.block_on(crate::controller::listen::bind(addr))
