@@ -489,6 +489,11 @@ pub struct ClusterArgs {
     /// the bound on each request to a cloud token endpoint, its answer included.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: std::time::Duration,
+    /// How long a cluster that has not answered yet is retried when the connection is refused
+    /// or the server cannot be reached, before regops gives up: `5s`, `1m`. Once it has
+    /// answered, an outage gets the full retries; `apply --watch` keeps retrying.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub connect_timeout: std::time::Duration,
 }
 
 /// `--lock-wait`: a duration, or `0` (do not wait).
