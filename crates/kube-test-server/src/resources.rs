@@ -160,6 +160,15 @@ pub const RESOURCES: &[ResourceType] = &[
         short_names: &["cm"],
     },
     ResourceType {
+        group: "policy",
+        version: "v1",
+        plural: "poddisruptionbudgets",
+        singular: "poddisruptionbudget",
+        kind: "PodDisruptionBudget",
+        namespaced: true,
+        short_names: &["pdb"],
+    },
+    ResourceType {
         group: "networking.k8s.io",
         version: "v1",
         plural: "networkpolicies",

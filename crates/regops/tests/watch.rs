@@ -641,7 +641,14 @@ fn pods_stuck_on_a_registry_just_provided_are_recycled_and_no_others() {
 fn the_controller_install_runs_with_its_own_rbac_alone() {
     let e = Env::new_tls();
     let spec = std::fs::read_to_string(&e.spec).unwrap();
-    let Some(installed) = common::install("controller", &e.server, &e.kubeconfig, &spec) else {
+    // With the opt-in component that turns --recycle-stuck-pods on, with its RBAC.
+    let Some(installed) = common::install_with(
+        "controller",
+        &["recycle-stuck-pods"],
+        &e.server,
+        &e.kubeconfig,
+        &spec,
+    ) else {
         return;
     };
     let rules = installed.rules();
@@ -1010,6 +1017,90 @@ fn healthz_fails_while_the_work_loop_is_stuck() {
         Duration::from_secs(20),
         || e.secret("stuck").is_some(),
     );
+}
+
+/// The controller's base holds no right on pods and does not recycle them; the opt-in
+/// component adds the flag and its one rule (issue 39: least privilege). The base also keeps
+/// one of its two replicas through a drain (a PodDisruptionBudget selecting its pods) and
+/// spreads them over nodes.
+#[test]
+fn recycling_pods_is_an_opt_in_component_and_the_replicas_survive_a_drain() {
+    if !common::have_tool("kubectl", "version") {
+        return;
+    }
+    let render = |dir: &std::path::Path| -> Vec<Value> {
+        let out = std::process::Command::new("kubectl")
+            .arg("kustomize")
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap()
+    };
+    let pods_rules = |docs: &[Value]| -> usize {
+        docs.iter()
+            .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+            .flat_map(|d| d["rules"].as_array().cloned().unwrap_or_default())
+            .filter(|r| {
+                r["resources"]
+                    .as_array()
+                    .is_some_and(|rs| rs.iter().any(|x| x == "pods"))
+            })
+            .count()
+    };
+    let recycles = |docs: &[Value]| -> bool {
+        docs.iter().filter(|d| d["kind"] == "Deployment").any(|d| {
+            d["spec"]["template"]["spec"]["containers"][0]["args"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x == "--recycle-stuck-pods"))
+        })
+    };
+    let base = render(&common::repo().join("deploy/controller"));
+    assert_eq!(pods_rules(&base), 0, "the base may not touch pods");
+    assert!(!recycles(&base));
+    let pdb = base
+        .iter()
+        .find(|d| d["kind"] == "PodDisruptionBudget")
+        .expect("a PodDisruptionBudget");
+    let deployment = base.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    assert!(deployment["spec"]["replicas"].as_u64() >= Some(2));
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in pdb["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(
+            &pod_labels[k], v,
+            "the budget selects the controller's pods"
+        );
+    }
+    let spread = &deployment["spec"]["template"]["spec"]["topologySpreadConstraints"][0];
+    assert_eq!(spread["topologyKey"], "kubernetes.io/hostname");
+    // An overlay with the component: the flag and the rule, together.
+    let overlay = tempfile::tempdir().unwrap();
+    let rel = |p: &str| {
+        let abs = common::repo().join(p).canonicalize().unwrap();
+        let ups = overlay.path().canonicalize().unwrap().components().count() - 1;
+        std::iter::repeat_n(std::path::Path::new(".."), ups)
+            .collect::<std::path::PathBuf>()
+            .join(abs.strip_prefix("/").unwrap())
+            .display()
+            .to_string()
+    };
+    std::fs::write(
+        overlay.path().join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {}\ncomponents:\n  - {}\n",
+            rel("deploy/controller"),
+            rel("deploy/components/recycle-stuck-pods")
+        ),
+    )
+    .unwrap();
+    let with = render(overlay.path());
+    assert_eq!(pods_rules(&with), 1);
+    assert!(recycles(&with));
 }
 
 /// The install's NetworkPolicy lets Prometheus reach the controller's listener: it selects the

@@ -189,6 +189,18 @@ pub fn install(
     kubeconfig: &Path,
     spec: &str,
 ) -> Option<Installed> {
+    install_with(base, &[], server, kubeconfig, spec)
+}
+
+/// As [`install`], with these components of `deploy/components/` in the overlay too.
+#[allow(dead_code)] // not every test file that includes this module calls it
+pub fn install_with(
+    base: &str,
+    components: &[&str],
+    server: &kube_test_server::TestServer,
+    kubeconfig: &Path,
+    spec: &str,
+) -> Option<Installed> {
     use std::io::Write;
     if !have_tool("kubectl", "version") {
         return None;
@@ -199,17 +211,32 @@ pub fn install(
     let overlay_abs = overlay.path().canonicalize().unwrap();
     let ups = overlay_abs.components().count() - 1;
     let base_abs = repo().join("deploy").join(base).canonicalize().unwrap();
-    let base_path = std::iter::repeat_n(Path::new(".."), ups)
-        .collect::<PathBuf>()
-        .join(base_abs.strip_prefix("/").unwrap());
+    let up = std::iter::repeat_n(Path::new(".."), ups).collect::<PathBuf>();
+    let base_path = up.join(base_abs.strip_prefix("/").unwrap());
+    let mut components_yaml = String::new();
+    for c in components {
+        let abs = repo()
+            .join("deploy/components")
+            .join(c)
+            .canonicalize()
+            .unwrap();
+        if components_yaml.is_empty() {
+            components_yaml.push_str("components:\n");
+        }
+        components_yaml.push_str(&format!(
+            "  - {}\n",
+            up.join(abs.strip_prefix("/").unwrap()).display()
+        ));
+    }
     std::fs::write(
         overlay.path().join("kustomization.yaml"),
         format!(
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - {}\n\
              images:\n  - name: ghcr.io/regops/regops\n    newName: registry.test/regops\n    newTag: test\n\
              configMapGenerator:\n  - name: regops-spec\n    namespace: regops\n    behavior: replace\n\
-             \x20   files: [regops.yaml]\n    options: {{ disableNameSuffixHash: true }}\n",
-            base_path.display()
+             \x20   files: [regops.yaml]\n    options: {{ disableNameSuffixHash: true }}\n{}",
+            base_path.display(),
+            components_yaml
         ),
     )
     .unwrap();
