@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 
+use regops_spec::masked;
 use serde::{Deserialize, Serialize};
 
 use crate::observed::Observed;
@@ -327,18 +328,22 @@ pub fn parse(bytes: &[u8]) -> Result<SavedPlan, ReadError> {
         kind: Option<String>,
         format_version: Option<String>,
     }
-    let head: Head =
-        serde_json::from_slice(bytes).map_err(|e| ReadError::Malformed(e.to_string()))?;
+    // A plan file may hold what a secret would (anyone may hand one over, and its errors go
+    // into CI logs): an error says where and what kind, never the text (masked::json).
+    let malformed = |e: serde_json::Error| ReadError::Malformed(masked::json(&e).to_string());
+    let head: Head = serde_json::from_slice(bytes).map_err(malformed)?;
     if head.kind.as_deref() != Some(KIND) {
         return Err(ReadError::Malformed(format!("`kind` is not `{KIND}`")));
     }
     if head.format_version.as_deref() != Some(FORMAT_VERSION) {
-        return Err(ReadError::Format {
-            found: head.format_version.unwrap_or_default(),
-        });
+        // The version is shown only when it looks like one.
+        let found = head
+            .format_version
+            .filter(|v| v.len() <= 16 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'))
+            .unwrap_or_else(|| "another".to_string());
+        return Err(ReadError::Format { found });
     }
-    let mut saved: SavedPlan =
-        serde_json::from_slice(bytes).map_err(|e| ReadError::Malformed(e.to_string()))?;
+    let mut saved: SavedPlan = serde_json::from_slice(bytes).map_err(malformed)?;
     saved.plan.warnings = std::mem::take(&mut saved.warnings);
     Ok(saved)
 }

@@ -12,6 +12,7 @@ pub mod diagnostic;
 pub mod duration;
 pub mod fleet;
 pub mod kind;
+pub mod masked;
 pub mod model;
 pub mod node;
 pub mod rules;

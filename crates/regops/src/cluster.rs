@@ -223,49 +223,39 @@ fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, String> {
 }
 
 /// A YAML parse error of a file that may hold a secret: its line and column, and its kind
-/// from the error's variant (serde's own message when it is serde's), never the text it quotes
-/// ([`regops_spec::masked`]).
+/// from the error's variant, never the text it quotes (its `Display` and `Debug` both show an
+/// excerpt of the file; see [`regops_spec::masked`]).
 pub(crate) fn yaml_failure(err: &serde_saphyr::Error) -> regops_spec::masked::ParseFailure {
+    use serde_saphyr::Error as E;
     let err = err.without_snippet();
-    let location = err.location();
-    // The variant's name (`SerdeInvalidType`, `Eof`); its fields hold the quoted text.
-    let debug = zeroize::Zeroizing::new(format!("{err:?}"));
-    let variant: String = debug
-        .chars()
-        .take_while(char::is_ascii_alphanumeric)
-        .collect();
-    let kind = match variant.as_str() {
-        "Message"
-        | "SerdeInvalidType"
-        | "SerdeInvalidValue"
-        | "SerdeInvalidLength"
-        | "SerdeUnknownVariant"
-        | "SerdeUnknownField"
-        | "SerdeMissingField" => {
-            let text = zeroize::Zeroizing::new(err.to_string());
-            let message = text
-                .rsplit_once(" at line ")
-                .map_or(text.as_str(), |(m, _)| m);
-            regops_spec::masked::serde_kind(message, "a value of the wrong shape")
-        }
-        // The YAML scanner's own message may quote the character it stopped at.
-        "ExternalMessage" => "malformed YAML (a syntax error)".to_string(),
-        }
-        "Eof" => "the file ends too early".to_string(),
-        "" => "malformed YAML".to_string(),
-        name => {
-            // `DuplicateMappingKey` is "duplicate mapping key".
-            let mut words = String::from("malformed YAML (");
-            for (i, c) in name.trim_start_matches("Serde").chars().enumerate() {
-                if c.is_ascii_uppercase() && i > 0 {
-                    words.push(' ');
-                }
-                words.push(c.to_ascii_lowercase());
-            }
-            words.push(')');
-            words
+    // `expected` is the type's own words (`a sequence`), kept where they quote nothing.
+    let expecting = |what: &str, expected: &str| {
+        if regops_spec::masked::parser_words(expected) {
+            format!("{what} (expected {expected})")
+        } else {
+            what.to_string()
         }
     };
+    let kind = match err {
+        E::Message { msg, .. } => {
+            regops_spec::masked::serde_kind(msg, "a value of the wrong shape")
+        }
+        E::SerdeInvalidType { expected, .. } => expecting("a value of the wrong type", expected),
+        E::Unexpected { expected, .. } => expecting("a value of the wrong type", expected),
+        E::SerdeInvalidValue { expected, .. } => expecting("an invalid value", expected),
+        E::SerdeInvalidLength { expected, .. } => {
+            expecting("a list or map of the wrong length", expected)
+        }
+        E::SerdeUnknownVariant { .. } => "an unknown variant".to_string(),
+        E::SerdeUnknownField { .. } => "an unknown field".to_string(),
+        // The field's name is the program's, not the file's.
+        E::SerdeMissingField { field, .. } => format!("missing field `{field}`"),
+        E::DuplicateMappingKey { .. } => "a key given twice".to_string(),
+        E::Eof { .. } => "the file ends too early".to_string(),
+        // The YAML scanner's own message may quote the character it stopped at.
+        _ => "malformed YAML".to_string(),
+    };
+    let location = err.location();
     regops_spec::masked::ParseFailure {
         line: location
             .and_then(|l| usize::try_from(l.line()).ok())
@@ -456,20 +446,7 @@ pub async fn info(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<In
         .apiserver_version()
         .await
         .map_err(|e| api_error(e, &target, "get", "version", "", None))?;
-    let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
-    let mut count = 0;
-    let mut params = kube::api::ListParams::default().limit(500);
-    loop {
-        let page = api
-            .list_metadata(&params)
-            .await
-            .map_err(|e| api_error(e, &target, "list", "namespaces", "", None))?;
-        count += page.items.len();
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => break,
-        }
-    }
+    let count = crate::observe::count_namespaces(&client, &target).await?;
     Ok(Info {
         target,
         version: version.git_version,

@@ -22,8 +22,9 @@ pub enum CryptoError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{origin} holds no usable age identity")]
-    NoIdentityInFile { origin: String },
+    /// `at` says where (`, line 3 is not an identity`), never what the line holds.
+    #[error("{origin} holds no usable age identity{at}")]
+    NoIdentityInFile { origin: String, at: String },
     #[error("{origin} is a passphrase-protected SSH key, which regops cannot use unattended")]
     EncryptedSshKey { origin: String },
     #[error("{origin} is an SSH key of a type age does not support")]
@@ -141,6 +142,7 @@ fn parse_identities(text: &str, origin: &str, ids: &mut Identities) -> Result<()
         let key = age::ssh::Identity::from_buffer(text.as_bytes(), Some(origin.to_string()))
             .map_err(|_| CryptoError::NoIdentityInFile {
                 origin: origin.to_string(),
+                at: String::new(),
             })?;
         match key {
             age::ssh::Identity::Unencrypted(_) => {
@@ -160,19 +162,22 @@ fn parse_identities(text: &str, origin: &str, ids: &mut Identities) -> Result<()
             }
         }
     }
-    let file = age::IdentityFile::from_buffer(text.as_bytes()).map_err(|_| {
+    let file = age::IdentityFile::from_buffer(text.as_bytes()).map_err(|e| {
         CryptoError::NoIdentityInFile {
             origin: origin.to_string(),
+            at: bad_line(&e),
         }
     })?;
     let keys = file
         .into_identities()
         .map_err(|_| CryptoError::NoIdentityInFile {
             origin: origin.to_string(),
+            at: String::new(),
         })?;
     if keys.is_empty() {
         return Err(CryptoError::NoIdentityInFile {
             origin: origin.to_string(),
+            at: String::new(),
         });
     }
     for k in keys {
@@ -180,6 +185,16 @@ fn parse_identities(text: &str, origin: &str, ids: &mut Identities) -> Result<()
         ids.origins.push(origin.to_string());
     }
     Ok(())
+}
+
+/// Where age found a line that is no identity: `, line 3 is not an identity`. age's error
+/// names the line by its number so as not to quote it; only that number is taken from it.
+fn bad_line(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    text.rsplit_once("on line ")
+        .map(|(_, n)| n.trim())
+        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        .map_or_else(String::new, |n| format!(", line {n} is not an identity"))
 }
 
 /// A recipient from the spec, parsed.
