@@ -242,8 +242,7 @@ pub fn read_paths(paths: &[PathBuf], restrictor: LoadRestrictor) -> Result<Sourc
         // committed as a symlink to `~/.aws/credentials` (or `/etc`) would be read and quoted in
         // diagnostics. It must stay in the directory it is named in.
         if restrictor == LoadRestrictor::RootOnly {
-            crate::trust::confine(&parent_dir(path), path, path)
-                .map_err(|refused| LoadError::Outside { refused })?;
+            confine_spec_path(path).map_err(|refused| LoadError::Outside { refused })?;
         }
         if path.is_dir() {
             let entries = std::fs::read_dir(path).map_err(|source| LoadError::Read {
@@ -274,6 +273,28 @@ pub fn read_paths(paths: &[PathBuf], restrictor: LoadRestrictor) -> Result<Sourc
         }
     }
     Ok(sources)
+}
+
+/// Whether the `-f` path stays where it is named: it stays in the directory it is named in
+/// (a symlink there may lead to a sibling, as a ConfigMap mount's `regops.yaml ->
+/// ..data/regops.yaml` does), and, when it is relative, so does every directory on the way
+/// below the working directory: `regops/regops.yaml`, with `regops` a committed symlink to a
+/// directory out of the checkout, would read the spec there and the files beside it. An
+/// absolute path's directories are the operator's to choose (`/spec/` may be a mount, `/tmp` a
+/// symlink); `..` climbs out of the working directory by the operator's choice too.
+fn confine_spec_path(path: &Path) -> Result<(), crate::trust::PathRefused> {
+    if path.is_relative() {
+        let mut on_the_way = PathBuf::new();
+        let mut dirs = path.components().peekable();
+        while let Some(c) = dirs.next() {
+            on_the_way.push(c);
+            // The last name is judged below, as written (`specs/` must be a directory).
+            if dirs.peek().is_some() && matches!(c, std::path::Component::Normal(_)) {
+                crate::trust::confine(&parent_dir(&on_the_way), &on_the_way, path)?;
+            }
+        }
+    }
+    crate::trust::confine(&parent_dir(path), path, path).map(drop)
 }
 
 fn read_one(sources: &mut Sources, path: PathBuf, root: PathBuf) -> Result<FileId, LoadError> {

@@ -143,10 +143,29 @@ pub fn confine(root: &Path, joined: &Path, written: &Path) -> Result<PathBuf, Pa
     let inside = resolved
         .strip_prefix(&root_real)
         .map_err(|_| refused(OUTSIDE))?;
-    if inside.components().any(|c| c.as_os_str() == ".git") {
+    if inside.components().any(|c| is_git_dir_name(c.as_os_str())) {
         return Err(refused(IN_GIT));
     }
     Ok(resolved)
+}
+
+/// Whether a file system would take `name` for `.git`: as Git itself judges a path it checks
+/// out (`is_hfs_dotgit`, `is_ntfs_dotgit`), in any case (`.GIT` on macOS' and Windows'
+/// case-insensitive file systems), with the code points HFS+ ignores (`.g\u{200c}it`), with
+/// the trailing dots and spaces NTFS drops (`.git. `), and as NTFS' short name `git~1`.
+pub fn is_git_dir_name(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    let folded: String = name.chars().filter(|&c| !hfs_ignored(c)).collect();
+    let folded = folded.trim_end_matches(['.', ' ']);
+    folded.eq_ignore_ascii_case(".git") || folded.eq_ignore_ascii_case("git~1")
+}
+
+/// The code points HFS+ leaves out of a name when it compares names (Git's list).
+fn hfs_ignored(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200c}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{206a}'..='\u{206f}' | '\u{feff}'
+    )
 }
 
 /// `path` with every symlink followed; for a path that does not exist (yet), its deepest
@@ -647,6 +666,15 @@ mod tests {
             );
         }
         assert!(ok(".git/config").unwrap_err().why.contains(".git"));
+        // A case-insensitive file system (macOS, Windows) opens `.git/config` for these.
+        for name in [".GIT", ".Git", ".git.", ".git ", "GIT~1", ".g\u{200c}it"] {
+            assert!(is_git_dir_name(std::ffi::OsStr::new(name)), "{name:?}");
+            let written = format!("{name}/config");
+            assert!(ok(&written).unwrap_err().why.contains(".git"), "{written}");
+        }
+        for name in [".github", "git", ".gitignore", "a.git", ".git~1"] {
+            assert!(!is_git_dir_name(std::ffi::OsStr::new(name)), "{name:?}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -302,9 +302,9 @@ fn password(
 }
 
 fn read_secret_file(
-    path: &std::path::Path,
+    path: &crate::confined::SpecPath,
 ) -> Result<Zeroizing<String>, crate::confined::ReadError> {
-    crate::confined::read_text(path, crate::confined::SECRET_FILE_LIMIT)
+    path.read_text(crate::confined::SECRET_FILE_LIMIT)
 }
 
 #[cfg(test)]

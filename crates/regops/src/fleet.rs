@@ -49,7 +49,8 @@ fn entry_kubeconfig(
         Ok(rest) if loaded.sources.confining_root(path.loc).is_none() => {
             Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(rest)
         }
-        _ => crate::confined::path(&loaded.sources, path, &what)?,
+        // The kubeconfig is still read by name, by kube (see docs/security.md).
+        _ => crate::confined::path(&loaded.sources, path, &what)?.to_path_buf(),
     };
     let refusals = crate::cluster::spec_kubeconfig_refusals(
         &file,

@@ -2,7 +2,6 @@
 //! `GET /v2/`, then the Basic or Bearer challenge it answers with (for Bearer: the token
 //! endpoint, with `service` and `scope`), and optionally `HEAD` of an image's manifest.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -16,6 +15,7 @@ use regops_spec::DOCKER_HUB_SERVER;
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
+use crate::confined::SpecPath;
 use crate::credentials::Login;
 
 pub use regops_core::report::Verdict;
@@ -163,19 +163,20 @@ type HttpClient = Client<
 >;
 
 /// Roots: the registry's CA file when given, else the system's.
-fn client(ca_file: Option<&Path>) -> Result<HttpClient, String> {
+fn client(ca_file: Option<&SpecPath>) -> Result<HttpClient, String> {
     Ok(Client::builder(TokioExecutor::new()).build(connector(ca_file)?))
 }
 
 /// HTTPS (and plain HTTP) connections, trusting `ca_file` when given, else the system's roots.
 pub(crate) fn connector(
-    ca_file: Option<&Path>,
+    ca_file: Option<&SpecPath>,
 ) -> Result<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, String>
 {
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {
-            let pem = crate::confined::read_text(path, crate::confined::CA_FILE_LIMIT)
+            let pem = path
+                .read_text(crate::confined::CA_FILE_LIMIT)
                 .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
             for der in pem_certificates(&pem) {
                 roots
@@ -353,7 +354,7 @@ fn image_parts(image: &str) -> (String, String) {
 pub async fn check(
     server: &str,
     insecure: bool,
-    ca_file: Option<&Path>,
+    ca_file: Option<&SpecPath>,
     login: &Login,
     image: Option<&str>,
 ) -> (Verdict, Vec<String>) {

@@ -61,7 +61,7 @@ pub fn ciphertext_digests(spec: &Spec, sources: &Sources) -> BTreeMap<String, St
         };
         let digest = crate::confined::path(sources, age_file, "")
             .ok()
-            .and_then(|p| crate::confined::read(&p, crate::confined::SECRET_FILE_LIMIT).ok())
+            .and_then(|p| p.read(crate::confined::SECRET_FILE_LIMIT).ok())
             .map_or_else(
                 || "unreadable".to_string(),
                 |bytes| format!("sha256:{}", sha256_hex(&[bytes.trim_ascii()])),

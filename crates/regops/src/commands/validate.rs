@@ -69,7 +69,7 @@ pub(super) fn validate(args: ValidateArgs, term: &Term) -> Outcome {
         let (verdict, notes) = rt.block_on(crate::registry::check(
             &reg.server,
             reg.insecure,
-            ca.as_deref(),
+            ca.as_ref(),
             login,
             image,
         ));
