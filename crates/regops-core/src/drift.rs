@@ -104,6 +104,7 @@ fn as_drift(change: &Change, cause: &Cause) -> Option<(How, Message)> {
         Cause::Adopted
         | Cause::AnnotationMoved
         | Cause::RecordOutdated
+        | Cause::LastAppliedRemoved
         | Cause::TokenRenewal { .. } => return None,
     })
 }

@@ -624,13 +624,17 @@ pub fn narrow(im: &mut Import, plan: &Plan) -> bool {
     changed
 }
 
-/// A change adoption makes: regops' label and annotations on a Secret.
+/// A change adoption makes: regops' label and annotations on a Secret (and `kubectl apply`'s
+/// copy of its data removed).
 fn is_adoption(c: &crate::plan::Change) -> bool {
     c.action == Action::Update
         && c.causes.iter().all(|k| {
             matches!(
                 k,
-                Cause::Adopted | Cause::OwnershipChanged | Cause::RecordOutdated
+                Cause::Adopted
+                    | Cause::OwnershipChanged
+                    | Cause::RecordOutdated
+                    | Cause::LastAppliedRemoved
             )
         })
 }

@@ -23,6 +23,10 @@ pub const EXPIRES_AT_ANNOTATION: &str = "regops.dev/expires-at";
 /// with its last-applied record.
 pub const APPLIED_SOURCES_ANNOTATION: &str = "regops.dev/applied-sources";
 pub const ADDED_ANNOTATION_PREFIX: &str = "pull-secrets.regops.dev/";
+/// `kubectl apply`'s record of what it last applied: on a Secret, a copy of its data. regops
+/// removes it from every Secret it writes, so that a password rotated away by regops does not
+/// stay readable there (a Secret made with `kubectl apply` and then adopted keeps it else).
+pub const KUBECTL_LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 pub const KUBESPHERE_ANNOTATION: &str = "kubesphere.io/imagepullsecrets";
 pub const SECRET_TYPE: &str = "kubernetes.io/dockerconfigjson";
 

@@ -150,6 +150,9 @@ pub enum Cause {
     /// Only regops' record changes: of the entries it added (a ServiceAccount, a workload), or
     /// of the sources of a Secret's credentials.
     RecordOutdated,
+    /// `kubectl apply`'s record on the Secret (`kubectl.kubernetes.io/last-applied-configuration`,
+    /// a copy of its data from before regops) is removed.
+    LastAppliedRemoved,
     /// A Secret this spec owns that the spec no longer wants.
     Orphaned,
     /// The minted tokens of these credentials in the Secret expire within `refreshBefore`
@@ -692,6 +695,22 @@ fn plan_secret(
                 o.and(Origin::ChangedInCluster)
             }));
         }
+    }
+    // `kubectl apply`'s copy of the Secret's data goes: it would keep the password regops
+    // rotates away readable (a Secret made with `kubectl apply`, then adopted).
+    if (owned || d.adopt)
+        && have
+            .annotations
+            .get(ownership::KUBECTL_LAST_APPLIED)
+            .is_some()
+    {
+        c.fields.push(FieldChange {
+            field: format!("metadata.annotations[{}]", ownership::KUBECTL_LAST_APPLIED),
+            before: Some("(sensitive value)".into()),
+            after: None,
+            sensitive: true,
+        });
+        c.causes.push(Cause::LastAppliedRemoved);
     }
     // The record of the credentials' sources follows the spec (a `regops rekey` changes every
     // ciphertext, not the passwords): kept up to date once a regops that writes it has written

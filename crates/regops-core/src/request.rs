@@ -86,6 +86,12 @@ impl Serialize for SecretApply<'_> {
     }
 }
 
+/// The merge patch that removes `kubectl apply`'s record (a copy of the data) from a Secret
+/// regops writes: server-side apply cannot remove what another field manager set.
+pub fn without_last_applied() -> Value {
+    json!({ "metadata": { "annotations": { ownership::KUBECTL_LAST_APPLIED: null } } })
+}
+
 fn pull_list(names: &[String]) -> Value {
     Value::Array(names.iter().map(|n| json!({ "name": n })).collect())
 }

@@ -127,7 +127,10 @@ async fn write_secret(
     pp.force = opts.force_conflicts || (d.adopt && c.action != Action::Replace);
     pp.dry_run = opts.dry_run;
     match apply_secret(client, c, d, opts, None, pp.clone()).await {
-        Ok(uid) => Ok((None, uid)),
+        Ok(uid) => {
+            drop_last_applied(client, c, opts).await?;
+            Ok((None, uid))
+        }
         Err(e) if namespace_terminating(&e) => {
             Err(NotWritten::Skipped("its namespace is being deleted".into()))
         }
@@ -192,7 +195,37 @@ async fn restore_secret(
             others.join(", ")
         )
     };
+    drop_last_applied(client, c, opts).await?;
     Ok((Some(note), uid))
+}
+
+/// Removes `kubectl apply`'s copy of the Secret's data, when the plan found one (an adopted
+/// Secret made with `kubectl apply`): a merge patch, as server-side apply cannot remove what
+/// another field manager set.
+async fn drop_last_applied(client: &Client, c: &Change, opts: &Options) -> Result<(), NotWritten> {
+    if !c
+        .causes
+        .iter()
+        .any(|k| matches!(k, regops_core::plan::Cause::LastAppliedRemoved))
+    {
+        return Ok(());
+    }
+    let mut pp = PatchParams::default();
+    pp.field_manager = Some(FIELD_MANAGER.to_string());
+    pp.dry_run = opts.dry_run;
+    let body = bodies::without_last_applied();
+    let patch = Patch::Merge(&body);
+    let request = kube::core::Request::new(ObjectKind::Secret.collection_path(Some(&c.namespace)));
+    retry(|| send(client, request.patch(&c.name, &pp, &patch)))
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "written, but kubectl's copy of its old data was not removed: {}",
+                describe(&e)
+            )
+            .into()
+        })
 }
 
 /// One server-side apply of a Secret, retried on transient failures.

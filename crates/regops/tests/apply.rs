@@ -1810,3 +1810,57 @@ fn in_shell(cmd: &std::process::Command, shell: &str) -> std::process::Command {
     sh.env_remove("NO_COLOR");
     sh
 }
+
+/// A Secret made with `kubectl apply` carries `kubectl.kubernetes.io/last-applied-configuration`,
+/// a copy of its data. Adopted, its password rotated by regops, the old password would stay
+/// readable there: the plan says the copy goes, apply removes it, and the next plan is clean
+/// (issue 39).
+#[test]
+fn adoption_removes_kubectls_copy_of_the_old_data() {
+    let e = Env::new(&SPEC.replace(
+        "harbor-pull: { registries: [harbor], scope: web }",
+        "harbor-pull: { registries: [harbor], scope: web, adopt: true }",
+    ));
+    e.seed_fixture("namespaces.yaml");
+    let old = r#"{"auths":{"harbor.example.com":{"username":"robot$ci","password":"OLD-PASSWORD-MARKER"}}}"#;
+    let last_applied =
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {"name": "harbor-pull", "namespace": "web"},
+        "data": {".dockerconfigjson": base64_of(old)}})
+        .to_string();
+    e.server
+        .seed(
+            json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": "harbor-pull", "namespace": "web",
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": last_applied}},
+            "data": {".dockerconfigjson": base64_of(old)}}),
+        )
+        .unwrap();
+    let plan = e.plan();
+    assert!(
+        plan.stdout
+            .contains("metadata.annotations[kubectl.kubernetes.io/last-applied-configuration]: (sensitive value) → (none)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains("OLD-PASSWORD"), "{}", plan.stdout);
+    let r = e.apply(&[]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let s = e.server.object("secrets", "web", "harbor-pull").unwrap();
+    assert!(
+        s["metadata"]["annotations"]
+            .get("kubectl.kubernetes.io/last-applied-configuration")
+            .is_none(),
+        "{s}"
+    );
+    assert!(
+        !s.to_string().contains(&base64_of(old)),
+        "the old data is gone everywhere"
+    );
+    let again = e.plan();
+    assert!(
+        !again.stdout.contains("last-applied-configuration"),
+        "{}",
+        again.stdout
+    );
+}
