@@ -29,6 +29,14 @@ pub enum FaultAction {
     /// Carry the request out, then answer with this status instead of the result (a proxy's
     /// 502/503/504 after the API server had done the work).
     CommitThenStatus(u16),
+    /// Answer a LIST with a page of objects never listed before (as many as its `limit` asks,
+    /// 500 without one) and a fresh `continue` token, every time, without touching the store:
+    /// a hostile server's LIST that never ends (see [`crate::hostile`]).
+    EndlessList,
+    /// Answer a watch with `ADDED` events of objects never seen before, one after another as
+    /// fast as the client reads them, until it hangs up, without touching the store: a
+    /// hostile server's watch that only ever adds (see [`crate::hostile`]).
+    EndlessWatch,
 }
 
 /// Which requests a fault applies to, and how often.

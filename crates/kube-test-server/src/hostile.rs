@@ -19,9 +19,17 @@
 //!
 //! A `Status`'s `message` is free text on a real server as well (it often quotes a name the
 //! client sent); [`crate::Fault::status_message`] answers with [`STATUS_MESSAGE`].
+//!
+//! A server may also never stop answering: [`crate::FaultAction::EndlessList`] gives every
+//! LIST page new objects and a fresh `continue` token ([`endless_page`]), and
+//! [`crate::FaultAction::EndlessWatch`] a watch that sends `ADDED` events of new objects for
+//! ever ([`endless_watch`]). A real API server's LIST ends (its `continue` token walks etcd's
+//! keys in order), and the objects a watch adds exist; these hold nothing in the store.
 
 use serde_json::{Value, json};
 
+use crate::api::{Request, Response};
+use crate::resources::ResourceType;
 use crate::{ApiError, TestServer};
 
 /// Namespace names a real API server would refuse to store: a newline and an HTML comment's
@@ -71,4 +79,101 @@ impl TestServer {
         }
         Ok(())
     }
+}
+
+/// The `n`th object an endless fault makes of `rt` (the `i`th of its `page`): a name never
+/// given before, in namespace `endless` when the kind is namespaced.
+fn endless_object(rt: &ResourceType, page: u64, i: u64, metadata_only: bool) -> Value {
+    let name = format!("endless-{page}-{i}");
+    let mut metadata = json!({
+        "name": name,
+        "uid": format!("00000000-0000-4000-8000-{:012x}", page * 100_000 + i),
+        "resourceVersion": (page * 100_000 + i + 1).to_string(),
+        "labels": {"endless": "yes"},
+    });
+    if rt.namespaced {
+        metadata["namespace"] = json!("endless");
+    }
+    if metadata_only {
+        json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": metadata})
+    } else {
+        json!({"apiVersion": rt.api_version(), "kind": rt.kind, "metadata": metadata})
+    }
+}
+
+fn metadata_only(req: &Request) -> bool {
+    req.accept.contains("as=PartialObjectMetadata")
+}
+
+/// The `page`th answer of an endless LIST: as many new objects as the request's `limit` asks
+/// (500 without one), and a `continue` token never given before. No `remainingItemCount`: the
+/// server does not say how many follow.
+pub(crate) fn endless_page(req: &Request, page: u64) -> Response {
+    let Some(p) = crate::resources::parse_path(&req.path) else {
+        return ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .into();
+    };
+    let n = req
+        .param("limit")
+        .and_then(|l| l.parse::<u64>().ok())
+        .filter(|&l| l > 0)
+        .unwrap_or(500);
+    let meta = metadata_only(req);
+    let items: Vec<Value> = (0..n)
+        .map(|i| endless_object(p.resource, page, i, meta))
+        .collect();
+    let (kind, api_version) = if meta {
+        (
+            "PartialObjectMetadataList".to_string(),
+            "meta.k8s.io/v1".to_string(),
+        )
+    } else {
+        (format!("{}List", p.resource.kind), p.resource.api_version())
+    };
+    let body = json!({
+        "kind": kind,
+        "apiVersion": api_version,
+        "metadata": {"resourceVersion": "1", "continue": format!("endless-{page}")},
+        "items": items,
+    });
+    Response {
+        status: 200,
+        raw: Some(serde_json::to_vec(&body).unwrap_or_default()),
+        body: Value::Null,
+        retry_after: None,
+    }
+}
+
+/// An endless watch: `ADDED` events of new objects of the watched resource, sent as fast as
+/// the client reads them (the channel's bound is the backpressure), until it hangs up. Each
+/// watch request (`watch`, the fault's count) names its objects apart from the others'.
+pub(crate) fn endless_watch(
+    req: &Request,
+    watch: u64,
+) -> Result<tokio::sync::mpsc::Receiver<bytes::Bytes>, ApiError> {
+    let p = crate::resources::parse_path(&req.path).ok_or_else(|| {
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    })?;
+    let meta = metadata_only(req);
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(async move {
+        for i in 0.. {
+            let event =
+                json!({"type": "ADDED", "object": endless_object(p.resource, watch, i, meta)});
+            let mut line = serde_json::to_vec(&event).unwrap_or_default();
+            line.push(b'\n');
+            if tx.send(bytes::Bytes::from(line)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
 }

@@ -134,6 +134,15 @@ fn http_response(r: Response) -> hyper::Response<Body> {
         .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new()).boxed()))
 }
 
+/// A watch's answer: 200, and the events its channel gives, as they come.
+fn stream_response(rx: tokio::sync::mpsc::Receiver<Bytes>) -> hyper::Response<Body> {
+    hyper::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(crate::watch::Channel::new(rx).boxed())
+        .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new()).boxed()))
+}
+
 /// The error a service returns to make hyper drop the connection.
 #[derive(Debug, thiserror::Error)]
 #[error("connection closed by fault injection")]
@@ -222,6 +231,9 @@ async fn serve(
     let mut delay = std::time::Duration::ZERO;
     let mut response_time = std::time::Duration::ZERO;
     let mut outcome: Option<FaultAction> = None;
+    // How many times the fault that decides the answer has fired, this one included (the
+    // endless faults name their objects by it).
+    let mut fired = 0;
     {
         let mut inner = shared.lock();
         let Inner { faults, rng, .. } = &mut *inner;
@@ -233,6 +245,7 @@ async fn serve(
                     FaultAction::ResponseTime(d) => response_time = response_time.max(*d),
                     other => {
                         outcome = Some(other.clone());
+                        fired = fault.fired;
                         break;
                     }
                 }
@@ -267,6 +280,16 @@ async fn serve(
         Some(FaultAction::StatusMessage { code, ref message }) => {
             Response::from(ApiError::new(code, status_reason(code), message.clone()))
         }
+        Some(FaultAction::EndlessList) => crate::hostile::endless_page(&request, fired),
+        Some(FaultAction::EndlessWatch) => match crate::hostile::endless_watch(&request, fired) {
+            Ok(rx) => {
+                entry.status = 200;
+                entry.server_time = started.elapsed();
+                shared.lock().log.push(entry);
+                return Ok(stream_response(rx));
+            }
+            Err(e) => Response::from(e),
+        },
         _ => {
             let mut inner = shared.lock();
             let denied = match (&inner.policy, &action) {
@@ -300,13 +323,7 @@ async fn serve(
                         entry.status = 200;
                         entry.server_time = started.elapsed();
                         shared.lock().log.push(entry);
-                        return Ok(hyper::Response::builder()
-                            .status(200)
-                            .header("content-type", "application/json")
-                            .body(crate::watch::Channel::new(rx).boxed())
-                            .unwrap_or_else(|_| {
-                                hyper::Response::new(Full::new(Bytes::new()).boxed())
-                            }));
+                        return Ok(stream_response(rx));
                     }
                     Err(e) => Response::from(e),
                 }

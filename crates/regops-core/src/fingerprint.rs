@@ -51,6 +51,20 @@ pub fn all(o: &Observed) -> impl Iterator<Item = (u64, u64)> + '_ {
         .chain(o.workloads.iter().map(workload))
 }
 
+/// As [`all`], each with its kind (`Namespace`, `ServiceAccount`, a workload's), so that what
+/// is known of each kind can be counted on its own.
+pub fn all_by_kind(o: &Observed) -> impl Iterator<Item = (&'static str, (u64, u64))> + '_ {
+    o.namespaces
+        .iter()
+        .map(|n| ("Namespace", namespace(n)))
+        .chain(
+            o.service_accounts
+                .iter()
+                .map(|s| ("ServiceAccount", service_account(s))),
+        )
+        .chain(o.workloads.iter().map(|w| (w.kind.as_str(), workload(w))))
+}
+
 /// The one object `o` holds (read from one watch event), if it is one of those kinds.
 pub fn only(o: &Observed) -> Option<(u64, u64)> {
     let mut it = all(o);

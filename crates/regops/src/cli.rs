@@ -489,11 +489,33 @@ pub struct ClusterArgs {
     /// the bound on each request to a cloud token endpoint, its answer included.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: std::time::Duration,
+    /// The most pages one LIST may take (500 objects a page) before regops gives up on it as
+    /// a server that never ends it. With --watch, a resync's LISTs too.
+    #[arg(long, value_name = "N", default_value_t = crate::observe::ListLimits::DEFAULT.pages, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_list_pages: u64,
+    /// The most objects one LIST may return, and one watch of --watch may hold (a watch that
+    /// goes past it lists again and a full apply follows).
+    #[arg(long, value_name = "N", default_value_t = crate::observe::ListLimits::DEFAULT.items, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_list_items: u64,
+    /// How long one LIST may take, all its pages and retries included: `10m`, `90s`.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub list_timeout: std::time::Duration,
     /// How long a cluster that has not answered yet is retried when the connection is refused
     /// or the server cannot be reached, before regops gives up: `5s`, `1m`. Once it has
     /// answered, an outage gets the full retries; `apply --watch` keeps retrying.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub connect_timeout: std::time::Duration,
+}
+
+impl ClusterArgs {
+    /// The limits on each LIST, as the flags say.
+    pub fn list_limits(&self) -> crate::observe::ListLimits {
+        crate::observe::ListLimits {
+            pages: self.max_list_pages,
+            items: self.max_list_items,
+            time: self.list_timeout,
+        }
+    }
 }
 
 /// `--lock-wait`: a duration, or `0` (do not wait).
@@ -747,6 +769,61 @@ mod tests {
         assert!(Cli::try_parse_from(["regops", "apply", "plan.json", "-f", "x.yaml"]).is_ok());
         assert!(Cli::try_parse_from(["regops", "apply", "plan.json", "--watch"]).is_err());
         assert!(Cli::try_parse_from(["regops", "apply", "plan.json", "-n", "web"]).is_err());
+    }
+
+    /// The limits on a LIST default to what docs/scale.md says, for every command that reads
+    /// a cluster.
+    #[test]
+    fn list_limits_default_as_documented() {
+        let limits = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            match cli.command {
+                Command::Plan(a) => a.run.cluster.list_limits(),
+                Command::Apply(a) => a.run.cluster.list_limits(),
+                Command::Drift(a) => a.run.cluster.list_limits(),
+                Command::Import(a) => a.cluster.list_limits(),
+                Command::ClusterInfo(a) => a.list_limits(),
+                _ => panic!("no cluster flags"),
+            }
+        };
+        let default = crate::observe::ListLimits {
+            pages: 1_000,
+            items: 500_000,
+            time: std::time::Duration::from_secs(600),
+        };
+        assert_eq!(crate::observe::ListLimits::DEFAULT, default);
+        for args in [
+            &["regops", "plan", "-f", "x.yaml"][..],
+            &["regops", "apply", "-f", "x.yaml", "--watch"],
+            &["regops", "drift", "-f", "x.yaml"],
+            &["regops", "import", "-o", "x.yaml", "--recipient", "age1x"],
+            &["regops", "cluster-info"],
+        ] {
+            assert_eq!(limits(args), default, "{args:?}");
+        }
+        let set = limits(&[
+            "regops",
+            "plan",
+            "-f",
+            "x.yaml",
+            "--max-list-pages",
+            "3",
+            "--max-list-items",
+            "40",
+            "--list-timeout",
+            "90s",
+        ]);
+        assert_eq!(
+            set,
+            crate::observe::ListLimits {
+                pages: 3,
+                items: 40,
+                time: std::time::Duration::from_secs(90)
+            }
+        );
+        assert!(
+            Cli::try_parse_from(["regops", "plan", "-f", "x", "--max-list-pages", "0"]).is_err()
+        );
     }
 
     #[test]

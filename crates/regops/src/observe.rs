@@ -8,6 +8,8 @@
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
@@ -22,6 +24,109 @@ use crate::retry::retry;
 
 /// Items per LIST page.
 pub const PAGE: u32 = 500;
+
+/// How far one LIST may go: its pages, its items, its time (`--max-list-pages`,
+/// `--max-list-items`, `--list-timeout`). A server that never ends a LIST (a fresh `continue`
+/// token on every page) or that sends more than it was asked for meets one of them, and the
+/// read fails with an error naming the limit and its flag, instead of growing until it is
+/// killed. The item cap also bounds each of the controller's watches
+/// ([`crate::controller::watches`]). One command runs per process: set once, at the start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListLimits {
+    pub pages: u64,
+    pub items: u64,
+    pub time: Duration,
+}
+
+impl ListLimits {
+    /// Far above what a real cluster needs: docs/scale.md's largest cluster (10,000 namespaces,
+    /// 50,000 Deployments) has its largest LIST at 100 pages of [`PAGE`] and its whole read in
+    /// about a second. 1,000 pages of 500 is 500,000 objects of one kind, more than three times
+    /// Kubernetes' tested limit of 150,000 pods in a cluster; the item cap is the same 500,000
+    /// (full pages meet both at once), so that a server sending pages larger than asked stops
+    /// there too, at a few hundred MB of memory. Ten minutes is 600 times that whole read.
+    pub const DEFAULT: ListLimits = ListLimits {
+        pages: 1_000,
+        items: 500_000,
+        time: Duration::from_secs(600),
+    };
+}
+
+static MAX_PAGES: AtomicU64 = AtomicU64::new(ListLimits::DEFAULT.pages);
+static MAX_ITEMS: AtomicU64 = AtomicU64::new(ListLimits::DEFAULT.items);
+static LIST_TIMEOUT_MS: AtomicU64 = AtomicU64::new(ListLimits::DEFAULT.time.as_secs() * 1000);
+
+/// Sets the limits every LIST and watch of this process keeps to (from the command's flags).
+pub fn set_list_limits(l: ListLimits) {
+    let ms = u64::try_from(l.time.as_millis()).unwrap_or(u64::MAX).max(1);
+    MAX_PAGES.store(l.pages.max(1), Ordering::Relaxed);
+    MAX_ITEMS.store(l.items.max(1), Ordering::Relaxed);
+    LIST_TIMEOUT_MS.store(ms, Ordering::Relaxed);
+}
+
+/// The limits set by [`set_list_limits`] ([`ListLimits::DEFAULT`] before).
+pub fn list_limits() -> ListLimits {
+    ListLimits {
+        pages: MAX_PAGES.load(Ordering::Relaxed),
+        items: MAX_ITEMS.load(Ordering::Relaxed),
+        time: Duration::from_millis(LIST_TIMEOUT_MS.load(Ordering::Relaxed)),
+    }
+}
+
+/// Which limit a LIST (or a watch) went past, said with the flag that raises it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exceeded {
+    Pages(u64),
+    Items(u64),
+    Time(Duration),
+}
+
+impl std::fmt::Display for Exceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exceeded::Pages(n) => write!(
+                f,
+                "went past {} pages; a real cluster of this size is unlikely: raise --max-list-pages if it is one",
+                thousands(*n)
+            ),
+            Exceeded::Items(n) => write!(
+                f,
+                "went past {} objects; a real cluster of this size is unlikely: raise --max-list-items if it is one",
+                thousands(*n)
+            ),
+            Exceeded::Time(d) => write!(
+                f,
+                "took longer than {}; a real cluster this slow is unlikely: raise --list-timeout if it is one",
+                shown_duration(*d)
+            ),
+        }
+    }
+}
+
+/// `1000000` as `1,000,000`.
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A duration as the flags take it: `10m`, `90s`, `1500ms`.
+fn shown_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(60_000) {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
 
 /// One kind to list: where, and as what.
 struct Listing<'a> {
@@ -69,7 +174,7 @@ impl<'a> Listing<'a> {
     }
 }
 
-/// Reads every page of one LIST into `observed`.
+/// Reads every page of one LIST into `observed`, within [`list_limits`].
 async fn list_into(
     client: &Client,
     target: &Target,
@@ -77,8 +182,55 @@ async fn list_into(
     params: ListParams,
     observed: &mut Observed,
 ) -> Result<(), ClusterError> {
+    let limits = list_limits();
+    let exceeded = |e: Exceeded| ClusterError::ListLimit {
+        target: target.clone(),
+        resource: listing.resource.to_string(),
+        exceeded: e,
+    };
+    let pages = list_pages(client, target, listing, params, observed, limits);
+    match tokio::time::timeout(limits.time, pages).await {
+        Ok(read) => read.map_err(|e| e.either(exceeded)),
+        Err(_) => Err(exceeded(Exceeded::Time(limits.time))),
+    }
+}
+
+/// Why [`list_pages`] stopped: the cluster's error, or a limit.
+enum Stopped {
+    Cluster(ClusterError),
+    Limit(Exceeded),
+}
+
+impl Stopped {
+    fn either(self, limit: impl FnOnce(Exceeded) -> ClusterError) -> ClusterError {
+        match self {
+            Stopped::Cluster(e) => e,
+            Stopped::Limit(e) => limit(e),
+        }
+    }
+}
+
+/// The pages of [`list_into`], each counted against `limits` (pages and items).
+async fn list_pages(
+    client: &Client,
+    target: &Target,
+    listing: &Listing<'_>,
+    params: ListParams,
+    observed: &mut Observed,
+    limits: ListLimits,
+) -> Result<(), Stopped> {
+    let (mut pages, mut items) = (0u64, 0u64);
     let request = kube::core::Request::new(listing.path.as_str());
-    let fail = |e| api_error(e, target, "list", listing.resource, listing.group, None);
+    let fail = |e| {
+        Stopped::Cluster(api_error(
+            e,
+            target,
+            "list",
+            listing.resource,
+            listing.group,
+            None,
+        ))
+    };
     let mut params = params.limit(PAGE);
     let mut skipped: Vec<Skipped> = Vec::new();
     // One buffer for every page of this LIST: a page is read into it, turned into the model,
@@ -112,13 +264,19 @@ async fn list_into(
         let page: wire::Page =
             serde_json::from_slice(&bytes).map_err(|e| fail(kube::Error::SerdeError(e)))?;
         spare.set(bytes);
+        pages += 1;
+        items = items.saturating_add(page.items.len() as u64);
+        // The API says how many items follow (without selectors): more than the cap, and the
+        // LIST would go past it; a server that says nothing is counted as it goes.
+        let remaining = page.metadata.remaining_item_count.unwrap_or(0);
+        if items.saturating_add(remaining) > limits.items {
+            return Err(Stopped::Limit(Exceeded::Items(limits.items)));
+        }
         if first {
-            // The API says how many items follow (without selectors): room for all at once,
-            // not a vector doubling (and copied) page after page.
-            let remaining = page.metadata.remaining_item_count.unwrap_or(0);
+            // Room for all at once, not a vector doubling (and copied) page after page.
             observed.reserve(
                 listing.kind,
-                page.items.len() + usize::try_from(remaining).unwrap_or(0),
+                usize::try_from(items + remaining).unwrap_or(usize::MAX),
             );
             first = false;
         }
@@ -129,6 +287,9 @@ async fn list_into(
             observed.push(0, Some(listing.kind), item, &mut skipped);
         }
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(_) if pages >= limits.pages => {
+                return Err(Stopped::Limit(Exceeded::Pages(limits.pages)));
+            }
             Some(token) => params = params.continue_token(&token),
             None => return Ok(()),
         }
@@ -170,6 +331,14 @@ async fn list_namespaces(
         observed,
     )
     .await
+}
+
+/// How many namespaces the cluster has: one paged LIST of their metadata, within the limits
+/// (`regops cluster-info`).
+pub async fn count_namespaces(client: &Client, target: &Target) -> Result<usize, ClusterError> {
+    let mut observed = Observed::default();
+    list_namespaces(client, target, None, None, &mut observed).await?;
+    Ok(observed.namespaces.len())
 }
 
 /// Up to this many namespaces given with `-n`, each is read on its own (namespaced LISTs, a
@@ -473,11 +642,42 @@ fn read_state<R: std::io::BufRead>(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use super::{Exceeded, thousands};
     use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
     use k8s_openapi::api::batch::v1::{CronJob, Job};
     use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
     use k8s_openapi::{Metadata, Resource};
     use regops_spec::kind::ObjectKind;
+
+    /// Each limit says itself and the flag that raises it.
+    #[test]
+    fn a_limit_names_its_flag() {
+        assert_eq!(
+            Exceeded::Pages(1000).to_string(),
+            "went past 1,000 pages; a real cluster of this size is unlikely: raise --max-list-pages if it is one"
+        );
+        assert!(
+            Exceeded::Items(500_000)
+                .to_string()
+                .starts_with("went past 500,000 objects;")
+        );
+        assert!(
+            Exceeded::Time(Duration::from_secs(600))
+                .to_string()
+                .starts_with("took longer than 10m;")
+        );
+        assert!(
+            Exceeded::Time(Duration::from_millis(1500))
+                .to_string()
+                .contains("1500ms; a real cluster this slow is unlikely: raise --list-timeout")
+        );
+        assert_eq!(
+            [0, 7, 999, 1000, 123_456, 1_000_000].map(thousands),
+            ["0", "7", "999", "1,000", "123,456", "1,000,000"]
+        );
+    }
 
     /// regops-spec's table of per-kind facts (it has no Kubernetes types) against
     /// k8s-openapi's, which are generated from the API's OpenAPI document.

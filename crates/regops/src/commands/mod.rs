@@ -24,6 +24,18 @@ use crate::failure::Failure;
 use crate::output::Term;
 
 pub fn run(command: Command, term: Term) -> ExitStatus {
+    // Every LIST and watch of the run keeps to the limits its cluster flags set.
+    let cluster = match &command {
+        Command::Plan(a) => Some(&a.run.cluster),
+        Command::Apply(a) => Some(&a.run.cluster),
+        Command::Drift(a) => Some(&a.run.cluster),
+        Command::Import(a) => Some(&a.cluster),
+        Command::ClusterInfo(a) => Some(a),
+        _ => None,
+    };
+    if let Some(flags) = cluster {
+        crate::observe::set_list_limits(flags.list_limits());
+    }
     let result = match command {
         Command::Check(a) => check::check(a, &term),
         Command::Render(a) => render::render(a, &term),

@@ -9,7 +9,7 @@
 //! - `regops_writes_total{outcome="applied|failed|skipped"}`: writes carried out;
 //! - `regops_objects_in_drift`: objects the latest full apply found out of step (before writing);
 //! - `regops_conflicts`: conflicts the latest full apply found (left alone, for a person);
-//! - `regops_watch_restarts_total{resource,reason="closed|expired|error"}`;
+//! - `regops_watch_restarts_total{resource,reason="closed|expired|error|limit"}`;
 //! - `regops_spec_reloads_total{outcome="success|failure"}`;
 //! - `regops_pods_recycled_total`: pods deleted by `--recycle-stuck-pods`;
 //! - `regops_namespaces_awaiting_retry`: namespaces whose writes failed, waiting to be retried

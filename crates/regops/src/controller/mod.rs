@@ -368,6 +368,7 @@ impl Controller<'_> {
             prints: self.prints.clone(),
             metrics: self.metrics.clone(),
             log: Arc::new(move |m: &str| log.warn(m)),
+            error: Arc::new(move |m: &str| log.error(m)),
         };
         for (w, version) in watched.into_iter().zip(versions) {
             let stop = Arc::new(AtomicBool::new(false));
@@ -506,7 +507,7 @@ impl Controller<'_> {
             }
         };
         // What this read saw is what later events are compared with.
-        let prints = regops_core::fingerprint::all(&observed);
+        let prints = regops_core::fingerprint::all_by_kind(&observed);
         if scope == Scope::Full {
             self.prints.reset(prints);
         } else {

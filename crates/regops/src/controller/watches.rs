@@ -17,6 +17,12 @@
 //! exponential backoff. Status-only updates (a Deployment scaling, a namespace's phase) do not
 //! count: each watch keeps a small fingerprint (two integers) of what planning reads, per object
 //! it has seen change, and ignores events that leave it as it was.
+//!
+//! A watch holds at most `--max-list-items` objects ([`crate::observe::ListLimits`]), so a
+//! server whose watch only ever adds new objects cannot grow regops' memory: past the cap the
+//! watch says so (an error naming the flag), forgets what it held, and lists again after a
+//! backoff of its own, then a full apply (whose LISTs keep to the same limits). The queue holds
+//! at most [`FULL_AFTER`] namespaces; past that they are one full apply.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -74,11 +80,17 @@ impl Queue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Something in `namespace` changed.
+    /// Something in `namespace` changed. Past [`FULL_AFTER`] namespaces waiting, they are
+    /// one full apply (as [`Queue::take`] would make them), so the set never grows past it
+    /// however many namespaces the events name while a pass runs.
     pub fn touch(&self, namespace: &str) {
         let mut s = self.state();
-        if !s.dirty.contains(namespace) {
+        if !s.full && !s.dirty.contains(namespace) {
             s.dirty.insert(namespace.to_string());
+        }
+        if s.dirty.len() > FULL_AFTER {
+            s.full = true;
+            s.dirty.clear();
         }
         drop(s);
         self.wake.notify_one();
@@ -211,42 +223,71 @@ impl Retries {
 }
 
 /// The fingerprints of the objects the watches and the last reads have seen (see
-/// [`regops_core::fingerprint`]): an event whose object reads as before calls for nothing.
-/// A full apply replaces them all with what it read, so they follow the cluster, not the
-/// events: about 24 bytes per namespace, ServiceAccount and workload watched.
+/// [`regops_core::fingerprint`]), by kind: an event whose object reads as before calls for
+/// nothing. A full apply replaces them all with what it read, so they follow the cluster, not
+/// the events: about 24 bytes per namespace, ServiceAccount and workload watched. A watch adds
+/// an object only while its kind holds fewer than its cap (`--max-list-items`): a server whose
+/// watch only ever adds objects cannot grow them without bound.
 #[derive(Default)]
 pub struct Prints {
-    known: Mutex<HashMap<u64, u64>>,
+    known: Mutex<HashMap<&'static str, HashMap<u64, u64>>>,
 }
 
+type Known = HashMap<&'static str, HashMap<u64, u64>>;
+
 impl Prints {
-    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<u64, u64>> {
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
         // Plain integers: a panic elsewhere cannot leave them inconsistent.
         self.known.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// After a full read: exactly what it saw.
-    pub fn reset(&self, prints: impl Iterator<Item = (u64, u64)>) {
-        let fresh: HashMap<u64, u64> = prints.collect();
+    pub fn reset(&self, prints: impl Iterator<Item = (&'static str, (u64, u64))>) {
+        let mut fresh = Known::new();
+        for (kind, (key, print)) in prints {
+            fresh.entry(kind).or_default().insert(key, print);
+        }
         *self.known() = fresh;
     }
 
     /// After a read of some namespaces: what it saw there.
-    pub fn update(&self, prints: impl Iterator<Item = (u64, u64)>) {
-        self.known().extend(prints);
+    pub fn update(&self, prints: impl Iterator<Item = (&'static str, (u64, u64))>) {
+        let mut known = self.known();
+        for (kind, (key, print)) in prints {
+            known.entry(kind).or_default().insert(key, print);
+        }
     }
 
     /// Records an object's fingerprint; whether it differs from the one known (or none was).
-    fn changed(&self, key: u64, print: u64) -> bool {
-        self.known().insert(key, print) != Some(print)
+    /// `None`, recording nothing, for an object not known when `cap` of its kind are.
+    fn changed(&self, kind: &'static str, key: u64, print: u64, cap: usize) -> Option<bool> {
+        let mut known = self.known();
+        let of_kind = known.entry(kind).or_default();
+        if !of_kind.contains_key(&key) && of_kind.len() >= cap {
+            return None;
+        }
+        Some(of_kind.insert(key, print) != Some(print))
     }
 
-    fn forget(&self, key: u64) {
-        self.known().remove(&key);
+    fn forget(&self, kind: &'static str, key: u64) {
+        if let Some(of_kind) = self.known().get_mut(kind) {
+            of_kind.remove(&key);
+        }
+    }
+
+    /// Forgets every object of `kind` (its watch went past its cap; the full apply that
+    /// follows reads them again).
+    fn forget_kind(&self, kind: &'static str) {
+        self.known().remove(kind);
     }
 
     pub fn len(&self) -> usize {
-        self.known().len()
+        self.known().values().map(HashMap::len).sum()
+    }
+
+    /// How many objects of `kind` are known.
+    pub fn len_of(&self, kind: &str) -> usize {
+        self.known().get(kind).map_or(0, HashMap::len)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -340,30 +381,45 @@ struct Event {
     object: wire::Object,
 }
 
-/// Whether an event calls for planning its namespace, and which.
-fn relevant(w: &Watched, event: Event, prints: &Prints) -> Option<String> {
+/// A watch would hold more objects than its cap (`--max-list-items`).
+#[derive(Debug, PartialEq, Eq)]
+struct OverCap;
+
+/// Whether an event calls for planning its namespace, and which; [`OverCap`] for an object
+/// new to a watch that holds `cap` objects already.
+fn relevant(
+    w: &Watched,
+    event: Event,
+    prints: &Prints,
+    cap: usize,
+) -> Result<Option<String>, OverCap> {
     let meta = &event.object.metadata;
-    let name = meta.name.clone()?;
+    let Some(name) = meta.name.clone() else {
+        return Ok(None);
+    };
     if let Filter::Named(names) = &w.filter
         && !names.contains(&name)
     {
-        return None;
+        return Ok(None);
     }
     let namespace = if w.namespaces {
         name.clone()
     } else {
-        meta.namespace.clone()?
+        let Some(ns) = meta.namespace.clone() else {
+            return Ok(None);
+        };
+        ns
     };
     let key = fingerprint::key(w.kind, if w.namespaces { "" } else { &namespace }, &name);
     match event.type_.as_str() {
         // A namespace, ServiceAccount or workload that is gone needs nothing; a Secret of
         // regops' that is gone must be put back.
         "DELETED" => {
-            prints.forget(key);
-            return (w.resource == "secrets").then_some(namespace);
+            prints.forget(w.kind, key);
+            return Ok((w.resource == "secrets").then_some(namespace));
         }
         // Regops' own creates are ADDED events; edits by hand are the drift.
-        _ if w.resource == "secrets" => return (event.type_ != "ADDED").then_some(namespace),
+        _ if w.resource == "secrets" => return Ok((event.type_ != "ADDED").then_some(namespace)),
         _ => {}
     }
     // The watch says what the items are; metadata-only items call themselves
@@ -373,10 +429,13 @@ fn relevant(w: &Watched, event: Event, prints: &Prints) -> Option<String> {
     let mut one = Observed::default();
     one.push(0, Some(w.kind), object, &mut Vec::new());
     if one.namespaces.iter().any(|n| n.terminating) {
-        return None;
+        return Ok(None);
     }
-    let (key, print) = fingerprint::only(&one)?;
-    prints.changed(key, print).then_some(namespace)
+    let Some((key, print)) = fingerprint::only(&one) else {
+        return Ok(None);
+    };
+    let changed = prints.changed(w.kind, key, print, cap).ok_or(OverCap)?;
+    Ok(changed.then_some(namespace))
 }
 
 /// A capped exponential backoff with jitter: 200 ms doubling to 30 s.
@@ -418,24 +477,37 @@ struct ListHeadMeta {
     resource_version: String,
 }
 
-/// The resourceVersion to watch from: a one-item LIST's.
+/// The resourceVersion to watch from: a one-item LIST's, read within the size of one watch
+/// event and the time a LIST may take (`--list-timeout`).
 async fn current_version(client: &Client, w: &Watched) -> Result<String, kube::Error> {
     let request = kube::core::Request::new(w.path.as_str());
     let mut lp = ListParams::default().limit(1);
     if let Some(l) = &w.labels {
         lp = lp.labels(l);
     }
-    crate::retry::retry(|| async {
+    let read = crate::retry::retry(|| async {
         let req = if w.metadata_only {
             request.list_metadata(&lp)
         } else {
             request.list(&lp)
         }
         .map_err(kube::Error::BuildRequest)?;
-        let head: ListHead = client.request(req).await?;
+        let body = client.request_stream(req).await?;
+        let mut body = std::pin::pin!(body);
+        let mut buf = Vec::new();
+        crate::bounded::read_to_end(&mut body, &mut buf, crate::bounded::EVENT_LIMIT)
+            .await
+            .map_err(|e| kube::Error::Service(Box::new(e)))?;
+        let head: ListHead = serde_json::from_slice(&buf).map_err(kube::Error::SerdeError)?;
         Ok(head.metadata.resource_version)
-    })
-    .await
+    });
+    let time = crate::observe::list_limits().time;
+    tokio::time::timeout(time, read).await.map_err(|_| {
+        kube::Error::Service(Box::new(std::io::Error::other(format!(
+            "the LIST {}",
+            crate::observe::Exceeded::Time(time)
+        ))))
+    })?
 }
 
 /// How long one watch request lasts before it is renewed (the server ends it then): three to
@@ -459,6 +531,10 @@ enum Ended {
     Expired,
     /// A failed request or a broken stream: resume after a backoff.
     Failed(String),
+    /// The watch went past its cap of objects (`--max-list-items`): forget them, list again
+    /// after a backoff of its own (the events that filled it reset the other), then a full
+    /// apply.
+    OverCap,
 }
 
 /// What one watch shares with the controller.
@@ -467,7 +543,9 @@ pub struct Shared {
     pub queue: Arc<Queue>,
     pub prints: Arc<Prints>,
     pub metrics: Arc<Metrics>,
+    /// A warning, and an error, in the controller's log.
     pub log: Arc<dyn Fn(&str) + Send + Sync>,
+    pub error: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
 /// Watches one resource until `stop`, touching the queue with each namespace an event calls
@@ -493,6 +571,8 @@ pub async fn run(
     // client-go's reflector does after a watch error.
     const RELIST_AFTER: u32 = 3;
     let mut failures = 0;
+    let cap = crate::observe::list_limits().items;
+    let mut over_cap = Backoff::new();
     while !stop.load(Ordering::SeqCst) {
         let ended = watch_once(
             &client,
@@ -509,16 +589,29 @@ pub async fn run(
             Ended::Closed => ("closed", false),
             Ended::Expired => ("expired", true),
             Ended::Failed(_) => ("error", failures + 1 >= RELIST_AFTER),
+            Ended::OverCap => ("limit", true),
         };
         shared.metrics.watch_restart(w.resource, reason);
         match ended {
-            Ended::Closed => failures = 0,
+            Ended::Closed => {
+                failures = 0;
+                over_cap.reset();
+            }
             Ended::Failed(why) if !relist => {
                 failures += 1;
                 (shared.log)(&format!("watch of {} failed ({why}); resuming", w.resource));
                 backoff.wait().await;
             }
-            Ended::Failed(_) | Ended::Expired => {
+            Ended::Failed(_) | Ended::Expired | Ended::OverCap => {
+                if matches!(ended, Ended::OverCap) {
+                    shared.prints.forget_kind(w.kind);
+                    (shared.error)(&format!(
+                        "the watch of {} {}",
+                        w.resource,
+                        crate::observe::Exceeded::Items(cap)
+                    ));
+                    over_cap.wait().await;
+                }
                 if failures > 0 {
                     backoff.wait().await;
                 }
@@ -528,6 +621,8 @@ pub async fn run(
                     w.resource,
                     if reason == "expired" {
                         "410 Gone: the version is too old to resume from".to_string()
+                    } else if reason == "limit" {
+                        format!("past {} objects", crate::observe::thousands(cap))
                     } else {
                         format!("{RELIST_AFTER} failed watches in a row")
                     }
@@ -554,7 +649,8 @@ pub async fn run(
     }
 }
 
-/// One watch request, read line by line (one event per line) to its end.
+/// One watch request, read line by line (one event per line) to its end, or until it would
+/// hold more than `--max-list-items` objects.
 async fn watch_once(
     client: &Client,
     w: &Watched,
@@ -583,6 +679,7 @@ async fn watch_once(
         + SILENCE_GRACE;
     let mut body = std::pin::pin!(body);
     let mut line = Vec::new();
+    let cap = usize::try_from(crate::observe::list_limits().items).unwrap_or(usize::MAX);
     loop {
         let next = crate::bounded::next_line(&mut body, &mut line, crate::bounded::EVENT_LIMIT);
         match tokio::time::timeout_at(deadline, next).await {
@@ -624,8 +721,10 @@ async fn watch_once(
                 if let Some(v) = &object.metadata.resource_version {
                     version.clone_from(v);
                 }
-                if let Some(ns) = relevant(w, Event { type_, object }, &shared.prints) {
-                    shared.queue.touch(&ns);
+                match relevant(w, Event { type_, object }, &shared.prints, cap) {
+                    Ok(Some(ns)) => shared.queue.touch(&ns),
+                    Ok(None) => {}
+                    Err(OverCap) => return Ended::OverCap,
                 }
             }
             _ => {}
@@ -709,6 +808,75 @@ mod tests {
             r.failed("b", t);
         }
         assert_eq!(r.failed("b", t), Duration::from_secs(60), "capped");
+    }
+
+    /// Whether an event calls for a pass, with no cap on what a watch holds.
+    fn relevant(w: &Watched, event: Event, prints: &Prints) -> Option<String> {
+        super::relevant(w, event, prints, usize::MAX).unwrap()
+    }
+
+    /// A watch that only ever adds objects holds at most its cap of them: the first object
+    /// past it is refused (and recorded nowhere); objects it knows still count; a deletion
+    /// makes room; the other kinds have caps of their own.
+    #[test]
+    fn a_watch_holds_at_most_its_cap_of_objects() {
+        let w = watched(&spec(SPEC));
+        let (ns, deploys) = (&w[0], &w[3]);
+        let prints = Prints::default();
+        let named = |name: &str, team: &str| {
+            event(
+                "ADDED",
+                serde_json::json!({"metadata": {"name": name, "labels": {"team": team}}}),
+            )
+        };
+        for i in 0..3 {
+            assert_eq!(
+                super::relevant(ns, named(&format!("n{i}"), "web"), &prints, 3),
+                Ok(Some(format!("n{i}")))
+            );
+        }
+        assert_eq!(
+            super::relevant(ns, named("n3", "web"), &prints, 3),
+            Err(OverCap)
+        );
+        assert_eq!(prints.len_of("Namespace"), 3);
+        assert_eq!(
+            super::relevant(ns, named("n0", "api"), &prints, 3),
+            Ok(Some("n0".into())),
+            "a known object still counts"
+        );
+        super::relevant(
+            ns,
+            event("DELETED", serde_json::json!({"metadata": {"name": "n1"}})),
+            &prints,
+            3,
+        )
+        .unwrap();
+        assert_eq!(
+            super::relevant(ns, named("n3", "web"), &prints, 3),
+            Ok(Some("n3".into()))
+        );
+        let deploy = serde_json::json!({"metadata": {"name": "d", "namespace": "a"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+        assert_eq!(
+            super::relevant(deploys, event("ADDED", deploy), &prints, 3),
+            Ok(Some("a".into()))
+        );
+        prints.forget_kind("Namespace");
+        assert_eq!((prints.len_of("Namespace"), prints.len()), (0, 1));
+    }
+
+    /// However many namespaces events name while a pass runs, the queue holds at most
+    /// FULL_AFTER of them: past it, one full apply.
+    #[test]
+    fn the_queue_stays_bounded() {
+        let q = Queue::default();
+        for i in 0..10 * FULL_AFTER {
+            q.touch(&format!("ns-{i}"));
+            assert!(q.state().dirty.len() <= FULL_AFTER);
+        }
+        assert_eq!(q.take(), Some(Work::Full));
+        assert_eq!(q.take(), None);
     }
 
     fn event(kind: &str, json: serde_json::Value) -> Event {
@@ -882,7 +1050,7 @@ bindings:
         };
         let prints = Prints::default();
         let (read, _) = Observed::from_objects(&[deploy(1)]);
-        prints.reset(fingerprint::all(&read));
+        prints.reset(fingerprint::all_by_kind(&read));
         assert_eq!(prints.len(), 1);
         assert_eq!(
             relevant(deploys, event("MODIFIED", deploy(4)), &prints),
