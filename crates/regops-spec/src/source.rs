@@ -304,7 +304,7 @@ fn read_one(sources: &mut Sources, path: PathBuf, root: PathBuf) -> Result<FileI
         path: path.clone(),
         source,
     };
-    let file = std::fs::File::open(&path).map_err(read_err)?;
+    let file = open_regular(&path).map_err(read_err)?;
     let mut text = String::new();
     std::io::Read::read_to_string(
         &mut std::io::Read::take(file, MAX_SPEC_FILE_BYTES + 1),
@@ -315,6 +315,29 @@ fn read_one(sources: &mut Sources, path: PathBuf, root: PathBuf) -> Result<FileI
         return Err(LoadError::TooLarge { path });
     }
     Ok(sources.add_with_root(path, root, text, format))
+}
+
+/// `path` opened for reading if it is a regular file, checked on the handle. Opened without
+/// blocking: a FIFO (a local process may swap one in for a spec file) would wait for a writer
+/// for ever.
+#[cfg(unix)]
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{FileType, Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+    let fd = rustix::fs::open(path, flags, Mode::empty())?;
+    if FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != FileType::RegularFile {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    Ok(std::fs::File::from(fd))
+}
+
+#[cfg(not(unix))]
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    Ok(file)
 }
 
 /// A diagnostic for a value that is not of the expected kind.

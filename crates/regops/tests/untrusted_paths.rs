@@ -3,7 +3,8 @@
 //! holds secrets outside the checkout, and asserts nothing outside is read.
 //!
 //! - what regops checked is what it opens: a directory swapped for a symlink out of the root,
-//!   or a file swapped for a FIFO, after the check, is never followed nor waited on;
+//!   or a file swapped for a FIFO, after the check, is never followed nor waited on (nor is a
+//!   spec file that is a FIFO);
 //! - every directory on the way to a relative `-f` stays below the working directory;
 //! - `.git` is refused in any case (`.GIT/config` is `.git/config` on macOS and Windows).
 
@@ -253,6 +254,27 @@ fn a_file_swapped_for_a_fifo_never_blocks_a_read() {
         rendered > 0 && refused > 0,
         "{rendered} rendered, {refused} refused"
     );
+}
+
+/// A spec file that is a FIFO (a local process swaps one in; `-f` names it) is refused at
+/// once: opening it would wait for a writer for ever.
+#[test]
+fn a_spec_file_that_is_a_fifo_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("regops.yaml");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+    )
+    .unwrap();
+    let r = run_bounded(
+        in_ci().args(["check", "--no-decrypt", "-f"]).arg(&fifo),
+        BOUND,
+    )
+    .expect("regops blocked on the FIFO");
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(says(&r, "it is not a regular file"), "{}", r.stderr);
 }
 
 // ---------------------------------------------------------------------------------------------
