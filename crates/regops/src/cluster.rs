@@ -267,8 +267,10 @@ pub(crate) fn yaml_failure(err: &serde_saphyr::Error) -> regops_spec::masked::Pa
     }
 }
 
-/// Every `exec` and `auth-provider` plugin of `kc` is started without regops' keys and other
-/// clouds' credentials ([`crate::child_env`]).
+/// Every `exec` and `auth-provider` plugin of `kc` is started with the allowlist of regops'
+/// environment ([`crate::child_env`]): kube only removes variables (`drop_env`, applied after
+/// it sets `exec.env` and `KUBERNETES_EXEC_INFO`), so every other variable of this process is
+/// named, and those two are kept.
 fn withhold_keys_from_plugins(kc: &mut Kubeconfig) {
     for named in &mut kc.auth_infos {
         let Some(auth) = named.auth_info.as_mut() else {
@@ -276,15 +278,24 @@ fn withhold_keys_from_plugins(kc: &mut Kubeconfig) {
         };
         if let Some(exec) = auth.exec.as_mut() {
             let program = exec.command.clone().unwrap_or_default();
-            exec.drop_env = Some(crate::child_env::withheld_vars(&program));
+            let mut keep: Vec<&str> = exec
+                .env
+                .iter()
+                .flatten()
+                .filter_map(|e| e.get("name").map(String::as_str))
+                .collect();
+            keep.push(crate::child_env::EXEC_INFO);
+            let dropped = crate::child_env::dropped_vars(&program, &keep);
+            exec.drop_env = Some(dropped);
         }
         if let Some(provider) = auth.auth_provider.as_mut()
             && let Some(program) = provider.config.get("cmd-path").cloned()
         {
-            // kube splits this on spaces; variable names have none.
+            // kube splits this on spaces; a name with one (possible, never seen) is dropped by
+            // its parts only.
             provider.config.insert(
                 "cmd-drop-env".into(),
-                crate::child_env::withheld_vars(&program).join(" "),
+                crate::child_env::dropped_vars(&program, &[]).join(" "),
             );
         }
     }

@@ -2,7 +2,8 @@
 //! standard input answers `{"ServerURL", "Username", "Secret"}` on standard output, as docker
 //! itself asks it (docker-credential-helpers' `client.Get`). The secret goes straight into a
 //! `SecretString`; the helper's standard output is never shown (not even when it fails), its
-//! error output only on failure, and it runs without regops' keys in its environment.
+//! error output only on failure, and it runs with an allowlist of regops' environment
+//! ([`crate::child_env`]).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -30,10 +31,12 @@ pub enum HelperError {
     TooLarge { program: String, limit: usize },
     #[error("`{program} get` did not answer within {} s", TIMEOUT.as_secs())]
     Timeout { program: String },
+    /// `at` is where its answer stopped being the protocol's (`: line 1, column 9: malformed
+    /// JSON`), never what it said (its answer is where the secret is).
     #[error(
-        "`{program} get` did not answer with the helper protocol's JSON ({{\"Username\", \"Secret\"}})"
+        "`{program} get` did not answer with the helper protocol's JSON ({{\"Username\", \"Secret\"}}){at}"
     )]
-    Protocol { program: String },
+    Protocol { program: String, at: String },
 }
 
 /// A login a helper gave.
@@ -79,10 +82,10 @@ pub fn get(name: &str, server: &str) -> Result<HelperLogin, HelperError> {
 fn ask(program: &str, server: &str, timeout: Duration) -> Result<HelperLogin, HelperError> {
     let program = program.to_string();
     let mut command = Command::new(&program);
-    // Not regops' keys, nor another cloud's credentials (see crate::child_env).
-    for var in crate::child_env::withheld_vars(&program) {
-        command.env_remove(var);
-    }
+    // Only the allowlist of regops' environment, and its own cloud's (see crate::child_env).
+    command
+        .env_clear()
+        .envs(crate::child_env::passed_vars(&program));
     let mut child = command
         .arg("get")
         .stdin(Stdio::piped())
@@ -176,11 +179,15 @@ fn ask(program: &str, server: &str, timeout: Duration) -> Result<HelperLogin, He
         _ => Zeroizing::new(Vec::new()),
     };
     let mut answer: Answer =
-        serde_json::from_slice(&stdout).map_err(|_| HelperError::Protocol {
+        serde_json::from_slice(&stdout).map_err(|e| HelperError::Protocol {
             program: program.clone(),
+            at: format!(": {}", regops_spec::masked::json(&e)),
         })?;
     if answer.secret.is_empty() {
-        return Err(HelperError::Protocol { program });
+        return Err(HelperError::Protocol {
+            program,
+            at: ": its `Secret` is empty".into(),
+        });
     }
     Ok(HelperLogin {
         username: answer.username,

@@ -7,13 +7,9 @@
 mod common;
 
 use base64::Engine as _;
-use common::{fixtures, regops, run};
+use common::{regops, run};
 
 const SECRET: &str = "helper-secret-MARKER";
-
-fn path() -> String {
-    format!("{}:/usr/bin:/bin", fixtures().join("helpers").display())
-}
 
 fn spec(dir: &std::path::Path, credential: &str) -> std::path::PathBuf {
     let p = dir.join("regops.yaml");
@@ -38,12 +34,24 @@ pullSecrets:
     p
 }
 
+/// `render --show-secrets` with the fake helper: `envs` that start `FAKE_HELPER_` are its
+/// settings, the others regops' environment.
 fn render(spec: &std::path::Path, envs: &[(&str, &str)]) -> common::Run {
+    render_with(spec, envs, &[])
+}
+
+/// As [`render`], with the fake helper also on PATH as each of `also` (`ecr-login`).
+fn render_with(spec: &std::path::Path, envs: &[(&str, &str)], also: &[&str]) -> common::Run {
     let mut c = regops();
-    c.env("PATH", path()).env("FAKE_HELPER_SECRET", SECRET);
+    let mut settings = vec![("FAKE_HELPER_SECRET", SECRET)];
     for (k, v) in envs {
-        c.env(k, v);
+        if k.starts_with("FAKE_HELPER_") {
+            settings.push((k, v));
+        } else {
+            c.env(k, v);
+        }
     }
+    let _home = common::fake_helper(&mut c, &settings, also);
     let r = run(c.args(["render", "--show-secrets", "-f"]).arg(spec));
     assert!(!r.stderr.contains(SECRET), "{}", r.stderr);
     r
@@ -74,11 +82,9 @@ fn the_helper_is_asked_for_the_registry_server_and_its_login_used() {
     assert_eq!(auth["username"], "alice");
     assert_eq!(auth["password"], SECRET);
     // Without --show-secrets, nothing of it shows.
-    let hidden = run(regops()
-        .env("PATH", path())
-        .env("FAKE_HELPER_SECRET", SECRET)
-        .args(["render", "-f"])
-        .arg(&s));
+    let mut c = regops();
+    let _home = common::fake_helper(&mut c, &[("FAKE_HELPER_SECRET", SECRET)], &[]);
+    let hidden = run(c.args(["render", "-f"]).arg(&s));
     assert_eq!(hidden.code, 0);
     assert!(
         !hidden.stdout.contains(SECRET) && hidden.stdout.contains("harbor.example.com as alice")
@@ -129,11 +135,13 @@ fn a_missing_failing_or_garbled_helper_is_named_with_its_credential() {
     assert!(!r.stdout.contains(SECRET) && !r.stderr.contains("Secret"));
     // Output that is not the protocol's JSON is refused without being shown (it may hold the
     // secret).
+    // Said by where and what kind (`render` asserts the secret is not in stderr).
     let r = render(&s, &[("FAKE_HELPER_GARBAGE", "1")]);
     assert_eq!(r.code, 1);
     assert!(
-        r.flat_stderr()
-            .contains("did not answer with the helper protocol's JSON"),
+        r.flat_stderr().contains(
+            "did not answer with the helper protocol's JSON ({\"Username\", \"Secret\"}): line 1, column 1: malformed JSON (expected value)"
+        ),
         "{}",
         r.stderr
     );
@@ -167,12 +175,12 @@ pullSecrets:
         .unwrap();
     let apply = |fail: bool| {
         let mut cmd = regops();
-        cmd.env("PATH", path())
-            .env("FAKE_HELPER_SECRET", SECRET)
-            .env("REGOPS_CRED_BOT_PW", "bot-password-MARKER");
+        cmd.env("REGOPS_CRED_BOT_PW", "bot-password-MARKER");
+        let mut settings = vec![("FAKE_HELPER_SECRET", SECRET)];
         if fail {
-            cmd.env("FAKE_HELPER_FAIL", "1");
+            settings.push(("FAKE_HELPER_FAIL", "1"));
         }
+        let _home = common::fake_helper(&mut cmd, &settings, &[]);
         let r = run(cmd
             .args(["apply", "--yes", "-f"])
             .arg(&c.spec)
@@ -200,38 +208,91 @@ pullSecrets:
     assert!(c.server.object("secrets", "web", "harbor-pull").is_some());
 }
 
-/// A helper is a program of someone else's: it runs without regops' age identity, sops' keys
-/// or another cloud's credentials in its environment (what it needs, PATH and HOME, it keeps).
+/// What the CI job's environment holds that no helper needs: regops' and sops' keys, the CI's
+/// own tokens, a Vault token, Azure's managed-identity header, a kubeconfig in a variable.
+const JOB_SECRETS: &[(&str, &str)] = &[
+    ("REGOPS_AGE_KEY", "AGE-SECRET-KEY-1INHERITED"),
+    ("REGOPS_AGE_KEY_FILE", "/keys/age-INHERITED.txt"),
+    ("SOPS_AGE_KEY", "AGE-SECRET-KEY-1SOPS-INHERITED"),
+    ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "oidc-INHERITED"),
+    ("GITHUB_TOKEN", "ghs_INHERITED"),
+    ("ACTIONS_RUNTIME_TOKEN", "runtime-INHERITED"),
+    ("CI_JOB_TOKEN", "glcbt-INHERITED"),
+    ("VAULT_TOKEN", "hvs.INHERITED"),
+    ("KUBECONFIG_DATA", "apiVersion-INHERITED"),
+    ("IDENTITY_HEADER", "msi-header-INHERITED"),
+    ("MSI_SECRET", "msi-secret-INHERITED"),
+    ("GITLAB_FOO_TOKEN", "glpat-INHERITED"),
+];
+
+/// What every helper needs and gets: where programs are, its home, its user, the locale, the
+/// time zone, the CA bundle and the proxies.
+const BASE: &[(&str, &str)] = &[
+    ("HOME", ""),
+    ("USER", "ci"),
+    ("LANG", "C.UTF-8"),
+    ("LC_ALL", "C.UTF-8"),
+    ("TZ", "UTC"),
+    ("TMPDIR", "/tmp"),
+    ("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"),
+    ("SSL_CERT_DIR", "/etc/ssl/certs"),
+    ("HTTPS_PROXY", "http://proxy.example:3128"),
+    ("https_proxy", "http://proxy.example:3128"),
+    ("HTTP_PROXY", "http://proxy.example:3128"),
+    ("NO_PROXY", "localhost,127.0.0.1"),
+    ("no_proxy", "localhost"),
+];
+
+/// Each cloud's credentials, in the job's environment beside the rest.
+const CLOUD_VARS: &[(&str, &str)] = &[
+    ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/pull-CLOUD"),
+    ("AWS_SECRET_ACCESS_KEY", "aws-secret-CLOUD"),
+    ("GOOGLE_APPLICATION_CREDENTIALS", "/keys/google-CLOUD.json"),
+    ("CLOUDSDK_CONFIG", "/keys/gcloud-CLOUD"),
+    ("AZURE_CLIENT_SECRET", "azure-secret-CLOUD"),
+];
+
+/// A helper is a program of someone else's: it gets an allowlist of regops' environment (what
+/// a program needs to run, and its own cloud's variables), never the job's keys and tokens.
 #[test]
-fn the_helper_gets_no_keys_in_its_environment() {
-    let dir = tempfile::tempdir().unwrap();
-    let dump = dir.path().join("env");
-    let s = spec(dir.path(), "{ password: { helper: fake } }");
-    let r = render(
-        &s,
-        &[
-            ("FAKE_HELPER_ENV", dump.to_str().unwrap()),
-            ("REGOPS_AGE_KEY", "AGE-SECRET-KEY-1INHERITED"),
-            ("REGOPS_AGE_KEY_FILE", "/keys/age.txt"),
-            ("SOPS_AGE_KEY", "AGE-SECRET-KEY-1SOPS"),
-            ("AWS_SECRET_ACCESS_KEY", "aws-secret-INHERITED"),
-            ("AZURE_CLIENT_SECRET", "azure-secret-INHERITED"),
-            ("GOOGLE_APPLICATION_CREDENTIALS", "/keys/google.json"),
-            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "oidc-INHERITED"),
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.transcript());
-    let env = std::fs::read_to_string(&dump).unwrap();
-    for name in [
-        "REGOPS_AGE_KEY",
-        "SOPS_AGE_KEY",
-        "AWS_SECRET_ACCESS_KEY",
-        "AZURE_CLIENT_SECRET",
-        "GOOGLE_APPLICATION_CREDENTIALS",
-        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+fn a_helper_gets_the_allowlist_of_the_environment_and_its_own_cloud_only() {
+    // (helper, the prefixes of the cloud variables it keeps)
+    for (helper, keeps) in [
+        ("fake", &[][..]),
+        ("ecr-login", &["AWS_"][..]),
+        ("gcr", &["GOOGLE_", "CLOUDSDK_"][..]),
     ] {
-        assert!(!env.contains(name), "{name} reached the helper:\n{env}");
+        let dir = tempfile::tempdir().unwrap();
+        let dump = dir.path().join("env");
+        let s = spec(
+            dir.path(),
+            &format!("{{ password: {{ helper: {helper} }} }}"),
+        );
+        let envs: Vec<(&str, &str)> = JOB_SECRETS
+            .iter()
+            .chain(BASE.iter().filter(|(k, _)| *k != "HOME"))
+            .chain(CLOUD_VARS)
+            .copied()
+            .chain([("FAKE_HELPER_ENV", dump.to_str().unwrap())])
+            .collect();
+        let r = render_with(&s, &envs, &[helper]);
+        assert_eq!(r.code, 0, "{helper}: {}", r.transcript());
+        let env = std::fs::read_to_string(&dump).unwrap();
+        let has = |name: &str| env.lines().any(|l| l.starts_with(&format!("{name}=")));
+        for (name, _) in JOB_SECRETS {
+            assert!(!has(name), "{name} reached {helper}:\n{env}");
+        }
+        assert!(!env.contains("INHERITED"), "{helper}: {env}");
+        for (name, value) in BASE {
+            assert!(has(name), "{helper} did not get {name}:\n{env}");
+            if !value.is_empty() {
+                assert!(env.contains(&format!("{name}={value}\n")), "{name}: {env}");
+            }
+        }
+        assert!(has("PATH"), "{env}");
+        for (name, _) in CLOUD_VARS {
+            let own = keeps.iter().any(|p| name.starts_with(p));
+            assert_eq!(has(name), own, "{helper} and {name}:\n{env}");
+        }
     }
-    assert!(!env.contains("INHERITED"), "{env}");
-    assert!(env.contains("PATH=") && env.contains("HOME="), "{env}");
 }

@@ -176,17 +176,9 @@ fn a_helper_that_never_stops_printing_is_cut_off() {
         "harbor.example.com",
         "{ password: { helper: fake } }",
     );
-    let r = run(regops()
-        .args(["render", "--show-secrets", "-f"])
-        .arg(&s)
-        .env(
-            "PATH",
-            format!(
-                "{}:/usr/bin:/bin",
-                common::fixtures().join("helpers").display()
-            ),
-        )
-        .env("FAKE_HELPER_FLOOD", "1"));
+    let mut c = regops();
+    let _home = common::fake_helper(&mut c, &[("FAKE_HELPER_FLOOD", "1")], &[]);
+    let r = run(c.args(["render", "--show-secrets", "-f"]).arg(&s));
     assert_eq!(r.code, 1, "{}", r.transcript());
     assert!(
         r.flat_stderr().replace("- ", "-").contains(

@@ -148,23 +148,17 @@ credentials:
     )
     .unwrap();
     let validate = |extra: &[&str]| {
-        run(regops()
+        let mut c = regops();
+        // The fake docker credential helper answers alice's login.
+        let _home = common::fake_helper(&mut c, &[("FAKE_HELPER_SECRET", "s3cret")], &[]);
+        run(c
             .arg("validate")
             .arg("-f")
             .arg(&spec)
             .args(["--output", "json"])
             .args(extra)
             .env("REGOPS_CRED_ALICE_PASSWORD", "s3cret")
-            .env("REGOPS_CRED_WRONG_PASSWORD", "MARKER-wrong")
-            // The fake docker credential helper answers alice's login.
-            .env(
-                "PATH",
-                format!(
-                    "{}:/usr/bin:/bin",
-                    common::fixtures().join("helpers").display()
-                ),
-            )
-            .env("FAKE_HELPER_SECRET", "s3cret"))
+            .env("REGOPS_CRED_WRONG_PASSWORD", "MARKER-wrong"))
     };
     let r = validate(&[]);
     assert_eq!(r.code, 1, "{}", r.transcript());
@@ -480,7 +474,10 @@ credentials:
     )
     .unwrap();
     let validate = |extra: &[&str]| {
-        run(regops()
+        let mut c = regops();
+        // The fake docker credential helper answers alice's login.
+        let _home = common::fake_helper(&mut c, &[("FAKE_HELPER_SECRET", "s3cret")], &[]);
+        run(c
             .arg("validate")
             .arg("-f")
             .arg(&spec)

@@ -25,6 +25,39 @@ pub fn regops() -> Command {
     c
 }
 
+/// The fake docker credential helper (`tests/fixtures/helpers/docker-credential-fake`, and
+/// under each of `also` names, as `ecr-login`) on `cmd`'s PATH, doing what `settings`
+/// (`FAKE_HELPER_*`) say. A helper gets only an allowlist of regops' environment, so the
+/// settings go into `$HOME/fake-helper.env`, in a HOME of its own; keep the returned
+/// directory until the command has run.
+pub fn fake_helper(
+    cmd: &mut Command,
+    settings: &[(&str, &str)],
+    also: &[&str],
+) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    let bin = home.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = fixtures().join("helpers/docker-credential-fake");
+    for name in also {
+        std::os::unix::fs::symlink(&fake, bin.join(format!("docker-credential-{name}"))).unwrap();
+    }
+    let lines: String = settings
+        .iter()
+        .map(|(k, v)| format!("export {k}='{}'\n", v.replace('\'', "'\\''")))
+        .collect();
+    std::fs::write(home.path().join("fake-helper.env"), lines).unwrap();
+    cmd.env("HOME", home.path()).env(
+        "PATH",
+        format!(
+            "{}:{}:/usr/bin:/bin",
+            bin.display(),
+            fixtures().join("helpers").display()
+        ),
+    );
+    home
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,
