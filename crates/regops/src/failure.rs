@@ -31,6 +31,26 @@ impl Failure {
         }
     }
 
+    /// Why it failed, as plain text (no colour): for a log line.
+    pub(crate) fn text(&self) -> String {
+        let opts = regops_spec::RenderOptions {
+            color: false,
+            width: 100,
+        };
+        match self {
+            Failure::Spec {
+                sources,
+                diagnostics,
+            } => regops_spec::diagnostic::render(diagnostics, sources, opts)
+                .trim_end()
+                .to_string(),
+            Failure::Message { message, help } => match help {
+                Some(h) => format!("{message} (help: {h})"),
+                None => message.clone(),
+            },
+        }
+    }
+
     pub(crate) fn report(self, term: &Term) {
         match self {
             Failure::Spec {

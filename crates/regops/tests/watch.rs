@@ -460,6 +460,72 @@ impl ConfigMapVolume {
     }
 }
 
+/// A bad spec reverted to the one in force is said (issue 39: it logged nothing), and
+/// `regops_spec_valid` says at each moment whether the files are the spec in force; with
+/// `--output json`, the invalid spec's diagnostic is one JSON log line, not a drawn box.
+#[test]
+fn a_reverted_spec_is_said_and_the_gauge_follows_the_files() {
+    let e = Env::new();
+    let volume = ConfigMapVolume::new(e.dir.path().join("spec"), SPEC);
+    let c = e.start_with(&volume.dir, &["--output", "json"]);
+    c.wait_ready();
+    let valid = |c: &Controller| {
+        let (_, m) = c.get("/metrics");
+        m.lines()
+            .find(|l| l.starts_with("regops_spec_valid{"))
+            .map(|l| l.ends_with(" 1"))
+            .unwrap()
+    };
+    assert!(valid(&c));
+    volume.update(&SPEC.replace(
+        "harbor-pull: { registries: [harbor]",
+        "harbor-pull: { registries: [nope]",
+    ));
+    c.wait_log("the last good spec stays in force");
+    assert!(!valid(&c), "the gauge says the files are not in force");
+    // Every line of the log is one JSON object, the diagnostic included.
+    let log = c.log();
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|_| panic!("not a JSON line: {line:?}\n{log}"));
+        assert!(v["msg"].is_string(), "{line}");
+    }
+    assert!(
+        log.contains("nope"),
+        "the diagnostic names the unknown registry: {log}"
+    );
+    volume.update(SPEC);
+    c.wait_log("back to the spec in force");
+    assert!(valid(&c));
+    let (_, metrics) = c.get("/metrics");
+    assert!(
+        metrics.contains("regops_spec_last_reload_timestamp_seconds{spec=\"e2e\"}"),
+        "{metrics}"
+    );
+}
+
+/// A controller that cannot start logs why as one JSON line under `--output json`.
+#[test]
+fn a_controller_that_cannot_start_says_why_in_one_json_line() {
+    let e = Env::new();
+    let bad = e.dir.path().join("bad.yaml");
+    std::fs::write(&bad, SPEC.replace("scopes:", "scopez:")).unwrap();
+    let out = common::regops()
+        .args(["apply", "--watch", "--output", "json", "-f"])
+        .arg(&bad)
+        .arg("--kubeconfig")
+        .arg(&e.kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    let v: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(v["level"], "error");
+    assert!(v["msg"].as_str().unwrap().contains("scopez"), "{v}");
+}
+
 #[test]
 fn a_changed_spec_takes_effect_an_invalid_one_is_reported_and_sighup_rereads() {
     let e = Env::new();

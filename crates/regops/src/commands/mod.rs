@@ -36,6 +36,8 @@ pub fn run(command: Command, term: Term) -> ExitStatus {
     if let Some(flags) = cluster {
         crate::observe::set_list_limits(flags.list_limits());
     }
+    // The controller run with `--output json` logs JSON lines; its failure to start is one too.
+    let json_log = matches!(&command, Command::Apply(a) if a.watch && a.output == regops_core::format::Format::Json);
     let result = match command {
         Command::Check(a) => check::check(a, &term),
         Command::Render(a) => render::render(a, &term),
@@ -79,7 +81,11 @@ pub fn run(command: Command, term: Term) -> ExitStatus {
         }
     };
     result.unwrap_or_else(|f| {
-        f.report(&term);
+        if json_log {
+            crate::output::Log { json: true }.error(&f.text());
+        } else {
+            f.report(&term);
+        }
         ExitStatus::Failure
     })
 }

@@ -11,6 +11,9 @@
 //! - `regops_conflicts`: conflicts the latest full apply found (left alone, for a person);
 //! - `regops_watch_restarts_total{resource,reason="closed|expired|error|limit"}`;
 //! - `regops_spec_reloads_total{outcome="success|failure"}`;
+//! - `regops_spec_valid`: 1 while the spec files as they are now are the spec in force, 0 while
+//!   a version that failed to load is kept out (the last good spec stays in force);
+//! - `regops_spec_last_reload_timestamp_seconds`: when the spec files were last read again;
 //! - `regops_pods_recycled_total`: pods deleted by `--recycle-stuck-pods`;
 //! - `regops_namespaces_awaiting_retry`: namespaces whose writes failed, waiting to be retried
 //!   alone (each with its own backoff);
@@ -74,6 +77,9 @@ struct Values {
     conflicts: u64,
     watch_restarts: BTreeMap<(String, &'static str), u64>,
     reloads: BTreeMap<bool, u64>,
+    /// The spec files as they are now failed to load (the last good spec is in force).
+    spec_rejected: bool,
+    last_reload: Option<f64>,
     recycled: u64,
     awaiting_retry: u64,
     mint_failures: u64,
@@ -195,8 +201,25 @@ impl Metrics {
         self.values().recycled += pods as u64;
     }
 
+    /// A reload of the spec, and whether the files now load (the spec in force is theirs).
     pub fn reload(&self, success: bool) {
-        *self.values().reloads.entry(success).or_default() += 1;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.reload_at(success, now);
+    }
+
+    /// As [`Metrics::reload`], at `now` (Unix seconds).
+    pub fn reload_at(&self, success: bool, now: f64) {
+        let mut v = self.values();
+        *v.reloads.entry(success).or_default() += 1;
+        v.spec_rejected = !success;
+        v.last_reload = Some(now);
+    }
+
+    /// The spec files are back to the spec in force (a bad version reverted): valid again.
+    pub fn spec_restored(&self) {
+        self.values().spec_rejected = false;
     }
 
     /// The Prometheus text exposition (version 0.0.4), at `now` (Unix seconds).
@@ -290,6 +313,24 @@ fn render(labels: &str, v: &Values, now: f64) -> String {
         o.sample(name, &with(&format!("outcome=\"{outcome}\"")), n);
     }
     o.family(
+        "regops_spec_valid",
+        Gauge,
+        "1 while the spec files as they are now are the spec in force; 0 while a version that failed to load is kept out (the last good spec stays in force).",
+    );
+    o.sample("regops_spec_valid", s, u8::from(!v.spec_rejected));
+    if let Some(t) = v.last_reload {
+        o.family(
+            "regops_spec_last_reload_timestamp_seconds",
+            Gauge,
+            "When the spec files were last read again (a change, or SIGHUP).",
+        );
+        o.sample(
+            "regops_spec_last_reload_timestamp_seconds",
+            s,
+            format!("{t:.3}"),
+        );
+    }
+    o.family(
         "regops_pods_recycled_total",
         Counter,
         "Pods stuck pulling from a registry just provided, deleted for their controller to recreate.",
@@ -359,7 +400,7 @@ mod tests {
         });
         m.full_sync(4, 1, Some(1000.0));
         m.watch_restart("namespaces", "expired");
-        m.reload(false);
+        m.reload_at(false, 1000.0);
         m.awaiting_retry(1);
         m.mint_failed();
         insta::assert_snapshot!(m.render(1012.5));

@@ -413,7 +413,7 @@ impl Controller<'_> {
             Ok(p) => p,
             Err(f) => {
                 if forced || self.rejected_print != Some(0) {
-                    f.report(self.term);
+                    self.report(f);
                     self.log
                         .error("cannot read the spec files; the spec in force stays");
                     self.metrics.reload(false);
@@ -422,6 +422,15 @@ impl Controller<'_> {
                 return;
             }
         };
+        if !forced && print == self.spec_print && self.rejected_print.is_some() {
+            // A bad version reverted: the files are the spec in force again. Said, so that the
+            // error logged before is not the last word.
+            self.rejected_print = None;
+            self.metrics.spec_restored();
+            self.log
+                .info("the spec files are back to the spec in force; nothing to reload");
+            return;
+        }
         if !forced && (print == self.spec_print || self.rejected_print == Some(print)) {
             return;
         }
@@ -447,12 +456,22 @@ impl Controller<'_> {
                 }
             }
             Err(f) => {
-                f.report(self.term);
+                self.report(f);
                 self.log
                     .error("the new spec is invalid (above); the last good spec stays in force");
                 self.rejected_print = Some(print);
                 self.metrics.reload(false);
             }
+        }
+    }
+
+    /// Shows why something failed: on the terminal as every command does, or, with `--output
+    /// json`, as one JSON log line (a log collector gets one record, not a drawn box).
+    fn report(&self, f: crate::failure::Failure) {
+        if self.log.json {
+            self.log.error(&f.text());
+        } else {
+            f.report(self.term);
         }
     }
 
