@@ -177,23 +177,51 @@ async fn list(
         Some(ns) => format!("/api/v1/namespaces/{ns}/pods"),
         None => "/api/v1/pods".to_string(),
     };
+    let limits = crate::observe::list_limits();
+    let exceeded = |e: crate::observe::Exceeded| {
+        kube::Error::Service(Box::new(std::io::Error::other(format!(
+            "the API server's LIST of pods {e}"
+        ))))
+    };
     let request = kube::core::Request::new(path);
     let mut params = params.limit(crate::observe::PAGE);
-    let mut out = Vec::new();
-    loop {
-        let page: PodList = retry(|| async {
-            let req = request.list(&params).map_err(kube::Error::BuildRequest)?;
-            client.request(req).await
-        })
-        .await?;
-        out.extend(page.items.into_iter().filter(|p| {
-            !p.status.container_statuses.is_empty() || !p.status.init_container_statuses.is_empty()
-        }));
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(out),
+    let pages = async {
+        let (mut out, mut pages, mut items) = (Vec::new(), 0u64, 0u64);
+        loop {
+            // Each page within the size of a LIST page, the LIST within its pages, objects
+            // and time (`--max-list-*`, `--list-timeout`), as every read of the cluster.
+            let page: PodList = retry(|| async {
+                let req = request.list(&params).map_err(kube::Error::BuildRequest)?;
+                let body = client.request_stream(req).await?;
+                let mut body = std::pin::pin!(body);
+                let mut buf = Vec::new();
+                crate::bounded::read_to_end(&mut body, &mut buf, crate::bounded::PAGE_LIMIT)
+                    .await
+                    .map_err(|e| kube::Error::Service(Box::new(e)))?;
+                serde_json::from_slice(&buf).map_err(kube::Error::SerdeError)
+            })
+            .await?;
+            pages += 1;
+            items = items.saturating_add(page.items.len() as u64);
+            if items > limits.items {
+                return Err(exceeded(crate::observe::Exceeded::Items(limits.items)));
+            }
+            out.extend(page.items.into_iter().filter(|p| {
+                !p.status.container_statuses.is_empty()
+                    || !p.status.init_container_statuses.is_empty()
+            }));
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(_) if pages >= limits.pages => {
+                    return Err(exceeded(crate::observe::Exceeded::Pages(limits.pages)));
+                }
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(out),
+            }
         }
-    }
+    };
+    tokio::time::timeout(limits.time, pages)
+        .await
+        .map_err(|_| exceeded(crate::observe::Exceeded::Time(limits.time)))?
 }
 
 /// Finds and deletes the stuck pods of `namespaces`, each with the registries (`servers`)
