@@ -513,25 +513,6 @@ mod tests {
         assert!(env_refusal("HOME", &wide).is_some());
     }
 
-    #[test]
-    fn minted_tokens_go_only_to_their_cloud() {
-        let p = Policy::default();
-        let ecr = |server: &str| minted_host_refusal(Minted::Ecr, Some("eu-west-1"), server, &p);
-        assert_eq!(ecr("123456789012.dkr.ecr.eu-west-1.amazonaws.com"), None);
-        assert_eq!(
-            ecr("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team"),
-            None
-        );
-        assert!(ecr("123456789012.dkr.ecr.us-east-1.amazonaws.com").is_some());
-        assert!(ecr("evil.example.com").is_some());
-        assert!(ecr("123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.com").is_some());
-        assert!(ecr("12345.dkr.ecr.eu-west-1.amazonaws.com").is_some());
-        // Never across partitions.
-        assert!(ecr("123456789012.dkr.ecr.eu-west-1.amazonaws.com.cn").is_some());
-        assert!(
-            minted_host_refusal(
-                Minted::Ecr,
-                Some("cn-north-1"),
     /// The CIs' own credentials stay refused under any prefix `--allow-env` widens to.
     #[test]
     fn ci_credentials_are_refused_whatever_the_prefix() {
@@ -568,6 +549,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn minted_tokens_go_only_to_their_cloud() {
+        let p = Policy::default();
+        let ecr = |server: &str| minted_host_refusal(Minted::Ecr, Some("eu-west-1"), server, &p);
+        assert_eq!(ecr("123456789012.dkr.ecr.eu-west-1.amazonaws.com"), None);
+        assert_eq!(
+            ecr("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team"),
+            None
+        );
+        assert!(ecr("123456789012.dkr.ecr.us-east-1.amazonaws.com").is_some());
+        assert!(ecr("evil.example.com").is_some());
+        assert!(ecr("123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.com").is_some());
+        assert!(ecr("12345.dkr.ecr.eu-west-1.amazonaws.com").is_some());
+        // Never across partitions.
+        assert!(ecr("123456789012.dkr.ecr.eu-west-1.amazonaws.com.cn").is_some());
+        assert!(
+            minted_host_refusal(
+                Minted::Ecr,
+                Some("cn-north-1"),
                 "123456789012.dkr.ecr.cn-north-1.amazonaws.com",
                 &p
             )
