@@ -557,16 +557,17 @@ pub struct TrustArgs {
     pub load_restrictor: LoadRestrictor,
     /// Also let `password: { env: NAME }` read variables starting with PREFIX (repeatable;
     /// `REGOPS_CRED_` always may). The variables regops and the cloud SDKs take keys from
-    /// (`REGOPS_AGE_KEY*`, `SOPS_*`, `AWS_*`, `AZURE_*`, `GOOGLE_*`, `KUBECONFIG`, ...) stay
-    /// refused.
+    /// (`REGOPS_AGE_KEY*`, `SOPS_*`, `AWS_*`, `AZURE_*`, `GOOGLE_*`, `KUBECONFIG`, ...) and the
+    /// CIs' own credentials (`GITHUB_TOKEN`, `GH_TOKEN`, `ACTIONS_*`, `CI_JOB_JWT*`,
+    /// `CI_REGISTRY_PASSWORD`, `GITLAB_*TOKEN*`, ...) stay refused.
     #[arg(long = "allow-env", value_name = "PREFIX")]
     pub allow_env: Vec<String>,
     /// Let a kubeconfig the spec names (a cluster's `kubeconfig`) run `exec` and
-    /// `auth-provider` plugins and skip TLS verification. The operator's own kubeconfig
-    /// (--kubeconfig, $KUBECONFIG, ~/.kube/config) may always. A plugin is a program the
-    /// spec's author chose, running as this job: keys withheld from its environment are still
-    /// in regops' own (`/proc/PID/environ`), so give this only to specs whose every author is
-    /// trusted with them.
+    /// `auth-provider` plugins, skip TLS verification and use a plain-HTTP (`http://`) server.
+    /// The operator's own kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config) may always. A
+    /// plugin is a program the spec's author chose, running as this job: keys withheld from its
+    /// environment are still in regops' own (`/proc/PID/environ`), so give this only to specs
+    /// whose every author is trusted with them.
     #[arg(long)]
     pub allow_kubeconfig_exec: bool,
     /// Also let minted tokens (`ecr`, `gcp`, `acr`) be sent to this registry host[:port]
