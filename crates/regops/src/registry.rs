@@ -370,6 +370,19 @@ pub async fn check(
     let verdict = match check_with(&client, &base, login, image, &mut notes).await {
         Ok(v) | Err(v) => v,
     };
+    // A certificate the roots do not vouch for: say which roots, and what `caFile` is for.
+    let verdict = match verdict {
+        Verdict::TlsError(d) => Verdict::TlsError(match ca_file {
+            Some(p) => format!(
+                "{d} (checked against caFile {}: it must hold the CA that signs this registry's certificate)",
+                p.display()
+            ),
+            None => format!(
+                "{d} (checked against this machine's CAs; a registry with a CA of its own needs `caFile`)"
+            ),
+        }),
+        v => v,
+    };
     (verdict, notes)
 }
 

@@ -221,6 +221,12 @@ credentials:
         "{:?}",
         result("untrusted")
     );
+    // The TLS error says which roots judged the certificate, and what caFile is for.
+    assert!(
+        result("untrusted").1.contains("needs `caFile`"),
+        "{:?}",
+        result("untrusted")
+    );
     assert_eq!(result("gone").0, "unreachable", "{:?}", result("gone"));
 
     // The pushed image may be pulled; one that does not exist is reported as such.
@@ -607,4 +613,30 @@ credentials:
     );
     assert_eq!(heard.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert!(!r.stdout.contains("MARKER") && !r.stderr.contains("MARKER"));
+}
+
+/// `regops check` reads each registry's `caFile`: one that does not exist, or holds no
+/// certificate, is an error at the field, with what `caFile` is for (issue 39: it passed).
+#[test]
+fn check_verifies_each_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("not-a-ca.pem"), "hello\n").unwrap();
+    let spec = dir.path().join("regops.yaml");
+    std::fs::write(
+        &spec,
+        "apiVersion: regops.dev/v1
+kind: RegistryConfig
+registries:
+  missing: { server: registry.example.com, credential: alice, caFile: nowhere.pem }
+  garbage: { server: registry2.example.com, credential: alice, caFile: not-a-ca.pem }
+credentials:
+  alice: { username: alice, password: { env: REGOPS_CRED_ALICE_PASSWORD } }
+",
+    )
+    .unwrap();
+    let r = run(regops().args(["check", "--no-decrypt", "-f"]).arg(&spec));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(r.stderr.contains("nowhere.pem"), "{}", r.stderr);
+    assert!(r.stderr.contains("holds no certificate"), "{}", r.stderr);
+    assert!(r.stderr.contains("caFile is a PEM bundle"), "{}", r.stderr);
 }

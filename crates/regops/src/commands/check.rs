@@ -14,6 +14,31 @@ pub(super) fn check(args: CheckArgs, term: &Term) -> Outcome {
     } else {
         Some(resolve_logins(&loaded, &args.identity.identity, None)?.len())
     };
+    // Each registry's CA file is readable and holds certificates: a missing or wrong one is
+    // found here, not at the first login.
+    let mut bad_ca = regops_spec::Diagnostics::default();
+    for reg in spec.registries.values() {
+        let Some(c) = &reg.ca_file else { continue };
+        let what = format!("the CA file of registry `{}`", reg.name.value);
+        let checked = crate::confined::path(&loaded.sources, c, &what).and_then(|p| {
+            crate::registry::connector(Some(&p)).map(drop).map_err(|e| {
+                regops_spec::Diagnostic::error("check::ca-file", e)
+                    .with_label(c.loc, "not a usable CA bundle")
+                    .with_help(
+                        "caFile is a PEM bundle of the CA certificates that sign the registry's own certificate (a self-hosted registry's CA); it is not the registry's certificate chain nor a client certificate",
+                    )
+            })
+        });
+        if let Err(d) = checked {
+            bad_ca.push(d);
+        }
+    }
+    if !bad_ca.is_empty() {
+        return Err(crate::failure::Failure::Spec {
+            sources: loaded.sources.clone(),
+            diagnostics: bad_ca,
+        });
+    }
     let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
     let mut summary = format!(
         "spec `{}` is valid: {}, {}, {}, {}, {}",
