@@ -15,6 +15,7 @@ pub mod kind;
 pub mod masked;
 pub mod model;
 pub mod node;
+pub mod open;
 pub mod rules;
 pub mod schema;
 pub mod source;

@@ -241,9 +241,12 @@ pub fn read_paths(paths: &[PathBuf], restrictor: LoadRestrictor) -> Result<Sourc
         // The `-f` path itself is the pull request's too: a `regops.yaml` (or a `specs/`)
         // committed as a symlink to `~/.aws/credentials` (or `/etc`) would be read and quoted in
         // diagnostics. It must stay in the directory it is named in.
-        if restrictor == LoadRestrictor::RootOnly {
-            confine_spec_path(path).map_err(|refused| LoadError::Outside { refused })?;
-        }
+        let checked = match restrictor {
+            LoadRestrictor::RootOnly => {
+                Some(confine_spec_path(path).map_err(|refused| LoadError::Outside { refused })?)
+            }
+            LoadRestrictor::None => None,
+        };
         if path.is_dir() {
             let entries = std::fs::read_dir(path).map_err(|source| LoadError::Read {
                 path: path.clone(),
@@ -261,15 +264,21 @@ pub fn read_paths(paths: &[PathBuf], restrictor: LoadRestrictor) -> Result<Sourc
                 // A file found in the directory is the spec's own only if it is in the
                 // directory (a symlink to `~/.kube/config` named `x.yaml` would otherwise be
                 // parsed and quoted in diagnostics).
-                if restrictor == LoadRestrictor::RootOnly {
-                    let written = file.strip_prefix(path).unwrap_or(&file).to_path_buf();
-                    crate::trust::confine(path, &file, &written)
-                        .map_err(|refused| LoadError::Outside { refused })?;
-                }
-                read_one(&mut sources, file, path.clone())?;
+                let checked = match restrictor {
+                    LoadRestrictor::RootOnly => {
+                        let written = file.strip_prefix(path).unwrap_or(&file).to_path_buf();
+                        let resolved = crate::trust::confine(path, &file, &written)
+                            .map_err(|refused| LoadError::Outside { refused })?;
+                        Some((path.as_path(), resolved))
+                    }
+                    LoadRestrictor::None => None,
+                };
+                read_one(&mut sources, file.clone(), path.clone(), checked)?;
             }
         } else {
-            read_one(&mut sources, path.clone(), parent_dir(path))?;
+            let root = parent_dir(path);
+            let checked = checked.map(|resolved| (root.as_path(), resolved));
+            read_one(&mut sources, path.clone(), root.clone(), checked)?;
         }
     }
     Ok(sources)
@@ -282,7 +291,7 @@ pub fn read_paths(paths: &[PathBuf], restrictor: LoadRestrictor) -> Result<Sourc
 /// directory out of the checkout, would read the spec there and the files beside it. An
 /// absolute path's directories are the operator's to choose (`/spec/` may be a mount, `/tmp` a
 /// symlink); `..` climbs out of the working directory by the operator's choice too.
-fn confine_spec_path(path: &Path) -> Result<(), crate::trust::PathRefused> {
+fn confine_spec_path(path: &Path) -> Result<PathBuf, crate::trust::PathRefused> {
     if path.is_relative() {
         let mut on_the_way = PathBuf::new();
         let mut dirs = path.components().peekable();
@@ -294,17 +303,35 @@ fn confine_spec_path(path: &Path) -> Result<(), crate::trust::PathRefused> {
             }
         }
     }
-    crate::trust::confine(&parent_dir(path), path, path).map(drop)
+    crate::trust::confine(&parent_dir(path), path, path)
 }
 
-fn read_one(sources: &mut Sources, path: PathBuf, root: PathBuf) -> Result<FileId, LoadError> {
+/// Reads the spec file `path` into `sources`, with `root` the root of the paths it names. When
+/// it was `checked` (a directory, and `path` as the trust boundary resolved it there), it is
+/// opened by handle below that directory, on the path that was checked ([`crate::open`]).
+fn read_one(
+    sources: &mut Sources,
+    path: PathBuf,
+    root: PathBuf,
+    checked: Option<(&Path, PathBuf)>,
+) -> Result<FileId, LoadError> {
     let format =
         Format::from_path(&path).ok_or_else(|| LoadError::UnknownFormat { path: path.clone() })?;
     let read_err = |source| LoadError::Read {
         path: path.clone(),
         source,
     };
-    let file = open_regular(&path).map_err(read_err)?;
+    let opened = match checked {
+        Some((dir, resolved)) => match crate::open::split_below(dir, &resolved) {
+            Some((real, below)) => crate::open::regular_beneath(&real, &below),
+            None => Err(crate::open::OpenError::Changed),
+        },
+        None => crate::open::regular(&path),
+    };
+    let file = opened.map_err(|e| match e {
+        crate::open::OpenError::Io(e) => read_err(e),
+        other => read_err(std::io::Error::other(other.to_string())),
+    })?;
     let mut text = String::new();
     std::io::Read::read_to_string(
         &mut std::io::Read::take(file, MAX_SPEC_FILE_BYTES + 1),
@@ -315,29 +342,6 @@ fn read_one(sources: &mut Sources, path: PathBuf, root: PathBuf) -> Result<FileI
         return Err(LoadError::TooLarge { path });
     }
     Ok(sources.add_with_root(path, root, text, format))
-}
-
-/// `path` opened for reading if it is a regular file, checked on the handle. Opened without
-/// blocking: a FIFO (a local process may swap one in for a spec file) would wait for a writer
-/// for ever.
-#[cfg(unix)]
-fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
-    use rustix::fs::{FileType, Mode, OFlags};
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
-    let fd = rustix::fs::open(path, flags, Mode::empty())?;
-    if FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != FileType::RegularFile {
-        return Err(std::io::Error::other("it is not a regular file"));
-    }
-    Ok(std::fs::File::from(fd))
-}
-
-#[cfg(not(unix))]
-fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
-    let file = std::fs::File::open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("it is not a regular file"));
-    }
-    Ok(file)
 }
 
 /// A diagnostic for a value that is not of the expected kind.

@@ -2,14 +2,10 @@
 //! each path resolved inside the spec's root as [`regops_spec::trust`] says, only regular files
 //! (a FIFO would block, `/dev/zero` never ends), and never more than a stated size.
 
-use std::ffi::OsStr;
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use regops_spec::{Diagnostic, Sources, Spanned};
-use rustix::fs::{FileType, Mode, OFlags};
-use rustix::io::Errno;
 use zeroize::Zeroizing;
 
 /// The largest password or ciphertext file read.
@@ -46,13 +42,13 @@ impl AsRef<Path> for SpecPath {
 
 impl SpecPath {
     /// At most `limit` bytes of the regular file, opened beneath the spec's root as it was
-    /// checked (see [`open_beneath`]); with `--load-restrictor none`, as [`read`].
+    /// checked ([`regops_spec::open::regular_beneath`]); with `--load-restrictor none`, as [`read`].
     pub fn read(&self, limit: u64) -> Result<Zeroizing<Vec<u8>>, ReadError> {
-        let fd = match &self.beneath {
-            Some((root, below)) => open_beneath(root, below)?,
-            None => open_file(&self.path)?,
+        let file = match &self.beneath {
+            Some((root, below)) => regops_spec::open::regular_beneath(root, below)?,
+            None => regops_spec::open::regular(&self.path)?,
         };
-        read_fd(fd, limit)
+        read_file(file, limit)
     }
 
     /// As [`SpecPath::read`], as UTF-8 text.
@@ -78,11 +74,7 @@ pub fn path(sources: &Sources, p: &Spanned<PathBuf>, what: &str) -> Result<SpecP
     };
     // `resolve` judged `resolved` against the root's real path; the same path is opened below
     // it. A root that moved in between is refused rather than judged again.
-    let beneath = std::fs::canonicalize(root).ok().and_then(|real| {
-        let below = resolved.strip_prefix(&real).ok()?.to_path_buf();
-        Some((real, below))
-    });
-    match beneath {
+    match regops_spec::open::split_below(root, &resolved) {
         Some(beneath) => Ok(SpecPath {
             path: resolved,
             beneath: Some(beneath),
@@ -108,110 +100,21 @@ pub enum ReadError {
     Changed,
 }
 
-impl From<Errno> for ReadError {
-    fn from(e: Errno) -> ReadError {
+impl From<regops_spec::open::OpenError> for ReadError {
+    fn from(e: regops_spec::open::OpenError) -> ReadError {
+        use regops_spec::open::OpenError;
         match e {
-            // Only a swap makes these: the path was checked to be plain names, no symlink.
-            Errno::LOOP | Errno::NOTDIR | Errno::XDEV => ReadError::Changed,
-            e => ReadError::Io(e.into()),
+            OpenError::Io(e) => ReadError::Io(e),
+            OpenError::NotAFile => ReadError::NotAFile,
+            OpenError::Changed => ReadError::Changed,
         }
     }
 }
 
-/// How every file is opened for reading: never blocking (a FIFO opens at once, without a
-/// writer; the type is checked before a byte is read), never becoming the controlling
-/// terminal, never inherited by a child.
-const FILE_FLAGS: OFlags = OFlags::RDONLY
-    .union(OFlags::CLOEXEC)
-    .union(OFlags::NOCTTY)
-    .union(OFlags::NONBLOCK);
-/// How the directories on the way are opened when walking name by name.
-const DIR_FLAGS: OFlags = OFlags::RDONLY
-    .union(OFlags::CLOEXEC)
-    .union(OFlags::DIRECTORY);
-
-/// The file `below` the directory `root` (a real path: absolute, no symlink in it), opened
-/// without following a symlink anywhere: the root is opened name by name from `/`, and the
-/// file beneath its handle, with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-/// RESOLVE_NO_MAGICLINKS)` where the kernel has it (Linux 5.6), else with one
-/// `openat(O_NOFOLLOW)` per name. A symlink swapped in after the path was checked fails the
-/// open ([`ReadError::Changed`]) instead of being followed out of the root or into `.git`.
-fn open_beneath(root: &Path, below: &Path) -> Result<OwnedFd, ReadError> {
-    let dir = open_names(
-        rustix::fs::open("/", DIR_FLAGS, Mode::empty())?,
-        &plain_names(root)?,
-        DIR_FLAGS,
-    )?;
-    Ok(open_names(dir, &plain_names(below)?, FILE_FLAGS)?)
-}
-
-/// The names of `path` (a real path, or one below a root), refusing `..` and the like.
-fn plain_names(path: &Path) -> Result<Vec<&OsStr>, ReadError> {
-    let mut names = Vec::new();
-    for c in path.components() {
-        match c {
-            Component::RootDir | Component::CurDir => {}
-            Component::Normal(n) => names.push(n),
-            Component::ParentDir | Component::Prefix(_) => return Err(ReadError::Changed),
-        }
-    }
-    Ok(names)
-}
-
-/// `names` below `dir`, the last opened with `flags`, following no symlink.
-fn open_names(dir: OwnedFd, names: &[&OsStr], flags: OFlags) -> Result<OwnedFd, Errno> {
-    if names.is_empty() {
-        return Ok(dir);
-    }
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        use rustix::fs::ResolveFlags;
-        let joined: PathBuf = names.iter().collect();
-        let resolve =
-            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
-        match rustix::fs::openat2(&dir, &joined, flags, Mode::empty(), resolve) {
-            // No openat2 (before Linux 5.6, or a seccomp filter that refuses it), or a rename
-            // somewhere on the file system while it resolved: walk name by name instead.
-            Err(Errno::NOSYS | Errno::PERM | Errno::INVAL | Errno::TOOBIG | Errno::AGAIN) => {}
-            done => return done,
-        }
-    }
-    walk(dir, names, flags)
-}
-
-/// `names` below `dir` with one `openat(O_NOFOLLOW)` each: a symlink anywhere fails it.
-fn walk(mut dir: OwnedFd, names: &[&OsStr], flags: OFlags) -> Result<OwnedFd, Errno> {
-    let Some((last, on_the_way)) = names.split_last() else {
-        return Ok(dir);
-    };
-    for name in on_the_way {
-        dir = rustix::fs::openat(
-            dir.as_fd(),
-            *name,
-            DIR_FLAGS | OFlags::NOFOLLOW,
-            Mode::empty(),
-        )?;
-    }
-    rustix::fs::openat(dir.as_fd(), *last, flags | OFlags::NOFOLLOW, Mode::empty())
-}
-
-/// `path` opened for reading as [`FILE_FLAGS`] says (symlinks followed: a path the operator
-/// gave, or one the spec names under `--load-restrictor none`).
-fn open_file(path: &Path) -> Result<OwnedFd, ReadError> {
-    Ok(rustix::fs::open(path, FILE_FLAGS, Mode::empty()).map_err(std::io::Error::from)?)
-}
-
-/// At most `limit` bytes of the open `fd`, which must be a regular file (checked on the handle,
-/// before reading: a FIFO or a device is never read).
-fn read_fd(fd: OwnedFd, limit: u64) -> Result<Zeroizing<Vec<u8>>, ReadError> {
-    let stat = rustix::fs::fstat(&fd).map_err(std::io::Error::from)?;
-    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
-        return Err(ReadError::NotAFile);
-    }
+/// At most `limit` bytes of `file`, a regular file [`regops_spec::open`] opened.
+fn read_file(file: std::fs::File, limit: u64) -> Result<Zeroizing<Vec<u8>>, ReadError> {
     let mut buf = Zeroizing::new(Vec::new());
-    std::fs::File::from(fd)
-        .take(limit + 1)
-        .read_to_end(&mut buf)?;
+    file.take(limit + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > limit {
         return Err(ReadError::TooLarge(limit));
     }
@@ -222,7 +125,7 @@ fn read_fd(fd: OwnedFd, limit: u64) -> Result<Zeroizing<Vec<u8>>, ReadError> {
 /// on drop; symlinks followed (for the files the operator names: a saved plan, a credential
 /// file of the environment's). A FIFO or a device is refused without blocking.
 pub fn read(path: &Path, limit: u64) -> Result<Zeroizing<Vec<u8>>, ReadError> {
-    read_fd(open_file(path)?, limit)
+    read_file(regops_spec::open::regular(path)?, limit)
 }
 
 /// As [`read`], as UTF-8 text.
@@ -298,7 +201,7 @@ mod tests {
         rustix::fs::mkfifoat(
             rustix::fs::CWD,
             root.join("d/secret"),
-            Mode::RUSR | Mode::WUSR,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
         )
         .unwrap();
         assert!(matches!(p.read(100), Err(ReadError::NotAFile)));
@@ -308,33 +211,6 @@ mod tests {
         ));
         // A path with `..` in it is not one `path` hands out.
         assert!(beneath(&root, "d/../d/kept").read(100).is_err());
-    }
-
-    /// The walk for kernels without openat2 (and for macOS) refuses what openat2 refuses.
-    #[test]
-    fn the_walk_name_by_name_follows_no_symlink() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = std::fs::canonicalize(dir.path()).unwrap();
-        std::fs::create_dir_all(root.join("d")).unwrap();
-        std::fs::write(root.join("d/f"), "f").unwrap();
-        std::os::unix::fs::symlink("d", root.join("l")).unwrap();
-        std::os::unix::fs::symlink("f", root.join("d/l")).unwrap();
-        let open = |names: &[&str]| {
-            let names: Vec<&OsStr> = names.iter().map(OsStr::new).collect();
-            let top = open_names(
-                rustix::fs::open("/", DIR_FLAGS, Mode::empty()).unwrap(),
-                &plain_names(&root).unwrap(),
-                DIR_FLAGS,
-            )
-            .unwrap();
-            walk(top, &names, FILE_FLAGS)
-        };
-        assert!(open(&["d", "f"]).is_ok());
-        assert!(matches!(
-            open(&["l", "f"]),
-            Err(Errno::NOTDIR | Errno::LOOP)
-        ));
-        assert!(matches!(open(&["d", "l"]), Err(Errno::LOOP)));
     }
 
     fn tempfile_dir() -> PathBuf {

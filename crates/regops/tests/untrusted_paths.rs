@@ -256,6 +256,43 @@ fn a_file_swapped_for_a_fifo_never_blocks_a_read() {
     );
 }
 
+/// A local process swaps a spec file in a `-f` directory between a regular file and a symlink
+/// to a file outside (`~/.aws/credentials`): the outside file is never parsed, so never quoted
+/// in a diagnostic.
+#[test]
+fn a_spec_file_swapped_for_a_symlink_out_is_never_parsed() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "home/credentials",
+        "aws_secret_access_key: OUTSIDE-MARKER\n",
+    );
+    let specs = dir.path().join("repo/specs");
+    write(&specs, "regops.yaml", &spec("{ env: REGOPS_CRED_C }"));
+    std::os::unix::fs::symlink(
+        dir.path().join("home/credentials"),
+        dir.path().join("repo/specs.alt"),
+    )
+    .unwrap();
+    let check = || {
+        let mut c = in_ci();
+        c.args(["check", "--no-decrypt", "-f"]).arg(&specs);
+        c
+    };
+    let clean = run(&mut check());
+    assert_eq!(clean.code, 0, "{}", clean.transcript());
+    let swapper = Swapper::start(specs.join("regops.yaml"), dir.path().join("repo/specs.alt"));
+    for i in 0..RACES {
+        let r = run_bounded(&mut check(), BOUND).unwrap_or_else(|| panic!("run {i} hung"));
+        assert!(
+            !r.stdout.contains("OUTSIDE-MARKER") && !r.stderr.contains("OUTSIDE-MARKER"),
+            "run {i}: {}",
+            r.transcript()
+        );
+    }
+    drop(swapper);
+}
+
 /// A spec file that is a FIFO (a local process swaps one in; `-f` names it) is refused at
 /// once: opening it would wait for a writer for ever.
 #[test]
