@@ -210,9 +210,11 @@ async fn drop_last_applied(client: &Client, c: &Change, opts: &Options) -> Resul
     {
         return Ok(());
     }
-    let mut pp = PatchParams::default();
-    pp.field_manager = Some(FIELD_MANAGER.to_string());
-    pp.dry_run = opts.dry_run;
+    let pp = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        dry_run: opts.dry_run,
+        ..PatchParams::default()
+    };
     let body = bodies::without_last_applied();
     let patch = Patch::Merge(&body);
     let request = kube::core::Request::new(ObjectKind::Secret.collection_path(Some(&c.namespace)));

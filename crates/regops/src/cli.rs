@@ -9,10 +9,10 @@ use regops_core::format::{Format, View};
 
 const EXAMPLES: &str = "\
 Examples:
-  regops keygen -o ~/.config/regops/key.txt        # one identity per person or CI job
+  regops keygen --out ~/.config/regops/key.txt        # one identity per person or CI job
   regops encrypt -f regops.yaml --credential harbor-robot
   regops check -f regops.yaml                      # the spec is valid and decrypts
-  regops render -f regops.yaml --namespaces web,api
+  regops render -f regops.yaml -n web,api
   regops rekey -f regops.yaml                      # after editing `recipients`
 
 Exit status, for every command (docs/using.md#exit-codes):
@@ -71,17 +71,17 @@ pub enum Command {
     #[command(after_help = "\
 Examples:
   regops render -f regops.yaml                           # the namespaces the scopes name
-  regops render -f regops.yaml --namespaces web,api      # these namespaces
+  regops render -f regops.yaml -n web,api      # these namespaces
   regops render -f regops.yaml --show-secrets | kubectl apply -f -
 
 Scopes that select namespaces by label, Rancher project or KubeSphere workspace need a cluster to
-resolve; without --namespaces, render shows only the namespaces they name.")]
+resolve; without -n, render shows only the namespaces they name.")]
     Render(RenderArgs),
 
     /// Generate an age identity (private key) and print its public key.
     #[command(after_help = "\
 Examples:
-  regops keygen -o ~/.config/regops/key.txt     # file mode 0600; the public key goes to stderr
+  regops keygen --out ~/.config/regops/key.txt     # file mode 0600; the public key goes to stderr
   regops keygen --public ~/.config/regops/key.txt")]
     Keygen(KeygenArgs),
 
@@ -107,8 +107,8 @@ nothing after one apply. Passwords are written only as age ciphertext to the rec
 the file is created with mode 0600, atomically, and an existing one is kept unless --force.
 
 Examples:
-  regops import -o regops.yaml --recipient age1...            # the current kubeconfig context
-  regops import --context prod -n web,api -o web.yaml --recipients-file team.txt
+  regops import --out regops.yaml --recipient age1...            # the current kubeconfig context
+  regops import --context prod -n web,api --out web.yaml --recipients-file team.txt
   regops import --selector team=web --dry-run --recipient age1...   # print it, passwords redacted")]
     Import(ImportArgs),
 
@@ -206,7 +206,7 @@ when the cluster is another, or when an object read then has changed, appeared o
 -f may be left out: the plan names the spec's files.
   regops plan -f regops.yaml --out plan.json          # on the pull request
   regops apply plan.json --yes                        # after merge, from the same checkout")]
-    #[command(mut_arg("files", |a| a.required(false).required_unless_present("plan_file")))]
+    #[command(mut_arg("files", |a| a.required(false)))]
     Apply(ApplyArgs),
 
     /// Show a saved plan (`plan --out`): its changes, and what it was made from.
@@ -390,6 +390,10 @@ pub struct DriftArgs {
 pub enum DryRun {
     /// Send every write with `dryRun=All`: the API server validates it and stores nothing.
     Server,
+    /// Send nothing: show the plan, as `regops plan` does (and exit as it does).
+    Client,
+    /// Apply for real (as without the flag).
+    None,
 }
 
 #[derive(Debug, Args)]
@@ -404,10 +408,13 @@ pub struct ApplyArgs {
     /// Also delete Secrets this spec owns and no longer wants.
     #[arg(long)]
     pub prune: bool,
-    /// Validate every write on the server without storing anything.
-    #[arg(long, value_enum, value_name = "server", num_args = 0..=1, default_missing_value = "server")]
+    /// Validate every write on the server without storing anything (`--dry-run`, or
+    /// `=server`); `=client` sends nothing and shows the plan, as `regops plan` does; `=none`
+    /// applies, as kubectl's.
+    #[arg(long, value_enum, value_name = "server|client|none", num_args = 0..=1, default_missing_value = "server")]
     pub dry_run: Option<DryRun>,
-    /// Apply without asking (required when not on a terminal).
+    /// Apply without asking (required when not on a terminal; a saved plan is applied without
+    /// asking, as terraform applies one: it was reviewed when it was made).
     #[arg(long, short = 'y')]
     pub yes: bool,
     /// How much of the plan shown before applying is listed (see `plan --detail`).
@@ -535,7 +542,9 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 #[derive(Debug, Args)]
 pub struct SpecArgs {
     /// Spec file (.yaml, .yml, .toml) or directory of spec files; repeat to merge several.
-    #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
+    /// Default: `regops.yaml`, `regops.yml`, `regops.toml` or `regops/` in the current
+    /// directory, whichever is there (as kustomize finds `kustomization.yaml`).
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub trust: TrustArgs,
@@ -631,8 +640,14 @@ pub struct RenderArgs {
     pub spec: SpecArgs,
     #[command(flatten)]
     pub identity: IdentityArgs,
-    /// Render for these namespaces (comma-separated or repeated).
-    #[arg(long, short = 'n', value_name = "NS", value_delimiter = ',')]
+    /// Render for these namespaces (comma-separated or repeated), as -n in plan and apply.
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        alias = "namespaces",
+        value_name = "NS",
+        value_delimiter = ','
+    )]
     pub namespaces: Vec<String>,
     /// Put the real `.dockerconfigjson` in the output (for kubectl or an Argo CD plugin).
     /// Without it, secret data is replaced by a placeholder.
@@ -645,8 +660,15 @@ pub struct RenderArgs {
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
     /// Write the identity to this file (created with mode 0600; never overwritten) instead of
-    /// standard output.
-    #[arg(short = 'o', long, value_name = "FILE", conflicts_with = "public")]
+    /// standard output. (`-o`/`--output` still work, with a warning: elsewhere `-o` is a
+    /// format.)
+    #[arg(
+        long = "out",
+        short_alias = 'o',
+        alias = "output",
+        value_name = "FILE",
+        conflicts_with = "public"
+    )]
     pub output: Option<PathBuf>,
     /// Print the public key of an existing identity file instead.
     #[arg(long, value_name = "IDENTITY")]
@@ -681,10 +703,12 @@ pub struct ImportArgs {
     /// Only the namespaces this label selector selects (`team=web`, `env in (prod)`).
     #[arg(long, short = 'l', value_name = "SELECTOR")]
     pub selector: Option<String>,
-    /// The spec file to write (YAML).
+    /// The spec file to write (YAML). (`-o`/`--output` still work, with a warning: elsewhere
+    /// `-o` is a format.)
     #[arg(
-        long,
-        short = 'o',
+        long = "out",
+        short_alias = 'o',
+        alias = "output",
         value_name = "FILE",
         required_unless_present = "dry_run"
     )]
@@ -752,10 +776,76 @@ mod tests {
     }
 
     #[test]
-    fn spec_file_is_required() {
-        assert!(Cli::try_parse_from(["regops", "check"]).is_err());
-        assert!(Cli::try_parse_from(["regops", "apply"]).is_err());
-        assert!(Cli::try_parse_from(["regops", "plan"]).is_err());
+    fn the_spec_file_may_be_left_to_the_current_directory() {
+        // -f is optional: the command finds regops.yaml, regops.toml or regops/ (tested in
+        // tests/cli_defaults.rs).
+        for cmd in ["check", "apply", "plan", "drift", "render", "validate"] {
+            let cli = Cli::try_parse_from(["regops", cmd]).unwrap();
+            let files = match cli.command {
+                Command::Check(a) => a.spec.files,
+                Command::Apply(a) => a.run.spec.files,
+                Command::Plan(a) => a.run.spec.files,
+                Command::Drift(a) => a.run.spec.files,
+                Command::Render(a) => a.spec.files,
+                Command::Validate(a) => a.spec.files,
+                _ => panic!("{cmd}"),
+            };
+            assert!(files.is_empty(), "{cmd}");
+        }
+    }
+
+    /// `--dry-run` is server-side; `=client` and `=none` are kubectl's too.
+    #[test]
+    fn dry_run_takes_kubectls_values() {
+        let dry = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Apply(a) = cli.command else {
+                panic!("not apply")
+            };
+            a.dry_run
+        };
+        assert_eq!(dry(&["regops", "apply", "--dry-run"]), Some(DryRun::Server));
+        assert_eq!(
+            dry(&["regops", "apply", "--dry-run=server"]),
+            Some(DryRun::Server)
+        );
+        assert_eq!(
+            dry(&["regops", "apply", "--dry-run=client"]),
+            Some(DryRun::Client)
+        );
+        assert_eq!(
+            dry(&["regops", "apply", "--dry-run=none"]),
+            Some(DryRun::None)
+        );
+        assert_eq!(dry(&["regops", "apply"]), None);
+    }
+
+    /// A file is `--out` everywhere; keygen's and import's `-o FILE` still parse (with a
+    /// warning at run time).
+    #[test]
+    fn files_are_out_and_the_old_o_still_parses() {
+        for args in [
+            &["regops", "keygen", "--out", "k.txt"][..],
+            &["regops", "keygen", "-o", "k.txt"],
+            &["regops", "keygen", "--output", "k.txt"],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Keygen(k) = cli.command else {
+                panic!("not keygen")
+            };
+            assert_eq!(k.output, Some(PathBuf::from("k.txt")), "{args:?}");
+        }
+        assert!(
+            Cli::try_parse_from([
+                "regops",
+                "import",
+                "--out",
+                "x.yaml",
+                "--recipient",
+                "age1x"
+            ])
+            .is_ok()
+        );
     }
 
     /// `apply FILE` finds the spec in the saved plan; with -f too, that spec is used.

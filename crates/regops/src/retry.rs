@@ -37,7 +37,9 @@ static CONNECTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 /// How long a cluster never reached is retried: `None` for as long as the retries go (the
 /// controller).
 pub fn set_connect_timeout(d: Option<Duration>) {
-    let ms = d.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
+    let ms = d.map_or(0, |d| {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+    });
     CONNECT_BUDGET_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
 }
 

@@ -93,6 +93,8 @@ impl Env {
 
 /// What clap says of a missing required argument.
 const MISSING: &str = "the following required arguments were not provided";
+/// What a command that reads a spec says without -f in a directory that has none.
+const NO_SPEC: &str = "no spec: -f was not given";
 
 /// A usage error is 1 for every command (clap's own code, 2, read as "changes pending"), and a
 /// bare `regops`, which shows its help on stderr: nothing was done.
@@ -111,7 +113,7 @@ fn usage_errors_exit_1() {
             &["plan", "-f", "regops.yaml", "--no-such-flag"],
             "unexpected argument '--no-such-flag'",
         ),
-        (&["plan"], MISSING),
+        (&["plan"], NO_SPEC),
         (
             &["plan", "-f", "regops.yaml", "-o", "yaml"],
             "invalid value 'yaml' for '--output",
@@ -120,12 +122,12 @@ fn usage_errors_exit_1() {
             &["plan", "-f", "regops.yaml", "--request-timeout", "0"],
             "must be longer than zero",
         ),
-        (&["drift"], MISSING),
+        (&["drift"], NO_SPEC),
         (
             &["drift", "-f", "regops.yaml", "-o", "markdown"],
             "invalid value 'markdown'",
         ),
-        (&["apply"], MISSING),
+        (&["apply"], NO_SPEC),
         (
             &["apply", "-f", "regops.yaml", "--no-such-flag"],
             "unexpected argument",
@@ -133,17 +135,17 @@ fn usage_errors_exit_1() {
         (&["apply", "plan.json", "--watch"], "cannot be used with"),
         (&["show"], MISSING),
         (&["show", "plan.json", "-o", "yaml"], "invalid value 'yaml'"),
-        (&["check"], MISSING),
+        (&["check"], NO_SPEC),
         (
             &["check", "-f", "regops.yaml", "--no-such-flag"],
             "unexpected argument",
         ),
-        (&["validate"], MISSING),
+        (&["validate"], NO_SPEC),
         (
             &["validate", "-f", "regops.yaml", "-o", "markdown"],
             "invalid value 'markdown'",
         ),
-        (&["render"], MISSING),
+        (&["render"], NO_SPEC),
         (
             &["render", "-f", "regops.yaml", "--no-such-flag"],
             "unexpected argument",

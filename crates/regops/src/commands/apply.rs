@@ -435,3 +435,16 @@ async fn write(
         lock_lost: written.lock_lost,
     }
 }
+
+/// `apply --dry-run=client`: nothing is sent; the plan is shown as `regops plan` shows it (its
+/// text, or with `-o json` the plan's JSON), and the exit code is the plan's.
+pub(super) fn as_plan(a: ApplyArgs) -> crate::cli::PlanArgs {
+    crate::cli::PlanArgs {
+        run: a.run,
+        output: a.output,
+        live_state: None,
+        detail: a.detail,
+        max_bytes: regops_core::view::MARKDOWN_BUDGET,
+        out: None,
+    }
+}

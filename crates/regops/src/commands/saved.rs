@@ -5,7 +5,7 @@ use std::path::Path;
 
 use regops_core::saved::{self, SavedPlan, SpecRecord};
 
-use super::apply::{confirm, session, show_plan, take_lease, unchanged, write_and_report};
+use super::apply::{session, show_plan, take_lease, unchanged, write_and_report};
 use crate::ExitStatus;
 use crate::cli::{ApplyArgs, PlanArgs, ShowArgs};
 use crate::cluster::{connect_as, runtime};
@@ -277,10 +277,8 @@ pub(super) fn apply_saved(mut args: ApplyArgs, term: &Term) -> Outcome {
             ));
         }
         show_plan(&plan, &args, term);
-        if !args.yes && args.dry_run.is_none() && !confirm(term)? {
-            term.note("Apply cancelled; nothing was written.");
-            return Ok(ExitStatus::Failure);
-        }
+        // A saved plan was reviewed when it was made (and is refused if anything it was made
+        // from moved): it is applied without asking, as terraform applies one.
         let commit = prepared.source.commit.as_deref();
         write_and_report(
             &args,
