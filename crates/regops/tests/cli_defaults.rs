@@ -149,3 +149,53 @@ fn old_spellings_work_with_a_warning() {
     assert_eq!(r.code, 0, "{}", r.transcript());
     assert!(!r.stderr.contains("warning"), "{}", r.stderr);
 }
+
+/// A saved plan is applied without asking, as terraform applies one: it was reviewed when it
+/// was made, and is refused if anything it was made from moved (before, `--yes` was needed
+/// off a terminal).
+#[test]
+fn a_saved_plan_is_applied_without_asking() {
+    let dir = dir_with(&["regops.yaml"]);
+    let cluster =
+        common::Cluster::new(&std::fs::read_to_string(quickstart("regops.yaml")).unwrap());
+    let state: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(quickstart("state.yaml")).unwrap())
+            .unwrap();
+    for item in state["items"].as_array().unwrap() {
+        if item["kind"] == "Namespace" {
+            let _ = cluster.server.seed(item.clone());
+        }
+    }
+    let kubeconfig = cluster.kubeconfig.display().to_string();
+    let plan = run(regops().current_dir(dir.path()).args([
+        "plan",
+        "-i",
+        &key(),
+        "--kubeconfig",
+        &kubeconfig,
+        "--out",
+        "p.json",
+    ]));
+    assert_eq!(plan.code, 2, "{}", plan.transcript());
+    let apply = run(regops().current_dir(dir.path()).args([
+        "apply",
+        "p.json",
+        "-i",
+        &key(),
+        "--kubeconfig",
+        &kubeconfig,
+    ]));
+    assert_eq!(apply.code, 0, "{}", apply.transcript());
+    assert!(
+        cluster
+            .server
+            .object("secrets", "web", "registries")
+            .is_some()
+            || cluster
+                .server
+                .log()
+                .iter()
+                .any(|e| e.is_write() && e.resource == "secrets"),
+        "the plan was carried out"
+    );
+}
