@@ -68,7 +68,12 @@ mod imp {
         .union(OFlags::CLOEXEC)
         .union(OFlags::NOCTTY)
         .union(OFlags::NONBLOCK);
-    /// How the directories on the way are opened when walking name by name.
+    /// How the directories on the way are opened: on Linux as `O_PATH`, which needs only the
+    /// search permission a lookup through them needs (`/home/user` may be `0711`).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(super) const DIR_FLAGS: OFlags =
+        OFlags::PATH.union(OFlags::CLOEXEC).union(OFlags::DIRECTORY);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
     pub(super) const DIR_FLAGS: OFlags = OFlags::RDONLY
         .union(OFlags::CLOEXEC)
         .union(OFlags::DIRECTORY);

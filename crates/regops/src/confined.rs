@@ -1,6 +1,8 @@
-//! Reading the files a spec names (`file:`, `ageFile:`, `caFile:`, a cluster's `kubeconfig:`):
-//! each path resolved inside the spec's root as [`regops_spec::trust`] says, only regular files
-//! (a FIFO would block, `/dev/zero` never ends), and never more than a stated size.
+//! Reading the files a spec names (`file:`, `ageFile:`, `caFile:`; a cluster's `kubeconfig:` is
+//! resolved here but read by kube): each path resolved inside the spec's root as
+//! [`regops_spec::trust`] says and opened by handle on the path that was checked
+//! ([`regops_spec::open`]), only regular files (a FIFO would block, `/dev/zero` never ends),
+//! and never more than a stated size.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
