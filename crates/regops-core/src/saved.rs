@@ -62,8 +62,12 @@ pub struct SavedPlan {
 #[serde(rename_all = "camelCase")]
 pub struct SpecRecord {
     pub name: String,
-    /// The spec's files as given (`-f`), so that `apply FILE` finds them without `-f`.
+    /// The spec's files, so that `apply FILE` finds them without `-f`: relative to the top of
+    /// the git repository they are in when `from_repository` (so the plan applies from any
+    /// directory inside it), else as given.
     pub files: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_repository: bool,
     /// `sha256:<hex>` of the spec's files: each one's path inside its root and its bytes.
     pub digest: String,
     /// For each credential whose password is age ciphertext, the digest of that ciphertext
@@ -508,6 +512,7 @@ mod tests {
             spec: SpecRecord {
                 name: "s".into(),
                 files: vec!["regops.yaml".into()],
+                from_repository: false,
                 digest: "sha256:00".into(),
                 ciphertexts: BTreeMap::new(),
                 commit: None,

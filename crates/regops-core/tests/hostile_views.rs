@@ -288,6 +288,7 @@ fn saved_plan(p: &Plan, n: &Names) -> SavedPlan {
         spec: SpecRecord {
             name: n.spec.clone(),
             files: vec!["regops.yaml".into()],
+            from_repository: false,
             digest: n.username.clone(),
             ciphertexts: BTreeMap::new(),
             commit: Some(n.commit.clone()),

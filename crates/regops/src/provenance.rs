@@ -5,6 +5,12 @@ use std::path::Path;
 
 use regops_core::plan::Source;
 
+/// The top of the git working tree holding `dir`, if any (real path).
+pub fn repository_root(dir: &Path) -> Option<std::path::PathBuf> {
+    let repo = git2::Repository::discover(dir).ok()?;
+    repo.workdir()?.canonicalize().ok()
+}
+
 /// The commit of the repository containing `spec_files[0]`, and whether any spec file differs
 /// from it (modified, staged or untracked).
 pub fn source(spec_files: &[&Path]) -> Source {

@@ -128,11 +128,47 @@ pub fn write(path: &Path, saved: &SavedPlan) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
+/// The spec files as a saved plan records them: relative to the top of the git repository
+/// they are in (an absolute `-f` too), so that the plan applies from any directory inside it;
+/// as given when they are not all in one (then `apply FILE` works from the same directory).
+pub fn files_to_record(files: &[PathBuf]) -> (Vec<String>, bool) {
+    let as_given = || -> (Vec<String>, bool) {
+        (files.iter().map(|f| f.display().to_string()).collect(), false)
+    };
+    let Ok(cwd) = std::env::current_dir() else {
+        return as_given();
+    };
+    let Some(root) = crate::provenance::repository_root(&cwd) else {
+        return as_given();
+    };
+    let relative: Option<Vec<String>> = files
+        .iter()
+        .map(|f| {
+            let abs = cwd.join(f).canonicalize().ok()?;
+            let rel = abs.strip_prefix(&root).ok()?;
+            (!rel.as_os_str().is_empty()).then(|| rel.display().to_string())
+        })
+        .collect();
+    match relative {
+        Some(rel) => (rel, true),
+        None => as_given(),
+    }
+}
+
 /// The spec files recorded in a saved plan, when `apply FILE` is given no `-f`: only relative
-/// paths that stay below the working directory (the plan file may come from a pull request's
-/// job, and must not name `/etc/...` to be read and quoted in a diagnostic). The files' digest
-/// is checked against the plan's before they are parsed.
+/// paths, below the top of the repository the plan was made in (looked for from the working
+/// directory) or, for a plan made outside one, below the working directory. The plan file may
+/// come from a pull request's job, and must not name `/etc/...` to be read and quoted in a
+/// diagnostic. The files' digest is checked against the plan's before they are parsed.
 pub fn recorded_files(saved: &SavedPlan) -> Result<Vec<PathBuf>, String> {
+    let base = if saved.spec.from_repository {
+        let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+        Some(crate::provenance::repository_root(&cwd).ok_or_else(|| {
+            "the plan names its spec files inside the git repository it was made in, and this directory is in none: apply it from inside that repository".to_string()
+        })?)
+    } else {
+        None
+    };
     saved
         .spec
         .files
@@ -143,10 +179,11 @@ pub fn recorded_files(saved: &SavedPlan) -> Result<Vec<PathBuf>, String> {
                 .components()
                 .all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
             if plain && !f.is_empty() {
-                Ok(p)
+                Ok(base.as_ref().map_or_else(|| p.clone(), |b| b.join(&p)))
             } else {
                 Err(format!(
-                    "the plan names the spec file `{f}`, which is not a relative path below this directory"
+                    "the plan names the spec file `{f}`, which is not a relative path below {}",
+                    if base.is_some() { "the repository's top" } else { "this directory" }
                 ))
             }
         })

@@ -429,3 +429,69 @@ fn a_file_that_is_not_a_saved_plan_is_refused() {
     );
     assert!(e.server().log().is_empty());
 }
+
+/// A plan made in a git repository names its spec files from the repository's top, so it is
+/// applied from any directory inside the repository (issue 39: from another directory it
+/// failed with `cannot read spec file regops.yaml`); outside the repository it is refused,
+/// saying where to apply it from, and nothing is written.
+#[test]
+fn a_saved_plan_applies_from_anywhere_in_its_repository() {
+    let e = Env::new();
+    let repo = e.dir().join("repo");
+    let deploy = repo.join("deploy");
+    std::fs::create_dir_all(deploy.join("nested")).unwrap();
+    std::fs::write(deploy.join("regops.yaml"), SPEC).unwrap();
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .current_dir(&repo)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "spec"]);
+    let plan = e.dir().join("repo-plan.json");
+    let at = |dir: &Path, args: &[&str]| -> Run {
+        let mut c = regops();
+        c.current_dir(dir)
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&e.cluster.kubeconfig)
+            .env("REGOPS_CRED_HARBOR_TOKEN", "MARKER-saved-plan");
+        run(&mut c)
+    };
+    let made = at(
+        &deploy,
+        &["plan", "-f", "regops.yaml", "--out", plan.to_str().unwrap()],
+    );
+    assert_eq!(made.code, 2, "{}", made.transcript());
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    assert_eq!(saved["spec"]["files"], json!(["deploy/regops.yaml"]));
+    assert_eq!(saved["spec"]["fromRepository"], true);
+    // Outside the repository: refused, nothing written.
+    let outside = at(e.dir(), &["apply", plan.to_str().unwrap()]);
+    assert_eq!(outside.code, 1, "{}", outside.transcript());
+    assert!(
+        outside
+            .stderr
+            .contains("apply it from inside that repository"),
+        "{}",
+        outside.stderr
+    );
+    // From a directory deep inside it: applied.
+    let applied = at(&deploy.join("nested"), &["apply", plan.to_str().unwrap()]);
+    assert_eq!(applied.code, 0, "{}", applied.transcript());
+    assert!(
+        e.server()
+            .object("secrets", "web-a", "harbor-pull")
+            .is_some()
+    );
+}

@@ -41,6 +41,7 @@ pub(super) fn plan_and_save(
     drop(desired);
     let objects = saved::versions(&observed);
     drop(observed);
+    let (files, from_repository) = crate::saved_plan::files_to_record(&args.run.spec.files);
     let record = SavedPlan {
         kind: saved::KIND.into(),
         format_version: saved::FORMAT_VERSION.into(),
@@ -48,13 +49,8 @@ pub(super) fn plan_and_save(
         created: jiff::Timestamp::now().to_string(),
         spec: SpecRecord {
             name: loaded.name.clone(),
-            files: args
-                .run
-                .spec
-                .files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect(),
+            files,
+            from_repository,
             digest: crate::saved_plan::files_digest(&loaded.sources),
             ciphertexts: crate::saved_plan::ciphertext_digests(&loaded.spec, &loaded.sources),
             commit: prepared.source.commit.clone(),
