@@ -310,16 +310,16 @@ fn spec_finalized(ns: &Value) -> bool {
 }
 
 fn parse_body(req: &Request) -> Result<Value, ApiError> {
-    // kube-apiserver decodes protobuf for built-in kinds; this server reads a Namespace in it
-    // (what `kubectl create namespace` sends, see crate::protobuf) and otherwise says, as a
+    // kube-apiserver decodes protobuf for built-in kinds; this server reads the kinds `kubectl
+    // create` makes in the docs (see crate::protobuf) and otherwise says, as a
     // server without a decoder for the body's type does, 415 (client-go then sends JSON on its
     // next requests: `Request.request` in client-go's rest/request.go).
     if req
         .content_type
         .starts_with("application/vnd.kubernetes.protobuf")
     {
-        if let Ok(namespace) = crate::protobuf::decode_namespace(&req.body) {
-            return Ok(namespace);
+        if let Ok(object) = crate::protobuf::decode(&req.body) {
+            return Ok(object);
         }
         return Err(ApiError::new(
             415,

@@ -1,7 +1,20 @@
-//! The little of Kubernetes' protobuf encoding this server reads: a Namespace, as `kubectl
-//! create namespace` sends it (client-go's default for built-in kinds is protobuf, and a 415
-//! makes it switch to JSON only for its next requests, not retry this one: `Request.request`
-//! in client-go's rest/request.go calls `UnsupportedMediaType` and returns the error).
+//! The little of Kubernetes' protobuf encoding this server reads: the kinds `kubectl create`
+//! makes in the docs, as it sends them (client-go's default for built-in kinds is protobuf,
+//! and a 415 makes it switch to JSON only for its next requests, not retry this one:
+//! `Request.request` in client-go's rest/request.go calls `UnsupportedMediaType` and returns
+//! the error): a Namespace (`kubectl create namespace`), a Secret (`kubectl create secret
+//! docker-registry`), a ServiceAccount (`kubectl create serviceaccount`) and a Deployment
+//! (`kubectl create deployment`).
+//!
+//! The field numbers are those of the `protobuf:"…"` tags in k8s.io/api's types.go (and its
+//! generated.proto): core/v1 `Secret` {1 metadata, 2 data (map<string, bytes>), 3 type,
+//! 4 stringData, 5 immutable}; `ServiceAccount` {1 metadata, 3 imagePullSecrets
+//! (LocalObjectReference {1 name}), 4 automountServiceAccountToken}; apps/v1 `Deployment`
+//! {1 metadata, 2 spec}; `DeploymentSpec` {1 replicas, 2 selector (LabelSelector {1 matchLabels,
+//! 2 matchExpressions {1 key, 2 operator, 3 values}}), 3 template (PodTemplateSpec {1 metadata,
+//! 2 spec})}; `PodSpec` {2 containers, 8 serviceAccountName, 15 imagePullSecrets,
+//! 20 initContainers}; `Container` {1 name, 2 image, 3 command, 4 args}. What else kubectl
+//! sends (an empty `resources`, `strategy`, `status`) is skipped.
 //!
 //! The body is the envelope of apimachinery's protobuf serializer: the magic `k8s\0`, then a
 //! `runtime.Unknown` (1: typeMeta {1: apiVersion, 2: kind}, 2: raw, 3: contentEncoding,
@@ -14,10 +27,11 @@ use serde_json::{Map, Value, json};
 
 const MAGIC: &[u8] = b"k8s\0";
 
-/// One field: its number and, for length-delimited ones, its bytes.
+/// One field: its number and, for length-delimited ones, its bytes (for varints, the value).
 struct Field<'a> {
     number: u64,
     bytes: Option<&'a [u8]>,
+    value: Option<u64>,
 }
 
 fn varint(buf: &[u8], at: &mut usize) -> Result<u64, String> {
@@ -39,9 +53,10 @@ fn fields(buf: &[u8]) -> Result<Vec<Field<'_>>, String> {
     while at < buf.len() {
         let key = varint(buf, &mut at)?;
         let (number, wire) = (key >> 3, key & 7);
+        let mut value = None;
         let bytes = match wire {
             0 => {
-                varint(buf, &mut at)?;
+                value = Some(varint(buf, &mut at)?);
                 None
             }
             1 => {
@@ -70,7 +85,11 @@ fn fields(buf: &[u8]) -> Result<Vec<Field<'_>>, String> {
             }
             w => return Err(format!("unsupported wire type {w}")),
         };
-        out.push(Field { number, bytes });
+        out.push(Field {
+            number,
+            bytes,
+            value,
+        });
     }
     Ok(out)
 }
@@ -127,8 +146,211 @@ fn object_meta(b: &[u8]) -> Result<Value, String> {
     Ok(Value::Object(meta))
 }
 
-/// The object a protobuf body holds, as JSON, if it is a `v1` Namespace; else why not.
-pub fn decode_namespace(body: &[u8]) -> Result<Value, String> {
+/// A map<string, string> field's entries gathered into a JSON object.
+fn string_map(entries: &[&[u8]]) -> Result<Value, String> {
+    let mut m = Map::new();
+    for e in entries {
+        let (k, v) = map_entry(e)?;
+        m.insert(k, json!(v));
+    }
+    Ok(Value::Object(m))
+}
+
+fn bytes_map_entry(b: &[u8]) -> Result<(String, Vec<u8>), String> {
+    let (mut k, mut v) = (String::new(), Vec::new());
+    for f in fields(b)? {
+        match (f.number, f.bytes) {
+            (1, Some(s)) => k = string(s)?,
+            (2, Some(s)) => v = s.to_vec(),
+            _ => {}
+        }
+    }
+    Ok((k, v))
+}
+
+fn secret(raw: &[u8]) -> Result<Value, String> {
+    use base64::Engine;
+    let mut s = json!({"apiVersion": "v1", "kind": "Secret"});
+    let (mut data, mut string_data) = (Map::new(), Vec::new());
+    for f in fields(raw)? {
+        match (f.number, f.bytes, f.value) {
+            (1, Some(m), _) => s["metadata"] = object_meta(m)?,
+            (2, Some(e), _) => {
+                let (k, v) = bytes_map_entry(e)?;
+                data.insert(
+                    k,
+                    json!(base64::engine::general_purpose::STANDARD.encode(v)),
+                );
+            }
+            (3, Some(t), _) => s["type"] = json!(string(t)?),
+            (4, Some(e), _) => string_data.push(e),
+            (5, None, Some(v)) => s["immutable"] = json!(v != 0),
+            _ => {}
+        }
+    }
+    if !data.is_empty() {
+        s["data"] = Value::Object(data);
+    }
+    if !string_data.is_empty() {
+        s["stringData"] = string_map(&string_data)?;
+    }
+    Ok(s)
+}
+
+fn names(entries: &[&[u8]]) -> Result<Value, String> {
+    let mut out = Vec::new();
+    for e in entries {
+        for f in fields(e)? {
+            if let (1, Some(n)) = (f.number, f.bytes) {
+                out.push(json!({"name": string(n)?}));
+            }
+        }
+    }
+    Ok(Value::Array(out))
+}
+
+fn service_account(raw: &[u8]) -> Result<Value, String> {
+    let mut sa = json!({"apiVersion": "v1", "kind": "ServiceAccount"});
+    let mut pulls = Vec::new();
+    for f in fields(raw)? {
+        match (f.number, f.bytes, f.value) {
+            (1, Some(m), _) => sa["metadata"] = object_meta(m)?,
+            (3, Some(r), _) => pulls.push(r),
+            (4, None, Some(v)) => sa["automountServiceAccountToken"] = json!(v != 0),
+            _ => {}
+        }
+    }
+    if !pulls.is_empty() {
+        sa["imagePullSecrets"] = names(&pulls)?;
+    }
+    Ok(sa)
+}
+
+fn label_selector(b: &[u8]) -> Result<Value, String> {
+    let (mut labels, mut exprs) = (Vec::new(), Vec::new());
+    for f in fields(b)? {
+        match (f.number, f.bytes) {
+            (1, Some(e)) => labels.push(e),
+            (2, Some(x)) => {
+                let mut e = json!({});
+                let mut values = Vec::new();
+                for g in fields(x)? {
+                    match (g.number, g.bytes) {
+                        (1, Some(k)) => e["key"] = json!(string(k)?),
+                        (2, Some(o)) => e["operator"] = json!(string(o)?),
+                        (3, Some(v)) => values.push(json!(string(v)?)),
+                        _ => {}
+                    }
+                }
+                if !values.is_empty() {
+                    e["values"] = Value::Array(values);
+                }
+                exprs.push(e);
+            }
+            _ => {}
+        }
+    }
+    let mut sel = json!({});
+    if !labels.is_empty() {
+        sel["matchLabels"] = string_map(&labels)?;
+    }
+    if !exprs.is_empty() {
+        sel["matchExpressions"] = Value::Array(exprs);
+    }
+    Ok(sel)
+}
+
+fn container(b: &[u8]) -> Result<Value, String> {
+    let mut c = json!({});
+    let (mut command, mut args) = (Vec::new(), Vec::new());
+    for f in fields(b)? {
+        match (f.number, f.bytes) {
+            (1, Some(n)) => c["name"] = json!(string(n)?),
+            (2, Some(i)) => c["image"] = json!(string(i)?),
+            (3, Some(x)) => command.push(json!(string(x)?)),
+            (4, Some(x)) => args.push(json!(string(x)?)),
+            _ => {}
+        }
+    }
+    if !command.is_empty() {
+        c["command"] = Value::Array(command);
+    }
+    if !args.is_empty() {
+        c["args"] = Value::Array(args);
+    }
+    Ok(c)
+}
+
+fn pod_spec(b: &[u8]) -> Result<Value, String> {
+    let mut spec = json!({});
+    let (mut containers, mut init, mut pulls) = (Vec::new(), Vec::new(), Vec::new());
+    for f in fields(b)? {
+        match (f.number, f.bytes) {
+            (2, Some(c)) => containers.push(container(c)?),
+            (8, Some(s)) => spec["serviceAccountName"] = json!(string(s)?),
+            (15, Some(r)) => pulls.push(r),
+            (20, Some(c)) => init.push(container(c)?),
+            _ => {}
+        }
+    }
+    spec["containers"] = Value::Array(containers);
+    if !init.is_empty() {
+        spec["initContainers"] = Value::Array(init);
+    }
+    if !pulls.is_empty() {
+        spec["imagePullSecrets"] = names(&pulls)?;
+    }
+    Ok(spec)
+}
+
+fn deployment(raw: &[u8]) -> Result<Value, String> {
+    let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment"});
+    for f in fields(raw)? {
+        match (f.number, f.bytes) {
+            (1, Some(m)) => d["metadata"] = object_meta(m)?,
+            (2, Some(s)) => {
+                let mut spec = json!({});
+                for g in fields(s)? {
+                    match (g.number, g.bytes, g.value) {
+                        (1, None, Some(r)) => spec["replicas"] = json!(r),
+                        (2, Some(sel), _) => spec["selector"] = label_selector(sel)?,
+                        (3, Some(t), _) => {
+                            let mut template = json!({});
+                            for h in fields(t)? {
+                                match (h.number, h.bytes) {
+                                    (1, Some(m)) => template["metadata"] = object_meta(m)?,
+                                    (2, Some(p)) => template["spec"] = pod_spec(p)?,
+                                    _ => {}
+                                }
+                            }
+                            spec["template"] = template;
+                        }
+                        _ => {}
+                    }
+                }
+                d["spec"] = spec;
+            }
+            _ => {}
+        }
+    }
+    Ok(d)
+}
+
+/// The object a protobuf body holds, as JSON, if it is of a kind this server reads in
+/// protobuf (a Namespace, Secret, ServiceAccount or Deployment); else why not.
+pub fn decode(body: &[u8]) -> Result<Value, String> {
+    let (api_version, kind, raw) = envelope(body)?;
+    match (api_version.as_str(), kind.as_str()) {
+        ("v1", "Namespace") => namespace(raw),
+        ("v1", "Secret") => secret(raw),
+        ("v1", "ServiceAccount") => service_account(raw),
+        ("apps/v1", "Deployment") => deployment(raw),
+        _ => Err(format!("{api_version}/{kind} in protobuf")),
+    }
+}
+
+/// The envelope: the `runtime.Unknown`'s apiVersion, kind and raw object.
+fn envelope(body: &[u8]) -> Result<(String, String, &[u8]), String> {
     let rest = body
         .strip_prefix(MAGIC)
         .ok_or("not a Kubernetes protobuf envelope (no `k8s\\0`)")?;
@@ -148,11 +370,20 @@ pub fn decode_namespace(body: &[u8]) -> Result<Value, String> {
             _ => {}
         }
     }
-    if (api_version.as_str(), kind.as_str()) != ("v1", "Namespace") {
-        return Err(format!("{api_version}/{kind} in protobuf"));
+    Ok((api_version, kind, raw.unwrap_or_default()))
+}
+
+/// The object a protobuf body holds, as JSON, if it is a `v1` Namespace; else why not.
+pub fn decode_namespace(body: &[u8]) -> Result<Value, String> {
+    match envelope(body)? {
+        (v, k, raw) if v == "v1" && k == "Namespace" => namespace(raw),
+        (v, k, _) => Err(format!("{v}/{k} in protobuf")),
     }
+}
+
+fn namespace(raw: &[u8]) -> Result<Value, String> {
     let mut ns = json!({"apiVersion": "v1", "kind": "Namespace"});
-    for f in fields(raw.unwrap_or_default())? {
+    for f in fields(raw)? {
         match (f.number, f.bytes) {
             (1, Some(m)) => ns["metadata"] = object_meta(m)?,
             (2, Some(spec)) => {

@@ -181,3 +181,60 @@ fn kubectl_works_over_plain_http_and_creates_a_namespace_in_protobuf() {
         "{out}"
     );
 }
+
+/// The docs' own kubectl commands work against the test server: `kubectl create secret
+/// docker-registry`, `create serviceaccount` and `create deployment` send protobuf (client-go's
+/// default for built-in kinds), which the server reads, each created with what kubectl put in
+/// it (issue 39: each failed with 415).
+#[test]
+fn kubectl_creates_secrets_service_accounts_and_deployments_in_protobuf() {
+    if !common::have_kubectl() {
+        return;
+    }
+    let (_server, dir) = start_server(&["--plain-http"]);
+    let kubeconfig = dir.path().join("kubeconfig");
+    let run = |args: &[&str]| {
+        let (ok, out) = kubectl(&kubeconfig, args, None);
+        assert!(ok, "kubectl {args:?}: {out}");
+        out
+    };
+    run(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "corp-pull",
+        "--docker-server=harbor.example.com",
+        "--docker-username=robot",
+        "--docker-password=s3cret",
+        "-v=6",
+    ]);
+    let secret: serde_json::Value =
+        serde_json::from_str(&run(&["get", "secret", "corp-pull", "-o", "json"])).unwrap();
+    assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+    use base64::Engine;
+    let doc = base64::engine::general_purpose::STANDARD
+        .decode(secret["data"][".dockerconfigjson"].as_str().unwrap())
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+    assert_eq!(doc["auths"]["harbor.example.com"]["username"], "robot");
+    run(&["create", "serviceaccount", "builder"]);
+    let sa: serde_json::Value =
+        serde_json::from_str(&run(&["get", "serviceaccount", "builder", "-o", "json"])).unwrap();
+    assert_eq!(sa["metadata"]["name"], "builder");
+    run(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx:1.27",
+        "--replicas=2",
+    ]);
+    let d: serde_json::Value =
+        serde_json::from_str(&run(&["get", "deployment", "web", "-o", "json"])).unwrap();
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "web");
+    assert_eq!(d["spec"]["template"]["metadata"]["labels"]["app"], "web");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.27"
+    );
+}
