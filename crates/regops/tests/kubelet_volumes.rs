@@ -288,3 +288,126 @@ fn without_fs_group_a_0400_secret_is_unreadable_to_the_pod() {
         "the key is root's alone without fsGroup:\n{out}"
     );
 }
+
+/// Every pod of the installs meets the Pod Security Standards' `restricted` profile, the one
+/// deploy/common labels regops' namespace with, rule by rule as kubernetes' pod-security-admission
+/// checks it (k8s.io/pod-security-admission/policy): check_privileged.go, check_hostNamespaces.go
+/// (no hostNetwork, hostPID, hostIPC), check_hostPorts.go, check_restrictedVolumes.go (only
+/// configMap, csi, downwardAPI, emptyDir, ephemeral, persistentVolumeClaim, projected, secret),
+/// check_allowPrivilegeEscalation.go (false on every container), check_runAsNonRoot.go (true on
+/// the pod, or on every container), check_runAsUser.go (never 0),
+/// check_seccompProfile_restricted.go (RuntimeDefault or Localhost, on the pod or every
+/// container), check_capabilities_restricted.go (drop ALL; add nothing but NET_BIND_SERVICE).
+#[test]
+fn every_install_meets_the_restricted_pod_security_standard() {
+    if !common::have_tool("kubectl", "version") {
+        return;
+    }
+    let mut checked = 0;
+    for base in ["deploy/controller", "deploy/cronjob"] {
+        for (what, pod) in pods(base) {
+            let mut broken: Vec<String> = Vec::new();
+            let psc = &pod["securityContext"];
+            for field in ["hostNetwork", "hostPID", "hostIPC"] {
+                if pod[field] == true {
+                    broken.push(format!("{field} (check_hostNamespaces)"));
+                }
+            }
+            const VOLUMES: [&str; 8] = [
+                "configMap",
+                "csi",
+                "downwardAPI",
+                "emptyDir",
+                "ephemeral",
+                "persistentVolumeClaim",
+                "projected",
+                "secret",
+            ];
+            for v in pod["volumes"].as_array().into_iter().flatten() {
+                let kinds: Vec<&String> = v
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|k| *k != "name")
+                    .collect();
+                if !kinds.iter().all(|k| VOLUMES.contains(&k.as_str())) {
+                    broken.push(format!("volume {kinds:?} (check_restrictedVolumes)"));
+                }
+            }
+            let containers: Vec<&serde_json::Value> = pod["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(pod["initContainers"].as_array().into_iter().flatten())
+                .collect();
+            assert!(!containers.is_empty(), "{what}");
+            for c in containers {
+                let sc = &c["securityContext"];
+                let name = c["name"].as_str().unwrap_or("?");
+                if sc["privileged"] == true {
+                    broken.push(format!("{name}: privileged (check_privileged)"));
+                }
+                if sc["allowPrivilegeEscalation"] != false {
+                    broken.push(format!(
+                        "{name}: allowPrivilegeEscalation (check_allowPrivilegeEscalation)"
+                    ));
+                }
+                if !(sc["runAsNonRoot"] == true
+                    || (psc["runAsNonRoot"] == true && sc["runAsNonRoot"] != false))
+                {
+                    broken.push(format!("{name}: runAsNonRoot (check_runAsNonRoot)"));
+                }
+                if sc["runAsUser"] == 0 || psc["runAsUser"] == 0 {
+                    broken.push(format!("{name}: runAsUser 0 (check_runAsUser)"));
+                }
+                let seccomp = sc["seccompProfile"]["type"]
+                    .as_str()
+                    .or(psc["seccompProfile"]["type"].as_str());
+                if !matches!(seccomp, Some("RuntimeDefault" | "Localhost")) {
+                    broken.push(format!(
+                        "{name}: seccompProfile {seccomp:?} (check_seccompProfile_restricted)"
+                    ));
+                }
+                let drops: Vec<&str> = sc["capabilities"]["drop"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| d.as_str())
+                    .collect();
+                if !drops.contains(&"ALL") {
+                    broken.push(format!(
+                        "{name}: capabilities not dropped (check_capabilities_restricted)"
+                    ));
+                }
+                for add in sc["capabilities"]["add"].as_array().into_iter().flatten() {
+                    if add != "NET_BIND_SERVICE" {
+                        broken.push(format!(
+                            "{name}: adds {add} (check_capabilities_restricted)"
+                        ));
+                    }
+                }
+                for port in c["ports"].as_array().into_iter().flatten() {
+                    if port["hostPort"].as_u64().is_some_and(|p| p != 0) {
+                        broken.push(format!("{name}: hostPort (check_hostPorts)"));
+                    }
+                }
+            }
+            assert!(broken.is_empty(), "{base} {what}: {broken:#?}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2);
+    // The namespace enforces it.
+    let out = Command::new("kubectl")
+        .args(["kustomize", "deploy/controller"])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .output()
+        .unwrap();
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let ns = docs.iter().find(|d| d["kind"] == "Namespace").unwrap();
+    assert_eq!(
+        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
+}
