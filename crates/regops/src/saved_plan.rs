@@ -133,7 +133,10 @@ pub fn write(path: &Path, saved: &SavedPlan) -> std::io::Result<()> {
 /// as given when they are not all in one (then `apply FILE` works from the same directory).
 pub fn files_to_record(files: &[PathBuf]) -> (Vec<String>, bool) {
     let as_given = || -> (Vec<String>, bool) {
-        (files.iter().map(|f| f.display().to_string()).collect(), false)
+        (
+            files.iter().map(|f| f.display().to_string()).collect(),
+            false,
+        )
     };
     let Ok(cwd) = std::env::current_dir() else {
         return as_given();
@@ -175,15 +178,22 @@ pub fn recorded_files(saved: &SavedPlan) -> Result<Vec<PathBuf>, String> {
         .iter()
         .map(|f| {
             let p = PathBuf::from(f);
-            let plain = p
-                .components()
-                .all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+            let plain = p.components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            });
             if plain && !f.is_empty() {
                 Ok(base.as_ref().map_or_else(|| p.clone(), |b| b.join(&p)))
             } else {
                 Err(format!(
                     "the plan names the spec file `{f}`, which is not a relative path below {}",
-                    if base.is_some() { "the repository's top" } else { "this directory" }
+                    if base.is_some() {
+                        "the repository's top"
+                    } else {
+                        "this directory"
+                    }
                 ))
             }
         })
