@@ -193,6 +193,7 @@ fn discovery_documents() {
             "coordination.k8s.io",
             "events.k8s.io",
             "networking.k8s.io",
+            "policy",
             "rbac.authorization.k8s.io"
         ]
     );
@@ -203,6 +204,8 @@ fn discovery_documents() {
         ),
         ("/apis/batch/v1", vec!["Job", "CronJob"]),
         ("/apis/coordination.k8s.io/v1", vec!["Lease"]),
+        // For what an install applies (deploy/controller's PodDisruptionBudget).
+        ("/apis/policy/v1", vec!["PodDisruptionBudget"]),
     ] {
         let doc = req(&s, "GET", path, None).body;
         let k: Vec<&str> = doc["resources"]
@@ -213,7 +216,7 @@ fn discovery_documents() {
             .collect();
         assert_eq!(k, kinds, "{path}");
     }
-    assert_eq!(req(&s, "GET", "/apis/policy/v1", None).status, 404);
+    assert_eq!(req(&s, "GET", "/apis/storage.k8s.io/v1", None).status, 404);
 }
 
 #[test]

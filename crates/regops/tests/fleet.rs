@@ -62,9 +62,10 @@ struct Fleet {
 impl Fleet {
     fn start(configs: [Config; 3]) -> Fleet {
         let dir = tempfile::tempdir().unwrap();
+        // TLS: a spec's kubeconfig may not name a plain-HTTP server.
         let servers: Vec<TestServer> = configs
             .into_iter()
-            .map(|c| TestServer::start(c).unwrap())
+            .map(|c| TestServer::start(Config { tls: true, ..c }).unwrap())
             .collect();
         let mut merged = String::from("apiVersion: v1\nkind: Config\nclusters:\n");
         for (name, s) in NAMES.iter().zip(&servers) {
@@ -74,8 +75,14 @@ impl Fleet {
                 s.kubeconfig().replace("kube-test-server", name),
             )
             .unwrap();
+            let ca = s
+                .kubeconfig()
+                .lines()
+                .find(|l| l.trim_start().starts_with("certificate-authority-data:"))
+                .map(|l| format!("{}\n", l.trim_start()))
+                .unwrap_or_default();
             merged.push_str(&format!(
-                "- name: {name}\n  cluster:\n    server: {}\n",
+                "- name: {name}\n  cluster:\n    server: {}\n    {ca}",
                 s.url()
             ));
         }

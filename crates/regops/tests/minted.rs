@@ -710,7 +710,14 @@ fn a_fleet_mints_once_for_all_its_clusters() {
     let cloud = Cloud::start();
     let dir = tempfile::tempdir().unwrap();
     let servers: Vec<kube_test_server::TestServer> = (0..2)
-        .map(|_| kube_test_server::TestServer::start(kube_test_server::Config::default()).unwrap())
+        .map(|_| {
+            // TLS: a spec's kubeconfig may not name a plain-HTTP server.
+            kube_test_server::TestServer::start(kube_test_server::Config {
+                tls: true,
+                ..kube_test_server::Config::default()
+            })
+            .unwrap()
+        })
         .collect();
     for (name, s) in ["eu", "us"].iter().zip(&servers) {
         std::fs::write(
@@ -767,7 +774,14 @@ fn a_hung_token_endpoint_does_not_hold_up_another_clusters_plan() {
     cloud.state.lock().unwrap().hang_ecr = Some(std::time::Duration::from_secs(8));
     let dir = tempfile::tempdir().unwrap();
     let servers: Vec<kube_test_server::TestServer> = (0..2)
-        .map(|_| kube_test_server::TestServer::start(kube_test_server::Config::default()).unwrap())
+        .map(|_| {
+            // TLS: a spec's kubeconfig may not name a plain-HTTP server.
+            kube_test_server::TestServer::start(kube_test_server::Config {
+                tls: true,
+                ..kube_test_server::Config::default()
+            })
+            .unwrap()
+        })
         .collect();
     for (name, s) in ["eu", "us"].iter().zip(&servers) {
         std::fs::write(
