@@ -60,6 +60,11 @@ pub const REFUSED_CI_PREFIXES: &[(&str, &str)] = &[
     ("CI_REGISTRY_PASSWORD", "the GitLab job's registry password"),
     ("CI_DEPLOY_PASSWORD", "a GitLab deploy token's password"),
     ("GH_TOKEN", "a GitHub token (the gh CLI's)"),
+    (
+        "CI_REPOSITORY_URL",
+        "the GitLab job's clone URL, which holds its job token",
+    ),
+    ("SYSTEM_ACCESSTOKEN", "the Azure Pipelines job's token"),
 ];
 
 /// The CI systems' own namespaces: a name in one of them that holds one of
@@ -73,6 +78,8 @@ pub const CI_NAMESPACES: &[&str] = &[
     "RUNNER_",
     "BUILDKITE_",
     "CIRCLE_",
+    "DRONE_",
+    "BITBUCKET_",
 ];
 
 /// The words that mark a CI namespace's variable as a credential.

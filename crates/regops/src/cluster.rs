@@ -278,10 +278,13 @@ fn withhold_keys_from_plugins(kc: &mut Kubeconfig) {
         };
         if let Some(exec) = auth.exec.as_mut() {
             let program = exec.command.clone().unwrap_or_default();
+            // Only an entry with a value replaces the variable (kube sets an entry only when it
+            // has both, as client-go does); a name alone must not keep the job's own.
             let mut keep: Vec<&str> = exec
                 .env
                 .iter()
                 .flatten()
+                .filter(|e| e.contains_key("value"))
                 .filter_map(|e| e.get("name").map(String::as_str))
                 .collect();
             keep.push(crate::child_env::EXEC_INFO);

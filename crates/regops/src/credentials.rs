@@ -16,6 +16,16 @@ pub use regops_core::login::Login;
 /// only if an encrypted credential needs them. Minted credentials (`ecr`, `gcp`, `acr`) are
 /// left out: they are minted when a Secret needs a token (see [`crate::mint`]).
 ///
+/// The name of a variable of this process that no spec may read (whatever `--allow-env` says)
+/// and whose value, of at least 8 characters, is inside `value`.
+fn holds_a_refused_value(value: &str) -> Option<String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, v)| v.len() >= 8 && regops_spec::trust::refused_env_rule(k).is_some())
+        .find(|(_, v)| value.contains(v.as_str()))
+        .map(|(k, _)| k)
+}
+
 /// `env:` and the files are read as the spec's policy allows ([`regops_spec::trust`]): a
 /// variable or path outside it is an error here too, whatever checked the spec before.
 pub fn resolve(
@@ -210,7 +220,22 @@ fn password(
                 .with_label(var.loc, "not readable by a spec"));
             }
             return env(var)
-                .map(|v| (SecretString::from(v), None))
+                .map(|v| {
+                    // A variable a spec may read that carries one a spec may not (a clone URL
+                    // holding the job's token, a copy under another name) is refused too.
+                    if let Some(refused) = holds_a_refused_value(&v) {
+                        return Err(Diagnostic::error(
+                            "trust::env",
+                            format!(
+                                "credential `{name}` may not read `${}`: it holds the value of `${refused}`, which no spec may read",
+                                var.value
+                            ),
+                        )
+                        .with_label(var.loc, "not readable by a spec"));
+                    }
+                    Ok((SecretString::from(v), None))
+                })
+                .transpose()?
                 .ok_or_else(|| {
                     Diagnostic::error(
                     "credential::env-unset",

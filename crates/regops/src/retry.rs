@@ -118,6 +118,12 @@ pub fn request_timeout() -> Duration {
     Duration::from_millis(TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed))
 }
 
+/// How long to wait before a retry: the backoff, or longer where the server asked (429's
+/// Retry-After), but never longer than `cap` (the request timeout).
+fn wait_before_retry(at_least: Option<Duration>, backoff: Duration, cap: Duration) -> Duration {
+    at_least.map_or(backoff, |d| d.min(cap).max(backoff))
+}
+
 fn jitter(attempt: u32) -> f64 {
     // Not for security: spreads retries of concurrent writers apart.
     let nanos = std::time::SystemTime::now()
@@ -170,7 +176,9 @@ where
         let backoff = Duration::from_millis(100u64 << attempt.min(5))
             .mul_f64(jitter(attempt))
             .min(Duration::from_secs(3));
-        let wait = at_least.map_or(backoff, |d| d.max(backoff));
+        // A server's Retry-After is honoured up to the request timeout: a hostile one asking
+        // for 4,000,000,000 s must not hold a run for its whole --list-timeout.
+        let wait = wait_before_retry(at_least, backoff, request_timeout());
         // A cluster never reached: give up once the connect budget is spent.
         if !CONNECTED.load(std::sync::atomic::Ordering::Relaxed)
             && is_connect_error(&err)
@@ -248,5 +256,20 @@ mod tests {
         .await;
         assert!(r.is_ok());
         assert_eq!(sent.load(Ordering::SeqCst), 2);
+    }
+
+    /// A 429 asking to wait 4,000,000,000 s is waited on for the request timeout at most
+    /// (issue 38: a hostile server held a run for its whole --list-timeout); a short one, and
+    /// the backoff, as they are.
+    #[test]
+    fn a_huge_retry_after_is_capped_at_the_request_timeout() {
+        let (backoff, timeout) = (Duration::from_millis(200), Duration::from_secs(30));
+        let huge = Some(Duration::from_secs(4_000_000_000));
+        assert_eq!(wait_before_retry(huge, backoff, timeout), timeout);
+        assert_eq!(
+            wait_before_retry(Some(Duration::from_secs(2)), backoff, timeout),
+            Duration::from_secs(2)
+        );
+        assert_eq!(wait_before_retry(None, backoff, timeout), backoff);
     }
 }

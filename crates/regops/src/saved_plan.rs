@@ -185,7 +185,21 @@ pub fn recorded_files(saved: &SavedPlan) -> Result<Vec<PathBuf>, String> {
                 )
             });
             if plain && !f.is_empty() {
-                Ok(base.as_ref().map_or_else(|| p.clone(), |b| b.join(&p)))
+                match &base {
+                    None => Ok(p),
+                    // Below the repository's top, links followed: a committed symlink on the
+                    // way out of it (`lnk -> /elsewhere`) is refused as a symlinked -f is.
+                    Some(b) => {
+                        let joined = b.join(&p);
+                        match joined.canonicalize() {
+                            Ok(real) if real.starts_with(b) => Ok(joined),
+                            Ok(_) => Err(format!(
+                                "the plan names the spec file `{f}`, which leads outside the repository"
+                            )),
+                            Err(e) => Err(format!("the plan names the spec file `{f}`: {e}")),
+                        }
+                    }
+                }
             } else {
                 Err(format!(
                     "the plan names the spec file `{f}`, which is not a relative path below {}",

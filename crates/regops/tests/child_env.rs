@@ -118,6 +118,7 @@ users:
       env:
       - {{ name: FROM_KUBECONFIG, value: set-by-the-kubeconfig }}
       - {{ name: GITHUB_TOKEN, value: the-kubeconfig-own }}
+      - {{ name: VAULT_TOKEN }}
 ",
                 server.url(),
                 program.display()
@@ -143,7 +144,8 @@ users:
             assert_eq!(value(var), None, "{var} reached {name}:\n{env}");
         }
         assert!(!env.contains("INHERITED"), "{name}: {env}");
-        // What the kubeconfig sets is the kubeconfig's, not the job's.
+        // What the kubeconfig sets is the kubeconfig's, not the job's; a name without a
+        // value (VAULT_TOKEN above) sets nothing, and keeps nothing of the job's.
         assert_eq!(value("GITHUB_TOKEN").as_deref(), Some("the-kubeconfig-own"));
         assert_eq!(
             value("FROM_KUBECONFIG").as_deref(),

@@ -486,6 +486,25 @@ fn a_saved_plan_applies_from_anywhere_in_its_repository() {
         "{}",
         outside.stderr
     );
+    // A crafted plan naming a file through a committed symlink out of the repository is
+    // refused before the file is read (no digest of it, which would tell whether a guess of
+    // its content is right).
+    let outside = e.dir().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("creds.yaml"), SPEC).unwrap();
+    std::os::unix::fs::symlink(&outside, repo.join("lnk")).unwrap();
+    let mut crafted = saved.clone();
+    crafted["spec"]["files"] = json!(["lnk/creds.yaml"]);
+    let crafted_path = e.dir().join("crafted.json");
+    std::fs::write(&crafted_path, crafted.to_string()).unwrap();
+    let r = at(&deploy, &["apply", crafted_path.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        r.stderr.contains("leads outside the repository"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("now sha256"), "{}", r.stderr);
     // From a directory deep inside it: applied.
     let applied = at(&deploy.join("nested"), &["apply", plan.to_str().unwrap()]);
     assert_eq!(applied.code, 0, "{}", applied.transcript());

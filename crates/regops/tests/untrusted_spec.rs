@@ -518,6 +518,9 @@ fn allow_env_never_reaches_the_ci_s_own_credentials() {
             "BUILDKITE_*TOKEN*",
         ),
         ("CIRCLE_OIDC_TOKEN", "C", "CIRCLE_*TOKEN*"),
+        ("CI_REPOSITORY_URL", "CI_", "CI_REPOSITORY_URL*"),
+        ("SYSTEM_ACCESSTOKEN", "S", "SYSTEM_ACCESSTOKEN*"),
+        ("DRONE_NETRC_PASSWORD", "D", "DRONE_*PASSWORD*"),
     ] {
         let s = write(
             dir.path(),
@@ -543,6 +546,28 @@ fn allow_env_never_reaches_the_ci_s_own_credentials() {
             r.transcript()
         );
     }
+    // A readable variable that carries a refused one's value (a copy, or GitLab's clone URL
+    // holding the job token under another name) is refused, naming the one it carries.
+    let s = write(
+        dir.path(),
+        "regops.yaml",
+        &spec("{ env: CI_MIRROR_URL }", ""),
+    );
+    let r = run(in_ci()
+        .args(["render", "--show-secrets", "--allow-env", "CI_", "-f"])
+        .arg(&s)
+        .env("CI_JOB_TOKEN", "glcbt-JOBTOKEN-MARKER")
+        .env(
+            "CI_MIRROR_URL",
+            "https://gitlab-ci-token:glcbt-JOBTOKEN-MARKER@gitlab.example.com/g/p.git",
+        ));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        says(&r, "it holds the value of `$CI_JOB_TOKEN`"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stdout.contains("JOBTOKEN-MARKER") && !r.stderr.contains("JOBTOKEN-MARKER"));
     // What the prefix is for still reads.
     let s = write(dir.path(), "regops.yaml", &spec("{ env: CI_HUB_PULL }", ""));
     let r = run(in_ci()
