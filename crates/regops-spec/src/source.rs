@@ -40,6 +40,10 @@ pub struct SourceFile {
     /// The spec's root for the paths this file names: the `-f` directory it was found in, or
     /// the directory of the `-f` file (see [`crate::trust`]).
     pub root: PathBuf,
+    /// The root's directory, held open since the spec was read (`-f` read with the load
+    /// restrictor on), and its real path then: what the files it names are opened below
+    /// ([`crate::open::RootDir`]).
+    pub root_dir: Option<(crate::open::RootDir, PathBuf)>,
     pub text: Arc<str>,
     pub format: Format,
 }
@@ -72,10 +76,23 @@ impl Sources {
             name: path.display().to_string(),
             path,
             root,
+            root_dir: None,
             text: Arc::from(text),
             format,
         });
         self.files.len() - 1
+    }
+
+    /// The root directory held open for `loc`'s file, and its real path when it was opened.
+    pub fn confining_dir(&self, loc: Loc) -> Option<(&crate::open::RootDir, &Path)> {
+        match self.restrictor {
+            LoadRestrictor::None => None,
+            LoadRestrictor::RootOnly => self
+                .files
+                .get(loc.file)
+                .and_then(|f| f.root_dir.as_ref())
+                .map(|(dir, real)| (dir, real.as_path())),
+        }
     }
 
     /// Sets how far the paths a spec names may reach (`--load-restrictor`).
@@ -237,6 +254,22 @@ pub fn read_paths(paths: &[PathBuf], restrictor: LoadRestrictor) -> Result<Sourc
     }
     let mut sources = Sources::default();
     sources.set_restrictor(restrictor);
+    // Each root's directory, opened once: the spec's files and every file they name are read
+    // below it.
+    // `real` is the root's real path as it was checked; opened name by name with no symlink
+    // followed, a root swapped for a symlink since is refused, not followed.
+    let open_root =
+        |root: &Path, real: PathBuf| -> Result<(crate::open::RootDir, PathBuf), LoadError> {
+            let read_err = |source| LoadError::Read {
+                path: root.to_path_buf(),
+                source,
+            };
+            let dir = crate::open::RootDir::open(&real).map_err(|e| match e {
+                crate::open::OpenError::Io(e) => read_err(e),
+                other => read_err(std::io::Error::other(other.to_string())),
+            })?;
+            Ok((dir, real))
+        };
     for path in paths {
         // The `-f` path itself is the pull request's too: a `regops.yaml` (or a `specs/`)
         // committed as a symlink to `~/.aws/credentials` (or `/etc`) would be read and quoted in
@@ -260,24 +293,41 @@ pub fn read_paths(paths: &[PathBuf], restrictor: LoadRestrictor) -> Result<Sourc
             if files.is_empty() {
                 return Err(LoadError::EmptyDirectory { path: path.clone() });
             }
+            // The directory as it was checked (its real path then).
+            let root_dir = match &checked {
+                Some(real) => Some(open_root(path, real.clone())?),
+                None => None,
+            };
             for file in files {
                 // A file found in the directory is the spec's own only if it is in the
                 // directory (a symlink to `~/.kube/config` named `x.yaml` would otherwise be
                 // parsed and quoted in diagnostics).
-                let checked = match restrictor {
-                    LoadRestrictor::RootOnly => {
+                let checked = match &root_dir {
+                    Some((dir, real)) => {
                         let written = file.strip_prefix(path).unwrap_or(&file).to_path_buf();
                         let resolved = crate::trust::confine(path, &file, &written)
                             .map_err(|refused| LoadError::Outside { refused })?;
-                        Some((path.as_path(), resolved))
+                        Some((dir.clone(), real.clone(), resolved))
                     }
-                    LoadRestrictor::None => None,
+                    None => None,
                 };
                 read_one(&mut sources, file.clone(), path.clone(), checked)?;
             }
         } else {
             let root = parent_dir(path);
-            let checked = checked.map(|resolved| (root.as_path(), resolved));
+            let checked = match checked {
+                Some(resolved) => {
+                    // The file's directory, as it is now: the file must still be below it (a
+                    // directory swapped since the file was checked makes this fail).
+                    let real = std::fs::canonicalize(&root).map_err(|source| LoadError::Read {
+                        path: root.clone(),
+                        source,
+                    })?;
+                    let (dir, real) = open_root(&root, real)?;
+                    Some((dir, real, resolved))
+                }
+                None => None,
+            };
             read_one(&mut sources, path.clone(), root.clone(), checked)?;
         }
     }
@@ -307,13 +357,14 @@ fn confine_spec_path(path: &Path) -> Result<PathBuf, crate::trust::PathRefused> 
 }
 
 /// Reads the spec file `path` into `sources`, with `root` the root of the paths it names. When
-/// it was `checked` (a directory, and `path` as the trust boundary resolved it there), it is
-/// opened by handle below that directory, on the path that was checked ([`crate::open`]).
+/// it was `checked` (the root's directory held open, its real path then, and `path` as the
+/// trust boundary resolved it), it is opened by handle below that directory, on the path that
+/// was checked ([`crate::open`]), and the directory is kept for the files the spec names.
 fn read_one(
     sources: &mut Sources,
     path: PathBuf,
     root: PathBuf,
-    checked: Option<(&Path, PathBuf)>,
+    checked: Option<(crate::open::RootDir, PathBuf, PathBuf)>,
 ) -> Result<FileId, LoadError> {
     let format =
         Format::from_path(&path).ok_or_else(|| LoadError::UnknownFormat { path: path.clone() })?;
@@ -321,10 +372,12 @@ fn read_one(
         path: path.clone(),
         source,
     };
-    let opened = match checked {
-        Some((dir, resolved)) => match crate::open::split_below(dir, &resolved) {
-            Some((real, below)) => crate::open::regular_beneath(&real, &below),
-            None => Err(crate::open::OpenError::Changed),
+    let opened = match &checked {
+        // Judged against the root's real path when its directory was opened: one that moved
+        // since is refused rather than judged again.
+        Some((dir, real, resolved)) => match resolved.strip_prefix(real) {
+            Ok(below) => dir.regular(below),
+            Err(_) => Err(crate::open::OpenError::Changed),
         },
         None => crate::open::regular(&path),
     };
@@ -341,7 +394,13 @@ fn read_one(
     if text.len() as u64 > MAX_SPEC_FILE_BYTES {
         return Err(LoadError::TooLarge { path });
     }
-    Ok(sources.add_with_root(path, root, text, format))
+    let id = sources.add_with_root(path, root, text, format);
+    if let Some((dir, real, _)) = checked
+        && let Some(f) = sources.files.get_mut(id)
+    {
+        f.root_dir = Some((dir, real));
+    }
+    Ok(id)
 }
 
 /// A diagnostic for a value that is not of the expected kind.

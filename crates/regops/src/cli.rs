@@ -125,6 +125,12 @@ Examples:
         shell: clap_complete::Shell,
     },
 
+    /// Exit 0 if the controller whose --progress-file is FILE made progress within --stall, else
+    /// 1: the install's exec liveness probe.
+    #[command(
+        after_help = "Example (deploy/controller's livenessProbe):\n  regops alive /run/regops/progress --stall 5m"
+    )]
+    Alive(AliveArgs),
     /// Print the man page (roff).
     #[command(after_help = "Examples:\n  regops man > /usr/local/share/man/man1/regops.1")]
     Man,
@@ -470,6 +476,12 @@ pub struct ApplyArgs {
     /// count) for this long, so that the kubelet restarts a stuck controller (`5m`, `90s`).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, requires = "listen")]
     pub healthz_stall: std::time::Duration,
+    /// With --watch: write the time of the work loop's last progress (Unix seconds) to this
+    /// file every 2 seconds, for `regops alive FILE` as the kubelet's exec liveness probe: a
+    /// probe no connection to the port can keep out (an HTTP probe shares the node's address
+    /// with every hostNetwork pod there).
+    #[arg(long, value_name = "FILE", requires = "watch")]
+    pub progress_file: Option<PathBuf>,
     /// With --watch: delete pods stuck in ImagePullBackOff or ErrImagePull on a registry that
     /// regops has just provided a pull secret for, when a controller owns them (so they are
     /// recreated at once, with the secret). At most 5 a second; each deletion is logged.
@@ -655,6 +667,16 @@ pub struct RenderArgs {
     pub show_secrets: bool,
     #[command(flatten)]
     pub fleet: FleetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AliveArgs {
+    /// The controller's --progress-file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// How long without progress counts as stuck.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub stall: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

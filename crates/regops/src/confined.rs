@@ -27,6 +27,9 @@ pub struct SpecPath {
     /// The root's real path and the file's path below it (plain names, no symlink among them
     /// when it was checked).
     beneath: Option<(PathBuf, PathBuf)>,
+    /// The root's directory held open since the spec was read, and the file's path below it:
+    /// opened there, whatever the root's name leads to by now.
+    in_dir: Option<(regops_spec::open::RootDir, PathBuf)>,
 }
 
 impl std::ops::Deref for SpecPath {
@@ -46,9 +49,10 @@ impl SpecPath {
     /// At most `limit` bytes of the regular file, opened beneath the spec's root as it was
     /// checked ([`regops_spec::open::regular_beneath`]); with `--load-restrictor none`, as [`read`].
     pub fn read(&self, limit: u64) -> Result<Zeroizing<Vec<u8>>, ReadError> {
-        let file = match &self.beneath {
-            Some((root, below)) => regops_spec::open::regular_beneath(root, below)?,
-            None => regops_spec::open::regular(&self.path)?,
+        let file = match (&self.in_dir, &self.beneath) {
+            (Some((dir, below)), _) => dir.regular(below)?,
+            (None, Some((root, below))) => regops_spec::open::regular_beneath(root, below)?,
+            (None, None) => regops_spec::open::regular(&self.path)?,
         };
         read_file(file, limit)
     }
@@ -72,14 +76,32 @@ pub fn path(sources: &Sources, p: &Spanned<PathBuf>, what: &str) -> Result<SpecP
         return Ok(SpecPath {
             path: resolved,
             beneath: None,
+            in_dir: None,
         });
     };
+    // The root's directory held open since the spec was read: the file is opened below it,
+    // on the path judged against the root's real path at that time (a root whose name leads
+    // elsewhere by now is refused, not followed).
+    if let Some((dir, real)) = sources.confining_dir(p.loc) {
+        return match resolved.strip_prefix(real) {
+            Ok(below) => Ok(SpecPath {
+                in_dir: Some((dir.clone(), below.to_path_buf())),
+                beneath: Some((real.to_path_buf(), below.to_path_buf())),
+                path: resolved,
+            }),
+            Err(_) => Err(refused(&regops_spec::trust::PathRefused {
+                written: p.value.clone(),
+                why: "leads outside the spec's root",
+            })),
+        };
+    }
     // `resolve` judged `resolved` against the root's real path; the same path is opened below
     // it. A root that moved in between is refused rather than judged again.
     match regops_spec::open::split_below(root, &resolved) {
         Some(beneath) => Ok(SpecPath {
             path: resolved,
             beneath: Some(beneath),
+            in_dir: None,
         }),
         None => Err(refused(&regops_spec::trust::PathRefused {
             written: p.value.clone(),
@@ -173,6 +195,7 @@ mod tests {
         SpecPath {
             path: real.join(below),
             beneath: Some((real, below.into())),
+            in_dir: None,
         }
     }
 

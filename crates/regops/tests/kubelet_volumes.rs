@@ -161,6 +161,13 @@ fn check_in_pod(
                 .map(|(k, v)| (k.as_str(), v.as_slice()))
                 .collect();
             lay_out(&dir, &refs, mode, fs_group);
+        } else if volume.get("emptyDir").is_some() {
+            // pkg/volume/emptydir: a directory of mode 0777, then the fsGroup's ownership.
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+            if let Some(g) = fs_group {
+                chown(&dir, None, Some(g));
+            }
         } else {
             panic!("{what}: a volume of a kind this test does not lay out: {volume}");
         }

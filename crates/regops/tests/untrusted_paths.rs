@@ -134,15 +134,27 @@ struct Swapper {
 
 impl Swapper {
     fn start(a: PathBuf, b: PathBuf) -> Swapper {
+        Swapper::start_holding(a, b, None)
+    }
+
+    /// As [`Swapper::start`], holding each state for a while (up to `hold`, varying): a swap
+    /// that lands between two steps of regops and stays for the second.
+    fn start_holding(a: PathBuf, b: PathBuf, hold: Option<Duration>) -> Swapper {
         let stop = Arc::new(AtomicBool::new(false));
         let swaps = Arc::new(AtomicUsize::new(0));
         let thread = std::thread::spawn({
             let (stop, swaps) = (stop.clone(), swaps.clone());
             move || {
                 use rustix::fs::{CWD, RenameFlags, renameat_with};
+                let mut n: u64 = 0;
                 while !stop.load(Ordering::Relaxed) {
                     renameat_with(CWD, &a, CWD, &b, RenameFlags::EXCHANGE).unwrap();
                     swaps.fetch_add(1, Ordering::Relaxed);
+                    if let Some(hold) = hold {
+                        n = n.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                        let micros = u64::try_from(hold.as_micros()).unwrap().max(1);
+                        std::thread::sleep(Duration::from_micros((n >> 33) % micros));
+                    }
                 }
             }
         });
@@ -213,6 +225,63 @@ fn a_directory_swapped_for_a_symlink_out_of_the_root_is_never_followed() {
         rendered > 0 && refused > 0,
         "{rendered} rendered, {refused} refused"
     );
+}
+
+/// A local process swaps the spec's root itself (`regops/`, the `-f` directory) with a symlink
+/// to a directory outside, while regops reads the spec there and then the password file it
+/// names: the spec and the password come from the one directory, held open since the spec was
+/// read, and the outside file is never rendered (an attack review got it in 35 of 50 runs when
+/// the root's real path was looked up again for the password).
+#[test]
+fn the_spec_s_root_swapped_for_a_symlink_out_is_never_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let root = work.join("regops");
+    write(&root, "secret.txt", "inside-password");
+    write(&root, "regops.yaml", &spec("{ file: secret.txt }"));
+    write(dir.path(), "outside/secret.txt", "OUTSIDE-MARKER");
+    write(
+        dir.path(),
+        "outside/regops.yaml",
+        &spec("{ file: secret.txt }"),
+    );
+    std::os::unix::fs::symlink(dir.path().join("outside"), work.join("swap")).unwrap();
+    let render_here = || {
+        let mut c = in_ci();
+        c.current_dir(&work)
+            .args(["render", "--show-secrets", "-n", "web", "-f", "regops"]);
+        c
+    };
+    let clean = run(&mut render_here());
+    assert_eq!(clean.code, 0, "{}", clean.transcript());
+    // Each state held for up to 4 ms: the swap lands after the spec was read and stays for
+    // the password's read.
+    let swapper = Swapper::start_holding(
+        root.clone(),
+        work.join("swap"),
+        Some(Duration::from_millis(4)),
+    );
+    let mut rendered = 0;
+    for i in 0..RACES {
+        let r = run_bounded(&mut render_here(), BOUND)
+            .unwrap_or_else(|| panic!("run {i}: regops still reading after {BOUND:?}"));
+        use base64::Engine as _;
+        let outside = base64::engine::general_purpose::STANDARD.encode("OUTSIDE-MARKER");
+        assert!(
+            !r.stdout.contains("OUTSIDE-MARKER")
+                && !r.stderr.contains("OUTSIDE-MARKER")
+                && !r.stdout.contains(&outside[..12]),
+            "run {i}: {}",
+            r.transcript()
+        );
+        if r.code == 0 {
+            rendered += 1;
+        }
+    }
+    let swaps = swapper.swaps.load(Ordering::Relaxed);
+    drop(swapper);
+    assert!(swaps > RACES, "{swaps} swaps");
+    assert!(rendered > 0, "no run rendered at all");
 }
 
 /// A local process swaps `secret` between a regular file and a FIFO nobody writes to: an open

@@ -744,6 +744,7 @@ fn the_controller_install_runs_with_its_own_rbac_alone() {
         .map(|a| match a.as_str().unwrap() {
             "/spec" => e.spec.display().to_string(),
             "0.0.0.0:8080" => "127.0.0.1:{port}".to_string(),
+            "/run/regops/progress" => e.dir.path().join("progress").display().to_string(),
             other => other.to_string(),
         })
         .collect();
@@ -763,6 +764,17 @@ fn the_controller_install_runs_with_its_own_rbac_alone() {
         .set_policy(Some(kube_test_server::Policy { rules }));
     let mut c = e.run(&args);
     c.wait_ready();
+    // The install's liveness probe, as the kubelet runs it: `regops alive` on the progress
+    // file the controller writes.
+    let progress = e.dir.path().join("progress");
+    wait_for("the progress file", Duration::from_secs(10), || {
+        progress.exists()
+    });
+    let probe = common::regops()
+        .args(["alive", progress.to_str().unwrap(), "--stall", "5m"])
+        .output()
+        .unwrap();
+    assert!(probe.status.success(), "{probe:?}");
     // The test's own changes bypass the policy (as an administrator's would).
     let (code, body) = e.server.admin(
         "POST",
@@ -951,11 +963,37 @@ fn slow_headers_neither_hold_the_listener_nor_grow_its_memory() {
 /// probes failed.
 #[test]
 fn a_greedy_peer_does_not_starve_the_probes() {
+    greedy_peer_against_probes([127, 0, 0, 2], false);
+}
+
+/// The same from the probes' own address: the kubelet's probes come from the node's address,
+/// which every hostNetwork pod on the node shares, and no share of the port can tell them
+/// apart (an attack review: 8 half-sent connections from the node's address refused 20 of 20
+/// HTTP probes). So the install's liveness probe is an exec probe, `regops alive` on the
+/// progress file, which no connection can keep out: under the same attack it passes every
+/// time.
+#[test]
+fn a_greedy_peer_on_the_probes_own_address_does_not_starve_the_liveness_probe() {
+    greedy_peer_against_probes([127, 0, 0, 1], true);
+}
+
+fn greedy_peer_against_probes(from: [u8; 4], exec_probe: bool) {
     use std::io::Write;
     use std::sync::atomic::{AtomicBool, Ordering};
     let e = Env::new();
-    let c = e.start(&[]);
+    let progress = e.dir.path().join("progress");
+    let progress_arg = progress.display().to_string();
+    let c = if exec_probe {
+        e.start(&["--progress-file", &progress_arg])
+    } else {
+        e.start(&[])
+    };
     c.wait_ready();
+    if exec_probe {
+        wait_for("the progress file", Duration::from_secs(10), || {
+            progress.exists()
+        });
+    }
     let port = c.port;
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let greedy: Vec<_> = (0..70)
@@ -964,8 +1002,8 @@ fn a_greedy_peer_does_not_starve_the_probes() {
             std::thread::spawn(move || {
                 let mut opened = 0u32;
                 while !stop.load(Ordering::Relaxed) {
-                    // From another address than the probes: the client bound to 127.0.0.2.
-                    let Some(mut s) = socket2_from(port) else {
+                    // The client bound to `from`.
+                    let Some(mut s) = socket2_from(from, port) else {
                         std::thread::sleep(Duration::from_millis(5));
                         continue;
                     };
@@ -996,7 +1034,18 @@ fn a_greedy_peer_does_not_starve_the_probes() {
     let mut slow = Vec::new();
     for _ in 0..20 {
         let start = Instant::now();
-        let (status, _) = c.get("/healthz");
+        let status = if exec_probe {
+            // As the kubelet runs the install's livenessProbe.
+            let ok = common::regops()
+                .args(["alive", &progress_arg, "--stall", "5m"])
+                .output()
+                .unwrap()
+                .status
+                .success();
+            if ok { 200 } else { 503 }
+        } else {
+            c.get("/healthz").0
+        };
         let took = start.elapsed();
         if status != 200 || took > Duration::from_secs(1) {
             slow.push((status, took));
@@ -1009,8 +1058,8 @@ fn a_greedy_peer_does_not_starve_the_probes() {
     assert!(slow.is_empty(), "probes failed or were slow: {slow:?}");
 }
 
-/// A connection to the listener on 127.0.0.1 from the address 127.0.0.2.
-fn socket2_from(port: u16) -> Option<std::net::TcpStream> {
+/// A connection to the listener on 127.0.0.1 from the address `from`.
+fn socket2_from(from: [u8; 4], port: u16) -> Option<std::net::TcpStream> {
     // std cannot bind a client socket before connecting; tokio's TcpSocket can.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -1018,9 +1067,7 @@ fn socket2_from(port: u16) -> Option<std::net::TcpStream> {
         .ok()?;
     rt.block_on(async {
         let socket = tokio::net::TcpSocket::new_v4().ok()?;
-        socket
-            .bind(std::net::SocketAddr::from(([127, 0, 0, 2], 0)))
-            .ok()?;
+        socket.bind(std::net::SocketAddr::from((from, 0))).ok()?;
         let stream = tokio::time::timeout(
             Duration::from_secs(1),
             socket.connect(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
@@ -1083,6 +1130,32 @@ fn healthz_fails_while_the_work_loop_is_stuck() {
         Duration::from_secs(20),
         || e.secret("stuck").is_some(),
     );
+}
+
+/// `regops alive` fails once the progress written is older than --stall, and on a missing or
+/// garbled file (the kubelet then restarts the controller).
+#[test]
+fn alive_fails_on_a_stale_missing_or_garbled_progress_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("progress");
+    let alive = |stall: &str| {
+        common::regops()
+            .args(["alive", file.to_str().unwrap(), "--stall", stall])
+            .output()
+            .unwrap()
+    };
+    assert_eq!(alive("5m").status.code(), Some(1), "missing");
+    std::fs::write(&file, "not a time\n").unwrap();
+    assert_eq!(alive("5m").status.code(), Some(1), "garbled");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    std::fs::write(&file, format!("{:.3}\n", now - 600.0)).unwrap();
+    let stale = alive("5m");
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("no progress for"));
+    assert_eq!(alive("15m").status.code(), Some(0));
 }
 
 /// The controller's base holds no right on pods and does not recycle them; the opt-in

@@ -23,6 +23,29 @@ use crate::cli::Command;
 use crate::failure::Failure;
 use crate::output::Term;
 
+/// `regops alive FILE`: the controller's last progress, written to FILE, is recent enough.
+fn alive(a: &crate::cli::AliveArgs, term: &Term) -> crate::failure::Outcome {
+    let text = std::fs::read_to_string(&a.file)
+        .map_err(|e| Failure::msg(format!("cannot read {}: {e}", a.file.display())))?;
+    let at: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| Failure::msg(format!("{} holds no time", a.file.display())))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let quiet = (now - at).max(0.0);
+    if quiet <= a.stall.as_secs_f64() {
+        Ok(ExitStatus::Success)
+    } else {
+        term.note(&format!(
+            "the work loop has made no progress for {quiet:.0} s (--stall {} s)",
+            a.stall.as_secs()
+        ));
+        Ok(ExitStatus::Failure)
+    }
+}
+
 /// The spec files a command reads, when it reads a spec.
 fn spec_args(command: &mut Command) -> Option<&mut crate::cli::SpecArgs> {
     match command {
@@ -163,6 +186,7 @@ pub fn run(command: Command, term: Term) -> ExitStatus {
             term.stdout(&String::from_utf8_lossy(&out));
             Ok(ExitStatus::Success)
         }
+        Command::Alive(a) => alive(&a, &term),
         Command::Man => {
             use clap::CommandFactory;
             let mut out = Vec::new();

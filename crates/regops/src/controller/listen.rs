@@ -51,49 +51,126 @@ pub const PER_PEER: usize = 8;
 /// Places kept for a peer that holds no connection (the kubelet's next probe).
 pub const RESERVE: usize = 16;
 
+/// One connection held: which, whether it is still waiting for its request (a probe's comes at
+/// once; a slowloris' never), and how to close it.
+struct Conn {
+    id: u64,
+    since: std::time::Instant,
+    waiting: Arc<std::sync::atomic::AtomicBool>,
+    close: Option<tokio::task::AbortHandle>,
+}
+
+/// How long a connection may wait for its request before a newcomer from its peer may take its
+/// place: a probe's request comes within milliseconds, and must not be taken by the churn of a
+/// peer that keeps reopening.
+const EVICTABLE_AFTER: Duration = Duration::from_millis(250);
+
+#[derive(Default)]
+struct Held {
+    total: usize,
+    by_peer: std::collections::HashMap<std::net::IpAddr, Vec<Conn>>,
+    next: u64,
+}
+
 /// Who holds the connections: how many in all, and per peer address.
 #[derive(Default)]
 struct Places {
-    held: std::sync::Mutex<(usize, std::collections::HashMap<std::net::IpAddr, usize>)>,
+    held: std::sync::Mutex<Held>,
 }
 
 /// A place taken; given back when dropped.
 struct Place {
     places: Arc<Places>,
     peer: std::net::IpAddr,
+    id: u64,
+    /// Cleared once the connection's request has arrived.
+    waiting: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Places {
-    /// A place for a connection from `peer`, or `None`: all taken, the peer holds its share, or
-    /// only the reserve is left and the peer already holds one.
-    fn take(self: &Arc<Self>, peer: std::net::IpAddr) -> Option<Place> {
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
         // A poisoned lock only means a thread panicked while counting: the counts stand.
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        let (total, by_peer) = &mut *held;
-        let mine = by_peer.get(&peer).copied().unwrap_or(0);
-        let open = *total < MAX_CONNECTIONS
-            && mine < PER_PEER
-            && (*total < MAX_CONNECTIONS - RESERVE || mine == 0);
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A place for a connection from `peer`, or `None`: all taken, or only the reserve is left
+    /// and the peer already holds one. A peer at its share gets the place of its oldest
+    /// connection that has waited for a request for [`EVICTABLE_AFTER`], which is closed: one
+    /// address (the node's, which the kubelet's probes share with every hostNetwork pod there)
+    /// cannot keep a newcomer of its own out by holding connections open.
+    fn take(self: &Arc<Self>, peer: std::net::IpAddr) -> Option<Place> {
+        self.take_at(peer, std::time::Instant::now())
+    }
+
+    fn take_at(self: &Arc<Self>, peer: std::net::IpAddr, now: std::time::Instant) -> Option<Place> {
+        use std::sync::atomic::Ordering;
+        let mut held = self.held();
+        let Held {
+            total,
+            by_peer,
+            next,
+        } = &mut *held;
+        let mine = by_peer.entry(peer).or_default();
+        if mine.len() >= PER_PEER {
+            let oldest = mine.iter().position(|c| {
+                c.waiting.load(Ordering::Relaxed)
+                    && now.saturating_duration_since(c.since) >= EVICTABLE_AFTER
+            })?;
+            let evicted = mine.remove(oldest);
+            if let Some(close) = evicted.close {
+                close.abort();
+            }
+            *total = total.saturating_sub(1);
+        }
+        let open =
+            *total < MAX_CONNECTIONS && (*total < MAX_CONNECTIONS - RESERVE || mine.is_empty());
         if !open {
+            if mine.is_empty() {
+                by_peer.remove(&peer);
+            }
             return None;
         }
+        *next += 1;
+        let waiting = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        mine.push(Conn {
+            id: *next,
+            since: now,
+            waiting: waiting.clone(),
+            close: None,
+        });
         *total += 1;
-        *by_peer.entry(peer).or_default() += 1;
         Some(Place {
             places: self.clone(),
             peer,
+            id: *next,
+            waiting,
         })
+    }
+
+    /// How to close connection `id` of `peer` (its task), for an eviction.
+    fn closes_with(&self, peer: std::net::IpAddr, id: u64, close: tokio::task::AbortHandle) {
+        if let Some(c) = self
+            .held()
+            .by_peer
+            .get_mut(&peer)
+            .and_then(|conns| conns.iter_mut().find(|c| c.id == id))
+        {
+            c.close = Some(close);
+        }
     }
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
-        let mut held = self.places.held.lock().unwrap_or_else(|e| e.into_inner());
-        let (total, by_peer) = &mut *held;
-        *total = total.saturating_sub(1);
-        if let Some(n) = by_peer.get_mut(&self.peer) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
+        let mut held = self.places.held();
+        let Held { total, by_peer, .. } = &mut *held;
+        if let Some(conns) = by_peer.get_mut(&self.peer) {
+            // An evicted connection's place was given back when it was evicted.
+            if let Some(i) = conns.iter().position(|c| c.id == self.id) {
+                conns.remove(i);
+                *total = total.saturating_sub(1);
+            }
+            if conns.is_empty() {
                 by_peer.remove(&self.peer);
             }
         }
@@ -170,9 +247,14 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, sta
             continue;
         };
         let metrics = metrics.clone();
-        tokio::spawn(async move {
+        let waiting = slot.waiting.clone();
+        let (slot_peer, slot_id) = (slot.peer, slot.id);
+        let task = tokio::spawn(async move {
             let _slot = slot;
             let service = hyper::service::service_fn(move |req| {
+                // The request has come: this connection is no longer one that holds a place
+                // without asking anything.
+                waiting.store(false, std::sync::atomic::Ordering::Relaxed);
                 let r = route(&req, &metrics, stall);
                 async move { Ok::<_, Infallible>(r) }
             });
@@ -189,6 +271,7 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, sta
             )
             .await;
         });
+        places.closes_with(slot_peer, slot_id, task.abort_handle());
     }
 }
 
@@ -200,8 +283,34 @@ mod tests {
     fn a_peer_holds_its_share_and_the_reserve_is_for_newcomers() {
         let places = Arc::new(Places::default());
         let greedy: std::net::IpAddr = [127, 0, 0, 2].into();
-        let mine: Vec<Place> = (0..20).filter_map(|_| places.take(greedy)).collect();
-        assert_eq!(mine.len(), PER_PEER);
+        // A peer at its share gets the place of its oldest connection still waiting: it holds
+        // PER_PEER at most, however many it opens.
+        let t0 = std::time::Instant::now();
+        let mut mine: Vec<Place> = (0..PER_PEER)
+            .filter_map(|_| places.take_at(greedy, t0))
+            .collect();
+        // Young connections are not evicted: a probe's request comes within milliseconds.
+        assert!(
+            places
+                .take_at(greedy, t0 + Duration::from_millis(10))
+                .is_none()
+        );
+        // Once they have waited that long, newcomers take their places one by one (and the
+        // newcomers, young, are not taken in turn).
+        let later = t0 + EVICTABLE_AFTER;
+        mine.extend((0..20 - PER_PEER).filter_map(|_| places.take_at(greedy, later)));
+        assert_eq!(mine.len(), 2 * PER_PEER);
+        assert_eq!(places.held().by_peer[&greedy].len(), PER_PEER);
+        assert_eq!(places.held().total, PER_PEER);
+        // The evicted places were given back once: dropping their holders changes nothing.
+        mine.drain(..PER_PEER);
+        assert_eq!(places.held().total, PER_PEER);
+        // Connections whose request came are not evicted: with all PER_PEER answering, a ninth
+        // from that peer waits for one of them (refused now).
+        for p in &mine {
+            p.waiting.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+        assert!(places.take_at(greedy, later + EVICTABLE_AFTER).is_none());
         // Many peers fill the shared places; then only peers holding none get the reserve.
         let mut others: Vec<Place> = Vec::new();
         for i in 0..200u8 {

@@ -161,6 +161,9 @@ impl Controller<'_> {
                 self.args.healthz_stall,
             ));
         }
+        if let Some(path) = self.args.progress_file.clone() {
+            tokio::spawn(write_progress(path));
+        }
         self.listen_for_signals()?;
         let Some(lock) = self.lead().await? else {
             self.log.info("stopped while waiting for the Lease");
@@ -856,5 +859,23 @@ fn log_item(log: Log, r: &ItemResult) {
             &format!("skipped: {verb} {object}{detail}"),
             &fields,
         ),
+    }
+}
+
+/// Writes the time of the work loop's last progress (Unix seconds) to `path` every 2 seconds,
+/// for `regops alive` (the exec liveness probe). Written whole, then renamed into place, so a
+/// probe never reads half a line.
+async fn write_progress(path: std::path::PathBuf) {
+    let tmp = path.with_extension("tmp");
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let last = now - metrics::since_progress().as_secs_f64();
+        // A full disk or a missing directory is the probe's to report (it fails).
+        if std::fs::write(&tmp, format!("{last:.3}\n")).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
 }
