@@ -67,6 +67,45 @@ fn pods(base: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// The rendered Secrets' data (decoded), by name.
+fn secrets(base: &str) -> Vec<(String, Vec<(String, Vec<u8>)>)> {
+    use base64::Engine;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new("kubectl")
+        .args(["kustomize", base])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    docs.into_iter()
+        .filter(|d| d["kind"] == "Secret")
+        .map(|d| {
+            let files = d["data"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| {
+                            // kustomize folds long values over lines.
+                            let text: String = v
+                                .as_str()
+                                .unwrap()
+                                .chars()
+                                .filter(|c| !c.is_whitespace())
+                                .collect();
+                            let bytes = base64::engine::general_purpose::STANDARD
+                                .decode(text)
+                                .unwrap();
+                            (k.clone(), bytes)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (d["metadata"]["name"].as_str().unwrap().to_string(), files)
+        })
+        .collect()
+}
+
 /// The rendered ConfigMaps' data, by name.
 fn config_maps(base: &str) -> Vec<(String, Value)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -120,6 +159,7 @@ fn check_in_pod(
     what: &str,
     pod: &Value,
     spec_data: &Value,
+    rendered_secrets: &[(String, Vec<(String, Vec<u8>)>)],
     root: &Path,
     bin: &Path,
 ) -> (bool, String) {
@@ -140,14 +180,27 @@ fn check_in_pod(
             .unwrap();
         let dir = root.join(name);
         if let Some(secret) = volume.get("secret") {
-            // The age identity's Secret: the example key, under the key the README creates.
+            // The age identity's Secret: as the install renders it (an overlay's
+            // secretGenerator), else the example key under the key the README creates.
             let mode = u32_at(&secret["defaultMode"]).unwrap_or(0o644);
-            let key = std::fs::read(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../../examples/quickstart/example-key.txt"),
-            )
-            .unwrap();
-            lay_out(&dir, &[("key.txt", &key)], mode, fs_group);
+            let name = secret["secretName"].as_str().unwrap_or_default();
+            let files: Vec<(String, Vec<u8>)> = rendered_secrets
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, f)| f.clone())
+                .unwrap_or_else(|| {
+                    let key = std::fs::read(
+                        Path::new(env!("CARGO_MANIFEST_DIR"))
+                            .join("../../examples/quickstart/example-key.txt"),
+                    )
+                    .unwrap();
+                    vec![("key.txt".to_string(), key)]
+                });
+            let refs: Vec<(&str, &[u8])> = files
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_slice()))
+                .collect();
+            lay_out(&dir, &refs, mode, fs_group);
         } else if let Some(cm) = volume.get("configMap") {
             let mode = u32_at(&cm["defaultMode"]).unwrap_or(0o644);
             let files: Vec<(String, Vec<u8>)> = spec_data
@@ -250,7 +303,12 @@ fn every_install_reads_its_spec_and_key_as_the_kubelet_mounts_them() {
     let tmp = tempfile::tempdir().unwrap();
     let bin = binary_for_others(tmp.path());
     let mut checked = 0;
-    for base in ["deploy/controller", "deploy/cronjob"] {
+    // The bases, and the example overlay a user copies (its spec and key from its generators).
+    for base in [
+        "deploy/controller",
+        "deploy/cronjob",
+        "deploy/overlays/example",
+    ] {
         let spec = config_maps(base)
             .into_iter()
             .find(|(n, _)| n == "regops-spec")
@@ -258,7 +316,7 @@ fn every_install_reads_its_spec_and_key_as_the_kubelet_mounts_them() {
             .expect("the spec's ConfigMap");
         for (what, pod) in pods(base) {
             let root = tmp.path().join(format!("{base}-{what}").replace('/', "-"));
-            let (ok, out) = check_in_pod(&what, &pod, &spec, &root, &bin);
+            let (ok, out) = check_in_pod(&what, &pod, &spec, &secrets(base), &root, &bin);
             assert!(
                 ok,
                 "{base} {what}: `regops check` failed in the pod:\n{out}"
@@ -267,7 +325,10 @@ fn every_install_reads_its_spec_and_key_as_the_kubelet_mounts_them() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 2, "a Deployment and a CronJob");
+    assert_eq!(
+        checked, 3,
+        "a Deployment, a CronJob and the overlay's Deployment"
+    );
 }
 
 /// The model above can fail: the same Secret volume without an fsGroup (as the bases had it)
@@ -288,7 +349,7 @@ fn without_fs_group_a_0400_secret_is_unreadable_to_the_pod() {
         .unwrap()
         .remove("fsGroup");
     let spec = config_maps("deploy/controller").remove(0).1;
-    let (ok, out) = check_in_pod(&what, &pod, &spec, &tmp.path().join("pod"), &bin);
+    let (ok, out) = check_in_pod(&what, &pod, &spec, &[], &tmp.path().join("pod"), &bin);
     assert!(!ok, "{out}");
     assert!(
         out.contains("Permission denied"),
