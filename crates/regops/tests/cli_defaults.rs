@@ -71,6 +71,21 @@ fn the_spec_is_found_in_the_current_directory() {
     );
 }
 
+/// A test API server holding the quickstart's namespaces (from its state file).
+fn quickstart_cluster() -> common::Cluster {
+    let cluster =
+        common::Cluster::new(&std::fs::read_to_string(quickstart("regops.yaml")).unwrap());
+    let state: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(quickstart("state.yaml")).unwrap())
+            .unwrap();
+    for item in state["items"].as_array().unwrap() {
+        if item["kind"] == "Namespace" {
+            let _ = cluster.server.seed(item.clone());
+        }
+    }
+    cluster
+}
+
 /// `apply --dry-run=client` sends nothing and shows the plan, exiting as plan does.
 #[test]
 fn dry_run_client_is_a_plan() {
@@ -156,16 +171,7 @@ fn old_spellings_work_with_a_warning() {
 #[test]
 fn a_saved_plan_is_applied_without_asking() {
     let dir = dir_with(&["regops.yaml"]);
-    let cluster =
-        common::Cluster::new(&std::fs::read_to_string(quickstart("regops.yaml")).unwrap());
-    let state: serde_json::Value =
-        serde_saphyr::from_str(&std::fs::read_to_string(quickstart("state.yaml")).unwrap())
-            .unwrap();
-    for item in state["items"].as_array().unwrap() {
-        if item["kind"] == "Namespace" {
-            let _ = cluster.server.seed(item.clone());
-        }
-    }
+    let cluster = quickstart_cluster();
     let kubeconfig = cluster.kubeconfig.display().to_string();
     let plan = run(regops().current_dir(dir.path()).args([
         "plan",

@@ -35,8 +35,11 @@ use serde_json::Value;
 
 const DISTROLESS_NONROOT_GID: u32 = 65532;
 
-/// The Pods' templates of a rendered base: `(what, pod spec)`.
-fn pods(base: &str) -> Vec<(String, Value)> {
+/// A volume's files: name and bytes.
+type Files = Vec<(String, Vec<u8>)>;
+
+/// A base (or overlay) rendered as a user renders it: `kubectl kustomize`.
+fn rendered(base: &str) -> Vec<Value> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = Command::new("kubectl")
         .args(["kustomize", base])
@@ -48,9 +51,13 @@ fn pods(base: &str) -> Vec<(String, Value)> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap();
-    docs.into_iter()
+    serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap()
+}
+
+/// The Pods' templates of a rendered base: `(what, pod spec)`.
+fn pods(base: &str) -> Vec<(String, Value)> {
+    rendered(base)
+        .into_iter()
         .filter_map(|d| {
             let name = format!(
                 "{}/{}",
@@ -68,17 +75,10 @@ fn pods(base: &str) -> Vec<(String, Value)> {
 }
 
 /// The rendered Secrets' data (decoded), by name.
-fn secrets(base: &str) -> Vec<(String, Vec<(String, Vec<u8>)>)> {
+fn secrets(base: &str) -> Vec<(String, Files)> {
     use base64::Engine;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = Command::new("kubectl")
-        .args(["kustomize", base])
-        .current_dir(&root)
-        .output()
-        .unwrap();
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap();
-    docs.into_iter()
+    rendered(base)
+        .into_iter()
         .filter(|d| d["kind"] == "Secret")
         .map(|d| {
             let files = d["data"]
@@ -108,15 +108,8 @@ fn secrets(base: &str) -> Vec<(String, Vec<(String, Vec<u8>)>)> {
 
 /// The rendered ConfigMaps' data, by name.
 fn config_maps(base: &str) -> Vec<(String, Value)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = Command::new("kubectl")
-        .args(["kustomize", base])
-        .current_dir(&root)
-        .output()
-        .unwrap();
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap();
-    docs.into_iter()
+    rendered(base)
+        .into_iter()
         .filter(|d| d["kind"] == "ConfigMap")
         .map(|d| {
             (
@@ -159,7 +152,7 @@ fn check_in_pod(
     what: &str,
     pod: &Value,
     spec_data: &Value,
-    rendered_secrets: &[(String, Vec<(String, Vec<u8>)>)],
+    rendered_secrets: &[(String, Files)],
     root: &Path,
     bin: &Path,
 ) -> (bool, String) {
@@ -184,7 +177,7 @@ fn check_in_pod(
             // secretGenerator), else the example key under the key the README creates.
             let mode = u32_at(&secret["defaultMode"]).unwrap_or(0o644);
             let name = secret["secretName"].as_str().unwrap_or_default();
-            let files: Vec<(String, Vec<u8>)> = rendered_secrets
+            let files: Files = rendered_secrets
                 .iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, f)| f.clone())
@@ -466,13 +459,7 @@ fn every_install_meets_the_restricted_pod_security_standard() {
     }
     assert_eq!(checked, 2);
     // The namespace enforces it.
-    let out = Command::new("kubectl")
-        .args(["kustomize", "deploy/controller"])
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .output()
-        .unwrap();
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let docs = rendered("deploy/controller");
     let ns = docs.iter().find(|d| d["kind"] == "Namespace").unwrap();
     assert_eq!(
         ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
