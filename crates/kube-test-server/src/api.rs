@@ -1422,8 +1422,9 @@ impl Store {
         Ok(listed)
     }
 
-    /// Stores an object directly (for seeding fixtures): as a create by `manager`.
-    pub fn seed(&mut self, obj: Value, manager: &str) -> Result<Value, ApiError> {
+    /// A seeded object's resource type, by its apiVersion and kind, and its namespace
+    /// (`default` when it names none).
+    fn seeded_where(obj: &Value) -> Result<(&'static ResourceType, String), ApiError> {
         let av = obj["apiVersion"].as_str().unwrap_or("");
         let kind = obj["kind"].as_str().unwrap_or("");
         let rt = resources::by_kind(av, kind)
@@ -1432,6 +1433,12 @@ impl Store {
             .as_str()
             .unwrap_or("default")
             .to_string();
+        Ok((rt, ns))
+    }
+
+    /// Stores an object directly (for seeding fixtures): as a create by `manager`.
+    pub fn seed(&mut self, obj: Value, manager: &str) -> Result<Value, ApiError> {
+        let (rt, ns) = Self::seeded_where(&obj)?;
         let path = if rt.namespaced {
             format!(
                 "/{}/namespaces/{ns}/{}",
@@ -1484,14 +1491,7 @@ impl Store {
     /// managedFields, a namespace's `default` ServiceAccount), and a namespaced object still
     /// needs its namespace to exist.
     pub fn seed_unvalidated(&mut self, obj: Value, manager: &str) -> Result<Value, ApiError> {
-        let av = obj["apiVersion"].as_str().unwrap_or("");
-        let kind = obj["kind"].as_str().unwrap_or("");
-        let rt = resources::by_kind(av, kind)
-            .ok_or_else(|| ApiError::bad_request(format!("unknown kind {av}/{kind}")))?;
-        let ns = obj["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or("default")
-            .to_string();
+        let (rt, ns) = Self::seeded_where(&obj)?;
         let mut obj = obj;
         let wanted_name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
         self.check_create_in(rt, &ns, &wanted_name)?;
