@@ -510,16 +510,23 @@ fn workload(kind: &str, obj: &Value, old: Option<&Value>, causes: &mut Vec<(Stri
 }
 
 /// Moves `stringData` into `data` (base64), as the API server does on every write; `data`
-/// values must be valid base64.
+/// values must be valid base64. They are `[]byte` in Go, decoded by encoding/json with
+/// encoding/base64's `StdEncoding`, which ignores `\r` and `\n` ("New line characters (\r and
+/// \n) are ignored", `Encoding.Decode`): a value kustomize's secretGenerator folds over lines
+/// is accepted, and stored and served again unfolded, as the bytes re-encoded.
 pub fn normalize_secret(obj: &mut Value) -> Result<(), ApiError> {
-    if let Some(data) = obj["data"].as_object() {
-        for (k, v) in data {
-            let ok = v.as_str().is_some_and(|s| STANDARD.decode(s).is_ok());
-            if !ok {
+    if let Some(data) = obj.get_mut("data").and_then(Value::as_object_mut) {
+        for (k, v) in data.iter_mut() {
+            let decoded = v.as_str().and_then(|s| {
+                let unfolded: String = s.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
+                STANDARD.decode(unfolded).ok()
+            });
+            let Some(bytes) = decoded else {
                 return Err(ApiError::bad_request(format!(
                     "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data in data[{k}]"
                 )));
-            }
+            };
+            *v = json!(STANDARD.encode(bytes));
         }
     }
     if let Some(string_data) = obj.as_object_mut().and_then(|o| o.remove("stringData"))
@@ -536,4 +543,28 @@ pub fn normalize_secret(obj: &mut Value) -> Result<(), ApiError> {
         obj["type"] = json!("Opaque");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As Go's encoding/base64: line breaks in a `data` value are ignored (kustomize folds
+    /// long values), and the value is stored unfolded; anything else that is not base64 is
+    /// refused with kube-apiserver's message.
+    #[test]
+    fn secret_data_folded_over_lines_is_accepted_and_stored_unfolded() {
+        let text = "a value long enough for kustomize to fold it over more than one line";
+        let encoded = STANDARD.encode(text);
+        let folded = format!("{}\n{}\r\n", &encoded[..20], &encoded[20..]);
+        let mut obj = json!({"kind": "Secret", "data": {"key.txt": folded}});
+        normalize_secret(&mut obj).unwrap();
+        assert_eq!(obj["data"]["key.txt"], encoded.as_str());
+        let mut bad = json!({"kind": "Secret", "data": {"key.txt": "not base64!"}});
+        let err = normalize_secret(&mut bad).unwrap_err();
+        assert!(
+            format!("{err:?}").contains("illegal base64 data in data[key.txt]"),
+            "{err:?}"
+        );
+    }
 }

@@ -466,3 +466,189 @@ fn every_install_meets_the_restricted_pod_security_standard() {
         "restricted"
     );
 }
+
+/// `kubectl` with `kubeconfig`, run from the repository's top as a reader of the install page
+/// runs it; fails the test on an error.
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn web_namespace(server: &kube_test_server::TestServer, name: &str) {
+    server
+        .seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"team": "web"}}}))
+        .unwrap();
+}
+
+fn pull_secret(server: &kube_test_server::TestServer, namespace: &str) -> Option<Value> {
+    server.object("secrets", namespace, "registries")
+}
+
+fn wait_for(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    eprintln!("gave up waiting for {what} after {limit:?}");
+    false
+}
+
+/// The installs as a node runs them: each applied with kubectl as the install page says, then
+/// its pod run from the image the release builds (the binary chrooted into the image's own
+/// filesystem, read-only), with the volumes the kubelet would mount from what the API server
+/// holds, as the pod's uid, gid and fsGroup, reaching the API server only through in-cluster
+/// config (the mounted token and CA, `KUBERNETES_SERVICE_HOST`), and allowed only what the
+/// install's RBAC grants. The CronJob's run applies and exits 0; the controller becomes ready
+/// (its `httpGet` readiness probe), passes its `exec` liveness probe, covers a namespace made
+/// after it started, and exits 0 on SIGTERM. See `common/kubelet.rs` for what is modelled
+/// and where the kubelet's source says so.
+#[test]
+fn the_installs_run_from_the_image_under_the_kubelet_with_in_cluster_config() {
+    use std::time::Duration;
+    let Some(image) = common::kubelet::image() else {
+        return;
+    };
+    if !common::have_tool("kubectl", "version") {
+        return;
+    }
+    let key = common::repo().join("examples/quickstart/example-key.txt");
+
+    // The CronJob, installed as the README's install block says.
+    let cluster = common::Cluster::new_tls("");
+    let server = &cluster.server;
+    web_namespace(server, "web");
+    web_namespace(server, "web-sandbox");
+    let kc = &cluster.kubeconfig;
+    kubectl(kc, &["create", "namespace", "regops"]);
+    kubectl(
+        kc,
+        &[
+            "-n",
+            "regops",
+            "create",
+            "secret",
+            "generic",
+            "regops-age-key",
+            &format!("--from-file=key.txt={}", key.display()),
+        ],
+    );
+    kubectl(kc, &["apply", "--validate=false", "-k", "deploy/cronjob"]);
+    server.set_policy(Some(kube_test_server::Policy {
+        rules: common::rules_of(&rendered("deploy/cronjob")),
+    }));
+    server.clear_log();
+    let cronjob = server.object("cronjobs", "regops", "regops").unwrap();
+    let kubelet = common::kubelet::Kubelet::new(server, &image);
+    let mut job = kubelet.start(
+        "regops-29412017-x7k2q",
+        "regops",
+        &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+    );
+    let code = job.wait(Duration::from_secs(60));
+    assert_eq!(code, 0, "the CronJob's run:\n{}", job.log());
+    let secret = pull_secret(server, "web").expect("the CronJob's run made web's pull secret");
+    assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+    assert!(pull_secret(server, "web-sandbox").is_none(), "excluded");
+    let denied: Vec<_> = server
+        .log()
+        .into_iter()
+        .filter(|l| l.status == 403)
+        .collect();
+    assert!(denied.is_empty(), "denied: {denied:?}\n{}", job.log());
+
+    // The controller, from the example overlay a user copies (its spec and key generated).
+    let cluster = common::Cluster::new_tls("");
+    let server = &cluster.server;
+    web_namespace(server, "web");
+    kubectl(
+        &cluster.kubeconfig,
+        &["apply", "--validate=false", "-k", "deploy/overlays/example"],
+    );
+    server.set_policy(Some(kube_test_server::Policy {
+        rules: common::rules_of(&rendered("deploy/overlays/example")),
+    }));
+    server.clear_log();
+    let deployment = server.object("deployments", "regops", "regops").unwrap();
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let port = u16::try_from(container["ports"][0]["containerPort"].as_u64().unwrap()).unwrap();
+    // The pod shares the host's network here: its port must be free.
+    drop(
+        std::net::TcpListener::bind(("0.0.0.0", port)).unwrap_or_else(|e| {
+            panic!("port {port}, which the controller listens on, is taken on this machine: {e}")
+        }),
+    );
+    let kubelet = common::kubelet::Kubelet::new(server, &image);
+    let mut controller = kubelet.start("regops-6f9c8d7b5-t2wqz", "regops", pod);
+    let readiness = &container["readinessProbe"]["httpGet"];
+    assert_eq!(readiness["port"], "http");
+    let ready_path = readiness["path"].as_str().unwrap();
+    assert!(
+        wait_for("ready", Duration::from_secs(30), || {
+            controller.http_get(port, ready_path) == Some(200)
+        }),
+        "the controller never became ready:\n{}",
+        controller.log()
+    );
+    assert!(pull_secret(server, "web").is_some(), "{}", controller.log());
+    // The liveness probe, as written in the Deployment, in the container.
+    let probe: Vec<&str> = container["livenessProbe"]["exec"]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        wait_for("the liveness probe", Duration::from_secs(10), || {
+            controller.exec(&probe).status.success()
+        }),
+        "{:?}\n{}",
+        controller.exec(&probe),
+        controller.log()
+    );
+    // A namespace made after it started is covered.
+    let (code, body) = server.admin(
+        "POST",
+        "/api/v1/namespaces",
+        "application/json",
+        &serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "team-new", "labels": {"team": "web"}}}),
+    );
+    assert_eq!(code, 201, "{body}");
+    assert!(
+        wait_for("team-new covered", Duration::from_secs(15), || {
+            pull_secret(server, "team-new").is_some()
+        }),
+        "{}",
+        controller.log()
+    );
+    controller.terminate();
+    assert_eq!(
+        controller.wait(Duration::from_secs(30)),
+        0,
+        "{}",
+        controller.log()
+    );
+    let denied: Vec<_> = server
+        .log()
+        .into_iter()
+        .filter(|l| l.status == 403)
+        .collect();
+    assert!(denied.is_empty(), "denied: {denied:?}");
+}

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::print_stderr)]
 
 pub mod cloud;
+pub mod kubelet;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
@@ -333,7 +334,7 @@ pub fn rbac_rules(path: &Path) -> Vec<kube_test_server::Rule> {
     rules_of(&docs)
 }
 
-fn rules_of(docs: &[serde_json::Value]) -> Vec<kube_test_server::Rule> {
+pub fn rules_of(docs: &[serde_json::Value]) -> Vec<kube_test_server::Rule> {
     let mut rules = Vec::new();
     for d in docs
         .iter()
