@@ -9,6 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
+use crate::field_validation;
 use crate::fields::{self, Managed};
 use crate::resources::{self, RESOURCES, ResourcePath, ResourceType};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -45,6 +46,9 @@ pub struct Response {
     /// costs a copy, not a render.
     pub raw: Option<Vec<u8>>,
     pub retry_after: Option<u64>,
+    /// Warnings for the client, sent as `Warning: 299 - "…"` headers (see
+    /// crate::field_validation).
+    pub warnings: Vec<String>,
 }
 
 impl Response {
@@ -54,6 +58,7 @@ impl Response {
             body,
             raw: None,
             retry_after: None,
+            warnings: Vec::new(),
         }
     }
 
@@ -73,6 +78,7 @@ impl From<ApiError> for Response {
             body: e.to_status(),
             raw: None,
             retry_after: e.retry_after,
+            warnings: Vec::new(),
         }
     }
 }
@@ -878,6 +884,7 @@ impl Store {
             body: Value::Null,
             raw: Some(body),
             retry_after: None,
+            warnings: Vec::new(),
         })
     }
 
@@ -990,8 +997,11 @@ impl Store {
         dry_run: bool,
     ) -> Result<Response, ApiError> {
         let rt = p.resource;
+        let directive = field_validation::directive(req)?;
         let mut obj = parse_body(req)?;
         Self::check_identity(rt, p, &obj)?;
+        let warnings = field_validation::check(rt, &mut obj, directive)
+            .map_err(|unknown| field_validation::decode_error(rt, &unknown))?;
         let ns = p
             .namespace
             .clone()
@@ -1010,9 +1020,9 @@ impl Store {
         fields::record_update(None, &obj, &manager_of(req), &mut managed);
         if dry_run {
             obj["metadata"]["resourceVersion"] = json!("");
-            return Ok(Response::ok(201, obj));
+            return Ok(warned(Response::ok(201, obj), warnings));
         }
-        Ok(self.store_new(rt, key, obj, managed))
+        Ok(warned(self.store_new(rt, key, obj, managed), warnings))
     }
 
     /// Stores a new object (a create, or an apply that creates) and answers 201. A new
@@ -1060,6 +1070,7 @@ impl Store {
             body: Value::Null,
             raw: Some(serde_json::to_vec(&item).unwrap_or_default()),
             retry_after: None,
+            warnings: Vec::new(),
         }
     }
 
@@ -1182,8 +1193,11 @@ impl Store {
         dry_run: bool,
     ) -> Result<Response, ApiError> {
         let rt = p.resource;
-        let obj = parse_body(req)?;
+        let directive = field_validation::directive(req)?;
+        let mut obj = parse_body(req)?;
         Self::check_identity(rt, p, &obj)?;
+        let warnings = field_validation::check(rt, &mut obj, directive)
+            .map_err(|unknown| field_validation::decode_error(rt, &unknown))?;
         if obj["metadata"]["name"].as_str().is_some_and(|n| n != name) {
             return Err(ApiError::bad_request(
                 "the name of the object does not match the name on the URL",
@@ -1212,6 +1226,7 @@ impl Store {
             None,
             dry_run,
         )
+        .map(|r| warned(r, warnings))
     }
 
     fn patch(
@@ -1231,6 +1246,7 @@ impl Store {
             .unwrap_or("")
             .trim()
             .to_string();
+        let directive = field_validation::directive(req)?;
         if ct == "application/apply-patch+yaml" {
             return self.server_side_apply(p, name, req, dry_run);
         }
@@ -1278,6 +1294,15 @@ impl Store {
                 ));
             }
         }
+        // The patched object is decoded as the kind, strictly or not (handlers/patch.go).
+        let warnings = field_validation::check(rt, &mut new, directive).map_err(|unknown| {
+            let shown = if ct == "application/strategic-merge-patch+json" {
+                field_validation::go_format(&patch)
+            } else {
+                new.to_string()
+            };
+            field_validation::patch_error(&shown, &unknown)
+        })?;
         // A resourceVersion in a merge or strategic patch is a precondition.
         if let Some(rv) = patch["metadata"]["resourceVersion"].as_str()
             && rv
@@ -1288,6 +1313,7 @@ impl Store {
             return Err(ApiError::conflict(rt.plural, rt.group, name));
         }
         self.replace(rt, key, new, Some(&manager_of(req)), None, dry_run)
+            .map(|r| warned(r, warnings))
     }
 
     fn server_side_apply(
@@ -1617,6 +1643,12 @@ fn dry_run_values(req: &Request) -> Result<Vec<String>, ApiError> {
         ));
     }
     Ok(values)
+}
+
+/// `r` with `warnings` for the client.
+fn warned(mut r: Response, warnings: Vec<String>) -> Response {
+    r.warnings.extend(warnings);
+    r
 }
 
 fn suffix(n: u64) -> String {

@@ -36,6 +36,9 @@ fn resource_list(group: &str, version: &str) -> Value {
 /// The discovery document at `path`, if it is one.
 pub fn document(path: &str) -> Option<Value> {
     let path = path.trim_end_matches('/');
+    if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
+        return crate::openapi::document(path);
+    }
     match path {
         "/version" => Some(json!({
             "major": "1", "minor": "32", "gitVersion": "v1.32.0-kube-test-server", "gitCommit": "", "gitTreeState": "clean",

@@ -145,6 +145,7 @@ pub(crate) fn endless_page(req: &Request, page: u64) -> Response {
         raw: Some(serde_json::to_vec(&body).unwrap_or_default()),
         body: Value::Null,
         retry_after: None,
+        warnings: Vec::new(),
     }
 }
 

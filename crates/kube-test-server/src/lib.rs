@@ -21,8 +21,10 @@
 pub mod api;
 pub mod discovery;
 pub mod faults;
+pub mod field_validation;
 pub mod fields;
 pub mod hostile;
+pub mod openapi;
 pub mod protobuf;
 pub mod resources;
 pub mod selector;

@@ -126,6 +126,18 @@ fn http_response(r: Response) -> hyper::Response<Body> {
     if let Some(secs) = r.retry_after {
         b = b.header("retry-after", secs.to_string());
     }
+    // `Warning: 299 - "text"`, the text quoted with `"` and `\` escaped, as kube-apiserver
+    // writes them (the recorder of staging/src/k8s.io/apiserver/pkg/endpoints/filters/
+    // warning.go, through `NewWarningHeader` in k8s.io/apimachinery/pkg/util/net/http.go); a
+    // text with control characters is refused there, and not sent here.
+    for w in r
+        .warnings
+        .iter()
+        .filter(|w| !w.chars().any(char::is_control))
+    {
+        let quoted = w.replace('\\', "\\\\").replace('"', "\\\"");
+        b = b.header("warning", format!("299 - \"{quoted}\""));
+    }
     let body = match r.raw {
         Some(raw) => raw,
         None => serde_json::to_vec(&r.body).unwrap_or_default(),
