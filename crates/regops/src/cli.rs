@@ -800,7 +800,7 @@ mod tests {
     #[test]
     fn the_spec_file_may_be_left_to_the_current_directory() {
         // -f is optional: the command finds regops.yaml, regops.toml or regops/ (tested in
-        // tests/cli_defaults.rs).
+        // tests/it/cli_defaults.rs).
         for cmd in ["check", "apply", "plan", "drift", "render", "validate"] {
             let cli = Cli::try_parse_from(["regops", cmd]).unwrap();
             let files = match cli.command {

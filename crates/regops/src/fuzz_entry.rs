@@ -1,6 +1,6 @@
 //! The parsers that read untrusted input, each behind one function taking arbitrary bytes:
 //! the entry points of the fuzz targets (`fuzz/`, cargo-fuzz on nightly) and of their stable
-//! replay in CI (`tests/fuzz_replay.rs`). Each must return, without panicking, within the
+//! replay in CI (`tests/it/fuzz_replay.rs`). Each must return, without panicking, within the
 //! bounds the parsers set themselves (node, depth, alias and size limits); the fuzzers are run
 //! with `-timeout=1 -rss_limit_mb=256 -malloc_limit_mb=256`.
 

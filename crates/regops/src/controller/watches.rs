@@ -750,7 +750,7 @@ mod tests {
     /// others fine, with the controller's backoff: the failing one is retried 8 times (after
     /// 2, 4, 8 ... 256 s), and nothing else is ever due. Each retry is a pass over that one
     /// namespace, at most 20 requests (asserted from the server's log by
-    /// `tests/watch.rs::one_namespace_refused_forever_is_retried_alone_with_backoff`), so the
+    /// `tests/it/watch.rs::one_namespace_refused_forever_is_retried_alone_with_backoff`), so the
     /// bound is 8 x 20 = 160 requests in ten minutes; a full apply per failure cost about 148
     /// LISTs at 10,000 namespaces each time, every 5 minutes, for ever.
     #[test]

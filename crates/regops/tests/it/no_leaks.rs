@@ -1,0 +1,397 @@
+//! No plaintext credential in any output: every subcommand, success and failure paths, is run
+//! on a spec whose passwords are known marker strings, and no output may contain a marker, in
+//! plain text or inside base64, unless `--show-secrets` asked for it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+use crate::common;
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use common::{Run, keygen, regops, run, run_with_stdin};
+
+const AGE_MARKER: &str = "MARKER-age-7f3a9c1e";
+const ENV_MARKER: &str = "MARKER-env-b2d4e6f8";
+const FILE_MARKER: &str = "MARKER-file-0a1b2c3d";
+const MARKERS: [&str; 3] = [AGE_MARKER, ENV_MARKER, FILE_MARKER];
+
+/// Every marker found in `text`, directly or in any base64 token in it.
+fn leaked(text: &str) -> Vec<String> {
+    leaked_of(text, &MARKERS)
+}
+
+/// Every one of `markers` found in `text`, directly or in any base64 token in it.
+fn leaked_of(text: &str, markers: &[&str]) -> Vec<String> {
+    let mut found: Vec<String> = markers
+        .iter()
+        .filter(|m| text.contains(*m))
+        .map(|m| m.to_string())
+        .collect();
+    for token in
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '='))
+    {
+        if token.len() < 12 {
+            continue;
+        }
+        for candidate in [token.to_string(), token.trim_end_matches('=').to_string()] {
+            let padded = format!("{candidate}{}", "=".repeat((4 - candidate.len() % 4) % 4));
+            if let Ok(bytes) = STANDARD.decode(&padded) {
+                let decoded = String::from_utf8_lossy(&bytes).into_owned();
+                found.extend(
+                    leaked_of(&decoded, markers)
+                        .into_iter()
+                        .map(|m| format!("{m} (base64)")),
+                );
+            }
+        }
+    }
+    found
+}
+
+fn assert_clean(what: &str, r: &Run) {
+    let l = leaked(&r.stdout)
+        .into_iter()
+        .chain(leaked(&r.stderr))
+        .collect::<Vec<_>>();
+    assert!(l.is_empty(), "`{what}` leaked {l:?}:\n{}", r.transcript());
+}
+
+fn setup(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (key, public) = keygen(dir, "key.txt");
+    std::fs::write(dir.join("token.txt"), format!("{FILE_MARKER}\n")).unwrap();
+    let spec = dir.join("regops.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "apiVersion: regops.dev/v1\nkind: RegistryConfig\nrecipients: [{public}]\nregistries:\n  harbor: {{ server: harbor.example.com, credential: robot }}\n  hub: {{ server: docker.io, credential: hub }}\n  quay: {{ server: quay.io, credential: quay }}\ncredentials:\n  robot:\n    username: robot$ci\n  hub:\n    username: myorg\n    password: {{ env: REGOPS_CRED_HUB_TOKEN }}\n  quay:\n    username: bot\n    password: {{ file: token.txt }}\nscopes:\n  web:\n    namespaces: [web]\n    selector: {{ matchLabels: {{ team: web }} }}\npullSecrets:\n  pull: {{ registries: [harbor, hub, quay], scope: web }}\nbindings:\n  - pullSecret: pull\n    serviceAccounts: [default]\n"
+        ),
+    )
+    .unwrap();
+    let r = run_with_stdin(
+        regops()
+            .arg("encrypt")
+            .arg("-f")
+            .arg(&spec)
+            .args(["-c", "robot"]),
+        Some(AGE_MARKER),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_clean("encrypt", &r);
+    (spec, key)
+}
+
+#[test]
+fn no_subcommand_prints_a_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, key) = setup(dir.path());
+    let (other_key, _) = keygen(dir.path(), "other.txt");
+    let with = |args: &[&str]| {
+        let mut c = regops();
+        c.args(args)
+            .env("REGOPS_CRED_HUB_TOKEN", ENV_MARKER)
+            .current_dir(dir.path());
+        c
+    };
+    let spec_s = spec.to_str().unwrap();
+    let key_s = key.to_str().unwrap();
+    let other_s = other_key.to_str().unwrap();
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("check", vec!["check", "-f", spec_s, "-i", key_s]),
+        (
+            "check --no-decrypt",
+            vec!["check", "-f", spec_s, "--no-decrypt"],
+        ),
+        (
+            "check, wrong key",
+            vec!["check", "-f", spec_s, "-i", other_s],
+        ),
+        ("render", vec!["render", "-f", spec_s, "-i", key_s]),
+        (
+            "render -n",
+            vec!["render", "-f", spec_s, "-i", key_s, "-n", "web,api"],
+        ),
+        (
+            "render, bad namespace",
+            vec!["render", "-f", spec_s, "-i", key_s, "-n", "Bad"],
+        ),
+        ("rekey", vec!["rekey", "-f", spec_s, "-i", key_s]),
+        (
+            "rekey, wrong key",
+            vec!["rekey", "-f", spec_s, "-i", other_s],
+        ),
+        ("keygen --public", vec!["keygen", "--public", key_s]),
+        ("schema", vec!["schema"]),
+        ("help", vec!["--help"]),
+    ];
+    for (what, args) in cases {
+        let r = run(&mut with(&args));
+        assert_clean(what, &r);
+    }
+    // The spec on disk holds only ciphertext, after encrypt and after rekey.
+    let text = std::fs::read_to_string(&spec).unwrap();
+    assert!(leaked(&text).is_empty(), "spec file: {:?}", leaked(&text));
+
+    // The one way to see them: --show-secrets. This also proves the detector works.
+    let r = run(&mut with(&[
+        "render",
+        "-f",
+        spec_s,
+        "-i",
+        key_s,
+        "--show-secrets",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let found = leaked(&r.stdout);
+    for m in MARKERS {
+        assert!(
+            found.iter().any(|f| f.starts_with(m)),
+            "--show-secrets should carry {m}: {found:?}"
+        );
+    }
+    assert!(leaked(&r.stderr).is_empty());
+}
+
+#[test]
+fn errors_about_plaintext_in_the_spec_do_not_repeat_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("regops.yaml");
+    std::fs::write(
+        &spec,
+        format!("apiVersion: regops.dev/v1\nkind: RegistryConfig\ncredentials:\n  c:\n    username: u\n    password: {AGE_MARKER}\n    emial: x\n  d:\n    username: u\n    password: \"{ENV_MARKER}\"\n"),
+    )
+    .unwrap();
+    for args in [
+        vec!["check", "-f"],
+        vec!["render", "-f"],
+        vec!["rekey", "-f"],
+    ] {
+        let r = run(regops().args(&args).arg(&spec));
+        assert_eq!(r.code, 1);
+        assert!(r.stderr.contains("is in plaintext"), "{}", r.stderr);
+        assert_clean(&args.join(" "), &r);
+    }
+}
+
+#[test]
+fn the_detector_sees_base64() {
+    let doc = STANDARD.encode(format!("{{\"password\":\"{AGE_MARKER}\"}}"));
+    assert!(!leaked(&format!("data: {doc}\n")).is_empty());
+    assert!(leaked("nothing here").is_empty());
+}
+
+/// The cluster commands at every verbosity (`-v`, `-vv`, `RUST_LOG=trace`), against the test
+/// server: plan, apply (with a retried write, so the retry log runs), a second apply, drift and
+/// a failing apply (a 403 on a write). No marker in any output, nor the bearer token.
+#[test]
+fn cluster_commands_at_every_verbosity_print_no_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spec, key) = setup(dir.path());
+    let server = kube_test_server::TestServer::start(kube_test_server::Config::default()).unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    server
+        .seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web", "labels": {"team": "web"}}}))
+        .unwrap();
+    let token = server.token().unwrap_or("no-token").to_string();
+    let cmd = |sub: &str, extra: &[&str], env: Option<(&str, &str)>| {
+        let mut c = regops();
+        c.arg(sub)
+            .arg("-f")
+            .arg(&spec)
+            .arg("-i")
+            .arg(&key)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(extra)
+            .env("REGOPS_CRED_HUB_TOKEN", ENV_MARKER)
+            .env_remove("RUST_LOG")
+            .current_dir(dir.path());
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        c
+    };
+    server.add_fault(kube_test_server::Fault::status(503).verb("patch").nth(1));
+    let cases: Vec<(&str, std::process::Command)> = vec![
+        ("plan -v", cmd("plan", &["-v"], None)),
+        (
+            "plan -vv -o json",
+            cmd("plan", &["-vv", "-o", "json"], None),
+        ),
+        ("apply -vv", cmd("apply", &["--yes", "-vv"], None)),
+        (
+            "apply again, RUST_LOG=trace",
+            cmd("apply", &["--yes"], Some(("RUST_LOG", "trace"))),
+        ),
+        ("drift -vv", cmd("drift", &["-vv", "-o", "json"], None)),
+    ];
+    for (what, mut c) in cases {
+        let r = run(&mut c);
+        assert_clean(what, &r);
+        assert!(
+            !r.stdout.contains(&token) && !r.stderr.contains(&token),
+            "`{what}` printed the bearer token"
+        );
+        assert!(
+            r.stderr.contains("regops: GET /api/v1/"),
+            "`{what}` logged no request:\n{}",
+            r.stderr
+        );
+    }
+    // A failing write, logged at -vv: its error is reported without a body.
+    server.add_fault(kube_test_server::Fault::status(403).verb("patch"));
+    std::fs::write(
+        &spec,
+        std::fs::read_to_string(&spec)
+            .unwrap()
+            .replace("username: myorg", "username: myorg2"),
+    )
+    .unwrap();
+    let r = run(&mut cmd("apply", &["--yes", "-vv"], None));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert_clean("failing apply -vv", &r);
+    // `regops import` reads a hand-made Secret back, plaintext and all: its output, its log at
+    // every verbosity and the file it writes hold none of it.
+    server.clear_faults();
+    let doc = format!(
+        r#"{{"auths":{{"harbor.example.com":{{"username":"robot","password":"{AGE_MARKER}","auth":"{}"}}}}}}"#,
+        STANDARD.encode(format!("robot:{AGE_MARKER}"))
+    );
+    server
+        .seed(serde_json::json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": "hand-made", "namespace": "web"},
+            "data": {".dockerconfigjson": STANDARD.encode(doc)}}))
+        .unwrap();
+    let public = std::fs::read_to_string(&key)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string();
+    let imported = dir.path().join("imported.yaml");
+    for (what, extra, env) in [
+        ("import --dry-run -vv", vec!["--dry-run", "-vv"], None),
+        (
+            "import -v, RUST_LOG=trace",
+            vec!["-v", "-o", "imported.yaml"],
+            Some(("RUST_LOG", "trace")),
+        ),
+    ] {
+        let mut c = regops();
+        c.args(["import", "--recipient", &public, "--kubeconfig"])
+            .arg(&kubeconfig)
+            .args(&extra)
+            .env_remove("RUST_LOG")
+            .current_dir(dir.path());
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        let r = run(&mut c);
+        assert_eq!(r.code, 0, "{}", r.transcript());
+        assert_clean(what, &r);
+        assert!(
+            r.stdout.contains("adopt: true") || imported.exists(),
+            "{}",
+            r.transcript()
+        );
+    }
+    let text = std::fs::read_to_string(&imported).unwrap();
+    assert!(
+        leaked(&text).is_empty(),
+        "the imported spec leaked:\n{text}"
+    );
+    assert!(text.contains("BEGIN AGE ENCRYPTED FILE"), "{text}");
+}
+
+/// Tokens minted from the fake clouds (each holds `MARKER`), the AWS secret key, the web
+/// identity, federated and client-secret inputs: none is printed, on success or failure, at
+/// any verbosity, in plain text or base64; `render --show-secrets` alone shows the tokens.
+#[test]
+fn minted_tokens_and_cloud_identities_never_print() {
+    use common::cloud::{self, Cloud};
+    let cloud = Cloud::start();
+    let c = common::Cluster::new(&format!(
+            "apiVersion: regops.dev/v1
+kind: RegistryConfig
+registries:
+  ecr: {{ server: 123456789012.dkr.ecr.eu-west-1.amazonaws.com, credential: aws }}
+  gar: {{ server: europe-docker.pkg.dev, credential: google }}
+  acr: {{ server: \"{}\", credential: azure, insecure: true }}
+credentials:
+  aws: {{ password: {{ ecr: {{ region: eu-west-1, roleArn: \"{}\" }} }} }}
+  google: {{ password: {{ gcp: {{}} }} }}
+  azure: {{ password: {{ acr: {{ tenantId: 72f988bf-86f1-41af-91ab-2d7cd011db47, clientId: 8f4a1e02-5b1c-4a8e-9d3f-0c2b7e6a9d11 }} }} }}
+scopes:
+  web: {{ namespaces: [web] }}
+pullSecrets:
+  pull: {{ registries: [ecr, gar, acr], scope: web }}
+",
+            cloud.addr,
+            cloud::ROLE
+    ));
+    c.server
+        .seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}))
+        .unwrap();
+    let (server, kubeconfig, spec) = (&c.server, &c.kubeconfig, &c.spec);
+    let federated = c.dir.path().join("azure-token");
+    std::fs::write(&federated, cloud::AZURE_FEDERATED).unwrap();
+    let cmd = |sub: &str, extra: &[&str], secret: &str| {
+        let mut c = regops();
+        c.arg(sub).arg("-f").arg(spec);
+        if sub != "render" {
+            c.arg("--kubeconfig").arg(kubeconfig);
+        }
+        // The fake ACR registry is on loopback: allowed by the operator.
+        c.args(extra)
+            .args(["--allow-minted-host", &cloud.addr.to_string()])
+            .env("AWS_ACCESS_KEY_ID", cloud::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_ENDPOINT_URL_ECR", cloud.url())
+            .env("AWS_ENDPOINT_URL_STS", cloud.url())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("GCE_METADATA_HOST", cloud.addr.to_string())
+            .env("AZURE_AUTHORITY_HOST", cloud.url())
+            .env("AZURE_FEDERATED_TOKEN_FILE", &federated)
+            .env_remove("RUST_LOG");
+        c
+    };
+    let markers = ["MARKER"];
+    let good = cloud::SECRET_KEY;
+    let cases: Vec<(&str, std::process::Command)> = vec![
+        ("plan -vv", cmd("plan", &["-vv"], good)),
+        ("plan -o json", cmd("plan", &["-o", "json"], good)),
+        ("apply -vv", cmd("apply", &["--yes", "-vv"], good)),
+        (
+            "drift -vv",
+            cmd("drift", &["-vv", "-o", "json", "--next-run", "24h"], good),
+        ),
+        ("render", cmd("render", &["-n", "web"], good)),
+        (
+            "plan, refused key",
+            cmd("plan", &["-vv"], "wrong-secret-MARKER"),
+        ),
+        (
+            "render, refused key",
+            cmd("render", &["-n", "web"], "wrong-secret-MARKER"),
+        ),
+    ];
+    for (what, mut c) in cases {
+        let r = run(&mut c);
+        let l: Vec<String> = leaked_of(&r.stdout, &markers)
+            .into_iter()
+            .chain(leaked_of(&r.stderr, &markers))
+            .collect();
+        assert!(l.is_empty(), "`{what}` leaked {l:?}:\n{}", r.transcript());
+    }
+    // What was written holds the tokens; only --show-secrets prints them.
+    let s = server.object("secrets", "web", "pull").unwrap();
+    let doc = STANDARD
+        .decode(s["data"][".dockerconfigjson"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&doc).matches("MARKER").count(), 3);
+    let shown = run(&mut cmd("render", &["-n", "web", "--show-secrets"], good));
+    assert_eq!(shown.code, 0, "{}", shown.transcript());
+    assert!(!leaked_of(&shown.stdout, &markers).is_empty());
+}
