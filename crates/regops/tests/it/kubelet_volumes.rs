@@ -142,9 +142,7 @@ fn lay_out(dir: &Path, files: &[(&str, &[u8])], mode: u32, fs_group: Option<u32>
     }
 }
 
-fn u32_at(v: &Value) -> Option<u32> {
-    v.as_u64().and_then(|n| u32::try_from(n).ok())
-}
+use common::kubelet::u32_at;
 
 /// Runs `regops check` in the pod's container as the kubelet would start it (its uid, gid and
 /// groups), with the volumes laid out under `root` and its env's paths pointing there.
@@ -497,18 +495,6 @@ fn pull_secret(server: &kube_test_server::TestServer, namespace: &str) -> Option
     server.object("secrets", namespace, "registries")
 }
 
-fn wait_for(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = std::time::Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    eprintln!("gave up waiting for {what} after {limit:?}");
-    false
-}
-
 /// The installs as a node runs them: each applied with kubectl as the install page says, then
 /// its pod run from the image the release builds (the binary chrooted into the image's own
 /// filesystem, read-only), with the volumes the kubelet would mount from what the API server
@@ -600,7 +586,7 @@ fn the_installs_run_from_the_image_under_the_kubelet_with_in_cluster_config() {
     assert_eq!(readiness["port"], "http");
     let ready_path = readiness["path"].as_str().unwrap();
     assert!(
-        wait_for("ready", Duration::from_secs(30), || {
+        common::wait_until("ready", Duration::from_secs(30), || {
             controller.http_get(port, ready_path) == Some(200)
         }),
         "the controller never became ready:\n{}",
@@ -615,7 +601,7 @@ fn the_installs_run_from_the_image_under_the_kubelet_with_in_cluster_config() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert!(
-        wait_for("the liveness probe", Duration::from_secs(10), || {
+        common::wait_until("the liveness probe", Duration::from_secs(10), || {
             controller.exec(&probe).status.success()
         }),
         "{:?}\n{}",
@@ -632,7 +618,7 @@ fn the_installs_run_from_the_image_under_the_kubelet_with_in_cluster_config() {
     );
     assert_eq!(code, 201, "{body}");
     assert!(
-        wait_for("team-new covered", Duration::from_secs(15), || {
+        common::wait_until("team-new covered", Duration::from_secs(15), || {
             pull_secret(server, "team-new").is_some()
         }),
         "{}",

@@ -816,7 +816,7 @@ fn copy_tree(from: &Path, to: &Path) {
 /// would see on a cluster: the pod becomes ready, and a namespace made afterwards gets its
 /// pull secret.
 fn run_the_installed_controller(server: &TestServer, image: &common::kubelet::Image, why: &str) {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let roles: Vec<Value> = server
         .objects("clusterroles")
         .into_iter()
@@ -846,18 +846,8 @@ fn run_the_installed_controller(server: &TestServer, image: &common::kubelet::Im
     .unwrap();
     let kubelet = common::kubelet::Kubelet::new(server, image);
     let mut controller = kubelet.start("regops-5d8c9b6f7-q4kzm", "regops", pod);
-    let until = |limit: Duration, done: &mut dyn FnMut() -> bool| {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if done() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
-    };
     assert!(
-        until(Duration::from_secs(30), &mut || {
+        common::wait_until("ready", Duration::from_secs(30), || {
             controller.http_get(port, "/readyz") == Some(200)
         }),
         "{why}: the controller never became ready:\n{}",
@@ -872,7 +862,7 @@ fn run_the_installed_controller(server: &TestServer, image: &common::kubelet::Im
     );
     assert_eq!(code, 201, "{body}");
     assert!(
-        until(Duration::from_secs(15), &mut || {
+        common::wait_until("team-new covered", Duration::from_secs(15), || {
             server.object("secrets", "team-new", "registries").is_some()
         }),
         "{why}: the new namespace was not covered:\n{}",

@@ -173,7 +173,8 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-fn u32_at(v: &Value) -> Option<u32> {
+/// A JSON number as a uid, gid or mode.
+pub fn u32_at(v: &Value) -> Option<u32> {
     v.as_u64().and_then(|n| u32::try_from(n).ok())
 }
 

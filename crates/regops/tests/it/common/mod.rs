@@ -36,6 +36,19 @@ pub fn heavy() -> std::sync::RwLockWriteGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Polls `done` every 100 ms for at most `limit`; whether it came true.
+pub fn wait_until(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    eprintln!("gave up waiting for {what} after {limit:?}");
+    false
+}
+
 /// The regops binary with an empty environment: no colour, no HOME key files, no age keys.
 pub fn regops() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_regops"));
