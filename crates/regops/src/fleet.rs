@@ -20,6 +20,8 @@ pub(crate) struct Member {
     pub(crate) context: String,
     pub(crate) kubeconfig: Option<PathBuf>,
     pub(crate) spec: regops_spec::Spec,
+    /// Whether the cluster has answered a request of this run (`retry::for_cluster`).
+    reached: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Member {
@@ -137,6 +139,7 @@ pub(crate) fn members(
             context: c.context().to_string(),
             kubeconfig: own.or_else(|| kubeconfig.map(Path::to_path_buf)),
             spec: regops_spec::fleet::for_cluster(spec, &c.name.value),
+            reached: std::sync::Arc::default(),
         });
     }
     if !refused.is_empty() {
@@ -159,10 +162,15 @@ where
     F: Fn(&'m Member) -> Fut,
     Fut: Future<Output = Result<T, ClusterError>>,
 {
-    let results: Vec<Result<T, ClusterError>> = futures::stream::iter(members.iter().map(work))
-        .buffered(limit.max(1))
-        .collect()
-        .await;
+    // Each member's requests are its own cluster's: one answering says nothing of another.
+    let results: Vec<Result<T, ClusterError>> = futures::stream::iter(
+        members
+            .iter()
+            .map(|m| crate::retry::for_cluster(m.reached.clone(), work(m))),
+    )
+    .buffered(limit.max(1))
+    .collect()
+    .await;
     members
         .iter()
         .zip(results)

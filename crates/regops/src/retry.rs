@@ -31,8 +31,36 @@ const ATTEMPTS: u32 = 8;
 /// How long a cluster never reached is retried (`--connect-timeout`), in ms; 0: as long as
 /// the retries go.
 static CONNECT_BUDGET_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(5_000);
-/// Whether a request of this process has been answered.
+/// Whether a request of this process has been answered (read where no cluster's flag is in
+/// scope: a run on one cluster, the lock's renewal thread).
 static CONNECTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+tokio::task_local! {
+    /// Whether the cluster this task's requests go to has answered one ([`for_cluster`]).
+    static REACHED: std::sync::Arc<std::sync::atomic::AtomicBool>;
+}
+
+/// Runs `f` with its requests counted as made to one cluster, whose `reached` flag says
+/// whether it has ever answered: in a fleet, one cluster answering does not give another that
+/// was never reached the full retries instead of `--connect-timeout`.
+pub async fn for_cluster<F: Future>(
+    reached: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    f: F,
+) -> F::Output {
+    REACHED.scope(reached, f).await
+}
+
+/// Whether the cluster of this task's requests has answered one.
+fn reached() -> bool {
+    REACHED
+        .try_with(|r| r.load(std::sync::atomic::Ordering::Relaxed))
+        .unwrap_or_else(|_| CONNECTED.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+fn mark_reached() {
+    let _ = REACHED.try_with(|r| r.store(true, std::sync::atomic::Ordering::Relaxed));
+    CONNECTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// How long a cluster never reached is retried: `None` for as long as the retries go (the
 /// controller).
@@ -157,7 +185,7 @@ where
             .map_or(request_timeout(), |left| left.min(request_timeout()));
         let err = match tokio::time::timeout(limit, op()).await {
             Ok(Ok(v)) => {
-                CONNECTED.store(true, std::sync::atomic::Ordering::Relaxed);
+                mark_reached();
                 return Ok(v);
             }
             Ok(Err(e)) => e,
@@ -180,7 +208,7 @@ where
         // for 4,000,000,000 s must not hold a run for its whole --list-timeout.
         let wait = wait_before_retry(at_least, backoff, request_timeout());
         // A cluster never reached: give up once the connect budget is spent.
-        if !CONNECTED.load(std::sync::atomic::Ordering::Relaxed)
+        if !reached()
             && is_connect_error(&err)
             && connect_budget().is_some_and(|b| started.elapsed() + wait > b)
         {

@@ -1,8 +1,8 @@
 //! Server-side field validation as kubectl meets it: OpenAPI v3 discovery that tells kubectl
 //! the server validates fields itself (so `kubectl apply` needs no `--validate=false` and no
 //! OpenAPI v2), and the `fieldValidation` directives on create, update and patch. The kubectl
-//! tests are skipped (with a note in the output) where kubectl is missing, except under
-//! REGOPS_REQUIRE_TOOLS (set by .ci/run), where that is a failure.
+//! tests are `#[ignore = "needs kubectl …"]`: `.ci/run` installs it and runs them with
+//! `--include-ignored`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
@@ -456,10 +456,9 @@ fn unknown_field_deployment(name: &str) -> String {
 /// `--validate=false`, no OpenAPI v2 (before OpenAPI v3 discovery it failed with "failed to
 /// download openapi").
 #[test]
+#[ignore = "needs kubectl (Debian: kubernetes-client)"]
 fn kubectl_apply_validates_on_the_server_without_validate_false() {
-    if !common::have_kubectl() {
-        return;
-    }
+    common::require_kubectl();
     let (_server, dir) = start_server();
     for round in 0..2 {
         let (ok, out, err) = kubectl(dir.path(), &["apply", "-f", "-"], INSTALL);
@@ -495,10 +494,9 @@ fn kubectl_apply_validates_on_the_server_without_validate_false() {
 /// `spec.foo` fails with the server's strict decoding error naming the field, and creates
 /// nothing.
 #[test]
+#[ignore = "needs kubectl (Debian: kubernetes-client)"]
 fn kubectl_apply_refuses_an_unknown_field_under_strict_validation() {
-    if !common::have_kubectl() {
-        return;
-    }
+    common::require_kubectl();
     let (_server, dir) = start_server();
     for args in [
         &["apply", "-f", "-"][..],
@@ -519,10 +517,9 @@ fn kubectl_apply_refuses_an_unknown_field_under_strict_validation() {
 /// `--validate=warn`: the Deployment is created without `spec.foo` and kubectl prints the
 /// server's warning; `--validate=false` (the Ignore directive): created, and nothing said.
 #[test]
+#[ignore = "needs kubectl (Debian: kubernetes-client)"]
 fn kubectl_apply_warns_of_or_ignores_an_unknown_field_as_asked() {
-    if !common::have_kubectl() {
-        return;
-    }
+    common::require_kubectl();
     let (_server, dir) = start_server();
     let (ok, out, err) = kubectl(
         dir.path(),

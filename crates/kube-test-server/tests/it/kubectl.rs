@@ -1,6 +1,6 @@
 //! The installed kubectl against the server binary, over TLS with a bearer token: the way a
-//! person tries regops by hand. Skipped (with a note in the output) where kubectl is missing,
-//! except under REGOPS_REQUIRE_TOOLS (set by .ci/run), where that is a failure.
+//! person tries regops by hand. They need kubectl, so they are `#[ignore = "needs kubectl …"]`:
+//! `.ci/run` installs it and runs them with `--include-ignored`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
@@ -74,11 +74,9 @@ fn start_server(args: &[&str]) -> (Server, tempfile::TempDir) {
 }
 
 #[test]
+#[ignore = "needs kubectl (Debian: kubernetes-client)"]
 fn kubectl_gets_creates_and_deletes_secrets() {
-    // In CI (REGOPS_REQUIRE_TOOLS) a missing kubectl fails the test, never skips it.
-    if !common::have_kubectl() {
-        return;
-    }
+    common::require_kubectl();
     let (_server, dir) = start_server(&[]);
     let kubeconfig = dir.path().join("kubeconfig");
     let text = std::fs::read_to_string(&kubeconfig).unwrap();
@@ -154,10 +152,9 @@ fn kubectl_gets_creates_and_deletes_secrets() {
 /// over TLS, so the server asks for none), and `kubectl create namespace` (a protobuf body, as
 /// client-go sends built-in kinds) creates the namespace.
 #[test]
+#[ignore = "needs kubectl (Debian: kubernetes-client)"]
 fn kubectl_works_over_plain_http_and_creates_a_namespace_in_protobuf() {
-    if !common::have_kubectl() {
-        return;
-    }
+    common::require_kubectl();
     let (_server, dir) = start_server(&["--plain-http"]);
     let kubeconfig = dir.path().join("kubeconfig");
     let (ok, out) = kubectl(&kubeconfig, &["get", "ns"], None);
@@ -187,10 +184,9 @@ fn kubectl_works_over_plain_http_and_creates_a_namespace_in_protobuf() {
 /// default for built-in kinds), which the server reads, each created with what kubectl put in
 /// it (issue 39: each failed with 415).
 #[test]
+#[ignore = "needs kubectl (Debian: kubernetes-client)"]
 fn kubectl_creates_secrets_service_accounts_and_deployments_in_protobuf() {
-    if !common::have_kubectl() {
-        return;
-    }
+    common::require_kubectl();
     let (_server, dir) = start_server(&["--plain-http"]);
     let kubeconfig = dir.path().join("kubeconfig");
     let run = |args: &[&str]| {

@@ -351,10 +351,9 @@ fn end_watches_closes_open_streams_and_a_resume_misses_nothing() {
 }
 
 #[test]
+#[ignore = "needs kubectl (Debian: kubernetes-client)"]
 fn kubectl_get_watch_sees_a_new_namespace() {
-    if !common::have_kubectl() {
-        return;
-    }
+    common::require_kubectl();
     // kubectl sends its bearer token only over TLS.
     let s = TestServer::start(Config {
         tls: true,

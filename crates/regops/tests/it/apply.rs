@@ -965,12 +965,11 @@ fn drift_reports_how_the_cluster_drifted_with_exit_codes_and_metrics() {
 /// --prune and a replacement) and a drift make, with the server denying everything else; it
 /// has no wildcards.
 #[test]
+#[ignore = "needs kubectl (Debian: kubernetes-client)"]
 fn the_cronjob_install_covers_apply_and_drift_with_its_own_rbac() {
     let e = tls_env();
     let spec = std::fs::read_to_string(&e.spec).unwrap();
-    let Some(installed) = common::install("cronjob", &e.server, &e.kubeconfig, &spec) else {
-        return;
-    };
+    let installed = common::install("cronjob", &e.server, &e.kubeconfig, &spec);
     let rules = installed.rules();
     let cronjob = installed.get("CronJob", "regops");
     let container = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
@@ -1462,10 +1461,9 @@ fn verbose_logs_each_request_and_never_a_credential_or_token() {
 /// (util-linux `script` gives the command a terminal; the test is skipped where it is missing,
 /// except in CI.)
 #[test]
+#[ignore = "needs script, for a terminal (Debian: bsdutils)"]
 fn apply_colours_its_stdout_by_stdout_not_by_stderr() {
-    if !common::have_tool("script", "--version") {
-        return;
-    }
+    common::require("script", "--version", "Debian: bsdutils");
     let e = base_env();
     let log = e._dir.path().join("log.txt");
     let cmd = e.regops("apply", &["--yes"]);
@@ -1726,10 +1724,9 @@ fn a_live_holder_with_a_skewed_clock_is_not_taken_over() {
 /// Waiting for a typed `yes` longer than the lease lasts: renewal goes on meanwhile, so a
 /// second apply still finds the lock held. (A terminal comes from util-linux `script`.)
 #[test]
+#[ignore = "needs script, for a terminal (Debian: bsdutils)"]
 fn a_slow_confirmation_keeps_the_lock() {
-    if !common::have_tool("script", "--version") {
-        return;
-    }
+    common::require("script", "--version", "Debian: bsdutils");
     let e = base_env();
     let cmd = e.regops(
         "apply",

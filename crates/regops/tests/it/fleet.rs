@@ -392,7 +392,8 @@ fn a_cluster_down_and_one_refusing_are_reported_while_the_third_is_applied() {
         },
         Config::default(),
     ]);
-    // `eu` is down: its server stops, its port is closed.
+    // `eu` is down: its server stops, its port is closed. It has never answered, so each run
+    // gives up on it after `--connect-timeout` (1 s here; 5 s by default).
     let mut servers = f.servers;
     let eu = servers.remove(0);
     drop(eu);
@@ -405,8 +406,25 @@ fn a_cluster_down_and_one_refusing_are_reported_while_the_third_is_applied() {
         },
         ..f
     };
-    let apply = f.regops(&["apply", "--yes", "--request-timeout", "2s"]);
+    let apply = f.regops(&[
+        "apply",
+        "--yes",
+        "--request-timeout",
+        "2s",
+        "--connect-timeout",
+        "1s",
+        "-v",
+    ]);
     assert_eq!(apply.code, 1, "{}", apply.transcript());
+    // `eu` is given up on after its --connect-timeout, though `staging` answered at once: each
+    // cluster's "never reached" is its own. The waits before attempts 2 to 5 add up to more
+    // than 1 s (100, 200, 400 and 800 ms at the least, `retry.rs`), so a fifth attempt means
+    // the budget was not applied (all eight were made, over about 10 s, before).
+    assert!(
+        apply.stderr.contains("retrying in") && !apply.stderr.contains("(attempt 5/8)"),
+        "{}",
+        apply.stderr
+    );
     assert!(f.server("eu").log().is_empty());
     assert_eq!(f.secrets("staging"), ["batch/pull-batch", "web/pull-all"]);
     assert!(f.secrets("us").is_empty());
@@ -455,6 +473,8 @@ fn a_cluster_down_and_one_refusing_are_reported_while_the_third_is_applied() {
         metrics.to_str().unwrap(),
         "--request-timeout",
         "2s",
+        "--connect-timeout",
+        "1s",
     ]);
     assert_eq!(drift.code, 1, "{}", drift.transcript());
     let m = std::fs::read_to_string(&metrics).unwrap();
@@ -477,7 +497,15 @@ fn a_cluster_down_and_one_refusing_are_reported_while_the_third_is_applied() {
         m.contains("regops_drift_objects{spec=\"fleet\",cluster=\"staging\"} 0"),
         "{m}"
     );
-    let plan = f.regops(&["plan", "--output", "json", "--request-timeout", "2s"]);
+    let plan = f.regops(&[
+        "plan",
+        "--output",
+        "json",
+        "--request-timeout",
+        "2s",
+        "--connect-timeout",
+        "1s",
+    ]);
     assert_eq!(plan.code, 1);
     let v: Value = serde_json::from_str(&plan.stdout).unwrap();
     let status: Vec<&str> = v["clusters"]

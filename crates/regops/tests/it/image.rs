@@ -6,8 +6,9 @@
 //! its manifest; its config names a non-root user and the entrypoint; its layer holds no shell,
 //! and the binary taken out of it runs with nothing from the host (in a chroot of the layer).
 //!
-//! Needs the musl target (`rustup target add x86_64-unknown-linux-musl`), musl-gcc and skopeo;
-//! `.ci/run` installs them and sets REGOPS_REQUIRE_TOOLS, so in CI this cannot be skipped.
+//! Needs the musl target (`rustup target add x86_64-unknown-linux-musl`), musl-gcc, skopeo and
+//! docker-registry, so it is `#[ignore = "needs …"]`: `.ci/run` installs them and runs it with
+//! `--include-ignored`.
 
 #![allow(
     clippy::unwrap_used,
@@ -21,15 +22,11 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::registry::{available, start, tls_files, workdir};
+use common::registry::{start, tls_files, workdir};
 use common::{regops, run};
 use serde_json::Value;
 
 const TARGET: &str = "x86_64-unknown-linux-musl";
-
-fn required() -> bool {
-    std::env::var_os("REGOPS_REQUIRE_TOOLS").is_some()
-}
 
 /// Runs a script under `dist/`, returning its stdout; fails the test on a non-zero exit.
 fn dist(script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
@@ -46,27 +43,12 @@ fn dist(script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// The static binary, built by `dist/build-binary` (None where the target is not installed).
-fn musl_binary() -> Option<PathBuf> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .is_ok_and(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .any(|l| l == TARGET)
-        });
-    let tools = installed && common::have_tool("skopeo", "--version");
-    if !tools {
-        assert!(
-            !required(),
-            "the {TARGET} target and skopeo are required (REGOPS_REQUIRE_TOOLS)"
-        );
-        eprintln!("no {TARGET} target or no skopeo: skipping");
-        return None;
-    }
+/// The static binary, built by `dist/build-binary`.
+fn musl_binary() -> PathBuf {
+    common::require_musl_target();
+    common::require("skopeo", "--version", "Debian: skopeo");
     let path = dist("build-binary", &[TARGET, "dev"], &[]);
-    Some(PathBuf::from(path.trim()))
+    PathBuf::from(path.trim())
 }
 
 fn json(path: &Path) -> Value {
@@ -80,14 +62,11 @@ fn blob(layout: &Path, digest: &str) -> PathBuf {
 }
 
 #[test]
+#[ignore = "needs the musl target, musl-tools, skopeo and docker-registry"]
 fn the_image_is_reproducible_runs_as_non_root_and_is_pulled_from_a_real_registry() {
-    if !available() {
-        return;
-    }
+    common::registry::require();
     let _heavy = common::heavy();
-    let Some(binary) = musl_binary() else {
-        return;
-    };
+    let binary = musl_binary();
     let (dir, storage) = workdir();
     let tag = "0.0.0-test";
     let build = |name: &str| -> (PathBuf, String) {

@@ -16,7 +16,8 @@
 //!   image's: 65532 for distroless `nonroot`) and fsGroup among their supplementary groups
 //!   (`pkg/kubelet/kuberuntime/security_context.go`, `SupplementalGroups` gets `FSGroup`).
 //!
-//! The test needs root (to chown and to drop to the pod's uid with setpriv); CI runs as root.
+//! The tests need root (to chown and to drop to the pod's uid with setpriv), so they are
+//! `#[ignore = "needs root, …"]`; `.ci/run` runs as root with `--include-ignored`.
 
 #![allow(
     clippy::unwrap_used,
@@ -262,13 +263,6 @@ fn check_in_pod(
     (out.status.success(), text)
 }
 
-/// Whether the test runs as root: a file it makes is root's.
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let f = tempfile::NamedTempFile::new().unwrap();
-    f.as_file().metadata().unwrap().uid() == 0
-}
-
 /// The binary, where the pod's user can run it (the target directory is under root's home).
 fn binary_for_others(dir: &Path) -> PathBuf {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -279,18 +273,11 @@ fn binary_for_others(dir: &Path) -> PathBuf {
 }
 
 #[test]
+#[ignore = "needs root, kubectl and setpriv (Debian: kubernetes-client, util-linux)"]
 fn every_install_reads_its_spec_and_key_as_the_kubelet_mounts_them() {
-    if !is_root() {
-        assert!(
-            std::env::var_os("REGOPS_REQUIRE_TOOLS").is_none(),
-            "this test lays volumes out as the kubelet (root) does: run it as root"
-        );
-        eprintln!("not root: skipping");
-        return;
-    }
-    if !common::have_tool("kubectl", "version") || !common::have_tool("setpriv", "--version") {
-        return;
-    }
+    common::require_root();
+    common::require("kubectl", "version", "Debian: kubernetes-client");
+    common::require("setpriv", "--version", "Debian: util-linux");
     let tmp = tempfile::tempdir().unwrap();
     let bin = binary_for_others(tmp.path());
     let mut checked = 0;
@@ -325,13 +312,11 @@ fn every_install_reads_its_spec_and_key_as_the_kubelet_mounts_them() {
 /// The model above can fail: the same Secret volume without an fsGroup (as the bases had it)
 /// is unreadable to the pod's user, as on a real kubelet.
 #[test]
+#[ignore = "needs root, kubectl and setpriv (Debian: kubernetes-client, util-linux)"]
 fn without_fs_group_a_0400_secret_is_unreadable_to_the_pod() {
-    if !is_root() {
-        return;
-    }
-    if !common::have_tool("kubectl", "version") || !common::have_tool("setpriv", "--version") {
-        return;
-    }
+    common::require_root();
+    common::require("kubectl", "version", "Debian: kubernetes-client");
+    common::require("setpriv", "--version", "Debian: util-linux");
     let tmp = tempfile::tempdir().unwrap();
     let bin = binary_for_others(tmp.path());
     let (what, mut pod) = pods("deploy/controller").remove(0);
@@ -358,10 +343,9 @@ fn without_fs_group_a_0400_secret_is_unreadable_to_the_pod() {
 /// check_seccompProfile_restricted.go (RuntimeDefault or Localhost, on the pod or every
 /// container), check_capabilities_restricted.go (drop ALL; add nothing but NET_BIND_SERVICE).
 #[test]
+#[ignore = "needs kubectl (Debian: kubernetes-client)"]
 fn every_install_meets_the_restricted_pod_security_standard() {
-    if !common::have_tool("kubectl", "version") {
-        return;
-    }
+    common::require("kubectl", "version", "Debian: kubernetes-client");
     let mut checked = 0;
     for base in ["deploy/controller", "deploy/cronjob"] {
         for (what, pod) in pods(base) {
@@ -505,14 +489,11 @@ fn pull_secret(server: &kube_test_server::TestServer, namespace: &str) -> Option
 /// after it started, and exits 0 on SIGTERM. See `common/kubelet.rs` for what is modelled
 /// and where the kubelet's source says so.
 #[test]
+#[ignore = "needs root, the musl target, musl-tools and kubectl (the test kubelet)"]
 fn the_installs_run_from_the_image_under_the_kubelet_with_in_cluster_config() {
     use std::time::Duration;
-    let Some(image) = common::kubelet::image() else {
-        return;
-    };
-    if !common::have_tool("kubectl", "version") {
-        return;
-    }
+    common::require("kubectl", "version", "Debian: kubernetes-client");
+    let image = common::kubelet::image();
     let key = common::repo().join("examples/quickstart/example-key.txt");
 
     // The CronJob, installed as the README's install block says.

@@ -454,54 +454,59 @@ fn gcp_apply(cloud: &Cloud, credentials: Option<&std::path::Path>) -> String {
     token
 }
 
+/// A service-account key: the fake checks the JWT's RS256 signature with its public key.
 #[test]
-fn gcp_tokens_from_the_metadata_server_a_service_account_key_and_workload_identity_federation() {
+#[ignore = "needs openssl, for an RSA key (Debian: openssl)"]
+fn gcp_tokens_from_a_service_account_key() {
+    common::require("openssl", "version", "Debian: openssl");
+    let cloud = Cloud::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key_pem = dir.path().join("key.pem");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&key_pem)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let pem = std::fs::read_to_string(&key_pem).unwrap();
+    let der = {
+        use rustls_pki_types::PrivatePkcs8KeyDer;
+        use rustls_pki_types::pem::PemObject;
+        PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).unwrap()
+    };
+    let pair = ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).unwrap();
+    use ring::signature::KeyPair;
+    cloud.state.lock().unwrap().google_public_key = Some(pair.public_key().as_ref().to_vec());
+    let key_file = dir.path().join("sa.json");
+    std::fs::write(
+        &key_file,
+        serde_json::json!({
+            "type": "service_account", "client_email": "puller@p.iam.gserviceaccount.com",
+            "private_key": pem, "token_uri": format!("{}/google/token", cloud.url()),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let token = gcp_apply(&cloud, Some(&key_file));
+    assert_eq!(cloud.calls("gcp:token"), 1);
+    assert!(token.starts_with("gcp-token-"), "{token}");
+}
+
+#[test]
+fn gcp_tokens_from_the_metadata_server_and_workload_identity_federation() {
     let cloud = Cloud::start();
     let dir = tempfile::tempdir().unwrap();
     // The metadata server (GKE Workload Identity).
     let token = gcp_apply(&cloud, None);
     assert!(token.starts_with("gcp-token-"), "{token}");
     assert_eq!(cloud.calls("gcp:metadata"), 1);
-
-    // A service-account key: the fake checks the JWT's RS256 signature with its public key.
-    if common::have_tool("openssl", "version") {
-        let key_pem = dir.path().join("key.pem");
-        let out = std::process::Command::new("openssl")
-            .args([
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-            ])
-            .arg(&key_pem)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        let pem = std::fs::read_to_string(&key_pem).unwrap();
-        let der = {
-            use rustls_pki_types::PrivatePkcs8KeyDer;
-            use rustls_pki_types::pem::PemObject;
-            PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).unwrap()
-        };
-        let pair = ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).unwrap();
-        use ring::signature::KeyPair;
-        cloud.state.lock().unwrap().google_public_key = Some(pair.public_key().as_ref().to_vec());
-        let key_file = dir.path().join("sa.json");
-        std::fs::write(
-            &key_file,
-            serde_json::json!({
-                "type": "service_account", "client_email": "puller@p.iam.gserviceaccount.com",
-                "private_key": pem, "token_uri": format!("{}/google/token", cloud.url()),
-            })
-            .to_string(),
-        )
-        .unwrap();
-        let token = gcp_apply(&cloud, Some(&key_file));
-        assert_eq!(cloud.calls("gcp:token"), 1);
-        assert!(token.starts_with("gcp-token-"), "{token}");
-    }
 
     // Workload identity federation: a subject token from a file, exchanged at the STS URL.
     let subject = dir.path().join("oidc-token");

@@ -1,8 +1,8 @@
 //! `regops validate` against a real registry: Debian's `docker-registry` (Docker
 //! Distribution), started here on 127.0.0.1 with htpasswd authentication, over TLS with a CA
 //! generated for the test and over plain HTTP, sharing one storage into which the test pushes
-//! an image. `.ci/run` installs the package and sets REGOPS_REQUIRE_REGISTRY=1, so in CI these
-//! tests cannot be skipped; elsewhere they are skipped when the package is missing.
+//! an image. Those tests are `#[ignore = "needs docker-registry …"]`: `.ci/run` installs the
+//! package and runs them with `--include-ignored`.
 
 #![allow(
     clippy::unwrap_used,
@@ -21,7 +21,7 @@ use base64::Engine;
 use common::{regops, run};
 use sha2::Digest;
 
-use common::registry::{available, free_port, hex, start, start_with, tls_files, workdir};
+use common::registry::{free_port, hex, start, start_with, tls_files, workdir};
 
 /// A minimal HTTP/1.1 request to the plain-HTTP instance (to push an image).
 fn http(
@@ -110,10 +110,9 @@ fn push_image(port: u16, repo: &str, tag: &str) {
 }
 
 #[test]
+#[ignore = "needs docker-registry and htpasswd (Debian: docker-registry, apache2-utils)"]
 fn validate_logs_in_to_a_real_registry() {
-    if !available() {
-        return;
-    }
+    common::registry::require();
     let (dir, storage) = workdir();
 
     let (cert_path, key_path, _) = tls_files(dir.path());
@@ -424,10 +423,9 @@ fn start_issuer(key: SigningKey, grants: &'static [&'static str]) -> Issuer {
 }
 
 #[test]
+#[ignore = "needs docker-registry and htpasswd (Debian: docker-registry, apache2-utils)"]
 fn validate_follows_a_bearer_challenge_to_a_token_service() {
-    if !available() {
-        return;
-    }
+    common::registry::require();
     let (dir, storage) = workdir();
     let plain = start(dir.path(), "plain", &storage, None);
     push_image(plain.port, "team/app", "1.0");
@@ -554,10 +552,9 @@ credentials:
 /// token service never hears from regops. The real registry answers with the realm it is
 /// configured with.
 #[test]
+#[ignore = "needs docker-registry and htpasswd (Debian: docker-registry, apache2-utils)"]
 fn a_bearer_realm_that_downgrades_to_plain_http_gets_no_credentials() {
-    if !available() {
-        return;
-    }
+    common::registry::require();
     let (dir, storage) = workdir();
     let (cert, key, _) = tls_files(dir.path());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

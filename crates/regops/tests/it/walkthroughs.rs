@@ -384,10 +384,10 @@ const TYPED_TWICE: Answers = &[
 /// the current context and for `prod` as Markdown, applied after `yes` is typed, applied
 /// unattended, rendered (and piped to kubectl), rekeyed.
 #[test]
+#[ignore = "needs script and kubectl (Debian: bsdutils, kubernetes-client)"]
 fn the_readme_first_session_runs_as_written() {
-    if !common::have_tool("script", "--version") || !common::have_tool("kubectl", "--help") {
-        return;
-    }
+    common::require("script", "--version", "Debian: bsdutils");
+    common::require("kubectl", "version", "Debian: kubernetes-client");
     let readme = block("README.md", "A first session:");
     let using = block("docs/using.md", "# Using it");
     assert_eq!(
@@ -662,10 +662,10 @@ fn the_saved_plan_walkthrough_runs_as_written() {
 /// takes the new password, and the apply (confirmed at the prompt) updates the Secret in
 /// place, same uid.
 #[test]
+#[ignore = "needs docker-registry, htpasswd and script (Debian: docker-registry, apache2-utils, bsdutils)"]
 fn the_rotation_walkthrough_runs_as_written() {
-    if !common::registry::available() || !common::have_tool("script", "--version") {
-        return;
-    }
+    common::registry::require();
+    common::require("script", "--version", "Debian: bsdutils");
     let lines = block("docs/apply.md", "review the plan, prove");
     let (regdir, storage) = common::registry::workdir();
     let (cert, key, ca) = common::registry::tls_files(regdir.path());
@@ -737,10 +737,9 @@ fn with_example_spec() -> (Reader, PathBuf, String) {
 /// answer typed (or pasted) the moment it appears is never echoed; two different answers
 /// write nothing.
 #[test]
+#[ignore = "needs script, for a terminal (Debian: bsdutils)"]
 fn a_password_typed_at_the_prompt_is_never_echoed_and_must_match_itself() {
-    if !common::have_tool("script", "--version") {
-        return;
-    }
+    common::require("script", "--version", "Debian: bsdutils");
     let (reader, spec, before) = with_example_spec();
     let ran = reader.run(
         "regops encrypt -f regops.yaml --credential harbor-robot",
@@ -770,10 +769,9 @@ fn a_password_typed_at_the_prompt_is_never_echoed_and_must_match_itself() {
 /// Ctrl-C at the prompt cancels, writes nothing, and leaves the terminal as it was: echo, line
 /// editing and the signal keys back on (`stty -a`, run on the same terminal after regops).
 #[test]
+#[ignore = "needs script, for a terminal (Debian: bsdutils)"]
 fn ctrl_c_at_the_password_prompt_cancels_and_gives_the_terminal_back() {
-    if !common::have_tool("script", "--version") {
-        return;
-    }
+    common::require("script", "--version", "Debian: bsdutils");
     let (reader, spec, before) = with_example_spec();
     let ran = reader.run(
         "regops encrypt -f regops.yaml --credential harbor-robot; echo \"regops exited $?\"; stty -a",
@@ -893,13 +891,10 @@ fn run_the_installed_controller(server: &TestServer, image: &common::kubelet::Im
 /// Deployment's pod run under the test kubelet (`common/kubelet.rs`) from the release image:
 /// it becomes ready and covers a namespace made after it started.
 #[test]
+#[ignore = "needs root, the musl target, musl-tools and kubectl (the test kubelet)"]
 fn the_install_page_runs_as_written() {
-    let Some(image) = common::kubelet::image() else {
-        return;
-    };
-    if !common::have_tool("kubectl", "--help") {
-        return;
-    }
+    common::require("kubectl", "version", "Debian: kubernetes-client");
+    let image = common::kubelet::image();
     let readme = block("README.md", "## Install");
     let commands = |lines: &[Line]| -> Vec<String> {
         lines

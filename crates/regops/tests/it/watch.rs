@@ -716,19 +716,18 @@ fn pods_stuck_on_a_registry_just_provided_are_recycled_and_no_others() {
 /// leaving the scope (a prune), a stuck pod, Lease renewals and SIGTERM; every verb granted on
 /// what the test spec binds (Deployments, ServiceAccounts) is used; no rule has a wildcard.
 #[test]
+#[ignore = "needs kubectl (Debian: kubernetes-client)"]
 fn the_controller_install_runs_with_its_own_rbac_alone() {
     let e = Env::new_tls();
     let spec = std::fs::read_to_string(&e.spec).unwrap();
     // With the opt-in component that turns --recycle-stuck-pods on, with its RBAC.
-    let Some(installed) = common::install_with(
+    let installed = common::install_with(
         "controller",
         &["recycle-stuck-pods"],
         &e.server,
         &e.kubeconfig,
         &spec,
-    ) else {
-        return;
-    };
+    );
     let rules = installed.rules();
     let deployment = installed.get("Deployment", "regops");
     assert_eq!(deployment["metadata"]["namespace"], "regops");
@@ -1175,10 +1174,9 @@ fn alive_fails_on_a_stale_missing_or_garbled_progress_file() {
 /// one of its two replicas through a drain (a PodDisruptionBudget selecting its pods) and
 /// spreads them over nodes.
 #[test]
+#[ignore = "needs kubectl (Debian: kubernetes-client)"]
 fn recycling_pods_is_an_opt_in_component_and_the_replicas_survive_a_drain() {
-    if !common::have_tool("kubectl", "version") {
-        return;
-    }
+    common::require("kubectl", "version", "Debian: kubernetes-client");
     let render = |dir: &std::path::Path| -> Vec<Value> {
         let out = std::process::Command::new("kubectl")
             .arg("kustomize")

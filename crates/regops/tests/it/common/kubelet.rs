@@ -35,7 +35,7 @@
 //!
 //! What it does not model: the network namespace (the pod shares the host's: a `--listen`
 //! port must be free), cgroups and seccomp. Needs root (mounts, chroot, chown): CI runs as
-//! root; elsewhere [`image`] returns None unless `REGOPS_REQUIRE_TOOLS` is set.
+//! root; the tests that use it are `#[ignore = "needs root, …"]` and [`image`] fails without it.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -51,17 +51,6 @@ const IMAGE_USER: u32 = 65532;
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
-fn required() -> bool {
-    std::env::var_os("REGOPS_REQUIRE_TOOLS").is_some()
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout == b"0\n")
-}
-
 /// The regops image, built by the release's scripts and unpacked.
 pub struct Image {
     /// One node at a time (pods share the host's network: the controller's port), and no
@@ -74,29 +63,15 @@ pub struct Image {
 }
 
 /// Builds the image (`dist/build-binary` for musl, dev profile; `dist/image`) and unpacks its
-/// layer. None where the musl target, `unshare`, `nsenter` or root are missing, unless
-/// `REGOPS_REQUIRE_TOOLS` is set, when that fails the test instead.
-pub fn image() -> Option<Image> {
+/// layer. Fails the test, naming what is missing, without root, the musl target, `unshare`,
+/// `nsenter` or `chroot`: the tests that call it are `#[ignore = "needs root, …"]`.
+pub fn image() -> Image {
     const TARGET: &str = "x86_64-unknown-linux-musl";
-    let musl = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .is_ok_and(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .any(|l| l == TARGET)
-        });
-    let tools = ["unshare", "nsenter", "chroot"]
-        .iter()
-        .all(|t| Command::new(t).arg("--version").output().is_ok());
-    if !(musl && tools && is_root()) {
-        assert!(
-            !required(),
-            "the kubelet tests need root, the {TARGET} target, unshare, nsenter and chroot"
-        );
-        eprintln!("no root, {TARGET} target or util-linux tools: skipping");
-        return None;
+    super::require_root();
+    for tool in ["unshare", "nsenter", "chroot"] {
+        super::require(tool, "--version", "Debian: util-linux, coreutils");
     }
+    super::require_musl_target();
     let dist = |script: &str, args: &[&str]| -> String {
         let out = Command::new(super::repo().join("dist").join(script))
             .args(args)
@@ -160,12 +135,12 @@ pub fn image() -> Option<Image> {
         format!("{IMAGE_USER}:{IMAGE_USER}"),
         "the image's user"
     );
-    Some(Image {
+    Image {
         _node: node,
         _dir: dir,
         rootfs,
         entrypoint,
-    })
+    }
 }
 
 /// Quotes `s` for `sh`.

@@ -160,19 +160,55 @@ pub fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     (path, public)
 }
 
-/// Whether a tool the test needs is installed. Where it is missing the test is skipped, except
-/// under REGOPS_REQUIRE_TOOLS (set by .ci/run, which installs them), where that is a failure.
+/// Fails the test, naming what to install, unless `program` runs (`program probe`).
+///
+/// The suite's convention for a test that needs a tool: it is marked
+/// `#[ignore = "needs <tool> (<package>)"]`, so a developer without the tool sees it listed as
+/// ignored rather than passing, and `.ci/run` installs every such tool and runs the suite with
+/// `-- --include-ignored`. Run that way without the tool, the test fails here; it never returns
+/// early with a green result.
 #[allow(dead_code)] // not every test file that includes this module calls it
-pub fn have_tool(program: &str, probe: &str) -> bool {
+pub fn require(program: &str, probe: &str, package: &str) {
     let present = Command::new(program).arg(probe).output().is_ok();
     assert!(
-        present || std::env::var_os("REGOPS_REQUIRE_TOOLS").is_none(),
-        "{program} is required (REGOPS_REQUIRE_TOOLS) but not installed"
+        present,
+        "this test needs {program} ({package}): install it, or run the suite without \
+         --include-ignored"
     );
-    if !present {
-        eprintln!("{program} is not installed: skipping");
-    }
-    present
+}
+
+/// Fails the test unless rustup has the `x86_64-unknown-linux-musl` target (the release's static
+/// build, `dist/build-binary`).
+#[allow(dead_code)] // not every test file that includes this module calls it
+pub fn require_musl_target() {
+    const TARGET: &str = "x86_64-unknown-linux-musl";
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l == TARGET)
+        });
+    assert!(
+        installed,
+        "this test needs the {TARGET} target (`rustup target add {TARGET}`) and musl-gcc \
+         (Debian: musl-tools), or run the suite without --include-ignored"
+    );
+}
+
+/// Fails the test unless it runs as root (the kubelet's volume layout, namespaces, chroot).
+#[allow(dead_code)] // not every test file that includes this module calls it
+pub fn require_root() {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n");
+    assert!(
+        root,
+        "this test needs root (it lays volumes out and enters namespaces as the kubelet does): \
+         run it as root, or run the suite without --include-ignored"
+    );
 }
 
 /// A test API server, its kubeconfig and a spec file, in a directory of their own.
@@ -249,13 +285,13 @@ impl Installed {
 /// image (`images:`) and puts `spec` in the spec's ConfigMap, rendered by `kubectl kustomize`
 /// and applied with `kubectl apply -f -` through `kubeconfig` (a TLS server's: kubectl sends
 /// a bearer token only over TLS, see `Cluster::new_tls`). Returns what the server then
-/// holds of each rendered object. None if kubectl is missing (see `have_tool`).
+/// holds of each rendered object. Needs kubectl (see `require`).
 pub fn install(
     base: &str,
     server: &kube_test_server::TestServer,
     kubeconfig: &Path,
     spec: &str,
-) -> Option<Installed> {
+) -> Installed {
     install_with(base, &[], server, kubeconfig, spec)
 }
 
@@ -267,11 +303,9 @@ pub fn install_with(
     server: &kube_test_server::TestServer,
     kubeconfig: &Path,
     spec: &str,
-) -> Option<Installed> {
+) -> Installed {
     use std::io::Write;
-    if !have_tool("kubectl", "version") {
-        return None;
-    }
+    require("kubectl", "version", "Debian: kubernetes-client");
     let overlay = tempfile::tempdir().unwrap();
     std::fs::write(overlay.path().join("regops.yaml"), spec).unwrap();
     // kustomize takes a base only by a relative path: up from the overlay to `/`, then down.
@@ -356,7 +390,7 @@ pub fn install_with(
                 .unwrap_or_else(|| panic!("{plural} {ns}/{name} is not on the server"))
         })
         .collect();
-    Some(Installed { objects })
+    Installed { objects }
 }
 
 /// The rules of the Roles and ClusterRoles in an RBAC example, as the test server's policy;

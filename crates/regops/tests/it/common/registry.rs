@@ -1,7 +1,7 @@
 //! A real registry for tests: Debian's `docker-registry` (Docker Distribution) on 127.0.0.1,
 //! with htpasswd authentication (alice, `s3cret`), over TLS with a CA made for the test or
-//! over plain HTTP. `.ci/run` installs it and sets REGOPS_REQUIRE_REGISTRY=1, so in CI the tests
-//! that use it cannot be skipped.
+//! over plain HTTP. The tests that use it are `#[ignore = "needs docker-registry …"]` and call
+//! [`require`]; `.ci/run` installs it and runs them with `--include-ignored`.
 
 use std::net::TcpStream;
 use std::path::Path;
@@ -77,16 +77,14 @@ pub fn start_with(
     Registry { child, port }
 }
 
-pub fn available() -> bool {
-    let present =
-        Path::new(REGISTRY).exists() && Command::new("htpasswd").arg("-h").output().is_ok();
-    if !present && std::env::var_os("REGOPS_REQUIRE_REGISTRY").is_some() {
-        panic!("docker-registry and htpasswd (apache2-utils) must be installed here");
-    }
-    if !present {
-        eprintln!("docker-registry or htpasswd not installed: skipping");
-    }
-    present
+/// Fails the test unless docker-registry and htpasswd are installed (see `super::require`).
+pub fn require() {
+    assert!(
+        Path::new(REGISTRY).exists(),
+        "this test needs {REGISTRY} (Debian: docker-registry): install it, or run the suite \
+         without --include-ignored"
+    );
+    super::require("htpasswd", "-h", "Debian: apache2-utils");
 }
 
 pub fn hex(bytes: &[u8]) -> String {
