@@ -59,6 +59,29 @@ pub enum ColorChoice {
     Never,
 }
 
+impl ColorChoice {
+    /// Colour on or off whatever the terminal says (`None`: as the terminal and NO_COLOR say).
+    pub fn forced(self) -> Option<bool> {
+        match self {
+            ColorChoice::Auto => None,
+            ColorChoice::Always => Some(true),
+            ColorChoice::Never => Some(false),
+        }
+    }
+}
+
+/// The status of a command line clap handled itself: `--help`, `--version` and `regops help`
+/// are success; a usage error is a failure, as is a bare `regops` (clap shows the help, on
+/// stderr, and nothing was done). Never 2, clap's own code for usage errors, which would read
+/// as "changes pending".
+pub fn usage_status(e: &clap::Error) -> crate::ExitStatus {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => crate::ExitStatus::Success,
+        _ => crate::ExitStatus::Failure,
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate a spec and decrypt its credentials, without touching a cluster.
@@ -299,6 +322,20 @@ pub struct RunArgs {
     pub cluster_concurrency: u16,
 }
 
+impl RunArgs {
+    /// What the flags ask of the loading, cluster and fleet layers.
+    pub fn options(&self) -> crate::options::RunOptions {
+        crate::options::RunOptions {
+            spec: self.spec.options(),
+            identities: self.identity.identity.clone(),
+            cluster: self.cluster.options(),
+            namespaces: self.namespaces.clone(),
+            clusters: self.fleet.clusters.clone(),
+            cluster_concurrency: self.cluster_concurrency,
+        }
+    }
+}
+
 /// Which of the spec's `clusters` a run works on.
 #[derive(Clone, Debug, Default, Args)]
 pub struct FleetArgs {
@@ -493,6 +530,21 @@ pub struct ApplyArgs {
     pub spec_poll: std::time::Duration,
 }
 
+impl ApplyArgs {
+    /// What `--watch`'s flags ask of the controller.
+    pub fn controller_options(&self) -> crate::options::ControllerOptions {
+        crate::options::ControllerOptions {
+            run: self.run.options(),
+            json_log: self.output == Format::Json,
+            healthz_stall: self.healthz_stall,
+            progress_file: self.progress_file.clone(),
+            resync: self.resync,
+            spec_poll: self.spec_poll,
+            recycle_stuck_pods: self.recycle_stuck_pods,
+        }
+    }
+}
+
 /// Which cluster: kubectl's flags, with kubectl's defaults.
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
@@ -535,6 +587,17 @@ impl ClusterArgs {
             time: self.list_timeout,
         }
     }
+
+    /// What the flags ask of the cluster layer.
+    pub fn options(&self) -> crate::options::ClusterOptions {
+        crate::options::ClusterOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            request_timeout: self.request_timeout,
+            connect_timeout: self.connect_timeout,
+            list_limits: self.list_limits(),
+        }
+    }
 }
 
 /// `--lock-wait`: a duration, or `0` (do not wait).
@@ -560,6 +623,17 @@ pub struct SpecArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub trust: TrustArgs,
+}
+
+impl SpecArgs {
+    /// What the flags ask of the loading layer.
+    pub fn options(&self) -> crate::options::SpecOptions {
+        crate::options::SpecOptions {
+            files: self.files.clone(),
+            restrictor: self.trust.restrictor(),
+            policy: self.trust.policy(),
+        }
+    }
 }
 
 /// What a spec may reach. A spec is untrusted input (a pull request writes it): by default it

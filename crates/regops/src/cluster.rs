@@ -94,7 +94,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, crate::failure::Failu
 /// Connects as the flags say (`--kubeconfig`, `--context`), on `rt`, with their request
 /// timeout.
 pub(crate) fn connect_as(
-    flags: &crate::cli::ClusterArgs,
+    flags: &crate::options::ClusterOptions,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(kube::Client, Target), crate::failure::Failure> {
     crate::retry::set_request_timeout(flags.request_timeout);

@@ -11,7 +11,6 @@ use regops_core::fleet::{ClusterError, Member as Outcome};
 use regops_spec::Loaded;
 
 use crate::ExitStatus;
-use crate::cli::FleetArgs;
 use crate::failure::Failure;
 
 /// One cluster of the run: how to reach it and the spec as it sees it.
@@ -84,13 +83,13 @@ fn entry_kubeconfig(
 /// (`--context`) is refused, since the spec says which context each cluster is.
 pub(crate) fn members(
     loaded: &Loaded,
-    fleet: &FleetArgs,
+    clusters: &[String],
     kubeconfig: Option<&Path>,
     context: Option<&str>,
 ) -> Result<Option<Vec<Member>>, Failure> {
     let spec = &loaded.spec;
     if spec.clusters.is_empty() {
-        if let Some(name) = fleet.clusters.first() {
+        if let Some(name) = clusters.first() {
             return Err(Failure::Message {
                 message: format!("--cluster {name}: the spec has no `clusters`"),
                 help: Some("list the clusters in a top-level `clusters` section, or choose the cluster with --kubeconfig and --context".into()),
@@ -104,7 +103,7 @@ pub(crate) fn members(
             help: Some("choose among the spec's clusters with --cluster NAME".into()),
         });
     }
-    for name in &fleet.clusters {
+    for name in clusters {
         if !spec.clusters.contains_key(name) {
             return Err(Failure::Message {
                 message: format!("--cluster {name}: the spec has no cluster of this name"),
@@ -120,7 +119,7 @@ pub(crate) fn members(
     for c in spec
         .clusters
         .values()
-        .filter(|c| fleet.clusters.is_empty() || fleet.clusters.contains(&c.name.value))
+        .filter(|c| clusters.is_empty() || clusters.contains(&c.name.value))
     {
         let own = match c
             .kubeconfig
@@ -206,12 +205,12 @@ pub(crate) fn exit(failed: bool, changes: bool) -> ExitStatus {
 
 /// The clusters of a fleet run as `run` says; `None` for a spec without `clusters`.
 pub(crate) fn fleet_members(
-    run: &crate::cli::RunArgs,
+    run: &crate::options::RunOptions,
     prepared: &crate::prepared::Prepared,
 ) -> Result<Option<Vec<Member>>, Failure> {
     members(
         &prepared.loaded,
-        &run.fleet,
+        &run.clusters,
         run.cluster.kubeconfig.as_deref(),
         run.cluster.context.as_deref(),
     )

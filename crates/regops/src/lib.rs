@@ -61,6 +61,7 @@ pub mod load;
 pub mod lock;
 pub mod mint;
 pub mod observe;
+pub mod options;
 pub mod output;
 pub mod prepared;
 pub mod provenance;
@@ -87,20 +88,6 @@ pub enum ExitStatus {
     Failure = 1,
     /// plan: changes pending; drift: drift found. Nothing else exits 2.
     Changes = 2,
-}
-
-impl ExitStatus {
-    /// The status of a command line clap handled itself: `--help`, `--version` and `regops
-    /// help` are success; a usage error is a failure, as is a bare `regops` (clap shows the
-    /// help, on stderr, and nothing was done). Never 2, clap's own code for usage errors,
-    /// which would read as "changes pending".
-    pub fn of_usage(e: &clap::Error) -> ExitStatus {
-        use clap::error::ErrorKind;
-        match e.kind() {
-            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitStatus::Success,
-            _ => ExitStatus::Failure,
-        }
-    }
 }
 
 impl From<ExitStatus> for std::process::ExitCode {

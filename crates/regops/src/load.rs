@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use regops_spec::{Loaded, Sources};
 
-use crate::cli::SpecArgs;
 use crate::credentials::{self, Login};
 use crate::crypto::{self, IdentityLookup};
 use crate::failure::Failure;
+use crate::options::{RunOptions, SpecOptions};
 use crate::output::Term;
 use crate::prepared::Prepared;
 
@@ -21,8 +21,8 @@ pub(crate) fn env_var(key: &str) -> Option<String> {
     std::env::var(key).ok()
 }
 
-pub(crate) fn read_sources(spec: &SpecArgs) -> Result<Sources, Failure> {
-    regops_spec::source::read_paths(&spec.files, spec.trust.restrictor())
+pub(crate) fn read_sources(spec: &SpecOptions) -> Result<Sources, Failure> {
+    regops_spec::source::read_paths(&spec.files, spec.restrictor)
         .map_err(|e| Failure::msg(e.to_string()))
 }
 
@@ -44,7 +44,7 @@ pub(crate) fn default_name(files: &[PathBuf]) -> String {
 
 /// Reads, parses and validates the spec (recipients included) and checks it stays within what
 /// a spec may reach ([`regops_spec::trust`]), printing warnings.
-pub(crate) fn load(spec_args: &SpecArgs, term: &Term) -> Result<Loaded, Failure> {
+pub(crate) fn load(spec_args: &SpecOptions, term: &Term) -> Result<Loaded, Failure> {
     load_checked(spec_args, term, &|_| Ok(()))
 }
 
@@ -53,7 +53,7 @@ pub(crate) type SourcesCheck<'a> = &'a dyn Fn(&Sources) -> Result<(), Failure>;
 
 /// As [`load`], with `check` run on the files as read, before anything is parsed or shown.
 pub(crate) fn load_checked(
-    spec_args: &SpecArgs,
+    spec_args: &SpecOptions,
     term: &Term,
     check: SourcesCheck<'_>,
 ) -> Result<Loaded, Failure> {
@@ -66,7 +66,7 @@ pub(crate) fn load_checked(
                 diagnostics: inv.diagnostics,
             }
         })?;
-    let policy = spec_args.trust.policy();
+    let policy = spec_args.policy.clone();
     let mut problems = regops_spec::trust::check(&loaded.spec, &loaded.sources, &policy);
     if let Err(d) = crypto::parse_recipients(&loaded.spec.recipients) {
         problems.extend(d);
@@ -144,24 +144,24 @@ pub(crate) fn only_namespaces(
     Ok((!namespaces.is_empty()).then(|| namespaces.iter().cloned().collect()))
 }
 
-pub(crate) fn prepare(run: &crate::cli::RunArgs, term: &Term) -> Result<Prepared, Failure> {
+pub(crate) fn prepare(run: &RunOptions, term: &Term) -> Result<Prepared, Failure> {
     prepare_checked(run, term, &|_| Ok(()))
 }
 
 /// As [`prepare`], with `check` run on the spec's files as read ([`load_checked`]).
 pub(crate) fn prepare_checked(
-    run: &crate::cli::RunArgs,
+    run: &RunOptions,
     term: &Term,
     check: SourcesCheck<'_>,
 ) -> Result<Prepared, Failure> {
     // Before anything is minted: token requests are bounded by it too.
     crate::retry::set_request_timeout(run.cluster.request_timeout);
     crate::retry::set_connect_timeout(Some(run.cluster.connect_timeout));
-    let (spec, identity, namespaces) = (&run.spec, &run.identity, &run.namespaces);
+    let (spec, identities, namespaces) = (&run.spec, &run.identities, &run.namespaces);
     let loaded = load_checked(spec, term, check)?;
     let only = only_namespaces(namespaces, "-n")?;
     let lookup = IdentityLookup {
-        files: &identity.identity,
+        files: identities,
         env: &env_var,
     };
     let mut failed = Vec::new();
@@ -212,7 +212,7 @@ pub(crate) fn used_credentials(spec: &regops_spec::Spec) -> Vec<&str> {
 
 /// A hash of the spec files' contents: a change (a ConfigMap's symlink swapped, an edit) is a
 /// new hash.
-pub(crate) fn spec_print(spec: &SpecArgs) -> Result<u64, Failure> {
+pub(crate) fn spec_print(spec: &SpecOptions) -> Result<u64, Failure> {
     let sources = read_sources(spec)?;
     let mut h = DefaultHasher::new();
     for f in sources.files() {

@@ -1,5 +1,4 @@
 use clap::Parser;
-use regops::ExitStatus;
 use regops::cli::Cli;
 use regops::output::Term;
 
@@ -15,11 +14,11 @@ fn main() -> std::process::ExitCode {
             // Help and the version on stdout, a usage error (and a bare `regops`'s help) on
             // stderr. Nothing more can be said if that write fails.
             let _ = e.print();
-            return ExitStatus::of_usage(&e).into();
+            return regops::cli::usage_status(&e).into();
         }
     };
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let term = Term::new(cli.color, no_color);
+    let term = Term::new(cli.color.forced(), no_color);
     regops::request_log::set_level(regops::request_log::level_from(
         cli.verbose,
         std::env::var("RUST_LOG").ok().as_deref(),

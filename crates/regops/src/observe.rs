@@ -495,7 +495,7 @@ pub async fn for_import(
 /// Connects as the flags say and reads what the plan of `prepared` needs; the target, for
 /// messages.
 pub(crate) fn read_cluster(
-    flags: &crate::cli::ClusterArgs,
+    flags: &crate::options::ClusterOptions,
     prepared: &crate::prepared::Prepared,
 ) -> Result<(Observed, String), crate::failure::Failure> {
     let (loaded, only) = (&prepared.loaded, prepared.only.as_ref());

@@ -6,8 +6,6 @@ use std::io::{IsTerminal, Write};
 
 use regops_spec::{Diagnostics, RenderOptions, Sources};
 
-use crate::cli::ColorChoice;
-
 #[derive(Clone, Copy, Debug)]
 pub struct Term {
     /// Colour on stderr (diagnostics).
@@ -17,13 +15,10 @@ pub struct Term {
 }
 
 impl Term {
-    /// Colour on a terminal, unless NO_COLOR is set (https://no-color.org) or `--color` says.
-    pub fn new(choice: ColorChoice, no_color_env: bool) -> Self {
-        let on = |terminal: bool| match choice {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => !no_color_env && terminal,
-        };
+    /// Colour on a terminal, unless NO_COLOR is set (https://no-color.org); `forced` (from
+    /// `--color always|never`) says so whatever the terminal and NO_COLOR.
+    pub fn new(forced: Option<bool>, no_color_env: bool) -> Self {
+        let on = |terminal: bool| forced.unwrap_or(!no_color_env && terminal);
         Term {
             color: on(std::io::stderr().is_terminal()),
             color_out: on(std::io::stdout().is_terminal()),

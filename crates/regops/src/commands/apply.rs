@@ -120,12 +120,12 @@ pub(crate) fn show_plan(plan: &Plan, args: &ApplyArgs, term: &Term) {
 }
 
 pub(crate) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
-    let prepared = prepare(&args.run, term)?;
-    if let Some(members) = crate::fleet::fleet_members(&args.run, &prepared)? {
+    let prepared = prepare(&args.run.options(), term)?;
+    if let Some(members) = crate::fleet::fleet_members(&args.run.options(), &prepared)? {
         return apply_fleet(&args, &prepared, &members, term);
     }
     let rt = runtime()?;
-    let (client, target) = crate::cluster::connect_as(&args.run.cluster, &rt)?;
+    let (client, target) = crate::cluster::connect_as(&args.run.cluster.options(), &rt)?;
     let session = session(&args, &prepared.loaded.name)?;
     let loaded = &prepared.loaded;
     let read = async || {

@@ -7,7 +7,7 @@ use crate::load::{load, resolve_logins};
 use crate::output::Term;
 
 pub(super) fn check(args: CheckArgs, term: &Term) -> Outcome {
-    let loaded = load(&args.spec, term)?;
+    let loaded = load(&args.spec.options(), term)?;
     let spec = &loaded.spec;
     let decrypted = if args.no_decrypt {
         None

@@ -77,13 +77,13 @@ fn failed_metrics(args: &DriftArgs, now: u64) -> String {
 }
 
 fn drift_inner(args: &DriftArgs, term: &Term) -> Result<(String, Found, ExitStatus), Failure> {
-    let mut prepared = prepare(&args.run, term)?;
+    let mut prepared = prepare(&args.run.options(), term)?;
     // Drift reports; it never asks a cloud for a token.
     prepared.mint = false;
-    if let Some(members) = fleet_members(&args.run, &prepared)? {
+    if let Some(members) = fleet_members(&args.run.options(), &prepared)? {
         return drift_fleet(args, &prepared, &members, term);
     }
-    let (observed, target) = read_cluster(&args.run.cluster, &prepared)?;
+    let (observed, target) = read_cluster(&args.run.cluster.options(), &prepared)?;
     let (desired, plan) = crate::cluster::runtime()?.block_on(prepared.plan(&observed, &target));
     let drift = with_expiring(&plan, &desired, args);
     drop((desired, observed));

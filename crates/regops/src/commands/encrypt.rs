@@ -62,7 +62,7 @@ pub(super) fn read_new_secret(credential: &str) -> Result<SecretString, Failure>
 // Kept whole (over 80 lines): the edit in its order: find, check, read the secret, encrypt,
 // write, verify; each step needs the last's results.
 pub(super) fn encrypt(args: EncryptArgs, term: &Term) -> Outcome {
-    let sources = read_sources(&args.spec)?;
+    let sources = read_sources(&args.spec.options())?;
     let (file, cred_node) =
         edit::find_credential(&sources, &args.credential).map_err(|e| Failure::Message {
             message: e.to_string(),

@@ -133,7 +133,7 @@ pub(super) fn import(args: ImportArgs, term: &Term) -> Outcome {
     }
     let only = crate::load::only_namespaces(&args.namespaces, "-n")?;
     let rt = runtime()?;
-    let (client, target) = crate::cluster::connect_as(&args.cluster, &rt)?;
+    let (client, target) = crate::cluster::connect_as(&args.cluster.options(), &rt)?;
     let observed = rt.block_on(crate::observe::for_import(
         &client,
         &target,

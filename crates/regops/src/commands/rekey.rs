@@ -18,7 +18,7 @@ use crate::output::Term;
 // Kept whole (over 80 lines): all-or-nothing: everything is decrypted and re-encrypted before
 // the first write.
 pub(super) fn rekey(args: RekeyArgs, term: &Term) -> Outcome {
-    let loaded = load(&args.spec, term)?;
+    let loaded = load(&args.spec.options(), term)?;
     let recipients =
         crypto::parse_recipients(&loaded.spec.recipients).map_err(|diagnostics| Failure::Spec {
             sources: loaded.sources.clone(),

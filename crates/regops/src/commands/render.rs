@@ -9,7 +9,7 @@ use crate::load::{load, resolve_logins, used_credentials};
 use crate::output::Term;
 
 pub(super) fn render(args: RenderArgs, term: &Term) -> Outcome {
-    let loaded = load(&args.spec, term)?;
+    let loaded = load(&args.spec.options(), term)?;
     let spec = &loaded.spec;
     if args.namespaces.is_empty() {
         for scope in render::dynamic_scopes(spec) {
@@ -23,7 +23,7 @@ pub(super) fn render(args: RenderArgs, term: &Term) -> Outcome {
     let mut logins = resolve_logins(&loaded, &args.identity.identity, Some(&used))?;
     crate::load::mint_all(&loaded, &mut logins, &used)?;
     let given = (!args.namespaces.is_empty()).then_some(args.namespaces.as_slice());
-    if let Some(members) = crate::fleet::members(&loaded, &args.fleet, None, None)? {
+    if let Some(members) = crate::fleet::members(&loaded, &args.fleet.clusters, None, None)? {
         // One YAML stream per cluster, each under a comment naming it: `--cluster NAME` gives
         // one cluster's manifests alone, ready for `kubectl apply`.
         let mut any = false;

@@ -27,7 +27,7 @@ pub(super) fn plan_and_save(
     term: &Term,
 ) -> Result<regops_core::plan::Plan, Failure> {
     let rt = runtime()?;
-    let (client, target) = connect_as(&args.run.cluster, &rt)?;
+    let (client, target) = connect_as(&args.run.cluster.options(), &rt)?;
     let cluster = rt.block_on(crate::saved_plan::cluster_identity(&client, &target))?;
     let loaded = &prepared.loaded;
     let observed = rt.block_on(crate::observe::from_cluster(
@@ -178,8 +178,8 @@ pub(super) fn apply_saved(mut args: ApplyArgs, term: &Term) -> Outcome {
             ))
         }
     };
-    let prepared = prepare_checked(&args.run, term, &check)?;
-    if crate::fleet::fleet_members(&args.run, &prepared)?.is_some() {
+    let prepared = prepare_checked(&args.run.options(), term, &check)?;
+    if crate::fleet::fleet_members(&args.run.options(), &prepared)?.is_some() {
         return Err(Failure::msg(
             "a spec with `clusters` has no saved plans: plan and apply each cluster's spec",
         ));
@@ -201,7 +201,7 @@ pub(super) fn apply_saved(mut args: ApplyArgs, term: &Term) -> Outcome {
         ));
     }
     let rt = runtime()?;
-    let (client, target) = connect_as(&args.run.cluster, &rt)?;
+    let (client, target) = connect_as(&args.run.cluster.options(), &rt)?;
     let cluster = rt.block_on(crate::saved_plan::cluster_identity(&client, &target))?;
     if cluster.kube_system_uid != saved.cluster.kube_system_uid {
         return Err(refuse(

@@ -13,7 +13,7 @@ use regops_core::format::Style;
 
 pub(super) fn validate(args: ValidateArgs, term: &Term) -> Outcome {
     crate::retry::set_request_timeout(args.request_timeout);
-    let loaded = load(&args.spec, term)?;
+    let loaded = load(&args.spec.options(), term)?;
     let spec = &loaded.spec;
     for name in &args.registry {
         if !spec.registries.contains_key(name) {

@@ -7,13 +7,14 @@ use crate::cluster::runtime;
 use crate::controller::{Controller, Spec};
 use crate::failure::{Failure, Outcome};
 use crate::load::prepare;
+use crate::options::RunOptions;
 use crate::output::Term;
 use crate::prepared::Prepared;
 
 /// For a spec with `clusters`, the one cluster a controller works on (`--cluster`): the spec
-/// narrowed to what that cluster sees, and `args` set to reach it. `None` for a spec without.
-fn fleet_member(args: &mut ApplyArgs, prepared: &mut Prepared) -> Result<Option<String>, Failure> {
-    let Some(members) = crate::fleet::fleet_members(&args.run, prepared)? else {
+/// narrowed to what that cluster sees, and `run` set to reach it. `None` for a spec without.
+fn fleet_member(run: &mut RunOptions, prepared: &mut Prepared) -> Result<Option<String>, Failure> {
+    let Some(members) = crate::fleet::fleet_members(run, prepared)? else {
         return Ok(None);
     };
     let [member] = members.as_slice() else {
@@ -22,19 +23,20 @@ fn fleet_member(args: &mut ApplyArgs, prepared: &mut Prepared) -> Result<Option<
             help: Some("run one controller per cluster, each with --cluster NAME".into()),
         });
     };
-    args.run.cluster.context = Some(member.context.clone());
-    args.run.cluster.kubeconfig.clone_from(&member.kubeconfig);
-    args.run.fleet.clusters = vec![member.name.clone()];
+    run.cluster.context = Some(member.context.clone());
+    run.cluster.kubeconfig.clone_from(&member.kubeconfig);
+    run.clusters = vec![member.name.clone()];
     prepared.loaded.spec = member.spec.clone();
     Ok(Some(member.name.clone()))
 }
 
-pub(super) fn watch(mut args: ApplyArgs, term: &Term) -> Outcome {
-    let mut prepared = prepare(&args.run, term)?;
-    let cluster = fleet_member(&mut args, &mut prepared)?;
-    let print = crate::load::spec_print(&args.run.spec)?;
+pub(super) fn watch(args: ApplyArgs, term: &Term) -> Outcome {
+    let mut options = args.controller_options();
+    let mut prepared = prepare(&options.run, term)?;
+    let cluster = fleet_member(&mut options.run, &mut prepared)?;
+    let print = crate::load::spec_print(&options.run.spec)?;
     let rt = runtime()?;
-    let (client, target) = crate::cluster::connect_as(&args.run.cluster, &rt)?;
+    let (client, target) = crate::cluster::connect_as(&options.run.cluster, &rt)?;
     // The controller waits for its cluster as long as it takes (its loop retries too).
     crate::retry::set_connect_timeout(None);
     let listener = match &args.listen {
@@ -46,7 +48,7 @@ pub(super) fn watch(mut args: ApplyArgs, term: &Term) -> Outcome {
     };
     let session = super::apply::session(&args, &prepared.loaded.name)?;
     let mut controller = Controller::new(
-        &args,
+        &options,
         term,
         (client, target),
         Spec {

@@ -37,8 +37,8 @@ use regops_core::report::{ItemResult, Outcome as ItemOutcome, Report};
 use tokio::time::Instant;
 
 use crate::ExitStatus;
-use crate::cli::ApplyArgs;
 use crate::failure::{Failure, Outcome};
+use crate::options::ControllerOptions;
 use crate::output::{Log, Term};
 use crate::prepared::Prepared;
 use metrics::{Metrics, Pass, Scope};
@@ -55,7 +55,7 @@ fn unix_now() -> f64 {
 const RECHECK: Duration = Duration::from_secs(20);
 
 pub(crate) struct Controller<'a> {
-    args: &'a ApplyArgs,
+    args: &'a ControllerOptions,
     term: &'a Term,
     log: Log,
     client: kube::Client,
@@ -111,7 +111,7 @@ pub(crate) struct Spec {
 impl<'a> Controller<'a> {
     /// A controller as the flags say, on a connected client, before it has done anything.
     pub(crate) fn new(
-        args: &'a ApplyArgs,
+        args: &'a ControllerOptions,
         term: &'a Term,
         (client, target): (kube::Client, crate::cluster::Target),
         spec: Spec,
@@ -125,7 +125,7 @@ impl<'a> Controller<'a> {
             args,
             term,
             log: Log {
-                json: args.output == regops_core::format::Format::Json,
+                json: args.json_log,
             },
             client,
             target,

@@ -30,6 +30,7 @@ mod hostile_text;
 mod image;
 mod import;
 mod kubelet_volumes;
+mod layers;
 mod minted;
 mod no_leaks;
 mod parse_errors;

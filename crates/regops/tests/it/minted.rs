@@ -679,7 +679,17 @@ fn apply_watch_renews_a_token_when_it_comes_due() {
         let _ = child.0.kill();
         panic!("no renewal:\n{}", child.0.wait_with_output_owned());
     }
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // Not again: not while the controller renews its Lease twice more (every --retry-period,
+    // 2 s), its own clock, rather than a fixed sleep.
+    let lease_writes = || {
+        c.server
+            .log()
+            .iter()
+            .filter(|l| l.resource == "leases" && l.is_write())
+            .count()
+    };
+    let before = lease_writes();
+    wait("two more Lease renewals", &|| lease_writes() >= before + 2);
     assert_eq!(cloud.calls("ecr"), 2, "renewed once, not again");
     let _ = child.0.kill();
     let out = child.0.wait_with_output_owned();

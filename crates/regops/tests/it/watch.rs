@@ -310,7 +310,16 @@ fn a_new_namespace_is_covered_at_once_through_its_own_reads_and_an_idle_watch_co
     // them).
     e.settle();
     e.server.clear_log();
-    std::thread::sleep(Duration::from_millis(1500));
+    // The window is the controller's own: until it has renewed the Lease (every --retry-period,
+    // 2 s) twice, so its timers have fired and its loop has turned, not a fixed sleep.
+    wait_for("two Lease renewals", Duration::from_secs(10), || {
+        e.server
+            .log()
+            .iter()
+            .filter(|l| l.resource == "leases" && l.is_write())
+            .count()
+            >= 2
+    });
     let idle: Vec<_> = e
         .server
         .log()
@@ -595,9 +604,23 @@ fn a_standby_takes_over_when_the_leader_dies() {
     leader.wait_ready();
     let standby = e.start(&lease);
     standby.wait_log("standby: the Lease is held by");
-    // The standby is ready (it can take over) but does not write.
+    // The standby is ready (it can take over) but does not write: not after it has asked for
+    // the Lease twice more (every --retry-period) and found it held, rather than a fixed sleep.
     standby.wait_ready();
-    std::thread::sleep(Duration::from_millis(500));
+    let standby_ua = format!("/{})", standby.child.id());
+    let asked = || {
+        e.server
+            .log()
+            .iter()
+            .filter(|l| l.resource == "leases" && l.user_agent.ends_with(&standby_ua))
+            .count()
+    };
+    let before = asked();
+    wait_for(
+        "the standby to ask for the Lease twice more",
+        Duration::from_secs(10),
+        || asked() >= before + 2,
+    );
     assert!(
         !standby.log().contains("leader: holding"),
         "{}",

@@ -1,0 +1,68 @@
+//! What a command asks of the layers below it, as plain data.
+//!
+//! The cli layer makes these from its flags (`options()` on each flag group in `cli.rs`), so
+//! no clap type reaches the loading, cluster, fleet or controller code, and a test or another
+//! front end can build them directly (cargo's `CompileOptions`, made by `bin/cargo/commands`
+//! and taken by `ops`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which spec files, and what they may reach.
+#[derive(Clone, Debug, Default)]
+pub struct SpecOptions {
+    /// The files and directories to read; empty: the default file in the current directory.
+    pub files: Vec<PathBuf>,
+    /// How far the paths the spec names may reach.
+    pub restrictor: regops_spec::trust::LoadRestrictor,
+    /// What the operator allowed the spec beyond the defaults.
+    pub policy: regops_spec::trust::Policy,
+}
+
+/// Which cluster, and how long regops waits on it.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// The kubeconfig (else `$KUBECONFIG`, `~/.kube/config`, in-cluster).
+    pub kubeconfig: Option<PathBuf>,
+    /// Its context (else its current context).
+    pub context: Option<String>,
+    /// How long one request may take before it is abandoned and retried.
+    pub request_timeout: Duration,
+    /// How long a cluster never reached is retried.
+    pub connect_timeout: Duration,
+    /// The limits on each LIST and watch.
+    pub list_limits: crate::observe::ListLimits,
+}
+
+/// A run against a cluster or a fleet: plan, apply, drift and the controller.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub spec: SpecOptions,
+    /// The age identity files given (else the environment's and the default files).
+    pub identities: Vec<PathBuf>,
+    pub cluster: ClusterOptions,
+    /// Only these namespaces (`-n`); every namespace in scope when empty.
+    pub namespaces: Vec<String>,
+    /// Only these clusters of the spec's `clusters` (`--cluster`); every one when empty.
+    pub clusters: Vec<String>,
+    /// How many clusters are worked on at once.
+    pub cluster_concurrency: u16,
+}
+
+/// What the controller (`apply --watch`) is told when it is built.
+#[derive(Clone, Debug)]
+pub struct ControllerOptions {
+    pub run: RunOptions,
+    /// Log JSON lines rather than text.
+    pub json_log: bool,
+    /// How long the work loop may go without progress before `/healthz` fails.
+    pub healthz_stall: Duration,
+    /// The file whose mtime says the loop made progress (for an exec liveness probe).
+    pub progress_file: Option<PathBuf>,
+    /// How often a full apply runs whatever the watches said.
+    pub resync: Duration,
+    /// How often the spec's files are read again for a change.
+    pub spec_poll: Duration,
+    /// Whether pods stuck pulling from a registry just provided are deleted to retry.
+    pub recycle_stuck_pods: bool,
+}
