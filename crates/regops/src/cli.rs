@@ -332,6 +332,7 @@ impl RunArgs {
             namespaces: self.namespaces.clone(),
             clusters: self.fleet.clusters.clone(),
             cluster_concurrency: self.cluster_concurrency,
+            mint: true,
         }
     }
 }

@@ -200,7 +200,7 @@ pub(crate) fn prepare_checked(
         logins,
         source,
         tokens: std::sync::Mutex::new(tokens),
-        mint: true,
+        mint: run.mint,
         minting: std::sync::Mutex::default(),
     })
 }

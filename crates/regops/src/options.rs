@@ -47,6 +47,9 @@ pub struct RunOptions {
     pub clusters: Vec<String>,
     /// How many clusters are worked on at once.
     pub cluster_concurrency: u16,
+    /// Whether planning may mint the tokens that are due (`drift` only reports: it never asks
+    /// a cloud for one).
+    pub mint: bool,
 }
 
 /// What the controller (`apply --watch`) is told when it is built.

@@ -27,8 +27,9 @@ pub struct Prepared {
     /// Minted tokens of this run (shared by a fleet's clusters: minted once), and credentials
     /// whose helper failed.
     pub tokens: std::sync::Mutex<regops_core::desired::Tokens>,
-    /// Whether planning may mint tokens that are due (not for `drift`, which only reports).
-    pub mint: bool,
+    /// Whether planning may mint tokens that are due (not for `drift`, which only reports):
+    /// set once, from the run's options ([`crate::options::RunOptions::mint`]).
+    pub(crate) mint: bool,
     /// One gate per minted credential: a fleet's clusters planned at once mint each token
     /// once, the others waiting for it without holding up anything else.
     pub minting: std::sync::Mutex<BTreeMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,

@@ -77,10 +77,13 @@ fn failed_metrics(args: &DriftArgs, now: u64) -> String {
 }
 
 fn drift_inner(args: &DriftArgs, term: &Term) -> Result<(String, Found, ExitStatus), Failure> {
-    let mut prepared = prepare(&args.run.options(), term)?;
     // Drift reports; it never asks a cloud for a token.
-    prepared.mint = false;
-    if let Some(members) = fleet_members(&args.run.options(), &prepared)? {
+    let run = crate::options::RunOptions {
+        mint: false,
+        ..args.run.options()
+    };
+    let prepared = prepare(&run, term)?;
+    if let Some(members) = fleet_members(&run, &prepared)? {
         return drift_fleet(args, &prepared, &members, term);
     }
     let (observed, target) = read_cluster(&args.run.cluster.options(), &prepared)?;
