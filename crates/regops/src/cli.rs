@@ -73,6 +73,8 @@ Examples:
   regops render -f regops.yaml                           # the namespaces the scopes name
   regops render -f regops.yaml -n web,api      # these namespaces
   regops render -f regops.yaml --show-secrets | kubectl apply -f -
+  regops render -f regops.yaml --node-config containerd                  # node trust, as YAML
+  regops render -f regops.yaml --node-config containerd --output-dir certs.d
 
 Scopes that select namespaces by label, Rancher project or KubeSphere workspace need a cluster to
 resolve; without -n, render shows only the namespaces they name.")]
@@ -665,8 +667,42 @@ pub struct RenderArgs {
     /// Without it, secret data is replaced by a placeholder.
     #[arg(long)]
     pub show_secrets: bool,
+    /// Render instead the node configuration that makes a container runtime trust the
+    /// registries marked `insecure: true` or given a `caFile` (docs/node-trust.md). Needs no
+    /// identity: nothing is decrypted.
+    #[arg(long, value_name = "RUNTIME", conflicts_with_all = ["show_secrets", "namespaces"])]
+    pub node_config: Option<NodeRuntime>,
+    /// With --node-config: write the files into DIR, laid out as under the runtime's directory
+    /// on the node (for containerd, DIR/<host[:port]>/hosts.toml), instead of to stdout.
+    #[arg(long, value_name = "DIR", requires = "node_config")]
+    pub output_dir: Option<PathBuf>,
     #[command(flatten)]
     pub fleet: FleetArgs,
+}
+
+/// A container runtime whose node trust `render --node-config` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NodeRuntime {
+    /// certs.d/<host[:port]>/hosts.toml (containerd 1.5 and later; k8s nodes, kubeadm, EKS, GKE)
+    Containerd,
+    /// /etc/rancher/k3s/registries.yaml
+    K3s,
+    /// /etc/rancher/rke2/registries.yaml
+    Rke2,
+    /// daemon.json `insecure-registries` and certs.d/<host[:port]>/ca.crt
+    Docker,
+}
+
+impl From<NodeRuntime> for regops_core::node_trust::Runtime {
+    fn from(r: NodeRuntime) -> Self {
+        use regops_core::node_trust::Runtime;
+        match r {
+            NodeRuntime::Containerd => Runtime::Containerd,
+            NodeRuntime::K3s => Runtime::K3s,
+            NodeRuntime::Rke2 => Runtime::Rke2,
+            NodeRuntime::Docker => Runtime::Docker,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
