@@ -32,6 +32,7 @@ mod import;
 mod kubelet_volumes;
 mod minted;
 mod no_leaks;
+mod node_containerd;
 mod node_trust;
 mod parse_errors;
 mod replace;
