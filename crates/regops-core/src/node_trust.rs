@@ -361,6 +361,8 @@ pub fn hosts(requests: &[Request]) -> Result<Vec<TrustedHost>, NodeTrustError> {
 pub struct NodeFile {
     pub rel: String,
     pub content: String,
+    /// The registries it is for (names sanitised), shown as a comment in the YAML stream.
+    pub note: String,
 }
 
 impl NodeFile {
@@ -390,6 +392,11 @@ fn names(t: &TrustedHost) -> String {
         .join(", ")
 }
 
+fn all_names(hosts: &[TrustedHost]) -> String {
+    let all: Vec<String> = hosts.iter().map(names).collect();
+    format!("registries {}", all.join(", "))
+}
+
 /// The files of `runtime` for `hosts`. Nothing for no hosts.
 pub fn render(runtime: Runtime, hosts: &[TrustedHost]) -> Vec<NodeFile> {
     match runtime {
@@ -410,23 +417,27 @@ fn containerd(hosts: &[TrustedHost]) -> Vec<NodeFile> {
     for t in hosts {
         let scheme = if t.plain_http { "http" } else { "https" };
         let url = format!("{scheme}://{}", t.host);
+        // A function of the host, the scheme and whether there is a CA only: `node-sync`
+        // accepts a hosts.toml only if it is exactly this (see [`from_stream`]).
         let mut toml = format!(
-            "# Written by regops (registry {}): node trust for {}.\n\
+            "# Written by regops: node trust for {}.\n\
              # containerd reads this on every pull; edits are overwritten.\n\
              server = \"{url}\"\n\n[host.\"{url}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
-            names(t),
             t.host,
         );
+        let note = format!("registry {}", names(t));
         if let Some(ca) = &t.ca {
             toml.push_str("  ca = \"ca.crt\"\n");
             files.push(NodeFile {
                 rel: format!("{}/ca.crt", t.host),
                 content: ca.pem().to_string(),
+                note: note.clone(),
             });
         }
         files.push(NodeFile {
             rel: format!("{}/hosts.toml", t.host),
             content: toml,
+            note,
         });
     }
     files.sort_by(|a, b| a.rel.cmp(&b.rel));
@@ -482,6 +493,7 @@ fn rancher(runtime: Runtime, hosts: &[TrustedHost]) -> Vec<NodeFile> {
                 files.push(NodeFile {
                     rel,
                     content: ca.pem().to_string(),
+                    note: format!("registry {}", names(t)),
                 });
             }
         }
@@ -489,6 +501,7 @@ fn rancher(runtime: Runtime, hosts: &[TrustedHost]) -> Vec<NodeFile> {
     files.push(NodeFile {
         rel: "registries.yaml".into(),
         content: yaml,
+        note: all_names(hosts),
     });
     files.sort_by(|a, b| a.rel.cmp(&b.rel));
     files
@@ -507,9 +520,11 @@ fn docker(hosts: &[TrustedHost]) -> Vec<NodeFile> {
         let json = serde_json::json!({ "insecure-registries": insecure });
         let mut content = serde_json::to_string_pretty(&json).unwrap_or_default();
         content.push('\n');
+        let plain: Vec<TrustedHost> = hosts.iter().filter(|t| t.plain_http).cloned().collect();
         files.push(NodeFile {
             rel: "daemon.json".into(),
             content,
+            note: all_names(&plain),
         });
     }
     for t in hosts {
@@ -517,6 +532,7 @@ fn docker(hosts: &[TrustedHost]) -> Vec<NodeFile> {
             files.push(NodeFile {
                 rel: format!("certs.d/{}/ca.crt", t.host),
                 content: ca.pem().to_string(),
+                note: format!("registry {}", names(t)),
             });
         }
     }
@@ -529,6 +545,8 @@ pub fn to_yaml(runtime: Runtime, files: &[NodeFile]) -> String {
     let mut out = String::new();
     for f in files {
         out.push_str("---\n");
+        // `note` is made of sanitised names: it cannot end the comment.
+        out.push_str(&format!("# {}\n", f.note));
         out.push_str(&format!("path: {}\n", yq(&f.path(runtime))));
         // An explicit indentation indicator: a line of the content may start with spaces.
         out.push_str("content: |2\n");
@@ -543,6 +561,146 @@ pub fn to_yaml(runtime: Runtime, files: &[NodeFile]) -> String {
         }
     }
     out
+}
+
+/// One document of the YAML stream [`to_yaml`] writes.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamDoc {
+    pub path: String,
+    pub content: String,
+}
+
+/// Why a stream of rendered files is not node trust regops wrote.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{path}: {reason}")]
+pub struct StreamError {
+    pub path: String,
+    pub reason: String,
+}
+
+/// What nodes must trust, read back from containerd's rendered files (the stream
+/// `render --node-config containerd` prints, which `apply` keeps in a ConfigMap). Only what
+/// regops itself renders passes: each path is `<certs.d>/<host>/hosts.toml` or `ca.crt` with a
+/// checked host; each `ca.crt` is checked again as a CA; each `hosts.toml` must be exactly what
+/// [`render`] gives for its host, so nothing but a host, a scheme and CA certificates reaches a
+/// node (no `ca = "/etc/shadow"`, no mirror, no header).
+pub fn from_stream(docs: &[StreamDoc]) -> Result<Vec<TrustedHost>, StreamError> {
+    let root = format!("{}/", Runtime::Containerd.root());
+    let mut tomls: BTreeMap<NodeHost, &str> = BTreeMap::new();
+    let mut cas: BTreeMap<NodeHost, CaBundle> = BTreeMap::new();
+    for d in docs {
+        let bad = |reason: &str| StreamError {
+            path: regops_spec::untrusted::terminal(&d.path).into_owned(),
+            reason: reason.to_string(),
+        };
+        let rel = d
+            .path
+            .strip_prefix(&root)
+            .ok_or_else(|| bad(&format!("is not under {root}")))?;
+        let (host, file) = rel
+            .rsplit_once('/')
+            .ok_or_else(|| bad("is not <host>/hosts.toml or <host>/ca.crt"))?;
+        let host = NodeHost::parse(host).map_err(|e| bad(&e.to_string()))?;
+        let dup = match file {
+            "hosts.toml" => tomls.insert(host, &d.content).is_some(),
+            "ca.crt" => {
+                let ca = CaBundle::parse(d.content.as_bytes())
+                    .map_err(|e| bad(&format!("the CA {e}")))?;
+                cas.insert(host, ca).is_some()
+            }
+            _ => return Err(bad("is not <host>/hosts.toml or <host>/ca.crt")),
+        };
+        if dup {
+            return Err(bad("is given twice"));
+        }
+    }
+    if let Some(host) = cas.keys().find(|h| !tomls.contains_key(*h)) {
+        return Err(StreamError {
+            path: format!("{root}{host}/ca.crt"),
+            reason: "has no hosts.toml beside it".into(),
+        });
+    }
+    let mut out = Vec::new();
+    for (host, toml) in tomls {
+        let ca = cas.remove(&host);
+        let found = [false, true].into_iter().find_map(|plain_http| {
+            let t = TrustedHost {
+                host: host.clone(),
+                registries: Vec::new(),
+                plain_http,
+                ca: ca.clone(),
+            };
+            let mine = containerd(std::slice::from_ref(&t));
+            mine.iter()
+                .any(|f| f.rel.ends_with("/hosts.toml") && f.content == toml)
+                .then_some(t)
+        });
+        out.push(found.ok_or_else(|| StreamError {
+            path: format!("{root}{host}/hosts.toml"),
+            reason: "is not a hosts.toml regops renders (only the host, its scheme and a CA beside it are taken from the stream)".into(),
+        })?);
+    }
+    Ok(out)
+}
+
+/// Whether containerd reads the `certs.d` directory node trust is written to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConfigPath {
+    /// `config_path` is `want` (or containerd 2.x's default, which is).
+    Reads,
+    /// `config_path` is set elsewhere.
+    Elsewhere(String),
+    /// containerd 1.x without `config_path`: certs.d is not read; set it and restart once.
+    Unset,
+    /// The configuration is not TOML, or its version unknown.
+    Unknown(String),
+}
+
+/// Reads containerd's `config.toml` (read-only) for its CRI registry `config_path`:
+/// `plugins."io.containerd.grpc.v1.cri".registry` in a version 2 file (containerd 1.x),
+/// `plugins."io.containerd.cri.v1.images".registry` in version 3 (2.x), whose default is
+/// `/etc/containerd/certs.d` (containerd's docs/hosts.md, "CRI"). `config_path` may list
+/// several directories separated by `:`.
+pub fn containerd_config_path(config: &str, want: &str) -> ConfigPath {
+    let Ok(table) = toml::de::DeTable::parse(config) else {
+        return ConfigPath::Unknown("the file is not TOML".into());
+    };
+    let table = table.into_inner();
+    let version = match table.get("version").map(|v| v.get_ref()) {
+        Some(toml::de::DeValue::Integer(i)) => i.as_str().to_string(),
+        None => "1".into(),
+        Some(_) => return ConfigPath::Unknown("`version` is not a number".into()),
+    };
+    let plugin = match version.as_str() {
+        "1" | "2" => "io.containerd.grpc.v1.cri",
+        "3" => "io.containerd.cri.v1.images",
+        v => return ConfigPath::Unknown(format!("config version {v} is not known")),
+    };
+    fn get<'b, 'a>(t: &'b toml::de::DeTable<'a>, k: &str) -> Option<&'b toml::de::DeTable<'a>> {
+        match t.get(k).map(|v| v.get_ref()) {
+            Some(toml::de::DeValue::Table(t)) => Some(t),
+            _ => None,
+        }
+    }
+    let path = get(&table, "plugins")
+        .and_then(|p| get(p, plugin))
+        .and_then(|c| get(c, "registry"))
+        .and_then(|r| match r.get("config_path").map(|v| v.get_ref()) {
+            Some(toml::de::DeValue::String(s)) => Some(s.to_string()),
+            _ => None,
+        });
+    match path {
+        Some(p)
+            if p.split(':')
+                .any(|d| d.trim_end_matches('/') == want.trim_end_matches('/')) =>
+        {
+            ConfigPath::Reads
+        }
+        Some(p) if !p.is_empty() => ConfigPath::Elsewhere(p),
+        _ if version == "3" => ConfigPath::Reads,
+        _ => ConfigPath::Unset,
+    }
 }
 
 #[cfg(test)]

@@ -227,6 +227,25 @@ Examples:
   regops show plan.json --output json                # the plan model (schemas/plan.schema.json)")]
     Show(ShowArgs),
 
+    /// Keep containerd's node trust on this node: write the `certs.d` host directories of
+    /// the hosts the operator allows, from what `render --node-config containerd` printed.
+    #[command(
+        name = "node-sync",
+        after_help = "\
+Only hosts given with --allow-host are written; the others are refused (exit 1, after the
+allowed ones are written). A host directory node-sync makes holds a .regops-node-trust file;
+directories without it are never written nor removed, and nothing is written through a
+symbolic link. Directories of its own whose host left the stream or the allowlist are removed.
+With --containerd-config, containerd's config.toml is read (only) to report whether its CRI
+registry config_path points at the directory node-sync writes.
+
+Examples:
+  regops render -f regops.yaml --node-config containerd > node-trust.yaml
+  regops node-sync --from node-trust.yaml --root /etc/containerd/certs.d --allow-host harbor.example.com:8443
+  regops node-sync --from /etc/regops/containerd.yaml --root /host/etc/containerd/certs.d --allow-host 192.168.0.99 --containerd-config /host/etc/containerd/config.toml --interval 1m"
+    )]
+    NodeSync(NodeSyncArgs),
+
     /// Connect to the cluster and report what regops sees (server, version, namespaces).
     #[command(
         name = "cluster-info",
@@ -678,6 +697,32 @@ pub struct RenderArgs {
     pub output_dir: Option<PathBuf>,
     #[command(flatten)]
     pub fleet: FleetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeSyncArgs {
+    /// The YAML stream `regops render --node-config containerd` printed (in the cluster, the
+    /// ConfigMap `regops apply` keeps, mounted).
+    #[arg(long, value_name = "FILE")]
+    pub from: PathBuf,
+    /// containerd's certs.d directory, as this process sees it (in the DaemonSet, the hostPath
+    /// mount).
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// A registry host (`host[:port]`, as in image references) whose node trust may be written
+    /// (comma-separated or repeated). Hosts not listed are refused.
+    #[arg(long = "allow-host", value_name = "HOST", value_delimiter = ',')]
+    pub allow_host: Vec<String>,
+    /// containerd's config.toml, read only, to report whether containerd reads --root.
+    #[arg(long, value_name = "FILE")]
+    pub containerd_config: Option<PathBuf>,
+    /// The directory --root is on the node, which containerd's config_path must name.
+    #[arg(long, value_name = "DIR", default_value = "/etc/containerd/certs.d")]
+    pub node_path: String,
+    /// Sync again every DURATION (`1m`, `30s`) instead of once, reading --from anew each
+    /// time (a mounted ConfigMap is updated in place).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub interval: Option<std::time::Duration>,
 }
 
 /// A container runtime whose node trust `render --node-config` writes.

@@ -272,3 +272,180 @@ fn registries_yaml_has_only_the_keys_k3s_reads() {
         assert!(files.iter().any(|f| &f.path(runtime) == ca), "{ca}");
     }
 }
+
+fn docs(runtime: Runtime, files: &[NodeFile]) -> Vec<StreamDoc> {
+    serde_saphyr::from_multiple(&to_yaml(runtime, files)).unwrap()
+}
+
+#[test]
+fn the_stream_reads_back_as_the_hosts_it_was_rendered_from() {
+    let hosts = seeds();
+    let back = from_stream(&docs(
+        Runtime::Containerd,
+        &render(Runtime::Containerd, &hosts),
+    ))
+    .unwrap();
+    assert_eq!(back.len(), 2);
+    for (b, h) in back.iter().zip(&hosts) {
+        assert_eq!(
+            (&b.host, b.plain_http, &b.ca),
+            (&h.host, h.plain_http, &h.ca)
+        );
+    }
+    // Rendering what was read gives the same files, byte for byte.
+    let again: Vec<(String, String)> = render(Runtime::Containerd, &back)
+        .into_iter()
+        .map(|f| (f.rel, f.content))
+        .collect();
+    let first: Vec<(String, String)> = render(Runtime::Containerd, &hosts)
+        .into_iter()
+        .map(|f| (f.rel, f.content))
+        .collect();
+    assert_eq!(again, first);
+}
+
+/// Whoever can write the ConfigMap (or the stream) plays the attacker: only a host, a scheme
+/// and CA certificates may pass to a node.
+#[test]
+fn the_stream_refuses_anything_regops_does_not_render() {
+    let good = docs(Runtime::Containerd, &render(Runtime::Containerd, &seeds()));
+    let toml_of = |d: &[StreamDoc]| {
+        d.iter()
+            .position(|d| d.path.ends_with("8443/hosts.toml"))
+            .unwrap()
+    };
+    type Forge<'a> = Box<dyn Fn(&mut Vec<StreamDoc>) + 'a>;
+    let cases: Vec<(&str, Forge<'_>)> = vec![
+        (
+            "a CA path of its choosing",
+            Box::new(|d: &mut Vec<StreamDoc>| {
+                let i = toml_of(d);
+                d[i].content = d[i]
+                    .content
+                    .replace("ca = \"ca.crt\"", "ca = \"/etc/shadow\"");
+            }),
+        ),
+        (
+            "a mirror",
+            Box::new(|d: &mut Vec<StreamDoc>| {
+                let i = toml_of(d);
+                d[i].content.push_str(
+                    "[host.\"https://evil.example\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+                );
+            }),
+        ),
+        (
+            "skip_verify",
+            Box::new(|d: &mut Vec<StreamDoc>| {
+                let i = toml_of(d);
+                d[i].content = d[i]
+                    .content
+                    .replace("  ca = \"ca.crt\"\n", "  skip_verify = true\n");
+            }),
+        ),
+        (
+            "a path out of certs.d",
+            Box::new(|d: &mut Vec<StreamDoc>| {
+                d[0].path = "/etc/containerd/certs.d/../config.toml".into();
+            }),
+        ),
+        (
+            "another file name",
+            Box::new(|d: &mut Vec<StreamDoc>| {
+                d[0].path = "/etc/containerd/certs.d/192.168.0.99/client.key".into();
+            }),
+        ),
+        (
+            "a nested path",
+            Box::new(|d: &mut Vec<StreamDoc>| {
+                d[0].path = "/etc/containerd/certs.d/a/192.168.0.99/hosts.toml".into();
+            }),
+        ),
+        (
+            "_default",
+            Box::new(|d: &mut Vec<StreamDoc>| {
+                d[0].path = "/etc/containerd/certs.d/_default/hosts.toml".into();
+            }),
+        ),
+        (
+            "a private key as CA",
+            Box::new(|d: &mut Vec<StreamDoc>| {
+                let i = d.iter().position(|d| d.path.ends_with("ca.crt")).unwrap();
+                d[i].content = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIBi7Yt6XLZlUxcbNk0ntT9gbnOUmQ/ymFpFkOSgrS4LN\n-----END PRIVATE KEY-----\n".into();
+            }),
+        ),
+        (
+            "a CA without hosts.toml",
+            Box::new(|d: &mut Vec<StreamDoc>| {
+                d.retain(|d| !d.path.ends_with("8443/hosts.toml"));
+            }),
+        ),
+        (
+            "a hosts.toml naming a CA that is missing",
+            Box::new(|d: &mut Vec<StreamDoc>| {
+                d.retain(|d| !d.path.ends_with("ca.crt"));
+            }),
+        ),
+        (
+            "a file twice",
+            Box::new(|d: &mut Vec<StreamDoc>| {
+                let first = d[0].clone();
+                d.push(first);
+            }),
+        ),
+    ];
+    for (what, change) in cases {
+        let mut d = good.clone();
+        change(&mut d);
+        assert!(from_stream(&d).is_err(), "{what} was accepted");
+    }
+    assert!(from_stream(&good).is_ok());
+}
+
+/// containerd's config.toml as containerd 1.6/1.7 (version 2) and 2.x (version 3) write it,
+/// with the sections docs/hosts.md ("CRI") names.
+#[test]
+fn containerds_config_path_is_read_for_both_config_versions() {
+    let want = "/etc/containerd/certs.d";
+    let v2 = |p: &str| {
+        format!(
+            "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"{p}\"\n"
+        )
+    };
+    assert_eq!(containerd_config_path(&v2(want), want), ConfigPath::Reads);
+    assert_eq!(
+        containerd_config_path(&v2("/etc/containerd/certs.d:/etc/docker/certs.d"), want),
+        ConfigPath::Reads
+    );
+    assert_eq!(
+        containerd_config_path(&v2("/etc/other"), want),
+        ConfigPath::Elsewhere("/etc/other".into())
+    );
+    assert_eq!(containerd_config_path(&v2(""), want), ConfigPath::Unset);
+    // Debian's containerd 1.6 ships no config: `containerd config default` has version 2 and
+    // an empty config_path.
+    assert_eq!(
+        containerd_config_path("version = 2\n", want),
+        ConfigPath::Unset
+    );
+    assert_eq!(containerd_config_path("", want), ConfigPath::Unset);
+    // containerd 2.x: the default is certs.d.
+    assert_eq!(
+        containerd_config_path("version = 3\n", want),
+        ConfigPath::Reads
+    );
+    let v3 =
+        "version = 3\n[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = \"/x\"\n";
+    assert_eq!(
+        containerd_config_path(v3, want),
+        ConfigPath::Elsewhere("/x".into())
+    );
+    assert!(matches!(
+        containerd_config_path("version = [", want),
+        ConfigPath::Unknown(_)
+    ));
+    assert!(matches!(
+        containerd_config_path("version = 9\n", want),
+        ConfigPath::Unknown(_)
+    ));
+}

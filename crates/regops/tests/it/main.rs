@@ -33,6 +33,7 @@ mod kubelet_volumes;
 mod minted;
 mod no_leaks;
 mod node_containerd;
+mod node_sync;
 mod node_trust;
 mod parse_errors;
 mod replace;

@@ -29,7 +29,8 @@ pub struct Netns {
 impl Netns {
     pub fn new(tag: &str) -> Netns {
         let pid = std::process::id();
-        let k = pid % 16000;
+        // Each test of the process its own subnet (and the tests of other processes, mostly).
+        let k = (pid % 8000) * 2 + u32::from(tag != "r");
         let (b, c) = (64 + k / 250, k % 250);
         let name = format!("regops-{tag}-{pid}");
         let (host_if, ns_if) = (format!("rg{tag}{k}h"), format!("rg{tag}{k}n"));
@@ -406,6 +407,34 @@ fn containerd_pulls_through_the_rendered_certs_d() {
         .arg(&b.spec)
         .arg("--output-dir")
         .arg(&hosts));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    fetches_succeed(&b, &hosts);
+}
+
+/// The same, through the directory `regops node-sync` keeps from the stream `render` prints:
+/// the way it runs on a node.
+#[test]
+#[ignore = "needs root, containerd, docker-registry, skopeo and ip (Debian: containerd, docker-registry, skopeo, iproute2)"]
+fn containerd_pulls_through_what_node_sync_writes() {
+    let b = bench("s");
+    let hosts = b.dir.path().join("certs.d");
+    std::fs::create_dir_all(&hosts).unwrap();
+    fetches_fail(&b, &hosts);
+
+    let r = run(regops()
+        .args(["render", "--node-config", "containerd", "-f"])
+        .arg(&b.spec));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let stream = b.dir.path().join("containerd.yaml");
+    std::fs::write(&stream, &r.stdout).unwrap();
+    let ip = b.tls_ref.split(':').next().unwrap();
+    let r = run(regops()
+        .args(["node-sync", "--from"])
+        .arg(&stream)
+        .arg("--root")
+        .arg(&hosts)
+        .arg("--allow-host")
+        .arg(format!("{ip}:5443,{ip}:5000")));
     assert_eq!(r.code, 0, "{}", r.stderr);
     fetches_succeed(&b, &hosts);
 }
