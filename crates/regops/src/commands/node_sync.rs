@@ -11,6 +11,8 @@ pub(super) fn node_sync(args: NodeSyncArgs, term: &Term) -> Outcome {
     let allow = args
         .allow_host
         .iter()
+        // `--allow-host=$(ALLOW_HOSTS)` with an empty list, in the DaemonSet: no host.
+        .filter(|h| !h.is_empty())
         .map(|h| NodeHost::parse(h).map_err(|e| Failure::msg(format!("--allow-host: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let options = crate::node_sync::Options {

@@ -302,3 +302,158 @@ fn a_containerd_that_does_not_read_certs_d_is_reported() {
     let r = with("version = 3\n");
     assert!(!r.stderr.contains("warning"), "{}", r.stderr);
 }
+
+/// The kustomize Component, in an overlay of the controller as deploy/README.md shows it: the
+/// DaemonSet in a namespace of its own whose Pod Security level allows its hostPath (the
+/// `regops` namespace stays `restricted`), root with no capability and no token, writing only
+/// certs.d; and its own arguments, run with the ConfigMaps the overlay made, sync a node.
+#[test]
+#[ignore = "needs kubectl (Debian: kubernetes-client)"]
+fn the_node_trust_component_runs_node_sync_with_its_own_arguments() {
+    use serde_json::Value;
+    let dir = tempfile::tempdir().unwrap();
+    let spec_dir = dir.path().join("spec");
+    std::fs::create_dir(&spec_dir).unwrap();
+    let from = stream(&spec_dir, "192.168.0.99", "harbor.example.com:8443");
+    let overlay = dir.path().join("overlay");
+    std::fs::create_dir(&overlay).unwrap();
+    std::fs::copy(&from, overlay.join("containerd.yaml")).unwrap();
+    let rel = |p: &str| {
+        let abs = crate::common::repo().join(p).canonicalize().unwrap();
+        let ups = overlay.canonicalize().unwrap().components().count() - 1;
+        std::iter::repeat_n(Path::new(".."), ups)
+            .collect::<PathBuf>()
+            .join(abs.strip_prefix("/").unwrap())
+            .display()
+            .to_string()
+    };
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - {}
+components:
+  - {}
+configMapGenerator:
+  - name: regops-node-trust
+    namespace: regops-node-trust
+    files: [containerd.yaml]
+    options: {{ disableNameSuffixHash: true }}
+  - name: regops-node-trust-allow
+    namespace: regops-node-trust
+    literals: [\"allow-hosts=192.168.0.99,harbor.example.com:8443\"]
+    options: {{ disableNameSuffixHash: true }}
+",
+            rel("deploy/controller"),
+            rel("deploy/components/node-trust")
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&overlay)
+        .output()
+        .expect("kubectl (Debian: kubernetes-client)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+    };
+    let psa = |ns: &str| {
+        find("Namespace", ns)["metadata"]["labels"]["pod-security.kubernetes.io/enforce"].clone()
+    };
+    assert_eq!(psa("regops"), "restricted");
+    assert_eq!(psa("regops-node-trust"), "privileged");
+
+    let ds = find("DaemonSet", "regops-node-sync");
+    assert_eq!(ds["metadata"]["namespace"], "regops-node-trust");
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(pod["securityContext"]["runAsUser"], 0);
+    let c = &pod["containers"][0];
+    let sc = &c["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["capabilities"]["drop"][0], "ALL");
+    assert!(sc.get("capabilities").and_then(|c| c.get("add")).is_none());
+    // The host paths: /etc/containerd read-only, certs.d the only one written.
+    let volumes = pod["volumes"].as_array().unwrap();
+    let host_path = |name: &str| {
+        volumes
+            .iter()
+            .find(|v| v["name"] == name)
+            .and_then(|v| v["hostPath"]["path"].as_str())
+    };
+    let writable: Vec<&str> = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["readOnly"] != true)
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(writable, ["certs-d"], "only certs.d is mounted writable");
+    assert_eq!(host_path("certs-d"), Some("/etc/containerd/certs.d"));
+    let host_volumes: Vec<&str> = volumes
+        .iter()
+        .filter_map(|v| v["hostPath"]["path"].as_str())
+        .collect();
+    assert_eq!(host_volumes, ["/etc/containerd", "/etc/containerd/certs.d"]);
+
+    // Run its arguments as the kubelet would: $(ALLOW_HOSTS) from the ConfigMap, the
+    // ConfigMap's key as the file, the host's /etc/containerd under a directory; once.
+    let allow = find("ConfigMap", "regops-node-trust-allow")["data"]["allow-hosts"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let node = dir.path().join("node");
+    std::fs::create_dir_all(node.join("etc/containerd/certs.d")).unwrap();
+    let cm = dir.path().join("cm");
+    std::fs::create_dir(&cm).unwrap();
+    std::fs::write(
+        cm.join("containerd.yaml"),
+        find("ConfigMap", "regops-node-trust")["data"]["containerd.yaml"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let mut args: Vec<String> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            a.as_str()
+                .unwrap()
+                .replace("$(ALLOW_HOSTS)", &allow)
+                .replace(
+                    "/host/etc/containerd",
+                    &node.join("etc/containerd").display().to_string(),
+                )
+                .replace("/etc/regops-node-trust", &cm.display().to_string())
+        })
+        .collect();
+    let i = args.iter().position(|a| a == "--interval").unwrap();
+    args.drain(i..i + 2);
+    let r = run(regops().args(&args));
+    assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+    assert!(r.stderr.contains("2 written"), "{}", r.stderr);
+    assert_eq!(
+        names(&node.join("etc/containerd/certs.d")),
+        ["192.168.0.99", "harbor.example.com:8443"]
+    );
+    // No config.toml on this "node": reported, not created.
+    assert!(
+        r.stderr.contains("config.toml does not exist"),
+        "{}",
+        r.stderr
+    );
+    assert!(!node.join("etc/containerd/config.toml").exists());
+}
