@@ -254,7 +254,6 @@ pub fn blobs(reference: &str, certs: Option<&Path>) -> Vec<String> {
 
 /// The two registries of the seeds' cases in a namespace, an image in each, and containerd.
 pub struct Bench {
-    pub dir: tempfile::TempDir,
     pub tls_ref: String,
     pub http_ref: String,
     /// What each reference's registry holds: manifest, config and layer digests.
@@ -262,9 +261,11 @@ pub struct Bench {
     pub http_blobs: Vec<String>,
     pub spec: PathBuf,
     pub containerd: Containerd,
-    // Dropped after the registries: declared last.
+    // Dropped in this order, after containerd: the registries, their namespace, then the
+    // directory containerd and the registries kept their files in.
     _registries: Vec<registry::Registry>,
     _netns: Netns,
+    pub dir: tempfile::TempDir,
 }
 
 pub fn bench(tag: &str) -> Bench {
