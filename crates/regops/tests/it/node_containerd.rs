@@ -11,6 +11,11 @@
 //! the test, one over plain HTTP. Without regops' files both fetches fail (unknown authority;
 //! an HTTP response to an HTTPS client); with the directory `regops render --node-config
 //! containerd --output-dir` wrote, both succeed.
+//!
+//! IPv4 only: Debian 12's skopeo refuses an image reference with a bracketed IPv6 host
+//! ("invalid reference format"), so no image can be pushed to an IPv6 address here. The
+//! `[addr]:port` directory names are checked against containerd's `hostPaths` rules in
+//! regops-core's `node_trust` tests.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
