@@ -529,7 +529,58 @@ pub fn compute_with(
             bind_workloads(&mut d, spec, observed, (b, ps, sel), &namespaces);
         }
     }
+    node_trust_warnings(&mut d, spec, observed, only);
     d
+}
+
+/// Workloads pulling from a registry the spec marks plain HTTP or gives a CA: a pull secret
+/// does not make the nodes that run them trust it, and regops does not keep node trust in the
+/// cluster (`render --node-config`, node-sync: docs/node-trust.md). One warning per registry.
+fn node_trust_warnings(
+    d: &mut Desired,
+    spec: &Spec,
+    observed: &Observed,
+    only: Option<&BTreeSet<String>>,
+) {
+    for reg in crate::node_trust::requested(spec) {
+        let pulling: Vec<String> = observed
+            .workloads
+            .iter()
+            .filter(|w| only.is_none_or(|o| o.contains(&w.namespace)))
+            .filter(|w| {
+                w.containers
+                    .iter()
+                    .any(|c| crate::image::ImageRef::parse(&c.image).pulls_from(&reg.server.value))
+            })
+            .map(|w| format!("{} {}/{}", w.kind.object().lowercase(), w.namespace, w.name))
+            .collect();
+        let Some(first) = pulling.first() else {
+            continue;
+        };
+        let n = pulling.len();
+        let what = if reg.insecure {
+            "plain HTTP"
+        } else {
+            "a private CA"
+        };
+        d.warnings.push(Warning::new(
+            WarningKind::NodeTrust,
+            format!("registry {}", reg.name.value),
+            Message::own(if n == 1 {
+                "workload ".to_string()
+            } else {
+                format!("{n} workloads (")
+            })
+            .quote(first)
+            .and(if n == 1 { " pulls" } else { ", ...) pull" })
+            .and(" from registry ")
+            .code(&reg.name.value)
+            .and(format!(
+                " ({what}): the nodes that run {} must trust that registry, which a pull secret does not do; render their configuration with `regops render --node-config` (docs/node-trust.md)",
+                if n == 1 { "it" } else { "them" }
+            )),
+        ));
+    }
 }
 
 /// Each scope's namespaces (within `only`), less those being deleted; a warning for each

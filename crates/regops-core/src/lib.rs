@@ -17,6 +17,7 @@ pub mod group;
 pub mod image;
 pub mod import;
 pub mod login;
+pub mod node_trust;
 pub mod observed;
 pub mod ownership;
 pub mod plan;

@@ -45,6 +45,9 @@ pub enum WarningKind {
     /// A Secret is made anew (new uid): pods starting with it pull their images again
     /// (KEP-2535).
     ReverifiesImages,
+    /// Workloads pull from a plain-HTTP or private-CA registry: their nodes must trust it
+    /// (docs/node-trust.md).
+    NodeTrust,
 }
 
 /// One warning: its kind, what it is about, and what it says.
@@ -110,6 +113,9 @@ fn together(kind: WarningKind, n: usize) -> Message {
         WarningKind::CredentialExpired => format!("{n} credentials have expired"),
         WarningKind::Rotation => format!(
             "{n} Secrets' credentials change in place (same uid: the kubelet takes it as a rotation and pulls nothing again); they are first used at the next pull: prove them with `regops validate` before applying"
+        ),
+        WarningKind::NodeTrust => format!(
+            "workloads pull from {n} registries over plain HTTP or with a private CA: the nodes that run them must trust those registries, which a pull secret does not do (`regops render --node-config`, docs/node-trust.md)"
         ),
         WarningKind::ReverifiesImages => format!(
             "{n} Secrets are made anew (new uid): pods starting with them pull their images from the registry again, even those present on their node (KEP-2535); run `regops validate` first"

@@ -96,6 +96,8 @@ Examples:
   regops render -f regops.yaml                           # the namespaces the scopes name
   regops render -f regops.yaml -n web,api      # these namespaces
   regops render -f regops.yaml --show-secrets | kubectl apply -f -
+  regops render -f regops.yaml --node-config containerd                  # node trust, as YAML
+  regops render -f regops.yaml --node-config containerd --output-dir certs.d
 
 Scopes that select namespaces by label, Rancher project or KubeSphere workspace need a cluster to
 resolve; without -n, render shows only the namespaces they name.")]
@@ -247,6 +249,25 @@ Examples:
   regops show plan.json --output markdown > plan.md  # for the pull request
   regops show plan.json --output json                # the plan model (schemas/plan.schema.json)")]
     Show(ShowArgs),
+
+    /// Keep containerd's node trust on this node: write the `certs.d` host directories of
+    /// the hosts the operator allows, from what `render --node-config containerd` printed.
+    #[command(
+        name = "node-sync",
+        after_help = "\
+Only hosts given with --allow-host are written; the others are refused (exit 1, after the
+allowed ones are written). A host directory node-sync makes holds a .regops-node-trust file;
+directories without it are never written nor removed, and nothing is written through a
+symbolic link. Directories of its own whose host left the stream or the allowlist are removed.
+With --containerd-config, containerd's config.toml is read (only) to report whether its CRI
+registry config_path points at the directory node-sync writes.
+
+Examples:
+  regops render -f regops.yaml --node-config containerd > node-trust.yaml
+  regops node-sync --from node-trust.yaml --root /etc/containerd/certs.d --allow-host harbor.example.com:8443
+  regops node-sync --from /etc/regops/containerd.yaml --root /host/etc/containerd/certs.d --allow-host 192.168.0.99 --containerd-config /host/etc/containerd/config.toml --interval 1m"
+    )]
+    NodeSync(NodeSyncArgs),
 
     /// Connect to the cluster and report what regops sees (server, version, namespaces).
     #[command(
@@ -740,8 +761,68 @@ pub struct RenderArgs {
     /// Without it, secret data is replaced by a placeholder.
     #[arg(long)]
     pub show_secrets: bool,
+    /// Render instead the node configuration that makes a container runtime trust the
+    /// registries marked `insecure: true` or given a `caFile` (docs/node-trust.md). Needs no
+    /// identity: nothing is decrypted.
+    #[arg(long, value_name = "RUNTIME", conflicts_with_all = ["show_secrets", "namespaces"])]
+    pub node_config: Option<NodeRuntime>,
+    /// With --node-config: write the files into DIR, laid out as under the runtime's directory
+    /// on the node (for containerd, DIR/<host[:port]>/hosts.toml), instead of to stdout.
+    #[arg(long, value_name = "DIR", requires = "node_config")]
+    pub output_dir: Option<PathBuf>,
     #[command(flatten)]
     pub fleet: FleetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeSyncArgs {
+    /// The YAML stream `regops render --node-config containerd` printed (in the cluster, the
+    /// ConfigMap `regops apply` keeps, mounted).
+    #[arg(long, value_name = "FILE")]
+    pub from: PathBuf,
+    /// containerd's certs.d directory, as this process sees it (in the DaemonSet, the hostPath
+    /// mount).
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// A registry host (`host[:port]`, as in image references) whose node trust may be written
+    /// (comma-separated or repeated). Hosts not listed are refused.
+    #[arg(long = "allow-host", value_name = "HOST", value_delimiter = ',')]
+    pub allow_host: Vec<String>,
+    /// containerd's config.toml, read only, to report whether containerd reads --root.
+    #[arg(long, value_name = "FILE")]
+    pub containerd_config: Option<PathBuf>,
+    /// The directory --root is on the node, which containerd's config_path must name.
+    #[arg(long, value_name = "DIR", default_value = "/etc/containerd/certs.d")]
+    pub node_path: String,
+    /// Sync again every DURATION (`1m`, `30s`) instead of once, reading --from anew each
+    /// time (a mounted ConfigMap is updated in place).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub interval: Option<std::time::Duration>,
+}
+
+/// A container runtime whose node trust `render --node-config` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NodeRuntime {
+    /// certs.d/<host[:port]>/hosts.toml (containerd 1.5 and later; k8s nodes, kubeadm, EKS, GKE)
+    Containerd,
+    /// /etc/rancher/k3s/registries.yaml
+    K3s,
+    /// /etc/rancher/rke2/registries.yaml
+    Rke2,
+    /// daemon.json `insecure-registries` and certs.d/<host[:port]>/ca.crt
+    Docker,
+}
+
+impl From<NodeRuntime> for regops_core::node_trust::Runtime {
+    fn from(r: NodeRuntime) -> Self {
+        use regops_core::node_trust::Runtime;
+        match r {
+            NodeRuntime::Containerd => Runtime::Containerd,
+            NodeRuntime::K3s => Runtime::K3s,
+            NodeRuntime::Rke2 => Runtime::Rke2,
+            NodeRuntime::Docker => Runtime::Docker,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

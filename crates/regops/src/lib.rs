@@ -60,6 +60,8 @@ pub mod helper;
 pub mod load;
 pub mod lock;
 pub mod mint;
+pub mod node_sync;
+pub mod node_trust;
 pub mod observe;
 pub mod options;
 pub mod output;

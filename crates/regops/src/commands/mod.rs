@@ -11,6 +11,7 @@ mod drift;
 mod encrypt;
 mod import;
 mod keygen;
+mod node_sync;
 mod plan;
 mod rekey;
 mod render;
@@ -164,6 +165,7 @@ pub fn run(command: Command, term: Term) -> ExitStatus {
     let result = match command {
         Command::Check(a) => check::check(a, &term),
         Command::Render(a) => render::render(a, &term),
+        Command::NodeSync(a) => node_sync::node_sync(a, &term),
         Command::Keygen(a) => keygen::keygen(a, &term),
         Command::Encrypt(a) => encrypt::encrypt(a, &term),
         Command::Rekey(a) => rekey::rekey(a, &term),

@@ -1,5 +1,6 @@
 //! `regops render`: the pull-secret Secrets as manifests, without a cluster.
 
+use regops_core::node_trust::{self, Runtime};
 use regops_core::render;
 
 use crate::ExitStatus;
@@ -10,6 +11,9 @@ use crate::output::Term;
 
 pub(super) fn render(args: RenderArgs, term: &Term) -> Outcome {
     let loaded = load(&args.spec.options(), term)?;
+    if let Some(runtime) = args.node_config {
+        return node_config(&loaded, runtime.into(), args.output_dir.as_deref(), term);
+    }
     let spec = &loaded.spec;
     if args.namespaces.is_empty() {
         for scope in render::dynamic_scopes(spec) {
@@ -51,5 +55,37 @@ pub(super) fn render(args: RenderArgs, term: &Term) -> Outcome {
         return Ok(ExitStatus::Success);
     }
     term.stdout(&render::to_yaml(&objects, &loaded.name, args.show_secrets));
+    Ok(ExitStatus::Success)
+}
+
+/// `render --node-config`: the runtime's node-trust files, to stdout as a YAML stream or into
+/// a directory. Nothing is decrypted.
+fn node_config(
+    loaded: &regops_spec::Loaded,
+    runtime: Runtime,
+    output_dir: Option<&std::path::Path>,
+    term: &Term,
+) -> Outcome {
+    let hosts = crate::node_trust::trusted_hosts(loaded)?;
+    let files = node_trust::render(runtime, &hosts);
+    if files.is_empty() {
+        term.note("nothing to render: no registry is marked `insecure: true` or has a `caFile`");
+        return Ok(ExitStatus::Success);
+    }
+    match output_dir {
+        Some(dir) => {
+            crate::node_trust::write_dir(dir, &files)?;
+            term.note(&format!(
+                "wrote {} file{} for {} under {} (on the node: {})",
+                files.len(),
+                if files.len() == 1 { "" } else { "s" },
+                runtime,
+                regops_spec::untrusted::terminal(&dir.display().to_string()),
+                runtime.root()
+            ));
+        }
+        None => term.stdout(&node_trust::to_yaml(runtime, &files)),
+    }
+    term.note(&crate::node_trust::takes_effect(runtime));
     Ok(ExitStatus::Success)
 }

@@ -46,6 +46,22 @@ pub fn start_with(
     auth: &str,
 ) -> Registry {
     let port = free_port();
+    start_at(None, "127.0.0.1", port, dir, name, storage, tls, auth)
+}
+
+/// A registry listening on `ip:port`, run in network namespace `netns` when given (`ip netns
+/// exec`), so that its address need not be loopback.
+#[allow(clippy::too_many_arguments)]
+pub fn start_at(
+    netns: Option<&str>,
+    ip: &str,
+    port: u16,
+    dir: &Path,
+    name: &str,
+    storage: &Path,
+    tls: Option<(&Path, &Path)>,
+    auth: &str,
+) -> Registry {
     let tls_conf = tls.map_or(String::new(), |(c, k)| {
         format!(
             "\n  tls:\n    certificate: {}\n    key: {}",
@@ -54,12 +70,20 @@ pub fn start_with(
         )
     });
     let config = format!(
-        "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }} }}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: test-secret{tls_conf}\n{auth}",
+        "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }} }}\nhttp:\n  addr: {ip}:{port}\n  secret: test-secret{tls_conf}\n{auth}",
         storage.display()
     );
     let path = dir.join(format!("{name}.yml"));
     std::fs::write(&path, config).unwrap();
-    let child = Command::new(REGISTRY)
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, REGISTRY]);
+            c
+        }
+        None => Command::new(REGISTRY),
+    };
+    let child = cmd
         .arg("serve")
         .arg(&path)
         .stdout(Stdio::null())
@@ -67,7 +91,8 @@ pub fn start_with(
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    let addr: std::net::IpAddr = ip.parse().unwrap();
+    while TcpStream::connect((addr, port)).is_err() {
         assert!(
             started.elapsed() < Duration::from_secs(15),
             "docker-registry did not start"
@@ -107,6 +132,14 @@ pub fn workdir() -> (tempfile::TempDir, std::path::PathBuf) {
 /// A CA and a server certificate for 127.0.0.1, made for a test: (certificate, key, CA), as
 /// PEM files in `dir`.
 pub fn tls_files(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    tls_files_for(dir, &["127.0.0.1", "localhost"])
+}
+
+/// As [`tls_files`], the server certificate for `names` (host names or IP addresses).
+pub fn tls_files_for(
+    dir: &Path,
+    names: &[&str],
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -116,7 +149,7 @@ pub fn tls_files(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::pa
     let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
     let cert =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
             .unwrap()
             .signed_by(&key, &ca)
             .unwrap();
