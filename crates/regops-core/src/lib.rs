@@ -25,5 +25,6 @@ pub mod render;
 pub mod report;
 pub mod request;
 pub mod saved;
+pub mod sops;
 pub mod view;
 pub mod warning;
