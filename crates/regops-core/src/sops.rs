@@ -41,20 +41,13 @@ pub enum SopsFormat {
 }
 
 impl SopsFormat {
-    /// The format sops picks for a path, by its name's ending (`formats.FormatForPath` in
-    /// `cmd/sops/formats/formats.go`): `.yaml`/`.yml`, `.json`, `.env`, `.ini`, else binary.
+    /// The format sops picks for a path, by its name's ending
+    /// ([`regops_spec::rules::sops_format_for_path`]).
     pub fn for_path(path: &str) -> SopsFormat {
-        if path.ends_with(".yaml") || path.ends_with(".yml") {
-            SopsFormat::Yaml
-        } else if path.ends_with(".json") {
-            SopsFormat::Json
-        } else if path.ends_with(".env") {
-            SopsFormat::Dotenv
-        } else if path.ends_with(".ini") {
-            SopsFormat::Ini
-        } else {
-            SopsFormat::Binary
-        }
+        SopsFormat::parse(regops_spec::rules::sops_format_for_path(
+            std::path::Path::new(path),
+        ))
+        .unwrap_or(SopsFormat::Binary)
     }
 
     /// sops's name for it (`--input-type`).
@@ -68,8 +61,6 @@ impl SopsFormat {
             _ => return None,
         })
     }
-
-    pub const NAMES: [&'static str; 5] = ["yaml", "json", "dotenv", "ini", "binary"];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -436,12 +427,7 @@ struct Walk<'a> {
     shown: Vec<Step>,
 }
 
-/// A step of a path: a mapping key or a list index.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Step {
-    Key(String),
-    Index(usize),
-}
+pub use regops_spec::rules::SopsStep as Step;
 
 /// A path written as sops's `--extract` takes it: `["harbor"]["password"]`, `[0]`.
 pub fn show_path(steps: &[Step]) -> String {
@@ -623,31 +609,11 @@ impl fmt::Display for ExtractPath {
 }
 
 impl ExtractPath {
-    /// `parseTreePath` (`cmd/sops/main.go`): `[`-separated components each ending in `]`; a
-    /// component starting with a quote is a key (its first and last characters dropped), any
-    /// other an index.
+    /// `parseTreePath` (`cmd/sops/main.go`), as [`regops_spec::rules::sops_path`] reads it.
     pub fn parse(text: &str) -> Result<ExtractPath, SopsError> {
-        let mut steps = Vec::new();
-        for component in text.split('[') {
-            if component.is_empty() {
-                continue;
-            }
-            let inner = component
-                .strip_suffix(']')
-                .ok_or(SopsError::BadPath("a component does not end with `]`"))?;
-            if inner.starts_with('"') || inner.starts_with('\'') {
-                if inner.len() < 2 {
-                    return Err(SopsError::BadPath("a key has no closing quote"));
-                }
-                steps.push(Step::Key(inner[1..inner.len() - 1].to_string()));
-            } else {
-                let i = inner.parse::<usize>().map_err(|_| {
-                    SopsError::BadPath("a component is neither a quoted key nor an index")
-                })?;
-                steps.push(Step::Index(i));
-            }
-        }
-        Ok(ExtractPath(steps))
+        regops_spec::rules::sops_path(text)
+            .map(ExtractPath)
+            .map_err(SopsError::BadPath)
     }
 }
 

@@ -286,6 +286,16 @@ impl DecryptFailure {
 
 /// Decrypts ASCII-armored (or binary) age ciphertext.
 pub fn decrypt(ciphertext: &str, identities: &Identities) -> Result<SecretString, DecryptFailure> {
+    let plain = decrypt_bytes(ciphertext, identities)?;
+    let text = std::str::from_utf8(&plain).map_err(|_| DecryptFailure::NotUtf8)?;
+    Ok(SecretString::from(text.to_owned()))
+}
+
+/// As [`decrypt`], the plaintext as bytes (a sops file's data key is 32 raw bytes).
+pub fn decrypt_bytes(
+    ciphertext: &str,
+    identities: &Identities,
+) -> Result<Zeroizing<Vec<u8>>, DecryptFailure> {
     let ciphertext = ciphertext.trim();
     if !(ciphertext.starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
         || ciphertext.starts_with("age-encryption.org/"))
@@ -307,8 +317,7 @@ pub fn decrypt(ciphertext: &str, identities: &Identities) -> Result<SecretString
         .take(MAX_INPUT)
         .read_to_end(&mut plain)
         .map_err(|_| DecryptFailure::Damaged)?;
-    let text = std::str::from_utf8(&plain).map_err(|_| DecryptFailure::NotUtf8)?;
-    Ok(SecretString::from(text.to_owned()))
+    Ok(plain)
 }
 
 fn map_decrypt_error(e: age::DecryptError) -> DecryptFailure {

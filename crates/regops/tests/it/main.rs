@@ -35,6 +35,7 @@ mod no_leaks;
 mod parse_errors;
 mod replace;
 mod saved_plan;
+mod sops;
 mod state_files;
 mod untrusted_paths;
 mod untrusted_spec;

@@ -1,0 +1,362 @@
+//! `sops:` credential sources through the binary: a spec that points at files the real sops
+//! wrote (`crates/regops-core/tests/fixtures/sops`, unchanged) is checked, rendered, planned
+//! and applied with the age identity sops would use (`SOPS_AGE_KEY_FILE`); a tampered file, a
+//! file for another key and a missing path are located errors that name the file and the path;
+//! and a spec that plays the attacker reaches no file outside its root through `sops:`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+use crate::common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::{Run, regops, run};
+
+const PASSWORD: &str = "c0l:on $HOME 'single' \"double\" ünïcødé";
+
+fn fixtures() -> PathBuf {
+    common::repo().join("crates/regops-core/tests/fixtures/sops")
+}
+
+/// A directory holding the spec and copies of the sops fixtures under `secrets/`.
+fn workdir(spec: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+    for f in [
+        "registry.enc.yaml",
+        "registry.enc.json",
+        "registry.enc.env",
+        "registry.enc.ini",
+        "token.enc.bin",
+        "regex.enc.yaml",
+    ] {
+        std::fs::copy(fixtures().join(f), dir.path().join("secrets").join(f)).unwrap();
+    }
+    let path = dir.path().join("regops.yaml");
+    std::fs::write(&path, spec).unwrap();
+    (dir, path)
+}
+
+/// The binary with the throwaway identity the fixtures are encrypted to, as sops finds it.
+fn with_key(key: &str) -> std::process::Command {
+    let mut c = regops();
+    c.env("SOPS_AGE_KEY_FILE", fixtures().join(key));
+    c
+}
+
+const SPEC: &str = r#"apiVersion: regops.dev/v1
+kind: RegistryConfig
+metadata: { name: sops }
+registries:
+  harbor: { server: harbor.example.com, credential: harbor }
+  json: { server: json.example.com, credential: json }
+  env: { server: env.example.com, credential: env }
+  ini: { server: ini.example.com, credential: ini }
+  bin: { server: bin.example.com, credential: bin }
+  regex: { server: regex.example.com, credential: regex }
+credentials:
+  harbor:
+    username: {sops: {file: secrets/registry.enc.yaml, extract: '["harbor"]["username"]'}}
+    password: {sops: {file: secrets/registry.enc.yaml, extract: '["harbor"]["password"]'}}
+  json:
+    username: {sops: {file: secrets/registry.enc.json, extract: '["quay"][0]'}}
+    password: {sops: {file: secrets/registry.enc.json, extract: '["quay"][1]["token"]'}}
+  env:
+    username: {sops: {file: secrets/registry.enc.env, extract: '["HARBOR_USERNAME"]'}}
+    password: {sops: {file: secrets/registry.enc.env, extract: '["HARBOR_PASSWORD"]'}}
+  ini:
+    username: robot
+    password: {sops: {file: secrets/registry.enc.ini, extract: '["harbor"]["password"]'}}
+  bin:
+    username: whole-file
+    password: {sops: {file: secrets/token.enc.bin}}
+  regex:
+    username: {sops: {file: secrets/regex.enc.yaml, extract: '["harbor"]["server"]'}}
+    password: {sops: {file: secrets/regex.enc.yaml, extract: '["harbor"]["password"]'}}
+scopes:
+  web: { namespaces: [web] }
+pullSecrets:
+  pull: { registries: [harbor, json, env, ini, bin, regex], scope: web }
+"#;
+
+/// The `auths` of the `.dockerconfigjson` in the first Secret of `render`'s output.
+fn auths(stdout: &str) -> serde_json::Value {
+    let b64 = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(".dockerconfigjson: "))
+        .unwrap();
+    let b64 = b64.trim_matches('"');
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    serde_json::from_slice::<serde_json::Value>(&json).unwrap()["auths"].clone()
+}
+
+fn says(r: &Run, text: &str) -> bool {
+    r.flat_stderr()
+        .contains(&text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+#[test]
+fn check_and_render_read_every_format_sops_writes() {
+    let (_dir, spec) = workdir(SPEC);
+    let r = run(with_key("age-key.txt").arg("check").arg("-f").arg(&spec));
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(
+        says(&r, "6 of 6 credentials readable"),
+        "{}",
+        r.transcript()
+    );
+    let r = run(with_key("age-key.txt")
+        .args(["render", "--show-secrets", "-f"])
+        .arg(&spec));
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let a = auths(&r.stdout);
+    let whole = std::fs::read_to_string(fixtures().join("plain/token.bin")).unwrap();
+    for (server, user, pass) in [
+        ("harbor.example.com", "robot$ci", PASSWORD),
+        ("json.example.com", "quay-bot", "q:$tok\"en"),
+        ("env.example.com", "robot$ci", PASSWORD),
+        ("ini.example.com", "robot", PASSWORD),
+        ("bin.example.com", "whole-file", whole.as_str()),
+        ("regex.example.com", "harbor.example.com", PASSWORD),
+    ] {
+        assert_eq!(a[server]["username"], user, "{server}");
+        assert_eq!(a[server]["password"], pass, "{server}");
+    }
+}
+
+#[test]
+fn plan_and_apply_write_the_secret_from_sops_files() {
+    let cluster = common::Cluster::new(SPEC);
+    for f in [
+        "registry.enc.yaml",
+        "registry.enc.json",
+        "registry.enc.env",
+        "registry.enc.ini",
+        "token.enc.bin",
+        "regex.enc.yaml",
+    ] {
+        std::fs::create_dir_all(cluster.dir.path().join("secrets")).unwrap();
+        std::fs::copy(
+            fixtures().join(f),
+            cluster.dir.path().join("secrets").join(f),
+        )
+        .unwrap();
+    }
+    cluster
+        .server
+        .seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}))
+        .unwrap();
+    let cmd = |sub: &str, extra: &[&str]| {
+        let mut c = with_key("age-key.txt");
+        c.arg(sub)
+            .arg("-f")
+            .arg(&cluster.spec)
+            .arg("--kubeconfig")
+            .arg(&cluster.kubeconfig)
+            .args(extra);
+        c
+    };
+    let plan = run(&mut cmd("plan", &[]));
+    assert_eq!(plan.code, 2, "changes pending: {}", plan.transcript());
+    assert!(plan.stdout.contains("pull"), "{}", plan.transcript());
+    assert!(!plan.stdout.contains("c0l:on"), "{}", plan.transcript());
+    let apply = run(&mut cmd("apply", &["--yes"]));
+    assert_eq!(apply.code, 0, "{}", apply.transcript());
+    let secret = cluster.server.object("secrets", "web", "pull").unwrap();
+    let doc = base64::engine::general_purpose::STANDARD
+        .decode(secret["data"][".dockerconfigjson"].as_str().unwrap())
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+    assert_eq!(doc["auths"]["harbor.example.com"]["password"], PASSWORD);
+    assert_eq!(doc["auths"]["harbor.example.com"]["username"], "robot$ci");
+    let again = run(&mut cmd("plan", &[]));
+    assert_eq!(again.code, 0, "in step after apply: {}", again.transcript());
+}
+
+/// Runs `check` on a spec whose one credential's password is `password`, in `dir`.
+fn check_one(dir: &Path, password: &str, key: &str) -> Run {
+    let spec = dir.join("regops.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "apiVersion: regops.dev/v1\nkind: RegistryConfig\nregistries:\n  r: {{ server: r.example.com, credential: c }}\ncredentials:\n  c:\n    username: u\n    password: {password}\nscopes:\n  s: {{ namespaces: [web] }}\npullSecrets:\n  pull: {{ registries: [r], scope: s }}\n"
+        ),
+    )
+    .unwrap();
+    run(with_key(key).arg("check").arg("-f").arg(&spec))
+}
+
+#[test]
+fn a_tampered_file_another_key_or_a_missing_path_is_a_located_error_without_values() {
+    let (dir, _) = workdir("");
+    let d = dir.path();
+    let src =
+        |path: &str| format!("{{sops: {{file: secrets/registry.enc.yaml, extract: '{path}'}}}}");
+    // A missing path.
+    let r = check_one(d, &src(r#"["harbor"]["pasword"]"#), "age-key.txt");
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        says(
+            &r,
+            r#"at ["harbor"]["pasword"]: ["harbor"]["pasword"] is not in the file"#
+        ),
+        "{}",
+        r.transcript()
+    );
+    assert!(
+        r.stderr.contains("registry.enc.yaml") && r.stderr.contains("regops.yaml:8"),
+        "{}",
+        r.transcript()
+    );
+    // Another key.
+    let r = check_one(d, &src(r#"["harbor"]["password"]"#), "other-age-key.txt");
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        says(&r, "none of regops' identities decrypts its data key"),
+        "{}",
+        r.transcript()
+    );
+    // A value changed: another value's ciphertext moved into its place.
+    let file = d.join("secrets/registry.enc.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let ct = |key: &str| {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{key}: ENC[")))
+            .unwrap();
+        line.split_once(": ").unwrap().1.to_string()
+    };
+    std::fs::write(&file, text.replacen(&ct("password"), &ct("username"), 1)).unwrap();
+    let r = check_one(d, &src(r#"["harbor"]["username"]"#), "age-key.txt");
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        says(
+            &r,
+            r#"the value at ["harbor"]["password"] does not decrypt"#
+        ),
+        "{}",
+        r.transcript()
+    );
+    // The plaintext of no value is ever shown.
+    for s in [PASSWORD, "c0l:on", "robot$ci", "quay-bot"] {
+        assert!(
+            !r.stdout.contains(s) && !r.stderr.contains(s),
+            "{}",
+            r.transcript()
+        );
+    }
+    // A binary file needs no `extract`; any other does, and it is a spec error.
+    let r = check_one(
+        d,
+        "{sops: {file: secrets/registry.enc.yaml}}",
+        "age-key.txt",
+    );
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(says(&r, "needs `extract`"), "{}", r.transcript());
+    let r = check_one(
+        d,
+        "{sops: {file: secrets/registry.enc.yaml, extract: 'harbor.password'}}",
+        "age-key.txt",
+    );
+    assert!(says(&r, "is not a sops path"), "{}", r.transcript());
+}
+
+/// The doors `sops:` opens, played by a pull request's author: a path out of the root, a
+/// symlink out of it, a file too large to read, and a FIFO that would block a reader. Each is
+/// refused, located, and the FIFO without waiting.
+#[test]
+fn a_sops_file_outside_the_root_a_symlink_a_huge_file_or_a_fifo_is_refused() {
+    let outer = tempfile::tempdir().unwrap();
+    let root = outer.path().join("repo");
+    std::fs::create_dir_all(root.join("secrets")).unwrap();
+    std::fs::copy(
+        fixtures().join("registry.enc.yaml"),
+        outer.path().join("outside.enc.yaml"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        outer.path().join("outside.enc.yaml"),
+        root.join("secrets/link.enc.yaml"),
+    )
+    .unwrap();
+    let big = std::fs::File::create(root.join("secrets/huge.enc.yaml")).unwrap();
+    big.set_len(64 << 20).unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        root.join("secrets/fifo.enc.yaml"),
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+    )
+    .unwrap();
+    let src =
+        |file: &str| format!("{{sops: {{file: {file}, extract: '[\"harbor\"][\"password\"]'}}}}");
+    for (file, expect) in [
+        ("../outside.enc.yaml", "outside the spec's root"),
+        ("secrets/link.enc.yaml", "outside the spec's root"),
+        ("secrets/huge.enc.yaml", "larger than the 1024 KiB limit"),
+        ("secrets/fifo.enc.yaml", "not a regular file"),
+    ] {
+        let started = Instant::now();
+        let r = check_one(&root, &src(file), "age-key.txt");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{file} blocked"
+        );
+        assert_eq!(r.code, 1, "{file}: {}", r.transcript());
+        assert!(says(&r, expect), "{file}: {}", r.transcript());
+        assert!(
+            r.stderr.contains("regops.yaml:8"),
+            "{file} unlocated: {}",
+            r.transcript()
+        );
+        assert!(!r.stderr.contains("c0l:on"), "{}", r.transcript());
+    }
+    // A username read through a symlink out of the root is refused too.
+    let spec = root.join("regops.yaml");
+    std::fs::write(
+        &spec,
+        "apiVersion: regops.dev/v1\nkind: RegistryConfig\nregistries:\n  r: { server: r.example.com, credential: c }\ncredentials:\n  c:\n    username: {sops: {file: secrets/link.enc.yaml, extract: '[\"harbor\"][\"username\"]'}}\n    password: { env: REGOPS_CRED_C }\nscopes:\n  s: { namespaces: [web] }\npullSecrets:\n  pull: { registries: [r], scope: s }\n",
+    )
+    .unwrap();
+    let r = run(with_key("age-key.txt")
+        .env("REGOPS_CRED_C", "x")
+        .arg("check")
+        .arg("-f")
+        .arg(&spec));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(says(&r, "the sops file of `c`"), "{}", r.transcript());
+    assert!(!r.stderr.contains("robot$ci"), "{}", r.transcript());
+}
+
+#[test]
+fn rekey_leaves_sops_files_alone_and_says_so() {
+    let (dir, spec) = workdir(SPEC);
+    let before = std::fs::read(dir.path().join("secrets/registry.enc.yaml")).unwrap();
+    let (_, public) = common::keygen(dir.path(), "me.txt");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        text.replace(
+            "metadata: { name: sops }\n",
+            &format!("metadata: {{ name: sops }}\nrecipients: [{public}]\n"),
+        ),
+    )
+    .unwrap();
+    let r = run(with_key("age-key.txt").arg("rekey").arg("-f").arg(&spec));
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(
+        says(
+            &r,
+            "credential `harbor` is read from a sops file: rekey leaves it alone (run `sops updatekeys` on the file"
+        ),
+        "{}",
+        r.transcript()
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("secrets/registry.enc.yaml")).unwrap(),
+        before
+    );
+}
