@@ -261,7 +261,7 @@ pub enum UsernameSchema {
 
 /// A value read from a file sops encrypted (YAML, JSON, dotenv, INI or binary), with the age
 /// identities regops finds (those sops finds too: `SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE`,
-/// `~/.config/sops/age/keys.txt`). Its MAC
+/// `~/.config/sops/age/keys.txt`, `SOPS_AGE_SSH_PRIVATE_KEY_FILE`, `SOPS_AGE_KEY_CMD`). Its MAC
 /// is checked as sops checks it; files whose data key is not age-encrypted, or that use key
 /// groups, are refused.
 #[derive(Clone, Debug, JsonSchema)]

@@ -360,3 +360,98 @@ fn rekey_leaves_sops_files_alone_and_says_so() {
         before
     );
 }
+
+/// A spec of one credential whose password is read from `file` (a fixture).
+fn one_from(dir: &Path, file: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("secrets")).unwrap();
+    std::fs::copy(fixtures().join(file), dir.join("secrets").join(file)).unwrap();
+    let spec = dir.join("regops.yaml");
+    std::fs::write(
+        &spec,
+        format!("apiVersion: regops.dev/v1\nkind: RegistryConfig\nregistries:\n  r: {{ server: r.example.com, credential: c }}\ncredentials:\n  c:\n    username: u\n    password: {{sops: {{file: secrets/{file}, extract: '[\"harbor\"][\"password\"]'}}}}\nscopes:\n  s: {{ namespaces: [web] }}\npullSecrets:\n  pull: {{ registries: [r], scope: s }}\n"),
+    )
+    .unwrap();
+    spec
+}
+
+/// sops's `SOPS_AGE_SSH_PRIVATE_KEY_FILE`: a file encrypted to an SSH key (age's
+/// `ssh-ed25519` recipient) decrypts with the key it names.
+#[test]
+fn sops_age_ssh_private_key_file_decrypts_a_file_for_an_ssh_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_from(dir.path(), "ssh.enc.yaml");
+    let r = run(regops()
+        .env("SOPS_AGE_SSH_PRIVATE_KEY_FILE", fixtures().join("ssh-key"))
+        .args(["render", "--show-secrets", "-f"])
+        .arg(&spec));
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert_eq!(auths(&r.stdout)["r.example.com"]["password"], PASSWORD);
+    // Without it, the age key of the other fixtures does not open it.
+    let r = run(with_key("age-key.txt").arg("check").arg("-f").arg(&spec));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        says(&r, "it is encrypted to ssh-ed25519 AAAA"),
+        "{}",
+        r.transcript()
+    );
+}
+
+/// sops's `SOPS_AGE_KEY_CMD`: the operator's command prints the identities. It runs as the
+/// operator's credential helpers do, with the allowlist of regops' environment only (a CI
+/// token in regops' environment does not reach it), and its failure is reported with what it
+/// said on stderr.
+#[test]
+fn sops_age_key_cmd_runs_with_the_allowlisted_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_from(dir.path(), "registry.enc.yaml");
+    let seen = dir.path().join("seen-env");
+    let script = dir.path().join("print-key");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nenv > '{}'\ncat \"$1\"\n", seen.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cmd = format!(
+        "'{}' \"{}\"",
+        script.display(),
+        fixtures().join("age-key.txt").display()
+    );
+    let r = run(regops()
+        .env("PATH", "/usr/bin:/bin")
+        .env("SOPS_AGE_KEY_CMD", &cmd)
+        .env("GITHUB_TOKEN", "ghs_job_token_never_passed")
+        .args(["render", "--show-secrets", "-f"])
+        .arg(&spec));
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert_eq!(auths(&r.stdout)["r.example.com"]["password"], PASSWORD);
+    let env = std::fs::read_to_string(&seen).unwrap();
+    assert!(env.contains("PATH=/usr/bin:/bin"), "{env}");
+    assert!(
+        !env.contains("GITHUB_TOKEN") && !env.contains("SOPS_AGE_KEY_CMD"),
+        "{env}"
+    );
+    // A command that fails: its stderr's first line, never its stdout.
+    std::fs::write(&script, "#!/bin/sh\necho AGE-SECRET-KEY-1PRINTEDBEFOREFAILING\necho 'vault is sealed' >&2\nexit 3\n").unwrap();
+    let r = run(regops()
+        .env("PATH", "/usr/bin:/bin")
+        .env("SOPS_AGE_KEY_CMD", &cmd)
+        .arg("check")
+        .arg("-f")
+        .arg(&spec));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        says(
+            &r,
+            "$SOPS_AGE_KEY_CMD failed (exit status: 3): vault is sealed"
+        ),
+        "{}",
+        r.transcript()
+    );
+    assert!(
+        !r.stderr.contains("PRINTEDBEFOREFAILING"),
+        "{}",
+        r.transcript()
+    );
+}
