@@ -117,6 +117,12 @@ pub enum SopsError {
     BadPath(&'static str),
     #[error("{path} is not in the file")]
     NotFound { path: String },
+    #[error("the value at {path} is not base64 text (`decode: base64`)")]
+    NotBase64 { path: String },
+    #[error("the value at {path} is not a JSON document (`jsonKey`)")]
+    NotJson { path: String },
+    #[error("{key} is not in the JSON document at {path}")]
+    NotInJson { path: String, key: String },
     #[error("{path} is {what}, not a single value")]
     NotAValue { path: String, what: &'static str },
 }
@@ -663,5 +669,84 @@ impl Decrypted {
             path: show_path(&steps),
             what,
         })
+    }
+}
+
+/// How a value read from a sops file is unwrapped before use: a Kubernetes Secret's `data` holds
+/// base64, and a `.dockerconfigjson` holds JSON around the password.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Unwrap {
+    /// `decode: base64`: the value is base64 (standard alphabet, padded, as Kubernetes writes
+    /// `data`).
+    pub base64: bool,
+    /// `jsonKey`: the value is a JSON document; take this path's value from it.
+    pub json: Option<ExtractPath>,
+}
+
+/// A `jsonKey` as written: a plain key (`password`), or a path in `--extract` syntax
+/// (`["auths"]["harbor.example.com"]["password"]`).
+pub fn json_key(text: &str) -> Result<ExtractPath, SopsError> {
+    if text.starts_with('[') {
+        ExtractPath::parse(text)
+    } else {
+        Ok(ExtractPath(vec![Step::Key(text.to_string())]))
+    }
+}
+
+impl Unwrap {
+    /// `value`, found at `at` in the file, unwrapped.
+    pub fn apply(
+        &self,
+        value: Zeroizing<String>,
+        at: &ExtractPath,
+    ) -> Result<Zeroizing<String>, SopsError> {
+        let path = || at.to_string();
+        let value = if self.base64 {
+            let bytes = Zeroizing::new(
+                base64::engine::general_purpose::STANDARD
+                    .decode(value.trim().as_bytes())
+                    .map_err(|_| SopsError::NotBase64 { path: path() })?,
+            );
+            Zeroizing::new(
+                std::str::from_utf8(&bytes)
+                    .map_err(|_| SopsError::NotBase64 { path: path() })?
+                    .to_string(),
+            )
+        } else {
+            value
+        };
+        let Some(key) = &self.json else {
+            return Ok(value);
+        };
+        let tree =
+            formats::json_document(&value).map_err(|_| SopsError::NotJson { path: path() })?;
+        let mut current = &tree;
+        for step in &key.0 {
+            let next = match (step, current) {
+                (Step::Key(k), Tree::Map(entries)) => {
+                    entries.iter().find(|(key, _)| key == k).map(|(_, v)| v)
+                }
+                (Step::Index(i), Tree::Seq(items)) => items.get(*i),
+                _ => None,
+            };
+            current = next.ok_or_else(|| SopsError::NotInJson {
+                path: path(),
+                key: key.to_string(),
+            })?;
+        }
+        match current {
+            Tree::Str(s) => Ok(s.clone()),
+            Tree::Int(i) => Ok(Zeroizing::new(i.to_string())),
+            Tree::Float(f) => Ok(Zeroizing::new(go_float(*f))),
+            Tree::Bool(b) => Ok(Zeroizing::new(b.to_string())),
+            Tree::Map(_) | Tree::Seq(_) | Tree::Null => Err(SopsError::NotAValue {
+                path: format!("{key} in the JSON document at {}", path()),
+                what: match current {
+                    Tree::Map(_) => "a mapping",
+                    Tree::Seq(_) => "a list",
+                    _ => "null",
+                },
+            }),
+        }
     }
 }

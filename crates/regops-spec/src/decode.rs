@@ -37,7 +37,7 @@ pub const CREDENTIAL_FIELDS: &[&str] = &[
 pub const SECRET_SOURCE_FIELDS: &[&str] = &[
     "ageFile", "env", "file", "helper", "sops", "ecr", "gcp", "acr",
 ];
-pub const SOPS_FIELDS: &[&str] = &["file", "extract", "format"];
+pub const SOPS_FIELDS: &[&str] = &["file", "extract", "format", "decode", "jsonKey"];
 pub const ECR_FIELDS: &[&str] = &["region", "registryId", "roleArn"];
 pub const GCP_FIELDS: &[&str] = &[];
 pub const ACR_FIELDS: &[&str] = &["tenantId", "clientId"];
@@ -819,10 +819,42 @@ impl<'d> Decoder<'d> {
             );
             return None;
         }
+        let decode = field(e, "decode").and_then(|n| self.string(n, "a decoding"));
+        if let Some(d) = &decode
+            && d.value != "base64"
+        {
+            self.push(
+                Diagnostic::error(
+                    "spec::invalid-value",
+                    format!(
+                        "`decode` of {what}: `{}` is not a decoding regops knows",
+                        d.value
+                    ),
+                )
+                .with_label(d.loc, "not `base64`"),
+            );
+            return None;
+        }
+        let json_key = field(e, "jsonKey").and_then(|n| self.string(n, "a JSON key"));
+        if let Some(k) = &json_key
+            && k.value.starts_with('[')
+            && let Err(why) = rules::sops_path(k)
+        {
+            self.push(
+                Diagnostic::error(
+                    "spec::invalid-value",
+                    format!("`jsonKey` of {what} is not a key nor a sops path: {why}"),
+                )
+                .with_label(k.loc, "not a key nor a sops path"),
+            );
+            return None;
+        }
         Some(SopsSource {
             file: Spanned::new(PathBuf::from(file.value), file.loc),
             extract,
             format,
+            decode,
+            json_key,
             loc: node.loc,
         })
     }

@@ -256,7 +256,7 @@ pub enum UsernameSchema {
     /// The login name as written.
     Name(String),
     /// Read from a file sops encrypted.
-    Sops { sops: SopsSource },
+    Sops { sops: Box<SopsSource> },
 }
 
 /// A value read from a file sops encrypted (YAML, JSON, dotenv, INI or binary), with the age
@@ -277,6 +277,12 @@ pub struct SopsSource {
     /// and `.yml`, `.json`, `.env`, `.ini`, else binary).
     #[schemars(extend("enum" = ["yaml", "json", "dotenv", "ini", "binary"]))]
     pub format: Option<Spanned<String>>,
+    /// `base64`: the value is base64, as in a Kubernetes Secret's `data`.
+    #[schemars(extend("enum" = ["base64"]))]
+    pub decode: Option<Spanned<String>>,
+    /// The value is a JSON document (a `.dockerconfigjson`): read this key of it, or this path
+    /// in `--extract` syntax (`["auths"]["harbor.example.com"]["password"]`). After `decode`.
+    pub json_key: Option<Spanned<String>>,
     #[schemars(skip)]
     pub loc: Loc,
 }

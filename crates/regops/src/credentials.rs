@@ -431,6 +431,17 @@ fn from_sops(
     let value = decrypted
         .extract(&path_in_file)
         .map_err(|e| fail(src.extract.as_ref().map_or(src.loc, |x| x.loc), &e))?;
+    let unwrap = regops_core::sops::Unwrap {
+        base64: src.decode.as_ref().is_some_and(|d| d.value == "base64"),
+        json: src
+            .json_key
+            .as_ref()
+            .map(|k| regops_core::sops::json_key(&k.value).map_err(|e| fail(k.loc, &e)))
+            .transpose()?,
+    };
+    let value = unwrap
+        .apply(value, &path_in_file)
+        .map_err(|e| fail(src.loc, &e))?;
     Ok(value.as_str().to_owned())
 }
 

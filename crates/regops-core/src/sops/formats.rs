@@ -225,6 +225,11 @@ fn json(text: &str, format: SopsFormat) -> Result<Tree, SopsError> {
         })
 }
 
+/// A JSON document held in a value (`jsonKey`), its strings in zeroizing buffers.
+pub(super) fn json_document(text: &str) -> Result<Tree, SopsError> {
+    json(text, SopsFormat::Json)
+}
+
 struct JsonTree(Tree);
 
 impl<'de> serde::Deserialize<'de> for JsonTree {

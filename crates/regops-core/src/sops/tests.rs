@@ -420,3 +420,72 @@ fn formats_follow_the_file_name_as_sops_picks_them() {
         "2026-12-07T13:25:51Z"
     );
 }
+
+/// A Kubernetes Secret as Flux's guide has sops encrypt it (`encrypted_regex:
+/// ^(data|stringData)$`): `data` holds base64, a `.dockerconfigjson` holds JSON.
+#[test]
+fn values_of_a_flux_secret_are_unwrapped_from_base64_and_json() {
+    let d = open("flux-secrets.enc.yaml");
+    let at = |p: &str| ExtractPath::parse(p).unwrap();
+    let unwrap = |p: &str, base64: bool, json: Option<&str>| {
+        Unwrap {
+            base64,
+            json: json.map(|j| json_key(j).unwrap()),
+        }
+        .apply(d.extract(&at(p)).unwrap(), &at(p))
+        .map(|v| v.to_string())
+    };
+    assert_eq!(get(&d, r#"["stringData"]["username"]"#), "robot$ci");
+    assert_eq!(get(&d, r#"["kind"]"#), "Secret");
+    assert_eq!(
+        unwrap(r#"["data"]["password"]"#, true, None).unwrap(),
+        PASSWORD
+    );
+    let docker = r#"["data"][".dockerconfigjson"]"#;
+    assert_eq!(
+        unwrap(
+            docker,
+            true,
+            Some(r#"["auths"]["harbor.example.com"]["password"]"#)
+        )
+        .unwrap(),
+        PASSWORD
+    );
+    assert_eq!(
+        unwrap(
+            docker,
+            true,
+            Some(r#"["auths"]["harbor.example.com"]["username"]"#)
+        )
+        .unwrap(),
+        "robot$ci"
+    );
+    // What is not there, or not of the kind said, is named, not shown.
+    assert_eq!(
+        unwrap(docker, true, Some(r#"["auths"]["quay.io"]["password"]"#))
+            .unwrap_err()
+            .to_string(),
+        r#"["auths"]["quay.io"]["password"] is not in the JSON document at ["data"][".dockerconfigjson"]"#
+    );
+    assert_eq!(
+        unwrap(docker, false, Some("auths"))
+            .unwrap_err()
+            .to_string(),
+        r#"the value at ["data"][".dockerconfigjson"] is not a JSON document (`jsonKey`)"#
+    );
+    assert_eq!(
+        unwrap(r#"["stringData"]["username"]"#, true, None)
+            .unwrap_err()
+            .to_string(),
+        r#"the value at ["stringData"]["username"] is not base64 text (`decode: base64`)"#
+    );
+    assert_eq!(
+        unwrap(docker, true, Some("auths")).unwrap_err().to_string(),
+        r#"["auths"] in the JSON document at ["data"][".dockerconfigjson"] is a mapping, not a single value"#
+    );
+    // A plaintext value of the Secret (its name) is covered by the MAC.
+    assert_eq!(
+        tampered("flux-secrets.enc.yaml", "name: harbor-pull", "name: evil"),
+        SopsError::MacMismatch
+    );
+}

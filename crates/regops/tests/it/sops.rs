@@ -679,3 +679,55 @@ fn the_real_sops_encrypts_fresh_files_and_regops_reads_what_sops_decrypts() {
         assert_eq!(a[&server]["password"].as_str().unwrap(), want, "{server}");
     }
 }
+
+/// A Flux repository's Secret, as Flux's guide has sops encrypt it (only `data` and
+/// `stringData`), read unchanged: a `.dockerconfigjson` in `data` (base64 of JSON), and a
+/// base64 `password` beside a `stringData` user name.
+#[test]
+fn a_flux_secret_is_read_as_it_is_in_the_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("clusters/prod")).unwrap();
+    std::fs::copy(
+        fixtures().join("flux-secrets.enc.yaml"),
+        dir.path().join("clusters/prod/harbor-pull.sops.yaml"),
+    )
+    .unwrap();
+    let spec = dir.path().join("regops.yaml");
+    let file = "clusters/prod/harbor-pull.sops.yaml";
+    let docker = r#"'["data"][".dockerconfigjson"]'"#;
+    std::fs::write(
+        &spec,
+        format!(
+            "apiVersion: regops.dev/v1\nkind: RegistryConfig\nregistries:\n  harbor: {{ server: harbor.example.com, credential: harbor }}\n  basic: {{ server: basic.example.com, credential: basic }}\ncredentials:\n  harbor:\n    username: {{sops: {{file: {file}, extract: {docker}, decode: base64, jsonKey: '[\"auths\"][\"harbor.example.com\"][\"username\"]'}}}}\n    password: {{sops: {{file: {file}, extract: {docker}, decode: base64, jsonKey: '[\"auths\"][\"harbor.example.com\"][\"password\"]'}}}}\n  basic:\n    username: {{sops: {{file: {file}, extract: '[\"stringData\"][\"username\"]'}}}}\n    password: {{sops: {{file: {file}, extract: '[\"data\"][\"password\"]', decode: base64}}}}\nscopes:\n  s: {{ namespaces: [web] }}\npullSecrets:\n  pull: {{ registries: [harbor, basic], scope: s }}\n"
+        ),
+    )
+    .unwrap();
+    let r = run(with_key("age-key.txt")
+        .args(["render", "--show-secrets", "-f"])
+        .arg(&spec));
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let a = auths(&r.stdout);
+    for server in ["harbor.example.com", "basic.example.com"] {
+        assert_eq!(a[server]["username"], "robot$ci", "{server}");
+        assert_eq!(a[server]["password"], PASSWORD, "{server}");
+    }
+    // Without `decode`, the JSON is not found: a located error that shows none of it.
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        text.replacen(", decode: base64, jsonKey", ", jsonKey", 1),
+    )
+    .unwrap();
+    let r = run(with_key("age-key.txt").arg("check").arg("-f").arg(&spec));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        says(&r, "is not a JSON document (`jsonKey`)"),
+        "{}",
+        r.transcript()
+    );
+    assert!(
+        !r.stderr.contains("robot$ci") && !r.stderr.contains("c0l:on"),
+        "{}",
+        r.transcript()
+    );
+}
