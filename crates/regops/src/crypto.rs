@@ -292,16 +292,40 @@ fn parse_identities(text: &str, origin: &str, ids: &mut Identities) -> Result<()
         }
     }
     // A post-quantum hybrid identity (age 1.3's ML-KEM-768 + X25519, `AGE-SECRET-KEY-PQ-1`):
-    // the age library regops is built on (0.12) has no identity of that kind.
-    if let Some(n) = text
+    // the age library regops is built on (0.12) has no identity of that kind. It is left out
+    // (its line blanked, so that age's line numbers still hold) when the file has others, and
+    // is the error when it has none.
+    let pq_line = text
         .lines()
-        .position(|l| l.trim_start().starts_with("AGE-SECRET-KEY-PQ-1"))
-    {
-        return Err(CryptoError::PostQuantum {
-            origin: origin.to_string(),
-            line: n + 1,
-        });
-    }
+        .position(|l| l.trim_start().starts_with("AGE-SECRET-KEY-PQ-1"));
+    let without_pq;
+    let text = match pq_line {
+        None => text,
+        Some(line) => {
+            without_pq = Zeroizing::new(
+                text.lines()
+                    .map(|l| {
+                        if l.trim_start().starts_with("AGE-SECRET-KEY-PQ-1") {
+                            ""
+                        } else {
+                            l
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
+            if !without_pq
+                .lines()
+                .any(|l| l.trim_start().starts_with("AGE-SECRET-KEY-1"))
+            {
+                return Err(CryptoError::PostQuantum {
+                    origin: origin.to_string(),
+                    line: line + 1,
+                });
+            }
+            without_pq.as_str()
+        }
+    };
     let file = age::IdentityFile::from_buffer(text.as_bytes()).map_err(|e| {
         CryptoError::NoIdentityInFile {
             origin: origin.to_string(),
@@ -505,6 +529,19 @@ mod tests {
             e.to_string(),
             "$SOPS_AGE_KEY, line 2 is a post-quantum age identity (AGE-SECRET-KEY-PQ-1...), which regops cannot use: it reads age X25519 and SSH identities"
         );
+        // Beside an X25519 identity, it is left out and the other is used.
+        let x25519 = generate_identity();
+        let both = format!(
+            "AGE-SECRET-KEY-PQ-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ\n{}\n",
+            x25519.secret.expose_secret()
+        );
+        let env = move |k: &str| (k == "SOPS_AGE_KEY").then(|| both.clone());
+        let lookup = IdentityLookup {
+            files: &[],
+            env: &env,
+        };
+        let ids = lookup.load().unwrap();
+        assert_eq!(ids.origins, ["$SOPS_AGE_KEY"]);
     }
 
     /// As a POSIX shell (and sops's `shlex.Split`) splits a command line.
