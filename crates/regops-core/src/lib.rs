@@ -26,5 +26,6 @@ pub mod render;
 pub mod report;
 pub mod request;
 pub mod saved;
+pub mod sops;
 pub mod view;
 pub mod warning;

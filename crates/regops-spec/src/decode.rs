@@ -34,8 +34,10 @@ pub const CREDENTIAL_FIELDS: &[&str] = &[
     "warnBefore",
     "refreshBefore",
 ];
-pub const SECRET_SOURCE_FIELDS: &[&str] =
-    &["ageFile", "env", "file", "helper", "ecr", "gcp", "acr"];
+pub const SECRET_SOURCE_FIELDS: &[&str] = &[
+    "ageFile", "env", "file", "helper", "sops", "ecr", "gcp", "acr",
+];
+pub const SOPS_FIELDS: &[&str] = &["file", "extract", "format", "decode", "jsonKey"];
 pub const ECR_FIELDS: &[&str] = &["region", "registryId", "roleArn"];
 pub const GCP_FIELDS: &[&str] = &[];
 pub const ACR_FIELDS: &[&str] = &["tenantId", "clientId"];
@@ -71,6 +73,7 @@ pub const FIELD_TABLE: &[(&str, &[&str])] = &[
     ("EcrSource", ECR_FIELDS),
     ("GcpSource", GCP_FIELDS),
     ("AcrSource", ACR_FIELDS),
+    ("SopsSource", SOPS_FIELDS),
     ("Scope", SCOPE_FIELDS),
     ("LabelSelector", SELECTOR_FIELDS),
     ("LabelRequirement", REQUIREMENT_FIELDS),
@@ -531,13 +534,36 @@ impl<'d> Decoder<'d> {
             _ => None,
         });
         let from_helper = source_key.is_some();
-        let username = if from_helper {
-            field(e, "username").and_then(|n| self.string(n, "a user name"))
+        // `username: {sops: {...}}`: read from a sops file when regops runs.
+        let username_node = field(e, "username");
+        let username_sops = match username_node.map(|n| &n.value) {
+            Some(Value::Map(_)) if !from_helper => {
+                let what = format!("the user name of {desc}");
+                let n = username_node?;
+                let e = self.mapping(n, &what, &["sops"])?;
+                let Some(inner) = field(e, "sops") else {
+                    self.push(
+                        Diagnostic::error(
+                            "spec::invalid-value",
+                            format!("the user name of {desc} is a mapping without `sops`"),
+                        )
+                        .with_label(n.loc, "a name, or `{sops: {file, extract}}`"),
+                    );
+                    return None;
+                };
+                Some(self.sops_source(inner, &format!("`sops` of {what}"))?)
+            }
+            _ => None,
+        };
+        let username = if username_sops.is_some() {
+            None
+        } else if from_helper {
+            username_node.and_then(|n| self.string(n, "a user name"))
         } else {
             self.required(e, "username", name.loc, &desc)
                 .and_then(|n| self.string(n, "a user name"))
         };
-        let missing_username = username.is_none() && !from_helper;
+        let missing_username = username.is_none() && username_sops.is_none() && !from_helper;
         if let Some(u) = &username
             && u.contains(':')
         {
@@ -588,6 +614,7 @@ impl<'d> Decoder<'d> {
         Some(Credential {
             name,
             username,
+            username_sops,
             password,
             email,
             expires,
@@ -739,6 +766,99 @@ impl<'d> Decoder<'d> {
 
     /// `{ ecr: { region, registryId?, roleArn? } }`, `{ gcp: {} }`, `{ acr: { tenantId?, clientId? } }`.
     // Kept whole (over 80 lines): one arm per cloud, each checking its own fields.
+    /// `{file, extract, format}` of a `sops:` source.
+    fn sops_source(&mut self, node: &Node, what: &str) -> Option<SopsSource> {
+        let e = self.mapping(node, what, SOPS_FIELDS)?;
+        let file = self
+            .required(e, "file", node.loc, what)
+            .and_then(|n| self.string(n, "a path"));
+        let format = field(e, "format").and_then(|n| self.string(n, "a sops format"));
+        if let Some(f) = &format
+            && !rules::SOPS_FORMATS.contains(&f.value.as_str())
+        {
+            self.push(
+                Diagnostic::error(
+                    "spec::invalid-value",
+                    format!(
+                        "`format` of {what}: `{}` is not a format sops writes",
+                        f.value
+                    ),
+                )
+                .with_label(f.loc, "not a sops format")
+                .with_help(format!("one of {}", rules::SOPS_FORMATS.join(", "))),
+            );
+            return None;
+        }
+        let file = file?;
+        let extract = field(e, "extract").and_then(|n| self.string(n, "a sops path"));
+        let is_binary = match &format {
+            Some(f) => f.value == "binary",
+            None => rules::sops_format_for_path(std::path::Path::new(&file.value)) == "binary",
+        };
+        if extract.is_none() && !is_binary {
+            self.push(
+                Diagnostic::error(
+                    "spec::missing-field",
+                    format!("{what} needs `extract`: which value of the file to read"),
+                )
+                .with_label(node.loc, "no `extract`")
+                .with_help("write the value's path as sops's --extract takes it: `extract: '[\"harbor\"][\"password\"]'`"),
+            );
+            return None;
+        }
+        if let Some(x) = &extract
+            && let Err(why) = rules::sops_path(x)
+        {
+            self.push(
+                Diagnostic::error(
+                    "spec::invalid-value",
+                    format!("`extract` of {what} is not a sops path: {why}"),
+                )
+                .with_label(x.loc, "not a sops path")
+                .with_help("write it as sops's --extract takes it: `[\"key\"][0]`"),
+            );
+            return None;
+        }
+        let decode = field(e, "decode").and_then(|n| self.string(n, "a decoding"));
+        if let Some(d) = &decode
+            && d.value != "base64"
+        {
+            self.push(
+                Diagnostic::error(
+                    "spec::invalid-value",
+                    format!(
+                        "`decode` of {what}: `{}` is not a decoding regops knows",
+                        d.value
+                    ),
+                )
+                .with_label(d.loc, "not `base64`"),
+            );
+            return None;
+        }
+        let json_key = field(e, "jsonKey").and_then(|n| self.string(n, "a JSON key"));
+        if let Some(k) = &json_key
+            && k.value.starts_with('[')
+            && let Err(why) = rules::sops_path(k)
+        {
+            self.push(
+                Diagnostic::error(
+                    "spec::invalid-value",
+                    format!("`jsonKey` of {what} is not a key nor a sops path: {why}"),
+                )
+                .with_label(k.loc, "not a key nor a sops path"),
+            );
+            return None;
+        }
+        Some(SopsSource {
+            file: Spanned::new(PathBuf::from(file.value), file.loc),
+            extract,
+            format,
+            decode,
+            json_key,
+            loc: node.loc,
+        })
+    }
+
     fn minted_source(&mut self, key: &str, node: &Node, desc: &str) -> Option<SecretSource> {
         let what = format!("`{key}` of the password of {desc}");
         let known = match key {
@@ -868,7 +988,7 @@ impl<'d> Decoder<'d> {
                     .collect();
                 if present.len() != 1 {
                     self.push(
-                        Diagnostic::error("spec::secret-source", format!("the password of {desc} needs exactly one of `ageFile`, `env`, `file`, `helper`, `ecr`, `gcp`, `acr`"))
+                        Diagnostic::error("spec::secret-source", format!("the password of {desc} needs exactly one of `ageFile`, `env`, `file`, `helper`, `sops`, `ecr`, `gcp`, `acr`"))
                             .with_label(node.loc, if present.is_empty() { "none given".to_string() } else { format!("{} given", present.join(" and ")) }),
                     );
                     return None;
@@ -876,6 +996,12 @@ impl<'d> Decoder<'d> {
                 let key = present[0];
                 if matches!(key, "ecr" | "gcp" | "acr") {
                     return self.minted_source(key, field(e, key)?, desc);
+                }
+                if key == "sops" {
+                    let what = format!("`sops` of the password of {desc}");
+                    return self
+                        .sops_source(field(e, key)?, &what)
+                        .map(|sops| SecretSource::Sops { sops });
                 }
                 let value = self.string(field(e, key)?, "a name or path")?;
                 match key {

@@ -31,6 +31,22 @@ pub use model::*;
 pub use node::{FileId, Loc, Node, Spanned, Value};
 pub use source::{Format, LoadError, SourceFile, Sources};
 
+/// One YAML document read into a [`Node`] tree, for YAML files that are not specs (the sops
+/// files a spec names): the same parser, with the same bounds on aliases and nesting. On failure,
+/// the byte offset of the first problem (a caller that must not echo the file's text says where,
+/// not what).
+pub fn parse_yaml_document(text: &str) -> Result<Node, usize> {
+    let mut diags = Diagnostics::default();
+    match yaml::parse(0, text, &mut diags) {
+        Some(node) if diags.is_empty() => Ok(node),
+        _ => Err(diags
+            .iter()
+            .filter_map(|d| d.labels.first().map(|l| l.loc.start))
+            .next()
+            .unwrap_or(0)),
+    }
+}
+
 /// A spec that parsed and validated, with the warnings found on the way.
 #[derive(Clone, Debug)]
 pub struct Loaded {

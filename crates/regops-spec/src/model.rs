@@ -115,9 +115,14 @@ pub struct Registry {
 pub struct Credential {
     #[schemars(skip)]
     pub name: Spanned<String>,
-    /// The login name (for Harbor robot accounts, `robot$name`). Required, but for a password
-    /// from a credential helper, which gives the login name itself.
+    /// The login name (for Harbor robot accounts, `robot$name`), or `{sops: {file, extract}}`
+    /// to read it from a file sops encrypted. Required, but for a password from a credential
+    /// helper, which gives the login name itself.
+    #[schemars(with = "Option<UsernameSchema>")]
     pub username: Option<Spanned<String>>,
+    /// `username` when it is read from a sops file (`username` is then `None`).
+    #[schemars(skip)]
+    pub username_sops: Option<SopsSource>,
     /// The password or token.
     pub password: SecretSource,
     /// Optional e-mail, written into the docker config as `kubectl` does.
@@ -244,6 +249,44 @@ pub struct AcrSource {
     pub loc: Loc,
 }
 
+/// A credential's `username` as the schema shows it: a name, or a value read from a sops file.
+#[derive(JsonSchema)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum UsernameSchema {
+    /// The login name as written.
+    Name(String),
+    /// Read from a file sops encrypted.
+    Sops { sops: Box<SopsSource> },
+}
+
+/// A value read from a file sops encrypted (YAML, JSON, dotenv, INI or binary), with the age
+/// identities regops finds (those sops finds too: `SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE`,
+/// `~/.config/sops/age/keys.txt`, `SOPS_AGE_SSH_PRIVATE_KEY_FILE`, `SOPS_AGE_KEY_CMD`). Its MAC
+/// is checked as sops checks it; files whose data key is not age-encrypted, or that use key
+/// groups, are refused.
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SopsSource {
+    /// The file's path, relative to the spec file (inside the spec's directory unless
+    /// `--load-restrictor none`).
+    pub file: Spanned<PathBuf>,
+    /// Which value, in sops's `--extract` syntax: `["harbor"]["password"]`, `["robots"][0]`.
+    /// Required but for a binary file, whose whole content is the value.
+    pub extract: Option<Spanned<String>>,
+    /// How sops wrote the file; by default from its name's ending, as sops picks it (`.yaml`
+    /// and `.yml`, `.json`, `.env`, `.ini`, else binary).
+    #[schemars(extend("enum" = ["yaml", "json", "dotenv", "ini", "binary"]))]
+    pub format: Option<Spanned<String>>,
+    /// `base64`: the value is base64, as in a Kubernetes Secret's `data`.
+    #[schemars(extend("enum" = ["base64"]))]
+    pub decode: Option<Spanned<String>>,
+    /// The value is a JSON document (a `.dockerconfigjson`): read this key of it, or this path
+    /// in `--extract` syntax (`["auths"]["harbor.example.com"]["password"]`). After `decode`.
+    pub json_key: Option<Spanned<String>>,
+    #[schemars(skip)]
+    pub loc: Loc,
+}
+
 /// How long before a credential's `expires` plan and drift warn, when `warnBefore` is not given.
 pub const DEFAULT_WARN_BEFORE_SECS: u64 = 14 * 86_400;
 
@@ -280,6 +323,8 @@ pub enum SecretSource {
         /// The helper's name: `ecr-login`, `gcr`, `pass`, `secretservice`, ...
         helper: Spanned<String>,
     },
+    /// Read from a file sops encrypted, when regops runs.
+    Sops { sops: SopsSource },
     /// A token minted from Amazon ECR when a Secret needs a new one.
     Ecr { ecr: EcrSource },
     /// A token minted from Google Cloud when a Secret needs a new one.
@@ -295,6 +340,7 @@ impl SecretSource {
             SecretSource::AgeFile { age_file: s } | SecretSource::File { file: s } => s.loc,
             SecretSource::Env { env } => env.loc,
             SecretSource::Helper { helper } => helper.loc,
+            SecretSource::Sops { sops } => sops.loc,
             SecretSource::Ecr { ecr } => ecr.loc,
             SecretSource::Gcp { gcp } => gcp.loc,
             SecretSource::Acr { acr } => acr.loc,

@@ -388,3 +388,57 @@ mod tests {
         assert!(expiry("next spring").is_err());
     }
 }
+
+/// The formats sops writes, by its names for them (`--input-type`).
+pub const SOPS_FORMATS: [&str; 5] = ["yaml", "json", "dotenv", "ini", "binary"];
+
+/// The format sops picks for a file by its name's ending (`FormatForPath` in sops's
+/// `cmd/sops/formats/formats.go`): `.yaml`/`.yml`, `.json`, `.env`, `.ini`, else binary.
+pub fn sops_format_for_path(path: &std::path::Path) -> &'static str {
+    let name = path.to_string_lossy();
+    if name.ends_with(".yaml") || name.ends_with(".yml") {
+        "yaml"
+    } else if name.ends_with(".json") {
+        "json"
+    } else if name.ends_with(".env") {
+        "dotenv"
+    } else if name.ends_with(".ini") {
+        "ini"
+    } else {
+        "binary"
+    }
+}
+
+/// A step of a path into a sops file: a mapping key or a list index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SopsStep {
+    Key(String),
+    Index(usize),
+}
+
+/// A path in sops's `--extract` syntax, as `parseTreePath` (sops's `cmd/sops/main.go`) reads
+/// it: `[`-separated components each ending in `]`; a component starting with a quote is a key
+/// (its first and last characters dropped), any other an index.
+pub fn sops_path(text: &str) -> Result<Vec<SopsStep>, &'static str> {
+    let mut steps = Vec::new();
+    for component in text.split('[') {
+        if component.is_empty() {
+            continue;
+        }
+        let inner = component
+            .strip_suffix(']')
+            .ok_or("a component does not end with `]`")?;
+        if inner.starts_with('"') || inner.starts_with('\'') {
+            if inner.len() < 2 {
+                return Err("a key has no closing quote");
+            }
+            steps.push(SopsStep::Key(inner[1..inner.len() - 1].to_string()));
+        } else {
+            let i = inner
+                .parse::<usize>()
+                .map_err(|_| "a component is neither a quoted key nor an index")?;
+            steps.push(SopsStep::Index(i));
+        }
+    }
+    Ok(steps)
+}

@@ -343,7 +343,21 @@ pub fn check(spec: &Spec, sources: &Sources, policy: &Policy) -> Diagnostics {
         }
     };
     for (name, cred) in &spec.credentials {
+        if let Some(sops) = &cred.username_sops {
+            path(
+                &mut diags,
+                &format!("the sops file of `{name}`"),
+                &sops.file,
+            );
+        }
         match &cred.password {
+            SecretSource::Sops { sops } => {
+                path(
+                    &mut diags,
+                    &format!("the sops file of `{name}`"),
+                    &sops.file,
+                );
+            }
             SecretSource::File { file } => {
                 path(&mut diags, &format!("the password of `{name}`"), file);
             }

@@ -156,6 +156,9 @@ const EVERY_FIELD: &str = r#"{
     "files": {"username": "u", "password": {"file": "password.txt"}},
     "aged": {"username": "u", "password": {"ageFile": "aged.age"}},
     "helped": {"password": {"helper": "pass"}},
+    "sopsed": {"username": {"sops": {"file": "s.enc.yaml", "extract": "[\"u\"]"}},
+               "password": {"sops": {"file": "s.enc", "extract": "[\"data\"]", "format": "binary",
+                                     "decode": "base64", "jsonKey": "password"}}},
     "aws": {"password": {"ecr": {"region": "eu-west-1", "registryId": "123456789012",
                                   "roleArn": "arn:aws:iam::123456789012:role/pull"}},
             "refreshBefore": "1h"},
@@ -199,6 +202,7 @@ const PLACES: &[(&str, &str)] = &[
     ("EcrSource", "/credentials/aws/password/ecr"),
     ("GcpSource", "/credentials/google/password/gcp"),
     ("AcrSource", "/credentials/azure/password/acr"),
+    ("SopsSource", "/credentials/sopsed/password/sops"),
     ("Scope", "/scopes/web"),
     ("LabelSelector", "/scopes/web/selector"),
     (

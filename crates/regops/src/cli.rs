@@ -725,8 +725,8 @@ pub enum LoadRestrictor {
 #[derive(Debug, Args)]
 pub struct IdentityArgs {
     /// age identity file (or unencrypted OpenSSH private key); repeatable. Without it, regops
-    /// reads REGOPS_AGE_KEY, REGOPS_AGE_KEY_FILE, SOPS_AGE_KEY, SOPS_AGE_KEY_FILE and the default
-    /// sops and regops key files.
+    /// reads REGOPS_AGE_KEY, REGOPS_AGE_KEY_FILE, SOPS_AGE_KEY, SOPS_AGE_KEY_FILE,
+    /// SOPS_AGE_SSH_PRIVATE_KEY_FILE, SOPS_AGE_KEY_CMD and the default sops and regops key files.
     #[arg(short = 'i', long = "identity", value_name = "FILE")]
     pub identity: Vec<PathBuf>,
 }

@@ -86,17 +86,31 @@ fn resolve_inner(
             }
             continue;
         }
+        let username = match &cred.username_sops {
+            Some(src) => {
+                match from_sops(cred, "user name", src, sources, &mut identities, lookup) {
+                    Ok(u) => Some(u),
+                    Err(d) => {
+                        diags.push(d);
+                        None
+                    }
+                }
+            }
+            // Only a helper credential may leave it out (the spec checks).
+            None => Some(
+                cred.username
+                    .as_ref()
+                    .map(|u| u.value.clone())
+                    .unwrap_or_default(),
+            ),
+        };
         match password(cred, sources, &loaded.policy, &mut identities, lookup, env) {
+            Ok(_) if username.is_none() => {}
             Ok((password, source_digest)) => {
                 out.insert(
                     name.clone(),
                     Login {
-                        // Only a helper credential may leave it out (the spec checks).
-                        username: cred
-                            .username
-                            .as_ref()
-                            .map(|u| u.value.clone())
-                            .unwrap_or_default(),
+                        username: username.unwrap_or_default(),
                         password,
                         email: cred.email.as_ref().map(|e| e.value.clone()),
                         source_digest,
@@ -211,6 +225,10 @@ fn password(
             )
             .with_label(helper.loc, "helper"));
         }
+        SecretSource::Sops { sops } => {
+            let value = from_sops(cred, "password", sops, sources, identities, lookup)?;
+            return Ok((SecretString::from(value), None));
+        }
         SecretSource::Env { env: var } => {
             if let Some(why) = regops_spec::trust::env_refusal(&var.value, policy) {
                 return Err(Diagnostic::error(
@@ -324,6 +342,107 @@ fn password(
         };
         undecryptable(ciphertext.1, f.message(), help)
     })
+}
+
+/// A value of a file sops encrypted (`{sops: {file, extract}}`): the file read as the trust
+/// model allows ([`crate::confined`]), its data key unwrapped with the age identities regops
+/// finds, then decrypted, checked against its MAC and extracted by [`regops_core::sops`]. A
+/// failure is located at the source in the spec and names the file and the path, never a value.
+fn from_sops(
+    cred: &Credential,
+    what: &str,
+    src: &regops_spec::SopsSource,
+    sources: &Sources,
+    identities: &mut Option<Result<Identities, CryptoError>>,
+    lookup: &IdentityLookup<'_>,
+) -> Result<String, Diagnostic> {
+    use regops_core::sops::{ExtractPath, SopsFile, SopsFormat};
+    let name = &cred.name.value;
+    let path = crate::confined::path(sources, &src.file, &format!("the sops file of `{name}`"))?;
+    let shown = regops_spec::untrusted::terminal(&path.display().to_string()).to_string();
+    let extract = src.extract.as_ref().map_or("", |x| x.value.as_str());
+    let at = if extract.is_empty() {
+        String::new()
+    } else {
+        format!(" at {}", regops_spec::untrusted::terminal(extract))
+    };
+    let fail = |loc: Loc, why: &dyn std::fmt::Display| {
+        Diagnostic::error(
+            "credential::sops",
+            format!(
+                "cannot read the {what} of credential `{name}` from sops file {shown}{at}: {why}"
+            ),
+        )
+        .with_label(loc, "this sops source")
+    };
+    let bytes = path
+        .read(regops_core::sops::FILE_LIMIT)
+        .map_err(|e| fail(src.file.loc, &e))?;
+    let format = match &src.format {
+        Some(f) => SopsFormat::parse(&f.value).unwrap_or(SopsFormat::Binary),
+        None => SopsFormat::for_path(&src.file.value.to_string_lossy()),
+    };
+    let file = SopsFile::parse(&bytes, format).map_err(|e| fail(src.loc, &e))?;
+    let ids = match identities.get_or_insert_with(|| lookup.load()) {
+        Ok(ids) => ids,
+        Err(e) => {
+            let help = e.help().unwrap_or_default();
+            return Err(fail(src.loc, e).with_help(help));
+        }
+    };
+    let mut data_key = None;
+    let mut damaged = false;
+    for key in file.age_keys() {
+        match crypto::decrypt_bytes(&key.enc, ids) {
+            Ok(k) => {
+                data_key = Some(k);
+                break;
+            }
+            Err(crypto::DecryptFailure::NoMatchingKey) => {}
+            Err(_) => damaged = true,
+        }
+    }
+    let Some(data_key) = data_key else {
+        let recipients: Vec<String> = file
+            .age_keys()
+            .iter()
+            .map(|k| regops_spec::untrusted::terminal(&k.recipient).to_string())
+            .collect();
+        let pq = file
+            .age_keys()
+            .iter()
+            .any(|k| k.recipient.starts_with("age1pq1"));
+        let why = if damaged {
+            "its data key does not decrypt: the file was damaged or tampered with".to_string()
+        } else if pq {
+            "none of regops' identities decrypts its data key, and regops cannot read post-quantum age keys (`age1pq1...`)".to_string()
+        } else {
+            "none of regops' identities decrypts its data key".to_string()
+        };
+        return Err(fail(src.loc, &why).with_help(format!(
+            "it is encrypted to {}; regops tried the identities from {}",
+            recipients.join(", "),
+            ids.origins.join(", ")
+        )));
+    };
+    let decrypted = file.decrypt(&data_key).map_err(|e| fail(src.loc, &e))?;
+    let path_in_file = ExtractPath::parse(extract)
+        .map_err(|e| fail(src.extract.as_ref().map_or(src.loc, |x| x.loc), &e))?;
+    let value = decrypted
+        .extract(&path_in_file)
+        .map_err(|e| fail(src.extract.as_ref().map_or(src.loc, |x| x.loc), &e))?;
+    let unwrap = regops_core::sops::Unwrap {
+        base64: src.decode.as_ref().is_some_and(|d| d.value == "base64"),
+        json: src
+            .json_key
+            .as_ref()
+            .map(|k| regops_core::sops::json_key(&k.value).map_err(|e| fail(k.loc, &e)))
+            .transpose()?,
+    };
+    let value = unwrap
+        .apply(value, &path_in_file)
+        .map_err(|e| fail(src.loc, &e))?;
+    Ok(value.as_str().to_owned())
 }
 
 fn read_secret_file(

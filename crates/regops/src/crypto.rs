@@ -31,6 +31,13 @@ pub enum CryptoError {
     UnsupportedSshKey { origin: String },
     #[error("no age identity found")]
     NoIdentities,
+    #[error(
+        "{origin}, line {line} is a post-quantum age identity (AGE-SECRET-KEY-PQ-1...), which regops cannot use: it reads age X25519 and SSH identities"
+    )]
+    PostQuantum { origin: String, line: usize },
+    /// What went wrong running `$SOPS_AGE_KEY_CMD` (never its output: that is where keys are).
+    #[error("$SOPS_AGE_KEY_CMD {0}")]
+    KeyCmd(String),
     #[error("encryption failed: {0}")]
     Encrypt(String),
 }
@@ -44,13 +51,14 @@ impl CryptoError {
                 IDENTITY_SOURCES_DOC
             )),
             CryptoError::EncryptedSshKey { .. } => Some("use an age identity (`regops keygen`) for unattended runs".into()),
+            CryptoError::PostQuantum { .. } => Some("decrypt with an X25519 identity (`age1...` recipient) the file is also encrypted to, or keep that identity out of the files regops reads".into()),
             CryptoError::NoIdentityInFile { .. } => Some("an identity file holds lines starting with AGE-SECRET-KEY-1, or an OpenSSH private key".into()),
             _ => None,
         }
     }
 }
 
-pub const IDENTITY_SOURCES_DOC: &str = "--identity FILE, $REGOPS_AGE_KEY, $REGOPS_AGE_KEY_FILE, $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, $XDG_CONFIG_HOME/sops/age/keys.txt (~/.config/sops/age/keys.txt), $XDG_CONFIG_HOME/regops/key.txt (~/.config/regops/key.txt)";
+pub const IDENTITY_SOURCES_DOC: &str = "--identity FILE, $REGOPS_AGE_KEY, $REGOPS_AGE_KEY_FILE, $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, $SOPS_AGE_SSH_PRIVATE_KEY_FILE, $SOPS_AGE_KEY_CMD, $XDG_CONFIG_HOME/sops/age/keys.txt (~/.config/sops/age/keys.txt), $XDG_CONFIG_HOME/regops/key.txt (~/.config/regops/key.txt)";
 
 /// The identities this run can decrypt with, and where each came from.
 pub struct Identities {
@@ -104,6 +112,31 @@ impl IdentityLookup<'_> {
                 parse_identities(&text, &format!("{} (${var})", path.display()), &mut ids)?;
             }
         }
+        // sops's SSH key (age's `ssh-ed25519` and `ssh-rsa` recipients), as sops reads it
+        // (`loadAgeSSHIdentity` in sops's age/keysource.go; its fallback to ~/.ssh/id_ed25519
+        // and ~/.ssh/id_rsa is not followed: regops reads no SSH key it was not pointed at).
+        if let Some(path) = (self.env)("SOPS_AGE_SSH_PRIVATE_KEY_FILE").filter(|v| !v.is_empty()) {
+            let path = PathBuf::from(path);
+            let text = read_limited(&path).map_err(|source| CryptoError::ReadIdentity {
+                path: path.clone(),
+                source,
+            })?;
+            parse_identities(
+                &text,
+                &format!("{} ($SOPS_AGE_SSH_PRIVATE_KEY_FILE)", path.display()),
+                &mut ids,
+            )?;
+        }
+        // The operator's command that prints identities (`getOutputFromCmd` in sops's
+        // age/keysource.go: split as a shell would, run without a shell). It runs as the
+        // operator's credential helpers do: only the allowlist of regops' environment
+        // (crate::child_env), a time limit, its output capped and never shown. sops sets
+        // SOPS_AGE_RECIPIENT for it, once per recipient; regops loads identities once, so the
+        // command is asked once, without it.
+        if let Some(cmd) = (self.env)("SOPS_AGE_KEY_CMD").filter(|v| !v.trim().is_empty()) {
+            let text = run_key_cmd(&cmd)?;
+            parse_identities(&text, "$SOPS_AGE_KEY_CMD", &mut ids)?;
+        }
         let config = (self.env)("XDG_CONFIG_HOME")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
@@ -127,6 +160,102 @@ impl IdentityLookup<'_> {
         }
         Ok(ids)
     }
+}
+
+/// Runs `$SOPS_AGE_KEY_CMD` and returns what it printed.
+fn run_key_cmd(cmd: &str) -> Result<Zeroizing<String>, CryptoError> {
+    let words = split_command(cmd)
+        .filter(|w| !w.is_empty())
+        .ok_or_else(|| CryptoError::KeyCmd("is not a command line (an unclosed quote?)".into()))?;
+    let ran =
+        crate::helper::run(&words[0], &words[1..], b"", crate::helper::TIMEOUT).map_err(|e| {
+            use crate::helper::RunError;
+            CryptoError::KeyCmd(match e {
+                RunError::NotFound => format!("names `{}`, which is not on PATH", words[0]),
+                RunError::Spawn(detail) => format!("could not be run: {detail}"),
+                RunError::Timeout => format!(
+                    "did not finish within {} s",
+                    crate::helper::TIMEOUT.as_secs()
+                ),
+                RunError::TooLarge(limit) => {
+                    format!(
+                        "printed more than the {} KiB identities may hold",
+                        limit >> 10
+                    )
+                }
+            })
+        })?;
+    if !ran.status.success() {
+        return Err(CryptoError::KeyCmd(format!(
+            "failed ({}): {}",
+            ran.status,
+            crate::helper::said(&ran.stderr)
+        )));
+    }
+    let mut stdout = ran.stdout;
+    String::from_utf8(std::mem::take(&mut *stdout))
+        .map(Zeroizing::new)
+        .map_err(|e| {
+            let mut b = e.into_bytes();
+            zeroize::Zeroize::zeroize(&mut b);
+            CryptoError::KeyCmd("printed something that is not text".into())
+        })
+}
+
+/// A command line split into words as a POSIX shell splits it (what sops's `shlex.Split`
+/// does): blanks separate words, `'...'` is literal, `"..."` keeps blanks with `\` escaping
+/// `"`, `\`, `$` and `` ` ``, and `\` outside quotes escapes the next character. No
+/// expansion of any kind. `None` for an unclosed quote or a trailing `\`.
+fn split_command(line: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' => {
+                if let Some(w) = word.take() {
+                    words.push(w);
+                }
+            }
+            '\'' => {
+                let w = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        c => w.push(c),
+                    }
+                }
+            }
+            '"' => {
+                let w = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '\\' => match chars.next()? {
+                            c @ ('"' | '\\' | '$' | '`') => w.push(c),
+                            '\n' => {}
+                            c => {
+                                w.push('\\');
+                                w.push(c);
+                            }
+                        },
+                        c => w.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                let next = chars.next()?;
+                if next != '\n' {
+                    word.get_or_insert_with(String::new).push(next);
+                }
+            }
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    if let Some(w) = word {
+        words.push(w);
+    }
+    Some(words)
 }
 
 fn read_limited(path: &Path) -> std::io::Result<Zeroizing<String>> {
@@ -162,6 +291,41 @@ fn parse_identities(text: &str, origin: &str, ids: &mut Identities) -> Result<()
             }
         }
     }
+    // A post-quantum hybrid identity (age 1.3's ML-KEM-768 + X25519, `AGE-SECRET-KEY-PQ-1`):
+    // the age library regops is built on (0.12) has no identity of that kind. It is left out
+    // (its line blanked, so that age's line numbers still hold) when the file has others, and
+    // is the error when it has none.
+    let pq_line = text
+        .lines()
+        .position(|l| l.trim_start().starts_with("AGE-SECRET-KEY-PQ-1"));
+    let without_pq;
+    let text = match pq_line {
+        None => text,
+        Some(line) => {
+            without_pq = Zeroizing::new(
+                text.lines()
+                    .map(|l| {
+                        if l.trim_start().starts_with("AGE-SECRET-KEY-PQ-1") {
+                            ""
+                        } else {
+                            l
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
+            if !without_pq
+                .lines()
+                .any(|l| l.trim_start().starts_with("AGE-SECRET-KEY-1"))
+            {
+                return Err(CryptoError::PostQuantum {
+                    origin: origin.to_string(),
+                    line: line + 1,
+                });
+            }
+            without_pq.as_str()
+        }
+    };
     let file = age::IdentityFile::from_buffer(text.as_bytes()).map_err(|e| {
         CryptoError::NoIdentityInFile {
             origin: origin.to_string(),
@@ -286,6 +450,16 @@ impl DecryptFailure {
 
 /// Decrypts ASCII-armored (or binary) age ciphertext.
 pub fn decrypt(ciphertext: &str, identities: &Identities) -> Result<SecretString, DecryptFailure> {
+    let plain = decrypt_bytes(ciphertext, identities)?;
+    let text = std::str::from_utf8(&plain).map_err(|_| DecryptFailure::NotUtf8)?;
+    Ok(SecretString::from(text.to_owned()))
+}
+
+/// As [`decrypt`], the plaintext as bytes (a sops file's data key is 32 raw bytes).
+pub fn decrypt_bytes(
+    ciphertext: &str,
+    identities: &Identities,
+) -> Result<Zeroizing<Vec<u8>>, DecryptFailure> {
     let ciphertext = ciphertext.trim();
     if !(ciphertext.starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
         || ciphertext.starts_with("age-encryption.org/"))
@@ -307,8 +481,7 @@ pub fn decrypt(ciphertext: &str, identities: &Identities) -> Result<SecretString
         .take(MAX_INPUT)
         .read_to_end(&mut plain)
         .map_err(|_| DecryptFailure::Damaged)?;
-    let text = std::str::from_utf8(&plain).map_err(|_| DecryptFailure::NotUtf8)?;
-    Ok(SecretString::from(text.to_owned()))
+    Ok(plain)
 }
 
 fn map_decrypt_error(e: age::DecryptError) -> DecryptFailure {
@@ -336,6 +509,60 @@ pub fn generate_identity() -> NewIdentity {
 
 #[cfg(test)]
 mod tests {
+
+    /// age 0.12 has no post-quantum identity: one is refused by name, and its line number.
+    #[test]
+    fn a_post_quantum_identity_is_a_clear_error_that_quotes_no_key() {
+        let env = |k: &str| {
+            (k == "SOPS_AGE_KEY").then(|| {
+                "# created: now\nAGE-SECRET-KEY-PQ-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ\n".to_string()
+            })
+        };
+        let lookup = IdentityLookup {
+            files: &[],
+            env: &env,
+        };
+        let Err(e) = lookup.load() else {
+            panic!("a post-quantum identity was accepted");
+        };
+        assert_eq!(
+            e.to_string(),
+            "$SOPS_AGE_KEY, line 2 is a post-quantum age identity (AGE-SECRET-KEY-PQ-1...), which regops cannot use: it reads age X25519 and SSH identities"
+        );
+        // Beside an X25519 identity, it is left out and the other is used.
+        let x25519 = generate_identity();
+        let both = format!(
+            "AGE-SECRET-KEY-PQ-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ\n{}\n",
+            x25519.secret.expose_secret()
+        );
+        let env = move |k: &str| (k == "SOPS_AGE_KEY").then(|| both.clone());
+        let lookup = IdentityLookup {
+            files: &[],
+            env: &env,
+        };
+        let ids = lookup.load().unwrap();
+        assert_eq!(ids.origins, ["$SOPS_AGE_KEY"]);
+    }
+
+    /// As a POSIX shell (and sops's `shlex.Split`) splits a command line.
+    #[test]
+    fn key_commands_are_split_as_a_shell_splits_them() {
+        let split = |s: &str| split_command(s).map(|w| w.join("|"));
+        assert_eq!(split("a b  c").as_deref(), Some("a|b|c"));
+        assert_eq!(
+            split(r#"pass show 'age/my key'"#).as_deref(),
+            Some("pass|show|age/my key")
+        );
+        assert_eq!(
+            split(r#"x "a \"b\" $c" d\ e"#).as_deref(),
+            Some(r#"x|a "b" $c|d e"#)
+        );
+        assert_eq!(split(r#"a"b"'c'"#).as_deref(), Some("abc"));
+        assert_eq!(split("''").as_deref(), Some(""));
+        assert_eq!(split("a 'b"), None);
+        assert_eq!(split("a \\"), None);
+    }
+
     use super::*;
 
     fn ids_for(secret: &SecretString) -> Identities {

@@ -81,87 +81,26 @@ pub fn get(name: &str, server: &str) -> Result<HelperLogin, HelperError> {
 /// Runs `program get` for `server`, all of it (its output included) within `timeout`.
 fn ask(program: &str, server: &str, timeout: Duration) -> Result<HelperLogin, HelperError> {
     let program = program.to_string();
-    let mut command = Command::new(&program);
-    // Only the allowlist of regops' environment, and its own cloud's (see crate::child_env).
-    command
-        .env_clear()
-        .envs(crate::child_env::passed_vars(&program));
-    let mut child = command
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => HelperError::NotFound {
-                program: program.clone(),
-            },
-            _ => HelperError::Spawn {
-                program: program.clone(),
-                detail: e.to_string(),
-            },
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A helper that exits without reading is reported by its status below.
-        let _ = stdin.write_all(server.as_bytes());
-    }
-    // Read both pipes on threads so a chatty helper cannot block on a full pipe.
-    let mut out_pipe = child.stdout.take();
-    let mut err_pipe = child.stderr.take();
-    // Each capped: past the cap the helper blocks on a full pipe, and its timeout ends it.
-    let limit = crate::bounded::HELPER_OUTPUT_LIMIT;
-    // The readers hand back what they read through channels, waited on within the helper's
-    // time: a process the helper left behind holding its pipes (`sleep &`) must not hang
-    // regops past it (the reader thread then ends when that process does).
-    let (out_tx, out) = std::sync::mpsc::channel();
-    let (err_tx, err) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = out_tx.send(out_pipe.take().map(|p| crate::bounded::read_pipe(p, limit)));
-    });
-    std::thread::spawn(move || {
-        let _ = err_tx.send(err_pipe.take().map(|p| crate::bounded::read_pipe(p, limit)));
-    });
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() > timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(HelperError::Timeout { program });
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => {
-                return Err(HelperError::Spawn {
-                    program,
-                    detail: e.to_string(),
-                });
-            }
-        }
-    };
-    // A reader thread that panicked, or a pipe that was not there, read nothing.
-    let left = || timeout.saturating_sub(started.elapsed());
-    let stdout = match out.recv_timeout(left()) {
-        Ok(read) => read,
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            return Err(HelperError::Timeout { program });
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
-    };
-    let stderr = match err.recv_timeout(left()) {
-        Ok(read) => read.and_then(Result::ok).unwrap_or_default(),
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            return Err(HelperError::Timeout { program });
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Zeroizing::new(Vec::new()),
-    };
-    // Past the cap its pipe was closed, so it may have died of SIGPIPE: the cap is the cause.
-    if let Some(Err(crate::bounded::BoundError::TooLarge(limit))) = &stdout {
-        return Err(HelperError::TooLarge {
-            program,
-            limit: *limit,
-        });
-    }
+    let Ran {
+        status,
+        stdout,
+        stderr,
+    } = run(&program, &["get".to_string()], server.as_bytes(), timeout).map_err(|e| match e {
+        RunError::NotFound => HelperError::NotFound {
+            program: program.clone(),
+        },
+        RunError::Spawn(detail) => HelperError::Spawn {
+            program: program.clone(),
+            detail,
+        },
+        RunError::Timeout => HelperError::Timeout {
+            program: program.clone(),
+        },
+        RunError::TooLarge(limit) => HelperError::TooLarge {
+            program: program.clone(),
+            limit,
+        },
+    })?;
     if !status.success() {
         // Only what it said on stderr: its stdout is where a secret would be, and a helper
         // that printed its answer and then failed must not have it quoted in the error.
@@ -174,10 +113,6 @@ fn ask(program: &str, server: &str, timeout: Duration) -> Result<HelperLogin, He
             message: said,
         });
     }
-    let stdout = match stdout {
-        Some(Ok(bytes)) => bytes,
-        _ => Zeroizing::new(Vec::new()),
-    };
     let mut answer: Answer =
         serde_json::from_slice(&stdout).map_err(|e| HelperError::Protocol {
             program: program.clone(),
@@ -193,6 +128,109 @@ fn ask(program: &str, server: &str, timeout: Duration) -> Result<HelperLogin, He
         username: answer.username,
         secret: SecretString::from(std::mem::take(&mut *answer.secret)),
     })
+}
+
+/// What a program regops ran left: its exit status, and its output (each capped).
+pub(crate) struct Ran {
+    pub(crate) status: std::process::ExitStatus,
+    pub(crate) stdout: Zeroizing<Vec<u8>>,
+    pub(crate) stderr: Zeroizing<Vec<u8>>,
+}
+
+#[derive(Debug)]
+pub(crate) enum RunError {
+    NotFound,
+    Spawn(String),
+    Timeout,
+    TooLarge(usize),
+}
+
+/// Runs `program` with `args`, `input` on its standard input and only the allowlist of
+/// regops' environment ([`crate::child_env`]), all of it (its output included) within
+/// `timeout`, each of its outputs capped.
+pub(crate) fn run(
+    program: &str,
+    args: &[String],
+    input: &[u8],
+    timeout: Duration,
+) -> Result<Ran, RunError> {
+    let mut command = Command::new(program);
+    command
+        .env_clear()
+        .envs(crate::child_env::passed_vars(program));
+    let mut child = command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => RunError::NotFound,
+            _ => RunError::Spawn(e.to_string()),
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A program that exits without reading is reported by its status.
+        let _ = stdin.write_all(input);
+    }
+    // Read both pipes on threads so a chatty program cannot block on a full pipe.
+    let mut out_pipe = child.stdout.take();
+    let mut err_pipe = child.stderr.take();
+    // Each capped: past the cap the program blocks on a full pipe, and its timeout ends it.
+    let limit = crate::bounded::HELPER_OUTPUT_LIMIT;
+    // The readers hand back what they read through channels, waited on within the program's
+    // time: a process it left behind holding its pipes (`sleep &`) must not hang regops past
+    // it (the reader thread then ends when that process does).
+    let (out_tx, out) = std::sync::mpsc::channel();
+    let (err_tx, err) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = out_tx.send(out_pipe.take().map(|p| crate::bounded::read_pipe(p, limit)));
+    });
+    std::thread::spawn(move || {
+        let _ = err_tx.send(err_pipe.take().map(|p| crate::bounded::read_pipe(p, limit)));
+    });
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(RunError::Timeout);
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(RunError::Spawn(e.to_string())),
+        }
+    };
+    // A reader thread that panicked, or a pipe that was not there, read nothing.
+    let left = || timeout.saturating_sub(started.elapsed());
+    let stdout = match out.recv_timeout(left()) {
+        Ok(read) => read,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return Err(RunError::Timeout),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+    };
+    let stderr = match err.recv_timeout(left()) {
+        Ok(read) => read.and_then(Result::ok).unwrap_or_default(),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return Err(RunError::Timeout),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Zeroizing::new(Vec::new()),
+    };
+    // Past the cap its pipe was closed, so it may have died of SIGPIPE: the cap is the cause.
+    let stdout = match stdout {
+        Some(Err(crate::bounded::BoundError::TooLarge(limit))) => {
+            return Err(RunError::TooLarge(limit));
+        }
+        Some(Ok(bytes)) => bytes,
+        _ => Zeroizing::new(Vec::new()),
+    };
+    Ok(Ran {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// The first line of what a failed program said on stderr, short, for a message.
+pub(crate) fn said(stderr: &[u8]) -> String {
+    first_line(stderr)
 }
 
 #[cfg(test)]

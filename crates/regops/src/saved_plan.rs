@@ -50,12 +50,39 @@ pub fn files_digest(sources: &Sources) -> String {
 }
 
 /// For each credential whose password is an `ageFile`, `sha256:<hex>` of the ciphertext in it
-/// (inline ciphertext is in the spec's files already). Ciphertext only: a password in clear
+/// (inline ciphertext is in the spec's files already); for each that reads sops files, of
+/// those files. Ciphertext only: a password in clear
 /// (`env`, `file`) is never hashed into a file that is uploaded as a CI artifact. A file that
 /// cannot be read is recorded as `unreadable` (the credential's own error says why).
 pub fn ciphertext_digests(spec: &Spec, sources: &Sources) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (name, cred) in &spec.credentials {
+        // The sops files a credential reads (its user name's, its password's) are ciphertext
+        // too: one that changed after the plan would put other values in the Secrets.
+        let mut sops_files: Vec<&regops_spec::Spanned<std::path::PathBuf>> =
+            cred.username_sops.iter().map(|s| &s.file).collect();
+        if let regops_spec::SecretSource::Sops { sops } = &cred.password {
+            sops_files.push(&sops.file);
+        }
+        if !sops_files.is_empty() {
+            let contents: Option<Vec<_>> = sops_files
+                .iter()
+                .map(|f| {
+                    crate::confined::path(sources, f, "")
+                        .ok()
+                        .and_then(|p| p.read(regops_core::sops::FILE_LIMIT).ok())
+                })
+                .collect();
+            let digest = contents.map_or_else(
+                || "unreadable".to_string(),
+                |c| {
+                    let parts: Vec<&[u8]> = c.iter().map(|b| b.as_slice()).collect();
+                    format!("sha256:{}", sha256_hex(&parts))
+                },
+            );
+            out.insert(name.clone(), digest);
+            continue;
+        }
         let regops_spec::SecretSource::AgeFile { age_file } = &cred.password else {
             continue;
         };

@@ -41,6 +41,16 @@ pub(super) fn rekey(args: RekeyArgs, term: &Term) -> Outcome {
         })
         .map(|c| c.name.as_str())
         .collect();
+    // A sops file is encrypted to its own recipients (its `sops.age`), not to the spec's:
+    // sops's `updatekeys` is the tool that changes them.
+    for cred in loaded.spec.credentials.values() {
+        if matches!(cred.password, SecretSource::Sops { .. }) || cred.username_sops.is_some() {
+            term.note(&format!(
+                "credential `{}` is read from a sops file: rekey leaves it alone (run `sops updatekeys` on the file to change who can decrypt it)",
+                cred.name.value
+            ));
+        }
+    }
     if encrypted.is_empty() {
         term.note("no encrypted credentials to rekey");
         return Ok(ExitStatus::Success);

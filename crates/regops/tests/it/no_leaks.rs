@@ -395,3 +395,101 @@ pullSecrets:
     assert_eq!(shown.code, 0, "{}", shown.transcript());
     assert!(!leaked_of(&shown.stdout, &markers).is_empty());
 }
+
+/// A password read from a sops file (`{sops: {file, extract}}`): no command prints it, at any
+/// verbosity, on success or failure (a tampered file, another key, a missing path), in plain
+/// text or base64; `render --show-secrets` alone shows it.
+#[test]
+fn sops_sources_print_no_credential_at_every_verbosity() {
+    const SOPS_MARKER: &str = "MARKER-sops-5e7c1d2a";
+    let fixtures = common::repo().join("crates/regops-core/tests/fixtures/sops");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+    let file = dir.path().join("secrets/markers.enc.yaml");
+    std::fs::copy(fixtures.join("markers.enc.yaml"), &file).unwrap();
+    let spec = dir.path().join("regops.yaml");
+    let write_spec = |extract: &str| {
+        std::fs::write(
+            &spec,
+            format!("apiVersion: regops.dev/v1\nkind: RegistryConfig\nregistries:\n  harbor: {{ server: harbor.example.com, credential: robot }}\ncredentials:\n  robot:\n    username: {{sops: {{file: secrets/markers.enc.yaml, extract: '[\"harbor\"][\"username\"]'}}}}\n    password: {{sops: {{file: secrets/markers.enc.yaml, extract: '{extract}'}}}}\nscopes:\n  web: {{ namespaces: [web] }}\npullSecrets:\n  pull: {{ registries: [harbor], scope: web }}\n"),
+        )
+        .unwrap();
+    };
+    write_spec(r#"["harbor"]["password"]"#);
+    let server = kube_test_server::TestServer::start(kube_test_server::Config::default()).unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    server
+        .seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}))
+        .unwrap();
+    let cmd = |args: &[&str], key: &str| {
+        let mut c = regops();
+        c.args(args)
+            .arg("-f")
+            .arg(&spec)
+            .env("SOPS_AGE_KEY_FILE", fixtures.join(key))
+            .env_remove("RUST_LOG")
+            .current_dir(dir.path());
+        if matches!(args[0], "plan" | "apply" | "drift") {
+            c.arg("--kubeconfig").arg(&kubeconfig);
+        }
+        c
+    };
+    let clean = |what: &str, r: &Run| {
+        let l: Vec<String> = leaked_of(&r.stdout, &[SOPS_MARKER])
+            .into_iter()
+            .chain(leaked_of(&r.stderr, &[SOPS_MARKER]))
+            .collect();
+        assert!(l.is_empty(), "`{what}` leaked {l:?}:\n{}", r.transcript());
+    };
+    for (what, args) in [
+        ("check", vec!["check"]),
+        ("check -vv", vec!["check", "-vv"]),
+        ("render", vec!["render"]),
+        ("rekey", vec!["rekey"]),
+        ("plan -v", vec!["plan", "-v"]),
+        ("plan -vv -o json", vec!["plan", "-vv", "-o", "json"]),
+        ("apply -vv", vec!["apply", "--yes", "-vv"]),
+        ("drift -vv", vec!["drift", "-vv", "-o", "json"]),
+    ] {
+        let r = run(&mut cmd(&args, "age-key.txt"));
+        // rekey refuses a spec without recipients; its output is checked all the same.
+        assert!(
+            matches!(r.code, 0 | 2) || what == "rekey",
+            "{what}: {}",
+            r.transcript()
+        );
+        clean(what, &r);
+    }
+    // Failures: another key, a missing path, a tampered file.
+    let r = run(&mut cmd(&["plan", "-vv"], "other-age-key.txt"));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    clean("plan -vv, another key", &r);
+    write_spec(r#"["harbor"]["pasword"]"#);
+    let r = run(&mut cmd(&["apply", "--yes", "-vv"], "age-key.txt"));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    clean("apply -vv, a missing path", &r);
+    write_spec(r#"["harbor"]["password"]"#);
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replacen(
+            "username: ENC[AES256_GCM,data:",
+            "username: ENC[AES256_GCM,data:AA",
+            1,
+        ),
+    )
+    .unwrap();
+    let r = run(&mut cmd(&["render", "-vv"], "age-key.txt"));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    clean("render -vv, a tampered file", &r);
+    // The one way to see it, which also proves the detector sees it.
+    std::fs::write(&file, text).unwrap();
+    let r = run(&mut cmd(&["render", "--show-secrets"], "age-key.txt"));
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(
+        !leaked_of(&r.stdout, &[SOPS_MARKER]).is_empty(),
+        "{}",
+        r.stdout
+    );
+}
