@@ -24,6 +24,85 @@ pub fn dns1123_label(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// RFC 1035 label: what a CustomResourceDefinition's plural and version names must be
+/// (`[a-z]([-a-z0-9]*[a-z0-9])?`, at most 63; apiextensions-apiserver's
+/// `ValidateCustomResourceDefinitionNames` and `ValidateCustomResourceDefinitionVersion` use
+/// `IsDNS1035Label`).
+pub fn dns1035_label(s: &str) -> Result<(), String> {
+    dns1123_label(s)?;
+    if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err("must start with a lower-case letter".into());
+    }
+    Ok(())
+}
+
+/// A custom resource's kind name as a spec declares it: what `kind:` says (`Rollout`), an
+/// upper-case letter then letters and digits. apiextensions-apiserver asks that its lower case
+/// be an RFC 1035 label (`ValidateCustomResourceDefinitionNames`); kinds are CamelCase by
+/// convention, and every built-in kind is.
+pub fn kind_name(s: &str) -> Result<(), String> {
+    if !s.starts_with(|c: char| c.is_ascii_uppercase()) {
+        return Err("must start with an upper-case letter (kinds are CamelCase: `Rollout`)".into());
+    }
+    if s.len() > 63 {
+        return Err(format!("must be at most 63 characters (is {})", s.len()));
+    }
+    if !s.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err("must consist of letters and digits".into());
+    }
+    Ok(())
+}
+
+/// A custom resource's `group/version` (`argoproj.io/v1alpha1`): a group with at least one
+/// dot, as apiextensions-apiserver requires of a CustomResourceDefinition's `spec.group`
+/// ("should be a domain with at least one dot", `ValidateCustomResourceDefinitionSpec`), and
+/// an RFC 1035 version.
+pub fn group_version(s: &str) -> Result<(), String> {
+    let Some((group, version)) = s.split_once('/') else {
+        return Err(
+            "must be `group/version` (`argoproj.io/v1alpha1`): a custom resource is never in the core group"
+                .into(),
+        );
+    };
+    if group.is_empty() {
+        return Err("has an empty group: a custom resource is never in the core group".into());
+    }
+    dns1123_subdomain(group).map_err(|e| format!("has a group that {e}"))?;
+    if !group.contains('.') {
+        return Err("has a group without a dot: a CustomResourceDefinition's group is a domain (`argoproj.io`)".into());
+    }
+    dns1035_label(version).map_err(|e| format!("has a version that {e}"))
+}
+
+/// The path of a field, as dot-separated JSON field names (`spec.template`).
+pub fn field_path(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    let segments: Vec<&str> = s.split('.').collect();
+    if segments.len() > 16 {
+        return Err(format!(
+            "must have at most 16 fields (has {})",
+            segments.len()
+        ));
+    }
+    if segments.iter().any(|p| p.is_empty()) {
+        return Err("must be field names separated by single dots (`spec.template`)".into());
+    }
+    if !segments.iter().all(|p| {
+        p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    }) {
+        return Err(
+            "must consist of field names of letters, digits, '_' and '-', separated by dots".into(),
+        );
+    }
+    if segments[0] == "metadata" {
+        return Err("must not be under `metadata`: a pod template is in the object's spec".into());
+    }
+    Ok(())
+}
+
 /// RFC 1123 subdomain: what Secret and ServiceAccount names must be (dot-separated labels, at
 /// most 253).
 pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
