@@ -42,3 +42,4 @@ mod validate;
 mod walkthroughs;
 mod watch;
 mod workflows;
+mod workload_kinds;
