@@ -166,6 +166,9 @@ pub enum Cause {
 pub struct Change {
     pub action: Action,
     pub kind: ObjectKind,
+    /// The kind's `apiVersion` (`apps/v1`, `argoproj.io/v1alpha1`): with `kind`, which
+    /// resource the change writes.
+    pub api_version: String,
     pub namespace: String,
     pub name: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -219,6 +222,7 @@ impl Change {
         Change {
             action,
             kind,
+            api_version: kind.facts().api_version.to_string(),
             namespace: namespace.to_string(),
             name: name.to_string(),
             fields: Vec::new(),

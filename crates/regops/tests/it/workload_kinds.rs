@@ -339,3 +339,57 @@ fn apply_watch_lists_and_watches_the_declared_kinds() {
     assert!(restored, "{}", controller.log());
     assert!(!controller.log().contains("MARKER"), "{}", controller.log());
 }
+
+/// A saved plan records the kinds its spec declared, so that it reads back (before the spec
+/// is loaded) and applies exactly: each change carries its kind's apiVersion.
+#[test]
+fn a_saved_plan_of_declared_kinds_applies_as_planned() {
+    let c = cluster();
+    let file = c.dir.path().join("plan.json");
+    let mut plan = regops();
+    plan.args([
+        "plan",
+        "-f",
+        "regops.yaml",
+        "--out",
+        "plan.json",
+        "--kubeconfig",
+    ])
+    .arg(&c.kubeconfig)
+    .current_dir(c.dir.path())
+    .env("REGOPS_CRED_HARBOR_TOKEN", "MARKER-kinds");
+    let saved = run(&mut plan);
+    assert_eq!(saved.code, 2, "{}", saved.transcript());
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(doc["formatVersion"], "2");
+    assert_eq!(
+        doc["workloadKinds"],
+        json!([
+            {"kind": "CloneSet", "apiVersion": "apps.kruise.io/v1alpha1", "resource": "clonesets", "podTemplate": "spec.template"},
+            {"kind": "Rollout", "apiVersion": "argoproj.io/v1alpha1", "resource": "rollouts", "podTemplate": "spec.template"}
+        ])
+    );
+    let rollout = doc["plan"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|ch| ch["kind"] == "Rollout")
+        .unwrap();
+    assert_eq!(rollout["apiVersion"], "argoproj.io/v1alpha1");
+    let mut apply = regops();
+    apply
+        .arg("apply")
+        .arg(&file)
+        .arg("--yes")
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .current_dir(c.dir.path())
+        .env("REGOPS_CRED_HARBOR_TOKEN", "MARKER-kinds");
+    let r = run(&mut apply);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert_eq!(
+        entries(&c, "rollouts", "checkout"),
+        ["theirs", "harbor-pull"]
+    );
+    assert_eq!(entries(&c, "clonesets", "search"), ["harbor-pull"]);
+}
