@@ -620,4 +620,28 @@ mod tests {
             Err(ReadError::Malformed(_))
         ));
     }
+
+    /// A plan file is data anyone may hand over: the kinds it records are checked as the
+    /// spec's `workloadKinds:` is, before any is added to the kind table.
+    #[test]
+    fn a_saved_plan_declaring_a_kind_out_of_bounds_is_refused() {
+        for (kind, api_version, resource) in [
+            ("Secret", "evil.example.com/v1", "secrets"),
+            ("Sneaky", "v1", "secrets"),
+            ("Sneaky", "rbac.authorization.k8s.io/v1", "clusterroles"),
+            ("Sneaky", "evil.example.com/v1", "../../api/v1/secrets"),
+        ] {
+            let file = serde_json::json!({
+                "kind": KIND, "formatVersion": FORMAT_VERSION,
+                "workloadKinds": [{"kind": kind, "apiVersion": api_version,
+                                   "resource": resource, "podTemplate": "spec.template"}]
+            });
+            let e = parse(file.to_string().as_bytes()).unwrap_err();
+            assert!(
+                matches!(e, ReadError::Malformed(_)),
+                "{kind} {api_version}: {e}"
+            );
+            assert!(regops_spec::kind::ObjectKind::parse("Sneaky").is_none());
+        }
+    }
 }

@@ -71,6 +71,19 @@ pub fn group_version(s: &str) -> Result<(), String> {
     if !group.contains('.') {
         return Err("has a group without a dot: a CustomResourceDefinition's group is a domain (`argoproj.io`)".into());
     }
+    // Kubernetes' own groups (`networking.k8s.io`, `rbac.authorization.k8s.io`) are not custom
+    // resources: kube-apiserver serves them itself, and a CustomResourceDefinition in them
+    // needs the `api-approved.kubernetes.io` annotation (apiextensions-apiserver,
+    // `ValidateCustomResourceDefinition`, protected groups). A spec must not point regops'
+    // writes at those objects.
+    if ["k8s.io", "kubernetes.io"]
+        .iter()
+        .any(|own| group == *own || group.ends_with(&format!(".{own}")))
+    {
+        return Err(format!(
+            "names the group `{group}`, one of Kubernetes' own APIs: a declared workload kind is a custom resource"
+        ));
+    }
     dns1035_label(version).map_err(|e| format!("has a version that {e}"))
 }
 
@@ -465,5 +478,56 @@ mod tests {
         assert_eq!(expiry("2027-03-01T02:00:00+02:00"), Ok(1_803_859_200));
         assert!(expiry("2027-02-30").is_err());
         assert!(expiry("next spring").is_err());
+    }
+
+    /// A spec's `workloadKinds:` becomes URL paths and write bodies: what it may name is
+    /// checked so that none reaches outside a custom resource's collection.
+    #[test]
+    fn a_declared_kind_cannot_reach_outside_a_custom_resource() {
+        for bad in [
+            "v1",
+            "/v1",
+            "apps/v1",
+            "argoproj.io/v1/../../api",
+            "argoproj.io/../v1",
+            "networking.k8s.io/v1",
+            "rbac.authorization.k8s.io/v1",
+            "k8s.io/v1",
+            "apiextensions.k8s.io/v1",
+            "x.kubernetes.io/v1",
+            "Argoproj.io/v1alpha1",
+            "argoproj.io/V1",
+            "argoproj.io/v1?watch=true",
+        ] {
+            assert!(group_version(bad).is_err(), "{bad}");
+        }
+        assert!(group_version("argoproj.io/v1alpha1").is_ok());
+        assert!(group_version("apps.kruise.io/v1alpha1").is_ok());
+        for bad in [
+            "",
+            "../secrets",
+            "secrets/x",
+            "Rollouts",
+            "roll outs",
+            "rollouts?x=1",
+            "1rollouts",
+        ] {
+            assert!(dns1035_label(bad).is_err(), "{bad}");
+        }
+        for bad in [
+            "",
+            ".spec",
+            "spec.",
+            "spec..template",
+            "metadata.annotations",
+            "spec/template",
+            "spec.template\n",
+        ] {
+            assert!(field_path(bad).is_err(), "{bad}");
+        }
+        assert!(field_path("spec.template").is_ok());
+        for bad in ["rollout", "Roll-out", "Roll.out", ""] {
+            assert!(kind_name(bad).is_err(), "{bad}");
+        }
     }
 }
