@@ -41,15 +41,18 @@ fn main() {
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
-    // Rebuild when HEAD moves: HEAD itself, the ref it points at, and packed-refs. Only files
-    // that exist are named: cargo takes a missing one as changed, and would rebuild regops on
-    // every build.
-    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
-        let mut watched = vec![format!("{dir}/HEAD"), format!("{dir}/packed-refs")];
-        if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            watched.push(format!("{dir}/{reference}"));
-        }
-        for path in watched.iter().filter(|p| std::path::Path::new(p).exists()) {
+    // Rebuild when HEAD moves: HEAD itself, the ref it points at, and packed-refs. Each is
+    // found with `git rev-parse --git-path`, which knows a worktree's layout (its HEAD is its
+    // own, its branches and packed-refs are the main repository's). Only files that exist are
+    // named: cargo takes a missing one as changed, and would rebuild regops on every build.
+    let mut names = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
+    if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        names.push(reference);
+    }
+    for name in &names {
+        if let Some(path) = git(&["rev-parse", "--git-path", name])
+            && std::path::Path::new(&path).exists()
+        {
             println!("cargo:rerun-if-changed={path}");
         }
     }

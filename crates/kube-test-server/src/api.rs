@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::field_validation;
 use crate::fields::{self, Managed};
-use crate::resources::{self, RESOURCES, ResourcePath, ResourceType};
+use crate::resources::{self, ResourcePath, ResourceType};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::validation;
@@ -390,7 +390,7 @@ impl Store {
     /// Stores an object, and records the change for watches (`ADDED` or `MODIFIED`; a write
     /// that kept the resourceVersion changed nothing and is not an event).
     fn put(&mut self, key: Key, stored: Stored) {
-        let rt = resources::RESOURCES.iter().find(|r| r.plural == key.0);
+        let rt = resources::by_plural(key.0);
         let old_rv = self
             .objects
             .get(&key)
@@ -417,7 +417,7 @@ impl Store {
         let rv = self.bump();
         stored.obj["metadata"]["resourceVersion"] = json!(rv);
         stored.listed = OnceCell::new();
-        if let Some(rt) = resources::RESOURCES.iter().find(|r| r.plural == key.0) {
+        if let Some(rt) = resources::by_plural(key.0) {
             self.emit("DELETED", rt, &stored);
         }
     }
@@ -465,10 +465,7 @@ impl Store {
 
     /// The current objects a watch selects, as `ADDED` events, and the version they are at.
     pub fn watch_snapshot(&self, filter: &WatchFilter) -> (Vec<Event>, u64) {
-        let Some(rt) = resources::RESOURCES
-            .iter()
-            .find(|r| r.plural == filter.plural)
-        else {
+        let Some(rt) = resources::by_plural(filter.plural) else {
             return (Vec::new(), self.rv);
         };
         let events = self
@@ -973,7 +970,7 @@ impl Store {
         if rt.kind == "Secret" {
             validation::normalize_secret(obj)?;
         }
-        if rt.is_workload() {
+        if rt.has_generation() {
             obj["metadata"]["generation"] = json!(1);
         }
         if rt.kind == "Namespace" {
@@ -1152,7 +1149,7 @@ impl Store {
         if let Some(manager) = manager {
             fields::record_update(Some(&old.obj), &new, manager, &mut managed);
         }
-        if rt.is_workload() && new["spec"] != old.obj["spec"] {
+        if rt.has_generation() && new["spec"] != old.obj["spec"] {
             let g = old.obj["metadata"]["generation"].as_i64().unwrap_or(1);
             new["metadata"]["generation"] = json!(g + 1);
         }
@@ -1534,9 +1531,7 @@ impl Store {
 
     /// Every stored object of a kind (all namespaces), for assertions.
     pub fn objects(&self, plural: &str) -> Vec<Value> {
-        RESOURCES
-            .iter()
-            .find(|r| r.plural == plural)
+        resources::by_plural(plural)
             .map(|rt| {
                 self.objects
                     .iter()

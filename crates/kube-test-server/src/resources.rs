@@ -10,6 +10,8 @@ pub struct ResourceType {
     pub kind: &'static str,
     pub namespaced: bool,
     pub short_names: &'static [&'static str],
+    /// Served for a CustomResourceDefinition a test registered ([`register_crd`]).
+    pub custom: bool,
 }
 
 /// The kinds with a pod template (and a `metadata.generation` that moves with their spec).
@@ -26,6 +28,13 @@ impl ResourceType {
     /// Whether this is a workload: a kind with a pod template.
     pub fn is_workload(&self) -> bool {
         WORKLOAD_KINDS.contains(&self.kind)
+    }
+
+    /// Whether `metadata.generation` moves with the spec: a workload's does, and so does a
+    /// custom resource's (apiextensions-apiserver, `pkg/registry/customresource/strategy.go`,
+    /// `PrepareForUpdate`, bumps it when anything but metadata and status changes).
+    pub fn has_generation(&self) -> bool {
+        self.is_workload() || self.custom
     }
 
     /// `v1` or `apps/v1`.
@@ -47,6 +56,7 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "Namespace",
         namespaced: false,
         short_names: &["ns"],
+        custom: false,
     },
     ResourceType {
         group: "",
@@ -56,6 +66,7 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "Secret",
         namespaced: true,
         short_names: &[],
+        custom: false,
     },
     ResourceType {
         group: "",
@@ -65,6 +76,7 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "ServiceAccount",
         namespaced: true,
         short_names: &["sa"],
+        custom: false,
     },
     ResourceType {
         group: "apps",
@@ -74,6 +86,7 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "Deployment",
         namespaced: true,
         short_names: &["deploy"],
+        custom: false,
     },
     ResourceType {
         group: "apps",
@@ -83,6 +96,7 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "StatefulSet",
         namespaced: true,
         short_names: &["sts"],
+        custom: false,
     },
     ResourceType {
         group: "apps",
@@ -92,6 +106,7 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "DaemonSet",
         namespaced: true,
         short_names: &["ds"],
+        custom: false,
     },
     ResourceType {
         group: "apps",
@@ -101,6 +116,7 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "ReplicaSet",
         namespaced: true,
         short_names: &["rs"],
+        custom: false,
     },
     ResourceType {
         group: "batch",
@@ -110,6 +126,7 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "Job",
         namespaced: true,
         short_names: &[],
+        custom: false,
     },
     ResourceType {
         group: "batch",
@@ -119,6 +136,7 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "CronJob",
         namespaced: true,
         short_names: &["cj"],
+        custom: false,
     },
     ResourceType {
         group: "",
@@ -128,6 +146,7 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "Pod",
         namespaced: true,
         short_names: &["po"],
+        custom: false,
     },
     ResourceType {
         group: "coordination.k8s.io",
@@ -137,6 +156,7 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "Lease",
         namespaced: true,
         short_names: &[],
+        custom: false,
     },
     // What regops records of an apply (validated as events.k8s.io/v1 Events are).
     ResourceType {
@@ -147,6 +167,7 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "Event",
         namespaced: true,
         short_names: &["ev"],
+        custom: false,
     },
     // Stored as they are, for what an install applies (deploy/): the ConfigMap the spec
     // comes from, the RBAC and the NetworkPolicy. Nothing regops itself reads.
@@ -158,6 +179,7 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "ConfigMap",
         namespaced: true,
         short_names: &["cm"],
+        custom: false,
     },
     ResourceType {
         group: "policy",
@@ -167,6 +189,7 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "PodDisruptionBudget",
         namespaced: true,
         short_names: &["pdb"],
+        custom: false,
     },
     ResourceType {
         group: "networking.k8s.io",
@@ -176,6 +199,7 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "NetworkPolicy",
         namespaced: true,
         short_names: &["netpol"],
+        custom: false,
     },
     ResourceType {
         group: "rbac.authorization.k8s.io",
@@ -185,6 +209,7 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "ClusterRole",
         namespaced: false,
         short_names: &[],
+        custom: false,
     },
     ResourceType {
         group: "rbac.authorization.k8s.io",
@@ -194,6 +219,7 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "ClusterRoleBinding",
         namespaced: false,
         short_names: &[],
+        custom: false,
     },
     ResourceType {
         group: "rbac.authorization.k8s.io",
@@ -203,6 +229,7 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "Role",
         namespaced: true,
         short_names: &[],
+        custom: false,
     },
     ResourceType {
         group: "rbac.authorization.k8s.io",
@@ -212,19 +239,81 @@ pub const RESOURCES: &[ResourceType] = &[
         kind: "RoleBinding",
         namespaced: true,
         short_names: &[],
+        custom: false,
     },
 ];
 
-pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {
-    RESOURCES
+/// The resources served for registered CustomResourceDefinitions, after the built-in ones.
+/// Process-wide and append-only (each row leaked, so that it is `&'static` like a built-in
+/// one): a resource registered by one test is served by every server in the process, which
+/// is harmless since tests pick their own group names. Discovery and the OpenAPI documents
+/// list only the built-in resources.
+static CUSTOM: std::sync::RwLock<Vec<&'static ResourceType>> = std::sync::RwLock::new(Vec::new());
+
+fn custom() -> Vec<&'static ResourceType> {
+    CUSTOM
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+/// What a CustomResourceDefinition says about its resource: `spec.group`, the served version,
+/// `spec.names.kind` and `spec.names.plural`, and `spec.scope`.
+#[derive(Clone, Debug)]
+pub struct Crd {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub plural: String,
+    pub namespaced: bool,
+}
+
+/// Serves the resource `crd` defines, as kube-apiserver does once a CustomResourceDefinition
+/// is established: objects are stored as they are sent (no schema here: as with
+/// `x-kubernetes-preserve-unknown-fields`), listed, watched, patched and applied like any
+/// other. Registering the same definition again is no change.
+pub fn register_crd(crd: &Crd) -> &'static ResourceType {
+    let mut rows = CUSTOM
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(r) = rows
         .iter()
-        .find(|r| r.group == group && r.version == version && r.plural == plural)
+        .find(|r| r.group == crd.group && r.version == crd.version && r.plural == crd.plural)
+        .copied()
+    {
+        return r;
+    }
+    let leak = |s: &str| -> &'static str { Box::leak(s.to_string().into_boxed_str()) };
+    let row: &'static ResourceType = Box::leak(Box::new(ResourceType {
+        group: leak(&crd.group),
+        version: leak(&crd.version),
+        plural: leak(&crd.plural),
+        singular: leak(&crd.kind.to_ascii_lowercase()),
+        kind: leak(&crd.kind),
+        namespaced: crd.namespaced,
+        short_names: &[],
+        custom: true,
+    }));
+    rows.push(row);
+    row
+}
+
+/// Every served resource: the built-in ones, then the registered custom ones.
+pub fn all() -> impl Iterator<Item = &'static ResourceType> {
+    RESOURCES.iter().chain(custom())
+}
+
+pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {
+    all().find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// The resource stored under `plural` (the store's keys).
+pub fn by_plural(plural: &str) -> Option<&'static ResourceType> {
+    all().find(|r| r.plural == plural)
 }
 
 pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceType> {
-    RESOURCES
-        .iter()
-        .find(|r| r.kind == kind && r.api_version() == api_version)
+    all().find(|r| r.kind == kind && r.api_version() == api_version)
 }
 
 /// A parsed resource path.

@@ -110,6 +110,9 @@ pub struct Desired {
     /// When the first minted token held or written comes within its `refreshBefore` (Unix
     /// seconds): when a long-running apply renews.
     pub renew_at: Option<i64>,
+    /// The workload kinds the spec declares (`workloadKinds:`): with the built-in ones, the
+    /// kinds a controller may be of that the plan says to bind instead.
+    pub declared_kinds: BTreeSet<WorkloadKind>,
 }
 
 /// The minted tokens (`ecr`, `gcp`, `acr`) of a run, and the time they are measured against.
@@ -439,7 +442,10 @@ pub fn compute_with(
     observed: &Observed,
     only: Option<&BTreeSet<String>>,
 ) -> Desired {
-    let mut d = Desired::default();
+    let mut d = Desired {
+        declared_kinds: spec.workload_kinds.values().map(|k| k.kind).collect(),
+        ..Desired::default()
+    };
     resolve_scopes(&mut d, spec, observed, only);
     // The Secrets regops wrote, for the tokens they hold; only when some pull secret mints.
     // (Whose they are is the plan's concern: another's is a conflict, whatever it holds.)
@@ -686,7 +692,10 @@ fn bind_workloads(
             .filter(|c| pulls(&c.image))
             .map(|c| c.name.as_str())
             .collect();
-        if matching.is_empty() {
+        // A workload that runs another's pod template (an Argo Rollout's `workloadRef`) has
+        // no containers of its own: selected by kind and labels, it is wanted, and the plan
+        // says which workload to bind instead.
+        if matching.is_empty() && w.template_ref.is_none() {
             continue;
         }
         let want = d

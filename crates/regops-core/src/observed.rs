@@ -192,6 +192,9 @@ pub struct Workload {
     pub legacy_kubesphere_owners: Vec<String>,
     /// The controlling owner, `(kind, name)`: a Job's CronJob.
     pub controller: Option<(String, String)>,
+    /// The workload whose pod template this one runs instead of its own, `(kind, name)`: an
+    /// Argo Rollout's `spec.workloadRef`.
+    pub template_ref: Option<(String, String)>,
 }
 
 /// Everything observed.
@@ -309,7 +312,7 @@ impl Observed {
             data,
             string_data,
             image_pull_secrets,
-            spec,
+            mut spec,
             ..
         } = obj;
         let wire::Meta {
@@ -378,6 +381,10 @@ impl Observed {
                 let Some(kind) = regops_spec::WorkloadKind::parse(kind) else {
                     return Ok(());
                 };
+                let template_ref = spec
+                    .as_mut()
+                    .and_then(|s| s.workload_ref.take())
+                    .and_then(|r| Some((r.kind?, r.name?)));
                 let (template_annotations, pod) = pod_template(kind, spec);
                 let wire::PodSpec {
                     containers: main,
@@ -401,6 +408,7 @@ impl Observed {
                 self.workloads.push(Workload {
                     legacy_kubesphere_owners,
                     controller,
+                    template_ref,
                     kind,
                     namespace,
                     name,
@@ -456,7 +464,9 @@ fn pod_template(
     use regops_spec::kind::TemplateAt;
     let template = spec.and_then(|s| match kind.facts().template {
         TemplateAt::JobTemplate => s.job_template.and_then(|j| j.spec).and_then(|j| j.template),
-        TemplateAt::Spec => s.template,
+        // A declared kind's template was moved to `spec.template` as it was read
+        // (`wire::Object::unstructured`).
+        TemplateAt::Spec | TemplateAt::Declared { .. } => s.template,
     });
     match template {
         Some(t) => (

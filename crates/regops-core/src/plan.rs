@@ -15,6 +15,7 @@ use crate::ownership::{
     self, KUBESPHERE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SECRET_TYPE, SPEC_ANNOTATION,
 };
 use crate::warning::{Warning, WarningGroup, WarningKind};
+use regops_spec::WorkloadKind;
 use regops_spec::kind::ObjectKind;
 use regops_spec::untrusted::Message;
 
@@ -165,6 +166,9 @@ pub enum Cause {
 pub struct Change {
     pub action: Action,
     pub kind: ObjectKind,
+    /// The kind's `apiVersion` (`apps/v1`, `argoproj.io/v1alpha1`): with `kind`, which
+    /// resource the change writes.
+    pub api_version: String,
     pub namespace: String,
     pub name: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -218,6 +222,7 @@ impl Change {
         Change {
             action,
             kind,
+            api_version: kind.facts().api_version.to_string(),
             namespace: namespace.to_string(),
             name: name.to_string(),
             fields: Vec::new(),
@@ -1101,12 +1106,21 @@ impl<'a> Planner<'a> {
                 }
                 continue;
             }
-            if let Some((owner_kind, owner)) = workload_controller(w) {
+            if let Some((ref_kind, target)) = &w.template_ref {
+                // An Argo Rollout with a `workloadRef` runs the referenced workload's pod
+                // template (usually a Deployment scaled to zero): that template is what to
+                // bind, and this object has none to patch.
+                if !c.add.is_empty() {
+                    job_notes.push(referenced_note(w, ref_kind, target));
+                }
+                continue;
+            }
+            if let Some((owner_kind, owner)) = workload_controller(w, self.desired) {
                 // A ReplicaSet a Deployment controls: the Deployment writes its template, and
                 // one that differs from the Deployment's makes the Deployment roll out a new
                 // ReplicaSet. Its controller is what to bind.
                 if !c.add.is_empty() {
-                    job_notes.push(controlled_note(w, owner_kind, owner));
+                    job_notes.push(controlled_note(w, owner_kind, owner, self.desired));
                 }
                 continue;
             }
@@ -1145,26 +1159,38 @@ impl<'a> Planner<'a> {
 }
 
 /// The controller that writes `w`'s pod template, `(kind, name)`: its controller when that is
-/// a kind a binding can select (a Job's CronJob), or any controller of a kind whose copies
-/// are their controller's (a ReplicaSet's Deployment or Argo Rollout).
-fn workload_controller(w: &crate::observed::Workload) -> Option<(&str, &str)> {
+/// a kind a binding can select (a Job's CronJob, a ReplicaSet's Argo Rollout when the spec
+/// declares `Rollout`), or any controller of a kind whose copies are their controller's (a
+/// ReplicaSet's Deployment or undeclared Rollout).
+fn workload_controller<'w>(
+    w: &'w crate::observed::Workload,
+    desired: &Desired,
+) -> Option<(&'w str, &'w str)> {
     let (kind, name) = w.controller.as_ref()?;
-    let known = ObjectKind::parse(kind)
-        .and_then(ObjectKind::workload)
-        .is_some();
+    let known = bindable(kind, desired);
     (known || w.kind.facts().copied_by_controller).then_some((kind.as_str(), name.as_str()))
 }
 
+/// Whether a binding of this spec can select the kind named `kind`: a built-in workload kind,
+/// or one the spec declares. (The kind table is the process's: another spec loaded in the
+/// same process may have declared a kind of that name, which this spec cannot bind.)
+fn bindable(kind: &str, desired: &Desired) -> bool {
+    WorkloadKind::parse(kind)
+        .is_some_and(|k| !ObjectKind::from(k).is_declared() || desired.declared_kinds.contains(&k))
+}
+
 /// Why a workload another workload controls is not patched, and what to bind instead.
-fn controlled_note(w: &crate::observed::Workload, owner_kind: &str, owner: &str) -> Warning {
+fn controlled_note(
+    w: &crate::observed::Workload,
+    owner_kind: &str,
+    owner: &str,
+    desired: &Desired,
+) -> Warning {
     let kind = ObjectKind::from(w.kind).lowercase();
     let object = format!("{}/{}", w.namespace, w.name);
     // A controller regops can bind is what to bind; another (an Argo Rollout) takes the pull
     // secret in its own manifest.
-    let instead = if ObjectKind::parse(owner_kind)
-        .and_then(ObjectKind::workload)
-        .is_some()
-    {
+    let instead = if bindable(owner_kind, desired) {
         Message::own("bind the ").quote(owner_kind).and(" instead")
     } else {
         Message::own("add the pull secret to the ")
@@ -1182,6 +1208,25 @@ fn controlled_note(w: &crate::observed::Workload, owner_kind: &str, owner: &str)
             .code(owner)
             .and(" writes its pod template; ")
             .then(&instead),
+    )
+}
+
+/// Why a workload that runs another's pod template is not patched, and what to bind instead.
+fn referenced_note(w: &crate::observed::Workload, ref_kind: &str, target: &str) -> Warning {
+    let kind = ObjectKind::from(w.kind).lowercase();
+    let object = format!("{}/{}", w.namespace, w.name);
+    Warning::new(
+        WarningKind::TemplateReferenced,
+        format!("{kind} {object}"),
+        Message::own(format!("{kind} "))
+            .quote(object)
+            .and(" is not patched: it runs the pod template of its `workloadRef`, ")
+            .quote(ref_kind)
+            .and(" ")
+            .code(target)
+            .and("; bind that ")
+            .quote(ref_kind)
+            .and(" instead"),
     )
 }
 

@@ -27,8 +27,9 @@ use crate::warning::Warning;
 
 /// What `kind:` a saved plan file says it is.
 pub const KIND: &str = "SavedPlan";
-/// The version of the saved plan format.
-pub const FORMAT_VERSION: &str = "1";
+/// The version of the saved plan format. 2: each change carries its kind's `apiVersion`, and
+/// the file the workload kinds its spec declared.
+pub const FORMAT_VERSION: &str = "2";
 
 /// A saved plan, as written to the file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -48,6 +49,11 @@ pub struct SavedPlan {
     /// The namespaces it was limited to (`-n`), if any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<String>,
+    /// The workload kinds the spec declared (`workloadKinds:`), so that the plan's changes
+    /// of those kinds read back before the spec is loaded; the spec's digest then proves it
+    /// declares the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workload_kinds: Vec<KindRecord>,
     /// Every object read, by kind, namespace and name.
     pub objects: Vec<ObjectVersion>,
     /// The plan, as `plan -o json` shows it.
@@ -91,6 +97,63 @@ pub struct ClusterRecord {
     pub server: String,
     /// The uid of the `kube-system` namespace: the cluster's identity.
     pub kube_system_uid: String,
+}
+
+/// A workload kind the spec declared, as `workloadKinds:` says it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KindRecord {
+    pub kind: String,
+    pub api_version: String,
+    pub resource: String,
+    pub pod_template: String,
+}
+
+/// The records of the kinds `spec` declares.
+pub fn kind_records(spec: &regops_spec::Spec) -> Vec<KindRecord> {
+    spec.workload_kinds
+        .values()
+        .map(|d| KindRecord {
+            kind: d.name.value.clone(),
+            api_version: d.api_version.value.clone(),
+            resource: d.resource.value.clone(),
+            pod_template: d.pod_template.value.clone(),
+        })
+        .collect()
+}
+
+/// Adds the kinds a saved plan records to the kind table, checked by the rules the spec's
+/// `workloadKinds:` is (the file is data anyone may hand over).
+fn declare_recorded(bytes: &[u8]) -> Result<(), ReadError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Kinds {
+        #[serde(default)]
+        workload_kinds: Vec<KindRecord>,
+    }
+    let malformed = |e: serde_json::Error| ReadError::Malformed(masked::json(&e).to_string());
+    let kinds: Kinds = serde_json::from_slice(bytes).map_err(malformed)?;
+    for (i, k) in kinds.workload_kinds.iter().enumerate() {
+        let bad =
+            |what: &str| ReadError::Malformed(format!("workload kind {i} has an invalid {what}"));
+        regops_spec::rules::kind_name(&k.kind).map_err(|_| bad("name"))?;
+        regops_spec::rules::group_version(&k.api_version).map_err(|_| bad("apiVersion"))?;
+        regops_spec::rules::dns1035_label(&k.resource).map_err(|_| bad("resource"))?;
+        regops_spec::rules::field_path(&k.pod_template).map_err(|_| bad("podTemplate"))?;
+        let (group, version) = k
+            .api_version
+            .split_once('/')
+            .ok_or_else(|| bad("apiVersion"))?;
+        regops_spec::kind::declare(&regops_spec::kind::Declaration {
+            name: k.kind.clone(),
+            group: group.into(),
+            version: version.into(),
+            plural: k.resource.clone(),
+            template: k.pod_template.split('.').map(str::to_string).collect(),
+        })
+        .map_err(|e| ReadError::Malformed(format!("workload kind {i}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// One object as it was read.
@@ -347,7 +410,22 @@ pub fn parse(bytes: &[u8]) -> Result<SavedPlan, ReadError> {
             .unwrap_or_else(|| "another".to_string());
         return Err(ReadError::Format { found });
     }
+    declare_recorded(bytes)?;
     let mut saved: SavedPlan = serde_json::from_slice(bytes).map_err(malformed)?;
+    // A change's apiVersion is its kind's: one that differs was not written by regops.
+    if let Some(c) = saved
+        .plan
+        .changes
+        .iter()
+        .find(|c| c.api_version != c.kind.facts().api_version)
+    {
+        return Err(ReadError::Malformed(format!(
+            "a change of kind `{}` says apiVersion `{}`, and that kind is `{}`",
+            c.kind,
+            regops_spec::untrusted::terminal(&c.api_version),
+            c.kind.facts().api_version
+        )));
+    }
     saved.plan.warnings = std::mem::take(&mut saved.warnings);
     Ok(saved)
 }
@@ -505,6 +583,7 @@ mod tests {
             None,
         );
         let saved = SavedPlan {
+            workload_kinds: Vec::new(),
             kind: KIND.into(),
             format_version: FORMAT_VERSION.into(),
             regops_version: "0".into(),
@@ -540,5 +619,29 @@ mod tests {
             parse(br#"{"kind":"Plan"}"#),
             Err(ReadError::Malformed(_))
         ));
+    }
+
+    /// A plan file is data anyone may hand over: the kinds it records are checked as the
+    /// spec's `workloadKinds:` is, before any is added to the kind table.
+    #[test]
+    fn a_saved_plan_declaring_a_kind_out_of_bounds_is_refused() {
+        for (kind, api_version, resource) in [
+            ("Secret", "evil.example.com/v1", "secrets"),
+            ("Sneaky", "v1", "secrets"),
+            ("Sneaky", "rbac.authorization.k8s.io/v1", "clusterroles"),
+            ("Sneaky", "evil.example.com/v1", "../../api/v1/secrets"),
+        ] {
+            let file = serde_json::json!({
+                "kind": KIND, "formatVersion": FORMAT_VERSION,
+                "workloadKinds": [{"kind": kind, "apiVersion": api_version,
+                                   "resource": resource, "podTemplate": "spec.template"}]
+            });
+            let e = parse(file.to_string().as_bytes()).unwrap_err();
+            assert!(
+                matches!(e, ReadError::Malformed(_)),
+                "{kind} {api_version}: {e}"
+            );
+            assert!(regops_spec::kind::ObjectKind::parse("Sneaky").is_none());
+        }
     }
 }

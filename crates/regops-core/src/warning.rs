@@ -30,6 +30,9 @@ pub enum WarningKind {
     /// A workload wants a pull secret, and another workload controls its template (a
     /// ReplicaSet's Deployment).
     ControlledNotPatched,
+    /// A workload wants a pull secret, and runs another workload's pod template (an Argo
+    /// Rollout's `workloadRef`).
+    TemplateReferenced,
     /// References to Secrets in conflict are held back.
     HeldBack,
     /// A ServiceAccount regops patches is also managed by Argo CD, Flux or Helm.
@@ -103,6 +106,9 @@ fn together(kind: WarningKind, n: usize) -> Message {
         ),
         WarningKind::ControlledNotPatched => format!(
             "{n} workloads are not patched: another workload controls their pod template (a ReplicaSet's Deployment); bind their controller instead"
+        ),
+        WarningKind::TemplateReferenced => format!(
+            "{n} workloads are not patched: each runs the pod template of the workload its `workloadRef` names; bind that workload instead"
         ),
         WarningKind::HeldBack => format!("{n} sets of references are held back"),
         WarningKind::GitopsManaged => format!(

@@ -23,6 +23,7 @@ pub const SPEC_FIELDS: &[&str] = &[
     "pullSecrets",
     "bindings",
     "clusters",
+    "workloadKinds",
 ];
 pub const METADATA_FIELDS: &[&str] = &["name"];
 pub const REGISTRY_FIELDS: &[&str] = &["server", "credential", "insecure", "caFile"];
@@ -61,6 +62,7 @@ pub const BINDING_FIELDS: &[&str] = &[
     "kubesphereAnnotation",
 ];
 pub const WORKLOAD_FIELDS: &[&str] = &["kinds", "selector", "images"];
+pub const DECLARED_KIND_FIELDS: &[&str] = &["apiVersion", "resource", "podTemplate"];
 
 /// The fields the decoder accepts, by the schema definition they correspond to. A test checks
 /// this table against the generated JSON Schema, so the two cannot drift apart.
@@ -82,6 +84,7 @@ pub const FIELD_TABLE: &[(&str, &[&str])] = &[
     ("WorkloadSelector", WORKLOAD_FIELDS),
     ("Cluster", CLUSTER_FIELDS),
     ("ClusterSelector", CLUSTER_SELECTOR_FIELDS),
+    ("DeclaredKind", DECLARED_KIND_FIELDS),
 ];
 
 type Entries<'n> = &'n [(Spanned<String>, Node)];
@@ -102,6 +105,9 @@ pub(crate) struct Decoder<'d> {
     diags: &'d mut Diagnostics,
     /// Locations of plaintext secrets found in the source, to be masked in any rendering.
     pub(crate) redactions: Vec<Loc>,
+    /// The workload kinds the whole spec declares (in any of its files), by name: what a
+    /// binding's `kinds:` may name besides the built-in ones.
+    declared: BTreeMap<String, WorkloadKind>,
 }
 
 impl<'d> Decoder<'d> {
@@ -109,6 +115,104 @@ impl<'d> Decoder<'d> {
         Decoder {
             diags,
             redactions: Vec::new(),
+            declared: BTreeMap::new(),
+        }
+    }
+
+    /// A decoder whose bindings may name the kinds `declared` declares.
+    pub(crate) fn with_kinds(mut self, declared: &BTreeMap<String, DeclaredKind>) -> Self {
+        self.declared = declared
+            .iter()
+            .map(|(name, d)| (name.clone(), d.kind))
+            .collect();
+        self
+    }
+
+    /// The workload kinds one file declares (`workloadKinds:`), each added to the kind table.
+    /// Read before the rest of the spec, from every file, so that a binding may name a kind
+    /// another file declares; the rest of the file is checked by [`Decoder::spec`].
+    pub(crate) fn workload_kinds(&mut self, root: &Node) -> BTreeMap<String, DeclaredKind> {
+        let mut out = BTreeMap::new();
+        let Value::Map(entries) = &root.value else {
+            return out;
+        };
+        let Some(n) = field(entries, "workloadKinds") else {
+            return out;
+        };
+        for (name, node) in self.named(n, "workload kind", rules::kind_name) {
+            if let Some(d) = self.declared_kind(name.clone(), node) {
+                out.insert(name.value, d);
+            }
+        }
+        out
+    }
+
+    fn declared_kind(&mut self, name: Spanned<String>, node: &Node) -> Option<DeclaredKind> {
+        let desc = format!("workload kind `{}`", name.value);
+        let Some(e) = self.mapping(node, &desc, DECLARED_KIND_FIELDS) else {
+            if node.is_null() {
+                self.push(
+                    Diagnostic::error("spec::missing-field", format!("{desc} is empty"))
+                        .with_label(name.loc, "needs `apiVersion`, `resource` and `podTemplate`"),
+                );
+            }
+            return None;
+        };
+        let api_version = self
+            .required(e, "apiVersion", name.loc, &desc)
+            .and_then(|n| self.checked_string(n, "apiVersion", rules::group_version));
+        let resource = self
+            .required(e, "resource", name.loc, &desc)
+            .and_then(|n| self.checked_string(n, "resource", rules::dns1035_label));
+        let pod_template = self
+            .required(e, "podTemplate", name.loc, &desc)
+            .and_then(|n| self.checked_string(n, "pod template path", rules::field_path));
+        let (api_version, resource, pod_template) = (api_version?, resource?, pod_template?);
+        // Any of the three that broke a rule was reported above; declare only a whole row.
+        if rules::kind_name(&name).is_err()
+            || rules::group_version(&api_version).is_err()
+            || rules::dns1035_label(&resource).is_err()
+            || rules::field_path(&pod_template).is_err()
+        {
+            return None;
+        }
+        let (group, version) = api_version.split_once('/')?;
+        let declaration = crate::kind::Declaration {
+            name: name.value.clone(),
+            group: group.to_string(),
+            version: version.to_string(),
+            plural: resource.value.clone(),
+            template: pod_template.split('.').map(str::to_string).collect(),
+        };
+        match crate::kind::declare(&declaration) {
+            Ok(kind) => Some(DeclaredKind {
+                name,
+                api_version,
+                resource,
+                pod_template,
+                kind,
+            }),
+            Err(e @ crate::kind::DeclareError::BuiltIn(_)) => {
+                self.push(
+                    Diagnostic::error(
+                        "spec::builtin-kind",
+                        format!("workload kind `{}` is declared, but {e}", name.value),
+                    )
+                    .with_label(name.loc, "a built-in kind")
+                    .with_help(format!(
+                        "leave it out: bindings name `{}` without declaring it",
+                        name.value
+                    )),
+                );
+                None
+            }
+            Err(e) => {
+                self.push(
+                    Diagnostic::error("spec::too-many-kinds", e.to_string())
+                        .with_label(name.loc, "one too many"),
+                );
+                None
+            }
         }
     }
 
@@ -1311,10 +1415,20 @@ impl<'d> Decoder<'d> {
                 let Some(s) = self.string(item, "a workload kind") else {
                     continue;
                 };
-                match WorkloadKind::parse(&s.value) {
+                let found = WorkloadKind::ALL
+                    .into_iter()
+                    .find(|k| k.as_str() == s.value)
+                    .or_else(|| self.declared.get(&s.value).copied());
+                let known = || {
+                    WorkloadKind::ALL
+                        .iter()
+                        .map(|k| k.as_str())
+                        .chain(self.declared.keys().map(String::as_str))
+                };
+                match found {
                     Some(kind) => kinds.push(Spanned::new(kind, s.loc)),
                     None => {
-                        let hint = did_you_mean(&s, WorkloadKind::ALL.iter().map(|k| k.as_str()));
+                        let hint = did_you_mean(&s, known());
                         self.push(
                             Diagnostic::error(
                                 "spec::invalid-kind",
@@ -1323,9 +1437,11 @@ impl<'d> Decoder<'d> {
                             .with_label(s.loc, "unknown kind")
                             .with_help(hint.map_or_else(
                                 || {
-                                    let names: Vec<&str> =
-                                        WorkloadKind::ALL.iter().map(|k| k.as_str()).collect();
-                                    format!("use one of {}", names.join(", "))
+                                    let names: Vec<&str> = known().collect();
+                                    format!(
+                                        "use one of {}, or declare it under `workloadKinds`",
+                                        names.join(", ")
+                                    )
                                 },
                                 |h| format!("did you mean `{h}`?"),
                             )),
@@ -1440,10 +1556,11 @@ pub(crate) fn merge(into: &mut Spec, from: Spec, diags: &mut Diagnostics) {
         |c| c.name.loc,
         diags,
     );
+
     into.bindings.extend(from.bindings);
 }
 
-fn merge_map<T>(
+pub(crate) fn merge_map<T>(
     into: &mut BTreeMap<String, T>,
     from: BTreeMap<String, T>,
     what: &str,

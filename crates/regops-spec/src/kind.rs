@@ -12,19 +12,29 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// An object kind regops writes.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-pub enum ObjectKind {
-    Secret,
-    ServiceAccount,
-    Deployment,
-    StatefulSet,
-    DaemonSet,
-    ReplicaSet,
-    Job,
-    CronJob,
+/// An object kind regops writes: a row of the kind table. The built-in kinds are the first
+/// rows (named by the constants below, so they read and match like enum variants); a spec's
+/// `workloadKinds:` adds rows when it is loaded ([`declare`]). A row, once added, stays for the
+/// life of the process, so an `ObjectKind` is a small copyable handle that is always valid.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKind(u16);
+
+#[allow(non_upper_case_globals)]
+impl ObjectKind {
+    pub const Secret: ObjectKind = ObjectKind(0);
+    pub const ServiceAccount: ObjectKind = ObjectKind(1);
+    pub const Deployment: ObjectKind = ObjectKind(2);
+    pub const StatefulSet: ObjectKind = ObjectKind(3);
+    pub const DaemonSet: ObjectKind = ObjectKind(4);
+    pub const ReplicaSet: ObjectKind = ObjectKind(5);
+    pub const Job: ObjectKind = ObjectKind(6);
+    pub const CronJob: ObjectKind = ObjectKind(7);
+}
+
+impl std::fmt::Debug for ObjectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What the API says about one kind.
@@ -78,6 +88,11 @@ pub enum TemplateAt {
     Spec,
     /// `spec.jobTemplate.spec.template` (CronJob).
     JobTemplate,
+    /// Where a spec's `workloadKinds:` says (`podTemplate: spec.template`).
+    Declared {
+        path: &'static [&'static str],
+        metadata: &'static str,
+    },
 }
 
 impl TemplateAt {
@@ -86,6 +101,7 @@ impl TemplateAt {
         match self {
             TemplateAt::Spec => &["spec", "template"],
             TemplateAt::JobTemplate => &["spec", "jobTemplate", "spec", "template"],
+            TemplateAt::Declared { path, .. } => path,
         }
     }
 
@@ -94,14 +110,15 @@ impl TemplateAt {
         match self {
             TemplateAt::Spec => "spec.template.metadata",
             TemplateAt::JobTemplate => "spec.jobTemplate.spec.template.metadata",
+            TemplateAt::Declared { metadata, .. } => metadata,
         }
     }
 }
 
 const ROLLS: (&str, &str) = ("will roll its pods", "their pods will roll");
 
-/// In the order of [`ObjectKind`]'s variants: `FACTS[kind as usize]` is `kind`'s row (a test
-/// checks it).
+/// The built-in rows, in the order of [`ObjectKind`]'s constants: `FACTS[kind.0]` is `kind`'s
+/// row (a test checks it).
 const FACTS: [KindFacts; 8] = [
     KindFacts {
         kind: ObjectKind::Secret,
@@ -225,7 +242,7 @@ const FACTS: [KindFacts; 8] = [
     },
 ];
 
-/// How many rows of the table are workloads.
+/// How many built-in rows are workloads.
 const fn count_workloads() -> usize {
     let mut n = 0;
     let mut i = 0;
@@ -240,8 +257,111 @@ const fn count_workloads() -> usize {
 
 const WORKLOADS: usize = count_workloads();
 
+/// At most this many rows are declared in one process: a controller that reloads a spec whose
+/// declarations change adds rows each time, and each row is kept for the process's life.
+pub const MAX_DECLARED: usize = 256;
+
+/// The rows spec declarations added, after the built-in ones: `DECLARED[i]` is the row of
+/// `ObjectKind(FACTS.len() + i)`. Append-only, and each row leaked, so that `facts()` can hand
+/// out `&'static` rows as it does for the built-in ones.
+static DECLARED: std::sync::RwLock<Vec<&'static KindFacts>> = std::sync::RwLock::new(Vec::new());
+
+fn declared_rows() -> std::sync::RwLockReadGuard<'static, Vec<&'static KindFacts>> {
+    // A poisoned lock only means a writer panicked between two statements of `declare`, which
+    // pushes one whole row at a time: the vector is whole either way.
+    DECLARED
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A workload kind a spec declares under `workloadKinds:`, as written there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Declaration {
+    /// As in `kind:` (`Rollout`).
+    pub name: String,
+    /// The API group (`argoproj.io`), never empty.
+    pub group: String,
+    /// The version (`v1alpha1`).
+    pub version: String,
+    /// The resource, as in the URL (`rollouts`).
+    pub plural: String,
+    /// The path of the pod template (`["spec", "template"]`).
+    pub template: Vec<String>,
+}
+
+/// Why a declaration was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DeclareError {
+    #[error("`{0}` is a kind regops knows already")]
+    BuiltIn(String),
+    #[error("more than {MAX_DECLARED} workload kinds were declared in this process")]
+    TooMany,
+}
+
+/// Adds the row of a kind a spec declares, or finds the same row added before. A declared
+/// kind's pod template rolls its pods when it changes (as a Deployment's, an Argo Rollout's
+/// or an OpenKruise CloneSet's does), may change after creation, is selected only by bindings
+/// that name it, and one with a controlling owner is left to that owner only when the owner
+/// is a workload kind.
+///
+/// A name declared again with other facts (a spec edited under a running controller) gets a
+/// new row, which [`ObjectKind::parse`] finds from then on; the old row stays valid.
+pub fn declare(d: &Declaration) -> Result<WorkloadKind, DeclareError> {
+    if FACTS.iter().any(|f| f.name == d.name) {
+        return Err(DeclareError::BuiltIn(d.name.clone()));
+    }
+    let api_version = format!("{}/{}", d.group, d.version);
+    let path: Vec<&str> = d.template.iter().map(String::as_str).collect();
+    let same = |f: &KindFacts| {
+        f.name == d.name
+            && f.api_version == api_version
+            && f.plural == d.plural
+            && f.workload
+                .as_ref()
+                .is_some_and(|w| w.template.path() == path.as_slice())
+    };
+    if let Some(f) = declared_rows().iter().rev().find(|f| same(f)) {
+        return Ok(WorkloadKind(f.kind));
+    }
+    let mut rows = DECLARED
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Another thread may have added it between the two locks.
+    if let Some(f) = rows.iter().rev().find(|f| same(f)) {
+        return Ok(WorkloadKind(f.kind));
+    }
+    if rows.len() >= MAX_DECLARED {
+        return Err(DeclareError::TooMany);
+    }
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let template: Vec<&'static str> = d.template.iter().map(|p| leak(p.clone())).collect();
+    let metadata = leak(format!("{}.metadata", d.template.join(".")));
+    // The index fits: FACTS.len() + MAX_DECLARED is far below u16::MAX.
+    let kind = ObjectKind((FACTS.len() + rows.len()) as u16);
+    let row: &'static KindFacts = Box::leak(Box::new(KindFacts {
+        kind,
+        name: leak(d.name.clone()),
+        api_version: leak(api_version),
+        group: leak(d.group.clone()),
+        plural: leak(d.plural.clone()),
+        workload: Some(WorkloadFacts {
+            template: TemplateAt::Declared {
+                path: Box::leak(template.into_boxed_slice()),
+                metadata,
+            },
+            rolls_pods: true,
+            template_note: ROLLS,
+            template_mutable: true,
+            by_default: false,
+            copied_by_controller: false,
+        }),
+    }));
+    rows.push(row);
+    Ok(WorkloadKind(kind))
+}
+
 impl ObjectKind {
-    /// Every kind, in the table's order.
+    /// Every built-in kind, in the table's order.
     pub const ALL: [ObjectKind; FACTS.len()] = {
         let mut all = [ObjectKind::Secret; FACTS.len()];
         let mut i = 0;
@@ -253,16 +373,44 @@ impl ObjectKind {
     };
 
     pub fn facts(self) -> &'static KindFacts {
-        &FACTS[self as usize]
+        let i = usize::from(self.0);
+        match FACTS.get(i) {
+            Some(f) => f,
+            None => match declared_rows().get(i - FACTS.len()) {
+                Some(f) => f,
+                // An `ObjectKind` past the built-in rows is made only by `declare`, after its
+                // row was pushed, and rows are never removed.
+                None => unreachable!("kind row {i} was never declared"),
+            },
+        }
     }
 
     pub fn as_str(self) -> &'static str {
         self.facts().name
     }
 
-    /// The kind named `name` exactly (`kind:` is case-sensitive).
+    /// Whether a spec declared this kind (it is not built in).
+    pub fn is_declared(self) -> bool {
+        usize::from(self.0) >= FACTS.len()
+    }
+
+    /// The kind named `name` exactly (`kind:` is case-sensitive): a built-in one, or the one
+    /// declared last under that name.
     pub fn parse(name: &str) -> Option<ObjectKind> {
-        FACTS.iter().find(|f| f.name == name).map(|f| f.kind)
+        if let Some(f) = FACTS.iter().find(|f| f.name == name) {
+            return Some(f.kind);
+        }
+        declared_rows()
+            .iter()
+            .rev()
+            .find(|f| f.name == name)
+            .map(|f| f.kind)
+    }
+
+    /// The kind with this group and kind name (`apps`, `Deployment`; the core group is
+    /// empty), whatever the version.
+    pub fn parse_group_kind(group: &str, name: &str) -> Option<ObjectKind> {
+        ObjectKind::parse(name).filter(|k| k.facts().group == group)
     }
 
     /// The workload kind, for the kinds a binding selects.
@@ -293,13 +441,50 @@ impl std::fmt::Display for ObjectKind {
     }
 }
 
+/// Written as the kind's name (`Deployment`, `Rollout`), as `kind:` is.
+impl Serialize for ObjectKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Read from the kind's name: a built-in kind, or one the loaded spec declared.
+impl<'de> Deserialize<'de> for ObjectKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        ObjectKind::parse(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown kind `{}`: not built in, and the spec declares no such workload kind",
+                name.escape_debug()
+            ))
+        })
+    }
+}
+
+impl JsonSchema for ObjectKind {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ObjectKind".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = ObjectKind::ALL.iter().map(|k| k.as_str()).collect();
+        schemars::json_schema!({
+            "description": "An object kind: one built into regops, or a workload kind the spec declares under `workloadKinds`.",
+            "anyOf": [
+                { "type": "string", "enum": names },
+                { "type": "string", "pattern": "^[A-Z][A-Za-z0-9]*$" }
+            ]
+        })
+    }
+}
+
 /// A kind a binding can select: an [`ObjectKind`] whose row has [`WorkloadFacts`]. Made only
-/// by [`ObjectKind::workload`] and [`WorkloadKind::ALL`], which check that.
+/// by [`ObjectKind::workload`], [`WorkloadKind::ALL`] and [`declare`], which check that.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WorkloadKind(ObjectKind);
 
 impl WorkloadKind {
-    /// Every workload kind, in the table's order.
+    /// Every built-in workload kind, in the table's order.
     pub const ALL: [WorkloadKind; WORKLOADS] = {
         let mut all = [WorkloadKind(ObjectKind::Secret); WORKLOADS];
         let (mut i, mut n) = (0, 0);
@@ -359,7 +544,13 @@ impl JsonSchema for WorkloadKind {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         let names: Vec<&str> = WorkloadKind::ALL.iter().map(|k| k.as_str()).collect();
-        schemars::json_schema!({ "type": "string", "enum": names })
+        schemars::json_schema!({
+            "description": "A built-in workload kind, or one the spec declares under `workloadKinds`.",
+            "anyOf": [
+                { "type": "string", "enum": names },
+                { "type": "string", "pattern": "^[A-Z][A-Za-z0-9]*$" }
+            ]
+        })
     }
 }
 
@@ -371,6 +562,7 @@ mod tests {
     fn the_table_is_in_variant_order_and_names_round_trip() {
         for k in ObjectKind::ALL {
             assert_eq!(k.facts().kind, k);
+            assert!(!k.is_declared());
             assert_eq!(ObjectKind::parse(k.as_str()), Some(k));
             let f = k.facts();
             assert_eq!(
@@ -430,5 +622,61 @@ mod tests {
             ObjectKind::ReplicaSet.collection_path(None),
             "/apis/apps/v1/replicasets"
         );
+    }
+
+    fn rollout(template: &str) -> Declaration {
+        Declaration {
+            name: "Rollout".into(),
+            group: "argoproj.io".into(),
+            version: "v1alpha1".into(),
+            plural: "rollouts".into(),
+            template: template.split('.').map(str::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn a_declared_kind_is_a_row_after_the_built_in_ones() {
+        let k = declare(&rollout("spec.template")).unwrap();
+        let o = ObjectKind::from(k);
+        assert!(o.is_declared());
+        assert_eq!(ObjectKind::parse("Rollout"), Some(o));
+        assert_eq!(
+            ObjectKind::parse_group_kind("argoproj.io", "Rollout"),
+            Some(o)
+        );
+        assert_eq!(ObjectKind::parse_group_kind("apps", "Rollout"), None);
+        assert_eq!(o.facts().api_version, "argoproj.io/v1alpha1");
+        assert_eq!(
+            o.collection_path(Some("web")),
+            "/apis/argoproj.io/v1alpha1/namespaces/web/rollouts"
+        );
+        let w = k.facts();
+        assert_eq!(w.template.path(), ["spec", "template"]);
+        assert_eq!(w.template.metadata(), "spec.template.metadata");
+        assert!(w.rolls_pods && w.template_mutable && !w.by_default);
+        assert!(!WorkloadKind::defaults().any(|d| d == k));
+        // The same declaration again is the same row; the name serializes and reads back.
+        assert_eq!(declare(&rollout("spec.template")), Ok(k));
+        let json = serde_json::to_string(&o).unwrap();
+        assert_eq!(json, r#""Rollout""#);
+        assert_eq!(serde_json::from_str::<ObjectKind>(&json).unwrap(), o);
+        assert_eq!(format!("{o:?}"), "Rollout");
+    }
+
+    #[test]
+    fn a_built_in_name_cannot_be_declared() {
+        let mut d = rollout("spec.template");
+        d.name = "Deployment".into();
+        assert_eq!(declare(&d), Err(DeclareError::BuiltIn("Deployment".into())));
+        assert_eq!(
+            ObjectKind::parse("Deployment"),
+            Some(ObjectKind::Deployment)
+        );
+    }
+
+    #[test]
+    fn an_unknown_kind_does_not_deserialize() {
+        let e = serde_json::from_str::<ObjectKind>(r#""NoSuchKind""#).unwrap_err();
+        assert!(e.to_string().contains("unknown kind `NoSuchKind`"), "{e}");
     }
 }

@@ -75,13 +75,28 @@ pub fn load(mut sources: Sources, default_name: &str) -> Result<Loaded, Box<Inva
     let mut merged = Spec::default();
     let mut redactions = Vec::new();
     let mut parsed_all = true;
+    let mut roots = Vec::new();
     for id in 0..sources.files().len() {
-        let Some(root) = sources.parse(id, &mut diags) else {
-            parsed_all = false;
-            continue;
-        };
-        let mut decoder = decode::Decoder::new(&mut diags);
-        let spec = decoder.spec(&root);
+        match sources.parse(id, &mut diags) {
+            Some(root) => roots.push(root),
+            None => parsed_all = false,
+        }
+    }
+    // The declared workload kinds first, from every file: a binding may name a kind that
+    // another file declares.
+    for root in &roots {
+        let kinds = decode::Decoder::new(&mut diags).workload_kinds(root);
+        decode::merge_map(
+            &mut merged.workload_kinds,
+            kinds,
+            "workload kind",
+            |k| k.name.loc,
+            &mut diags,
+        );
+    }
+    for root in &roots {
+        let mut decoder = decode::Decoder::new(&mut diags).with_kinds(&merged.workload_kinds);
+        let spec = decoder.spec(root);
         redactions.append(&mut decoder.redactions);
         decode::merge(&mut merged, spec, &mut diags);
     }

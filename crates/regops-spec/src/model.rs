@@ -57,6 +57,11 @@ pub struct Spec {
     /// limited to some of them with `clusters`.
     #[serde(default)]
     pub clusters: BTreeMap<String, Cluster>,
+    /// Workload kinds beyond the built-in ones, by their `kind:` name: custom resources that
+    /// keep a pod template, such as an Argo Rollout or an OpenKruise CloneSet. A binding
+    /// selects one only when its `kinds` names it.
+    #[serde(default)]
+    pub workload_kinds: BTreeMap<String, DeclaredKind>,
     /// Every name defined, including entries that had errors of their own, so that a broken
     /// entry is reported once and not again by everything that refers to it.
     #[schemars(skip)]
@@ -82,6 +87,34 @@ pub struct Declared {
     pub scopes: std::collections::BTreeSet<String>,
     pub pull_secrets: std::collections::BTreeSet<String>,
     pub clusters: std::collections::BTreeSet<String>,
+}
+
+impl Spec {
+    /// The workload kinds this spec can select: the built-in ones, then those it declares.
+    pub fn workload_kinds(&self) -> impl Iterator<Item = WorkloadKind> + '_ {
+        WorkloadKind::ALL
+            .into_iter()
+            .chain(self.workload_kinds.values().map(|d| d.kind))
+    }
+}
+
+/// A workload kind the spec declares: a custom resource with a pod template.
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeclaredKind {
+    #[schemars(skip)]
+    pub name: Spanned<String>,
+    /// The resource's `group/version` (`argoproj.io/v1alpha1`). The group is not empty: a
+    /// custom resource is never in the core group.
+    pub api_version: Spanned<String>,
+    /// The resource's plural name, as in its URL and its CustomResourceDefinition's
+    /// `spec.names.plural` (`rollouts`).
+    pub resource: Spanned<String>,
+    /// Where the object keeps its pod template, as a dot-separated path (`spec.template`).
+    pub pod_template: Spanned<String>,
+    /// The row of the kind table this declaration added.
+    #[schemars(skip)]
+    pub kind: WorkloadKind,
 }
 
 #[derive(Clone, Debug, Default, JsonSchema)]
@@ -530,7 +563,8 @@ pub struct Binding {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkloadSelector {
     /// Workload kinds; when omitted, Deployment, StatefulSet, DaemonSet, Job and CronJob
-    /// (a ReplicaSet is selected only when named).
+    /// (a ReplicaSet, or a kind the spec declares in `workloadKinds`, is selected only when
+    /// named).
     #[serde(default)]
     pub kinds: Vec<Spanned<WorkloadKind>>,
     /// Workloads by label.

@@ -24,6 +24,98 @@ pub fn dns1123_label(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// RFC 1035 label: what a CustomResourceDefinition's plural and version names must be
+/// (`[a-z]([-a-z0-9]*[a-z0-9])?`, at most 63; apiextensions-apiserver's
+/// `ValidateCustomResourceDefinitionNames` and `ValidateCustomResourceDefinitionVersion` use
+/// `IsDNS1035Label`).
+pub fn dns1035_label(s: &str) -> Result<(), String> {
+    dns1123_label(s)?;
+    if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err("must start with a lower-case letter".into());
+    }
+    Ok(())
+}
+
+/// A custom resource's kind name as a spec declares it: what `kind:` says (`Rollout`), an
+/// upper-case letter then letters and digits. apiextensions-apiserver asks that its lower case
+/// be an RFC 1035 label (`ValidateCustomResourceDefinitionNames`); kinds are CamelCase by
+/// convention, and every built-in kind is.
+pub fn kind_name(s: &str) -> Result<(), String> {
+    if !s.starts_with(|c: char| c.is_ascii_uppercase()) {
+        return Err("must start with an upper-case letter (kinds are CamelCase: `Rollout`)".into());
+    }
+    if s.len() > 63 {
+        return Err(format!("must be at most 63 characters (is {})", s.len()));
+    }
+    if !s.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err("must consist of letters and digits".into());
+    }
+    Ok(())
+}
+
+/// A custom resource's `group/version` (`argoproj.io/v1alpha1`): a group with at least one
+/// dot, as apiextensions-apiserver requires of a CustomResourceDefinition's `spec.group`
+/// ("should be a domain with at least one dot", `ValidateCustomResourceDefinitionSpec`), and
+/// an RFC 1035 version.
+pub fn group_version(s: &str) -> Result<(), String> {
+    let Some((group, version)) = s.split_once('/') else {
+        return Err(
+            "must be `group/version` (`argoproj.io/v1alpha1`): a custom resource is never in the core group"
+                .into(),
+        );
+    };
+    if group.is_empty() {
+        return Err("has an empty group: a custom resource is never in the core group".into());
+    }
+    dns1123_subdomain(group).map_err(|e| format!("has a group that {e}"))?;
+    if !group.contains('.') {
+        return Err("has a group without a dot: a CustomResourceDefinition's group is a domain (`argoproj.io`)".into());
+    }
+    // Kubernetes' own groups (`networking.k8s.io`, `rbac.authorization.k8s.io`) are not custom
+    // resources: kube-apiserver serves them itself, and a CustomResourceDefinition in them
+    // needs the `api-approved.kubernetes.io` annotation (apiextensions-apiserver,
+    // `ValidateCustomResourceDefinition`, protected groups). A spec must not point regops'
+    // writes at those objects.
+    if ["k8s.io", "kubernetes.io"]
+        .iter()
+        .any(|own| group == *own || group.ends_with(&format!(".{own}")))
+    {
+        return Err(format!(
+            "names the group `{group}`, one of Kubernetes' own APIs: a declared workload kind is a custom resource"
+        ));
+    }
+    dns1035_label(version).map_err(|e| format!("has a version that {e}"))
+}
+
+/// The path of a field, as dot-separated JSON field names (`spec.template`).
+pub fn field_path(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    let segments: Vec<&str> = s.split('.').collect();
+    if segments.len() > 16 {
+        return Err(format!(
+            "must have at most 16 fields (has {})",
+            segments.len()
+        ));
+    }
+    if segments.iter().any(|p| p.is_empty()) {
+        return Err("must be field names separated by single dots (`spec.template`)".into());
+    }
+    if !segments.iter().all(|p| {
+        p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    }) {
+        return Err(
+            "must consist of field names of letters, digits, '_' and '-', separated by dots".into(),
+        );
+    }
+    if segments[0] == "metadata" {
+        return Err("must not be under `metadata`: a pod template is in the object's spec".into());
+    }
+    Ok(())
+}
+
 /// RFC 1123 subdomain: what Secret and ServiceAccount names must be (dot-separated labels, at
 /// most 253).
 pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
@@ -386,6 +478,57 @@ mod tests {
         assert_eq!(expiry("2027-03-01T02:00:00+02:00"), Ok(1_803_859_200));
         assert!(expiry("2027-02-30").is_err());
         assert!(expiry("next spring").is_err());
+    }
+
+    /// A spec's `workloadKinds:` becomes URL paths and write bodies: what it may name is
+    /// checked so that none reaches outside a custom resource's collection.
+    #[test]
+    fn a_declared_kind_cannot_reach_outside_a_custom_resource() {
+        for bad in [
+            "v1",
+            "/v1",
+            "apps/v1",
+            "argoproj.io/v1/../../api",
+            "argoproj.io/../v1",
+            "networking.k8s.io/v1",
+            "rbac.authorization.k8s.io/v1",
+            "k8s.io/v1",
+            "apiextensions.k8s.io/v1",
+            "x.kubernetes.io/v1",
+            "Argoproj.io/v1alpha1",
+            "argoproj.io/V1",
+            "argoproj.io/v1?watch=true",
+        ] {
+            assert!(group_version(bad).is_err(), "{bad}");
+        }
+        assert!(group_version("argoproj.io/v1alpha1").is_ok());
+        assert!(group_version("apps.kruise.io/v1alpha1").is_ok());
+        for bad in [
+            "",
+            "../secrets",
+            "secrets/x",
+            "Rollouts",
+            "roll outs",
+            "rollouts?x=1",
+            "1rollouts",
+        ] {
+            assert!(dns1035_label(bad).is_err(), "{bad}");
+        }
+        for bad in [
+            "",
+            ".spec",
+            "spec.",
+            "spec..template",
+            "metadata.annotations",
+            "spec/template",
+            "spec.template\n",
+        ] {
+            assert!(field_path(bad).is_err(), "{bad}");
+        }
+        assert!(field_path("spec.template").is_ok());
+        for bad in ["rollout", "Roll-out", "Roll.out", ""] {
+            assert!(kind_name(bad).is_err(), "{bad}");
+        }
     }
 }
 

@@ -188,8 +188,12 @@ const EVERY_FIELD: &str = r#"{
     {"pullSecret": "pull", "serviceAccounts": ["default"]},
     {"pullSecret": "cloud",
      "workloads": {"kinds": ["Deployment"], "selector": {"matchLabels": {"app": "web"}}, "images": ["harbor.example.com/*"]},
-     "kubesphereAnnotation": true}
-  ]
+     "kubesphereAnnotation": true},
+    {"pullSecret": "pull", "workloads": {"kinds": ["Rollout"]}}
+  ],
+  "workloadKinds": {
+    "Rollout": {"apiVersion": "argoproj.io/v1alpha1", "resource": "rollouts", "podTemplate": "spec.template"}
+  }
 }"#;
 
 /// Where each definition sits in [`EVERY_FIELD`] (a JSON pointer to one object of it).
@@ -214,6 +218,7 @@ const PLACES: &[(&str, &str)] = &[
     ("WorkloadSelector", "/bindings/1/workloads"),
     ("Cluster", "/clusters/prod"),
     ("ClusterSelector", "/scopes/web/clusters"),
+    ("DeclaredKind", "/workloadKinds/Rollout"),
 ];
 
 /// Decodes a spec (as JSON, which is YAML) and returns the decoder's errors.

@@ -138,6 +138,9 @@ struct Listing<'a> {
     group: &'a str,
     /// Ask for metadata only (`PartialObjectMetadataList`): no data, no spec.
     metadata_only: bool,
+    /// For a kind a spec declares, where its pod template is: its items are read as
+    /// unstructured JSON ([`wire::Object::unstructured`]).
+    declared_template: Option<&'static [&'static str]>,
 }
 
 impl<'a> Listing<'a> {
@@ -152,6 +155,7 @@ impl<'a> Listing<'a> {
             resource,
             group,
             metadata_only: false,
+            declared_template: None,
         }
     }
 
@@ -165,6 +169,10 @@ impl<'a> Listing<'a> {
             resource: f.plural,
             group: f.group,
             metadata_only: false,
+            declared_template: kind
+                .is_declared()
+                .then(|| kind.workload().map(|w| w.facts().template.path()))
+                .flatten(),
         }
     }
 
@@ -261,8 +269,22 @@ async fn list_pages(
         .map_err(fail)?;
         // A page read is the work loop's progress (/healthz).
         crate::controller::metrics::beat();
-        let page: wire::Page =
-            serde_json::from_slice(&bytes).map_err(|e| fail(kube::Error::SerdeError(e)))?;
+        let page: wire::Page = match listing.declared_template {
+            None => serde_json::from_slice(&bytes).map_err(|e| fail(kube::Error::SerdeError(e)))?,
+            Some(template) => {
+                let raw: wire::RawPage =
+                    serde_json::from_slice(&bytes).map_err(|e| fail(kube::Error::SerdeError(e)))?;
+                wire::Page {
+                    metadata: raw.metadata,
+                    items: raw
+                        .items
+                        .into_iter()
+                        .map(|v| wire::Object::unstructured(template, v))
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| fail(kube::Error::SerdeError(e)))?,
+                }
+            }
+        };
         spare.set(bytes);
         pages += 1;
         items = items.saturating_add(page.items.len() as u64);
@@ -423,7 +445,7 @@ pub async fn from_cluster(
             &mut observed,
         )
         .await?;
-        for kind in WorkloadKind::ALL {
+        for kind in spec.workload_kinds() {
             let named = kinds.contains(&kind);
             let listing = Listing::kind(ObjectKind::from(kind), place);
             let read = list_into(client, target, &listing, select(named), &mut observed).await;
@@ -712,6 +734,7 @@ mod tests {
                 ObjectKind::ReplicaSet => check::<ReplicaSet>(kind),
                 ObjectKind::Job => check::<Job>(kind),
                 ObjectKind::CronJob => check::<CronJob>(kind),
+                _ => unreachable!("{kind} is not built in"),
             }
         }
     }

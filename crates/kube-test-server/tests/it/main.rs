@@ -11,6 +11,7 @@
 mod common;
 
 mod api;
+mod custom_resources;
 mod field_validation;
 mod kubectl;
 mod watch;

@@ -40,6 +40,40 @@ impl Object {
     pub fn from_value(v: &serde_json::Value) -> Result<Object, serde_json::Error> {
         Object::deserialize(v)
     }
+
+    /// An object of a kind a spec declares, from unstructured JSON: its pod template is read
+    /// at `template` (the declaration's `podTemplate`, split at the dots) and kept where every
+    /// workload's is read from (`spec.template`), with `spec.workloadRef`; the rest of its
+    /// spec is dropped.
+    pub fn unstructured(
+        template: &[&str],
+        mut v: serde_json::Value,
+    ) -> Result<Object, serde_json::Error> {
+        let mut at = Some(&mut v);
+        for key in template {
+            at = at.and_then(|x| x.get_mut(*key));
+        }
+        let template = at.map(serde_json::Value::take);
+        let workload_ref = v
+            .pointer_mut("/spec/workloadRef")
+            .map(serde_json::Value::take);
+        if let Some(m) = v.as_object_mut() {
+            m.remove("spec");
+        }
+        let mut obj = Object::deserialize(v)?;
+        obj.spec = Some(WorkloadSpec {
+            template: template
+                .filter(|t| !t.is_null())
+                .map(PodTemplate::deserialize)
+                .transpose()?,
+            job_template: None,
+            workload_ref: workload_ref
+                .filter(|r| !r.is_null())
+                .map(WorkloadRef::deserialize)
+                .transpose()?,
+        });
+        Ok(obj)
+    }
 }
 
 /// One LIST page as the API answers it: the items (kinds implied by the request) and where the
@@ -159,6 +193,27 @@ pub struct WorkloadSpec {
     pub template: Option<PodTemplate>,
     /// CronJob.
     pub job_template: Option<JobTemplate>,
+    /// An Argo Rollout that runs another workload's pod template instead of its own.
+    pub workload_ref: Option<WorkloadRef>,
+}
+
+/// A reference to the workload whose pod template an object runs (an Argo Rollout's
+/// `spec.workloadRef`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct WorkloadRef {
+    pub api_version: Option<String>,
+    pub kind: Option<String>,
+    pub name: Option<String>,
+}
+
+/// One LIST page of a kind a spec declares, its items as unstructured JSON: where the pod
+/// template is depends on the declaration ([`Object::unstructured`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawPage {
+    pub metadata: ListMeta,
+    pub items: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -281,6 +281,7 @@ fn checked(n: &Names) -> Vec<Checked> {
 
 fn saved_plan(p: &Plan, n: &Names) -> SavedPlan {
     let saved = SavedPlan {
+        workload_kinds: Vec::new(),
         kind: saved::KIND.into(),
         format_version: saved::FORMAT_VERSION.into(),
         regops_version: n.manager.clone(),

@@ -58,6 +58,7 @@ pub(super) fn plan_and_save(
         },
         cluster,
         namespaces: args.run.namespaces.clone(),
+        workload_kinds: saved::kind_records(&loaded.spec),
         objects,
         plan,
         warnings: Vec::new(),

@@ -316,6 +316,9 @@ pub struct Watched {
     labels: Option<String>,
     metadata_only: bool,
     filter: Filter,
+    /// For a kind a spec declares, where its pod template is: events are read as unstructured
+    /// JSON ([`wire::Object::unstructured`]), as its LIST pages are.
+    declared_template: Option<&'static [&'static str]>,
 }
 
 /// What `spec` depends on, as watches: see the module's documentation.
@@ -329,6 +332,7 @@ pub fn watched(spec: &Spec) -> Vec<Watched> {
             labels: None,
             metadata_only: true,
             filter: Filter::All,
+            declared_template: None,
         },
         Watched {
             resource: "secrets",
@@ -338,6 +342,7 @@ pub fn watched(spec: &Spec) -> Vec<Watched> {
             labels: Some(format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
             metadata_only: true,
             filter: Filter::All,
+            declared_template: None,
         },
     ];
     let names: BTreeSet<String> = spec
@@ -354,6 +359,7 @@ pub fn watched(spec: &Spec) -> Vec<Watched> {
             labels: None,
             metadata_only: false,
             filter: Filter::Named(names),
+            declared_template: None,
         });
     }
     let mut kinds: BTreeSet<WorkloadKind> = BTreeSet::new();
@@ -370,6 +376,7 @@ pub fn watched(spec: &Spec) -> Vec<Watched> {
             labels: None,
             metadata_only: false,
             filter: Filter::All,
+            declared_template: kind.is_declared().then(|| k.facts().template.path()),
         });
     }
     out
@@ -715,7 +722,11 @@ async fn watch_once(
             }
             "ADDED" | "MODIFIED" | "DELETED" => {
                 backoff.reset();
-                let Ok(object) = wire::Object::from_value(&object) else {
+                let read = match w.declared_template {
+                    None => wire::Object::from_value(&object),
+                    Some(template) => wire::Object::unstructured(template, object),
+                };
+                let Ok(object) = read else {
                     continue;
                 };
                 if let Some(v) = &object.metadata.resource_version {

@@ -47,3 +47,4 @@ mod validate;
 mod walkthroughs;
 mod watch;
 mod workflows;
+mod workload_kinds;

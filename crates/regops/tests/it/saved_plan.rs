@@ -367,6 +367,59 @@ fn a_plan_from_another_version_is_refused() {
     assert!(e.server().log().is_empty());
 }
 
+/// A plan saved in format 1 (before changes carried their kind's `apiVersion`) is refused,
+/// saying which format this regops reads; nothing is read from the cluster.
+#[test]
+fn a_plan_of_the_old_format_is_refused() {
+    let e = Env::new();
+    e.save_plan();
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(e.plan_file()).unwrap()).unwrap();
+    assert_eq!(doc["formatVersion"], "2");
+    assert!(
+        doc["plan"]["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["apiVersion"].is_string()),
+        "{doc}"
+    );
+    doc["formatVersion"] = json!("1");
+    for c in doc["plan"]["changes"].as_array_mut().unwrap() {
+        c.as_object_mut().unwrap().remove("apiVersion");
+    }
+    std::fs::write(e.plan_file(), doc.to_string()).unwrap();
+    let r = e.apply_saved();
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        r.flat_stderr()
+            .contains("a saved plan of format 1; this regops reads format 2"),
+        "{}",
+        r.transcript()
+    );
+    assert!(e.server().log().is_empty());
+}
+
+/// A change whose apiVersion is not its kind's was not written by regops: refused.
+#[test]
+fn a_change_whose_api_version_is_not_its_kinds_is_refused() {
+    let e = Env::new();
+    e.save_plan();
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(e.plan_file()).unwrap()).unwrap();
+    doc["plan"]["changes"][0]["apiVersion"] = json!("evil.example.com/v1");
+    std::fs::write(e.plan_file(), doc.to_string()).unwrap();
+    let r = e.apply_saved();
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        r.flat_stderr()
+            .contains("says apiVersion `evil.example.com/v1`"),
+        "{}",
+        r.transcript()
+    );
+    assert!(e.server().log().is_empty());
+}
+
 /// `show` renders the saved plan as `plan` renders it, in each format.
 #[test]
 fn show_renders_a_saved_plan() {
