@@ -691,6 +691,12 @@ pub struct TrustArgs {
     /// (repeatable), for a mirror or proxy you run in front of the cloud's registry.
     #[arg(long = "allow-minted-host", value_name = "HOST")]
     pub allow_minted_host: Vec<String>,
+    /// Let `awsSecretsManager:` and `vault:` sources read this secret (repeatable): KIND is
+    /// `aws` (a `secretId`), `gcp`, `azure` or `vault` (`MOUNT/PATH`); PATTERN a name, or a
+    /// prefix ending in `*` (`aws:registry/*`). None by default: whoever edits the spec may send
+    /// an allowed secret to any registry the spec names.
+    #[arg(long = "allow-secret", value_name = "KIND:PATTERN", value_parser = regops_spec::trust::AllowedSecret::parse)]
+    pub allow_secret: Vec<regops_spec::trust::AllowedSecret>,
 }
 
 impl TrustArgs {
@@ -700,6 +706,7 @@ impl TrustArgs {
             allow_env: self.allow_env.clone(),
             allow_kubeconfig_exec: self.allow_kubeconfig_exec,
             allow_minted_hosts: self.allow_minted_host.clone(),
+            allow_secrets: self.allow_secret.clone(),
         }
     }
 
