@@ -170,6 +170,9 @@ fn check_plan_and_apply_read_aws_and_vault_secrets_once_per_run() {
     );
     let r = clean(&mut kube("plan"));
     assert_eq!(r.code, 2, "the source changed: {}", r.transcript());
+    // drift reads the sources too: the Secret no longer holds what the source does.
+    let r = clean(&mut kube("drift"));
+    assert_eq!(r.code, 2, "drift: {}", r.transcript());
 }
 
 #[test]
