@@ -404,7 +404,11 @@ async fn handle(
         };
     }
     // Vault
-    if let Some(rest) = path.strip_prefix("/v1/") {
+    // (`/v1/credentials` is the container credentials endpoint, below.)
+    if let Some(rest) = path
+        .strip_prefix("/v1/")
+        .filter(|r| *r == "auth/kubernetes/login" || r.contains("/data/"))
+    {
         let want_ns = state.lock().unwrap().vault_namespace.clone();
         let ns = parts
             .headers
