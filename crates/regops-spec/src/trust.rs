@@ -114,6 +114,9 @@ pub struct Policy {
     pub allow_minted_hosts: Vec<String>,
     /// The secrets of the secret managers a spec may read (`--allow-secret`); none when empty.
     pub allow_secrets: Vec<AllowedSecret>,
+    /// The Vault role for Kubernetes auth (`--vault-role`), before `VAULT_ROLE`: the
+    /// operator's, as the Vault address is.
+    pub vault_role: Option<String>,
 }
 
 /// A kind of secret manager a spec may read from, as `--allow-secret` names it.

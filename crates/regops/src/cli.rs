@@ -697,6 +697,10 @@ pub struct TrustArgs {
     /// an allowed secret to any registry the spec names.
     #[arg(long = "allow-secret", value_name = "KIND:PATTERN", value_parser = regops_spec::trust::AllowedSecret::parse)]
     pub allow_secret: Vec<regops_spec::trust::AllowedSecret>,
+    /// The Vault role `vault:` sources log in with by Kubernetes auth (the pod's
+    /// service-account token), when VAULT_TOKEN is not set; else VAULT_ROLE.
+    #[arg(long = "vault-role", value_name = "ROLE")]
+    pub vault_role: Option<String>,
 }
 
 impl TrustArgs {
@@ -707,6 +711,7 @@ impl TrustArgs {
             allow_kubeconfig_exec: self.allow_kubeconfig_exec,
             allow_minted_hosts: self.allow_minted_host.clone(),
             allow_secrets: self.allow_secret.clone(),
+            vault_role: self.vault_role.clone(),
         }
     }
 

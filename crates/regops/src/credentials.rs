@@ -235,7 +235,8 @@ fn from_secret_manager(
     }
     let key = crate::secret_managers::cache_key(source).unwrap_or_default();
     let got = fetched.entry(key).or_insert_with(|| {
-        crate::secret_managers::read_blocking(source).map_err(|e| e.to_string())
+        crate::secret_managers::read_blocking(source, policy.vault_role.as_deref())
+            .map_err(|e| e.to_string())
     });
     match got {
         Ok(value) => Ok(SecretString::from(value.as_str().to_owned())),

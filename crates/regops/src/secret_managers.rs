@@ -176,16 +176,25 @@ fn vault_error(reply: &Reply) -> String {
 /// (<https://developer.hashicorp.com/vault/api-docs/auth/kubernetes#login>: `POST
 /// /v1/auth/<mount>/login` with `{"jwt", "role"}`) with the pod's service-account token
 /// (`VAULT_K8S_TOKEN_FILE`, else [`SERVICE_ACCOUNT_TOKEN`]) and the role in `VAULT_ROLE`, at
-/// the auth mount `VAULT_K8S_AUTH_MOUNT` (`kubernetes`).
-async fn vault_token(addr: &str, env: Env<'_>) -> Result<Zeroizing<String>, MintError> {
+/// the auth mount `VAULT_K8S_AUTH_MOUNT` (`kubernetes`). `role` (`--vault-role`) comes before
+/// `VAULT_ROLE`.
+async fn vault_token(
+    addr: &str,
+    role: Option<&str>,
+    env: Env<'_>,
+) -> Result<Zeroizing<String>, MintError> {
     if let Some(t) = env("VAULT_TOKEN").filter(|t| !t.is_empty()) {
         return Ok(Zeroizing::new(t));
     }
     let step = "log in to Vault with Kubernetes auth";
-    let Some(role) = env("VAULT_ROLE").filter(|r| !r.is_empty()) else {
+    let Some(role) = role
+        .map(str::to_string)
+        .or_else(|| env("VAULT_ROLE"))
+        .filter(|r| !r.is_empty())
+    else {
         return Err(MintError::new(
             "find a Vault token",
-            "neither VAULT_TOKEN nor VAULT_ROLE (for Kubernetes auth) is set",
+            "neither VAULT_TOKEN nor a role for Kubernetes auth (--vault-role, VAULT_ROLE) is set",
         ));
     };
     let file = env("VAULT_K8S_TOKEN_FILE").unwrap_or_else(|| SERVICE_ACCOUNT_TOKEN.to_string());
@@ -220,9 +229,13 @@ async fn vault_token(addr: &str, env: Env<'_>) -> Result<Zeroizing<String>, Mint
 /// (<https://developer.hashicorp.com/vault/api-docs/secret/kv/kv-v2#read-secret-version>:
 /// `GET /v1/<mount>/data/<path>` with `X-Vault-Token`, and `X-Vault-Namespace` when
 /// `VAULT_NAMESPACE` is set), at the operator's `VAULT_ADDR`.
-pub async fn vault_secret(src: &VaultSource, env: Env<'_>) -> Result<Zeroizing<String>, MintError> {
+pub async fn vault_secret(
+    src: &VaultSource,
+    role: Option<&str>,
+    env: Env<'_>,
+) -> Result<Zeroizing<String>, MintError> {
     let addr = vault_addr(env).map_err(|e| MintError::new("find Vault", e))?;
-    let token = vault_token(&addr, env).await?;
+    let token = vault_token(&addr, role, env).await?;
     let url = format!("{addr}/v1/{}/data/{}", src.mount(), src.path.value);
     let step = format!(
         "read {}/{} from Vault at {addr}",
@@ -293,8 +306,12 @@ pub fn cache_key(source: &SecretSource) -> Option<String> {
 }
 
 /// Reads `source` from its secret manager, from synchronous code, on a thread of its own with
-/// its own runtime (as [`crate::mint::mint_blocking`]), with the process environment.
-pub fn read_blocking(source: &SecretSource) -> Result<Zeroizing<String>, MintError> {
+/// its own runtime (as [`crate::mint::mint_blocking`]), with the process environment and the
+/// operator's `--vault-role`.
+pub fn read_blocking(
+    source: &SecretSource,
+    vault_role: Option<&str>,
+) -> Result<Zeroizing<String>, MintError> {
     std::thread::scope(|s| {
         s.spawn(|| {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -307,7 +324,7 @@ pub fn read_blocking(source: &SecretSource) -> Result<Zeroizing<String>, MintErr
                     SecretSource::AwsSecretsManager {
                         aws_secrets_manager,
                     } => aws_secret(aws_secrets_manager, &env).await,
-                    SecretSource::Vault { vault } => vault_secret(vault, &env).await,
+                    SecretSource::Vault { vault } => vault_secret(vault, vault_role, &env).await,
                     _ => Err(MintError::new(
                         "read a secret",
                         "its password is not in a secret manager",

@@ -395,6 +395,16 @@ fn vault_kubernetes_auth_a_namespace_and_only_the_operators_https_address() {
     assert_eq!(cloud.calls("vault:login"), 1);
     assert_eq!(cloud.calls("vault:read"), 1);
 
+    // --vault-role comes before VAULT_ROLE.
+    let mut cmd = with(&cloud);
+    k8s(&mut cmd);
+    let r = clean(
+        cmd.env("VAULT_ROLE", "someone-else")
+            .args(["--vault-role", cloud::VAULT_ROLE]),
+    );
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert_eq!(cloud.calls("vault:login"), 2);
+
     // Another role: Vault refuses the login, and regops says which step failed.
     let mut cmd = with(&cloud);
     k8s(&mut cmd);
