@@ -36,8 +36,19 @@ pub const CREDENTIAL_FIELDS: &[&str] = &[
     "refreshBefore",
 ];
 pub const SECRET_SOURCE_FIELDS: &[&str] = &[
-    "ageFile", "env", "file", "helper", "sops", "ecr", "gcp", "acr",
+    "ageFile",
+    "env",
+    "file",
+    "helper",
+    "sops",
+    "awsSecretsManager",
+    "vault",
+    "ecr",
+    "gcp",
+    "acr",
 ];
+pub const AWS_SECRETS_MANAGER_FIELDS: &[&str] = &["secretId", "region", "versionStage", "jsonKey"];
+pub const VAULT_FIELDS: &[&str] = &["path", "field", "mount"];
 pub const SOPS_FIELDS: &[&str] = &["file", "extract", "format", "decode", "jsonKey"];
 pub const ECR_FIELDS: &[&str] = &["region", "registryId", "roleArn"];
 pub const GCP_FIELDS: &[&str] = &[];
@@ -76,6 +87,8 @@ pub const FIELD_TABLE: &[(&str, &[&str])] = &[
     ("GcpSource", GCP_FIELDS),
     ("AcrSource", ACR_FIELDS),
     ("SopsSource", SOPS_FIELDS),
+    ("AwsSecretsManagerSource", AWS_SECRETS_MANAGER_FIELDS),
+    ("VaultSource", VAULT_FIELDS),
     ("Scope", SCOPE_FIELDS),
     ("LabelSelector", SELECTOR_FIELDS),
     ("LabelRequirement", REQUIREMENT_FIELDS),
@@ -963,6 +976,98 @@ impl<'d> Decoder<'d> {
         })
     }
 
+    /// A name a secret manager reads: not empty, no control characters.
+    fn secret_name(&mut self, n: &Spanned<String>, what: &str, field: &str) -> bool {
+        if n.value.is_empty() || n.value.chars().any(char::is_control) {
+            self.push(
+                Diagnostic::error(
+                    "spec::invalid-value",
+                    format!("`{field}` of {what} is empty or holds control characters"),
+                )
+                .with_label(n.loc, "not a name"),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// `{secretId, region, versionStage?, jsonKey?}` of an `awsSecretsManager:` source.
+    fn aws_secrets_manager_source(
+        &mut self,
+        node: &Node,
+        what: &str,
+    ) -> Option<AwsSecretsManagerSource> {
+        let e = self.mapping(node, what, AWS_SECRETS_MANAGER_FIELDS)?;
+        let secret_id = self
+            .required(e, "secretId", node.loc, what)
+            .and_then(|n| self.string(n, "a secret name or ARN"));
+        let region = self
+            .required(e, "region", node.loc, what)
+            .and_then(|n| self.string(n, "an AWS region"));
+        let version_stage = field(e, "versionStage").and_then(|n| self.string(n, "a label"));
+        let json_key = field(e, "jsonKey").and_then(|n| self.string(n, "a JSON key"));
+        let (secret_id, region) = (secret_id?, region?);
+        if let Err(why) = rules::aws_region(&region.value) {
+            self.push(
+                Diagnostic::error(
+                    "spec::invalid-value",
+                    format!("`region` of {what}: `{}` {why}", region.value),
+                )
+                .with_label(region.loc, "not a region")
+                .with_help("a region as AWS names it: `eu-west-1`, `cn-north-1`, `us-gov-west-1`"),
+            );
+            return None;
+        }
+        let mut ok = self.secret_name(&secret_id, what, "secretId");
+        for (n, f) in [(&version_stage, "versionStage"), (&json_key, "jsonKey")] {
+            if let Some(n) = n {
+                ok &= self.secret_name(n, what, f);
+            }
+        }
+        ok.then_some(AwsSecretsManagerSource {
+            secret_id,
+            region,
+            version_stage,
+            json_key,
+            loc: node.loc,
+        })
+    }
+
+    /// `{path, field, mount?}` of a `vault:` source.
+    fn vault_source(&mut self, node: &Node, what: &str) -> Option<VaultSource> {
+        let e = self.mapping(node, what, VAULT_FIELDS)?;
+        let path = self
+            .required(e, "path", node.loc, what)
+            .and_then(|n| self.string(n, "a secret's path"));
+        let value_field = self
+            .required(e, "field", node.loc, what)
+            .and_then(|n| self.string(n, "a field name"));
+        let mount = field(e, "mount").and_then(|n| self.string(n, "a mount path"));
+        let (path, value_field) = (path?, value_field?);
+        let mut ok = self.secret_name(&value_field, what, "field");
+        // Path segments only: no `..`, no empty segment, nothing a URL would read otherwise.
+        for (n, f) in [(Some(&path), "path"), (mount.as_ref(), "mount")] {
+            let Some(n) = n else { continue };
+            if let Err(why) = rules::vault_path(&n.value) {
+                self.push(
+                    Diagnostic::error(
+                        "spec::invalid-value",
+                        format!("`{f}` of {what} is not a Vault path: {why}"),
+                    )
+                    .with_label(n.loc, "not a Vault path")
+                    .with_help("segments of letters, digits, `-`, `_`, `.` and `@`, joined by `/`: `registry/harbor`"),
+                );
+                ok = false;
+            }
+        }
+        ok.then_some(VaultSource {
+            path,
+            field: value_field,
+            mount,
+            loc: node.loc,
+        })
+    }
+
     fn minted_source(&mut self, key: &str, node: &Node, desc: &str) -> Option<SecretSource> {
         let what = format!("`{key}` of the password of {desc}");
         let known = match key {
@@ -1092,7 +1197,7 @@ impl<'d> Decoder<'d> {
                     .collect();
                 if present.len() != 1 {
                     self.push(
-                        Diagnostic::error("spec::secret-source", format!("the password of {desc} needs exactly one of `ageFile`, `env`, `file`, `helper`, `sops`, `ecr`, `gcp`, `acr`"))
+                        Diagnostic::error("spec::secret-source", format!("the password of {desc} needs exactly one of `ageFile`, `env`, `file`, `helper`, `sops`, `awsSecretsManager`, `vault`, `ecr`, `gcp`, `acr`"))
                             .with_label(node.loc, if present.is_empty() { "none given".to_string() } else { format!("{} given", present.join(" and ")) }),
                     );
                     return None;
@@ -1100,6 +1205,20 @@ impl<'d> Decoder<'d> {
                 let key = present[0];
                 if matches!(key, "ecr" | "gcp" | "acr") {
                     return self.minted_source(key, field(e, key)?, desc);
+                }
+                if key == "awsSecretsManager" {
+                    let what = format!("`awsSecretsManager` of the password of {desc}");
+                    return self.aws_secrets_manager_source(field(e, key)?, &what).map(
+                        |aws_secrets_manager| SecretSource::AwsSecretsManager {
+                            aws_secrets_manager,
+                        },
+                    );
+                }
+                if key == "vault" {
+                    let what = format!("`vault` of the password of {desc}");
+                    return self
+                        .vault_source(field(e, key)?, &what)
+                        .map(|vault| SecretSource::Vault { vault });
                 }
                 if key == "sops" {
                     let what = format!("`sops` of the password of {desc}");

@@ -320,6 +320,55 @@ pub struct SopsSource {
     pub loc: Loc,
 }
 
+/// A secret of AWS Secrets Manager. The endpoint is the region's
+/// (`secretsmanager.<region>.amazonaws.com`, `.amazonaws.com.cn` in China), never the spec's.
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AwsSecretsManagerSource {
+    /// The secret's name or ARN, as `GetSecretValue`'s `SecretId`; the operator must allow it
+    /// with `--allow-secret aws:NAME` (or a prefix: `aws:registry/*`).
+    pub secret_id: Spanned<String>,
+    /// The AWS region the secret is in (`eu-west-1`, `cn-north-1`, `us-gov-west-1`).
+    #[schemars(regex(pattern = r"^[a-z]{2}(-[a-z]+)+-\d+$"))]
+    pub region: Spanned<String>,
+    /// The version's staging label (`AWSCURRENT` when not given).
+    pub version_stage: Option<Spanned<String>>,
+    /// The secret's `SecretString` is a JSON object: read this key of it.
+    pub json_key: Option<Spanned<String>>,
+    #[schemars(skip)]
+    pub loc: Loc,
+}
+
+/// A field of a secret in a Vault or OpenBao KV version 2 engine. The address, namespace and
+/// authentication are the operator's (`VAULT_ADDR`, `VAULT_NAMESPACE`, `VAULT_TOKEN` or
+/// Kubernetes auth with `--vault-role`), never the spec's.
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VaultSource {
+    /// The secret's path in the engine (`registry/harbor`); the operator must allow
+    /// `MOUNT/PATH` with `--allow-secret vault:secret/registry/harbor` (or a prefix:
+    /// `vault:secret/registry/*`).
+    pub path: Spanned<String>,
+    /// Which field of the secret's data.
+    pub field: Spanned<String>,
+    /// The engine's mount (`secret` when not given).
+    pub mount: Option<Spanned<String>>,
+    #[schemars(skip)]
+    pub loc: Loc,
+}
+
+impl VaultSource {
+    /// The engine's mount: `mount`, else `secret`.
+    pub fn mount(&self) -> &str {
+        self.mount.as_ref().map_or("secret", |m| m.value.as_str())
+    }
+
+    /// `MOUNT/PATH`, as the operator's allowlist names it.
+    pub fn allow_name(&self) -> String {
+        format!("{}/{}", self.mount(), self.path.value)
+    }
+}
+
 /// How long before a credential's `expires` plan and drift warn, when `warnBefore` is not given.
 pub const DEFAULT_WARN_BEFORE_SECS: u64 = 14 * 86_400;
 
@@ -358,6 +407,15 @@ pub enum SecretSource {
     },
     /// Read from a file sops encrypted, when regops runs.
     Sops { sops: SopsSource },
+    /// Read from AWS Secrets Manager (`GetSecretValue`) when regops runs, with the AWS
+    /// identity regops finds; only a secret the operator allows (`--allow-secret aws:...`).
+    AwsSecretsManager {
+        #[serde(rename = "awsSecretsManager")]
+        aws_secrets_manager: AwsSecretsManagerSource,
+    },
+    /// Read from HashiCorp Vault or OpenBao (KV version 2) when regops runs, at the operator's
+    /// `VAULT_ADDR`; only a secret the operator allows (`--allow-secret vault:...`).
+    Vault { vault: VaultSource },
     /// A token minted from Amazon ECR when a Secret needs a new one.
     Ecr { ecr: EcrSource },
     /// A token minted from Google Cloud when a Secret needs a new one.
@@ -374,6 +432,10 @@ impl SecretSource {
             SecretSource::Env { env } => env.loc,
             SecretSource::Helper { helper } => helper.loc,
             SecretSource::Sops { sops } => sops.loc,
+            SecretSource::AwsSecretsManager {
+                aws_secrets_manager,
+            } => aws_secrets_manager.loc,
+            SecretSource::Vault { vault } => vault.loc,
             SecretSource::Ecr { ecr } => ecr.loc,
             SecretSource::Gcp { gcp } => gcp.loc,
             SecretSource::Acr { acr } => acr.loc,

@@ -585,3 +585,46 @@ pub fn sops_path(text: &str) -> Result<Vec<SopsStep>, &'static str> {
     }
     Ok(steps)
 }
+
+/// A path in Vault (a KV secret's, or an engine's mount): segments of letters, digits, `-`,
+/// `_`, `.` and `@` joined by single `/`, none `.` or `..`. What regops puts in the URL
+/// path `/v1/<mount>/data/<path>` untouched.
+pub fn vault_path(text: &str) -> Result<(), &'static str> {
+    if text.is_empty() {
+        return Err("it is empty");
+    }
+    for seg in text.split('/') {
+        if seg.is_empty() {
+            return Err("it has an empty segment (a leading, trailing or double `/`)");
+        }
+        if seg == "." || seg == ".." {
+            return Err("it has a `.` or `..` segment");
+        }
+        if !seg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
+        {
+            return Err(
+                "a segment holds a character other than letters, digits, `-`, `_`, `.` and `@`",
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod secret_manager_tests {
+    use super::*;
+
+    #[test]
+    fn vault_paths_are_plain_segments() {
+        for ok in ["registry/harbor", "secret", "team-a/robot_1.v2", "kv@x"] {
+            assert_eq!(vault_path(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "", "/x", "x/", "a//b", "a/../b", "..", "a/./b", "a?b", "a#b", "a%2e", "a b", "a\\b",
+        ] {
+            assert!(vault_path(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -10,7 +10,9 @@
 //! - `env:` reads only variables with an allowed prefix (`REGOPS_CRED_` unless widened), and
 //!   never the ones regops itself, the cloud SDKs and the CI systems keep keys and tokens in
 //!   ([`env_refusal`], [`refused_env_rule`]);
-//! - a minted token is sent only to its own cloud's registries ([`minted_host_refusal`]).
+//! - a minted token is sent only to its own cloud's registries ([`minted_host_refusal`]);
+//! - a secret manager (`awsSecretsManager:`, `vault:`) is read only for the secrets the
+//!   operator allows with `--allow-secret KIND:PATTERN` ([`secret_refusal`]): none by default.
 //!
 //! [`check`] turns every breach into a located diagnostic before anything is read, decrypted
 //! or sent; the readers in the binary apply the same functions again when they read.
@@ -110,6 +112,126 @@ pub struct Policy {
     pub allow_kubeconfig_exec: bool,
     /// Hosts (`host[:port]`) a minted token may be sent to beyond its cloud's registries.
     pub allow_minted_hosts: Vec<String>,
+    /// The secrets of the secret managers a spec may read (`--allow-secret`); none when empty.
+    pub allow_secrets: Vec<AllowedSecret>,
+    /// The Vault role for Kubernetes auth (`--vault-role`), before `VAULT_ROLE`: the
+    /// operator's, as the Vault address is.
+    pub vault_role: Option<String>,
+}
+
+/// A kind of secret manager a spec may read from, as `--allow-secret` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretKind {
+    /// AWS Secrets Manager (`awsSecretsManager:`), by `secretId`.
+    Aws,
+    /// Google Secret Manager, by `projects/P/secrets/S`.
+    Gcp,
+    /// Azure Key Vault, by `VAULT/SECRET`.
+    Azure,
+    /// HashiCorp Vault or OpenBao, by `MOUNT/PATH`.
+    Vault,
+}
+
+impl SecretKind {
+    pub const ALL: [(&'static str, SecretKind); 4] = [
+        ("aws", SecretKind::Aws),
+        ("gcp", SecretKind::Gcp),
+        ("azure", SecretKind::Azure),
+        ("vault", SecretKind::Vault),
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            SecretKind::Aws => "aws",
+            SecretKind::Gcp => "gcp",
+            SecretKind::Azure => "azure",
+            SecretKind::Vault => "vault",
+        }
+    }
+}
+
+/// One `--allow-secret KIND:PATTERN`: a secret's name, or a prefix ending in `*`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowedSecret {
+    pub kind: SecretKind,
+    pub pattern: String,
+}
+
+impl AllowedSecret {
+    /// `KIND:PATTERN` as the operator writes it; the error says what is wrong.
+    pub fn parse(text: &str) -> Result<AllowedSecret, String> {
+        let (kind, pattern) = text
+            .split_once(':')
+            .ok_or_else(|| format!("`{text}` is not KIND:PATTERN (`aws:registry/*`)"))?;
+        let kind = SecretKind::ALL
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, k)| *k)
+            .ok_or_else(|| format!("`{kind}` is not one of aws, gcp, azure, vault"))?;
+        if pattern.is_empty() || pattern == "*" {
+            return Err(format!(
+                "`{text}` allows every secret; name the secrets or a prefix (`{}:registry/*`)",
+                kind.key()
+            ));
+        }
+        if pattern[..pattern.len() - 1].contains('*') {
+            return Err(format!("`{text}`: `*` may only end the pattern (a prefix)"));
+        }
+        Ok(AllowedSecret {
+            kind,
+            pattern: pattern.to_string(),
+        })
+    }
+
+    /// Whether it allows the secret `name` of `kind`: the same name, or one starting with the
+    /// prefix before a final `*`.
+    pub fn allows(&self, kind: SecretKind, name: &str) -> bool {
+        self.kind == kind
+            && match self.pattern.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => name == self.pattern,
+            }
+    }
+}
+
+/// Why a spec may not read the secret `name` of `kind`, or `None` if the operator allowed it
+/// with `--allow-secret`.
+pub fn secret_refusal(kind: SecretKind, name: &str, policy: &Policy) -> Option<String> {
+    if policy.allow_secrets.iter().any(|a| a.allows(kind, name)) {
+        return None;
+    }
+    let allowed: Vec<&str> = policy
+        .allow_secrets
+        .iter()
+        .filter(|a| a.kind == kind)
+        .map(|a| a.pattern.as_str())
+        .collect();
+    Some(if allowed.is_empty() {
+        format!(
+            "no {} secret is allowed (the operator allows them with --allow-secret {}:NAME)",
+            kind.key(),
+            kind.key()
+        )
+    } else {
+        format!(
+            "it is not among the {} secrets the operator allows ({})",
+            kind.key(),
+            allowed.join(", ")
+        )
+    })
+}
+
+/// The secret-manager kind and the name the allowlist judges of a password source.
+pub fn secret_of(source: &SecretSource) -> Option<(SecretKind, String, crate::Loc)> {
+    match source {
+        SecretSource::AwsSecretsManager {
+            aws_secrets_manager: a,
+        } => Some((SecretKind::Aws, a.secret_id.value.clone(), a.secret_id.loc)),
+        SecretSource::Vault { vault } => {
+            Some((SecretKind::Vault, vault.allow_name(), vault.path.loc))
+        }
+        _ => None,
+    }
 }
 
 /// A path that reaches outside the spec's root (or into a `.git` directory in it).
@@ -343,6 +465,23 @@ pub fn check(spec: &Spec, sources: &Sources, policy: &Policy) -> Diagnostics {
         }
     };
     for (name, cred) in &spec.credentials {
+        if let Some((kind, secret, loc)) = secret_of(&cred.password)
+            && let Some(why) = secret_refusal(kind, &secret, policy)
+        {
+            let shown = crate::untrusted::terminal(&secret);
+            diags.push(
+                Diagnostic::error(
+                    "trust::secret",
+                    format!("credential `{name}` may not read the {} secret `{shown}`: {why}", kind.key()),
+                )
+                .with_label(loc, "not allowed by the operator")
+                .with_help(format!(
+                    "if this spec may read it, run with --allow-secret {}:{shown} (or a prefix: --allow-secret {}:PREFIX*); whoever edits the spec may then send it to any registry the spec names",
+                    kind.key(),
+                    kind.key()
+                )),
+            );
+        }
         if let Some(sops) = &cred.username_sops {
             path(
                 &mut diags,
@@ -697,5 +836,54 @@ mod tests {
             assert!(!is_git_dir_name(std::ffi::OsStr::new(name)), "{name:?}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_secret_is_readable_only_when_the_operator_allows_it() {
+        let none = Policy::default();
+        assert!(secret_refusal(SecretKind::Aws, "registry/harbor", &none).is_some());
+        let p = Policy {
+            allow_secrets: vec![
+                AllowedSecret::parse("aws:registry/*").unwrap(),
+                AllowedSecret::parse("vault:secret/ci/robot").unwrap(),
+            ],
+            ..Policy::default()
+        };
+        assert_eq!(secret_refusal(SecretKind::Aws, "registry/harbor", &p), None);
+        assert_eq!(
+            secret_refusal(SecretKind::Vault, "secret/ci/robot", &p),
+            None
+        );
+        // Another kind, a name beside the prefix, a longer name than the exact one.
+        for (kind, name) in [
+            (SecretKind::Vault, "registry/harbor"),
+            (SecretKind::Aws, "registry"),
+            (SecretKind::Aws, "prod/db-password"),
+            (SecretKind::Vault, "secret/ci/robot2"),
+            (SecretKind::Vault, "secret/ci"),
+            (SecretKind::Gcp, "registry/harbor"),
+        ] {
+            let why = secret_refusal(kind, name, &p);
+            assert!(why.is_some(), "{name}");
+        }
+        assert!(
+            secret_refusal(SecretKind::Azure, "x", &p)
+                .unwrap()
+                .contains("--allow-secret azure:NAME")
+        );
+    }
+
+    #[test]
+    fn allow_secret_refuses_an_unknown_kind_everything_and_a_star_inside() {
+        for bad in ["registry/*", "s3:x", "aws:", "aws:*", "aws:a*b", ":x"] {
+            assert!(AllowedSecret::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            AllowedSecret::parse("gcp:projects/p/secrets/*").unwrap(),
+            AllowedSecret {
+                kind: SecretKind::Gcp,
+                pattern: "projects/p/secrets/*".into()
+            }
+        );
     }
 }

@@ -159,6 +159,10 @@ const EVERY_FIELD: &str = r#"{
     "sopsed": {"username": {"sops": {"file": "s.enc.yaml", "extract": "[\"u\"]"}},
                "password": {"sops": {"file": "s.enc", "extract": "[\"data\"]", "format": "binary",
                                      "decode": "base64", "jsonKey": "password"}}},
+    "awssm": {"username": "u", "password": {"awsSecretsManager": {"secretId": "registry/harbor",
+               "region": "eu-west-1", "versionStage": "AWSCURRENT", "jsonKey": "password"}}},
+    "vaulted": {"username": "u", "password": {"vault": {"path": "registry/quay", "field": "token",
+                "mount": "kv"}}},
     "aws": {"password": {"ecr": {"region": "eu-west-1", "registryId": "123456789012",
                                   "roleArn": "arn:aws:iam::123456789012:role/pull"}},
             "refreshBefore": "1h"},
@@ -207,6 +211,11 @@ const PLACES: &[(&str, &str)] = &[
     ("GcpSource", "/credentials/google/password/gcp"),
     ("AcrSource", "/credentials/azure/password/acr"),
     ("SopsSource", "/credentials/sopsed/password/sops"),
+    (
+        "AwsSecretsManagerSource",
+        "/credentials/awssm/password/awsSecretsManager",
+    ),
+    ("VaultSource", "/credentials/vaulted/password/vault"),
     ("Scope", "/scopes/web"),
     ("LabelSelector", "/scopes/web/selector"),
     (

@@ -691,6 +691,16 @@ pub struct TrustArgs {
     /// (repeatable), for a mirror or proxy you run in front of the cloud's registry.
     #[arg(long = "allow-minted-host", value_name = "HOST")]
     pub allow_minted_host: Vec<String>,
+    /// Let `awsSecretsManager:` and `vault:` sources read this secret (repeatable): KIND is
+    /// `aws` (a `secretId`), `gcp`, `azure` or `vault` (`MOUNT/PATH`); PATTERN a name, or a
+    /// prefix ending in `*` (`aws:registry/*`). None by default: whoever edits the spec may send
+    /// an allowed secret to any registry the spec names.
+    #[arg(long = "allow-secret", value_name = "KIND:PATTERN", value_parser = regops_spec::trust::AllowedSecret::parse)]
+    pub allow_secret: Vec<regops_spec::trust::AllowedSecret>,
+    /// The Vault role `vault:` sources log in with by Kubernetes auth (the pod's
+    /// service-account token), when VAULT_TOKEN is not set; else VAULT_ROLE.
+    #[arg(long = "vault-role", value_name = "ROLE")]
+    pub vault_role: Option<String>,
 }
 
 impl TrustArgs {
@@ -700,6 +710,8 @@ impl TrustArgs {
             allow_env: self.allow_env.clone(),
             allow_kubeconfig_exec: self.allow_kubeconfig_exec,
             allow_minted_hosts: self.allow_minted_host.clone(),
+            allow_secrets: self.allow_secret.clone(),
+            vault_role: self.vault_role.clone(),
         }
     }
 

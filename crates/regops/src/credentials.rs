@@ -58,6 +58,7 @@ fn resolve_inner(
 ) -> Result<BTreeMap<String, Login>, Diagnostics> {
     let (spec, sources): (&Spec, &Sources) = (&loaded.spec, &loaded.sources);
     let mut identities: Option<Result<Identities, CryptoError>> = None;
+    let mut fetched = Fetched::new();
     let mut out = BTreeMap::new();
     let mut diags = Diagnostics::default();
     for (name, cred) in &spec.credentials {
@@ -104,7 +105,15 @@ fn resolve_inner(
                     .unwrap_or_default(),
             ),
         };
-        match password(cred, sources, &loaded.policy, &mut identities, lookup, env) {
+        match password(
+            cred,
+            sources,
+            &loaded.policy,
+            &mut identities,
+            lookup,
+            env,
+            &mut fetched,
+        ) {
             Ok(_) if username.is_none() => {}
             Ok((password, source_digest)) => {
                 out.insert(
@@ -188,6 +197,60 @@ fn from_helper(
     })
 }
 
+/// The values read from secret managers in this run, by [`crate::secret_managers::cache_key`]:
+/// each secret is read once, however many credentials name it.
+type Fetched = BTreeMap<String, Result<Zeroizing<String>, String>>;
+
+/// A password from a secret manager (`awsSecretsManager:`, `vault:`): allowed by the
+/// operator's `--allow-secret` (checked again here, whatever checked the spec before), read
+/// once per run. A failure names the credential, the secret and the step, never a value.
+fn from_secret_manager(
+    cred: &Credential,
+    policy: &Policy,
+    fetched: &mut Fetched,
+) -> Result<SecretString, Diagnostic> {
+    use regops_spec::trust::{secret_of, secret_refusal};
+    let name = &cred.name.value;
+    let source = &cred.password;
+    let (kind, secret, loc) = secret_of(source).ok_or_else(|| {
+        Diagnostic::error(
+            "credential::secret-manager",
+            format!("credential `{name}` is not read from a secret manager"),
+        )
+    })?;
+    let shown = regops_spec::untrusted::terminal(&secret).to_string();
+    if let Some(why) = secret_refusal(kind, &secret, policy) {
+        return Err(Diagnostic::error(
+            "trust::secret",
+            format!(
+                "credential `{name}` may not read the {} secret `{shown}`: {why}",
+                kind.key()
+            ),
+        )
+        .with_label(loc, "not allowed by the operator")
+        .with_help(format!(
+            "if this spec may read it, run with --allow-secret {}:{shown}",
+            kind.key()
+        )));
+    }
+    let key = crate::secret_managers::cache_key(source).unwrap_or_default();
+    let got = fetched.entry(key).or_insert_with(|| {
+        crate::secret_managers::read_blocking(source, policy.vault_role.as_deref())
+            .map_err(|e| e.to_string())
+    });
+    match got {
+        Ok(value) => Ok(SecretString::from(value.as_str().to_owned())),
+        Err(why) => Err(Diagnostic::error(
+            "credential::secret-manager",
+            format!(
+                "cannot read the password of credential `{name}` from the {} secret `{shown}`: {why}",
+                kind.key()
+            ),
+        )
+        .with_label(source.loc(), "this secret")),
+    }
+}
+
 // Kept whole (over 80 lines): one arm per password source, each with its own errors.
 fn password(
     cred: &Credential,
@@ -196,6 +259,7 @@ fn password(
     identities: &mut Option<Result<Identities, CryptoError>>,
     lookup: &IdentityLookup<'_>,
     env: &dyn Fn(&str) -> Option<String>,
+    fetched: &mut Fetched,
 ) -> Result<(SecretString, Option<String>), Diagnostic> {
     let name = &cred.name.value;
     let undecryptable = |loc: Loc, why: &str, help: String| {
@@ -228,6 +292,9 @@ fn password(
         SecretSource::Sops { sops } => {
             let value = from_sops(cred, "password", sops, sources, identities, lookup)?;
             return Ok((SecretString::from(value), None));
+        }
+        SecretSource::AwsSecretsManager { .. } | SecretSource::Vault { .. } => {
+            return Ok((from_secret_manager(cred, policy, fetched)?, None));
         }
         SecretSource::Env { env: var } => {
             if let Some(why) = regops_spec::trust::env_refusal(&var.value, policy) {

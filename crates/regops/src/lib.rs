@@ -71,6 +71,7 @@ pub mod registry;
 pub mod request_log;
 pub mod retry;
 pub mod saved_plan;
+pub mod secret_managers;
 pub mod session;
 
 /// The process exit status, in one place: every command's outcome is one of these, and this is

@@ -302,7 +302,7 @@ async fn web_identity(
 }
 
 /// Signs a POST to `url` for `service` with `creds` and sends it.
-async fn signed_post(
+pub(crate) async fn signed_post(
     url: &str,
     service: &str,
     region: &str,

@@ -39,6 +39,7 @@ mod node_trust;
 mod parse_errors;
 mod replace;
 mod saved_plan;
+mod secret_managers;
 mod sops;
 mod state_files;
 mod untrusted_paths;

@@ -493,3 +493,115 @@ fn sops_sources_print_no_credential_at_every_verbosity() {
         r.stdout
     );
 }
+
+/// A password read from AWS Secrets Manager or Vault (the fakes of tests/common/cloud.rs),
+/// and the AWS key, the Vault token and the service-account token used to read them, never
+/// print at any verbosity, on success or failure (throttled, a missing key, Vault refusing);
+/// `render --show-secrets` alone shows the passwords.
+#[test]
+fn secret_manager_sources_print_no_credential_at_every_verbosity() {
+    use common::cloud::{self, Cloud};
+    const AWS_MARKER: &str = "MARKER-awssm-3c9e1f70";
+    const VAULT_MARKER: &str = "MARKER-vault-81d2b4a6";
+    let fake = Cloud::start();
+    let seed = |aws_key: &str| {
+        let mut s = fake.state.lock().unwrap();
+        s.aws_secrets.insert(
+            "registry/harbor".into(),
+            serde_json::json!({ aws_key: AWS_MARKER, "other": "x" }).to_string(),
+        );
+        s.vault_secrets.insert(
+            "secret/registry/quay".into(),
+            serde_json::json!({"token": VAULT_MARKER}),
+        );
+    };
+    seed("password");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("regops.yaml");
+    std::fs::write(
+        &spec,
+        "apiVersion: regops.dev/v1\nkind: RegistryConfig\nregistries:\n  harbor: { server: harbor.example.com, credential: harbor }\n  quay: { server: quay.example.com, credential: quay }\ncredentials:\n  harbor:\n    username: robot\n    password: {awsSecretsManager: {secretId: registry/harbor, region: eu-west-1, jsonKey: password}}\n  quay:\n    username: bot\n    password: {vault: {path: registry/quay, field: token}}\nscopes:\n  web: { namespaces: [web] }\npullSecrets:\n  pull: { registries: [harbor, quay], scope: web }\n",
+    )
+    .unwrap();
+    let server = kube_test_server::TestServer::start(kube_test_server::Config::default()).unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    server
+        .seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}))
+        .unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = regops();
+        c.args(args)
+            .arg("-f")
+            .arg(&spec)
+            .args([
+                "--allow-secret",
+                "aws:registry/*",
+                "--allow-secret",
+                "vault:secret/registry/*",
+            ])
+            .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", fake.url())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ACCESS_KEY_ID", cloud::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", cloud::SECRET_KEY)
+            .env("VAULT_ADDR", fake.url())
+            .env("VAULT_TOKEN", cloud::VAULT_TOKEN)
+            .env_remove("VAULT_NAMESPACE")
+            .env_remove("RUST_LOG")
+            .current_dir(dir.path());
+        if matches!(args[0], "plan" | "apply" | "drift") {
+            c.arg("--kubeconfig").arg(&kubeconfig);
+        }
+        c
+    };
+    // Every value, key and token of the fakes holds `MARKER`.
+    let markers = ["MARKER", AWS_MARKER, VAULT_MARKER];
+    let clean = |what: &str, r: &Run| {
+        let l: Vec<String> = leaked_of(&r.stdout, &markers)
+            .into_iter()
+            .chain(leaked_of(&r.stderr, &markers))
+            .collect();
+        assert!(l.is_empty(), "`{what}` leaked {l:?}:\n{}", r.transcript());
+    };
+    let all = [
+        ("check", vec!["check"]),
+        ("check -vv", vec!["check", "-vv"]),
+        ("render", vec!["render"]),
+        ("plan -v", vec!["plan", "-v"]),
+        ("plan -vv -o json", vec!["plan", "-vv", "-o", "json"]),
+        ("apply -vv", vec!["apply", "--yes", "-vv"]),
+        ("drift -vv", vec!["drift", "-vv", "-o", "json"]),
+    ];
+    for (what, args) in &all {
+        let r = run(&mut cmd(args));
+        assert!(matches!(r.code, 0 | 2), "{what}: {}", r.transcript());
+        clean(what, &r);
+    }
+    // Failures: throttled; a key the secret does not hold; Vault refusing the token.
+    fake.state.lock().unwrap().throttle_secrets = true;
+    let r = run(&mut cmd(&["plan", "-vv"]));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    clean("plan -vv, throttled", &r);
+    fake.state.lock().unwrap().throttle_secrets = false;
+    seed("pasword");
+    let r = run(&mut cmd(&["apply", "--yes", "-vv"]));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    clean("apply -vv, a missing key", &r);
+    seed("password");
+    let r = run(cmd(&["render", "-vv"]).env("VAULT_TOKEN", "hvs.wrong-MARKER"));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    clean("render -vv, Vault refusing", &r);
+    // The one way to see them, which also proves the detector sees them.
+    let r = run(&mut cmd(&["render", "--show-secrets"]));
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert!(
+        !leaked_of(&r.stdout, &[AWS_MARKER]).is_empty(),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !leaked_of(&r.stdout, &[VAULT_MARKER]).is_empty(),
+        "{}",
+        r.stdout
+    );
+}

@@ -10,6 +10,18 @@
 //! - Entra's token endpoint checks the client secret or federated assertion, and ACR's
 //!   `/oauth2/exchange` the Entra token it was given.
 //!
+//! - Secrets Manager `GetSecretValue` checks the SigV4 signature as ECR's does, and the
+//!   request as the API reference defines it
+//!   (<https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValue.html>:
+//!   `POST /`, `X-Amz-Target: secretsmanager.GetSecretValue`,
+//!   `Content-Type: application/x-amz-json-1.1`, a JSON body of `SecretId` and optional
+//!   `VersionStage`), and can throttle, deny or answer 12 MB;
+//! - Vault's KV version 2 read (`GET /v1/<mount>/data/<path>`,
+//!   <https://developer.hashicorp.com/vault/api-docs/secret/kv/kv-v2#read-secret-version>)
+//!   wants `X-Vault-Token` (and `X-Vault-Namespace` when one is set), and its Kubernetes
+//!   login (`POST /v1/auth/kubernetes/login` with `{"jwt", "role"}`,
+//!   <https://developer.hashicorp.com/vault/api-docs/auth/kubernetes#login>) checks both.
+//!
 //! Every token it hands out holds `MARKER`, for the no-leak checks.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -32,6 +44,10 @@ pub const AZURE_FEDERATED: &str = "azure-federated-jwt-MARKER";
 pub const ROLE: &str = "arn:aws:iam::123456789012:role/puller";
 pub const POD_IDENTITY_TOKEN: &str = "pod-identity-token-MARKER";
 pub const GOOGLE_SUBJECT_TOKEN: &str = "oidc-subject-token-MARKER";
+pub const VAULT_TOKEN: &str = "hvs.vault-token-MARKER";
+pub const VAULT_SA_JWT: &str = "k8s-service-account-jwt-MARKER";
+pub const VAULT_ROLE: &str = "regops";
+const VAULT_LOGIN_TOKEN: &str = "hvs.login-token-MARKER";
 const TEMP_KEY: &str = "ASIATEMPREGOPS";
 const TEMP_SECRET: &str = "temp-secret-MARKER";
 const TEMP_SESSION: &str = "temp-session-MARKER";
@@ -56,6 +72,18 @@ pub struct State {
     pub acr_service: Option<String>,
     /// The access keys ECR calls were signed with.
     pub ecr_signed_by: Vec<String>,
+    /// Secrets Manager's secrets: `SecretId` to `SecretString`.
+    pub aws_secrets: BTreeMap<String, String>,
+    /// Secrets Manager answers `ThrottlingException`.
+    pub throttle_secrets: bool,
+    /// Secrets Manager answers a 12 MB body.
+    pub huge_secret: bool,
+    /// The `GetSecretValue` bodies received, as JSON.
+    pub secret_requests: Vec<serde_json::Value>,
+    /// Vault's KV v2 secrets: `<mount>/<path>` to their data.
+    pub vault_secrets: BTreeMap<String, serde_json::Value>,
+    /// The namespace Vault wants in `X-Vault-Namespace`, if any.
+    pub vault_namespace: Option<String>,
 }
 
 pub struct Cloud {
@@ -296,6 +324,152 @@ async fn handle(
             .to_string(),
             clock,
         );
+    }
+    // Secrets Manager
+    if target == "secretsmanager.GetSecretValue" {
+        count("secretsmanager");
+        let json_err = |code: &str, msg: &str, status: u16| {
+            reply(
+                status,
+                "application/x-amz-json-1.1",
+                serde_json::json!({"__type": code, "message": msg}).to_string(),
+                clock,
+            )
+        };
+        if let Err((code, msg)) = check_signature(&parts, &body, clock) {
+            return json_err(code, &msg, 403);
+        }
+        let content_type = parts
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok());
+        if parts.method != hyper::Method::POST
+            || path != "/"
+            || content_type != Some("application/x-amz-json-1.1")
+        {
+            return json_err("InvalidRequestException", "not the JSON 1.1 protocol", 400);
+        }
+        let Ok(req) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            return json_err("InvalidParameterException", "the body is not JSON", 400);
+        };
+        state.lock().unwrap().secret_requests.push(req.clone());
+        let known = ["SecretId", "VersionStage", "VersionId"];
+        let fields_ok = req
+            .as_object()
+            .is_some_and(|o| o.keys().all(|k| known.contains(&k.as_str())));
+        let Some(id) = req
+            .get("SecretId")
+            .and_then(|i| i.as_str())
+            .filter(|_| fields_ok)
+        else {
+            return json_err("InvalidParameterException", "SecretId is required", 400);
+        };
+        if state.lock().unwrap().throttle_secrets {
+            return json_err("ThrottlingException", "Rate exceeded", 400);
+        }
+        if state.lock().unwrap().huge_secret {
+            let big = "A".repeat(12 << 20);
+            return reply(
+                200,
+                "application/x-amz-json-1.1",
+                serde_json::json!({"Name": id, "SecretString": big}).to_string(),
+                clock,
+            );
+        }
+        let stage = req
+            .get("VersionStage")
+            .and_then(|v| v.as_str())
+            .unwrap_or("AWSCURRENT");
+        let secret = state.lock().unwrap().aws_secrets.get(id).cloned();
+        return match secret {
+            Some(value) if stage == "AWSCURRENT" => reply(
+                200,
+                "application/x-amz-json-1.1",
+                serde_json::json!({
+                    "ARN": format!("arn:aws:secretsmanager:eu-west-1:123456789012:secret:{id}-AbCdEf"),
+                    "Name": id,
+                    "SecretString": value,
+                    "VersionId": "EXAMPLE1-90ab-cdef-fedc-ba987SECRET1",
+                    "VersionStages": ["AWSCURRENT"],
+                    "CreatedDate": 1.523477145713E9
+                })
+                .to_string(),
+                clock,
+            ),
+            _ => json_err(
+                "ResourceNotFoundException",
+                "Secrets Manager can't find the specified secret.",
+                400,
+            ),
+        };
+    }
+    // Vault
+    // (`/v1/credentials` is the container credentials endpoint, below.)
+    if let Some(rest) = path
+        .strip_prefix("/v1/")
+        .filter(|r| *r == "auth/kubernetes/login" || r.contains("/data/"))
+    {
+        let want_ns = state.lock().unwrap().vault_namespace.clone();
+        let ns = parts
+            .headers
+            .get("x-vault-namespace")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let errors = |status: u16, msg: &str| {
+            reply(
+                status,
+                "application/json",
+                serde_json::json!({"errors": [msg]}).to_string(),
+                clock,
+            )
+        };
+        if ns != want_ns {
+            return errors(403, "permission denied");
+        }
+        if rest == "auth/kubernetes/login" {
+            count("vault:login");
+            let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            if parts.method != hyper::Method::POST
+                || req.get("jwt").and_then(|j| j.as_str()) != Some(VAULT_SA_JWT)
+                || req.get("role").and_then(|r| r.as_str()) != Some(VAULT_ROLE)
+            {
+                return errors(400, "invalid role name or service account token");
+            }
+            return reply(
+                200,
+                "application/json",
+                serde_json::json!({"auth": {"client_token": VAULT_LOGIN_TOKEN, "lease_duration": 3600, "renewable": true}}).to_string(),
+                clock,
+            );
+        }
+        count("vault:read");
+        let token = parts
+            .headers
+            .get("x-vault-token")
+            .and_then(|v| v.to_str().ok());
+        if parts.method != hyper::Method::GET
+            || !matches!(token, Some(VAULT_TOKEN | VAULT_LOGIN_TOKEN))
+        {
+            return errors(403, "permission denied");
+        }
+        let Some((mount, secret)) = rest.split_once("/data/") else {
+            return errors(404, "no handler for route");
+        };
+        let data = state
+            .lock()
+            .unwrap()
+            .vault_secrets
+            .get(&format!("{mount}/{secret}"))
+            .cloned();
+        return match data {
+            Some(data) => reply(
+                200,
+                "application/json",
+                serde_json::json!({"data": {"data": data, "metadata": {"version": 1}}}).to_string(),
+                clock,
+            ),
+            None => errors(404, ""),
+        };
     }
     // STS
     if parts.method == hyper::Method::POST && path == "/" {
