@@ -98,6 +98,9 @@ pub struct Wanted {
 #[derive(Debug, Default)]
 pub struct Desired {
     pub secrets: Vec<DesiredSecret>,
+    /// The node-trust ConfigMap, when the spec asks (`nodeTrust:`); the shell sets it, as the CA
+    /// files are read there.
+    pub node_trust: Option<NodeTrustMap>,
     /// (namespace, name) -> wanted entries.
     pub service_accounts: BTreeMap<(String, String), Wanted>,
     /// (namespace, kind, name) -> wanted entries.
@@ -110,6 +113,35 @@ pub struct Desired {
     /// When the first minted token held or written comes within its `refreshBefore` (Unix
     /// seconds): when a long-running apply renews.
     pub renew_at: Option<i64>,
+}
+
+/// The ConfigMap `apply` keeps of the rendered node trust, and where the operator's allowlist
+/// is (same namespace). Its data is public: CA certificates and runtime configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeTrustMap {
+    pub namespace: String,
+    pub name: String,
+    pub data: BTreeMap<String, String>,
+    /// The hosts it asks nodes to trust.
+    pub hosts: Vec<crate::node_trust::NodeHost>,
+    /// The allowlist ConfigMap's name (never written by regops).
+    pub allow_list: String,
+}
+
+impl NodeTrustMap {
+    /// From the spec's `nodeTrust:` and the hosts its registries ask for, checked.
+    pub fn new(
+        target: &regops_spec::NodeTrust,
+        hosts: &[crate::node_trust::TrustedHost],
+    ) -> NodeTrustMap {
+        NodeTrustMap {
+            namespace: target.namespace().to_string(),
+            name: target.config_map().to_string(),
+            data: crate::node_trust::config_map_data(hosts),
+            hosts: hosts.iter().map(|t| t.host.clone()).collect(),
+            allow_list: target.allow_list().to_string(),
+        }
+    }
 }
 
 /// The minted tokens (`ecr`, `gcp`, `acr`) of a run, and the time they are measured against.

@@ -563,6 +563,30 @@ pub fn to_yaml(runtime: Runtime, files: &[NodeFile]) -> String {
     out
 }
 
+/// The key of the node-trust ConfigMap that `node-sync` reads: containerd's stream.
+pub const STREAM_KEY: &str = "containerd.yaml";
+
+/// The data of the ConfigMap `apply` keeps (`nodeTrust:`): one key per runtime
+/// (`<runtime>.yaml`), each the YAML stream `render --node-config <runtime>` prints.
+/// [`STREAM_KEY`] is what node-sync reads; the others are there for review. CA certificates
+/// and runtime configuration only: public.
+pub fn config_map_data(hosts: &[TrustedHost]) -> BTreeMap<String, String> {
+    Runtime::ALL
+        .into_iter()
+        .map(|r| (format!("{}.yaml", r.name()), to_yaml(r, &render(r, hosts))))
+        .collect()
+}
+
+/// The allowlist as node-sync reads it (`--allow-host=$(ALLOW_HOSTS)`, split at commas, empty
+/// entries skipped): its hosts, or the first entry node-sync would refuse to start with.
+pub fn parse_allow_list(value: &str) -> Result<Vec<NodeHost>, NodeTrustError> {
+    value
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(NodeHost::parse)
+        .collect()
+}
+
 /// One document of the YAML stream [`to_yaml`] writes.
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -25,6 +25,9 @@ pub enum ObjectKind {
     ReplicaSet,
     Job,
     CronJob,
+    /// Node trust (`nodeTrust:`): the rendered files node-sync reads; never selected by a
+    /// binding.
+    ConfigMap,
 }
 
 /// What the API says about one kind.
@@ -102,7 +105,7 @@ const ROLLS: (&str, &str) = ("will roll its pods", "their pods will roll");
 
 /// In the order of [`ObjectKind`]'s variants: `FACTS[kind as usize]` is `kind`'s row (a test
 /// checks it).
-const FACTS: [KindFacts; 8] = [
+const FACTS: [KindFacts; 9] = [
     KindFacts {
         kind: ObjectKind::Secret,
         name: "Secret",
@@ -222,6 +225,14 @@ const FACTS: [KindFacts; 8] = [
             by_default: true,
             copied_by_controller: false,
         }),
+    },
+    KindFacts {
+        kind: ObjectKind::ConfigMap,
+        name: "ConfigMap",
+        api_version: "v1",
+        group: "",
+        plural: "configmaps",
+        workload: None,
     },
 ];
 
