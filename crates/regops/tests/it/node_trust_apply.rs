@@ -88,7 +88,7 @@ impl Env {
 /// `pkg/volume/util/atomic_writer.go`, `writePayloadToDir` and `createUserVisibleFiles`): the
 /// files in a timestamped directory `..<ts>`, a symbolic link `..data` to it, and each key a
 /// symbolic link `<key> -> ..data/<key>`.
-fn mount_config_map(dir: &Path, data: &serde_json::Map<String, Value>) -> PathBuf {
+pub fn mount_config_map(dir: &Path, data: &serde_json::Map<String, Value>) -> PathBuf {
     let vol = dir.join("volume");
     let ts = vol.join("..2026_12_07_12_00_00.000000001");
     std::fs::create_dir_all(&ts).unwrap();
