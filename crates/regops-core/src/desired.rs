@@ -124,6 +124,8 @@ pub struct NodeTrustMap {
     pub data: BTreeMap<String, String>,
     /// The hosts it asks nodes to trust.
     pub hosts: Vec<crate::node_trust::NodeHost>,
+    /// Each spec registry it covers, and its host.
+    pub registries: Vec<(String, crate::node_trust::NodeHost)>,
     /// The allowlist ConfigMap's name (never written by regops).
     pub allow_list: String,
 }
@@ -139,6 +141,10 @@ impl NodeTrustMap {
             name: target.config_map().to_string(),
             data: crate::node_trust::config_map_data(hosts),
             hosts: hosts.iter().map(|t| t.host.clone()).collect(),
+            registries: hosts
+                .iter()
+                .flat_map(|t| t.registries.iter().map(|r| (r.clone(), t.host.clone())))
+                .collect(),
             allow_list: target.allow_list().to_string(),
         }
     }

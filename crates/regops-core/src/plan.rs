@@ -942,17 +942,36 @@ impl<'a> Planner<'a> {
                 .iter()
                 .find(|c| c.namespace == d.namespace && c.name == name)
         };
-        match node_trust_change(self.spec, d, find(&d.name)) {
-            Ok(c) => self.push(c),
-            Err(message) => self.conflicts.push(Conflict {
-                kind: ObjectKind::ConfigMap,
-                namespace: d.namespace.clone(),
-                name: d.name.clone(),
-                message,
-            }),
-        }
+        let kept = match node_trust_change(self.spec, d, find(&d.name)) {
+            Ok(c) => {
+                self.push(c);
+                true
+            }
+            Err(message) => {
+                self.conflicts.push(Conflict {
+                    kind: ObjectKind::ConfigMap,
+                    namespace: d.namespace.clone(),
+                    name: d.name.clone(),
+                    message,
+                });
+                false
+            }
+        };
         let allow = find(&d.allow_list);
-        self.warnings.extend(refused_hosts(d, allow));
+        let refused = refused_hosts(d, allow);
+        // A registry whose node trust regops keeps and node-sync writes needs no warning that
+        // its workloads' nodes may not trust it.
+        if kept {
+            let managed: BTreeSet<String> = d
+                .registries
+                .iter()
+                .filter(|(_, h)| !refused.iter().any(|w| w.subject == format!("host {h}")))
+                .map(|(r, _)| format!("registry {r}"))
+                .collect();
+            self.warnings
+                .retain(|w| !(w.kind == WarningKind::NodeTrust && managed.contains(&w.subject)));
+        }
+        self.warnings.extend(refused);
     }
 
     /// Keeps a change, its lists trimmed to their length: a plan holds tens of thousands of

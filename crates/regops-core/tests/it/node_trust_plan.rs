@@ -264,3 +264,40 @@ fn node_trust_in_every_view() {
         serde_json::to_string_pretty(&json).unwrap()
     );
 }
+
+#[test]
+fn workloads_are_warned_of_only_for_hosts_regops_does_not_keep() {
+    let mut sources = Sources::default();
+    sources.add("spec.yaml".into(), SPEC.into(), Format::Yaml);
+    let loaded = regops_spec::load(sources, "team").unwrap();
+    let deployment = |name: &str, image: &str| {
+        serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "web"},
+            "spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}})
+    };
+    let (mut observed, skipped) = Observed::from_objects(&[
+        deployment("plain", "192.168.0.99/app:1"),
+        deployment("ca", "harbor.example.com:8443/app:1"),
+    ]);
+    assert!(skipped.is_empty());
+    observed.config_maps.push(allow_list("192.168.0.99"));
+    let node_warned = |keep: bool| {
+        let mut d = desired::compute(&loaded.spec, &BTreeMap::new(), &observed, None);
+        if keep {
+            d.node_trust = Some(node_trust_map());
+        }
+        let p = plan::compute("team", "state", Source::default(), &d, &observed, None);
+        p.warnings
+            .iter()
+            .filter(|w| w.kind == WarningKind::NodeTrust)
+            .map(|w| w.subject.clone())
+            .collect::<Vec<_>>()
+    };
+    // Without nodeTrust, both registries are warned of.
+    assert_eq!(
+        node_warned(false),
+        ["registry harbor", "registry harbor-http"]
+    );
+    // With it, the allowed host is kept on the nodes; the refused one still is warned of.
+    assert_eq!(node_warned(true), ["registry harbor"]);
+}
