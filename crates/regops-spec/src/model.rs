@@ -106,7 +106,7 @@ pub struct NodeTrust {
     /// The namespace of both ConfigMaps (default `regops-node-trust`, the component's).
     pub namespace: Option<Spanned<String>>,
     /// The ConfigMap apply writes (default `regops-node-trust`): keys `containerd.yaml` (what
-    /// node-sync reads), `k3s.yaml`, `rke2.yaml` and `docker.yaml` (for review). CA
+    /// node-sync reads), `k3s.yaml`, `rke2.yaml`, `docker.yaml` and `crio.yaml` (for review). CA
     /// certificates only, never a credential.
     pub config_map: Option<Spanned<String>>,
     /// The operator's allowlist ConfigMap, key `allow-hosts` (default

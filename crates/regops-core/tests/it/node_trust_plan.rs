@@ -124,7 +124,13 @@ fn the_spec_names_the_config_map_and_defaults_to_the_components() {
     );
     assert_eq!(
         d.data.keys().collect::<Vec<_>>(),
-        ["containerd.yaml", "docker.yaml", "k3s.yaml", "rke2.yaml"]
+        [
+            "containerd.yaml",
+            "crio.yaml",
+            "docker.yaml",
+            "k3s.yaml",
+            "rke2.yaml"
+        ]
     );
     // What node-sync reads is exactly what `render --node-config containerd` prints, and
     // node-sync takes it back whole.

@@ -146,7 +146,7 @@ fn plan_apply_drift_and_node_sync_read_the_config_map_apply_keeps() {
     );
     assert_eq!(cm["metadata"]["annotations"]["regops.dev/spec"], "regops");
     assert_eq!(cm["data"]["containerd.yaml"], e.rendered().as_str());
-    for key in ["k3s.yaml", "rke2.yaml", "docker.yaml"] {
+    for key in ["k3s.yaml", "rke2.yaml", "docker.yaml", "crio.yaml"] {
         assert!(cm["data"][key].is_string(), "{key}");
     }
     let managers: Vec<&str> = cm["metadata"]["managedFields"]
