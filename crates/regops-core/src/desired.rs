@@ -98,6 +98,9 @@ pub struct Wanted {
 #[derive(Debug, Default)]
 pub struct Desired {
     pub secrets: Vec<DesiredSecret>,
+    /// The node-trust ConfigMap, when the spec asks (`nodeTrust:`); the shell sets it, as the CA
+    /// files are read there.
+    pub node_trust: Option<NodeTrustMap>,
     /// (namespace, name) -> wanted entries.
     pub service_accounts: BTreeMap<(String, String), Wanted>,
     /// (namespace, kind, name) -> wanted entries.
@@ -113,6 +116,41 @@ pub struct Desired {
     /// The workload kinds the spec declares (`workloadKinds:`): with the built-in ones, the
     /// kinds a controller may be of that the plan says to bind instead.
     pub declared_kinds: BTreeSet<WorkloadKind>,
+}
+
+/// The ConfigMap `apply` keeps of the rendered node trust, and where the operator's allowlist
+/// is (same namespace). Its data is public: CA certificates and runtime configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeTrustMap {
+    pub namespace: String,
+    pub name: String,
+    pub data: BTreeMap<String, String>,
+    /// The hosts it asks nodes to trust.
+    pub hosts: Vec<crate::node_trust::NodeHost>,
+    /// Each spec registry it covers, and its host.
+    pub registries: Vec<(String, crate::node_trust::NodeHost)>,
+    /// The allowlist ConfigMap's name (never written by regops).
+    pub allow_list: String,
+}
+
+impl NodeTrustMap {
+    /// From the spec's `nodeTrust:` and the hosts its registries ask for, checked.
+    pub fn new(
+        target: &regops_spec::NodeTrust,
+        hosts: &[crate::node_trust::TrustedHost],
+    ) -> NodeTrustMap {
+        NodeTrustMap {
+            namespace: target.namespace().to_string(),
+            name: target.config_map().to_string(),
+            data: crate::node_trust::config_map_data(hosts),
+            hosts: hosts.iter().map(|t| t.host.clone()).collect(),
+            registries: hosts
+                .iter()
+                .flat_map(|t| t.registries.iter().map(|r| (r.clone(), t.host.clone())))
+                .collect(),
+            allow_list: target.allow_list().to_string(),
+        }
+    }
 }
 
 /// The minted tokens (`ecr`, `gcp`, `acr`) of a run, and the time they are measured against.

@@ -11,7 +11,12 @@
 //!   <https://docs.rke2.io/install/private_registry>), CA files under `certs.d/<host>/`;
 //! - Docker: the `insecure-registries` key of `daemon.json`
 //!   (<https://docs.docker.com/reference/cli/dockerd/#insecure-registries>) and
-//!   `certs.d/<host[:port]>/ca.crt` (<https://docs.docker.com/engine/security/certificates/>).
+//!   `certs.d/<host[:port]>/ca.crt` (<https://docs.docker.com/engine/security/certificates/>);
+//! - CRI-O (and podman, through containers/image): `certs.d/<host[:port]>/ca.crt`
+//!   (containers/image `docs/containers-certs.d.5.md`: "*.crt files ... will be interpreted as
+//!   CA certificates") and a `registries.conf.d` drop-in with `[[registry]] location` and
+//!   `insecure = true` for plain HTTP (`docs/containers-registries.conf.5.md`,
+//!   `docs/containers-registries.conf.d.5.md`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -32,14 +37,16 @@ pub enum Runtime {
     K3s,
     Rke2,
     Docker,
+    Crio,
 }
 
 impl Runtime {
-    pub const ALL: [Runtime; 4] = [
+    pub const ALL: [Runtime; 5] = [
         Runtime::Containerd,
         Runtime::K3s,
         Runtime::Rke2,
         Runtime::Docker,
+        Runtime::Crio,
     ];
 
     /// The directory on the node the rendered paths are relative to.
@@ -49,6 +56,7 @@ impl Runtime {
             Runtime::K3s => "/etc/rancher/k3s",
             Runtime::Rke2 => "/etc/rancher/rke2",
             Runtime::Docker => "/etc/docker",
+            Runtime::Crio => "/etc/containers",
         }
     }
 
@@ -58,6 +66,7 @@ impl Runtime {
             Runtime::K3s => "k3s",
             Runtime::Rke2 => "rke2",
             Runtime::Docker => "docker",
+            Runtime::Crio => "crio",
         }
     }
 
@@ -76,6 +85,9 @@ impl Runtime {
             Runtime::Docker => {
                 "merge `insecure-registries` into /etc/docker/daemon.json and reload dockerd (SIGHUP, or `systemctl reload docker`); certs.d is read on every pull"
             }
+            Runtime::Crio => {
+                "CRI-O reads /etc/containers/certs.d on every pull; it reads registries.conf.d when it starts or reloads its configuration (SIGHUP, or `systemctl reload crio`)"
+            }
         }
     }
 }
@@ -92,7 +104,7 @@ impl std::str::FromStr for Runtime {
         Runtime::ALL
             .into_iter()
             .find(|r| r.name() == s)
-            .ok_or_else(|| format!("`{s}` is not one of containerd, k3s, rke2, docker"))
+            .ok_or_else(|| format!("`{s}` is not one of containerd, k3s, rke2, docker, crio"))
     }
 }
 
@@ -403,7 +415,56 @@ pub fn render(runtime: Runtime, hosts: &[TrustedHost]) -> Vec<NodeFile> {
         Runtime::Containerd => containerd(hosts),
         Runtime::K3s | Runtime::Rke2 => rancher(runtime, hosts),
         Runtime::Docker => docker(hosts),
+        Runtime::Crio => crio(hosts),
     }
+}
+
+/// The drop-in CRI-O (containers/image) reads for plain HTTP, beside the node's own
+/// `registries.conf`: its name sorts late among the drop-ins, which are read in order.
+pub const CRIO_DROP_IN: &str = "registries.conf.d/50-regops-node-trust.conf";
+
+/// `certs.d/<host[:port]>/ca.crt` for a CA, and for plain HTTP a `registries.conf.d` drop-in
+/// of `[[registry]]` tables with `location` (the host, as image references write it) and
+/// `insecure = true` (containers-registries.conf(5): "unencrypted HTTP as well as TLS
+/// connections with untrusted certificates are allowed"; the only way it speaks plain HTTP).
+/// A host with a CA is not marked insecure: the CA is trusted instead.
+fn crio(hosts: &[TrustedHost]) -> Vec<NodeFile> {
+    let mut files = Vec::new();
+    let plain: Vec<TrustedHost> = hosts.iter().filter(|t| t.plain_http).cloned().collect();
+    if !plain.is_empty() {
+        let mut conf = format!(
+            "# Written by regops: node trust for {}. CRI-O reads it at start and on reload.\n",
+            plain
+                .iter()
+                .map(|t| t.host.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for t in &plain {
+            // A checked host is ASCII without quotes or backslashes: a JSON string is a TOML
+            // basic string.
+            conf.push_str(&format!(
+                "\n[[registry]]\nlocation = {}\ninsecure = true\n",
+                yq(t.host.as_str())
+            ));
+        }
+        files.push(NodeFile {
+            rel: CRIO_DROP_IN.into(),
+            content: conf,
+            note: all_names(&plain),
+        });
+    }
+    for t in hosts {
+        if let Some(ca) = &t.ca {
+            files.push(NodeFile {
+                rel: format!("certs.d/{}/ca.crt", t.host),
+                content: ca.pem().to_string(),
+                note: format!("registry {}", names(t)),
+            });
+        }
+    }
+    files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    files
 }
 
 /// `certs.d/<host[:port]>/hosts.toml`. containerd looks for `<host>_<port>_` first, then
@@ -561,6 +622,30 @@ pub fn to_yaml(runtime: Runtime, files: &[NodeFile]) -> String {
         }
     }
     out
+}
+
+/// The key of the node-trust ConfigMap that `node-sync` reads: containerd's stream.
+pub const STREAM_KEY: &str = "containerd.yaml";
+
+/// The data of the ConfigMap `apply` keeps (`nodeTrust:`): one key per runtime
+/// (`<runtime>.yaml`), each the YAML stream `render --node-config <runtime>` prints.
+/// [`STREAM_KEY`] is what node-sync reads; the others are there for review. CA certificates
+/// and runtime configuration only: public.
+pub fn config_map_data(hosts: &[TrustedHost]) -> BTreeMap<String, String> {
+    Runtime::ALL
+        .into_iter()
+        .map(|r| (format!("{}.yaml", r.name()), to_yaml(r, &render(r, hosts))))
+        .collect()
+}
+
+/// The allowlist as node-sync reads it (`--allow-host=$(ALLOW_HOSTS)`, split at commas, empty
+/// entries skipped): its hosts, or the first entry node-sync would refuse to start with.
+pub fn parse_allow_list(value: &str) -> Result<Vec<NodeHost>, NodeTrustError> {
+    value
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(NodeHost::parse)
+        .collect()
 }
 
 /// One document of the YAML stream [`to_yaml`] writes.

@@ -204,6 +204,35 @@ pub struct Observed {
     pub secrets: Vec<Secret>,
     pub service_accounts: Vec<ServiceAccount>,
     pub workloads: Vec<Workload>,
+    /// The node-trust ConfigMap and the operator's allowlist, when the spec has `nodeTrust:`
+    /// (each read with one GET by the shell).
+    pub config_maps: Vec<ConfigMap>,
+}
+
+/// A ConfigMap regops reads (node trust): its data whole, which is public.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfigMap {
+    pub namespace: String,
+    pub name: String,
+    pub labels: Labels,
+    pub annotations: Labels,
+    pub data: std::collections::BTreeMap<String, String>,
+    pub resource_version: Option<String>,
+}
+
+impl ConfigMap {
+    /// Owned by regops for the spec `spec`: the managed-by label and the spec annotation.
+    pub fn owned_by(&self, spec: &str) -> bool {
+        ownership::marks_owned(
+            self.labels
+                .get(ownership::MANAGED_BY_LABEL)
+                .map(String::as_str),
+            self.annotations
+                .get(ownership::SPEC_ANNOTATION)
+                .map(String::as_str),
+            spec,
+        )
+    }
 }
 
 /// An object that could not be read, by position in the input.

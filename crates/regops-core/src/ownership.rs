@@ -22,6 +22,11 @@ pub const EXPIRES_AT_ANNOTATION: &str = "regops.dev/expires-at";
 /// the spec (a rotation) from an edit in the cluster, as `kubectl apply`'s three-way merge does
 /// with its last-applied record.
 pub const APPLIED_SOURCES_ANNOTATION: &str = "regops.dev/applied-sources";
+/// On the node-trust ConfigMap regops keeps: a digest of the data it last applied
+/// (`fnv1a64:<hex>`), so that a plan tells a change of the spec from an edit in the cluster.
+/// The data is public (CA certificates, runtime configuration); the digest is not a safeguard,
+/// only a record.
+pub const APPLIED_DIGEST_ANNOTATION: &str = "regops.dev/applied-digest";
 pub const ADDED_ANNOTATION_PREFIX: &str = "pull-secrets.regops.dev/";
 /// `kubectl apply`'s record of what it last applied: on a Secret, a copy of its data. regops
 /// removes it from every Secret it writes, so that a password rotated away by regops does not
@@ -178,6 +183,19 @@ pub fn merge_kubesphere(
     }
     // An emptied value stays, as `{}`: removing the key would depend on who else holds it.
     serde_json::to_string(&map).ok()
+}
+
+/// The value of [`APPLIED_DIGEST_ANNOTATION`] for a ConfigMap's data: FNV-1a (64 bits) over
+/// each key and value, each followed by a NUL. Stable across builds and platforms.
+pub fn data_digest<'a>(data: impl IntoIterator<Item = (&'a String, &'a String)>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (k, v) in data {
+        for b in k.bytes().chain([0]).chain(v.bytes()).chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("fnv1a64:{h:016x}")
 }
 
 #[cfg(test)]

@@ -929,6 +929,56 @@ struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
+    /// The node-trust ConfigMap (`nodeTrust:`): created, updated or left as it is; one regops
+    /// does not own (for this spec) is a conflict, never written. And a warning for each host
+    /// the operator's allowlist does not name: node-sync will refuse it.
+    fn node_trust(&mut self) {
+        let Some(d) = &self.desired.node_trust else {
+            return;
+        };
+        if self.only.is_some_and(|o| !o.contains(&d.namespace))
+            || self.terminating.contains(d.namespace.as_str())
+        {
+            return;
+        }
+        let find = |name: &str| {
+            self.observed
+                .config_maps
+                .iter()
+                .find(|c| c.namespace == d.namespace && c.name == name)
+        };
+        let kept = match node_trust_change(self.spec, d, find(&d.name)) {
+            Ok(c) => {
+                self.push(c);
+                true
+            }
+            Err(message) => {
+                self.conflicts.push(Conflict {
+                    kind: ObjectKind::ConfigMap,
+                    namespace: d.namespace.clone(),
+                    name: d.name.clone(),
+                    message,
+                });
+                false
+            }
+        };
+        let allow = find(&d.allow_list);
+        let refused = refused_hosts(d, allow);
+        // A registry whose node trust regops keeps and node-sync writes needs no warning that
+        // its workloads' nodes may not trust it.
+        if kept {
+            let managed: BTreeSet<String> = d
+                .registries
+                .iter()
+                .filter(|(_, h)| !refused.iter().any(|w| w.subject == format!("host {h}")))
+                .map(|(r, _)| format!("registry {r}"))
+                .collect();
+            self.warnings
+                .retain(|w| !(w.kind == WarningKind::NodeTrust && managed.contains(&w.subject)));
+        }
+        self.warnings.extend(refused);
+    }
+
     /// Keeps a change, its lists trimmed to their length: a plan holds tens of thousands of
     /// changes, and a vector's first push reserves room for four.
     fn push(&mut self, mut c: Change) {
@@ -1251,6 +1301,171 @@ fn job_note(w: &crate::observed::Workload) -> Warning {
     )
 }
 
+/// What a node-trust stream names, for the views: its `path:` lines (the files on the node),
+/// or `(empty)`. The ConfigMap's data is public; views escape it as any text from outside.
+fn stream_summary(stream: Option<&str>) -> Option<String> {
+    let stream = stream?;
+    let paths: Vec<&str> = stream
+        .lines()
+        .filter_map(|l| l.strip_prefix("path: "))
+        .map(|p| p.trim_matches('"'))
+        .collect();
+    Some(if paths.is_empty() {
+        "(empty)".into()
+    } else {
+        paths.join(", ")
+    })
+}
+
+/// The change of the node-trust ConfigMap `d` against what is there (`seen`), or why it cannot
+/// be written: it exists and is not this spec's.
+fn node_trust_change(
+    spec: &str,
+    d: &crate::desired::NodeTrustMap,
+    seen: Option<&crate::observed::ConfigMap>,
+) -> Result<Change, Message> {
+    let mut c = Change::new(Action::Noop, ObjectKind::ConfigMap, &d.namespace, &d.name);
+    let Some(seen) = seen else {
+        c.action = Action::Create;
+        c.cause = Some(Origin::SpecChanged);
+        c.fields = d
+            .data
+            .iter()
+            .map(|(k, v)| FieldChange {
+                field: format!("data[{k}]"),
+                before: None,
+                after: stream_summary(Some(v)),
+                sensitive: false,
+            })
+            .collect();
+        return Ok(c);
+    };
+    if !seen.owned_by(spec) {
+        let whose = match (
+            seen.labels.get(MANAGED_BY_LABEL).map(String::as_str),
+            seen.annotations.get(SPEC_ANNOTATION),
+        ) {
+            (Some(MANAGED_BY_VALUE), Some(other)) => {
+                Message::own("it belongs to regops spec ").code(other.as_str())
+            }
+            _ => Message::own("it is not regops' (no `")
+                .and(MANAGED_BY_LABEL)
+                .and("` label and `")
+                .and(SPEC_ANNOTATION)
+                .and("` annotation of this spec)"),
+        };
+        return Err(Message::own("ConfigMap ")
+            .quote(format!("{}/{}", d.namespace, d.name))
+            .and(" exists and ")
+            .then(&whose)
+            .and(": node trust is not written over it; remove it, or name another ConfigMap in `nodeTrust.configMap`"));
+    }
+    let fields: Vec<FieldChange> = d
+        .data
+        .iter()
+        .filter(|(k, v)| seen.data.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            let before = seen.data.get(k).map(String::as_str);
+            let (b, mut a) = (stream_summary(before), stream_summary(Some(v)));
+            if b == a {
+                a = a.map(|a| format!("{a} (content changed)"));
+            }
+            FieldChange {
+                field: format!("data[{k}]"),
+                before: b,
+                after: a,
+                sensitive: false,
+            }
+        })
+        .collect();
+    if fields.is_empty() {
+        return Ok(c);
+    }
+    // Who moved, from regops' record of the data it last applied.
+    let recorded = seen.annotations.get(ownership::APPLIED_DIGEST_ANNOTATION);
+    let now = ownership::data_digest(&seen.data);
+    let wanted = ownership::data_digest(&d.data);
+    let origin = match recorded {
+        Some(r) if *r == now => Origin::SpecChanged,
+        Some(r) if *r == wanted => Origin::ChangedInCluster,
+        Some(_) => Origin::Both,
+        None => Origin::SpecChanged,
+    };
+    c.action = Action::Update;
+    c.causes.push(Cause::DataChanged {
+        fields: fields.iter().map(|f| f.field.clone()).collect(),
+        by: Vec::new(),
+        rotated: Vec::new(),
+    });
+    c.cause = Some(origin);
+    if origin != Origin::SpecChanged {
+        c.reason = Some(origin.words().into());
+    }
+    c.fields = fields;
+    Ok(c)
+}
+
+/// A warning for each host of `d` that node-sync will refuse: the allowlist (`allow`, the
+/// operator's ConfigMap) does not exist, lacks its key, names it not, or cannot be read by
+/// node-sync at all.
+fn refused_hosts(
+    d: &crate::desired::NodeTrustMap,
+    allow: Option<&crate::observed::ConfigMap>,
+) -> Vec<Warning> {
+    use crate::node_trust::{NodeHost, parse_allow_list};
+    let key = regops_spec::NodeTrust::ALLOW_KEY;
+    let at = format!("{}/{}", d.namespace, d.allow_list);
+    let (allowed, why): (Vec<NodeHost>, Message) = match allow.map(|a| a.data.get(key)) {
+        None => (
+            Vec::new(),
+            Message::own("the allowlist ConfigMap ")
+                .quote(at.as_str())
+                .and(" does not exist"),
+        ),
+        Some(None) => (
+            Vec::new(),
+            Message::own("the allowlist ConfigMap ")
+                .quote(at.as_str())
+                .and(" has no key ")
+                .code(key),
+        ),
+        Some(Some(value)) => match parse_allow_list(value) {
+            Ok(hosts) => (
+                hosts,
+                Message::own("it is not on the allowlist ")
+                    .quote(at.as_str())
+                    .and(" (key ")
+                    .code(key)
+                    .and(")"),
+            ),
+            Err(e) => (
+                Vec::new(),
+                Message::own("the allowlist ")
+                    .quote(at.as_str())
+                    .and(" cannot be read by node-sync: ")
+                    .quote(e.to_string()),
+            ),
+        },
+    };
+    d.hosts
+        .iter()
+        .filter(|h| !allowed.contains(h))
+        .map(|h| {
+            Warning::new(
+                WarningKind::NodeTrustRefused,
+                format!("host {h}"),
+                Message::own("node trust for registry host ")
+                    .code(h.as_str())
+                    .and(" will be refused by `regops node-sync`: ")
+                    .then(&why)
+                    .and(
+                        "; the operator adds the hosts nodes may trust there (docs/node-trust.md)",
+                    ),
+            )
+        })
+        .collect()
+}
+
 fn summarize(changes: &[Change], conflicts: usize) -> Summary {
     let mut summary = Summary {
         conflicts,
@@ -1341,6 +1556,7 @@ pub fn compute(
         warnings: desired.warnings.clone(),
     };
     p.secrets();
+    p.node_trust();
     let deletes = p.deletions();
     p.service_accounts();
     p.workloads();

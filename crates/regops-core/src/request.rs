@@ -86,6 +86,34 @@ impl Serialize for SecretApply<'_> {
     }
 }
 
+/// The applied configuration of the node-trust ConfigMap (server-side apply, field manager
+/// `regops`, as Secrets): regops' label, the spec annotation, the digest of the data it applies
+/// (so that plan tells who changed it), and the data, which is public.
+pub fn config_map_apply(
+    spec: &str,
+    d: &crate::desired::NodeTrustMap,
+    resource_version: Option<&str>,
+) -> Value {
+    let mut metadata = json!({
+        "name": d.name,
+        "namespace": d.namespace,
+        "labels": { MANAGED_BY_LABEL: MANAGED_BY_VALUE },
+        "annotations": {
+            SPEC_ANNOTATION: spec,
+            ownership::APPLIED_DIGEST_ANNOTATION: ownership::data_digest(&d.data),
+        },
+    });
+    if let Some(rv) = resource_version {
+        metadata["resourceVersion"] = json!(rv);
+    }
+    json!({
+        "apiVersion": ObjectKind::ConfigMap.facts().api_version,
+        "kind": ObjectKind::ConfigMap.as_str(),
+        "metadata": metadata,
+        "data": d.data,
+    })
+}
+
 /// The merge patch that removes `kubectl apply`'s record (a copy of the data) from a Secret
 /// regops writes: server-side apply cannot remove what another field manager set.
 pub fn without_last_applied() -> Value {

@@ -51,6 +51,9 @@ pub enum WarningKind {
     /// Workloads pull from a plain-HTTP or private-CA registry: their nodes must trust it
     /// (docs/node-trust.md).
     NodeTrust,
+    /// A host the node-trust ConfigMap asks for is not on the operator's allowlist:
+    /// `regops node-sync` will refuse it.
+    NodeTrustRefused,
 }
 
 /// One warning: its kind, what it is about, and what it says.
@@ -122,6 +125,9 @@ fn together(kind: WarningKind, n: usize) -> Message {
         ),
         WarningKind::NodeTrust => format!(
             "workloads pull from {n} registries over plain HTTP or with a private CA: the nodes that run them must trust those registries, which a pull secret does not do (`regops render --node-config`, docs/node-trust.md)"
+        ),
+        WarningKind::NodeTrustRefused => format!(
+            "{n} registry hosts of the node-trust ConfigMap will be refused by `regops node-sync`: they are not on the operator's allowlist (docs/node-trust.md)"
         ),
         WarningKind::ReverifiesImages => format!(
             "{n} Secrets are made anew (new uid): pods starting with them pull their images from the registry again, even those present on their node (KEP-2535); run `regops validate` first"

@@ -24,7 +24,9 @@ pub const SPEC_FIELDS: &[&str] = &[
     "bindings",
     "clusters",
     "workloadKinds",
+    "nodeTrust",
 ];
+pub const NODE_TRUST_FIELDS: &[&str] = &["namespace", "configMap", "allowList"];
 pub const METADATA_FIELDS: &[&str] = &["name"];
 pub const REGISTRY_FIELDS: &[&str] = &["server", "credential", "insecure", "caFile"];
 pub const CREDENTIAL_FIELDS: &[&str] = &[
@@ -98,6 +100,7 @@ pub const FIELD_TABLE: &[(&str, &[&str])] = &[
     ("Cluster", CLUSTER_FIELDS),
     ("ClusterSelector", CLUSTER_SELECTOR_FIELDS),
     ("DeclaredKind", DECLARED_KIND_FIELDS),
+    ("NodeTrust", NODE_TRUST_FIELDS),
 ];
 
 type Entries<'n> = &'n [(Spanned<String>, Node)];
@@ -516,7 +519,43 @@ impl<'d> Decoder<'d> {
                 }
             }
         }
+        if let Some((key, n)) = entries.iter().find(|(k, _)| k.value == "nodeTrust") {
+            spec.node_trust = self.node_trust(key.loc, n);
+        }
         spec
+    }
+
+    /// `nodeTrust:` alone (null) takes the component's names.
+    fn node_trust(&mut self, at: Loc, node: &Node) -> Option<NodeTrust> {
+        let mut t = NodeTrust {
+            namespace: None,
+            config_map: None,
+            allow_list: None,
+            loc: at,
+        };
+        if node.is_null() {
+            return Some(t);
+        }
+        let e = self.mapping(node, "nodeTrust", NODE_TRUST_FIELDS)?;
+        t.namespace = field(e, "namespace")
+            .and_then(|n| self.checked_string(n, "namespace", rules::dns1123_label));
+        t.config_map = field(e, "configMap")
+            .and_then(|n| self.checked_string(n, "ConfigMap name", rules::dns1123_subdomain));
+        t.allow_list = field(e, "allowList")
+            .and_then(|n| self.checked_string(n, "ConfigMap name", rules::dns1123_subdomain));
+        if let (Some(a), Some(b)) = (&t.config_map, &t.allow_list)
+            && a.value == b.value
+        {
+            self.push(
+                Diagnostic::error(
+                    "spec::node-trust-allow-list",
+                    format!("`allowList` names `{}`, the ConfigMap apply writes", b.value),
+                )
+                .with_label(b.loc, "the same as `configMap`")
+                .with_help("the allowlist is the operator's, never written by regops: give it a ConfigMap of its own"),
+            );
+        }
+        Some(t)
     }
 
     fn cluster(&mut self, name: Spanned<String>, node: &Node) -> Option<Cluster> {
@@ -1677,6 +1716,15 @@ pub(crate) fn merge(into: &mut Spec, from: Spec, diags: &mut Diagnostics) {
     );
 
     into.bindings.extend(from.bindings);
+    match (&into.node_trust, from.node_trust) {
+        (None, n) => into.node_trust = n,
+        (Some(a), Some(b)) => diags.push(
+            Diagnostic::error("spec::duplicate-name", "`nodeTrust` is given twice")
+                .with_label(b.loc, "given again here")
+                .with_label(a.loc, "first given here"),
+        ),
+        (Some(_), None) => {}
+    }
 }
 
 pub(crate) fn merge_map<T>(
@@ -1700,5 +1748,86 @@ pub(crate) fn merge_map<T>(
             continue;
         }
         into.insert(name, item);
+    }
+}
+
+#[cfg(test)]
+mod node_trust_tests {
+    use crate::{Format, Sources};
+
+    const HEAD: &str = "apiVersion: regops.dev/v1\nkind: RegistryConfig\n";
+
+    fn load(files: &[(&str, &str)]) -> Result<crate::Spec, Vec<(String, String)>> {
+        let mut sources = Sources::default();
+        for (name, text) in files {
+            sources.add((*name).into(), format!("{HEAD}{text}"), Format::Yaml);
+        }
+        match crate::load(sources, "spec") {
+            Ok(l) => Ok(l.spec),
+            Err(inv) => Err(inv
+                .diagnostics
+                .iter()
+                .map(|d| {
+                    let at = d.labels.first().map(|l| {
+                        let f = inv.sources.get(l.loc.file).unwrap();
+                        f.text[l.loc.start..l.loc.end].to_string()
+                    });
+                    (d.message.clone(), at.unwrap_or_default())
+                })
+                .collect()),
+        }
+    }
+
+    #[test]
+    fn node_trust_alone_takes_the_components_names() {
+        let spec = load(&[("a.yaml", "nodeTrust:\n")]).unwrap();
+        let t = spec.node_trust.unwrap();
+        assert_eq!(
+            (t.namespace(), t.config_map(), t.allow_list()),
+            (
+                "regops-node-trust",
+                "regops-node-trust",
+                "regops-node-trust-allow"
+            )
+        );
+        assert!(
+            load(&[("a.yaml", "registries: {}\n")])
+                .unwrap()
+                .node_trust
+                .is_none()
+        );
+        let t = load(&[(
+            "a.yaml",
+            "nodeTrust: {namespace: nodes, configMap: trust}\n",
+        )])
+        .unwrap()
+        .node_trust
+        .unwrap();
+        assert_eq!((t.namespace(), t.config_map()), ("nodes", "trust"));
+    }
+
+    #[test]
+    fn bad_node_trust_is_a_located_error() {
+        let e = load(&[(
+            "a.yaml",
+            "nodeTrust: {namespace: Bad_NS, configMap: ../x}\n",
+        )])
+        .unwrap_err();
+        assert!(
+            e.iter()
+                .any(|(m, at)| m.contains("invalid namespace `Bad_NS`") && at == "Bad_NS"),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|(m, at)| m.contains("invalid ConfigMap name `../x`") && at == "../x"),
+            "{e:?}"
+        );
+        let e = load(&[("a.yaml", "nodeTrust: {configMap: same, allowList: same}\n")]).unwrap_err();
+        assert!(e[0].0.contains("`allowList` names `same`"), "{e:?}");
+        let e = load(&[("a.yaml", "nodeTrust: {namspace: x}\n")]).unwrap_err();
+        assert!(e[0].0.contains("unknown field `namspace`"), "{e:?}");
+        let e = load(&[("a.yaml", "nodeTrust: {}\n"), ("b.yaml", "nodeTrust: {}\n")]).unwrap_err();
+        assert!(e[0].0.contains("`nodeTrust` is given twice"), "{e:?}");
     }
 }

@@ -29,6 +29,9 @@ impl ObjectKind {
     pub const ReplicaSet: ObjectKind = ObjectKind(5);
     pub const Job: ObjectKind = ObjectKind(6);
     pub const CronJob: ObjectKind = ObjectKind(7);
+    /// Node trust (`nodeTrust:`): the rendered files node-sync reads; never selected by a
+    /// binding.
+    pub const ConfigMap: ObjectKind = ObjectKind(8);
 }
 
 impl std::fmt::Debug for ObjectKind {
@@ -119,7 +122,7 @@ const ROLLS: (&str, &str) = ("will roll its pods", "their pods will roll");
 
 /// The built-in rows, in the order of [`ObjectKind`]'s constants: `FACTS[kind.0]` is `kind`'s
 /// row (a test checks it).
-const FACTS: [KindFacts; 8] = [
+const FACTS: [KindFacts; 9] = [
     KindFacts {
         kind: ObjectKind::Secret,
         name: "Secret",
@@ -239,6 +242,14 @@ const FACTS: [KindFacts; 8] = [
             by_default: true,
             copied_by_controller: false,
         }),
+    },
+    KindFacts {
+        kind: ObjectKind::ConfigMap,
+        name: "ConfigMap",
+        api_version: "v1",
+        group: "",
+        plural: "configmaps",
+        workload: None,
     },
 ];
 

@@ -62,6 +62,12 @@ pub struct Spec {
     /// selects one only when its `kinds` names it.
     #[serde(default)]
     pub workload_kinds: BTreeMap<String, DeclaredKind>,
+    /// Opt-in: `regops apply` keeps the node trust rendered from this spec (the `hosts.toml`
+    /// and CA files of the registries marked `insecure` or given a `caFile`) in a ConfigMap,
+    /// which the `node-trust` component's `regops node-sync` reads on every node. Without it,
+    /// apply writes nothing for nodes (`regops render --node-config` still renders). See
+    /// docs/node-trust.md.
+    pub node_trust: Option<NodeTrust>,
     /// Every name defined, including entries that had errors of their own, so that a broken
     /// entry is reported once and not again by everything that refers to it.
     #[schemars(skip)]
@@ -123,6 +129,52 @@ pub struct Metadata {
     /// The spec's name, stamped on every object regops owns (annotation `regops.dev/spec`), so
     /// that two specs never touch each other's objects. Defaults to the first spec file's stem.
     pub name: Option<Spanned<String>>,
+}
+
+/// Where `regops apply` keeps the rendered node trust: a ConfigMap regops owns (labelled and
+/// annotated as its Secrets are), and where `regops plan` reads the operator's allowlist.
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeTrust {
+    /// The namespace of both ConfigMaps (default `regops-node-trust`, the component's).
+    pub namespace: Option<Spanned<String>>,
+    /// The ConfigMap apply writes (default `regops-node-trust`): keys `containerd.yaml` (what
+    /// node-sync reads), `k3s.yaml`, `rke2.yaml`, `docker.yaml` and `crio.yaml` (for review). CA
+    /// certificates only, never a credential.
+    pub config_map: Option<Spanned<String>>,
+    /// The operator's allowlist ConfigMap, key `allow-hosts` (default
+    /// `regops-node-trust-allow`): read by plan, never written, to warn of each host node-sync
+    /// will refuse.
+    pub allow_list: Option<Spanned<String>>,
+    /// Where `nodeTrust` is written.
+    #[schemars(skip)]
+    pub loc: Loc,
+}
+
+impl NodeTrust {
+    pub const DEFAULT_NAMESPACE: &'static str = "regops-node-trust";
+    pub const DEFAULT_CONFIG_MAP: &'static str = "regops-node-trust";
+    pub const DEFAULT_ALLOW_LIST: &'static str = "regops-node-trust-allow";
+    /// The allowlist's key: comma-separated `host[:port]`, as node-sync's `--allow-host`.
+    pub const ALLOW_KEY: &'static str = "allow-hosts";
+
+    pub fn namespace(&self) -> &str {
+        self.namespace
+            .as_ref()
+            .map_or(Self::DEFAULT_NAMESPACE, |s| s.value.as_str())
+    }
+
+    pub fn config_map(&self) -> &str {
+        self.config_map
+            .as_ref()
+            .map_or(Self::DEFAULT_CONFIG_MAP, |s| s.value.as_str())
+    }
+
+    pub fn allow_list(&self) -> &str {
+        self.allow_list
+            .as_ref()
+            .map_or(Self::DEFAULT_ALLOW_LIST, |s| s.value.as_str())
+    }
 }
 
 #[derive(Clone, Debug, JsonSchema)]

@@ -301,6 +301,33 @@ async fn send(
 /// The most of a write's answer read for its uid.
 const ANSWER_LIMIT: usize = 2 << 20;
 
+/// The node-trust ConfigMap: one server-side apply, field manager `regops`. Planned only when
+/// it is absent or carries this spec's marks. An update is bound to the version the plan read
+/// (which carried the marks), so one changed since is not written over (409: plan again).
+async fn write_config_map(
+    client: &Client,
+    c: &Change,
+    d: &regops_core::desired::NodeTrustMap,
+    resource_version: Option<&str>,
+    opts: &Options,
+) -> Written {
+    let mut pp = PatchParams::apply(FIELD_MANAGER);
+    pp.force = opts.force_conflicts;
+    pp.dry_run = opts.dry_run;
+    let bound = resource_version.filter(|_| c.action == Action::Update);
+    let body = bodies::config_map_apply(&opts.spec, d, bound);
+    let patch = Patch::Apply(&body);
+    let request =
+        kube::core::Request::new(ObjectKind::ConfigMap.collection_path(Some(&c.namespace)));
+    match retry(|| send(client, request.patch(&c.name, &pp, &patch))).await {
+        Ok(_) => Ok(None),
+        Err(e) if namespace_terminating(&e) => {
+            Err(NotWritten::Skipped("its namespace is being deleted".into()))
+        }
+        Err(e) => Err(describe(&e).into()),
+    }
+}
+
 /// Read, union, write with the read resourceVersion; on 409 read again.
 async fn write_service_account(
     client: &Client,
@@ -753,6 +780,34 @@ pub async fn run(
             .map(|c| (c.namespace.clone(), c.name.clone())),
     );
     report.results.extend(secrets);
+
+    // 1b. The node-trust ConfigMap (nothing references it; it is written with the Secrets'
+    // field manager and marks).
+    for c in of(|c| {
+        c.kind == ObjectKind::ConfigMap && matches!(c.action, Action::Create | Action::Update)
+    }) {
+        let item = match (run.stopped(c), &desired.node_trust) {
+            (Some(item), _) => item,
+            (None, Some(d)) => {
+                let seen = observed
+                    .config_maps
+                    .iter()
+                    .find(|m| m.namespace == c.namespace && m.name == c.name)
+                    .and_then(|m| m.resource_version.as_deref());
+                done(
+                    c,
+                    write_config_map(client, c, d, seen, opts).await,
+                    opts.dry_run,
+                )
+            }
+            (None, None) => result(
+                c,
+                Outcome::Failed,
+                Some("internal: no desired ConfigMap for this change".into()),
+            ),
+        };
+        report.results.push(run.finish(item));
+    }
 
     // 2. ServiceAccounts and workloads.
     let blocked = &blocked;

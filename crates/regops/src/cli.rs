@@ -823,6 +823,8 @@ pub enum NodeRuntime {
     Rke2,
     /// daemon.json `insecure-registries` and certs.d/<host[:port]>/ca.crt
     Docker,
+    /// /etc/containers/certs.d/<host[:port]>/ca.crt and a registries.conf.d drop-in (CRI-O, podman)
+    Crio,
 }
 
 impl From<NodeRuntime> for regops_core::node_trust::Runtime {
@@ -833,6 +835,7 @@ impl From<NodeRuntime> for regops_core::node_trust::Runtime {
             NodeRuntime::K3s => Runtime::K3s,
             NodeRuntime::Rke2 => Runtime::Rke2,
             NodeRuntime::Docker => Runtime::Docker,
+            NodeRuntime::Crio => Runtime::Crio,
         }
     }
 }

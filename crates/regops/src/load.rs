@@ -194,7 +194,16 @@ pub(crate) fn prepare_checked(
         .map(|f| f.path.as_path())
         .collect();
     let source = crate::provenance::source(&files);
+    // The node-trust ConfigMap, only when the spec asks; every CA checked before any write.
+    let node_trust = match &loaded.spec.node_trust {
+        Some(target) => {
+            let hosts = crate::node_trust::trusted_hosts(&loaded)?;
+            Some(regops_core::desired::NodeTrustMap::new(target, &hosts))
+        }
+        None => None,
+    };
     Ok(Prepared {
+        node_trust,
         loaded,
         only,
         logins,

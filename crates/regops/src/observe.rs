@@ -460,8 +460,44 @@ pub async fn from_cluster(
             }
         }
     }
+    if let Some(t) = &spec.node_trust
+        && only.is_none_or(|o| o.contains(t.namespace()))
+    {
+        for name in [t.config_map(), t.allow_list()] {
+            if let Some(c) = get_config_map(client, target, t.namespace(), name).await? {
+                observed.config_maps.push(c);
+            }
+        }
+    }
     observed.finish();
     Ok(observed)
+}
+
+/// One named ConfigMap (node trust: the one apply keeps, the operator's allowlist), with one
+/// GET; `None` when there is none.
+async fn get_config_map(
+    client: &Client,
+    target: &Target,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<regops_core::observed::ConfigMap>, ClusterError> {
+    use regops_core::observed::Labels;
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let got = retry(|| api.get_opt(name))
+        .await
+        .map_err(|e| api_error(e, target, "get", "configmaps", "", Some(namespace)))?;
+    let labels = |m: Option<std::collections::BTreeMap<String, String>>| -> Labels {
+        m.unwrap_or_default().into_iter().collect()
+    };
+    Ok(got.map(|c| regops_core::observed::ConfigMap {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        labels: labels(c.metadata.labels),
+        annotations: labels(c.metadata.annotations),
+        data: c.data.unwrap_or_default(),
+        resource_version: c.metadata.resource_version,
+    }))
 }
 
 /// Reads what `regops import` needs: the namespaces (metadata; with `selector`, those it
@@ -734,6 +770,7 @@ mod tests {
                 ObjectKind::ReplicaSet => check::<ReplicaSet>(kind),
                 ObjectKind::Job => check::<Job>(kind),
                 ObjectKind::CronJob => check::<CronJob>(kind),
+                ObjectKind::ConfigMap => check::<k8s_openapi::api::core::v1::ConfigMap>(kind),
                 _ => unreachable!("{kind} is not built in"),
             }
         }

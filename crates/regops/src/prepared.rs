@@ -23,6 +23,9 @@ pub struct Prepared {
     pub loaded: Loaded,
     pub only: Option<std::collections::BTreeSet<String>>,
     pub logins: BTreeMap<String, Login>,
+    /// The node-trust ConfigMap the spec asks for (`nodeTrust:`), its CA files read and
+    /// checked once.
+    pub node_trust: Option<regops_core::desired::NodeTrustMap>,
     pub source: regops_core::plan::Source,
     /// Minted tokens of this run (shared by a fleet's clusters: minted once), and credentials
     /// whose helper failed.
@@ -75,7 +78,10 @@ impl Prepared {
         only: Option<&std::collections::BTreeSet<String>>,
     ) -> regops_core::desired::Desired {
         let tokens = self.current_tokens();
-        regops_core::desired::compute_with(spec, &self.logins, &tokens, observed, only)
+        let mut desired =
+            regops_core::desired::compute_with(spec, &self.logins, &tokens, observed, only);
+        desired.node_trust = self.node_trust.clone();
+        desired
     }
 
     /// Mints the tokens the desired state against `observed` needs and this run does not hold

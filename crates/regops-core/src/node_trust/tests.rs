@@ -449,3 +449,49 @@ fn containerds_config_path_is_read_for_both_config_versions() {
         ConfigPath::Unknown(_)
     ));
 }
+
+#[test]
+fn crio_certs_d_and_drop_in_follow_containers_image_docs() {
+    insta::assert_snapshot!(stream(Runtime::Crio));
+}
+
+/// The drop-in read with the schema containers/image reads it with
+/// (`pkg/sysregistriesv2/system_registries_v2.go`: `V2RegistriesConf{Registries []Registry
+/// "registry"}`, `Registry{Endpoint; ...}`, `Endpoint{Location string "location"; Insecure
+/// bool "insecure"}`): no key it would ignore, plain HTTP marked insecure, the CA's host not.
+#[test]
+fn crio_drop_in_reads_as_registries_conf_v2() {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Conf {
+        registry: Vec<Registry>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Registry {
+        location: String,
+        insecure: bool,
+    }
+    let files = render(Runtime::Crio, &seeds());
+    let rels: Vec<&str> = files.iter().map(|f| f.rel.as_str()).collect();
+    assert_eq!(
+        rels,
+        [
+            "certs.d/harbor.example.com:8443/ca.crt",
+            "registries.conf.d/50-regops-node-trust.conf"
+        ]
+    );
+    let conf: Conf = toml::from_str(&files[1].content).unwrap();
+    assert_eq!(conf.registry.len(), 1);
+    assert_eq!(conf.registry[0].location, "192.168.0.99");
+    assert!(conf.registry[0].insecure);
+    assert_eq!(
+        files[1].path(Runtime::Crio),
+        "/etc/containers/registries.conf.d/50-regops-node-trust.conf"
+    );
+    // The CA alone: no drop-in, nothing made insecure.
+    let ca_only: Vec<TrustedHost> = seeds().into_iter().filter(|t| !t.plain_http).collect();
+    let files = render(Runtime::Crio, &ca_only);
+    assert_eq!(files.len(), 1);
+    assert!(files[0].content.starts_with("-----BEGIN CERTIFICATE-----"));
+}

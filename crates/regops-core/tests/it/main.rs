@@ -12,5 +12,6 @@ mod fleet_views;
 mod hostile_views;
 mod invariants;
 mod minted;
+mod node_trust_plan;
 mod plan_scenarios;
 mod views;

@@ -86,6 +86,8 @@ fn a_spec_file_over_the_size_limit_is_refused_unread() {
 /// on a release build.
 #[test]
 fn hostile_specs_get_a_screenful_of_diagnostics() {
+    // Seconds of a core per spec in a debug build: no timing test runs beside it.
+    let _heavy = common::heavy();
     let dir = tempfile::tempdir().unwrap();
     for (name, text) in regops_bench::hostile::specs() {
         let path = dir.path().join(name);

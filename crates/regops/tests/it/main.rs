@@ -36,6 +36,7 @@ mod no_leaks;
 mod node_containerd;
 mod node_sync;
 mod node_trust;
+mod node_trust_apply;
 mod parse_errors;
 mod replace;
 mod saved_plan;

@@ -34,8 +34,14 @@ pub struct Netns {
 impl Netns {
     pub fn new(tag: &str) -> Netns {
         let pid = std::process::id();
-        // Each test of the process its own subnet (and the tests of other processes, mostly).
-        let k = (pid % 8000) * 2 + u32::from(tag != "r");
+        // Each test of the process its own subnet (and the tests of other processes, mostly):
+        // one per tag.
+        const TAGS: [&str; 3] = ["r", "s", "a"];
+        let i = TAGS
+            .iter()
+            .position(|t| *t == tag)
+            .unwrap_or_else(|| panic!("tag {tag} is not one of {TAGS:?}"));
+        let k = (pid % 5000) * 3 + u32::try_from(i).unwrap();
         let (b, c) = (64 + k / 250, k % 250);
         let name = format!("regops-{tag}-{pid}");
         let (host_if, ns_if) = (format!("rg{tag}{k}h"), format!("rg{tag}{k}n"));
@@ -442,5 +448,80 @@ fn containerd_pulls_through_what_node_sync_writes() {
         .arg("--allow-host")
         .arg(format!("{ip}:5443,{ip}:5000")));
     assert_eq!(r.code, 0, "{}", r.stderr);
+    fetches_succeed(&b, &hosts);
+}
+
+/// End to end, as a cluster runs it: the spec with `nodeTrust:` → plan → apply (against the
+/// test API server, through a kubeconfig) → the ConfigMap apply keeps, laid out as the kubelet
+/// mounts a ConfigMap volume → `regops node-sync` reading it (the component's arguments) → a
+/// real containerd fetch succeeding, over TLS with the private CA and over plain HTTP.
+#[test]
+#[ignore = "needs root, containerd, docker-registry, skopeo and ip (Debian: containerd, docker-registry, skopeo, iproute2)"]
+fn containerd_pulls_through_what_apply_keeps() {
+    let b = bench("a");
+    let mut text = std::fs::read_to_string(&b.spec).unwrap();
+    text.push_str("nodeTrust: {}\n");
+    std::fs::write(&b.spec, text).unwrap();
+    let ip = b.tls_ref.split(':').next().unwrap().to_string();
+    let allowed = format!("{ip}:5443,{ip}:5000");
+
+    let server = kube_test_server::TestServer::start(kube_test_server::Config::default()).unwrap();
+    let kubeconfig = b.dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    server
+        .seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "regops-node-trust"}}))
+        .unwrap();
+    server
+        .seed(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "regops-node-trust-allow", "namespace": "regops-node-trust"},
+            "data": {"allow-hosts": allowed}}))
+        .unwrap();
+    let regops_on = |sub: &str, extra: &[&str]| {
+        run(regops()
+            .arg(sub)
+            .arg("-f")
+            .arg(&b.spec)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(extra))
+    };
+    let r = regops_on("plan", &[]);
+    assert!(
+        r.stdout.contains("+ ConfigMap regops-node-trust") && !r.stdout.contains("refused"),
+        "{}",
+        r.transcript()
+    );
+    let r = regops_on("apply", &["--yes"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let writes = |s: &kube_test_server::TestServer| {
+        s.log()
+            .iter()
+            .filter(|l| l.resource == "configmaps" && l.verb == "patch")
+            .count()
+    };
+    let once = writes(&server);
+    assert_eq!(once, 1);
+    let r = regops_on("apply", &["--yes"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert_eq!(writes(&server), once, "the second apply wrote");
+
+    let cm = server
+        .object("configmaps", "regops-node-trust", "regops-node-trust")
+        .expect("the ConfigMap apply keeps");
+    let mounted = b.dir.path().join("pod");
+    std::fs::create_dir_all(&mounted).unwrap();
+    let vol = crate::node_trust_apply::mount_config_map(&mounted, cm["data"].as_object().unwrap());
+
+    let hosts = b.dir.path().join("certs.d");
+    std::fs::create_dir_all(&hosts).unwrap();
+    fetches_fail(&b, &hosts);
+    let r = run(regops()
+        .args(["node-sync", "--from"])
+        .arg(vol.join("containerd.yaml"))
+        .arg("--root")
+        .arg(&hosts)
+        .arg(format!("--allow-host={allowed}")));
+    assert_eq!(r.code, 0, "{}", r.transcript());
     fetches_succeed(&b, &hosts);
 }
