@@ -120,12 +120,13 @@ pub(crate) fn show_plan(plan: &Plan, args: &ApplyArgs, term: &Term) {
 }
 
 pub(crate) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
-    let prepared = prepare(&args.run.options(), term)?;
-    if let Some(members) = crate::fleet::fleet_members(&args.run.options(), &prepared)? {
+    let run = args.run.options();
+    let prepared = prepare(&run, term)?;
+    if let Some(members) = crate::fleet::fleet_members(&run, &prepared)? {
         return apply_fleet(&args, &prepared, &members, term);
     }
     let rt = runtime()?;
-    let (client, target) = crate::cluster::connect_as(&args.run.cluster.options(), &rt)?;
+    let (client, target) = crate::cluster::connect_as(&run.cluster, &rt)?;
     let session = session(&args, &prepared.loaded.name)?;
     let loaded = &prepared.loaded;
     let read = async || {

@@ -86,7 +86,7 @@ fn drift_inner(args: &DriftArgs, term: &Term) -> Result<(String, Found, ExitStat
     if let Some(members) = fleet_members(&run, &prepared)? {
         return drift_fleet(args, &prepared, &members, term);
     }
-    let (observed, target) = read_cluster(&args.run.cluster.options(), &prepared)?;
+    let (observed, target) = read_cluster(&run.cluster, &prepared)?;
     let (desired, plan) = crate::cluster::runtime()?.block_on(prepared.plan(&observed, &target));
     let drift = with_expiring(&plan, &desired, args);
     drop((desired, observed));

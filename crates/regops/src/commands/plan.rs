@@ -44,8 +44,9 @@ fn style(args: &PlanArgs, term: &Term) -> Style {
 }
 
 pub(super) fn plan(args: PlanArgs, term: &Term) -> Outcome {
-    let prepared = prepare(&args.run.options(), term)?;
-    if let Some(members) = fleet_members(&args.run.options(), &prepared)? {
+    let run = args.run.options();
+    let prepared = prepare(&run, term)?;
+    if let Some(members) = fleet_members(&run, &prepared)? {
         if args.out.is_some() {
             return Err(Failure::Message {
                 message: "--out: a spec with `clusters` has no saved plans".into(),
@@ -60,7 +61,7 @@ pub(super) fn plan(args: PlanArgs, term: &Term) -> Outcome {
             let (observed, target, extra_warnings) = match &args.live_state {
                 Some(path) => read_state_file(path)?,
                 None => {
-                    let (observed, target) = read_cluster(&args.run.cluster.options(), &prepared)?;
+                    let (observed, target) = read_cluster(&run.cluster, &prepared)?;
                     (observed, target, Vec::new())
                 }
             };

@@ -179,8 +179,9 @@ pub(super) fn apply_saved(mut args: ApplyArgs, term: &Term) -> Outcome {
             ))
         }
     };
-    let prepared = prepare_checked(&args.run.options(), term, &check)?;
-    if crate::fleet::fleet_members(&args.run.options(), &prepared)?.is_some() {
+    let run = args.run.options();
+    let prepared = prepare_checked(&run, term, &check)?;
+    if crate::fleet::fleet_members(&run, &prepared)?.is_some() {
         return Err(Failure::msg(
             "a spec with `clusters` has no saved plans: plan and apply each cluster's spec",
         ));
@@ -202,7 +203,7 @@ pub(super) fn apply_saved(mut args: ApplyArgs, term: &Term) -> Outcome {
         ));
     }
     let rt = runtime()?;
-    let (client, target) = connect_as(&args.run.cluster.options(), &rt)?;
+    let (client, target) = connect_as(&run.cluster, &rt)?;
     let cluster = rt.block_on(crate::saved_plan::cluster_identity(&client, &target))?;
     if cluster.kube_system_uid != saved.cluster.kube_system_uid {
         return Err(refuse(
