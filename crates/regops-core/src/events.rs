@@ -74,7 +74,7 @@ pub const NOTE_LIMIT: usize = 1024;
 /// The Events of one pass: those recorded one by one, and per reason past the cap, how many
 /// more there were (for one summary Event each).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Pass {
+pub struct PassEvents {
     pub events: Vec<Event>,
     /// (type, reason, action, how many more, in how many namespaces).
     pub beyond: Vec<(Type, &'static str, &'static str, usize, usize)>,
@@ -99,7 +99,7 @@ pub fn of_apply(
     report: &Report,
     uid: &dyn Fn(ObjectKind, &str, &str) -> Option<String>,
     per_reason: usize,
-) -> Pass {
+) -> PassEvents {
     let mut all: Vec<Event> = Vec::new();
     let spec = &plan.spec;
     let changes: std::collections::BTreeMap<(ObjectKind, &str, &str), &crate::plan::Change> = plan
@@ -254,12 +254,12 @@ pub fn of_apply(
 }
 
 /// The first `per_reason` Events of each reason; the rest counted.
-fn cap(all: Vec<Event>, per_reason: usize) -> Pass {
+fn cap(all: Vec<Event>, per_reason: usize) -> PassEvents {
     use std::collections::{BTreeMap, BTreeSet};
     let mut kept: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut more: BTreeMap<(Type, &'static str, &'static str), (usize, BTreeSet<String>)> =
         BTreeMap::new();
-    let mut pass = Pass::default();
+    let mut pass = PassEvents::default();
     for e in all {
         let n = kept.entry(e.reason).or_default();
         if *n < per_reason {

@@ -123,7 +123,7 @@ pullSecrets:
 "
         );
         let mut sources = regops_spec::Sources::default();
-        sources.add("s.yaml".into(), text, regops_spec::Format::Yaml);
+        sources.add("s.yaml".into(), text, regops_spec::SpecFormat::Yaml);
         regops_spec::load(sources, "t")
             .unwrap_or_else(|e| panic!("{:?}", e.diagnostics))
             .spec

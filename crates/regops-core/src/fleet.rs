@@ -25,7 +25,7 @@ pub const FORMAT_VERSION: &str = "2";
 
 /// Why a cluster's part of the run failed, as the user is told.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
-pub struct ClusterError {
+pub struct ClusterFailure {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
@@ -33,9 +33,9 @@ pub struct ClusterError {
 
 /// One cluster's part of a fleet run.
 #[derive(Clone, Debug)]
-pub struct Member<T> {
+pub struct PerCluster<T> {
     pub cluster: String,
-    pub result: Result<T, ClusterError>,
+    pub result: Result<T, ClusterFailure>,
 }
 
 /// What an apply did on one cluster.
@@ -60,11 +60,11 @@ pub struct Drifted {
     pub drift: Vec<Drift>,
 }
 
-fn failed_count<T>(members: &[Member<T>]) -> usize {
+fn failed_count<T>(members: &[PerCluster<T>]) -> usize {
     members.iter().filter(|m| m.result.is_err()).count()
 }
 
-fn width<T>(members: &[Member<T>]) -> usize {
+fn width<T>(members: &[PerCluster<T>]) -> usize {
     members
         .iter()
         .map(|m| untrusted::terminal(&m.cluster).chars().count())
@@ -74,7 +74,7 @@ fn width<T>(members: &[Member<T>]) -> usize {
 
 // A cluster's name comes from the spec and its error from the cluster: both are data, shown by
 // `regops_spec::untrusted`'s rule.
-fn error_text(out: &mut String, e: &ClusterError) {
+fn error_text(out: &mut String, e: &ClusterFailure) {
     let _ = writeln!(out, "error: {}", untrusted::terminal(&e.message));
     if let Some(h) = &e.help {
         for line in h.lines() {
@@ -86,7 +86,7 @@ fn error_text(out: &mut String, e: &ClusterError) {
 /// Each cluster's own report (`section`) under `=== cluster NAME ===`, then `title` and a line
 /// per cluster (`line`); a failed cluster shows its error in both. The caller adds the total.
 fn grouped<T>(
-    members: &[Member<T>],
+    members: &[PerCluster<T>],
     title: &str,
     mut section: impl FnMut(&mut String, &T),
     mut line: impl FnMut(&T) -> String,
@@ -131,7 +131,7 @@ pub struct FleetSummary {
     pub conflicts: usize,
 }
 
-pub fn plan_summary<P: Borrow<Plan>>(members: &[Member<P>]) -> FleetSummary {
+pub fn plan_summary<P: Borrow<Plan>>(members: &[PerCluster<P>]) -> FleetSummary {
     let mut s = FleetSummary {
         clusters: members.len(),
         failed: failed_count(members),
@@ -187,7 +187,7 @@ fn total_line(s: &FleetSummary) -> String {
 /// The text view: each cluster's plan under its name, then one line per cluster and the total.
 pub fn plan_text<P: Borrow<Plan>>(
     spec: &str,
-    members: &[Member<P>],
+    members: &[PerCluster<P>],
     color: bool,
     detail: crate::view::Detail,
 ) -> String {
@@ -214,7 +214,7 @@ pub struct ClusterPlan<'a> {
     /// `ok` or `failed`.
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<&'a ClusterError>,
+    pub error: Option<&'a ClusterFailure>,
     /// The cluster's plan, as `regops plan -o json` shows one cluster's (format 1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<&'a Plan>,
@@ -236,7 +236,7 @@ pub struct FleetPlan<'a> {
 pub fn fleet_plan<'a>(
     spec: &'a str,
     source: &'a Source,
-    members: &'a [Member<Plan>],
+    members: &'a [PerCluster<Plan>],
 ) -> FleetPlan<'a> {
     FleetPlan {
         format_version: FORMAT_VERSION,
@@ -259,7 +259,7 @@ pub fn fleet_plan<'a>(
 pub fn write_plan_json(
     spec: &str,
     source: &Source,
-    members: &[Member<Plan>],
+    members: &[PerCluster<Plan>],
     w: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *w, &fleet_plan(spec, source, members))?;
@@ -281,7 +281,7 @@ pub fn plan_json_schema() -> String {
 /// The Markdown view for one pull-request comment: a table of the clusters and the total,
 /// then each cluster's plan (in a collapsed section when it has no changes), sharing
 /// `max_bytes` between them.
-pub fn plan_markdown(spec: &str, members: &[Member<Plan>], max_bytes: usize) -> String {
+pub fn plan_markdown(spec: &str, members: &[PerCluster<Plan>], max_bytes: usize) -> String {
     let mut out = String::new();
     let s = plan_summary(members);
     let _ = writeln!(
@@ -353,7 +353,7 @@ pub fn plan_markdown(spec: &str, members: &[Member<Plan>], max_bytes: usize) -> 
 // apply
 
 /// The text report after a fleet apply: each cluster's report, then a line per cluster.
-pub fn apply_text(members: &[Member<Applied>], dry_run: bool) -> String {
+pub fn apply_text(members: &[PerCluster<Applied>], dry_run: bool) -> String {
     let title = format!(
         "Fleet apply{}: {}",
         if dry_run { " (dry run)" } else { "" },
@@ -426,7 +426,7 @@ pub fn apply_text(members: &[Member<Applied>], dry_run: bool) -> String {
 /// Each cluster's entry in a format-2 JSON report: `cluster`, `status`, and the `error`, or
 /// what `fill` adds for a cluster that was worked on.
 fn cluster_entries<T>(
-    members: &[Member<T>],
+    members: &[PerCluster<T>],
     fill: impl Fn(&T, &mut serde_json::Value),
 ) -> Vec<serde_json::Value> {
     members
@@ -444,7 +444,7 @@ fn cluster_entries<T>(
 }
 
 /// The JSON report after a fleet apply (format 2).
-pub fn apply_json(spec: &str, members: &[Member<Applied>], dry_run: bool) -> String {
+pub fn apply_json(spec: &str, members: &[PerCluster<Applied>], dry_run: bool) -> String {
     let done = if dry_run {
         Outcome::DryRun
     } else {
@@ -475,7 +475,7 @@ pub fn apply_json(spec: &str, members: &[Member<Applied>], dry_run: bool) -> Str
 // drift
 
 /// The text report of a fleet drift: each cluster's, then a line per cluster.
-pub fn drift_text(spec: &str, members: &[Member<Drifted>]) -> String {
+pub fn drift_text(spec: &str, members: &[PerCluster<Drifted>]) -> String {
     let title = format!(
         "Fleet drift: spec `{}` on {}",
         untrusted::terminal(spec),
@@ -514,7 +514,7 @@ pub fn drift_text(spec: &str, members: &[Member<Drifted>]) -> String {
 }
 
 /// The JSON report of a fleet drift (format 2).
-pub fn drift_json(spec: &str, members: &[Member<Drifted>]) -> String {
+pub fn drift_json(spec: &str, members: &[PerCluster<Drifted>]) -> String {
     let ok = || members.iter().filter_map(|m| m.result.as_ref().ok());
     let clusters = cluster_entries(members, |d, v| {
         v["report"] = crate::report::drift_value(&d.plan, &d.drift);
@@ -551,7 +551,7 @@ pub fn metrics(
 }
 
 /// Whether any planned cluster has changes other than `noop`.
-pub fn any_changes(members: &[Member<Plan>]) -> bool {
+pub fn any_changes(members: &[PerCluster<Plan>]) -> bool {
     members
         .iter()
         .filter_map(|m| m.result.as_ref().ok())
@@ -564,7 +564,7 @@ pub fn any_changes(members: &[Member<Plan>]) -> bool {
 pub struct FleetPlanView<'a> {
     pub spec: &'a str,
     pub source: &'a Source,
-    pub members: &'a [Member<Plan>],
+    pub members: &'a [PerCluster<Plan>],
 }
 
 impl crate::format::View for FleetPlanView<'_> {
@@ -593,7 +593,7 @@ impl crate::format::View for FleetPlanView<'_> {
 /// `regops apply` over a fleet.
 pub struct FleetApplyView<'a> {
     pub spec: &'a str,
-    pub members: &'a [Member<Applied>],
+    pub members: &'a [PerCluster<Applied>],
     pub dry_run: bool,
 }
 
@@ -619,7 +619,7 @@ impl crate::format::View for FleetApplyView<'_> {
 /// `regops drift` over a fleet.
 pub struct FleetDriftView<'a> {
     pub spec: &'a str,
-    pub members: &'a [Member<Drifted>],
+    pub members: &'a [PerCluster<Drifted>],
 }
 
 impl crate::format::View for FleetDriftView<'_> {

@@ -728,6 +728,59 @@ pub fn beyond_adoption(plan: &Plan) -> usize {
         + plan.conflicts.len()
 }
 
+/// The environment variable [`prove`] names for every password of the candidate spec: never
+/// read, as the check resolves the logins itself ([`logins`]).
+pub const CHECK_ENV: &str = "REGOPS_IMPORT_CHECK";
+
+/// Why an import could not be proved to plan to adoption only.
+#[derive(Debug, thiserror::Error)]
+pub enum ProveError {
+    /// The rendered spec is not one `regops check` accepts (a bug in [`render`]).
+    #[error("the imported spec does not load")]
+    Invalid(Box<regops_spec::Invalid>),
+    /// Narrowing did not settle within its rounds (a bug in [`narrow`]).
+    #[error("the imported spec did not settle into adoption only; please report this")]
+    Unsettled,
+}
+
+/// Loads a rendered spec (the import's own output) as `regops check` would.
+pub fn load(text: &str, name: &str) -> Result<regops_spec::Loaded, Box<regops_spec::Invalid>> {
+    let mut sources = regops_spec::Sources::default();
+    sources.add(
+        std::path::PathBuf::from(format!("{name}.yaml")),
+        text.to_string(),
+        regops_spec::source::SpecFormat::Yaml,
+    );
+    regops_spec::load(sources, name)
+}
+
+/// Plans the candidate against what was read, taking out what would be more than adoption,
+/// until nothing more is; returns how many changes are still beyond adoption (none expected).
+pub fn prove(
+    im: &mut Import,
+    observed: &Observed,
+    only: Option<&BTreeSet<String>>,
+    target: &str,
+) -> Result<usize, ProveError> {
+    let env = |_: &CredentialOut| Password::Env(CHECK_ENV.into());
+    for _ in 0..16 {
+        let loaded = load(&render(im, "", &env), &im.name).map_err(ProveError::Invalid)?;
+        let desired = crate::desired::compute(&loaded.spec, &logins(im), observed, only);
+        let plan = crate::plan::compute(
+            &im.name,
+            target,
+            crate::plan::Source::default(),
+            &desired,
+            observed,
+            only,
+        );
+        if !narrow(im, &plan) {
+            return Ok(beyond_adoption(&plan));
+        }
+    }
+    Err(ProveError::Unsettled)
+}
+
 /// A YAML double-quoted string.
 fn q(s: &str) -> String {
     regops_spec::untrusted::yaml_string(s)

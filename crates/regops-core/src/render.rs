@@ -122,7 +122,7 @@ pub fn to_yaml(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use regops_spec::{Format, Sources};
+    use regops_spec::{Sources, SpecFormat};
     use secrecy::SecretString;
 
     const SPEC: &str = r#"
@@ -160,7 +160,7 @@ pullSecrets:
 
     fn spec() -> Spec {
         let mut sources = Sources::default();
-        sources.add("spec.yaml".into(), SPEC.into(), Format::Yaml);
+        sources.add("spec.yaml".into(), SPEC.into(), SpecFormat::Yaml);
         regops_spec::load(sources, "team")
             .unwrap_or_else(|e| panic!("{:?}", e.diagnostics))
             .spec

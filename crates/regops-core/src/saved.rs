@@ -124,18 +124,19 @@ pub fn kind_records(spec: &regops_spec::Spec) -> Vec<KindRecord> {
 
 /// Adds the kinds a saved plan records to the kind table, checked by the rules the spec's
 /// `workloadKinds:` is (the file is data anyone may hand over).
-fn declare_recorded(bytes: &[u8]) -> Result<(), ReadError> {
+fn declare_recorded(bytes: &[u8]) -> Result<(), PlanFileError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Kinds {
         #[serde(default)]
         workload_kinds: Vec<KindRecord>,
     }
-    let malformed = |e: serde_json::Error| ReadError::Malformed(masked::json(&e).to_string());
+    let malformed = |e: serde_json::Error| PlanFileError::Malformed(masked::json(&e).to_string());
     let kinds: Kinds = serde_json::from_slice(bytes).map_err(malformed)?;
     for (i, k) in kinds.workload_kinds.iter().enumerate() {
-        let bad =
-            |what: &str| ReadError::Malformed(format!("workload kind {i} has an invalid {what}"));
+        let bad = |what: &str| {
+            PlanFileError::Malformed(format!("workload kind {i} has an invalid {what}"))
+        };
         regops_spec::rules::kind_name(&k.kind).map_err(|_| bad("name"))?;
         regops_spec::rules::group_version(&k.api_version).map_err(|_| bad("apiVersion"))?;
         regops_spec::rules::dns1035_label(&k.resource).map_err(|_| bad("resource"))?;
@@ -151,7 +152,7 @@ fn declare_recorded(bytes: &[u8]) -> Result<(), ReadError> {
             plural: k.resource.clone(),
             template: k.pod_template.split('.').map(str::to_string).collect(),
         })
-        .map_err(|e| ReadError::Malformed(format!("workload kind {i}: {e}")))?;
+        .map_err(|e| PlanFileError::Malformed(format!("workload kind {i}: {e}")))?;
     }
     Ok(())
 }
@@ -380,7 +381,7 @@ fn action(a: crate::plan::Action) -> &'static str {
 
 /// Why a saved plan file cannot be used at all.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub enum PlanFileError {
     #[error("not a saved regops plan: {0}")]
     Malformed(String),
     #[error("a saved plan of format {found}; this regops reads format {FORMAT_VERSION}")]
@@ -388,7 +389,7 @@ pub enum ReadError {
 }
 
 /// Reads a saved plan from its file's bytes (already bounded in size by the caller).
-pub fn parse(bytes: &[u8]) -> Result<SavedPlan, ReadError> {
+pub fn parse(bytes: &[u8]) -> Result<SavedPlan, PlanFileError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Head {
@@ -397,10 +398,10 @@ pub fn parse(bytes: &[u8]) -> Result<SavedPlan, ReadError> {
     }
     // A plan file may hold what a secret would (anyone may hand one over, and its errors go
     // into CI logs): an error says where and what kind, never the text (masked::json).
-    let malformed = |e: serde_json::Error| ReadError::Malformed(masked::json(&e).to_string());
+    let malformed = |e: serde_json::Error| PlanFileError::Malformed(masked::json(&e).to_string());
     let head: Head = serde_json::from_slice(bytes).map_err(malformed)?;
     if head.kind.as_deref() != Some(KIND) {
-        return Err(ReadError::Malformed(format!("`kind` is not `{KIND}`")));
+        return Err(PlanFileError::Malformed(format!("`kind` is not `{KIND}`")));
     }
     if head.format_version.as_deref() != Some(FORMAT_VERSION) {
         // The version is shown only when it looks like one.
@@ -408,7 +409,7 @@ pub fn parse(bytes: &[u8]) -> Result<SavedPlan, ReadError> {
             .format_version
             .filter(|v| v.len() <= 16 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'))
             .unwrap_or_else(|| "another".to_string());
-        return Err(ReadError::Format { found });
+        return Err(PlanFileError::Format { found });
     }
     declare_recorded(bytes)?;
     let mut saved: SavedPlan = serde_json::from_slice(bytes).map_err(malformed)?;
@@ -419,7 +420,7 @@ pub fn parse(bytes: &[u8]) -> Result<SavedPlan, ReadError> {
         .iter()
         .find(|c| c.api_version != c.kind.facts().api_version)
     {
-        return Err(ReadError::Malformed(format!(
+        return Err(PlanFileError::Malformed(format!(
             "a change of kind `{}` says apiVersion `{}`, and that kind is `{}`",
             c.kind,
             regops_spec::untrusted::terminal(&c.api_version),
@@ -613,11 +614,11 @@ mod tests {
         assert_eq!(differences(&back.plan, &saved.plan), Vec::<String>::new());
         assert!(matches!(
             parse(br#"{"kind":"SavedPlan","formatVersion":"9"}"#),
-            Err(ReadError::Format { .. })
+            Err(PlanFileError::Format { .. })
         ));
         assert!(matches!(
             parse(br#"{"kind":"Plan"}"#),
-            Err(ReadError::Malformed(_))
+            Err(PlanFileError::Malformed(_))
         ));
     }
 
@@ -638,7 +639,7 @@ mod tests {
             });
             let e = parse(file.to_string().as_bytes()).unwrap_err();
             assert!(
-                matches!(e, ReadError::Malformed(_)),
+                matches!(e, PlanFileError::Malformed(_)),
                 "{kind} {api_version}: {e}"
             );
             assert!(regops_spec::kind::ObjectKind::parse("Sneaky").is_none());

@@ -1753,14 +1753,14 @@ pub(crate) fn merge_map<T>(
 
 #[cfg(test)]
 mod node_trust_tests {
-    use crate::{Format, Sources};
+    use crate::{Sources, SpecFormat};
 
     const HEAD: &str = "apiVersion: regops.dev/v1\nkind: RegistryConfig\n";
 
     fn load(files: &[(&str, &str)]) -> Result<crate::Spec, Vec<(String, String)>> {
         let mut sources = Sources::default();
         for (name, text) in files {
-            sources.add((*name).into(), format!("{HEAD}{text}"), Format::Yaml);
+            sources.add((*name).into(), format!("{HEAD}{text}"), SpecFormat::Yaml);
         }
         match crate::load(sources, "spec") {
             Ok(l) => Ok(l.spec),

@@ -50,7 +50,7 @@ mod tests {
 
     fn load(text: &str) -> Spec {
         let mut sources = crate::Sources::default();
-        sources.add("fleet.yaml".into(), text.into(), crate::Format::Yaml);
+        sources.add("fleet.yaml".into(), text.into(), crate::SpecFormat::Yaml);
         match crate::load(sources, "fleet") {
             Ok(l) => l.spec,
             Err(inv) => panic!("{:?}", inv.diagnostics),

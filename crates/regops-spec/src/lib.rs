@@ -10,6 +10,7 @@
 pub mod decode;
 pub mod diagnostic;
 pub mod duration;
+pub mod edit;
 pub mod fleet;
 pub mod kind;
 pub mod masked;
@@ -29,7 +30,7 @@ pub use diagnostic::{Diagnostic, Diagnostics, RenderOptions, Severity};
 pub use kind::{ObjectKind, WorkloadKind};
 pub use model::*;
 pub use node::{FileId, Loc, Node, Spanned, Value};
-pub use source::{Format, LoadError, SourceFile, Sources};
+pub use source::{LoadError, SourceFile, Sources, SpecFormat};
 
 /// One YAML document read into a [`Node`] tree, for YAML files that are not specs (the sops
 /// files a spec names): the same parser, with the same bounds on aliases and nesting. On failure,

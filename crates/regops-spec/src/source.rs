@@ -16,17 +16,17 @@ fn parent_dir(path: &Path) -> PathBuf {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub enum SpecFormat {
     Yaml,
     Toml,
 }
 
-impl Format {
+impl SpecFormat {
     /// The format named by a file's extension: `.yaml`/`.yml` or `.toml`.
-    pub fn from_path(path: &Path) -> Option<Format> {
+    pub fn from_path(path: &Path) -> Option<SpecFormat> {
         match path.extension()?.to_str()? {
-            "yaml" | "yml" => Some(Format::Yaml),
-            "toml" => Some(Format::Toml),
+            "yaml" | "yml" => Some(SpecFormat::Yaml),
+            "toml" => Some(SpecFormat::Toml),
             _ => None,
         }
     }
@@ -45,7 +45,7 @@ pub struct SourceFile {
     /// ([`crate::open::RootDir`]).
     pub root_dir: Option<(crate::open::RootDir, PathBuf)>,
     pub text: Arc<str>,
-    pub format: Format,
+    pub format: SpecFormat,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -59,7 +59,7 @@ pub struct Sources {
 
 impl Sources {
     /// Adds a file whose root is its own directory.
-    pub fn add(&mut self, path: PathBuf, text: String, format: Format) -> FileId {
+    pub fn add(&mut self, path: PathBuf, text: String, format: SpecFormat) -> FileId {
         let root = parent_dir(&path);
         self.add_with_root(path, root, text, format)
     }
@@ -70,7 +70,7 @@ impl Sources {
         path: PathBuf,
         root: PathBuf,
         text: String,
-        format: Format,
+        format: SpecFormat,
     ) -> FileId {
         self.files.push(SourceFile {
             name: path.display().to_string(),
@@ -210,8 +210,8 @@ impl Sources {
     pub fn parse(&self, id: FileId, diags: &mut Diagnostics) -> Option<Node> {
         let file = self.files.get(id)?;
         match file.format {
-            Format::Yaml => crate::yaml::parse(id, &file.text, diags),
-            Format::Toml => crate::toml::parse(id, &file.text, diags),
+            SpecFormat::Yaml => crate::yaml::parse(id, &file.text, diags),
+            SpecFormat::Toml => crate::toml::parse(id, &file.text, diags),
         }
     }
 }
@@ -287,7 +287,7 @@ pub fn read_paths(paths: &[PathBuf], restrictor: LoadRestrictor) -> Result<Sourc
             })?;
             let mut files: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && Format::from_path(p).is_some())
+                .filter(|p| p.is_file() && SpecFormat::from_path(p).is_some())
                 .collect();
             files.sort();
             if files.is_empty() {
@@ -366,8 +366,8 @@ fn read_one(
     root: PathBuf,
     checked: Option<(crate::open::RootDir, PathBuf, PathBuf)>,
 ) -> Result<FileId, LoadError> {
-    let format =
-        Format::from_path(&path).ok_or_else(|| LoadError::UnknownFormat { path: path.clone() })?;
+    let format = SpecFormat::from_path(&path)
+        .ok_or_else(|| LoadError::UnknownFormat { path: path.clone() })?;
     let read_err = |source| LoadError::Read {
         path: path.clone(),
         source,
@@ -471,7 +471,7 @@ mod tests {
         let mut s = Sources::default();
         let text =
             "a:\n  password: hunter2\n  token = \"t0k\"\n  password: { env: X }\n  password: |\n";
-        let id = s.add("x.yaml".into(), text.into(), Format::Yaml);
+        let id = s.add("x.yaml".into(), text.into(), SpecFormat::Yaml);
         let shown = s.display_text(id);
         assert!(!shown.contains("hunter2") && !shown.contains("t0k"));
         assert!(shown.contains("{ env: X }") && shown.contains("password: |"));
@@ -482,7 +482,7 @@ mod tests {
     fn masks_pasted_private_keys() {
         let mut s = Sources::default();
         let text = "recipients:\n  - AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ\n";
-        let id = s.add("x.yaml".into(), text.into(), Format::Yaml);
+        let id = s.add("x.yaml".into(), text.into(), SpecFormat::Yaml);
         let shown = s.display_text(id);
         assert!(!shown.contains("AGE-SECRET-KEY-1Q"), "{shown}");
         assert!(shown.starts_with("recipients:\n  - ***"));
@@ -492,7 +492,7 @@ mod tests {
     fn masks_redacted_ranges_keeping_utf8() {
         let mut s = Sources::default();
         let text = "x: geheim-ä\ny: ok\n";
-        let id = s.add("x.yaml".into(), text.into(), Format::Yaml);
+        let id = s.add("x.yaml".into(), text.into(), SpecFormat::Yaml);
         s.redact(Loc::new(id, 3, 12));
         let shown = s.display_text(id);
         assert!(!shown.contains("geheim"));

@@ -69,7 +69,7 @@ fn example_specs() -> Vec<PathBuf> {
         }
         for f in std::fs::read_dir(&dir).unwrap() {
             let f = f.unwrap().path();
-            let is_spec = regops_spec::Format::from_path(&f).is_some()
+            let is_spec = regops_spec::SpecFormat::from_path(&f).is_some()
                 && std::fs::read_to_string(&f).is_ok_and(|t| t.contains("regops.dev/v1"));
             if is_spec {
                 out.push(f);
@@ -239,7 +239,7 @@ fn decoder_errors(spec: &serde_json::Value) -> Vec<String> {
     sources.add(
         PathBuf::from("spec.yaml"),
         serde_json::to_string_pretty(spec).unwrap(),
-        regops_spec::Format::Yaml,
+        regops_spec::SpecFormat::Yaml,
     );
     match regops_spec::load(sources, "spec") {
         Ok(_) => Vec::new(),

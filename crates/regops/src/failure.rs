@@ -79,8 +79,8 @@ impl Failure {
 /// What a command ends with: its exit status, or why it failed.
 pub(crate) type Outcome = Result<ExitStatus, Failure>;
 
-impl From<crate::cluster::ClusterError> for Failure {
-    fn from(e: crate::cluster::ClusterError) -> Self {
+impl From<crate::cluster::client::ClusterError> for Failure {
+    fn from(e: crate::cluster::client::ClusterError) -> Self {
         // One sentence, quoting the cluster (an API server's message): shown on one line.
         Failure::Message {
             help: e.help(),

@@ -4,9 +4,9 @@
 //! bounds the parsers set themselves (node, depth, alias and size limits); the fuzzers are run
 //! with `-timeout=1 -rss_limit_mb=256 -malloc_limit_mb=256`.
 
-use regops_spec::{Format, RenderOptions, Sources};
+use regops_spec::{RenderOptions, Sources, SpecFormat};
 
-fn spec(data: &[u8], format: Format, name: &str) {
+fn spec(data: &[u8], format: SpecFormat, name: &str) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -29,17 +29,17 @@ fn spec(data: &[u8], format: Format, name: &str) {
 
 /// A spec in YAML: parsed, decoded, validated, its diagnostics rendered.
 pub fn spec_yaml(data: &[u8]) {
-    spec(data, Format::Yaml, "fuzz.yaml");
+    spec(data, SpecFormat::Yaml, "fuzz.yaml");
 }
 
 /// A spec in TOML.
 pub fn spec_toml(data: &[u8]) {
-    spec(data, Format::Toml, "fuzz.toml");
+    spec(data, SpecFormat::Toml, "fuzz.toml");
 }
 
 /// A `--live-state` file, JSON or YAML, read into the observed model.
 pub fn state_file(data: &[u8]) {
-    let _ = crate::observe::from_bytes(data, "fuzz-state");
+    let _ = crate::cluster::read::from_bytes(data, "fuzz-state");
 }
 
 /// An image reference, normalised and matched against a pattern (the input's first line is

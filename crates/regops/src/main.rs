@@ -19,9 +19,9 @@ fn main() -> std::process::ExitCode {
     };
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let term = Term::new(cli.color.forced(), no_color);
-    regops::request_log::set_level(regops::request_log::level_from(
+    regops::cluster::request_log::set_level(regops::cluster::request_log::level_from(
         cli.verbose,
         std::env::var("RUST_LOG").ok().as_deref(),
     ));
-    regops::commands::run(cli.command, term).into()
+    regops::cli::commands::run(cli.command, term).into()
 }

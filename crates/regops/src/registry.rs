@@ -15,8 +15,8 @@ use regops_spec::DOCKER_HUB_SERVER;
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
-use crate::confined::SpecPath;
-use crate::credentials::Login;
+use crate::inputs::confined::SpecPath;
+use crate::inputs::credentials::Login;
 
 pub use regops_core::report::Verdict;
 
@@ -176,7 +176,7 @@ pub(crate) fn connector(
     match ca_file {
         Some(path) => {
             let pem = path
-                .read_text(crate::confined::CA_FILE_LIMIT)
+                .read_text(crate::inputs::confined::CA_FILE_LIMIT)
                 .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
             for der in pem_certificates(&pem) {
                 roots
@@ -282,7 +282,7 @@ async fn send(
         .body(Empty::<Bytes>::new())
         .map_err(|e| Verdict::Error(e.to_string()))?;
     // One deadline for the request and its answer (--request-timeout).
-    let deadline = crate::retry::request_timeout();
+    let deadline = crate::cluster::retry::request_timeout();
     let started = tokio::time::Instant::now();
     let resp = tokio::time::timeout(deadline, client.request(req))
         .await

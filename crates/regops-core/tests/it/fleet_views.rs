@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use regops_core::fleet::{self, Applied, ClusterError, Drifted, Member};
+use regops_core::fleet::{self, Applied, ClusterFailure, Drifted, PerCluster};
 use regops_core::login::Login;
 use regops_core::observed::Observed;
 use regops_core::plan::{Plan, Source};
 use regops_core::report::{ItemResult, Outcome, Report};
 use regops_core::{desired, plan, view};
-use regops_spec::{Format, Sources};
+use regops_spec::{Sources, SpecFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
@@ -35,7 +35,7 @@ pullSecrets:
 /// The plan of a cluster holding `namespaces`, with the Secret already in `synced` of them.
 fn plan_of(cluster: &str, namespaces: &[&str], synced: &[&str]) -> Plan {
     let mut sources = Sources::default();
-    sources.add("spec.yaml".into(), SPEC.into(), Format::Yaml);
+    sources.add("spec.yaml".into(), SPEC.into(), SpecFormat::Yaml);
     let loaded = regops_spec::load(sources, "team").unwrap();
     let logins = BTreeMap::from([(
         "robot".to_string(),
@@ -77,8 +77,8 @@ fn plan_of(cluster: &str, namespaces: &[&str], synced: &[&str]) -> Plan {
     )
 }
 
-fn down() -> ClusterError {
-    ClusterError {
+fn down() -> ClusterFailure {
+    ClusterFailure {
         message:
             "cannot reach the cluster at https://10.0.0.9:6443 (context `us`): connection refused"
                 .into(),
@@ -86,17 +86,17 @@ fn down() -> ClusterError {
     }
 }
 
-fn plans() -> Vec<Member<Plan>> {
+fn plans() -> Vec<PerCluster<Plan>> {
     vec![
-        Member {
+        PerCluster {
             cluster: "eu".into(),
             result: Ok(plan_of("eu", &["web", "api"], &[])),
         },
-        Member {
+        PerCluster {
             cluster: "staging".into(),
             result: Ok(plan_of("staging", &["web", "api"], &["web", "api"])),
         },
-        Member {
+        PerCluster {
             cluster: "us".into(),
             result: Err(down()),
         },
@@ -164,7 +164,7 @@ fn plan_markdown_has_a_table_of_clusters_and_each_plan() {
     insta::assert_snapshot!(md);
 }
 
-fn applied() -> Vec<Member<Applied>> {
+fn applied() -> Vec<PerCluster<Applied>> {
     let eu = plan_of("eu", &["web", "api"], &[]);
     let results = eu
         .changes
@@ -185,7 +185,7 @@ fn applied() -> Vec<Member<Applied>> {
         })
         .collect();
     vec![
-        Member {
+        PerCluster {
             cluster: "eu".into(),
             result: Ok(Applied {
                 plan: eu,
@@ -193,7 +193,7 @@ fn applied() -> Vec<Member<Applied>> {
                 lock_lost: false,
             }),
         },
-        Member {
+        PerCluster {
             cluster: "staging".into(),
             result: Ok(Applied {
                 plan: plan_of("staging", &["web", "api"], &["web", "api"]),
@@ -201,7 +201,7 @@ fn applied() -> Vec<Member<Applied>> {
                 lock_lost: false,
             }),
         },
-        Member {
+        PerCluster {
             cluster: "us".into(),
             result: Err(down()),
         },
@@ -239,15 +239,15 @@ fn drift_reports_each_cluster_and_metrics_label_every_series_with_it() {
         Drifted { plan, drift }
     };
     let members = vec![
-        Member {
+        PerCluster {
             cluster: "eu".into(),
             result: Ok(drifted("eu", &["web"])),
         },
-        Member {
+        PerCluster {
             cluster: "staging".into(),
             result: Ok(drifted("staging", &["web", "api"])),
         },
-        Member {
+        PerCluster {
             cluster: "us".into(),
             result: Err(down()),
         },

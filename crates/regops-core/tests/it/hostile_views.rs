@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 use regops_core::drift;
-use regops_core::fleet::{self, ClusterError, Member};
+use regops_core::fleet::{self, ClusterFailure, PerCluster};
 use regops_core::format::{Format, Style, View};
 use regops_core::login::Login;
 use regops_core::observed::Observed;
@@ -25,7 +25,7 @@ use regops_core::report::{self, Checked, ItemResult, Outcome, Report, Verdict};
 use regops_core::saved::{self, ClusterRecord, SavedPlan, SpecRecord};
 use regops_core::{desired, import, plan, render, view};
 use regops_spec::untrusted::is_hidden;
-use regops_spec::{Format as SpecFormat, Sources};
+use regops_spec::{Sources, SpecFormat};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -309,18 +309,18 @@ fn saved_plan(p: &Plan, n: &Names) -> SavedPlan {
     saved::parse(&saved::to_bytes(&saved).unwrap()).unwrap()
 }
 
-fn fleet_members(p: &Plan, n: &Names) -> Vec<Member<Plan>> {
+fn fleet_members(p: &Plan, n: &Names) -> Vec<PerCluster<Plan>> {
     vec![
-        Member {
+        PerCluster {
             cluster: n.namespaces[0].clone(),
             result: Ok(p.clone()),
         },
-        Member {
+        PerCluster {
             cluster: n.namespaces[1].clone(),
-            result: Err(ClusterError {
+            result: Err(ClusterFailure {
                 message: n.message.clone(),
                 // A help's line breaks are regops' own; what it quotes is escaped where it is
-                // made (`ClusterError::help`).
+                // made (`ClusterFailure::help`).
                 help: Some(format!(
                     "available contexts: {}\nsecond line of help",
                     regops_spec::untrusted::terminal(&n.manager)
@@ -337,7 +337,7 @@ fn texts(n: &Names) -> Vec<(&'static str, String)> {
     let style = Style::default();
     let saved = saved_plan(&p, n);
     let members = fleet_members(&p, n);
-    let drift_members = vec![Member {
+    let drift_members = vec![PerCluster {
         cluster: n.namespaces[2].clone(),
         result: Ok(fleet::Drifted {
             plan: p.clone(),

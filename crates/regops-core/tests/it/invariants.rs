@@ -24,7 +24,7 @@ use regops_core::ownership::{self, KUBESPHERE_ANNOTATION};
 use regops_core::plan::{self, Action, Plan, Source};
 use regops_core::view;
 use regops_spec::kind::ObjectKind;
-use regops_spec::{Format, Sources};
+use regops_spec::{Sources, SpecFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
@@ -404,7 +404,7 @@ fn check(seed: u64) {
     let mut rng = Rng(seed);
     let spec_text = gen_spec(&mut rng);
     let mut sources = Sources::default();
-    sources.add("spec.yaml".into(), spec_text.clone(), Format::Yaml);
+    sources.add("spec.yaml".into(), spec_text.clone(), SpecFormat::Yaml);
     let loaded = regops_spec::load(sources, SPEC)
         .unwrap_or_else(|e| panic!("seed {seed}: {:?}\n{spec_text}", e.diagnostics));
     let spec = &loaded.spec;

@@ -13,7 +13,7 @@ use regops_core::login::Login;
 use regops_core::observed::Observed;
 use regops_core::plan::{self, Action, Cause, Source};
 use regops_core::{dockerconfig, drift, view};
-use regops_spec::{Format, Sources};
+use regops_spec::{Sources, SpecFormat};
 use secrecy::{ExposeSecret, SecretString};
 
 const NOW: i64 = 1_800_000_000;
@@ -39,7 +39,7 @@ pullSecrets:
 "
     );
     let mut sources = Sources::default();
-    sources.add("spec.yaml".into(), text, Format::Yaml);
+    sources.add("spec.yaml".into(), text, SpecFormat::Yaml);
     regops_spec::load(sources, "minted").unwrap().spec
 }
 

@@ -10,7 +10,7 @@ use regops_core::observed::{ConfigMap, Labels, Observed};
 use regops_core::plan::{Action, Origin, Plan, Source};
 use regops_core::warning::WarningKind;
 use regops_core::{desired, plan, request, view};
-use regops_spec::{Format, Sources};
+use regops_spec::{Sources, SpecFormat};
 use serde_json::Value;
 
 /// The self-signed CA of the node-trust unit tests.
@@ -31,7 +31,7 @@ nodeTrust: {}
 /// The seeds' two cases: Harbor over plain HTTP on an address, and HTTPS with a private CA.
 fn node_trust_map() -> NodeTrustMap {
     let mut sources = Sources::default();
-    sources.add("spec.yaml".into(), SPEC.into(), Format::Yaml);
+    sources.add("spec.yaml".into(), SPEC.into(), SpecFormat::Yaml);
     let loaded = regops_spec::load(sources, "team").unwrap();
     let target = loaded.spec.node_trust.as_ref().unwrap();
     let hosts = node_trust::hosts(&[
@@ -274,7 +274,7 @@ fn node_trust_in_every_view() {
 #[test]
 fn workloads_are_warned_of_only_for_hosts_regops_does_not_keep() {
     let mut sources = Sources::default();
-    sources.add("spec.yaml".into(), SPEC.into(), Format::Yaml);
+    sources.add("spec.yaml".into(), SPEC.into(), SpecFormat::Yaml);
     let loaded = regops_spec::load(sources, "team").unwrap();
     let deployment = |name: &str, image: &str| {
         serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",

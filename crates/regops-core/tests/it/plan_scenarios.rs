@@ -16,7 +16,7 @@ use regops_core::login::Login;
 use regops_core::observed::Observed;
 use regops_core::plan::Source;
 use regops_core::{desired, dockerconfig, plan, view};
-use regops_spec::{Format, Sources};
+use regops_spec::{Sources, SpecFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
@@ -57,7 +57,7 @@ fn dockerconfig_b64(spec: &regops_spec::Spec, pull_secret: &str, suffix: &str) -
 fn run_scenario(dir: &std::path::Path) -> String {
     let spec_text = std::fs::read_to_string(dir.join("spec.yaml")).unwrap();
     let mut sources = Sources::default();
-    sources.add("spec.yaml".into(), spec_text.clone(), Format::Yaml);
+    sources.add("spec.yaml".into(), spec_text.clone(), SpecFormat::Yaml);
     let loaded = regops_spec::load(sources, "scenario")
         .unwrap_or_else(|e| panic!("{}: {:?}", dir.display(), e.diagnostics));
     let spec = &loaded.spec;

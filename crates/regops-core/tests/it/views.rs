@@ -9,7 +9,7 @@ use regops_core::login::Login;
 use regops_core::observed::Observed;
 use regops_core::plan::{Action, Plan, Source};
 use regops_core::{desired, plan, view};
-use regops_spec::{Format, Sources};
+use regops_spec::{Sources, SpecFormat};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -72,7 +72,7 @@ fn plan_of(n: usize) -> Plan {
         objects.push(owned_secret(&ns));
     }
     let mut sources = Sources::default();
-    sources.add("spec.yaml".into(), SPEC.into(), Format::Yaml);
+    sources.add("spec.yaml".into(), SPEC.into(), SpecFormat::Yaml);
     let loaded = regops_spec::load(sources, "team").unwrap();
     let logins = BTreeMap::from([(
         "robot".to_string(),
@@ -207,7 +207,7 @@ fn grouped_views_of_ten_namespaces() {
 #[test]
 fn every_view_writes_the_formats_it_offers_and_refuses_the_others() {
     use regops_core::fleet::{
-        Applied, Drifted, FleetApplyView, FleetDriftView, FleetPlanView, Member,
+        Applied, Drifted, FleetApplyView, FleetDriftView, FleetPlanView, PerCluster,
     };
     use regops_core::format::{Format, Style, View};
     use regops_core::report::{ApplyView, DriftView, Report, ValidateView};
@@ -253,7 +253,7 @@ fn every_view_writes_the_formats_it_offers_and_refuses_the_others() {
         },
     );
     check("validate", &ValidateView(&[]));
-    let member = |p: Plan| Member {
+    let member = |p: Plan| PerCluster {
         cluster: "prod".into(),
         result: Ok(p),
     };
@@ -266,7 +266,7 @@ fn every_view_writes_the_formats_it_offers_and_refuses_the_others() {
             members: &plans,
         },
     );
-    let applied = [Member {
+    let applied = [PerCluster {
         cluster: "prod".into(),
         result: Ok(Applied {
             plan: plan_of(5),
@@ -282,7 +282,7 @@ fn every_view_writes_the_formats_it_offers_and_refuses_the_others() {
             dry_run: true,
         },
     );
-    let drifted = [Member {
+    let drifted = [PerCluster {
         cluster: "prod".into(),
         result: Ok(Drifted {
             plan: plan_of(5),

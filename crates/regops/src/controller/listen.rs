@@ -195,7 +195,7 @@ fn route(
         );
     }
     match req.uri().path() {
-        "/healthz" | "/livez" => match crate::controller::metrics::since_progress() {
+        "/healthz" | "/livez" => match crate::cluster::progress::since_progress() {
             quiet if quiet > stall => answer(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "text/plain",

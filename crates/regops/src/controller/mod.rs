@@ -5,9 +5,9 @@
 //! - [`listen`]: the HTTP endpoint (`/healthz`, `/readyz`, `/metrics`);
 //! - [`metrics`]: what it counts.
 //!
-//! The Lease it is elected on is [`crate::lock`]'s, the same one `regops apply` takes; the
-//! command's flags are turned into a `Controller` by `commands/watch.rs`; a reload reads the
-//! spec as at the start ([`crate::load`]).
+//! The Lease it is elected on is [`crate::cluster::lock`]'s, the same one `regops apply` takes; the
+//! command's flags are turned into a `Controller` by `cli/commands/watch.rs`; a reload reads the
+//! spec as at the start ([`crate::ops::load`]).
 //!
 //! The loop, on one thread:
 //! 1. take the Lease (a standby waits here, polling it every second, until the leader dies);
@@ -38,9 +38,9 @@ use tokio::time::Instant;
 
 use crate::ExitStatus;
 use crate::failure::{Failure, Outcome};
-use crate::options::ControllerOptions;
+use crate::ops::options::ControllerOptions;
+use crate::ops::prepared::Prepared;
 use crate::output::{Log, Term};
-use crate::prepared::Prepared;
 use metrics::{Metrics, Pass, Scope};
 use watches::{Prints, Queue, RETRY_FIRST, RETRY_MAX, Work};
 
@@ -59,7 +59,7 @@ pub(crate) struct Controller<'a> {
     term: &'a Term,
     log: Log,
     client: kube::Client,
-    target: crate::cluster::Target,
+    target: crate::cluster::client::Target,
     prepared: Prepared,
     /// The cluster of the spec's `clusters` this controller works on, if the spec lists any.
     cluster: Option<String>,
@@ -93,7 +93,7 @@ pub(crate) struct Controller<'a> {
     rechecks: Vec<(Instant, Provided)>,
     /// The apply session: the Lease, the writes, and the Events of every pass (one recorder,
     /// so that repeats, a conflict every resync, are one series).
-    session: crate::session::Session,
+    session: crate::ops::session::Session,
 }
 
 /// Namespaces where regops just wrote a pull secret (or a reference to one), with the
@@ -101,7 +101,7 @@ pub(crate) struct Controller<'a> {
 type Provided = Vec<(String, Vec<String>)>;
 
 /// The spec a controller starts with: prepared, narrowed to its cluster of a fleet (if the spec
-/// lists any), and the print of its files ([`crate::load::spec_print`]) that a reload compares.
+/// lists any), and the print of its files ([`crate::ops::load::spec_print`]) that a reload compares.
 pub(crate) struct Spec {
     pub(crate) prepared: Prepared,
     pub(crate) cluster: Option<String>,
@@ -113,9 +113,9 @@ impl<'a> Controller<'a> {
     pub(crate) fn new(
         args: &'a ControllerOptions,
         term: &'a Term,
-        (client, target): (kube::Client, crate::cluster::Target),
+        (client, target): (kube::Client, crate::cluster::client::Target),
         spec: Spec,
-        session: crate::session::Session,
+        session: crate::ops::session::Session,
     ) -> Self {
         let metrics = Arc::new(Metrics::new(
             &spec.prepared.loaded.name,
@@ -207,7 +207,7 @@ impl Controller<'_> {
     }
 
     /// Waits for the Lease (until stopped); `None` if stopped first.
-    async fn lead(&self) -> Result<Option<crate::lock::Lock>, Failure> {
+    async fn lead(&self) -> Result<Option<crate::cluster::lock::Lock>, Failure> {
         let session = &self.session;
         let on_wait = |other: &str| {
             // A standby is ready: it can take over (a rollout must not wait on it).
@@ -217,13 +217,13 @@ impl Controller<'_> {
         };
         let log = self.log;
         let warn = move |m: &str| log.warn(m);
-        let waiting = crate::session::Waiting {
+        let waiting = crate::ops::session::Waiting {
             wait: None,
             poll: session.times.retry_period,
             on_wait: &on_wait,
             warn: &warn,
         };
-        let connect = crate::cluster::lock_connect(
+        let connect = crate::cluster::client::lock_connect(
             self.args.run.cluster.kubeconfig.clone(),
             self.args.run.cluster.context.clone(),
         );
@@ -247,7 +247,7 @@ impl Controller<'_> {
     }
 
     /// The leader's loop; returns when stopped or when the Lease is lost.
-    async fn control(&mut self, lock: &crate::lock::Lock) -> Outcome {
+    async fn control(&mut self, lock: &crate::cluster::lock::Lock) -> Outcome {
         if !self.start_watches().await {
             return Ok(ExitStatus::Success);
         }
@@ -255,7 +255,7 @@ impl Controller<'_> {
         let mut next_resync = Instant::now() + self.args.resync;
         let mut next_poll = Instant::now() + self.args.spec_poll;
         loop {
-            metrics::beat();
+            crate::cluster::progress::beat();
             if self.stop.load(Ordering::SeqCst) || lock.lost() {
                 return Ok(ExitStatus::Success);
             }
@@ -389,7 +389,7 @@ impl Controller<'_> {
 
     /// The spec read again (a reload), narrowed to the controller's cluster as at the start.
     fn reprepare(&self) -> Result<Prepared, Failure> {
-        let mut prepared = crate::load::prepare(&self.args.run, self.term)?;
+        let mut prepared = crate::ops::load::prepare(&self.args.run, self.term)?;
         if let Some(name) = self.cluster.as_deref() {
             if !prepared.loaded.spec.clusters.contains_key(name) {
                 return Err(Failure::msg(format!(
@@ -412,7 +412,7 @@ impl Controller<'_> {
     /// replaces the one in force (new watches, then a full apply); an invalid one is reported
     /// once and the one in force stays.
     async fn reload(&mut self, forced: bool) {
-        let print = match crate::load::spec_print(&self.args.run.spec) {
+        let print = match crate::ops::load::spec_print(&self.args.run.spec) {
             Ok(p) => p,
             Err(f) => {
                 if forced || self.rejected_print != Some(0) {
@@ -479,7 +479,7 @@ impl Controller<'_> {
     }
 
     /// One pass: read (the whole cluster, or the namespaces), plan, write, log, count.
-    async fn pass(&mut self, work: Work, lock: &crate::lock::Lock) {
+    async fn pass(&mut self, work: Work, lock: &crate::cluster::lock::Lock) {
         let started = Instant::now();
         let (scope, only) = match work {
             Work::Full => (Scope::Full, self.prepared.only.clone()),
@@ -502,7 +502,7 @@ impl Controller<'_> {
             _ => "full apply".to_string(),
         };
         let loaded = &self.prepared.loaded;
-        let read = crate::observe::from_cluster(
+        let read = crate::cluster::read::from_cluster(
             &self.client,
             &self.target,
             &loaded.spec,
@@ -546,7 +546,8 @@ impl Controller<'_> {
         // sees every token; a namespace pass may hold one newly minted (a token that failed
         // and was asked for again), which must not wait for the next full pass.
         let due = desired.renew_at.map(|at| {
-            let wait = u64::try_from(at.saturating_sub(crate::prepared::unix_now())).unwrap_or(0);
+            let wait =
+                u64::try_from(at.saturating_sub(crate::ops::prepared::unix_now())).unwrap_or(0);
             Instant::now() + Duration::from_secs(wait.max(1))
         });
         self.renew_at = if scope == Scope::Full {
@@ -659,7 +660,7 @@ impl Controller<'_> {
         plan: &regops_core::plan::Plan,
         desired: &regops_core::desired::Desired,
         observed: &regops_core::observed::Observed,
-        lock: &crate::lock::Lock,
+        lock: &crate::cluster::lock::Lock,
     ) -> Report {
         let log = self.log;
         let item = move |r: &ItemResult| log_item(log, r);
@@ -758,13 +759,13 @@ impl Controller<'_> {
     }
 
     /// Deletes the pods stuck on the registries just provided (--recycle-stuck-pods).
-    async fn recycle(&mut self, provided: &Provided, lock: &crate::lock::Lock) {
+    async fn recycle(&mut self, provided: &Provided, lock: &crate::cluster::lock::Lock) {
         let log = self.log;
         let told = |m: &str| log.warn(m);
         // Each deletion is a write: made only while the Lease is held and no stop was asked.
         let stop = &self.stop;
         let halt = || lock.lost() || stop.load(Ordering::SeqCst);
-        let recycled = crate::retry::fenced(
+        let recycled = crate::cluster::retry::fenced(
             Some(lock.held()),
             recycle::recycle(&self.client, provided, &mut self.limiter, &told, &halt),
         )
@@ -871,7 +872,7 @@ async fn write_progress(path: std::path::PathBuf) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        let last = now - metrics::since_progress().as_secs_f64();
+        let last = now - crate::cluster::progress::since_progress().as_secs_f64();
         // A full disk or a missing directory is the probe's to report (it fails).
         if std::fs::write(&tmp, format!("{last:.3}\n")).is_ok() {
             let _ = std::fs::rename(&tmp, &path);

@@ -23,7 +23,7 @@ use kube::api::{DeleteParams, ListParams, Preconditions};
 use regops_core::image::ImageRef;
 use serde::Deserialize;
 
-use crate::retry::retry;
+use crate::cluster::retry::retry;
 
 /// The waiting reasons of a container that cannot pull its image (kubelet's
 /// `images.ErrImagePullBackOff` and `images.ErrImagePull`).
@@ -33,7 +33,7 @@ pub const REASONS: [&str; 2] = ["ImagePullBackOff", "ErrImagePull"];
 pub const PER_SECOND: u32 = 5;
 
 /// Up to this many namespaces are read one by one; past it, one cluster-wide LIST.
-const NAMESPACED_MAX: usize = crate::observe::NAMESPACED_READ_MAX;
+const NAMESPACED_MAX: usize = crate::cluster::read::NAMESPACED_READ_MAX;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -177,14 +177,14 @@ async fn list(
         Some(ns) => format!("/api/v1/namespaces/{ns}/pods"),
         None => "/api/v1/pods".to_string(),
     };
-    let limits = crate::observe::list_limits();
-    let exceeded = |e: crate::observe::Exceeded| {
+    let limits = crate::cluster::read::list_limits();
+    let exceeded = |e: crate::cluster::read::Exceeded| {
         kube::Error::Service(Box::new(std::io::Error::other(format!(
             "the API server's LIST of pods {e}"
         ))))
     };
     let request = kube::core::Request::new(path);
-    let mut params = params.limit(crate::observe::PAGE);
+    let mut params = params.limit(crate::cluster::read::PAGE);
     let pages = async {
         let (mut out, mut pages, mut items) = (Vec::new(), 0u64, 0u64);
         loop {
@@ -204,7 +204,9 @@ async fn list(
             pages += 1;
             items = items.saturating_add(page.items.len() as u64);
             if items > limits.items {
-                return Err(exceeded(crate::observe::Exceeded::Items(limits.items)));
+                return Err(exceeded(crate::cluster::read::Exceeded::Items(
+                    limits.items,
+                )));
             }
             out.extend(page.items.into_iter().filter(|p| {
                 !p.status.container_statuses.is_empty()
@@ -212,7 +214,9 @@ async fn list(
             }));
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(_) if pages >= limits.pages => {
-                    return Err(exceeded(crate::observe::Exceeded::Pages(limits.pages)));
+                    return Err(exceeded(crate::cluster::read::Exceeded::Pages(
+                        limits.pages,
+                    )));
                 }
                 Some(token) => params = params.continue_token(&token),
                 None => return Ok(out),
@@ -221,7 +225,7 @@ async fn list(
     };
     tokio::time::timeout(limits.time, pages)
         .await
-        .map_err(|_| exceeded(crate::observe::Exceeded::Time(limits.time)))?
+        .map_err(|_| exceeded(crate::cluster::read::Exceeded::Time(limits.time)))?
 }
 
 /// Finds and deletes the stuck pods of `namespaces`, each with the registries (`servers`)

@@ -18,7 +18,7 @@
 //! count: each watch keeps a small fingerprint (two integers) of what planning reads, per object
 //! it has seen change, and ignores events that leave it as it was.
 //!
-//! A watch holds at most `--max-list-items` objects ([`crate::observe::ListLimits`]), so a
+//! A watch holds at most `--max-list-items` objects ([`crate::cluster::read::ListLimits`]), so a
 //! server whose watch only ever adds new objects cannot grow regops' memory: past the cap the
 //! watch says so (an error naming the flag), forgets what it held, and lists again after a
 //! backoff of its own, then a full apply (whose LISTs keep to the same limits). The queue holds
@@ -45,7 +45,7 @@ use crate::controller::metrics::Metrics;
 
 /// Up to this many namespaces are planned together in one fast pass (each is read with
 /// namespaced LISTs, as `-n` does).
-pub const BATCH: usize = crate::observe::NAMESPACED_READ_MAX;
+pub const BATCH: usize = crate::cluster::read::NAMESPACED_READ_MAX;
 
 /// With more namespaces than this waiting, one full apply (a few LISTs per kind) costs less
 /// than namespace passes (a few LISTs per namespace).
@@ -492,7 +492,7 @@ async fn current_version(client: &Client, w: &Watched) -> Result<String, kube::E
     if let Some(l) = &w.labels {
         lp = lp.labels(l);
     }
-    let read = crate::retry::retry(|| async {
+    let read = crate::cluster::retry::retry(|| async {
         let req = if w.metadata_only {
             request.list_metadata(&lp)
         } else {
@@ -508,11 +508,11 @@ async fn current_version(client: &Client, w: &Watched) -> Result<String, kube::E
         let head: ListHead = serde_json::from_slice(&buf).map_err(kube::Error::SerdeError)?;
         Ok(head.metadata.resource_version)
     });
-    let time = crate::observe::list_limits().time;
+    let time = crate::cluster::read::list_limits().time;
     tokio::time::timeout(time, read).await.map_err(|_| {
         kube::Error::Service(Box::new(std::io::Error::other(format!(
             "the LIST {}",
-            crate::observe::Exceeded::Time(time)
+            crate::cluster::read::Exceeded::Time(time)
         ))))
     })?
 }
@@ -578,7 +578,7 @@ pub async fn run(
     // client-go's reflector does after a watch error.
     const RELIST_AFTER: u32 = 3;
     let mut failures = 0;
-    let cap = crate::observe::list_limits().items;
+    let cap = crate::cluster::read::list_limits().items;
     let mut over_cap = Backoff::new();
     while !stop.load(Ordering::SeqCst) {
         let ended = watch_once(
@@ -615,7 +615,7 @@ pub async fn run(
                     (shared.error)(&format!(
                         "the watch of {} {}",
                         w.resource,
-                        crate::observe::Exceeded::Items(cap)
+                        crate::cluster::read::Exceeded::Items(cap)
                     ));
                     over_cap.wait().await;
                 }
@@ -629,7 +629,7 @@ pub async fn run(
                     if reason == "expired" {
                         "410 Gone: the version is too old to resume from".to_string()
                     } else if reason == "limit" {
-                        format!("past {} objects", crate::observe::thousands(cap))
+                        format!("past {} objects", crate::cluster::read::thousands(cap))
                     } else {
                         format!("{RELIST_AFTER} failed watches in a row")
                     }
@@ -686,7 +686,7 @@ async fn watch_once(
         + SILENCE_GRACE;
     let mut body = std::pin::pin!(body);
     let mut line = Vec::new();
-    let cap = usize::try_from(crate::observe::list_limits().items).unwrap_or(usize::MAX);
+    let cap = usize::try_from(crate::cluster::read::list_limits().items).unwrap_or(usize::MAX);
     loop {
         let next = crate::bounded::next_line(&mut body, &mut line, crate::bounded::EVENT_LIMIT);
         match tokio::time::timeout_at(deadline, next).await {
@@ -902,7 +902,7 @@ mod tests {
         sources.add(
             "t.yaml".into(),
             yaml.into(),
-            regops_spec::source::Format::Yaml,
+            regops_spec::source::SpecFormat::Yaml,
         );
         regops_spec::load(sources, "t").ok().unwrap().spec
     }

@@ -343,7 +343,7 @@ pullSecrets:
 /// later ones are counted without a request.
 #[test]
 fn repeats_are_one_event_with_a_series() {
-    use regops_core::events::{Event, Pass, Regarding, Type};
+    use regops_core::events::{Event, PassEvents, Regarding, Type};
     let c = common::Cluster::new(SPEC);
     c.server
         .seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}))
@@ -354,10 +354,10 @@ fn repeats_are_one_event_with_a_series() {
         .build()
         .unwrap();
     let (client, _) = rt
-        .block_on(regops::cluster::connect(Some(&c.kubeconfig), None))
+        .block_on(regops::cluster::client::connect(Some(&c.kubeconfig), None))
         .unwrap();
-    let recorder = regops::events::Recorder::new("ev", "host/1");
-    let pass = || Pass {
+    let recorder = regops::cluster::events::Recorder::new("ev", "host/1");
+    let pass = || PassEvents {
         events: vec![Event {
             regarding: Regarding {
                 api_version: "v1".into(),

@@ -1,7 +1,9 @@
 //! The layers stay apart: clap's types, and the flag structs made with them, live in the cli
-//! layer (`cli.rs`, `commands/`, `main.rs`) alone. Below it, code takes plain options
-//! (`regops::options`), so the loading, cluster, fleet and controller code can be driven
-//! without a command line (cargo's `ops` take `CompileOptions`, never clap's matches).
+//! layer (`cli/`, `main.rs`) alone. Below it, code takes plain options
+//! (`regops::ops::options`), so the loading, cluster, fleet and controller code can be driven
+//! without a command line (cargo's `ops` take `CompileOptions`, never clap's matches). And
+//! each layer calls only down: `cli` → `controller` → `ops` → `inputs`, `cluster`,
+//! `registry` (the folders of `crates/regops/src`, as docs/design.md draws them).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
@@ -25,11 +27,11 @@ fn no_clap_type_is_used_below_the_cli_layer() {
     sources(&src, &mut files);
     let cli_layer = |p: &Path| {
         let rel = p.strip_prefix(&src).unwrap();
-        rel == Path::new("cli.rs") || rel == Path::new("main.rs") || rel.starts_with("commands")
+        rel.starts_with("cli") || rel == Path::new("main.rs")
     };
-    // The flag structs cli.rs defines (`…Args`, `ColorChoice`; its `Command` and
+    // The flag structs cli/mod.rs defines (`…Args`, `ColorChoice`; its `Command` and
     // `LoadRestrictor` share their names with std's and regops_spec's), and clap itself.
-    let cli_text = std::fs::read_to_string(src.join("cli.rs")).unwrap();
+    let cli_text = std::fs::read_to_string(src.join("cli").join("mod.rs")).unwrap();
     let flag_types: Vec<String> = cli_text
         .lines()
         .filter_map(|l| {
@@ -70,5 +72,127 @@ fn no_clap_type_is_used_below_the_cli_layer() {
         found.is_empty(),
         "clap types below the cli layer (take an options struct instead):\n{}",
         found.join("\n")
+    );
+}
+
+/// Which layer a file of `crates/regops/src` is in, by its folder; `None` for the shared
+/// modules at the top (output, failure, errors, atomic, bounded) that every layer may use.
+fn layer(rel: &Path) -> Option<&'static str> {
+    let first = rel.components().next()?.as_os_str().to_str()?;
+    Some(match first {
+        "cli" | "main.rs" => "cli",
+        "controller" => "controller",
+        "ops" => "ops",
+        "inputs" => "inputs",
+        "cluster" => "cluster",
+        "registry.rs" => "registry",
+        _ => return None,
+    })
+}
+
+/// The layers each layer may name (besides its own and the shared modules).
+fn may_call(layer: &str) -> &'static [&'static str] {
+    match layer {
+        "cli" => &["controller", "ops", "inputs", "cluster", "registry"],
+        "controller" => &["ops", "inputs", "cluster", "registry"],
+        "ops" => &["inputs", "cluster", "registry"],
+        // The I/O layers beside each other: minting uses the registry's HTTP connector and
+        // the cluster's request timeout; the kubeconfig's exec plugins start as helpers do.
+        "inputs" => &["cluster", "registry"],
+        "cluster" => &["inputs"],
+        "registry" => &["inputs", "cluster"],
+        _ => &[],
+    }
+}
+
+#[test]
+fn each_layer_calls_only_down() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let layers = ["cli", "controller", "ops", "inputs", "cluster", "registry"];
+    let mut found = Vec::new();
+    let mut checked = 0;
+    for file in &files {
+        let rel = file.strip_prefix(&src).unwrap();
+        let Some(from) = layer(rel) else { continue };
+        checked += 1;
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap();
+            for to in layers {
+                if to != from
+                    && !may_call(from).contains(&to)
+                    && (code.contains(&format!("crate::{to}::"))
+                        || code.contains(&format!("crate::{to};")))
+                {
+                    found.push(format!(
+                        "{}:{}: {from} names {to}: {}",
+                        rel.display(),
+                        n + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    // The walk saw every layer's files (a renamed folder would make this test see nothing).
+    assert!(checked > 40, "only {checked} files in the layers");
+    for l in layers {
+        assert!(
+            files
+                .iter()
+                .any(|f| layer(f.strip_prefix(&src).unwrap()) == Some(l)),
+            "no file in layer {l}"
+        );
+    }
+    assert!(
+        found.is_empty(),
+        "a layer names one above it (move the code down, or pass what it needs):\n{}",
+        found.join("\n")
+    );
+}
+
+/// docs/design.md's layout section names every folder of `crates/regops/src` and every module
+/// in the layers' folders, so the picture a reader starts from is the tree.
+#[test]
+fn the_design_docs_layout_matches_the_tree() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let design = std::fs::read_to_string(root.join("../../docs/design.md")).unwrap();
+    let start = design.find("## Layout").unwrap();
+    let layout = &design[start..];
+    let layout = &layout[..layout[3..].find("\n## ").map_or(layout.len(), |i| i + 3)];
+    let src = root.join("src");
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if !path.is_dir() {
+            continue;
+        }
+        if !layout.contains(&format!("src/{name}/")) {
+            missing.push(format!("src/{name}/"));
+        }
+        if ["ops", "inputs", "cluster"].contains(&name.as_str()) {
+            for module in std::fs::read_dir(&path).unwrap() {
+                let module = module.unwrap().path();
+                let stem = module.file_stem().unwrap().to_str().unwrap().to_string();
+                let named = |w: &str| {
+                    layout.match_indices(w).any(|(i, _)| {
+                        let before = layout[..i].chars().last();
+                        let after = layout[i + w.len()..].chars().next();
+                        !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+                            && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+                    })
+                };
+                if stem != "mod" && !named(&stem) {
+                    missing.push(format!("src/{name}/{stem}"));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/design.md's layout does not name: {missing:?}"
     );
 }

@@ -44,16 +44,16 @@ fn secret(ns: &str, type_: &str, owned: bool) -> serde_json::Value {
 fn plan_now(
     rt: &tokio::runtime::Runtime,
     client: &kube::Client,
-    target: &regops::cluster::Target,
+    target: &regops::cluster::client::Target,
     spec: &regops_spec::Spec,
-    logins: &BTreeMap<String, regops::credentials::Login>,
+    logins: &BTreeMap<String, regops::inputs::credentials::Login>,
 ) -> (
     regops_core::observed::Observed,
     regops_core::desired::Desired,
     regops_core::plan::Plan,
 ) {
     let observed = rt
-        .block_on(regops::observe::from_cluster(
+        .block_on(regops::cluster::read::from_cluster(
             client, target, spec, "team", None,
         ))
         .unwrap();
@@ -89,19 +89,23 @@ fn a_replacement_whose_secret_changed_since_the_plan_deletes_nothing() {
     server.write_kubeconfig(&kubeconfig).unwrap();
 
     let mut sources = regops_spec::Sources::default();
-    sources.add("team.yaml".into(), SPEC.into(), regops_spec::Format::Yaml);
+    sources.add(
+        "team.yaml".into(),
+        SPEC.into(),
+        regops_spec::SpecFormat::Yaml,
+    );
     let loaded = regops_spec::load(sources, "team").unwrap();
     let mut logins = BTreeMap::new();
     logins.insert(
         "robot".to_string(),
-        regops::credentials::Login::new("robot", secrecy::SecretString::from("pw")),
+        regops::inputs::credentials::Login::new("robot", secrecy::SecretString::from("pw")),
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let (client, target) = rt
-        .block_on(regops::cluster::connect(Some(&kubeconfig), None))
+        .block_on(regops::cluster::client::connect(Some(&kubeconfig), None))
         .unwrap();
     let (observed, desired, plan) = plan_now(&rt, &client, &target, &loaded.spec, &logins);
     let replaced: Vec<&str> = plan
@@ -138,7 +142,7 @@ fn a_replacement_whose_secret_changed_since_the_plan_deletes_nothing() {
         server.object("secrets", "adopted", "legacy").unwrap()["metadata"]["uid"].clone();
     server.clear_log();
 
-    let opts = regops::apply::Options {
+    let opts = regops::cluster::write::Options {
         spec: "team".into(),
         commit: None,
         prune: false,
@@ -146,7 +150,7 @@ fn a_replacement_whose_secret_changed_since_the_plan_deletes_nothing() {
         force_conflicts: false,
         concurrency: 2,
     };
-    let report = rt.block_on(regops::apply::run(
+    let report = rt.block_on(regops::cluster::write::run(
         &client,
         &plan,
         &desired,
@@ -189,7 +193,7 @@ fn a_replacement_whose_secret_changed_since_the_plan_deletes_nothing() {
     // one handed to another team is now a conflict.
     let (observed, desired, plan) = plan_now(&rt, &client, &target, &loaded.spec, &logins);
     assert_eq!(plan.conflicts.len(), 1, "{:?}", plan.conflicts);
-    let report = rt.block_on(regops::apply::run(
+    let report = rt.block_on(regops::cluster::write::run(
         &client,
         &plan,
         &desired,

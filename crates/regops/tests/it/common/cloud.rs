@@ -230,7 +230,7 @@ fn check_signature(
             "The security token included in the request is invalid.".into(),
         ));
     }
-    use regops::mint::sigv4::{Refusal, verify};
+    use regops::inputs::mint::sigv4::{Refusal, verify};
     match verify(parts.method.as_str(), path, &refs, body, &secret, clock) {
         Ok(()) => Ok(key),
         Err(Refusal::Skewed) => Err((

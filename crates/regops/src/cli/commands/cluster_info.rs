@@ -1,0 +1,25 @@
+//! `regops cluster-info`: which cluster the kubeconfig reaches, and that regops can read it.
+
+use crate::ExitStatus;
+use crate::cli::ClusterArgs;
+use crate::cluster::client::runtime;
+use crate::failure::Outcome;
+use crate::output::Term;
+
+pub(super) fn cluster_info(args: ClusterArgs, term: &Term) -> Outcome {
+    crate::cluster::retry::set_request_timeout(args.request_timeout);
+    let info = runtime()?.block_on(crate::cluster::client::info(
+        args.kubeconfig.as_deref(),
+        args.context.as_deref(),
+    ))?;
+    // The server's version string and the kubeconfig's names are data.
+    use regops_spec::untrusted::terminal;
+    term.stdout(&format!(
+        "server:     {}\ncontext:    {}\nversion:    {}\nnamespaces: {}\n",
+        terminal(&info.target.server),
+        terminal(info.target.context.as_deref().unwrap_or("(in-cluster)")),
+        terminal(&info.version.to_string()),
+        info.namespaces
+    ));
+    Ok(ExitStatus::Success)
+}

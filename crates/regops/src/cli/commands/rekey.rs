@@ -1,0 +1,28 @@
+//! `regops rekey`: its flags, and what it says ([`crate::ops::rekey`] does the work).
+
+use crate::ExitStatus;
+use crate::cli::RekeyArgs;
+use crate::failure::Outcome;
+use crate::output::Term;
+
+pub(super) fn rekey(args: RekeyArgs, term: &Term) -> Outcome {
+    let done = crate::ops::rekey::rekey(&args.spec.options(), &args.identity.identity, term)?;
+    for name in &done.sops {
+        term.note(&format!(
+            "credential `{name}` is read from a sops file: rekey leaves it alone (run `sops updatekeys` on the file to change who can decrypt it)"
+        ));
+    }
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    if done.credentials == 0 {
+        term.note("no encrypted credentials to rekey");
+    } else {
+        term.note(&format!(
+            "re-encrypted {} credential{} to {} recipient{}",
+            done.credentials,
+            plural(done.credentials),
+            done.recipients,
+            plural(done.recipients)
+        ));
+    }
+    Ok(ExitStatus::Success)
+}
