@@ -701,6 +701,23 @@ pub struct TrustArgs {
     /// service-account token), when VAULT_TOKEN is not set; else VAULT_ROLE.
     #[arg(long = "vault-role", value_name = "ROLE")]
     pub vault_role: Option<String>,
+    /// How `vault:` sources log in to Vault: `token` (VAULT_TOKEN), `kubernetes` (Kubernetes
+    /// auth with the pod's service-account token and --vault-role) or `jwt` (JWT/OIDC auth
+    /// with the JWT in VAULT_JWT_FILE, else the pod's service-account token, and
+    /// --vault-role); else VAULT_AUTH; else VAULT_TOKEN when set, Kubernetes auth when not.
+    #[arg(long = "vault-auth", value_enum, value_name = "METHOD")]
+    pub vault_auth: Option<VaultAuth>,
+}
+
+/// How `vault:` sources log in to Vault (`--vault-auth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VaultAuth {
+    /// VAULT_TOKEN.
+    Token,
+    /// Kubernetes auth (`auth/<VAULT_K8S_AUTH_MOUNT>/login`).
+    Kubernetes,
+    /// JWT/OIDC auth (`auth/<VAULT_JWT_AUTH_MOUNT>/login`).
+    Jwt,
 }
 
 impl TrustArgs {
@@ -712,6 +729,11 @@ impl TrustArgs {
             allow_minted_hosts: self.allow_minted_host.clone(),
             allow_secrets: self.allow_secret.clone(),
             vault_role: self.vault_role.clone(),
+            vault_auth: self.vault_auth.map(|a| match a {
+                VaultAuth::Token => regops_spec::trust::VaultAuth::Token,
+                VaultAuth::Kubernetes => regops_spec::trust::VaultAuth::Kubernetes,
+                VaultAuth::Jwt => regops_spec::trust::VaultAuth::Jwt,
+            }),
         }
     }
 
