@@ -1129,7 +1129,7 @@ impl<'d> Decoder<'d> {
                     Diagnostic::error(
                         "spec::invalid-value",
                         format!(
-                            "`{field}` of {what}: `{}` {why}",
+                            "`{field}` of {what}: `{}`: {why}",
                             crate::untrusted::terminal(&n.value)
                         ),
                     )
