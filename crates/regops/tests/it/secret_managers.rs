@@ -1028,3 +1028,91 @@ fn vault_jwt_auth_logs_in_with_the_operators_jwt_file_and_role() {
     );
     assert_eq!(cloud.calls("vault:jwt-login"), 3);
 }
+
+#[test]
+#[ignore = "needs docker-registry and htpasswd (Debian: docker-registry, apache2-utils)"]
+fn validate_logs_in_to_a_real_registry_with_a_password_from_each_secret_manager() {
+    common::registry::require();
+    let (dir, storage) = common::registry::workdir();
+    let registry = common::registry::start(dir.path(), "plain", &storage, None);
+    let cloud = Cloud::start();
+    {
+        let mut s = cloud.state.lock().unwrap();
+        s.aws_secrets
+            .insert("registry/alice".into(), "s3cret".into());
+        s.gcp_secrets.insert(
+            "projects/my-project/secrets/registry-alice/versions/latest".into(),
+            "s3cret".into(),
+        );
+        s.key_vault_secrets
+            .insert("myvault/registry-alice".into(), "s3cret".into());
+        s.vault_secrets.insert(
+            "secret/registry/alice".into(),
+            serde_json::json!({"password": "s3cret"}),
+        );
+    }
+    let jwt = dir.path().join("ci-jwt");
+    std::fs::write(&jwt, cloud::VAULT_OIDC_JWT).unwrap();
+    let spec = dir.path().join("regops.yaml");
+    for (source, allow, calls) in [
+        (
+            "{awsSecretsManager: {secretId: registry/alice, region: eu-west-1}}",
+            "aws:registry/alice",
+            "secretsmanager",
+        ),
+        (
+            "{gcpSecretManager: {name: projects/my-project/secrets/registry-alice/versions/latest}}",
+            "gcp:projects/my-project/secrets/registry-alice/versions/latest",
+            "gcp:secretmanager",
+        ),
+        (
+            "{azureKeyVault: {vault: myvault, secret: registry-alice}}",
+            "azure:myvault/registry-alice",
+            "keyvault",
+        ),
+        (
+            "{vault: {path: registry/alice, field: password}}",
+            "vault:secret/registry/alice",
+            "vault:jwt-login",
+        ),
+    ] {
+        std::fs::write(
+            &spec,
+            format!(
+                "apiVersion: regops.dev/v1
+kind: RegistryConfig
+registries:
+  plain: {{ server: \"127.0.0.1:{}\", credential: alice, insecure: true }}
+credentials:
+  alice: {{ username: alice, password: {source} }}
+",
+                registry.port
+            ),
+        )
+        .unwrap();
+        let mut cmd = with_clouds(&cloud);
+        for (k, v) in [
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", cloud.url()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("AWS_ACCESS_KEY_ID", cloud::ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", cloud::SECRET_KEY.into()),
+            ("VAULT_ADDR", cloud.url()),
+            ("VAULT_AUTH", "jwt".into()),
+            ("VAULT_ROLE", cloud::VAULT_JWT_ROLE.into()),
+            ("VAULT_JWT_FILE", jwt.display().to_string()),
+        ] {
+            cmd.env(k, v);
+        }
+        let r = clean(cmd.arg("validate").arg("-f").arg(&spec).args([
+            "--output",
+            "json",
+            "--allow-secret",
+            allow,
+        ]));
+        assert!(!r.stdout.contains("s3cret"), "{}", r.transcript());
+        assert_eq!(r.code, 0, "{source}: {}", r.transcript());
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(v["registries"][0]["result"], "OK", "{source}: {}", r.stdout);
+        assert_eq!(cloud.calls(calls), 1, "{source}");
+    }
+}
