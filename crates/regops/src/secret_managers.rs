@@ -50,6 +50,10 @@ pub enum SourceError {
     Checksum,
 }
 
+/// The longest a read from Google Secret Manager, Key Vault or Vault may take, its answer
+/// included.
+const READ_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The Kubernetes service-account token Vault's Kubernetes auth logs in with, where the
 /// kubelet mounts it.
 pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -288,14 +292,12 @@ pub async fn gcp_secret(
     let token = crate::mint::gcp::mint(env).await?;
     let url = gcp_access_url(&src.name.value, env);
     let step = format!("Secret Manager access of {}", src.name.value);
-    let reply = Request::get(&url)
-        .header(
-            "authorization",
-            format!("Bearer {}", token.password.expose_secret()),
-        )
-        .send()
-        .await
-        .map_err(|e| MintError::new(&step, e))?;
+    let mut req = Request::get(&url).header(
+        "authorization",
+        format!("Bearer {}", token.password.expose_secret()),
+    );
+    req.timeout = READ_TIMEOUT;
+    let reply = req.send().await.map_err(|e| MintError::new(&step, e))?;
     if !reply.ok() {
         return Err(MintError::new(step, gcp_error(&reply)));
     }
@@ -408,11 +410,9 @@ pub async fn azure_secret(
         "Key Vault get of the secret {} in {}",
         src.secret.value, src.vault.value
     );
-    let reply = Request::get(&url)
-        .header("authorization", format!("Bearer {}", token.as_str()))
-        .send()
-        .await
-        .map_err(|e| MintError::new(&step, e))?;
+    let mut req = Request::get(&url).header("authorization", format!("Bearer {}", token.as_str()));
+    req.timeout = READ_TIMEOUT;
+    let reply = req.send().await.map_err(|e| MintError::new(&step, e))?;
     if !reply.ok() {
         return Err(MintError::new(step, key_vault_error(&reply)));
     }
@@ -544,7 +544,7 @@ async fn vault_token(
             .into_bytes(),
     );
     let mut req = Request::post(&url, "application/json", body);
-    req.timeout = Duration::from_secs(20);
+    req.timeout = READ_TIMEOUT;
     if let Some(ns) = env("VAULT_NAMESPACE").filter(|n| !n.is_empty()) {
         req = req.header("x-vault-namespace", ns);
     }
@@ -577,7 +577,7 @@ pub async fn vault_secret(
         src.path.value
     );
     let mut req = Request::get(&url).header("x-vault-token", token.as_str());
-    req.timeout = Duration::from_secs(20);
+    req.timeout = READ_TIMEOUT;
     if let Some(ns) = env("VAULT_NAMESPACE").filter(|n| !n.is_empty()) {
         req = req.header("x-vault-namespace", ns);
     }
