@@ -1,9 +1,12 @@
-//! `awsSecretsManager:` and `vault:` credential sources through the binary, against the fake
-//! AWS and Vault of tests/common/cloud.rs (which check the requests as the services' API
-//! references define them): read through `check`, `plan` and `apply`, once per run; refused,
-//! before any call, for a secret the operator did not allow with `--allow-secret`; throttling,
-//! errors and a 12 MB answer refused with a clear message; Vault's address only the
-//! operator's, and https unless on loopback; no value in any output.
+//! `awsSecretsManager:`, `gcpSecretManager:`, `azureKeyVault:` and `vault:` credential
+//! sources through the binary, against the fake AWS, Google, Azure and Vault of
+//! tests/common/cloud.rs (which check the requests as the services' API references define
+//! them): read through `check`, `plan`, `apply`, `drift` and `validate`, once per run; refused,
+//! before any call, for a secret the operator did not allow with `--allow-secret` or a name
+//! crafted to reach another path or host; throttling, errors, a damaged checksum and a 12 MB
+//! answer refused with a clear message; Vault's address only the operator's, and https unless
+//! on loopback, its login by token, Kubernetes or JWT auth as the operator chooses; no value in
+//! any output.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
@@ -1005,6 +1008,18 @@ fn vault_jwt_auth_logs_in_with_the_operators_jwt_file_and_role() {
     assert_eq!(r.code, 1, "{}", r.transcript());
     assert!(
         says_wrapped(&r, &format!("the token to log in with, {}", gone.display())),
+        "{}",
+        r.transcript()
+    );
+    // The auth mount is the operator's, and still a plain path.
+    let r = clean(
+        base()
+            .env("VAULT_JWT_AUTH_MOUNT", "../sys")
+            .args(["--vault-auth", "jwt"]),
+    );
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        says_wrapped(&r, "VAULT_JWT_AUTH_MOUNT: it has a `.` or `..` segment"),
         "{}",
         r.transcript()
     );
