@@ -44,6 +44,8 @@ pub const SECRET_SOURCE_FIELDS: &[&str] = &[
     "helper",
     "sops",
     "awsSecretsManager",
+    "gcpSecretManager",
+    "azureKeyVault",
     "vault",
     "ecr",
     "gcp",
@@ -51,6 +53,8 @@ pub const SECRET_SOURCE_FIELDS: &[&str] = &[
 ];
 pub const AWS_SECRETS_MANAGER_FIELDS: &[&str] = &["secretId", "region", "versionStage", "jsonKey"];
 pub const VAULT_FIELDS: &[&str] = &["path", "field", "mount"];
+pub const GCP_SECRET_MANAGER_FIELDS: &[&str] = &["name", "jsonKey"];
+pub const AZURE_KEY_VAULT_FIELDS: &[&str] = &["vault", "secret", "version", "jsonKey"];
 pub const SOPS_FIELDS: &[&str] = &["file", "extract", "format", "decode", "jsonKey"];
 pub const ECR_FIELDS: &[&str] = &["region", "registryId", "roleArn"];
 pub const GCP_FIELDS: &[&str] = &[];
@@ -91,6 +95,8 @@ pub const FIELD_TABLE: &[(&str, &[&str])] = &[
     ("SopsSource", SOPS_FIELDS),
     ("AwsSecretsManagerSource", AWS_SECRETS_MANAGER_FIELDS),
     ("VaultSource", VAULT_FIELDS),
+    ("GcpSecretManagerSource", GCP_SECRET_MANAGER_FIELDS),
+    ("AzureKeyVaultSource", AZURE_KEY_VAULT_FIELDS),
     ("Scope", SCOPE_FIELDS),
     ("LabelSelector", SELECTOR_FIELDS),
     ("LabelRequirement", REQUIREMENT_FIELDS),
@@ -1107,6 +1113,112 @@ impl<'d> Decoder<'d> {
         })
     }
 
+    /// A name checked by `rule`; the error located on it, with `help`.
+    fn checked_name(
+        &mut self,
+        n: &Spanned<String>,
+        what: &str,
+        field: &str,
+        rule: fn(&str) -> Result<(), &'static str>,
+        help: &str,
+    ) -> bool {
+        match rule(&n.value) {
+            Ok(()) => true,
+            Err(why) => {
+                self.push(
+                    Diagnostic::error(
+                        "spec::invalid-value",
+                        format!(
+                            "`{field}` of {what}: `{}`: {why}",
+                            crate::untrusted::terminal(&n.value)
+                        ),
+                    )
+                    .with_label(n.loc, format!("not a {field}"))
+                    .with_help(help.to_string()),
+                );
+                false
+            }
+        }
+    }
+
+    /// `{name, jsonKey?}` of a `gcpSecretManager:` source.
+    fn gcp_secret_manager_source(
+        &mut self,
+        node: &Node,
+        what: &str,
+    ) -> Option<GcpSecretManagerSource> {
+        let e = self.mapping(node, what, GCP_SECRET_MANAGER_FIELDS)?;
+        let name = self
+            .required(e, "name", node.loc, what)
+            .and_then(|n| self.string(n, "a secret version's resource name"));
+        let json_key = field(e, "jsonKey").and_then(|n| self.string(n, "a JSON key"));
+        let name = name?;
+        let mut ok = self.checked_name(
+            &name,
+            what,
+            "name",
+            rules::gcp_secret_name,
+            "a secret version as Google names it: `projects/my-project/secrets/registry-harbor/versions/latest` (or a version number)",
+        );
+        if let Some(k) = &json_key {
+            ok &= self.secret_name(k, what, "jsonKey");
+        }
+        ok.then_some(GcpSecretManagerSource {
+            name,
+            json_key,
+            loc: node.loc,
+        })
+    }
+
+    /// `{vault, secret, version?, jsonKey?}` of an `azureKeyVault:` source.
+    fn azure_key_vault_source(&mut self, node: &Node, what: &str) -> Option<AzureKeyVaultSource> {
+        let e = self.mapping(node, what, AZURE_KEY_VAULT_FIELDS)?;
+        let vault = self
+            .required(e, "vault", node.loc, what)
+            .and_then(|n| self.string(n, "a Key Vault's name"));
+        let secret = self
+            .required(e, "secret", node.loc, what)
+            .and_then(|n| self.string(n, "a secret's name"));
+        let version = field(e, "version").and_then(|n| self.string(n, "a secret's version"));
+        let json_key = field(e, "jsonKey").and_then(|n| self.string(n, "a JSON key"));
+        let (vault, secret) = (vault?, secret?);
+        // The vault's name becomes a host name, the secret's and the version a URL path:
+        // each is held to Azure's own rules, which leave no `.`, `/`, `@` or `%`.
+        let mut ok = self.checked_name(
+            &vault,
+            what,
+            "vault",
+            rules::azure_vault_name,
+            "the vault's name alone (`myvault`, not `myvault.vault.azure.net`): 3 to 24 letters, digits and `-`",
+        );
+        ok &= self.checked_name(
+            &secret,
+            what,
+            "secret",
+            rules::azure_secret_name,
+            "the secret's name as Key Vault shows it: 1 to 127 letters, digits and `-`",
+        );
+        if let Some(v) = &version {
+            ok &= self.checked_name(
+                v,
+                what,
+                "version",
+                rules::azure_secret_version,
+                "the version's id as Key Vault shows it (32 hexadecimal digits), or no `version` for the current one",
+            );
+        }
+        if let Some(k) = &json_key {
+            ok &= self.secret_name(k, what, "jsonKey");
+        }
+        ok.then_some(AzureKeyVaultSource {
+            vault,
+            secret,
+            version,
+            json_key,
+            loc: node.loc,
+        })
+    }
+
     fn minted_source(&mut self, key: &str, node: &Node, desc: &str) -> Option<SecretSource> {
         let what = format!("`{key}` of the password of {desc}");
         let known = match key {
@@ -1236,7 +1348,7 @@ impl<'d> Decoder<'d> {
                     .collect();
                 if present.len() != 1 {
                     self.push(
-                        Diagnostic::error("spec::secret-source", format!("the password of {desc} needs exactly one of `ageFile`, `env`, `file`, `helper`, `sops`, `awsSecretsManager`, `vault`, `ecr`, `gcp`, `acr`"))
+                        Diagnostic::error("spec::secret-source", format!("the password of {desc} needs exactly one of `ageFile`, `env`, `file`, `helper`, `sops`, `awsSecretsManager`, `gcpSecretManager`, `azureKeyVault`, `vault`, `ecr`, `gcp`, `acr`"))
                             .with_label(node.loc, if present.is_empty() { "none given".to_string() } else { format!("{} given", present.join(" and ")) }),
                     );
                     return None;
@@ -1252,6 +1364,18 @@ impl<'d> Decoder<'d> {
                             aws_secrets_manager,
                         },
                     );
+                }
+                if key == "gcpSecretManager" {
+                    let what = format!("`gcpSecretManager` of the password of {desc}");
+                    return self.gcp_secret_manager_source(field(e, key)?, &what).map(
+                        |gcp_secret_manager| SecretSource::GcpSecretManager { gcp_secret_manager },
+                    );
+                }
+                if key == "azureKeyVault" {
+                    let what = format!("`azureKeyVault` of the password of {desc}");
+                    return self
+                        .azure_key_vault_source(field(e, key)?, &what)
+                        .map(|azure_key_vault| SecretSource::AzureKeyVault { azure_key_vault });
                 }
                 if key == "vault" {
                     let what = format!("`vault` of the password of {desc}");

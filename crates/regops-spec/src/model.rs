@@ -421,6 +421,55 @@ impl VaultSource {
     }
 }
 
+/// A secret version of Google Secret Manager. The endpoint is Google's
+/// (`secretmanager.googleapis.com`), never the spec's; the token the one regops mints from
+/// Application Default Credentials.
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GcpSecretManagerSource {
+    /// The version's resource name, `projects/PROJECT/secrets/SECRET/versions/VERSION`
+    /// (`latest` or a number); the operator must allow it with `--allow-secret gcp:NAME` (or
+    /// a prefix: `gcp:projects/my-project/secrets/registry-*`).
+    #[schemars(regex(
+        pattern = r"^projects/[a-z0-9-]+/secrets/[A-Za-z0-9_-]{1,255}/versions/(latest|[1-9][0-9]*)$"
+    ))]
+    pub name: Spanned<String>,
+    /// The secret's value is a JSON object: read this key of it.
+    pub json_key: Option<Spanned<String>>,
+    #[schemars(skip)]
+    pub loc: Loc,
+}
+
+/// A secret of Azure Key Vault. The endpoint is the vault's in the operator's cloud
+/// (`<vault>.vault.azure.net`, `.vault.azure.cn`, `.vault.usgovcloudapi.net`), never the spec's;
+/// the token an Entra ID token of the operator's identity.
+#[derive(Clone, Debug, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AzureKeyVaultSource {
+    /// The vault's name (3 to 24 letters, digits and hyphens).
+    #[schemars(regex(pattern = r"^[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$"))]
+    pub vault: Spanned<String>,
+    /// The secret's name (1 to 127 letters, digits and hyphens); the operator must allow
+    /// `VAULT/SECRET` with `--allow-secret azure:myvault/registry-harbor` (or a prefix:
+    /// `azure:myvault/registry-*`).
+    #[schemars(regex(pattern = r"^[A-Za-z0-9-]{1,127}$"))]
+    pub secret: Spanned<String>,
+    /// The secret's version (32 hexadecimal digits); the current one when not given.
+    #[schemars(regex(pattern = r"^[0-9A-Fa-f]{32}$"))]
+    pub version: Option<Spanned<String>>,
+    /// The secret's value is a JSON object: read this key of it.
+    pub json_key: Option<Spanned<String>>,
+    #[schemars(skip)]
+    pub loc: Loc,
+}
+
+impl AzureKeyVaultSource {
+    /// `VAULT/SECRET`, as the operator's allowlist names it.
+    pub fn allow_name(&self) -> String {
+        format!("{}/{}", self.vault.value, self.secret.value)
+    }
+}
+
 /// How long before a credential's `expires` plan and drift warn, when `warnBefore` is not given.
 pub const DEFAULT_WARN_BEFORE_SECS: u64 = 14 * 86_400;
 
@@ -468,6 +517,18 @@ pub enum SecretSource {
     /// Read from HashiCorp Vault or OpenBao (KV version 2) when regops runs, at the operator's
     /// `VAULT_ADDR`; only a secret the operator allows (`--allow-secret vault:...`).
     Vault { vault: VaultSource },
+    /// Read from Google Secret Manager (`versions.access`) when regops runs, with the Google
+    /// token regops mints; only a secret the operator allows (`--allow-secret gcp:...`).
+    GcpSecretManager {
+        #[serde(rename = "gcpSecretManager")]
+        gcp_secret_manager: GcpSecretManagerSource,
+    },
+    /// Read from Azure Key Vault ("Get Secret") when regops runs, with the operator's Entra ID
+    /// identity; only a secret the operator allows (`--allow-secret azure:...`).
+    AzureKeyVault {
+        #[serde(rename = "azureKeyVault")]
+        azure_key_vault: AzureKeyVaultSource,
+    },
     /// A token minted from Amazon ECR when a Secret needs a new one.
     Ecr { ecr: EcrSource },
     /// A token minted from Google Cloud when a Secret needs a new one.
@@ -488,6 +549,8 @@ impl SecretSource {
                 aws_secrets_manager,
             } => aws_secrets_manager.loc,
             SecretSource::Vault { vault } => vault.loc,
+            SecretSource::GcpSecretManager { gcp_secret_manager } => gcp_secret_manager.loc,
+            SecretSource::AzureKeyVault { azure_key_vault } => azure_key_vault.loc,
             SecretSource::Ecr { ecr } => ecr.loc,
             SecretSource::Gcp { gcp } => gcp.loc,
             SecretSource::Acr { acr } => acr.loc,

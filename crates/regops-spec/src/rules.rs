@@ -612,6 +612,98 @@ pub fn vault_path(text: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// A Google Secret Manager secret version's resource name,
+/// `projects/PROJECT/secrets/SECRET/versions/VERSION`, as
+/// <https://cloud.google.com/secret-manager/docs/reference/rest/v1/projects.secrets.versions/access>
+/// names it: PROJECT a project id (6 to 30 lowercase letters, digits and hyphens, starting with
+/// a letter, not ending with a hyphen,
+/// <https://cloud.google.com/resource-manager/reference/rest/v1/projects>) or a project number;
+/// SECRET 1 to 255 letters, digits, `-` and `_`
+/// (<https://cloud.google.com/secret-manager/docs/reference/rest/v1/projects.secrets/create>);
+/// VERSION a version number or `latest`. What regops puts in the URL path
+/// `/v1/<name>:access` untouched.
+pub fn gcp_secret_name(text: &str) -> Result<(), &'static str> {
+    let parts: Vec<&str> = text.split('/').collect();
+    let [projects, project, secrets, secret, versions, version] = parts[..] else {
+        return Err("it is not `projects/PROJECT/secrets/SECRET/versions/VERSION`");
+    };
+    if projects != "projects" || secrets != "secrets" || versions != "versions" {
+        return Err("it is not `projects/PROJECT/secrets/SECRET/versions/VERSION`");
+    }
+    let project_id = (6..=30).contains(&project.len())
+        && project.starts_with(|c: char| c.is_ascii_lowercase())
+        && !project.ends_with('-')
+        && project
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let project_number = is_number(project);
+    if !(project_id || project_number) {
+        return Err(
+            "PROJECT is neither a project id (6 to 30 lowercase letters, digits and `-`, starting with a letter) nor a project number",
+        );
+    }
+    if secret.is_empty()
+        || secret.len() > 255
+        || !secret
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err("SECRET is not 1 to 255 letters, digits, `-` and `_`");
+    }
+    if version != "latest" && !is_number(version) {
+        return Err("VERSION is neither a version number nor `latest`");
+    }
+    Ok(())
+}
+
+/// A positive decimal number without leading zeros, at most 19 digits.
+fn is_number(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 19
+        && !text.starts_with('0')
+        && text.chars().all(|c| c.is_ascii_digit())
+}
+
+/// An Azure Key Vault's name, as
+/// <https://learn.microsoft.com/en-us/azure/azure-resource-manager/management/resource-name-rules#microsoftkeyvault>
+/// gives it: 3 to 24 letters, digits and hyphens, starting with a letter, ending with a
+/// letter or digit, no two hyphens in a row. It becomes the host `<name>.vault.azure.net`.
+pub fn azure_vault_name(text: &str) -> Result<(), &'static str> {
+    if !(3..=24).contains(&text.len())
+        || !text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err("it is not 3 to 24 letters, digits and `-`");
+    }
+    if !text.starts_with(|c: char| c.is_ascii_alphabetic()) || text.ends_with('-') {
+        return Err("it does not start with a letter and end with a letter or digit");
+    }
+    if text.contains("--") {
+        return Err("it has two hyphens in a row");
+    }
+    Ok(())
+}
+
+/// An Azure Key Vault secret's name: 1 to 127 letters, digits and hyphens
+/// (<https://learn.microsoft.com/en-us/azure/azure-resource-manager/management/resource-name-rules#microsoftkeyvault>,
+/// `vaults/secrets`).
+pub fn azure_secret_name(text: &str) -> Result<(), &'static str> {
+    if text.is_empty()
+        || text.len() > 127
+        || !text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err("it is not 1 to 127 letters, digits and `-`");
+    }
+    Ok(())
+}
+
+/// An Azure Key Vault secret's version: the 32 hexadecimal digits Key Vault gives each one.
+pub fn azure_secret_version(text: &str) -> Result<(), &'static str> {
+    if text.len() != 32 || !text.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err("it is not the 32 hexadecimal digits of a Key Vault version");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod secret_manager_tests {
     use super::*;
@@ -625,6 +717,93 @@ mod secret_manager_tests {
             "", "/x", "x/", "a//b", "a/../b", "..", "a/./b", "a?b", "a#b", "a%2e", "a b", "a\\b",
         ] {
             assert!(vault_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn gcp_secret_names_are_a_version_of_a_secret_of_a_project() {
+        for ok in [
+            "projects/my-project/secrets/registry-harbor/versions/latest",
+            "projects/123456789012/secrets/a_b-C9/versions/3",
+            "projects/abcdef/secrets/s/versions/1",
+        ] {
+            assert_eq!(gcp_secret_name(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "projects/my-project/secrets/registry",
+            "projects/my-project/secrets/registry/versions",
+            "projects/my-project/secrets/registry/versions/latest/x",
+            "projects/my-project/secrets/../versions/latest",
+            "projects/../secrets/s/versions/latest",
+            "projects/my-project/secrets/s/versions/..",
+            "projects/my-project/secrets/s/versions/./latest",
+            "projects/my-project/secrets/s%2F..%2Fx/versions/latest",
+            "projects/my-project/secrets/s@evil.com/versions/latest",
+            "projects/my-project/secrets/s/versions/latest?alt=media",
+            "projects/my-project/secrets/s/versions/latest#x",
+            "projects/My-Project/secrets/s/versions/latest",
+            "projects/short/secrets/s/versions/latest",
+            "projects/my-project-/secrets/s/versions/latest",
+            "projects/1my-project/secrets/s/versions/latest",
+            "projects/evil.com:x/secrets/s/versions/latest",
+            "projects/my-project/secrets/s.x/versions/latest",
+            "projects/my-project/secrets/s/versions/0",
+            "projects/my-project/secrets/s/versions/-1",
+            "projects/my-project/secrets/s/versions/LATEST",
+            "Projects/my-project/secrets/s/versions/latest",
+            "projects/my-project/keys/s/versions/latest",
+            "/projects/my-project/secrets/s/versions/latest",
+        ] {
+            assert!(gcp_secret_name(bad).is_err(), "{bad}");
+        }
+        let long = format!("projects/my-project/secrets/{}/versions/1", "a".repeat(256));
+        assert!(gcp_secret_name(&long).is_err());
+    }
+
+    #[test]
+    fn azure_names_follow_key_vaults_rules() {
+        for ok in ["myvault", "my-vault-01", "abc", &"a".repeat(24)] {
+            assert_eq!(azure_vault_name(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "ab",
+            &"a".repeat(25),
+            "1vault",
+            "vault-",
+            "my--vault",
+            "my_vault",
+            "my.vault",
+            "evil.com",
+            "vault@evil",
+            "vault%2F",
+            "..",
+            "",
+        ] {
+            assert!(azure_vault_name(bad).is_err(), "{bad}");
+        }
+        for ok in ["registry-harbor", "a", "0", &"a".repeat(127)] {
+            assert_eq!(azure_secret_name(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            &"a".repeat(128),
+            "registry/harbor",
+            "../x",
+            "a.b",
+            "a_b",
+            "a%2Fb",
+            "a@b",
+            "a?b",
+        ] {
+            assert!(azure_secret_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            azure_secret_version("0123456789abcdef0123456789ABCDEF"),
+            Ok(())
+        );
+        for bad in ["", "latest", "0123456789abcdef0123456789abcde", "../../x"] {
+            assert!(azure_secret_version(bad).is_err(), "{bad}");
         }
     }
 }

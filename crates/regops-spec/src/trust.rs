@@ -117,6 +117,44 @@ pub struct Policy {
     /// The Vault role for Kubernetes auth (`--vault-role`), before `VAULT_ROLE`: the
     /// operator's, as the Vault address is.
     pub vault_role: Option<String>,
+    /// How `vault:` sources log in to Vault (`--vault-auth`), before `VAULT_AUTH`: the
+    /// operator's, as the Vault address is.
+    pub vault_auth: Option<VaultAuth>,
+}
+
+/// How regops logs in to Vault for `vault:` sources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VaultAuth {
+    /// `VAULT_TOKEN`, as it is.
+    Token,
+    /// Kubernetes auth: the pod's service-account token and a role.
+    Kubernetes,
+    /// JWT/OIDC auth: a JWT from a file the operator names and a role.
+    Jwt,
+}
+
+impl VaultAuth {
+    pub const ALL: [(&'static str, VaultAuth); 3] = [
+        ("token", VaultAuth::Token),
+        ("kubernetes", VaultAuth::Kubernetes),
+        ("jwt", VaultAuth::Jwt),
+    ];
+
+    /// `token`, `kubernetes` or `jwt`.
+    pub fn from_name(name: &str) -> Option<VaultAuth> {
+        VaultAuth::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| *a)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            VaultAuth::Token => "token",
+            VaultAuth::Kubernetes => "kubernetes",
+            VaultAuth::Jwt => "jwt",
+        }
+    }
 }
 
 /// A kind of secret manager a spec may read from, as `--allow-secret` names it.
@@ -229,6 +267,12 @@ pub fn secret_of(source: &SecretSource) -> Option<(SecretKind, String, crate::Lo
         } => Some((SecretKind::Aws, a.secret_id.value.clone(), a.secret_id.loc)),
         SecretSource::Vault { vault } => {
             Some((SecretKind::Vault, vault.allow_name(), vault.path.loc))
+        }
+        SecretSource::GcpSecretManager {
+            gcp_secret_manager: g,
+        } => Some((SecretKind::Gcp, g.name.value.clone(), g.name.loc)),
+        SecretSource::AzureKeyVault { azure_key_vault: a } => {
+            Some((SecretKind::Azure, a.allow_name(), a.secret.loc))
         }
         _ => None,
     }

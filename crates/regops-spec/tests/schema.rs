@@ -163,6 +163,12 @@ const EVERY_FIELD: &str = r#"{
                "region": "eu-west-1", "versionStage": "AWSCURRENT", "jsonKey": "password"}}},
     "vaulted": {"username": "u", "password": {"vault": {"path": "registry/quay", "field": "token",
                 "mount": "kv"}}},
+    "gcpsm": {"username": "u", "password": {"gcpSecretManager": {
+               "name": "projects/my-project/secrets/registry-harbor/versions/latest",
+               "jsonKey": "password"}}},
+    "akv": {"username": "u", "password": {"azureKeyVault": {"vault": "myvault",
+             "secret": "registry-harbor", "version": "0123456789abcdef0123456789abcdef",
+             "jsonKey": "password"}}},
     "aws": {"password": {"ecr": {"region": "eu-west-1", "registryId": "123456789012",
                                   "roleArn": "arn:aws:iam::123456789012:role/pull"}},
             "refreshBefore": "1h"},
@@ -218,6 +224,14 @@ const PLACES: &[(&str, &str)] = &[
         "/credentials/awssm/password/awsSecretsManager",
     ),
     ("VaultSource", "/credentials/vaulted/password/vault"),
+    (
+        "GcpSecretManagerSource",
+        "/credentials/gcpsm/password/gcpSecretManager",
+    ),
+    (
+        "AzureKeyVaultSource",
+        "/credentials/akv/password/azureKeyVault",
+    ),
     ("Scope", "/scopes/web"),
     ("LabelSelector", "/scopes/web/selector"),
     (

@@ -694,16 +694,34 @@ pub struct TrustArgs {
     /// (repeatable), for a mirror or proxy you run in front of the cloud's registry.
     #[arg(long = "allow-minted-host", value_name = "HOST")]
     pub allow_minted_host: Vec<String>,
-    /// Let `awsSecretsManager:` and `vault:` sources read this secret (repeatable): KIND is
-    /// `aws` (a `secretId`), `gcp`, `azure` or `vault` (`MOUNT/PATH`); PATTERN a name, or a
-    /// prefix ending in `*` (`aws:registry/*`). None by default: whoever edits the spec may send
-    /// an allowed secret to any registry the spec names.
+    /// Let `awsSecretsManager:`, `gcpSecretManager:`, `azureKeyVault:` and `vault:` sources
+    /// read this secret (repeatable): KIND is `aws` (a `secretId`), `gcp` (the version's name,
+    /// `projects/P/secrets/S/versions/V`), `azure` (`VAULT/SECRET`) or `vault` (`MOUNT/PATH`);
+    /// PATTERN a name, or a prefix ending in `*` (`aws:registry/*`). None by default: whoever
+    /// edits the spec may send an allowed secret to any registry the spec names.
     #[arg(long = "allow-secret", value_name = "KIND:PATTERN", value_parser = regops_spec::trust::AllowedSecret::parse)]
     pub allow_secret: Vec<regops_spec::trust::AllowedSecret>,
     /// The Vault role `vault:` sources log in with by Kubernetes auth (the pod's
     /// service-account token), when VAULT_TOKEN is not set; else VAULT_ROLE.
     #[arg(long = "vault-role", value_name = "ROLE")]
     pub vault_role: Option<String>,
+    /// How `vault:` sources log in to Vault: `token` (VAULT_TOKEN), `kubernetes` (Kubernetes
+    /// auth with the pod's service-account token and --vault-role) or `jwt` (JWT/OIDC auth
+    /// with the JWT in VAULT_JWT_FILE, else the pod's service-account token, and
+    /// --vault-role); else VAULT_AUTH; else VAULT_TOKEN when set, Kubernetes auth when not.
+    #[arg(long = "vault-auth", value_enum, value_name = "METHOD")]
+    pub vault_auth: Option<VaultAuth>,
+}
+
+/// How `vault:` sources log in to Vault (`--vault-auth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VaultAuth {
+    /// VAULT_TOKEN.
+    Token,
+    /// Kubernetes auth (`auth/<VAULT_K8S_AUTH_MOUNT>/login`).
+    Kubernetes,
+    /// JWT/OIDC auth (`auth/<VAULT_JWT_AUTH_MOUNT>/login`).
+    Jwt,
 }
 
 impl TrustArgs {
@@ -715,6 +733,11 @@ impl TrustArgs {
             allow_minted_hosts: self.allow_minted_host.clone(),
             allow_secrets: self.allow_secret.clone(),
             vault_role: self.vault_role.clone(),
+            vault_auth: self.vault_auth.map(|a| match a {
+                VaultAuth::Token => regops_spec::trust::VaultAuth::Token,
+                VaultAuth::Kubernetes => regops_spec::trust::VaultAuth::Kubernetes,
+                VaultAuth::Jwt => regops_spec::trust::VaultAuth::Jwt,
+            }),
         }
     }
 
@@ -993,6 +1016,44 @@ mod tests {
     #[test]
     fn definitions_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn vault_auth_and_every_secret_kind_parse_into_the_policy() {
+        let policy = |extra: &[&str]| {
+            let mut args = vec!["regops", "check", "-f", "x.yaml"];
+            args.extend_from_slice(extra);
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Check(a) = cli.command else {
+                panic!("not check")
+            };
+            a.spec.trust.policy()
+        };
+        assert_eq!(policy(&[]).vault_auth, None);
+        for (name, auth) in regops_spec::trust::VaultAuth::ALL {
+            assert_eq!(
+                policy(&["--vault-auth", name]).vault_auth,
+                Some(auth),
+                "{name}"
+            );
+        }
+        assert!(
+            Cli::try_parse_from(["regops", "check", "--vault-auth", "oidc"]).is_err(),
+            "an unknown method"
+        );
+        let p = policy(&[
+            "--allow-secret",
+            "gcp:projects/my-project/secrets/registry-*",
+            "--allow-secret",
+            "azure:myvault/registry-*",
+        ]);
+        use regops_spec::trust::SecretKind;
+        assert!(p.allow_secrets[0].allows(
+            SecretKind::Gcp,
+            "projects/my-project/secrets/registry-harbor/versions/latest"
+        ));
+        assert!(p.allow_secrets[1].allows(SecretKind::Azure, "myvault/registry-acr"));
+        assert!(!p.allow_secrets[1].allows(SecretKind::Azure, "othervault/registry-acr"));
     }
 
     #[test]

@@ -201,7 +201,8 @@ fn from_helper(
 /// each secret is read once, however many credentials name it.
 type Fetched = BTreeMap<String, Result<Zeroizing<String>, String>>;
 
-/// A password from a secret manager (`awsSecretsManager:`, `vault:`): allowed by the
+/// A password from a secret manager (`awsSecretsManager:`, `gcpSecretManager:`,
+/// `azureKeyVault:`, `vault:`): allowed by the
 /// operator's `--allow-secret` (checked again here, whatever checked the spec before), read
 /// once per run. A failure names the credential, the secret and the step, never a value.
 fn from_secret_manager(
@@ -235,8 +236,7 @@ fn from_secret_manager(
     }
     let key = crate::inputs::secret_managers::cache_key(source).unwrap_or_default();
     let got = fetched.entry(key).or_insert_with(|| {
-        crate::inputs::secret_managers::read_blocking(source, policy.vault_role.as_deref())
-            .map_err(|e| e.to_string())
+        crate::inputs::secret_managers::read_blocking(source, policy).map_err(|e| e.to_string())
     });
     match got {
         Ok(value) => Ok(SecretString::from(value.as_str().to_owned())),
@@ -293,7 +293,10 @@ fn password(
             let value = from_sops(cred, "password", sops, sources, identities, lookup)?;
             return Ok((SecretString::from(value), None));
         }
-        SecretSource::AwsSecretsManager { .. } | SecretSource::Vault { .. } => {
+        SecretSource::AwsSecretsManager { .. }
+        | SecretSource::GcpSecretManager { .. }
+        | SecretSource::AzureKeyVault { .. }
+        | SecretSource::Vault { .. } => {
             return Ok((from_secret_manager(cred, policy, fetched)?, None));
         }
         SecretSource::Env { env: var } => {

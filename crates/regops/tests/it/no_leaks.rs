@@ -503,6 +503,8 @@ fn secret_manager_sources_print_no_credential_at_every_verbosity() {
     use common::cloud::{self, Cloud};
     const AWS_MARKER: &str = "MARKER-awssm-3c9e1f70";
     const VAULT_MARKER: &str = "MARKER-vault-81d2b4a6";
+    const GCP_MARKER: &str = "MARKER-gcpsm-5a7e02c4";
+    const AZURE_MARKER: &str = "MARKER-akv-e19b3d58";
     let fake = Cloud::start();
     let seed = |aws_key: &str| {
         let mut s = fake.state.lock().unwrap();
@@ -514,13 +516,19 @@ fn secret_manager_sources_print_no_credential_at_every_verbosity() {
             "secret/registry/quay".into(),
             serde_json::json!({"token": VAULT_MARKER}),
         );
+        s.gcp_secrets.insert(
+            "projects/my-project/secrets/registry-gcr/versions/latest".into(),
+            serde_json::json!({ aws_key: GCP_MARKER }).to_string(),
+        );
+        s.key_vault_secrets
+            .insert("myvault/registry-acr".into(), AZURE_MARKER.into());
     };
     seed("password");
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("regops.yaml");
     std::fs::write(
         &spec,
-        "apiVersion: regops.dev/v1\nkind: RegistryConfig\nregistries:\n  harbor: { server: harbor.example.com, credential: harbor }\n  quay: { server: quay.example.com, credential: quay }\ncredentials:\n  harbor:\n    username: robot\n    password: {awsSecretsManager: {secretId: registry/harbor, region: eu-west-1, jsonKey: password}}\n  quay:\n    username: bot\n    password: {vault: {path: registry/quay, field: token}}\nscopes:\n  web: { namespaces: [web] }\npullSecrets:\n  pull: { registries: [harbor, quay], scope: web }\n",
+        "apiVersion: regops.dev/v1\nkind: RegistryConfig\nregistries:\n  harbor: { server: harbor.example.com, credential: harbor }\n  quay: { server: quay.example.com, credential: quay }\n  gcr: { server: gcr.example.com, credential: gcr }\n  acr: { server: acr.example.com, credential: acr }\ncredentials:\n  harbor:\n    username: robot\n    password: {awsSecretsManager: {secretId: registry/harbor, region: eu-west-1, jsonKey: password}}\n  quay:\n    username: bot\n    password: {vault: {path: registry/quay, field: token}}\n  gcr:\n    username: bot\n    password: {gcpSecretManager: {name: projects/my-project/secrets/registry-gcr/versions/latest, jsonKey: password}}\n  acr:\n    username: bot\n    password: {azureKeyVault: {vault: myvault, secret: registry-acr}}\nscopes:\n  web: { namespaces: [web] }\npullSecrets:\n  pull: { registries: [harbor, quay, gcr, acr], scope: web }\n",
     )
     .unwrap();
     let server = kube_test_server::TestServer::start(kube_test_server::Config::default()).unwrap();
@@ -539,6 +547,10 @@ fn secret_manager_sources_print_no_credential_at_every_verbosity() {
                 "aws:registry/*",
                 "--allow-secret",
                 "vault:secret/registry/*",
+                "--allow-secret",
+                "gcp:projects/my-project/secrets/registry-*",
+                "--allow-secret",
+                "azure:myvault/registry-*",
             ])
             .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", fake.url())
             .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -547,6 +559,16 @@ fn secret_manager_sources_print_no_credential_at_every_verbosity() {
             .env("VAULT_ADDR", fake.url())
             .env("VAULT_TOKEN", cloud::VAULT_TOKEN)
             .env_remove("VAULT_NAMESPACE")
+            .env("GCE_METADATA_HOST", fake.addr.to_string())
+            .env("CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER", fake.url())
+            .env("AZURE_AUTHORITY_HOST", fake.url())
+            .env("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47")
+            .env("AZURE_CLIENT_ID", "8f4a1e02-5b1c-4a8e-9d3f-0c2b7e6a9d11")
+            .env("AZURE_CLIENT_SECRET", cloud::AZURE_SECRET)
+            .env(
+                "REGOPS_AZURE_KEY_VAULT_URL",
+                format!("{}/kv/{{vault}}", fake.url()),
+            )
             .env_remove("RUST_LOG")
             .current_dir(dir.path());
         if matches!(args[0], "plan" | "apply" | "drift") {
@@ -555,7 +577,7 @@ fn secret_manager_sources_print_no_credential_at_every_verbosity() {
         c
     };
     // Every value, key and token of the fakes holds `MARKER`.
-    let markers = ["MARKER", AWS_MARKER, VAULT_MARKER];
+    let markers = ["MARKER", AWS_MARKER, VAULT_MARKER, GCP_MARKER, AZURE_MARKER];
     let clean = |what: &str, r: &Run| {
         let l: Vec<String> = leaked_of(&r.stdout, &markers)
             .into_iter()
@@ -591,6 +613,34 @@ fn secret_manager_sources_print_no_credential_at_every_verbosity() {
     let r = run(cmd(&["render", "-vv"]).env("VAULT_TOKEN", "hvs.wrong-MARKER"));
     assert_eq!(r.code, 1, "{}", r.transcript());
     clean("render -vv, Vault refusing", &r);
+    // Google and Key Vault throttling, a damaged checksum, a 12 MB answer; Vault's JWT login
+    // refused, and accepted.
+    fake.state.lock().unwrap().throttle_gcp_azure = true;
+    let r = run(&mut cmd(&["check", "-vv"]));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    clean("check -vv, Google and Key Vault throttling", &r);
+    fake.state.lock().unwrap().throttle_gcp_azure = false;
+    fake.state.lock().unwrap().gcp_bad_crc = true;
+    let r = run(&mut cmd(&["plan", "-vv", "-o", "json"]));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    clean("plan -vv -o json, a damaged checksum", &r);
+    fake.state.lock().unwrap().gcp_bad_crc = false;
+    fake.state.lock().unwrap().huge_secret = true;
+    let r = run(&mut cmd(&["apply", "--yes", "-vv"]));
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    clean("apply -vv, a 12 MB answer", &r);
+    fake.state.lock().unwrap().huge_secret = false;
+    let jwt = dir.path().join("ci-jwt");
+    std::fs::write(&jwt, cloud::VAULT_OIDC_JWT).unwrap();
+    for (role, code) in [("someone-else", 1), (cloud::VAULT_JWT_ROLE, 0)] {
+        let r = run(cmd(&["check", "-vv"])
+            .env_remove("VAULT_TOKEN")
+            .env("VAULT_AUTH", "jwt")
+            .env("VAULT_JWT_FILE", &jwt)
+            .env("VAULT_ROLE", role));
+        assert_eq!(r.code, code, "{}", r.transcript());
+        clean("check -vv, Vault JWT auth", &r);
+    }
     // The one way to see them, which also proves the detector sees them.
     let r = run(&mut cmd(&["render", "--show-secrets"]));
     assert_eq!(r.code, 0, "{}", r.transcript());
@@ -604,4 +654,7 @@ fn secret_manager_sources_print_no_credential_at_every_verbosity() {
         "{}",
         r.stdout
     );
+    for m in [GCP_MARKER, AZURE_MARKER] {
+        assert!(!leaked_of(&r.stdout, &[m]).is_empty(), "{m}: {}", r.stdout);
+    }
 }

@@ -27,24 +27,24 @@ fn jwt_expiry(token: &str) -> Option<i64> {
         .as_i64()
 }
 
-/// An Entra ID token for the registry audience.
-async fn entra_token(
-    source: &AcrSource,
+/// An Entra ID token for `scope` (`https://containerregistry.azure.net/.default` for a
+/// registry, `https://vault.azure.net/.default` for Key Vault), as the tenant and client
+/// given, else `AZURE_TENANT_ID` and `AZURE_CLIENT_ID`; with the tenant it was asked of.
+pub async fn entra_token(
+    tenant: Option<&str>,
+    client: Option<&str>,
+    scope: &str,
     env: Env<'_>,
 ) -> Result<(Zeroizing<String>, String), MintError> {
     let step = "get an Entra ID token";
-    let tenant = source
-        .tenant_id
-        .as_ref()
-        .map(|t| t.value.clone())
+    let tenant = tenant
+        .map(str::to_string)
         .or_else(|| env("AZURE_TENANT_ID"))
         .ok_or_else(|| {
             MintError::new(step, "no tenant: give `tenantId`, or set AZURE_TENANT_ID")
         })?;
-    let client = source
-        .client_id
-        .as_ref()
-        .map(|c| c.value.clone())
+    let client = client
+        .map(str::to_string)
         .or_else(|| env("AZURE_CLIENT_ID"))
         .ok_or_else(|| {
             MintError::new(
@@ -65,7 +65,7 @@ async fn entra_token(
             "the workload identity's federated token",
             super::form(&[
                 ("client_id", &client),
-                ("scope", ENTRA_SCOPE),
+                ("scope", scope),
                 ("grant_type", "client_credentials"),
                 (
                     "client_assertion_type",
@@ -79,7 +79,7 @@ async fn entra_token(
             "the client secret (AZURE_CLIENT_SECRET)",
             super::form(&[
                 ("client_id", &client),
-                ("scope", ENTRA_SCOPE),
+                ("scope", scope),
                 ("grant_type", "client_credentials"),
                 ("client_secret", &secret),
             ]),
@@ -103,7 +103,13 @@ pub async fn mint(
     insecure: bool,
     env: Env<'_>,
 ) -> Result<Login, MintError> {
-    let (aad, tenant) = entra_token(source, env).await?;
+    let (aad, tenant) = entra_token(
+        source.tenant_id.as_ref().map(|t| t.value.as_str()),
+        source.client_id.as_ref().map(|c| c.value.as_str()),
+        ENTRA_SCOPE,
+        env,
+    )
+    .await?;
     let host = server.split('/').next().unwrap_or(server);
     let url = format!(
         "{}/oauth2/exchange",

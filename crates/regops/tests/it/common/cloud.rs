@@ -20,7 +20,21 @@
 //!   <https://developer.hashicorp.com/vault/api-docs/secret/kv/kv-v2#read-secret-version>)
 //!   wants `X-Vault-Token` (and `X-Vault-Namespace` when one is set), and its Kubernetes
 //!   login (`POST /v1/auth/kubernetes/login` with `{"jwt", "role"}`,
-//!   <https://developer.hashicorp.com/vault/api-docs/auth/kubernetes#login>) checks both.
+//!   <https://developer.hashicorp.com/vault/api-docs/auth/kubernetes#login>) checks both, as
+//!   its JWT/OIDC login does (`POST /v1/auth/jwt/login` with `{"role", "jwt"}`,
+//!   <https://developer.hashicorp.com/vault/api-docs/auth/jwt#jwt-login>);
+//! - Google Secret Manager's `projects.secrets.versions.access`
+//!   (<https://cloud.google.com/secret-manager/docs/reference/rest/v1/projects.secrets.versions/access>:
+//!   `GET /v1/{name=projects/*/secrets/*/versions/*}:access`, no body, `Authorization: Bearer`
+//!   with a token the fake Google minted) answers `{"name", "payload": {"data",
+//!   "dataCrc32c"}}`, and can throttle (429 `RESOURCE_EXHAUSTED`), damage the checksum or
+//!   answer 12 MB;
+//! - Azure Key Vault's "Get Secret"
+//!   (<https://learn.microsoft.com/en-us/rest/api/keyvault/secrets/get-secret/get-secret?view=rest-keyvault-secrets-7.4>:
+//!   `GET {vaultBaseUrl}/secrets/{secret-name}/{secret-version}?api-version=7.4`, no body,
+//!   `Authorization: Bearer` with an Entra ID token for `https://vault.azure.net/.default`), at
+//!   `/kv/<vault>` (`REGOPS_AZURE_KEY_VAULT_URL=<fake>/kv/{vault}`), answers `{"value", "id",
+//!   "attributes"}` and can throttle (429 `Throttled`) or answer 12 MB.
 //!
 //! Every token it hands out holds `MARKER`, for the no-leak checks.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
@@ -48,6 +62,12 @@ pub const VAULT_TOKEN: &str = "hvs.vault-token-MARKER";
 pub const VAULT_SA_JWT: &str = "k8s-service-account-jwt-MARKER";
 pub const VAULT_ROLE: &str = "regops";
 const VAULT_LOGIN_TOKEN: &str = "hvs.login-token-MARKER";
+pub const VAULT_OIDC_JWT: &str = "ci-oidc-jwt-MARKER";
+pub const VAULT_JWT_ROLE: &str = "regops-ci";
+const VAULT_JWT_LOGIN_TOKEN: &str = "hvs.jwt-login-token-MARKER";
+/// The Entra ID token the fake gives for Key Vault's scope.
+const KEY_VAULT_TOKEN: &str = "entra-key-vault-token-MARKER";
+pub const KEY_VAULT_SCOPE: &str = "https://vault.azure.net/.default";
 const TEMP_KEY: &str = "ASIATEMPREGOPS";
 const TEMP_SECRET: &str = "temp-secret-MARKER";
 const TEMP_SESSION: &str = "temp-session-MARKER";
@@ -84,6 +104,17 @@ pub struct State {
     pub vault_secrets: BTreeMap<String, serde_json::Value>,
     /// The namespace Vault wants in `X-Vault-Namespace`, if any.
     pub vault_namespace: Option<String>,
+    /// Google Secret Manager's versions: resource name (`projects/P/secrets/S/versions/V`) to
+    /// their data.
+    pub gcp_secrets: BTreeMap<String, String>,
+    /// Secret Manager answers a `dataCrc32c` that does not match the data.
+    pub gcp_bad_crc: bool,
+    /// Key Vault's secrets: `VAULT/SECRET` (and `VAULT/SECRET/VERSION`) to their values.
+    pub key_vault_secrets: BTreeMap<String, String>,
+    /// Google Secret Manager and Key Vault answer 429.
+    pub throttle_gcp_azure: bool,
+    /// The scopes Entra ID tokens were asked for.
+    pub entra_scopes: Vec<String>,
 }
 
 pub struct Cloud {
@@ -403,11 +434,154 @@ async fn handle(
             ),
         };
     }
+    // Google Secret Manager
+    if let Some(name) = path
+        .strip_prefix("/v1/projects/")
+        .and_then(|r| r.strip_suffix(":access"))
+    {
+        count("gcp:secretmanager");
+        let error = |code: u16, status: &str, message: &str| {
+            reply(
+                code,
+                "application/json",
+                serde_json::json!({"error": {"code": code, "message": message, "status": status}})
+                    .to_string(),
+                clock,
+            )
+        };
+        let bearer = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !(bearer.starts_with("gcp-token-") || bearer.starts_with("gcp-federated-")) {
+            return error(
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
+            );
+        }
+        if parts.method != hyper::Method::GET || !body.is_empty() || parts.uri.query().is_some() {
+            return error(400, "INVALID_ARGUMENT", "Invalid request.");
+        }
+        let name = format!("projects/{name}");
+        let (throttle, huge, bad_crc) = {
+            let s = state.lock().unwrap();
+            (s.throttle_gcp_azure, s.huge_secret, s.gcp_bad_crc)
+        };
+        if throttle {
+            return error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "Quota exceeded for quota metric 'Access requests' and limit 'Access requests per minute'",
+            );
+        }
+        let data = if huge {
+            Some("A".repeat(12 << 20))
+        } else {
+            state.lock().unwrap().gcp_secrets.get(&name).cloned()
+        };
+        let Some(data) = data else {
+            return error(
+                404,
+                "NOT_FOUND",
+                &format!("Secret Version [{name}] not found."),
+            );
+        };
+        let mut crc = regops::inputs::secret_managers::crc32c(data.as_bytes());
+        if bad_crc {
+            crc ^= 1;
+        }
+        return reply(
+            200,
+            "application/json",
+            serde_json::json!({
+                "name": name.replace("/versions/latest", "/versions/3"),
+                "payload": {"data": STANDARD.encode(&data), "dataCrc32c": crc.to_string()}
+            })
+            .to_string(),
+            clock,
+        );
+    }
+    // Azure Key Vault
+    if let Some(rest) = path.strip_prefix("/kv/") {
+        count("keyvault");
+        let error = |code: u16, what: &str, message: &str| {
+            reply(
+                code,
+                "application/json",
+                serde_json::json!({"error": {"code": what, "message": message}}).to_string(),
+                clock,
+            )
+        };
+        let bearer = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        if bearer != Some(&format!("Bearer {KEY_VAULT_TOKEN}")) {
+            return error(
+                401,
+                "Unauthorized",
+                "AKV10022: Invalid audience. Expected https://vault.azure.net.",
+            );
+        }
+        if parts.method != hyper::Method::GET
+            || !body.is_empty()
+            || parts.uri.query() != Some("api-version=7.4")
+        {
+            return error(
+                400,
+                "BadParameter",
+                "The request is not a Get Secret of api-version 7.4.",
+            );
+        }
+        let segs: Vec<&str> = rest.split('/').collect();
+        let key = match segs[..] {
+            [vault, "secrets", name] | [vault, "secrets", name, ""] => format!("{vault}/{name}"),
+            [vault, "secrets", name, version] => format!("{vault}/{name}/{version}"),
+            _ => return error(404, "NotFound", "No route."),
+        };
+        let (throttle, huge) = {
+            let s = state.lock().unwrap();
+            (s.throttle_gcp_azure, s.huge_secret)
+        };
+        if throttle {
+            return error(
+                429,
+                "Throttled",
+                "Request was not processed because too many requests were received.",
+            );
+        }
+        let value = if huge {
+            Some("A".repeat(12 << 20))
+        } else {
+            state.lock().unwrap().key_vault_secrets.get(&key).cloned()
+        };
+        let Some(value) = value else {
+            return error(
+                404,
+                "SecretNotFound",
+                "A secret with (name/id) was not found in this key vault.",
+            );
+        };
+        return reply(
+            200,
+            "application/json",
+            serde_json::json!({
+                "value": value,
+                "id": format!("https://{}.vault.azure.net/secrets/{}/4387e9f3d6e14c459867679a90fd0f79", segs[0], segs[2]),
+                "attributes": {"enabled": true, "created": 1_493_938_410, "updated": 1_493_938_410, "recoveryLevel": "Recoverable+Purgeable"}
+            })
+            .to_string(),
+            clock,
+        );
+    }
     // Vault
     // (`/v1/credentials` is the container credentials endpoint, below.)
     if let Some(rest) = path
         .strip_prefix("/v1/")
-        .filter(|r| *r == "auth/kubernetes/login" || r.contains("/data/"))
+        .filter(|r| *r == "auth/kubernetes/login" || *r == "auth/jwt/login" || r.contains("/data/"))
     {
         let want_ns = state.lock().unwrap().vault_namespace.clone();
         let ns = parts
@@ -442,13 +616,32 @@ async fn handle(
                 clock,
             );
         }
+        if rest == "auth/jwt/login" {
+            count("vault:jwt-login");
+            let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            if parts.method != hyper::Method::POST
+                || req.get("jwt").and_then(|j| j.as_str()) != Some(VAULT_OIDC_JWT)
+                || req.get("role").and_then(|r| r.as_str()) != Some(VAULT_JWT_ROLE)
+            {
+                return errors(400, "error validating token: invalid audience (aud) claim");
+            }
+            return reply(
+                200,
+                "application/json",
+                serde_json::json!({"auth": {"client_token": VAULT_JWT_LOGIN_TOKEN, "lease_duration": 3600, "renewable": true}}).to_string(),
+                clock,
+            );
+        }
         count("vault:read");
         let token = parts
             .headers
             .get("x-vault-token")
             .and_then(|v| v.to_str().ok());
         if parts.method != hyper::Method::GET
-            || !matches!(token, Some(VAULT_TOKEN | VAULT_LOGIN_TOKEN))
+            || !matches!(
+                token,
+                Some(VAULT_TOKEN | VAULT_LOGIN_TOKEN | VAULT_JWT_LOGIN_TOKEN)
+            )
         {
             return errors(403, "permission denied");
         }
@@ -668,7 +861,21 @@ async fn handle(
         if !ok {
             return reply(401, "application/json", serde_json::json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}).to_string(), clock);
         }
-        return reply(200, "application/json", serde_json::json!({"access_token": "entra-token-MARKER", "expires_in": 3599, "token_type": "Bearer"}).to_string(), clock);
+        let scope = f.get("scope").cloned().unwrap_or_default();
+        state.lock().unwrap().entra_scopes.push(scope.clone());
+        // A token for the audience it was asked for: Key Vault's is not the registry's.
+        let token = if scope == KEY_VAULT_SCOPE {
+            KEY_VAULT_TOKEN
+        } else {
+            "entra-token-MARKER"
+        };
+        return reply(
+            200,
+            "application/json",
+            serde_json::json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
+                .to_string(),
+            clock,
+        );
     }
     // ACR's exchange
     if path == "/oauth2/exchange" {
