@@ -168,7 +168,9 @@ pub struct Change {
     pub kind: ObjectKind,
     /// The kind's `apiVersion` (`apps/v1`, `argoproj.io/v1alpha1`): with `kind`, which
     /// resource the change writes.
-    pub api_version: String,
+    /// Borrowed from the kind table (every kind's row lives for the run), so a change holds
+    /// no copy of it; a saved plan's is read owned.
+    pub api_version: std::borrow::Cow<'static, str>,
     pub namespace: String,
     pub name: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -222,7 +224,7 @@ impl Change {
         Change {
             action,
             kind,
-            api_version: kind.facts().api_version.to_string(),
+            api_version: std::borrow::Cow::Borrowed(kind.facts().api_version),
             namespace: namespace.to_string(),
             name: name.to_string(),
             fields: Vec::new(),
@@ -1156,7 +1158,7 @@ impl<'a> Planner<'a> {
                 }
                 continue;
             }
-            if let Some((ref_kind, target)) = &w.template_ref {
+            if let Some((ref_kind, target)) = w.template_ref.as_deref() {
                 // An Argo Rollout with a `workloadRef` runs the referenced workload's pod
                 // template (usually a Deployment scaled to zero): that template is what to
                 // bind, and this object has none to patch.
@@ -1216,7 +1218,7 @@ fn workload_controller<'w>(
     w: &'w crate::observed::Workload,
     desired: &Desired,
 ) -> Option<(&'w str, &'w str)> {
-    let (kind, name) = w.controller.as_ref()?;
+    let (kind, name) = w.controller.as_deref()?;
     let known = bindable(kind, desired);
     (known || w.kind.facts().copied_by_controller).then_some((kind.as_str(), name.as_str()))
 }
@@ -1282,7 +1284,7 @@ fn referenced_note(w: &crate::observed::Workload, ref_kind: &str, target: &str) 
 
 /// Where the pull secret can go for a Job, which is never patched.
 fn job_note(w: &crate::observed::Workload) -> Warning {
-    let instead = match &w.controller {
+    let instead = match w.controller.as_deref() {
         Some((owner_kind, owner)) if ObjectKind::parse(owner_kind) == Some(ObjectKind::CronJob) => {
             Message::own("bind its CronJob ")
                 .code(owner)
