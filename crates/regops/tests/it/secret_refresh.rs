@@ -1,0 +1,297 @@
+//! `apply --watch` reads values from secret managers again every `refreshInterval`, against
+//! the fake AWS Secrets Manager of tests/common/cloud.rs: a value rotated at the source is
+//! written to the Secrets that hold it (and to no other); a source that fails is counted on
+//! /metrics, retried with backoff, and the Secrets keep the last good value, while the loop
+//! goes on providing new namespaces, even with a read in flight. Every wait is on something
+//! observable (a Secret, a metric, the fake's calls), never a fixed sleep.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+use crate::common;
+use common::cloud::{self, Cloud};
+
+const OLD: &str = "harbor-pw-old-MARKER";
+const NEW: &str = "harbor-pw-new-MARKER";
+
+const SPEC: &str = "apiVersion: regops.dev/v1
+kind: RegistryConfig
+metadata: { name: refresh }
+registries:
+  harbor: { server: harbor.example.com, credential: harbor }
+  plain: { server: plain.example.com, credential: plain }
+credentials:
+  harbor:
+    username: robot$ci
+    password: { awsSecretsManager: { secretId: registry/harbor, region: eu-west-1, jsonKey: password } }
+    refreshInterval: 2s
+  plain: { username: u, password: { env: REGOPS_CRED_PLAIN } }
+scopes:
+  web: { namespaces: [web, api] }
+pullSecrets:
+  harbor-pull: { registries: [harbor], scope: web }
+  plain-pull: { registries: [plain], scope: web }
+";
+
+fn value(password: &str) -> String {
+    serde_json::json!({"username": "robot$ci", "password": password}).to_string()
+}
+
+struct Controller {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    port: u16,
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Controller {
+    fn log(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    fn metric(&self, line_start: &str) -> Option<f64> {
+        let (_, text) = regops_bench::http_get(self.port, "/metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix(line_start))
+            .and_then(|v| v.trim().parse().ok())
+    }
+}
+
+fn start(c: &common::Cluster, cloud: &Cloud) -> Controller {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut cmd = common::regops();
+    cmd.env("AWS_ENDPOINT_URL_SECRETS_MANAGER", cloud.url())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", cloud::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", cloud::SECRET_KEY)
+        .env("REGOPS_CRED_PLAIN", "plain-pw-MARKER")
+        .args(["apply", "--watch", "--resync", "1h", "-f"])
+        .arg(&c.spec)
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args(["--allow-secret", "aws:registry/*"])
+        .args(["--secret-refresh-min", "1s"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    for stream in [
+        Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
+        Box::new(child.stdout.take().unwrap()),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { return };
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+    Controller { child, lines, port }
+}
+
+fn wait_for(ctl: &Controller, what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let until = Instant::now() + timeout;
+    while Instant::now() < until {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "timed out waiting for {what}; the controller said:\n{}",
+        ctl.log()
+    );
+}
+
+fn password(c: &common::Cluster, ns: &str, name: &str, server: &str) -> Option<String> {
+    let s = c.server.object("secrets", ns, name)?;
+    let doc = base64::engine::general_purpose::STANDARD
+        .decode(s["data"][".dockerconfigjson"].as_str()?)
+        .ok()?;
+    let doc: serde_json::Value = serde_json::from_slice(&doc).ok()?;
+    Some(doc["auths"][server]["password"].as_str()?.to_string())
+}
+
+fn writes_to(c: &common::Cluster, name: &str) -> usize {
+    c.server
+        .log()
+        .iter()
+        .filter(|l| l.resource == "secrets" && l.is_write() && l.path.ends_with(name))
+        .count()
+}
+
+fn setup() -> (Cloud, common::Cluster) {
+    let cloud = Cloud::start();
+    cloud
+        .state
+        .lock()
+        .unwrap()
+        .aws_secrets
+        .insert("registry/harbor".into(), value(OLD));
+    let c = common::Cluster::new(SPEC);
+    c.server
+        .seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}))
+        .unwrap();
+    (cloud, c)
+}
+
+/// Rotated at the fake, the value reaches the Secret that holds it within a few intervals;
+/// the Secret of the other credential is not written again; the log says why.
+#[test]
+fn a_value_rotated_at_its_source_is_written_to_the_secrets_that_hold_it_only() {
+    let _timing = common::timing();
+    let (cloud, c) = setup();
+    let ctl = start(&c, &cloud);
+    wait_for(&ctl, "the first Secrets", Duration::from_secs(20), || {
+        password(&c, "web", "harbor-pull", "harbor.example.com").as_deref() == Some(OLD)
+            && c.server.object("secrets", "web", "plain-pull").is_some()
+    });
+    // Read again every 2 s while the value stays: nothing is written.
+    let reads = cloud.calls("secretsmanager");
+    wait_for(&ctl, "two more reads", Duration::from_secs(15), || {
+        cloud.calls("secretsmanager") >= reads + 2
+    });
+    assert_eq!(
+        writes_to(&c, "harbor-pull"),
+        1,
+        "an unchanged value is not written"
+    );
+    let plain_writes = writes_to(&c, "plain-pull");
+    cloud
+        .state
+        .lock()
+        .unwrap()
+        .aws_secrets
+        .insert("registry/harbor".into(), value(NEW));
+    let rotated = Instant::now();
+    wait_for(&ctl, "the rotated value", Duration::from_secs(15), || {
+        password(&c, "web", "harbor-pull", "harbor.example.com").as_deref() == Some(NEW)
+    });
+    assert!(
+        rotated.elapsed() < Duration::from_secs(2 * 2 + 3),
+        "written {:?} after the rotation, with a 2 s refreshInterval",
+        rotated.elapsed()
+    );
+    assert_eq!(writes_to(&c, "harbor-pull"), 2);
+    assert_eq!(
+        writes_to(&c, "plain-pull"),
+        plain_writes,
+        "the Secret that does not hold the value is not written"
+    );
+    let log = ctl.log();
+    assert!(
+        log.contains(
+            "the aws secret of credential harbor changed at its source: 1 namespace planned again"
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("MARKER"), "{log}");
+    // Counted as read, just now.
+    let last = ctl
+        .metric(
+            "regops_secret_source_last_success_timestamp_seconds{spec=\"refresh\",kind=\"aws\"}",
+        )
+        .expect("the last-success gauge");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((now - last).abs() < 10.0, "last success {last}, now {now}");
+}
+
+/// The source refuses (throttling): counted, retried with backoff, and the Secret keeps the
+/// last good value. The source then hangs with a read in flight: a new namespace is provided
+/// meanwhile (with the last good value), long before the read could end.
+#[test]
+fn a_failing_source_is_counted_keeps_the_last_value_and_does_not_hold_up_the_loop() {
+    let _timing = common::timing();
+    let (cloud, c) = setup();
+    let ctl = start(&c, &cloud);
+    wait_for(&ctl, "the first Secret", Duration::from_secs(20), || {
+        password(&c, "web", "harbor-pull", "harbor.example.com").as_deref() == Some(OLD)
+    });
+    let failures = || {
+        ctl.metric("regops_secret_source_failures_total{spec=\"refresh\",kind=\"aws\"}")
+            .unwrap_or(-1.0)
+    };
+    assert_eq!(failures(), 0.0, "the series is there from the start");
+    {
+        let mut s = cloud.state.lock().unwrap();
+        s.throttle_secrets = true;
+        // What a read would find, if it were let through.
+        s.aws_secrets.insert("registry/harbor".into(), value(NEW));
+    }
+    wait_for(
+        &ctl,
+        "two failures counted",
+        Duration::from_secs(20),
+        || failures() >= 2.0,
+    );
+    assert_eq!(
+        password(&c, "web", "harbor-pull", "harbor.example.com").as_deref(),
+        Some(OLD),
+        "the last good value is kept"
+    );
+    let log = ctl.log();
+    assert!(
+        log.contains("cannot read a aws secret again")
+            && log.contains("ThrottlingException")
+            && log.contains("its Secrets keep the value last read"),
+        "{log}"
+    );
+    // Now the source hangs: wait until a read is in flight.
+    let hang = Duration::from_secs(12);
+    let calls = {
+        let mut s = cloud.state.lock().unwrap();
+        s.throttle_secrets = false;
+        s.hang_secrets = Some(hang);
+        s.calls.get("secretsmanager").copied().unwrap_or(0)
+    };
+    wait_for(&ctl, "a read in flight", Duration::from_secs(20), || {
+        cloud.calls("secretsmanager") > calls
+    });
+    let in_flight = Instant::now();
+    let (code, body) = c
+        .server
+        .request(
+            "POST",
+            "/api/v1/namespaces",
+            "application/json",
+            Some(&serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "api"}})),
+        )
+        .unwrap();
+    assert_eq!(code, 201, "{body}");
+    wait_for(
+        &ctl,
+        "the new namespace's Secret",
+        Duration::from_secs(8),
+        || c.server.object("secrets", "api", "harbor-pull").is_some(),
+    );
+    assert!(
+        in_flight.elapsed() < hang,
+        "the new namespace waited for the read in flight"
+    );
+    assert_eq!(
+        password(&c, "api", "harbor-pull", "harbor.example.com").as_deref(),
+        Some(OLD),
+        "the last good value, while the source has not answered"
+    );
+    assert!(!ctl.log().contains("MARKER"), "{}", ctl.log());
+}
