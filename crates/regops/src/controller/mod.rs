@@ -657,7 +657,7 @@ impl Controller<'_> {
     /// A read of a secret manager ended: counted; a value that changed replaces its
     /// credentials' password, and the namespaces holding it are planned again (a full apply
     /// when no pass has said where it is held yet). A failure keeps the last good value.
-    fn refreshed(&mut self, key: &str, got: Result<zeroize::Zeroizing<String>, String>) {
+    fn refreshed(&mut self, key: &str, got: refresh::Read) {
         use secrecy::ExposeSecret;
         let ok = got.as_ref().map(|_| ()).map_err(Clone::clone);
         match self.refresh.settle(key, ok, Instant::now()) {
@@ -671,7 +671,7 @@ impl Controller<'_> {
             }
             refresh::Settled::Read { kind, credentials } => {
                 self.metrics.secret_source_read(kind, unix_now());
-                let Ok(value) = got else { return };
+                let Ok((value, record)) = got else { return };
                 let mut changed = Vec::new();
                 for name in credentials {
                     let Some(login) = self.prepared.logins.get_mut(&name) else {
@@ -679,6 +679,7 @@ impl Controller<'_> {
                     };
                     if login.password.expose_secret() != value.as_str() {
                         login.password = secrecy::SecretString::from(value.as_str().to_owned());
+                        login.source_digest = Some(record.clone());
                         changed.push(name);
                     }
                 }

@@ -65,8 +65,13 @@ pub enum Settled {
     Gone,
 }
 
-/// A read's result: the cache key and the value, or why not.
-pub type Done = (String, Result<Zeroizing<String>, String>);
+/// A read's result: the cache key and the value with its record for the Secrets
+/// ([`regops_core::ownership::value_record`], slow by design: made here, off the loop), or why
+/// not.
+pub type Done = (String, Read);
+
+/// A read's value and its record, or why there is none.
+pub type Read = Result<(Zeroizing<String>, String), String>;
 
 /// The schedule, and the reads in flight.
 pub struct Refresh {
@@ -162,6 +167,10 @@ impl Refresh {
             let (key, source, role) = (key.clone(), e.source.clone(), vault_role.map(String::from));
             self.in_flight.spawn_blocking(move || {
                 let got = crate::secret_managers::read_blocking(&source, role.as_deref())
+                    .map(|v| {
+                        let record = regops_core::ownership::value_record(&key, v.as_bytes());
+                        (v, record)
+                    })
                     .map_err(|e| e.to_string());
                 (key, got)
             });

@@ -295,3 +295,91 @@ fn a_failing_source_is_counted_keeps_the_last_value_and_does_not_hold_up_the_loo
     );
     assert!(!ctl.log().contains("MARKER"), "{}", ctl.log());
 }
+
+/// One-shot commands: after `apply`, the Secret records the value it holds in a form that is
+/// neither the value nor a plain hash of it; once the value is rotated at the fake, `plan` and
+/// `drift` (which read the source, as the spec's other passwords are read) say the value
+/// changed at its source, not in the cluster, and a second apply records the new value.
+#[test]
+fn plan_and_drift_say_a_value_changed_at_its_source() {
+    let (cloud, c) = setup();
+    let with = |args: &[&str]| {
+        let mut cmd = common::regops();
+        cmd.env("AWS_ENDPOINT_URL_SECRETS_MANAGER", cloud.url())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ACCESS_KEY_ID", cloud::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", cloud::SECRET_KEY)
+            .env("REGOPS_CRED_PLAIN", "plain-pw-MARKER")
+            .args(args)
+            .arg("-f")
+            .arg(&c.spec)
+            .arg("--kubeconfig")
+            .arg(&c.kubeconfig)
+            .args(["--allow-secret", "aws:registry/*"]);
+        let r = common::run(&mut cmd);
+        assert!(
+            !r.stdout.contains("MARKER") && !r.stderr.contains("MARKER"),
+            "{}",
+            r.transcript()
+        );
+        r
+    };
+    let r = with(&["apply", "--yes"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let record = || {
+        let s = c.server.object("secrets", "web", "harbor-pull").unwrap();
+        s["metadata"]["annotations"]["regops.dev/applied-sources"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let first = record();
+    let sha = |v: &str| {
+        use sha2::Digest;
+        sha2::Sha256::digest(v.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert!(first.starts_with("harbor=sm:"), "{first}");
+    let fingerprint = first.rsplit('.').next().unwrap();
+    assert!(
+        !first.contains(OLD) && !sha(OLD).contains(fingerprint),
+        "{first}"
+    );
+    cloud
+        .state
+        .lock()
+        .unwrap()
+        .aws_secrets
+        .insert("registry/harbor".into(), value(NEW));
+    let plan = with(&["plan", "--output", "json"]);
+    assert_eq!(plan.code, 2, "{}", plan.transcript());
+    let json: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    let change = json["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "harbor-pull" && c["namespace"] == "web")
+        .unwrap();
+    assert_eq!(change["cause"], "source-changed", "{change:#}");
+    assert_eq!(change["causes"][0]["changed_at_source"][0], "harbor");
+    let drift = with(&["drift"]);
+    assert_eq!(drift.code, 2, "{}", drift.transcript());
+    assert!(
+        drift
+            .stdout
+            .contains("the value of credential `harbor` changed at its source"),
+        "{}",
+        drift.transcript()
+    );
+    let r = with(&["apply", "--yes"]);
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    assert_ne!(record(), first, "the new value is recorded");
+    assert_eq!(
+        password(&c, "web", "harbor-pull", "harbor.example.com").as_deref(),
+        Some(NEW)
+    );
+    let again = with(&["plan"]);
+    assert_eq!(again.code, 0, "in sync: {}", again.transcript());
+}
