@@ -70,6 +70,10 @@ impl Controller {
 }
 
 fn start(c: &common::Cluster, cloud: &Cloud) -> Controller {
+    start_with(c, cloud, &["--secret-refresh-min", "1s"])
+}
+
+fn start_with(c: &common::Cluster, cloud: &Cloud, extra: &[&str]) -> Controller {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -85,7 +89,7 @@ fn start(c: &common::Cluster, cloud: &Cloud) -> Controller {
         .arg("--kubeconfig")
         .arg(&c.kubeconfig)
         .args(["--allow-secret", "aws:registry/*"])
-        .args(["--secret-refresh-min", "1s"])
+        .args(extra)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -382,4 +386,43 @@ fn plan_and_drift_say_a_value_changed_at_its_source() {
     );
     let again = with(&["plan"]);
     assert_eq!(again.code, 0, "in sync: {}", again.transcript());
+}
+
+/// The attacker is the spec's author: `refreshInterval: 1s` would have the controller call the
+/// operator's secret manager every second, on the operator's identity and bill. Without
+/// `--secret-refresh-min`, the floor is a minute: while the controller renews its Lease three
+/// times (every 2 s: its own clock, not a fixed sleep), the value is not read again.
+#[test]
+fn a_spec_cannot_make_the_controller_read_more_often_than_the_operators_floor() {
+    let _timing = common::timing();
+    let (cloud, c) = setup();
+    std::fs::write(
+        &c.spec,
+        SPEC.replace("refreshInterval: 2s", "refreshInterval: 1s"),
+    )
+    .unwrap();
+    let ctl = start_with(&c, &cloud, &[]);
+    wait_for(&ctl, "the first Secret", Duration::from_secs(20), || {
+        password(&c, "web", "harbor-pull", "harbor.example.com").as_deref() == Some(OLD)
+    });
+    let reads = cloud.calls("secretsmanager");
+    let lease_writes = || {
+        c.server
+            .log()
+            .iter()
+            .filter(|l| l.resource == "leases" && l.is_write())
+            .count()
+    };
+    let before = lease_writes();
+    wait_for(
+        &ctl,
+        "three Lease renewals",
+        Duration::from_secs(20),
+        || lease_writes() >= before + 3,
+    );
+    assert_eq!(
+        cloud.calls("secretsmanager"),
+        reads,
+        "read again before the operator's one-minute floor"
+    );
 }
