@@ -662,10 +662,17 @@ impl Controller<'_> {
         let ok = got.as_ref().map(|_| ()).map_err(Clone::clone);
         match self.refresh.settle(key, ok, Instant::now()) {
             refresh::Settled::Gone => {}
-            refresh::Settled::Failed { kind, why, retry } => {
+            refresh::Settled::Failed {
+                kind,
+                credentials,
+                why,
+                retry,
+            } => {
                 self.metrics.secret_source_failed(kind);
+                let names: Vec<String> = credentials.into_iter().collect();
                 self.log.warn(&format!(
-                    "cannot read a {kind} secret again: {why}; its Secrets keep the value last read; asked again in {} s",
+                    "credential {}: cannot read its {kind} secret again: {why}; its Secrets keep the value last read; asked again in {} s",
+                    names.join(", "),
                     retry.as_secs()
                 ));
             }

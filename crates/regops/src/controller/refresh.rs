@@ -58,6 +58,7 @@ pub enum Settled {
     /// It failed (`why` names the secret and step, never a value); tried again in `retry`.
     Failed {
         kind: &'static str,
+        credentials: BTreeSet<String>,
         why: String,
         retry: Duration,
     },
@@ -206,6 +207,7 @@ impl Refresh {
                 e.due = Some(now + retry);
                 Settled::Failed {
                     kind: e.kind,
+                    credentials: e.credentials.clone(),
                     why,
                     retry,
                 }

@@ -255,7 +255,7 @@ fn a_failing_source_is_counted_keeps_the_last_value_and_does_not_hold_up_the_loo
     );
     let log = ctl.log();
     assert!(
-        log.contains("cannot read a aws secret again")
+        log.contains("credential harbor: cannot read its aws secret again")
             && log.contains("ThrottlingException")
             && log.contains("its Secrets keep the value last read"),
         "{log}"
