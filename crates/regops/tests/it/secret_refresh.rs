@@ -178,6 +178,14 @@ fn a_value_rotated_at_its_source_is_written_to_the_secrets_that_hold_it_only() {
         "an unchanged value is not written"
     );
     let plain_writes = writes_to(&c, "plain-pull");
+    let record = || {
+        c.server.object("secrets", "web", "harbor-pull").unwrap()["metadata"]["annotations"]
+            ["regops.dev/applied-sources"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let first_record = record();
     cloud
         .state
         .lock()
@@ -188,12 +196,21 @@ fn a_value_rotated_at_its_source_is_written_to_the_secrets_that_hold_it_only() {
     wait_for(&ctl, "the rotated value", Duration::from_secs(15), || {
         password(&c, "web", "harbor-pull", "harbor.example.com").as_deref() == Some(NEW)
     });
+    // Within the next read (2 s) and the pass it calls for, with room for a loaded machine;
+    // the resync is an hour away, so only the refresh can have written it.
     assert!(
-        rotated.elapsed() < Duration::from_secs(2 * 2 + 3),
+        rotated.elapsed() < Duration::from_secs(10),
         "written {:?} after the rotation, with a 2 s refreshInterval",
         rotated.elapsed()
     );
     assert_eq!(writes_to(&c, "harbor-pull"), 2);
+    // The new value is recorded with it, so a later plan sees nothing moved.
+    let second_record = record();
+    assert!(
+        second_record.starts_with("harbor=sm:") && second_record != first_record,
+        "{first_record} then {second_record}"
+    );
+    assert_eq!(first_record[..19], second_record[..19], "the same secret");
     assert_eq!(
         writes_to(&c, "plain-pull"),
         plain_writes,
