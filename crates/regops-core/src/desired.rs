@@ -307,6 +307,7 @@ fn minted_secret(
     out.digests = pairs
         .iter()
         .filter_map(|(s, l)| Some((s.clone(), l.source_digest.clone()?)))
+        .filter(|(_, d)| !d.starts_with(crate::ownership::VALUE_RECORD_PREFIX))
         .collect();
     out.dockerconfigjson = dockerconfig::build(pairs.iter().map(|(s, l)| (s.as_str(), l)));
     out
@@ -365,7 +366,11 @@ pub fn pull_secret_document(
         pairs.push((reg.server.as_str(), login));
         review.push((reg.server.value.clone(), login.username.clone()));
         if let Some(d) = &login.source_digest {
-            digests.insert(reg.server.value.clone(), d.clone());
+            // A ciphertext's digest names what the plan writes; a value's record is for
+            // telling who moved, not for review.
+            if !d.starts_with(crate::ownership::VALUE_RECORD_PREFIX) {
+                digests.insert(reg.server.value.clone(), d.clone());
+            }
             sources.insert(reg.credential.value.clone(), d.clone());
         }
         if let Some(at) = login.expires_at {

@@ -25,6 +25,8 @@ pub const FORMAT_VERSION: &str = "2";
 
 /// Why a cluster's part of the run failed, as the user is told.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+// Its schema keeps the name it was published with.
+#[schemars(rename = "ClusterError")]
 pub struct ClusterFailure {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -104,6 +104,60 @@ pub fn sources_changed(
     out
 }
 
+/// How a record of a value read from a secret manager starts: `sm:<reference>.<value>`.
+pub const VALUE_RECORD_PREFIX: &str = "sm:";
+
+/// PBKDF2-HMAC-SHA256 rounds of [`value_record`]'s fingerprint of the value: each guess at a
+/// weak password costs as much as 100,000 hashes.
+pub const VALUE_RECORD_ROUNDS: u32 = 100_000;
+
+/// The record of a value read from a secret manager, for [`APPLIED_SOURCES_ANNOTATION`]:
+/// `sm:<reference>.<value>`, where `<reference>` is 8 hex digits of SHA-256 over the secret the
+/// spec names (`reference`: kind, name, field; public, it is in the spec) and `<value>` 12 hex
+/// digits of PBKDF2-HMAC-SHA256 over the value, salted with the reference,
+/// [`VALUE_RECORD_ROUNDS`] rounds. Never a plain hash of a credential: the annotation shows in
+/// `kubectl describe` and in plans, where a fast hash of a weak password would give it away;
+/// this one is slow, salted per secret and cut to 48 bits, so many passwords share each value.
+/// The same value of the same secret always gives the same record, so a later run tells a
+/// value that moved at its source (same reference, another value) from the spec naming
+/// another secret (another reference).
+pub fn value_record(reference: &str, value: &[u8]) -> String {
+    use sha2::Digest;
+    let r = sha2::Sha256::digest(reference.as_bytes());
+    let salt = [b"regops applied value 1\0".as_slice(), reference.as_bytes()].concat();
+    let mut v = zeroize::Zeroizing::new([0u8; 6]);
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(value, &salt, VALUE_RECORD_ROUNDS, v.as_mut());
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    format!("{VALUE_RECORD_PREFIX}{}.{}", hex(&r[..4]), hex(v.as_ref()))
+}
+
+/// The reference part of a value record (`sm:<reference>.<value>`).
+fn value_reference(record: &str) -> Option<&str> {
+    let (reference, _) = record.strip_prefix(VALUE_RECORD_PREFIX)?.split_once('.')?;
+    Some(reference)
+}
+
+/// The credentials whose source differs between a recorded value and `sources` (as
+/// [`sources_changed`]), split in two: those the spec changed (another ciphertext, another
+/// secret named, a credential added or gone), and those whose value moved at its source (a
+/// secret manager's value: the same secret, another value).
+pub fn sources_moved(
+    recorded: &str,
+    sources: &std::collections::BTreeMap<String, String>,
+) -> (Vec<String>, Vec<String>) {
+    let then: std::collections::BTreeMap<&str, &str> = recorded
+        .split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .collect();
+    sources_changed(recorded, sources)
+        .into_iter()
+        .partition(|c| {
+            let was = then.get(c.as_str()).and_then(|r| value_reference(r));
+            let is = sources.get(c).and_then(|r| value_reference(r));
+            !(was.is_some() && was == is)
+        })
+}
+
 /// The annotation key recording what `spec` added.
 pub fn added_key(spec: &str) -> String {
     format!("{ADDED_ANNOTATION_PREFIX}{spec}")
@@ -205,6 +259,62 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    /// The same value of the same secret gives the same record; another value, or the same
+    /// value of another secret, another; the value is in it in no readable form.
+    #[test]
+    fn a_value_record_is_stable_salted_and_hides_the_value() {
+        let a = value_record("aws\0eu-west-1\0registry/harbor", b"hunter2");
+        assert_eq!(
+            a,
+            value_record("aws\0eu-west-1\0registry/harbor", b"hunter2")
+        );
+        assert!(
+            a.starts_with("sm:") && a.len() == "sm:".len() + 8 + 1 + 12,
+            "{a}"
+        );
+        let other_value = value_record("aws\0eu-west-1\0registry/harbor", b"hunter3");
+        let other_secret = value_record("aws\0eu-west-1\0registry/quay", b"hunter2");
+        assert_eq!(a[..12], other_value[..12], "the same reference");
+        assert_ne!(a[12..], other_value[12..], "another value");
+        assert_ne!(a[..12], other_secret[..12]);
+        assert_ne!(a[12..], other_secret[12..], "salted with the reference");
+        // Not a plain (unsalted, one-round) hash of the value.
+        use sha2::Digest;
+        let plain: String = sha2::Sha256::digest(b"hunter2")[..6]
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect();
+        assert_ne!(a[12..], plain);
+        assert!(!a.contains("hunter2"));
+    }
+
+    /// PBKDF2-HMAC-SHA256 as RFC 7914, section 11 gives it (`passwd`, salt `salt`, 1 round),
+    /// so the rounds are the standard's.
+    #[test]
+    fn pbkdf2_is_the_standards() {
+        let mut out = [0u8; 8];
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(b"passwd", b"salt", 1, &mut out);
+        assert_eq!(out, [0x55, 0xac, 0x04, 0x6e, 0x56, 0xe3, 0x08, 0x9f]);
+    }
+
+    /// A value that moved at its source (the same secret, another value) is told from the
+    /// spec's change (another ciphertext, another secret, a credential added or gone).
+    #[test]
+    fn sources_moved_tells_the_source_from_the_spec() {
+        let now = wanted(&[
+            ("robot", "age:00000005"),
+            ("harbor", "sm:aaaaaaaa.222222222222"),
+            ("quay", "sm:cccccccc.333333333333"),
+            ("same", "sm:dddddddd.444444444444"),
+            ("new", "sm:eeeeeeee.555555555555"),
+        ]);
+        let recorded = "robot=age:00000099,harbor=sm:aaaaaaaa.111111111111,\
+                        quay=sm:bbbbbbbb.333333333333,same=sm:dddddddd.444444444444,gone=age:1";
+        let (spec, source) = sources_moved(recorded, &now);
+        assert_eq!(spec, ["gone", "new", "quay", "robot"]);
+        assert_eq!(source, ["harbor"]);
+    }
 
     fn wanted(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

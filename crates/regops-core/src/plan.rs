@@ -71,6 +71,9 @@ pub enum Origin {
     Missing,
     /// A namespace or object the spec now reaches: regops has not applied anything to it yet.
     NewInScope,
+    /// The value of a credential read from a secret manager changed at its source since regops
+    /// applied it (the spec names the same secret; the record of the value differs).
+    SourceChanged,
 }
 
 impl Origin {
@@ -82,6 +85,7 @@ impl Origin {
             Origin::Both => "the spec changes it, and it was changed in the cluster",
             Origin::Missing => "deleted in the cluster",
             Origin::NewInScope => "new in scope",
+            Origin::SourceChanged => "the value changed at its source",
         }
     }
 
@@ -93,6 +97,7 @@ impl Origin {
             Origin::Both => "both",
             Origin::Missing => "missing",
             Origin::NewInScope => "new-in-scope",
+            Origin::SourceChanged => "source-changed",
         }
     }
 
@@ -104,6 +109,8 @@ impl Origin {
             (a, b) if a == b => a,
             (Missing, _) | (_, Missing) => Missing,
             (NewInScope, x) | (x, NewInScope) => x,
+            // The spec changes it anyway: what its source did too is in the reasons.
+            (SpecChanged, SourceChanged) | (SourceChanged, SpecChanged) => SpecChanged,
             _ => Both,
         }
     }
@@ -122,12 +129,15 @@ pub enum Cause {
     /// A Secret's data differs from the spec: `fields` names what differs (per login), `by`
     /// the field managers other than regops that hold the data (who changed it by hand),
     /// `rotated` the credentials whose source (ciphertext) changed since regops last applied
-    /// the Secret (what the spec changes).
+    /// the Secret (what the spec changes), `changed_at_source` those read from a secret
+    /// manager whose value changed there (the spec names the same secret).
     DataChanged {
         fields: Vec<String>,
         by: Vec<String>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         rotated: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changed_at_source: Vec<String>,
     },
     /// regops' label or annotation is missing from a Secret it manages or adopts.
     OwnershipChanged,
@@ -168,8 +178,8 @@ pub struct Change {
     pub kind: ObjectKind,
     /// The kind's `apiVersion` (`apps/v1`, `argoproj.io/v1alpha1`): with `kind`, which
     /// resource the change writes.
-    /// Borrowed from the kind table (every kind's row lives for the run), so a change holds
-    /// no copy of it; a saved plan's is read owned.
+    // Borrowed from the kind table (every kind's row lives for the run), so a change holds no
+    // copy of it; a saved plan's is read owned.
     pub api_version: std::borrow::Cow<'static, str>,
     pub namespace: String,
     pub name: String,
@@ -458,6 +468,8 @@ struct DataMove {
     origin: Origin,
     /// The credentials whose source changed since the last apply.
     rotated: Vec<String>,
+    /// The credentials read from a secret manager whose value changed there since.
+    at_source: Vec<String>,
 }
 
 fn data_move(
@@ -469,7 +481,9 @@ fn data_move(
     // Whether the spec moved: the record of the sources says, or (a Secret written before the
     // record) the commit it was applied from, when both commits are known.
     let recorded = have.annotations.get(ownership::APPLIED_SOURCES_ANNOTATION);
-    let changed = recorded.map_or_else(Vec::new, |r| ownership::sources_changed(r, &d.sources));
+    let (changed, at_source) = recorded.map_or_else(Default::default, |r| {
+        ownership::sources_moved(r, &d.sources)
+    });
     // The record is the cluster's to edit: only the spec's own credentials are named (one the
     // record lists and the spec no longer has still counts as the spec's change).
     let rotated: Vec<String> = changed
@@ -491,6 +505,10 @@ fn data_move(
     let cluster_moved = !changed_by.is_empty();
     let origin = match (spec_moved, cluster_moved) {
         (Some(true), true) => Origin::Both,
+        // The spec did not move, a value did at its source: said so, with the cluster's edit
+        // if there was one too.
+        (Some(false), true) if !at_source.is_empty() => Origin::Both,
+        (Some(false), false) if !at_source.is_empty() => Origin::SourceChanged,
         (Some(true), false) | (None, false) => Origin::SpecChanged,
         (Some(false), true) | (None, true) => Origin::ChangedInCluster,
         // Neither, as far as the records go: a credential with no ciphertext (from the
@@ -499,13 +517,25 @@ fn data_move(
         (Some(false), false) if d.sources.len() < d.logins.len() => Origin::SpecChanged,
         (Some(false), false) => Origin::ChangedInCluster,
     };
-    DataMove { origin, rotated }
+    DataMove {
+        origin,
+        rotated,
+        at_source,
+    }
 }
 
 /// Why an owned Secret's data differs, for people, in the words of its [`Origin`]: the spec's
 /// rotation (naming the credentials), a change in the cluster (naming who made it), or both.
 fn data_change_reason(m: &DataMove, changed_by: &[String]) -> Message {
-    let spec = if m.rotated.is_empty() {
+    let spec = if !m.at_source.is_empty() && m.rotated.is_empty() {
+        Message::own(if m.at_source.len() == 1 {
+            "the value of credential "
+        } else {
+            "the values of credentials "
+        })
+        .code_all(&m.at_source, ", ")
+        .and(" changed at its source")
+    } else if m.rotated.is_empty() {
         Message::own("the spec changes it")
     } else {
         Message::own(if m.rotated.len() == 1 {
@@ -670,6 +700,10 @@ fn plan_secret(
             rotated: moved
                 .as_ref()
                 .map(|m| m.rotated.clone())
+                .unwrap_or_default(),
+            changed_at_source: moved
+                .as_ref()
+                .map(|m| m.at_source.clone())
                 .unwrap_or_default(),
         });
         if let Some(m) = &moved {
@@ -1398,6 +1432,7 @@ fn node_trust_change(
         fields: fields.iter().map(|f| f.field.clone()).collect(),
         by: Vec::new(),
         rotated: Vec::new(),
+        changed_at_source: Vec::new(),
     });
     c.cause = Some(origin);
     if origin != Origin::SpecChanged {

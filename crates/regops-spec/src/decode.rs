@@ -36,6 +36,7 @@ pub const CREDENTIAL_FIELDS: &[&str] = &[
     "expires",
     "warnBefore",
     "refreshBefore",
+    "refreshInterval",
 ];
 pub const SECRET_SOURCE_FIELDS: &[&str] = &[
     "ageFile",
@@ -773,6 +774,10 @@ impl<'d> Decoder<'d> {
             expires.as_ref(),
             refresh_before.as_ref(),
         );
+        let refresh_interval =
+            field(e, "refreshInterval").and_then(|n| self.string(n, "a duration"));
+        let refresh_interval_secs =
+            self.refresh_interval(&desc, &password, refresh_interval.as_ref());
         Some(Credential {
             name,
             username,
@@ -785,7 +790,47 @@ impl<'d> Decoder<'d> {
             warn_before_secs,
             refresh_before,
             refresh_before_secs,
+            refresh_interval,
+            refresh_interval_secs,
         })
+    }
+
+    /// `refreshInterval`, only for a password read from a secret manager: a whole number of
+    /// seconds (the controller's `--secret-refresh-min` is the floor; a spec cannot go under it).
+    fn refresh_interval(
+        &mut self,
+        desc: &str,
+        password: &SecretSource,
+        interval: Option<&Spanned<String>>,
+    ) -> Option<u64> {
+        let r = interval?;
+        if crate::trust::secret_of(password).is_none() {
+            self.push(
+                Diagnostic::error(
+                    "spec::refresh-interval",
+                    format!("{desc} has `refreshInterval`, but its password is not read from a secret manager"),
+                )
+                .with_label(r.loc, "only for a secret manager's value")
+                .with_help("a minted token takes `refreshBefore`; other passwords are read again when the spec is"),
+            );
+            return None;
+        }
+        match crate::duration::whole_seconds(r) {
+            // The controller reads no more often than its `--secret-refresh-min` allows,
+            // whatever a spec asks.
+            Ok(secs) => Some(secs),
+            Err(why) => {
+                self.push(
+                    Diagnostic::error(
+                        "spec::invalid-duration",
+                        format!("`refreshInterval` of {desc} {why}"),
+                    )
+                    .with_label(r.loc, "not a duration")
+                    .with_help("write a whole number of hours, minutes or seconds: `1h`, `15m`"),
+                );
+                None
+            }
+        }
     }
 
     /// A credential's `expires` and `warnBefore`, each checked.

@@ -235,6 +235,15 @@ pub struct Credential {
     /// `refreshBefore` in seconds, once validated (a third of the lifetime when not given).
     #[schemars(skip)]
     pub refresh_before_secs: u64,
+    /// For a password read from a secret manager (`awsSecretsManager`, `vault`, ...): how often
+    /// `apply --watch` reads it again (`1h`, `15m`); when not given, the controller's
+    /// `--secret-refresh` (1h). A value that changed at its source rewrites the Secrets that
+    /// hold it. One-shot commands read it once per run whatever this says.
+    #[schemars(regex(pattern = crate::duration::SCHEMA_PATTERN))]
+    pub refresh_interval: Option<Spanned<String>>,
+    /// `refreshInterval` in seconds, once validated; `None` when not given.
+    #[schemars(skip)]
+    pub refresh_interval_secs: Option<u64>,
 }
 
 impl Credential {

@@ -160,7 +160,8 @@ const EVERY_FIELD: &str = r#"{
                "password": {"sops": {"file": "s.enc", "extract": "[\"data\"]", "format": "binary",
                                      "decode": "base64", "jsonKey": "password"}}},
     "awssm": {"username": "u", "password": {"awsSecretsManager": {"secretId": "registry/harbor",
-               "region": "eu-west-1", "versionStage": "AWSCURRENT", "jsonKey": "password"}}},
+               "region": "eu-west-1", "versionStage": "AWSCURRENT", "jsonKey": "password"}},
+              "refreshInterval": "15m"},
     "vaulted": {"username": "u", "password": {"vault": {"path": "registry/quay", "field": "token",
                 "mount": "kv"}}},
     "gcpsm": {"username": "u", "password": {"gcpSecretManager": {
@@ -340,10 +341,10 @@ fn durations_the_decoder_reads_the_schema_allows() {
     let base: serde_json::Value = serde_json::from_str(EVERY_FIELD).unwrap();
     let with = |field: &str, value: &str| {
         let mut spec = base.clone();
-        let place = if field == "warnBefore" {
-            "/credentials/robot"
-        } else {
-            "/credentials/aws"
+        let place = match field {
+            "warnBefore" => "/credentials/robot",
+            "refreshInterval" => "/credentials/awssm",
+            _ => "/credentials/aws",
         };
         let target = spec
             .pointer_mut(place)
@@ -364,6 +365,10 @@ fn durations_the_decoder_reads_the_schema_allows() {
             [
                 "4h", "20m", "30m", "1h30m", "1.5h", "90s", "2h45m30s", "0.25d",
             ],
+        ),
+        (
+            "refreshInterval",
+            ["1h", "15m", "30s", "1h30m", "1.5h", "90s", "2h45m30s", "1d"],
         ),
     ] {
         for good in goods {

@@ -4,6 +4,12 @@
 //! exactly what regops would write, and `{{dockerconfig-drifted:<pull secret>}}` for the same
 //! logins with every password changed by hand.
 //!
+//! A credential read from a secret manager is recorded as regops records it
+//! ([`regops_core::ownership::value_record`] of its value, with the credential's name as the
+//! reference); `{{value-record:<credential>}}` stands for the record of the value the drifted
+//! Secrets hold (what was applied before the value was rotated at its source), and
+//! `{{value-record-elsewhere:<credential>}}` for that value's record as another secret's.
+//!
 //! The first line of spec.yaml may set options: `# plan: only=a,b commit=abc123`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -34,7 +40,14 @@ fn logins(spec: &regops_spec::Spec, suffix: &str) -> BTreeMap<String, Login> {
                         .unwrap_or_default(),
                     password: SecretString::from(format!("pw-{}{suffix}", c.name.value)),
                     email: None,
-                    source_digest: Some(format!("age:{:0>8}", c.name.value.len())),
+                    source_digest: Some(if regops_spec::trust::secret_of(&c.password).is_some() {
+                        regops_core::ownership::value_record(
+                            &c.name.value,
+                            format!("pw-{}{suffix}", c.name.value).as_bytes(),
+                        )
+                    } else {
+                        format!("age:{:0>8}", c.name.value.len())
+                    }),
                     expires_at: None,
                 },
             )
@@ -85,6 +98,17 @@ fn run_scenario(dir: &std::path::Path) -> String {
         state = state.replace(
             &format!("{{{{dockerconfig-drifted:{ps}}}}}"),
             &dockerconfig_b64(spec, ps, "-changed-by-hand"),
+        );
+    }
+    for name in spec.credentials.keys() {
+        let old = format!("pw-{name}-changed-by-hand");
+        state = state.replace(
+            &format!("{{{{value-record:{name}}}}}"),
+            &regops_core::ownership::value_record(name, old.as_bytes()),
+        );
+        state = state.replace(
+            &format!("{{{{value-record-elsewhere:{name}}}}}"),
+            &regops_core::ownership::value_record(&format!("{name}-elsewhere"), old.as_bytes()),
         );
     }
     let objects: Vec<Value> = serde_saphyr::from_multiple(&state).unwrap();

@@ -301,3 +301,75 @@ fn every_view_writes_the_formats_it_offers_and_refuses_the_others() {
         <view::PlanView<'_> as View>::FORMATS.len()
     );
 }
+
+/// A value rotated at its secret manager, in every view: the text and Markdown views say "the
+/// value of credential `harbor` changed at its source", the JSON plan has the class
+/// `source-changed` and names the credential in `changed_at_source`; no view shows the record.
+#[test]
+fn a_value_changed_at_its_source_in_every_view() {
+    const SPEC: &str = r#"
+apiVersion: regops.dev/v1
+kind: RegistryConfig
+metadata: { name: team }
+registries:
+  harbor: { server: harbor.example.com, credential: harbor }
+credentials:
+  harbor:
+    username: robot$ci
+    password: { awsSecretsManager: { secretId: registry/harbor, region: eu-west-1 } }
+scopes:
+  web: { namespaces: [web] }
+pullSecrets:
+  pull: { registries: [harbor], scope: web }
+"#;
+    let reference = "aws\0eu-west-1\0registry/harbor\0\0";
+    let login = |pw: &str| Login {
+        username: "robot$ci".into(),
+        password: SecretString::from(pw.to_string()),
+        email: None,
+        source_digest: Some(regops_core::ownership::value_record(
+            reference,
+            pw.as_bytes(),
+        )),
+        expires_at: None,
+    };
+    let (old, new) = (login("pw-old-marker"), login("pw-new-marker"));
+    let applied = regops_core::dockerconfig::build([("harbor.example.com", &old)]);
+    use base64::Engine;
+    use secrecy::ExposeSecret;
+    let record = old.source_digest.clone().unwrap();
+    let objects = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}),
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": "pull", "namespace": "web",
+                "labels": {"app.kubernetes.io/managed-by": "regops"},
+                "annotations": {"regops.dev/spec": "team",
+                    "regops.dev/applied-sources": format!("harbor={record}")},
+                "managedFields": [{"manager": "regops", "operation": "Apply",
+                    "fieldsV1": {"f:data": {"f:.dockerconfigjson": {}}}}]},
+            "data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD
+                .encode(applied.expose_secret())}}),
+    ];
+    let mut sources = Sources::default();
+    sources.add("spec.yaml".into(), SPEC.into(), SpecFormat::Yaml);
+    let loaded = regops_spec::load(sources, "team").unwrap();
+    let logins = BTreeMap::from([("harbor".to_string(), new)]);
+    let (observed, skipped) = Observed::from_objects(&objects);
+    assert!(skipped.is_empty());
+    let d = desired::compute(&loaded.spec, &logins, &observed, None);
+    let p = plan::compute("team", "state", Source::default(), &d, &observed, None);
+    let text = view::text(&p, false, view::Detail::Full);
+    let markdown = view::markdown(&p, view::MARKDOWN_BUDGET);
+    let json: Value = serde_json::from_str(&view::json(&p)).unwrap();
+    let new_record = logins["harbor"].source_digest.clone().unwrap();
+    for shown in [&text, &markdown, &json.to_string()] {
+        assert!(!shown.contains("marker"), "{shown}");
+        assert!(!shown.contains(&record[3..]) && !shown.contains(&new_record[3..]));
+    }
+    insta::assert_snapshot!("text_value_changed_at_its_source", text);
+    insta::assert_snapshot!("markdown_value_changed_at_its_source", markdown);
+    insta::assert_snapshot!(
+        "json_value_changed_at_its_source",
+        serde_json::to_string_pretty(&json["changes"][0]).unwrap()
+    );
+}

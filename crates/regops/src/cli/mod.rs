@@ -241,7 +241,7 @@ when the cluster is another, or when an object read then has changed, appeared o
   regops plan -f regops.yaml --out plan.json          # on the pull request
   regops apply plan.json --yes                        # after merge, from the same checkout")]
     #[command(mut_arg("files", |a| a.required(false)))]
-    Apply(ApplyArgs),
+    Apply(Box<ApplyArgs>),
 
     /// Show a saved plan (`plan --out`): its changes, and what it was made from.
     #[command(after_help = "\
@@ -553,6 +553,16 @@ pub struct ApplyArgs {
     /// at once).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     pub spec_poll: std::time::Duration,
+    /// With --watch: how often a password read from a secret manager (`awsSecretsManager`,
+    /// `vault`, ...) is read again when its credential has no `refreshInterval` (`1h`, `15m`).
+    /// A value that changed at its source rewrites the Secrets that hold it.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub secret_refresh: std::time::Duration,
+    /// With --watch: the shortest interval at which a secret manager's value is read again,
+    /// whatever a spec's `refreshInterval` says (each read is a call the controller's identity
+    /// makes, and may be billed for).
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
+    pub secret_refresh_min: std::time::Duration,
 }
 
 impl ApplyArgs {
@@ -566,6 +576,13 @@ impl ApplyArgs {
             resync: self.resync,
             spec_poll: self.spec_poll,
             recycle_stuck_pods: self.recycle_stuck_pods,
+            secret_refresh: crate::controller::refresh::Intervals {
+                default: self.secret_refresh,
+                // A zero floor would let a spec ask for a read at every turn of the loop.
+                min: self
+                    .secret_refresh_min
+                    .max(std::time::Duration::from_secs(1)),
+            },
         }
     }
 }

@@ -18,6 +18,10 @@
 //! - `regops_namespaces_awaiting_retry`: namespaces whose writes failed, waiting to be retried
 //!   alone (each with its own backoff);
 //! - `regops_mint_failures_total`: tokens that could not be minted (each retried with backoff);
+//! - `regops_secret_source_failures_total{kind="aws|vault|…"}`: reads of a secret manager's
+//!   value that failed (each retried with backoff; the Secrets keep the last good value);
+//! - `regops_secret_source_last_success_timestamp_seconds{kind}`: when a value of that kind
+//!   was last read (at the start, a reload, or a refresh);
 //! - `regops_last_full_sync_timestamp_seconds` and `regops_seconds_since_last_full_sync`
 //!   (successful full applies; the second is computed at each scrape, for simple alerts).
 
@@ -83,6 +87,9 @@ struct Values {
     recycled: u64,
     awaiting_retry: u64,
     mint_failures: u64,
+    /// By source kind (`aws`, `vault`): reads that failed, and when one last succeeded.
+    source_failures: BTreeMap<&'static str, u64>,
+    source_success: BTreeMap<&'static str, f64>,
     last_full_sync: Option<f64>,
 }
 
@@ -169,6 +176,31 @@ impl Metrics {
     /// A token could not be minted.
     pub fn mint_failed(&self) {
         self.values().mint_failures += 1;
+    }
+
+    /// The secret-manager kinds the spec reads, all read successfully at `now` (Unix
+    /// seconds: the spec was just prepared, which reads them all); their failure counters
+    /// start at 0. Kinds no longer read are dropped.
+    pub fn secret_sources_read(&self, kinds: &std::collections::BTreeSet<&'static str>, now: f64) {
+        let mut v = self.values();
+        v.source_failures.retain(|k, _| kinds.contains(k));
+        v.source_success.retain(|k, _| kinds.contains(k));
+        for k in kinds {
+            v.source_failures.entry(k).or_default();
+            v.source_success.insert(k, now);
+        }
+    }
+
+    /// A value of a secret manager of `kind` was read at `now` (Unix seconds).
+    pub fn secret_source_read(&self, kind: &'static str, now: f64) {
+        let mut v = self.values();
+        v.source_failures.entry(kind).or_default();
+        v.source_success.insert(kind, now);
+    }
+
+    /// A read from a secret manager of `kind` failed.
+    pub fn secret_source_failed(&self, kind: &'static str) {
+        *self.values().source_failures.entry(kind).or_default() += 1;
     }
 
     pub fn recycled(&self, pods: usize) {
@@ -322,6 +354,32 @@ fn render(labels: &str, v: &Values, now: f64) -> String {
         "Tokens that could not be minted from a cloud identity (each retried with backoff).",
     );
     o.sample("regops_mint_failures_total", s, v.mint_failures);
+    let name = "regops_secret_source_failures_total";
+    if !v.source_failures.is_empty() {
+        o.family(
+            name,
+            Counter,
+            "Reads of a secret manager's value that failed, by source kind (each retried with backoff; the Secrets keep the last good value).",
+        );
+    }
+    for (kind, n) in &v.source_failures {
+        o.sample(name, &with(&format!("kind=\"{}\"", escape(kind))), n);
+    }
+    let name = "regops_secret_source_last_success_timestamp_seconds";
+    if !v.source_success.is_empty() {
+        o.family(
+            name,
+            Gauge,
+            "When a value was last read from a secret manager of this kind.",
+        );
+    }
+    for (kind, t) in &v.source_success {
+        o.sample(
+            name,
+            &with(&format!("kind=\"{}\"", escape(kind))),
+            format!("{t:.3}"),
+        );
+    }
     if let Some(t) = v.last_full_sync {
         o.family(
             "regops_last_full_sync_timestamp_seconds",
@@ -378,6 +436,31 @@ mod tests {
         m.awaiting_retry(1);
         m.mint_failed();
         insta::assert_snapshot!(m.render(1012.5));
+    }
+
+    /// Each secret-manager kind the spec reads has its failure counter (from 0) and the time
+    /// of its last good read; a failure counts for its kind alone; a kind the spec no longer
+    /// reads is dropped.
+    #[test]
+    fn secret_sources_are_counted_by_kind() {
+        let m = Metrics::new("web", None);
+        assert!(!m.render(0.0).contains("regops_secret_source"));
+        m.secret_sources_read(&["aws", "vault"].into(), 100.0);
+        m.secret_source_failed("aws");
+        m.secret_source_failed("aws");
+        m.secret_source_read("vault", 160.5);
+        let text = m.render(200.0);
+        for line in [
+            "regops_secret_source_failures_total{spec=\"web\",kind=\"aws\"} 2",
+            "regops_secret_source_failures_total{spec=\"web\",kind=\"vault\"} 0",
+            "regops_secret_source_last_success_timestamp_seconds{spec=\"web\",kind=\"aws\"} 100.000",
+            "regops_secret_source_last_success_timestamp_seconds{spec=\"web\",kind=\"vault\"} 160.500",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+        }
+        m.secret_sources_read(&["vault"].into(), 300.0);
+        let text = m.render(300.0);
+        assert!(!text.contains("kind=\"aws\""), "{text}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! - [`watches`]: the watches and the queue of namespaces they feed;
 //! - [`recycle`]: what `--recycle-stuck-pods` deletes;
 //! - [`listen`]: the HTTP endpoint (`/healthz`, `/readyz`, `/metrics`);
-//! - [`metrics`]: what it counts.
+//! - [`metrics`]: what it counts;
+//! - [`refresh`]: values from secret managers, read again every `refreshInterval`.
 //!
 //! The Lease it is elected on is [`crate::cluster::lock`]'s, the same one `regops apply` takes; the
 //! command's flags are turned into a `Controller` by `cli/commands/watch.rs`; a reload reads the
@@ -16,6 +17,8 @@
 //! 3. then take work from the [`Queue`]: the namespaces the watches named, planned and applied
 //!    with namespaced reads (as `-n`), or a full apply (on `--resync`, after a watch had to list
 //!    again, after a spec reload, after a failure, or when many namespaces wait);
+//!    Values from secret managers are read again on their own schedule ([`refresh`]), off the
+//!    loop; one that changed has the namespaces holding it planned again;
 //! 4. between passes, look at the spec files (`--spec-poll`) and SIGHUP; a valid new spec
 //!    replaces the old (new watches, then a full apply), an invalid one is reported and the
 //!    old one stays in force;
@@ -26,6 +29,7 @@
 pub mod listen;
 pub mod metrics;
 pub mod recycle;
+pub mod refresh;
 pub mod watches;
 
 use std::sync::Arc;
@@ -87,6 +91,12 @@ pub(crate) struct Controller<'a> {
     held_back: std::collections::BTreeSet<String>,
     /// When the first minted token comes within its `refreshBefore` (from the last full pass).
     renew_at: Option<Instant>,
+    /// Values from secret managers: when each is read again, and the reads in flight.
+    refresh: refresh::Refresh,
+    /// The namespaces whose pull secrets hold a value [`Controller::refresh`] reads, with the
+    /// credentials of those values (as the last passes over them planned): where a value that
+    /// changed is written.
+    holders: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
     retry_wait: Duration,
     /// --recycle-stuck-pods: the deletions' pace, and the namespaces to look at again.
     limiter: recycle::Limiter,
@@ -121,6 +131,13 @@ impl<'a> Controller<'a> {
             &spec.prepared.loaded.name,
             spec.cluster.as_deref(),
         ));
+        // The spec was just prepared: every value from a secret manager was read.
+        let refresh = refresh::Refresh::new(
+            &spec.prepared.loaded.spec,
+            args.secret_refresh,
+            Instant::now(),
+        );
+        metrics.secret_sources_read(&refresh.kinds(), unix_now());
         Controller {
             args,
             term,
@@ -141,6 +158,8 @@ impl<'a> Controller<'a> {
             watches: Vec::new(),
             retry: None,
             renew_at: None,
+            refresh,
+            holders: std::collections::BTreeMap::new(),
             retry_wait: RETRY_FIRST,
             retries: watches::Retries::new(RETRY_FIRST, RETRY_MAX),
             mint_retries: watches::Retries::new(RETRY_FIRST, RETRY_MAX),
@@ -298,6 +317,10 @@ impl Controller<'_> {
                     }
                 }
             }
+            if self.refresh.next_due().is_some_and(|at| at <= now) {
+                let policy = self.prepared.loaded.policy.clone();
+                self.refresh.start_due(now, &policy);
+            }
             if let Some(work) = self.queue.take() {
                 if work == Work::Full {
                     next_resync = Instant::now() + self.args.resync;
@@ -308,6 +331,8 @@ impl Controller<'_> {
             let retry_at = self.retry.unwrap_or(next_resync);
             let recheck_at = self.rechecks.first().map_or(next_resync, |(at, _)| *at);
             let renew_at = self.renew_at.unwrap_or(next_resync);
+            let refresh_at = self.refresh.next_due().unwrap_or(next_resync);
+            let idle = self.refresh.idle();
             let requeue_at = [self.retries.next_due(), self.mint_retries.next_due()]
                 .into_iter()
                 .flatten()
@@ -315,6 +340,10 @@ impl Controller<'_> {
                 .unwrap_or(next_resync);
             tokio::select! {
                 () = self.queue.wait() => {}
+                Some((key, got)) = self.refresh.next_done(), if !idle => {
+                    self.refreshed(&key, got);
+                }
+                () = tokio::time::sleep_until(refresh_at) => {}
                 () = tokio::time::sleep_until(renew_at) => {
                     if self.renew_at.take().is_some() {
                         self.log.info("renewal: a minted token is within refreshBefore; a full apply");
@@ -449,6 +478,15 @@ impl Controller<'_> {
             }
             Ok(p) => {
                 self.prepared = p;
+                // Read whole again with the spec; reads in flight for the old one are dropped.
+                self.refresh = refresh::Refresh::new(
+                    &self.prepared.loaded.spec,
+                    self.args.secret_refresh,
+                    Instant::now(),
+                );
+                self.metrics
+                    .secret_sources_read(&self.refresh.kinds(), unix_now());
+                self.holders.clear();
                 self.spec_print = print;
                 self.rejected_print = None;
                 self.metrics.reload(true);
@@ -559,6 +597,7 @@ impl Controller<'_> {
             (Scope::Namespaces, Some(set)) => self.held_back.retain(|ns| !set.contains(ns)),
             _ => self.held_back.clear(),
         }
+        self.note_holders(scope, only.as_ref(), &desired);
         self.held_back.extend(
             desired
                 .secrets
@@ -584,6 +623,100 @@ impl Controller<'_> {
         self.requeue_failures(scope, only.as_ref(), &report);
         if scope == Scope::Full {
             self.retry_wait = RETRY_FIRST;
+        }
+    }
+
+    /// After a pass: which namespaces hold a value from a secret manager, as it planned them.
+    fn note_holders(
+        &mut self,
+        scope: Scope,
+        only: Option<&std::collections::BTreeSet<String>>,
+        desired: &regops_core::desired::Desired,
+    ) {
+        match (scope, only) {
+            (Scope::Namespaces, Some(set)) => self.holders.retain(|ns, _| !set.contains(ns)),
+            _ => self.holders.clear(),
+        }
+        let read = self.refresh.credentials();
+        if read.is_empty() {
+            return;
+        }
+        let by_secret = refresh::credentials_by_pull_secret(&self.prepared.loaded.spec);
+        for d in &desired.secrets {
+            let Some(creds) = by_secret.get(d.name.as_str()) else {
+                continue;
+            };
+            for c in creds.iter().filter(|c| read.contains(**c)) {
+                self.holders
+                    .entry(d.namespace.clone())
+                    .or_default()
+                    .insert((*c).to_string());
+            }
+        }
+    }
+
+    /// A read of a secret manager ended: counted; a value that changed replaces its
+    /// credentials' password, and the namespaces holding it are planned again (a full apply
+    /// when no pass has said where it is held yet). A failure keeps the last good value.
+    fn refreshed(&mut self, key: &str, got: refresh::Read) {
+        use secrecy::ExposeSecret;
+        let ok = got.as_ref().map(|_| ()).map_err(Clone::clone);
+        match self.refresh.settle(key, ok, Instant::now()) {
+            refresh::Settled::Gone => {}
+            refresh::Settled::Failed {
+                kind,
+                credentials,
+                why,
+                retry,
+            } => {
+                self.metrics.secret_source_failed(kind);
+                let names: Vec<String> = credentials.into_iter().collect();
+                self.log.warn(&format!(
+                    "credential {}: cannot read its {kind} secret again: {why}; its Secrets keep the value last read; asked again in {} s",
+                    names.join(", "),
+                    retry.as_secs()
+                ));
+            }
+            refresh::Settled::Read { kind, credentials } => {
+                self.metrics.secret_source_read(kind, unix_now());
+                let Ok((value, record)) = got else { return };
+                let mut changed = Vec::new();
+                for name in credentials {
+                    let Some(login) = self.prepared.logins.get_mut(&name) else {
+                        continue;
+                    };
+                    if login.password.expose_secret() != value.as_str() {
+                        login.password = secrecy::SecretString::from(value.as_str().to_owned());
+                        login.source_digest = Some(record.clone());
+                        changed.push(name);
+                    }
+                }
+                if changed.is_empty() {
+                    return;
+                }
+                let namespaces: Vec<&String> = self
+                    .holders
+                    .iter()
+                    .filter(|(_, creds)| changed.iter().any(|c| creds.contains(c)))
+                    .map(|(ns, _)| ns)
+                    .collect();
+                let names = changed.join(", ");
+                if self.holders.is_empty() && !self.metrics.ready() {
+                    self.log.info(&format!(
+                        "the {kind} secret of credential {names} changed at its source: a full apply"
+                    ));
+                    self.queue.full();
+                    return;
+                }
+                self.log.info(&format!(
+                    "the {kind} secret of credential {names} changed at its source: {} namespace{} planned again",
+                    namespaces.len(),
+                    if namespaces.len() == 1 { "" } else { "s" }
+                ));
+                for ns in namespaces {
+                    self.queue.touch(ns);
+                }
+            }
         }
     }
 

@@ -199,17 +199,21 @@ fn from_helper(
 
 /// The values read from secret managers in this run, by [`crate::inputs::secret_managers::cache_key`]:
 /// each secret is read once, however many credentials name it.
-type Fetched = BTreeMap<String, Result<Zeroizing<String>, String>>;
+/// Each value comes with its record ([`regops_core::ownership::value_record`]), made once.
+type Fetched = BTreeMap<String, Result<(Zeroizing<String>, String), String>>;
 
 /// A password from a secret manager (`awsSecretsManager:`, `gcpSecretManager:`,
 /// `azureKeyVault:`, `vault:`): allowed by the
 /// operator's `--allow-secret` (checked again here, whatever checked the spec before), read
 /// once per run. A failure names the credential, the secret and the step, never a value.
+/// With the value, its record for the Secrets that hold it
+/// ([`regops_core::ownership::value_record`]), by which a later plan tells a value that moved
+/// at its source.
 fn from_secret_manager(
     cred: &Credential,
     policy: &Policy,
     fetched: &mut Fetched,
-) -> Result<SecretString, Diagnostic> {
+) -> Result<(SecretString, String), Diagnostic> {
     use regops_spec::trust::{secret_of, secret_refusal};
     let name = &cred.name.value;
     let source = &cred.password;
@@ -235,11 +239,19 @@ fn from_secret_manager(
         )));
     }
     let key = crate::inputs::secret_managers::cache_key(source).unwrap_or_default();
-    let got = fetched.entry(key).or_insert_with(|| {
-        crate::inputs::secret_managers::read_blocking(source, policy).map_err(|e| e.to_string())
+    let got = fetched.entry(key.clone()).or_insert_with(|| {
+        crate::inputs::secret_managers::read_blocking(source, policy)
+            .map(|v| {
+                let record = regops_core::ownership::value_record(&key, v.as_bytes());
+                (v, record)
+            })
+            .map_err(|e| e.to_string())
     });
     match got {
-        Ok(value) => Ok(SecretString::from(value.as_str().to_owned())),
+        Ok((value, record)) => Ok((
+            SecretString::from(value.as_str().to_owned()),
+            record.clone(),
+        )),
         Err(why) => Err(Diagnostic::error(
             "credential::secret-manager",
             format!(
@@ -297,7 +309,8 @@ fn password(
         | SecretSource::GcpSecretManager { .. }
         | SecretSource::AzureKeyVault { .. }
         | SecretSource::Vault { .. } => {
-            return Ok((from_secret_manager(cred, policy, fetched)?, None));
+            let (value, record) = from_secret_manager(cred, policy, fetched)?;
+            return Ok((value, Some(record)));
         }
         SecretSource::Env { env: var } => {
             if let Some(why) = regops_spec::trust::env_refusal(&var.value, policy) {

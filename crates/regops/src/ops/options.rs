@@ -56,6 +56,9 @@ pub struct ControllerOptions {
     pub spec_poll: Duration,
     /// Whether pods stuck pulling from a registry just provided are deleted to retry.
     pub recycle_stuck_pods: bool,
+    /// How often values from secret managers are read again (`--secret-refresh`, and its
+    /// floor `--secret-refresh-min`).
+    pub secret_refresh: crate::controller::refresh::Intervals,
 }
 
 /// What `import` reads and where it writes.

@@ -41,6 +41,7 @@ mod parse_errors;
 mod replace;
 mod saved_plan;
 mod secret_managers;
+mod secret_refresh;
 mod sops;
 mod state_files;
 mod untrusted_paths;

@@ -173,12 +173,12 @@ pub fn run(command: Command, term: Term) -> ExitStatus {
         Command::ClusterInfo(a) => cluster_info::cluster_info(a, &term),
         Command::Plan(a) => plan::plan(a, &term),
         Command::Apply(a) if a.dry_run == Some(crate::cli::DryRun::Client) => {
-            plan::plan(apply::as_plan(a), &term)
+            plan::plan(apply::as_plan(*a), &term)
         }
-        Command::Apply(a) if a.watch => watch::watch(a, &term),
-        Command::Apply(a) if a.plan_file.is_some() => plan_file::apply_saved(a, &term),
+        Command::Apply(a) if a.watch => watch::watch(*a, &term),
+        Command::Apply(a) if a.plan_file.is_some() => plan_file::apply_saved(*a, &term),
         Command::Show(a) => plan_file::show(a, &term),
-        Command::Apply(a) => apply::apply(a, &term),
+        Command::Apply(a) => apply::apply(*a, &term),
         Command::Drift(a) => drift::drift(a, &term),
         Command::Validate(a) => validate::validate(a, &term),
         Command::Completions { shell } => {

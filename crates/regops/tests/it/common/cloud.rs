@@ -98,6 +98,8 @@ pub struct State {
     pub throttle_secrets: bool,
     /// Secrets Manager answers a 12 MB body.
     pub huge_secret: bool,
+    /// Secrets Manager answers only after this long (a read in flight, for the controller).
+    pub hang_secrets: Option<std::time::Duration>,
     /// The `GetSecretValue` bodies received, as JSON.
     pub secret_requests: Vec<serde_json::Value>,
     /// Vault's KV v2 secrets: `<mount>/<path>` to their data.
@@ -359,6 +361,10 @@ async fn handle(
     // Secrets Manager
     if target == "secretsmanager.GetSecretValue" {
         count("secretsmanager");
+        let hang = state.lock().unwrap().hang_secrets;
+        if let Some(d) = hang {
+            tokio::time::sleep(d).await;
+        }
         let json_err = |code: &str, msg: &str, status: u16| {
             reply(
                 status,
