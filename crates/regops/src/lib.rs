@@ -9,7 +9,7 @@
 //!   loaded and prepared, planning, an apply session, fleets, saved plans, import, rekey and
 //!   node trust.
 //! - [`controller`]: `apply --watch`: its loop, watches and queue, `--recycle-stuck-pods`, its
-//!   HTTP endpoint and metrics; built from [`ops::options::ControllerOptions`].
+//!   HTTP endpoint and metrics; built from [`controller::ControllerOptions`].
 //! - The I/O below them:
 //!   - [`inputs`]: what a spec names that is read from outside: its files (confined), the
 //!     credentials (age, env, files, helpers, sops, secret managers), minted tokens, the git

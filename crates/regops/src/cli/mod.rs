@@ -567,8 +567,8 @@ pub struct ApplyArgs {
 
 impl ApplyArgs {
     /// What `--watch`'s flags ask of the controller.
-    pub fn controller_options(&self) -> crate::ops::options::ControllerOptions {
-        crate::ops::options::ControllerOptions {
+    pub fn controller_options(&self) -> crate::controller::ControllerOptions {
+        crate::controller::ControllerOptions {
             run: self.run.options(),
             json_log: self.output == Format::Json,
             healthz_stall: self.healthz_stall,

@@ -42,7 +42,6 @@ use tokio::time::Instant;
 
 use crate::ExitStatus;
 use crate::failure::{Failure, Outcome};
-use crate::ops::options::ControllerOptions;
 use crate::ops::prepared::Prepared;
 use crate::output::{Log, Term};
 use metrics::{Metrics, Pass, Scope};
@@ -52,6 +51,27 @@ fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// What the controller (`apply --watch`) is told when it is built.
+#[derive(Clone, Debug)]
+pub struct ControllerOptions {
+    pub run: crate::ops::options::RunOptions,
+    /// Log JSON lines rather than text.
+    pub json_log: bool,
+    /// How long the work loop may go without progress before `/healthz` fails.
+    pub healthz_stall: Duration,
+    /// The file whose mtime says the loop made progress (for an exec liveness probe).
+    pub progress_file: Option<std::path::PathBuf>,
+    /// How often a full apply runs whatever the watches said.
+    pub resync: Duration,
+    /// How often the spec's files are read again for a change.
+    pub spec_poll: Duration,
+    /// Whether pods stuck pulling from a registry just provided are deleted to retry.
+    pub recycle_stuck_pods: bool,
+    /// How often values from secret managers are read again (`--secret-refresh`, and its
+    /// floor `--secret-refresh-min`).
+    pub secret_refresh: refresh::Intervals,
 }
 
 /// With --recycle-stuck-pods, the namespaces just provided are looked at again this long after

@@ -2,7 +2,7 @@
 //! the command line ([`crate::cli`]) and the I/O below ([`crate::inputs`],
 //! [`crate::cluster`]).
 //!
-//! - [`options`]: what a run was asked for (spec, cluster, minting, the controller).
+//! - [`options`]: what a run was asked for (spec, cluster, minting, an apply, an import).
 //! - [`load`]: the spec loaded from its files as the options say, its credentials resolved,
 //!   a [`prepared::Prepared`] spec built.
 //! - [`prepared`]: a spec made ready to plan: logins, the run's minted tokens, planning.

@@ -40,27 +40,6 @@ pub struct RunOptions {
     pub mint: bool,
 }
 
-/// What the controller (`apply --watch`) is told when it is built.
-#[derive(Clone, Debug)]
-pub struct ControllerOptions {
-    pub run: RunOptions,
-    /// Log JSON lines rather than text.
-    pub json_log: bool,
-    /// How long the work loop may go without progress before `/healthz` fails.
-    pub healthz_stall: Duration,
-    /// The file whose mtime says the loop made progress (for an exec liveness probe).
-    pub progress_file: Option<PathBuf>,
-    /// How often a full apply runs whatever the watches said.
-    pub resync: Duration,
-    /// How often the spec's files are read again for a change.
-    pub spec_poll: Duration,
-    /// Whether pods stuck pulling from a registry just provided are deleted to retry.
-    pub recycle_stuck_pods: bool,
-    /// How often values from secret managers are read again (`--secret-refresh`, and its
-    /// floor `--secret-refresh-min`).
-    pub secret_refresh: crate::controller::refresh::Intervals,
-}
-
 /// What `import` reads and where it writes.
 #[derive(Clone, Debug)]
 pub struct ImportOptions {
