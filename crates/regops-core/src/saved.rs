@@ -14,7 +14,8 @@
 //!   what planning reads (labels, annotations, containers, entries: [`crate::fingerprint`]);
 //!   the resourceVersion is shown.
 //!
-//! No credential is in it: Secret data is derived again at apply from the same spec.
+//! Beside the plan, each change's write (`crate::write`): what `apply FILE` sends. No
+//! credential is in it: Secret data is derived again at apply from the same spec.
 
 use std::collections::BTreeMap;
 
@@ -28,8 +29,8 @@ use crate::warning::Warning;
 /// What `kind:` a saved plan file says it is.
 pub const KIND: &str = "SavedPlan";
 /// The version of the saved plan format. 2: each change carries its kind's `apiVersion`, and
-/// the file the workload kinds its spec declared.
-pub const FORMAT_VERSION: &str = "2";
+/// the file the workload kinds its spec declared. 3: the file carries each change's write.
+pub const FORMAT_VERSION: &str = "3";
 
 /// A saved plan, as written to the file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -61,6 +62,10 @@ pub struct SavedPlan {
     /// The plan's warnings whole (the plan's JSON keeps only their text).
     #[serde(default)]
     pub warnings: Vec<Warning>,
+    /// Each change's write, in the order of `plan.changes` (`null` for a change that writes
+    /// nothing). Only in the file: read, they are the changes' own.
+    #[serde(default)]
+    pub writes: Vec<Option<crate::write::Write>>,
 }
 
 /// Which spec a plan was made from.
@@ -330,7 +335,7 @@ pub fn differences(saved: &Plan, now: &Plan) -> Vec<String> {
                 shown(k),
                 action(was.action)
             )),
-            Some(is) if is != was => out.push(if is.action == was.action {
+            Some(is) if !same(was, is) => out.push(if is.action == was.action {
                 format!(
                     "{}: {} differently than planned",
                     shown(k),
@@ -364,6 +369,24 @@ pub fn differences(saved: &Plan, now: &Plan) -> Vec<String> {
         ));
     }
     out
+}
+
+/// Whether a change made again (`now`) is the saved one: equal, its write included, but for
+/// the resourceVersion a workload's KubeSphere value is bound to: a workload's status moves
+/// it without anyone editing what planning reads, and a stale one is a conflict apply resolves
+/// by reading the workload again and merging again.
+fn same(saved: &crate::plan::Change, now: &crate::plan::Change) -> bool {
+    if saved == now {
+        return true;
+    }
+    match (&saved.write, &now.write) {
+        (Some(a), Some(b)) if a.same_but_workload_version(b) => {
+            let mut now = now.clone();
+            now.write.clone_from(&saved.write);
+            *saved == now
+        }
+        _ => false,
+    }
 }
 
 fn action(a: crate::plan::Action) -> &'static str {
@@ -427,6 +450,17 @@ pub fn parse(bytes: &[u8]) -> Result<SavedPlan, ReadError> {
         )));
     }
     saved.plan.warnings = std::mem::take(&mut saved.warnings);
+    let writes = std::mem::take(&mut saved.writes);
+    if writes.len() != saved.plan.changes.len() {
+        return Err(ReadError::Malformed(format!(
+            "it holds {} writes for {} changes",
+            writes.len(),
+            saved.plan.changes.len()
+        )));
+    }
+    for (c, w) in saved.plan.changes.iter_mut().zip(writes) {
+        c.write = w;
+    }
     Ok(saved)
 }
 
@@ -434,6 +468,7 @@ pub fn parse(bytes: &[u8]) -> Result<SavedPlan, ReadError> {
 pub fn to_bytes(saved: &SavedPlan) -> Result<Vec<u8>, serde_json::Error> {
     let mut saved = saved.clone();
     saved.warnings = saved.plan.warnings.clone();
+    saved.writes = saved.plan.changes.iter().map(|c| c.write.clone()).collect();
     let mut out = serde_json::to_vec_pretty(&saved)?;
     out.push(b'\n');
     Ok(out)
@@ -606,6 +641,7 @@ mod tests {
             objects: versions(&observed(vec![ns("a", "web", "1")])),
             plan,
             warnings: Vec::new(),
+            writes: Vec::new(),
         };
         let back = parse(&to_bytes(&saved).unwrap()).unwrap();
         assert_eq!(back.objects, saved.objects);

@@ -161,12 +161,10 @@ pub(crate) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
             term.note("Apply cancelled; nothing was written.");
             return Ok(ExitStatus::Failure);
         }
-        let commit = prepared.source.commit.as_deref();
-        let written = (&session, &client, commit);
         write_and_report(
             &args,
             &rt,
-            written,
+            (&session, &client),
             (&plan, &desired, &observed),
             lock.as_ref(),
             term,
@@ -197,11 +195,11 @@ pub(crate) fn unchanged(plan: &Plan, args: &ApplyArgs, term: &Term) -> ExitStatu
 }
 
 /// Carries out a confirmed plan with the session, with progress, and reports what was and
-/// was not done. `by` is the session, its client and the spec's commit.
+/// was not done. `by` is the session and its client.
 pub(crate) fn write_and_report(
     args: &ApplyArgs,
     rt: &tokio::runtime::Runtime,
-    by: (&Session, &kube::Client, Option<&str>),
+    by: (&Session, &kube::Client),
     (plan, desired, observed): (
         &Plan,
         &regops_core::desired::Desired,
@@ -210,7 +208,7 @@ pub(crate) fn write_and_report(
     lock: Option<&Lock>,
     term: &Term,
 ) -> Outcome {
-    let (session, client, commit) = by;
+    let (session, client) = by;
     let total = plan
         .changes
         .iter()
@@ -219,7 +217,6 @@ pub(crate) fn write_and_report(
     let progress = crate::output::Progress::new(term, total, args.output == Format::Text);
     let written = rt.block_on(session.write(
         client,
-        commit,
         plan,
         desired,
         observed,
@@ -338,12 +335,12 @@ fn apply_fleet(
         .count();
     let progress =
         crate::output::Progress::new(term, total, args.output == Format::Text && any_changes);
-    let (progress, commit) = (&progress, prepared.source.commit.as_deref());
+    let progress = &progress;
     let applied: Vec<Member<Applied>> = rt.block_on(
         futures::stream::iter(staged.into_iter().map(|m| async move {
             let cluster = m.cluster;
             let result = match m.result {
-                Ok(r) => Ok(write(session, r, commit, &cluster, progress, term).await),
+                Ok(r) => Ok(write(session, r, &cluster, progress, term).await),
                 Err(e) => Err(e),
             };
             Member { cluster, result }
@@ -403,7 +400,6 @@ fn show_fleet_plan(
 async fn write(
     session: &Session,
     r: Reached,
-    commit: Option<&str>,
     cluster: &str,
     progress: &crate::output::Progress,
     term: &Term,
@@ -412,7 +408,6 @@ async fn write(
     let written = session
         .write(
             &client,
-            commit,
             &staged.plan,
             &staged.desired,
             &staged.observed,

@@ -13,6 +13,7 @@ use crate::failure::{Failure, Outcome};
 use crate::load::prepare_checked;
 use crate::output::Term;
 use crate::prepared::Prepared;
+use crate::session::Staged;
 
 /// How many moved objects a refusal lists before "… and N more".
 const SHOWN: usize = 20;
@@ -62,6 +63,7 @@ pub(super) fn plan_and_save(
         objects,
         plan,
         warnings: Vec::new(),
+        writes: Vec::new(),
     };
     crate::saved_plan::write(out, &record).map_err(|e| Failure::Message {
         message: format!("cannot write the plan to {}: {e}", out.display()),
@@ -141,8 +143,9 @@ fn check_unmoved(
 
 /// `regops apply FILE`: exactly the saved plan, or nothing. Checked in this order, each before
 /// anything is written: the regops version; the spec's files (before they are parsed); the
-/// ciphertext files; the cluster; every object read (once before the Lease is taken, again
-/// under it); the plan made again from all of these, which must be the saved one.
+/// ciphertext files; the cluster; every object read, and the plan made again from all of
+/// these, which must be the saved one (once before the Lease is taken, again under it). Then
+/// the saved plan's writes are carried out as a fresh plan's are.
 pub(super) fn apply_saved(mut args: ApplyArgs, term: &Term) -> Outcome {
     let Some(path) = args.plan_file.clone() else {
         return Err(Failure::msg("no saved plan given"));
@@ -228,45 +231,22 @@ pub(super) fn apply_saved(mut args: ApplyArgs, term: &Term) -> Outcome {
         ));
     }
     let loaded = &prepared.loaded;
-    let read = || async {
-        crate::observe::from_cluster(
+    let session = session(&args, &loaded.name)?;
+    // Staged as a fresh plan is: read and check without the Lease (a stale plan is refused
+    // with nothing written, not even the Lease; a plan with nothing to write needs no more),
+    // then under it. Each read checks every object the plan was made from, and plans again
+    // from them: the plan made again must be the saved one, writes included.
+    let read = async || {
+        let observed = crate::observe::from_cluster(
             &client,
             &target,
             &loaded.spec,
             &loaded.name,
             prepared.only.as_ref(),
         )
-        .await
-    };
-    // A first read without the Lease: a stale plan is refused with nothing written, not even
-    // the Lease; a plan with nothing to write needs no more.
-    let observed = rt.block_on(read())?;
-    check_unmoved(&saved, &observed)?;
-    drop(observed);
-    if !saved.plan.has_changes() {
-        return Ok(unchanged(&saved.plan, &args, term));
-    }
-    let session = session(&args, &loaded.name)?;
-    let connect_lock = crate::cluster::lock_connect(
-        args.run.cluster.kubeconfig.clone(),
-        args.run.cluster.context.clone(),
-    );
-    let lock = if args.dry_run.is_some() {
-        None
-    } else {
-        Some(rt.block_on(take_lease(
-            &session,
-            &args,
-            &client,
-            connect_lock,
-            None,
-            term,
-        ))?)
-    };
-    let result = (|| {
-        let observed = rt.block_on(read())?;
+        .await?;
         check_unmoved(&saved, &observed)?;
-        let (desired, plan) = rt.block_on(prepared.plan(&observed, &target.to_string()));
+        let (desired, plan) = prepared.plan(&observed, &target.to_string()).await;
         let differs = saved::differences(&saved.plan, &plan);
         if !differs.is_empty() {
             return Err(refuse(
@@ -276,15 +256,34 @@ pub(super) fn apply_saved(mut args: ApplyArgs, term: &Term) -> Outcome {
                 &differs,
             ));
         }
-        show_plan(&plan, &args, term);
+        Ok::<_, Failure>((observed, desired, plan))
+    };
+    let connect = crate::cluster::lock_connect(
+        args.run.cluster.kubeconfig.clone(),
+        args.run.cluster.context.clone(),
+    );
+    let take = async || take_lease(&session, &args, &client, connect, None, term).await;
+    let Staged {
+        observed,
+        desired,
+        plan,
+        lock,
+    } = rt.block_on(session.stage(read, take))?;
+    // What is carried out is the saved plan, its writes as saved (the plan made again only
+    // proved it current); `desired` gives the Secrets' data.
+    drop(plan);
+    let result = (|| {
+        if !saved.plan.has_changes() {
+            return Ok(unchanged(&saved.plan, &args, term));
+        }
+        show_plan(&saved.plan, &args, term);
         // A saved plan was reviewed when it was made (and is refused if anything it was made
         // from moved): it is applied without asking, as terraform applies one.
-        let commit = prepared.source.commit.as_deref();
         write_and_report(
             &args,
             &rt,
-            (&session, &client, commit),
-            (&plan, &desired, &observed),
+            (&session, &client),
+            (&saved.plan, &desired, &observed),
             lock.as_ref(),
             term,
         )

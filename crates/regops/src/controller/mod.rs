@@ -668,7 +668,6 @@ impl Controller<'_> {
             .session
             .write(
                 &self.client,
-                self.prepared.source.commit.as_deref(),
                 plan,
                 desired,
                 observed,

@@ -47,11 +47,7 @@ fn plan_now(
     target: &regops::cluster::Target,
     spec: &regops_spec::Spec,
     logins: &BTreeMap<String, regops::credentials::Login>,
-) -> (
-    regops_core::observed::Observed,
-    regops_core::desired::Desired,
-    regops_core::plan::Plan,
-) {
+) -> (regops_core::desired::Desired, regops_core::plan::Plan) {
     let observed = rt
         .block_on(regops::observe::from_cluster(
             client, target, spec, "team", None,
@@ -66,7 +62,7 @@ fn plan_now(
         &observed,
         None,
     );
-    (observed, desired, plan)
+    (desired, plan)
 }
 
 #[test]
@@ -103,7 +99,7 @@ fn a_replacement_whose_secret_changed_since_the_plan_deletes_nothing() {
     let (client, target) = rt
         .block_on(regops::cluster::connect(Some(&kubeconfig), None))
         .unwrap();
-    let (observed, desired, plan) = plan_now(&rt, &client, &target, &loaded.spec, &logins);
+    let (desired, plan) = plan_now(&rt, &client, &target, &loaded.spec, &logins);
     let replaced: Vec<&str> = plan
         .changes
         .iter()
@@ -140,7 +136,6 @@ fn a_replacement_whose_secret_changed_since_the_plan_deletes_nothing() {
 
     let opts = regops::apply::Options {
         spec: "team".into(),
-        commit: None,
         prune: false,
         dry_run: false,
         force_conflicts: false,
@@ -149,8 +144,7 @@ fn a_replacement_whose_secret_changed_since_the_plan_deletes_nothing() {
     let report = rt.block_on(regops::apply::run(
         &client,
         &plan,
-        &desired,
-        &observed,
+        &regops::apply::SecretData::of(&desired),
         &opts,
         &|_| {},
         &|| false,
@@ -187,13 +181,12 @@ fn a_replacement_whose_secret_changed_since_the_plan_deletes_nothing() {
 
     // Planned afresh, the Secret to adopt (the new one) is replaced, bound to its uid; the
     // one handed to another team is now a conflict.
-    let (observed, desired, plan) = plan_now(&rt, &client, &target, &loaded.spec, &logins);
+    let (desired, plan) = plan_now(&rt, &client, &target, &loaded.spec, &logins);
     assert_eq!(plan.conflicts.len(), 1, "{:?}", plan.conflicts);
     let report = rt.block_on(regops::apply::run(
         &client,
         &plan,
-        &desired,
-        &observed,
+        &regops::apply::SecretData::of(&desired),
         &opts,
         &|_| {},
         &|| false,
