@@ -657,6 +657,102 @@ mod tests {
         ));
     }
 
+    fn workload_plan(rv: &str, entry: &str) -> Plan {
+        use crate::write::{Entry, KubeSphereWrite, WorkloadWrite, Write};
+        let mut plan = crate::plan::compute(
+            "s",
+            "t",
+            crate::plan::Source::default(),
+            &crate::desired::Desired::default(),
+            &Observed::default(),
+            None,
+        );
+        let mut c = crate::plan::Change::new(
+            crate::plan::Action::Patch,
+            regops_spec::kind::ObjectKind::Deployment,
+            "web",
+            "api",
+        );
+        c.write = Some(Write::Workload(Box::new(WorkloadWrite {
+            field_manager: "regops.s".into(),
+            spec: "s".into(),
+            entries: vec![Entry {
+                name: entry.into(),
+                recorded: true,
+            }]
+            .into(),
+            kubesphere: Some(Box::new(KubeSphereWrite {
+                value: format!(r#"{{"app":"{entry}"}}"#),
+                wanted: BTreeMap::from([("app".to_string(), entry.to_string())]),
+                resource_version: Some(rv.into()),
+            })),
+        })));
+        plan.changes.push(c);
+        plan
+    }
+
+    /// The plan made again must be the saved one, writes included; only the version a
+    /// workload's KubeSphere value is bound to may differ (its status moves it; a stale one is
+    /// a conflict apply resolves by reading again).
+    #[test]
+    fn writes_are_compared_but_a_workloads_version() {
+        let saved = workload_plan("7", "pull");
+        assert_eq!(
+            differences(&saved, &workload_plan("9", "pull")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            differences(&saved, &workload_plan("7", "other")),
+            ["Deployment web/api: patch differently than planned"]
+        );
+    }
+
+    /// The writes read back onto their changes, and a file whose writes do not match its
+    /// changes one for one is refused.
+    #[test]
+    fn writes_read_back_onto_their_changes() {
+        let plan = workload_plan("7", "pull");
+        let saved = SavedPlan {
+            workload_kinds: Vec::new(),
+            kind: KIND.into(),
+            format_version: FORMAT_VERSION.into(),
+            regops_version: "0".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            spec: SpecRecord {
+                name: "s".into(),
+                files: vec!["regops.yaml".into()],
+                from_repository: false,
+                digest: "sha256:00".into(),
+                ciphertexts: BTreeMap::new(),
+                commit: None,
+                dirty: false,
+            },
+            cluster: ClusterRecord {
+                target: "t".into(),
+                server: "https://k".into(),
+                kube_system_uid: "u".into(),
+            },
+            namespaces: Vec::new(),
+            objects: Vec::new(),
+            plan: plan.clone(),
+            warnings: Vec::new(),
+            writes: Vec::new(),
+        };
+        let bytes = to_bytes(&saved).unwrap();
+        let back = parse(&bytes).unwrap();
+        assert_eq!(back.plan.changes, plan.changes);
+        assert!(back.writes.is_empty());
+        let mut doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        doc["writes"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::Value::Null);
+        assert!(matches!(
+            parse(doc.to_string().as_bytes()),
+            Err(ReadError::Malformed(m)) if m == "it holds 2 writes for 1 changes"
+        ));
+    }
+
     /// A plan file is data anyone may hand over: the kinds it records are checked as the
     /// spec's `workloadKinds:` is, before any is added to the kind table.
     #[test]

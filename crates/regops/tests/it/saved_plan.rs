@@ -747,3 +747,70 @@ fn a_saved_plan_whose_write_was_edited_is_refused() {
     );
     assert!(e.writes().is_empty(), "{:?}", e.writes());
 }
+
+/// A workload's status moves its resourceVersion without anyone editing what planning reads of
+/// it: the plan is still the saved one, and the saved write, bound to the version planned,
+/// is sent as it is; its conflict is resolved as any apply's is, by reading the workload again
+/// and merging again (KubeSphere's value for another container kept).
+#[test]
+fn a_saved_workload_write_bound_to_a_version_since_moved_is_merged_again() {
+    let e = Env {
+        cluster: common::Cluster::new(WRITES_SPEC),
+    };
+    seed(e.server());
+    e.server().seed(deployment("web-a", "api")).unwrap();
+    e.save_plan();
+    let saved = regops_core::saved::parse(&std::fs::read(e.plan_file()).unwrap()).unwrap();
+    let planned_rv = saved
+        .plan
+        .changes
+        .iter()
+        .find_map(|c| match &c.write {
+            Some(regops_core::write::Write::Workload(w)) => {
+                w.kubesphere.as_ref()?.resource_version.clone()
+            }
+            _ => None,
+        })
+        .unwrap();
+    // A controller scales it: not what planning reads, but a new resourceVersion.
+    e.patch(
+        "/apis/apps/v1/namespaces/web-a/deployments/api",
+        json!({"spec": {"replicas": 3}}),
+    );
+    e.server().record_bodies(true);
+    let r = e.apply_saved();
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let sent: Vec<(u16, Value)> = e
+        .server()
+        .log()
+        .iter()
+        .filter(|l| l.is_write() && l.resource == "deployments")
+        .map(|l| {
+            (
+                l.status,
+                serde_json::from_slice(l.body.as_deref().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0].0, 409, "{sent:?}");
+    assert_eq!(
+        sent[0].1["metadata"]["resourceVersion"].as_str(),
+        Some(&*planned_rv)
+    );
+    assert_eq!(sent[1].0, 200, "{sent:?}");
+    assert_ne!(
+        sent[1].1["metadata"]["resourceVersion"].as_str(),
+        Some(&*planned_rv)
+    );
+    let d = e.server().object("deployments", "web-a", "api").unwrap();
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["annotations"]["kubesphere.io/imagepullsecrets"],
+        r#"{"app":"harbor-pull","sidecar":"theirs"}"#
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["imagePullSecrets"],
+        json!([{"name": "harbor-pull"}])
+    );
+    assert_eq!(d["spec"]["replicas"], 3);
+}
