@@ -37,9 +37,6 @@ use zeroize::Zeroizing;
 use crate::errors::describe;
 use crate::retry::retry;
 
-/// The field manager for Secrets.
-pub const FIELD_MANAGER: &str = ownership::SECRET_FIELD_MANAGER;
-
 pub struct Options {
     pub spec: String,
     pub prune: bool,
