@@ -944,7 +944,7 @@ impl<'a> Planner<'a> {
     /// A Secret's write: its applied configuration but the data, which apply derives.
     fn secret_write(&mut self, c: &Change, d: &DesiredSecret, have: Option<&Secret>) -> Write {
         let replace = c.action == Action::Replace;
-        Write::Secret(Box::new(SecretWrite {
+        let write = SecretWrite {
             field_manager: self.shared.get(ownership::SECRET_FIELD_MANAGER),
             spec: self.shared.get(self.spec),
             commit: self.commit.map(|c| self.shared.get(c)),
@@ -959,14 +959,16 @@ impl<'a> Planner<'a> {
                 .causes
                 .iter()
                 .any(|k| matches!(k, Cause::LastAppliedRemoved)),
-        }))
+        };
+        // Each namespace's copy of a pull secret is written alike: one write for them all.
+        Write::Secret(self.shared.secret(write))
     }
 
     /// A ServiceAccount's write: its whole list after the change, bound to the version read.
     fn service_account_write(&mut self, c: &Change, sa: &crate::observed::ServiceAccount) -> Write {
         let list = crate::request::entries_after(&sa.image_pull_secrets, &c.add, &c.remove);
         Write::ServiceAccount(Box::new(ServiceAccountWrite {
-            entries: list.iter().map(|n| self.shared.get(n)).collect(),
+            entries: self.shared.names(&list),
             resource_version: sa.resource_version.as_deref().map(Into::into),
         }))
     }
@@ -980,7 +982,7 @@ impl<'a> Planner<'a> {
         wanted: Option<&Wanted>,
     ) -> Write {
         let recorded = ownership::added_by(&w.annotations, self.spec);
-        let entries: Box<[Entry]> = wanted
+        let entries: Vec<Entry> = wanted
             .map(|w| w.secrets.iter())
             .into_iter()
             .flatten()
@@ -989,6 +991,7 @@ impl<'a> Planner<'a> {
                 recorded: c.add.contains(s) || recorded.contains(s),
             })
             .collect();
+        let entries = self.shared.entries(&entries);
         let value = match &c.kubesphere_annotation {
             Some(v) => v.clone(),
             None => w.template_annotations.get(KUBESPHERE_ANNOTATION).cloned(),
@@ -1000,14 +1003,21 @@ impl<'a> Planner<'a> {
                 resource_version: w.resource_version.as_deref().map(Into::into),
             })
         });
-        Write::Workload(Box::new(WorkloadWrite {
+        let write = WorkloadWrite {
             field_manager: self
                 .shared
                 .get(&ownership::workload_field_manager(self.spec)),
             spec: self.shared.get(self.spec),
             entries,
             kubesphere,
-        }))
+        };
+        // Workloads given the same entries and no KubeSphere value are written alike; one
+        // with a KubeSphere value is bound to its own version.
+        Write::Workload(if write.kubesphere.is_some() {
+            write.into()
+        } else {
+            self.shared.workload(write)
+        })
     }
 
     /// The node-trust ConfigMap (`nodeTrust:`): created, updated or left as it is; one regops

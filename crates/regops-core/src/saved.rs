@@ -658,7 +658,7 @@ mod tests {
     }
 
     fn workload_plan(rv: &str, entry: &str) -> Plan {
-        use crate::write::{Entry, KubeSphereWrite, WorkloadWrite, Write};
+        use crate::write::{Entry, KubeSphereWrite, Shared, WorkloadWrite, Write};
         let mut plan = crate::plan::compute(
             "s",
             "t",
@@ -673,13 +673,14 @@ mod tests {
             "web",
             "api",
         );
-        c.write = Some(Write::Workload(Box::new(WorkloadWrite {
+        c.write = Some(Write::Workload(Shared::from(WorkloadWrite {
             field_manager: "regops.s".into(),
             spec: "s".into(),
             entries: vec![Entry {
                 name: entry.into(),
                 recorded: true,
             }]
+            .as_slice()
             .into(),
             kubesphere: Some(Box::new(KubeSphereWrite {
                 value: format!(r#"{{"app":"{entry}"}}"#),

@@ -4,63 +4,131 @@
 //! The one thing a write leaves out is a Secret's data, which plans never hold: apply derives
 //! it by the same credential step planning used.
 //!
-//! Writes are compact: a plan holds tens of thousands of them. Names shared by many writes
-//! (the pull secrets' names, field managers, the record of a Secret's sources) are one
-//! allocation each, [`Shared`]; the JSON plan (`--output json`) does not show writes, and a
-//! saved plan keeps them beside its plan (`crate::saved`).
+//! Writes are compact: a plan holds tens of thousands of them. What many writes hold alike
+//! is held once, [`Shared`]: names (pull secrets, field managers, the record of a Secret's
+//! sources), lists of entries, and whole writes (every namespace's copy of one pull secret
+//! is written alike; so is every workload given the same entries and no KubeSphere value).
+//! The JSON plan (`--output json`) does not show writes; a saved plan keeps them beside its
+//! plan (`crate::saved`).
 
 use std::collections::{BTreeMap, HashSet};
+use std::hash::Hash;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// A string many writes hold: one allocation, counted references.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Shared(Arc<str>);
+/// A value many writes hold: one allocation, counted references. Serialized as the value.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Shared<T: ?Sized = str>(Arc<T>);
 
-impl Shared {
+impl<T: ?Sized> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared(self.0.clone())
+    }
+}
+
+impl Default for Shared<str> {
+    fn default() -> Self {
+        Shared(Arc::from(""))
+    }
+}
+
+impl Shared<str> {
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
 
-impl std::ops::Deref for Shared {
-    type Target = str;
-    fn deref(&self) -> &str {
+impl<T: ?Sized> std::ops::Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
         &self.0
     }
 }
 
-impl From<&str> for Shared {
+impl From<&str> for Shared<str> {
     fn from(s: &str) -> Self {
         Shared(Arc::from(s))
     }
 }
 
-impl Serialize for Shared {
+impl<T: Clone> From<&[T]> for Shared<[T]> {
+    fn from(s: &[T]) -> Self {
+        Shared(Arc::from(s))
+    }
+}
+
+impl<T: Clone> From<Vec<T>> for Shared<[T]> {
+    fn from(s: Vec<T>) -> Self {
+        Shared(Arc::from(s))
+    }
+}
+
+impl<T> From<T> for Shared<T> {
+    fn from(v: T) -> Self {
+        Shared(Arc::new(v))
+    }
+}
+
+impl<T: ?Sized + Serialize> Serialize for Shared<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+        self.0.as_ref().serialize(s)
     }
 }
 
-impl<'de> Deserialize<'de> for Shared {
+impl<'de, T: ?Sized> Deserialize<'de> for Shared<T>
+where
+    Box<T>: Deserialize<'de>,
+{
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(|s| Shared(Arc::from(s)))
+        Box::<T>::deserialize(d).map(|b| Shared(Arc::from(b)))
     }
 }
 
-/// Hands out one [`Shared`] per distinct string (planning's, for the length of one plan).
+/// Hands out one [`Shared`] per distinct value (planning's, for the length of one plan).
 #[derive(Debug, Default)]
-pub struct Interner(HashSet<Arc<str>>);
+pub struct Interner {
+    strings: HashSet<Arc<str>>,
+    names: HashSet<Arc<[Shared]>>,
+    entries: HashSet<Arc<[Entry]>>,
+    secrets: HashSet<Arc<SecretWrite>>,
+    workloads: HashSet<Arc<WorkloadWrite>>,
+}
+
+/// The one copy of `v` in `set`, made by `make` the first time.
+fn intern<T: ?Sized + Hash + Eq>(
+    set: &mut HashSet<Arc<T>>,
+    v: &T,
+    make: impl FnOnce(&T) -> Arc<T>,
+) -> Shared<T> {
+    if let Some(k) = set.get(v) {
+        return Shared(k.clone());
+    }
+    let k = make(v);
+    set.insert(k.clone());
+    Shared(k)
+}
 
 impl Interner {
     pub fn get(&mut self, s: &str) -> Shared {
-        if let Some(k) = self.0.get(s) {
-            return Shared(k.clone());
-        }
-        let k: Arc<str> = Arc::from(s);
-        self.0.insert(k.clone());
-        Shared(k)
+        intern(&mut self.strings, s, |s| Arc::from(s))
+    }
+
+    pub fn names(&mut self, names: &[String]) -> Shared<[Shared]> {
+        let names: Vec<Shared> = names.iter().map(|n| self.get(n)).collect();
+        intern(&mut self.names, &names, |n| Arc::from(n))
+    }
+
+    pub fn entries(&mut self, entries: &[Entry]) -> Shared<[Entry]> {
+        intern(&mut self.entries, entries, |e| Arc::from(e))
+    }
+
+    pub fn secret(&mut self, w: SecretWrite) -> Shared<SecretWrite> {
+        intern(&mut self.secrets, &w, |w| Arc::new(w.clone()))
+    }
+
+    pub fn workload(&mut self, w: WorkloadWrite) -> Shared<WorkloadWrite> {
+        intern(&mut self.workloads, &w, |w| Arc::new(w.clone()))
     }
 }
 
@@ -69,13 +137,13 @@ impl Interner {
 #[serde(tag = "write", rename_all = "camelCase")]
 pub enum Write {
     /// Server-side apply of a Secret (a replacement deletes it first).
-    Secret(Box<SecretWrite>),
+    Secret(Shared<SecretWrite>),
     /// Server-side apply of the node-trust ConfigMap.
     ConfigMap(Box<ConfigMapWrite>),
     /// A JSON merge patch of a ServiceAccount's whole `imagePullSecrets` list (it is atomic).
     ServiceAccount(Box<ServiceAccountWrite>),
     /// Server-side apply of this spec's entries on a workload's pod template.
-    Workload(Box<WorkloadWrite>),
+    Workload(Shared<WorkloadWrite>),
     /// The delete of a Secret this spec owns (`--prune`): apply reads it again, checks that it
     /// still carries this spec's marks, and deletes it bound to the uid and resourceVersion it
     /// read.
@@ -84,7 +152,7 @@ pub enum Write {
 
 /// A Secret's applied configuration, but its data: `type: kubernetes.io/dockerconfigjson`,
 /// regops' label, and these annotations.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretWrite {
     pub field_manager: Shared,
@@ -118,7 +186,7 @@ pub struct SecretWrite {
 
 /// The node-trust ConfigMap's applied configuration: regops' label, the spec annotation, the
 /// digest of its data, its data (public).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigMapWrite {
     pub field_manager: Shared,
@@ -132,11 +200,11 @@ pub struct ConfigMapWrite {
 /// A ServiceAccount's merge patch: the whole list, bound to the version it was computed from;
 /// and the record of the entries this spec added, when the change's `record` changes it. On a
 /// 409 apply reads the list again and applies the change's `add` and `remove` to it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceAccountWrite {
     /// The whole `imagePullSecrets` list.
-    pub entries: Box<[Shared]>,
+    pub entries: Shared<[Shared]>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_version: Option<Box<str>>,
 }
@@ -144,20 +212,20 @@ pub struct ServiceAccountWrite {
 /// A workload's applied configuration (field manager `regops.<spec>`): the entries this spec
 /// wants on its pod template, its record of those it added, and the KubeSphere annotation when
 /// the template carries it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadWrite {
     pub field_manager: Shared,
     /// The spec, whose record (`pull-secrets.regops.dev/<spec>`) this is.
     pub spec: Shared,
     /// Each entry this spec wants, sorted, and whether the record lists it.
-    pub entries: Box<[Entry]>,
+    pub entries: Shared<[Entry]>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubesphere: Option<Box<KubeSphereWrite>>,
 }
 
 /// One entry of a workload's pod template.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
     pub name: Shared,
@@ -168,7 +236,7 @@ pub struct Entry {
 /// The KubeSphere annotation on a workload's pod template: a value shared with KubeSphere's
 /// console, so it is bound to the version it was merged from (and forced, as nothing newer can
 /// be taken); on a 409 apply reads the workload again and merges `wanted` into its value.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KubeSphereWrite {
     /// The value written (as merged, or as it is).
@@ -199,7 +267,7 @@ impl Write {
         match (self, other) {
             (Write::Workload(a), Write::Workload(b)) => {
                 let unbound = |w: &WorkloadWrite| -> WorkloadWrite {
-                    let mut w = w.clone();
+                    let mut w: WorkloadWrite = w.clone();
                     if let Some(k) = &mut w.kubesphere {
                         k.resource_version = None;
                     }
@@ -209,5 +277,71 @@ impl Write {
             }
             _ => self == other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn workload(rv: Option<&str>, i: &mut Interner) -> WorkloadWrite {
+        let entry = Entry {
+            name: i.get("pull"),
+            recorded: true,
+        };
+        WorkloadWrite {
+            field_manager: i.get("regops.team"),
+            spec: i.get("team"),
+            entries: i.entries(&[entry]),
+            kubesphere: rv.map(|rv| {
+                Box::new(KubeSphereWrite {
+                    value: r#"{"app":"pull"}"#.into(),
+                    wanted: BTreeMap::from([("app".to_string(), "pull".to_string())]),
+                    resource_version: Some(rv.into()),
+                })
+            }),
+        }
+    }
+
+    /// What many writes hold alike is held once: the same names, lists and writes are one
+    /// allocation; they serialize as their values and read back equal.
+    #[test]
+    fn alike_writes_are_held_once() {
+        let mut i = Interner::default();
+        let (a, b) = (workload(None, &mut i), workload(None, &mut i));
+        assert!(Arc::ptr_eq(&a.entries.0, &b.entries.0));
+        assert!(Arc::ptr_eq(&a.spec.0, &b.spec.0));
+        let (a, b) = (i.workload(a), i.workload(b));
+        assert!(Arc::ptr_eq(&a.0, &b.0));
+        let names = i.names(&["theirs".to_string(), "pull".to_string()]);
+        assert!(Arc::ptr_eq(&names[1].0, &a.entries[0].name.0));
+        let w = Write::Workload(a);
+        let json = serde_json::to_string(&w).unwrap();
+        assert_eq!(
+            json,
+            r#"{"write":"workload","fieldManager":"regops.team","spec":"team","entries":[{"name":"pull","recorded":true}]}"#
+        );
+        assert_eq!(serde_json::from_str::<Write>(&json).unwrap(), w);
+    }
+
+    /// Only a workload's version may differ for two writes to count as the same.
+    #[test]
+    fn only_a_workloads_version_may_differ() {
+        let mut i = Interner::default();
+        let seven = Write::Workload(workload(Some("7"), &mut i).into());
+        let nine = Write::Workload(workload(Some("9"), &mut i).into());
+        assert!(seven.same_but_workload_version(&nine));
+        assert_ne!(seven, nine);
+        let none = Write::Workload(workload(None, &mut i).into());
+        assert!(!seven.same_but_workload_version(&none));
+        let sa = |rv: &str, i: &mut Interner| {
+            Write::ServiceAccount(Box::new(ServiceAccountWrite {
+                entries: i.names(&["pull".to_string()]),
+                resource_version: Some(rv.into()),
+            }))
+        };
+        assert!(!sa("7", &mut i).same_but_workload_version(&sa("9", &mut i)));
     }
 }
