@@ -170,6 +170,9 @@ pub struct LogEntry {
     /// `at`, the span the request was in flight, so that requests in flight at once (to one
     /// server or to several) can be counted from the logs instead of timed.
     pub answered: std::time::Instant,
+    /// The body sent, for a create, update or patch, when the server keeps them
+    /// ([`crate::TestServer::record_bodies`]).
+    pub body: Option<Vec<u8>>,
 }
 
 impl LogEntry {

@@ -104,6 +104,7 @@ impl TestServer {
             bookmark_ms: std::sync::atomic::AtomicU64::new(60_000),
             watch_epoch: std::sync::atomic::AtomicU64::new(0),
             path_prefix: config.path_prefix.clone(),
+            record_bodies: std::sync::atomic::AtomicBool::new(false),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -302,6 +303,14 @@ impl TestServer {
 
     pub fn set_policy(&self, policy: Option<Policy>) {
         self.shared.lock().policy = policy;
+    }
+
+    /// From now on, keep the body of each request that sends one (create, update, patch) in
+    /// its log entry (off by default: a benchmark's thousands of writes need not be kept).
+    pub fn record_bodies(&self, on: bool) {
+        self.shared
+            .record_bodies
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Every request served since the start (or the last `clear_log`).

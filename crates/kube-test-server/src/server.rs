@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     /// Served under this path, as behind Rancher's cluster proxy (`/k8s/clusters/<id>`);
     /// other paths are 404.
     pub(crate) path_prefix: Option<String>,
+    /// Keep the bodies of writes in the log ([`crate::TestServer::record_bodies`]).
+    pub(crate) record_bodies: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -226,6 +228,11 @@ async fn serve(
         server_time: std::time::Duration::ZERO,
         at: arrived.into_std(),
         answered: arrived.into_std(),
+        body: (shared
+            .record_bodies
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && matches!(request.method.as_str(), "POST" | "PUT" | "PATCH"))
+        .then(|| request.body.clone()),
     };
 
     // Authentication.

@@ -29,3 +29,4 @@ pub mod saved;
 pub mod sops;
 pub mod view;
 pub mod warning;
+pub mod write;

@@ -15,6 +15,10 @@ use crate::ownership::{
     self, KUBESPHERE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SECRET_TYPE, SPEC_ANNOTATION,
 };
 use crate::warning::{Warning, WarningGroup, WarningKind};
+use crate::write::{
+    ConfigMapWrite, Entry, Interner, KubeSphereWrite, SecretWrite, ServiceAccountWrite,
+    WorkloadWrite, Write,
+};
 use regops_spec::WorkloadKind;
 use regops_spec::kind::ObjectKind;
 use regops_spec::untrusted::Message;
@@ -226,6 +230,11 @@ pub struct Change {
     /// For Secrets: `server as user` per login (usernames are not secret).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logins: Vec<String>,
+    /// What apply sends (`None` for `noop`). Not in the JSON plan: a saved plan keeps it
+    /// beside the plan (`crate::saved`).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub write: Option<crate::write::Write>,
 }
 
 impl Change {
@@ -249,6 +258,7 @@ impl Change {
             record: None,
             restarts_pods: false,
             logins: Vec::new(),
+            write: None,
         }
     }
 }
@@ -962,9 +972,90 @@ struct Planner<'a> {
     changes: Vec<Change>,
     conflicts: Vec<Conflict>,
     warnings: Vec<Warning>,
+    /// The strings the writes share.
+    shared: Interner,
 }
 
 impl<'a> Planner<'a> {
+    /// A Secret's write: its applied configuration but the data, which apply derives.
+    fn secret_write(&mut self, c: &Change, d: &DesiredSecret, have: Option<&Secret>) -> Write {
+        let replace = c.action == Action::Replace;
+        let write = SecretWrite {
+            field_manager: self.shared.get(ownership::SECRET_FIELD_MANAGER),
+            spec: self.shared.get(self.spec),
+            commit: self.commit.map(|c| self.shared.get(c)),
+            sources: self.shared.get(&ownership::sources_value(&d.sources)),
+            expires_at: d.expires_at,
+            force: d.adopt && !replace,
+            restore: have.is_some_and(|h| h.owned_by(self.spec)),
+            adopt_uid: have
+                .and_then(|h| h.uid.clone())
+                .filter(|_| d.adopt && replace),
+            drop_last_applied: c
+                .causes
+                .iter()
+                .any(|k| matches!(k, Cause::LastAppliedRemoved)),
+        };
+        // Each namespace's copy of a pull secret is written alike: one write for them all.
+        Write::Secret(self.shared.secret(write))
+    }
+
+    /// A ServiceAccount's write: its whole list after the change, bound to the version read.
+    fn service_account_write(&mut self, c: &Change, sa: &crate::observed::ServiceAccount) -> Write {
+        let list = crate::request::entries_after(&sa.image_pull_secrets, &c.add, &c.remove);
+        Write::ServiceAccount(Box::new(ServiceAccountWrite {
+            entries: self.shared.names(&list),
+            resource_version: sa.resource_version.as_deref().map(Into::into),
+        }))
+    }
+
+    /// A workload's write: the entries this spec wants (and which its record lists: those it
+    /// adds or had added), and the pod template's KubeSphere value, as planned or as it is.
+    fn workload_write(
+        &mut self,
+        c: &Change,
+        w: &crate::observed::Workload,
+        wanted: Option<&Wanted>,
+    ) -> Write {
+        let recorded = ownership::added_by(&w.annotations, self.spec);
+        let entries: Vec<Entry> = wanted
+            .map(|w| w.secrets.iter())
+            .into_iter()
+            .flatten()
+            .map(|s| Entry {
+                name: self.shared.get(s),
+                recorded: c.add.contains(s) || recorded.contains(s),
+            })
+            .collect();
+        let entries = self.shared.entries(&entries);
+        let value = match &c.kubesphere_annotation {
+            Some(v) => v.clone(),
+            None => w.template_annotations.get(KUBESPHERE_ANNOTATION).cloned(),
+        };
+        let kubesphere = value.map(|value| {
+            Box::new(KubeSphereWrite {
+                value,
+                wanted: wanted.map(|w| w.kubesphere.clone()).unwrap_or_default(),
+                resource_version: w.resource_version.as_deref().map(Into::into),
+            })
+        });
+        let write = WorkloadWrite {
+            field_manager: self
+                .shared
+                .get(&ownership::workload_field_manager(self.spec)),
+            spec: self.shared.get(self.spec),
+            entries,
+            kubesphere,
+        };
+        // Workloads given the same entries and no KubeSphere value are written alike; one
+        // with a KubeSphere value is bound to its own version.
+        Write::Workload(if write.kubesphere.is_some() {
+            write.into()
+        } else {
+            self.shared.workload(write)
+        })
+    }
+
     /// The node-trust ConfigMap (`nodeTrust:`): created, updated or left as it is; one regops
     /// does not own (for this spec) is a conflict, never written. And a warning for each host
     /// the operator's allowlist does not name: node-sync will refuse it.
@@ -983,8 +1074,19 @@ impl<'a> Planner<'a> {
                 .iter()
                 .find(|c| c.namespace == d.namespace && c.name == name)
         };
-        let kept = match node_trust_change(self.spec, d, find(&d.name)) {
-            Ok(c) => {
+        let seen = find(&d.name);
+        let kept = match node_trust_change(self.spec, d, seen) {
+            Ok(mut c) => {
+                if matches!(c.action, Action::Create | Action::Update) {
+                    c.write = Some(Write::ConfigMap(Box::new(ConfigMapWrite {
+                        field_manager: self.shared.get(ownership::SECRET_FIELD_MANAGER),
+                        spec: self.shared.get(self.spec),
+                        data: d.data.clone(),
+                        resource_version: seen
+                            .and_then(|m| m.resource_version.clone())
+                            .filter(|_| c.action == Action::Update),
+                    })));
+                }
                 self.push(c);
                 true
             }
@@ -1060,15 +1162,19 @@ impl<'a> Planner<'a> {
                 });
                 continue;
             }
+            let seen = have.get(&(d.namespace.as_str(), d.name.as_str())).copied();
             match plan_secret(
                 self.spec,
                 d,
-                have.get(&(d.namespace.as_str(), d.name.as_str())).copied(),
+                seen,
                 self.commit,
                 owned_in.contains(d.namespace.as_str())
                     || recorded.contains(&(d.namespace.as_str(), d.name.clone())),
             ) {
-                Ok(c) => {
+                Ok(mut c) => {
+                    if c.action != Action::Noop {
+                        c.write = Some(self.secret_write(&c, d, seen));
+                    }
                     if let Some(w) = rotation_warning(&c, d.expires_at.is_some()) {
                         self.warnings.push(w);
                     }
@@ -1100,6 +1206,7 @@ impl<'a> Planner<'a> {
                 c.reason = Some("no longer in the spec; deleted only with --prune".into());
                 c.causes.push(Cause::Orphaned);
                 c.cause = Some(Origin::SpecChanged);
+                c.write = Some(Write::Delete);
                 c
             })
             .collect()
@@ -1126,7 +1233,7 @@ impl<'a> Planner<'a> {
             if wanted.is_none() && !recorded {
                 continue;
             }
-            let c = entries_change(
+            let mut c = entries_change(
                 self.spec,
                 (ObjectKind::ServiceAccount, &sa.namespace, &sa.name),
                 &sa.image_pull_secrets,
@@ -1150,6 +1257,9 @@ impl<'a> Planner<'a> {
                         )),
                 ));
             }
+            if c.action == Action::Patch {
+                c.write = Some(self.service_account_write(&c, sa));
+            }
             self.push(c);
         }
     }
@@ -1172,7 +1282,7 @@ impl<'a> Planner<'a> {
                 .get(KUBESPHERE_ANNOTATION)
                 .filter(|_| w.legacy_kubesphere_owners.contains(&manager));
             let kind = ObjectKind::from(w.kind);
-            let c = entries_change(
+            let mut c = entries_change(
                 self.spec,
                 (kind, &w.namespace, &w.name),
                 &w.image_pull_secrets,
@@ -1218,6 +1328,9 @@ impl<'a> Planner<'a> {
                     Message::own(format!("will restart pods of {} ", kind.lowercase()))
                         .quote(object),
                 ));
+            }
+            if c.action == Action::Patch {
+                c.write = Some(self.workload_write(&c, w, wanted.as_ref()));
             }
             self.push(c);
         }
@@ -1591,6 +1704,7 @@ pub fn compute(
         ),
         conflicts: Vec::new(),
         warnings: desired.warnings.clone(),
+        shared: Interner::default(),
     };
     p.secrets();
     p.node_trust();

@@ -1,5 +1,6 @@
-//! The bodies regops sends to the API server, built from the plan: the applied configuration
-//! of a Secret, the merge patch of a ServiceAccount, the applied configuration of a workload.
+//! The bodies regops sends to the API server, rendered from the plan's writes
+//! ([`crate::write`]): the applied configuration of a Secret, the merge patch of a
+//! ServiceAccount, the applied configuration of a workload or of the node-trust ConfigMap.
 //! Pure: the shell decides when to send them and what to do with the answer.
 
 use std::collections::BTreeMap;
@@ -11,20 +12,23 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use crate::desired::DesiredSecret;
 use crate::ownership::{
     self, KUBESPHERE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SECRET_KEY, SECRET_TYPE,
     SOURCE_COMMIT_ANNOTATION, SPEC_ANNOTATION,
 };
+use crate::write::{ConfigMapWrite, SecretWrite, WorkloadWrite};
 use regops_spec::kind::ObjectKind;
+use secrecy::SecretString;
 
 /// The applied configuration of one Secret (server-side apply, field manager `regops`). It
 /// serialises the data without keeping a copy, and its `Debug` shows none.
 pub struct SecretApply<'a> {
-    pub desired: &'a DesiredSecret,
-    pub spec: &'a str,
-    /// The commit the spec was applied from, recorded on the Secret.
-    pub commit: Option<&'a str>,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    /// Everything but the data, as planned.
+    pub write: &'a SecretWrite,
+    /// The `.dockerconfigjson` document, derived at apply.
+    pub data: &'a SecretString,
     /// A precondition: apply only to this version (after re-checking ownership).
     pub resource_version: Option<&'a str>,
 }
@@ -34,7 +38,7 @@ impl std::fmt::Debug for SecretApply<'_> {
         write!(
             f,
             "Secret {}/{} (data: sensitive value)",
-            self.desired.namespace, self.desired.name
+            self.namespace, self.name
         )
     }
 }
@@ -42,24 +46,21 @@ impl std::fmt::Debug for SecretApply<'_> {
 impl SecretApply<'_> {
     /// The metadata regops sets: its label, the spec (and commit) annotations.
     fn metadata(&self) -> Value {
-        let mut annotations = BTreeMap::from([(SPEC_ANNOTATION, self.spec)]);
-        if let Some(c) = self.commit {
+        let w = self.write;
+        let mut annotations = BTreeMap::from([(SPEC_ANNOTATION, w.spec.as_str())]);
+        if let Some(c) = &w.commit {
             annotations.insert(SOURCE_COMMIT_ANNOTATION, c);
         }
-        let sources = ownership::sources_value(&self.desired.sources);
-        if !sources.is_empty() {
-            annotations.insert(ownership::APPLIED_SOURCES_ANNOTATION, &sources);
+        if !w.sources.is_empty() {
+            annotations.insert(ownership::APPLIED_SOURCES_ANNOTATION, &w.sources);
         }
-        let expires = self
-            .desired
-            .expires_at
-            .map(regops_spec::rules::format_timestamp);
+        let expires = w.expires_at.map(regops_spec::rules::format_timestamp);
         if let Some(at) = &expires {
             annotations.insert(ownership::EXPIRES_AT_ANNOTATION, at);
         }
         let mut metadata = json!({
-            "name": self.desired.name,
-            "namespace": self.desired.namespace,
+            "name": self.name,
+            "namespace": self.namespace,
             "labels": { MANAGED_BY_LABEL: MANAGED_BY_VALUE },
             "annotations": annotations,
         });
@@ -73,9 +74,7 @@ impl SecretApply<'_> {
 impl Serialize for SecretApply<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let encoded = Zeroizing::new(
-            STANDARD.encode(self.desired.dockerconfigjson.expose_secret().as_bytes()),
-        );
+        let encoded = Zeroizing::new(STANDARD.encode(self.data.expose_secret().as_bytes()));
         let mut m = s.serialize_map(Some(5))?;
         m.serialize_entry("apiVersion", ObjectKind::Secret.facts().api_version)?;
         m.serialize_entry("kind", ObjectKind::Secret.as_str())?;
@@ -94,23 +93,34 @@ pub fn config_map_apply(
     d: &crate::desired::NodeTrustMap,
     resource_version: Option<&str>,
 ) -> Value {
+    let write = ConfigMapWrite {
+        field_manager: ownership::SECRET_FIELD_MANAGER.into(),
+        spec: spec.into(),
+        data: d.data.clone(),
+        resource_version: resource_version.map(str::to_string),
+    };
+    config_map_body(&d.namespace, &d.name, &write)
+}
+
+/// The node-trust ConfigMap's applied configuration, as its write says.
+pub fn config_map_body(namespace: &str, name: &str, w: &ConfigMapWrite) -> Value {
     let mut metadata = json!({
-        "name": d.name,
-        "namespace": d.namespace,
+        "name": name,
+        "namespace": namespace,
         "labels": { MANAGED_BY_LABEL: MANAGED_BY_VALUE },
         "annotations": {
-            SPEC_ANNOTATION: spec,
-            ownership::APPLIED_DIGEST_ANNOTATION: ownership::data_digest(&d.data),
+            SPEC_ANNOTATION: w.spec.as_str(),
+            ownership::APPLIED_DIGEST_ANNOTATION: ownership::data_digest(&w.data),
         },
     });
-    if let Some(rv) = resource_version {
+    if let Some(rv) = &w.resource_version {
         metadata["resourceVersion"] = json!(rv);
     }
     json!({
         "apiVersion": ObjectKind::ConfigMap.facts().api_version,
         "kind": ObjectKind::ConfigMap.as_str(),
         "metadata": metadata,
-        "data": d.data,
+        "data": w.data,
     })
 }
 
@@ -160,6 +170,38 @@ pub fn service_account_patch(
         patch["metadata"]["labels"] = json!({ key.as_str(): marker });
     }
     patch
+}
+
+/// A workload's applied configuration as its write says, less the entries `held` (Secrets
+/// that were not applied), with the KubeSphere value `kubesphere` and its precondition `rv`
+/// (as planned, or as merged again after a conflict).
+pub fn workload_body(
+    kind: ObjectKind,
+    namespace: &str,
+    name: &str,
+    w: &WorkloadWrite,
+    held: &dyn Fn(&str) -> bool,
+    (kubesphere, rv): (Option<&str>, Option<&str>),
+) -> Value {
+    let entries: Vec<String> = w
+        .entries
+        .iter()
+        .filter(|e| !held(&e.name))
+        .map(|e| e.name.to_string())
+        .collect();
+    let record = w.record();
+    workload_apply(
+        kind,
+        namespace,
+        name,
+        &w.spec,
+        &WorkloadFields {
+            entries: &entries,
+            record: &record,
+            kubesphere,
+            resource_version: rv,
+        },
+    )
 }
 
 /// What one spec holds on one workload, for its applied configuration.
@@ -237,22 +279,24 @@ mod tests {
     use super::*;
     use secrecy::SecretString;
 
-    fn desired() -> DesiredSecret {
-        DesiredSecret {
-            namespace: "web".into(),
-            name: "pull".into(),
-            logins: vec![("harbor.example.com".into(), "robot".into())],
-            dockerconfigjson: SecretString::from(
-                r#"{"auths":{"harbor.example.com":{"username":"robot","password":"s3cr3t-marker"}}}"#
-                    .to_string(),
-            ),
-            digests: BTreeMap::new(),
-            sources: BTreeMap::new(),
-            adopt: false,
+    fn data() -> SecretString {
+        SecretString::from(
+            r#"{"auths":{"harbor.example.com":{"username":"robot","password":"s3cr3t-marker"}}}"#
+                .to_string(),
+        )
+    }
+
+    fn secret_write(commit: Option<&str>) -> SecretWrite {
+        SecretWrite {
+            field_manager: "regops".into(),
+            spec: "team".into(),
+            commit: commit.map(Into::into),
+            sources: "".into(),
             expires_at: None,
-            due: Vec::new(),
-            renewed: Vec::new(),
-            held: None,
+            force: false,
+            restore: false,
+            adopt_uid: None,
+            drop_last_applied: false,
         }
     }
 
@@ -266,27 +310,26 @@ mod tests {
         let mut v = serde_json::to_value(body).unwrap();
         let data = v["data"][SECRET_KEY].take();
         let decoded = STANDARD.decode(data.as_str().unwrap()).unwrap();
-        assert_eq!(
-            decoded,
-            body.desired.dockerconfigjson.expose_secret().as_bytes()
-        );
+        assert_eq!(decoded, body.data.expose_secret().as_bytes());
         v["data"][SECRET_KEY] = json!("[base64 of the document]");
         v
     }
 
     #[test]
     fn secret_apply_body() {
-        let d = desired();
+        let (data, w) = (data(), secret_write(Some("4f2a9c1")));
         let body = SecretApply {
-            desired: &d,
-            spec: "team",
-            commit: Some("4f2a9c1"),
+            namespace: "web",
+            name: "pull",
+            write: &w,
+            data: &data,
             resource_version: None,
         };
         insta::assert_snapshot!(pretty(redacted(&body)));
+        let unbound = secret_write(None);
         let bound = SecretApply {
             resource_version: Some("42"),
-            commit: None,
+            write: &unbound,
             ..body
         };
         insta::assert_snapshot!(pretty(redacted(&bound)));

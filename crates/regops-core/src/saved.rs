@@ -14,7 +14,8 @@
 //!   what planning reads (labels, annotations, containers, entries: [`crate::fingerprint`]);
 //!   the resourceVersion is shown.
 //!
-//! No credential is in it: Secret data is derived again at apply from the same spec.
+//! Beside the plan, each change's write (`crate::write`): what `apply FILE` sends. No
+//! credential is in it: Secret data is derived again at apply from the same spec.
 
 use std::collections::BTreeMap;
 
@@ -28,8 +29,8 @@ use crate::warning::Warning;
 /// What `kind:` a saved plan file says it is.
 pub const KIND: &str = "SavedPlan";
 /// The version of the saved plan format. 2: each change carries its kind's `apiVersion`, and
-/// the file the workload kinds its spec declared.
-pub const FORMAT_VERSION: &str = "2";
+/// the file the workload kinds its spec declared. 3: the file carries each change's write.
+pub const FORMAT_VERSION: &str = "3";
 
 /// A saved plan, as written to the file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -61,6 +62,10 @@ pub struct SavedPlan {
     /// The plan's warnings whole (the plan's JSON keeps only their text).
     #[serde(default)]
     pub warnings: Vec<Warning>,
+    /// Each change's write, in the order of `plan.changes` (`null` for a change that writes
+    /// nothing). Only in the file: read, they are the changes' own.
+    #[serde(default)]
+    pub writes: Vec<Option<crate::write::Write>>,
 }
 
 /// Which spec a plan was made from.
@@ -331,7 +336,7 @@ pub fn differences(saved: &Plan, now: &Plan) -> Vec<String> {
                 shown(k),
                 action(was.action)
             )),
-            Some(is) if is != was => out.push(if is.action == was.action {
+            Some(is) if !same(was, is) => out.push(if is.action == was.action {
                 format!(
                     "{}: {} differently than planned",
                     shown(k),
@@ -365,6 +370,24 @@ pub fn differences(saved: &Plan, now: &Plan) -> Vec<String> {
         ));
     }
     out
+}
+
+/// Whether a change made again (`now`) is the saved one: equal, its write included, but for
+/// the resourceVersion a workload's KubeSphere value is bound to: a workload's status moves
+/// it without anyone editing what planning reads, and a stale one is a conflict apply resolves
+/// by reading the workload again and merging again.
+fn same(saved: &crate::plan::Change, now: &crate::plan::Change) -> bool {
+    if saved == now {
+        return true;
+    }
+    match (&saved.write, &now.write) {
+        (Some(a), Some(b)) if a.same_but_workload_version(b) => {
+            let mut now = now.clone();
+            now.write.clone_from(&saved.write);
+            *saved == now
+        }
+        _ => false,
+    }
 }
 
 fn action(a: crate::plan::Action) -> &'static str {
@@ -428,6 +451,17 @@ pub fn parse(bytes: &[u8]) -> Result<SavedPlan, PlanFileError> {
         )));
     }
     saved.plan.warnings = std::mem::take(&mut saved.warnings);
+    let writes = std::mem::take(&mut saved.writes);
+    if writes.len() != saved.plan.changes.len() {
+        return Err(PlanFileError::Malformed(format!(
+            "it holds {} writes for {} changes",
+            writes.len(),
+            saved.plan.changes.len()
+        )));
+    }
+    for (c, w) in saved.plan.changes.iter_mut().zip(writes) {
+        c.write = w;
+    }
     Ok(saved)
 }
 
@@ -435,6 +469,7 @@ pub fn parse(bytes: &[u8]) -> Result<SavedPlan, PlanFileError> {
 pub fn to_bytes(saved: &SavedPlan) -> Result<Vec<u8>, serde_json::Error> {
     let mut saved = saved.clone();
     saved.warnings = saved.plan.warnings.clone();
+    saved.writes = saved.plan.changes.iter().map(|c| c.write.clone()).collect();
     let mut out = serde_json::to_vec_pretty(&saved)?;
     out.push(b'\n');
     Ok(out)
@@ -607,6 +642,7 @@ mod tests {
             objects: versions(&observed(vec![ns("a", "web", "1")])),
             plan,
             warnings: Vec::new(),
+            writes: Vec::new(),
         };
         let back = parse(&to_bytes(&saved).unwrap()).unwrap();
         assert_eq!(back.objects, saved.objects);
@@ -619,6 +655,103 @@ mod tests {
         assert!(matches!(
             parse(br#"{"kind":"Plan"}"#),
             Err(PlanFileError::Malformed(_))
+        ));
+    }
+
+    fn workload_plan(rv: &str, entry: &str) -> Plan {
+        use crate::write::{Entry, KubeSphereWrite, Shared, WorkloadWrite, Write};
+        let mut plan = crate::plan::compute(
+            "s",
+            "t",
+            crate::plan::Source::default(),
+            &crate::desired::Desired::default(),
+            &Observed::default(),
+            None,
+        );
+        let mut c = crate::plan::Change::new(
+            crate::plan::Action::Patch,
+            regops_spec::kind::ObjectKind::Deployment,
+            "web",
+            "api",
+        );
+        c.write = Some(Write::Workload(Shared::from(WorkloadWrite {
+            field_manager: "regops.s".into(),
+            spec: "s".into(),
+            entries: vec![Entry {
+                name: entry.into(),
+                recorded: true,
+            }]
+            .as_slice()
+            .into(),
+            kubesphere: Some(Box::new(KubeSphereWrite {
+                value: format!(r#"{{"app":"{entry}"}}"#),
+                wanted: BTreeMap::from([("app".to_string(), entry.to_string())]),
+                resource_version: Some(rv.into()),
+            })),
+        })));
+        plan.changes.push(c);
+        plan
+    }
+
+    /// The plan made again must be the saved one, writes included; only the version a
+    /// workload's KubeSphere value is bound to may differ (its status moves it; a stale one is
+    /// a conflict apply resolves by reading again).
+    #[test]
+    fn writes_are_compared_but_a_workloads_version() {
+        let saved = workload_plan("7", "pull");
+        assert_eq!(
+            differences(&saved, &workload_plan("9", "pull")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            differences(&saved, &workload_plan("7", "other")),
+            ["Deployment web/api: patch differently than planned"]
+        );
+    }
+
+    /// The writes read back onto their changes, and a file whose writes do not match its
+    /// changes one for one is refused.
+    #[test]
+    fn writes_read_back_onto_their_changes() {
+        let plan = workload_plan("7", "pull");
+        let saved = SavedPlan {
+            workload_kinds: Vec::new(),
+            kind: KIND.into(),
+            format_version: FORMAT_VERSION.into(),
+            regops_version: "0".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            spec: SpecRecord {
+                name: "s".into(),
+                files: vec!["regops.yaml".into()],
+                from_repository: false,
+                digest: "sha256:00".into(),
+                ciphertexts: BTreeMap::new(),
+                commit: None,
+                dirty: false,
+            },
+            cluster: ClusterRecord {
+                target: "t".into(),
+                server: "https://k".into(),
+                kube_system_uid: "u".into(),
+            },
+            namespaces: Vec::new(),
+            objects: Vec::new(),
+            plan: plan.clone(),
+            warnings: Vec::new(),
+            writes: Vec::new(),
+        };
+        let bytes = to_bytes(&saved).unwrap();
+        let back = parse(&bytes).unwrap();
+        assert_eq!(back.plan.changes, plan.changes);
+        assert!(back.writes.is_empty());
+        let mut doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        doc["writes"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::Value::Null);
+        assert!(matches!(
+            parse(doc.to_string().as_bytes()),
+            Err(PlanFileError::Malformed(m)) if m == "it holds 2 writes for 1 changes"
         ));
     }
 

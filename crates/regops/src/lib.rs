@@ -40,6 +40,17 @@ pub mod ops;
 pub mod output;
 pub mod registry;
 
+/// `regops --version`: the release, the commit and the date it was built from (see `build.rs`),
+/// as `cargo --version` prints them.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("REGOPS_BUILD_COMMIT"),
+    " ",
+    env!("REGOPS_BUILD_DATE"),
+    ")"
+);
+
 /// The process exit status, in one place: every command's outcome is one of these, and this is
 /// the only mapping from outcomes to codes (the table in `docs/using.md` and in `regops --help`).
 ///

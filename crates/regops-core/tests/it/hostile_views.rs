@@ -304,6 +304,7 @@ fn saved_plan(p: &Plan, n: &Names) -> SavedPlan {
         objects: Vec::new(),
         plan: p.clone(),
         warnings: p.warnings.clone(),
+        writes: Vec::new(),
     };
     // As `regops show FILE` reads it: from the file's bytes.
     saved::parse(&saved::to_bytes(&saved).unwrap()).unwrap()

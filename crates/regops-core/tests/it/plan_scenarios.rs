@@ -67,7 +67,8 @@ fn dockerconfig_b64(spec: &regops_spec::Spec, pull_secret: &str, suffix: &str) -
     STANDARD.encode(dockerconfig::build(pairs).expose_secret())
 }
 
-fn run_scenario(dir: &std::path::Path) -> String {
+/// A scenario's plan, and the logins it was planned with.
+fn scenario_plan(dir: &std::path::Path) -> (plan::Plan, BTreeMap<String, Login>) {
     let spec_text = std::fs::read_to_string(dir.join("spec.yaml")).unwrap();
     let mut sources = Sources::default();
     sources.add("spec.yaml".into(), spec_text.clone(), SpecFormat::Yaml);
@@ -127,6 +128,11 @@ fn run_scenario(dir: &std::path::Path) -> String {
         &observed,
         only.as_ref(),
     );
+    (p, logins)
+}
+
+fn run_scenario(dir: &std::path::Path) -> String {
+    let (p, logins) = scenario_plan(dir);
     let text = view::text(&p, false, view::Detail::Summary);
     // No password ever appears in a view.
     for l in logins.values() {
@@ -199,6 +205,52 @@ fn run_scenario(dir: &std::path::Path) -> String {
 fn plan_scenarios() {
     insta::glob!("scenarios/*", |dir| {
         insta::assert_snapshot!(run_scenario(dir));
+    });
+}
+
+/// What apply sends for each change of each scenario's plan (the writes, as a saved plan
+/// keeps them), in apply order: decided by planning, so apply recomputes nothing. No write
+/// holds a Secret's data.
+#[test]
+fn plan_writes() {
+    insta::glob!("scenarios/*", |dir| {
+        let (p, logins) = scenario_plan(dir);
+        let lines: Vec<String> = p
+            .changes
+            .iter()
+            .filter_map(|c| {
+                let w = c.write.as_ref()?;
+                Some(format!(
+                    "{:?} {} {}/{}: {}",
+                    c.action,
+                    c.kind,
+                    c.namespace,
+                    c.name,
+                    serde_json::to_string(w).unwrap()
+                ))
+            })
+            .collect();
+        // Every change that writes carries its write; a no-op carries none.
+        for c in &p.changes {
+            assert_eq!(
+                c.write.is_some(),
+                c.action != plan::Action::Noop,
+                "{}: {c:?}",
+                dir.display()
+            );
+        }
+        let text = if lines.is_empty() {
+            "(nothing to write)".to_string()
+        } else {
+            lines.join("\n")
+        };
+        for l in logins.values() {
+            assert!(
+                !text.contains(l.password.expose_secret()),
+                "a password leaked"
+            );
+        }
+        insta::assert_snapshot!("writes", text);
     });
 }
 

@@ -25,16 +25,7 @@ Exit status, for every command (docs/using.md#exit-codes):
      conflict)
   2  changes pending (`plan`) or drift found (`drift`, conflicts included), and only that";
 
-/// `regops --version`: the release, the commit and the date it was built from (see `build.rs`),
-/// as `cargo --version` prints them.
-pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (",
-    env!("REGOPS_BUILD_COMMIT"),
-    " ",
-    env!("REGOPS_BUILD_DATE"),
-    ")"
-);
+pub use crate::VERSION;
 
 /// Keeps Kubernetes image-pull credentials in git, encrypted with age, and in step with the
 /// clusters.

@@ -1,13 +1,18 @@
 //! Carrying out a plan: Secrets first, then the references to them, deletions last; bounded
 //! concurrency; transient failures retried with capped, jittered exponential backoff; each
-//! object's outcome reported. Nothing that is not in the plan is written.
+//! object's outcome reported. Nothing that is not in the plan is written, and nothing is
+//! decided here: each change carries its write (`regops_core::write`), which is rendered and
+//! sent as planned. What stays here is execution: a Secret's data, derived by the credential
+//! step planning used (plans never hold it); references to Secrets that failed are held back;
+//! and after a 409 the one object is read again and the change merged into it again.
 //!
 //! Write strategy per kind:
 //! - Secrets: server-side apply, field manager `regops`; a Secret whose type differs, or an
 //!   immutable one whose data must change, is deleted and created again.
 //! - ServiceAccounts: `imagePullSecrets` is an atomic list, so apply would replace it whole.
-//!   regops reads it (from the plan's LIST), adds and removes only its own entries, and writes
-//!   the whole list with the resourceVersion it read; on 409 it reads again and retries.
+//!   The plan adds and removes only regops' own entries to the list it read, and the whole
+//!   list is written with the resourceVersion it read; on 409 regops reads again, applies the
+//!   change's additions and removals to what it read, and retries.
 //! - Workloads: the pod template's `imagePullSecrets` is a list keyed by name, so regops
 //!   server-side applies only its own entries (field manager `regops.<spec>`, one per spec so
 //!   specs never drop each other's entries); others' entries stay.
@@ -18,26 +23,22 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client};
-use regops_core::desired::{Desired, DesiredSecret};
-use regops_core::observed::{
-    Observed, Secret as ObservedSecret, ServiceAccount as ObservedServiceAccount, Workload,
-};
+use regops_core::desired::Desired;
+use regops_core::observed::{Observed, Workload};
 use regops_core::ownership::{self, KUBESPHERE_ANNOTATION, MANAGED_BY_LABEL, SPEC_ANNOTATION};
 use regops_core::plan::{Action, Change, Plan};
 use regops_core::report::{ItemResult, Outcome, Report};
 use regops_core::request::{self as bodies, SecretApply};
+use regops_core::write::{ConfigMapWrite, SecretWrite, ServiceAccountWrite, WorkloadWrite, Write};
 use regops_spec::kind::ObjectKind;
+use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use crate::cluster::retry::retry;
 use crate::errors::describe;
 
-/// The field manager for Secrets.
-pub const FIELD_MANAGER: &str = ownership::SECRET_FIELD_MANAGER;
-
 pub struct Options {
     pub spec: String,
-    pub commit: Option<String>,
     pub prune: bool,
     pub dry_run: bool,
     pub force_conflicts: bool,
@@ -89,16 +90,23 @@ fn still_owned(
 /// A Secret's write: as [`Written`], with the uid the answer gave.
 type SecretWritten = Result<(Option<String>, Option<String>), NotWritten>;
 
+/// A Secret as planned, and its data.
+#[derive(Clone, Copy)]
+struct SecretOut<'a> {
+    write: &'a SecretWrite,
+    data: &'a SecretString,
+}
+
 async fn write_secret(
     client: &Client,
     c: &Change,
-    d: &DesiredSecret,
-    seen: Option<&ObservedSecret>,
+    out: SecretOut<'_>,
     opts: &Options,
 ) -> SecretWritten {
+    let w = out.write;
     if c.action == Action::Replace {
         // The Secret to adopt is the one the plan read (by uid); one made anew since is not.
-        let adopting = seen.and_then(|s| s.uid.as_deref()).filter(|_| d.adopt);
+        let adopting = w.adopt_uid.as_deref();
         match delete_if_still_ours(client, c, opts, adopting).await {
             // Gone since the plan: the create below is all there is to do.
             Ok(Deleted::Now | Deleted::Already) => {}
@@ -120,26 +128,21 @@ async fn write_secret(
             ));
         }
     }
-    let mut pp = PatchParams::apply(FIELD_MANAGER);
-    // Adoption forces the take-over of a Secret someone made; after a replacement's delete
-    // there is none to take over, and one someone created meanwhile must not be (without
-    // force, their fields are a conflict).
-    pp.force = opts.force_conflicts || (d.adopt && c.action != Action::Replace);
+    let mut pp = PatchParams::apply(&w.field_manager);
+    // Adoption forces the take-over of a Secret someone made (the plan says when: not after a
+    // replacement's delete, where one someone created meanwhile must not be taken).
+    pp.force = opts.force_conflicts || w.force;
     pp.dry_run = opts.dry_run;
-    match apply_secret(client, c, d, opts, None, pp.clone()).await {
+    match apply_secret(client, c, out, None, pp.clone()).await {
         Ok(uid) => {
-            drop_last_applied(client, c, opts).await?;
+            drop_last_applied(client, c, w, opts).await?;
             Ok((None, uid))
         }
         Err(e) if namespace_terminating(&e) => {
             Err(NotWritten::Skipped("its namespace is being deleted".into()))
         }
-        Err(e)
-            if is_apply_conflict(&e)
-                && !pp.force
-                && seen.is_some_and(|h| h.owned_by(&opts.spec)) =>
-        {
-            restore_secret(client, c, d, opts, pp, &e).await
+        Err(e) if is_apply_conflict(&e) && !pp.force && w.restore => {
+            restore_secret(client, c, out, opts, pp, &e).await
         }
         Err(e) => Err(describe(&e).into()),
     }
@@ -152,7 +155,7 @@ async fn write_secret(
 async fn restore_secret(
     client: &Client,
     c: &Change,
-    d: &DesiredSecret,
+    out: SecretOut<'_>,
     opts: &Options,
     pp: PatchParams,
     conflict: &kube::Error,
@@ -173,7 +176,7 @@ async fn restore_secret(
         .managed_fields
         .unwrap_or_default()
         .into_iter()
-        .filter(|m| m.manager.as_deref() != Some(FIELD_MANAGER))
+        .filter(|m| m.manager.as_deref() != Some(out.write.field_manager.as_str()))
         .filter(|m| {
             m.fields_v1
                 .as_ref()
@@ -184,7 +187,7 @@ async fn restore_secret(
         .collect();
     let mut forced = pp;
     forced.force = true;
-    let uid = apply_secret(client, c, d, opts, fresh.metadata.resource_version, forced)
+    let uid = apply_secret(client, c, out, fresh.metadata.resource_version, forced)
         .await
         .map_err(|e| describe(&e))?;
     let note = if others.is_empty() {
@@ -195,23 +198,24 @@ async fn restore_secret(
             others.join(", ")
         )
     };
-    drop_last_applied(client, c, opts).await?;
+    drop_last_applied(client, c, out.write, opts).await?;
     Ok((Some(note), uid))
 }
 
 /// Removes `kubectl apply`'s copy of the Secret's data, when the plan found one (an adopted
 /// Secret made with `kubectl apply`): a merge patch, as server-side apply cannot remove what
 /// another field manager set.
-async fn drop_last_applied(client: &Client, c: &Change, opts: &Options) -> Result<(), NotWritten> {
-    if !c
-        .causes
-        .iter()
-        .any(|k| matches!(k, regops_core::plan::Cause::LastAppliedRemoved))
-    {
+async fn drop_last_applied(
+    client: &Client,
+    c: &Change,
+    w: &SecretWrite,
+    opts: &Options,
+) -> Result<(), NotWritten> {
+    if !w.drop_last_applied {
         return Ok(());
     }
     let pp = PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_string()),
+        field_manager: Some(w.field_manager.to_string()),
         dry_run: opts.dry_run,
         ..PatchParams::default()
     };
@@ -234,15 +238,15 @@ async fn drop_last_applied(client: &Client, c: &Change, opts: &Options) -> Resul
 async fn apply_secret(
     client: &Client,
     c: &Change,
-    d: &DesiredSecret,
-    opts: &Options,
+    out: SecretOut<'_>,
     resource_version: Option<String>,
     pp: PatchParams,
 ) -> Result<Option<String>, kube::Error> {
     let body = SecretApply {
-        desired: d,
-        spec: &opts.spec,
-        commit: opts.commit.as_deref(),
+        namespace: &c.namespace,
+        name: &c.name,
+        write: out.write,
+        data: out.data,
         resource_version: resource_version.as_deref(),
     };
     let patch = Patch::Apply(&body);
@@ -307,15 +311,13 @@ const ANSWER_LIMIT: usize = 2 << 20;
 async fn write_config_map(
     client: &Client,
     c: &Change,
-    d: &regops_core::desired::NodeTrustMap,
-    resource_version: Option<&str>,
+    w: &ConfigMapWrite,
     opts: &Options,
 ) -> Written {
-    let mut pp = PatchParams::apply(FIELD_MANAGER);
+    let mut pp = PatchParams::apply(&w.field_manager);
     pp.force = opts.force_conflicts;
     pp.dry_run = opts.dry_run;
-    let bound = resource_version.filter(|_| c.action == Action::Update);
-    let body = bodies::config_map_apply(&opts.spec, d, bound);
+    let body = bodies::config_map_body(&c.namespace, &c.name, w);
     let patch = Patch::Apply(&body);
     let request =
         kube::core::Request::new(ObjectKind::ConfigMap.collection_path(Some(&c.namespace)));
@@ -328,20 +330,18 @@ async fn write_config_map(
     }
 }
 
-/// Read, union, write with the read resourceVersion; on 409 read again.
+/// The list as planned, written with the resourceVersion it was read at; on 409 read again,
+/// the change's additions and removals applied to what was read, and written again.
 async fn write_service_account(
     client: &Client,
     c: &Change,
-    seen: Option<&ObservedServiceAccount>,
+    w: &ServiceAccountWrite,
     opts: &Options,
 ) -> Written {
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &c.namespace);
-    let mut present: Vec<String> = seen
-        .map(|s| s.image_pull_secrets.clone())
-        .unwrap_or_default();
-    let mut rv = seen.and_then(|s| s.resource_version.clone());
+    let mut list: Vec<String> = w.entries.iter().map(|e| e.to_string()).collect();
+    let mut rv: Option<String> = w.resource_version.as_deref().map(Into::into);
     for _ in 0..5 {
-        let list = bodies::entries_after(&present, &c.add, &c.remove);
         let patch = bodies::service_account_patch(
             &opts.spec,
             &list,
@@ -369,12 +369,13 @@ async fn write_service_account(
                     }
                     Err(e) => return Err(describe(&e).into()),
                 };
-                present = fresh
+                let present: Vec<String> = fresh
                     .image_pull_secrets
                     .unwrap_or_default()
                     .into_iter()
                     .map(|r| r.name)
                     .collect();
+                list = bodies::entries_after(&present, &c.add, &c.remove);
                 rv = fresh.metadata.resource_version;
             }
             Err(e) => return Err(describe(&e).into()),
@@ -415,66 +416,51 @@ async fn read_workload(
 }
 
 /// Server-side applies this spec's entries (field manager `regops.<spec>`) and, on the pod
-/// template, the KubeSphere annotation merged per container. The annotation's value is shared
-/// with KubeSphere's console, which may have written it last: it is merged from the version
-/// read and applied with that version as a precondition (so forcing takes nothing newer);
-/// when the workload changed since, it is read again and merged again.
+/// template, the KubeSphere annotation merged per container, as planned. The annotation's
+/// value is shared with KubeSphere's console, which may have written it last: it was merged
+/// from the version read and is applied with that version as a precondition (so forcing takes
+/// nothing newer); when the workload changed since, it is read again and merged again.
 // Kept whole (over 80 lines): one retry loop: build, apply, and on a conflict read and merge
 // again; its state is the loop's.
 async fn write_workload(
     client: &Client,
     c: &Change,
-    desired: &Desired,
-    seen: Option<&Workload>,
+    w: &WorkloadWrite,
     opts: &Options,
     blocked: &BTreeSet<(String, String)>,
 ) -> Written {
-    let (kind, Some(workload_kind)) = (c.kind, c.kind.workload()) else {
-        return Err(format!("internal: {} is not a workload", c.kind).into());
-    };
-    let wanted = desired
-        .workloads
-        .get(&(c.namespace.clone(), workload_kind, c.name.clone()))
-        .cloned()
+    let kind = c.kind;
+    if kind.workload().is_none() {
+        return Err(format!("internal: {kind} is not a workload").into());
+    }
+    let held = |s: &str| blocked.contains(&(c.namespace.clone(), s.to_string()));
+    // This spec's containers, for merging again after a conflict: those of Secrets not
+    // applied are left out.
+    let mut kubesphere: BTreeMap<String, String> = w
+        .kubesphere
+        .as_ref()
+        .map(|k| k.wanted.clone())
         .unwrap_or_default();
-    let entries: Vec<String> = wanted
-        .secrets
-        .iter()
-        .filter(|s| !blocked.contains(&(c.namespace.clone(), (*s).clone())))
-        .cloned()
-        .collect();
-    let mut kubesphere = wanted.kubesphere.clone();
-    kubesphere.retain(|_, s| !blocked.contains(&(c.namespace.clone(), s.clone())));
-    let record: Vec<String> = match &c.record {
-        Some(Some(v)) => v.split(',').map(str::to_string).collect(),
-        Some(None) => Vec::new(),
-        None => seen
-            .map(|w| ownership::added_by(&w.annotations, &opts.spec))
-            .unwrap_or_default(),
-    };
-    let manager = ownership::workload_field_manager(&opts.spec);
+    kubesphere.retain(|_, s| !held(s));
     let request = kube::core::Request::new(kind.collection_path(Some(&c.namespace)));
     // The pod template's annotation: as planned, then as merged again on a fresh read.
-    let mut template_value: Option<String> = match &c.kubesphere_annotation {
-        Some(v) => v.clone(),
-        None => seen.and_then(|w| w.template_annotations.get(KUBESPHERE_ANNOTATION).cloned()),
-    };
-    let mut rv = seen.and_then(|w| w.resource_version.clone());
+    let mut template_value: Option<String> = w.kubesphere.as_ref().map(|k| k.value.clone());
+    let mut rv: Option<String> = w
+        .kubesphere
+        .as_ref()
+        .and_then(|k| k.resource_version.as_deref())
+        .map(Into::into);
     for _ in 0..5 {
         let shared = template_value.is_some();
-        let body = bodies::workload_apply(
+        let body = bodies::workload_body(
             kind,
             &c.namespace,
             &c.name,
-            &opts.spec,
-            &bodies::WorkloadFields {
-                entries: &entries,
-                record: &record,
-                kubesphere: template_value.as_deref(),
-                resource_version: rv.as_deref(),
-            },
+            w,
+            &held,
+            (template_value.as_deref(), rv.as_deref()),
         );
-        let mut pp = PatchParams::apply(&manager);
+        let mut pp = PatchParams::apply(&w.field_manager);
         // Forcing is safe where the apply is bound to the version its merge was made from.
         pp.force = opts.force_conflicts || (shared && rv.is_some());
         pp.dry_run = opts.dry_run;
@@ -607,18 +593,47 @@ fn done(c: &Change, r: Written, dry_run: bool) -> ItemResult {
     }
 }
 
-/// What every write of one apply reads: the client, the plan's inputs, and the objects as the
-/// plan read them, by key (looked up once per change, not searched).
+/// The data of each Secret a plan writes, by namespace and name: derived for this apply by the
+/// credential step planning used (plans never hold it).
+pub struct SecretData<'a>(BTreeMap<(&'a str, &'a str), &'a SecretString>);
+
+impl<'a> SecretData<'a> {
+    pub fn of(desired: &'a Desired) -> SecretData<'a> {
+        SecretData(
+            desired
+                .secrets
+                .iter()
+                .map(|d| ((d.namespace.as_str(), d.name.as_str()), &d.dockerconfigjson))
+                .collect(),
+        )
+    }
+}
+
+/// The change's write, or why there is none: a plan made by this regops carries one for every
+/// change it writes.
+fn planned(c: &Change) -> Result<&Write, NotWritten> {
+    c.write.as_ref().ok_or_else(|| {
+        NotWritten::Failed(format!(
+            "internal: the plan carries no write for this {} change",
+            c.kind
+        ))
+    })
+}
+
+fn mismatch(c: &Change) -> NotWritten {
+    NotWritten::Failed(format!(
+        "internal: the plan's write is not one for a {} change",
+        c.kind
+    ))
+}
+
+/// What every write of one apply reads: the client, the Secrets' data, the flags.
 struct Run<'a> {
     client: &'a Client,
-    desired: &'a Desired,
+    data: &'a SecretData<'a>,
     opts: &'a Options,
     progress: &'a (dyn Fn(&ItemResult) + Sync),
     lock_lost: &'a (dyn Fn() -> bool + Sync),
-    secrets: BTreeMap<(&'a str, &'a str), &'a DesiredSecret>,
-    observed_secrets: BTreeMap<(&'a str, &'a str), &'a ObservedSecret>,
-    service_accounts: BTreeMap<(&'a str, &'a str), &'a ObservedServiceAccount>,
-    workloads: BTreeMap<(&'a str, ObjectKind, &'a str), &'a Workload>,
 }
 
 impl Run<'_> {
@@ -645,14 +660,15 @@ impl Run<'_> {
             return self.finish(item);
         }
         let key = (c.namespace.as_str(), c.name.as_str());
-        let r = match self.secrets.get(&key) {
-            Some(d) => {
-                let seen = self.observed_secrets.get(&key).copied();
-                write_secret(self.client, c, d, seen, self.opts).await
+        let r = match (planned(c), self.data.0.get(&key)) {
+            (Ok(Write::Secret(write)), Some(data)) => {
+                write_secret(self.client, c, SecretOut { write, data }, self.opts).await
             }
-            None => Err("internal: no desired Secret for this change"
+            (Ok(_), None) => Err("internal: no data derived for this Secret"
                 .to_string()
                 .into()),
+            (Ok(_), Some(_)) => Err(mismatch(c)),
+            (Err(e), _) => Err(e),
         };
         let mut uid = None;
         let r = r.map(|(note, written)| {
@@ -664,34 +680,49 @@ impl Run<'_> {
         self.finish(item)
     }
 
+    async fn config_map(&self, c: &Change) -> ItemResult {
+        let item = match self.stopped(c) {
+            Some(item) => item,
+            None => {
+                let r = match planned(c) {
+                    Ok(Write::ConfigMap(w)) => write_config_map(self.client, c, w, self.opts).await,
+                    Ok(_) => Err(mismatch(c)),
+                    Err(e) => Err(e),
+                };
+                done(c, r, self.opts.dry_run)
+            }
+        };
+        self.finish(item)
+    }
+
     /// A ServiceAccount or workload. `blocked`: Secrets that failed or are in conflict, which
     /// nothing is made to reference.
     async fn reference(&self, c: &Change, blocked: &BTreeSet<(String, String)>) -> ItemResult {
         if let Some(item) = self.stopped(c) {
             return self.finish(item);
         }
-        let key = (c.namespace.as_str(), c.name.as_str());
-        let r = if c.kind == ObjectKind::ServiceAccount {
-            let held: Vec<&str> = c
-                .add
-                .iter()
-                .filter(|s| blocked.contains(&(c.namespace.clone(), (*s).clone())))
-                .map(String::as_str)
-                .collect();
-            if !held.is_empty() {
-                // The list is written whole: without the held entries it would still be
-                // written, so the write waits for the Secret instead.
-                Err(NotWritten::Skipped(format!(
-                    "not written: Secret {} was not applied",
-                    held.join(", ")
-                )))
-            } else {
-                let seen = self.service_accounts.get(&key).copied();
-                write_service_account(self.client, c, seen, self.opts).await
+        let r = match planned(c) {
+            Ok(Write::ServiceAccount(w)) => {
+                let held: Vec<&str> = c
+                    .add
+                    .iter()
+                    .filter(|s| blocked.contains(&(c.namespace.clone(), (*s).clone())))
+                    .map(String::as_str)
+                    .collect();
+                if !held.is_empty() {
+                    // The list is written whole: without the held entries it would still be
+                    // written, so the write waits for the Secret instead.
+                    Err(NotWritten::Skipped(format!(
+                        "not written: Secret {} was not applied",
+                        held.join(", ")
+                    )))
+                } else {
+                    write_service_account(self.client, c, w, self.opts).await
+                }
             }
-        } else {
-            let seen = self.workloads.get(&(key.0, c.kind, key.1)).copied();
-            write_workload(self.client, c, self.desired, seen, self.opts, blocked).await
+            Ok(Write::Workload(w)) => write_workload(self.client, c, w, self.opts, blocked).await,
+            Ok(_) => Err(mismatch(c)),
+            Err(e) => Err(e),
         };
         self.finish(done(c, r, self.opts.dry_run))
     }
@@ -700,11 +731,12 @@ impl Run<'_> {
         let item = if let Some(item) = self.stopped(c) {
             item
         } else if self.opts.prune {
-            done(
-                c,
-                delete_secret(self.client, c, self.opts).await,
-                self.opts.dry_run,
-            )
+            let r = match planned(c) {
+                Ok(Write::Delete) => delete_secret(self.client, c, self.opts).await,
+                Ok(_) => Err(mismatch(c)),
+                Err(e) => Err(e),
+            };
+            done(c, r, self.opts.dry_run)
         } else {
             result(c, Outcome::Skipped, Some("pass --prune to delete".into()))
         };
@@ -712,47 +744,24 @@ impl Run<'_> {
     }
 }
 
-/// Carries out the plan's changes: Secrets, then the references to them, then deletions,
-/// each phase with bounded concurrency. `progress` is told of each object as it finishes.
+/// Carries out the plan's changes as planned: Secrets (with `data`), then the references to
+/// them, then deletions, each phase with bounded concurrency. `progress` is told of each
+/// object as it finishes.
 // Kept whole (over 80 lines): the three phases in apply order, each waiting for the last.
 pub async fn run(
     client: &Client,
     plan: &Plan,
-    desired: &Desired,
-    observed: &Observed,
+    data: &SecretData<'_>,
     opts: &Options,
     progress: &(dyn Fn(&ItemResult) + Sync),
     lock_lost: &(dyn Fn() -> bool + Sync),
 ) -> Report {
     let run = Run {
         client,
-        desired,
+        data,
         opts,
         progress,
         lock_lost,
-        secrets: desired
-            .secrets
-            .iter()
-            .map(|d| ((d.namespace.as_str(), d.name.as_str()), d))
-            .collect(),
-        observed_secrets: observed
-            .secrets
-            .iter()
-            .map(|s| ((s.namespace.as_str(), s.name.as_str()), s))
-            .collect(),
-        service_accounts: observed
-            .service_accounts
-            .iter()
-            .map(|s| ((s.namespace.as_str(), s.name.as_str()), s))
-            .collect(),
-        workloads: observed
-            .workloads
-            .iter()
-            .map(|w| {
-                let kind = ObjectKind::from(w.kind);
-                ((w.namespace.as_str(), kind, w.name.as_str()), w)
-            })
-            .collect(),
     };
     let run = &run;
     let n = opts.concurrency.max(1);
@@ -786,27 +795,7 @@ pub async fn run(
     for c in of(|c| {
         c.kind == ObjectKind::ConfigMap && matches!(c.action, Action::Create | Action::Update)
     }) {
-        let item = match (run.stopped(c), &desired.node_trust) {
-            (Some(item), _) => item,
-            (None, Some(d)) => {
-                let seen = observed
-                    .config_maps
-                    .iter()
-                    .find(|m| m.namespace == c.namespace && m.name == c.name)
-                    .and_then(|m| m.resource_version.as_deref());
-                done(
-                    c,
-                    write_config_map(client, c, d, seen, opts).await,
-                    opts.dry_run,
-                )
-            }
-            (None, None) => result(
-                c,
-                Outcome::Failed,
-                Some("internal: no desired ConfigMap for this change".into()),
-            ),
-        };
-        report.results.push(run.finish(item));
+        report.results.push(run.config_map(c).await);
     }
 
     // 2. ServiceAccounts and workloads.

@@ -822,7 +822,6 @@ impl Controller<'_> {
             .session
             .write(
                 &self.client,
-                self.prepared.source.commit.as_deref(),
                 plan,
                 desired,
                 observed,

@@ -180,7 +180,6 @@ pub(crate) async fn release_fleet(staged: Vec<PerCluster<Reached>>) {
 pub(crate) async fn write_fleet(
     session: &Session,
     staged: Vec<PerCluster<Reached>>,
-    commit: Option<&str>,
     limit: usize,
     progress: &Progress,
     term: &Term,
@@ -188,7 +187,7 @@ pub(crate) async fn write_fleet(
     futures::stream::iter(staged.into_iter().map(|m| async move {
         let cluster = m.cluster;
         let result = match m.result {
-            Ok(r) => Ok(write(session, r, commit, &cluster, progress, term).await),
+            Ok(r) => Ok(write(session, r, &cluster, progress, term).await),
             Err(e) => Err(e),
         };
         PerCluster { cluster, result }
@@ -202,7 +201,6 @@ pub(crate) async fn write_fleet(
 async fn write(
     session: &Session,
     r: Reached,
-    commit: Option<&str>,
     cluster: &str,
     progress: &Progress,
     term: &Term,
@@ -211,7 +209,6 @@ async fn write(
     let written = session
         .write(
             &client,
-            commit,
             &staged.plan,
             &staged.desired,
             &staged.observed,

@@ -5,7 +5,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use regops_core::saved::{ClusterRecord, SavedPlan};
+use regops_core::saved::{self, ClusterRecord, SavedPlan, SpecRecord};
+
+use crate::cluster::client::{connect_as, runtime};
+use crate::failure::Failure;
+use crate::ops::load::prepare_checked;
+use crate::ops::options::{ApplyOptions, RunOptions};
+use crate::ops::prepared::Prepared;
+use crate::output::Term;
 use regops_spec::{Sources, Spec};
 
 /// The largest saved plan read (a plan of 10,000 namespaces is tens of megabytes).
@@ -242,4 +249,247 @@ pub fn recorded_files(saved: &SavedPlan) -> Result<Vec<PathBuf>, String> {
             }
         })
         .collect()
+}
+
+/// How many moved objects a refusal lists before "… and N more".
+const SHOWN: usize = 20;
+
+/// `plan --out`: reads the cluster, plans, and saves the plan with the spec's digest, the
+/// cluster's identity and the version of every object read. The plan is returned to be shown
+/// as `plan` shows it.
+pub(crate) fn plan_and_save(
+    run: &RunOptions,
+    prepared: &Prepared,
+    out: &Path,
+) -> Result<regops_core::plan::Plan, Failure> {
+    let rt = runtime()?;
+    let (client, target) = connect_as(&run.cluster, &rt)?;
+    let cluster = rt.block_on(cluster_identity(&client, &target))?;
+    let loaded = &prepared.loaded;
+    let observed = rt.block_on(crate::cluster::read::from_cluster(
+        &client,
+        &target,
+        &loaded.spec,
+        &loaded.name,
+        prepared.only.as_ref(),
+    ))?;
+    let (desired, plan) = rt.block_on(prepared.plan(&observed, &target.to_string()));
+    drop(desired);
+    let objects = saved::versions(&observed);
+    drop(observed);
+    let (files, from_repository) = files_to_record(&run.spec.files);
+    let record = SavedPlan {
+        kind: saved::KIND.into(),
+        format_version: saved::FORMAT_VERSION.into(),
+        regops_version: crate::VERSION.into(),
+        created: jiff::Timestamp::now().to_string(),
+        spec: SpecRecord {
+            name: loaded.name.clone(),
+            files,
+            from_repository,
+            digest: files_digest(&loaded.sources),
+            ciphertexts: ciphertext_digests(&loaded.spec, &loaded.sources),
+            commit: prepared.source.commit.clone(),
+            dirty: prepared.source.dirty,
+        },
+        cluster,
+        namespaces: run.namespaces.clone(),
+        workload_kinds: saved::kind_records(&loaded.spec),
+        objects,
+        plan,
+        warnings: Vec::new(),
+        writes: Vec::new(),
+    };
+    write(out, &record).map_err(|e| Failure::Message {
+        message: format!("cannot write the plan to {}: {e}", out.display()),
+        help: None,
+    })?;
+    Ok(record.plan)
+}
+
+/// A refusal: the plan is not applied, and why, with what to do.
+fn refuse(what: String, lines: &[String]) -> Failure {
+    // What moved names the cluster's objects and the file's contents: each on its own line,
+    // and only there.
+    use regops_spec::untrusted::terminal;
+    let mut message = format!(
+        "the saved plan was not applied; nothing was written: {}",
+        terminal(&what)
+    );
+    for l in lines.iter().take(SHOWN) {
+        message.push_str("\n  ");
+        message.push_str(&terminal(l));
+    }
+    if lines.len() > SHOWN {
+        message.push_str(&format!("\n  … and {} more", lines.len() - SHOWN));
+    }
+    Failure::Message {
+        message,
+        help: Some(
+            "plan again (`regops plan -f SPEC --out FILE`), review that plan, and apply it".into(),
+        ),
+    }
+}
+
+/// The objects that moved since the plan, as a refusal.
+fn check_unmoved(
+    saved: &SavedPlan,
+    observed: &regops_core::observed::Observed,
+) -> Result<(), Failure> {
+    let now = saved::versions(observed);
+    let moved = saved::moved(&saved.objects, &now);
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = moved.iter().map(ToString::to_string).collect();
+    Err(refuse(
+        format!(
+            "{} object{} read for the plan changed since it was made",
+            moved.len(),
+            if moved.len() == 1 { "" } else { "s" }
+        ),
+        &lines,
+    ))
+}
+
+/// A saved plan staged for `apply FILE`: checked, read and planned again under its Lease.
+pub(crate) struct SavedApply {
+    pub(crate) saved: SavedPlan,
+    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) session: crate::ops::session::Session,
+    pub(crate) client: kube::Client,
+    pub(crate) staged: crate::ops::session::Staged,
+}
+
+/// `apply FILE` staged: exactly the saved plan, or nothing. Checked in this order, each before
+/// anything is written: the regops version; the spec's files (before they are parsed); the
+/// ciphertext files; the cluster; every object read, and the plan made again from all of
+/// these, which must be the saved one (once before the Lease is taken, again under it). The
+/// command then carries out the saved plan's writes as a fresh plan's are.
+pub(crate) fn stage_saved(
+    mut opts: ApplyOptions,
+    path: &Path,
+    term: &Term,
+) -> Result<SavedApply, Failure> {
+    let saved = read(path).map_err(|e| Failure::msg(e.to_string()))?;
+    if saved.regops_version != crate::VERSION {
+        return Err(refuse(
+            format!(
+                "it was made by regops {}, and this is regops {}",
+                saved.regops_version,
+                crate::VERSION
+            ),
+            &[],
+        ));
+    }
+    if opts.run.spec.files.is_empty() {
+        opts.run.spec.files = recorded_files(&saved).map_err(|e| Failure::Message {
+            message: e,
+            help: Some("name the spec with -f".into()),
+        })?;
+    }
+    opts.run.namespaces = saved.namespaces.clone();
+    let check = |sources: &regops_spec::Sources| {
+        let now = files_digest(sources);
+        if now == saved.spec.digest {
+            Ok(())
+        } else {
+            // The files' new digest is not said: for files a crafted plan names, it would
+            // tell whether a guess of their content is right.
+            Err(refuse(
+                "the spec's files differ from those planned".into(),
+                &[format!("planned from {}", saved.spec.digest)],
+            ))
+        }
+    };
+    let run = &opts.run;
+    let prepared = prepare_checked(run, term, &check)?;
+    if crate::ops::fleet::fleet_members(run, &prepared)?.is_some() {
+        return Err(Failure::msg(
+            "a spec with `clusters` has no saved plans: plan and apply each cluster's spec",
+        ));
+    }
+    let ciphertexts = ciphertext_digests(&prepared.loaded.spec, &prepared.loaded.sources);
+    if ciphertexts != saved.spec.ciphertexts {
+        let names: Vec<String> = ciphertexts
+            .keys()
+            .chain(saved.spec.ciphertexts.keys())
+            .filter(|k| ciphertexts.get(*k) != saved.spec.ciphertexts.get(*k))
+            .map(|k| format!("credential `{k}`"))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        return Err(refuse(
+            "the ciphertext files of the spec differ from those planned".into(),
+            &names,
+        ));
+    }
+    let rt = runtime()?;
+    let (client, target) = connect_as(&run.cluster, &rt)?;
+    let cluster = rt.block_on(cluster_identity(&client, &target))?;
+    if cluster.kube_system_uid != saved.cluster.kube_system_uid {
+        return Err(refuse(
+            "this is another cluster".into(),
+            &[
+                format!(
+                    "planned against {} (kube-system uid {})",
+                    saved.cluster.target, saved.cluster.kube_system_uid
+                ),
+                format!(
+                    "connected to {} (kube-system uid {})",
+                    cluster.target, cluster.kube_system_uid
+                ),
+            ],
+        ));
+    }
+    if cluster.server != saved.cluster.server {
+        term.note(&format!(
+            "note: the cluster is the one planned (same kube-system uid), reached at {} instead of {}",
+            regops_spec::untrusted::terminal(&cluster.server),
+            regops_spec::untrusted::terminal(&saved.cluster.server)
+        ));
+    }
+    let loaded = &prepared.loaded;
+    let session = crate::ops::apply::session(&opts, &loaded.name)?;
+    // Staged as a fresh plan is: read and check without the Lease (a stale plan is refused
+    // with nothing written, not even the Lease; a plan with nothing to write needs no more),
+    // then under it. Each read checks every object the plan was made from, and plans again
+    // from them: the plan made again must be the saved one, writes included.
+    let read = async || {
+        let observed = crate::cluster::read::from_cluster(
+            &client,
+            &target,
+            &loaded.spec,
+            &loaded.name,
+            prepared.only.as_ref(),
+        )
+        .await?;
+        check_unmoved(&saved, &observed)?;
+        let (desired, plan) = prepared.plan(&observed, &target.to_string()).await;
+        let differs = saved::differences(&saved.plan, &plan);
+        if !differs.is_empty() {
+            return Err(refuse(
+                "planned again from the same spec and objects, it differs (a password from \
+                 the environment or a file, or a minted token, may have changed)"
+                    .into(),
+                &differs,
+            ));
+        }
+        Ok::<_, Failure>((observed, desired, plan))
+    };
+    let connect = crate::cluster::client::lock_connect(
+        opts.run.cluster.kubeconfig.clone(),
+        opts.run.cluster.context.clone(),
+    );
+    let take = async || {
+        crate::ops::apply::take_lease(&session, &opts.lock, &client, connect, None, term).await
+    };
+    let staged = rt.block_on(session.stage(read, take))?;
+    Ok(SavedApply {
+        saved,
+        rt,
+        session,
+        client,
+        staged,
+    })
 }

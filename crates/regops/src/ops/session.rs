@@ -162,13 +162,12 @@ impl Session {
     /// Steps 3 and 4: carries out `plan` (when it has changes), fenced by `lock` when there is
     /// one, and records its Events (when it has changes or conflicts; none for a dry run or
     /// once the Lease is lost). New writes stop when the Lease is lost or `stop` says so;
-    /// `progress` hears of each object as it finishes. `commit` is the spec's git commit, in
-    /// the annotations of what is written.
+    /// `progress` hears of each object as it finishes. The plan's changes carry their writes;
+    /// `desired` gives only the Secrets' data, derived by the credential step planning used.
     #[allow(clippy::too_many_arguments)]
     pub async fn write(
         &self,
         client: &kube::Client,
-        commit: Option<&str>,
         plan: &Plan,
         desired: &Desired,
         observed: &Observed,
@@ -180,7 +179,6 @@ impl Session {
         let halt = || lost() || stop();
         let opts = crate::cluster::write::Options {
             spec: self.spec.clone(),
-            commit: commit.map(Into::into),
             prune: self.writes.prune,
             dry_run: self.writes.dry_run,
             force_conflicts: self.writes.force_conflicts,
@@ -189,7 +187,14 @@ impl Session {
         let report = if plan.has_changes() {
             crate::cluster::retry::fenced(
                 lock.map(Lock::held),
-                crate::cluster::write::run(client, plan, desired, observed, &opts, progress, &halt),
+                crate::cluster::write::run(
+                    client,
+                    plan,
+                    &crate::cluster::write::SecretData::of(desired),
+                    &opts,
+                    progress,
+                    &halt,
+                ),
             )
             .await
         } else {

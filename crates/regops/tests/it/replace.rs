@@ -47,11 +47,7 @@ fn plan_now(
     target: &regops::cluster::client::Target,
     spec: &regops_spec::Spec,
     logins: &BTreeMap<String, regops::inputs::credentials::Login>,
-) -> (
-    regops_core::observed::Observed,
-    regops_core::desired::Desired,
-    regops_core::plan::Plan,
-) {
+) -> (regops_core::desired::Desired, regops_core::plan::Plan) {
     let observed = rt
         .block_on(regops::cluster::read::from_cluster(
             client, target, spec, "team", None,
@@ -66,7 +62,7 @@ fn plan_now(
         &observed,
         None,
     );
-    (observed, desired, plan)
+    (desired, plan)
 }
 
 #[test]
@@ -107,7 +103,7 @@ fn a_replacement_whose_secret_changed_since_the_plan_deletes_nothing() {
     let (client, target) = rt
         .block_on(regops::cluster::client::connect(Some(&kubeconfig), None))
         .unwrap();
-    let (observed, desired, plan) = plan_now(&rt, &client, &target, &loaded.spec, &logins);
+    let (desired, plan) = plan_now(&rt, &client, &target, &loaded.spec, &logins);
     let replaced: Vec<&str> = plan
         .changes
         .iter()
@@ -144,7 +140,6 @@ fn a_replacement_whose_secret_changed_since_the_plan_deletes_nothing() {
 
     let opts = regops::cluster::write::Options {
         spec: "team".into(),
-        commit: None,
         prune: false,
         dry_run: false,
         force_conflicts: false,
@@ -153,8 +148,7 @@ fn a_replacement_whose_secret_changed_since_the_plan_deletes_nothing() {
     let report = rt.block_on(regops::cluster::write::run(
         &client,
         &plan,
-        &desired,
-        &observed,
+        &regops::cluster::write::SecretData::of(&desired),
         &opts,
         &|_| {},
         &|| false,
@@ -191,13 +185,12 @@ fn a_replacement_whose_secret_changed_since_the_plan_deletes_nothing() {
 
     // Planned afresh, the Secret to adopt (the new one) is replaced, bound to its uid; the
     // one handed to another team is now a conflict.
-    let (observed, desired, plan) = plan_now(&rt, &client, &target, &loaded.spec, &logins);
+    let (desired, plan) = plan_now(&rt, &client, &target, &loaded.spec, &logins);
     assert_eq!(plan.conflicts.len(), 1, "{:?}", plan.conflicts);
     let report = rt.block_on(regops::cluster::write::run(
         &client,
         &plan,
-        &desired,
-        &observed,
+        &regops::cluster::write::SecretData::of(&desired),
         &opts,
         &|_| {},
         &|| false,

@@ -367,33 +367,28 @@ fn a_plan_from_another_version_is_refused() {
     assert!(e.server().log().is_empty());
 }
 
-/// A plan saved in format 1 (before changes carried their kind's `apiVersion`) is refused,
-/// saying which format this regops reads; nothing is read from the cluster.
+/// A plan saved in format 2 (before the file carried each change's write) is refused, saying
+/// which format this regops reads; nothing is read from the cluster.
 #[test]
 fn a_plan_of_the_old_format_is_refused() {
     let e = Env::new();
     e.save_plan();
     let mut doc: Value =
         serde_json::from_str(&std::fs::read_to_string(e.plan_file()).unwrap()).unwrap();
-    assert_eq!(doc["formatVersion"], "2");
-    assert!(
-        doc["plan"]["changes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["apiVersion"].is_string()),
+    assert_eq!(doc["formatVersion"], "3");
+    assert_eq!(
+        doc["writes"].as_array().unwrap().len(),
+        doc["plan"]["changes"].as_array().unwrap().len(),
         "{doc}"
     );
-    doc["formatVersion"] = json!("1");
-    for c in doc["plan"]["changes"].as_array_mut().unwrap() {
-        c.as_object_mut().unwrap().remove("apiVersion");
-    }
+    doc["formatVersion"] = json!("2");
+    doc.as_object_mut().unwrap().remove("writes");
     std::fs::write(e.plan_file(), doc.to_string()).unwrap();
     let r = e.apply_saved();
     assert_eq!(r.code, 1, "{}", r.transcript());
     assert!(
         r.flat_stderr()
-            .contains("a saved plan of format 1; this regops reads format 2"),
+            .contains("a saved plan of format 2; this regops reads format 3"),
         "{}",
         r.transcript()
     );
@@ -566,4 +561,256 @@ fn a_saved_plan_applies_from_anywhere_in_its_repository() {
             .object("secrets", "web-a", "harbor-pull")
             .is_some()
     );
+}
+
+/// A spec whose plan writes a Secret, a ServiceAccount and a workload with the KubeSphere
+/// annotation, in `web-a` and `web-b`.
+const WRITES_SPEC: &str = "apiVersion: regops.dev/v1
+kind: RegistryConfig
+metadata: { name: saved }
+registries:
+  harbor: { server: harbor.example.com, credential: robot }
+credentials:
+  robot: { username: robot$ci, password: { env: REGOPS_CRED_HARBOR_TOKEN } }
+scopes:
+  web: { selector: { matchLabels: { team: web } } }
+pullSecrets:
+  harbor-pull: { registries: [harbor], scope: web }
+bindings:
+  - { pullSecret: harbor-pull, serviceAccounts: [default] }
+  - pullSecret: harbor-pull
+    workloads: { kinds: [Deployment] }
+    kubesphereAnnotation: true
+";
+
+/// A Deployment pulling from harbor, whose pod template carries KubeSphere's annotation for
+/// another container (so the write merges into it, bound to the version read).
+fn deployment(ns: &str, name: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {
+                    "labels": {"app": name},
+                    "annotations": {"kubesphere.io/imagepullsecrets": "{\"sidecar\":\"theirs\"}"}
+                },
+                "spec": {"containers": [
+                    {"name": "app", "image": "harbor.example.com/team/app:1"},
+                    {"name": "sidecar", "image": "example.org/sidecar:1"}
+                ]}
+            }
+        }
+    })
+}
+
+/// The body apply sends for `c`, rendered from the write the saved plan holds. A Secret's
+/// data is the one thing a plan never holds: it is left out on both sides (`data`).
+fn rendered(spec: &str, c: &regops_core::plan::Change) -> Value {
+    use regops_core::request;
+    use regops_core::write::Write;
+    match c.write.as_ref().unwrap() {
+        Write::Secret(w) => {
+            let data = secrecy::SecretString::from("(derived at apply)".to_string());
+            let mut v = serde_json::to_value(request::SecretApply {
+                namespace: &c.namespace,
+                name: &c.name,
+                write: w,
+                data: &data,
+                resource_version: None,
+            })
+            .unwrap();
+            v["data"] = json!("(derived at apply)");
+            v
+        }
+        Write::ServiceAccount(w) => {
+            let entries: Vec<String> = w.entries.iter().map(|e| e.to_string()).collect();
+            request::service_account_patch(
+                spec,
+                &entries,
+                w.resource_version.as_deref(),
+                c.record.as_ref().map(Option::as_deref),
+            )
+        }
+        Write::Workload(w) => request::workload_body(
+            c.kind,
+            &c.namespace,
+            &c.name,
+            w,
+            &|_| false,
+            (
+                w.kubesphere.as_ref().map(|k| k.value.as_str()),
+                w.kubesphere
+                    .as_ref()
+                    .and_then(|k| k.resource_version.as_deref()),
+            ),
+        ),
+        other => panic!("no such write in this plan: {other:?}"),
+    }
+}
+
+/// What `apply FILE` sends is what the saved plan holds: each body the server received is the
+/// one rendered from the change's write in the file, and nothing else is written. A Secret's
+/// data, which the file never holds, is derived at apply: the credential's document.
+#[test]
+fn a_saved_plan_sends_the_writes_it_holds() {
+    let e = Env {
+        cluster: common::Cluster::new(WRITES_SPEC),
+    };
+    seed(e.server());
+    for ns in ["web-a", "web-b"] {
+        e.server().seed(deployment(ns, "api")).unwrap();
+    }
+    e.save_plan();
+    let saved = regops_core::saved::parse(&std::fs::read(e.plan_file()).unwrap()).unwrap();
+    e.server().record_bodies(true);
+    let r = e.apply_saved();
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let log = e.server().log();
+    let written: Vec<&kube_test_server::LogEntry> = log
+        .iter()
+        .filter(|l| l.is_write() && l.resource != "leases" && l.resource != "events")
+        .collect();
+    let mut kinds = std::collections::BTreeSet::new();
+    let mut planned = 0;
+    for c in saved.plan.changes.iter().filter(|c| c.write.is_some()) {
+        planned += 1;
+        kinds.insert(c.kind.as_str());
+        let path = format!("{}/{}", c.kind.collection_path(Some(&c.namespace)), c.name);
+        let mut sent: Vec<Value> = written
+            .iter()
+            .filter(|l| l.path == path)
+            .map(|l| serde_json::from_slice(l.body.as_deref().unwrap()).unwrap())
+            .collect();
+        assert_eq!(sent.len(), 1, "{path}: {sent:?}");
+        if c.kind == regops_spec::kind::ObjectKind::Secret {
+            use base64::Engine;
+            let data = sent[0]["data"][".dockerconfigjson"].take();
+            let doc = base64::engine::general_purpose::STANDARD
+                .decode(data.as_str().unwrap())
+                .unwrap();
+            let doc: Value = serde_json::from_slice(&doc).unwrap();
+            assert_eq!(
+                doc["auths"]["harbor.example.com"]["username"], "robot$ci",
+                "{path}"
+            );
+            assert!(doc["auths"]["harbor.example.com"]["password"] == "MARKER-saved-plan");
+            sent[0]["data"] = json!("(derived at apply)");
+        }
+        assert_eq!(sent[0], rendered(&saved.plan.spec, c), "{path}");
+    }
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["Deployment", "Secret", "ServiceAccount"]
+    );
+    assert_eq!(written.len(), planned, "{written:?}");
+    // The Deployment's write merged into KubeSphere's value and was bound to its version.
+    let d = saved
+        .plan
+        .changes
+        .iter()
+        .find(|c| c.kind.as_str() == "Deployment")
+        .unwrap();
+    let Some(regops_core::write::Write::Workload(w)) = &d.write else {
+        panic!("{d:?}")
+    };
+    let k = w.kubesphere.as_ref().unwrap();
+    assert_eq!(k.value, r#"{"app":"harbor-pull","sidecar":"theirs"}"#);
+    assert!(k.resource_version.is_some());
+}
+
+/// A saved plan is data anyone may hand over: a write edited in the file (a ServiceAccount
+/// given another Secret) is not the plan made again from the same spec and cluster, and is
+/// refused with nothing written.
+#[test]
+fn a_saved_plan_whose_write_was_edited_is_refused() {
+    let e = Env::new();
+    e.save_plan();
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(e.plan_file()).unwrap()).unwrap();
+    let write = doc["writes"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|w| w["write"] == "serviceAccount")
+        .unwrap();
+    assert_eq!(write["entries"], json!(["harbor-pull"]));
+    write["entries"] = json!(["harbor-pull", "someone-elses"]);
+    std::fs::write(e.plan_file(), doc.to_string()).unwrap();
+    let r = e.apply_saved();
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        r.flat_stderr().contains("differently than planned"),
+        "{}",
+        r.transcript()
+    );
+    assert!(e.writes().is_empty(), "{:?}", e.writes());
+}
+
+/// A workload's status moves its resourceVersion without anyone editing what planning reads of
+/// it: the plan is still the saved one, and the saved write, bound to the version planned,
+/// is sent as it is; its conflict is resolved as any apply's is, by reading the workload again
+/// and merging again (KubeSphere's value for another container kept).
+#[test]
+fn a_saved_workload_write_bound_to_a_version_since_moved_is_merged_again() {
+    let e = Env {
+        cluster: common::Cluster::new(WRITES_SPEC),
+    };
+    seed(e.server());
+    e.server().seed(deployment("web-a", "api")).unwrap();
+    e.save_plan();
+    let saved = regops_core::saved::parse(&std::fs::read(e.plan_file()).unwrap()).unwrap();
+    let planned_rv = saved
+        .plan
+        .changes
+        .iter()
+        .find_map(|c| match &c.write {
+            Some(regops_core::write::Write::Workload(w)) => {
+                w.kubesphere.as_ref()?.resource_version.clone()
+            }
+            _ => None,
+        })
+        .unwrap();
+    // A controller scales it: not what planning reads, but a new resourceVersion.
+    e.patch(
+        "/apis/apps/v1/namespaces/web-a/deployments/api",
+        json!({"spec": {"replicas": 3}}),
+    );
+    e.server().record_bodies(true);
+    let r = e.apply_saved();
+    assert_eq!(r.code, 0, "{}", r.transcript());
+    let sent: Vec<(u16, Value)> = e
+        .server()
+        .log()
+        .iter()
+        .filter(|l| l.is_write() && l.resource == "deployments")
+        .map(|l| {
+            (
+                l.status,
+                serde_json::from_slice(l.body.as_deref().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0].0, 409, "{sent:?}");
+    assert_eq!(
+        sent[0].1["metadata"]["resourceVersion"].as_str(),
+        Some(&*planned_rv)
+    );
+    assert_eq!(sent[1].0, 200, "{sent:?}");
+    assert_ne!(
+        sent[1].1["metadata"]["resourceVersion"].as_str(),
+        Some(&*planned_rv)
+    );
+    let d = e.server().object("deployments", "web-a", "api").unwrap();
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["annotations"]["kubesphere.io/imagepullsecrets"],
+        r#"{"app":"harbor-pull","sidecar":"theirs"}"#
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["imagePullSecrets"],
+        json!([{"name": "harbor-pull"}])
+    );
+    assert_eq!(d["spec"]["replicas"], 3);
 }

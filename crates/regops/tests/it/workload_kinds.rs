@@ -361,7 +361,7 @@ fn a_saved_plan_of_declared_kinds_applies_as_planned() {
     let saved = run(&mut plan);
     assert_eq!(saved.code, 2, "{}", saved.transcript());
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    assert_eq!(doc["formatVersion"], "2");
+    assert_eq!(doc["formatVersion"], "3");
     assert_eq!(
         doc["workloadKinds"],
         json!([

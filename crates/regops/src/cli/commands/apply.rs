@@ -68,12 +68,10 @@ pub(crate) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
             term.note("Apply cancelled; nothing was written.");
             return Ok(ExitStatus::Failure);
         }
-        let commit = prepared.source.commit.as_deref();
-        let written = (&session, &client, commit);
         write_and_report(
             &args,
             &rt,
-            written,
+            (&session, &client),
             (&plan, &desired, &observed),
             lock.as_ref(),
             term,
@@ -104,11 +102,11 @@ pub(crate) fn unchanged(plan: &Plan, args: &ApplyArgs, term: &Term) -> ExitStatu
 }
 
 /// Carries out a confirmed plan with the session, with progress, and reports what was and
-/// was not done. `by` is the session, its client and the spec's commit.
+/// was not done. `by` is the session and its client.
 pub(crate) fn write_and_report(
     args: &ApplyArgs,
     rt: &tokio::runtime::Runtime,
-    by: (&Session, &kube::Client, Option<&str>),
+    by: (&Session, &kube::Client),
     (plan, desired, observed): (
         &Plan,
         &regops_core::desired::Desired,
@@ -117,7 +115,7 @@ pub(crate) fn write_and_report(
     lock: Option<&Lock>,
     term: &Term,
 ) -> Outcome {
-    let (session, client, commit) = by;
+    let (session, client) = by;
     let total = plan
         .changes
         .iter()
@@ -126,7 +124,6 @@ pub(crate) fn write_and_report(
     let progress = crate::output::Progress::new(term, total, args.output == Format::Text);
     let written = rt.block_on(session.write(
         client,
-        commit,
         plan,
         desired,
         observed,
@@ -201,12 +198,7 @@ fn apply_fleet(
     let progress =
         crate::output::Progress::new(term, total, args.output == Format::Text && any_changes);
     let applied = rt.block_on(crate::ops::apply::write_fleet(
-        session,
-        staged,
-        prepared.source.commit.as_deref(),
-        limit,
-        &progress,
-        term,
+        session, staged, limit, &progress, term,
     ));
     progress.finish();
     term.view(
