@@ -12,6 +12,25 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
     out
 }
 
+/// `err` and its causes in one sentence, outermost first, joined by `: `. A cause whose text
+/// the error above it already says (`cannot read x: No such file` over `No such file`) is not
+/// said twice.
+pub fn sentence(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = String::new();
+    let mut above = String::new();
+    for text in chain(err) {
+        if !above.is_empty() && above.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+        above = text;
+    }
+    out
+}
+
 /// The innermost error's text (`Connection refused (os error 111)`).
 pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     chain(err).pop().unwrap_or_default()

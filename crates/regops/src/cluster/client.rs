@@ -88,7 +88,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, crate::failure::Failu
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| crate::failure::Failure::msg(format!("cannot start the async runtime: {e}")))
+        .map_err(|e| crate::failure::Failure::caused("cannot start the async runtime", e))
 }
 
 /// Connects as the flags say (`--kubeconfig`, `--context`), on `rt`, with their request

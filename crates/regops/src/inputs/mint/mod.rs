@@ -46,6 +46,8 @@ impl std::fmt::Display for MintError {
     }
 }
 
+impl std::error::Error for MintError {}
+
 /// Where a source reads its settings: the process environment, or a test's.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
