@@ -179,7 +179,9 @@ fn a_ca_must_be_pem_certificates_and_nothing_else() {
 
     let key = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIBi7Yt6XLZlUxcbNk0ntT9gbnOUmQ/ymFpFkOSgrS4LN\n-----END PRIVATE KEY-----\n";
     let with_key = format!("{CA}{key}");
-    let e = CaBundle::parse(with_key.as_bytes()).unwrap_err().to_string();
+    let e = CaBundle::parse(with_key.as_bytes())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("other than CERTIFICATE"), "{e}");
     assert!(!e.contains("MC4CAQAw"), "the error echoes the file: {e}");
 

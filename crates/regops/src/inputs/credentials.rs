@@ -199,7 +199,7 @@ fn from_helper(
 
 /// The values read from secret managers in this run, by [`crate::inputs::secret_managers::cache_key`]:
 /// each secret is read once, however many credentials name it.
-type Fetched = BTreeMap<String, Result<Zeroizing<String>, String>>;
+type Fetched = BTreeMap<String, Result<Zeroizing<String>, crate::inputs::mint::MintError>>;
 
 /// A password from a secret manager (`awsSecretsManager:`, `gcpSecretManager:`,
 /// `azureKeyVault:`, `vault:`): allowed by the
@@ -235,9 +235,9 @@ fn from_secret_manager(
         )));
     }
     let key = crate::inputs::secret_managers::cache_key(source).unwrap_or_default();
-    let got = fetched.entry(key).or_insert_with(|| {
-        crate::inputs::secret_managers::read_blocking(source, policy).map_err(|e| e.to_string())
-    });
+    let got = fetched
+        .entry(key)
+        .or_insert_with(|| crate::inputs::secret_managers::read_blocking(source, policy));
     match got {
         Ok(value) => Ok(SecretString::from(value.as_str().to_owned())),
         Err(why) => Err(Diagnostic::error(

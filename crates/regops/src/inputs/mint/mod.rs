@@ -108,7 +108,7 @@ impl<'a> Request<'a> {
     /// Sends it. The error says where it could not be sent, never what.
     pub async fn send(self) -> Result<Reply, String> {
         plain_http_check(self.url)?;
-        let connector = crate::registry::connector(None)?;
+        let connector = crate::registry::connector(None).map_err(|e| e.to_string())?;
         let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
         let mut req = hyper::Request::builder()
             .method(self.method)
