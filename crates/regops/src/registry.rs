@@ -164,7 +164,7 @@ type HttpClient = Client<
 
 /// Why HTTPS connections could not be set up: the CA file, or the TLS library.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum TlsError {
+pub enum TlsError {
     #[error("cannot read CA file {path}: {source}")]
     ReadCa {
         path: String,
