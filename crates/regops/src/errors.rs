@@ -75,4 +75,19 @@ mod tests {
         assert_eq!(chain(&e), ["outer", "inner"]);
         assert_eq!(root_cause(&e), "inner");
     }
+
+    #[test]
+    fn a_sentence_says_each_cause_once() {
+        assert_eq!(
+            sentence(&Outer(std::io::Error::other("inner"))),
+            "outer: inner"
+        );
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: {0}")]
+        struct Says(#[source] std::io::Error);
+        assert_eq!(
+            sentence(&Says(std::io::Error::other("inner"))),
+            "outer: inner"
+        );
+    }
 }

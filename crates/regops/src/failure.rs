@@ -78,15 +78,6 @@ impl Failure {
         }
     }
 
-    /// The error that caused it, if it was made from one: for `crate::errors::chain`.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Failure::Error { error, .. } => Some(&**error),
-            _ => None,
-        }
-    }
-
     /// A message (and its help), with an error and its causes said on one line: what it
     /// quotes (a file's name, a server's reply) is escaped as `Failure::msg` escapes it.
     /// `None` for problems located in the spec.
@@ -194,7 +185,10 @@ mod tests {
     #[test]
     fn a_failure_from_a_nested_error_reports_every_cause() {
         let f = Failure::caused("cannot read creds.yaml", nested()).with_help("check the path");
-        let chain = crate::errors::chain(f.source().expect("made from an error"));
+        let Failure::Error { error, .. } = &f else {
+            panic!("a failure made from an error keeps it");
+        };
+        let chain = crate::errors::chain(&**error);
         assert_eq!(
             chain,
             [

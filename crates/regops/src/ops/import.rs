@@ -33,10 +33,10 @@ fn recipients(opts: &ImportOptions) -> Result<Vec<String>, Failure> {
         .collect();
     for f in &opts.recipients_files {
         let text = std::fs::read_to_string(f).map_err(|e| {
-            Failure::msg(format!(
-                "cannot read the recipients file {}: {e}",
-                f.display()
-            ))
+            Failure::caused(
+                format!("cannot read the recipients file {}", f.display()),
+                e,
+            )
         })?;
         out.extend(
             text.lines()
