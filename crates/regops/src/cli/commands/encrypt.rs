@@ -61,14 +61,12 @@ pub(super) fn read_new_secret(credential: &str) -> Result<SecretString, Failure>
 // write, verify; each step needs the last's results.
 pub(super) fn encrypt(args: EncryptArgs, term: &Term) -> Outcome {
     let sources = read_sources(&args.spec.options())?;
-    let (file, cred_node) =
-        edit::find_credential(&sources, &args.credential).map_err(|e| Failure::Message {
-            message: e.to_string(),
-            help: Some(format!(
-                "add it first:\n  credentials:\n    {}:\n      username: <user>",
-                args.credential
-            )),
-        })?;
+    let (file, cred_node) = edit::find_credential(&sources, &args.credential).map_err(|e| {
+        Failure::error(e).with_help(format!(
+            "add it first:\n  credentials:\n    {}:\n      username: <user>",
+            args.credential
+        ))
+    })?;
     // A missing password (this credential's or another's, still to be encrypted) and this
     // credential's plaintext password are what this command repairs; any other problem in the
     // spec stops it.
