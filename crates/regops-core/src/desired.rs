@@ -161,7 +161,18 @@ pub struct Tokens {
     /// Unix seconds.
     pub now: i64,
     /// Per credential: a fresh token, or why there is none (for people; never a token).
-    pub fresh: BTreeMap<String, Result<Login, String>>,
+    pub fresh: BTreeMap<String, Result<Login, NoToken>>,
+}
+
+/// Why a credential has no fresh token this run: said for people, never holding a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoToken {
+    /// Minting from the cloud (`ecr`, `gcp`, `acr`) failed: the step and why.
+    #[error("cannot mint a token from `{kind}`: {why}")]
+    Mint { kind: &'static str, why: String },
+    /// The helper that gives the credential failed, as it was reported.
+    #[error("{0}")]
+    Helper(String),
 }
 
 /// A minted token a Secret holds, if it may be kept: it is the login for `server` with

@@ -75,33 +75,47 @@ fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SecretString>
     Ok(s.map(SecretString::from))
 }
 
+/// Why a `.dockerconfigjson` (or `.dockercfg`) document cannot be read: what is wrong and
+/// where, never a value from it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocError {
+    #[error("`.dockercfg` is not a JSON object of logins (line {line}, column {column})")]
+    NotLogins { line: usize, column: usize },
+    #[error("`.dockerconfigjson` is not JSON of the expected shape (line {line}, column {column})")]
+    BadShape { line: usize, column: usize },
+    #[error("`.dockerconfigjson` has no `auths`")]
+    NoAuths,
+    #[error("it holds no login")]
+    NoLogin,
+    /// A Secret of the type has no document at all.
+    #[error("it has no document")]
+    Missing,
+    #[error("the login for `{server}` {why}")]
+    Login { server: String, why: &'static str },
+}
+
 /// The logins of a `.dockerconfigjson` document (`{"auths": {server: {…}}}`), or of a legacy
 /// `.dockercfg` one (the `auths` map alone) when `legacy`, by server, in the document's order
 /// of servers (sorted). A missing username or password is read from `auth` (base64 of
 /// `username:password`), as the kubelet reads it. Errors say what is wrong, never a value.
-pub fn parse(doc: &SecretString, legacy: bool) -> Result<Vec<(String, Login)>, String> {
+pub fn parse(doc: &SecretString, legacy: bool) -> Result<Vec<(String, Login)>, DocError> {
+    // serde_json's message is not kept: it may quote the document (a password).
     let auths: std::collections::BTreeMap<String, Entry> = if legacy {
-        serde_json::from_str(doc.expose_secret()).map_err(|e| {
-            format!(
-                "`.dockercfg` is not a JSON object of logins (line {}, column {})",
-                e.line(),
-                e.column()
-            )
+        serde_json::from_str(doc.expose_secret()).map_err(|e| DocError::NotLogins {
+            line: e.line(),
+            column: e.column(),
         })?
     } else {
         serde_json::from_str::<Document>(doc.expose_secret())
-            .map_err(|e| {
-                format!(
-                    "`.dockerconfigjson` is not JSON of the expected shape (line {}, column {})",
-                    e.line(),
-                    e.column()
-                )
+            .map_err(|e| DocError::BadShape {
+                line: e.line(),
+                column: e.column(),
             })?
             .auths
-            .ok_or("`.dockerconfigjson` has no `auths`")?
+            .ok_or(DocError::NoAuths)?
     };
     if auths.is_empty() {
-        return Err("it holds no login".into());
+        return Err(DocError::NoLogin);
     }
     let mut out = Vec::with_capacity(auths.len());
     for (server, e) in auths {
@@ -109,13 +123,18 @@ pub fn parse(doc: &SecretString, legacy: bool) -> Result<Vec<(String, Login)>, S
             Some(a) if !a.expose_secret().is_empty() => {
                 let bytes =
                     Zeroizing::new(STANDARD.decode(a.expose_secret().trim()).map_err(|_| {
-                        format!("the login for `{server}` has an `auth` that is not base64")
+                        DocError::Login {
+                            server: server.clone(),
+                            why: "has an `auth` that is not base64",
+                        }
                     })?);
-                let text = std::str::from_utf8(&bytes).map_err(|_| {
-                    format!("the login for `{server}` has an `auth` that is not text")
+                let text = std::str::from_utf8(&bytes).map_err(|_| DocError::Login {
+                    server: server.clone(),
+                    why: "has an `auth` that is not text",
                 })?;
-                let (user, pass) = text.split_once(':').ok_or_else(|| {
-                    format!("the login for `{server}` has an `auth` without `user:password`")
+                let (user, pass) = text.split_once(':').ok_or_else(|| DocError::Login {
+                    server: server.clone(),
+                    why: "has an `auth` without `user:password`",
                 })?;
                 Some((user.to_string(), SecretString::from(pass.to_string())))
             }
@@ -125,12 +144,18 @@ pub fn parse(doc: &SecretString, legacy: bool) -> Result<Vec<(String, Login)>, S
             .username
             .filter(|u| !u.is_empty())
             .or_else(|| from_auth.as_ref().map(|(u, _)| u.clone()))
-            .ok_or_else(|| format!("the login for `{server}` has no username"))?;
+            .ok_or_else(|| DocError::Login {
+                server: server.clone(),
+                why: "has no username",
+            })?;
         let password = e
             .password
             .filter(|p| !p.expose_secret().is_empty())
             .or_else(|| from_auth.map(|(_, p)| p))
-            .ok_or_else(|| format!("the login for `{server}` has no password"))?;
+            .ok_or_else(|| DocError::Login {
+                server: server.clone(),
+                why: "has no password",
+            })?;
         out.push((
             server,
             Login {
@@ -247,6 +272,7 @@ mod tests {
             let Err(e) = parse(&SecretString::from(doc.to_string()), false) else {
                 panic!("{doc} parsed");
             };
+            let e = e.to_string();
             assert!(e.contains(want) && !e.contains("MARKER"), "{e}");
         }
     }

@@ -316,7 +316,7 @@ fn found<'a>(
         let parsed = match (&s.dockerconfigjson, s.type_.as_str()) {
             (Some(doc), DOCKERCONFIGJSON) => dockerconfig::parse(doc, false),
             (Some(doc), _) => dockerconfig::parse(doc, true),
-            (None, _) => Err("it has no document".into()),
+            (None, _) => Err(dockerconfig::DocError::Missing),
         };
         match parsed {
             Ok(logins) => out.push(Found { secret: s, logins }),

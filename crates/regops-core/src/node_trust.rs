@@ -98,13 +98,18 @@ impl fmt::Display for Runtime {
     }
 }
 
+/// A runtime's name that is none of regops' runtimes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not one of containerd, k3s, rke2, docker, crio")]
+pub struct UnknownRuntime(pub String);
+
 impl std::str::FromStr for Runtime {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownRuntime;
+    fn from_str(s: &str) -> Result<Self, UnknownRuntime> {
         Runtime::ALL
             .into_iter()
             .find(|r| r.name() == s)
-            .ok_or_else(|| format!("`{s}` is not one of containerd, k3s, rke2, docker, crio"))
+            .ok_or_else(|| UnknownRuntime(s.to_string()))
     }
 }
 
@@ -115,7 +120,11 @@ pub enum NodeTrustError {
     #[error("registry host `{host}` {reason}")]
     Host { host: String, reason: String },
     #[error("the CA of registry `{registry}` {reason}")]
-    Ca { registry: String, reason: String },
+    Ca {
+        registry: String,
+        #[source]
+        reason: CaError,
+    },
     #[error(
         "registries `{first}` and `{second}` both name host `{host}` but ask different node trust (plain HTTP or CA)"
     )]
@@ -178,7 +187,7 @@ impl NodeHost {
         if let Some(host) = host
             && host.parse::<std::net::Ipv4Addr>().is_err()
         {
-            dns_name(host).map_err(bad)?;
+            dns_name(host).map_err(|why| bad(why.to_string()))?;
         }
         Ok(NodeHost(s.to_string()))
     }
@@ -204,9 +213,10 @@ impl fmt::Display for NodeHost {
     }
 }
 
-fn dns_name(host: &str) -> Result<(), String> {
+/// Whether `host` is a DNS name; if not, why (the rest of a sentence about it).
+fn dns_name(host: &str) -> Result<(), &'static str> {
     if host.is_empty() || host.len() > 253 {
-        return Err("must be 1 to 253 characters".into());
+        return Err("must be 1 to 253 characters");
     }
     for label in host.split('.') {
         let ok = !label.is_empty()
@@ -218,12 +228,28 @@ fn dns_name(host: &str) -> Result<(), String> {
             && !label.ends_with('-');
         if !ok {
             return Err(
-                "is not a registry host: lower-case DNS labels of letters, digits and '-' separated by '.', an IPv4 address or a bracketed IPv6 address"
-                    .into(),
+                "is not a registry host: lower-case DNS labels of letters, digits and '-' separated by '.', an IPv4 address or a bracketed IPv6 address",
             );
         }
     }
     Ok(())
+}
+
+/// Why a CA bundle is refused, said after "the CA": never its content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaError {
+    #[error("is {len} bytes; a CA bundle written to nodes may be at most {} KiB", NODE_CA_LIMIT >> 10)]
+    TooLarge { len: usize },
+    #[error(
+        "holds a PEM block other than CERTIFICATE ({0}); only CA certificates are written to nodes"
+    )]
+    NotCertificate(String),
+    #[error("is not PEM: {0}")]
+    NotPem(String),
+    #[error("holds no PEM certificate")]
+    Empty,
+    #[error("certificate {index} does not parse: {reason}")]
+    Unparsable { index: usize, reason: String },
 }
 
 /// CA certificates, checked and written again as plain PEM: only `CERTIFICATE` blocks, each a
@@ -237,14 +263,10 @@ pub struct CaBundle {
 
 impl CaBundle {
     /// Checks `bytes` (a `caFile`'s content). The error says what is wrong, never the content.
-    pub fn parse(bytes: &[u8]) -> Result<CaBundle, String> {
+    pub fn parse(bytes: &[u8]) -> Result<CaBundle, CaError> {
         use rustls_pki_types::pem::{self, SectionKind};
         if bytes.len() > NODE_CA_LIMIT {
-            return Err(format!(
-                "is {} bytes; a CA bundle written to nodes may be at most {} KiB",
-                bytes.len(),
-                NODE_CA_LIMIT >> 10
-            ));
+            return Err(CaError::TooLarge { len: bytes.len() });
         }
         let mut reader = bytes;
         let mut ders = Vec::new();
@@ -253,21 +275,21 @@ impl CaBundle {
                 Ok(None) => break,
                 Ok(Some((SectionKind::Certificate, der))) => ders.push(der),
                 Ok(Some((kind, _))) => {
-                    return Err(format!(
-                        "holds a PEM block other than CERTIFICATE ({kind:?}); only CA certificates are written to nodes"
-                    ));
+                    return Err(CaError::NotCertificate(format!("{kind:?}")));
                 }
-                Err(e) => return Err(format!("is not PEM: {e}")),
+                Err(e) => return Err(CaError::NotPem(e.to_string())),
             }
         }
         if ders.is_empty() {
-            return Err("holds no PEM certificate".into());
+            return Err(CaError::Empty);
         }
         let mut pem = String::new();
         for (i, der) in ders.iter().enumerate() {
             let cert = rustls_pki_types::CertificateDer::from(der.as_slice());
-            webpki::anchor_from_trusted_cert(&cert)
-                .map_err(|e| format!("certificate {} does not parse: {e:?}", i + 1))?;
+            webpki::anchor_from_trusted_cert(&cert).map_err(|e| CaError::Unparsable {
+                index: i + 1,
+                reason: format!("{e:?}"),
+            })?;
             pem.push_str(&pem_block(der));
         }
         Ok(CaBundle {

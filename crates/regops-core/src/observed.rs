@@ -237,6 +237,19 @@ impl ConfigMap {
     }
 }
 
+/// Why an object cannot be moved into the model (its `Skipped` reason).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Unreadable {
+    #[error("an object without metadata.name")]
+    NoName,
+    #[error("secret {namespace}/{name}: {key} is not base64")]
+    NotBase64 {
+        namespace: String,
+        name: String,
+        key: &'static str,
+    },
+}
+
 /// An object that could not be read, by position in the input.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Skipped {
@@ -293,7 +306,10 @@ impl Observed {
             return;
         }
         if let Err(reason) = self.add(kind.as_deref().unwrap_or(""), obj) {
-            skipped.push(Skipped { index, reason });
+            skipped.push(Skipped {
+                index,
+                reason: reason.to_string(),
+            });
         }
     }
 
@@ -335,7 +351,7 @@ impl Observed {
 
     // Kept whole (over 80 lines): one arm per kind, each moving the wire fields into the model
     // once (splitting it would mean passing every field).
-    fn add(&mut self, kind: &str, obj: wire::Object) -> Result<(), String> {
+    fn add(&mut self, kind: &str, obj: wire::Object) -> Result<(), Unreadable> {
         let wire::Object {
             metadata,
             type_,
@@ -357,7 +373,7 @@ impl Observed {
             managed_fields,
             owner_references,
         } = metadata;
-        let name = name.ok_or("an object without metadata.name")?;
+        let name = name.ok_or(Unreadable::NoName)?;
         let namespace = namespace.unwrap_or_default();
         let labels = labels.unwrap_or_default();
         let annotations = annotations.unwrap_or_default();
@@ -381,7 +397,11 @@ impl Observed {
                 let dockerconfigjson = match doc {
                     Some(wire::SecretBase64::Decoded(s)) => Some(s),
                     Some(wire::SecretBase64::Invalid) => {
-                        return Err(format!("secret {namespace}/{name}: {key} is not base64"));
+                        return Err(Unreadable::NotBase64 {
+                            namespace,
+                            name,
+                            key,
+                        });
                     }
                     None => string_data.and_then(|d| d.dockerconfigjson),
                 };

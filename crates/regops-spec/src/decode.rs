@@ -275,7 +275,7 @@ impl<'d> Decoder<'d> {
         &mut self,
         node: &'n Node,
         what: &str,
-        rule: fn(&str) -> Result<(), String>,
+        rule: fn(&str) -> Result<(), rules::RuleError>,
     ) -> Vec<(Spanned<String>, &'n Node)> {
         let Value::Map(entries) = &node.value else {
             if !node.is_null() {
@@ -315,7 +315,7 @@ impl<'d> Decoder<'d> {
         &mut self,
         node: &Node,
         what: &str,
-        rule: fn(&str) -> Result<(), String>,
+        rule: fn(&str) -> Result<(), rules::RuleError>,
     ) -> Option<Spanned<String>> {
         let s = self.string(node, what)?;
         if let Err(why) = rule(&s) {
@@ -394,7 +394,7 @@ impl<'d> Decoder<'d> {
         &mut self,
         node: Option<&Node>,
         what: &str,
-        rule: fn(&str) -> Result<(), String>,
+        rule: fn(&str) -> Result<(), rules::RuleError>,
     ) -> Vec<Spanned<String>> {
         let Some(node) = node else { return Vec::new() };
         let items = self.list(node, what);
@@ -581,7 +581,7 @@ impl<'d> Decoder<'d> {
         let context = field(e, "context").and_then(|n| {
             self.checked_string(n, "kubeconfig context", |s| {
                 if s.is_empty() {
-                    Err("must not be empty".into())
+                    Err(rules::broke("kubeconfig_context", "must not be empty"))
                 } else {
                     Ok(())
                 }
@@ -1277,21 +1277,23 @@ impl<'d> Decoder<'d> {
         } else {
             self.mapping(node, &what, known)?
         };
-        let checked =
-            |this: &mut Self, k: &str, rule: fn(&str) -> Result<(), String>, label: &str| {
-                let v = field(e, k).and_then(|n| this.string(n, label))?;
-                if let Err(why) = rule(&v) {
-                    this.push(
-                        Diagnostic::error(
-                            "spec::invalid-value",
-                            format!("`{k}` of {what}: `{}` {why}", v.value),
-                        )
-                        .with_label(v.loc, format!("not {label}")),
-                    );
-                    return None;
-                }
-                Some(v)
-            };
+        let checked = |this: &mut Self,
+                       k: &str,
+                       rule: fn(&str) -> Result<(), rules::RuleError>,
+                       label: &str| {
+            let v = field(e, k).and_then(|n| this.string(n, label))?;
+            if let Err(why) = rule(&v) {
+                this.push(
+                    Diagnostic::error(
+                        "spec::invalid-value",
+                        format!("`{k}` of {what}: `{}` {why}", v.value),
+                    )
+                    .with_label(v.loc, format!("not {label}")),
+                );
+                return None;
+            }
+            Some(v)
+        };
         match key {
             "ecr" => {
                 let region = self.required(e, "region", node.loc, &what);
@@ -1653,7 +1655,7 @@ impl<'d> Decoder<'d> {
         &mut self,
         node: &Node,
         what: &str,
-        rule: fn(&str) -> Result<(), String>,
+        rule: fn(&str) -> Result<(), rules::RuleError>,
     ) -> Option<Spanned<String>> {
         if let Value::Scalar(Scalar { text, quoted: true }) = &node.value
             && text.is_empty()
@@ -1796,17 +1798,24 @@ fn plural(what: &str) -> String {
     }
 }
 
-fn rancher_project(s: &str) -> Result<(), String> {
+fn rancher_project(s: &str) -> Result<(), rules::RuleError> {
     let Some((cluster, project)) = s.split_once(':') else {
-        return Err("must be `<cluster-id>:<project-id>` (the namespace annotation `field.cattle.io/projectId`)".into());
+        return Err(rules::broke(
+            "rancher_project",
+            "must be `<cluster-id>:<project-id>` (the namespace annotation `field.cattle.io/projectId`)",
+        ));
     };
-    rules::dns1123_label(cluster).map_err(|e| format!("has a cluster id that {e}"))?;
-    rules::dns1123_label(project).map_err(|e| format!("has a project id that {e}"))
+    rules::dns1123_label(cluster)
+        .map_err(|e| e.within("rancher_project", "has a cluster id that"))?;
+    rules::dns1123_label(project).map_err(|e| e.within("rancher_project", "has a project id that"))
 }
 
-fn image_pattern(s: &str) -> Result<(), String> {
+fn image_pattern(s: &str) -> Result<(), rules::RuleError> {
     if s.is_empty() || s.chars().any(char::is_whitespace) {
-        return Err("must be a non-empty image reference pattern without spaces".into());
+        return Err(rules::broke(
+            "image_pattern",
+            "must be a non-empty image reference pattern without spaces",
+        ));
     }
     Ok(())
 }

@@ -17,6 +17,26 @@ pub const SCHEMA_PATTERN: &str = r"^(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|
 /// The longest duration regops accepts anywhere: ten years.
 pub const MAX: Duration = Duration::from_secs(10 * 365 * 86_400);
 
+/// Why a duration was refused, said as the rest of a sentence about it ("`--wait 5x` has an
+/// unknown unit ...").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("is empty (a duration is written 90s, 5m or 1h30m)")]
+    Empty,
+    #[error("is not a duration (one is written 90s, 5m or 1h30m)")]
+    NotADuration,
+    #[error("has a number without a unit (ns, us, ms, s, m, h or d)")]
+    NoUnit,
+    #[error("has an unknown unit `{0}` (ns, us, ms, s, m, h or d)")]
+    UnknownUnit(String),
+    #[error("is longer than ten years")]
+    TooLong,
+    #[error("must be longer than zero")]
+    Zero,
+    #[error("is not a whole number of seconds")]
+    NotWholeSeconds,
+}
+
 fn unit_nanos(unit: &str) -> Option<u128> {
     Some(match unit {
         "ns" => 1,
@@ -33,13 +53,13 @@ fn unit_nanos(unit: &str) -> Option<u128> {
 /// A duration in Go's syntax: one or more decimal numbers, each with an optional fraction and
 /// a unit (`ns`, `us`, `ms`, `s`, `m`, `h`, `d`), such as `1h30m` or `2.5s`; `0` alone is zero.
 /// No sign: regops has no negative durations.
-pub fn parse(s: &str) -> Result<Duration, String> {
+pub fn parse(s: &str) -> Result<Duration, DurationError> {
     let text = s.trim();
     if text == "0" {
         return Ok(Duration::ZERO);
     }
     if text.is_empty() {
-        return Err("is empty (a duration is written 90s, 5m or 1h30m)".into());
+        return Err(DurationError::Empty);
     }
     let mut rest = text;
     let mut total: u128 = 0;
@@ -49,74 +69,66 @@ pub fn parse(s: &str) -> Result<Duration, String> {
             .unwrap_or(rest.len());
         let (number, after) = rest.split_at(digits);
         if number.is_empty() || number == "." || number.matches('.').count() > 1 {
-            return Err("is not a duration (one is written 90s, 5m or 1h30m)".into());
+            return Err(DurationError::NotADuration);
         }
         let unit_len = after
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(after.len());
         let (unit, next) = after.split_at(unit_len);
         if unit.is_empty() {
-            return Err("has a number without a unit (ns, us, ms, s, m, h or d)".into());
+            return Err(DurationError::NoUnit);
         }
-        let scale = unit_nanos(unit)
-            .ok_or_else(|| format!("has an unknown unit `{unit}` (ns, us, ms, s, m, h or d)"))?;
+        let scale = unit_nanos(unit).ok_or_else(|| DurationError::UnknownUnit(unit.to_string()))?;
         let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
         let whole: u128 = if whole.is_empty() {
             0
         } else {
-            whole
-                .parse()
-                .map_err(|_| "is longer than ten years".to_string())?
+            whole.parse().map_err(|_| DurationError::TooLong)?
         };
-        let mut nanos = whole
-            .checked_mul(scale)
-            .ok_or_else(|| "is longer than ten years".to_string())?;
+        let mut nanos = whole.checked_mul(scale).ok_or(DurationError::TooLong)?;
         // The fraction, digit by digit, to the nanosecond (as Go does, without floats).
         let mut place = scale;
         for d in fraction.bytes() {
             place /= 10;
             nanos += u128::from(d - b'0') * place;
         }
-        total = total
-            .checked_add(nanos)
-            .ok_or_else(|| "is longer than ten years".to_string())?;
+        total = total.checked_add(nanos).ok_or(DurationError::TooLong)?;
         rest = next;
     }
     let max = MAX.as_nanos();
     if total > max {
-        return Err("is longer than ten years".into());
+        return Err(DurationError::TooLong);
     }
-    let secs =
-        u64::try_from(total / 1_000_000_000).map_err(|_| "is longer than ten years".to_string())?;
+    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| DurationError::TooLong)?;
     let sub = u32::try_from(total % 1_000_000_000).unwrap_or(0);
     Ok(Duration::new(secs, sub))
 }
 
 /// A command-line duration: [`parse`], or a whole number of seconds (`15`, as kubectl takes
 /// `--request-timeout`). Zero is refused: no regops flag means "never" by it.
-pub fn parse_flag(s: &str) -> Result<Duration, String> {
+pub fn parse_flag(s: &str) -> Result<Duration, DurationError> {
     let text = s.trim();
     let d = match text.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
         Err(_) => parse(text)?,
     };
     if d.is_zero() {
-        return Err("must be longer than zero".into());
+        return Err(DurationError::Zero);
     }
     if d > MAX {
-        return Err("is longer than ten years".into());
+        return Err(DurationError::TooLong);
     }
     Ok(d)
 }
 
 /// A spec field's duration in whole seconds (`14d`, `72h`, `1h30m`, `90s`), longer than zero.
-pub fn whole_seconds(s: &str) -> Result<u64, String> {
+pub fn whole_seconds(s: &str) -> Result<u64, DurationError> {
     let d = parse(s)?;
     if d.subsec_nanos() != 0 {
-        return Err("is not a whole number of seconds".into());
+        return Err(DurationError::NotWholeSeconds);
     }
     if d.is_zero() {
-        return Err("must be longer than zero".into());
+        return Err(DurationError::Zero);
     }
     Ok(d.as_secs())
 }

@@ -1,25 +1,64 @@
 //! Kubernetes naming rules and registry server syntax. Each check returns what is wrong in
 //! words a user can act on, or `Ok`.
 
+use std::borrow::Cow;
+
 use crate::model::DOCKER_HUB_SERVER;
+
+/// Why a value broke one of these rules: the rule that failed and what is wrong, said as the
+/// rest of a sentence about the value ("must not be empty"), so the spec's reader can say
+/// "invalid namespace `X`: it must not be empty" against the value's place in the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{why}")]
+pub struct RuleError {
+    /// The rule that failed, by its function's name (`dns1123_label`).
+    pub rule: &'static str,
+    /// What is wrong, in words a user can act on.
+    pub why: Cow<'static, str>,
+}
+
+/// `rule` failed: `why`.
+pub(crate) fn broke(rule: &'static str, why: impl Into<Cow<'static, str>>) -> RuleError {
+    RuleError {
+        rule,
+        why: why.into(),
+    }
+}
+
+impl RuleError {
+    /// This error as a part of a value that `rule` checks: `prefix` says which part
+    /// ("has a group that"), and the part's own reason follows.
+    pub fn within(self, rule: &'static str, prefix: &str) -> RuleError {
+        broke(rule, format!("{prefix} {}", self.why))
+    }
+}
 
 fn is_alnum_lower(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit()
 }
 
 /// RFC 1123 label: what Namespace names must be (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63).
-pub fn dns1123_label(s: &str) -> Result<(), String> {
+pub fn dns1123_label(s: &str) -> Result<(), RuleError> {
     if s.is_empty() {
-        return Err("must not be empty".into());
+        return Err(broke("dns1123_label", "must not be empty"));
     }
     if s.len() > 63 {
-        return Err(format!("must be at most 63 characters (is {})", s.len()));
+        return Err(broke(
+            "dns1123_label",
+            format!("must be at most 63 characters (is {})", s.len()),
+        ));
     }
     if !s.chars().all(|c| is_alnum_lower(c) || c == '-') {
-        return Err("must consist of lower-case letters, digits and '-'".into());
+        return Err(broke(
+            "dns1123_label",
+            "must consist of lower-case letters, digits and '-'",
+        ));
     }
     if s.starts_with('-') || s.ends_with('-') {
-        return Err("must start and end with a letter or digit".into());
+        return Err(broke(
+            "dns1123_label",
+            "must start and end with a letter or digit",
+        ));
     }
     Ok(())
 }
@@ -28,10 +67,13 @@ pub fn dns1123_label(s: &str) -> Result<(), String> {
 /// (`[a-z]([-a-z0-9]*[a-z0-9])?`, at most 63; apiextensions-apiserver's
 /// `ValidateCustomResourceDefinitionNames` and `ValidateCustomResourceDefinitionVersion` use
 /// `IsDNS1035Label`).
-pub fn dns1035_label(s: &str) -> Result<(), String> {
+pub fn dns1035_label(s: &str) -> Result<(), RuleError> {
     dns1123_label(s)?;
     if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
-        return Err("must start with a lower-case letter".into());
+        return Err(broke(
+            "dns1035_label",
+            "must start with a lower-case letter",
+        ));
     }
     Ok(())
 }
@@ -40,15 +82,21 @@ pub fn dns1035_label(s: &str) -> Result<(), String> {
 /// upper-case letter then letters and digits. apiextensions-apiserver asks that its lower case
 /// be an RFC 1035 label (`ValidateCustomResourceDefinitionNames`); kinds are CamelCase by
 /// convention, and every built-in kind is.
-pub fn kind_name(s: &str) -> Result<(), String> {
+pub fn kind_name(s: &str) -> Result<(), RuleError> {
     if !s.starts_with(|c: char| c.is_ascii_uppercase()) {
-        return Err("must start with an upper-case letter (kinds are CamelCase: `Rollout`)".into());
+        return Err(broke(
+            "kind_name",
+            "must start with an upper-case letter (kinds are CamelCase: `Rollout`)",
+        ));
     }
     if s.len() > 63 {
-        return Err(format!("must be at most 63 characters (is {})", s.len()));
+        return Err(broke(
+            "kind_name",
+            format!("must be at most 63 characters (is {})", s.len()),
+        ));
     }
     if !s.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err("must consist of letters and digits".into());
+        return Err(broke("kind_name", "must consist of letters and digits"));
     }
     Ok(())
 }
@@ -57,19 +105,25 @@ pub fn kind_name(s: &str) -> Result<(), String> {
 /// dot, as apiextensions-apiserver requires of a CustomResourceDefinition's `spec.group`
 /// ("should be a domain with at least one dot", `ValidateCustomResourceDefinitionSpec`), and
 /// an RFC 1035 version.
-pub fn group_version(s: &str) -> Result<(), String> {
+pub fn group_version(s: &str) -> Result<(), RuleError> {
     let Some((group, version)) = s.split_once('/') else {
-        return Err(
-            "must be `group/version` (`argoproj.io/v1alpha1`): a custom resource is never in the core group"
-                .into(),
-        );
+        return Err(broke(
+            "group_version",
+            "must be `group/version` (`argoproj.io/v1alpha1`): a custom resource is never in the core group",
+        ));
     };
     if group.is_empty() {
-        return Err("has an empty group: a custom resource is never in the core group".into());
+        return Err(broke(
+            "group_version",
+            "has an empty group: a custom resource is never in the core group",
+        ));
     }
-    dns1123_subdomain(group).map_err(|e| format!("has a group that {e}"))?;
+    dns1123_subdomain(group).map_err(|e| e.within("group_version", "has a group that"))?;
     if !group.contains('.') {
-        return Err("has a group without a dot: a CustomResourceDefinition's group is a domain (`argoproj.io`)".into());
+        return Err(broke(
+            "group_version",
+            "has a group without a dot: a CustomResourceDefinition's group is a domain (`argoproj.io`)",
+        ));
     }
     // Kubernetes' own groups (`networking.k8s.io`, `rbac.authorization.k8s.io`) are not custom
     // resources: kube-apiserver serves them itself, and a CustomResourceDefinition in them
@@ -80,102 +134,130 @@ pub fn group_version(s: &str) -> Result<(), String> {
         .iter()
         .any(|own| group == *own || group.ends_with(&format!(".{own}")))
     {
-        return Err(format!(
-            "names the group `{group}`, one of Kubernetes' own APIs: a declared workload kind is a custom resource"
+        return Err(broke(
+            "group_version",
+            format!(
+                "names the group `{group}`, one of Kubernetes' own APIs: a declared workload kind is a custom resource"
+            ),
         ));
     }
-    dns1035_label(version).map_err(|e| format!("has a version that {e}"))
+    dns1035_label(version).map_err(|e| e.within("group_version", "has a version that"))
 }
 
 /// The path of a field, as dot-separated JSON field names (`spec.template`).
-pub fn field_path(s: &str) -> Result<(), String> {
+pub fn field_path(s: &str) -> Result<(), RuleError> {
     if s.is_empty() {
-        return Err("must not be empty".into());
+        return Err(broke("field_path", "must not be empty"));
     }
     let segments: Vec<&str> = s.split('.').collect();
     if segments.len() > 16 {
-        return Err(format!(
-            "must have at most 16 fields (has {})",
-            segments.len()
+        return Err(broke(
+            "field_path",
+            format!("must have at most 16 fields (has {})", segments.len()),
         ));
     }
     if segments.iter().any(|p| p.is_empty()) {
-        return Err("must be field names separated by single dots (`spec.template`)".into());
+        return Err(broke(
+            "field_path",
+            "must be field names separated by single dots (`spec.template`)",
+        ));
     }
     if !segments.iter().all(|p| {
         p.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     }) {
-        return Err(
-            "must consist of field names of letters, digits, '_' and '-', separated by dots".into(),
-        );
+        return Err(broke(
+            "field_path",
+            "must consist of field names of letters, digits, '_' and '-', separated by dots",
+        ));
     }
     if segments[0] == "metadata" {
-        return Err("must not be under `metadata`: a pod template is in the object's spec".into());
+        return Err(broke(
+            "field_path",
+            "must not be under `metadata`: a pod template is in the object's spec",
+        ));
     }
     Ok(())
 }
 
 /// RFC 1123 subdomain: what Secret and ServiceAccount names must be (dot-separated labels, at
 /// most 253).
-pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
+pub fn dns1123_subdomain(s: &str) -> Result<(), RuleError> {
     if s.is_empty() {
-        return Err("must not be empty".into());
+        return Err(broke("dns1123_subdomain", "must not be empty"));
     }
     if s.len() > 253 {
-        return Err(format!("must be at most 253 characters (is {})", s.len()));
+        return Err(broke(
+            "dns1123_subdomain",
+            format!("must be at most 253 characters (is {})", s.len()),
+        ));
     }
     if !s.chars().all(|c| is_alnum_lower(c) || c == '-' || c == '.') {
-        return Err("must consist of lower-case letters, digits, '-' and '.'".into());
+        return Err(broke(
+            "dns1123_subdomain",
+            "must consist of lower-case letters, digits, '-' and '.'",
+        ));
     }
     for part in s.split('.') {
         if part.is_empty() || part.starts_with('-') || part.ends_with('-') {
-            return Err("each '.'-separated part must start and end with a letter or digit".into());
+            return Err(broke(
+                "dns1123_subdomain",
+                "each '.'-separated part must start and end with a letter or digit",
+            ));
         }
     }
     Ok(())
 }
 
 /// A label value: at most 63 characters, `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?` or empty.
-pub fn label_value(s: &str) -> Result<(), String> {
+pub fn label_value(s: &str) -> Result<(), RuleError> {
     if s.len() > 63 {
-        return Err(format!("must be at most 63 characters (is {})", s.len()));
+        return Err(broke(
+            "label_value",
+            format!("must be at most 63 characters (is {})", s.len()),
+        ));
     }
     if !s
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     {
-        return Err("must consist of letters, digits, '-', '_' and '.'".into());
+        return Err(broke(
+            "label_value",
+            "must consist of letters, digits, '-', '_' and '.'",
+        ));
     }
     if let (Some(f), Some(l)) = (s.chars().next(), s.chars().last())
         && !(f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric())
     {
-        return Err("must start and end with a letter or digit".into());
+        return Err(broke(
+            "label_value",
+            "must start and end with a letter or digit",
+        ));
     }
     Ok(())
 }
 
 /// A name used only inside the spec (registry, credential, scope): a non-empty label value.
-pub fn spec_name(s: &str) -> Result<(), String> {
+pub fn spec_name(s: &str) -> Result<(), RuleError> {
     if s.is_empty() {
-        return Err("must not be empty".into());
+        return Err(broke("spec_name", "must not be empty"));
     }
     label_value(s)
 }
 
 /// A label key: optional DNS-subdomain prefix and `/`, then a name of at most 63 characters.
-pub fn label_key(s: &str) -> Result<(), String> {
+pub fn label_key(s: &str) -> Result<(), RuleError> {
     let (prefix, name) = match s.rsplit_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, s),
     };
     if let Some(p) = prefix {
-        dns1123_subdomain(p).map_err(|e| format!("prefix `{p}` {e}"))?;
+        dns1123_subdomain(p).map_err(|e| e.within("label_key", &format!("prefix `{p}`")))?;
     }
     if name.is_empty() {
-        return Err("name part must not be empty".into());
+        return Err(broke("label_key", "name part must not be empty"));
     }
-    label_value(name).map_err(|e| format!("name part {e}"))
+    label_value(name).map_err(|e| e.within("label_key", "name part"))
 }
 
 /// Why a registry server was refused, with a fix where there is one.
@@ -224,7 +306,7 @@ pub fn normalize_server(raw: &str) -> Result<String, ServerError> {
         None => (s, None),
     };
     let (host, port) = split_host_port(hostport).map_err(|m| ServerError {
-        message: m,
+        message: m.why.into_owned(),
         help: None,
     })?;
     if let Some(port) = port {
@@ -269,16 +351,22 @@ pub fn normalize_server(raw: &str) -> Result<String, ServerError> {
     Ok(hostport.to_string())
 }
 
-fn split_host_port(s: &str) -> Result<(&str, Option<&str>), String> {
+fn split_host_port(s: &str) -> Result<(&str, Option<&str>), RuleError> {
     if s.starts_with('[') {
-        let end = s
-            .find(']')
-            .ok_or_else(|| format!("`{s}` has an unclosed IPv6 bracket"))?;
+        let end = s.find(']').ok_or_else(|| {
+            broke(
+                "split_host_port",
+                format!("`{s}` has an unclosed IPv6 bracket"),
+            )
+        })?;
         let (host, rest) = s.split_at(end + 1);
         return match rest.strip_prefix(':') {
             Some(p) => Ok((host, Some(p))),
             None if rest.is_empty() => Ok((host, None)),
-            None => Err(format!("`{s}` is not host[:port]")),
+            None => Err(broke(
+                "split_host_port",
+                format!("`{s}` is not host[:port]"),
+            )),
         };
     }
     match s.split_once(':') {
@@ -289,20 +377,20 @@ fn split_host_port(s: &str) -> Result<(&str, Option<&str>), String> {
 
 /// A credential's `expires`: a date (`2027-03-01`, taken as midnight UTC) or an RFC 3339 time
 /// (`2027-03-01T12:00:00Z`, `2027-03-01T12:00:00+02:00`), as Unix seconds.
-pub fn expiry(s: &str) -> Result<i64, String> {
+pub fn expiry(s: &str) -> Result<i64, RuleError> {
     if let Ok(t) = s.parse::<jiff::Timestamp>() {
         return Ok(t.as_second());
     }
     let date: jiff::civil::Date = s
         .parse()
-        .map_err(|_| "is not a date (YYYY-MM-DD) or an RFC 3339 time".to_string())?;
+        .map_err(|_| broke("expiry", "is not a date (YYYY-MM-DD) or an RFC 3339 time"))?;
     date.to_zoned(jiff::tz::TimeZone::UTC)
         .map(|z| z.timestamp().as_second())
-        .map_err(|e| format!("is out of range: {e}"))
+        .map_err(|e| broke("expiry", format!("is out of range: {e}")))
 }
 
 /// An AWS region: `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`.
-pub fn aws_region(s: &str) -> Result<(), String> {
+pub fn aws_region(s: &str) -> Result<(), RuleError> {
     let parts: Vec<&str> = s.split('-').collect();
     let ok = parts.len() >= 3
         && parts[..parts.len() - 1]
@@ -312,22 +400,30 @@ pub fn aws_region(s: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err("is not an AWS region (like `eu-west-1`)".into())
+        Err(broke(
+            "aws_region",
+            "is not an AWS region (like `eu-west-1`)",
+        ))
     }
 }
 
 /// An AWS account id: twelve digits.
-pub fn aws_account(s: &str) -> Result<(), String> {
+pub fn aws_account(s: &str) -> Result<(), RuleError> {
     if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
-        Err("is not twelve digits".into())
+        Err(broke("aws_account", "is not twelve digits"))
     }
 }
 
 /// An IAM role ARN: `arn:<partition>:iam::<account>:role/<path/name>`.
-pub fn aws_role_arn(s: &str) -> Result<(), String> {
-    let bad = || "is not an IAM role ARN (`arn:aws:iam::123456789012:role/NAME`)".to_string();
+pub fn aws_role_arn(s: &str) -> Result<(), RuleError> {
+    let bad = || {
+        broke(
+            "aws_role_arn",
+            "is not an IAM role ARN (`arn:aws:iam::123456789012:role/NAME`)",
+        )
+    };
     let rest = s.strip_prefix("arn:").ok_or_else(bad)?;
     let (partition, rest) = rest.split_once(':').ok_or_else(bad)?;
     let rest = rest.strip_prefix("iam::").ok_or_else(bad)?;
@@ -345,7 +441,7 @@ pub fn aws_role_arn(s: &str) -> Result<(), String> {
 }
 
 /// A UUID in its usual text form (an Entra client or tenant id).
-pub fn uuid(s: &str) -> Result<(), String> {
+pub fn uuid(s: &str) -> Result<(), RuleError> {
     let groups: Vec<&str> = s.split('-').collect();
     let lens = [8, 4, 4, 4, 12];
     if groups.len() == 5
@@ -356,12 +452,12 @@ pub fn uuid(s: &str) -> Result<(), String> {
     {
         Ok(())
     } else {
-        Err("is not a UUID".into())
+        Err(broke("uuid", "is not a UUID"))
     }
 }
 
 /// An Entra tenant: its id (a UUID) or a domain (`contoso.onmicrosoft.com`).
-pub fn entra_tenant(s: &str) -> Result<(), String> {
+pub fn entra_tenant(s: &str) -> Result<(), RuleError> {
     if uuid(s).is_ok()
         || (s.contains('.')
             && s.split('.')
@@ -369,7 +465,10 @@ pub fn entra_tenant(s: &str) -> Result<(), String> {
     {
         Ok(())
     } else {
-        Err("is not a tenant id (a UUID) or domain".into())
+        Err(broke(
+            "entra_tenant",
+            "is not a tenant id (a UUID) or domain",
+        ))
     }
 }
 
@@ -382,6 +481,31 @@ pub fn format_timestamp(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rule_error_names_the_rule_that_failed_and_says_why() {
+        let e = dns1123_label("Web").unwrap_err();
+        assert_eq!(e.rule, "dns1123_label");
+        assert_eq!(
+            e.to_string(),
+            "must consist of lower-case letters, digits and '-'"
+        );
+        // A part's failure is said within the whole's rule, with the part's reason kept.
+        let e = group_version("argoproj.io/V1").unwrap_err();
+        assert_eq!(e.rule, "group_version");
+        assert_eq!(
+            e.to_string(),
+            "has a version that must consist of lower-case letters, digits and '-'"
+        );
+        let e = label_key("Example.com/app").unwrap_err();
+        assert_eq!(e.rule, "label_key");
+        assert_eq!(
+            e.to_string(),
+            "prefix `Example.com` must consist of lower-case letters, digits, '-' and '.'"
+        );
+        let e = expiry("soon").unwrap_err();
+        assert_eq!(e.rule, "expiry");
+    }
 
     #[test]
     fn cloud_names() {

@@ -188,6 +188,19 @@ impl SecretKind {
     }
 }
 
+/// Why an `--allow-secret` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AllowedSecretError {
+    #[error("`{0}` is not KIND:PATTERN (`aws:registry/*`)")]
+    NotKindPattern(String),
+    #[error("`{0}` is not one of aws, gcp, azure, vault")]
+    UnknownKind(String),
+    #[error("`{text}` allows every secret; name the secrets or a prefix (`{kind}:registry/*`)")]
+    AllowsEvery { text: String, kind: &'static str },
+    #[error("`{0}`: `*` may only end the pattern (a prefix)")]
+    StarInside(String),
+}
+
 /// One `--allow-secret KIND:PATTERN`: a secret's name, or a prefix ending in `*`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AllowedSecret {
@@ -197,23 +210,23 @@ pub struct AllowedSecret {
 
 impl AllowedSecret {
     /// `KIND:PATTERN` as the operator writes it; the error says what is wrong.
-    pub fn parse(text: &str) -> Result<AllowedSecret, String> {
+    pub fn parse(text: &str) -> Result<AllowedSecret, AllowedSecretError> {
         let (kind, pattern) = text
             .split_once(':')
-            .ok_or_else(|| format!("`{text}` is not KIND:PATTERN (`aws:registry/*`)"))?;
+            .ok_or_else(|| AllowedSecretError::NotKindPattern(text.to_string()))?;
         let kind = SecretKind::ALL
             .iter()
             .find(|(k, _)| *k == kind)
             .map(|(_, k)| *k)
-            .ok_or_else(|| format!("`{kind}` is not one of aws, gcp, azure, vault"))?;
+            .ok_or_else(|| AllowedSecretError::UnknownKind(kind.to_string()))?;
         if pattern.is_empty() || pattern == "*" {
-            return Err(format!(
-                "`{text}` allows every secret; name the secrets or a prefix (`{}:registry/*`)",
-                kind.key()
-            ));
+            return Err(AllowedSecretError::AllowsEvery {
+                text: text.to_string(),
+                kind: kind.key(),
+            });
         }
         if pattern[..pattern.len() - 1].contains('*') {
-            return Err(format!("`{text}`: `*` may only end the pattern (a prefix)"));
+            return Err(AllowedSecretError::StarInside(text.to_string()));
         }
         Ok(AllowedSecret {
             kind,
@@ -294,6 +307,8 @@ impl std::fmt::Display for PathRefused {
         write!(f, "`{}` {}", self.written.display(), self.why)
     }
 }
+
+impl std::error::Error for PathRefused {}
 
 const OUTSIDE: &str = "leads outside the spec's root";
 const IN_GIT: &str = "is inside a `.git` directory, where a checkout keeps its credentials (actions/checkout writes the job's token into .git/config)";

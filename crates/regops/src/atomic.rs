@@ -78,7 +78,7 @@ pub(crate) fn write_file(
             message: format!("{} exists; nothing was written", path.display()),
             help: Some("pass --force to overwrite it".into()),
         },
-        _ => Failure::msg(format!("cannot write {}: {e}", path.display())),
+        _ => Failure::caused(format!("cannot write {}", path.display()), e),
     })
 }
 

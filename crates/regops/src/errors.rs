@@ -12,6 +12,25 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
     out
 }
 
+/// `err` and its causes in one sentence, outermost first, joined by `: `. A cause whose text
+/// the error above it already says (`cannot read x: No such file` over `No such file`) is not
+/// said twice.
+pub fn sentence(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = String::new();
+    let mut above = String::new();
+    for text in chain(err) {
+        if !above.is_empty() && above.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+        above = text;
+    }
+    out
+}
+
 /// The innermost error's text (`Connection refused (os error 111)`).
 pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     chain(err).pop().unwrap_or_default()
@@ -55,5 +74,20 @@ mod tests {
         let e = Outer(std::io::Error::other("inner"));
         assert_eq!(chain(&e), ["outer", "inner"]);
         assert_eq!(root_cause(&e), "inner");
+    }
+
+    #[test]
+    fn a_sentence_says_each_cause_once() {
+        assert_eq!(
+            sentence(&Outer(std::io::Error::other("inner"))),
+            "outer: inner"
+        );
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: {0}")]
+        struct Says(#[source] std::io::Error);
+        assert_eq!(
+            sentence(&Says(std::io::Error::other("inner"))),
+            "outer: inner"
+        );
     }
 }

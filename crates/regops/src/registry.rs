@@ -162,43 +162,69 @@ type HttpClient = Client<
     Empty<Bytes>,
 >;
 
+/// Why HTTPS connections could not be set up: the CA file, or the TLS library.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read CA file {path}: {source}")]
+    ReadCa {
+        path: String,
+        #[source]
+        source: crate::inputs::confined::ReadError,
+    },
+    #[error("CA file {path}: {source}")]
+    BadCa {
+        path: String,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("CA file {0} holds no certificate")]
+    NoCertificate(String),
+    #[error("{0}")]
+    Config(#[source] rustls::Error),
+}
+
 /// Roots: the registry's CA file when given, else the system's.
-fn client(ca_file: Option<&SpecPath>) -> Result<HttpClient, String> {
+fn client(ca_file: Option<&SpecPath>) -> Result<HttpClient, TlsError> {
     Ok(Client::builder(TokioExecutor::new()).build(connector(ca_file)?))
 }
 
 /// HTTPS (and plain HTTP) connections, trusting `ca_file` when given, else the system's roots.
 pub(crate) fn connector(
     ca_file: Option<&SpecPath>,
-) -> Result<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, String>
-{
+) -> Result<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    TlsError,
+> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {
             let pem = path
                 .read_text(crate::inputs::confined::CA_FILE_LIMIT)
-                .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+                .map_err(|source| TlsError::ReadCa {
+                    path: path.display().to_string(),
+                    source,
+                })?;
             for der in pem_certificates(&pem) {
-                roots
-                    .add(der.into())
-                    .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+                roots.add(der.into()).map_err(|source| TlsError::BadCa {
+                    path: path.display().to_string(),
+                    source,
+                })?;
             }
             if roots.is_empty() {
-                return Err(format!("CA file {} holds no certificate", path.display()));
+                return Err(TlsError::NoCertificate(path.display().to_string()));
             }
         }
         None => return Ok(https(system_tls()?)),
     }
-    Ok(https(tls_with(roots)?))
+    Ok(https(tls_with(roots).map_err(TlsError::Config)?))
 }
 
 /// A TLS configuration trusting `roots`, on the ring provider.
-fn tls_with(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, String> {
+fn tls_with(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(Arc::new(
         rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_no_client_auth(),
     ))
@@ -206,8 +232,8 @@ fn tls_with(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, S
 
 /// The TLS configuration trusting the system's roots, read from disk once per process (every
 /// registry login and every call a token is minted with would read them again).
-fn system_tls() -> Result<Arc<rustls::ClientConfig>, String> {
-    static SYSTEM: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> =
+fn system_tls() -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    static SYSTEM: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, rustls::Error>> =
         std::sync::OnceLock::new();
     SYSTEM
         .get_or_init(|| {
@@ -218,6 +244,7 @@ fn system_tls() -> Result<Arc<rustls::ClientConfig>, String> {
             tls_with(roots)
         })
         .clone()
+        .map_err(TlsError::Config)
 }
 
 fn https(
@@ -364,7 +391,7 @@ pub async fn check(
     }
     let client = match client(ca_file) {
         Ok(c) => c,
-        Err(e) => return (Verdict::Error(e), notes),
+        Err(e) => return (Verdict::Error(e.to_string()), notes),
     };
     let base = base_url(server, insecure);
     let verdict = match check_with(&client, &base, login, image, &mut notes).await {

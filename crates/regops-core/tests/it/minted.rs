@@ -191,7 +191,10 @@ fn a_failed_credential_holds_back_only_its_secrets() {
         now: NOW,
         fresh: BTreeMap::from([(
             "aws".to_string(),
-            Err("cannot mint a token from `ecr`: find AWS credentials failed: none found".into()),
+            Err(regops_core::desired::NoToken::Mint {
+                kind: "ecr",
+                why: "find AWS credentials failed: none found".into(),
+            }),
         )]),
     });
     let held: Vec<(&str, String)> = p

@@ -634,7 +634,7 @@ impl ClusterArgs {
 }
 
 /// `--lock-wait`: a duration, or `0` (do not wait).
-pub fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+pub fn parse_wait(s: &str) -> Result<std::time::Duration, regops_spec::duration::DurationError> {
     if s.trim() == "0" {
         return Ok(std::time::Duration::ZERO);
     }
@@ -643,7 +643,9 @@ pub fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
 
 /// Every duration flag: Go's and kubectl's syntax (`90s`, `5m`, `1h30m`, `500ms`) or whole
 /// seconds (`15`); see `regops_spec::duration`.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+pub fn parse_duration(
+    s: &str,
+) -> Result<std::time::Duration, regops_spec::duration::DurationError> {
     regops_spec::duration::parse_flag(s)
 }
 

@@ -27,7 +27,11 @@ impl std::fmt::Display for Target {
 #[non_exhaustive]
 pub enum ClusterError {
     #[error("cannot read kubeconfig {path}: {detail}")]
-    Kubeconfig { path: PathBuf, detail: String },
+    Kubeconfig {
+        path: PathBuf,
+        #[source]
+        detail: KubeconfigReadError,
+    },
     #[error("context `{context}` is not in {path}")]
     NoSuchContext {
         context: String,
@@ -88,7 +92,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, crate::failure::Failu
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| crate::failure::Failure::msg(format!("cannot start the async runtime: {e}")))
+        .map_err(|e| crate::failure::Failure::caused("cannot start the async runtime", e))
 }
 
 /// Connects as the flags say (`--kubeconfig`, `--context`), on `rt`, with their request
@@ -201,25 +205,51 @@ pub async fn connect(
 
 /// A kubeconfig file, read if it is a regular file within [`crate::inputs::confined::KUBECONFIG_LIMIT`]
 /// (relative paths in it resolved against its directory, as kubectl does).
-fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, KubeconfigReadError> {
+    let meta = std::fs::metadata(path)?;
     if !meta.is_file() {
-        return Err("it is not a regular file".into());
+        return Err(KubeconfigReadError::NotAFile);
     }
     if meta.len() > crate::inputs::confined::KUBECONFIG_LIMIT {
-        return Err(format!(
-            "it is larger than the {} MiB limit",
-            crate::inputs::confined::KUBECONFIG_LIMIT >> 20
-        ));
+        return Err(KubeconfigReadError::TooLarge);
     }
     Kubeconfig::read_from(path).map_err(|e| match &e {
         // The parser's message quotes the file (an excerpt of the line, `token: …` included):
-        // only where and what kind of error is said.
+        // only where and what kind of error is said, and the parser's error is not kept.
         kube::config::KubeconfigError::Parse(parse) => {
-            format!("it is not a valid kubeconfig: {}", yaml_failure(parse))
+            KubeconfigReadError::Invalid(yaml_failure(parse))
         }
-        _ => root_cause(&e),
+        _ => KubeconfigReadError::Kube(e),
     })
+}
+
+/// Why a kubeconfig file cannot be read, said after "cannot read FILE": never what it holds.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeconfigReadError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("it is not a regular file")]
+    NotAFile,
+    #[error(
+        "it is larger than the {} MiB limit",
+        crate::inputs::confined::KUBECONFIG_LIMIT >> 20
+    )]
+    TooLarge,
+    /// Where the YAML is wrong and what kind of error, never the parser's excerpt of the line.
+    #[error("it is not a valid kubeconfig: {0}")]
+    Invalid(regops_spec::masked::ParseFailure),
+    /// Anything else kube says of the file, by its root cause.
+    #[error("{}", root_cause(.0))]
+    Kube(#[source] kube::config::KubeconfigError),
+}
+
+/// A spec's kubeconfig that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}: {source}", path.display())]
+pub struct SpecKubeconfigError {
+    path: PathBuf,
+    #[source]
+    source: KubeconfigReadError,
 }
 
 /// A YAML parse error of a file that may hold a secret: its line and column, and its kind
@@ -313,8 +343,11 @@ pub fn spec_kubeconfig_refusals(
     context: &str,
     root: Option<&Path>,
     allow_exec: bool,
-) -> Result<Vec<String>, String> {
-    let kc = read_kubeconfig(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+) -> Result<Vec<String>, SpecKubeconfigError> {
+    let kc = read_kubeconfig(path).map_err(|source| SpecKubeconfigError {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut why = Vec::new();
     let Some(ctx) = kc
         .contexts

@@ -224,7 +224,7 @@ impl Recorder {
                 }
             }
         }
-        let results: Vec<Result<bool, String>> =
+        let results: Vec<Result<bool, SendFailed>> =
             futures::stream::iter(sends.into_iter().map(|send| {
                 let client = client.clone();
                 async move {
@@ -233,12 +233,12 @@ impl Recorder {
                             let api: Api<k8s_openapi::api::events::v1::Event> =
                                 Api::namespaced(client, &ns);
                             let event: k8s_openapi::api::events::v1::Event =
-                                serde_json::from_value(body).map_err(|e| e.to_string())?;
+                                serde_json::from_value(body)?;
                             let pp = PostParams::default();
                             crate::cluster::retry::retry(|| api.create(&pp, &event))
                                 .await
                                 .map(|_| true)
-                                .map_err(|e| crate::errors::describe(&e))
+                                .map_err(SendFailed::Api)
                         }
                         Send::Patch(ns, name, count, observed) => {
                             let api: Api<k8s_openapi::api::events::v1::Event> =
@@ -249,7 +249,7 @@ impl Recorder {
                             crate::cluster::retry::retry(|| api.patch(&name, &pp, &patch))
                                 .await
                                 .map(|_| false)
-                                .map_err(|e| crate::errors::describe(&e))
+                                .map_err(SendFailed::Api)
                         }
                     }
                 }
@@ -263,12 +263,23 @@ impl Recorder {
                 Ok(false) => out.patched += 1,
                 Err(e) => {
                     out.failed += 1;
-                    out.first_error.get_or_insert(e);
+                    out.first_error.get_or_insert_with(|| e.to_string());
                 }
             }
         }
         out
     }
+}
+
+/// Why one Event could not be sent.
+#[derive(Debug, thiserror::Error)]
+enum SendFailed {
+    /// The Event regops built does not read as one (a bug, not the cluster's doing).
+    #[error("{0}")]
+    Body(#[from] serde_json::Error),
+    /// The API refused it, or could not be reached.
+    #[error("{}", crate::errors::describe(.0))]
+    Api(#[source] kube::Error),
 }
 
 /// The Lease a pass holds, as the object its summary Events are about.

@@ -248,27 +248,46 @@ impl Default for Times {
     }
 }
 
+/// Lease times that client-go would refuse (`leaderelection.NewLeaderElector`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimesError {
+    #[error("--lock-duration must be at least 1s (a Lease counts whole seconds)")]
+    UnderASecond,
+    #[error(
+        "--lock-duration ({duration:?}) must be longer than --renew-deadline ({renew_deadline:?}): a standby takes over after the duration, and the leader must have stopped writing before"
+    )]
+    DurationNotLonger {
+        duration: Duration,
+        renew_deadline: Duration,
+    },
+    #[error(
+        "--renew-deadline ({renew_deadline:?}) must be longer than 1.2 x --retry-period ({retry_period:?}), as client-go requires"
+    )]
+    DeadlineNotLonger {
+        renew_deadline: Duration,
+        retry_period: Duration,
+    },
+}
+
 impl Times {
     /// client-go's checks (leaderelection.NewLeaderElector): the duration longer than the
     /// renew deadline, and the deadline longer than the retry period with its jitter (x1.2).
     /// The Lease records whole seconds, so the duration is at least one.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), TimesError> {
         if self.duration < Duration::from_secs(1) {
-            return Err(
-                "--lock-duration must be at least 1s (a Lease counts whole seconds)".into(),
-            );
+            return Err(TimesError::UnderASecond);
         }
         if self.duration <= self.renew_deadline {
-            return Err(format!(
-                "--lock-duration ({:?}) must be longer than --renew-deadline ({:?}): a standby takes over after the duration, and the leader must have stopped writing before",
-                self.duration, self.renew_deadline
-            ));
+            return Err(TimesError::DurationNotLonger {
+                duration: self.duration,
+                renew_deadline: self.renew_deadline,
+            });
         }
         if self.renew_deadline.as_secs_f64() <= 1.2 * self.retry_period.as_secs_f64() {
-            return Err(format!(
-                "--renew-deadline ({:?}) must be longer than 1.2 x --retry-period ({:?}), as client-go requires",
-                self.renew_deadline, self.retry_period
-            ));
+            return Err(TimesError::DeadlineNotLonger {
+                renew_deadline: self.renew_deadline,
+                retry_period: self.retry_period,
+            });
         }
         Ok(())
     }

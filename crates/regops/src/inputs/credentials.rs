@@ -200,7 +200,8 @@ fn from_helper(
 /// The values read from secret managers in this run, by [`crate::inputs::secret_managers::cache_key`]:
 /// each secret is read once, however many credentials name it.
 /// Each value comes with its record ([`regops_core::ownership::value_record`]), made once.
-type Fetched = BTreeMap<String, Result<(Zeroizing<String>, String), String>>;
+type Fetched =
+    BTreeMap<String, Result<(Zeroizing<String>, String), crate::inputs::mint::MintError>>;
 
 /// A password from a secret manager (`awsSecretsManager:`, `gcpSecretManager:`,
 /// `azureKeyVault:`, `vault:`): allowed by the
@@ -240,12 +241,10 @@ fn from_secret_manager(
     }
     let key = crate::inputs::secret_managers::cache_key(source).unwrap_or_default();
     let got = fetched.entry(key.clone()).or_insert_with(|| {
-        crate::inputs::secret_managers::read_blocking(source, policy)
-            .map(|v| {
-                let record = regops_core::ownership::value_record(&key, v.as_bytes());
-                (v, record)
-            })
-            .map_err(|e| e.to_string())
+        crate::inputs::secret_managers::read_blocking(source, policy).map(|v| {
+            let record = regops_core::ownership::value_record(&key, v.as_bytes());
+            (v, record)
+        })
     });
     match got {
         Ok((value, record)) => Ok((

@@ -365,40 +365,49 @@ fn bad_line(err: &std::io::Error) -> String {
 /// A recipient from the spec, parsed.
 pub type Recipient = Box<dyn age::Recipient + Send>;
 
+/// Why a spec's recipient is not usable: never the text when it is a private key.
+#[derive(Debug, thiserror::Error)]
+enum BadRecipient {
+    /// age's words for a malformed `age1...` key.
+    #[error("{0}")]
+    Age(String),
+    /// age's description of a malformed SSH key.
+    #[error("{0}")]
+    Ssh(String),
+    #[error("this is a private key, not a public one; remove it from the spec and rotate it")]
+    PrivateKey,
+    #[error("expected an age public key (age1...) or an SSH public key (ssh-ed25519 ...)")]
+    Unknown,
+}
+
 /// Parses the spec's recipients; each bad one is a diagnostic at its position.
 pub fn parse_recipients(recipients: &[Spanned<String>]) -> Result<Vec<Recipient>, Diagnostics> {
     let mut out: Vec<Recipient> = Vec::new();
     let mut diags = Diagnostics::default();
     for r in recipients {
         let text = r.value.trim();
-        let parsed: Result<Recipient, String> = if text.starts_with("age1") {
+        let parsed: Result<Recipient, BadRecipient> = if text.starts_with("age1") {
             age::x25519::Recipient::from_str(text)
                 .map(|k| Box::new(k) as Recipient)
-                .map_err(|e| e.to_string())
+                .map_err(|e| BadRecipient::Age(e.to_string()))
         } else if text.starts_with("ssh-") {
             // `ssh-ed25519 AAAA... comment`: the comment is not part of the key.
             let key: Vec<&str> = text.split_whitespace().take(2).collect();
             age::ssh::Recipient::from_str(&key.join(" "))
                 .map(|k| Box::new(k) as Recipient)
-                .map_err(|e| format!("{e:?}"))
+                .map_err(|e| BadRecipient::Ssh(format!("{e:?}")))
         } else if text.starts_with("AGE-SECRET-KEY-") {
             // Never echo it: this is a private key pasted in the wrong place.
-            Err(
-                "this is a private key, not a public one; remove it from the spec and rotate it"
-                    .into(),
-            )
+            Err(BadRecipient::PrivateKey)
         } else {
-            Err(
-                "expected an age public key (age1...) or an SSH public key (ssh-ed25519 ...)"
-                    .into(),
-            )
+            Err(BadRecipient::Unknown)
         };
         match parsed {
             Ok(k) => out.push(k),
             Err(why) => diags.push(
                 Diagnostic::error("spec::invalid-recipient", "invalid recipient")
                     .with_label(r.loc, "not a usable recipient")
-                    .with_help(why),
+                    .with_help(why.to_string()),
             ),
         }
     }

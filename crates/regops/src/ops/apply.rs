@@ -16,16 +16,11 @@ use crate::output::{Progress, Term};
 
 /// The apply [`Session`] for `spec`: its Lease, its writes.
 pub(crate) fn session(opts: &ApplyOptions, spec: &str) -> Result<Session, Failure> {
-    opts.lock
-        .times
-        .check()
-        .map_err(|message| Failure::Message {
-            message,
-            help: Some(
-                "client-go's defaults: --lock-duration 15s --renew-deadline 10s --retry-period 2s"
-                    .into(),
-            ),
-        })?;
+    opts.lock.times.check().map_err(|e| {
+        Failure::error(e).with_help(
+            "client-go's defaults: --lock-duration 15s --renew-deadline 10s --retry-period 2s",
+        )
+    })?;
     Ok(Session::new(
         spec,
         &opts.lock.namespace,

@@ -183,12 +183,16 @@ where
 
 /// A cluster's failure as the report shows it.
 pub(crate) fn error(e: impl Into<Failure>) -> ClusterFailure {
-    match e.into() {
-        Failure::Message { message, help } => ClusterFailure { message, help },
+    let f = e.into();
+    match &f {
         Failure::Spec { diagnostics, .. } => ClusterFailure {
             message: format!("{} error(s) in the spec", diagnostics.error_count()),
             help: None,
         },
+        Failure::Message { .. } | Failure::Error { .. } => {
+            let (message, help) = f.message().unwrap_or_default();
+            ClusterFailure { message, help }
+        }
     }
 }
 

@@ -33,10 +33,10 @@ fn recipients(opts: &ImportOptions) -> Result<Vec<String>, Failure> {
         .collect();
     for f in &opts.recipients_files {
         let text = std::fs::read_to_string(f).map_err(|e| {
-            Failure::msg(format!(
-                "cannot read the recipients file {}: {e}",
-                f.display()
-            ))
+            Failure::caused(
+                format!("cannot read the recipients file {}", f.display()),
+                e,
+            )
         })?;
         out.extend(
             text.lines()
@@ -125,7 +125,7 @@ pub fn import(opts: &ImportOptions) -> Result<Imported, Failure> {
     let beyond = import::prove(&mut im, &observed, only.as_ref(), &target.to_string()).map_err(
         |e| match e {
             ProveError::Invalid(inv) => invalid(inv),
-            e @ ProveError::Unsettled => Failure::msg(e.to_string()),
+            e @ ProveError::Unsettled => Failure::error(e),
         },
     )?;
     let header = format!(
@@ -141,7 +141,7 @@ pub fn import(opts: &ImportOptions) -> Result<Imported, Failure> {
     let mut ciphertexts = std::collections::BTreeMap::new();
     for c in &im.credentials {
         let armour = crypto::encrypt(&c.login.password, &parsed)
-            .map_err(|e| Failure::msg(format!("cannot encrypt credential `{}`: {e}", c.name)))?;
+            .map_err(|e| Failure::caused(format!("cannot encrypt credential `{}`", c.name), e))?;
         ciphertexts.insert(c.name.clone(), armour);
     }
     let text = import::render(&im, &header, &|c| {

@@ -22,8 +22,7 @@ pub(crate) fn env_var(key: &str) -> Option<String> {
 }
 
 pub(crate) fn read_sources(spec: &SpecOptions) -> Result<Sources, Failure> {
-    regops_spec::source::read_paths(&spec.files, spec.restrictor)
-        .map_err(|e| Failure::msg(e.to_string()))
+    regops_spec::source::read_paths(&spec.files, spec.restrictor).map_err(Failure::error)
 }
 
 pub(crate) fn default_name(files: &[PathBuf]) -> String {
@@ -115,17 +114,17 @@ pub(crate) fn mint_all(
         let Some(minted) = loaded.spec.credentials.get(*name).and_then(|c| c.minted()) else {
             continue;
         };
-        let login = crate::inputs::mint::mint_blocking(&loaded.spec, name).map_err(|e| Failure::Message {
-            message: format!(
-                "cannot mint a token for credential `{name}` from `{}`: {e}",
+        let login = crate::inputs::mint::mint_blocking(&loaded.spec, name).map_err(|e| Failure::caused(
+            format!(
+                "cannot mint a token for credential `{name}` from `{}`",
                 minted.key()
             ),
-            help: Some(match minted {
-                regops_spec::Minted::Ecr => "see docs/drift.md, ECR, for the identities regops finds (IRSA, Pod Identity, profiles)".into(),
-                regops_spec::Minted::Gcp => "see docs/drift.md, Google Cloud, (GOOGLE_APPLICATION_CREDENTIALS, Workload Identity)".into(),
-                regops_spec::Minted::Acr => "see docs/drift.md, ACR, (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE)".into(),
-            }),
-        })?;
+            e,
+        ).with_help(match minted {
+                regops_spec::Minted::Ecr => "see docs/drift.md, ECR, for the identities regops finds (IRSA, Pod Identity, profiles)",
+                regops_spec::Minted::Gcp => "see docs/drift.md, Google Cloud, (GOOGLE_APPLICATION_CREDENTIALS, Workload Identity)",
+                regops_spec::Minted::Acr => "see docs/drift.md, ACR, (AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE)",
+            }))?;
         logins.insert((*name).to_string(), login);
     }
     Ok(())
@@ -182,7 +181,10 @@ pub(crate) fn prepare_checked(
     if !failed.is_empty() {
         let mut shown = regops_spec::Diagnostics::default();
         for (name, d) in failed {
-            tokens.fresh.insert(name, Err(d.message.clone()));
+            tokens.fresh.insert(
+                name,
+                Err(regops_core::desired::NoToken::Helper(d.message.clone())),
+            );
             shown.push(d);
         }
         term.diagnostics(&shown, &loaded.sources);

@@ -45,7 +45,7 @@ pub(crate) struct Report {
 
 pub(crate) fn sync(o: &Options) -> Result<Report, Failure> {
     let text = crate::inputs::confined::read_text(&o.from, STREAM_LIMIT)
-        .map_err(|e| Failure::msg(format!("cannot read {}: {e}", o.from.display())))?;
+        .map_err(|e| Failure::caused(format!("cannot read {}", o.from.display()), e))?;
     let docs: Vec<node_trust::StreamDoc> = if text.trim().is_empty() {
         Vec::new()
     } else {
@@ -59,7 +59,7 @@ pub(crate) fn sync(o: &Options) -> Result<Report, Failure> {
     let hosts = node_trust::from_stream(&docs)
         .map_err(|e| Failure::msg(format!("{}: {e}; nothing was written", o.from.display())))?;
     let meta = std::fs::metadata(&o.root)
-        .map_err(|e| Failure::msg(format!("cannot use --root {}: {e}", o.root.display())))?;
+        .map_err(|e| Failure::caused(format!("cannot use --root {}", o.root.display()), e))?;
     if !meta.is_dir() {
         return Err(Failure::msg(format!(
             "--root {} is not a directory",
@@ -85,9 +85,9 @@ pub(crate) fn sync(o: &Options) -> Result<Report, Failure> {
     // What is there: regops' own directories, and names that are not.
     let mut owned = BTreeSet::new();
     let entries = std::fs::read_dir(&o.root)
-        .map_err(|e| Failure::msg(format!("cannot list {}: {e}", o.root.display())))?;
+        .map_err(|e| Failure::caused(format!("cannot list {}", o.root.display()), e))?;
     for e in entries {
-        let e = e.map_err(|e| Failure::msg(format!("cannot list {}: {e}", o.root.display())))?;
+        let e = e.map_err(|e| Failure::caused(format!("cannot list {}", o.root.display()), e))?;
         let name = e.file_name().to_string_lossy().into_owned();
         if is_owned(&e.path()) {
             owned.insert(name);
@@ -120,13 +120,13 @@ pub(crate) fn sync(o: &Options) -> Result<Report, Failure> {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir(&dir)
-                    .map_err(|e| Failure::msg(format!("cannot create {}: {e}", dir.display())))?;
+                    .map_err(|e| Failure::caused(format!("cannot create {}", dir.display()), e))?;
                 write(
                     &dir.join(OWNER_MARK),
                     b"regops node-sync writes this directory and removes it when its host leaves the spec; delete this file to keep it as yours.\n",
                 )?;
             }
-            Err(e) => return Err(Failure::msg(format!("cannot read {}: {e}", dir.display()))),
+            Err(e) => return Err(Failure::caused(format!("cannot read {}", dir.display()), e)),
         }
         let mut changed = false;
         for f in files {
@@ -191,7 +191,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     use std::os::unix::fs::PermissionsExt;
     crate::atomic::write(path, bytes, crate::atomic::Existing::Replace)
         .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)))
-        .map_err(|e| Failure::msg(format!("cannot write {}: {e}", path.display())))
+        .map_err(|e| Failure::caused(format!("cannot write {}", path.display()), e))
 }
 
 /// Removes `path` if it is there (a link is removed, never followed); whether it was.
@@ -203,9 +203,12 @@ fn remove_file(path: &Path) -> Result<bool, Failure> {
         ))),
         Ok(_) => std::fs::remove_file(path)
             .map(|()| true)
-            .map_err(|e| Failure::msg(format!("cannot remove {}: {e}", path.display()))),
+            .map_err(|e| Failure::caused(format!("cannot remove {}", path.display()), e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Failure::msg(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => Err(Failure::caused(
+            format!("cannot read {}", path.display()),
+            e,
+        )),
     }
 }
 

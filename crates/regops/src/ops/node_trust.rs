@@ -93,7 +93,7 @@ pub(crate) fn write_dir(dir: &Path, files: &[NodeFile]) -> Result<(), Failure> {
         let path = dir.join(&f.rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
-                .map_err(|e| Failure::msg(format!("cannot create {}: {e}", parent.display())))?;
+                .map_err(|e| Failure::caused(format!("cannot create {}", parent.display()), e))?;
         }
         crate::atomic::write(
             &path,
@@ -101,7 +101,7 @@ pub(crate) fn write_dir(dir: &Path, files: &[NodeFile]) -> Result<(), Failure> {
             crate::atomic::Existing::Replace,
         )
         .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)))
-        .map_err(|e| Failure::msg(format!("cannot write {}: {e}", path.display())))?;
+        .map_err(|e| Failure::caused(format!("cannot write {}", path.display()), e))?;
     }
     Ok(())
 }

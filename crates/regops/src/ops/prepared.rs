@@ -134,7 +134,10 @@ impl Prepared {
                         .get(&name)
                         .and_then(|c| c.minted())
                         .map_or("", |m| m.key());
-                    format!("cannot mint a token from `{kind}`: {e}")
+                    regops_core::desired::NoToken::Mint {
+                        kind,
+                        why: e.to_string(),
+                    }
                 });
             self.tokens
                 .lock()

@@ -80,8 +80,7 @@ pub fn rekey(spec: &SpecOptions, identities: &[PathBuf], term: &Term) -> Result<
             .ok_or_else(|| Failure::msg(format!("credential `{name}` was not decrypted")))?;
         armors.insert(
             name,
-            crypto::encrypt(&login.password, &recipients)
-                .map_err(|e| Failure::msg(e.to_string()))?,
+            crypto::encrypt(&login.password, &recipients).map_err(Failure::error)?,
         );
     }
     let mut edits = Vec::new();
@@ -106,10 +105,8 @@ pub fn rekey(spec: &SpecOptions, identities: &[PathBuf], term: &Term) -> Result<
             }
             _ => {
                 let new = NewPassword::Armored(armor);
-                edits.push(
-                    edit::set_password(&loaded.sources, name, &new)
-                        .map_err(|e| Failure::msg(e.to_string()))?,
-                );
+                edits
+                    .push(edit::set_password(&loaded.sources, name, &new).map_err(Failure::error)?);
                 checks.push((cred.name.loc.file, *name));
             }
         }
@@ -125,7 +122,7 @@ pub fn rekey(spec: &SpecOptions, identities: &[PathBuf], term: &Term) -> Result<
                 name,
                 &NewPassword::Armored(&armors[name]),
             )
-            .map_err(|e| Failure::msg(e.to_string()))?;
+            .map_err(Failure::error)?;
         }
         spec_files.push((src.path.clone(), text));
     }

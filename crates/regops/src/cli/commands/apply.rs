@@ -29,7 +29,7 @@ pub(crate) fn confirm(term: &Term) -> Result<bool, Failure> {
     let mut answer = String::new();
     std::io::stdin()
         .read_line(&mut answer)
-        .map_err(|e| Failure::msg(format!("cannot read the answer: {e}")))?;
+        .map_err(|e| Failure::caused("cannot read the answer", e))?;
     Ok(answer.trim() == "yes")
 }
 

@@ -22,7 +22,7 @@ pub(super) fn check(args: CheckArgs, term: &Term) -> Outcome {
         let what = format!("the CA file of registry `{}`", reg.name.value);
         let checked = crate::inputs::confined::path(&loaded.sources, c, &what).and_then(|p| {
             crate::registry::connector(Some(&p)).map(drop).map_err(|e| {
-                regops_spec::Diagnostic::error("check::ca-file", e)
+                regops_spec::Diagnostic::error("check::ca-file", e.to_string())
                     .with_label(c.loc, "not a usable CA bundle")
                     .with_help(
                         "caFile is a PEM bundle of the CA certificates that sign the registry's own certificate (a self-hosted registry's CA); it is not the registry's certificate chain nor a client certificate",

@@ -23,7 +23,7 @@ pub(super) fn read_new_secret(credential: &str) -> Result<SecretString, Failure>
     let stdin = std::io::stdin();
     let value = if stdin.is_terminal() {
         // One terminal session for both prompts: echo stays off between them.
-        let fail = |e: std::io::Error| Failure::msg(format!("cannot read the password: {e}"));
+        let fail = |e: std::io::Error| Failure::caused("cannot read the password", e);
         let tty = crate::output::Hidden::open().map_err(fail)?;
         let first = tty
             .ask(&format!("Password for credential `{credential}`: "))
@@ -42,9 +42,7 @@ pub(super) fn read_new_secret(credential: &str) -> Result<SecretString, Failure>
             .lock()
             .take(64 * 1024)
             .read_to_string(&mut buf)
-            .map_err(|e| {
-                Failure::msg(format!("cannot read the password from standard input: {e}"))
-            })?;
+            .map_err(|e| Failure::caused("cannot read the password from standard input", e))?;
         if buf.ends_with('\n') {
             buf.pop();
             if buf.ends_with('\r') {
@@ -63,14 +61,12 @@ pub(super) fn read_new_secret(credential: &str) -> Result<SecretString, Failure>
 // write, verify; each step needs the last's results.
 pub(super) fn encrypt(args: EncryptArgs, term: &Term) -> Outcome {
     let sources = read_sources(&args.spec.options())?;
-    let (file, cred_node) =
-        edit::find_credential(&sources, &args.credential).map_err(|e| Failure::Message {
-            message: e.to_string(),
-            help: Some(format!(
-                "add it first:\n  credentials:\n    {}:\n      username: <user>",
-                args.credential
-            )),
-        })?;
+    let (file, cred_node) = edit::find_credential(&sources, &args.credential).map_err(|e| {
+        Failure::error(e).with_help(format!(
+            "add it first:\n  credentials:\n    {}:\n      username: <user>",
+            args.credential
+        ))
+    })?;
     // A missing password (this credential's or another's, still to be encrypted) and this
     // credential's plaintext password are what this command repairs; any other problem in the
     // spec stops it.
@@ -119,7 +115,7 @@ pub(super) fn encrypt(args: EncryptArgs, term: &Term) -> Outcome {
         });
     }
     let secret = read_new_secret(&args.credential)?;
-    let armor = crypto::encrypt(&secret, &recipients).map_err(|e| Failure::msg(e.to_string()))?;
+    let armor = crypto::encrypt(&secret, &recipients).map_err(Failure::error)?;
     drop(secret);
     let spec_path = sources
         .get(file)
@@ -134,10 +130,7 @@ pub(super) fn encrypt(args: EncryptArgs, term: &Term) -> Outcome {
         .as_ref()
         .map(|p| sources.resolve(cred_node.loc, Path::new(p)))
         .transpose()
-        .map_err(|e| Failure::Message {
-            message: format!("--age-file: {e}"),
-            help: Some(regops_spec::trust::PATH_HELP.into()),
-        })?;
+        .map_err(|e| Failure::caused("--age-file", e).with_help(regops_spec::trust::PATH_HELP))?;
     let new = match (&age_file, &age_path) {
         (Some(p), Some(full)) => {
             write_file(full, armor.as_bytes(), Existing::Replace)?;
@@ -145,15 +138,13 @@ pub(super) fn encrypt(args: EncryptArgs, term: &Term) -> Outcome {
         }
         _ => NewPassword::Armored(&armor),
     };
-    let e = edit::set_password(&sources, &args.credential, &new)
-        .map_err(|e| Failure::msg(e.to_string()))?;
+    let e = edit::set_password(&sources, &args.credential, &new).map_err(Failure::error)?;
     let format = sources
         .get(file)
         .map(|f| f.format)
         .unwrap_or(regops_spec::SpecFormat::Yaml);
     for (_, text) in edit::apply(&sources, vec![e]) {
-        edit::verify(format, &text, &args.credential, &new)
-            .map_err(|e| Failure::msg(e.to_string()))?;
+        edit::verify(format, &text, &args.credential, &new).map_err(Failure::error)?;
         write_file(&spec_path, text.as_bytes(), Existing::Replace)?;
     }
     term.note(&format!(

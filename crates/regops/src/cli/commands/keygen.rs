@@ -16,7 +16,7 @@ pub(super) fn keygen(args: KeygenArgs, term: &Term) -> Outcome {
     if let Some(path) = args.public {
         let text = std::fs::read_to_string(&path)
             .map(Zeroizing::new)
-            .map_err(|e| Failure::msg(format!("cannot read {}: {e}", path.display())))?;
+            .map_err(|e| Failure::caused(format!("cannot read {}", path.display()), e))?;
         let mut found = 0;
         for line in text
             .lines()
@@ -47,7 +47,7 @@ pub(super) fn keygen(args: KeygenArgs, term: &Term) -> Outcome {
     match args.output {
         Some(path) => {
             write_private(&path, &content)
-                .map_err(|e| Failure::msg(format!("cannot create {}: {e}", path.display())))?;
+                .map_err(|e| Failure::caused(format!("cannot create {}", path.display()), e))?;
             term.note(&format!("Public key: {}", id.public));
         }
         None => {

@@ -27,7 +27,7 @@ use crate::output::Term;
 /// `regops alive FILE`: the controller's last progress, written to FILE, is recent enough.
 fn alive(a: &crate::cli::AliveArgs, term: &Term) -> crate::failure::Outcome {
     let text = std::fs::read_to_string(&a.file)
-        .map_err(|e| Failure::msg(format!("cannot read {}: {e}", a.file.display())))?;
+        .map_err(|e| Failure::caused(format!("cannot read {}", a.file.display()), e))?;
     let at: f64 = text
         .trim()
         .parse()
@@ -101,7 +101,7 @@ fn prepare_command(mut command: Command, term: &Term) -> Result<Command, Failure
         && spec.files.is_empty()
     {
         let dir = std::env::current_dir()
-            .map_err(|e| Failure::msg(format!("cannot read the current directory: {e}")))?;
+            .map_err(|e| Failure::caused("cannot read the current directory", e))?;
         spec.files.push(default_spec(&dir)?);
     }
     if let Command::Apply(a) = &mut command
@@ -197,7 +197,7 @@ pub fn run(command: Command, term: Term) -> ExitStatus {
                     term.stdout(&String::from_utf8_lossy(&out));
                     Ok(ExitStatus::Success)
                 }
-                Err(e) => Err(Failure::msg(format!("cannot render the man page: {e}"))),
+                Err(e) => Err(Failure::caused("cannot render the man page", e)),
             }
         }
         Command::Schema { which } => {

@@ -13,7 +13,7 @@ pub(super) fn node_sync(args: NodeSyncArgs, term: &Term) -> Outcome {
         .iter()
         // `--allow-host=$(ALLOW_HOSTS)` with an empty list, in the DaemonSet: no host.
         .filter(|h| !h.is_empty())
-        .map(|h| NodeHost::parse(h).map_err(|e| Failure::msg(format!("--allow-host: {e}"))))
+        .map(|h| NodeHost::parse(h).map_err(|e| Failure::caused("--allow-host", e)))
         .collect::<Result<Vec<_>, _>>()?;
     let options = crate::ops::node_sync::Options {
         from: args.from,

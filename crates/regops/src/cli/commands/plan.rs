@@ -16,8 +16,7 @@ use regops_core::format::Style;
 fn read_state_file(
     path: &std::path::Path,
 ) -> Result<(regops_core::observed::Observed, String, Vec<Warning>), Failure> {
-    let (observed, skipped) =
-        crate::cluster::read::from_file(path).map_err(|e| Failure::msg(e.to_string()))?;
+    let (observed, skipped) = crate::cluster::read::from_file(path).map_err(Failure::error)?;
     let warnings = skipped
         .into_iter()
         .map(|s| {

@@ -42,7 +42,7 @@ pub(super) fn watch(args: ApplyArgs, term: &Term) -> Outcome {
     let listener = match &args.listen {
         Some(addr) => Some(
             rt.block_on(crate::controller::listen::bind(addr))
-                .map_err(|e| Failure::msg(format!("cannot listen on {addr}: {e}")))?,
+                .map_err(|e| Failure::caused(format!("cannot listen on {addr}"), e))?,
         ),
         None => None,
     };

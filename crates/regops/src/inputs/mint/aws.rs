@@ -309,14 +309,16 @@ pub(crate) async fn signed_post(
     creds: &Credentials,
     headers: &[(&'static str, &str)],
     body: Zeroizing<Vec<u8>>,
-) -> Result<Reply, String> {
-    let uri: hyper::Uri = url
-        .parse()
-        .map_err(|e| format!("bad endpoint {url}: {e}"))?;
+) -> Result<Reply, super::SendError> {
+    let bad = |why: String| super::SendError::BadEndpoint {
+        url: url.to_string(),
+        why,
+    };
+    let uri: hyper::Uri = url.parse().map_err(|e| bad(format!("{e}")))?;
     let host = uri
         .authority()
         .map(|a| a.as_str().to_string())
-        .ok_or_else(|| format!("bad endpoint {url}: no host"))?;
+        .ok_or_else(|| bad("no host".into()))?;
     let amz_date = sigv4::amz_date(super::now());
     let mut signed: Vec<(&str, &str)> = vec![("host", &host), ("x-amz-date", &amz_date)];
     signed.extend(headers.iter().copied());

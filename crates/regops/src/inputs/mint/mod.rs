@@ -32,12 +32,46 @@ pub struct MintError {
 }
 
 impl MintError {
-    pub fn new(step: impl Into<String>, message: impl Into<String>) -> Self {
+    /// `step` failed: `message` (a sentence, or an error said with its causes).
+    pub fn new(step: impl Into<String>, message: impl std::fmt::Display) -> Self {
         MintError {
             step: step.into(),
-            message: message.into(),
+            message: message.to_string(),
         }
     }
+}
+
+/// Why a request to a cloud endpoint got no answer: where, never what was sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// A plain-HTTP URL that may not carry a token request ([`plain_http_check`]).
+    #[error("{0}")]
+    PlainHttp(String),
+    #[error("{0}")]
+    Tls(#[from] crate::registry::TlsError),
+    #[error("bad endpoint {url}: {why}")]
+    BadEndpoint { url: String, why: String },
+    #[error("bad request to {url}: {source}")]
+    Request {
+        url: String,
+        #[source]
+        source: hyper::http::Error,
+    },
+    #[error("no answer from {url} in {secs} s")]
+    Timeout { url: String, secs: u64 },
+    /// The connection failed: said with every cause (DNS, refused, TLS).
+    #[error("cannot reach {url}: {}", crate::errors::chain(.source).join(": "))]
+    Unreachable {
+        url: String,
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    #[error("{url}: {source}")]
+    Body {
+        url: String,
+        #[source]
+        source: crate::bounded::BoundError,
+    },
 }
 
 impl std::fmt::Display for MintError {
@@ -45,6 +79,8 @@ impl std::fmt::Display for MintError {
         write!(f, "{} failed: {}", self.step, self.message)
     }
 }
+
+impl std::error::Error for MintError {}
 
 /// Where a source reads its settings: the process environment, or a test's.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -104,8 +140,8 @@ impl<'a> Request<'a> {
     }
 
     /// Sends it. The error says where it could not be sent, never what.
-    pub async fn send(self) -> Result<Reply, String> {
-        plain_http_check(self.url)?;
+    pub async fn send(self) -> Result<Reply, SendError> {
+        plain_http_check(self.url).map_err(SendError::PlainHttp)?;
         let connector = crate::registry::connector(None)?;
         let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
         let mut req = hyper::Request::builder()
@@ -117,17 +153,21 @@ impl<'a> Request<'a> {
         }
         let req = req
             .body(Full::new(Bytes::copy_from_slice(&self.body)))
-            .map_err(|e| format!("bad request to {}: {e}", self.url))?;
+            .map_err(|source| SendError::Request {
+                url: self.url.to_string(),
+                source,
+            })?;
         let url = self.url;
         let started = tokio::time::Instant::now();
         let resp = tokio::time::timeout(self.timeout, client.request(req))
             .await
-            .map_err(|_| format!("no answer from {url} in {} s", self.timeout.as_secs()))?
-            .map_err(|e| {
-                format!(
-                    "cannot reach {url}: {}",
-                    crate::errors::chain(&e).join(": ")
-                )
+            .map_err(|_| SendError::Timeout {
+                url: url.to_string(),
+                secs: self.timeout.as_secs(),
+            })?
+            .map_err(|source| SendError::Unreachable {
+                url: url.to_string(),
+                source,
             })?;
         let status = resp.status().as_u16();
         let date = resp
@@ -141,7 +181,10 @@ impl<'a> Request<'a> {
             self.timeout.saturating_sub(started.elapsed()),
         )
         .await
-        .map_err(|e| format!("{url}: {e}"))?;
+        .map_err(|source| SendError::Body {
+            url: url.to_string(),
+            source,
+        })?;
         Ok(Reply { status, date, body })
     }
 }
@@ -209,9 +252,10 @@ pub fn token_expiry(now: i64, at: Option<i64>, default: i64, step: &str) -> Resu
 /// A credential file a cloud's SDK would read (a key file, a token file, the shared config):
 /// a regular file of at most 1 MiB, read into a buffer zeroed on drop. The path comes from the
 /// environment, not the spec, but `/dev/zero` or a FIFO there must not hang or fill regops.
-pub fn read_file(path: impl AsRef<std::path::Path>) -> Result<Zeroizing<String>, String> {
+pub fn read_file(
+    path: impl AsRef<std::path::Path>,
+) -> Result<Zeroizing<String>, crate::inputs::confined::ReadError> {
     crate::inputs::confined::read_text(path.as_ref(), crate::inputs::confined::SECRET_FILE_LIMIT)
-        .map_err(|e| e.to_string())
 }
 
 /// How far the service's clock (its `Date` header) is from ours, in seconds, when it says.
