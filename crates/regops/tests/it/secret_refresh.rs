@@ -1,14 +1,15 @@
 //! `apply --watch` reads values from secret managers again every `refreshInterval`, against
-//! the fake AWS Secrets Manager of tests/common/cloud.rs: a value rotated at the source is
-//! written to the Secrets that hold it (and to no other); a source that fails is counted on
-//! /metrics, retried with backoff, and the Secrets keep the last good value, while the loop
-//! goes on providing new namespaces, even with a read in flight. Every wait is on something
-//! observable (a Secret, a metric, the fake's calls), never a fixed sleep.
+//! the fakes of tests/common/cloud.rs: a value rotated at the source (AWS Secrets Manager,
+//! Google Secret Manager, Azure Key Vault, Vault KV v2) is written to the Secrets that hold it
+//! (and to no other); a source that fails is counted on /metrics, retried with backoff, and the
+//! Secrets keep the last good value, while the loop goes on providing new namespaces, even with
+//! a read in flight. Every wait is on something observable (a Secret, a metric, the fake's
+//! calls), never a fixed sleep.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,28 +21,139 @@ use common::cloud::{self, Cloud};
 const OLD: &str = "harbor-pw-old-MARKER";
 const NEW: &str = "harbor-pw-new-MARKER";
 
-const SPEC: &str = "apiVersion: regops.dev/v1
+/// The spec, with `password` the source of credential `harbor`'s password.
+fn spec(password: &str) -> String {
+    format!(
+        "apiVersion: regops.dev/v1
 kind: RegistryConfig
-metadata: { name: refresh }
+metadata: {{ name: refresh }}
 registries:
-  harbor: { server: harbor.example.com, credential: harbor }
-  plain: { server: plain.example.com, credential: plain }
+  harbor: {{ server: harbor.example.com, credential: harbor }}
+  plain: {{ server: plain.example.com, credential: plain }}
 credentials:
   harbor:
     username: robot$ci
-    password: { awsSecretsManager: { secretId: registry/harbor, region: eu-west-1, jsonKey: password } }
+    password: {password}
     refreshInterval: 2s
-  plain: { username: u, password: { env: REGOPS_CRED_PLAIN } }
+  plain: {{ username: u, password: {{ env: REGOPS_CRED_PLAIN }} }}
 scopes:
-  web: { namespaces: [web, api] }
+  web: {{ namespaces: [web, api] }}
 pullSecrets:
-  harbor-pull: { registries: [harbor], scope: web }
-  plain-pull: { registries: [plain], scope: web }
-";
+  harbor-pull: {{ registries: [harbor], scope: web }}
+  plain-pull: {{ registries: [plain], scope: web }}
+"
+    )
+}
 
 fn value(password: &str) -> String {
     serde_json::json!({"username": "robot$ci", "password": password}).to_string()
 }
+
+/// A secret manager as these tests drive it: the source the spec names, the operator's
+/// environment and `--allow-secret` that point regops at its fake (as secret_managers.rs
+/// configures them), the fake's call counter for its reads, and how a value is set there.
+struct Source {
+    /// The kind, as the log, `--allow-secret` and the metrics name it.
+    kind: &'static str,
+    /// The YAML of `harbor`'s password.
+    password: &'static str,
+    allow: &'static str,
+    /// The fake's counter of reads of this kind's secrets.
+    calls: &'static str,
+    env: fn(&mut Command, &Cloud),
+    /// Sets the password `harbor` reads, at the fake.
+    set: fn(&Cloud, &str),
+}
+
+const AWS: Source = Source {
+    kind: "aws",
+    password: "{ awsSecretsManager: { secretId: registry/harbor, region: eu-west-1, jsonKey: password } }",
+    allow: "aws:registry/*",
+    calls: "secretsmanager",
+    env: |cmd, cloud| {
+        cmd.env("AWS_ENDPOINT_URL_SECRETS_MANAGER", cloud.url())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ACCESS_KEY_ID", cloud::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", cloud::SECRET_KEY);
+    },
+    set: |cloud, password| {
+        cloud
+            .state
+            .lock()
+            .unwrap()
+            .aws_secrets
+            .insert("registry/harbor".into(), value(password));
+    },
+};
+
+const GCP_NAME: &str = "projects/my-project/secrets/registry-harbor/versions/latest";
+
+/// Google's token from the GCE metadata server, as secret_managers.rs's `with_clouds`.
+const GCP: Source = Source {
+    kind: "gcp",
+    password: "{ gcpSecretManager: { name: projects/my-project/secrets/registry-harbor/versions/latest, jsonKey: password } }",
+    allow: "gcp:projects/my-project/secrets/registry-*",
+    calls: "gcp:secretmanager",
+    env: |cmd, cloud| {
+        cmd.env("GCE_METADATA_HOST", cloud.addr.to_string()).env(
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER",
+            format!("{}/", cloud.url()),
+        );
+    },
+    set: |cloud, password| {
+        cloud
+            .state
+            .lock()
+            .unwrap()
+            .gcp_secrets
+            .insert(GCP_NAME.into(), value(password));
+    },
+};
+
+/// Entra ID's token by client secret, as secret_managers.rs's `with_clouds`; the secret's
+/// value is the password itself (no `jsonKey`).
+const AZURE: Source = Source {
+    kind: "azure",
+    password: "{ azureKeyVault: { vault: myvault, secret: registry-harbor } }",
+    allow: "azure:myvault/registry-*",
+    calls: "keyvault",
+    env: |cmd, cloud| {
+        cmd.env("AZURE_AUTHORITY_HOST", cloud.url())
+            .env("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47")
+            .env("AZURE_CLIENT_ID", "8f4a1e02-5b1c-4a8e-9d3f-0c2b7e6a9d11")
+            .env("AZURE_CLIENT_SECRET", cloud::AZURE_SECRET)
+            .env(
+                "REGOPS_AZURE_KEY_VAULT_URL",
+                format!("{}/kv/{{vault}}", cloud.url()),
+            );
+    },
+    set: |cloud, password| {
+        cloud
+            .state
+            .lock()
+            .unwrap()
+            .key_vault_secrets
+            .insert("myvault/registry-harbor".into(), password.into());
+    },
+};
+
+/// KV v2 at the default mount `secret`, with the operator's `VAULT_TOKEN`.
+const VAULT: Source = Source {
+    kind: "vault",
+    password: "{ vault: { path: registry/harbor, field: password } }",
+    allow: "vault:secret/registry/harbor",
+    calls: "vault:read",
+    env: |cmd, cloud| {
+        cmd.env("VAULT_ADDR", cloud.url())
+            .env("VAULT_TOKEN", cloud::VAULT_TOKEN);
+    },
+    set: |cloud, password| {
+        cloud.state.lock().unwrap().vault_secrets.insert(
+            "secret/registry/harbor".into(),
+            serde_json::json!({"username": "robot$ci", "password": password}),
+        );
+    },
+};
 
 struct Controller {
     child: Child,
@@ -69,27 +181,32 @@ impl Controller {
     }
 }
 
-fn start(c: &common::Cluster, cloud: &Cloud) -> Controller {
-    start_with(c, cloud, &["--secret-refresh-min", "1s"])
+fn start(c: &common::Cluster, cloud: &Cloud, source: &Source) -> Controller {
+    start_with(c, cloud, source, &["--secret-refresh-min", "1s"])
 }
 
-fn start_with(c: &common::Cluster, cloud: &Cloud, extra: &[&str]) -> Controller {
+/// `regops <args> -f SPEC --kubeconfig ...` with `source`'s fake as the operator's: its
+/// environment, and its secrets allowed.
+fn regops(c: &common::Cluster, cloud: &Cloud, source: &Source, args: &[&str]) -> Command {
+    let mut cmd = common::regops();
+    (source.env)(&mut cmd, cloud);
+    cmd.env("REGOPS_CRED_PLAIN", "plain-pw-MARKER")
+        .args(args)
+        .arg("-f")
+        .arg(&c.spec)
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args(["--allow-secret", source.allow]);
+    cmd
+}
+
+fn start_with(c: &common::Cluster, cloud: &Cloud, source: &Source, extra: &[&str]) -> Controller {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let mut cmd = common::regops();
-    cmd.env("AWS_ENDPOINT_URL_SECRETS_MANAGER", cloud.url())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ACCESS_KEY_ID", cloud::ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", cloud::SECRET_KEY)
-        .env("REGOPS_CRED_PLAIN", "plain-pw-MARKER")
-        .args(["apply", "--watch", "--resync", "1h", "-f"])
-        .arg(&c.spec)
-        .arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args(["--allow-secret", "aws:registry/*"])
-        .args(extra)
+    let mut cmd = regops(c, cloud, source, &["apply", "--watch", "--resync", "1h"]);
+    cmd.args(extra)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -142,14 +259,14 @@ fn writes_to(c: &common::Cluster, name: &str) -> usize {
 }
 
 fn setup() -> (Cloud, common::Cluster) {
+    setup_for(&AWS)
+}
+
+/// The fake with `harbor`'s password `OLD` at `source`, and a cluster with namespace `web`.
+fn setup_for(source: &Source) -> (Cloud, common::Cluster) {
     let cloud = Cloud::start();
-    cloud
-        .state
-        .lock()
-        .unwrap()
-        .aws_secrets
-        .insert("registry/harbor".into(), value(OLD));
-    let c = common::Cluster::new(SPEC);
+    (source.set)(&cloud, OLD);
+    let c = common::Cluster::new(&spec(source.password));
     c.server
         .seed(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}))
         .unwrap();
@@ -160,17 +277,43 @@ fn setup() -> (Cloud, common::Cluster) {
 /// the Secret of the other credential is not written again; the log says why.
 #[test]
 fn a_value_rotated_at_its_source_is_written_to_the_secrets_that_hold_it_only() {
+    rotated_at_the_source(&AWS);
+}
+
+/// As [`a_value_rotated_at_its_source_is_written_to_the_secrets_that_hold_it_only`], for a
+/// `gcpSecretManager:` version (`versions/latest`) with a `jsonKey`.
+#[test]
+fn a_google_secret_manager_value_rotated_at_its_source_is_written_to_the_secrets_that_hold_it_only()
+{
+    rotated_at_the_source(&GCP);
+}
+
+/// As [`a_value_rotated_at_its_source_is_written_to_the_secrets_that_hold_it_only`], for an
+/// `azureKeyVault:` secret's current version.
+#[test]
+fn an_azure_key_vault_value_rotated_at_its_source_is_written_to_the_secrets_that_hold_it_only() {
+    rotated_at_the_source(&AZURE);
+}
+
+/// As [`a_value_rotated_at_its_source_is_written_to_the_secrets_that_hold_it_only`], for a
+/// `vault:` KV v2 field.
+#[test]
+fn a_vault_value_rotated_at_its_source_is_written_to_the_secrets_that_hold_it_only() {
+    rotated_at_the_source(&VAULT);
+}
+
+fn rotated_at_the_source(source: &Source) {
     let _timing = common::timing();
-    let (cloud, c) = setup();
-    let ctl = start(&c, &cloud);
+    let (cloud, c) = setup_for(source);
+    let ctl = start(&c, &cloud, source);
     wait_for(&ctl, "the first Secrets", Duration::from_secs(20), || {
         password(&c, "web", "harbor-pull", "harbor.example.com").as_deref() == Some(OLD)
             && c.server.object("secrets", "web", "plain-pull").is_some()
     });
     // Read again every 2 s while the value stays: nothing is written.
-    let reads = cloud.calls("secretsmanager");
+    let reads = cloud.calls(source.calls);
     wait_for(&ctl, "two more reads", Duration::from_secs(15), || {
-        cloud.calls("secretsmanager") >= reads + 2
+        cloud.calls(source.calls) >= reads + 2
     });
     assert_eq!(
         writes_to(&c, "harbor-pull"),
@@ -186,12 +329,7 @@ fn a_value_rotated_at_its_source_is_written_to_the_secrets_that_hold_it_only() {
             .to_string()
     };
     let first_record = record();
-    cloud
-        .state
-        .lock()
-        .unwrap()
-        .aws_secrets
-        .insert("registry/harbor".into(), value(NEW));
+    (source.set)(&cloud, NEW);
     let rotated = Instant::now();
     wait_for(&ctl, "the rotated value", Duration::from_secs(15), || {
         password(&c, "web", "harbor-pull", "harbor.example.com").as_deref() == Some(NEW)
@@ -217,18 +355,18 @@ fn a_value_rotated_at_its_source_is_written_to_the_secrets_that_hold_it_only() {
         "the Secret that does not hold the value is not written"
     );
     let log = ctl.log();
-    assert!(
-        log.contains(
-            "the aws secret of credential harbor changed at its source: 1 namespace planned again"
-        ),
-        "{log}"
+    let said = format!(
+        "the {} secret of credential harbor changed at its source: 1 namespace planned again",
+        source.kind
     );
+    assert!(log.contains(&said), "{said}: {log}");
     assert!(!log.contains("MARKER"), "{log}");
     // Counted as read, just now.
     let last = ctl
-        .metric(
-            "regops_secret_source_last_success_timestamp_seconds{spec=\"refresh\",kind=\"aws\"}",
-        )
+        .metric(&format!(
+            "regops_secret_source_last_success_timestamp_seconds{{spec=\"refresh\",kind=\"{}\"}}",
+            source.kind
+        ))
         .expect("the last-success gauge");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -244,7 +382,7 @@ fn a_value_rotated_at_its_source_is_written_to_the_secrets_that_hold_it_only() {
 fn a_failing_source_is_counted_keeps_the_last_value_and_does_not_hold_up_the_loop() {
     let _timing = common::timing();
     let (cloud, c) = setup();
-    let ctl = start(&c, &cloud);
+    let ctl = start(&c, &cloud, &AWS);
     wait_for(&ctl, "the first Secret", Duration::from_secs(20), || {
         password(&c, "web", "harbor-pull", "harbor.example.com").as_deref() == Some(OLD)
     });
@@ -325,18 +463,7 @@ fn a_failing_source_is_counted_keeps_the_last_value_and_does_not_hold_up_the_loo
 fn plan_and_drift_say_a_value_changed_at_its_source() {
     let (cloud, c) = setup();
     let with = |args: &[&str]| {
-        let mut cmd = common::regops();
-        cmd.env("AWS_ENDPOINT_URL_SECRETS_MANAGER", cloud.url())
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ACCESS_KEY_ID", cloud::ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", cloud::SECRET_KEY)
-            .env("REGOPS_CRED_PLAIN", "plain-pw-MARKER")
-            .args(args)
-            .arg("-f")
-            .arg(&c.spec)
-            .arg("--kubeconfig")
-            .arg(&c.kubeconfig)
-            .args(["--allow-secret", "aws:registry/*"]);
+        let mut cmd = regops(&c, &cloud, &AWS, args);
         let r = common::run(&mut cmd);
         assert!(
             !r.stdout.contains("MARKER") && !r.stderr.contains("MARKER"),
@@ -368,12 +495,7 @@ fn plan_and_drift_say_a_value_changed_at_its_source() {
         !first.contains(OLD) && !sha(OLD).contains(fingerprint),
         "{first}"
     );
-    cloud
-        .state
-        .lock()
-        .unwrap()
-        .aws_secrets
-        .insert("registry/harbor".into(), value(NEW));
+    (AWS.set)(&cloud, NEW);
     let plan = with(&["plan", "--output", "json"]);
     assert_eq!(plan.code, 2, "{}", plan.transcript());
     let json: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
@@ -415,10 +537,10 @@ fn a_spec_cannot_make_the_controller_read_more_often_than_the_operators_floor() 
     let (cloud, c) = setup();
     std::fs::write(
         &c.spec,
-        SPEC.replace("refreshInterval: 2s", "refreshInterval: 1s"),
+        spec(AWS.password).replace("refreshInterval: 2s", "refreshInterval: 1s"),
     )
     .unwrap();
-    let ctl = start_with(&c, &cloud, &[]);
+    let ctl = start_with(&c, &cloud, &AWS, &[]);
     wait_for(&ctl, "the first Secret", Duration::from_secs(20), || {
         password(&c, "web", "harbor-pull", "harbor.example.com").as_deref() == Some(OLD)
     });
