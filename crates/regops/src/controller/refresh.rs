@@ -59,7 +59,7 @@ pub enum Settled {
     Failed {
         kind: &'static str,
         credentials: BTreeSet<String>,
-        why: String,
+        why: crate::inputs::mint::MintError,
         retry: Duration,
     },
     /// The secret is no longer in the spec (a reload came between).
@@ -72,7 +72,7 @@ pub enum Settled {
 pub type Done = (String, Read);
 
 /// A read's value and its record, or why there is none.
-pub type Read = Result<(Zeroizing<String>, String), String>;
+pub type Read = Result<(Zeroizing<String>, String), crate::inputs::mint::MintError>;
 
 /// The schedule, and the reads in flight.
 pub struct Refresh {
@@ -167,12 +167,11 @@ impl Refresh {
             };
             let (key, source, policy) = (key.clone(), e.source.clone(), policy.clone());
             self.in_flight.spawn_blocking(move || {
-                let got = crate::inputs::secret_managers::read_blocking(&source, &policy)
-                    .map(|v| {
+                let got =
+                    crate::inputs::secret_managers::read_blocking(&source, &policy).map(|v| {
                         let record = regops_core::ownership::value_record(&key, v.as_bytes());
                         (v, record)
-                    })
-                    .map_err(|e| e.to_string());
+                    });
                 (key, got)
             });
         }
@@ -189,7 +188,12 @@ impl Refresh {
 
     /// A read of `key` ended at `now`: the next one is scheduled (after the interval, or
     /// after the backoff when it failed).
-    pub fn settle(&mut self, key: &str, ok: Result<(), String>, now: Instant) -> Settled {
+    pub fn settle(
+        &mut self,
+        key: &str,
+        ok: Result<(), crate::inputs::mint::MintError>,
+        now: Instant,
+    ) -> Settled {
         let Some(e) = self.entries.get_mut(key) else {
             return Settled::Gone;
         };
@@ -341,7 +345,11 @@ pullSecrets:
         let mut waits = Vec::new();
         let mut now = t5;
         for _ in 0..4 {
-            match r.settle(&vault, Err("HTTP 503".into()), now) {
+            match r.settle(
+                &vault,
+                Err(crate::inputs::mint::MintError::new("read", "HTTP 503")),
+                now,
+            ) {
                 Settled::Failed { kind, retry, .. } => {
                     assert_eq!(kind, "vault");
                     waits.push(retry.as_secs());
@@ -365,7 +373,11 @@ pullSecrets:
             r.take_due(now + Duration::from_secs(5)),
             std::slice::from_ref(&vault)
         );
-        match r.settle(&vault, Err("x".into()), now) {
+        match r.settle(
+            &vault,
+            Err(crate::inputs::mint::MintError::new("read", "x")),
+            now,
+        ) {
             Settled::Failed { retry, .. } => assert_eq!(retry, RETRY_FIRST, "starts over"),
             other => panic!("{other:?}"),
         }

@@ -33,7 +33,7 @@ pub enum SourceError {
     #[error("VAULT_ADDR is not set: the operator names the Vault regops reads")]
     NoVaultAddr,
     #[error("{0}")]
-    PlainHttp(String),
+    PlainHttp(crate::inputs::mint::PlainHttpRefused),
     #[error("VAULT_AUTH is `{0}`, not one of token, kubernetes, jwt")]
     UnknownVaultAuth(String),
     #[error("the answer is not JSON")]

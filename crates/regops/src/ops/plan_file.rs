@@ -195,17 +195,35 @@ pub fn files_to_record(files: &[PathBuf]) -> (Vec<String>, bool) {
     }
 }
 
+/// Why the spec files a saved plan records cannot be read from here.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordedFileError {
+    #[error("cannot tell the working directory")]
+    NoDirectory(#[source] std::io::Error),
+    #[error(
+        "the plan names its spec files inside the git repository it was made in, and this directory is in none: apply it from inside that repository"
+    )]
+    NotInRepository,
+    #[error("the plan names the spec file `{0}`, which leads outside the repository")]
+    Outside(String),
+    #[error("the plan names the spec file `{0}`")]
+    Unreadable(String, #[source] std::io::Error),
+    #[error("the plan names the spec file `{file}`, which is not a relative path below {below}")]
+    NotRelative { file: String, below: &'static str },
+}
+
 /// The spec files recorded in a saved plan, when `apply FILE` is given no `-f`: only relative
 /// paths, below the top of the repository the plan was made in (looked for from the working
 /// directory) or, for a plan made outside one, below the working directory. The plan file may
 /// come from a pull request's job, and must not name `/etc/...` to be read and quoted in a
 /// diagnostic. The files' digest is checked against the plan's before they are parsed.
-pub fn recorded_files(saved: &SavedPlan) -> Result<Vec<PathBuf>, String> {
+pub fn recorded_files(saved: &SavedPlan) -> Result<Vec<PathBuf>, RecordedFileError> {
     let base = if saved.spec.from_repository {
-        let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
-        Some(crate::inputs::provenance::repository_root(&cwd).ok_or_else(|| {
-            "the plan names its spec files inside the git repository it was made in, and this directory is in none: apply it from inside that repository".to_string()
-        })?)
+        let cwd = std::env::current_dir().map_err(RecordedFileError::NoDirectory)?;
+        Some(
+            crate::inputs::provenance::repository_root(&cwd)
+                .ok_or(RecordedFileError::NotInRepository)?,
+        )
     } else {
         None
     };
@@ -230,22 +248,20 @@ pub fn recorded_files(saved: &SavedPlan) -> Result<Vec<PathBuf>, String> {
                         let joined = b.join(&p);
                         match joined.canonicalize() {
                             Ok(real) if real.starts_with(b) => Ok(joined),
-                            Ok(_) => Err(format!(
-                                "the plan names the spec file `{f}`, which leads outside the repository"
-                            )),
-                            Err(e) => Err(format!("the plan names the spec file `{f}`: {e}")),
+                            Ok(_) => Err(RecordedFileError::Outside(f.clone())),
+                            Err(e) => Err(RecordedFileError::Unreadable(f.clone(), e)),
                         }
                     }
                 }
             } else {
-                Err(format!(
-                    "the plan names the spec file `{f}`, which is not a relative path below {}",
-                    if base.is_some() {
+                Err(RecordedFileError::NotRelative {
+                    file: f.clone(),
+                    below: if base.is_some() {
                         "the repository's top"
                     } else {
                         "this directory"
-                    }
-                ))
+                    },
+                })
             }
         })
         .collect()
@@ -384,7 +400,8 @@ pub(crate) fn stage_saved(
     }
     if opts.run.spec.files.is_empty() {
         opts.run.spec.files = recorded_files(&saved).map_err(|e| Failure::Message {
-            message: e,
+            // The names are the plan file's, which may be crafted: shown on one line.
+            message: regops_spec::untrusted::terminal(&crate::errors::sentence(&e)).into_owned(),
             help: Some("name the spec with -f".into()),
         })?;
     }

@@ -46,7 +46,7 @@ impl MintError {
 pub enum SendError {
     /// A plain-HTTP URL that may not carry a token request ([`plain_http_check`]).
     #[error("{0}")]
-    PlainHttp(String),
+    PlainHttp(PlainHttpRefused),
     #[error("{0}")]
     Tls(#[from] crate::registry::TlsError),
     #[error("bad endpoint {url}: {why}")]
@@ -204,12 +204,12 @@ const METADATA_HOSTS: &[&str] = &[
 /// Token endpoints speak HTTPS: an `http://` URL is refused unless it is on loopback (a local
 /// fake, in tests) or a cloud metadata address, whoever chose it (an environment override, a
 /// key file's `token_uri`, a registry).
-pub fn plain_http_check(url: &str) -> Result<(), String> {
+pub fn plain_http_check(url: &str) -> Result<(), PlainHttpRefused> {
     let Some(rest) = url.strip_prefix("http://") else {
         return if url.starts_with("https://") {
             Ok(())
         } else {
-            Err(format!("`{url}` is not an https:// URL"))
+            Err(PlainHttpRefused::NotHttps(url.to_string()))
         };
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
@@ -223,9 +223,18 @@ pub fn plain_http_check(url: &str) -> Result<(), String> {
     {
         return Ok(());
     }
-    Err(format!(
-        "refused to send a token request to {url} over plain HTTP: token endpoints must be https:// (only loopback and the clouds' metadata addresses may be plain HTTP)"
-    ))
+    Err(PlainHttpRefused::PlainHttp(url.to_string()))
+}
+
+/// Why [`plain_http_check`] refused a URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlainHttpRefused {
+    #[error("`{0}` is not an https:// URL")]
+    NotHttps(String),
+    #[error(
+        "refused to send a token request to {0} over plain HTTP: token endpoints must be https:// (only loopback and the clouds' metadata addresses may be plain HTTP)"
+    )]
+    PlainHttp(String),
 }
 
 /// The longest a minted token is believed to live (ECR's is 12 hours, the others' less): an
