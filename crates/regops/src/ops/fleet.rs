@@ -238,3 +238,23 @@ pub(crate) async fn read_member(
     .map_err(error)?;
     Ok((observed, target.to_string()))
 }
+
+/// Every member read and planned at once (at most the run's `cluster_concurrency`), each
+/// member's desired state and plan turned into what the command keeps by `keep`.
+pub(crate) fn plan_each<T>(
+    run: &crate::ops::options::RunOptions,
+    prepared: &crate::ops::prepared::Prepared,
+    members: &[Member],
+    keep: &(dyn Fn(regops_core::desired::Desired, regops_core::plan::Plan) -> T + Sync),
+) -> Result<Vec<Outcome<T>>, Failure> {
+    crate::cluster::retry::set_request_timeout(run.cluster.request_timeout);
+    let only = prepared.only.as_ref();
+    let limit = usize::from(run.cluster_concurrency);
+    Ok(
+        crate::cluster::client::runtime()?.block_on(each(members, limit, |m| async move {
+            let (observed, target) = read_member(m, prepared).await?;
+            let (desired, plan) = prepared.plan_with(&m.spec, &observed, &target, only).await;
+            Ok(keep(desired, plan))
+        })),
+    )
+}

@@ -13,10 +13,13 @@
 //!   once.
 //! - [`plan_file`]: `plan --out` and `apply FILE`: the spec's digest, the cluster's identity,
 //!   the plan file.
+//! - [`import`], [`rekey`], [`encrypt`]: the spec's credentials from a cluster, to new
+//!   recipients, or one password encrypted into the spec.
 //! - [`node_trust`]: the spec's `caFile`s read and rendered for the nodes; [`node_sync`]: the
 //!   node's side, writing them under the operator's allowlist.
 
 pub mod apply;
+pub mod encrypt;
 pub mod fleet;
 pub mod import;
 pub mod load;

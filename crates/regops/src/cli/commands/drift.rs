@@ -133,17 +133,11 @@ fn drift_fleet(
     members: &[crate::ops::fleet::Member],
     term: &Term,
 ) -> Result<(String, Found, ExitStatus), Failure> {
-    crate::cluster::retry::set_request_timeout(args.run.cluster.request_timeout);
-    let only = prepared.only.as_ref();
-    let limit = usize::from(args.run.cluster_concurrency);
-    let results: Vec<PerCluster<Drifted>> = crate::cluster::client::runtime()?.block_on(
-        crate::ops::fleet::each(members, limit, |m| async move {
-            let (observed, target) = crate::ops::fleet::read_member(m, prepared).await?;
-            let (desired, plan) = prepared.plan_with(&m.spec, &observed, &target, only).await;
+    let results: Vec<PerCluster<Drifted>> =
+        crate::ops::fleet::plan_each(&args.run.options(), prepared, members, &|desired, plan| {
             let drift = with_expiring(&plan, &desired, args);
-            Ok(Drifted { plan, drift })
-        }),
-    );
+            Drifted { plan, drift }
+        })?;
     let spec = prepared.loaded.name.as_str();
     term.view(
         &regops_core::fleet::FleetDriftView {

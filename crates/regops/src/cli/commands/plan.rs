@@ -117,20 +117,9 @@ fn plan_fleet(
                 }]
             }
             None => {
-                crate::cluster::retry::set_request_timeout(args.run.cluster.request_timeout);
-                let limit = usize::from(args.run.cluster_concurrency);
-                crate::cluster::client::runtime()?.block_on(crate::ops::fleet::each(
-                    members,
-                    limit,
-                    |m| async move {
-                        let (observed, target) =
-                            crate::ops::fleet::read_member(m, prepared).await?;
-                        Ok(prepared
-                            .plan_with(&m.spec, &observed, &target, only)
-                            .await
-                            .1)
-                    },
-                ))
+                crate::ops::fleet::plan_each(&args.run.options(), prepared, members, &|_, plan| {
+                    plan
+                })?
             }
         };
     let spec = prepared.loaded.name.as_str();
