@@ -176,7 +176,7 @@ fn a_malformed_saved_plan_is_located_not_quoted() {
         (
             "a string for the plan",
             format!(
-                "{{\n  \"kind\": \"SavedPlan\",\n  \"formatVersion\": \"2\",\n  \"plan\": \"{MARKER}\"\n}}\n"
+                "{{\n  \"kind\": \"SavedPlan\",\n  \"formatVersion\": \"3\",\n  \"plan\": \"{MARKER}\"\n}}\n"
             ),
             "not a saved regops plan: line 4, column",
         ),
@@ -193,7 +193,7 @@ fn a_malformed_saved_plan_is_located_not_quoted() {
         (
             "a format that is a secret",
             format!("{{\"kind\": \"SavedPlan\", \"formatVersion\": \"{MARKER}\"}}"),
-            "a saved plan of format another; this regops reads format 2",
+            "a saved plan of format another; this regops reads format 3",
         ),
     ] {
         std::fs::write(&plan, text).unwrap();
