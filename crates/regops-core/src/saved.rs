@@ -329,6 +329,21 @@ pub fn differences(saved: &Plan, now: &Plan) -> Vec<String> {
     }
     let (a, b) = (index(saved), index(now));
     let mut out = Vec::new();
+    // What is carried out is the saved plan's changes, each in turn: they must be the plan
+    // made again's, one for one and in its order, not only alike object by object.
+    fn keys(p: &Plan) -> Vec<Key<'_>> {
+        p.changes
+            .iter()
+            .map(|c| (c.kind, c.namespace.as_str(), c.name.as_str()))
+            .collect()
+    }
+    if keys(saved) != keys(now) {
+        out.push(format!(
+            "the saved plan holds {} changes, in an order of its own or repeating an object; planned again, {}",
+            saved.changes.len(),
+            now.changes.len()
+        ));
+    }
     for (k, was) in &a {
         match b.get(k) {
             None => out.push(format!(
@@ -448,6 +463,22 @@ pub fn parse(bytes: &[u8]) -> Result<SavedPlan, PlanFileError> {
             c.kind,
             regops_spec::untrusted::terminal(&c.api_version),
             c.kind.facts().api_version
+        )));
+    }
+    // One change per object, as a plan makes them: a repeated object would be carried out
+    // twice while only one of its changes is compared with the plan made again.
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(c) = saved
+        .plan
+        .changes
+        .iter()
+        .find(|c| !seen.insert((c.kind, c.namespace.as_str(), c.name.as_str())))
+    {
+        return Err(PlanFileError::Malformed(format!(
+            "it holds two changes of {} {}/{}",
+            c.kind,
+            regops_spec::untrusted::terminal(&c.namespace),
+            regops_spec::untrusted::terminal(&c.name)
         )));
     }
     saved.plan.warnings = std::mem::take(&mut saved.warnings);
@@ -752,6 +783,55 @@ mod tests {
         assert!(matches!(
             parse(doc.to_string().as_bytes()),
             Err(PlanFileError::Malformed(m)) if m == "it holds 2 writes for 1 changes"
+        ));
+    }
+
+    /// A crafted file that repeats an object (a change of the attacker's before the one that
+    /// matches the plan made again) is refused when read, and told apart when compared: only
+    /// one change per object could be compared, and both would be carried out.
+    #[test]
+    fn a_plan_that_repeats_an_object_is_refused_and_differs() {
+        let plan = workload_plan("7", "pull");
+        let mut doubled = plan.clone();
+        let mut extra = doubled.changes[0].clone();
+        extra.add = vec!["attacker".into()];
+        doubled.changes.insert(0, extra);
+        let diffs = differences(&doubled, &plan);
+        assert!(
+            diffs.iter().any(|d| d.contains("repeating an object")),
+            "{diffs:?}"
+        );
+        assert!(differences(&plan, &plan).is_empty());
+        let saved = SavedPlan {
+            workload_kinds: Vec::new(),
+            kind: KIND.into(),
+            format_version: FORMAT_VERSION.into(),
+            regops_version: "0".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            spec: SpecRecord {
+                name: "s".into(),
+                files: vec!["regops.yaml".into()],
+                from_repository: false,
+                digest: "sha256:00".into(),
+                ciphertexts: BTreeMap::new(),
+                commit: None,
+                dirty: false,
+            },
+            cluster: ClusterRecord {
+                target: "t".into(),
+                server: "https://k".into(),
+                kube_system_uid: "u".into(),
+            },
+            namespaces: Vec::new(),
+            objects: Vec::new(),
+            plan: doubled,
+            warnings: Vec::new(),
+            writes: Vec::new(),
+        };
+        let bytes = to_bytes(&saved).unwrap();
+        assert!(matches!(
+            parse(&bytes),
+            Err(PlanFileError::Malformed(m)) if m.starts_with("it holds two changes of ")
         ));
     }
 

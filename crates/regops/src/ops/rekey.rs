@@ -21,9 +21,6 @@ pub struct Rekeyed {
     pub credentials: usize,
     /// To how many recipients.
     pub recipients: usize,
-    /// Credentials read from a sops file, left alone: a sops file is encrypted to its own
-    /// recipients (its `sops.age`), and sops's `updatekeys` is the tool that changes them.
-    pub sops: Vec<String>,
 }
 
 /// The credentials rekey re-encrypts: those the spec keeps age-encrypted.
@@ -43,7 +40,9 @@ fn encrypted(loaded: &Loaded) -> Vec<&str> {
 }
 
 /// Re-encrypts every age-encrypted credential of the spec to its `recipients`, decrypting with
-/// `identities` (else the environment's and the default files).
+/// `identities` (else the environment's and the default files). Credentials read from a sops
+/// file are left alone, and said so: a sops file is encrypted to its own recipients (its
+/// `sops.age`), and sops's `updatekeys` is the tool that changes them.
 // Kept whole (over 80 lines): all-or-nothing, in order: decrypt all, encrypt all, edit and
 // verify every file, then write.
 pub fn rekey(spec: &SpecOptions, identities: &[PathBuf], term: &Term) -> Result<Rekeyed, Failure> {
@@ -58,19 +57,21 @@ pub fn rekey(spec: &SpecOptions, identities: &[PathBuf], term: &Term) -> Result<
             "the spec lists no `recipients`; rekeying would lock everyone out",
         ));
     }
-    let sops = loaded
-        .spec
-        .credentials
-        .values()
-        .filter(|c| matches!(c.password, SecretSource::Sops { .. }) || c.username_sops.is_some())
-        .map(|c| c.name.value.clone())
-        .collect();
+    // Said before anything is decrypted, so that a rekey that fails still says which
+    // credentials it would not have touched.
+    for cred in
+        loaded.spec.credentials.values().filter(|c| {
+            matches!(c.password, SecretSource::Sops { .. }) || c.username_sops.is_some()
+        })
+    {
+        term.note(&format!(
+            "credential `{}` is read from a sops file: rekey leaves it alone (run `sops updatekeys` on the file to change who can decrypt it)",
+            cred.name.value
+        ));
+    }
     let encrypted = encrypted(&loaded);
     if encrypted.is_empty() {
-        return Ok(Rekeyed {
-            sops,
-            ..Rekeyed::default()
-        });
+        return Ok(Rekeyed::default());
     }
     let logins = resolve_logins(&loaded, identities, Some(&encrypted))?;
     let mut armors: BTreeMap<&str, String> = BTreeMap::new();
@@ -136,6 +137,5 @@ pub fn rekey(spec: &SpecOptions, identities: &[PathBuf], term: &Term) -> Result<
     Ok(Rekeyed {
         credentials: encrypted.len(),
         recipients: recipients.len(),
-        sops,
     })
 }

@@ -7,11 +7,6 @@ use crate::output::Term;
 
 pub(super) fn rekey(args: RekeyArgs, term: &Term) -> Outcome {
     let done = crate::ops::rekey::rekey(&args.spec.options(), &args.identity.identity, term)?;
-    for name in &done.sops {
-        term.note(&format!(
-            "credential `{name}` is read from a sops file: rekey leaves it alone (run `sops updatekeys` on the file to change who can decrypt it)"
-        ));
-    }
     let plural = |n: usize| if n == 1 { "" } else { "s" };
     if done.credentials == 0 {
         term.note("no encrypted credentials to rekey");
