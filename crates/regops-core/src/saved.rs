@@ -330,16 +330,21 @@ pub fn differences(saved: &Plan, now: &Plan) -> Vec<String> {
     let (a, b) = (index(saved), index(now));
     let mut out = Vec::new();
     // What is carried out is the saved plan's changes, each in turn: they must be the plan
-    // made again's, one for one and in its order, not only alike object by object.
+    // made again's one for one, not only alike object by object (a repeated object would be
+    // compared once and carried out twice). Their order is not compared: a declared kind's
+    // place in the kind table, and so in the plan's order, depends on when it was read.
     fn keys(p: &Plan) -> Vec<Key<'_>> {
-        p.changes
+        let mut k: Vec<Key<'_>> = p
+            .changes
             .iter()
             .map(|c| (c.kind, c.namespace.as_str(), c.name.as_str()))
-            .collect()
+            .collect();
+        k.sort_unstable();
+        k
     }
     if keys(saved) != keys(now) {
         out.push(format!(
-            "the saved plan holds {} changes, in an order of its own or repeating an object; planned again, {}",
+            "the saved plan holds {} changes, repeating an object or not the same objects; planned again, {}",
             saved.changes.len(),
             now.changes.len()
         ));
