@@ -745,12 +745,9 @@ mod tests {
         );
     }
 
-    /// The writes read back onto their changes, and a file whose writes do not match its
-    /// changes one for one is refused.
-    #[test]
-    fn writes_read_back_onto_their_changes() {
-        let plan = workload_plan("7", "pull");
-        let saved = SavedPlan {
+    /// A saved plan of `plan`, its record made up.
+    fn saved_plan(plan: Plan) -> SavedPlan {
+        SavedPlan {
             workload_kinds: Vec::new(),
             kind: KIND.into(),
             format_version: FORMAT_VERSION.into(),
@@ -772,10 +769,18 @@ mod tests {
             },
             namespaces: Vec::new(),
             objects: Vec::new(),
-            plan: plan.clone(),
+            plan,
             warnings: Vec::new(),
             writes: Vec::new(),
-        };
+        }
+    }
+
+    /// The writes read back onto their changes, and a file whose writes do not match its
+    /// changes one for one is refused.
+    #[test]
+    fn writes_read_back_onto_their_changes() {
+        let plan = workload_plan("7", "pull");
+        let saved = saved_plan(plan.clone());
         let bytes = to_bytes(&saved).unwrap();
         let back = parse(&bytes).unwrap();
         assert_eq!(back.plan.changes, plan.changes);
@@ -807,32 +812,7 @@ mod tests {
             "{diffs:?}"
         );
         assert!(differences(&plan, &plan).is_empty());
-        let saved = SavedPlan {
-            workload_kinds: Vec::new(),
-            kind: KIND.into(),
-            format_version: FORMAT_VERSION.into(),
-            regops_version: "0".into(),
-            created: "2026-01-01T00:00:00Z".into(),
-            spec: SpecRecord {
-                name: "s".into(),
-                files: vec!["regops.yaml".into()],
-                from_repository: false,
-                digest: "sha256:00".into(),
-                ciphertexts: BTreeMap::new(),
-                commit: None,
-                dirty: false,
-            },
-            cluster: ClusterRecord {
-                target: "t".into(),
-                server: "https://k".into(),
-                kube_system_uid: "u".into(),
-            },
-            namespaces: Vec::new(),
-            objects: Vec::new(),
-            plan: doubled,
-            warnings: Vec::new(),
-            writes: Vec::new(),
-        };
+        let saved = saved_plan(doubled);
         let bytes = to_bytes(&saved).unwrap();
         assert!(matches!(
             parse(&bytes),

@@ -258,9 +258,10 @@ pub fn gcp_payload(body: &[u8]) -> Result<Zeroizing<String>, SourceError> {
     Ok(Zeroizing::new(text.to_string()))
 }
 
-/// Google's error answer (`{"error": {"code", "message", "status"}}`): `HTTP 403:
-/// PERMISSION_DENIED: Permission 'secretmanager.versions.access' denied ...`.
-fn gcp_error(reply: &Reply) -> String {
+/// A cloud's JSON error answer (`{"error": {...}}`) in words: the status, then the two
+/// fields `parts` names when present (escaped: they are the service's text), and what a 429
+/// means for `who`.
+fn error_answer(reply: &Reply, parts: [&str; 2], who: &str) -> String {
     let v = reply.json();
     let field = |k: &str| {
         v.as_ref()
@@ -270,16 +271,22 @@ fn gcp_error(reply: &Reply) -> String {
             .to_string()
     };
     let mut text = format!("HTTP {}", reply.status);
-    for part in [field("status"), field("message")] {
+    for part in parts.map(field) {
         if !part.is_empty() {
             text.push_str(": ");
             text.push_str(&regops_spec::untrusted::terminal(&part));
         }
     }
     if reply.status == 429 {
-        text.push_str(" (Google throttled the request; run again later)");
+        text.push_str(&format!(" ({who} throttled the request; run again later)"));
     }
     text
+}
+
+/// Google's error answer (`{"error": {"code", "message", "status"}}`): `HTTP 403:
+/// PERMISSION_DENIED: Permission 'secretmanager.versions.access' denied ...`.
+fn gcp_error(reply: &Reply) -> String {
+    error_answer(reply, ["status", "message"], "Google")
 }
 
 /// The secret version `src` of Google Secret Manager, with the token regops mints from
@@ -374,25 +381,7 @@ pub fn key_vault_url(src: &AzureKeyVaultSource, env: Env<'_>) -> String {
 
 /// Key Vault's error answer (`{"error": {"code", "message"}}`): `HTTP 403: Forbidden: ...`.
 fn key_vault_error(reply: &Reply) -> String {
-    let v = reply.json();
-    let field = |k: &str| {
-        v.as_ref()
-            .and_then(|v| v.pointer(&format!("/error/{k}")))
-            .and_then(|x| x.as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let mut text = format!("HTTP {}", reply.status);
-    for part in [field("code"), field("message")] {
-        if !part.is_empty() {
-            text.push_str(": ");
-            text.push_str(&regops_spec::untrusted::terminal(&part));
-        }
-    }
-    if reply.status == 429 {
-        text.push_str(" (Key Vault throttled the request; run again later)");
-    }
-    text
+    error_answer(reply, ["code", "message"], "Key Vault")
 }
 
 /// The secret `src` of Azure Key Vault, with an Entra ID token of the operator's identity
