@@ -126,9 +126,17 @@ pub fn value_record(reference: &str, value: &[u8]) -> String {
     let r = sha2::Sha256::digest(reference.as_bytes());
     let salt = [b"regops applied value 1\0".as_slice(), reference.as_bytes()].concat();
     let mut v = zeroize::Zeroizing::new([0u8; 6]);
-    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(value, &salt, VALUE_RECORD_ROUNDS, v.as_mut());
+    pbkdf2_sha256(value, &salt, VALUE_RECORD_ROUNDS, v.as_mut());
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     format!("{VALUE_RECORD_PREFIX}{}.{}", hex(&r[..4]), hex(v.as_ref()))
+}
+
+/// PBKDF2-HMAC-SHA256 (RFC 8018 §5.2) of `value`, `rounds` rounds (at least one), into `out`:
+/// ring's, whose SHA-256 is the same assembly in a debug build as in a release, so the tests
+/// and debug builds that record values do not spend seconds on each.
+fn pbkdf2_sha256(value: &[u8], salt: &[u8], rounds: u32, out: &mut [u8]) {
+    let rounds = std::num::NonZeroU32::new(rounds).unwrap_or(std::num::NonZeroU32::MIN);
+    ring::pbkdf2::derive(ring::pbkdf2::PBKDF2_HMAC_SHA256, rounds, salt, value, out);
 }
 
 /// The reference part of a value record (`sm:<reference>.<value>`).
@@ -294,7 +302,7 @@ mod tests {
     #[test]
     fn pbkdf2_is_the_standards() {
         let mut out = [0u8; 8];
-        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(b"passwd", b"salt", 1, &mut out);
+        pbkdf2_sha256(b"passwd", b"salt", 1, &mut out);
         assert_eq!(out, [0x55, 0xac, 0x04, 0x6e, 0x56, 0xe3, 0x08, 0x9f]);
     }
 

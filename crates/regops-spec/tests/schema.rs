@@ -82,7 +82,7 @@ fn example_specs() -> Vec<PathBuf> {
 
 #[test]
 fn every_example_validates_against_the_schema_and_loads() {
-    let validator = jsonschema::validator_for(&schema()).unwrap();
+    let validator = schema_check::validator_for(&schema()).unwrap();
     let examples = example_specs();
     assert!(
         examples.len() >= 3,
@@ -115,7 +115,7 @@ fn every_example_validates_against_the_schema_and_loads() {
 
 #[test]
 fn schema_rejects_what_the_decoder_rejects() {
-    let validator = jsonschema::validator_for(&schema()).unwrap();
+    let validator = schema_check::validator_for(&schema()).unwrap();
     let bad = serde_json::json!({
         "apiVersion": "regops.dev/v1", "kind": "RegistryConfig",
         "registries": { "r": { "sever": "x", "credential": "c" } },
@@ -268,7 +268,7 @@ fn decoder_errors(spec: &serde_json::Value) -> Vec<String> {
 }
 
 fn schema_errors(spec: &serde_json::Value) -> Vec<String> {
-    let validator = jsonschema::validator_for(&schema()).unwrap();
+    let validator = schema_check::validator_for(&schema()).unwrap();
     validator
         .iter_errors(spec)
         .map(|e| format!("{} at {}", e, e.instance_path()))

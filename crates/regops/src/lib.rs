@@ -19,9 +19,13 @@
 //!   - [`registry`]: logging in to a registry as `docker login` does (`regops validate`).
 //! - Shared by all: [`output`] (the only place that prints), [`failure`] (why a command failed,
 //!   shown in one place), [`errors`] (the chain of causes in words), [`atomic`] (every file
-//!   regops writes) and [`bounded`] (reading what a peer sends, capped).
-//! - `fuzz_entry` (feature `test-support`): the untrusted-input parsers behind one bytes-in
-//!   function each, for the fuzz targets and their replay in the tests.
+//!   regops writes), [`bounded`] (reading what a peer sends, capped), [`clock`] (the one clock,
+//!   which tests drive) and [`context`] (a run's clock, timeouts and limits, made once from its
+//!   options and handed down).
+//! - `fuzz_entry` (hidden): the untrusted-input parsers behind one bytes-in function each, for
+//!   the fuzz targets and their replay in the tests. Nothing in the binary calls it, so the
+//!   linker leaves it out of what ships; it is not behind a feature, so that `cargo test`
+//!   reuses the library `cargo run` built instead of building it again.
 //!
 //! The pure parts (the spec, desired state, plan, views) live in `regops-spec` and
 //! `regops-core`.
@@ -29,11 +33,13 @@
 pub mod atomic;
 pub mod bounded;
 pub mod cli;
+pub mod clock;
 pub mod cluster;
+pub mod context;
 pub mod controller;
 pub mod errors;
 pub mod failure;
-#[cfg(feature = "test-support")]
+#[doc(hidden)]
 pub mod fuzz_entry;
 pub mod inputs;
 pub mod ops;

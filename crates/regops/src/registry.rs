@@ -162,6 +162,13 @@ type HttpClient = Client<
     Empty<Bytes>,
 >;
 
+/// The client a check sends with, and how long each of its requests may take
+/// (`--request-timeout`), its answer included.
+struct Http {
+    client: HttpClient,
+    timeout: std::time::Duration,
+}
+
 /// Why HTTPS connections could not be set up: the CA file, or the TLS library.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -289,7 +296,7 @@ fn classify_error(e: &(dyn std::error::Error + 'static)) -> Verdict {
 }
 
 async fn send(
-    client: &HttpClient,
+    client: &Http,
     method: Method,
     url: &str,
     auth: Option<&str>,
@@ -309,9 +316,9 @@ async fn send(
         .body(Empty::<Bytes>::new())
         .map_err(|e| Verdict::Error(e.to_string()))?;
     // One deadline for the request and its answer (--request-timeout).
-    let deadline = crate::cluster::retry::request_timeout();
+    let deadline = client.timeout;
     let started = tokio::time::Instant::now();
-    let resp = tokio::time::timeout(deadline, client.request(req))
+    let resp = tokio::time::timeout(deadline, client.client.request(req))
         .await
         .map_err(|_| {
             Verdict::Unreachable(format!(
@@ -377,20 +384,21 @@ fn image_parts(image: &str) -> (String, String) {
 
 /// Logs in to the registry at `server` and, with `image`, checks the manifest can be pulled.
 /// Besides the verdict: notes on where the credentials went (plain HTTP, a token service on
-/// another host), for the report.
+/// another host), for the report. Each request may take `timeout`, its answer included.
 pub async fn check(
     server: &str,
     insecure: bool,
     ca_file: Option<&SpecPath>,
     login: &Login,
     image: Option<&str>,
+    timeout: std::time::Duration,
 ) -> (Verdict, Vec<String>) {
     let mut notes = Vec::new();
     if insecure {
         notes.push("plain HTTP: the credential crosses the network in clear".to_string());
     }
     let client = match client(ca_file) {
-        Ok(c) => c,
+        Ok(client) => Http { client, timeout },
         Err(e) => return (Verdict::Error(e.to_string()), notes),
     };
     let base = base_url(server, insecure);
@@ -453,7 +461,7 @@ fn realm_allowed(base: &str, realm: &str, notes: &mut Vec<String>) -> Result<(),
 // Kept whole (over 80 lines): the registry login as the protocol runs: ping, challenge, token,
 // manifest.
 async fn check_with(
-    client: &HttpClient,
+    client: &Http,
     base: &str,
     login: &Login,
     image: Option<&str>,

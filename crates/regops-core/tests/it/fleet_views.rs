@@ -148,7 +148,7 @@ fn plan_json_is_format_2_with_each_cluster_plan_and_the_total() {
     );
     // The committed schema describes it.
     let schema: Value = serde_json::from_str(&fleet::plan_json_schema()).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
+    let validator = schema_check::validator_for(&schema).unwrap();
     let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");
 }

@@ -15,3 +15,23 @@ mod minted;
 mod node_trust_plan;
 mod plan_scenarios;
 mod views;
+
+/// Runs `f` on each entry of `dir`, in order, each with its snapshots named
+/// `<test>@<entry's name>` and the entry as their input file: what `insta::glob!("dir/*", f)`
+/// does, without the globset and walkdir that insta's `glob` feature adds to the test build
+/// (globset turns on regex features the binary does not use, so `cargo test` built regex,
+/// and everything above it, again after `cargo run`).
+pub fn each_entry(dir: &std::path::Path, mut f: impl FnMut(&std::path::Path)) {
+    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    assert!(!paths.is_empty(), "nothing in {}", dir.display());
+    for path in &paths {
+        let mut settings = insta::Settings::clone_current();
+        settings.set_input_file(path);
+        settings.set_snapshot_suffix(path.file_name().unwrap().to_str().unwrap());
+        settings.bind(|| f(path));
+    }
+}

@@ -147,7 +147,7 @@ fn run_scenario(dir: &std::path::Path) -> String {
     // The JSON view is what the committed schema says (fields left out when empty included).
     let schema: serde_json::Value = serde_json::from_str(&view::json_schema()).unwrap();
     let json: serde_json::Value = serde_json::from_str(&view::json(&p)).unwrap();
-    let invalid: Vec<String> = jsonschema::validator_for(&schema)
+    let invalid: Vec<String> = schema_check::validator_for(&schema)
         .unwrap()
         .iter_errors(&json)
         .map(|e| format!("{e} at {}", e.instance_path()))
@@ -201,9 +201,14 @@ fn run_scenario(dir: &std::path::Path) -> String {
     )
 }
 
+/// The scenarios' folder.
+fn scenarios() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/scenarios")
+}
+
 #[test]
 fn plan_scenarios() {
-    insta::glob!("scenarios/*", |dir| {
+    crate::each_entry(&scenarios(), |dir| {
         insta::assert_snapshot!(run_scenario(dir));
     });
 }
@@ -213,7 +218,7 @@ fn plan_scenarios() {
 /// holds a Secret's data.
 #[test]
 fn plan_writes() {
-    insta::glob!("scenarios/*", |dir| {
+    crate::each_entry(&scenarios(), |dir| {
         let (p, logins) = scenario_plan(dir);
         let lines: Vec<String> = p
             .changes

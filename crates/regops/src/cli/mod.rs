@@ -559,8 +559,11 @@ pub struct ApplyArgs {
 impl ApplyArgs {
     /// What `--watch`'s flags ask of the controller.
     pub fn controller_options(&self) -> crate::controller::ControllerOptions {
+        let mut run = self.run.options();
+        // The controller waits for its cluster as long as it takes (its loop retries too).
+        run.cluster.connect_timeout = None;
         crate::controller::ControllerOptions {
-            run: self.run.options(),
+            run,
             json_log: self.output == Format::Json,
             healthz_stall: self.healthz_stall,
             progress_file: self.progress_file.clone(),
@@ -595,11 +598,11 @@ pub struct ClusterArgs {
     pub request_timeout: std::time::Duration,
     /// The most pages one LIST may take (500 objects a page) before regops gives up on it as
     /// a server that never ends it. With --watch, a resync's LISTs too.
-    #[arg(long, value_name = "N", default_value_t = crate::cluster::read::ListLimits::DEFAULT.pages, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = crate::context::ListLimits::DEFAULT.pages, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_list_pages: u64,
     /// The most objects one LIST may return, and one watch of --watch may hold (a watch that
     /// goes past it lists again and a full apply follows).
-    #[arg(long, value_name = "N", default_value_t = crate::cluster::read::ListLimits::DEFAULT.items, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = crate::context::ListLimits::DEFAULT.items, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_list_items: u64,
     /// How long one LIST may take, all its pages and retries included: `10m`, `90s`.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
@@ -613,8 +616,8 @@ pub struct ClusterArgs {
 
 impl ClusterArgs {
     /// The limits on each LIST, as the flags say.
-    pub fn list_limits(&self) -> crate::cluster::read::ListLimits {
-        crate::cluster::read::ListLimits {
+    pub fn list_limits(&self) -> crate::context::ListLimits {
+        crate::context::ListLimits {
             pages: self.max_list_pages,
             items: self.max_list_items,
             time: self.list_timeout,
@@ -627,7 +630,7 @@ impl ClusterArgs {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
             request_timeout: self.request_timeout,
-            connect_timeout: self.connect_timeout,
+            connect_timeout: Some(self.connect_timeout),
             list_limits: self.list_limits(),
         }
     }
@@ -1187,12 +1190,12 @@ mod tests {
                 _ => panic!("no cluster flags"),
             }
         };
-        let default = crate::cluster::read::ListLimits {
+        let default = crate::context::ListLimits {
             pages: 1_000,
             items: 500_000,
             time: std::time::Duration::from_secs(600),
         };
-        assert_eq!(crate::cluster::read::ListLimits::DEFAULT, default);
+        assert_eq!(crate::context::ListLimits::DEFAULT, default);
         for args in [
             &["regops", "plan", "-f", "x.yaml"][..],
             &["regops", "apply", "-f", "x.yaml", "--watch"],
@@ -1216,7 +1219,7 @@ mod tests {
         ]);
         assert_eq!(
             set,
-            crate::cluster::read::ListLimits {
+            crate::context::ListLimits {
                 pages: 3,
                 items: 40,
                 time: std::time::Duration::from_secs(90)

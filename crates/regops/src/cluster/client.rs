@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::cluster::Connection;
 use crate::errors::root_cause;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -95,18 +96,17 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, crate::failure::Failu
         .map_err(|e| crate::failure::Failure::caused("cannot start the async runtime", e))
 }
 
-/// Connects as the flags say (`--kubeconfig`, `--context`), on `rt`, with their request
-/// timeout.
+/// Connects as the flags say (`--kubeconfig`, `--context`), on `rt`, with the run's context.
 pub(crate) fn connect_as(
     flags: &ClusterOptions,
+    ctx: &crate::context::RunContext,
     rt: &tokio::runtime::Runtime,
-) -> Result<(kube::Client, Target), crate::failure::Failure> {
-    crate::cluster::retry::set_request_timeout(flags.request_timeout);
-    crate::cluster::retry::set_connect_timeout(Some(flags.connect_timeout));
-    Ok(rt.block_on(connect(
+) -> Result<(Connection, Target), crate::failure::Failure> {
+    let (client, target) = rt.block_on(connect(
         flags.kubeconfig.as_deref(),
         flags.context.as_deref(),
-    ))?)
+    ))?;
+    Ok((Connection::new(client, ctx.clone()), target))
 }
 
 /// How the lock's renewal connects on its own thread (a client is driven by the runtime it
@@ -487,13 +487,15 @@ pub struct Info {
 }
 
 /// Connects, asks for the version and counts namespaces (one paged LIST of metadata).
-pub async fn info(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Info, ClusterError> {
-    let (client, target) = connect(kubeconfig, context).await?;
-    let version = client
+pub async fn info(flags: &ClusterOptions) -> Result<Info, ClusterError> {
+    let (client, target) = connect(flags.kubeconfig.as_deref(), flags.context.as_deref()).await?;
+    let conn = Connection::new(client, flags.run_context());
+    let version = conn
+        .client
         .apiserver_version()
         .await
         .map_err(|e| api_error(e, &target, "get", "version", "", None))?;
-    let count = crate::cluster::read::count_namespaces(&client, &target).await?;
+    let count = crate::cluster::read::count_namespaces(&conn, &target).await?;
     Ok(Info {
         target,
         version: version.git_version,
@@ -510,8 +512,21 @@ pub struct ClusterOptions {
     pub context: Option<String>,
     /// How long one request may take before it is abandoned and retried.
     pub request_timeout: std::time::Duration,
-    /// How long a cluster never reached is retried.
-    pub connect_timeout: std::time::Duration,
+    /// How long a cluster never reached is retried; `None`: as long as the retries go (the
+    /// controller).
+    pub connect_timeout: Option<std::time::Duration>,
     /// The limits on each LIST and watch.
-    pub list_limits: crate::cluster::read::ListLimits,
+    pub list_limits: crate::context::ListLimits,
+}
+
+impl ClusterOptions {
+    /// The context of a run with these options, on the system clock.
+    pub fn run_context(&self) -> crate::context::RunContext {
+        crate::context::RunContext {
+            clock: crate::clock::system(),
+            request_timeout: self.request_timeout,
+            connect_budget: self.connect_timeout,
+            list_limits: self.list_limits,
+        }
+    }
 }

@@ -11,13 +11,16 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures::StreamExt;
-use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use regops_core::events::{Event, PassEvents, Regarding};
 use serde_json::json;
+
+use crate::cluster::Connection;
 
 /// A series not seen again for this long is over (client-go's `finishTime`).
 const FINISH: Duration = Duration::from_secs(6 * 60);
@@ -132,7 +135,7 @@ impl Recorder {
     /// Records a pass's Events, and a summary Event on `lease` for each reason past the cap.
     pub async fn record(
         &self,
-        client: &Client,
+        conn: &Connection,
         pass: PassEvents,
         lease: Option<Regarding>,
     ) -> Recorded {
@@ -148,7 +151,7 @@ impl Recorder {
             }
         }
         let now = micro_now();
-        let at = Instant::now();
+        let at = conn.ctx.clock.now();
         enum Send {
             Create(String, serde_json::Value),
             Patch(String, String, u32, String),
@@ -225,32 +228,27 @@ impl Recorder {
             }
         }
         let results: Vec<Result<bool, SendFailed>> =
-            futures::stream::iter(sends.into_iter().map(|send| {
-                let client = client.clone();
-                async move {
-                    match send {
-                        Send::Create(ns, body) => {
-                            let api: Api<k8s_openapi::api::events::v1::Event> =
-                                Api::namespaced(client, &ns);
-                            let event: k8s_openapi::api::events::v1::Event =
-                                serde_json::from_value(body)?;
-                            let pp = PostParams::default();
-                            crate::cluster::retry::retry(|| api.create(&pp, &event))
-                                .await
-                                .map(|_| true)
-                                .map_err(SendFailed::Api)
-                        }
-                        Send::Patch(ns, name, count, observed) => {
-                            let api: Api<k8s_openapi::api::events::v1::Event> =
-                                Api::namespaced(client, &ns);
-                            let body =
-                                json!({"series": {"count": count, "lastObservedTime": observed}});
-                            let (pp, patch) = (PatchParams::default(), Patch::Merge(&body));
-                            crate::cluster::retry::retry(|| api.patch(&name, &pp, &patch))
-                                .await
-                                .map(|_| false)
-                                .map_err(SendFailed::Api)
-                        }
+            futures::stream::iter(sends.into_iter().map(|send| async move {
+                match send {
+                    Send::Create(ns, body) => {
+                        let api: Api<k8s_openapi::api::events::v1::Event> = conn.namespaced(&ns);
+                        let event: k8s_openapi::api::events::v1::Event =
+                            serde_json::from_value(body)?;
+                        let pp = PostParams::default();
+                        crate::cluster::retry::retry(conn, || api.create(&pp, &event))
+                            .await
+                            .map(|_| true)
+                            .map_err(SendFailed::Api)
+                    }
+                    Send::Patch(ns, name, count, observed) => {
+                        let api: Api<k8s_openapi::api::events::v1::Event> = conn.namespaced(&ns);
+                        let body =
+                            json!({"series": {"count": count, "lastObservedTime": observed}});
+                        let (pp, patch) = (PatchParams::default(), Patch::Merge(&body));
+                        crate::cluster::retry::retry(conn, || api.patch(&name, &pp, &patch))
+                            .await
+                            .map(|_| false)
+                            .map_err(SendFailed::Api)
                     }
                 }
             }))
@@ -341,7 +339,7 @@ impl Recorder {
     /// Records the Events of one apply (nothing for a dry run: nothing was done).
     pub async fn record_apply(
         &self,
-        client: &Client,
+        conn: &Connection,
         plan: &regops_core::plan::Plan,
         report: &regops_core::report::Report,
         observed: &regops_core::observed::Observed,
@@ -354,7 +352,7 @@ impl Recorder {
             &|kind, ns, name| uids.get(&(kind, ns.to_string(), name.to_string())).cloned(),
             regops_core::events::PER_REASON,
         );
-        self.record(client, pass, lease).await
+        self.record(conn, pass, lease).await
     }
 }
 

@@ -40,6 +40,8 @@ use kube::api::{DeleteParams, PostParams, Preconditions};
 use kube::{Api, Client};
 use tokio::time::Instant;
 
+use crate::clock::SharedClock;
+use crate::cluster::Connection;
 use crate::cluster::retry::retry;
 
 #[derive(Debug, thiserror::Error)]
@@ -97,18 +99,21 @@ pub fn holder_identity() -> String {
     format!("{host}/{}", std::process::id())
 }
 
-/// When the Lease was last renewed, as milliseconds after `base` on the monotonic clock:
-/// shared by the renewal thread (which writes it) and the writers (which judge the deadline).
+/// When the Lease was last renewed, as milliseconds after `base` on the run's monotonic
+/// clock: shared by the renewal thread (which writes it) and the writers (which judge the
+/// deadline).
 #[derive(Clone)]
 struct Renewed {
+    clock: SharedClock,
     base: Instant,
     millis: Arc<AtomicU64>,
 }
 
 impl Renewed {
-    /// Renewed by a request sent at `at`.
-    fn since(at: Instant) -> Renewed {
+    /// Renewed by a request sent at `at` on `clock`.
+    fn since(clock: SharedClock, at: Instant) -> Renewed {
         Renewed {
+            clock,
             base: at,
             millis: Arc::new(AtomicU64::new(0)),
         }
@@ -127,7 +132,7 @@ impl Renewed {
 
     fn elapsed(&self) -> Duration {
         let at = self.base + Duration::from_millis(self.millis.load(Ordering::SeqCst));
-        Instant::now().saturating_duration_since(at)
+        self.clock.now().saturating_duration_since(at)
     }
 }
 
@@ -157,13 +162,14 @@ impl Held {
     pub(crate) fn for_test(lost: Arc<AtomicBool>) -> Held {
         Held {
             lost,
-            renewed: Renewed::since(Instant::now()),
+            renewed: Renewed::since(crate::clock::system(), Instant::now()),
             deadline: Duration::from_secs(3600),
         }
     }
 }
 
 pub struct Lock {
+    conn: Connection,
     api: Api<Lease>,
     name: String,
     holder: String,
@@ -173,7 +179,8 @@ pub struct Lock {
 }
 
 /// Builds the renewal's own client, on the renewal's thread and runtime (a kube client is
-/// driven by the runtime it was built on).
+/// driven by the runtime it was built on); it talks to the cluster of the connection the lock
+/// was taken through, with that run's context.
 pub type Connect = Box<
     dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Client>>>> + Send,
 >;
@@ -325,7 +332,7 @@ pub struct Settings<'a> {
 // Kept whole (over 80 lines): one loop over the Lease's states (absent, ours, someone else's
 // and live, expired), as client-go's tryAcquireOrRenew.
 pub async fn acquire(
-    client: &Client,
+    conn: &Connection,
     settings: &Settings<'_>,
     warn: &(dyn Fn(&str) + Sync),
     connect: Connect,
@@ -341,7 +348,8 @@ pub async fn acquire(
     } = *settings;
     let duration_secs = times.lease_seconds();
     let mut told = false;
-    let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let clock = conn.ctx.clock.clone();
+    let api: Api<Lease> = conn.namespaced(namespace);
     let api_err = |e: kube::Error| match e {
         kube::Error::Api(s) if s.code == 401 => LockError::Unauthorized,
         kube::Error::Api(_) => LockError::Api {
@@ -353,11 +361,11 @@ pub async fn acquire(
             detail: crate::errors::root_cause(&other),
         },
     };
-    let deadline = wait.map(|w| Instant::now() + w);
+    let deadline = wait.map(|w| clock.now() + w);
     let pp = PostParams::default();
     let mut seen: Option<Observation> = None;
     let sent = loop {
-        let existing = retry(|| api.get_opt(name)).await.map_err(api_err)?;
+        let existing = retry(conn, || api.get_opt(name)).await.map_err(api_err)?;
         // A standby's work is this wait (/healthz).
         crate::cluster::progress::beat();
         let mine = Lease {
@@ -376,11 +384,11 @@ pub async fn acquire(
         };
         // The Lease counts as renewed from when the attempt that took it was sent (see
         // `Renewed::set`): each attempt stamps it, so retries do not eat the renew deadline.
-        let mut sent = Instant::now();
+        let mut sent = clock.now();
         let taken = match &existing {
             None => {
-                retry(|| {
-                    sent = Instant::now();
+                retry(conn, || {
+                    sent = clock.now();
                     api.create(&pp, &mine)
                 })
                 .await
@@ -394,13 +402,13 @@ pub async fn acquire(
                     spec.renew_time = Some(now());
                     spec.lease_duration_seconds = Some(duration_secs);
                 }
-                retry(|| {
-                    sent = Instant::now();
+                retry(conn, || {
+                    sent = clock.now();
                     api.replace(name, &pp, &next)
                 })
                 .await
             }
-            Some(l) if Observation::expired(&mut seen, l, Instant::now()) => {
+            Some(l) if Observation::expired(&mut seen, l, clock.now()) => {
                 let previous = holder_of(l).map(str::to_string);
                 let mut next = mine.clone();
                 next.metadata.resource_version = l.metadata.resource_version.clone();
@@ -408,8 +416,8 @@ pub async fn acquire(
                 if let Some(spec) = next.spec.as_mut() {
                     spec.lease_transitions = Some(transitions.unwrap_or(0) + 1);
                 }
-                let r = retry(|| {
-                    sent = Instant::now();
+                let r = retry(conn, || {
+                    sent = clock.now();
                     api.replace(name, &pp, &next)
                 })
                 .await;
@@ -427,7 +435,7 @@ pub async fn acquire(
                     on_wait(holder_of(l).unwrap_or_default());
                     told = true;
                 }
-                if deadline.is_some_and(|d| Instant::now() >= d) {
+                if deadline.is_some_and(|d| clock.now() >= d) {
                     let spec = l.spec.clone().unwrap_or_default();
                     return Err(LockError::Held {
                         namespace: namespace.into(),
@@ -439,7 +447,7 @@ pub async fn acquire(
                             .unwrap_or_else(|| "an unknown time".into()),
                     });
                 }
-                tokio::time::sleep(poll).await;
+                clock.sleep(poll).await;
                 continue;
             }
         };
@@ -453,7 +461,7 @@ pub async fn acquire(
     };
     let held = Held {
         lost: Arc::new(AtomicBool::new(false)),
-        renewed: Renewed::since(sent),
+        renewed: Renewed::since(clock.clone(), sent),
         deadline: times.renew_deadline,
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -461,8 +469,12 @@ pub async fn acquire(
     // main thread is doing (waiting for a typed `yes`, or busy), and apply's own runtime stays
     // single-threaded.
     let renewal = {
-        let (lease_ns, lease_name, me) =
-            (namespace.to_string(), name.to_string(), holder.to_string());
+        let (lease_ns, lease_name, me, base) = (
+            namespace.to_string(),
+            name.to_string(),
+            holder.to_string(),
+            conn.clone(),
+        );
         let (held, stop) = (held.clone(), stop.clone());
         std::thread::Builder::new()
             .name("regops-lock".into())
@@ -479,8 +491,8 @@ pub async fn acquire(
                         held.lost.store(true, Ordering::SeqCst);
                         return;
                     };
-                    let api: Api<Lease> = Api::namespaced(client, &lease_ns);
-                    renew(api, lease_name, me, times, held, stop).await;
+                    let conn = base.with_client(client);
+                    renew(&conn, &lease_ns, lease_name, me, times, held, stop).await;
                 });
             })
             .map_err(|e| LockError::Api {
@@ -490,6 +502,7 @@ pub async fn acquire(
             })?
     };
     Ok(Lock {
+        conn: conn.clone(),
         api,
         name: name.to_string(),
         holder: holder.to_string(),
@@ -503,22 +516,25 @@ pub async fn acquire(
 /// when it names another holder or is gone, or when no renewal has succeeded within the renew
 /// deadline (client-go's renew loop). Each attempt gets what is left of the deadline.
 async fn renew(
-    api: Api<Lease>,
+    conn: &Connection,
+    namespace: &str,
     name: String,
     holder: String,
     times: Times,
     held: Held,
     stop: Arc<AtomicBool>,
 ) {
+    let api: Api<Lease> = conn.namespaced(namespace);
+    let clock = &conn.ctx.clock;
     let every = times.retry_period.max(Duration::from_millis(50));
     loop {
         // Wait a retry period, looking for the stop every 50 ms.
-        let until = Instant::now() + every;
-        while Instant::now() < until {
+        let until = clock.now() + every;
+        while clock.now() < until {
             if stop.load(Ordering::SeqCst) {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(50).min(every)).await;
+            clock.sleep(Duration::from_millis(50).min(every)).await;
         }
         if stop.load(Ordering::SeqCst) || held.lost() {
             held.lost.store(true, Ordering::SeqCst);
@@ -534,7 +550,7 @@ async fn renew(
             if let Some(spec) = lease.spec.as_mut() {
                 spec.renew_time = Some(now());
             }
-            let sent = Instant::now();
+            let sent = clock.now();
             // The resourceVersion read is sent back: a takeover in between is a 409.
             api.replace(&name, &PostParams::default(), &lease).await?;
             Ok(Some(sent))
@@ -582,7 +598,7 @@ impl Lock {
             }
             let _ = renewal.join();
         }
-        let Ok(Some(lease)) = retry(|| self.api.get_opt(&self.name)).await else {
+        let Ok(Some(lease)) = retry(&self.conn, || self.api.get_opt(&self.name)).await else {
             return;
         };
         if holder_of(&lease) != Some(self.holder.as_str()) {
@@ -597,7 +613,7 @@ impl Lock {
         };
         // 404 (gone already, or a retried delete whose first answer was lost) and 409 (it
         // changed hands meanwhile) both leave nothing of ours to delete.
-        let _ = retry(|| self.api.delete(&self.name, &dp)).await;
+        let _ = retry(&self.conn, || self.api.delete(&self.name, &dp)).await;
     }
 }
 
@@ -670,7 +686,8 @@ mod tests {
                         .map(|(c, _)| c)
                 })
             });
-            let lock = acquire(&client, &settings, &|_: &str| {}, connect)
+            let conn = Connection::new(client, crate::context::RunContext::default());
+            let lock = acquire(&conn, &settings, &|_: &str| {}, connect)
                 .await
                 .expect("held");
             assert!(!lock.lost());
@@ -683,6 +700,232 @@ mod tests {
             .collect();
         assert_eq!(renewals.len(), 1, "renewed once on taking it: {renewals:?}");
         assert_eq!(renewals[0].status, 200);
+    }
+
+    /// A test server (with `seed`, if any), and a runtime and connection to it whose run
+    /// goes by `clock`; the renewal connects the same way.
+    struct OnServer {
+        server: kube_test_server::TestServer,
+        _dir: tempfile::TempDir,
+        kubeconfig: std::path::PathBuf,
+        rt: tokio::runtime::Runtime,
+    }
+
+    impl OnServer {
+        fn start(seed: Option<serde_json::Value>) -> OnServer {
+            let server = kube_test_server::TestServer::start(kube_test_server::Config::default())
+                .expect("test server");
+            if let Some(obj) = seed {
+                server.seed(obj).expect("seed");
+            }
+            let dir = tempfile::tempdir().expect("tempdir");
+            let kubeconfig = dir.path().join("kubeconfig");
+            server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            OnServer {
+                server,
+                _dir: dir,
+                kubeconfig,
+                rt,
+            }
+        }
+
+        fn conn(&self, clock: SharedClock) -> Connection {
+            let (client, _) = self
+                .rt
+                .block_on(crate::cluster::client::connect(
+                    Some(&self.kubeconfig),
+                    None,
+                ))
+                .expect("client");
+            let ctx = crate::context::RunContext {
+                clock,
+                ..crate::context::RunContext::default()
+            };
+            Connection::new(client, ctx)
+        }
+
+        fn renewal(&self) -> Connect {
+            crate::cluster::client::lock_connect(Some(self.kubeconfig.clone()), None)
+        }
+
+        fn lease(&self) -> serde_json::Value {
+            self.server
+                .object("leases", "default", "regops-x")
+                .expect("the Lease")
+        }
+    }
+
+    fn settings<'a>(me: &'a str, wait: Duration) -> Settings<'a> {
+        Settings {
+            namespace: "default",
+            name: "regops-x",
+            holder: me,
+            times: Times::default(),
+            wait: Some(wait),
+            poll: Duration::from_secs(2),
+            on_wait: &|_: &str| {},
+        }
+    }
+
+    fn held_by_other() -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "regops-x", "namespace": "default"},
+            "spec": {"holderIdentity": "other/1", "leaseDurationSeconds": 15,
+                     "renewTime": "2020-01-01T00:00:00.000000Z"}
+        })
+    }
+
+    /// Waits (in real time, a few seconds at most) until `done`, while the renewal thread
+    /// moves the clock on by sleeping on it.
+    fn until(done: impl Fn() -> bool) {
+        let give_up = std::time::Instant::now() + Duration::from_secs(20);
+        while !done() && std::time::Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// A holder that stopped renewing is taken over once this process has seen its Lease
+    /// unchanged for the whole lease duration (15 s) on the run's clock, polling every retry
+    /// period: at 16 s, not before. The clock is the test's: no second of it is waited.
+    #[test]
+    fn a_silent_holder_is_taken_over_after_the_lease_duration_on_the_runs_clock() {
+        let on = OnServer::start(Some(held_by_other()));
+        let clock = crate::clock::ManualClock::new();
+        let conn = on.conn(clock.clone());
+        let me = holder_identity();
+        let told = std::sync::Mutex::new(Vec::new());
+        let warn = |m: &str| {
+            told.lock()
+                .expect("told")
+                .push((m.to_string(), clock.elapsed()));
+        };
+        let lock = on
+            .rt
+            .block_on(acquire(
+                &conn,
+                &settings(&me, Duration::from_secs(90)),
+                &warn,
+                on.renewal(),
+            ))
+            .expect("taken over");
+        let told = told.lock().expect("told").clone();
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert!(told[0].0.contains("`other/1` stopped renewing"), "{told:?}");
+        assert_eq!(told[0].1, Duration::from_secs(16), "taken over at 16 s");
+        let lease = on.lease();
+        assert_eq!(lease["spec"]["holderIdentity"], me.as_str());
+        assert_eq!(lease["spec"]["leaseTransitions"], 1);
+        on.rt.block_on(lock.release());
+    }
+
+    /// A Lease held by another is waited for up to `--lock-wait` on the run's clock, then
+    /// refused, naming its holder; nothing is written to it.
+    #[test]
+    fn another_holder_is_waited_for_up_to_the_wait_on_the_runs_clock() {
+        let on = OnServer::start(Some(held_by_other()));
+        let clock = crate::clock::ManualClock::new();
+        let conn = on.conn(clock.clone());
+        let me = holder_identity();
+        let r = on.rt.block_on(acquire(
+            &conn,
+            &settings(&me, Duration::from_secs(10)),
+            &|_: &str| {},
+            on.renewal(),
+        ));
+        let Err(LockError::Held { holder, .. }) = r else {
+            panic!("not refused as held");
+        };
+        assert_eq!(holder, "other/1");
+        assert_eq!(
+            clock.elapsed(),
+            Duration::from_secs(10),
+            "polled until the wait"
+        );
+        assert_eq!(on.lease()["spec"]["holderIdentity"], "other/1");
+        assert!(
+            on.server.log().iter().all(|l| l.verb == "get"),
+            "only read while waiting"
+        );
+    }
+
+    /// The holder renews every retry period (2 s) on the run's clock and keeps the lock: a
+    /// minute of it is 30 renewals.
+    #[test]
+    fn a_held_lock_is_renewed_every_retry_period_and_kept() {
+        let on = OnServer::start(None);
+        let clock = crate::clock::ManualClock::new();
+        let conn = on.conn(clock.clone());
+        let me = holder_identity();
+        let lock = on
+            .rt
+            .block_on(acquire(
+                &conn,
+                &settings(&me, Duration::ZERO),
+                &|_: &str| {},
+                on.renewal(),
+            ))
+            .expect("held");
+        until(|| clock.elapsed() >= Duration::from_secs(60));
+        assert!(
+            clock.elapsed() >= Duration::from_secs(60),
+            "the renewal stopped"
+        );
+        assert!(!lock.lost());
+        let renewals = on
+            .server
+            .log()
+            .iter()
+            .filter(|l| l.resource == "leases" && l.verb == "update" && l.status == 200)
+            .count();
+        assert!(
+            (29..=31).contains(&renewals),
+            "{renewals} renewals in a minute"
+        );
+        on.rt.block_on(lock.release());
+        assert!(
+            on.server.object("leases", "default", "regops-x").is_none(),
+            "released"
+        );
+    }
+
+    /// Renewals that fail (the API server answers 500) lose the lock once the renew deadline
+    /// (10 s) has passed since the last one that succeeded, on the run's clock; the Lease
+    /// still names this process, so the loss is the deadline's, as client-go's renew loop
+    /// gives up.
+    #[test]
+    fn failing_renewals_lose_the_lock_at_the_renew_deadline_on_the_runs_clock() {
+        let on = OnServer::start(None);
+        let clock = crate::clock::ManualClock::new();
+        let conn = on.conn(clock.clone());
+        let me = holder_identity();
+        let mut fault = kube_test_server::Fault::status(500);
+        fault.verb = Some("update".into());
+        fault.resource = Some("leases".into());
+        on.server.add_fault(fault);
+        let lock = on
+            .rt
+            .block_on(acquire(
+                &conn,
+                &settings(&me, Duration::ZERO),
+                &|_: &str| {},
+                on.renewal(),
+            ))
+            .expect("held");
+        until(|| lock.lost());
+        assert!(lock.lost(), "still held after {:?}", clock.elapsed());
+        let at = clock.elapsed();
+        assert!(
+            at >= Duration::from_secs(10) && at <= Duration::from_secs(13),
+            "lost at {at:?}"
+        );
+        assert_eq!(on.lease()["spec"]["holderIdentity"], me.as_str());
+        on.server.clear_faults();
+        on.rt.block_on(lock.release());
     }
 
     fn lease(holder: &str, rv: &str, renew_seconds_ago: i64) -> Lease {

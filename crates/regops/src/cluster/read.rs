@@ -8,70 +8,23 @@
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::Client;
 use kube::api::ListParams;
 use regops_core::observed::{Observed, Skipped, wire};
 use regops_core::ownership::{self, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use regops_spec::kind::ObjectKind;
 use regops_spec::{Spec, WorkloadKind};
 
+use crate::cluster::Connection;
 use crate::cluster::client::{ClusterError, Target, api_error};
 use crate::cluster::retry::retry;
 
 /// Items per LIST page.
 pub const PAGE: u32 = 500;
 
-/// How far one LIST may go: its pages, its items, its time (`--max-list-pages`,
-/// `--max-list-items`, `--list-timeout`). A server that never ends a LIST (a fresh `continue`
-/// token on every page) or that sends more than it was asked for meets one of them, and the
-/// read fails with an error naming the limit and its flag, instead of growing until it is
-/// killed. The item cap also bounds each of the controller's watches
-/// ([`crate::controller::watches`]). One command runs per process: set once, at the start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ListLimits {
-    pub pages: u64,
-    pub items: u64,
-    pub time: Duration,
-}
-
-impl ListLimits {
-    /// Far above what a real cluster needs: docs/scale.md's largest cluster (10,000 namespaces,
-    /// 50,000 Deployments) has its largest LIST at 100 pages of [`PAGE`] and its whole read in
-    /// about a second. 1,000 pages of 500 is 500,000 objects of one kind, more than three times
-    /// Kubernetes' tested limit of 150,000 pods in a cluster; the item cap is the same 500,000
-    /// (full pages meet both at once), so that a server sending pages larger than asked stops
-    /// there too, at a few hundred MB of memory. Ten minutes is 600 times that whole read.
-    pub const DEFAULT: ListLimits = ListLimits {
-        pages: 1_000,
-        items: 500_000,
-        time: Duration::from_secs(600),
-    };
-}
-
-static MAX_PAGES: AtomicU64 = AtomicU64::new(ListLimits::DEFAULT.pages);
-static MAX_ITEMS: AtomicU64 = AtomicU64::new(ListLimits::DEFAULT.items);
-static LIST_TIMEOUT_MS: AtomicU64 = AtomicU64::new(ListLimits::DEFAULT.time.as_secs() * 1000);
-
-/// Sets the limits every LIST and watch of this process keeps to (from the command's flags).
-pub fn set_list_limits(l: ListLimits) {
-    let ms = u64::try_from(l.time.as_millis()).unwrap_or(u64::MAX).max(1);
-    MAX_PAGES.store(l.pages.max(1), Ordering::Relaxed);
-    MAX_ITEMS.store(l.items.max(1), Ordering::Relaxed);
-    LIST_TIMEOUT_MS.store(ms, Ordering::Relaxed);
-}
-
-/// The limits set by [`set_list_limits`] ([`ListLimits::DEFAULT`] before).
-pub fn list_limits() -> ListLimits {
-    ListLimits {
-        pages: MAX_PAGES.load(Ordering::Relaxed),
-        items: MAX_ITEMS.load(Ordering::Relaxed),
-        time: Duration::from_millis(LIST_TIMEOUT_MS.load(Ordering::Relaxed)),
-    }
-}
+pub use crate::context::ListLimits;
 
 /// Which limit a LIST (or a watch) went past, said with the flag that raises it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,21 +135,21 @@ impl<'a> Listing<'a> {
     }
 }
 
-/// Reads every page of one LIST into `observed`, within [`list_limits`].
+/// Reads every page of one LIST into `observed`, within the run's [`ListLimits`].
 async fn list_into(
-    client: &Client,
+    conn: &Connection,
     target: &Target,
     listing: &Listing<'_>,
     params: ListParams,
     observed: &mut Observed,
 ) -> Result<(), ClusterError> {
-    let limits = list_limits();
+    let limits = conn.ctx.list_limits;
     let exceeded = |e: Exceeded| ClusterError::ListLimit {
         target: target.clone(),
         resource: listing.resource.to_string(),
         exceeded: e,
     };
-    let pages = list_pages(client, target, listing, params, observed, limits);
+    let pages = list_pages(conn, target, listing, params, observed, limits);
     match tokio::time::timeout(limits.time, pages).await {
         Ok(read) => read.map_err(|e| e.either(exceeded)),
         Err(_) => Err(exceeded(Exceeded::Time(limits.time))),
@@ -220,7 +173,7 @@ impl Stopped {
 
 /// The pages of [`list_into`], each counted against `limits` (pages and items).
 async fn list_pages(
-    client: &Client,
+    conn: &Connection,
     target: &Target,
     listing: &Listing<'_>,
     params: ListParams,
@@ -246,7 +199,7 @@ async fn list_pages(
     let spare: std::cell::Cell<Vec<u8>> = std::cell::Cell::new(Vec::new());
     let mut first = true;
     loop {
-        let bytes = retry(|| {
+        let bytes = retry(conn, || {
             let built = if listing.metadata_only {
                 request.list_metadata(&params)
             } else {
@@ -255,7 +208,8 @@ async fn list_pages(
             let mut buf = spare.take();
             async move {
                 buf.clear();
-                let body = client
+                let body = conn
+                    .client
                     .request_stream(built.map_err(kube::Error::BuildRequest)?)
                     .await?;
                 let mut body = std::pin::pin!(body);
@@ -332,7 +286,7 @@ fn places(only: Option<&BTreeSet<String>>) -> Vec<Option<&str>> {
 /// Lists the namespaces (metadata only): all, or the one `place` names (by
 /// `metadata.name`), and of those the ones `selector` selects.
 async fn list_namespaces(
-    client: &Client,
+    conn: &Connection,
     target: &Target,
     place: Option<&str>,
     selector: Option<&str>,
@@ -346,7 +300,7 @@ async fn list_namespaces(
         params = params.labels(sel);
     }
     list_into(
-        client,
+        conn,
         target,
         &Listing::of::<Namespace>("Namespace", "namespaces", "").metadata_only(),
         params,
@@ -357,9 +311,9 @@ async fn list_namespaces(
 
 /// How many namespaces the cluster has: one paged LIST of their metadata, within the limits
 /// (`regops cluster-info`).
-pub async fn count_namespaces(client: &Client, target: &Target) -> Result<usize, ClusterError> {
+pub async fn count_namespaces(conn: &Connection, target: &Target) -> Result<usize, ClusterError> {
     let mut observed = Observed::default();
-    list_namespaces(client, target, None, None, &mut observed).await?;
+    list_namespaces(conn, target, None, None, &mut observed).await?;
     Ok(observed.namespaces.len())
 }
 
@@ -382,7 +336,7 @@ pub const NAMESPACED_READ_MAX: usize = 8;
 // Kept whole (over 80 lines): the LIST calls in order, one per kind, so the request count can
 // be read off it.
 pub async fn from_cluster(
-    client: &Client,
+    conn: &Connection,
     target: &Target,
     spec: &Spec,
     spec_name: &str,
@@ -391,7 +345,7 @@ pub async fn from_cluster(
     let places = places(only);
     let mut observed = Observed::default();
     for place in &places {
-        list_namespaces(client, target, *place, None, &mut observed).await?;
+        list_namespaces(conn, target, *place, None, &mut observed).await?;
     }
     let owned = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
     // Secrets bearing a pull secret's name that regops does not own are collisions: their
@@ -418,7 +372,7 @@ pub async fn from_cluster(
     for &place in &places {
         let secrets = Listing::kind(ObjectKind::Secret, place);
         list_into(
-            client,
+            conn,
             target,
             &secrets,
             ListParams::default().labels(&owned),
@@ -435,10 +389,10 @@ pub async fn from_cluster(
             } else {
                 listing.metadata_only()
             };
-            list_into(client, target, &listing, by_name, &mut observed).await?;
+            list_into(conn, target, &listing, by_name, &mut observed).await?;
         }
         list_into(
-            client,
+            conn,
             target,
             &Listing::kind(ObjectKind::ServiceAccount, place),
             select(sas_wanted),
@@ -448,7 +402,7 @@ pub async fn from_cluster(
         for kind in spec.workload_kinds() {
             let named = kinds.contains(&kind);
             let listing = Listing::kind(ObjectKind::from(kind), place);
-            let read = list_into(client, target, &listing, select(named), &mut observed).await;
+            let read = list_into(conn, target, &listing, select(named), &mut observed).await;
             match read {
                 // A kind selected only when named (ReplicaSet) that no binding names now is
                 // read for the objects this spec marked: a binding that once named it added
@@ -464,7 +418,7 @@ pub async fn from_cluster(
         && only.is_none_or(|o| o.contains(t.namespace()))
     {
         for name in [t.config_map(), t.allow_list()] {
-            if let Some(c) = get_config_map(client, target, t.namespace(), name).await? {
+            if let Some(c) = get_config_map(conn, target, t.namespace(), name).await? {
                 observed.config_maps.push(c);
             }
         }
@@ -476,15 +430,14 @@ pub async fn from_cluster(
 /// One named ConfigMap (node trust: the one apply keeps, the operator's allowlist), with one
 /// GET; `None` when there is none.
 async fn get_config_map(
-    client: &Client,
+    conn: &Connection,
     target: &Target,
     namespace: &str,
     name: &str,
 ) -> Result<Option<regops_core::observed::ConfigMap>, ClusterError> {
     use regops_core::observed::Labels;
-    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-        kube::Api::namespaced(client.clone(), namespace);
-    let got = retry(|| api.get_opt(name))
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = conn.namespaced(namespace);
+    let got = retry(conn, || api.get_opt(name))
         .await
         .map_err(|e| api_error(e, target, "get", "configmaps", "", Some(namespace)))?;
     let labels = |m: Option<std::collections::BTreeMap<String, String>>| -> Labels {
@@ -506,20 +459,20 @@ async fn get_config_map(
 /// ServiceAccount and workload. With `only` of at most [`NAMESPACED_READ_MAX`] namespaces, the
 /// LISTs are made inside them.
 pub async fn for_import(
-    client: &Client,
+    conn: &Connection,
     target: &Target,
     only: Option<&BTreeSet<String>>,
     selector: Option<&str>,
 ) -> Result<Observed, ClusterError> {
     let mut observed = Observed::default();
     for place in &places(only) {
-        list_namespaces(client, target, *place, selector, &mut observed).await?;
+        list_namespaces(conn, target, *place, selector, &mut observed).await?;
         for ty in [
             regops_core::import::DOCKERCONFIGJSON,
             regops_core::import::DOCKERCFG,
         ] {
             list_into(
-                client,
+                conn,
                 target,
                 &Listing::kind(ObjectKind::Secret, *place),
                 ListParams::default().fields(&format!("type={ty}")),
@@ -528,7 +481,7 @@ pub async fn for_import(
             .await?;
         }
         list_into(
-            client,
+            conn,
             target,
             &Listing::kind(ObjectKind::ServiceAccount, *place),
             ListParams::default(),
@@ -537,7 +490,7 @@ pub async fn for_import(
         .await?;
         for kind in WorkloadKind::defaults() {
             list_into(
-                client,
+                conn,
                 target,
                 &Listing::kind(ObjectKind::from(kind), *place),
                 ListParams::default(),

@@ -12,6 +12,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use crate::cluster::Connection;
+
 /// Whether a failed request is worth repeating, and after how long at the least.
 fn transient(e: &kube::Error) -> Option<Option<Duration>> {
     match e {
@@ -27,56 +29,6 @@ fn transient(e: &kube::Error) -> Option<Option<Duration>> {
 }
 
 const ATTEMPTS: u32 = 8;
-
-/// How long a cluster never reached is retried (`--connect-timeout`), in ms; 0: as long as
-/// the retries go.
-static CONNECT_BUDGET_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(5_000);
-/// Whether a request of this process has been answered (read where no cluster's flag is in
-/// scope: a run on one cluster, the lock's renewal thread).
-static CONNECTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-tokio::task_local! {
-    /// Whether the cluster this task's requests go to has answered one ([`for_cluster`]).
-    static REACHED: std::sync::Arc<std::sync::atomic::AtomicBool>;
-}
-
-/// Runs `f` with its requests counted as made to one cluster, whose `reached` flag says
-/// whether it has ever answered: in a fleet, one cluster answering does not give another that
-/// was never reached the full retries instead of `--connect-timeout`.
-pub async fn for_cluster<F: Future>(
-    reached: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    f: F,
-) -> F::Output {
-    REACHED.scope(reached, f).await
-}
-
-/// Whether the cluster of this task's requests has answered one.
-fn reached() -> bool {
-    REACHED
-        .try_with(|r| r.load(std::sync::atomic::Ordering::Relaxed))
-        .unwrap_or_else(|_| CONNECTED.load(std::sync::atomic::Ordering::Relaxed))
-}
-
-fn mark_reached() {
-    let _ = REACHED.try_with(|r| r.store(true, std::sync::atomic::Ordering::Relaxed));
-    CONNECTED.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// How long a cluster never reached is retried: `None` for as long as the retries go (the
-/// controller).
-pub fn set_connect_timeout(d: Option<Duration>) {
-    let ms = d.map_or(0, |d| {
-        u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-    });
-    CONNECT_BUDGET_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
-}
-
-fn connect_budget() -> Option<Duration> {
-    match CONNECT_BUDGET_MS.load(std::sync::atomic::Ordering::Relaxed) {
-        0 => None,
-        ms => Some(Duration::from_millis(ms)),
-    }
-}
 
 /// Whether `e` is a failure to reach the server at all (nothing was sent).
 fn is_connect_error(e: &kube::Error) -> bool {
@@ -133,21 +85,6 @@ fn not_sent() -> kube::Error {
     )))
 }
 
-/// The time one request may take before it is abandoned and retried (`--request-timeout`).
-/// One command runs per process, so this is set once, at the start.
-static TIMEOUT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(30_000);
-
-pub fn set_request_timeout(d: Duration) {
-    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
-    TIMEOUT_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// The time one request may take: to the cluster, to a registry, to a cloud token endpoint
-/// (answer included).
-pub fn request_timeout() -> Duration {
-    Duration::from_millis(TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed))
-}
-
 /// How long to wait before a retry: the backoff, or longer where the server asked (429's
 /// Retry-After), but never longer than `cap` (the request timeout).
 fn wait_before_retry(at_least: Option<Duration>, backoff: Duration, cap: Duration) -> Duration {
@@ -168,14 +105,17 @@ fn jitter(attempt: u32) -> f64 {
 
 /// Runs `op` until it succeeds, fails for good, or has failed `ATTEMPTS` times: 429 (after
 /// Retry-After), 5xx, connection errors and timeouts are retried after a capped exponential
-/// backoff with jitter (100 ms doubling to 3 s).
-pub async fn retry<T, F, Fut>(mut op: F) -> Result<T, kube::Error>
+/// backoff with jitter (100 ms doubling to 3 s). The request timeout, the connect budget and
+/// the clock the backoff is waited on are `conn`'s run's.
+pub async fn retry<T, F, Fut>(conn: &Connection, mut op: F) -> Result<T, kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
 {
+    let ctx = &conn.ctx;
+    let request_timeout = ctx.request_timeout;
     let mut attempt = 0;
-    let started = tokio::time::Instant::now();
+    let started = ctx.clock.now();
     loop {
         if fence_lost() {
             return Err(not_sent());
@@ -184,10 +124,11 @@ where
         // when the renew deadline passes is abandoned rather than waited for.
         let limit = FENCE
             .try_with(crate::cluster::lock::Held::remaining)
-            .map_or(request_timeout(), |left| left.min(request_timeout()));
+            .map_or(request_timeout, |left| left.min(request_timeout));
+        // The request itself is timed on the real clock: it waits on a real socket.
         let err = match tokio::time::timeout(limit, op()).await {
             Ok(Ok(v)) => {
-                mark_reached();
+                conn.mark_reached();
                 return Ok(v);
             }
             Ok(Err(e)) => e,
@@ -208,11 +149,13 @@ where
             .min(Duration::from_secs(3));
         // A server's Retry-After is honoured up to the request timeout: a hostile one asking
         // for 4,000,000,000 s must not hold a run for its whole --list-timeout.
-        let wait = wait_before_retry(at_least, backoff, request_timeout());
+        let wait = wait_before_retry(at_least, backoff, request_timeout);
         // A cluster never reached: give up once the connect budget is spent.
-        if !reached()
+        if !conn.reached()
             && is_connect_error(&err)
-            && connect_budget().is_some_and(|b| started.elapsed() + wait > b)
+            && ctx
+                .connect_budget
+                .is_some_and(|b| ctx.clock.now().saturating_duration_since(started) + wait > b)
         {
             return Err(err);
         }
@@ -224,7 +167,7 @@ where
                 attempt + 1,
             )
         });
-        tokio::time::sleep(wait).await;
+        ctx.clock.sleep(wait).await;
     }
 }
 
@@ -248,9 +191,10 @@ mod tests {
         let lost = Arc::new(AtomicBool::new(false));
         let held = crate::cluster::lock::Held::for_test(lost.clone());
         let sent = Arc::new(AtomicU32::new(0));
+        let conn = Connection::for_test(crate::context::RunContext::default());
         let r: Result<(), kube::Error> = fenced(
             Some(held),
-            retry(|| {
+            retry(&conn, || {
                 let (sent, lost) = (sent.clone(), lost.clone());
                 async move {
                     sent.fetch_add(1, Ordering::SeqCst);
@@ -270,9 +214,10 @@ mod tests {
     #[tokio::test]
     async fn without_a_fence_a_transient_failure_is_retried() {
         let sent = Arc::new(AtomicU32::new(0));
+        let conn = Connection::for_test(crate::context::RunContext::default());
         let r: Result<(), kube::Error> = fenced(
             None,
-            retry(|| {
+            retry(&conn, || {
                 let sent = sent.clone();
                 async move {
                     if sent.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -286,6 +231,63 @@ mod tests {
         .await;
         assert!(r.is_ok());
         assert_eq!(sent.load(Ordering::SeqCst), 2);
+    }
+
+    fn refused() -> kube::Error {
+        kube::Error::Service(Box::new(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )))
+    }
+
+    /// Sends `refused` until `retry` gives up; how many attempts it made, and how far the
+    /// run's clock moved meanwhile (all of it the backoff: the clock moves only when slept on).
+    async fn attempts_until_given_up(conn: &Connection) -> (u32, Duration) {
+        let clock = crate::clock::ManualClock::new();
+        let conn = Connection {
+            ctx: crate::context::RunContext {
+                clock: clock.clone(),
+                ..conn.ctx.clone()
+            },
+            ..conn.clone()
+        };
+        let sent = Arc::new(AtomicU32::new(0));
+        let r: Result<(), kube::Error> = retry(&conn, || {
+            let sent = sent.clone();
+            async move {
+                sent.fetch_add(1, Ordering::SeqCst);
+                Err(refused())
+            }
+        })
+        .await;
+        assert!(is_connect_error(&r.unwrap_err()));
+        (sent.load(Ordering::SeqCst), clock.elapsed())
+    }
+
+    /// A cluster never reached is given up once `--connect-timeout` has passed on the run's
+    /// clock (kubectl fails at once); one that has answered, or the controller's (no budget),
+    /// gets every attempt. The clock is the test's, so the seconds of backoff take none.
+    #[tokio::test]
+    async fn a_cluster_never_reached_is_retried_for_the_connect_budget_on_the_runs_clock() {
+        let ctx = crate::context::RunContext {
+            connect_budget: Some(Duration::from_secs(2)),
+            ..crate::context::RunContext::default()
+        };
+        let (attempts, waited) = attempts_until_given_up(&Connection::for_test(ctx.clone())).await;
+        assert!(waited <= Duration::from_secs(2), "waited {waited:?}");
+        assert!((2..ATTEMPTS).contains(&attempts), "{attempts} attempts");
+
+        let reached = Connection::for_test(ctx.clone());
+        reached.mark_reached();
+        let (attempts, waited) = attempts_until_given_up(&reached).await;
+        assert_eq!(attempts, ATTEMPTS);
+        assert!(waited > Duration::from_secs(2), "waited {waited:?}");
+
+        let controller = crate::context::RunContext {
+            connect_budget: None,
+            ..ctx
+        };
+        let (attempts, _) = attempts_until_given_up(&Connection::for_test(controller)).await;
+        assert_eq!(attempts, ATTEMPTS);
     }
 
     /// A 429 asking to wait 4,000,000,000 s is waited on for the request timeout at most

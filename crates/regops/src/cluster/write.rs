@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::{Api, Client};
 use regops_core::desired::Desired;
 use regops_core::observed::{Observed, Workload};
 use regops_core::ownership::{self, KUBESPHERE_ANNOTATION, MANAGED_BY_LABEL, SPEC_ANNOTATION};
@@ -34,6 +34,7 @@ use regops_spec::kind::ObjectKind;
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
+use crate::cluster::Connection;
 use crate::cluster::retry::retry;
 use crate::errors::describe;
 
@@ -98,7 +99,7 @@ struct SecretOut<'a> {
 }
 
 async fn write_secret(
-    client: &Client,
+    conn: &Connection,
     c: &Change,
     out: SecretOut<'_>,
     opts: &Options,
@@ -107,7 +108,7 @@ async fn write_secret(
     if c.action == Action::Replace {
         // The Secret to adopt is the one the plan read (by uid); one made anew since is not.
         let adopting = w.adopt_uid.as_deref();
-        match delete_if_still_ours(client, c, opts, adopting).await {
+        match delete_if_still_ours(conn, c, opts, adopting).await {
             // Gone since the plan: the create below is all there is to do.
             Ok(Deleted::Now | Deleted::Already) => {}
             Err(NotWritten::Failed(why)) => {
@@ -133,16 +134,16 @@ async fn write_secret(
     // replacement's delete, where one someone created meanwhile must not be taken).
     pp.force = opts.force_conflicts || w.force;
     pp.dry_run = opts.dry_run;
-    match apply_secret(client, c, out, None, pp.clone()).await {
+    match apply_secret(conn, c, out, None, pp.clone()).await {
         Ok(uid) => {
-            drop_last_applied(client, c, w, opts).await?;
+            drop_last_applied(conn, c, w, opts).await?;
             Ok((None, uid))
         }
         Err(e) if namespace_terminating(&e) => {
             Err(NotWritten::Skipped("its namespace is being deleted".into()))
         }
         Err(e) if is_apply_conflict(&e) && !pp.force && w.restore => {
-            restore_secret(client, c, out, opts, pp, &e).await
+            restore_secret(conn, c, out, opts, pp, &e).await
         }
         Err(e) => Err(describe(&e).into()),
     }
@@ -153,15 +154,15 @@ async fn write_secret(
 /// manager (the `conflict`), and is undone. Ownership is checked again on a fresh read, and
 /// the forced apply is bound to the version read, so nothing that changed since is taken.
 async fn restore_secret(
-    client: &Client,
+    conn: &Connection,
     c: &Change,
     out: SecretOut<'_>,
     opts: &Options,
     pp: PatchParams,
     conflict: &kube::Error,
 ) -> SecretWritten {
-    let api: Api<Secret> = Api::namespaced(client.clone(), &c.namespace);
-    let fresh = retry(|| api.get_metadata(&c.name))
+    let api: Api<Secret> = conn.namespaced(&c.namespace);
+    let fresh = retry(conn, || api.get_metadata(&c.name))
         .await
         .map_err(|e| describe(&e))?;
     if !still_owned(&fresh.metadata, &opts.spec) {
@@ -187,7 +188,7 @@ async fn restore_secret(
         .collect();
     let mut forced = pp;
     forced.force = true;
-    let uid = apply_secret(client, c, out, fresh.metadata.resource_version, forced)
+    let uid = apply_secret(conn, c, out, fresh.metadata.resource_version, forced)
         .await
         .map_err(|e| describe(&e))?;
     let note = if others.is_empty() {
@@ -198,7 +199,7 @@ async fn restore_secret(
             others.join(", ")
         )
     };
-    drop_last_applied(client, c, out.write, opts).await?;
+    drop_last_applied(conn, c, out.write, opts).await?;
     Ok((Some(note), uid))
 }
 
@@ -206,7 +207,7 @@ async fn restore_secret(
 /// Secret made with `kubectl apply`): a merge patch, as server-side apply cannot remove what
 /// another field manager set.
 async fn drop_last_applied(
-    client: &Client,
+    conn: &Connection,
     c: &Change,
     w: &SecretWrite,
     opts: &Options,
@@ -222,7 +223,7 @@ async fn drop_last_applied(
     let body = bodies::without_last_applied();
     let patch = Patch::Merge(&body);
     let request = kube::core::Request::new(ObjectKind::Secret.collection_path(Some(&c.namespace)));
-    retry(|| send(client, request.patch(&c.name, &pp, &patch)))
+    retry(conn, || send(conn, request.patch(&c.name, &pp, &patch)))
         .await
         .map(|_| ())
         .map_err(|e| {
@@ -236,7 +237,7 @@ async fn drop_last_applied(
 
 /// One server-side apply of a Secret, retried on transient failures.
 async fn apply_secret(
-    client: &Client,
+    conn: &Connection,
     c: &Change,
     out: SecretOut<'_>,
     resource_version: Option<String>,
@@ -251,14 +252,14 @@ async fn apply_secret(
     };
     let patch = Patch::Apply(&body);
     let request = kube::core::Request::new(ObjectKind::Secret.collection_path(Some(&c.namespace)));
-    retry(|| send(client, request.patch(&c.name, &pp, &patch))).await
+    retry(conn, || send(conn, request.patch(&c.name, &pp, &patch))).await
 }
 
 /// Sends a write and reads its answer, keeping only the object's uid (for the Events about
 /// it): the answer is neither held nor deserialised into an object (a Secret's would hold its
 /// data); it passes through a buffer zeroized on drop, and only `metadata.uid` is picked out.
 async fn send(
-    client: &Client,
+    conn: &Connection,
     request: Result<hyper::Request<Vec<u8>>, kube::core::request::Error>,
 ) -> Result<Option<String>, kube::Error> {
     #[derive(serde::Deserialize)]
@@ -269,7 +270,8 @@ async fn send(
     struct Meta {
         uid: Option<String>,
     }
-    let body = client
+    let body = conn
+        .client
         .request_stream(request.map_err(kube::Error::BuildRequest)?)
         .await?;
     let mut body = std::pin::pin!(body);
@@ -309,7 +311,7 @@ const ANSWER_LIMIT: usize = 2 << 20;
 /// it is absent or carries this spec's marks. An update is bound to the version the plan read
 /// (which carried the marks), so one changed since is not written over (409: plan again).
 async fn write_config_map(
-    client: &Client,
+    conn: &Connection,
     c: &Change,
     w: &ConfigMapWrite,
     opts: &Options,
@@ -321,7 +323,7 @@ async fn write_config_map(
     let patch = Patch::Apply(&body);
     let request =
         kube::core::Request::new(ObjectKind::ConfigMap.collection_path(Some(&c.namespace)));
-    match retry(|| send(client, request.patch(&c.name, &pp, &patch))).await {
+    match retry(conn, || send(conn, request.patch(&c.name, &pp, &patch))).await {
         Ok(_) => Ok(None),
         Err(e) if namespace_terminating(&e) => {
             Err(NotWritten::Skipped("its namespace is being deleted".into()))
@@ -333,12 +335,12 @@ async fn write_config_map(
 /// The list as planned, written with the resourceVersion it was read at; on 409 read again,
 /// the change's additions and removals applied to what was read, and written again.
 async fn write_service_account(
-    client: &Client,
+    conn: &Connection,
     c: &Change,
     w: &ServiceAccountWrite,
     opts: &Options,
 ) -> Written {
-    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &c.namespace);
+    let api: Api<ServiceAccount> = conn.namespaced(&c.namespace);
     let mut list: Vec<String> = w.entries.iter().map(|e| e.to_string()).collect();
     let mut rv: Option<String> = w.resource_version.as_deref().map(Into::into);
     for _ in 0..5 {
@@ -356,13 +358,13 @@ async fn write_service_account(
         let request = kube::core::Request::new(
             ObjectKind::ServiceAccount.collection_path(Some(&c.namespace)),
         );
-        match retry(|| send(client, request.patch(&c.name, &pp, &merge))).await {
+        match retry(conn, || send(conn, request.patch(&c.name, &pp, &merge))).await {
             Ok(_) => return Ok(None),
             Err(kube::Error::Api(s)) if s.code == 404 => {
                 return Err(NotWritten::Skipped("deleted since the plan read it".into()));
             }
             Err(kube::Error::Api(s)) if s.code == 409 => {
-                let fresh = match retry(|| api.get(&c.name)).await {
+                let fresh = match retry(conn, || api.get(&c.name)).await {
                     Ok(f) => f,
                     Err(kube::Error::Api(s)) if s.code == 404 => {
                         return Err(NotWritten::Skipped("deleted since the plan read it".into()));
@@ -390,7 +392,7 @@ async fn write_service_account(
 
 /// A workload as it is now, for a write that must be redone against the latest version.
 async fn read_workload(
-    client: &Client,
+    conn: &Connection,
     kind: ObjectKind,
     namespace: &str,
     name: &str,
@@ -400,11 +402,11 @@ async fn read_workload(
         let req = request
             .get(name, &kube::api::GetParams::default())
             .map_err(kube::Error::BuildRequest)?;
-        client
+        conn.client
             .request::<regops_core::observed::wire::Object>(req)
             .await
     };
-    match retry(get).await {
+    match retry(conn, get).await {
         Ok(obj) => {
             let mut o = Observed::default();
             o.push(0, Some(kind.as_str()), obj, &mut Vec::new());
@@ -423,7 +425,7 @@ async fn read_workload(
 // Kept whole (over 80 lines): one retry loop: build, apply, and on a conflict read and merge
 // again; its state is the loop's.
 async fn write_workload(
-    client: &Client,
+    conn: &Connection,
     c: &Change,
     w: &WorkloadWrite,
     opts: &Options,
@@ -465,10 +467,10 @@ async fn write_workload(
         pp.force = opts.force_conflicts || (shared && rv.is_some());
         pp.dry_run = opts.dry_run;
         let patch = Patch::Apply(&body);
-        match retry(|| send(client, request.patch(&c.name, &pp, &patch))).await {
+        match retry(conn, || send(conn, request.patch(&c.name, &pp, &patch))).await {
             Ok(_) => return Ok(None),
             Err(kube::Error::Api(s)) if s.code == 409 && shared => {
-                let Some(fresh) = read_workload(client, kind, &c.namespace, &c.name)
+                let Some(fresh) = read_workload(conn, kind, &c.namespace, &c.name)
                     .await
                     .map_err(|e| describe(&e))?
                 else {
@@ -487,7 +489,7 @@ async fn write_workload(
             // A server-side apply to a workload deleted since the plan would create one from
             // regops' few fields; the API server refuses it as invalid (422). Nothing to do.
             Err(kube::Error::Api(s)) if s.code == 422 || s.code == 404 => {
-                return match read_workload(client, kind, &c.namespace, &c.name).await {
+                return match read_workload(conn, kind, &c.namespace, &c.name).await {
                     Ok(None) => Err(NotWritten::Skipped("deleted since the plan read it".into())),
                     _ => Err(describe(&kube::Error::Api(s)).into()),
                 };
@@ -505,8 +507,8 @@ async fn write_workload(
     )
 }
 
-async fn delete_secret(client: &Client, c: &Change, opts: &Options) -> Written {
-    match delete_if_still_ours(client, c, opts, None).await? {
+async fn delete_secret(conn: &Connection, c: &Change, opts: &Options) -> Written {
+    match delete_if_still_ours(conn, c, opts, None).await? {
         Deleted::Now => Ok(None),
         Deleted::Already => Err(NotWritten::Skipped("already gone".into())),
     }
@@ -524,13 +526,13 @@ enum Deleted {
 /// delete bound to what was read (uid and resourceVersion), so nothing that changed since the
 /// plan read it is deleted.
 async fn delete_if_still_ours(
-    client: &Client,
+    conn: &Connection,
     c: &Change,
     opts: &Options,
     adopting: Option<&str>,
 ) -> Result<Deleted, NotWritten> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), &c.namespace);
-    let fresh = match retry(|| api.get_metadata(&c.name)).await {
+    let api: Api<Secret> = conn.namespaced(&c.namespace);
+    let fresh = match retry(conn, || api.get_metadata(&c.name)).await {
         Ok(f) => f,
         Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Deleted::Already),
         Err(e) => return Err(describe(&e).into()),
@@ -551,7 +553,7 @@ async fn delete_if_still_ours(
         }),
         ..DeleteParams::default()
     };
-    match retry(|| api.delete(&c.name, &dp)).await {
+    match retry(conn, || api.delete(&c.name, &dp)).await {
         Ok(_) => Ok(Deleted::Now),
         // Gone by the time the delete arrived (or deleted by a first try whose answer was
         // lost): what was asked for is done.
@@ -629,7 +631,7 @@ fn mismatch(c: &Change) -> NotWritten {
 
 /// What every write of one apply reads: the client, the Secrets' data, the flags.
 struct Run<'a> {
-    client: &'a Client,
+    conn: &'a Connection,
     data: &'a SecretData<'a>,
     opts: &'a Options,
     progress: &'a (dyn Fn(&ItemResult) + Sync),
@@ -662,7 +664,7 @@ impl Run<'_> {
         let key = (c.namespace.as_str(), c.name.as_str());
         let r = match (planned(c), self.data.0.get(&key)) {
             (Ok(Write::Secret(write)), Some(data)) => {
-                write_secret(self.client, c, SecretOut { write, data }, self.opts).await
+                write_secret(self.conn, c, SecretOut { write, data }, self.opts).await
             }
             (Ok(_), None) => Err("internal: no data derived for this Secret"
                 .to_string()
@@ -685,7 +687,7 @@ impl Run<'_> {
             Some(item) => item,
             None => {
                 let r = match planned(c) {
-                    Ok(Write::ConfigMap(w)) => write_config_map(self.client, c, w, self.opts).await,
+                    Ok(Write::ConfigMap(w)) => write_config_map(self.conn, c, w, self.opts).await,
                     Ok(_) => Err(mismatch(c)),
                     Err(e) => Err(e),
                 };
@@ -717,10 +719,10 @@ impl Run<'_> {
                         held.join(", ")
                     )))
                 } else {
-                    write_service_account(self.client, c, w, self.opts).await
+                    write_service_account(self.conn, c, w, self.opts).await
                 }
             }
-            Ok(Write::Workload(w)) => write_workload(self.client, c, w, self.opts, blocked).await,
+            Ok(Write::Workload(w)) => write_workload(self.conn, c, w, self.opts, blocked).await,
             Ok(_) => Err(mismatch(c)),
             Err(e) => Err(e),
         };
@@ -732,7 +734,7 @@ impl Run<'_> {
             item
         } else if self.opts.prune {
             let r = match planned(c) {
-                Ok(Write::Delete) => delete_secret(self.client, c, self.opts).await,
+                Ok(Write::Delete) => delete_secret(self.conn, c, self.opts).await,
                 Ok(_) => Err(mismatch(c)),
                 Err(e) => Err(e),
             };
@@ -749,7 +751,7 @@ impl Run<'_> {
 /// object as it finishes.
 // Kept whole (over 80 lines): the three phases in apply order, each waiting for the last.
 pub async fn run(
-    client: &Client,
+    conn: &Connection,
     plan: &Plan,
     data: &SecretData<'_>,
     opts: &Options,
@@ -757,7 +759,7 @@ pub async fn run(
     lock_lost: &(dyn Fn() -> bool + Sync),
 ) -> Report {
     let run = Run {
-        client,
+        conn,
         data,
         opts,
         progress,

@@ -47,12 +47,6 @@ use crate::output::{Log, Term};
 use metrics::{Metrics, Pass, Scope};
 use watches::{Prints, Queue, RETRY_FIRST, RETRY_MAX, Work};
 
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 /// What the controller (`apply --watch`) is told when it is built.
 #[derive(Clone, Debug)]
 pub struct ControllerOptions {
@@ -82,7 +76,7 @@ pub(crate) struct Controller<'a> {
     args: &'a ControllerOptions,
     term: &'a Term,
     log: Log,
-    client: kube::Client,
+    conn: crate::cluster::Connection,
     target: crate::cluster::client::Target,
     prepared: Prepared,
     /// The cluster of the spec's `clusters` this controller works on, if the spec lists any.
@@ -143,7 +137,7 @@ impl<'a> Controller<'a> {
     pub(crate) fn new(
         args: &'a ControllerOptions,
         term: &'a Term,
-        (client, target): (kube::Client, crate::cluster::client::Target),
+        (conn, target): (crate::cluster::Connection, crate::cluster::client::Target),
         spec: Spec,
         session: crate::ops::session::Session,
     ) -> Self {
@@ -157,14 +151,14 @@ impl<'a> Controller<'a> {
             args.secret_refresh,
             Instant::now(),
         );
-        metrics.secret_sources_read(&refresh.kinds(), unix_now());
+        metrics.secret_sources_read(&refresh.kinds(), conn.ctx.clock.unix_secs());
         Controller {
             args,
             term,
             log: Log {
                 json: args.json_log,
             },
-            client,
+            conn,
             target,
             prepared: spec.prepared,
             cluster: spec.cluster,
@@ -269,7 +263,7 @@ impl Controller<'_> {
         let lease = format!("{}/{}", session.lease_namespace, session.lease_name);
         self.log
             .info(&format!("taking the Lease {lease} as `{}`", session.holder));
-        let acquire = session.take_lease(&self.client, connect, &waiting);
+        let acquire = session.take_lease(&self.conn, connect, &waiting);
         let stopped = async {
             while !self.stop.load(Ordering::SeqCst) {
                 self.queue.wait().await;
@@ -395,7 +389,7 @@ impl Controller<'_> {
         let watched = watches::watched(&self.prepared.loaded.spec);
         let mut wait = RETRY_FIRST;
         let versions = loop {
-            match watches::versions(&self.client, &watched).await {
+            match watches::versions(&self.conn, &watched).await {
                 Ok(v) => break v,
                 Err(e) => {
                     self.log.error(&format!(
@@ -425,7 +419,7 @@ impl Controller<'_> {
         for (w, version) in watched.into_iter().zip(versions) {
             let stop = Arc::new(AtomicBool::new(false));
             let task = tokio::spawn(watches::run(
-                self.client.clone(),
+                self.conn.clone(),
                 w,
                 version,
                 shared.clone(),
@@ -505,7 +499,7 @@ impl Controller<'_> {
                     Instant::now(),
                 );
                 self.metrics
-                    .secret_sources_read(&self.refresh.kinds(), unix_now());
+                    .secret_sources_read(&self.refresh.kinds(), self.conn.ctx.clock.unix_secs());
                 self.holders.clear();
                 self.spec_print = print;
                 self.rejected_print = None;
@@ -561,7 +555,7 @@ impl Controller<'_> {
         };
         let loaded = &self.prepared.loaded;
         let read = crate::cluster::read::from_cluster(
-            &self.client,
+            &self.conn,
             &self.target,
             &loaded.spec,
             &loaded.name,
@@ -604,8 +598,7 @@ impl Controller<'_> {
         // sees every token; a namespace pass may hold one newly minted (a token that failed
         // and was asked for again), which must not wait for the next full pass.
         let due = desired.renew_at.map(|at| {
-            let wait =
-                u64::try_from(at.saturating_sub(crate::ops::prepared::unix_now())).unwrap_or(0);
+            let wait = u64::try_from(at.saturating_sub(self.conn.ctx.unix_now())).unwrap_or(0);
             Instant::now() + Duration::from_secs(wait.max(1))
         });
         self.renew_at = if scope == Scope::Full {
@@ -698,7 +691,8 @@ impl Controller<'_> {
                 ));
             }
             refresh::Settled::Read { kind, credentials } => {
-                self.metrics.secret_source_read(kind, unix_now());
+                self.metrics
+                    .secret_source_read(kind, self.conn.ctx.clock.unix_secs());
                 let Ok((value, record)) = got else { return };
                 let mut changed = Vec::new();
                 for name in credentials {
@@ -821,7 +815,7 @@ impl Controller<'_> {
         let written = self
             .session
             .write(
-                &self.client,
+                &self.conn,
                 plan,
                 desired,
                 observed,
@@ -860,8 +854,11 @@ impl Controller<'_> {
                 .iter()
                 .filter(|c| c.action != Action::Noop)
                 .count();
-            self.metrics
-                .full_sync(changes, plan.conflicts.len(), (failed == 0).then(unix_now));
+            self.metrics.full_sync(
+                changes,
+                plan.conflicts.len(),
+                (failed == 0).then(|| self.conn.ctx.clock.unix_secs()),
+            );
             if !self.metrics.ready() {
                 self.log.info("first full apply ended: ready");
             }
@@ -919,7 +916,7 @@ impl Controller<'_> {
         let halt = || lock.lost() || stop.load(Ordering::SeqCst);
         let recycled = crate::cluster::retry::fenced(
             Some(lock.held()),
-            recycle::recycle(&self.client, provided, &mut self.limiter, &told, &halt),
+            recycle::recycle(&self.conn, provided, &mut self.limiter, &told, &halt),
         )
         .await;
         match recycled {

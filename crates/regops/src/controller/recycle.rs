@@ -18,11 +18,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use kube::Client;
 use kube::api::{DeleteParams, ListParams, Preconditions};
 use regops_core::image::ImageRef;
 use serde::Deserialize;
 
+use crate::cluster::Connection;
 use crate::cluster::retry::retry;
 
 /// The waiting reasons of a container that cannot pull its image (kubelet's
@@ -169,7 +169,7 @@ impl Limiter {
 }
 
 async fn list(
-    client: &Client,
+    conn: &Connection,
     namespace: Option<&str>,
     params: ListParams,
 ) -> Result<Vec<Pod>, kube::Error> {
@@ -177,7 +177,7 @@ async fn list(
         Some(ns) => format!("/api/v1/namespaces/{ns}/pods"),
         None => "/api/v1/pods".to_string(),
     };
-    let limits = crate::cluster::read::list_limits();
+    let limits = conn.ctx.list_limits;
     let exceeded = |e: crate::cluster::read::Exceeded| {
         kube::Error::Service(Box::new(std::io::Error::other(format!(
             "the API server's LIST of pods {e}"
@@ -190,9 +190,9 @@ async fn list(
         loop {
             // Each page within the size of a LIST page, the LIST within its pages, objects
             // and time (`--max-list-*`, `--list-timeout`), as every read of the cluster.
-            let page: PodList = retry(|| async {
+            let page: PodList = retry(conn, || async {
                 let req = request.list(&params).map_err(kube::Error::BuildRequest)?;
-                let body = client.request_stream(req).await?;
+                let body = conn.client.request_stream(req).await?;
                 let mut body = std::pin::pin!(body);
                 let mut buf = Vec::new();
                 crate::bounded::read_to_end(&mut body, &mut buf, crate::bounded::PAGE_LIMIT)
@@ -233,7 +233,7 @@ async fn list(
 /// deletion (the Lease lost, or a stop asked): once true, nothing more is deleted. Returns how
 /// many were deleted.
 pub async fn recycle(
-    client: &Client,
+    conn: &Connection,
     namespaces: &[(String, Vec<String>)],
     limiter: &mut Limiter,
     log: &(dyn Fn(&str) + Sync),
@@ -246,12 +246,12 @@ pub async fn recycle(
     let pods = if namespaces.len() <= NAMESPACED_MAX {
         let mut all = Vec::new();
         for (ns, _) in namespaces {
-            all.extend(list(client, Some(ns), pending.clone()).await?);
+            all.extend(list(conn, Some(ns), pending.clone()).await?);
         }
         all
     } else {
         let wanted: BTreeSet<&str> = namespaces.iter().map(|(n, _)| n.as_str()).collect();
-        let mut all = list(client, None, pending).await?;
+        let mut all = list(conn, None, pending).await?;
         all.retain(|p| wanted.contains(p.metadata.namespace.as_str()));
         all
     };
@@ -271,8 +271,7 @@ pub async fn recycle(
         if halt() {
             break;
         }
-        let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
-            kube::Api::namespaced(client.clone(), &s.namespace);
+        let api: kube::Api<k8s_openapi::api::core::v1::Pod> = conn.namespaced(&s.namespace);
         let dp = DeleteParams {
             preconditions: Some(Preconditions {
                 uid: s.uid.clone(),
@@ -280,7 +279,7 @@ pub async fn recycle(
             }),
             ..DeleteParams::default()
         };
-        match retry(|| api.delete(&s.name, &dp)).await {
+        match retry(conn, || api.delete(&s.name, &dp)).await {
             Ok(_) => {
                 deleted += 1;
                 log(&format!(

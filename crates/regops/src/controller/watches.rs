@@ -32,7 +32,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use kube::Client;
 use kube::api::{ListParams, WatchParams};
 use regops_core::fingerprint;
 use regops_core::observed::{Observed, wire};
@@ -41,6 +40,7 @@ use regops_spec::kind::ObjectKind;
 use regops_spec::{Spec, WorkloadKind};
 use serde::Deserialize;
 
+use crate::cluster::Connection;
 use crate::controller::metrics::Metrics;
 
 /// Up to this many namespaces are planned together in one fast pass (each is read with
@@ -486,20 +486,20 @@ struct ListHeadMeta {
 
 /// The resourceVersion to watch from: a one-item LIST's, read within the size of one watch
 /// event and the time a LIST may take (`--list-timeout`).
-async fn current_version(client: &Client, w: &Watched) -> Result<String, kube::Error> {
+async fn current_version(conn: &Connection, w: &Watched) -> Result<String, kube::Error> {
     let request = kube::core::Request::new(w.path.as_str());
     let mut lp = ListParams::default().limit(1);
     if let Some(l) = &w.labels {
         lp = lp.labels(l);
     }
-    let read = crate::cluster::retry::retry(|| async {
+    let read = crate::cluster::retry::retry(conn, || async {
         let req = if w.metadata_only {
             request.list_metadata(&lp)
         } else {
             request.list(&lp)
         }
         .map_err(kube::Error::BuildRequest)?;
-        let body = client.request_stream(req).await?;
+        let body = conn.client.request_stream(req).await?;
         let mut body = std::pin::pin!(body);
         let mut buf = Vec::new();
         crate::bounded::read_to_end(&mut body, &mut buf, crate::bounded::EVENT_LIMIT)
@@ -508,7 +508,7 @@ async fn current_version(client: &Client, w: &Watched) -> Result<String, kube::E
         let head: ListHead = serde_json::from_slice(&buf).map_err(kube::Error::SerdeError)?;
         Ok(head.metadata.resource_version)
     });
-    let time = crate::cluster::read::list_limits().time;
+    let time = conn.ctx.list_limits.time;
     tokio::time::timeout(time, read).await.map_err(|_| {
         kube::Error::Service(Box::new(std::io::Error::other(format!(
             "the LIST {}",
@@ -558,7 +558,7 @@ pub struct Shared {
 /// Watches one resource until `stop`, touching the queue with each namespace an event calls
 /// for; starts from `version` (taken before the full apply the caller runs next).
 pub async fn run(
-    client: Client,
+    conn: Connection,
     w: Watched,
     mut version: String,
     shared: Shared,
@@ -578,11 +578,11 @@ pub async fn run(
     // client-go's reflector does after a watch error.
     const RELIST_AFTER: u32 = 3;
     let mut failures = 0;
-    let cap = crate::cluster::read::list_limits().items;
+    let cap = conn.ctx.list_limits.items;
     let mut over_cap = Backoff::new();
     while !stop.load(Ordering::SeqCst) {
         let ended = watch_once(
-            &client,
+            &conn,
             &w,
             &request,
             &params,
@@ -635,7 +635,7 @@ pub async fn run(
                     }
                 ));
                 loop {
-                    match current_version(&client, &w).await {
+                    match current_version(&conn, &w).await {
                         Ok(v) => {
                             version = v;
                             break;
@@ -659,7 +659,7 @@ pub async fn run(
 /// One watch request, read line by line (one event per line) to its end, or until it would
 /// hold more than `--max-list-items` objects.
 async fn watch_once(
-    client: &Client,
+    conn: &Connection,
     w: &Watched,
     request: &kube::core::Request,
     params: &WatchParams,
@@ -676,7 +676,7 @@ async fn watch_once(
         Ok(r) => r,
         Err(e) => return Ended::Failed(e.to_string()),
     };
-    let body = match client.request_stream(req).await {
+    let body = match conn.client.request_stream(req).await {
         Ok(b) => b,
         Err(kube::Error::Api(s)) if s.code == 410 => return Ended::Expired,
         Err(e) => return Ended::Failed(crate::errors::describe(&e)),
@@ -686,7 +686,7 @@ async fn watch_once(
         + SILENCE_GRACE;
     let mut body = std::pin::pin!(body);
     let mut line = Vec::new();
-    let cap = usize::try_from(crate::cluster::read::list_limits().items).unwrap_or(usize::MAX);
+    let cap = usize::try_from(conn.ctx.list_limits.items).unwrap_or(usize::MAX);
     loop {
         let next = crate::bounded::next_line(&mut body, &mut line, crate::bounded::EVENT_LIMIT);
         match tokio::time::timeout_at(deadline, next).await {
@@ -744,10 +744,10 @@ async fn watch_once(
 }
 
 /// The resourceVersion each watch starts from, read before the full apply that follows.
-pub async fn versions(client: &Client, watched: &[Watched]) -> Result<Vec<String>, kube::Error> {
+pub async fn versions(conn: &Connection, watched: &[Watched]) -> Result<Vec<String>, kube::Error> {
     let mut out = Vec::with_capacity(watched.len());
     for w in watched {
-        out.push(current_version(client, w).await?);
+        out.push(current_version(conn, w).await?);
     }
     Ok(out)
 }

@@ -62,8 +62,8 @@ pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/servicea
 /// SDKs' name for its override), else `AWS_ENDPOINT_URL`, else
 /// `https://secretsmanager.<region>.<partition's domain>`.
 pub fn aws_endpoint(region: &str, env: Env<'_>) -> String {
-    env("AWS_ENDPOINT_URL_SECRETS_MANAGER")
-        .or_else(|| env("AWS_ENDPOINT_URL"))
+    env.var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+        .or_else(|| env.var("AWS_ENDPOINT_URL"))
         .map(|u| u.trim_end_matches('/').to_string())
         .unwrap_or_else(|| {
             format!(
@@ -133,6 +133,7 @@ pub async fn aws_secret(
             ("x-amz-target", "secretsmanager.GetSecretValue"),
         ],
         Zeroizing::new(aws_request_body(src).into_bytes()),
+        env,
     )
     .await
     .map_err(|e| MintError::new(&step, e))?;
@@ -197,7 +198,7 @@ fn with_json_key(
 /// (gcloud's name for its override, `api_endpoint_overrides/secretmanager`), else
 /// `https://secretmanager.googleapis.com`.
 pub fn gcp_endpoint(env: Env<'_>) -> String {
-    env("CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER")
+    env.var("CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER")
         .filter(|u| !u.is_empty())
         .map(|u| {
             let u = u.trim_end_matches('/');
@@ -299,7 +300,7 @@ pub async fn gcp_secret(
     let token = crate::inputs::mint::gcp::mint(env).await?;
     let url = gcp_access_url(&src.name.value, env);
     let step = format!("Secret Manager access of {}", src.name.value);
-    let mut req = Request::get(&url).header(
+    let mut req = Request::get(&url, env).header(
         "authorization",
         format!("Bearer {}", token.password.expose_secret()),
     );
@@ -326,7 +327,7 @@ pub struct KeyVaultCloud {
 /// `login.microsoftonline.us` AzureUSGovernment (`vault.usgovcloudapi.net`), any other (the
 /// default `login.microsoftonline.com`) the public cloud (`vault.azure.net`).
 pub fn key_vault_cloud(env: Env<'_>) -> KeyVaultCloud {
-    let authority = env("AZURE_AUTHORITY_HOST").unwrap_or_default();
+    let authority = env.var("AZURE_AUTHORITY_HOST").unwrap_or_default();
     let host = authority
         .split("://")
         .nth(1)
@@ -359,7 +360,10 @@ pub fn key_vault_cloud(env: Env<'_>) -> KeyVaultCloud {
 /// in it replaced by the vault's name. The names were held to Azure's rules when the spec was
 /// read ([`regops_spec::rules::azure_vault_name`]): no `.`, `/`, `@` or `%` in them.
 pub fn key_vault_url(src: &AzureKeyVaultSource, env: Env<'_>) -> String {
-    let base = match env("REGOPS_AZURE_KEY_VAULT_URL").filter(|u| !u.is_empty()) {
+    let base = match env
+        .var("REGOPS_AZURE_KEY_VAULT_URL")
+        .filter(|u| !u.is_empty())
+    {
         Some(template) => template
             .trim_end_matches('/')
             .replace("{vault}", &src.vault.value),
@@ -399,7 +403,8 @@ pub async fn azure_secret(
         "Key Vault get of the secret {} in {}",
         src.secret.value, src.vault.value
     );
-    let mut req = Request::get(&url).header("authorization", format!("Bearer {}", token.as_str()));
+    let mut req =
+        Request::get(&url, env).header("authorization", format!("Bearer {}", token.as_str()));
     req.timeout = READ_TIMEOUT;
     let reply = req.send().await.map_err(|e| MintError::new(&step, e))?;
     if !reply.ok() {
@@ -418,7 +423,8 @@ pub async fn azure_secret(
 
 /// The operator's Vault: `VAULT_ADDR` (https unless loopback), never the spec's.
 fn vault_addr(env: Env<'_>) -> Result<String, SourceError> {
-    let addr = env("VAULT_ADDR")
+    let addr = env
+        .var("VAULT_ADDR")
         .filter(|a| !a.is_empty())
         .ok_or(SourceError::NoVaultAddr)?;
     let addr = addr.trim_end_matches('/').to_string();
@@ -452,12 +458,12 @@ fn vault_auth(policy: &Policy, env: Env<'_>) -> Result<VaultAuth, SourceError> {
     if let Some(a) = policy.vault_auth {
         return Ok(a);
     }
-    if let Some(name) = env("VAULT_AUTH").filter(|a| !a.is_empty()) {
+    if let Some(name) = env.var("VAULT_AUTH").filter(|a| !a.is_empty()) {
         return VaultAuth::from_name(&name).ok_or(SourceError::UnknownVaultAuth(
             regops_spec::untrusted::terminal(&name).to_string(),
         ));
     }
-    Ok(if env("VAULT_TOKEN").is_some_and(|t| !t.is_empty()) {
+    Ok(if env.var("VAULT_TOKEN").is_some_and(|t| !t.is_empty()) {
         VaultAuth::Token
     } else {
         VaultAuth::Kubernetes
@@ -486,7 +492,8 @@ async fn vault_token(
         vault_auth(policy, env).map_err(|e| MintError::new("find a Vault token", e.to_string()))?;
     let (method, file_var, mount_var, default_mount) = match auth {
         VaultAuth::Token => {
-            return env("VAULT_TOKEN")
+            return env
+                .var("VAULT_TOKEN")
                 .filter(|t| !t.is_empty())
                 .map(Zeroizing::new)
                 .ok_or_else(|| {
@@ -508,7 +515,7 @@ async fn vault_token(
     let Some(role) = policy
         .vault_role
         .clone()
-        .or_else(|| env("VAULT_ROLE"))
+        .or_else(|| env.var("VAULT_ROLE"))
         .filter(|r| !r.is_empty())
     else {
         return Err(MintError::new(
@@ -520,10 +527,12 @@ async fn vault_token(
             },
         ));
     };
-    let file = env(file_var).unwrap_or_else(|| SERVICE_ACCOUNT_TOKEN.to_string());
+    let file = env
+        .var(file_var)
+        .unwrap_or_else(|| SERVICE_ACCOUNT_TOKEN.to_string());
     let jwt = crate::inputs::mint::read_file(&file)
         .map_err(|e| MintError::new(&step, format!("the token to log in with, {file}: {e}")))?;
-    let mount = env(mount_var).unwrap_or_else(|| default_mount.into());
+    let mount = env.var(mount_var).unwrap_or_else(|| default_mount.into());
     regops_spec::rules::vault_path(&mount)
         .map_err(|why| MintError::new(&step, format!("{mount_var}: {why}")))?;
     let url = format!("{addr}/v1/auth/{mount}/login");
@@ -532,9 +541,9 @@ async fn vault_token(
             .to_string()
             .into_bytes(),
     );
-    let mut req = Request::post(&url, "application/json", body);
+    let mut req = Request::post(&url, "application/json", body, env);
     req.timeout = READ_TIMEOUT;
-    if let Some(ns) = env("VAULT_NAMESPACE").filter(|n| !n.is_empty()) {
+    if let Some(ns) = env.var("VAULT_NAMESPACE").filter(|n| !n.is_empty()) {
         req = req.header("x-vault-namespace", ns);
     }
     let reply = req.send().await.map_err(|e| MintError::new(&step, e))?;
@@ -565,9 +574,9 @@ pub async fn vault_secret(
         src.mount(),
         src.path.value
     );
-    let mut req = Request::get(&url).header("x-vault-token", token.as_str());
+    let mut req = Request::get(&url, env).header("x-vault-token", token.as_str());
     req.timeout = READ_TIMEOUT;
-    if let Some(ns) = env("VAULT_NAMESPACE").filter(|n| !n.is_empty()) {
+    if let Some(ns) = env.var("VAULT_NAMESPACE").filter(|n| !n.is_empty()) {
         req = req.header("x-vault-namespace", ns);
     }
     let reply = req.send().await.map_err(|e| MintError::new(&step, e))?;
@@ -654,19 +663,21 @@ pub fn read_blocking(
                 .enable_all()
                 .build()
                 .map_err(|e| MintError::new("start the async runtime", e.to_string()))?;
-            let env = |k: &str| std::env::var(k).ok();
+            // Each read is capped at READ_TIMEOUT, whatever the run's request timeout.
+            let ctx = crate::context::RunContext::default();
+            let env = Env::process(&ctx);
             rt.block_on(async {
                 match source {
                     SecretSource::AwsSecretsManager {
                         aws_secrets_manager,
-                    } => aws_secret(aws_secrets_manager, &env).await,
+                    } => aws_secret(aws_secrets_manager, env).await,
                     SecretSource::GcpSecretManager { gcp_secret_manager } => {
-                        gcp_secret(gcp_secret_manager, &env).await
+                        gcp_secret(gcp_secret_manager, env).await
                     }
                     SecretSource::AzureKeyVault { azure_key_vault } => {
-                        azure_secret(azure_key_vault, &env).await
+                        azure_secret(azure_key_vault, env).await
                     }
-                    SecretSource::Vault { vault } => vault_secret(vault, policy, &env).await,
+                    SecretSource::Vault { vault } => vault_secret(vault, policy, env).await,
                     _ => Err(MintError::new(
                         "read a secret",
                         "its password is not in a secret manager",
@@ -704,21 +715,24 @@ mod tests {
     fn secrets_manager_endpoints_follow_the_partition_and_the_override() {
         let none = |_: &str| None;
         assert_eq!(
-            aws_endpoint("eu-west-1", &none),
+            aws_endpoint("eu-west-1", Env::vars(&none)),
             "https://secretsmanager.eu-west-1.amazonaws.com"
         );
         assert_eq!(
-            aws_endpoint("cn-north-1", &none),
+            aws_endpoint("cn-north-1", Env::vars(&none)),
             "https://secretsmanager.cn-north-1.amazonaws.com.cn"
         );
         assert_eq!(
-            aws_endpoint("us-gov-west-1", &none),
+            aws_endpoint("us-gov-west-1", Env::vars(&none)),
             "https://secretsmanager.us-gov-west-1.amazonaws.com"
         );
         let env = |k: &str| {
             (k == "AWS_ENDPOINT_URL_SECRETS_MANAGER").then(|| "http://127.0.0.1:9/".to_string())
         };
-        assert_eq!(aws_endpoint("eu-west-1", &env), "http://127.0.0.1:9");
+        assert_eq!(
+            aws_endpoint("eu-west-1", Env::vars(&env)),
+            "http://127.0.0.1:9"
+        );
     }
 
     #[test]
@@ -760,12 +774,12 @@ mod tests {
     fn vault_is_the_operators_and_https_unless_loopback() {
         let env = |addr: &'static str| move |k: &str| (k == "VAULT_ADDR").then(|| addr.to_string());
         assert_eq!(
-            vault_addr(&env("https://vault.example.com:8200/")).unwrap(),
+            vault_addr(Env::vars(&env("https://vault.example.com:8200/"))).unwrap(),
             "https://vault.example.com:8200"
         );
-        assert!(vault_addr(&env("http://127.0.0.1:8200")).is_ok());
-        assert!(vault_addr(&env("http://vault.example.com:8200")).is_err());
-        assert!(vault_addr(&|_: &str| None).is_err());
+        assert!(vault_addr(Env::vars(&env("http://127.0.0.1:8200"))).is_ok());
+        assert!(vault_addr(Env::vars(&env("http://vault.example.com:8200"))).is_err());
+        assert!(vault_addr(Env::vars(&|_: &str| None)).is_err());
     }
 
     #[test]
@@ -834,7 +848,10 @@ mod tests {
     fn secret_managers_endpoint_is_googles_unless_the_operator_moves_it() {
         let none = |_: &str| None;
         assert_eq!(
-            gcp_access_url("projects/p-123456/secrets/s/versions/latest", &none),
+            gcp_access_url(
+                "projects/p-123456/secrets/s/versions/latest",
+                Env::vars(&none)
+            ),
             "https://secretmanager.googleapis.com/v1/projects/p-123456/secrets/s/versions/latest:access"
         );
         // gcloud's override names the service's root, with or without its version.
@@ -843,7 +860,7 @@ mod tests {
                 (k == "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER").then(|| o.to_string())
             };
             assert_eq!(
-                gcp_access_url("projects/p-123456/secrets/s/versions/2", &env),
+                gcp_access_url("projects/p-123456/secrets/s/versions/2", Env::vars(&env)),
                 "http://127.0.0.1:9/v1/projects/p-123456/secrets/s/versions/2:access"
             );
         }
@@ -883,14 +900,14 @@ mod tests {
             ),
         ] {
             let env = authority(a);
-            assert_eq!(key_vault_url(&src, &env), url, "{a}");
-            assert_eq!(key_vault_cloud(&env).scope, scope, "{a}");
+            assert_eq!(key_vault_url(&src, Env::vars(&env)), url, "{a}");
+            assert_eq!(key_vault_cloud(Env::vars(&env)).scope, scope, "{a}");
         }
         let none = |_: &str| None;
-        assert_eq!(key_vault_cloud(&none).suffix, "vault.azure.net");
+        assert_eq!(key_vault_cloud(Env::vars(&none)).suffix, "vault.azure.net");
         let v = "0123456789abcdef0123456789abcdef";
         assert_eq!(
-            key_vault_url(&kv("myvault", "s", Some(v)), &none),
+            key_vault_url(&kv("myvault", "s", Some(v)), Env::vars(&none)),
             format!("https://myvault.vault.azure.net/secrets/s/{v}?api-version=7.4")
         );
         let env = |k: &str| {
@@ -898,7 +915,7 @@ mod tests {
                 .then(|| "http://127.0.0.1:9/kv/{vault}/".to_string())
         };
         assert_eq!(
-            key_vault_url(&src, &env),
+            key_vault_url(&src, Env::vars(&env)),
             "http://127.0.0.1:9/kv/myvault/secrets/registry-harbor?api-version=7.4"
         );
     }
@@ -916,21 +933,27 @@ mod tests {
                 _ => None,
             }
         };
-        assert_eq!(vault_auth(&p(None), &env(None, true)), Ok(VaultAuth::Token));
         assert_eq!(
-            vault_auth(&p(None), &env(None, false)),
+            vault_auth(&p(None), Env::vars(&env(None, true))),
+            Ok(VaultAuth::Token)
+        );
+        assert_eq!(
+            vault_auth(&p(None), Env::vars(&env(None, false))),
             Ok(VaultAuth::Kubernetes)
         );
         assert_eq!(
-            vault_auth(&p(None), &env(Some("jwt"), true)),
+            vault_auth(&p(None), Env::vars(&env(Some("jwt"), true))),
             Ok(VaultAuth::Jwt)
         );
         assert_eq!(
-            vault_auth(&p(Some(VaultAuth::Kubernetes)), &env(Some("jwt"), true)),
+            vault_auth(
+                &p(Some(VaultAuth::Kubernetes)),
+                Env::vars(&env(Some("jwt"), true))
+            ),
             Ok(VaultAuth::Kubernetes)
         );
         assert_eq!(
-            vault_auth(&p(None), &env(Some("oidc"), true)),
+            vault_auth(&p(None), Env::vars(&env(Some("oidc"), true))),
             Err(SourceError::UnknownVaultAuth("oidc".into()))
         );
     }

@@ -6,6 +6,7 @@ use futures::StreamExt;
 
 use regops_core::fleet::{Applied, ClusterFailure, PerCluster};
 
+use crate::cluster::Connection;
 use crate::cluster::lock::{Connect, Lock};
 use crate::failure::Failure;
 use crate::ops::fleet::error;
@@ -35,7 +36,7 @@ pub(crate) fn session(opts: &ApplyOptions, spec: &str) -> Result<Session, Failur
 pub(crate) async fn take_lease(
     session: &Session,
     lock: &LockOptions,
-    client: &kube::Client,
+    conn: &Connection,
     connect: Connect,
     cluster: Option<&str>,
     term: &Term,
@@ -62,7 +63,7 @@ pub(crate) async fn take_lease(
         warn: &warn,
     };
     session
-        .take_lease(client, connect, &waiting)
+        .take_lease(conn, connect, &waiting)
         .await
         .map_err(|e| Failure::Message {
             help: e.help(),
@@ -79,12 +80,16 @@ pub(crate) fn stage_cluster(
     opts: &ApplyOptions,
     prepared: &Prepared,
     term: &Term,
-) -> Result<(kube::Client, Staged), Failure> {
-    let (client, target) = crate::cluster::client::connect_as(&opts.run.cluster, rt)?;
+) -> Result<(Connection, Staged), Failure> {
+    let (client, target) = rt.block_on(crate::cluster::client::connect(
+        opts.run.cluster.kubeconfig.as_deref(),
+        opts.run.cluster.context.as_deref(),
+    ))?;
+    let conn = Connection::new(client, prepared.ctx.clone());
     let loaded = &prepared.loaded;
     let read = async || {
         let observed = crate::cluster::read::from_cluster(
-            &client,
+            &conn,
             &target,
             &loaded.spec,
             &loaded.name,
@@ -98,14 +103,14 @@ pub(crate) fn stage_cluster(
         opts.run.cluster.kubeconfig.clone(),
         opts.run.cluster.context.clone(),
     );
-    let take = async || take_lease(session, &opts.lock, &client, connect, None, term).await;
+    let take = async || take_lease(session, &opts.lock, &conn, connect, None, term).await;
     let staged = rt.block_on(session.stage(read, take))?;
-    Ok((client, staged))
+    Ok((conn, staged))
 }
 
 /// One cluster of a fleet apply: its client and what the session staged.
 pub(crate) struct Reached {
-    pub client: kube::Client,
+    pub conn: Connection,
     pub staged: Staged,
 }
 
@@ -119,10 +124,10 @@ async fn stage(
     term: &Term,
 ) -> Result<Reached, ClusterFailure> {
     let only = prepared.only.as_ref();
-    let (client, target) = m.connect().await.map_err(error)?;
+    let (conn, target) = m.connect(&prepared.ctx).await.map_err(error)?;
     let read = async || {
         let observed =
-            crate::cluster::read::from_cluster(&client, &target, &m.spec, &session.spec, only)
+            crate::cluster::read::from_cluster(&conn, &target, &m.spec, &session.spec, only)
                 .await
                 .map_err(error)?;
         let (desired, plan) = prepared
@@ -131,19 +136,12 @@ async fn stage(
         Ok((observed, desired, plan))
     };
     let take = async || {
-        take_lease(
-            session,
-            lock,
-            &client,
-            m.lock_connect(),
-            Some(&m.name),
-            term,
-        )
-        .await
-        .map_err(error)
+        take_lease(session, lock, &conn, m.lock_connect(), Some(&m.name), term)
+            .await
+            .map_err(error)
     };
     let staged = session.stage(read, take).await?;
-    Ok(Reached { client, staged })
+    Ok(Reached { conn, staged })
 }
 
 /// Every cluster of a fleet read and planned at once (at most `limit`), each under its own
@@ -200,10 +198,10 @@ async fn write(
     progress: &Progress,
     term: &Term,
 ) -> Applied {
-    let Reached { client, staged } = r;
+    let Reached { conn, staged } = r;
     let written = session
         .write(
-            &client,
+            &conn,
             &staged.plan,
             &staged.desired,
             &staged.observed,

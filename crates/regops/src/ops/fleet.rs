@@ -19,16 +19,22 @@ pub(crate) struct Member {
     pub(crate) context: String,
     pub(crate) kubeconfig: Option<PathBuf>,
     pub(crate) spec: regops_spec::Spec,
-    /// Whether the cluster has answered a request of this run (`retry::for_cluster`).
-    reached: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Member {
+    /// Connects to this cluster, with the run's context. Each connection knows whether its
+    /// own cluster has answered: one answering says nothing of another.
     pub(crate) async fn connect(
         &self,
-    ) -> Result<(kube::Client, crate::cluster::client::Target), crate::cluster::client::ClusterError>
-    {
-        crate::cluster::client::connect(self.kubeconfig.as_deref(), Some(&self.context)).await
+        ctx: &crate::context::RunContext,
+    ) -> Result<
+        (crate::cluster::Connection, crate::cluster::client::Target),
+        crate::cluster::client::ClusterError,
+    > {
+        let (client, target) =
+            crate::cluster::client::connect(self.kubeconfig.as_deref(), Some(&self.context))
+                .await?;
+        Ok((crate::cluster::Connection::new(client, ctx.clone()), target))
     }
 
     /// How the lock's renewal thread connects to this cluster.
@@ -139,7 +145,6 @@ pub(crate) fn members(
             context: c.context().to_string(),
             kubeconfig: own.or_else(|| kubeconfig.map(Path::to_path_buf)),
             spec: regops_spec::fleet::for_cluster(spec, &c.name.value),
-            reached: std::sync::Arc::default(),
         });
     }
     if !refused.is_empty() {
@@ -162,15 +167,10 @@ where
     F: Fn(&'m Member) -> Fut,
     Fut: Future<Output = Result<T, ClusterFailure>>,
 {
-    // Each member's requests are its own cluster's: one answering says nothing of another.
-    let results: Vec<Result<T, ClusterFailure>> = futures::stream::iter(
-        members
-            .iter()
-            .map(|m| crate::cluster::retry::for_cluster(m.reached.clone(), work(m))),
-    )
-    .buffered(limit.max(1))
-    .collect()
-    .await;
+    let results: Vec<Result<T, ClusterFailure>> = futures::stream::iter(members.iter().map(work))
+        .buffered(limit.max(1))
+        .collect()
+        .await;
     members
         .iter()
         .zip(results)
@@ -226,9 +226,9 @@ pub(crate) async fn read_member(
     member: &Member,
     prepared: &crate::ops::prepared::Prepared,
 ) -> Result<(regops_core::observed::Observed, String), regops_core::fleet::ClusterFailure> {
-    let (client, target) = member.connect().await.map_err(error)?;
+    let (conn, target) = member.connect(&prepared.ctx).await.map_err(error)?;
     let observed = crate::cluster::read::from_cluster(
-        &client,
+        &conn,
         &target,
         &member.spec,
         &prepared.loaded.name,
@@ -247,7 +247,6 @@ pub(crate) fn plan_each<T>(
     members: &[Member],
     keep: &(dyn Fn(regops_core::desired::Desired, regops_core::plan::Plan) -> T + Sync),
 ) -> Result<Vec<Outcome<T>>, Failure> {
-    crate::cluster::retry::set_request_timeout(run.cluster.request_timeout);
     let only = prepared.only.as_ref();
     let limit = usize::from(run.cluster_concurrency);
     Ok(

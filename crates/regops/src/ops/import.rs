@@ -98,9 +98,10 @@ pub fn import(opts: &ImportOptions) -> Result<Imported, Failure> {
     }
     let only = crate::ops::load::only_namespaces(&opts.namespaces, "-n")?;
     let rt = runtime()?;
-    let (client, target) = crate::cluster::client::connect_as(&opts.cluster, &rt)?;
+    let (conn, target) =
+        crate::cluster::client::connect_as(&opts.cluster, &opts.cluster.run_context(), &rt)?;
     let observed = rt.block_on(crate::cluster::read::for_import(
-        &client,
+        &conn,
         &target,
         only.as_ref(),
         opts.selector.as_deref(),

@@ -109,12 +109,13 @@ pub(crate) fn mint_all(
     loaded: &Loaded,
     logins: &mut BTreeMap<String, Login>,
     names: &[&str],
+    ctx: &crate::context::RunContext,
 ) -> Result<(), Failure> {
     for name in names {
         let Some(minted) = loaded.spec.credentials.get(*name).and_then(|c| c.minted()) else {
             continue;
         };
-        let login = crate::inputs::mint::mint_blocking(&loaded.spec, name).map_err(|e| Failure::caused(
+        let login = crate::inputs::mint::mint_blocking(&loaded.spec, name, ctx).map_err(|e| Failure::caused(
             format!(
                 "cannot mint a token for credential `{name}` from `{}`",
                 minted.key()
@@ -153,9 +154,6 @@ pub(crate) fn prepare_checked(
     term: &Term,
     check: SourcesCheck<'_>,
 ) -> Result<Prepared, Failure> {
-    // Before anything is minted: token requests are bounded by it too.
-    crate::cluster::retry::set_request_timeout(run.cluster.request_timeout);
-    crate::cluster::retry::set_connect_timeout(Some(run.cluster.connect_timeout));
     let (spec, identities, namespaces) = (&run.spec, &run.identities, &run.namespaces);
     let loaded = load_checked(spec, term, check)?;
     let only = only_namespaces(namespaces, "-n")?;
@@ -213,6 +211,7 @@ pub(crate) fn prepare_checked(
         tokens: std::sync::Mutex::new(tokens),
         mint: run.mint,
         minting: std::sync::Mutex::default(),
+        ctx: run.cluster.run_context(),
     })
 }
 
@@ -240,13 +239,13 @@ pub(crate) fn read_cluster(
     prepared: &crate::ops::prepared::Prepared,
 ) -> Result<(regops_core::observed::Observed, String), crate::failure::Failure> {
     let (loaded, only) = (&prepared.loaded, prepared.only.as_ref());
-    crate::cluster::retry::set_request_timeout(flags.request_timeout);
     let read = async {
         let (client, target) =
             crate::cluster::client::connect(flags.kubeconfig.as_deref(), flags.context.as_deref())
                 .await?;
+        let conn = crate::cluster::Connection::new(client, prepared.ctx.clone());
         let observed =
-            crate::cluster::read::from_cluster(&client, &target, &loaded.spec, &loaded.name, only)
+            crate::cluster::read::from_cluster(&conn, &target, &loaded.spec, &loaded.name, only)
                 .await?;
         Ok::<_, crate::cluster::client::ClusterError>((observed, target.to_string()))
     };

@@ -108,12 +108,12 @@ pub fn ciphertext_digests(spec: &Spec, sources: &Sources) -> BTreeMap<String, St
 /// The cluster's identity: its server, and the uid of its `kube-system` namespace (read with
 /// a LIST narrowed by `metadata.name`, a verb regops already needs, rather than a GET).
 pub async fn cluster_identity(
-    client: &kube::Client,
+    conn: &crate::cluster::Connection,
     target: &crate::cluster::client::Target,
 ) -> Result<ClusterRecord, crate::cluster::client::ClusterError> {
-    let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
+    let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(conn.client.clone());
     let params = kube::api::ListParams::default().fields("metadata.name=kube-system");
-    let list = crate::cluster::retry::retry(|| api.list_metadata(&params))
+    let list = crate::cluster::retry::retry(conn, || api.list_metadata(&params))
         .await
         .map_err(|e| {
             crate::cluster::client::api_error(e, target, "list", "namespaces", "", None)
@@ -279,11 +279,11 @@ pub(crate) fn plan_and_save(
     out: &Path,
 ) -> Result<regops_core::plan::Plan, Failure> {
     let rt = runtime()?;
-    let (client, target) = connect_as(&run.cluster, &rt)?;
-    let cluster = rt.block_on(cluster_identity(&client, &target))?;
+    let (conn, target) = connect_as(&run.cluster, &prepared.ctx, &rt)?;
+    let cluster = rt.block_on(cluster_identity(&conn, &target))?;
     let loaded = &prepared.loaded;
     let observed = rt.block_on(crate::cluster::read::from_cluster(
-        &client,
+        &conn,
         &target,
         &loaded.spec,
         &loaded.name,
@@ -373,7 +373,7 @@ pub(crate) struct SavedApply {
     pub(crate) saved: SavedPlan,
     pub(crate) rt: tokio::runtime::Runtime,
     pub(crate) session: crate::ops::session::Session,
-    pub(crate) client: kube::Client,
+    pub(crate) conn: crate::cluster::Connection,
     pub(crate) staged: crate::ops::session::Staged,
 }
 
@@ -442,8 +442,8 @@ pub(crate) fn stage_saved(
         ));
     }
     let rt = runtime()?;
-    let (client, target) = connect_as(&run.cluster, &rt)?;
-    let cluster = rt.block_on(cluster_identity(&client, &target))?;
+    let (conn, target) = connect_as(&run.cluster, &prepared.ctx, &rt)?;
+    let cluster = rt.block_on(cluster_identity(&conn, &target))?;
     if cluster.kube_system_uid != saved.cluster.kube_system_uid {
         return Err(refuse(
             "this is another cluster".into(),
@@ -474,7 +474,7 @@ pub(crate) fn stage_saved(
     // from them: the plan made again must be the saved one, writes included.
     let read = async || {
         let observed = crate::cluster::read::from_cluster(
-            &client,
+            &conn,
             &target,
             &loaded.spec,
             &loaded.name,
@@ -499,14 +499,14 @@ pub(crate) fn stage_saved(
         opts.run.cluster.context.clone(),
     );
     let take = async || {
-        crate::ops::apply::take_lease(&session, &opts.lock, &client, connect, None, term).await
+        crate::ops::apply::take_lease(&session, &opts.lock, &conn, connect, None, term).await
     };
     let staged = rt.block_on(session.stage(read, take))?;
     Ok(SavedApply {
         saved,
         rt,
         session,
-        client,
+        conn,
         staged,
     })
 }

@@ -10,13 +10,6 @@ use regops_spec::Loaded;
 
 use crate::inputs::credentials::Login;
 
-/// The time now, as Unix seconds (credential expiry is measured against it).
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 /// What plan and apply start from: the validated spec, the namespace filter, the logins the
 /// pull secrets need, and the spec's provenance.
 pub struct Prepared {
@@ -36,6 +29,9 @@ pub struct Prepared {
     /// One gate per minted credential: a fleet's clusters planned at once mint each token
     /// once, the others waiting for it without holding up anything else.
     pub minting: std::sync::Mutex<BTreeMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    /// The run's context: its clock (credential expiry and tokens are measured against it),
+    /// request timeout (minting is bounded by it too), connect budget and list limits.
+    pub ctx: crate::context::RunContext,
 }
 
 impl Prepared {
@@ -46,7 +42,7 @@ impl Prepared {
             .tokens
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        tokens.now = unix_now();
+        tokens.now = self.ctx.unix_now();
         tokens
     }
 
@@ -123,8 +119,8 @@ impl Prepared {
             if self.current_tokens().fresh.contains_key(&name) {
                 continue;
             }
-            let env = |k: &str| std::env::var(k).ok();
-            let minted = crate::inputs::mint::mint(&self.loaded.spec, &name, &env)
+            let env = crate::inputs::mint::Env::process(&self.ctx);
+            let minted = crate::inputs::mint::mint(&self.loaded.spec, &name, env)
                 .await
                 .map_err(|e| {
                     let kind = self
@@ -251,7 +247,7 @@ impl Prepared {
             observed,
             only,
         );
-        let expiring = regops_core::expiry::warnings(spec, unix_now());
+        let expiring = regops_core::expiry::warnings(spec, self.ctx.unix_now());
         if !expiring.is_empty() {
             plan.warn(expiring);
         }

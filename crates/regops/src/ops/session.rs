@@ -106,7 +106,7 @@ impl Session {
     /// until released.
     pub async fn take_lease(
         &self,
-        client: &kube::Client,
+        conn: &crate::cluster::Connection,
         connect: lock::Connect,
         waiting: &Waiting<'_>,
     ) -> Result<Lock, LockError> {
@@ -119,7 +119,7 @@ impl Session {
             poll: waiting.poll,
             on_wait: waiting.on_wait,
         };
-        lock::acquire(client, &settings, waiting.warn, connect).await
+        lock::acquire(conn, &settings, waiting.warn, connect).await
     }
 
     /// Steps 1 and 2: `read` reads and plans; when its plan has something to write and this
@@ -167,7 +167,7 @@ impl Session {
     #[allow(clippy::too_many_arguments)]
     pub async fn write(
         &self,
-        client: &kube::Client,
+        conn: &crate::cluster::Connection,
         plan: &Plan,
         desired: &Desired,
         observed: &Observed,
@@ -188,7 +188,7 @@ impl Session {
             crate::cluster::retry::fenced(
                 lock.map(Lock::held),
                 crate::cluster::write::run(
-                    client,
+                    conn,
                     plan,
                     &crate::cluster::write::SecretData::of(desired),
                     &opts,
@@ -207,7 +207,7 @@ impl Session {
             let lease = crate::cluster::events::lease(&self.lease_namespace, &self.lease_name);
             let recorded = self
                 .recorder
-                .record_apply(client, plan, &report, observed, Some(lease))
+                .record_apply(conn, plan, &report, observed, Some(lease))
                 .await;
             events_warning = recorded.warning();
         }

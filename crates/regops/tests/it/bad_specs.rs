@@ -9,29 +9,32 @@ use common::{regops, run};
 
 #[test]
 fn bad_specs_are_reported_with_locations() {
-    insta::glob!("../fixtures", "bad/*", |path| {
-        let name = path.file_name().unwrap();
-        let r = run(regops()
-            .current_dir(path.parent().unwrap())
-            .env("REGOPS_CRED_HARBOR_TOKEN", "x")
-            .env("REGOPS_CRED_A_TOKEN", "x")
-            .env("B_TOKEN", "x")
-            .arg("check")
-            .arg("-f")
-            .arg(name)
-            .args(["-i", "../test-key.txt"]));
-        assert_eq!(r.code, 1, "{}", r.transcript());
-        assert!(r.stdout.is_empty(), "diagnostics go to stderr");
-        assert!(
-            r.stderr.contains("×"),
-            "a rendered diagnostic: {}",
-            r.stderr
-        );
-        // Fixtures 11 and 17 hold a plaintext password and a private key: never shown.
-        assert!(!r.stderr.contains("PLAINTEXT-MARKER"), "{}", r.stderr);
-        assert!(!r.stderr.contains("SMARKER"), "{}", r.stderr);
-        insta::assert_snapshot!(r.transcript());
-    });
+    common::each_entry(
+        &common::repo().join("crates/regops/tests/fixtures/bad"),
+        |path| {
+            let name = path.file_name().unwrap();
+            let r = run(regops()
+                .current_dir(path.parent().unwrap())
+                .env("REGOPS_CRED_HARBOR_TOKEN", "x")
+                .env("REGOPS_CRED_A_TOKEN", "x")
+                .env("B_TOKEN", "x")
+                .arg("check")
+                .arg("-f")
+                .arg(name)
+                .args(["-i", "../test-key.txt"]));
+            assert_eq!(r.code, 1, "{}", r.transcript());
+            assert!(r.stdout.is_empty(), "diagnostics go to stderr");
+            assert!(
+                r.stderr.contains("×"),
+                "a rendered diagnostic: {}",
+                r.stderr
+            );
+            // Fixtures 11 and 17 hold a plaintext password and a private key: never shown.
+            assert!(!r.stderr.contains("PLAINTEXT-MARKER"), "{}", r.stderr);
+            assert!(!r.stderr.contains("SMARKER"), "{}", r.stderr);
+            insta::assert_snapshot!(r.transcript());
+        },
+    );
 }
 
 /// Every committed snapshot belongs to a fixture that still exists (no stale snapshots).

@@ -356,6 +356,7 @@ fn repeats_are_one_event_with_a_series() {
     let (client, _) = rt
         .block_on(regops::cluster::client::connect(Some(&c.kubeconfig), None))
         .unwrap();
+    let conn = regops::cluster::Connection::new(client, regops::context::RunContext::default());
     let recorder = regops::cluster::events::Recorder::new("ev", "host/1");
     let pass = || PassEvents {
         events: vec![Event {
@@ -373,15 +374,15 @@ fn repeats_are_one_event_with_a_series() {
         }],
         beyond: Vec::new(),
     };
-    let first = rt.block_on(recorder.record(&client, pass(), None));
+    let first = rt.block_on(recorder.record(&conn, pass(), None));
     assert_eq!(
         (first.created, first.patched, first.failed),
         (1, 0, 0),
         "{first:?}"
     );
-    let second = rt.block_on(recorder.record(&client, pass(), None));
+    let second = rt.block_on(recorder.record(&conn, pass(), None));
     assert_eq!((second.created, second.patched), (0, 1), "{second:?}");
-    let third = rt.block_on(recorder.record(&client, pass(), None));
+    let third = rt.block_on(recorder.record(&conn, pass(), None));
     assert_eq!(
         (third.created, third.patched, third.folded),
         (0, 0, 1),

@@ -305,7 +305,7 @@ fn cluster_narrows_the_run_and_json_is_the_versioned_fleet_plan() {
         &std::fs::read_to_string(common::repo().join("schemas/fleet-plan.schema.json")).unwrap(),
     )
     .unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
+    let validator = schema_check::validator_for(&schema).unwrap();
     assert!(validator.is_valid(&v));
     // Markdown, for the pull-request comment: the table of clusters.
     let md = f.regops(&[

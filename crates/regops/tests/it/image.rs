@@ -266,69 +266,6 @@ fn the_image_is_reproducible_runs_as_non_root_and_is_pulled_from_a_real_registry
     );
 }
 
-/// The release's other steps, as the workflow runs them: the SBOM of the musl build (what the
-/// binary links, with crates.io's checksums; no dev-dependency) and the checksums file, which
-/// `sha256sum -c` accepts.
-#[test]
-fn the_sbom_and_checksums_are_what_the_release_publishes() {
-    let dir = tempfile::tempdir().unwrap();
-    let sbom = dir.path().join("regops.cdx.json");
-    dist("sbom", &[TARGET, sbom.to_str().unwrap()], &[]);
-    let bom = json(&sbom);
-    assert_eq!(bom["bomFormat"], "CycloneDX");
-    assert_eq!(bom["metadata"]["component"]["name"], "regops");
-    let component = |name: &str| {
-        bom["components"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .cloned()
-    };
-    let kube = component("kube").expect("kube is linked");
-    assert_eq!(kube["hashes"][0]["alg"], "SHA-256");
-    assert!(
-        kube["purl"]
-            .as_str()
-            .unwrap()
-            .starts_with("pkg:cargo/kube@")
-    );
-    assert!(component("regops-core").is_some());
-    for dev_only in ["insta", "tempfile", "kube-test-server", "rcgen"] {
-        assert!(
-            component(dev_only).is_none(),
-            "{dev_only} is not in the binary"
-        );
-    }
-    // The same lockfile gives the same bytes.
-    let again = dir.path().join("again.json");
-    dist("sbom", &[TARGET, again.to_str().unwrap()], &[]);
-    assert_eq!(
-        std::fs::read(&sbom).unwrap(),
-        std::fs::read(&again).unwrap()
-    );
-
-    let sums = dir.path().join("SHA256SUMS");
-    dist(
-        "checksums",
-        &[
-            sums.to_str().unwrap(),
-            sbom.to_str().unwrap(),
-            again.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let text = std::fs::read_to_string(&sums).unwrap();
-    assert_eq!(text.lines().count(), 2, "{text}");
-    let check = Command::new("sha256sum")
-        .arg("-c")
-        .arg(&sums)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(check.status.success(), "{text}");
-}
-
 fn nix_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -336,7 +273,8 @@ fn nix_root() -> bool {
         .is_ok_and(|o| o.stdout == b"0\n")
 }
 
-/// The release workflow only calls scripts of this repository (which the test above runs), and
+/// The release workflow only calls scripts of this repository (which the tests here and
+/// regops-dist's run), and
 /// each one it names exists and is executable.
 #[test]
 fn the_release_workflow_calls_the_dist_scripts() {

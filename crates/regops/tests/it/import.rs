@@ -253,7 +253,7 @@ fn an_imported_spec_plans_adoption_only_then_nothing() {
     assert_eq!(r.code, 0, "{}", r.transcript());
     // And it validates against the spec's JSON Schema (editors check it with it).
     let schema: Value = serde_json::from_str(&regops_spec::schema::json_schema()).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
+    let validator = schema_check::validator_for(&schema).unwrap();
     let doc: Value = serde_saphyr::from_str(&text).unwrap();
     let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:?}");

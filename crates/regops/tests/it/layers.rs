@@ -96,11 +96,12 @@ fn may_call(layer: &str) -> &'static [&'static str] {
         "cli" => &["controller", "ops", "inputs", "cluster", "registry"],
         "controller" => &["ops", "inputs", "cluster", "registry"],
         "ops" => &["inputs", "cluster", "registry"],
-        // The I/O layers beside each other: minting uses the registry's HTTP connector and
-        // the cluster's request timeout; the kubeconfig's exec plugins start as helpers do.
-        "inputs" => &["cluster", "registry"],
+        // The I/O layers beside each other: minting uses the registry's HTTP connector; the
+        // kubeconfig's exec plugins start as helpers do; a registry login reads credentials.
+        // Time and timeouts come down in the run's context (crate::context), not sideways.
+        "inputs" => &["registry"],
         "cluster" => &["inputs"],
-        "registry" => &["inputs", "cluster"],
+        "registry" => &["inputs"],
         _ => &[],
     }
 }

@@ -43,7 +43,7 @@ fn secret(ns: &str, type_: &str, owned: bool) -> serde_json::Value {
 /// What apply would do now: the cluster read, the desired state and the plan.
 fn plan_now(
     rt: &tokio::runtime::Runtime,
-    client: &kube::Client,
+    client: &regops::cluster::Connection,
     target: &regops::cluster::client::Target,
     spec: &regops_spec::Spec,
     logins: &BTreeMap<String, regops::inputs::credentials::Login>,
@@ -103,6 +103,7 @@ fn a_replacement_whose_secret_changed_since_the_plan_deletes_nothing() {
     let (client, target) = rt
         .block_on(regops::cluster::client::connect(Some(&kubeconfig), None))
         .unwrap();
+    let client = regops::cluster::Connection::new(client, regops::context::RunContext::default());
     let (desired, plan) = plan_now(&rt, &client, &target, &loaded.spec, &logins);
     let replaced: Vec<&str> = plan
         .changes

@@ -52,7 +52,7 @@ pub(crate) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
     }
     let rt = runtime()?;
     let session = crate::ops::apply::session(&opts, &prepared.loaded.name)?;
-    let (client, staged) = crate::ops::apply::stage_cluster(&rt, &session, &opts, &prepared, term)?;
+    let (conn, staged) = crate::ops::apply::stage_cluster(&rt, &session, &opts, &prepared, term)?;
     let Staged {
         observed,
         desired,
@@ -71,7 +71,7 @@ pub(crate) fn apply(args: ApplyArgs, term: &Term) -> Outcome {
         write_and_report(
             &args,
             &rt,
-            (&session, &client),
+            (&session, &conn),
             (&plan, &desired, &observed),
             lock.as_ref(),
             term,
@@ -102,11 +102,11 @@ pub(crate) fn unchanged(plan: &Plan, args: &ApplyArgs, term: &Term) -> ExitStatu
 }
 
 /// Carries out a confirmed plan with the session, with progress, and reports what was and
-/// was not done. `by` is the session and its client.
+/// was not done. `by` is the session and its connection.
 pub(crate) fn write_and_report(
     args: &ApplyArgs,
     rt: &tokio::runtime::Runtime,
-    by: (&Session, &kube::Client),
+    by: (&Session, &crate::cluster::Connection),
     (plan, desired, observed): (
         &Plan,
         &regops_core::desired::Desired,
@@ -115,7 +115,7 @@ pub(crate) fn write_and_report(
     lock: Option<&Lock>,
     term: &Term,
 ) -> Outcome {
-    let (session, client) = by;
+    let (session, conn) = by;
     let total = plan
         .changes
         .iter()
@@ -123,7 +123,7 @@ pub(crate) fn write_and_report(
         .count();
     let progress = crate::output::Progress::new(term, total, args.output == Format::Text);
     let written = rt.block_on(session.write(
-        client,
+        conn,
         plan,
         desired,
         observed,
@@ -168,7 +168,6 @@ fn apply_fleet(
 ) -> Outcome {
     use regops_core::fleet::Applied;
     let rt = runtime()?;
-    crate::cluster::retry::set_request_timeout(args.run.cluster.request_timeout);
     let opts = args.options();
     let session = &crate::ops::apply::session(&opts, &prepared.loaded.name)?;
     let limit = usize::from(opts.run.cluster_concurrency);

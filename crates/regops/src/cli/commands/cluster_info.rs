@@ -7,11 +7,7 @@ use crate::failure::Outcome;
 use crate::output::Term;
 
 pub(super) fn cluster_info(args: ClusterArgs, term: &Term) -> Outcome {
-    crate::cluster::retry::set_request_timeout(args.request_timeout);
-    let info = runtime()?.block_on(crate::cluster::client::info(
-        args.kubeconfig.as_deref(),
-        args.context.as_deref(),
-    ))?;
+    let info = runtime()?.block_on(crate::cluster::client::info(&args.options()))?;
     // The server's version string and the kubeconfig's names are data.
     use regops_spec::untrusted::terminal;
     term.stdout(&format!(

@@ -89,7 +89,7 @@ fn drift_inner(args: &DriftArgs, term: &Term) -> Result<(String, Found, ExitStat
     let (observed, target) = read_cluster(&run.cluster, &prepared)?;
     let (desired, plan) =
         crate::cluster::client::runtime()?.block_on(prepared.plan(&observed, &target));
-    let drift = with_expiring(&plan, &desired, args);
+    let drift = with_expiring(&plan, &desired, args, prepared.ctx.unix_now());
     drop((desired, observed));
     term.view(
         &report::DriftView {
@@ -116,11 +116,12 @@ fn with_expiring(
     plan: &regops_core::plan::Plan,
     desired: &regops_core::desired::Desired,
     args: &DriftArgs,
+    now: i64,
 ) -> Vec<regops_core::drift::Drift> {
     let mut drift = regops_core::drift::drift(plan);
     drift.extend(regops_core::drift::expiring(
         desired,
-        crate::ops::prepared::unix_now(),
+        now,
         args.next_run.as_secs(),
     ));
     drift
@@ -135,7 +136,7 @@ fn drift_fleet(
 ) -> Result<(String, Found, ExitStatus), Failure> {
     let results: Vec<PerCluster<Drifted>> =
         crate::ops::fleet::plan_each(&args.run.options(), prepared, members, &|desired, plan| {
-            let drift = with_expiring(&plan, &desired, args);
+            let drift = with_expiring(&plan, &desired, args, prepared.ctx.unix_now());
             Drifted { plan, drift }
         })?;
     let spec = prepared.loaded.name.as_str();

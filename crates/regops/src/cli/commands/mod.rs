@@ -141,18 +141,6 @@ fn deprecated_spellings(command: &Command) -> Vec<(&'static str, &'static str)> 
 }
 
 pub fn run(command: Command, term: Term) -> ExitStatus {
-    // Every LIST and watch of the run keeps to the limits its cluster flags set.
-    let cluster = match &command {
-        Command::Plan(a) => Some(&a.run.cluster),
-        Command::Apply(a) => Some(&a.run.cluster),
-        Command::Drift(a) => Some(&a.run.cluster),
-        Command::Import(a) => Some(&a.cluster),
-        Command::ClusterInfo(a) => Some(a),
-        _ => None,
-    };
-    if let Some(flags) = cluster {
-        crate::cluster::read::set_list_limits(flags.list_limits());
-    }
     // The controller run with `--output json` logs JSON lines; its failure to start is one too.
     let json_log = matches!(&command, Command::Apply(a) if a.watch && a.output == regops_core::format::Format::Json);
     let command = match prepare_command(command, &term) {

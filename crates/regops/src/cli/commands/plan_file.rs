@@ -58,7 +58,7 @@ pub(super) fn apply_saved(args: ApplyArgs, term: &Term) -> Outcome {
         saved,
         rt,
         session,
-        client,
+        conn,
         staged:
             Staged {
                 observed,
@@ -80,7 +80,7 @@ pub(super) fn apply_saved(args: ApplyArgs, term: &Term) -> Outcome {
         write_and_report(
             &args,
             &rt,
-            (&session, &client),
+            (&session, &conn),
             (&saved.plan, &desired, &observed),
             lock.as_ref(),
             term,

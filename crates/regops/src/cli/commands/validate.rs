@@ -12,7 +12,10 @@ use crate::output::Term;
 use regops_core::format::Style;
 
 pub(super) fn validate(args: ValidateArgs, term: &Term) -> Outcome {
-    crate::cluster::retry::set_request_timeout(args.request_timeout);
+    let ctx = crate::context::RunContext {
+        request_timeout: args.request_timeout,
+        ..crate::context::RunContext::default()
+    };
     let loaded = load(&args.spec.options(), term)?;
     let spec = &loaded.spec;
     for name in &args.registry {
@@ -34,7 +37,7 @@ pub(super) fn validate(args: ValidateArgs, term: &Term) -> Outcome {
         .collect();
     let wanted: Vec<&str> = chosen.iter().map(|r| r.credential.as_str()).collect();
     let mut logins = resolve_logins(&loaded, &args.identity.identity, Some(&wanted))?;
-    crate::ops::load::mint_all(&loaded, &mut logins, &wanted)?;
+    crate::ops::load::mint_all(&loaded, &mut logins, &wanted, &ctx)?;
     let image_ref = args
         .image
         .as_deref()
@@ -72,8 +75,9 @@ pub(super) fn validate(args: ValidateArgs, term: &Term) -> Outcome {
             ca.as_ref(),
             login,
             image,
+            ctx.request_timeout,
         ));
-        let now = crate::ops::prepared::unix_now();
+        let now = ctx.unix_now();
         let expires = spec
             .credentials
             .get(reg.credential.as_str())

@@ -36,9 +36,8 @@ pub(super) fn watch(args: ApplyArgs, term: &Term) -> Outcome {
     let cluster = fleet_member(&mut options.run, &mut prepared)?;
     let print = crate::ops::load::spec_print(&options.run.spec)?;
     let rt = runtime()?;
-    let (client, target) = crate::cluster::client::connect_as(&options.run.cluster, &rt)?;
-    // The controller waits for its cluster as long as it takes (its loop retries too).
-    crate::cluster::retry::set_connect_timeout(None);
+    let (conn, target) =
+        crate::cluster::client::connect_as(&options.run.cluster, &prepared.ctx, &rt)?;
     let listener = match &args.listen {
         Some(addr) => Some(
             rt.block_on(crate::controller::listen::bind(addr))
@@ -50,7 +49,7 @@ pub(super) fn watch(args: ApplyArgs, term: &Term) -> Outcome {
     let mut controller = Controller::new(
         &options,
         term,
-        (client, target),
+        (conn, target),
         Spec {
             prepared,
             cluster,

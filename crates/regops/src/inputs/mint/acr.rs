@@ -39,26 +39,27 @@ pub async fn entra_token(
     let step = "get an Entra ID token";
     let tenant = tenant
         .map(str::to_string)
-        .or_else(|| env("AZURE_TENANT_ID"))
+        .or_else(|| env.var("AZURE_TENANT_ID"))
         .ok_or_else(|| {
             MintError::new(step, "no tenant: give `tenantId`, or set AZURE_TENANT_ID")
         })?;
     let client = client
         .map(str::to_string)
-        .or_else(|| env("AZURE_CLIENT_ID"))
+        .or_else(|| env.var("AZURE_CLIENT_ID"))
         .ok_or_else(|| {
             MintError::new(
                 step,
                 "no client id: give `clientId`, or set AZURE_CLIENT_ID",
             )
         })?;
-    let authority =
-        env("AZURE_AUTHORITY_HOST").unwrap_or_else(|| "https://login.microsoftonline.com/".into());
+    let authority = env
+        .var("AZURE_AUTHORITY_HOST")
+        .unwrap_or_else(|| "https://login.microsoftonline.com/".into());
     let url = format!(
         "{}/{tenant}/oauth2/v2.0/token",
         authority.trim_end_matches('/')
     );
-    let (how, body) = if let Some(file) = env("AZURE_FEDERATED_TOKEN_FILE") {
+    let (how, body) = if let Some(file) = env.var("AZURE_FEDERATED_TOKEN_FILE") {
         let assertion = super::read_file(&file)
             .map_err(|e| MintError::new("read the federated token", format!("{file}: {e}")))?;
         (
@@ -74,7 +75,7 @@ pub async fn entra_token(
                 ("client_assertion", assertion.trim()),
             ]),
         )
-    } else if let Some(secret) = env("AZURE_CLIENT_SECRET").map(Zeroizing::new) {
+    } else if let Some(secret) = env.var("AZURE_CLIENT_SECRET").map(Zeroizing::new) {
         (
             "the client secret (AZURE_CLIENT_SECRET)",
             super::form(&[
@@ -91,7 +92,7 @@ pub async fn entra_token(
         ));
     };
     let step = format!("get an Entra ID token for {client} with {how}");
-    let reply = super::post_form(&url, &step, body).await?;
+    let reply = super::post_form(&url, &step, body, env).await?;
     let token = super::json_field(&reply, "access_token", &step)?;
     Ok((Zeroizing::new(token), tenant))
 }
@@ -122,9 +123,9 @@ pub async fn mint(
         ("tenant", &tenant),
         ("access_token", &aad),
     ]);
-    let reply = super::post_form(&url, &step, body).await?;
+    let reply = super::post_form(&url, &step, body, env).await?;
     let refresh = super::json_field(&reply, "refresh_token", &step)?;
-    let expires = super::token_expiry(super::now(), jwt_expiry(&refresh), 3 * 3_600, &step)?;
+    let expires = super::token_expiry(env.now(), jwt_expiry(&refresh), 3 * 3_600, &step)?;
     let mut login = Login::new(ACR_TOKEN_USER, SecretString::from(refresh));
     login.expires_at = Some(expires);
     Ok(login)

@@ -40,8 +40,8 @@ const FIND: &str = "find AWS credentials";
 /// `AWS_ENDPOINT_URL`, else the regional one.
 pub fn endpoint(service: &str, region: &str, env: Env<'_>) -> String {
     let specific = format!("AWS_ENDPOINT_URL_{}", service.to_ascii_uppercase());
-    env(&specific)
-        .or_else(|| env("AWS_ENDPOINT_URL"))
+    env.var(&specific)
+        .or_else(|| env.var("AWS_ENDPOINT_URL"))
         .map(|u| u.trim_end_matches('/').to_string())
         .unwrap_or_else(|| {
             let domain = dns_suffix(region);
@@ -89,7 +89,7 @@ fn ini(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
 fn profile(name: &str, env: Env<'_>) -> Option<BTreeMap<String, String>> {
     let home = super::home(env);
     let path = |var: &str, default: &str| {
-        env(var)
+        env.var(var)
             .map(std::path::PathBuf::from)
             .or_else(|| home.as_ref().map(|h| h.join(".aws").join(default)))
     };
@@ -128,16 +128,19 @@ fn static_keys(p: &BTreeMap<String, String>, origin: String) -> Option<Credentia
 // Kept whole (over 80 lines): the chain's five sources, in order, each a few lines.
 pub async fn chain(region: &str, env: Env<'_>) -> Result<Credentials, MintError> {
     // 1. The environment.
-    if let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+    if let (Some(id), Some(secret)) = (
+        env.var("AWS_ACCESS_KEY_ID"),
+        env.var("AWS_SECRET_ACCESS_KEY"),
+    ) {
         return Ok(Credentials {
             access_key_id: id,
             secret_access_key: SecretString::from(secret),
-            session_token: env("AWS_SESSION_TOKEN").map(SecretString::from),
+            session_token: env.var("AWS_SESSION_TOKEN").map(SecretString::from),
             origin: "the environment (AWS_ACCESS_KEY_ID)".into(),
         });
     }
     // 2. The shared config and credentials files.
-    let named = env("AWS_PROFILE");
+    let named = env.var("AWS_PROFILE");
     let name = named.clone().unwrap_or_else(|| "default".into());
     match profile(&name, env) {
         Some(p) => {
@@ -182,19 +185,24 @@ pub async fn chain(region: &str, env: Env<'_>) -> Result<Credentials, MintError>
         None => {}
     }
     // 3. A web identity token file (IRSA).
-    if let (Some(file), Some(role)) = (env("AWS_WEB_IDENTITY_TOKEN_FILE"), env("AWS_ROLE_ARN")) {
-        return web_identity(region, &role, &file, env("AWS_ROLE_SESSION_NAME"), env).await;
+    if let (Some(file), Some(role)) = (
+        env.var("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        env.var("AWS_ROLE_ARN"),
+    ) {
+        return web_identity(region, &role, &file, env.var("AWS_ROLE_SESSION_NAME"), env).await;
     }
     // 4. The container credentials endpoint (EKS Pod Identity, ECS).
-    let container = env("AWS_CONTAINER_CREDENTIALS_FULL_URI").or_else(|| {
-        env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+    let container = env.var("AWS_CONTAINER_CREDENTIALS_FULL_URI").or_else(|| {
+        env.var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
             .map(|rel| format!("http://169.254.170.2{rel}"))
     });
     if let Some(url) = container {
         return container_credentials(&url, env).await;
     }
     // 5. The instance metadata service.
-    if env("AWS_EC2_METADATA_DISABLED").is_none_or(|v| !v.eq_ignore_ascii_case("true"))
+    if env
+        .var("AWS_EC2_METADATA_DISABLED")
+        .is_none_or(|v| !v.eq_ignore_ascii_case("true"))
         && let Some(c) = imds(env).await?
     {
         return Ok(c);
@@ -223,13 +231,18 @@ fn xml_text(body: &str, tag: &str) -> Option<String> {
 
 /// The credentials of an STS answer, or its error (`Code: Message`), with the clock skew when
 /// that is why.
-fn sts_credentials(step: &str, reply: &Reply, origin: String) -> Result<Credentials, MintError> {
+fn sts_credentials(
+    step: &str,
+    reply: &Reply,
+    origin: String,
+    now: i64,
+) -> Result<Credentials, MintError> {
     let body = String::from_utf8_lossy(&reply.body);
     if !reply.ok() {
         let code = xml_text(&body, "Code").unwrap_or_default();
         let message = xml_text(&body, "Message").unwrap_or_default();
         let mut text = format!("HTTP {}: {code}: {message}", reply.status);
-        if let Some(note) = clock_refusal(&code, &message, reply) {
+        if let Some(note) = clock_refusal(&code, &message, reply, now) {
             text = format!("{text}; {note}");
         }
         return Err(MintError::new(step, text));
@@ -246,7 +259,7 @@ fn sts_credentials(step: &str, reply: &Reply, origin: String) -> Result<Credenti
 }
 
 /// Whether a refusal is about the request's time, and what to say then.
-fn clock_refusal(code: &str, message: &str, reply: &Reply) -> Option<String> {
+fn clock_refusal(code: &str, message: &str, reply: &Reply, now: i64) -> Option<String> {
     let about_time = matches!(
         code,
         "RequestExpired"
@@ -254,7 +267,7 @@ fn clock_refusal(code: &str, message: &str, reply: &Reply) -> Option<String> {
             | "SignatureExpired"
             | "InvalidSignatureException"
     ) && (code != "InvalidSignatureException" || message.contains("expired"));
-    let note = super::skew_note(reply, super::now());
+    let note = super::skew_note(reply, now);
     match (about_time, note) {
         (_, Some(n)) => Some(n),
         (true, None) => Some("the request's time was refused: check this machine's clock".into()),
@@ -262,8 +275,8 @@ fn clock_refusal(code: &str, message: &str, reply: &Reply) -> Option<String> {
     }
 }
 
-fn session_name() -> String {
-    format!("regops-{}", super::now())
+fn session_name(env: Env<'_>) -> String {
+    format!("regops-{}", env.now())
 }
 
 /// `AssumeRoleWithWebIdentity` with the token in `file` (unsigned, as STS takes it).
@@ -277,7 +290,7 @@ async fn web_identity(
     let token = super::read_file(file)
         .map_err(|e| MintError::new("read the web identity token", format!("{file}: {e}")))?;
     let url = format!("{}/", endpoint("sts", region, env));
-    let session = session.unwrap_or_else(session_name);
+    let session = session.unwrap_or_else(|| session_name(env));
     let body = super::form(&[
         ("Action", "AssumeRoleWithWebIdentity"),
         ("Version", "2011-06-15"),
@@ -290,6 +303,7 @@ async fn web_identity(
         &url,
         "application/x-www-form-urlencoded; charset=utf-8",
         body,
+        env,
     )
     .send()
     .await
@@ -298,6 +312,7 @@ async fn web_identity(
         &step,
         &reply,
         format!("web identity token {file} as {role}"),
+        env.now(),
     )
 }
 
@@ -309,6 +324,7 @@ pub(crate) async fn signed_post(
     creds: &Credentials,
     headers: &[(&'static str, &str)],
     body: Zeroizing<Vec<u8>>,
+    env: Env<'_>,
 ) -> Result<Reply, super::SendError> {
     let bad = |why: String| super::SendError::BadEndpoint {
         url: url.to_string(),
@@ -319,7 +335,7 @@ pub(crate) async fn signed_post(
         .authority()
         .map(|a| a.as_str().to_string())
         .ok_or_else(|| bad("no host".into()))?;
-    let amz_date = sigv4::amz_date(super::now());
+    let amz_date = sigv4::amz_date(env.now());
     let mut signed: Vec<(&str, &str)> = vec![("host", &host), ("x-amz-date", &amz_date)];
     signed.extend(headers.iter().copied());
     let token = creds.session_token.as_ref().map(|t| t.expose_secret());
@@ -365,7 +381,7 @@ async fn assume_role(
     env: Env<'_>,
 ) -> Result<Credentials, MintError> {
     let url = format!("{}/", endpoint("sts", region, env));
-    let session = session_name();
+    let session = session_name(env);
     let body = super::form(&[
         ("Action", "AssumeRole"),
         ("Version", "2011-06-15"),
@@ -383,24 +399,27 @@ async fn assume_role(
             "application/x-www-form-urlencoded; charset=utf-8",
         )],
         body,
+        env,
     )
     .await
     .map_err(|e| MintError::new(&step, e))?;
-    sts_credentials(&step, &reply, format!("role {role}"))
+    sts_credentials(&step, &reply, format!("role {role}"), env.now())
 }
 
 /// The container credentials endpoint: `GET` with the authorization token (file), JSON back.
 async fn container_credentials(url: &str, env: Env<'_>) -> Result<Credentials, MintError> {
     let step = "get credentials from the container endpoint (EKS Pod Identity)";
-    let token = match env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") {
+    let token = match env.var("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") {
         Some(f) => Some(
             super::read_file(&f)
                 .map(|t| Zeroizing::new(t.trim().to_string()))
                 .map_err(|e| MintError::new(step, format!("{f}: {e}")))?,
         ),
-        None => env("AWS_CONTAINER_AUTHORIZATION_TOKEN").map(Zeroizing::new),
+        None => env
+            .var("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+            .map(Zeroizing::new),
     };
-    let mut req = Request::get(url);
+    let mut req = Request::get(url, env);
     if let Some(t) = &token {
         req = req.header("authorization", t.as_str());
     }
@@ -437,12 +456,14 @@ fn json_credentials(step: &str, reply: &Reply, origin: String) -> Result<Credent
 /// IMDSv2: a session token by `PUT`, then the instance role's credentials. `None` when no
 /// metadata service answers (not on EC2).
 async fn imds(env: Env<'_>) -> Result<Option<Credentials>, MintError> {
-    let base =
-        env("AWS_EC2_METADATA_SERVICE_ENDPOINT").unwrap_or_else(|| "http://169.254.169.254".into());
+    let base = env
+        .var("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+        .unwrap_or_else(|| "http://169.254.169.254".into());
     let base = base.trim_end_matches('/');
     let step = "get credentials from the instance metadata service (IMDSv2)";
     let token_url = format!("{base}/latest/api/token");
-    let mut put = Request::get(&token_url).header("x-aws-ec2-metadata-token-ttl-seconds", "300");
+    let mut put =
+        Request::get(&token_url, env).header("x-aws-ec2-metadata-token-ttl-seconds", "300");
     put.method = "PUT";
     put.timeout = Duration::from_secs(2);
     let Ok(token) = put.send().await else {
@@ -459,7 +480,7 @@ async fn imds(env: Env<'_>) -> Result<Option<Credentials>, MintError> {
     let ask = |url: String| {
         let t = token.clone();
         async move {
-            let mut r = Request::get(&url).header("x-aws-ec2-metadata-token", t.as_str());
+            let mut r = Request::get(&url, env).header("x-aws-ec2-metadata-token", t.as_str());
             r.timeout = Duration::from_secs(5);
             r.send().await
         }
@@ -514,6 +535,7 @@ pub async fn mint(source: &EcrSource, env: Env<'_>) -> Result<Login, MintError> 
             ),
         ],
         Zeroizing::new(body.into_bytes()),
+        env,
     )
     .await
     .map_err(|e| MintError::new(&step, e))?;
@@ -530,7 +552,7 @@ pub async fn mint(source: &EcrSource, env: Env<'_>) -> Result<Login, MintError> 
         let ty = ty.rsplit('#').next().unwrap_or_default().to_string();
         let message = [field("message"), field("Message")].concat();
         let mut text = format!("HTTP {}: {ty}: {message}", reply.status);
-        if let Some(note) = clock_refusal(&ty, &message, &reply) {
+        if let Some(note) = clock_refusal(&ty, &message, &reply, env.now()) {
             text = format!("{text}; {note}");
         }
         return Err(MintError::new(step, text));
@@ -558,7 +580,7 @@ pub async fn mint(source: &EcrSource, env: Env<'_>) -> Result<Login, MintError> 
         .get("expiresAt")
         .and_then(serde_json::Value::as_f64)
         .map(|f| f as i64);
-    let expires_at = super::token_expiry(super::now(), at, 12 * 3_600, &step)?;
+    let expires_at = super::token_expiry(env.now(), at, 12 * 3_600, &step)?;
     Ok(Login {
         username: user.to_string(),
         password: SecretString::from(password.to_string()),
@@ -590,15 +612,18 @@ mod tests {
         .unwrap();
         let home = dir.path().to_string_lossy().to_string();
         let env = move |k: &str| (k == "HOME").then(|| home.clone());
-        let ci = profile("ci", &env).unwrap();
+        let ci = profile("ci", Env::vars(&env)).unwrap();
         assert_eq!(ci["source_profile"], "base");
-        let base = profile("base", &env).unwrap();
+        let base = profile("base", Env::vars(&env)).unwrap();
         assert_eq!(
             static_keys(&base, "b".into()).unwrap().access_key_id,
             "AKIDBASE"
         );
-        assert_eq!(profile("default", &env).unwrap()["region"], "eu-west-1");
-        assert!(profile("nope", &env).is_none());
+        assert_eq!(
+            profile("default", Env::vars(&env)).unwrap()["region"],
+            "eu-west-1"
+        );
+        assert!(profile("nope", Env::vars(&env)).is_none());
     }
 
     #[test]
@@ -609,22 +634,28 @@ mod tests {
             _ => None,
         };
         assert_eq!(
-            endpoint("ecr", "cn-north-1", &|_: &str| None),
+            endpoint("ecr", "cn-north-1", Env::vars(&|_: &str| None)),
             "https://api.ecr.cn-north-1.amazonaws.com.cn"
         );
         assert_eq!(
-            endpoint("sts", "cn-northwest-1", &|_: &str| None),
+            endpoint("sts", "cn-northwest-1", Env::vars(&|_: &str| None)),
             "https://sts.cn-northwest-1.amazonaws.com.cn"
         );
-        assert_eq!(endpoint("ecr", "eu-west-1", &env), "http://127.0.0.1:9");
-        assert_eq!(endpoint("sts", "eu-west-1", &env), "http://general");
+        assert_eq!(
+            endpoint("ecr", "eu-west-1", Env::vars(&env)),
+            "http://127.0.0.1:9"
+        );
+        assert_eq!(
+            endpoint("sts", "eu-west-1", Env::vars(&env)),
+            "http://general"
+        );
         let none = |_: &str| None;
         assert_eq!(
-            endpoint("ecr", "eu-west-1", &none),
+            endpoint("ecr", "eu-west-1", Env::vars(&none)),
             "https://api.ecr.eu-west-1.amazonaws.com"
         );
         assert_eq!(
-            endpoint("sts", "eu-west-1", &none),
+            endpoint("sts", "eu-west-1", Env::vars(&none)),
             "https://sts.eu-west-1.amazonaws.com"
         );
     }

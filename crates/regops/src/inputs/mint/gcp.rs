@@ -24,12 +24,12 @@ const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 pub const USERNAME: &str = "oauth2accesstoken";
 
 /// A token from `{access_token, expires_in}`.
-fn token_answer(step: &str, reply: &Reply) -> Result<Login, MintError> {
+fn token_answer(step: &str, reply: &Reply, env: Env<'_>) -> Result<Login, MintError> {
     if !reply.ok() {
         return Err(MintError::new(step, super::oauth_error(reply)));
     }
     let token = Zeroizing::new(super::json_field(reply, "access_token", step)?);
-    let now = super::now();
+    let now = env.now();
     let at = reply
         .json()
         .and_then(|v| v.get("expires_in")?.as_i64())
@@ -45,7 +45,7 @@ fn login(token: &str, expires_at: i64) -> Login {
 
 /// An access token from Application Default Credentials.
 pub async fn mint(env: Env<'_>) -> Result<Login, MintError> {
-    let explicit = env("GOOGLE_APPLICATION_CREDENTIALS");
+    let explicit = env.var("GOOGLE_APPLICATION_CREDENTIALS");
     let well_known = super::home(env)
         .map(|h| h.join(".config/gcloud/application_default_credentials.json"))
         .filter(|p| p.exists());
@@ -61,9 +61,9 @@ pub async fn mint(env: Env<'_>) -> Result<Login, MintError> {
     let v: Value = serde_json::from_str(&text)
         .map_err(|e| MintError::new(&step, format!("not JSON: line {}", e.line())))?;
     match v.get("type").and_then(Value::as_str) {
-        Some("service_account") => service_account(&v).await,
-        Some("external_account") => external_account(&v).await,
-        Some("authorized_user") => authorized_user(&v).await,
+        Some("service_account") => service_account(&v, env).await,
+        Some("external_account") => external_account(&v, env).await,
+        Some("authorized_user") => authorized_user(&v, env).await,
         other => Err(MintError::new(
             step,
             format!(
@@ -81,7 +81,7 @@ fn field<'v>(v: &'v Value, k: &str, step: &str) -> Result<&'v str, MintError> {
 }
 
 /// A service-account key: a signed JWT exchanged at `token_uri` (RFC 7523).
-async fn service_account(v: &Value) -> Result<Login, MintError> {
+async fn service_account(v: &Value, env: Env<'_>) -> Result<Login, MintError> {
     let step = "sign a JWT with the service-account key";
     let email = field(v, "client_email", step)?;
     let pem = Zeroizing::new(field(v, "private_key", step)?.to_string());
@@ -89,7 +89,7 @@ async fn service_account(v: &Value) -> Result<Login, MintError> {
         .get("token_uri")
         .and_then(Value::as_str)
         .unwrap_or(DEFAULT_TOKEN_URI);
-    let now = super::now();
+    let now = env.now();
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
     let claims = serde_json::json!({
         "iss": email, "scope": SCOPE, "aud": token_uri, "iat": now, "exp": now + 3_600,
@@ -118,12 +118,12 @@ async fn service_account(v: &Value) -> Result<Login, MintError> {
         ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
         ("assertion", &jwt),
     ]);
-    let reply = super::post_form(token_uri, &step, body).await?;
-    token_answer(&step, &reply)
+    let reply = super::post_form(token_uri, &step, body, env).await?;
+    token_answer(&step, &reply, env)
 }
 
 /// gcloud's user login: the refresh token at the token endpoint.
-async fn authorized_user(v: &Value) -> Result<Login, MintError> {
+async fn authorized_user(v: &Value, env: Env<'_>) -> Result<Login, MintError> {
     let step = "refresh gcloud's user login";
     let body = super::form(&[
         ("grant_type", "refresh_token"),
@@ -135,17 +135,17 @@ async fn authorized_user(v: &Value) -> Result<Login, MintError> {
         .get("token_uri")
         .and_then(Value::as_str)
         .unwrap_or(DEFAULT_TOKEN_URI);
-    let reply = super::post_form(uri, step, body).await?;
-    token_answer(step, &reply)
+    let reply = super::post_form(uri, step, body, env).await?;
+    token_answer(step, &reply, env)
 }
 
 /// The subject token of an `external_account`: from a file or URL, as text or a JSON field.
-async fn subject_token(source: &Value) -> Result<Zeroizing<String>, MintError> {
+async fn subject_token(source: &Value, env: Env<'_>) -> Result<Zeroizing<String>, MintError> {
     let step = "read the external account's subject token";
     let raw = if let Some(file) = source.get("file").and_then(Value::as_str) {
         super::read_file(file).map_err(|e| MintError::new(step, format!("{file}: {e}")))?
     } else if let Some(url) = source.get("url").and_then(Value::as_str) {
-        let mut req = Request::get(url);
+        let mut req = Request::get(url, env);
         if let Some(h) = source.get("headers").and_then(Value::as_object) {
             for (k, v) in h {
                 if let Some(v) = v.as_str() {
@@ -185,12 +185,12 @@ async fn subject_token(source: &Value) -> Result<Zeroizing<String>, MintError> {
 }
 
 /// Workload identity federation: STS token exchange (RFC 8693), then impersonation if asked.
-async fn external_account(v: &Value) -> Result<Login, MintError> {
+async fn external_account(v: &Value, env: Env<'_>) -> Result<Login, MintError> {
     let step = "exchange the external account's token";
     let source = v
         .get("credential_source")
         .ok_or_else(|| MintError::new(step, "the credentials file has no `credential_source`"))?;
-    let subject = subject_token(source).await?;
+    let subject = subject_token(source, env).await?;
     let token_url = v
         .get("token_url")
         .and_then(Value::as_str)
@@ -210,8 +210,8 @@ async fn external_account(v: &Value) -> Result<Login, MintError> {
         ("subject_token_type", field(v, "subject_token_type", step)?),
     ]);
     let step = format!("exchange the external account's token at {token_url}");
-    let reply = super::post_form(token_url, &step, body).await?;
-    let federated = token_answer(&step, &reply)?;
+    let reply = super::post_form(token_url, &step, body, env).await?;
+    let federated = token_answer(&step, &reply, env)?;
     let Some(url) = v
         .get("service_account_impersonation_url")
         .and_then(Value::as_str)
@@ -220,14 +220,19 @@ async fn external_account(v: &Value) -> Result<Login, MintError> {
     };
     let step = format!("impersonate the service account ({url})");
     let body = serde_json::json!({ "scope": [SCOPE], "lifetime": "3600s" }).to_string();
-    let reply = Request::post(url, "application/json", Zeroizing::new(body.into_bytes()))
-        .header(
-            "authorization",
-            format!("Bearer {}", federated.password.expose_secret()),
-        )
-        .send()
-        .await
-        .map_err(|e| MintError::new(&step, e))?;
+    let reply = Request::post(
+        url,
+        "application/json",
+        Zeroizing::new(body.into_bytes()),
+        env,
+    )
+    .header(
+        "authorization",
+        format!("Bearer {}", federated.password.expose_secret()),
+    )
+    .send()
+    .await
+    .map_err(|e| MintError::new(&step, e))?;
     if !reply.ok() {
         return Err(MintError::new(step, super::oauth_error(&reply)));
     }
@@ -244,20 +249,22 @@ async fn external_account(v: &Value) -> Result<Login, MintError> {
         .and_then(|t| regops_spec::rules::expiry(t).ok());
     Ok(login(
         token,
-        super::token_expiry(super::now(), at, 3_600, &step)?,
+        super::token_expiry(env.now(), at, 3_600, &step)?,
     ))
 }
 
 /// The metadata server's token for the default service account (GKE Workload Identity).
 async fn metadata(env: Env<'_>) -> Result<Login, MintError> {
-    let host = env("GCE_METADATA_HOST").unwrap_or_else(|| "metadata.google.internal".into());
+    let host = env
+        .var("GCE_METADATA_HOST")
+        .unwrap_or_else(|| "metadata.google.internal".into());
     let url = format!(
         "http://{host}/computeMetadata/v1/instance/service-accounts/default/token?scopes={SCOPE}"
     );
     let step =
         format!("get a token from the metadata server ({host}; no GOOGLE_APPLICATION_CREDENTIALS)");
-    let mut req = Request::get(&url).header("metadata-flavor", "Google");
+    let mut req = Request::get(&url, env).header("metadata-flavor", "Google");
     req.timeout = std::time::Duration::from_secs(5);
     let reply = req.send().await.map_err(|e| MintError::new(&step, e))?;
-    token_answer(&step, &reply)
+    token_answer(&step, &reply, env)
 }

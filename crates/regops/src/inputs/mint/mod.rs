@@ -82,8 +82,49 @@ impl std::fmt::Display for MintError {
 
 impl std::error::Error for MintError {}
 
-/// Where a source reads its settings: the process environment, or a test's.
-pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+/// What a source reads from its run: its settings (the process environment, or a test's),
+/// how long one request may take (`--request-timeout`) and the run's clock.
+#[derive(Clone, Copy)]
+pub struct Env<'a> {
+    vars: &'a dyn Fn(&str) -> Option<String>,
+    /// How long one request may take, its answer included.
+    pub timeout: Duration,
+    clock: &'a dyn crate::clock::Clock,
+}
+
+impl<'a> Env<'a> {
+    /// The process environment, with the run's context.
+    pub fn process(ctx: &'a crate::context::RunContext) -> Env<'a> {
+        Env {
+            vars: &process_var,
+            timeout: ctx.request_timeout,
+            clock: &*ctx.clock,
+        }
+    }
+
+    /// Settings read from `vars`, with the default request timeout, on the system clock.
+    pub fn vars(vars: &'a dyn Fn(&str) -> Option<String>) -> Env<'a> {
+        Env {
+            vars,
+            timeout: crate::context::RunContext::DEFAULT_REQUEST_TIMEOUT,
+            clock: &crate::clock::SystemClock,
+        }
+    }
+
+    /// The setting `key`, if it is set.
+    pub fn var(&self, key: &str) -> Option<String> {
+        (self.vars)(key)
+    }
+
+    /// Unix seconds now, on the run's clock.
+    pub fn now(&self) -> i64 {
+        crate::clock::unix_now(self.clock)
+    }
+}
+
+fn process_var(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
 
 /// An answer: status, the headers a source reads, the body (zeroed on drop: it holds tokens).
 pub struct Reply {
@@ -114,23 +155,25 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    pub fn get(url: &'a str) -> Self {
+    /// A GET of `url`, within `env`'s request timeout.
+    pub fn get(url: &'a str, env: Env<'_>) -> Self {
         Request {
             method: "GET",
             url,
             headers: Vec::new(),
             body: Zeroizing::new(Vec::new()),
-            timeout: crate::cluster::retry::request_timeout(),
+            timeout: env.timeout,
         }
     }
 
-    pub fn post(url: &'a str, content_type: &str, body: Zeroizing<Vec<u8>>) -> Self {
+    /// A POST of `body` to `url`, within `env`'s request timeout.
+    pub fn post(url: &'a str, content_type: &str, body: Zeroizing<Vec<u8>>, env: Env<'_>) -> Self {
         Request {
             method: "POST",
             url,
             headers: vec![("content-type", content_type.to_string())],
             body,
-            timeout: crate::cluster::retry::request_timeout(),
+            timeout: env.timeout,
         }
     }
 
@@ -288,13 +331,6 @@ pub fn skew_note(reply: &Reply, now: i64) -> Option<String> {
     })
 }
 
-/// Unix seconds now.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 /// Mints a token for credential `name` of `spec`: its source, and the registry that uses it
 /// (ACR exchanges at the registry).
 pub async fn mint(spec: &Spec, name: &str, env: Env<'_>) -> Result<Login, MintError> {
@@ -325,15 +361,18 @@ pub async fn mint(spec: &Spec, name: &str, env: Env<'_>) -> Result<Login, MintEr
 /// [`mint`] from synchronous code (`render` and `validate`, which need every token before they
 /// start), on a thread of its own with its own runtime. Never from async code: planning mints
 /// with [`mint`] itself (`Prepared::mint_due`), so a hung endpoint blocks no runtime.
-pub fn mint_blocking(spec: &Spec, name: &str) -> Result<Login, MintError> {
+pub fn mint_blocking(
+    spec: &Spec,
+    name: &str,
+    ctx: &crate::context::RunContext,
+) -> Result<Login, MintError> {
     std::thread::scope(|s| {
         s.spawn(|| {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| MintError::new("start the async runtime", e.to_string()))?;
-            let env = |k: &str| std::env::var(k).ok();
-            rt.block_on(mint(spec, name, &env))
+            rt.block_on(mint(spec, name, Env::process(ctx)))
         })
         .join()
         .unwrap_or_else(|_| {
@@ -347,7 +386,7 @@ pub fn mint_blocking(spec: &Spec, name: &str) -> Result<Login, MintError> {
 
 /// The home directory, for `~/.aws` and gcloud's well-known file.
 pub fn home(env: Env<'_>) -> Option<std::path::PathBuf> {
-    env("HOME").map(std::path::PathBuf::from)
+    env.var("HOME").map(std::path::PathBuf::from)
 }
 
 /// `error` and `error_description` of an OAuth 2.0 error answer (RFC 6749 §5.2), or the status.
@@ -379,8 +418,9 @@ pub async fn post_form(
     url: &str,
     step: &str,
     body: Zeroizing<Vec<u8>>,
+    env: Env<'_>,
 ) -> Result<Reply, MintError> {
-    let reply = Request::post(url, "application/x-www-form-urlencoded", body)
+    let reply = Request::post(url, "application/x-www-form-urlencoded", body, env)
         .send()
         .await
         .map_err(|e| MintError::new(step, e))?;

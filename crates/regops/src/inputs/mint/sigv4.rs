@@ -159,8 +159,8 @@ pub fn amz_date(unix: i64) -> String {
 }
 
 /// Why a service refuses a signed request (the verifying side, which only the tests' fake
-/// AWS services use: `test-support`).
-#[cfg(any(test, feature = "test-support"))]
+/// AWS services use: nothing in the binary calls it, so the linker leaves it out).
+#[doc(hidden)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// No or a malformed `Authorization` header, or no `x-amz-date`.
@@ -173,7 +173,7 @@ pub enum Refusal {
     Mismatch,
 }
 
-#[cfg(any(test, feature = "test-support"))]
+#[doc(hidden)]
 /// Checks a request as an AWS service does: the access key is known (`secret_for`), the
 /// `x-amz-date` is within five minutes of `now`, and the signature over the signed headers
 /// matches. `headers` are the request's, as received.

@@ -16,6 +16,26 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Runs `f` on each entry of `dir`, in order, each with its snapshots named
+/// `<test>@<entry's name>` and the entry as their input file: what `insta::glob!("dir/*", f)`
+/// does, without the globset and walkdir that insta's `glob` feature adds to the test build
+/// (globset turns on regex features the binary does not use, so `cargo test` built regex,
+/// and everything above it, again after `cargo run`).
+pub fn each_entry(dir: &std::path::Path, mut f: impl FnMut(&std::path::Path)) {
+    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    assert!(!paths.is_empty(), "nothing in {}", dir.display());
+    for path in &paths {
+        let mut settings = insta::Settings::clone_current();
+        settings.set_input_file(path);
+        settings.set_snapshot_suffix(path.file_name().unwrap().to_str().unwrap());
+        settings.bind(|| f(path));
+    }
+}
+
 /// Tests that time leases and watches in seconds share this lock (`timing`); the heavy ones
 /// (the musl build and image, the kubelet's pods) hold it alone (`heavy`), so that in one test
 /// binary a build on both cores never starves a lease renewal.
