@@ -253,6 +253,13 @@ pub fn render(diags: &Diagnostics, sources: &Sources, opts: RenderOptions) -> St
                 .or_insert_with(|| {
                     let text = sources.display_text(l.file);
                     let long = text.split('\n').any(|line| line.len() > MAX_SHOWN_LINE);
+                    // A file shown whole is escaped here, once (a control character in it is
+                    // shown as `?`, in place); one with long lines is cut around each
+                    // diagnostic's labels first, and the cut excerpt escaped then.
+                    let text = match (long, crate::untrusted::same_offsets(&text)) {
+                        (false, std::borrow::Cow::Owned(o)) => Arc::from(o),
+                        _ => text,
+                    };
                     (text, long)
                 })
                 .clone()
@@ -357,6 +364,8 @@ struct MietteAdapter {
 }
 
 impl MietteAdapter {
+    /// `display` is the primary file's text and whether it has lines to cut; a file without
+    /// them comes escaped ([`crate::untrusted::same_offsets`]).
     fn new(d: &Diagnostic, sources: &Sources, display: Option<(Arc<str>, bool)>) -> Self {
         let primary_file = d.primary().map(|l| l.file);
         let mut help = d.help.clone();
@@ -418,11 +427,7 @@ impl MietteAdapter {
                     });
                 }
             } else {
-                // The spec is data: a control character in it is shown as `?`, in place.
-                let text = match crate::untrusted::same_offsets(&text) {
-                    std::borrow::Cow::Borrowed(_) => text,
-                    std::borrow::Cow::Owned(o) => Arc::from(o),
-                };
+                // Escaped already, once per file, by `render`.
                 source = Some(NamedSource::new(
                     crate::untrusted::terminal(&file.name),
                     text,

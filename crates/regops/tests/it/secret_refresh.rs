@@ -341,6 +341,11 @@ fn rotated_at_the_source(source: &Source) {
         "written {:?} after the rotation, with a 2 s refreshInterval",
         rotated.elapsed()
     );
+    // The test server logs a request after its store has changed: the new value can be read
+    // an instant before its write is in the log.
+    wait_for(&ctl, "the write in the log", Duration::from_secs(5), || {
+        writes_to(&c, "harbor-pull") >= 2
+    });
     assert_eq!(writes_to(&c, "harbor-pull"), 2);
     // The new value is recorded with it, so a later plan sees nothing moved.
     let second_record = record();
