@@ -256,9 +256,13 @@ pub fn render(diags: &Diagnostics, sources: &Sources, opts: RenderOptions) -> St
                     // A file shown whole is escaped here, once (a control character in it is
                     // shown as `?`, in place); one with long lines is cut around each
                     // diagnostic's labels first, and the cut excerpt escaped then.
-                    let text = match (long, crate::untrusted::same_offsets(&text)) {
-                        (false, std::borrow::Cow::Owned(o)) => Arc::from(o),
-                        _ => text,
+                    let text = if long {
+                        text
+                    } else {
+                        match crate::untrusted::same_offsets(&text) {
+                            std::borrow::Cow::Owned(o) => Arc::from(o),
+                            std::borrow::Cow::Borrowed(_) => text,
+                        }
                     };
                     (text, long)
                 })

@@ -1,6 +1,7 @@
-//! The one clock regops reads: the monotonic time the Lease, its renewal, the retries' backoff
-//! and the controller's schedules are judged by, the wall-clock time stamped on records, and
-//! the sleeps between attempts. A run gets it in its [`crate::context::RunContext`]; the
+//! The one clock regops reads: the monotonic time the Lease, its renewal and the retries'
+//! backoff are judged by, the wall-clock time stamped on records and compared with expiry
+//! dates, and the sleeps between attempts. (The controller's own schedules take `now` as an
+//! argument and run on tokio's clock, which tokio's paused time can drive.) A run gets it in its [`crate::context::RunContext`]; the
 //! process's is [`SystemClock`], and in-process tests hand in a [`ManualClock`] that they move
 //! on themselves, so a Lease's fifteen seconds pass in no real time.
 //!
@@ -72,7 +73,9 @@ pub fn unix_now(clock: &dyn Clock) -> i64 {
 /// A clock that moves only when told to, or when something sleeps on it: a sleep moves it on
 /// by the time slept and returns at once (after yielding, so other tasks run), as if that time
 /// had passed with nothing else happening. Shared across threads: the Lease's renewal thread
-/// and the test read the same time.
+/// and the test read the same time. Two sleeps at once both move it (their times add up), so
+/// a test lets one thing sleep on it at a time: the Lease's tests wait for the renewal thread
+/// in real time while it sleeps.
 #[cfg(test)]
 #[derive(Debug)]
 pub struct ManualClock {

@@ -14,7 +14,10 @@
 //! cores, and turned on serde_json's `float_roundtrip` for the tests only, which rebuilt
 //! serde_json and everything above it (k8s-openapi, kube) between `cargo run` and `cargo test`.
 //! The keywords' meaning is the draft's; `pattern` is searched for (not anchored), as ECMA-262
-//! regular expressions are in §6.3.3.
+//! regular expressions are in §6.3.3, and its `\d` and `\w` are ECMA-262's, ASCII only (Rust's
+//! regex would take any Unicode digit). A keyword whose value is not of the kind the draft
+//! gives it (an `enum` that is not an array, a `minimum` that is not a number) is refused when
+//! the validator is made, rather than passing every instance.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -167,9 +170,30 @@ impl Validator {
                     let Value::String(p) = sub else {
                         return Err(SchemaError(format!("{here}: not a string")));
                     };
-                    let re =
-                        regex::Regex::new(p).map_err(|e| SchemaError(format!("{here}: {e}")))?;
+                    let re = regex::Regex::new(&ecma_classes(p))
+                        .map_err(|e| SchemaError(format!("{here}: {e}")))?;
                     self.patterns.insert(p.clone(), re);
+                }
+                "enum" | "required" if !sub.is_array() => {
+                    return Err(SchemaError(format!("{here}: not an array")));
+                }
+                "required"
+                    if !sub
+                        .as_array()
+                        .is_some_and(|a| a.iter().all(Value::is_string)) =>
+                {
+                    return Err(SchemaError(format!("{here}: not an array of names")));
+                }
+                "type" if !type_names(sub) => {
+                    return Err(SchemaError(format!(
+                        "{here}: not a type name or a list of them"
+                    )));
+                }
+                "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" | "minLength"
+                | "maxLength" | "minItems" | "maxItems"
+                    if !sub.is_number() =>
+                {
+                    return Err(SchemaError(format!("{here}: not a number")));
                 }
                 "$ref" => {
                     let Value::String(r) = sub else {
@@ -383,6 +407,46 @@ impl Validator {
     }
 }
 
+/// Whether `t` is a type name of the draft, or a list of them (validation §6.1.1).
+fn type_names(t: &Value) -> bool {
+    const NAMES: &[&str] = &[
+        "null", "boolean", "object", "array", "number", "string", "integer",
+    ];
+    match t {
+        Value::String(s) => NAMES.contains(&s.as_str()),
+        Value::Array(a) => a
+            .iter()
+            .all(|x| x.as_str().is_some_and(|s| NAMES.contains(&s))),
+        _ => false,
+    }
+}
+
+/// `pattern` with ECMA-262's meaning of `\d`, `\D`, `\w` and `\W` (ASCII digits and word
+/// characters), which Rust's regex gives to every Unicode digit and letter. A class inside a
+/// class is a union in Rust's syntax, so they may stand inside brackets too.
+fn ecma_classes(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('d') => out.push_str("[0-9]"),
+            Some('D') => out.push_str("[^0-9]"),
+            Some('w') => out.push_str("[A-Za-z0-9_]"),
+            Some('W') => out.push_str("[^A-Za-z0-9_]"),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
 /// Whether `v` is of the JSON Schema type `t`; an integer is a number with no fraction
 /// (2020-12 validation §6.1.1).
 fn is_type(v: &Value, t: &str) -> bool {
@@ -520,7 +584,32 @@ mod tests {
         assert!(validator_for(&json!({"if": {"type": "string"}})).is_err());
         assert!(validator_for(&json!({"properties": {"a": {"$ref": "#/$defs/Nope"}}})).is_err());
         assert!(validator_for(&json!({"pattern": "("})).is_err());
+        assert!(validator_for(&json!({"enum": "a"})).is_err());
+        assert!(validator_for(&json!({"required": [1]})).is_err());
+        assert!(validator_for(&json!({"minimum": "1"})).is_err());
+        assert!(validator_for(&json!({"type": "text"})).is_err());
         assert!(validator_for(&json!({"format": "uint", "description": "x"})).is_ok());
+    }
+
+    /// `\d` and `\w` are ECMA-262's: ASCII only, also inside a class; an escaped backslash
+    /// stays one.
+    #[test]
+    fn patterns_have_ecma_262s_digits_and_word_characters() {
+        let s = json!({"pattern": "^\\d{2}[\\w-]$"});
+        assert_eq!(errors(s.clone(), json!("12a")), Vec::<String>::new());
+        assert_eq!(errors(s.clone(), json!("12-")), Vec::<String>::new());
+        assert_eq!(
+            errors(s.clone(), json!("\u{663}2a")).len(),
+            1,
+            "an Arabic-Indic digit"
+        );
+        assert_eq!(
+            errors(s, json!("12\u{e9}")).len(),
+            1,
+            "a letter beyond ASCII"
+        );
+        let backslash = json!({"pattern": "^\\\\d$"});
+        assert_eq!(errors(backslash, json!("\\d")), Vec::<String>::new());
     }
 
     #[test]

@@ -28,10 +28,19 @@ pub fn each_entry(dir: &std::path::Path, mut f: impl FnMut(&std::path::Path)) {
         .collect();
     paths.sort();
     assert!(!paths.is_empty(), "nothing in {}", dir.display());
+    // As glob! does, every entry is run and the failures are told together (so one run
+    // writes every changed snapshot).
+    let mut failed = Vec::new();
     for path in &paths {
         let mut settings = insta::Settings::clone_current();
         settings.set_input_file(path);
         settings.set_snapshot_suffix(path.file_name().unwrap().to_str().unwrap());
-        settings.bind(|| f(path));
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            settings.bind(|| f(path));
+        }));
+        if run.is_err() {
+            failed.push(path.display().to_string());
+        }
     }
+    assert!(failed.is_empty(), "failed for {}", failed.join(", "));
 }

@@ -333,7 +333,7 @@ impl Controller<'_> {
             }
             if self.refresh.next_due().is_some_and(|at| at <= now) {
                 let policy = self.prepared.loaded.policy.clone();
-                self.refresh.start_due(now, &policy);
+                self.refresh.start_due(now, &policy, &self.conn.ctx);
             }
             if let Some(work) = self.queue.take() {
                 if work == Work::Full {

@@ -159,16 +159,22 @@ impl Refresh {
 
     /// Starts a read of each secret due at `now`, on the blocking pool; their results come
     /// from [`Refresh::next_done`].
-    pub fn start_due(&mut self, now: Instant, policy: &regops_spec::trust::Policy) -> usize {
+    pub fn start_due(
+        &mut self,
+        now: Instant,
+        policy: &regops_spec::trust::Policy,
+        ctx: &crate::context::RunContext,
+    ) -> usize {
         let keys = self.take_due(now);
         for key in &keys {
             let Some(e) = self.entries.get(key) else {
                 continue;
             };
-            let (key, source, policy) = (key.clone(), e.source.clone(), policy.clone());
+            let (key, source, policy, ctx) =
+                (key.clone(), e.source.clone(), policy.clone(), ctx.clone());
             self.in_flight.spawn_blocking(move || {
-                let got =
-                    crate::inputs::secret_managers::read_blocking(&source, &policy).map(|v| {
+                let got = crate::inputs::secret_managers::read_blocking(&source, &policy, &ctx)
+                    .map(|v| {
                         let record = regops_core::ownership::value_record(&key, v.as_bytes());
                         (v, record)
                     });

@@ -33,8 +33,9 @@ pub fn resolve(
     lookup: &IdentityLookup<'_>,
     env: &dyn Fn(&str) -> Option<String>,
     wanted: Option<&[&str]>,
+    ctx: &crate::context::RunContext,
 ) -> Result<BTreeMap<String, Login>, Diagnostics> {
-    resolve_inner(loaded, lookup, env, wanted, None)
+    resolve_inner(loaded, lookup, env, wanted, None, ctx)
 }
 
 /// As [`resolve`], but a credential helper that fails is not an error: its diagnostic goes to
@@ -45,8 +46,9 @@ pub fn resolve_lenient(
     env: &dyn Fn(&str) -> Option<String>,
     wanted: Option<&[&str]>,
     failed: &mut Vec<(String, Diagnostic)>,
+    ctx: &crate::context::RunContext,
 ) -> Result<BTreeMap<String, Login>, Diagnostics> {
-    resolve_inner(loaded, lookup, env, wanted, Some(failed))
+    resolve_inner(loaded, lookup, env, wanted, Some(failed), ctx)
 }
 
 fn resolve_inner(
@@ -55,10 +57,14 @@ fn resolve_inner(
     env: &dyn Fn(&str) -> Option<String>,
     wanted: Option<&[&str]>,
     mut helper_failures: Option<&mut Vec<(String, Diagnostic)>>,
+    ctx: &crate::context::RunContext,
 ) -> Result<BTreeMap<String, Login>, Diagnostics> {
     let (spec, sources): (&Spec, &Sources) = (&loaded.spec, &loaded.sources);
     let mut identities: Option<Result<Identities, CryptoError>> = None;
-    let mut fetched = Fetched::new();
+    let mut fetched = Fetched {
+        ctx,
+        values: BTreeMap::new(),
+    };
     let mut out = BTreeMap::new();
     let mut diags = Diagnostics::default();
     for (name, cred) in &spec.credentials {
@@ -200,8 +206,12 @@ fn from_helper(
 /// The values read from secret managers in this run, by [`crate::inputs::secret_managers::cache_key`]:
 /// each secret is read once, however many credentials name it.
 /// Each value comes with its record ([`regops_core::ownership::value_record`]), made once.
-type Fetched =
-    BTreeMap<String, Result<(Zeroizing<String>, String), crate::inputs::mint::MintError>>;
+/// They are read with the run's context (`--request-timeout` bounds the token requests on
+/// the way).
+struct Fetched<'a> {
+    ctx: &'a crate::context::RunContext,
+    values: BTreeMap<String, Result<(Zeroizing<String>, String), crate::inputs::mint::MintError>>,
+}
 
 /// A password from a secret manager (`awsSecretsManager:`, `gcpSecretManager:`,
 /// `azureKeyVault:`, `vault:`): allowed by the
@@ -213,7 +223,7 @@ type Fetched =
 fn from_secret_manager(
     cred: &Credential,
     policy: &Policy,
-    fetched: &mut Fetched,
+    fetched: &mut Fetched<'_>,
 ) -> Result<(SecretString, String), Diagnostic> {
     use regops_spec::trust::{secret_of, secret_refusal};
     let name = &cred.name.value;
@@ -240,8 +250,9 @@ fn from_secret_manager(
         )));
     }
     let key = crate::inputs::secret_managers::cache_key(source).unwrap_or_default();
-    let got = fetched.entry(key.clone()).or_insert_with(|| {
-        crate::inputs::secret_managers::read_blocking(source, policy).map(|v| {
+    let ctx = fetched.ctx;
+    let got = fetched.values.entry(key.clone()).or_insert_with(|| {
+        crate::inputs::secret_managers::read_blocking(source, policy, ctx).map(|v| {
             let record = regops_core::ownership::value_record(&key, v.as_bytes());
             (v, record)
         })
@@ -270,7 +281,7 @@ fn password(
     identities: &mut Option<Result<Identities, CryptoError>>,
     lookup: &IdentityLookup<'_>,
     env: &dyn Fn(&str) -> Option<String>,
-    fetched: &mut Fetched,
+    fetched: &mut Fetched<'_>,
 ) -> Result<(SecretString, Option<String>), Diagnostic> {
     let name = &cred.name.value;
     let undecryptable = |loc: Loc, why: &str, help: String| {
@@ -541,6 +552,7 @@ fn read_secret_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::RunContext;
     use secrecy::ExposeSecret;
 
     #[test]
@@ -570,7 +582,7 @@ mod tests {
             files: &[],
             env: &env,
         };
-        let logins = resolve(&loaded, &lookup, &env, None).unwrap();
+        let logins = resolve(&loaded, &lookup, &env, None, &RunContext::default()).unwrap();
         use sha2::Digest;
         let expected: String = sha2::Sha256::digest(ct.trim().as_bytes())
             .iter()
@@ -605,7 +617,7 @@ mod tests {
             files: &[],
             env: &env,
         };
-        let Err(diags) = resolve(&loaded, &lookup, &env, None) else {
+        let Err(diags) = resolve(&loaded, &lookup, &env, None, &RunContext::default()) else {
             panic!("resolved");
         };
         let codes: Vec<&str> = diags.iter().map(|d| d.code).collect();

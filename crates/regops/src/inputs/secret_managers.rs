@@ -656,6 +656,7 @@ pub fn cache_key(source: &SecretSource) -> Option<String> {
 pub fn read_blocking(
     source: &SecretSource,
     policy: &Policy,
+    ctx: &crate::context::RunContext,
 ) -> Result<Zeroizing<String>, MintError> {
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -663,9 +664,9 @@ pub fn read_blocking(
                 .enable_all()
                 .build()
                 .map_err(|e| MintError::new("start the async runtime", e.to_string()))?;
-            // Each read is capped at READ_TIMEOUT, whatever the run's request timeout.
-            let ctx = crate::context::RunContext::default();
-            let env = Env::process(&ctx);
+            // The token requests on the way take the run's request timeout; the read itself
+            // is capped at READ_TIMEOUT.
+            let env = Env::process(ctx);
             rt.block_on(async {
                 match source {
                     SecretSource::AwsSecretsManager {

@@ -87,18 +87,23 @@ pub(crate) fn load_checked(
     Ok(loaded)
 }
 
+/// The logins of the credentials `wanted` (all without), read with the run's context (a
+/// secret manager's token requests are bounded by its request timeout).
 pub(crate) fn resolve_logins(
     loaded: &Loaded,
     identity_files: &[PathBuf],
     wanted: Option<&[&str]>,
+    ctx: &crate::context::RunContext,
 ) -> Result<BTreeMap<String, Login>, Failure> {
     let lookup = IdentityLookup {
         files: identity_files,
         env: &env_var,
     };
-    credentials::resolve(loaded, &lookup, &env_var, wanted).map_err(|diagnostics| Failure::Spec {
-        sources: loaded.sources.clone(),
-        diagnostics,
+    credentials::resolve(loaded, &lookup, &env_var, wanted, ctx).map_err(|diagnostics| {
+        Failure::Spec {
+            sources: loaded.sources.clone(),
+            diagnostics,
+        }
     })
 }
 
@@ -155,6 +160,9 @@ pub(crate) fn prepare_checked(
     check: SourcesCheck<'_>,
 ) -> Result<Prepared, Failure> {
     let (spec, identities, namespaces) = (&run.spec, &run.identities, &run.namespaces);
+    // Made before anything is read from outside: a secret manager's token requests are
+    // bounded by the run's request timeout too.
+    let ctx = run.cluster.run_context();
     let loaded = load_checked(spec, term, check)?;
     let only = only_namespaces(namespaces, "-n")?;
     let lookup = IdentityLookup {
@@ -168,6 +176,7 @@ pub(crate) fn prepare_checked(
         &env_var,
         Some(&used_credentials(&loaded.spec)),
         &mut failed,
+        &ctx,
     )
     .map_err(|diagnostics| Failure::Spec {
         sources: loaded.sources.clone(),
@@ -211,7 +220,7 @@ pub(crate) fn prepare_checked(
         tokens: std::sync::Mutex::new(tokens),
         mint: run.mint,
         minting: std::sync::Mutex::default(),
-        ctx: run.cluster.run_context(),
+        ctx,
     })
 }
 

@@ -73,7 +73,12 @@ pub fn rekey(spec: &SpecOptions, identities: &[PathBuf], term: &Term) -> Result<
     if encrypted.is_empty() {
         return Ok(Rekeyed::default());
     }
-    let logins = resolve_logins(&loaded, identities, Some(&encrypted))?;
+    let logins = resolve_logins(
+        &loaded,
+        identities,
+        Some(&encrypted),
+        &crate::context::RunContext::default(),
+    )?;
     let mut armors: BTreeMap<&str, String> = BTreeMap::new();
     for name in &encrypted {
         let login = logins

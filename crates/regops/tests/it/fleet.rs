@@ -585,10 +585,7 @@ fn clusters_are_worked_on_at_once_within_the_bound() {
 #[test]
 fn a_controller_works_on_one_cluster_of_the_fleet() {
     let f = Fleet::healthy();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = common::listen_port();
     let mut child = regops()
         .env("REGOPS_CRED_HARBOR_PASSWORD", PASSWORD)
         .args(["apply", "-f"])

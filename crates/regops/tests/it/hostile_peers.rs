@@ -382,10 +382,7 @@ fn a_watch_that_only_ever_adds_is_held_to_the_item_cap() {
             .verb("watch")
             .resource("namespaces"),
     );
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = common::listen_port();
     let mut child = regops()
         .args(["apply", "--watch", "--max-list-items", "200", "--listen"])
         .arg(format!("127.0.0.1:{port}"))

@@ -880,11 +880,7 @@ fn a_hung_token_endpoint_does_not_hold_up_healthz() {
     cloud.state.lock().unwrap().hang_ecr = Some(std::time::Duration::from_secs(8));
     let c = Cluster::new(&ecr_spec("", "web"));
     namespace(&c, "web");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::listen_port();
     let mut cmd = regops();
     cmd.env("REGOPS_CRED_ROBOT_PW", "robot-password-MARKER")
         .env("AWS_ENDPOINT_URL_ECR", cloud.url())
@@ -938,11 +934,7 @@ fn apply_watch_asks_again_for_a_token_that_failed_with_backoff() {
     cloud.state.lock().unwrap().deny_ecr = true;
     let c = Cluster::new(&ecr_spec("", "web"));
     namespace(&c, "web");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::listen_port();
     let mut cmd = regops();
     cmd.env("REGOPS_CRED_ROBOT_PW", "robot-password-MARKER")
         .env("AWS_ENDPOINT_URL_ECR", cloud.url())

@@ -644,6 +644,31 @@ fn check_plan_and_apply_read_google_and_azure_secrets_once_per_run() {
     assert_eq!(password(&c, "quay.example.com"), "pinned-MARKER");
 }
 
+/// The token a secret manager is read with is asked for within the run's
+/// `--request-timeout`, as every request to a cloud is (the read itself has its own cap): an
+/// Entra ID that never answers fails the plan after the flag's second, naming where.
+#[test]
+fn a_hung_token_endpoint_gets_the_runs_request_timeout() {
+    let cloud = clouds();
+    cloud.state.lock().unwrap().hang_entra = Some(std::time::Duration::from_secs(40));
+    let c = Cluster::new(&cloud_spec(GCP_NAME, "myvault", "registry-quay"));
+    let r = clean(
+        with_clouds(&cloud)
+            .args(["plan", "--request-timeout", "1s", "-f"])
+            .arg(&c.spec)
+            .arg("--kubeconfig")
+            .arg(&c.kubeconfig)
+            .args(ALLOWED_CLOUDS),
+    );
+    assert_eq!(r.code, 1, "{}", r.transcript());
+    assert!(
+        says_wrapped(&r, "/oauth2/v2.0/token in 1 s"),
+        "{}",
+        r.transcript()
+    );
+    assert_eq!(cloud.calls("keyvault"), 0, "nothing read without a token");
+}
+
 #[test]
 fn a_google_or_azure_secret_the_operator_did_not_allow_or_a_crafted_name_is_refused_before_any_call()
  {

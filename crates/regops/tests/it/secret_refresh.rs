@@ -201,10 +201,7 @@ fn regops(c: &common::Cluster, cloud: &Cloud, source: &Source, args: &[&str]) ->
 }
 
 fn start_with(c: &common::Cluster, cloud: &Cloud, source: &Source, extra: &[&str]) -> Controller {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = common::listen_port();
     let mut cmd = regops(c, cloud, source, &["apply", "--watch", "--resync", "1h"]);
     cmd.args(extra)
         .args(["--listen", &format!("127.0.0.1:{port}")])

@@ -134,10 +134,7 @@ impl Env {
 
     /// Runs regops with `args` (where `{port}` is the listener's port) and the kubeconfig.
     fn run(&self, args: &[String]) -> Controller {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let port = common::listen_port();
         let mut cmd = common::regops();
         cmd.args(args.iter().map(|a| a.replace("{port}", &port.to_string())))
             .arg("--kubeconfig")

@@ -12,7 +12,15 @@ pub(super) fn check(args: CheckArgs, term: &Term) -> Outcome {
     let decrypted = if args.no_decrypt {
         None
     } else {
-        Some(resolve_logins(&loaded, &args.identity.identity, None)?.len())
+        Some(
+            resolve_logins(
+                &loaded,
+                &args.identity.identity,
+                None,
+                &crate::context::RunContext::default(),
+            )?
+            .len(),
+        )
     };
     // Each registry's CA file is readable and holds certificates: a missing or wrong one is
     // found here, not at the first login.

@@ -24,13 +24,10 @@ pub(super) fn render(args: RenderArgs, term: &Term) -> Outcome {
     }
     crate::ops::load::only_namespaces(&args.namespaces, "--namespaces")?;
     let used = used_credentials(spec);
-    let mut logins = resolve_logins(&loaded, &args.identity.identity, Some(&used))?;
-    crate::ops::load::mint_all(
-        &loaded,
-        &mut logins,
-        &used,
-        &crate::context::RunContext::default(),
-    )?;
+    // render has no --request-timeout: the flag's default.
+    let ctx = crate::context::RunContext::default();
+    let mut logins = resolve_logins(&loaded, &args.identity.identity, Some(&used), &ctx)?;
+    crate::ops::load::mint_all(&loaded, &mut logins, &used, &ctx)?;
     let given = (!args.namespaces.is_empty()).then_some(args.namespaces.as_slice());
     if let Some(members) = crate::ops::fleet::members(&loaded, &args.fleet.clusters, None, None)? {
         // One YAML stream per cluster, each under a comment naming it: `--cluster NAME` gives

@@ -36,7 +36,7 @@ pub(super) fn validate(args: ValidateArgs, term: &Term) -> Outcome {
         .filter(|r| args.registry.is_empty() || args.registry.contains(&r.name.value))
         .collect();
     let wanted: Vec<&str> = chosen.iter().map(|r| r.credential.as_str()).collect();
-    let mut logins = resolve_logins(&loaded, &args.identity.identity, Some(&wanted))?;
+    let mut logins = resolve_logins(&loaded, &args.identity.identity, Some(&wanted), &ctx)?;
     crate::ops::load::mint_all(&loaded, &mut logins, &wanted, &ctx)?;
     let image_ref = args
         .image

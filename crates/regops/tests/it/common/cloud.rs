@@ -100,6 +100,8 @@ pub struct State {
     pub huge_secret: bool,
     /// Secrets Manager answers only after this long (a read in flight, for the controller).
     pub hang_secrets: Option<std::time::Duration>,
+    /// Entra ID answers a token request only after this long.
+    pub hang_entra: Option<std::time::Duration>,
     /// The `GetSecretValue` bodies received, as JSON.
     pub secret_requests: Vec<serde_json::Value>,
     /// Vault's KV v2 secrets: `<mount>/<path>` to their data.
@@ -861,6 +863,10 @@ async fn handle(
     // Entra ID
     if path.ends_with("/oauth2/v2.0/token") {
         count("entra");
+        let hang = state.lock().unwrap().hang_entra;
+        if let Some(d) = hang {
+            tokio::time::sleep(d).await;
+        }
         let f = form(&body);
         let ok = f.get("client_secret").map(String::as_str) == Some(AZURE_SECRET)
             || f.get("client_assertion").map(String::as_str) == Some(AZURE_FEDERATED);

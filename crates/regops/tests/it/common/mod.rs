@@ -16,6 +16,32 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// A free port for a server that a child process (the controller, a registry) will bind.
+/// Not one the kernel handed out (`bind(0)` then closed): that is in the ephemeral range, where
+/// the kernel also picks the local port of every outgoing connection, and with tests running at
+/// once one of those took it before the child bound it ("Address already in use"). These come
+/// from below the ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`), each once per
+/// test binary, and are checked free.
+pub fn listen_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (from, span) = (low.saturating_sub(12_000).max(1024), 11_000);
+    // A start that differs between test binaries run at once.
+    let start = std::process::id() % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(from + (start + n) % span).unwrap();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range");
+}
+
 /// Runs `f` on each entry of `dir`, in order, each with its snapshots named
 /// `<test>@<entry's name>` and the entry as their input file: what `insta::glob!("dir/*", f)`
 /// does, without the globset and walkdir that insta's `glob` feature adds to the test build
@@ -28,12 +54,21 @@ pub fn each_entry(dir: &std::path::Path, mut f: impl FnMut(&std::path::Path)) {
         .collect();
     paths.sort();
     assert!(!paths.is_empty(), "nothing in {}", dir.display());
+    // As glob! does, every entry is run and the failures are told together (so one run
+    // writes every changed snapshot).
+    let mut failed = Vec::new();
     for path in &paths {
         let mut settings = insta::Settings::clone_current();
         settings.set_input_file(path);
         settings.set_snapshot_suffix(path.file_name().unwrap().to_str().unwrap());
-        settings.bind(|| f(path));
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            settings.bind(|| f(path));
+        }));
+        if run.is_err() {
+            failed.push(path.display().to_string());
+        }
     }
+    assert!(failed.is_empty(), "failed for {}", failed.join(", "));
 }
 
 /// Tests that time leases and watches in seconds share this lock (`timing`); the heavy ones

@@ -23,11 +23,7 @@ impl Drop for Registry {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    super::listen_port()
 }
 
 pub fn start(dir: &Path, name: &str, storage: &Path, tls: Option<(&Path, &Path)>) -> Registry {
