@@ -752,6 +752,19 @@ mod tests {
             crate::cluster::client::lock_connect(Some(self.kubeconfig.clone()), None)
         }
 
+        /// Takes the Lease as this process through `conn`, waiting up to `wait`; `warn` hears
+        /// of a takeover.
+        fn take(
+            &self,
+            conn: &Connection,
+            wait: Duration,
+            warn: &(dyn Fn(&str) + Sync),
+        ) -> Result<Lock, LockError> {
+            let me = holder_identity();
+            self.rt
+                .block_on(acquire(conn, &settings(&me, wait), warn, self.renewal()))
+        }
+
         fn lease(&self) -> serde_json::Value {
             self.server
                 .object("leases", "default", "regops-x")
@@ -805,13 +818,7 @@ mod tests {
                 .push((m.to_string(), clock.elapsed()));
         };
         let lock = on
-            .rt
-            .block_on(acquire(
-                &conn,
-                &settings(&me, Duration::from_secs(90)),
-                &warn,
-                on.renewal(),
-            ))
+            .take(&conn, Duration::from_secs(90), &warn)
             .expect("taken over");
         let told = told.lock().expect("told").clone();
         assert_eq!(told.len(), 1, "{told:?}");
@@ -830,13 +837,7 @@ mod tests {
         let on = OnServer::start(Some(held_by_other()));
         let clock = crate::clock::ManualClock::new();
         let conn = on.conn(clock.clone());
-        let me = holder_identity();
-        let r = on.rt.block_on(acquire(
-            &conn,
-            &settings(&me, Duration::from_secs(10)),
-            &|_: &str| {},
-            on.renewal(),
-        ));
+        let r = on.take(&conn, Duration::from_secs(10), &|_: &str| {});
         let Err(LockError::Held { holder, .. }) = r else {
             panic!("not refused as held");
         };
@@ -860,16 +861,7 @@ mod tests {
         let on = OnServer::start(None);
         let clock = crate::clock::ManualClock::new();
         let conn = on.conn(clock.clone());
-        let me = holder_identity();
-        let lock = on
-            .rt
-            .block_on(acquire(
-                &conn,
-                &settings(&me, Duration::ZERO),
-                &|_: &str| {},
-                on.renewal(),
-            ))
-            .expect("held");
+        let lock = on.take(&conn, Duration::ZERO, &|_: &str| {}).expect("held");
         until(|| clock.elapsed() >= Duration::from_secs(60));
         assert!(
             clock.elapsed() >= Duration::from_secs(60),
@@ -911,15 +903,7 @@ mod tests {
         fault.verb = Some("update".into());
         fault.resource = Some("leases".into());
         on.server.add_fault(fault);
-        let lock = on
-            .rt
-            .block_on(acquire(
-                &conn,
-                &settings(&me, Duration::ZERO),
-                &|_: &str| {},
-                on.renewal(),
-            ))
-            .expect("held");
+        let lock = on.take(&conn, Duration::ZERO, &|_: &str| {}).expect("held");
         until(|| lock.lost());
         assert!(lock.lost(), "still held after {:?}", clock.elapsed());
         let at = clock.elapsed();
